@@ -1,0 +1,37 @@
+# Strongroom: `make run` starts the portal on a fresh machine; `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: run test bench migrate seed clean-venv
+
+$(VENV)/.runtime-deps: pyproject.toml scripts/pydeps.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PY) scripts/pydeps.py > $(VENV)/requirements-runtime.txt
+	$(PIP) install -q -r $(VENV)/requirements-runtime.txt
+	touch $@
+
+$(VENV)/.test-deps: $(VENV)/.runtime-deps
+	$(PY) scripts/pydeps.py test > $(VENV)/requirements-test.txt
+	$(PIP) install -q -r $(VENV)/requirements-test.txt
+	touch $@
+
+migrate: $(VENV)/.runtime-deps
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_lab
+
+run: seed
+	bash scripts/run.sh
+
+test: $(VENV)/.test-deps
+	bash scripts/test.sh
+
+bench: $(VENV)/.test-deps
+	$(PY) bench/engine.py $(BENCH_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,24 @@
+from django.conf import settings
+
+from portal.models import LabPersona
+from security import clock
+
+
+def shell(request):
+    """What the top bar needs on every page: who acts, personas, the clock."""
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {"lab_mode": settings.STRONGROOM_LAB_MODE}
+    from portal.services import can_play_personas
+
+    trainer = can_play_personas(request.user)
+    offset = clock.offset_seconds()
+    return {
+        "lab_mode": settings.STRONGROOM_LAB_MODE,
+        "is_trainer": trainer,
+        "personas": list(LabPersona.objects.select_related("principal")) if trainer else [],
+        "acting_principal": request.principal,
+        "real_principal": request.real_principal,
+        "current_persona": request.persona,
+        "lab_clock_now": clock.now() if offset else None,
+        "lab_clock_offset": offset,
+    }

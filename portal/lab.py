@@ -1,0 +1,123 @@
+"""The portal's part of the demo lab: tenancy, the trainer and the personas.
+
+`protection`'s `seed_lab` command calls this first, then each app's own part. Every write goes
+through the services as the trainer, so seeded data obeys the same rules as a person's clicks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
+
+from portal import services
+from portal.models import LabPersona, Region, ResourceGroup, Subscription
+from security import roles
+from security import services as security_services
+from security.models import RoleAssignment, RoleDefinition
+
+LAB_SUBSCRIPTION = "Contoso Lab"
+SECURITY_SUBSCRIPTION = "Security"
+LAB_REGION = "eastus"
+LAB_RESOURCE_GROUP = "rg-backup-lab"
+LAB_TARGET_RESOURCE_GROUP = "rg-restore-lab"
+SECURITY_RESOURCE_GROUP = "rg-security"
+
+PERSONAS = [
+    # key, username, display name, title, description
+    ("backup-admin", "backup-admin", "Ben Admin", "Backup admin",
+     "Backup Contributor and Role Based Access Control Administrator on the lab resource group."),
+    ("backup-operator", "backup-operator", "Olga Operator", "Backup operator",
+     "Backup Operator on the lab resource group: runs backups and restores, changes nothing else."),
+    ("security-admin", "security-admin", "Sam Security", "Security admin",
+     "Owner of the Security subscription; owns and approves the Resource Guard."),
+    ("reader", "reader", "Riley Reader", "Reader", "Reader on the Contoso Lab subscription."),
+    ("outsider", "outsider", "Oscar Outsider", "Outsider", "No role anywhere: sees nothing."),
+]
+
+
+@dataclass
+class Lab:
+    trainer: object
+    lab_subscription: Subscription
+    security_subscription: Subscription
+    lab_group: ResourceGroup
+    target_group: ResourceGroup
+    security_group: ResourceGroup
+    region: Region
+    personas: dict
+
+
+def _user(username: str, display: str, *, password: str, staff: bool = False):
+    User = get_user_model()
+    first, _, last = display.partition(" ")
+    user, created = User.objects.get_or_create(
+        username=username, defaults={"first_name": first, "last_name": last, "is_staff": staff}
+    )
+    if created:
+        user.set_password(password)
+        user.save()
+    return user
+
+
+def _ensure_role(actor, assignee, role_name: str, scope: str) -> None:
+    role = RoleDefinition.objects.get(name=role_name)
+    if RoleAssignment.objects.filter(principal=assignee, role=role, scope__iexact=scope).exists():
+        return
+    security_services.assign_role(actor, assignee=assignee, role=role, scope=scope)
+
+
+def _ensure_group(actor, subscription, name, region) -> ResourceGroup:
+    existing = ResourceGroup.objects.filter(subscription=subscription, name__iexact=name).first()
+    return existing or services.create_resource_group(actor, subscription=subscription, name=name, region=region)
+
+
+def _ensure_subscription(actor, name) -> Subscription:
+    return Subscription.objects.filter(display_name=name).first() or services.create_subscription(
+        actor, display_name=name
+    )
+
+
+def seed_tenancy(*, stdout=None) -> Lab:
+    password = settings.STRONGROOM_DEMO_PASSWORD
+    trainer_user = _user("trainer", "Terry Trainer", password=password, staff=True)
+    trainer_user.user_permissions.add(Permission.objects.get(codename="play_personas"))
+    trainer = security_services.principal_for_user(trainer_user)
+    security_services.bootstrap_root_owner(trainer)
+
+    region = Region.objects.get(name=LAB_REGION)
+    lab_sub = _ensure_subscription(trainer, LAB_SUBSCRIPTION)
+    sec_sub = _ensure_subscription(trainer, SECURITY_SUBSCRIPTION)
+    lab_group = _ensure_group(trainer, lab_sub, LAB_RESOURCE_GROUP, region)
+    target_group = _ensure_group(trainer, lab_sub, LAB_TARGET_RESOURCE_GROUP, region)
+    security_group = _ensure_group(trainer, sec_sub, SECURITY_RESOURCE_GROUP, region)
+
+    personas = {}
+    for order, (key, username, display, title, description) in enumerate(PERSONAS):
+        principal = security_services.principal_for_user(_user(username, display, password=password))
+        persona, _ = LabPersona.objects.update_or_create(
+            key=key, defaults={"principal": principal, "title": title, "description": description, "order": order}
+        )
+        personas[key] = persona
+
+    grants = [
+        ("backup-admin", roles.BACKUP_CONTRIBUTOR, lab_group.resource_id),
+        ("backup-admin", roles.RBAC_ADMINISTRATOR, lab_group.resource_id),
+        ("backup-admin", roles.BACKUP_CONTRIBUTOR, target_group.resource_id),
+        ("backup-admin", roles.RBAC_ADMINISTRATOR, target_group.resource_id),
+        ("backup-operator", roles.BACKUP_OPERATOR, lab_group.resource_id),
+        ("backup-operator", roles.READER, lab_group.resource_id),
+        ("security-admin", roles.OWNER, sec_sub.resource_id),
+        ("reader", roles.READER, lab_sub.resource_id),
+    ]
+    for key, role_name, scope in grants:
+        try:
+            _ensure_role(trainer, personas[key].principal, role_name, scope)
+        except ValidationError:
+            pass  # already held: seeding is idempotent
+    if stdout:
+        stdout.write(f"Tenancy: {LAB_SUBSCRIPTION} and {SECURITY_SUBSCRIPTION}, {len(personas)} personas.")
+    return Lab(trainer, lab_sub, sec_sub, lab_group, target_group, security_group, region, personas)

@@ -1,0 +1,152 @@
+"""Tenancy (regions, subscriptions, resource groups), operations, and lab personas.
+
+Every resource row keeps its ARM-style ``resource_id`` so that `security` can decide on it and lists
+can filter it with `visible_to(...).q("resource_id")`.
+"""
+
+import uuid
+
+from django.db import models
+from django.db.models.functions import Lower
+
+from security.models import Principal
+
+
+class Region(models.Model):
+    name = models.CharField(max_length=40, primary_key=True)  # "eastus"
+    display_name = models.CharField(max_length=80)  # "East US"
+    geography = models.CharField(max_length=80)
+    paired_region = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def __str__(self):
+        return self.display_name
+
+
+class Subscription(models.Model):
+    RESOURCE_TYPE = "Microsoft.Resources/subscriptions"
+
+    subscription_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    display_name = models.CharField(max_length=64, unique=True)
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def __str__(self):
+        return self.display_name
+
+    def save(self, *args, **kwargs):
+        self.resource_id = f"/subscriptions/{self.subscription_id}"
+        super().save(*args, **kwargs)
+
+    @property
+    def name(self) -> str:
+        return self.display_name
+
+
+class ResourceGroup(models.Model):
+    RESOURCE_TYPE = "Microsoft.Resources/resourceGroups"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="resource_groups")
+    name = models.CharField(max_length=90)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT)
+    tags = models.JSONField(default=dict, blank=True)
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "subscription", name="unique_rg_name_per_subscription")
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.resource_id = f"{self.subscription.resource_id}/resourceGroups/{self.name}"
+        super().save(*args, **kwargs)
+
+
+class TrackedResource(models.Model):
+    """Base of every resource that lives in a resource group (vaults, accounts, volumes, ...).
+
+    Subclasses set ``RESOURCE_TYPE`` ("Microsoft.Storage/storageAccounts") and get their resource id
+    built on save: ``{resource group id}/providers/{RESOURCE_TYPE}/{name}``.
+    """
+
+    RESOURCE_TYPE = ""
+
+    name = models.CharField(max_length=100)
+    resource_group = models.ForeignKey(ResourceGroup, on_delete=models.PROTECT, related_name="+")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    tags = models.JSONField(default=dict, blank=True)
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.resource_id = self.build_resource_id()
+        super().save(*args, **kwargs)
+
+    def build_resource_id(self) -> str:
+        return f"{self.resource_group.resource_id}/providers/{self.RESOURCE_TYPE}/{self.name}"
+
+    @property
+    def subscription(self):
+        return self.resource_group.subscription
+
+
+class Operation(models.Model):
+    """A long-running request that is not a job (creating a vault, say), with its notification."""
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "InProgress", "In progress"
+        SUCCEEDED = "Succeeded", "Succeeded"
+        FAILED = "Failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    principal = models.ForeignKey(Principal, on_delete=models.CASCADE, related_name="+")
+    title = models.CharField(max_length=300)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.IN_PROGRESS)
+    message = models.TextField(blank=True)
+    resource_id = models.CharField(max_length=512, blank=True)
+    link = models.CharField(max_length=512, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    dismissed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["principal", "dismissed", "-started_at"])]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status != self.Status.IN_PROGRESS
+
+
+class LabPersona(models.Model):
+    """A lab role a trainer can play: a principal with a title and a short description."""
+
+    principal = models.OneToOneField(Principal, on_delete=models.CASCADE, related_name="persona")
+    key = models.SlugField(unique=True)  # "backup-admin"
+    title = models.CharField(max_length=100)  # "Backup admin"
+    description = models.CharField(max_length=300, blank=True)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "title"]
+        permissions = [("play_personas", "Can switch lab personas and move the lab clock")]
+
+    def __str__(self):
+        return self.title

@@ -1,0 +1,169 @@
+"""Portal state changes: subscriptions, resource groups, operations and lab personas."""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+
+from portal import resources
+from portal.models import LabPersona, Operation, Region, ResourceGroup, Subscription
+from security import clock, scopes
+from security.audit import guarded, record, register_operation_name
+from security.models import ActivityLogEntry, Principal
+from security.rbac import visible_to
+
+SUBSCRIPTION_WRITE = "Microsoft.Subscription/aliases/write"
+RESOURCE_GROUP_READ = "Microsoft.Resources/subscriptions/resourceGroups/read"
+RESOURCE_GROUP_WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write"
+RESOURCE_GROUP_DELETE = "Microsoft.Resources/subscriptions/resourceGroups/delete"
+SUBSCRIPTION_READ = "Microsoft.Resources/subscriptions/read"
+PERSONA_ASSUME = "Strongroom.Lab/personas/assume/action"
+
+register_operation_name(SUBSCRIPTION_WRITE, "Create subscription")
+register_operation_name(RESOURCE_GROUP_WRITE, "Create or update resource group")
+register_operation_name(RESOURCE_GROUP_DELETE, "Delete resource group")
+register_operation_name(PERSONA_ASSUME, "Switch lab persona")
+
+# Azure: 1-90 characters; letters (Unicode), digits, underscores, hyphens, periods, parentheses;
+# cannot end in a period.
+RESOURCE_GROUP_NAME = re.compile(r"^[\w\-.()]{1,90}$", re.UNICODE)
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def subscriptions_for(principal):
+    """Subscriptions in which the principal holds any role (as the Azure subscription picker)."""
+    from security.rbac import active_assignments
+
+    assignment_scopes = [a.scope for a in active_assignments(principal)]
+    if any(scopes.normalize(s) == scopes.ROOT for s in assignment_scopes):
+        return Subscription.objects.all()
+    ids = {scopes.subscription_of(s) for s in assignment_scopes} - {None}
+    query = Q(pk__in=[])
+    for sid in ids:
+        query |= Q(resource_id__iexact=sid)
+    return Subscription.objects.filter(query)
+
+
+def resource_groups_for(principal, action: str = RESOURCE_GROUP_READ):
+    return ResourceGroup.objects.filter(visible_to(principal, action).q("resource_id")).select_related(
+        "subscription", "region"
+    )
+
+
+# --- subscriptions and resource groups -------------------------------------------------------
+
+
+def create_subscription(principal, *, display_name: str) -> Subscription:
+    display_name = (display_name or "").strip()
+    with guarded(principal, SUBSCRIPTION_WRITE, scopes.ROOT, details={"name": display_name}) as op:
+        if not display_name or len(display_name) > 64:
+            raise ValidationError({"display_name": "Enter a subscription name of 1 to 64 characters."})
+        if Subscription.objects.filter(display_name__iexact=display_name).exists():
+            raise ValidationError({"display_name": f"A subscription named '{display_name}' already exists."})
+        subscription = Subscription.objects.create(display_name=display_name)
+        op.result_scope = subscription.resource_id
+    return subscription
+
+
+def validate_resource_group_name(name: str) -> None:
+    if not name:
+        raise ValidationError({"name": "Enter a resource group name."})
+    if not RESOURCE_GROUP_NAME.match(name) or name.endswith("."):
+        raise ValidationError(
+            {
+                "name": "Resource group names can only include alphanumeric, underscore, "
+                "parentheses, hyphen, period (except at end), and Unicode characters that match "
+                "the allowed characters, and be 1 to 90 characters long."
+            }
+        )
+
+
+def create_resource_group(
+    principal, *, subscription: Subscription, name: str, region: Region, tags: dict | None = None
+) -> ResourceGroup:
+    name = (name or "").strip()
+    target = f"{subscription.resource_id}/resourceGroups/{name}"
+    with guarded(principal, RESOURCE_GROUP_WRITE, target, details={"region": region.name}) as op:
+        validate_resource_group_name(name)
+        if ResourceGroup.objects.filter(subscription=subscription, name__iexact=name).exists():
+            raise ValidationError(
+                {"name": f"A resource group named '{name}' already exists in {subscription.display_name}."}
+            )
+        group = ResourceGroup.objects.create(subscription=subscription, name=name, region=region, tags=tags or {})
+        op.result_scope = group.resource_id
+    return group
+
+
+def resources_in_group(group: ResourceGroup) -> list:
+    found = []
+    for rtype in resources.all_types():
+        if rtype.in_resource_group:
+            found.extend(rtype.model.objects.filter(resource_group=group))
+    return found
+
+
+def delete_resource_group(principal, group: ResourceGroup) -> None:
+    with guarded(principal, RESOURCE_GROUP_DELETE, group.resource_id):
+        contents = resources_in_group(group)
+        if contents:
+            names = ", ".join(sorted(r.name for r in contents)[:5])
+            raise ValidationError(
+                f"The resource group '{group.name}' still contains {len(contents)} resource(s) "
+                f"({names}). Delete them first, then delete the resource group."
+            )
+        from security.models import RoleAssignment
+
+        RoleAssignment.objects.filter(
+            Q(scope__iexact=group.resource_id) | Q(scope__istartswith=group.resource_id + "/")
+        ).delete()
+        group.delete()
+
+
+# --- operations (notifications) ---------------------------------------------------------------
+
+
+def start_operation(principal: Principal, title: str, *, resource_id: str = "", link: str = "") -> Operation:
+    return Operation.objects.create(
+        principal=principal, title=title, resource_id=resource_id, link=link, started_at=clock.now()
+    )
+
+
+def finish_operation(operation: Operation, *, succeeded: bool, message: str = "", link: str = "") -> None:
+    operation.status = Operation.Status.SUCCEEDED if succeeded else Operation.Status.FAILED
+    operation.message = message
+    operation.ended_at = clock.now()
+    if link:
+        operation.link = link
+    operation.save(update_fields=["status", "message", "ended_at", "link"])
+
+
+def dismiss_operations(principal: Principal) -> int:
+    return Operation.objects.filter(principal=principal, dismissed=False).exclude(
+        status=Operation.Status.IN_PROGRESS
+    ).update(dismissed=True)
+
+
+# --- lab personas ------------------------------------------------------------------------------
+
+
+def can_play_personas(user) -> bool:
+    from django.conf import settings
+
+    return bool(settings.STRONGROOM_LAB_MODE and user.is_authenticated and user.has_perm("portal.play_personas"))
+
+
+def assume_persona(user, real_principal: Principal, persona: LabPersona | None) -> None:
+    """Record a persona switch. The switch itself lives in the trainer's session."""
+    if not can_play_personas(user):
+        raise ValidationError("Only a lab trainer can switch personas, and only in lab mode.")
+    record(
+        real_principal,
+        PERSONA_ASSUME,
+        scopes.ROOT,
+        status=ActivityLogEntry.Status.SUCCEEDED,
+        details={"persona": persona.title if persona else "(self)"},
+    )

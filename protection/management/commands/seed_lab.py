@@ -1,0 +1,16 @@
+"""Seed the demo lab, idempotently, through every app's services (run by `make run`)."""
+
+from django.core.management.base import BaseCommand
+
+from portal.lab import seed_tenancy
+
+
+class Command(BaseCommand):
+    help = "Create the Contoso Lab demo: subscriptions, resource groups, trainer and personas."
+
+    def handle(self, *args, **options):
+        lab = seed_tenancy(stdout=self.stdout)
+        # Later parts (inventory, vaults, protection, guards) are added here, in order, each
+        # through its own app's services with `lab` as the shared context.
+        self.stdout.write(self.style.SUCCESS("The demo lab is ready."))
+        return None

@@ -1,0 +1,1 @@
+"""Models of the protection app (built by the later issues)."""

@@ -1,0 +1,208 @@
+"""Security's own tables: principals, roles, assignments, the activity log, alerts, the clock.
+
+Resources are known here only by their ARM-style resource id strings, never by model, so that
+`security` imports nothing from the other apps.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Principal(models.Model):
+    """Anyone or anything that can hold a role: a portal user, a managed identity, the system."""
+
+    class Kind(models.TextChoices):
+        USER = "User", "User"
+        MANAGED_IDENTITY = "ManagedIdentity", "Managed identity"
+        SYSTEM = "System", "System"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    display_name = models.CharField(max_length=200)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="principal",
+    )
+    # For a managed identity: the resource it belongs to (a vault's resource id).
+    resource_id = models.CharField(max_length=512, blank=True, db_index=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def __str__(self):
+        return self.display_name
+
+    @property
+    def principal_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def sign_in_name(self) -> str:
+        return self.user.get_username() if self.user_id else ""
+
+
+class RoleDefinition(models.Model):
+    """A role as data: which actions it allows, as Azure's roleDefinitions do."""
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    actions = models.JSONField(default=list)
+    not_actions = models.JSONField(default=list)
+    data_actions = models.JSONField(default=list)
+    not_data_actions = models.JSONField(default=list)
+    built_in = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class RoleAssignmentQuerySet(models.QuerySet):
+    def active_at(self, moment):
+        """Assignments in force at ``moment``: started, and not yet ended."""
+        return self.filter(Q(starts_at__isnull=True) | Q(starts_at__lte=moment)).filter(
+            Q(ends_at__isnull=True) | Q(ends_at__gt=moment)
+        )
+
+
+class RoleAssignment(models.Model):
+    """A principal holds a role at a scope (and everything below it), optionally time-bound."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    principal = models.ForeignKey(Principal, on_delete=models.CASCADE, related_name="assignments")
+    role = models.ForeignKey(RoleDefinition, on_delete=models.PROTECT, related_name="assignments")
+    scope = models.CharField(max_length=512, db_index=True)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    description = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set when a time-bound assignment's end has been noticed, logged and closed.
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RoleAssignmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["scope", "role__name"]
+        indexes = [models.Index(fields=["principal", "scope"])]
+
+    def __str__(self):
+        return f"{self.principal} — {self.role} @ {self.scope}"
+
+    @property
+    def is_time_bound(self) -> bool:
+        return self.ends_at is not None
+
+
+class ActivityLogQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Activity log entries cannot be changed.")
+
+    def delete(self):
+        raise PermissionError("Activity log entries cannot be deleted.")
+
+
+class ActivityLogEntry(models.Model):
+    """One write, allowed or refused. Append-only: entries cannot be edited or deleted."""
+
+    class Status(models.TextChoices):
+        SUCCEEDED = "Succeeded"
+        FAILED = "Failed"
+
+    class Level(models.TextChoices):
+        INFORMATIONAL = "Informational"
+        WARNING = "Warning"
+        ERROR = "Error"
+        CRITICAL = "Critical"
+
+    id = models.BigAutoField(primary_key=True)
+    timestamp = models.DateTimeField(db_index=True)  # from the one clock (lab time)
+    recorded_at = models.DateTimeField(auto_now_add=True)  # wall time
+    principal = models.ForeignKey(
+        Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Who did it, as shown: "trainer as Backup admin" when role-playing.
+    caller = models.CharField(max_length=300)
+    operation = models.CharField(max_length=300, db_index=True)
+    operation_name = models.CharField(max_length=300)
+    scope = models.CharField(max_length=512, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, db_index=True)
+    sub_status = models.CharField(max_length=100, blank=True)
+    level = models.CharField(max_length=20, choices=Level.choices, default=Level.INFORMATIONAL)
+    correlation_id = models.UUIDField(db_index=True)
+    message = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = ActivityLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        verbose_name_plural = "activity log entries"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("Activity log entries cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Activity log entries cannot be deleted.")
+
+
+class Alert(models.Model):
+    """A fired alert (security or job), as Azure Monitor's built-in backup alerts."""
+
+    class State(models.TextChoices):
+        NEW = "New"
+        ACKNOWLEDGED = "Acknowledged"
+        CLOSED = "Closed"
+
+    class Severity(models.TextChoices):
+        SEV0 = "Sev0", "Sev0 — Critical"
+        SEV1 = "Sev1", "Sev1 — Error"
+        SEV2 = "Sev2", "Sev2 — Warning"
+        SEV3 = "Sev3", "Sev3 — Informational"
+        SEV4 = "Sev4", "Sev4 — Verbose"
+
+    class Category(models.TextChoices):
+        SECURITY = "Security"
+        JOBS = "Jobs"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    category = models.CharField(max_length=20, choices=Category.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.NEW, db_index=True)
+    affected_resource_id = models.CharField(max_length=512, db_index=True)
+    description = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    raised_at = models.DateTimeField(db_index=True)
+    updated_at = models.DateTimeField()
+    emailed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-raised_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.severity}) on {self.affected_resource_id}"
+
+
+class LabClock(models.Model):
+    """The lab clock's offset from real time. One row; absent means real time."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    offset_seconds = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+

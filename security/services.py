@@ -1,0 +1,303 @@
+"""Security's state changes: role assignments, managed identities, the lab clock, alerts.
+
+Each write goes through `guarded` (evaluate, one transaction, the activity log).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+
+from security import clock, scopes
+from security.audit import guarded, record, register_operation_name
+from security.models import ActivityLogEntry, Alert, LabClock, Principal, RoleAssignment, RoleDefinition
+from security.rbac import active_assignments, authorize, role_allows
+
+logger = logging.getLogger(__name__)
+
+ROLE_ASSIGNMENT_READ = "Microsoft.Authorization/roleAssignments/read"
+ROLE_ASSIGNMENT_WRITE = "Microsoft.Authorization/roleAssignments/write"
+ROLE_ASSIGNMENT_DELETE = "Microsoft.Authorization/roleAssignments/delete"
+LAB_CLOCK_WRITE = "Strongroom.Lab/clock/write"
+ALERT_CHANGE_STATE = "Microsoft.AlertsManagement/alerts/changestate/action"
+SYSTEM_PRINCIPAL_NAME = "Strongroom system"
+
+register_operation_name(ROLE_ASSIGNMENT_WRITE, "Create role assignment")
+register_operation_name(ROLE_ASSIGNMENT_DELETE, "Delete role assignment")
+register_operation_name(LAB_CLOCK_WRITE, "Move lab clock")
+register_operation_name(ALERT_CHANGE_STATE, "Change alert state")
+
+
+# --- principals -----------------------------------------------------------------------------
+
+
+def principal_for_user(user) -> Principal:
+    principal = getattr(user, "principal", None)
+    if principal is None:
+        name = user.get_full_name() or user.get_username()
+        principal, _ = Principal.objects.get_or_create(
+            user=user, defaults={"kind": Principal.Kind.USER, "display_name": name}
+        )
+    return principal
+
+
+def system_principal() -> Principal:
+    principal, _ = Principal.objects.get_or_create(
+        kind=Principal.Kind.SYSTEM,
+        display_name=SYSTEM_PRINCIPAL_NAME,
+        defaults={"enabled": True},
+    )
+    return principal
+
+
+def create_managed_identity(resource_id: str, display_name: str) -> Principal:
+    """A system-assigned identity for a resource. Called inside the resource's own guarded write."""
+    return Principal.objects.create(
+        kind=Principal.Kind.MANAGED_IDENTITY, display_name=display_name, resource_id=resource_id
+    )
+
+
+def set_managed_identity_enabled(identity: Principal, enabled: bool) -> None:
+    """Turn a resource's identity on or off. Called inside the resource's own guarded write."""
+    Principal.objects.filter(pk=identity.pk).update(enabled=enabled)
+    identity.enabled = enabled
+
+
+def delete_managed_identity(identity: Principal) -> None:
+    """Remove an identity with its assignments. Called inside the resource's own guarded delete."""
+    identity.assignments.all().delete()
+    identity.delete()
+
+
+# --- role assignments ------------------------------------------------------------------------
+
+
+def assign_role(
+    principal,
+    *,
+    assignee: Principal,
+    role: RoleDefinition,
+    scope: str,
+    starts_at: dt.datetime | None = None,
+    ends_at: dt.datetime | None = None,
+    description: str = "",
+) -> RoleAssignment:
+    scope = scopes.normalize(scope)
+    details = {"role": role.name, "assignee": assignee.display_name, "assigneeId": str(assignee.id)}
+    if ends_at:
+        details["endsAt"] = ends_at.isoformat()
+    with guarded(principal, ROLE_ASSIGNMENT_WRITE, scope, details=details) as op:
+        now = clock.now()
+        if ends_at is not None and ends_at <= (starts_at or now):
+            raise ValidationError({"ends_at": "The end must be after the start (and in the future)."})
+        existing = (
+            RoleAssignment.objects.active_at(now)
+            .filter(principal=assignee, role=role, scope__iexact=scope)
+            .exists()
+        )
+        if existing:
+            raise ValidationError(
+                f"RoleAssignmentExists: {assignee.display_name} already holds {role.name} at this scope."
+            )
+        assignment = RoleAssignment.objects.create(
+            principal=assignee,
+            role=role,
+            scope=scope,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            description=description,
+            created_by=principal if isinstance(principal, Principal) else None,
+        )
+        op.details["assignmentId"] = str(assignment.id)
+    return assignment
+
+
+def remove_role_assignment(principal, assignment: RoleAssignment) -> None:
+    details = {
+        "role": assignment.role.name,
+        "assignee": assignment.principal.display_name,
+        "assignmentId": str(assignment.id),
+    }
+    with guarded(principal, ROLE_ASSIGNMENT_DELETE, assignment.scope, details=details):
+        RoleAssignment.objects.filter(pk=assignment.pk).delete()
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    assignment: RoleAssignment
+    inherited: bool  # assigned at a scope above the one asked about
+
+
+def assignments_at(scope: str, *, include_below: bool = False):
+    """Assignments that apply at ``scope``: there and above (inherited), optionally below too."""
+    scope = scopes.normalize(scope)
+    above = [s.lower() for s in scopes.ancestors(scope)]
+    rows = RoleAssignment.objects.active_at(clock.now()).select_related("principal", "role")
+    result = []
+    for assignment in rows:
+        at = scopes.normalize(assignment.scope).lower()
+        if at in above:
+            result.append(AccessEntry(assignment, inherited=at != scope.lower()))
+        elif include_below and scopes.covers(scope, assignment.scope):
+            result.append(AccessEntry(assignment, inherited=False))
+    return result
+
+
+@dataclass(frozen=True)
+class CheckAccessResult:
+    subject: Principal
+    scope: str
+    entries: list[AccessEntry]
+
+    def can(self, action: str) -> bool:
+        return authorize(self.subject, action, self.scope).allowed
+
+
+def check_access(principal, subject: Principal, scope: str) -> CheckAccessResult:
+    """What ``subject`` holds at ``scope``. Reading assignments needs roleAssignments/read there."""
+    from security.guards import GuardDenied, evaluate
+
+    decision = evaluate(principal, ROLE_ASSIGNMENT_READ, scope)
+    if not decision.allowed:
+        raise GuardDenied(decision)
+    entries = [e for e in assignments_at(scope) if e.assignment.principal_id == subject.pk]
+    return CheckAccessResult(subject, scopes.normalize(scope), entries)
+
+
+def effective_actions_for(subject: Principal, scope: str, actions: list[str]) -> dict[str, bool]:
+    scope_set = {s.lower() for s in scopes.ancestors(scope)}
+    held = [a.role for a in active_assignments(subject) if scopes.normalize(a.scope).lower() in scope_set]
+    return {action: any(role_allows(r, action) for r in held) for action in actions}
+
+
+# --- lab clock -------------------------------------------------------------------------------
+
+
+def move_lab_clock(principal, *, forward: dt.timedelta | None = None, reset: bool = False) -> dt.datetime:
+    """Move the lab clock forward (or back to real time). Lab mode only; never backwards."""
+    details = {"reset": reset}
+    if forward is not None:
+        details["forwardSeconds"] = int(forward.total_seconds())
+    with guarded(principal, LAB_CLOCK_WRITE, scopes.ROOT, details=details):
+        if not settings.STRONGROOM_LAB_MODE:
+            raise ValidationError("The lab clock can be moved only in lab mode.")
+        row, _ = LabClock.objects.select_for_update().get_or_create(pk=1)
+        if reset:
+            row.offset_seconds = 0
+        else:
+            if forward is None or forward.total_seconds() <= 0:
+                raise ValidationError({"forward": "Move the clock forward by a positive amount."})
+            if forward > dt.timedelta(days=3650):
+                raise ValidationError({"forward": "Move the clock by at most ten years at once."})
+            row.offset_seconds += int(forward.total_seconds())
+        row.save()
+    clock.forget_cached_offset()
+    return clock.now()
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+
+def raise_alert(
+    *,
+    name: str,
+    category: str,
+    severity: str,
+    resource_id: str,
+    description: str,
+    details: dict | None = None,
+) -> Alert:
+    """Fire an alert. Called by the services whose operation causes it (never by a view)."""
+    now = clock.now()
+    alert = Alert.objects.create(
+        name=name,
+        category=category,
+        severity=severity,
+        affected_resource_id=resource_id,
+        description=description,
+        details=details or {},
+        raised_at=now,
+        updated_at=now,
+    )
+    transaction.on_commit(lambda: _email_alert(alert.pk))
+    return alert
+
+
+def _email_alert(alert_id) -> None:
+    recipients = settings.STRONGROOM_ALERT_EMAILS
+    if not recipients:
+        return
+    alert = Alert.objects.get(pk=alert_id)
+    try:
+        send_mail(
+            subject=f"[Strongroom] {alert.severity} {alert.name}",
+            message=(
+                f"{alert.name} ({alert.get_severity_display()}, {alert.category})\n"
+                f"Resource: {alert.affected_resource_id}\nTime: {alert.raised_at.isoformat()}\n\n"
+                f"{alert.description}\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+        )
+    except Exception:  # mail is best effort: the alert itself is already recorded
+        logger.exception("Could not e-mail alert %s", alert_id)
+        return
+    Alert.objects.filter(pk=alert_id).update(emailed=True)
+
+
+def change_alert_state(principal, alert: Alert, state: str) -> Alert:
+    if state not in Alert.State.values:
+        raise ValidationError({"state": f"Choose one of {', '.join(Alert.State.values)}."})
+    details = {"alert": alert.name, "from": alert.state, "to": state}
+    with guarded(principal, ALERT_CHANGE_STATE, alert.affected_resource_id, details=details):
+        if alert.state == Alert.State.CLOSED:
+            raise ValidationError("A closed alert cannot change state.")
+        alert.state = state
+        alert.updated_at = clock.now()
+        alert.save(update_fields=["state", "updated_at"])
+    return alert
+
+
+__all__ = [
+    "ActivityLogEntry",
+    "assign_role",
+    "change_alert_state",
+    "check_access",
+    "move_lab_clock",
+    "principal_for_user",
+    "raise_alert",
+    "record",
+    "remove_role_assignment",
+    "system_principal",
+]
+
+
+def bootstrap_root_owner(principal: Principal) -> RoleAssignment | None:
+    """Make ``principal`` Owner at the root scope when nobody is yet.
+
+    The first Owner cannot be authorized by anyone (as the creator of an Azure tenant); this one
+    write is made by the system principal and logged. Idempotent: does nothing once an Owner exists.
+    """
+    from security.roles import OWNER
+
+    owner = RoleDefinition.objects.get(name=OWNER)
+    now = clock.now()
+    if RoleAssignment.objects.active_at(now).filter(role=owner, scope=scopes.ROOT).exists():
+        return None
+    with transaction.atomic():
+        assignment = RoleAssignment.objects.create(principal=principal, role=owner, scope=scopes.ROOT,
+                                                   description="Bootstrap: first administrator")
+        record(
+            system_principal(),
+            ROLE_ASSIGNMENT_WRITE,
+            scopes.ROOT,
+            status=ActivityLogEntry.Status.SUCCEEDED,
+            details={"role": OWNER, "assignee": principal.display_name, "bootstrap": True},
+        )
+    return assignment

@@ -1,0 +1,1 @@
+"""Models of the vaults app (built by the later issues)."""
