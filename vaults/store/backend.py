@@ -1,0 +1,343 @@
+"""Storage backends: where the store's objects live.
+
+A backend is a flat namespace of immutable objects named by ``/``-separated strings
+(``config``, ``packs/ab/abcd...``, ``index/...``, ``snapshots/...``). The engine only ever
+creates objects (atomically, never partially visible), reads them (whole, by range, or as a
+stream), lists them by prefix, deletes them, and sets retention on them.
+
+The interface is shaped for an S3-compatible implementation (issue 6): ``put_file`` maps
+onto a multipart upload, ``get_range`` onto a ranged GET, ``set_retention`` onto Object Lock
+(``GOVERNANCE`` / ``COMPLIANCE``) and ``delete`` must refuse while an object is retained.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import datetime as dt
+import errno
+import hashlib
+import io
+import json
+import os
+import shutil
+import uuid
+from typing import BinaryIO, Iterator, Optional
+
+from .errors import NotFound, RetentionError, StoreError
+
+GOVERNANCE = "governance"
+COMPLIANCE = "compliance"
+MODES = (GOVERNANCE, COMPLIANCE)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    if when.tzinfo is None:
+        raise ValueError("retention dates must be timezone-aware")
+    return when.astimezone(dt.timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class Retention:
+    """Retention of one object: no delete or overwrite before ``until``."""
+
+    until: dt.datetime
+    mode: str = GOVERNANCE
+
+    def active(self, now: Optional[dt.datetime] = None) -> bool:
+        return (now or utcnow()) < self.until
+
+
+def check_name(name: str) -> str:
+    if not name or name.startswith("/") or name.endswith("/"):
+        raise ValueError(f"bad object name {name!r}")
+    for part in name.split("/"):
+        if part in ("", ".", "..") or part.startswith(".") or "\x00" in part:
+            raise ValueError(f"bad object name {name!r}")
+    return name
+
+
+class Backend(abc.ABC):
+    """Abstract object store. Implementations must be safe to call from several threads."""
+
+    #: a stable description for messages (path or URL, never credentials)
+    location: str = "?"
+
+    @abc.abstractmethod
+    def put(self, name: str, data: bytes | bytearray | memoryview) -> None:
+        """Create (or replace) object ``name`` atomically and durably.
+
+        Raises :class:`RetentionError` when replacing an object under retention."""
+
+    def put_chunks(self, name: str, chunks) -> None:
+        """Create ``name`` from an iterable of byte strings, atomically (default: join + put).
+        An S3 backend maps this onto a multipart upload."""
+        self.put(name, b"".join(chunks))
+
+    def put_file(self, name: str, path: str) -> None:
+        """Upload the local file ``path`` as ``name``."""
+        def gen():
+            with open(path, "rb") as f:
+                while True:
+                    b = f.read(4 << 20)
+                    if not b:
+                        return
+                    yield b
+        self.put_chunks(name, gen())
+
+    @abc.abstractmethod
+    def get(self, name: str) -> bytes:
+        """Whole object. Raises :class:`NotFound`."""
+
+    @abc.abstractmethod
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` (may be shorter at the end). Raises :class:`NotFound`."""
+
+    def open(self, name: str) -> BinaryIO:
+        """A readable binary stream of the object (default: buffered whole object)."""
+        return io.BytesIO(self.get(name))
+
+    @abc.abstractmethod
+    def size(self, name: str) -> int:
+        """Size in bytes. Raises :class:`NotFound`."""
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.size(name)
+            return True
+        except NotFound:
+            return False
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Names of objects starting with ``prefix``, sorted."""
+
+    @abc.abstractmethod
+    def delete(self, name: str, *, bypass_governance: bool = False) -> None:
+        """Delete an object. Raises :class:`RetentionError` while it is retained
+        (governance retention may be bypassed explicitly; compliance never)."""
+
+    @abc.abstractmethod
+    def set_retention(self, name: str, until: dt.datetime, mode: str = GOVERNANCE, *,
+                      bypass_governance: bool = False) -> None:
+        """Retain ``name`` until ``until``. Retention may be extended and governance may be
+        raised to compliance; shortening it (or lowering compliance) raises
+        :class:`RetentionError` (governance may be shortened with ``bypass_governance``)."""
+
+    @abc.abstractmethod
+    def get_retention(self, name: str) -> Optional[Retention]:
+        """Current retention of ``name`` or ``None``."""
+
+    def close(self) -> None:
+        pass
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalBackend(Backend):
+    """A local directory. Every write is temp file + fsync + rename + fsync(dir).
+
+    Retention is kept durably in a sidecar per object under ``<root>/.retention/`` (itself
+    written atomically and checksummed; an unreadable sidecar counts as retained forever).
+    Objects under retention are also made read-only on disk.
+    """
+
+    def __init__(self, root: str, *, create: bool = False, fsync: bool = True):
+        self.root = os.path.abspath(root)
+        self.location = self.root
+        self.fsync = fsync
+        self._known_dirs: set[str] = set()
+        if create:
+            os.makedirs(self.root, exist_ok=True)
+        if not os.path.isdir(self.root):
+            raise NotFound(f"store directory {self.root} does not exist")
+
+    # -- helpers -------------------------------------------------------------
+    def _path(self, name: str) -> str:
+        return os.path.join(self.root, *check_name(name).split("/"))
+
+    def _ret_path(self, name: str) -> str:
+        return os.path.join(self.root, ".retention", *check_name(name).split("/")) + ".json"
+
+    def _ensure_dir(self, d: str) -> None:
+        if d in self._known_dirs:
+            return
+        if not os.path.isdir(d):
+            parent = os.path.dirname(d)
+            if parent != d:
+                self._ensure_dir(parent)
+            try:
+                os.mkdir(d)
+            except FileExistsError:
+                pass
+            if self.fsync:
+                _fsync_dir(parent)
+        self._known_dirs.add(d)
+
+    def _atomic_write(self, path: str, chunks) -> None:
+        d = os.path.dirname(path)
+        self._ensure_dir(d)
+        tmp = os.path.join(d, f".tmp-{uuid.uuid4().hex}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            for c in chunks:
+                mv = memoryview(c)
+                while mv:
+                    n = os.write(fd, mv)
+                    mv = mv[n:]
+            if self.fsync:
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        if self.fsync:
+            _fsync_dir(d)
+
+    def _check_not_retained(self, name: str, action: str, bypass_governance: bool = False) -> None:
+        r = self.get_retention(name)
+        if r is not None and r.active():
+            if r.mode == GOVERNANCE and bypass_governance:
+                return
+            raise RetentionError(name, r.until, r.mode,
+                                 f"cannot {action} {name!r}: under {r.mode} retention until {r.until.isoformat()}")
+
+    # -- interface -----------------------------------------------------------
+    def put(self, name, data):
+        path = self._path(name)
+        if os.path.lexists(path):
+            self._check_not_retained(name, "overwrite")
+        self._atomic_write(path, [data])
+
+    def put_chunks(self, name, chunks):
+        dest = self._path(name)
+        if os.path.lexists(dest):
+            self._check_not_retained(name, "overwrite")
+        self._atomic_write(dest, chunks)
+
+    def get(self, name):
+        try:
+            with open(self._path(name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise NotFound(f"object {name!r} not found in {self.root}") from None
+
+    def get_range(self, name, offset, length):
+        try:
+            fd = os.open(self._path(name), os.O_RDONLY)
+        except FileNotFoundError:
+            raise NotFound(f"object {name!r} not found in {self.root}") from None
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+    def open(self, name):
+        try:
+            return open(self._path(name), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"object {name!r} not found in {self.root}") from None
+
+    def size(self, name):
+        try:
+            return os.stat(self._path(name)).st_size
+        except FileNotFoundError:
+            raise NotFound(f"object {name!r} not found in {self.root}") from None
+
+    def list(self, prefix=""):
+        out = []
+        base = self.root
+        # walk only the top-level directory the prefix points into
+        top = prefix.split("/", 1)[0] if "/" in prefix else ""
+        start = os.path.join(base, top) if top else base
+        if not os.path.isdir(start):
+            return iter(())
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel = os.path.relpath(dirpath, base)
+            for fn in filenames:
+                if fn.startswith("."):
+                    continue
+                name = fn if rel == "." else f"{rel.replace(os.sep, '/')}/{fn}"
+                if name.startswith(prefix):
+                    out.append(name)
+        out.sort()
+        return iter(out)
+
+    def delete(self, name, *, bypass_governance=False):
+        path = self._path(name)
+        if not os.path.lexists(path):
+            raise NotFound(f"object {name!r} not found in {self.root}")
+        self._check_not_retained(name, "delete", bypass_governance)
+        os.unlink(path)
+        rp = self._ret_path(name)
+        if os.path.exists(rp):
+            os.unlink(rp)
+        if self.fsync:
+            _fsync_dir(os.path.dirname(path))
+
+    def set_retention(self, name, until, mode=GOVERNANCE, *, bypass_governance=False):
+        if mode not in MODES:
+            raise ValueError(f"retention mode must be one of {MODES}")
+        until = _aware(until)
+        path = self._path(name)
+        if not os.path.lexists(path):
+            raise NotFound(f"object {name!r} not found in {self.root}")
+        cur = self.get_retention(name)
+        if cur is not None and cur.active():
+            if cur.mode == COMPLIANCE and mode == GOVERNANCE:
+                raise RetentionError(name, cur.until, cur.mode,
+                                     f"cannot lower compliance retention of {name!r} to governance")
+            if until < cur.until and not (cur.mode == GOVERNANCE and bypass_governance):
+                raise RetentionError(name, cur.until, cur.mode,
+                                     f"cannot shorten retention of {name!r} (until {cur.until.isoformat()})")
+        body = json.dumps({"until": until.isoformat(), "mode": mode}, sort_keys=True)
+        doc = json.dumps({"v": 1, "body": body, "sha256": hashlib.sha256(body.encode()).hexdigest()})
+        self._atomic_write(self._ret_path(name), [doc.encode()])
+        try:
+            os.chmod(path, 0o400)
+        except OSError:
+            pass
+
+    def get_retention(self, name):
+        rp = self._ret_path(name)
+        try:
+            with open(rp, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            doc = json.loads(raw)
+            body = doc["body"]
+            if hashlib.sha256(body.encode()).hexdigest() != doc["sha256"]:
+                raise ValueError("checksum mismatch")
+            b = json.loads(body)
+            return Retention(dt.datetime.fromisoformat(b["until"]), b["mode"])
+        except Exception:
+            # fail closed: damaged retention metadata keeps the object forever
+            return Retention(dt.datetime.max.replace(tzinfo=dt.timezone.utc), COMPLIANCE)
+
+
+def open_backend(location: str, *, create: bool = False) -> Backend:
+    """Backend for a location string: a local path (``file://`` optional). S3 comes later."""
+    if location.startswith("file://"):
+        location = location[len("file://"):]
+    if "://" in location:
+        raise StoreError(f"unsupported store location {location!r} (only local directories for now)")
+    return LocalBackend(location, create=create)

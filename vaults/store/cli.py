@@ -1,0 +1,193 @@
+"""Command line: ``python -m vaults.store [--store DIR] [--key-file F] COMMAND ...``.
+
+The store location comes from ``--store`` or ``STRONGROOM_STORE``; the 32-byte platform key
+from ``--key-file`` (raw 32 bytes, or 64 hex characters), or ``STRONGROOM_STORE_KEY``
+(64 hex characters). Exit codes: 0 ok, 1 error, 2 usage, 3 damage found, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import threading
+
+from .backend import open_backend
+from .errors import Cancelled, DamageError, StoreError
+from .store import Store
+
+
+def _key(args) -> bytes:
+    raw = None
+    if args.key_file:
+        with open(args.key_file, "rb") as f:
+            raw = f.read()
+        if len(raw) != 32:
+            raw = raw.strip()
+    elif os.environ.get("STRONGROOM_STORE_KEY"):
+        raw = os.environ["STRONGROOM_STORE_KEY"].strip().encode()
+    else:
+        raise SystemExit("no key: use --key-file or set STRONGROOM_STORE_KEY (64 hex characters)")
+    if len(raw) == 32:
+        return raw
+    try:
+        k = bytes.fromhex(raw.decode())
+    except ValueError:
+        k = b""
+    if len(k) != 32:
+        raise SystemExit("the store key must be 32 bytes (64 hex characters)")
+    return k
+
+
+def _progress_printer(enabled):
+    if not enabled:
+        return None
+
+    def cb(p):
+        sys.stderr.write(f"\r{p.phase}: {p.bytes_done / 1048576:10.1f} MiB  {p.items_done} items  {p.current[-50:]:<50}")
+        sys.stderr.flush()
+    return cb
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vaults.store", description="Strongroom vault store engine")
+    ap.add_argument("--store", default=os.environ.get("STRONGROOM_STORE"), help="store directory (or STRONGROOM_STORE)")
+    ap.add_argument("--key-file", help="file with the 32-byte platform key (raw or hex); else STRONGROOM_STORE_KEY")
+    ap.add_argument("--cache-dir", default=None, help="local index cache (default ~/.cache/strongroom/<id>)")
+    ap.add_argument("--workers", type=int, default=int(os.environ.get("STRONGROOM_WORKERS", "2")))
+    ap.add_argument("--progress", action="store_true", help="print progress to stderr")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("init", help="create a new store")
+    b = sub.add_parser("backup", help="back up a folder, '-' (stdin stream) or --volume IMAGE")
+    b.add_argument("path", nargs="?")
+    b.add_argument("--volume", metavar="IMAGE")
+    b.add_argument("--name", default="stdin", help="item name of a stdin stream")
+    b.add_argument("--source-id")
+    b.add_argument("--tag", action="append", default=[])
+    b.add_argument("--retain-days", type=float, help="retain the recovery point this many days")
+    b.add_argument("--retention-mode", default="governance", choices=["governance", "compliance"])
+    ls = sub.add_parser("list", help="list recovery points")
+    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--source-id")
+    r = sub.add_parser("restore", help="restore a recovery point ('latest' allowed); target '-' = stdout")
+    r.add_argument("snapshot")
+    r.add_argument("target")
+    r.add_argument("--path", action="append", dest="paths", help="only this path prefix (repeatable)")
+    v = sub.add_parser("verify", help="verify one recovery point ('all' or 'latest' allowed)")
+    v.add_argument("snapshot", nargs="?", default="all")
+    d = sub.add_parser("delete", help="delete a recovery point (refused under retention)")
+    d.add_argument("snapshot")
+    args = ap.parse_args(argv)
+    if not args.store:
+        ap.error("no store: use --store or set STRONGROOM_STORE")
+    cancel = threading.Event()
+
+    def on_term(signum, frame):
+        cancel.set()
+    signal.signal(signal.SIGTERM, on_term)
+
+    try:
+        key = _key(args)
+        if args.cmd == "init":
+            backend = open_backend(args.store, create=True)
+            s = Store.init(backend, key, cache_dir=args.cache_dir, workers=args.workers)
+            print(f"created store {s.id} at {backend.location}")
+            s.close()
+            return 0
+        store = Store.open(open_backend(args.store), key, cache_dir=args.cache_dir, workers=args.workers)
+        try:
+            return _run(args, store, cancel)
+        finally:
+            store.close()
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except Cancelled as e:
+        print(f"cancelled: {e}", file=sys.stderr)
+        return 130
+    except DamageError as e:
+        print(f"\nDAMAGED: {e}", file=sys.stderr)
+        for c in e.chunks[:50]:
+            print(f"  chunk {c}", file=sys.stderr)
+        return 3
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _resolve(store, snap):
+    if snap == "latest":
+        snaps = store.list_snapshots()
+        if not snaps:
+            raise StoreError("no recovery points")
+        return snaps[-1].id
+    return snap
+
+
+def _run(args, store, cancel) -> int:
+    prog = _progress_printer(args.progress)
+    if args.cmd == "backup":
+        kw = dict(source_id=args.source_id, tags=args.tag, progress=prog, cancel=cancel)
+        if args.retain_days:
+            kw["retain_until"] = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=args.retain_days)
+            kw["retention_mode"] = args.retention_mode
+        if args.volume:
+            snap = store.backup_volume(args.volume, **kw)
+        elif args.path == "-":
+            snap = store.backup_stream(sys.stdin.buffer, name=args.name, **kw)
+        elif args.path:
+            snap = store.backup_tree(args.path, **kw)
+        else:
+            raise SystemExit("backup needs a folder, '-' or --volume IMAGE")
+        if prog:
+            sys.stderr.write("\n")
+        st = snap.stats
+        print(f"snapshot {snap.id} saved ({st.get('bytes_read', 0)} bytes read, "
+              f"{st.get('bytes_new', 0)} new, {st.get('bytes_stored', 0)} stored)")
+        return 0
+    if args.cmd == "list":
+        errors = []
+        snaps = store.list_snapshots(source_id=args.source_id, errors=errors)
+        if args.json:
+            print(json.dumps([s.__dict__ for s in snaps], indent=1))
+        else:
+            for s in snaps:
+                ret = f" retained until {s.retain_until} ({s.retention_mode})" if s.retain_until else ""
+                print(f"{s.id}  {s.time[:19]}  {s.kind:6}  {s.source_id}  {' '.join(s.tags)}{ret}")
+        for e in errors:
+            print(f"warning: {e}", file=sys.stderr)
+        return 0
+    if args.cmd == "restore":
+        sid = _resolve(store, args.snapshot)
+        if args.target == "-":
+            store.restore_stream(sid, sys.stdout.buffer, progress=prog, cancel=cancel)
+        else:
+            res = store.restore(sid, args.target, paths=args.paths, progress=prog, cancel=cancel)
+            if prog:
+                sys.stderr.write("\n")
+            print(f"restored {sid} to {args.target}: {res}", file=sys.stderr)
+        return 0
+    if args.cmd == "verify":
+        sid = None if args.snapshot == "all" else _resolve(store, args.snapshot)
+        rep = store.verify(sid, progress=prog, cancel=cancel)
+        if prog:
+            sys.stderr.write("\n")
+        print(f"checked {len(rep.snapshot_ids)} snapshot(s), {rep.chunks_checked} chunks, {rep.bytes_checked} bytes")
+        for e in rep.errors:
+            print(f"ERROR: {e}")
+        for c in rep.missing_chunks:
+            print(f"MISSING chunk {c}")
+        for c in rep.damaged_chunks:
+            print(f"DAMAGED chunk {c}")
+        for i in rep.damaged_items:
+            print(f"DAMAGED item {i}")
+        print("ok" if rep.ok else "DAMAGE FOUND")
+        return 0 if rep.ok else 3
+    if args.cmd == "delete":
+        store.delete_snapshot(args.snapshot)
+        print(f"deleted {args.snapshot}")
+        return 0
+    return 2

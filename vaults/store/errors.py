@@ -1,0 +1,53 @@
+"""Exceptions raised by the vault store engine."""
+
+
+class StoreError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class ChunkerUnavailable(StoreError):
+    """The compiled FastCDC extension is missing: the engine refuses to run."""
+
+
+class NotFound(StoreError):
+    """An object, snapshot or chunk does not exist."""
+
+
+class RetentionError(StoreError):
+    """An operation was refused because an object is under retention."""
+
+    def __init__(self, name, until=None, mode=None, message=None):
+        self.name = name
+        self.until = until
+        self.mode = mode
+        if message is None:
+            message = f"object {name!r} is under {mode} retention until {until.isoformat() if until else '?'}; refusing to delete or overwrite it"
+        super().__init__(message)
+
+
+class IntegrityError(StoreError):
+    """Authenticated decryption or a hash check failed: the data was tampered with or damaged."""
+
+
+class KeyError_(StoreError):
+    """The platform key does not unwrap this store's data key."""
+
+
+class Cancelled(StoreError):
+    """The operation was cancelled through its cancel hook; nothing was committed."""
+
+
+class DamageError(StoreError):
+    """A restore met missing or corrupt data.
+
+    ``items`` lists the damaged items by name (paths inside the recovery point, ``<stream>``
+    or ``<volume>``); ``chunks`` lists the damaged chunk ids (hex); everything else was restored.
+    """
+
+    def __init__(self, items, chunks=(), message=None):
+        self.items = sorted(set(items))
+        self.chunks = sorted(set(chunks))
+        if message is None:
+            shown = ", ".join(self.items[:20]) + (" ..." if len(self.items) > 20 else "")
+            message = f"{len(self.items)} damaged item(s): {shown}"
+        super().__init__(message)

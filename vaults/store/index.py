@@ -1,0 +1,216 @@
+"""The chunk index: a local SQLite cache rebuilt from the store's index files.
+
+The authoritative index lives in the store (``index/<hash>`` objects, each listing the chunks
+of some packs, encrypted). This module keeps a compact on-disk SQLite table of
+chunk id -> (pack, offset, length) so memory stays flat however big the store grows.
+
+Rows of packs written by a running backup carry that session's id until the session writes
+its index file; a session that died (its lock file is no longer locked) has its rows dropped
+at the next open, and only rows of indexed packs (or of one's own session) are used for
+deduplication, so a manifest never refers to a chunk no index file lists.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import struct
+import threading
+import uuid
+
+import zstandard
+
+from .errors import IntegrityError
+
+ENTRY = struct.Struct("<32sIII")  # chunk id, offset, length (stored), raw length
+PACK_HEAD = struct.Struct("<32sI")  # pack hash, entry count
+INDEX_MAGIC = b"SRIX1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS packs (pid INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
+                                  idx TEXT, sess TEXT);
+CREATE TABLE IF NOT EXISTS chunks (id BLOB NOT NULL, pid INTEGER NOT NULL, off INTEGER NOT NULL,
+                                   len INTEGER NOT NULL, raw INTEGER NOT NULL,
+                                   PRIMARY KEY (id, pid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunks_pid ON chunks(pid);
+CREATE TABLE IF NOT EXISTS idxfiles (name TEXT PRIMARY KEY);
+CREATE INDEX IF NOT EXISTS packs_sess ON packs(sess);
+"""
+
+
+def encode_index(packs) -> bytes:
+    """packs: iterable of (pack_name_hex, [(id, off, len, raw), ...])."""
+    out = [INDEX_MAGIC]
+    for name, entries in packs:
+        out.append(PACK_HEAD.pack(bytes.fromhex(name), len(entries)))
+        out.extend(ENTRY.pack(*e) for e in entries)
+    return zstandard.ZstdCompressor(level=3).compress(b"".join(out))
+
+
+def decode_index(blob: bytes):
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(blob, max_output_size=1 << 31)
+    except zstandard.ZstdError as e:
+        raise IntegrityError(f"index file does not decompress: {e}") from None
+    if not raw.startswith(INDEX_MAGIC):
+        raise IntegrityError("index file has a bad magic")
+    pos = len(INDEX_MAGIC)
+    mv = memoryview(raw)
+    packs = []
+    while pos < len(raw):
+        name, n = PACK_HEAD.unpack_from(mv, pos)
+        pos += PACK_HEAD.size
+        entries = [ENTRY.unpack_from(mv, pos + i * ENTRY.size) for i in range(n)]
+        pos += n * ENTRY.size
+        packs.append((name.hex(), entries))
+    if pos != len(raw):
+        raise IntegrityError("index file is truncated")
+    return packs
+
+
+class IndexCache:
+    def __init__(self, cache_dir: str):
+        os.makedirs(cache_dir, exist_ok=True)
+        self.dir = cache_dir
+        self.sessions_dir = os.path.join(cache_dir, "sessions")
+        os.makedirs(self.sessions_dir, exist_ok=True)
+        self.lock = threading.RLock()
+        self.db = sqlite3.connect(os.path.join(cache_dir, "index.sqlite"), timeout=60,
+                                  check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self):
+        with self.lock:
+            self.db.close()
+
+    # -- sessions ----------------------------------------------------------------
+    def start_session(self):
+        sid = uuid.uuid4().hex
+        path = os.path.join(self.sessions_dir, sid + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return sid, fd, path
+
+    def end_session(self, sid, fd, path):
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._drop_session(sid)
+            self.db.execute("COMMIT")
+        try:
+            os.unlink(path)
+        finally:
+            os.close(fd)
+
+    def _drop_session(self, sid):
+        self.db.execute("DELETE FROM chunks WHERE pid IN (SELECT pid FROM packs WHERE sess=?)", (sid,))
+        self.db.execute("DELETE FROM packs WHERE sess=?", (sid,))
+
+    def drop_dead_sessions(self):
+        with self.lock:
+            sess = [r[0] for r in self.db.execute("SELECT DISTINCT sess FROM packs WHERE sess IS NOT NULL")]
+            for sid in sess:
+                path = os.path.join(self.sessions_dir, sid + ".lock")
+                try:
+                    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                except OSError:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue  # alive
+                self.db.execute("BEGIN IMMEDIATE")
+                self._drop_session(sid)
+                self.db.execute("COMMIT")
+                os.unlink(path)
+                os.close(fd)
+
+    # -- rows ----------------------------------------------------------------------
+    def add_pack(self, name, entries, *, sess=None, idx=None):
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self.db.execute("SELECT pid FROM packs WHERE name=?", (name,)).fetchone()
+                if cur is None:
+                    pid = self.db.execute("INSERT INTO packs(name, idx, sess) VALUES (?,?,?)",
+                                          (name, idx, sess)).lastrowid
+                else:
+                    pid = cur[0]
+                    if idx is not None:
+                        self.db.execute("UPDATE packs SET idx=?, sess=NULL WHERE pid=?", (idx, pid))
+                self.db.executemany("INSERT OR IGNORE INTO chunks(id, pid, off, len, raw) VALUES (?,?,?,?,?)",
+                                    [(e[0], pid, e[1], e[2], e[3]) for e in entries])
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def mark_indexed(self, idxname, pack_names):
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("UPDATE packs SET idx=?, sess=NULL WHERE name=?",
+                                [(idxname, n) for n in pack_names])
+            self.db.execute("INSERT OR IGNORE INTO idxfiles(name) VALUES (?)", (idxname,))
+            self.db.execute("COMMIT")
+
+    def has(self, cid, sess=None) -> bool:
+        with self.lock:
+            return self.db.execute(
+                "SELECT 1 FROM chunks c JOIN packs p ON p.pid=c.pid WHERE c.id=? "
+                "AND (p.sess IS NULL OR p.sess=?) LIMIT 1", (cid, sess)).fetchone() is not None
+
+    def locate(self, cid):
+        """(pack name, offset, length) of an indexed chunk, or None."""
+        with self.lock:
+            return self.db.execute(
+                "SELECT p.name, c.off, c.len FROM chunks c JOIN packs p ON p.pid=c.pid "
+                "WHERE c.id=? AND p.sess IS NULL LIMIT 1", (cid,)).fetchone()
+
+    def loaded_index_files(self):
+        with self.lock:
+            return {r[0] for r in self.db.execute("SELECT name FROM idxfiles")}
+
+    def load_index_file(self, idxname, packs):
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for name, entries in packs:
+                    cur = self.db.execute("SELECT pid FROM packs WHERE name=?", (name,)).fetchone()
+                    if cur is None:
+                        pid = self.db.execute("INSERT INTO packs(name, idx, sess) VALUES (?,?,NULL)",
+                                              (name, idxname)).lastrowid
+                    else:
+                        pid = cur[0]
+                        self.db.execute("UPDATE packs SET sess=NULL, idx=COALESCE(idx, ?) WHERE pid=?",
+                                        (idxname, pid))
+                    self.db.executemany(
+                        "INSERT OR IGNORE INTO chunks(id, pid, off, len, raw) VALUES (?,?,?,?,?)",
+                        [(e[0], pid, e[1], e[2], e[3]) for e in entries])
+                self.db.execute("INSERT OR IGNORE INTO idxfiles(name) VALUES (?)", (idxname,))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def forget_index_file(self, idxname):
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            pids = [r[0] for r in self.db.execute("SELECT pid FROM packs WHERE idx=? AND sess IS NULL", (idxname,))]
+            self.db.executemany("DELETE FROM chunks WHERE pid=?", [(p,) for p in pids])
+            self.db.executemany("DELETE FROM packs WHERE pid=?", [(p,) for p in pids])
+            self.db.execute("DELETE FROM idxfiles WHERE name=?", (idxname,))
+            self.db.execute("COMMIT")
+
+    def pack_entries(self, name):
+        with self.lock:
+            return self.db.execute(
+                "SELECT c.id, c.off, c.len, c.raw FROM chunks c JOIN packs p ON p.pid=c.pid WHERE p.name=? "
+                "ORDER BY c.off", (name,)).fetchall()
+
+    def pack_index_file(self, name):
+        with self.lock:
+            r = self.db.execute("SELECT idx FROM packs WHERE name=?", (name,)).fetchone()
+            return r[0] if r else None
