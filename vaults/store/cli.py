@@ -84,6 +84,11 @@ def main(argv=None) -> int:
     if not args.store:
         ap.error("no store: use --store or set STRONGROOM_STORE")
     cancel = threading.Event()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
 
     def on_term(signum, frame):
         cancel.set()

@@ -468,6 +468,8 @@ class Store:
         self.block_size = config.get("block_size", BLOCK_SIZE)
         self.workers = max(1, int(workers))
         self.zstd_level = zstd_level
+        #: files changed this close to a backup's start are re-read by the next backup
+        self.racy_ns = RACY_NS
         self.cache_dir = cache_dir or _default_cache_dir(self.id)
         os.makedirs(self.cache_dir, exist_ok=True)
         self.index = IndexCache(self.cache_dir)
@@ -734,7 +736,7 @@ class Store:
                 warnings.warn(f"skipping special file {p}")
 
     def _backup_file(self, sess, full, p, st, base, fc, start_ns, skipped):
-        racy = max(st.st_mtime_ns, st.st_ctime_ns) >= start_ns - RACY_NS
+        racy = max(st.st_mtime_ns, st.st_ctime_ns) >= start_ns - self.racy_ns
         rec = {"t": "f", **base, "ct": st.st_ctime_ns, "i": st.st_ino, "s": st.st_size}
         if racy:
             rec["r"] = 1
@@ -1148,7 +1150,7 @@ class Store:
             tmp.close()
             db = sqlite3.connect(tmp.name)
             try:
-                db.execute("CREATE TABLE refs (id BLOB, item TEXT)")
+                db.execute("CREATE TABLE refs (id BLOB, item BLOB)")
                 db.execute("CREATE TABLE need (pack TEXT, off INTEGER, len INTEGER, id BLOB)")
                 for sid in ids:
                     item = None
@@ -1160,7 +1162,7 @@ class Store:
                             rows = []
                             for c in rec.get("c", ()):
                                 h = c[1] if len(c) == 3 else c[0]
-                                rows.append((bytes.fromhex(h), item))
+                                rows.append((bytes.fromhex(h), _b(item)))
                             db.executemany("INSERT INTO refs VALUES (?,?)", rows)
                     except (IntegrityError, NotFound) as e:
                         rep.errors.append(f"manifest of snapshot {sid} is damaged or missing: {e}")
@@ -1229,7 +1231,7 @@ class Store:
                     items = set()
                     for i in range(0, len(bl), 500):
                         part = bl[i:i + 500]
-                        items.update(r[0] for r in db.execute(q % ",".join("?" * len(part)), part))
+                        items.update(_s(r[0]) for r in db.execute(q % ",".join("?" * len(part)), part))
                     rep.damaged_items.extend(sorted(items))
                 rep.damaged_items = sorted(set(rep.damaged_items))
             finally:
@@ -1246,6 +1248,14 @@ class Store:
         rep.chunks_checked += nchunks
         rep.bytes_checked += nbytes
         prog.update(nbytes=nbytes, current=pack)
+
+
+def _b(s: str) -> bytes:
+    return s.encode("utf-8", "surrogateescape")
+
+
+def _s(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
 
 
 def _write_zeros(out, n):
@@ -1266,7 +1276,7 @@ class _FilesCache:
         os.close(fd)
         self.db = sqlite3.connect(self.path)
         self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE f (p TEXT PRIMARY KEY, s INT, mt INT, ct INT, i INT, c TEXT)")
+        self.db.execute("CREATE TABLE f (p BLOB PRIMARY KEY, s INT, mt INT, ct INT, i INT, c TEXT)")
         cur = None
         rows = []
         try:
@@ -1276,7 +1286,7 @@ class _FilesCache:
                         cur[5].extend(rec["c"])
                     continue
                 if cur is not None:
-                    rows.append(cur[:5] + (json.dumps(cur[5]),))
+                    rows.append((_b(cur[0]),) + cur[1:5] + (json.dumps(cur[5]),))
                     cur = None
                 if rec["t"] == "f" and not rec.get("r"):
                     cur = (rec["p"], rec["s"], rec["mt"], rec["ct"], rec["i"], list(rec.get("c", ())))
@@ -1284,14 +1294,14 @@ class _FilesCache:
                     self.db.executemany("INSERT OR REPLACE INTO f VALUES (?,?,?,?,?,?)", rows)
                     rows = []
             if cur is not None:
-                rows.append(cur[:5] + (json.dumps(cur[5]),))
+                rows.append((_b(cur[0]),) + cur[1:5] + (json.dumps(cur[5]),))
             self.db.executemany("INSERT OR REPLACE INTO f VALUES (?,?,?,?,?,?)", rows)
             self.db.commit()
         except (IntegrityError, NotFound):
             self.db.execute("DELETE FROM f")  # unreadable parent: re-read everything
 
     def lookup(self, p, st):
-        r = self.db.execute("SELECT s, mt, ct, i, c FROM f WHERE p=?", (p,)).fetchone()
+        r = self.db.execute("SELECT s, mt, ct, i, c FROM f WHERE p=?", (_b(p),)).fetchone()
         if r is None or r[:4] != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
             return None
         chunks = json.loads(r[4])
