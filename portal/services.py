@@ -167,3 +167,34 @@ def assume_persona(user, real_principal: Principal, persona: LabPersona | None) 
         status=ActivityLogEntry.Status.SUCCEEDED,
         details={"persona": persona.title if persona else "(self)"},
     )
+
+
+# --- worker check ------------------------------------------------------------------------------
+
+WORKER_CHECK = "Strongroom.Lab/workers/check/action"
+register_operation_name(WORKER_CHECK, "Check background workers")
+
+
+def check_workers(principal: Principal) -> Operation:
+    """Ask a Celery worker to answer; the notification turns green when one does.
+
+    Shows a trainer (and the tests) that web, broker, worker and database are wired together.
+    """
+    from functools import partial
+
+    from django.db import transaction
+
+    from portal.tasks import answer_worker_check
+
+    with guarded(principal, WORKER_CHECK, scopes.ROOT) as op:
+        operation = start_operation(principal, "Checking background workers")
+        op.details["operationId"] = str(operation.pk)
+        transaction.on_commit(partial(answer_worker_check.delay, str(operation.pk)))
+    return operation
+
+
+def complete_worker_check(operation_id: str, *, worker: str) -> None:
+    operation = Operation.objects.filter(pk=operation_id, status=Operation.Status.IN_PROGRESS).first()
+    if operation is None:  # redelivered, or already answered
+        return
+    finish_operation(operation, succeeded=True, message=f"Worker {worker} answered.")
