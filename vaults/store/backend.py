@@ -136,6 +136,26 @@ class Backend(abc.ABC):
         pass
 
 
+# Fault injection for crash tests only: STRONGROOM_FAULT_KILL_AFTER_BYTES=N makes the process
+# SIGKILL itself once N bytes have been written to store objects (in the middle of a write).
+_FAULT_LIMIT = int(os.environ["STRONGROOM_FAULT_KILL_AFTER_BYTES"]) if os.environ.get("STRONGROOM_FAULT_KILL_AFTER_BYTES") else None
+_fault_written = 0
+
+
+def _fault_chunks(chunks):
+    global _fault_written
+    import signal
+    for c in chunks:
+        c = memoryview(c)
+        room = _FAULT_LIMIT - _fault_written
+        if len(c) >= room:
+            yield c[:max(room, 0)]
+            yield b""
+            os.kill(os.getpid(), signal.SIGKILL)
+        _fault_written += len(c)
+        yield c
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -185,6 +205,8 @@ class LocalBackend(Backend):
         self._known_dirs.add(d)
 
     def _atomic_write(self, path: str, chunks) -> None:
+        if _FAULT_LIMIT is not None:
+            chunks = _fault_chunks(chunks)
         d = os.path.dirname(path)
         self._ensure_dir(d)
         tmp = os.path.join(d, f".tmp-{uuid.uuid4().hex}")

@@ -872,6 +872,13 @@ class Store:
         exactly (damaged files are removed, everything else is restored)."""
         with self._op:
             self.sync_index()
+            try:
+                return self._restore(snap_id, target, paths, progress, cancel)
+            except IntegrityError as e:
+                raise DamageError([f"{snap_id}:<manifest>"], message=f"recovery point {snap_id} is damaged: {e}") from e
+
+    def _restore(self, snap_id, target, paths, progress, cancel):
+        if True:
             snap = self.get_snapshot(snap_id)
             if snap.kind == "volume":
                 return self._restore_volume(snap, target, progress, cancel)
@@ -885,7 +892,10 @@ class Store:
         """Write a stream (or volume, holes as zeros) recovery point to the binary file ``out``."""
         with self._op:
             self.sync_index()
-            return self._restore_stream(self.get_snapshot(snap_id), out, progress, cancel)
+            try:
+                return self._restore_stream(self.get_snapshot(snap_id), out, progress, cancel)
+            except IntegrityError as e:
+                raise DamageError([f"{snap_id}:<manifest>"], message=f"recovery point {snap_id} is damaged: {e}") from e
 
     def _restore_stream(self, snap, out, progress, cancel):
         prog = _Throttle(progress, "restore")
