@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Benchmark: Strongroom's vault store engine vs restic (Debian's, its defaults).
+
+    .venv/bin/python bench/engine.py --size-mib 1024 --volume-gib 2 --runs 3 --out var/bench/engine.json
+
+For each run and each tool (interleaved, order alternating, after a warm-up run per tool):
+fresh repository; initial backup of a seeded ~size-MiB tree; ~5% mutation; incremental backup;
+full restore of the incremental; backup and restore of a sparse volume image. Wall time and peak
+RSS per command (os.wait4), repository size on disk. Both tools fsync their writes. Medians
+of the runs, ratios Strongroom / restic, targets from issue 3.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import dataset  # noqa: E402
+
+KEYHEX = "5a" * 32
+PHASES = ["initial", "incremental", "restore", "image_backup", "image_restore"]
+TARGETS = {"initial": 0.6, "incremental": 0.6, "restore": 0.7, "image_backup": 0.8, "store_size": 1.0}
+RSS_LIMIT_MIB = 256
+
+
+def du(path):
+    total = 0
+    for dp, dn, fn in os.walk(path):
+        for f in fn:
+            try:
+                total += os.lstat(os.path.join(dp, f)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def tree_digest(root):
+    h = hashlib.blake2b()
+    for dp, dn, fn in os.walk(root):
+        dn.sort()
+        for f in sorted(fn):
+            p = os.path.join(dp, f)
+            h.update(os.path.relpath(p, root).encode("utf-8", "surrogateescape"))
+            with open(p, "rb") as fh:
+                while True:
+                    b = fh.read(1 << 22)
+                    if not b:
+                        break
+                    h.update(b)
+    return h.hexdigest()
+
+
+def file_digest(p):
+    h = hashlib.blake2b()
+    with open(p, "rb") as fh:
+        while True:
+            b = fh.read(1 << 22)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def measure(cmd, env, log, stdout=None):
+    """Run ``cmd``; returns (wall seconds, peak RSS MiB, stdout text)."""
+    with open(log, "ab") as lf:
+        lf.write(("\n$ " + " ".join(cmd) + "\n").encode())
+        lf.flush()
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=lf)
+        out = p.stdout.read()
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        lf.write(out[-4000:])
+    if p.returncode != 0:
+        raise SystemExit(f"command failed ({p.returncode}): {' '.join(cmd)}; see {log}")
+    return wall, ru.ru_maxrss / 1024.0, out.decode(errors="replace")
+
+
+class Tool:
+    name = "?"
+
+    def __init__(self, work, log):
+        self.work = work
+        self.log = log
+        self.repo = os.path.join(work, f"repo-{self.name}")
+        self.cache = os.path.join(work, f"cache-{self.name}")
+        self.commands = {}
+
+    def run(self, phase, cmd):
+        self.commands.setdefault(phase, " ".join(cmd))
+        return measure(cmd, self.env(), self.log)
+
+    def reset(self):
+        for d in (self.repo, self.cache):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+class Strongroom(Tool):
+    name = "strongroom"
+
+    def env(self):
+        e = dict(os.environ)
+        e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
+        e["STRONGROOM_STORE_KEY"] = KEYHEX
+        e.pop("STRONGROOM_FAULT_KILL_AFTER_BYTES", None)
+        return e
+
+    def base(self):
+        return [sys.executable, "-m", "vaults.store", "--store", self.repo, "--cache-dir", self.cache]
+
+    def init(self):
+        self.run("init", self.base() + ["init"])
+
+    def backup(self, phase, src):
+        w, r, out = self.run(phase, self.base() + ["backup", src])
+        self.last = out.split()[1]
+        return w, r
+
+    def backup_image(self, img):
+        w, r, out = self.run("image_backup", self.base() + ["backup", "--volume", img])
+        self.last_img = out.split()[1]
+        return w, r
+
+    def restore(self, phase, target, image=False):
+        sid = self.last_img if image else self.last
+        if image:
+            os.makedirs(target, exist_ok=True)
+            target = os.path.join(target, "image.img")
+        w, r, _ = self.run(phase, self.base() + ["restore", sid, target])
+        return w, r
+
+    def restored_tree(self, target, src):
+        return target
+
+    def restored_image(self, target, img):
+        return os.path.join(target, "image.img")
+
+
+class Restic(Tool):
+    name = "restic"
+
+    def __init__(self, work, log, binary):
+        self.binary = binary
+        super().__init__(work, log)
+
+    def env(self):
+        e = dict(os.environ)
+        e["RESTIC_PASSWORD"] = "bench-password"
+        e["RESTIC_CACHE_DIR"] = self.cache
+        return e
+
+    def base(self):
+        return [self.binary, "-r", self.repo]
+
+    def init(self):
+        self.run("init", self.base() + ["init"])
+
+    def backup(self, phase, src):
+        w, r, _ = self.run(phase, self.base() + ["backup", "--host", "bench", src])
+        return w, r
+
+    def backup_image(self, img):
+        w, r, _ = self.run("image_backup", self.base() + ["backup", "--host", "bench", img])
+        return w, r
+
+    def restore(self, phase, target, image=False):
+        path = self.img if image else self.src
+        w, r, _ = self.run(phase, self.base() + ["restore", "latest", "--host", "bench", "--path", path,
+                                                  "--target", target])
+        return w, r
+
+    def restored_tree(self, target, src):
+        return os.path.join(target, src.lstrip("/"))
+
+    def restored_image(self, target, img):
+        return os.path.join(target, img.lstrip("/"))
+
+
+def one_run(tool, args, pristine, img, check):
+    work = args.work
+    src = os.path.join(work, "src")
+    tool.src, tool.img = src, img
+    tool.reset()
+    dataset.copy_tree(pristine, src)
+    time.sleep(2.5)  # out of the racy window of a just-copied tree (untimed)
+    tool.init()
+    res = {}
+    res["initial"] = tool.backup("initial", src)
+    size_initial = du(tool.repo)
+    dataset.mutate(src, seed=args.seed + 1)
+    res["incremental"] = tool.backup("incremental", src)
+    size_after = du(tool.repo)
+    tgt = os.path.join(work, "restore")
+    shutil.rmtree(tgt, ignore_errors=True)
+    res["restore"] = tool.restore("restore", tgt)
+    ok = True
+    if check:
+        ok = tree_digest(tool.restored_tree(tgt, src)) == tree_digest(src)
+    shutil.rmtree(tgt, ignore_errors=True)
+    res["image_backup"] = tool.backup_image(img)
+    size_img = du(tool.repo) - size_after
+    res["image_restore"] = tool.restore("image_restore", tgt, image=True)
+    rimg = tool.restored_image(tgt, img)
+    img_blocks = os.stat(rimg).st_blocks * 512
+    if check:
+        ok = ok and file_digest(rimg) == file_digest(img)
+    shutil.rmtree(tgt, ignore_errors=True)
+    out = {p: {"wall": res[p][0], "rss_mib": res[p][1]} for p in PHASES}
+    out.update(store_initial=size_initial, store_size=size_after, image_store=size_img,
+               image_restored_allocated=img_blocks, restore_ok=ok,
+               peak_rss_mib=max(res[p][1] for p in PHASES))
+    tool.reset()
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--volume-gib", type=float, default=2.0)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--work", default=os.path.join(ROOT, "var", "bench", "work"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "var", "bench", "engine.json"))
+    ap.add_argument("--restic", default="/usr/bin/restic")
+    ap.add_argument("--no-restic", action="store_true", help="only the Strongroom side")
+    ap.add_argument("--no-check", action="store_true", help="skip checking restored bytes")
+    args = ap.parse_args(argv)
+    args.work = os.path.abspath(args.work)
+    os.makedirs(args.work, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    log = os.path.join(args.work, "commands.log")
+    open(log, "w").close()
+
+    pristine = os.path.join(args.work, f"data-{args.size_mib}-{args.seed}")
+    img = os.path.join(args.work, f"volume-{args.volume_gib}g.img")
+    t = time.time()
+    if not os.path.exists(pristine + ".done"):
+        shutil.rmtree(pristine, ignore_errors=True)
+        info = dataset.make_tree(pristine, args.size_mib, args.seed)
+        json.dump(info, open(pristine + ".done", "w"))
+    info = json.load(open(pristine + ".done"))
+    if not os.path.exists(img + ".done"):
+        iinfo = dataset.make_image(img, args.volume_gib, args.seed)
+        json.dump(iinfo, open(img + ".done", "w"))
+    iinfo = json.load(open(img + ".done"))
+    print(f"dataset: {info['files']} files, {info['bytes'] / 2**20:.0f} MiB; image {iinfo['size'] / 2**30:.2f} GiB "
+          f"({iinfo['data_written'] / 2**20:.0f} MiB data); prepared in {time.time() - t:.0f}s", flush=True)
+
+    tools = [Strongroom(args.work, log)]
+    if not args.no_restic:
+        if not os.path.exists(args.restic):
+            raise SystemExit(f"{args.restic} not found (use --no-restic to run the Strongroom side only)")
+        tools.append(Restic(args.work, log, args.restic))
+    runs = {t.name: [] for t in tools}
+    for i in range(args.warmup + args.runs):
+        order = tools if i % 2 == 0 else list(reversed(tools))
+        for tool in order:
+            warm = i < args.warmup
+            r = one_run(tool, args, pristine, img, check=not args.no_check)
+            print(f"{'warm-up' if warm else f'run {i - args.warmup + 1}'} {tool.name:10} " +
+                  " ".join(f"{p}={r[p]['wall']:.2f}s" for p in PHASES) +
+                  f" rss={r['peak_rss_mib']:.0f}MiB store={r['store_size'] / 2**20:.0f}MiB ok={r['restore_ok']}",
+                  flush=True)
+            if not r["restore_ok"]:
+                raise SystemExit(f"{tool.name}: restored data differs from the source")
+            if not warm:
+                runs[tool.name].append(r)
+
+    def med(name, key, sub=None):
+        vals = [(r[key][sub] if sub else r[key]) for r in runs[name]]
+        return statistics.median(vals)
+
+    summary = {}
+    for t in tools:
+        s = {p: med(t.name, p, "wall") for p in PHASES}
+        s.update({f"{p}_rss_mib": med(t.name, p, "rss_mib") for p in PHASES})
+        s.update(peak_rss_mib=med(t.name, "peak_rss_mib"), store_size=med(t.name, "store_size"),
+                 image_store=med(t.name, "image_store"),
+                 image_restored_allocated=med(t.name, "image_restored_allocated"))
+        summary[t.name] = s
+    print("\ncommand lines:")
+    for t in tools:
+        for phase, cmd in t.commands.items():
+            print(f"  [{t.name} {phase}] {cmd}")
+    rows = [("initial backup (s)", "initial"), ("incremental backup (s)", "incremental"),
+            ("full restore (s)", "restore"), ("sparse image backup (s)", "image_backup"),
+            ("sparse image restore (s)", "image_restore"), ("peak RSS (MiB)", "peak_rss_mib"),
+            ("store size (MiB)", "store_size"), ("image store (MiB)", "image_store"),
+            ("restored image allocated (MiB)", "image_restored_allocated")]
+    ratios = {}
+    print(f"\nmedians of {args.runs} run(s), {args.size_mib} MiB tree, {args.volume_gib} GiB image")
+    print(f"{'metric':32} {'strongroom':>12} {'restic':>12} {'ratio':>7}  target")
+    for label, key in rows:
+        a = summary["strongroom"][key]
+        scale = 2**20 if key in ("store_size", "image_store", "image_restored_allocated") else 1
+        line = f"{label:32} {a / scale:12.2f}"
+        if "restic" in summary:
+            b = summary["restic"][key]
+            ratio = a / b if b else float("nan")
+            ratios[key] = ratio
+            tgt = TARGETS.get(key)
+            verdict = ""
+            if tgt is not None:
+                verdict = f"<= {tgt}  {'met' if ratio <= tgt else 'MISSED'}"
+            elif key == "peak_rss_mib":
+                verdict = f"<= {RSS_LIMIT_MIB} MiB  {'met' if a <= RSS_LIMIT_MIB else 'MISSED'}"
+            line += f" {b / scale:12.2f} {ratio:7.2f}  {verdict}"
+        print(line)
+    result = {"args": vars(args), "dataset": info, "image": iinfo,
+              "commands": {t.name: t.commands for t in tools}, "runs": runs, "median": summary,
+              "ratios": ratios, "targets": TARGETS, "rss_limit_mib": RSS_LIMIT_MIB,
+              "restic_version": subprocess.run([args.restic, "version"], capture_output=True, text=True).stdout.strip()
+              if not args.no_restic else None}
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"\nwrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

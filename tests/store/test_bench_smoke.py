@@ -1,0 +1,31 @@
+"""A tens-of-MiB run of the engine benchmark, so `make bench` does not rot (not a timing test)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.store.helpers import ROOT, subprocess_env
+
+RESTIC = "/usr/bin/restic"
+
+
+def test_bench_smoke(tmp_path):
+    args = [sys.executable, os.path.join(ROOT, "bench", "engine.py"), "--size-mib", "20",
+            "--volume-gib", "0.0625", "--runs", "1", "--warmup", "0",
+            "--work", str(tmp_path / "work"), "--out", str(tmp_path / "engine.json")]
+    if not os.path.exists(RESTIC):
+        if os.environ.get("CI"):
+            pytest.fail(f"{RESTIC} is required in CI")
+        args.append("--no-restic")
+    r = subprocess.run(args, capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads((tmp_path / "engine.json").read_text())
+    sr = res["runs"]["strongroom"][0]
+    assert sr["restore_ok"]
+    assert sr["image_restored_allocated"] < res["image"]["size"]  # restored image is sparse
+    if "restic" in res["runs"]:
+        assert res["runs"]["restic"][0]["restore_ok"]
+        assert "ratios" in res and res["ratios"]["initial"] > 0
+    assert "initial backup" in r.stdout
