@@ -1,17 +1,23 @@
 from django.conf import settings
 
-from portal.models import LabPersona
+from portal.models import LabPersona, Operation
 from security import clock
 
 
 def shell(request):
-    """What the top bar needs on every page: who acts, personas, the clock."""
+    """What the top bar needs on every page: who acts, personas, the clock, running operations."""
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {"lab_mode": settings.STRONGROOM_LAB_MODE}
     from portal.services import can_play_personas
 
     trainer = can_play_personas(request.user)
     offset = clock.offset_seconds()
+    owner = getattr(request, "real_principal", None) or getattr(request, "principal", None)
+    running = (
+        Operation.objects.filter(principal=owner, dismissed=False, status=Operation.Status.IN_PROGRESS).count()
+        if owner is not None
+        else 0
+    )
     return {
         "lab_mode": settings.STRONGROOM_LAB_MODE,
         "is_trainer": trainer,
@@ -21,4 +27,5 @@ def shell(request):
         "current_persona": request.persona,
         "lab_clock_now": clock.now() if offset else None,
         "lab_clock_offset": offset,
+        "notifications_running": running,
     }

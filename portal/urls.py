@@ -25,11 +25,13 @@ portal_patterns = [
     path("notifications/dismiss/", views.notifications_dismiss, name="notifications_dismiss"),
     path("lab/persona/", views.switch_persona, name="switch_persona"),
     path("lab/clock/", views.lab_clock, name="lab_clock"),
+    path("", include("portal.inventory.urls")),
 ]
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
-    path("signin/", auth_views.LoginView.as_view(template_name="portal/signin.html"), name="login"),
+    path("vaults/", include("vaults.urls")),
+    path("signin/", views.SignInView.as_view(), name="login"),
     path("signout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

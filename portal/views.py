@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -16,6 +18,7 @@ from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -24,23 +27,58 @@ from portal.forms import CheckAccessForm, ClockForm, ResourceGroupForm, RoleAssi
 from portal.middleware import SESSION_PERSONA
 from portal.models import LabPersona, Operation, ResourceGroup, Subscription
 from portal.shortcuts import can, form_errors_from, get_visible_or_404, visible
+from portal.templatetags.portal_ui import describe_scope, describe_scopes
 from security import clock, scopes
 from security import services as security_services
 from security.models import ActivityLogEntry, Alert, Principal, RoleAssignment
 from security.rbac import active_assignments, authorize
 
 
+class SignInView(auth_views.LoginView):
+    """Django's sign-in, plus the demo sign-ins when the portal runs as a lab."""
+
+    template_name = "portal/signin.html"
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if settings.STRONGROOM_LAB_MODE:
+            demo = [{"username": "trainer", "name": "Terry Trainer", "title": "Trainer",
+                     "description": "Owner of everything; can play the personas and move the lab clock."}]
+            for persona in LabPersona.objects.select_related("principal__user"):
+                user = persona.principal.user
+                if user is not None:
+                    demo.append({"username": user.get_username(), "name": persona.principal.display_name,
+                                 "title": persona.title, "description": persona.description})
+            context["demo_accounts"] = demo
+            context["demo_password"] = settings.STRONGROOM_DEMO_PASSWORD
+        return context
+
+
 @login_required
 def home(request):
     principal = request.principal
+    subscriptions = list(services.subscriptions_for(principal))
+    groups = services.resource_groups_for(principal)
+    assignments = list(active_assignments(principal).order_by("scope", "role__name"))
+    scope_info = describe_scopes(a.scope for a in assignments)
+    for assignment in assignments:
+        assignment.scope_info = scope_info[scopes.normalize(assignment.scope).lower()]
+    recent = list(_activity_for(principal)[:6])
+    _attach_scope_info(recent)
     return render(
         request,
         "portal/home.html",
         {
-            "subscriptions": services.subscriptions_for(principal),
-            "resource_groups": services.resource_groups_for(principal)[:8],
-            "my_assignments": active_assignments(principal),
-            "recent_activity": _activity_for(principal)[:6],
+            "subscriptions": subscriptions,
+            "resource_groups": groups[:8],
+            "resource_group_count": groups.count(),
+            "my_assignments": assignments,
+            "recent_activity": recent,
+            "new_alerts": Alert.objects.filter(_alert_visibility(principal), state=Alert.State.NEW).count(),
+            "can_create_group": any(
+                can(principal, services.RESOURCE_GROUP_WRITE, s.resource_id + "/resourceGroups/x") for s in subscriptions
+            ),
         },
     )
 
@@ -55,9 +93,27 @@ def search(request):
             rows = visible(request.principal, rtype.model.objects.all(), rtype.read_action)
             field = "display_name" if rtype.model is Subscription else "name"
             for obj in rows.filter(**{f"{field}__icontains": query})[:10]:
-                results.append({"label": rtype.label, "name": str(obj), "url": rtype.url_for(obj), "id": obj.resource_id})
+                results.append(
+                    {
+                        "label": rtype.label,
+                        "name": str(obj),
+                        "url": rtype.url_for(obj),
+                        "id": obj.resource_id,
+                        "where": _where(obj),
+                    }
+                )
     template = "portal/search.html#results" if request.htmx else "portal/search.html"
     return render(request, template, {"query": query, "results": results})
+
+
+def _where(obj) -> str:
+    """Where a search hit lives, in words: its subscription, or its resource group."""
+    if isinstance(obj, Subscription):
+        return ""
+    if isinstance(obj, ResourceGroup):
+        return obj.subscription.display_name
+    group = getattr(obj, "resource_group", None)
+    return f"{group.name} · {group.subscription.display_name}" if group else ""
 
 
 # --- subscriptions ----------------------------------------------------------------------------
@@ -65,7 +121,22 @@ def search(request):
 
 @login_required
 def subscription_list(request):
-    return render(request, "portal/subscription_list.html", {"subscriptions": services.subscriptions_for(request.principal)})
+    principal = request.principal
+    groups = list(services.resource_groups_for(principal))
+    assignments = list(active_assignments(principal))
+    rows = []
+    for subscription in services.subscriptions_for(principal):
+        roles = sorted(
+            {a.role.name for a in assignments if scopes.covers(a.scope, subscription.resource_id)}
+        )
+        rows.append(
+            {
+                "subscription": subscription,
+                "group_count": sum(1 for g in groups if g.subscription_id == subscription.pk),
+                "roles": roles,
+            }
+        )
+    return render(request, "portal/subscription_list.html", {"rows": rows})
 
 
 @login_required
@@ -81,6 +152,7 @@ def subscription_detail(request, pk):
             "subscription": subscription,
             "resource": subscription,
             "resource_groups": groups,
+            "blade": "overview",
             "can_create_group": can(
                 request.principal, services.RESOURCE_GROUP_WRITE, subscription.resource_id + "/resourceGroups/x"
             ),
@@ -109,10 +181,15 @@ def resource_group_list(request):
     )
 
 
+DEFAULT_REGION = "eastus"  # preselected, as the portal preselects a sensible default
+
+
 @login_required
 def resource_group_create(request):
     subscriptions = services.subscriptions_for(request.principal)
-    initial = {"subscription": request.GET.get("subscription")} if request.GET.get("subscription") else {}
+    initial = {"region": DEFAULT_REGION}
+    if request.GET.get("subscription"):
+        initial["subscription"] = request.GET.get("subscription")
     form = ResourceGroupForm(request.POST or None, subscriptions=subscriptions, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -127,7 +204,14 @@ def resource_group_create(request):
         else:
             messages.success(request, f"Resource group '{group.name}' created.")
             return redirect("portal:resource_group_detail", pk=group.pk)
-    return render(request, "portal/resource_group_create.html", {"form": form})
+    writable = [
+        s for s in subscriptions if can(request.principal, services.RESOURCE_GROUP_WRITE, s.resource_id + "/resourceGroups/x")
+    ]
+    return render(
+        request,
+        "portal/resource_group_create.html",
+        {"form": form, "writable_subscriptions": writable, "has_subscriptions": subscriptions.exists()},
+    )
 
 
 @login_required
@@ -147,6 +231,7 @@ def resource_group_detail(request, pk):
             "group": group,
             "resource": group,
             "contents": sorted(contents, key=lambda c: c["obj"].name.lower()),
+            "blade": "overview",
             "can_delete": can(request.principal, services.RESOURCE_GROUP_DELETE, group.resource_id),
         },
     )
@@ -167,7 +252,18 @@ def resource_group_delete(request, pk):
             else:
                 messages.success(request, f"Resource group '{group.name}' deleted.")
                 return redirect("portal:resource_group_list")
-    return render(request, "portal/resource_group_delete.html", {"group": group, "resource": group, "error": error})
+    return render(
+        request,
+        "portal/resource_group_delete.html",
+        {
+            "group": group,
+            "resource": group,
+            "error": error,
+            "contents": services.resources_in_group(group),
+            "can_delete": can(request.principal, services.RESOURCE_GROUP_DELETE, group.resource_id),
+            "blade": "overview",
+        },
+    )
 
 
 # --- IAM ----------------------------------------------------------------------------------------
@@ -183,18 +279,70 @@ def _scope_context(request, scope: str):
     return scope, rtype, obj
 
 
+def _capabilities(rtype, scope: str) -> list[tuple[str, str]]:
+    """What "Check access" asks about at a scope: (plain words, action), per kind of resource."""
+    label = rtype.label.lower()
+    manage_access = ("Manage access here (add or remove role assignments)", security_services.ROLE_ASSIGNMENT_WRITE)
+    # Resources that live in groups (vaults, ...): "Create backup vaults here", from the registry.
+    contained = [
+        (f"Create {t.label[0].lower() + t.label[1:]}s here", _action_base(t.read_action) + "/write")
+        for t in resources.all_types()
+        if t.in_resource_group
+    ]
+    if rtype.model is Subscription:
+        return [
+            ("Read this subscription and what is in it", services.SUBSCRIPTION_READ),
+            ("Create resource groups in it", services.RESOURCE_GROUP_WRITE),
+            *contained,
+            manage_access,
+        ]
+    base = _action_base(rtype.read_action)
+    return [
+        (f"Read this {label}", rtype.read_action),
+        (f"Create or change this {label}", base + "/write"),
+        (f"Delete this {label}", base + "/delete"),
+        *(contained if rtype.model is ResourceGroup else []),
+        manage_access,
+    ]
+
+
+def _action_base(read_action: str) -> str:
+    """"Microsoft.X/things/read" -> "Microsoft.X/things" (Azure's write/delete share the stem)."""
+    return read_action[: -len("/read")] if read_action.lower().endswith("/read") else read_action
+
+
 def _iam_context(request, scope, rtype, obj, **extra):
-    entries = security_services.assignments_at(scope)
+    entries = sorted(
+        security_services.assignments_at(scope),
+        key=lambda e: (e.inherited, e.assignment.role.name, e.assignment.principal.display_name),
+    )
+    info = describe_scopes(e.assignment.scope for e in entries)
+    rows = [
+        {
+            "entry": entry,
+            "assignment": entry.assignment,
+            "inherited": entry.inherited,
+            "from": info[scopes.normalize(entry.assignment.scope).lower()],
+        }
+        for entry in entries
+    ]
     tab = request.GET.get("tab", "assignments")
+    if tab not in ("assignments", "add", "check"):
+        tab = "assignments"
     return {
         "scope": scope,
         "resource": obj,
         "resource_type": rtype,
         "resource_url": rtype.url_for(obj),
-        "entries": sorted(entries, key=lambda e: (e.assignment.role.name, e.assignment.principal.display_name)),
+        "rows": rows,
+        "entries": entries,
+        "direct_count": sum(1 for r in rows if not r["inherited"]),
+        "inherited_count": sum(1 for r in rows if r["inherited"]),
         "can_write": can(request.principal, security_services.ROLE_ASSIGNMENT_WRITE, scope),
         "can_delete": can(request.principal, security_services.ROLE_ASSIGNMENT_DELETE, scope),
         "tab": tab,
+        "blade": "iam",
+        "lab_now": clock.now(),
         "add_form": extra.pop("add_form", None) or RoleAssignmentForm(),
         "check_form": extra.pop("check_form", None) or CheckAccessForm(),
         **extra,
@@ -250,11 +398,22 @@ def iam_remove(request, assignment_id):
 @login_required
 def iam_check_access(request):
     scope, rtype, obj = _scope_context(request, request.GET.get("scope", ""))
-    form = CheckAccessForm(request.GET or None)
+    form = CheckAccessForm(request.GET if "member" in request.GET else None)
     result = None
+    capabilities = []
     if form.is_valid():
         result = security_services.check_access(request.principal, form.cleaned_data["member"], scope)
-    context = _iam_context(request, scope, rtype, obj, check_form=form, check_result=result)
+        capabilities = [
+            {"label": label, "action": action, "allowed": result.can(action)} for label, action in _capabilities(rtype, scope)
+        ]
+    info = describe_scopes(e.assignment.scope for e in (result.entries if result else []))
+    check_rows = [
+        {"assignment": e.assignment, "inherited": e.inherited, "from": info[scopes.normalize(e.assignment.scope).lower()]}
+        for e in (result.entries if result else [])
+    ]
+    context = _iam_context(
+        request, scope, rtype, obj, check_form=form, check_result=result, check_rows=check_rows, capabilities=capabilities
+    )
     context["tab"] = "check"
     return render(request, "portal/iam.html", context)
 
@@ -274,11 +433,12 @@ def _activity_for(principal):
 
 
 TIMESPANS = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
+TIMESPAN_LABELS = [("1h", "Last hour"), ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
 
 
 @login_required
 def activity_log(request):
-    entries = _activity_for(request.principal)
+    entries = _activity_for(request.principal).select_related("principal__persona")
     filters = {k: request.GET.get(k, "") for k in ("timespan", "status", "operation", "caller", "scope")}
     if filters["timespan"] in TIMESPANS:
         entries = entries.filter(timestamp__gte=clock.now() - TIMESPANS[filters["timespan"]])
@@ -290,12 +450,30 @@ def activity_log(request):
         entries = entries.filter(caller__icontains=filters["caller"])
     if filters["scope"]:
         entries = entries.filter(scope__icontains=filters["scope"])
+    visible_entries = _activity_for(request.principal)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    _attach_scope_info(page.object_list)
     return render(
         request,
         "portal/activity_log.html",
-        {"page": page, "filters": filters, "timespans": TIMESPANS, "statuses": ActivityLogEntry.Status.values},
+        {
+            "page": page,
+            "filters": filters,
+            "filtered": any(filters.values()),
+            "timespans": TIMESPAN_LABELS,
+            "statuses": ActivityLogEntry.Status.values,
+            "operations": sorted(set(visible_entries.order_by().values_list("operation_name", flat=True).distinct())),
+            "callers": sorted(set(visible_entries.order_by().values_list("caller", flat=True).distinct())),
+        },
     )
+
+
+def _attach_scope_info(entries) -> None:
+    """Give each activity entry a readable scope (name, kind, link), each distinct scope resolved once."""
+    entries = list(entries)
+    info = describe_scopes(e.scope for e in entries)
+    for entry in entries:
+        entry.scope_info = info[scopes.normalize(entry.scope).lower()]
 
 
 # --- alerts ----------------------------------------------------------------------------------------
@@ -407,4 +585,7 @@ def lab_clock(request):
                 return redirect("portal:lab_clock")
         except ValidationError as exc:
             form_errors_from(form, exc)
-    return render(request, "portal/lab_clock.html", {"form": form, "now": clock.now(), "real": clock.is_real_time()})
+    now = clock.now()
+    real = clock.is_real_time()
+    ahead_by = "" if real else timesince(now - dt.timedelta(seconds=clock.offset_seconds()), now, depth=2)
+    return render(request, "portal/lab_clock.html", {"form": form, "now": now, "real": real, "ahead_by": ahead_by})
