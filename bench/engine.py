@@ -72,6 +72,7 @@ def file_digest(p):
 
 def measure(cmd, env, log, stdout=None):
     """Run ``cmd``; returns (wall seconds, peak RSS MiB, stdout text)."""
+    os.sync()  # start every timed command with no dirty pages left by the previous one (untimed)
     with open(log, "ab") as lf:
         lf.write(("\n$ " + " ".join(cmd) + "\n").encode())
         lf.flush()

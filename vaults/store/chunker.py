@@ -12,7 +12,7 @@ MIN_SIZE = 256 * 1024
 AVG_SIZE = 1024 * 1024
 MAX_SIZE = 4 * 1024 * 1024
 BLOCK_SIZE = 1024 * 1024  # volume images
-WHOLE_FILE_LIMIT = 16 * 1024 * 1024  # files up to this size are read whole and cut in memory
+WHOLE_FILE_LIMIT = 8 * 1024 * 1024  # files up to this size are read whole and cut in memory
 
 
 def compiled_fastcdc():

@@ -57,6 +57,7 @@ BATCH = 1024  # chunk refs per manifest record
 RACY_NS = 2_000_000_000  # files modified this close to the backup's start are re-read next time
 INDEX_EVERY = 64  # packs per index file during a long backup
 ZERO = bytes(BLOCK_SIZE)
+PROBE = 64 * 1024  # compressibility probe of big chunks
 
 
 @dataclasses.dataclass
@@ -181,7 +182,7 @@ class _BackupSession:
         self.pending = collections.deque()
         self.max_pending = max(4, store.workers * 3)
         self.pack = PackBuilder()
-        self.uploads: queue.Queue = queue.Queue(maxsize=2)
+        self.uploads: queue.Queue = queue.Queue(maxsize=1)
         self.upload_error = None
         self.unindexed = []  # (pack name, entries) written but not yet in an index file
         self.uploaded = threading.Condition()
@@ -208,8 +209,12 @@ class _BackupSession:
             if cid in self.inflight or self.index.has(cid, self.sid):
                 return (cid, n, None)
             self.inflight.add(cid)
-        comp = self._zc().compress(data)
-        if len(comp) < n:
+        zc = self._zc()
+        if n > 2 * PROBE and len(zc.compress(data[:PROBE])) > PROBE * 0.97:
+            comp = None  # incompressible (the probe did not shrink): store raw, skip the work
+        else:
+            comp = zc.compress(data)
+        if comp is not None and len(comp) < n:
             blob = self.keys.seal_chunk(cid, crypto.FLAG_ZSTD, comp)
         else:
             blob = self.keys.seal_chunk(cid, crypto.FLAG_RAW, data)
@@ -224,7 +229,7 @@ class _BackupSession:
             name, parts, entries = item
             try:
                 if self.upload_error is None:
-                    self.store.backend.put(pack_object(name), b"".join(parts))
+                    self.store.backend.put_chunks(pack_object(name), parts)
                     self.index.add_pack(name, entries, sess=self.sid)
                     with self.lock:
                         for e in entries:
