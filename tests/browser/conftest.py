@@ -1,0 +1,107 @@
+"""Browser tests: Playwright's sync API driving Debian's Chromium against pytest-django's live server.
+
+One browser per test session, a fresh context (cookies, storage) per test. On failure the page is
+saved under ``test-artifacts/``. Playwright's sync API runs an event loop in this thread, so Django
+must be told that its ORM calls here are safe (only in this conftest).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        reason = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run browser tests."
+        if os.environ.get("STRONGROOM_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def page(browser, live_server, transactional_db, request):
+    """A fresh browser context and page for one test; a screenshot is kept if the test fails."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        except Exception:  # a crashed page must not hide the test's own failure
+            pass
+    context.close()
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """Seeding hashes six passwords per test: a fast hasher keeps the flows quick (tests only)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def seeded_lab(transactional_db):
+    """The demo lab, committed so the live server's thread sees it."""
+    from portal.lab import seed_tenancy
+
+    return seed_tenancy()
+
+
+def sign_in(page, live_server, username: str, password: str | None = None):
+    """Sign in through the form, as a person would, and wait for the home page."""
+    from django.conf import settings
+
+    page.goto(f"{live_server.url}/signin/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password or settings.STRONGROOM_DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server.url}/")
+    return page
+
+
+def play(page, persona_title: str | None):
+    """Pick a persona (by its title) in the top bar, or None to act as yourself again."""
+    select = page.locator("#persona-select")
+    if persona_title is None:
+        value = ""
+    else:
+        value = select.locator("option", has_text=persona_title).first.get_attribute("value")
+    with page.expect_navigation():
+        select.select_option(value=value)
+    return page
