@@ -11,3 +11,4 @@ class PortalConfig(AppConfig):
         from portal import regions, resources  # noqa: F401
 
         post_migrate.connect(regions.seed_regions, sender=self)
+        __import__("portal.inventory").inventory.register_resource_types()

@@ -150,3 +150,4 @@ class LabPersona(models.Model):
 
     def __str__(self):
         return self.title
+from portal.inventory.models import *  # noqa: E402,F401,F403

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
+from portal.inventory.lab import seed_inventory
 from portal.lab import seed_tenancy
 
 
@@ -10,6 +11,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         lab = seed_tenancy(stdout=self.stdout)
+        seed_inventory(lab, stdout=self.stdout)
         # Later parts (inventory, vaults, protection, guards) are added here, in order, each
         # through its own app's services with `lab` as the shared context.
         self.stdout.write(self.style.SUCCESS("The demo lab is ready."))

@@ -1,0 +1,122 @@
+"""Forms for the inventory pages: thin, choices narrowed to what the principal may use."""
+
+from django import forms
+
+from portal.inventory.models import ElasticSan, StorageAccount
+from portal.models import Region
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    widget = MultipleFileInput
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, (list, tuple)):
+            return [single(d, initial) for d in data]
+        return [single(data, initial)] if data else []
+
+
+class _ResourceForm(forms.Form):
+    resource_group = forms.ModelChoiceField(queryset=None, label="Resource group", empty_label=None)
+    name = forms.CharField(max_length=100)
+    region = forms.ModelChoiceField(queryset=Region.objects.all(), empty_label=None)
+
+    def __init__(self, *args, resource_groups, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["resource_group"].queryset = resource_groups
+        self.fields["resource_group"].label_from_instance = lambda g: f"{g.name} ({g.subscription.display_name})"
+        if not self.initial.get("region"):
+            self.initial["region"] = "eastus"
+
+
+class StorageAccountForm(_ResourceForm):
+    DATA_CHOICES = [("new", "Create a new, empty folder"), ("attach", "Attach an existing folder")]
+
+    name = forms.CharField(
+        label="Storage account name", max_length=24,
+        help_text="3 to 24 characters: lowercase letters and numbers. Unique across Strongroom.",
+    )
+    hierarchical_namespace = forms.BooleanField(
+        required=False, initial=True, label="Enable hierarchical namespace",
+        help_text="Azure Data Lake Storage Gen2. Only accounts with a hierarchical namespace can be backed up to a Backup vault.",
+    )
+    sku = forms.ChoiceField(choices=StorageAccount.Redundancy.choices, label="Redundancy")
+    data = forms.ChoiceField(choices=DATA_CHOICES, widget=forms.RadioSelect, initial="new", label="Data")
+    attach_path = forms.CharField(
+        required=False, label="Existing folder", max_length=1024,
+        help_text="Full path of a folder below an allowed attach root. Its sub-folders become containers.",
+    )
+
+
+class ContainerForm(forms.Form):
+    name = forms.CharField(
+        max_length=63,
+        help_text="3 to 63 characters: lowercase letters, numbers and single hyphens; start with a letter or number.",
+    )
+
+
+class UploadForm(forms.Form):
+    files = MultipleFileField(label="Files", required=False)
+    prefix = forms.CharField(
+        required=False, max_length=1024, label="Upload to folder (optional)",
+        help_text="A folder path such as reports/2024. Blobs are named <folder>/<file name>.",
+    )
+    overwrite = forms.BooleanField(required=False, label="Overwrite if files already exist")
+
+
+class ElasticSanForm(_ResourceForm):
+    name = forms.CharField(
+        label="Elastic SAN name", max_length=24,
+        help_text="3 to 24 characters: lowercase letters, numbers, hyphens and underscores.",
+    )
+    sku = forms.ChoiceField(choices=ElasticSan.Sku.choices, label="Redundancy")
+    base_size_tib = forms.IntegerField(min_value=1, max_value=100, initial=1, label="Base size (TiB)")
+    extended_capacity_size_tib = forms.IntegerField(min_value=0, max_value=600, initial=0, label="Additional capacity (TiB)")
+
+
+class VolumeGroupForm(forms.Form):
+    name = forms.CharField(
+        max_length=63, help_text="3 to 63 characters: lowercase letters, numbers, hyphens and underscores."
+    )
+
+
+class VolumeForm(forms.Form):
+    SOURCE_CHOICES = [("new", "New empty volume"), ("attach", "Attach an existing image file")]
+
+    name = forms.CharField(
+        max_length=63, help_text="3 to 63 characters: lowercase letters, numbers, hyphens and underscores."
+    )
+    source = forms.ChoiceField(choices=SOURCE_CHOICES, widget=forms.RadioSelect, initial="new", label="Source")
+    size_gib = forms.IntegerField(
+        required=False, min_value=1, max_value=65536, initial=1, label="Size (GiB)",
+        help_text="1 GiB to 64 TiB. The image is created sparse: it takes disk space only as data is written.",
+    )
+    attach_path = forms.CharField(
+        required=False, max_length=1024, label="Existing image file",
+        help_text="Full path of a raw image file below an allowed attach root.",
+    )
+
+
+class PostgresServerForm(_ResourceForm):
+    name = forms.CharField(
+        label="Server name", max_length=63,
+        help_text="3 to 63 characters: lowercase letters, numbers and hyphens; not starting or ending with a hyphen.",
+    )
+    host = forms.CharField(max_length=255, initial="127.0.0.1", help_text="Host name or IP address PostgreSQL listens on.")
+    port = forms.IntegerField(min_value=1, max_value=65535, initial=5432)
+    admin_user = forms.CharField(max_length=63, initial="postgres", label="Admin username")
+    password = forms.CharField(
+        required=False, widget=forms.PasswordInput, max_length=200,
+        help_text="Stored encrypted. Leave empty when the server trusts this host.",
+    )
+
+
+class DatabaseForm(forms.Form):
+    name = forms.CharField(
+        max_length=63, label="Database name",
+        help_text="Letters, numbers and underscores, starting with a letter or an underscore.",
+    )

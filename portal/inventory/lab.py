@@ -1,0 +1,205 @@
+"""The inventory's part of the demo lab, seeded through the services as the trainer (idempotent).
+
+- ``contosolabsource``: HNS storage account in the lab resource group, three containers holding about
+  30 MiB of seeded sample blobs (nested prefixes, spaces and Unicode in names)
+- ``contosolabrestore``: empty HNS account in the restore resource group (a restore target)
+- ``contosolabflat``: a flat-namespace account, to show why it cannot be protected
+- Elastic SAN ``esan-lab`` / volume group ``vg-lab`` / 1 GiB volume ``vol-data`` with sample data
+  and its checksum
+- PostgreSQL server ``pg-lab`` at 127.0.0.1:5432 (user postgres) with one sample database, when that
+  server answers; a notice otherwise
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+
+from portal.inventory import blobs, postgres, services
+from portal.inventory.models import (
+    Container,
+    ElasticSan,
+    PostgresDatabase,
+    PostgresServer,
+    StorageAccount,
+    Volume,
+    VolumeGroup,
+)
+
+SOURCE_ACCOUNT = "contosolabsource"
+TARGET_ACCOUNT = "contosolabrestore"
+FLAT_ACCOUNT = "contosolabflat"
+ELASTIC_SAN = "esan-lab"
+VOLUME_GROUP = "vg-lab"
+VOLUME = "vol-data"
+POSTGRES_SERVER = "pg-lab"
+POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER = "127.0.0.1", 5432, "postgres"
+SAMPLE_DATABASE = "contoso_sample"
+
+MIB = 1024 * 1024
+_WORDS = (
+    "backup vault restore policy retention snapshot container blob volume recovery point daily weekly "
+    "monthly immutable soft delete guard approval region paired redundancy checksum incremental"
+).split()
+
+
+@dataclass
+class InventoryLab:
+    source_account: StorageAccount
+    target_account: StorageAccount
+    flat_account: StorageAccount
+    elastic_san: ElasticSan
+    volume_group: VolumeGroup
+    volume: Volume
+    postgres_server: PostgresServer | None
+    sample_database: PostgresDatabase | None
+
+
+def _text(rng: random.Random, size: int) -> bytes:
+    out, total = [], 0
+    while total < size:
+        line = " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(6, 16))).capitalize() + ".\n"
+        out.append(line)
+        total += len(line)
+    return "".join(out).encode()[:size]
+
+
+def _log(rng: random.Random, day: int, size: int) -> bytes:
+    out, total, second = [], 0, 0
+    levels = ["INFO"] * 8 + ["WARN", "ERROR"]
+    while total < size:
+        second += rng.randrange(1, 20)
+        line = (
+            f"2024-06-{day:02d}T{second // 3600 % 24:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z "
+            f"{rng.choice(levels):5} job={rng.randrange(1000, 9999)} {rng.choice(_WORDS)} {rng.choice(_WORDS)} "
+            f"bytes={rng.randrange(0, 10**7)}\n"
+        )
+        out.append(line)
+        total += len(line)
+    return "".join(out).encode()[:size]
+
+
+def sample_blobs() -> dict[str, list[tuple[str, bytes]]]:
+    """Deterministic sample content per container (about 30 MiB in all)."""
+    rng = random.Random("strongroom-lab-blobs")
+    documents = [
+        (f"reports/2024/q{q}/summary.md", _text(rng, 40_000 + q * 5_000)) for q in range(1, 5)
+    ] + [
+        (f"reports/2024/q{q}/figures-{i}.csv", _text(rng, 120_000)) for q in range(1, 5) for i in range(1, 3)
+    ] + [
+        ("reports/2023/annual report.pdf", rng.randbytes(900_000)),
+        ("notes with spaces.txt", _text(rng, 8_000)),
+        ("résumé café.txt", _text(rng, 6_000)),
+        ("日本語/メモ.txt", _text(rng, 5_000)),
+        ("Ünïcödé folder/naïve file.md", _text(rng, 7_000)),
+        ("contracts/2024/acme-renewal.docx", rng.randbytes(450_000)),
+        ("contracts/2024/globex-nda.docx", rng.randbytes(380_000)),
+        ("README.md", b"# Documents\n\nSample documents for the Strongroom lab.\n"),
+    ]
+    images = [(f"photos/2024/IMG_{i:04d}.raw", rng.randbytes(3 * MIB)) for i in range(1, 8)] + [
+        (f"photos/2024/thumbnails/IMG_{i:04d}.jpg", rng.randbytes(48_000)) for i in range(1, 8)
+    ] + [("logo.png", rng.randbytes(20_000))]
+    logs = [(f"app/2024-06-{day:02d}.log", _log(rng, day, 256_000)) for day in range(1, 15)] + [
+        (f"worker/2024-06-{day:02d}.log", _log(rng, day, 128_000)) for day in range(1, 8)
+    ]
+    return {"documents": documents, "images": images, "logs": logs}
+
+
+def _account(trainer, name, group, region, *, hns) -> StorageAccount:
+    existing = StorageAccount.objects.filter(name=name).first()
+    return existing or services.create_storage_account(
+        trainer, resource_group=group, name=name, region=region, hierarchical_namespace=hns
+    )
+
+
+def _seed_storage(lab, say) -> tuple[StorageAccount, StorageAccount, StorageAccount]:
+    trainer = lab.trainer
+    source = _account(trainer, SOURCE_ACCOUNT, lab.lab_group, lab.region, hns=True)
+    target = _account(trainer, TARGET_ACCOUNT, lab.target_group, lab.region, hns=True)
+    flat = _account(trainer, FLAT_ACCOUNT, lab.lab_group, lab.region, hns=False)
+    total = 0
+    for container_name, files in sample_blobs().items():
+        container = source.containers.filter(name=container_name).first() or services.create_container(
+            trainer, source, name=container_name
+        )
+        present = {b.name for b in blobs.iter_blobs(container)}
+        missing = [(n, data) for n, data in files if n not in present]
+        if missing:
+            services.upload_blobs(trainer, container, [services.Upload(n, io.BytesIO(d)) for n, d in missing])
+            total += sum(len(d) for _, d in missing)
+    if not flat.containers.exists():
+        container = services.create_container(trainer, flat, name="archive")
+        services.upload_blobs(trainer, container, [services.Upload("readme.txt", io.BytesIO(b"A flat-namespace account.\n"))])
+    say(
+        f"Storage: {SOURCE_ACCOUNT} (3 containers, {total / MIB:.1f} MiB written now), "
+        f"{TARGET_ACCOUNT} (empty restore target), {FLAT_ACCOUNT} (no hierarchical namespace)."
+    )
+    return source, target, flat
+
+
+def _seed_elastic_san(lab, say) -> tuple[ElasticSan, VolumeGroup, Volume]:
+    trainer = lab.trainer
+    san = ElasticSan.objects.filter(resource_group=lab.lab_group, name=ELASTIC_SAN).first() or services.create_elastic_san(
+        trainer, resource_group=lab.lab_group, name=ELASTIC_SAN, region=lab.region
+    )
+    group = san.volume_groups.filter(name=VOLUME_GROUP).first() or services.create_volume_group(trainer, san, name=VOLUME_GROUP)
+    volume = group.volumes.filter(name=VOLUME).first()
+    if volume is None:
+        volume = services.create_volume(trainer, group, name=VOLUME, size_gib=1)
+    if not volume.sample_writes:
+        volume = services.write_sample_data_now(trainer, volume)
+        volume = services.compute_checksum_now(trainer, volume)
+    say(
+        f"Elastic SAN: {ELASTIC_SAN}/{VOLUME_GROUP}/{VOLUME} (1 GiB, {volume.allocated_bytes / MIB:.1f} MiB allocated, "
+        f"SHA-256 {volume.last_checksum[:12]}…)."
+    )
+    return san, group, volume
+
+
+def _seed_postgres(lab, say, sample_name: str):
+    trainer = lab.trainer
+    params = postgres.ConnectionParams(POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER)
+    probe = postgres.test_connection(params)
+    server = PostgresServer.objects.filter(name=POSTGRES_SERVER).first()
+    if not probe.ok and server is None:
+        say(
+            f"PostgreSQL: skipped. {probe.message} The demo server '{POSTGRES_SERVER}' was not added; start "
+            "PostgreSQL on 127.0.0.1:5432 and run seed_lab again."
+        )
+        return None, None
+    if server is None:
+        server = services.create_postgres_server(
+            trainer, resource_group=lab.lab_group, name=POSTGRES_SERVER, region=lab.region,
+            host=POSTGRES_HOST, port=POSTGRES_PORT, admin_user=POSTGRES_USER,
+        )
+    result = services.refresh_postgres_server(trainer, server)
+    if not result.ok:
+        say(f"PostgreSQL: '{POSTGRES_SERVER}' is registered but does not answer: {result.message}")
+        return server, None
+    sample = server.databases.filter(is_sample=True).first()
+    if sample is None:
+        name, n = sample_name, 1
+        while postgres.database_exists(server.connection_params(), name):
+            n += 1
+            name = f"{sample_name}_{n}"
+        sample = services.create_sample_database(trainer, server, name=name)
+    say(f"PostgreSQL: {POSTGRES_SERVER} → {POSTGRES_HOST}:{POSTGRES_PORT} (PostgreSQL {server.server_version}), sample database '{sample.name}'.")
+    return server, sample
+
+
+def seed_inventory(lab, *, stdout=None, sample_database_name: str = SAMPLE_DATABASE) -> InventoryLab:
+    """Seed the inventory (see the module docstring). Safe to run again: nothing is duplicated."""
+
+    def say(text: str) -> None:
+        if stdout is not None:
+            stdout.write(text)
+
+    source, target, flat = _seed_storage(lab, say)
+    san, group, volume = _seed_elastic_san(lab, say)
+    server, sample = _seed_postgres(lab, say, sample_database_name)
+    return InventoryLab(source, target, flat, san, group, volume, server, sample)
+
+
+def lab_containers() -> list[Container]:
+    return list(Container.objects.filter(account__name=SOURCE_ACCOUNT))

@@ -1,0 +1,390 @@
+"""Inventory: the simulated cloud resources that get protected, each a row *and* real data.
+
+- StorageAccount → Container (a folder; blobs are files below it, folder paths as name prefixes)
+- ElasticSan → VolumeGroup → Volume (a sparse raw image file), and Snapshot (Elastic SAN recovery
+  points, tracked resources in a snapshot resource group)
+- PostgresServer (a DSN; the password sealed at rest) → PostgresDatabase (discovered)
+
+Where the real data lives is answered by the models (`StorageAccount.data_path`,
+`Container.path`, `Volume.image_path`, `PostgresServer.connection_params()`), so backups and
+restores read and write the same places the portal shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+from portal.models import Operation, TrackedResource
+
+__all__ = [
+    "StorageAccount",
+    "Container",
+    "ElasticSan",
+    "VolumeGroup",
+    "Volume",
+    "Snapshot",
+    "PostgresServer",
+    "PostgresDatabase",
+]
+
+GIB = 1024**3
+
+
+def data_root() -> Path:
+    return Path(settings.STRONGROOM_DATA_ROOT)
+
+
+# --- storage accounts ----------------------------------------------------------------------------
+
+
+class StorageAccount(TrackedResource):
+    """A storage account: a folder whose sub-folders are its containers.
+
+    Hierarchical namespace (HNS, "Azure Data Lake Storage") accounts are the ones Azure Backup's
+    vaulted blob backup protects; a flat-namespace account is kept to show why it is not offered.
+    """
+
+    RESOURCE_TYPE = "Microsoft.Storage/storageAccounts"
+
+    class Redundancy(models.TextChoices):
+        LRS = "Standard_LRS", "Locally-redundant storage (LRS)"
+        ZRS = "Standard_ZRS", "Zone-redundant storage (ZRS)"
+        GRS = "Standard_GRS", "Geo-redundant storage (GRS)"
+
+    hierarchical_namespace = models.BooleanField(default=True)
+    sku = models.CharField(max_length=20, choices=Redundancy.choices, default=Redundancy.LRS)
+    # Empty: a folder Strongroom manages under STRONGROOM_DATA_ROOT/storage/<name>.
+    # Otherwise an existing folder, attached from below STRONGROOM_ATTACH_ROOTS.
+    attached_path = models.CharField(max_length=1024, blank=True)
+
+    class Meta(TrackedResource.Meta):
+        constraints = [models.UniqueConstraint(Lower("name"), name="unique_storage_account_name")]
+
+    @property
+    def kind(self) -> str:
+        return "StorageV2"
+
+    @property
+    def is_attached(self) -> bool:
+        return bool(self.attached_path)
+
+    @property
+    def data_path(self) -> Path:
+        """The account's folder: one sub-folder per container."""
+        if self.attached_path:
+            return Path(self.attached_path)
+        return data_root() / "storage" / self.name
+
+    @property
+    def blob_endpoint(self) -> str:
+        return f"https://{self.name}.blob.core.windows.net/"
+
+    @property
+    def dfs_endpoint(self) -> str:
+        return f"https://{self.name}.dfs.core.windows.net/"
+
+
+class Container(models.Model):
+    """A blob container: the folder ``account.data_path / name``; blobs are the files below it."""
+
+    RESOURCE_TYPE = "Microsoft.Storage/storageAccounts/blobServices/containers"
+
+    account = models.ForeignKey(StorageAccount, on_delete=models.CASCADE, related_name="containers")
+    name = models.CharField(max_length=63)
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint("account", "name", name="unique_container_per_account")]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.resource_id = f"{self.account.resource_id}/blobServices/default/containers/{self.name}"
+        super().save(*args, **kwargs)
+
+    @property
+    def path(self) -> Path:
+        return self.account.data_path / self.name
+
+    @property
+    def resource_group(self):
+        return self.account.resource_group
+
+    @property
+    def region(self):
+        return self.account.region
+
+
+# --- Elastic SAN ---------------------------------------------------------------------------------
+
+
+class ElasticSan(TrackedResource):
+    """An Elastic SAN instance: a capacity pool holding volume groups."""
+
+    RESOURCE_TYPE = "Microsoft.ElasticSan/elasticSans"
+
+    class Sku(models.TextChoices):
+        PREMIUM_LRS = "Premium_LRS", "Premium locally-redundant storage (LRS)"
+        PREMIUM_ZRS = "Premium_ZRS", "Premium zone-redundant storage (ZRS)"
+
+    sku = models.CharField(max_length=20, choices=Sku.choices, default=Sku.PREMIUM_LRS)
+    base_size_tib = models.PositiveIntegerField(default=1)
+    extended_capacity_size_tib = models.PositiveIntegerField(default=0)
+
+    class Meta(TrackedResource.Meta):
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "resource_group", name="unique_elastic_san_per_group")
+        ]
+
+    @property
+    def data_path(self) -> Path:
+        # Names are unique per resource group only, so the folder carries the row's id too.
+        return data_root() / "elasticsan" / f"{self.pk}-{self.name}"
+
+    @property
+    def total_size_tib(self) -> int:
+        return self.base_size_tib + self.extended_capacity_size_tib
+
+
+class VolumeGroup(models.Model):
+    """A volume group: network and encryption settings shared by its volumes."""
+
+    RESOURCE_TYPE = "Microsoft.ElasticSan/elasticSans/volumeGroups"
+
+    elastic_san = models.ForeignKey(ElasticSan, on_delete=models.CASCADE, related_name="volume_groups")
+    name = models.CharField(max_length=63)
+    protocol_type = models.CharField(max_length=20, default="Iscsi")
+    encryption = models.CharField(max_length=60, default="EncryptionAtRestWithPlatformKey")
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint("elastic_san", "name", name="unique_volume_group_per_san")]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.resource_id = f"{self.elastic_san.resource_id}/volumeGroups/{self.name}"
+        super().save(*args, **kwargs)
+
+    @property
+    def data_path(self) -> Path:
+        return self.elastic_san.data_path / self.name
+
+    @property
+    def resource_group(self):
+        return self.elastic_san.resource_group
+
+    @property
+    def region(self):
+        return self.elastic_san.region
+
+
+class Volume(models.Model):
+    """A volume: a raw image file of its size (sparse when Strongroom creates it).
+
+    Jobs on the volume ("Write sample data", "Compute checksum") run on a worker; their state is kept
+    here (``activity_*``) and in the portal Operation that notifies the person who started them.
+    """
+
+    RESOURCE_TYPE = "Microsoft.ElasticSan/elasticSans/volumeGroups/volumes"
+
+    class Activity(models.TextChoices):
+        NONE = "", "None"
+        WRITE_SAMPLE_DATA = "WriteSampleData", "Write sample data"
+        COMPUTE_CHECKSUM = "ComputeChecksum", "Compute checksum"
+
+    class ActivityStatus(models.TextChoices):
+        NONE = "", "None"
+        QUEUED = "Queued", "Queued"
+        IN_PROGRESS = "InProgress", "In progress"
+        SUCCEEDED = "Succeeded", "Succeeded"
+        FAILED = "Failed", "Failed"
+
+    volume_group = models.ForeignKey(VolumeGroup, on_delete=models.CASCADE, related_name="volumes")
+    name = models.CharField(max_length=63)
+    size_gib = models.PositiveIntegerField()
+    size_bytes = models.BigIntegerField()
+    # Empty: STRONGROOM_DATA_ROOT/elasticsan/<san>/<group>/<volume>.img, created sparse.
+    attached_path = models.CharField(max_length=1024, blank=True)
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    allocated_bytes = models.BigIntegerField(default=0)
+    allocated_measured_at = models.DateTimeField(null=True, blank=True)
+    sample_writes = models.PositiveIntegerField(default=0)
+    sample_written_at = models.DateTimeField(null=True, blank=True)
+    last_checksum = models.CharField(max_length=64, blank=True)  # SHA-256 of the whole image, hex
+    checksum_at = models.DateTimeField(null=True, blank=True)
+    checksum_stale = models.BooleanField(default=False)  # data written since the checksum
+
+    activity = models.CharField(max_length=30, choices=Activity.choices, blank=True, default="")
+    activity_status = models.CharField(max_length=20, choices=ActivityStatus.choices, blank=True, default="")
+    activity_progress = models.PositiveSmallIntegerField(default=0)  # percent
+    activity_message = models.TextField(blank=True)
+    activity_started_at = models.DateTimeField(null=True, blank=True)
+    activity_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    activity_operation = models.ForeignKey(
+        Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint("volume_group", "name", name="unique_volume_per_group")]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.resource_id = f"{self.volume_group.resource_id}/volumes/{self.name}"
+        super().save(*args, **kwargs)
+
+    @property
+    def is_attached(self) -> bool:
+        return bool(self.attached_path)
+
+    @property
+    def image_path(self) -> Path:
+        """The raw image backups read (as a point-in-time copy) and restores create anew."""
+        if self.attached_path:
+            return Path(self.attached_path)
+        return self.volume_group.data_path / f"{self.name}.img"
+
+    @property
+    def elastic_san(self):
+        return self.volume_group.elastic_san
+
+    @property
+    def resource_group(self):
+        return self.volume_group.elastic_san.resource_group
+
+    @property
+    def region(self):
+        return self.volume_group.elastic_san.region
+
+    @property
+    def activity_running(self) -> bool:
+        return self.activity_status in (self.ActivityStatus.QUEUED, self.ActivityStatus.IN_PROGRESS)
+
+
+class Snapshot(TrackedResource):
+    """An incremental snapshot of an Elastic SAN volume in a snapshot resource group.
+
+    Backups of Elastic SAN volumes create these as their recovery points
+    (``AzureBackup_<datasource id>_<timestamp>``); the data itself lives in the operational store
+    the backup names in ``store_location`` / ``manifest_id``.
+    """
+
+    RESOURCE_TYPE = "Microsoft.Compute/snapshots"
+
+    source_volume = models.ForeignKey(Volume, null=True, blank=True, on_delete=models.SET_NULL, related_name="snapshots")
+    source_resource_id = models.CharField(max_length=512)  # kept when the volume is deleted
+    size_bytes = models.BigIntegerField(default=0)
+    incremental = models.BooleanField(default=True)
+    checksum = models.CharField(max_length=64, blank=True)
+    store_location = models.CharField(max_length=1024, blank=True)
+    manifest_id = models.CharField(max_length=200, blank=True)
+    taken_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TrackedResource.Meta):
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "resource_group", name="unique_snapshot_per_group")
+        ]
+
+    @property
+    def size_gib(self) -> float:
+        return self.size_bytes / GIB
+
+
+# --- PostgreSQL flexible servers -----------------------------------------------------------------
+
+
+class PostgresServer(TrackedResource):
+    """A PostgreSQL server reached by DSN. The whole server is the datasource."""
+
+    RESOURCE_TYPE = "Microsoft.DBforPostgreSQL/flexibleServers"
+
+    class ConnectionStatus(models.TextChoices):
+        UNKNOWN = "Unknown", "Not tested yet"
+        SUCCEEDED = "Succeeded", "Connected"
+        FAILED = "Failed", "Cannot connect"
+
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(default=5432)
+    admin_user = models.CharField(max_length=63)
+    # encrypt_secret(password, purpose=f"postgres-server:{resource_id}"); empty for trust auth.
+    password_encrypted = models.TextField(blank=True)
+    server_version = models.CharField(max_length=40, blank=True)
+    connection_status = models.CharField(
+        max_length=20, choices=ConnectionStatus.choices, default=ConnectionStatus.UNKNOWN
+    )
+    connection_message = models.TextField(blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TrackedResource.Meta):
+        constraints = [models.UniqueConstraint(Lower("name"), name="unique_postgres_server_name")]
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.postgres.database.azure.com"
+
+    @property
+    def secret_purpose(self) -> str:
+        return f"postgres-server:{self.resource_id}"
+
+    def password(self) -> str:
+        if not self.password_encrypted:
+            return ""
+        from security.crypto import decrypt_secret
+
+        return decrypt_secret(self.password_encrypted, purpose=self.secret_purpose)
+
+    def connection_params(self, dbname: str = "postgres"):
+        """Connection parameters (host, port, user, password, dbname) for psycopg or pg_dump."""
+        from portal.inventory.postgres import ConnectionParams
+
+        return ConnectionParams(
+            host=self.host, port=self.port, user=self.admin_user, password=self.password(), dbname=dbname
+        )
+
+
+class PostgresDatabase(models.Model):
+    """A user database found on a server by discovery (templates and Strongroom's own excluded)."""
+
+    RESOURCE_TYPE = "Microsoft.DBforPostgreSQL/flexibleServers/databases"
+
+    server = models.ForeignKey(PostgresServer, on_delete=models.CASCADE, related_name="databases")
+    name = models.CharField(max_length=63)
+    owner = models.CharField(max_length=63, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    encoding = models.CharField(max_length=30, blank=True)
+    is_sample = models.BooleanField(default=False)  # created by "Create sample database"
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    discovered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint("server", "name", name="unique_database_per_server")]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.resource_id = f"{self.server.resource_id}/databases/{self.name}"
+        super().save(*args, **kwargs)
+
+    @property
+    def resource_group(self):
+        return self.server.resource_group
+
+    def connection_params(self):
+        return self.server.connection_params(dbname=self.name)

@@ -1,0 +1,170 @@
+"""Volume images: sparse raw files, seeded sample extents, allocation and checksums.
+
+Images are opened through `fs` (no symbolic links, only below the data root or an attach root).
+Backups read ``Volume.image_path`` as a point-in-time copy; restores create a new image with
+``create_image`` and can compare ``image_checksum`` with the recovery point's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import random
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from portal.inventory import fs
+
+GIB = 1024**3
+MIB = 1024**2
+BLOCK = 4096
+READ_CHUNK = 4 * MIB
+_ZEROS = bytes(READ_CHUNK)
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@contextlib.contextmanager
+def open_image(path: Path, *, write: bool = False, create_size: int | None = None):
+    """An fd for the image at ``path``; with ``create_size`` a new sparse image of that size."""
+    path = Path(path)
+    with fs.opened_dir(path.parent, create=create_size is not None) as dir_fd:
+        flags = (os.O_RDWR if write or create_size is not None else os.O_RDONLY) | os.O_NOFOLLOW | os.O_CLOEXEC
+        if create_size is not None:
+            flags |= os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(path.name, flags, 0o600, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise fs.UnsafePath(f"'{path}' is a symbolic link; Strongroom never follows links.") from exc
+            if exc.errno == errno.EEXIST:
+                raise FileExistsError(errno.EEXIST, f"An image already exists at '{path}'.") from exc
+            raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise fs.UnsafePath(f"'{path}' is not a regular file.")
+        if create_size is not None:
+            # A hole of the whole size: no block is allocated until something is written.
+            os.ftruncate(fd, create_size)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def create_image(path: Path, size_bytes: int) -> None:
+    """Create a sparse image; refuses to overwrite anything that exists."""
+    with open_image(path, create_size=size_bytes):
+        pass
+
+
+def remove_image(path: Path) -> None:
+    path = Path(path)
+    try:
+        with fs.opened_dir(path.parent) as dir_fd:
+            info = os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
+                os.unlink(path.name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    size_bytes: int
+    allocated_bytes: int
+
+
+def image_info(path: Path) -> ImageInfo:
+    """Size and allocated bytes (``st_blocks`` × 512: what the file really occupies on disk)."""
+    with open_image(path) as fd:
+        info = os.fstat(fd)
+    return ImageInfo(info.st_size, info.st_blocks * 512)
+
+
+def plan_extents(size_bytes: int, seed: int) -> list[tuple[int, int]]:
+    """Deterministic (offset, length) extents for a seed: about 1/32 of the volume, ≤ 32 MiB.
+
+    Offsets and lengths are 4 KiB aligned; lengths 64 KiB to 1 MiB. The same seed always gives the
+    same extents (and, with ``extent_bytes``, the same data), so tests and labs are reproducible.
+    """
+    rng = random.Random(f"extents:{seed}")
+    budget = max(min(size_bytes // 32, 32 * MIB), min(size_bytes, 64 * 1024))
+    extents = []
+    total = 0
+    while total < budget:
+        length = min(rng.randrange(16, 257) * BLOCK, budget - total, size_bytes)
+        length = max(BLOCK, length - length % BLOCK) if size_bytes >= BLOCK else size_bytes
+        slots = max(1, (size_bytes - length) // BLOCK + 1)
+        offset = rng.randrange(slots) * BLOCK
+        extents.append((offset, length))
+        total += length
+    return extents
+
+
+def extent_bytes(seed: int, index: int, length: int) -> bytes:
+    return random.Random(f"data:{seed}:{index}").randbytes(length)
+
+
+def write_sample_extents(path: Path, seed: int, progress: Progress | None = None) -> int:
+    """Write the seed's extents of random bytes onto the image. Returns bytes written."""
+    with open_image(path, write=True) as fd:
+        size = os.fstat(fd).st_size
+        extents = plan_extents(size, seed)
+        total = sum(length for _, length in extents)
+        done = 0
+        for index, (offset, length) in enumerate(extents):
+            data = extent_bytes(seed, index, length)
+            view = memoryview(data)
+            while view:
+                written = os.pwrite(fd, view, offset)
+                view = view[written:]
+                offset += written
+            done += length
+            if progress:
+                progress(done, total)
+        os.fsync(fd)
+    return total
+
+
+def image_checksum(path: Path, progress: Progress | None = None) -> str:
+    """SHA-256 of the whole image (holes read as zeros), skipping over holes with SEEK_DATA."""
+    digest = hashlib.sha256()
+    with open_image(path) as fd:
+        size = os.fstat(fd).st_size
+        position = 0
+
+        def feed_zeros(count: int) -> None:
+            while count > 0:
+                step = min(count, READ_CHUNK)
+                digest.update(_ZEROS[:step] if step < READ_CHUNK else _ZEROS)
+                count -= step
+
+        while position < size:
+            try:
+                data_at = os.lseek(fd, position, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: only a hole remains
+                    raise
+                data_at = size
+            feed_zeros(data_at - position)
+            position = data_at
+            if position >= size:
+                break
+            hole_at = os.lseek(fd, position, os.SEEK_HOLE)
+            while position < hole_at:
+                chunk = os.pread(fd, min(READ_CHUNK, hole_at - position), position)
+                if not chunk:
+                    raise OSError(errno.EIO, f"Unexpected end of image at byte {position}")
+                digest.update(chunk)
+                position += len(chunk)
+                if progress:
+                    progress(position, size)
+            if progress:
+                progress(position, size)
+        if progress:
+            progress(size, size)
+    return digest.hexdigest()
