@@ -1,1 +1,145 @@
-"""Models of the vaults app (built by the later issues)."""
+"""Backup vaults (`Microsoft.DataProtection/backupVaults`).
+
+Stored values are the API's enums (reference §1.2); the labels are the portal's (§3.1, §3.2). Every
+change goes through `vaults.services`; this module holds fields, constraints and small derived
+properties only.
+"""
+
+import uuid
+
+from django.db import models
+from django.db.models.functions import Lower
+
+from portal.models import TrackedResource
+from security.models import Principal
+
+
+class StorageRedundancy(models.TextChoices):
+    GEO_REDUNDANT = "GeoRedundant", "Geo-redundant"
+    LOCALLY_REDUNDANT = "LocallyRedundant", "Locally-redundant"
+    ZONE_REDUNDANT = "ZoneRedundant", "Zone-redundant"
+
+
+class SoftDeleteState(models.TextChoices):
+    OFF = "Off", "Disabled"
+    ON = "On", "Enabled"
+    ALWAYS_ON = "AlwaysOn", "Enabled and always-on"
+
+
+class ImmutabilityState(models.TextChoices):
+    DISABLED = "Disabled", "Disabled"
+    UNLOCKED = "Unlocked", "Enabled"
+    LOCKED = "Locked", "Enabled and locked"
+
+
+class CrossRegionRestoreState(models.TextChoices):
+    DISABLED = "Disabled", "Disabled"
+    ENABLED = "Enabled", "Enabled"
+
+
+class CrossSubscriptionRestoreState(models.TextChoices):
+    ENABLED = "Enabled", "Enabled"
+    DISABLED = "Disabled", "Disabled"
+    PERMANENTLY_DISABLED = "PermanentlyDisabled", "Permanently disabled"
+
+
+class EncryptionType(models.TextChoices):
+    # Customer-managed keys (reference §3.8) come later; only the platform key is offered now.
+    PLATFORM_MANAGED = "PlatformManagedKey", "Platform-managed key"
+
+
+class ProvisioningState(models.TextChoices):
+    PROVISIONING = "Provisioning", "Provisioning"
+    SUCCEEDED = "Succeeded", "Succeeded"
+    UPDATING = "Updating", "Updating"
+    FAILED = "Failed", "Failed"
+
+
+class SecurityLevel(models.TextChoices):
+    """`bcdrSecurityLevel` (reference §1.2, §3.4; computed by decision 6, never stored)."""
+
+    POOR = "Poor", "Poor"
+    FAIR = "Fair", "Fair"
+    GOOD = "Good", "Good"
+    EXCELLENT = "Excellent", "Excellent"
+
+
+SOFT_DELETE_MIN_DAYS = 14
+SOFT_DELETE_MAX_DAYS = 180
+SOFT_DELETE_DEFAULT_DAYS = 14
+
+
+class BackupVault(TrackedResource):
+    """A Backup vault: its settings, its system-assigned identity and (by `uuid`) its store folder."""
+
+    RESOURCE_TYPE = "Microsoft.DataProtection/backupVaults"
+
+    # Names the store folder: stable across renames and moves (the resource id is not).
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    storage_redundancy = models.CharField(
+        max_length=20, choices=StorageRedundancy.choices, default=StorageRedundancy.GEO_REDUNDANT
+    )
+    soft_delete_state = models.CharField(max_length=10, choices=SoftDeleteState.choices, default=SoftDeleteState.ON)
+    soft_delete_retention_days = models.PositiveSmallIntegerField(default=SOFT_DELETE_DEFAULT_DAYS)
+    immutability_state = models.CharField(
+        max_length=10, choices=ImmutabilityState.choices, default=ImmutabilityState.DISABLED
+    )
+    cross_region_restore_state = models.CharField(
+        max_length=10, choices=CrossRegionRestoreState.choices, default=CrossRegionRestoreState.DISABLED
+    )
+    cross_subscription_restore_state = models.CharField(
+        max_length=20, choices=CrossSubscriptionRestoreState.choices, default=CrossSubscriptionRestoreState.ENABLED
+    )
+    encryption_type = models.CharField(
+        max_length=30, choices=EncryptionType.choices, default=EncryptionType.PLATFORM_MANAGED
+    )
+    # The system-assigned managed identity (None when the vault was created without one).
+    identity = models.OneToOneField(
+        Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="backup_vault"
+    )
+    # Set once by protection (`services.mark_protected_item_added`) and never cleared: the storage
+    # redundancy is frozen from then on, as in Azure.
+    has_ever_protected_item = models.BooleanField(default=False)
+    provisioning_state = models.CharField(
+        max_length=20, choices=ProvisioningState.choices, default=ProvisioningState.SUCCEEDED
+    )
+    store_id = models.CharField(max_length=64, blank=True)  # the engine's store id (config "id")
+    created_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "resource_group", name="unique_vault_name_per_resource_group"),
+            models.CheckConstraint(
+                condition=models.Q(soft_delete_retention_days__gte=SOFT_DELETE_MIN_DAYS)
+                & models.Q(soft_delete_retention_days__lte=SOFT_DELETE_MAX_DAYS),
+                name="vault_soft_delete_retention_14_180",
+            ),
+        ]
+
+    @property
+    def identity_enabled(self) -> bool:
+        return bool(self.identity_id and self.identity.enabled)
+
+    @property
+    def identity_type(self) -> str:
+        """`identity.type` as the API spells it."""
+        return "SystemAssigned" if self.identity_enabled else "None"
+
+    @property
+    def is_geo_redundant(self) -> bool:
+        return self.storage_redundancy == StorageRedundancy.GEO_REDUNDANT
+
+    @property
+    def secondary_region(self):
+        """Where a geo-redundant vault's secondary copy lives: the paired region."""
+        return self.region.paired_region if self.is_geo_redundant else None
+
+    @property
+    def soft_delete_enabled(self) -> bool:
+        return self.soft_delete_state in (SoftDeleteState.ON, SoftDeleteState.ALWAYS_ON)
+
+    @property
+    def immutability_enabled(self) -> bool:
+        return self.immutability_state in (ImmutabilityState.UNLOCKED, ImmutabilityState.LOCKED)

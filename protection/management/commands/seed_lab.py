@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from portal.inventory.lab import seed_inventory
 from portal.lab import seed_tenancy
+from vaults.lab import seed_vaults
 
 
 class Command(BaseCommand):
@@ -14,5 +15,6 @@ class Command(BaseCommand):
         seed_inventory(lab, stdout=self.stdout)
         # Later parts (inventory, vaults, protection, guards) are added here, in order, each
         # through its own app's services with `lab` as the shared context.
+        seed_vaults(lab, stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("The demo lab is ready."))
         return None

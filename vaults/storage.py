@@ -1,0 +1,78 @@
+"""The one place the Django side talks to the store engine (`vaults.store`).
+
+A vault's store lives in ``STRONGROOM_DATA_ROOT / "vaults" / <vault uuid>`` (a `LocalBackend`), its
+index cache in ``STRONGROOM_DATA_ROOT / "vault-cache" / <vault uuid>``, and its random data key is
+wrapped by the platform key (`security.crypto.platform_key()`). Everything else in `vaults` calls
+these functions and never imports the engine, so S3 backends or customer-managed keys change only
+this module.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+
+from security.crypto import platform_key
+
+
+def store_path(vault) -> Path:
+    return Path(settings.STRONGROOM_DATA_ROOT) / "vaults" / str(vault.uuid)
+
+
+def cache_path(vault) -> Path:
+    return Path(settings.STRONGROOM_DATA_ROOT) / "vault-cache" / str(vault.uuid)
+
+
+def create_store(vault) -> str:
+    """Initialise an empty store for ``vault`` and return the engine's store id.
+
+    Refuses to reuse a folder that already holds anything (a store must never be shared). On any
+    failure it removes what it created, so a failed init leaves no folder behind.
+    """
+    from vaults.store import LocalBackend, Store
+
+    path = store_path(vault)
+    if path.exists() and any(path.iterdir()):
+        raise FileExistsError(f"The store folder {path} is not empty; refusing to create a vault store there.")
+    try:
+        store = Store.init(LocalBackend(str(path), create=True), platform_key(), cache_dir=str(cache_path(vault)))
+        try:
+            return store.id
+        finally:
+            store.close()
+    except BaseException:
+        destroy_store(vault)
+        raise
+
+
+def open_store(vault):
+    """The vault's open `vaults.store.Store` (use it as a context manager, or close it)."""
+    from vaults.store import LocalBackend, Store
+
+    return Store.open(LocalBackend(str(store_path(vault))), platform_key(), cache_dir=str(cache_path(vault)))
+
+
+def store_exists(vault) -> bool:
+    return (store_path(vault) / "config").is_file()
+
+
+def destroy_store(vault) -> None:
+    """Remove the vault's store and its cache. Idempotent.
+
+    Only the deletion service calls this (after its guards allowed the delete, and after commit).
+    """
+    for path in (store_path(vault), cache_path(vault)):
+        if path.exists():
+            # Retained objects are read-only on disk; the vault itself is being deleted (its guards
+            # allowed it), so the folder goes as a whole.
+            shutil.rmtree(path, onerror=_make_writable_and_retry)
+
+
+def _make_writable_and_retry(func, path, _exc_info):
+    import os
+    import stat
+
+    os.chmod(path, stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
+    func(path)

@@ -1,0 +1,374 @@
+"""Vault pages: list, create wizard helpers, Overview, Properties, Identity, Delete.
+
+Thin: reads go through `services.vaults_for` / `get_visible_or_404` (a vault the principal may not
+read is 404), writes call `vaults.services`; a GuardDenied that is not caught here becomes the
+explained 403 page (GuardDeniedMiddleware).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models.functions import Lower
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+from portal import services as portal_services
+from portal.models import Region
+from portal.shortcuts import can, form_errors_from, get_visible_or_404
+from security import scopes
+from security.guards import GuardDenied, evaluate
+from security.models import RoleAssignment
+from vaults import forms, panels, services
+from vaults.models import BackupVault
+
+PAGE_SIZE = 25
+
+SORTS = {
+    "name": Lower("name"),
+    "resource_group": Lower("resource_group__name"),
+    "subscription": Lower("resource_group__subscription__display_name"),
+    "region": "region__display_name",
+    "redundancy": "storage_redundancy",
+    "created": "created_at",
+}
+
+
+def _vault_or_404(request, pk) -> BackupVault:
+    return get_visible_or_404(request.principal, services.vaults_for(request.principal), services.VAULT_READ, pk=pk)
+
+
+def _require_write(request, vault, operation=services.VAULT_WRITE) -> None:
+    """A reader opening an edit blade meets the same explained denial a write would get."""
+    decision = evaluate(request.principal, operation, vault)
+    if not decision.allowed and decision.guard == "RBAC":
+        raise GuardDenied(decision)
+
+
+def _vault_context(request, vault, blade, **extra):
+    principal = request.principal
+    return {
+        "vault": vault,
+        "resource": vault,
+        "blade": blade,
+        "extra_blades": panels.blades(vault),
+        "can_write": can(principal, services.VAULT_WRITE, vault.resource_id),
+        "can_delete": can(principal, services.VAULT_DELETE, vault.resource_id),
+        "assessment": services.security_level(vault),
+        **extra,
+    }
+
+
+# --- list --------------------------------------------------------------------------------------
+
+
+@login_required
+def vault_list(request):
+    principal = request.principal
+    vaults = services.vaults_for(principal)
+    subscriptions = portal_services.subscriptions_for(principal)
+    groups = portal_services.resource_groups_for(principal)
+    filters = {k: request.GET.get(k, "") for k in ("subscription", "resource_group", "region", "q")}
+    if filters["subscription"].isdigit():
+        vaults = vaults.filter(resource_group__subscription_id=filters["subscription"])
+        groups = groups.filter(subscription_id=filters["subscription"])
+    if filters["resource_group"].isdigit():
+        vaults = vaults.filter(resource_group_id=filters["resource_group"])
+    if filters["region"]:
+        vaults = vaults.filter(region_id=filters["region"])
+    if filters["q"]:
+        vaults = vaults.filter(name__icontains=filters["q"].strip())
+    sort = request.GET.get("sort", "name")
+    key = sort.lstrip("-")
+    if key not in SORTS:
+        sort, key = "name", "name"
+    order = SORTS[key]
+    if isinstance(order, str):
+        order = Lower(order) if key in ("region",) else order
+    vaults = vaults.order_by(order.desc() if sort.startswith("-") else order.asc(), "pk")
+    page = Paginator(vaults, PAGE_SIZE).get_page(request.GET.get("page"))
+    for vault in page.object_list:
+        vault.assessment = services.security_level(vault)
+    query = request.GET.copy()
+    query.pop("page", None)
+    sort_query = query.copy()
+    sort_query.pop("sort", None)
+    columns = []
+    for column, label in [("name", "Name"), ("resource_group", "Resource group"), ("subscription", "Subscription"),
+                          ("region", "Region"), ("redundancy", "Storage redundancy")]:
+        active = key == column
+        descending = active and sort.startswith("-")
+        next_sort = f"-{column}" if active and not descending else column
+        q = sort_query.copy()
+        q["sort"] = next_sort
+        columns.append({"key": column, "label": label, "active": active, "descending": descending,
+                        "url": "?" + q.urlencode()})
+    context = {
+        "page": page,
+        "filters": filters,
+        "sort": sort,
+        "columns": columns,
+        "page_query": query.urlencode(),
+        "subscriptions": subscriptions,
+        "resource_groups": groups,
+        "regions": Region.objects.filter(pk__in=services.vaults_for(principal).values("region_id")),
+        "can_create": services.resource_groups_for_create(principal).exists(),
+        "any_filter": any(filters.values()),
+    }
+    template = "vaults/vault_list.html#vault-table" if request.htmx and not request.htmx.boosted else "vaults/vault_list.html"
+    return render(request, template, context)
+
+
+# --- create helpers (htmx) ---------------------------------------------------------------------
+
+
+def _param(request, suffix):
+    for key, value in request.GET.items():
+        if key == suffix or key.endswith("-" + suffix):
+            return value.strip()
+    return ""
+
+
+@login_required
+@require_GET
+def check_name(request):
+    """`checkNameAvailability` as the user types the name in the wizard (htmx fragment)."""
+    principal = request.principal
+    name = _param(request, "name")
+    group_pk = _param(request, "resource_group")
+    new_group = _param(request, "new_resource_group_name")
+    subscription_pk = _param(request, "subscription")
+    result, message = None, ""
+    if not name:
+        message = ""
+    else:
+        group = services.resource_groups_for_create(principal).filter(pk=group_pk).first() if group_pk.isdigit() else None
+        subscription = (
+            portal_services.subscriptions_for(principal).filter(pk=subscription_pk).first()
+            if subscription_pk.isdigit() else None
+        )
+        try:
+            if group is None and not (new_group and subscription):
+                problem = services.name_rule_error(name)
+                result = services.NameAvailability(not problem, "Invalid" if problem else "", problem)
+                if not problem:
+                    message = "Select a resource group to check that the name is free there."
+            else:
+                result = services.check_name_availability(
+                    principal, name=name, resource_group=group, subscription=subscription,
+                    new_resource_group_name=new_group if group is None else "",
+                )
+        except GuardDenied as exc:
+            message = "You cannot create Backup vaults in this resource group. " + exc.decision.reason
+    return render(request, "vaults/_name_availability.html", {"name": name, "result": result, "message": message})
+
+
+@login_required
+@require_GET
+def resource_group_options(request):
+    """The resource groups of the chosen subscription where the user may create a vault."""
+    subscription_pk = _param(request, "subscription")
+    groups = services.resource_groups_for_create(request.principal)
+    groups = groups.filter(subscription_id=subscription_pk) if subscription_pk.isdigit() else groups.none()
+    return render(request, "vaults/_resource_group_options.html", {"groups": groups})
+
+
+# --- overview ----------------------------------------------------------------------------------
+
+
+@login_required
+def vault_detail(request, pk):
+    vault = _vault_or_404(request, pk)
+    return render(request, "vaults/vault_overview.html",
+                  _vault_context(request, vault, "overview", tiles=panels.overview_tiles(vault)))
+
+
+# --- properties --------------------------------------------------------------------------------
+
+
+@login_required
+def vault_properties(request, pk):
+    vault = _vault_or_404(request, pk)
+    return render(request, "vaults/vault_properties.html", _vault_context(request, vault, "properties"))
+
+
+def _settings_page(request, pk, *, form_class, template, apply, success, blade="properties"):
+    """GET shows the blade's form; POST calls ``apply(principal, vault, cleaned_data)`` (a service)."""
+    vault = _vault_or_404(request, pk)
+    _require_write(request, vault)
+    form = form_class(request.POST or None, vault=vault) if _takes_vault(form_class) else form_class(request.POST or None, initial=_initial_for(form_class, vault))
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                apply(request.principal, vault, form.cleaned_data, form)
+            except ValidationError as exc:
+                form_errors_from(form, exc)
+            else:
+                messages.success(request, success(vault))
+                return redirect("vaults:vault_properties", pk=vault.pk)
+        status = 400
+    return render(request, template, _vault_context(request, vault, blade, form=form), status=status)
+
+
+def _takes_vault(form_class) -> bool:
+    return form_class in (forms.SoftDeleteForm, forms.ImmutabilityForm)
+
+
+def _initial_for(form_class, vault) -> dict:
+    if form_class is forms.CrossRegionRestoreForm:
+        return {"state": vault.cross_region_restore_state}
+    if form_class is forms.CrossSubscriptionRestoreForm:
+        return {"state": vault.cross_subscription_restore_state}
+    if form_class is forms.StorageRedundancyForm:
+        return {"storage_redundancy": vault.storage_redundancy}
+    return {}
+
+
+def _map_state_errors(exc: ValidationError, field_map: dict) -> ValidationError:
+    if hasattr(exc, "error_dict"):
+        return ValidationError({field_map.get(k, k): v for k, v in exc.message_dict.items()})
+    return exc
+
+
+@login_required
+def vault_soft_delete(request, pk):
+    def apply(principal, vault, data, form):
+        services.update_soft_delete(principal, vault, state=data["state"], retention_days=data.get("retention_days"))
+
+    return _settings_page(
+        request, pk, form_class=forms.SoftDeleteForm, template="vaults/vault_soft_delete.html", apply=apply,
+        success=lambda v: f"Soft delete is now {v.get_soft_delete_state_display()}"
+        + (f" with {v.soft_delete_retention_days} days of retention." if v.soft_delete_enabled else "."),
+    )
+
+
+@login_required
+def vault_immutability(request, pk):
+    def apply(principal, vault, data, form):
+        try:
+            services.update_immutability(principal, vault, state=form.target_state(),
+                                         confirm_name=data.get("confirm_name", ""))
+        except ValidationError as exc:
+            raise _map_state_errors(exc, {"state": "enabled"}) from None
+
+    return _settings_page(
+        request, pk, form_class=forms.ImmutabilityForm, template="vaults/vault_immutability.html", apply=apply,
+        success=lambda v: f"Immutable vault: {v.get_immutability_state_display()}.",
+    )
+
+
+@login_required
+def vault_cross_region_restore(request, pk):
+    def apply(principal, vault, data, form):
+        services.update_cross_region_restore(principal, vault, state=data["state"])
+
+    return _settings_page(
+        request, pk, form_class=forms.CrossRegionRestoreForm, template="vaults/vault_setting.html", apply=apply,
+        success=lambda v: f"Cross Region Restore: {v.get_cross_region_restore_state_display()}.",
+    )
+
+
+@login_required
+def vault_cross_subscription_restore(request, pk):
+    def apply(principal, vault, data, form):
+        services.update_cross_subscription_restore(principal, vault, state=data["state"])
+
+    return _settings_page(
+        request, pk, form_class=forms.CrossSubscriptionRestoreForm, template="vaults/vault_setting.html",
+        apply=apply, success=lambda v: f"Cross Subscription Restore: {v.get_cross_subscription_restore_state_display()}.",
+    )
+
+
+@login_required
+def vault_storage_redundancy(request, pk):
+    def apply(principal, vault, data, form):
+        services.update_storage_redundancy(principal, vault, redundancy=data["storage_redundancy"])
+
+    return _settings_page(
+        request, pk, form_class=forms.StorageRedundancyForm, template="vaults/vault_setting.html", apply=apply,
+        success=lambda v: f"Backup storage redundancy: {v.get_storage_redundancy_display()}.",
+    )
+
+
+# --- identity ----------------------------------------------------------------------------------
+
+
+@login_required
+def vault_identity(request, pk):
+    vault = _vault_or_404(request, pk)
+    initial = {"status": "on" if vault.identity_enabled else "off"}
+    form = forms.IdentityForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        _require_write(request, vault)
+        if form.is_valid():
+            try:
+                services.set_identity_enabled(request.principal, vault, enabled=form.cleaned_data["status"] == "on")
+            except ValidationError as exc:
+                form_errors_from(form, exc)
+            else:
+                state = "On" if vault.identity_enabled else "Off"
+                messages.success(request, f"System-assigned identity: {state}.")
+                return redirect("vaults:vault_identity", pk=vault.pk)
+        status = 400
+    assignments = []
+    if vault.identity_id:
+        assignments = list(
+            RoleAssignment.objects.active_at(_now()).filter(principal_id=vault.identity_id)
+            .select_related("role").order_by("scope", "role__name")
+        )
+    rows = [{"assignment": a, "level": scopes.level_of(a.scope), "scope_label": _scope_label(a.scope)} for a in assignments]
+    return render(request, "vaults/vault_identity.html",
+                  _vault_context(request, vault, "identity", form=form, assignments=rows), status=status)
+
+
+def _now():
+    from security import clock
+
+    return clock.now()
+
+
+def _scope_label(scope: str) -> str:
+    from portal import resources
+
+    obj = resources.resolve(scope) if scope != scopes.ROOT else None
+    if obj is None:
+        return scope
+    return f"{resources.label_of(scope)}: {obj}"
+
+
+# --- delete ------------------------------------------------------------------------------------
+
+
+@login_required
+def vault_delete(request, pk):
+    vault = _vault_or_404(request, pk)
+    preview = services.delete_preview(request.principal, vault)
+    if not preview.allowed and preview.guard == "RBAC":
+        raise GuardDenied(preview)
+    form = forms.ConfirmNameForm(request.POST or None, vault=vault)
+    status = 200
+    refusal = None if preview.allowed else preview
+    if request.method == "POST" and form.is_valid():
+        name = vault.name
+        try:
+            services.delete_vault(request.principal, vault)
+        except GuardDenied as exc:
+            if exc.decision.guard == "RBAC":
+                raise
+            refusal, status = exc.decision, 409
+        except ValidationError as exc:
+            form_errors_from(form, exc)
+            status = 409
+        else:
+            messages.success(request, f"Backup vault '{name}' was deleted.")
+            return redirect("vaults:vault_list")
+    elif request.method == "POST":
+        status = 400
+    if refusal is not None and request.method == "POST" and status == 200:
+        status = 409
+    return render(request, "vaults/vault_delete.html",
+                  _vault_context(request, vault, "overview", form=form, refusal=refusal), status=status)
