@@ -388,8 +388,9 @@ def iam_add(request):
 def iam_remove(request, assignment_id):
     scope, rtype, obj = _scope_context(request, request.POST.get("scope", ""))
     assignment = get_object_or_404(RoleAssignment, pk=assignment_id)
-    if not scopes.covers(assignment.scope, scope):
-        raise Http404("That assignment does not apply here.")
+    # Inherited assignments are removed where they are assigned (as in Azure), not from below.
+    if scopes.normalize(assignment.scope).lower() != scope.lower():
+        raise Http404("That assignment is not assigned at this scope.")
     security_services.remove_role_assignment(request.principal, assignment)
     messages.success(request, f"Removed {assignment.role.name} for {assignment.principal.display_name}.")
     return redirect(f"{reverse('portal:iam')}?scope={scope}")
