@@ -44,9 +44,15 @@ GOTO = "wizard_goto_step"
 
 
 class ReviewForm(forms.Form):
-    """The Review + create tab: no fields of its own."""
+    """The Review + create tab: no fields of its own. Ignores the extra keyword arguments the
+    wizard's ``get_form_kwargs`` passes to every tab."""
 
     is_review = True
+    _form_kwargs = {"data", "files", "auto_id", "prefix", "initial", "error_class", "label_suffix",
+                    "empty_permitted", "field_order", "use_required_attribute", "renderer"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{k: v for k, v in kwargs.items() if k in self._form_kwargs})
 
 
 def display_value(bound_field) -> str:

@@ -198,7 +198,7 @@ def _settings_page(request, pk, *, form_class, template, apply, success, blade="
     """GET shows the blade's form; POST calls ``apply(principal, vault, cleaned_data)`` (a service)."""
     vault = _vault_or_404(request, pk)
     _require_write(request, vault)
-    form = form_class(request.POST or None, vault=vault) if _takes_vault(form_class) else form_class(request.POST or None, initial=_initial_for(form_class, vault))
+    form = form_class(_posted(request), vault=vault) if _takes_vault(form_class) else form_class(_posted(request), initial=_initial_for(form_class, vault))
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -300,7 +300,7 @@ def vault_storage_redundancy(request, pk):
 def vault_identity(request, pk):
     vault = _vault_or_404(request, pk)
     initial = {"status": "on" if vault.identity_enabled else "off"}
-    form = forms.IdentityForm(request.POST or None, initial=initial)
+    form = forms.IdentityForm(_posted(request), initial=initial)
     status = 200
     if request.method == "POST":
         _require_write(request, vault)
@@ -349,7 +349,7 @@ def vault_delete(request, pk):
     preview = services.delete_preview(request.principal, vault)
     if not preview.allowed and preview.guard == "RBAC":
         raise GuardDenied(preview)
-    form = forms.ConfirmNameForm(request.POST or None, vault=vault)
+    form = forms.ConfirmNameForm(_posted(request), vault=vault)
     status = 200
     refusal = None if preview.allowed else preview
     if request.method == "POST" and form.is_valid():
@@ -372,3 +372,8 @@ def vault_delete(request, pk):
         status = 409
     return render(request, "vaults/vault_delete.html",
                   _vault_context(request, vault, "overview", form=form, refusal=refusal), status=status)
+
+
+def _posted(request):
+    """The POST data on a POST (even when empty: an unticked box posts nothing), else None."""
+    return request.POST if request.method == "POST" else None
