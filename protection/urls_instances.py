@@ -1,0 +1,3 @@
+"""Protection urls: instances (filled by its area)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Protection urls: jobs (filled by its area)."""
+
+urlpatterns: list = []

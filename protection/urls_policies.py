@@ -1,0 +1,3 @@
+"""Protection urls: policies (filled by its area)."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Protection views, one module per area (policies, instances, jobs, restores)."""
