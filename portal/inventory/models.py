@@ -368,6 +368,8 @@ class PostgresDatabase(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     encoding = models.CharField(max_length=30, blank=True)
     is_sample = models.BooleanField(default=False)  # created by "Create sample database"
+    # Strongroom drops only databases it created itself (sample databases, restore targets).
+    created_by_strongroom = models.BooleanField(default=False)
     resource_id = models.CharField(max_length=512, unique=True, editable=False)
     discovered_at = models.DateTimeField()
 

@@ -86,7 +86,7 @@ def test_connection(params: ConnectionParams) -> ConnectionResult:
             version = conn.execute("SHOW server_version").fetchone()[0]
     except psycopg.Error as exc:
         return ConnectionResult(False, message=describe_error(exc, params))
-    return ConnectionResult(True, version=version, message=f"Connected to PostgreSQL {version}.")
+    return ConnectionResult(True, version=version, message=f"PostgreSQL {version} answered at {params.host}:{params.port}.")
 
 
 test_connection.__test__ = False  # not a pytest test

@@ -820,7 +820,7 @@ def create_sample_database(principal, server: PostgresServer, *, name: str) -> P
             counts = postgres.load_sample_schema(params.with_database(name), seed=zlib.crc32(name.encode()))
             info = next((d for d in postgres.discover_databases(params) if d.name == name), None)
             database = PostgresDatabase.objects.create(
-                server=server, name=name, is_sample=True, discovered_at=clock.now(),
+                server=server, name=name, is_sample=True, created_by_strongroom=True, discovered_at=clock.now(),
                 owner=info.owner if info else server.admin_user, size_bytes=info.size_bytes if info else 0,
                 encoding=info.encoding if info else "",
             )
@@ -849,7 +849,7 @@ def create_database(principal, server: PostgresServer, *, name: str) -> Postgres
         except postgres.psycopg.Error as exc:
             raise ValidationError(postgres.describe_error(exc, params)) from exc
         database = PostgresDatabase.objects.create(
-            server=server, name=name, owner=server.admin_user, discovered_at=clock.now()
+            server=server, name=name, owner=server.admin_user, created_by_strongroom=True, discovered_at=clock.now()
         )
         op.result_scope = database.resource_id
     return database
@@ -858,6 +858,11 @@ def create_database(principal, server: PostgresServer, *, name: str) -> Postgres
 def delete_database(principal, database: PostgresDatabase) -> None:
     """Drop the database on the server (Strongroom's own and templates can never be dropped)."""
     with guarded(principal, POSTGRES_DATABASE_DELETE, database):
+        if not database.created_by_strongroom:
+            raise ValidationError(
+                f"Strongroom drops only databases it created (sample databases and restore targets); "
+                f"'{database.name}' was found on the server. Drop it with your own PostgreSQL tools if you mean to."
+            )
         server = database.server
         params = server.connection_params()
         database.delete()

@@ -1,0 +1,47 @@
+"""The lab seed: real data through the services, fast, and idempotent."""
+
+import os
+import time
+
+from portal.inventory import blobs, postgres
+from portal.inventory.lab import seed_inventory
+from portal.inventory.models import Container, ElasticSan, PostgresDatabase, StorageAccount, Volume
+
+MIB = 1024 * 1024
+
+
+def test_the_seed_builds_the_inventory_with_real_data_and_can_run_again(lab, pg_name, local_postgres):
+    """GIVEN the lab tenancy
+    WHEN the inventory is seeded twice
+    THEN the accounts, containers (tens of MiB, nested and Unicode names), the volume with sample data
+    and a checksum, and the PostgreSQL server with one sample database exist once each."""
+    sample = pg_name("sr_inv_seed")
+    started = time.monotonic()
+    first = seed_inventory(lab, sample_database_name=sample)
+    elapsed = time.monotonic() - started
+    assert elapsed < 20
+
+    assert first.source_account.hierarchical_namespace and first.target_account.hierarchical_namespace
+    assert not first.flat_account.hierarchical_namespace
+    assert first.target_account.resource_group == lab.target_group
+    assert not first.target_account.containers.exists()
+    names = {c.name for c in first.source_account.containers.all()}
+    assert names == {"documents", "images", "logs"}
+    total = sum(blobs.container_stats(c)[1] for c in first.source_account.containers.all())
+    assert 20 * MIB < total < 100 * MIB
+    documents = first.source_account.containers.get(name="documents")
+    listed = {b.name for b in blobs.iter_blobs(documents)}
+    assert {"résumé café.txt", "日本語/メモ.txt", "reports/2024/q1/summary.md"} <= listed
+
+    volume = first.volume
+    assert volume.size_gib == 1 and volume.sample_writes == 1 and volume.last_checksum
+    assert os.stat(volume.image_path).st_blocks * 512 == volume.allocated_bytes < 64 * MIB
+
+    assert first.postgres_server is not None and first.sample_database.name == sample
+    assert postgres.table_counts(first.postgres_server.connection_params(sample))["sales.orders"] == 600
+
+    second = seed_inventory(lab, sample_database_name=sample)
+    assert second.sample_database.pk == first.sample_database.pk
+    assert StorageAccount.objects.count() == 3 and Container.objects.count() == 4
+    assert ElasticSan.objects.count() == 1 and Volume.objects.get().sample_writes == 1
+    assert PostgresDatabase.objects.filter(is_sample=True).count() == 1
