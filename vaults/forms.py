@@ -36,9 +36,6 @@ RETENTION_ERRORS = {
     "required": f"Enter a retention period between {SOFT_DELETE_MIN_DAYS} and {SOFT_DELETE_MAX_DAYS} days.",
 }
 
-ALWAYS_ON_WARNING = (
-    "Always-on soft delete is irreversible: once it is set, soft delete can never be disabled for this vault."
-)
 REDUNDANCY_HELP = "Backup storage redundancy cannot be changed after protecting items to the vault."
 
 
@@ -217,7 +214,7 @@ class VaultPropertiesForm(forms.Form):
     )
     soft_delete_state = forms.ChoiceField(
         choices=SoftDeleteState.choices, initial=SoftDeleteState.ON, widget=forms.RadioSelect, label="Soft delete",
-        help_text="Deleted backup data is kept for the retention period and can be undeleted. " + ALWAYS_ON_WARNING,
+        help_text="Deleted backup data is kept for the retention period and can be undeleted.",
     )
     soft_delete_retention_days = forms.IntegerField(
         min_value=SOFT_DELETE_MIN_DAYS, max_value=SOFT_DELETE_MAX_DAYS, initial=SOFT_DELETE_DEFAULT_DAYS,
@@ -344,7 +341,7 @@ class ImmutabilityForm(forms.Form):
                                       "lock": vault.immutability_state == ImmutabilityState.LOCKED})
         super().__init__(*args, **kwargs)
         self.vault = vault
-        self.fields["confirm_name"].widget.attrs.update({"autocomplete": "off", "placeholder": vault.name,
+        self.fields["confirm_name"].widget.attrs.update({"autocomplete": "off",
                                                          "spellcheck": "false"})
 
     def target_state(self) -> str:
