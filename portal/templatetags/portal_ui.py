@@ -151,3 +151,15 @@ def back_url(context, fallback: str = "/") -> str:
     ):
         return referer
     return fallback
+
+
+@register.filter
+def took(started, ended) -> str:
+    """How long something ran, in words: "less than a minute", "3 minutes", "1 hour, 5 minutes"."""
+    from django.utils.timesince import timesince
+
+    if not started or not ended:
+        return ""
+    if (ended - started).total_seconds() < 60:
+        return "less than a minute"
+    return timesince(started, ended, depth=2)
