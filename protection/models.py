@@ -181,6 +181,10 @@ class RecoveryPoint(models.Model):
     # The engine's snapshot (manifest) id in the vault store; for Elastic SAN, in the operational
     # store of the snapshot resource group, with the Snapshot resource's id beside it.
     manifest_id = models.CharField(max_length=100)
+    # Every engine snapshot the point is made of (an ADLS point has one per container, a PostgreSQL
+    # point one for the globals and one per database): [{"item": "documents", "kind": "tree", "id": ...}].
+    # ``manifest_id`` is the first of them.
+    manifests = models.JSONField(default=list, blank=True)
     snapshot_resource_id = models.CharField(max_length=700, blank=True)
     logical_bytes = models.BigIntegerField(default=0)
     stored_bytes = models.BigIntegerField(default=0)
