@@ -84,6 +84,9 @@ def test_create_a_vault_through_every_tab(page, live_server, seeded_lab):
     expect(page.locator("#security-level")).to_contain_text("Good")
     expect(page.locator("#vault-overview-tiles")).to_be_visible()
     shot(page, "vault-overview")
+    page.locator(".notifications-dropdown summary").click()  # the trainer at the keyboard gets the notification
+    expect(page.locator("#notifications-panel")).to_contain_text("Create Backup vault 'bv-browser'")
+    shot(page, "vault-notification")
     vault = BackupVault.objects.get(name="bv-browser")
     assert (vault.soft_delete_retention_days, vault.tags) == (30, {"env": "lab"})
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Backup vaults").click()

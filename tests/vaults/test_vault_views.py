@@ -282,3 +282,13 @@ def test_resource_group_options_follow_the_subscription(lab, backup_admin, as_us
     assert "rg-backup-lab" in html and "rg-restore-lab" in html
     html = client.get(reverse("vaults:resource_group_options"), {"basics-subscription": lab.security_subscription.pk}).content.decode()
     assert "rg-security" not in html  # no vault write there
+
+
+def test_a_vault_is_a_registered_resource_for_iam_search_and_its_group(vault, trainer, lab, as_user):
+    client = as_user(trainer)
+    iam = client.get(reverse("portal:iam"), {"scope": vault.resource_id})
+    assert iam.status_code == 200 and "bv-test" in iam.content.decode()
+    found = client.get(reverse("portal:search"), {"q": "bv-te"}).content.decode()
+    assert reverse("vaults:vault_detail", args=[vault.pk]) in found
+    group = client.get(reverse("portal:resource_group_detail", args=[lab.lab_group.pk])).content.decode()
+    assert "bv-test" in group and "Backup vault" in group

@@ -72,6 +72,8 @@ def test_basics_straight_to_review_and_create_with_the_defaults(wizard, lab):
     assert (vault.storage_redundancy, vault.soft_delete_state, vault.soft_delete_retention_days) == ("GeoRedundant", "On", 14)
     assert vault.immutability_state == "Disabled" and vault.identity_enabled and storage.store_exists(vault)
     assert Operation.objects.filter(resource_id=vault.resource_id, status="Succeeded").exists()
+    notifications = wizard.client.get(reverse("portal:notifications")).content.decode()
+    assert "Create Backup vault &#x27;bv-wizard&#x27;" in notifications or "Create Backup vault 'bv-wizard'" in notifications
 
 
 def test_every_tab_then_create(wizard, lab):
