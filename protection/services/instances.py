@@ -1,0 +1,632 @@
+"""Backup instances: configure protection, backup readiness, assign missing roles, change policy, reads.
+
+Reference §1.4, §2.2–2.3, §5.4, §5.8. Every write runs in `security.audit.guarded`:
+
+* ``configure_protection(principal, vault=, policy=, selections=)`` creates one BackupInstance per
+  datasource in ``ConfiguringProtection`` and one ConfigureProtection `Job` each (enqueued on commit).
+  The job's handler (`run_configure_protection`, registered in `ProtectionConfig.ready`) re-checks
+  the datasource and the vault identity's roles and settles the instance in ``ProtectionConfigured``
+  (with ``next_backup_at`` from the policy) or ``ConfiguringProtectionFailed`` (code + reason).
+* ``assign_missing_roles(principal, vault=, datasources=, level=)`` assigns exactly the §2.2 roles the
+  vault identity lacks, at Resource / Resource group / Subscription, through
+  `security.services.assign_role` as the signed-in user (so the activity log names them).
+* ``change_policy(principal, instance, policy)`` moves an instance to another policy of its vault and
+  datasource type; ``change`` tells guards the retention before and after.
+
+Scheduling contract with the backups area: ``next_backup_at`` of a ``ProtectionConfigured`` instance is
+the next slot of its policy after now (`Policy.next_run_after(clock.now())`), set when protection is
+configured, when the policy is edited and when the instance changes policy (`reschedule`).
+``last_scheduled_slot`` is left to the dispatcher. Schedules never start in the past (see
+`services.policies._first_slot_start`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from portal.inventory.models import Container, ElasticSan, PostgresServer, StorageAccount, Volume
+from portal.inventory.services import (
+    CONTAINER_READ,
+    ELASTIC_SAN_READ,
+    POSTGRES_READ,
+    STORAGE_ACCOUNT_READ,
+    VOLUME_READ,
+)
+from portal.models import ResourceGroup
+from portal.shortcuts import visible
+from protection import datasource_types, jobs, readiness
+from protection.models import BackupInstance, BackupPolicy, Job, JobCategory, JobOperation, ProtectionState
+from security import clock, scopes
+from security import services as security_services
+from security.audit import caller_label, guarded, register_operation_name
+from security.guards import evaluate
+from security.models import RoleAssignment, RoleDefinition
+from security.rbac import authorize
+
+INSTANCE_READ = "Microsoft.DataProtection/backupVaults/backupInstances/read"
+INSTANCE_WRITE = "Microsoft.DataProtection/backupVaults/backupInstances/write"
+VALIDATE_FOR_BACKUP = "Microsoft.DataProtection/backupVaults/validateForBackup/action"
+ROLE_ASSIGNMENT_WRITE = readiness.ROLE_ASSIGNMENT_WRITE
+RESOURCE_GROUP_READ = "Microsoft.Resources/subscriptions/resourceGroups/read"
+
+OPERATION_NAMES = {
+    INSTANCE_WRITE: "Create or Update Backup Instance",
+    VALIDATE_FOR_BACKUP: "Validate for backup",
+}
+
+
+def register_operation_names() -> None:
+    for action, name in OPERATION_NAMES.items():
+        register_operation_name(action, name)
+
+
+MAX_CONTAINERS = 100
+INSTANCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+INSTANCE_NAME_MAX = 150
+INSTANCE_NAME_RULE = (
+    "A backup instance name must be 1 to 150 characters long, start with a letter or a digit, and contain "
+    "only letters, digits, periods, underscores and hyphens."
+)
+# States in which the dispatcher schedules backups (the backups area may add its own).
+SCHEDULED_STATES = (ProtectionState.CONFIGURED,)
+
+MISSING_PERMISSIONS_CODE = "UserErrorMissingRequiredPermissions"
+MISSING_PERMISSIONS_TEXT = "Appropriate permissions to perform the operation are missing."
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+def instances_for(principal):
+    """Backup instances the principal may read (every list starts here)."""
+    return visible(
+        principal,
+        BackupInstance.objects.select_related("vault__resource_group__subscription", "vault__region", "policy"),
+        INSTANCE_READ,
+    )
+
+
+def may_validate(principal, vault) -> bool:
+    """``validateForBackup`` on the vault: what the readiness check (and Revalidate) needs."""
+    return authorize(principal, VALIDATE_FOR_BACKUP, vault.resource_id).allowed
+
+
+def may_configure(principal, vault) -> bool:
+    return authorize(principal, INSTANCE_WRITE, vault.resource_id).allowed
+
+
+# --- datasource candidates ---------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    """A datasource the Datasources tab lists for a vault, and whether it may be protected there."""
+
+    key: str  # form-field prefix: "sa12", "vol3", "pg2"
+    datasource_type: str
+    obj: object
+    resource_id: str
+    name: str
+    location: str
+    default_instance_name: str
+    resource_group: ResourceGroup
+    set_resource_id: str = ""
+    offered: bool = True
+    reason: str = ""
+    containers: list[str] = field(default_factory=list)  # ADLS: containers the user can see
+    databases: list[str] = field(default_factory=list)  # PostgreSQL: discovered databases
+    volume_group: str = ""  # Elastic SAN
+    elastic_san: object = None  # Elastic SAN
+
+    def datasource(self, snapshot_resource_group_id: str = "") -> readiness.Datasource:
+        return readiness.Datasource(self.datasource_type, self.resource_id, self.name, self.set_resource_id,
+                                    snapshot_resource_group_id if self.datasource_type == datasource_types.ELASTIC_SAN else "")
+
+
+def _protected_in(vault, resource_ids):
+    rows = BackupInstance.objects.filter(vault=vault, datasource_resource_id__in=resource_ids)
+    return {r.datasource_resource_id.lower(): r for r in rows}
+
+
+def storage_account_candidates(principal, vault) -> list[Candidate]:
+    """HNS storage accounts in the vault's region the user can read; flat-namespace ones are listed
+    with the reason they are not offered (reference §5.4)."""
+    accounts = visible(
+        principal,
+        StorageAccount.objects.filter(region=vault.region).select_related("resource_group__subscription", "region"),
+        STORAGE_ACCOUNT_READ,
+    ).order_by("name")
+    accounts = list(accounts)
+    protected = _protected_in(vault, [a.resource_id for a in accounts])
+    containers = visible(principal, Container.objects.filter(account__in=accounts), CONTAINER_READ).order_by("name")
+    by_account: dict[int, list[str]] = {}
+    for c in containers:
+        by_account.setdefault(c.account_id, []).append(c.name)
+    result = []
+    for account in accounts:
+        cand = Candidate(
+            key=f"sa{account.pk}", datasource_type=datasource_types.ADLS, obj=account,
+            resource_id=account.resource_id, name=account.name, location=account.region_id,
+            default_instance_name=account.name, resource_group=account.resource_group,
+            containers=by_account.get(account.pk, []),
+        )
+        existing = protected.get(account.resource_id.lower())
+        if not account.hierarchical_namespace:
+            cand.offered, cand.reason = False, (
+                "Hierarchical namespace is not enabled on this account. Vaulted backup protects Azure Data Lake "
+                "Storage accounts (hierarchical namespace) only."
+            )
+        elif existing is not None:
+            cand.offered, cand.reason = False, f"Already protected in this vault by the backup instance '{existing.name}'."
+        elif not account.containers.exists():
+            cand.offered, cand.reason = False, "The account has no container: create at least one container first."
+        result.append(cand)
+    return result
+
+
+def elastic_sans_for(principal, vault):
+    """Elastic SAN instances in the vault's subscription *and* region the user can read (reference §5.4)."""
+    return visible(
+        principal,
+        ElasticSan.objects.filter(region=vault.region, resource_group__subscription=vault.resource_group.subscription)
+        .select_related("resource_group__subscription"),
+        ELASTIC_SAN_READ,
+    ).order_by("name")
+
+
+def volume_candidates(principal, vault, elastic_san=None) -> list[Candidate]:
+    sans = elastic_sans_for(principal, vault)
+    volumes = Volume.objects.filter(volume_group__elastic_san__in=sans).select_related(
+        "volume_group__elastic_san__resource_group__subscription"
+    )
+    if elastic_san is not None:
+        volumes = volumes.filter(volume_group__elastic_san=elastic_san)
+    volumes = list(visible(principal, volumes, VOLUME_READ).order_by("volume_group__name", "name"))
+    # One volume can be in one backup instance only, whichever the vault.
+    users = {
+        i.datasource_resource_id.lower(): i
+        for i in BackupInstance.objects.filter(datasource_resource_id__in=[v.resource_id for v in volumes]).select_related("vault")
+    }
+    result = []
+    for volume in volumes:
+        group, san = volume.volume_group, volume.volume_group.elastic_san
+        cand = Candidate(
+            key=f"vol{volume.pk}", datasource_type=datasource_types.ELASTIC_SAN, obj=volume,
+            resource_id=volume.resource_id, name=volume.name, location=san.region_id,
+            default_instance_name=f"{san.name}-{group.name}-{volume.name}", resource_group=san.resource_group,
+            set_resource_id=san.resource_id, volume_group=group.name, elastic_san=san,
+        )
+        existing = users.get(volume.resource_id.lower())
+        if existing is not None:
+            where = (f" in the vault '{existing.vault.name}'"
+                     if authorize(principal, "Microsoft.DataProtection/backupVaults/read", existing.vault.resource_id).allowed
+                     else " in another vault")
+            cand.offered, cand.reason = False, (
+                f"Already protected by the backup instance '{existing.name}'{where}: a volume can be in one backup instance only."
+            )
+        result.append(cand)
+    return result
+
+
+def postgres_candidates(principal, vault) -> list[Candidate]:
+    servers = list(visible(
+        principal,
+        PostgresServer.objects.filter(region=vault.region).select_related("resource_group__subscription")
+        .prefetch_related("databases"),
+        POSTGRES_READ,
+    ).order_by("name"))
+    protected = _protected_in(vault, [s.resource_id for s in servers])
+    result = []
+    for server in servers:
+        cand = Candidate(
+            key=f"pg{server.pk}", datasource_type=datasource_types.POSTGRES_FLEX, obj=server,
+            resource_id=server.resource_id, name=server.name, location=server.region_id,
+            default_instance_name=server.name, resource_group=server.resource_group,
+            databases=[d.name for d in server.databases.all()],
+        )
+        existing = protected.get(server.resource_id.lower())
+        if existing is not None:
+            cand.offered, cand.reason = False, f"Already protected in this vault by the backup instance '{existing.name}'."
+        result.append(cand)
+    return result
+
+
+def candidates(principal, vault, datasource_type: str, *, elastic_san=None) -> list[Candidate]:
+    if datasource_type == datasource_types.ADLS:
+        return storage_account_candidates(principal, vault)
+    if datasource_type == datasource_types.ELASTIC_SAN:
+        return volume_candidates(principal, vault, elastic_san)
+    if datasource_type == datasource_types.POSTGRES_FLEX:
+        return postgres_candidates(principal, vault)
+    raise ValidationError({"datasource_type": "Choose a datasource type."})
+
+
+def snapshot_resource_groups_for(principal, subscription):
+    """Resource groups of the volume's subscription the user can see (the snapshot RG picker)."""
+    return visible(principal, ResourceGroup.objects.filter(subscription=subscription), RESOURCE_GROUP_READ).order_by("name")
+
+
+# --- readiness and roles -----------------------------------------------------------------------
+
+
+def check_readiness(principal, vault, candidate: Candidate, snapshot_resource_group_id: str = "") -> readiness.Readiness:
+    return readiness.check(principal, vault, candidate.datasource(snapshot_resource_group_id))
+
+
+def assign_missing_roles(principal, *, vault, datasources: list[readiness.Datasource], level: str) -> list[RoleAssignment]:
+    """Assign the vault identity exactly the §2.2 roles it lacks for ``datasources``, at ``level``
+    (Resource / Resource group / Subscription), as ``principal`` (each assignment is its own logged
+    write). All or nothing: every assignment is authorized before the first is made."""
+    if level not in readiness.SCOPE_LEVELS:
+        raise ValidationError({"scope": "Choose the scope: Resource, Resource group or Subscription."})
+    identity = vault.identity if vault.identity_id else None
+    if identity is None or not identity.enabled:
+        raise ValidationError("The vault's system-assigned identity is off: turn it on in the vault's Identity blade first.")
+    wanted: dict[tuple[str, str], readiness.RoleNeed] = {}
+    for ds in datasources:
+        for need in readiness.missing_needs(identity, ds):
+            wanted.setdefault((need.role, scopes.normalize(need.scope_for(level)).lower()), need)
+    if not wanted:
+        return []
+    plan = []
+    now = clock.now()
+    for (role_name, _), need in wanted.items():
+        scope = scopes.normalize(need.scope_for(level))
+        role = RoleDefinition.objects.get(name=role_name)
+        if RoleAssignment.objects.active_at(now).filter(principal=identity, role=role, scope__iexact=scope).exists():
+            continue
+        plan.append((role, scope, need))
+    # Refusals first, outside any transaction, so the refusal is logged and nothing is half-assigned.
+    for role, scope, need in plan:
+        decision = evaluate(principal, ROLE_ASSIGNMENT_WRITE, scope)
+        if not decision.allowed:
+            security_services.assign_role(principal, assignee=identity, role=role, scope=scope)  # logs, raises
+    created = []
+    with transaction.atomic():
+        for role, scope, need in plan:
+            created.append(security_services.assign_role(
+                principal, assignee=identity, role=role, scope=scope,
+                description=f"Backup vault '{vault.name}': {need.role} for backup ({level} scope)",
+            ))
+    return created
+
+
+# --- configure protection ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasourceSelection:
+    """One datasource chosen on the Datasources tab."""
+
+    resource_id: str
+    instance_name: str
+    key: str = ""  # the candidate key, for errors beside the right row
+    all_containers: bool = False
+    containers: tuple[str, ...] = ()
+    excluded_containers: tuple[str, ...] = ()
+    snapshot_resource_group_id: str = ""
+
+
+def name_rule_error(name: str) -> str:
+    if not name or len(name) > INSTANCE_NAME_MAX or not INSTANCE_NAME_RE.match(name):
+        return INSTANCE_NAME_RULE
+    return ""
+
+
+def _validate_selection(principal, vault, policy, cand: Candidate | None, sel: DatasourceSelection, errors: dict) -> None:
+    key = sel.key or (cand.key if cand else "datasources")
+    if cand is None:
+        errors.setdefault("datasources", []).append(
+            f"The datasource '{sel.resource_id}' cannot be protected in this vault: it does not exist, you cannot read it, "
+            "or it is not in the vault's region" + (" and subscription" if policy.datasource_type == datasource_types.ELASTIC_SAN else "") + "."
+        )
+        return
+    if not cand.offered:
+        errors.setdefault(f"{key}_selected", []).append(f"{cand.name}: {cand.reason}")
+        return
+    if problem := name_rule_error(sel.instance_name):
+        errors.setdefault(f"{key}_name", []).append(problem)
+    elif BackupInstance.objects.filter(vault=vault, name__iexact=sel.instance_name).exists():
+        errors.setdefault(f"{key}_name", []).append(
+            f"A backup instance named '{sel.instance_name}' already exists in the vault '{vault.name}'. Choose another name."
+        )
+    if cand.datasource_type == datasource_types.ADLS:
+        existing = set(cand.obj.containers.values_list("name", flat=True))
+        if sel.all_containers:
+            unknown = [c for c in sel.excluded_containers if c not in existing]
+            if unknown:
+                errors.setdefault(f"{key}_excluded", []).append(f"No such container: {', '.join(unknown)}.")
+            elif not existing - set(sel.excluded_containers):
+                errors.setdefault(f"{key}_excluded", []).append("Every container is excluded: leave at least one to back up.")
+        else:
+            if not sel.containers:
+                errors.setdefault(f"{key}_containers", []).append("Select at least one container, or choose all containers.")
+            elif len(sel.containers) > MAX_CONTAINERS:
+                errors.setdefault(f"{key}_containers", []).append(
+                    f"Select at most {MAX_CONTAINERS} containers ({len(sel.containers)} selected).")
+            elif unknown := [c for c in sel.containers if c not in existing]:
+                errors.setdefault(f"{key}_containers", []).append(f"No such container: {', '.join(unknown)}.")
+    if cand.datasource_type == datasource_types.ELASTIC_SAN:
+        rg_id = sel.snapshot_resource_group_id
+        rg = ResourceGroup.objects.filter(resource_id__iexact=rg_id).select_related("subscription").first() if rg_id else None
+        if rg is None:
+            errors.setdefault("snapshot_resource_group", []).append("Select the snapshot resource group.")
+        elif rg.subscription_id != cand.resource_group.subscription_id:
+            errors.setdefault("snapshot_resource_group", []).append(
+                "The snapshot resource group must be in the volume's subscription.")
+
+
+def configure_protection(principal, *, vault, policy: BackupPolicy, selections: list[DatasourceSelection]) -> list[BackupInstance]:
+    """Create one backup instance per selection (ConfiguringProtection) and its ConfigureProtection job.
+
+    Everything is checked first — the policy, each datasource (offered for this vault, names free,
+    containers, snapshot resource group) and each row's backup readiness — so nothing is created when
+    any of it fails. Each instance is then its own guarded, logged write; all in one transaction.
+    """
+    if policy is None or policy.vault_id != vault.pk:
+        raise ValidationError({"policy": "Choose a backup policy of this vault."})
+    if not selections:
+        raise ValidationError({"datasources": "Add at least one datasource to protect."})
+    kind = policy.datasource_type
+    names = [s.instance_name.lower() for s in selections]
+    errors: dict[str, list[str]] = {}
+    for sel in selections:
+        if names.count(sel.instance_name.lower()) > 1:
+            errors.setdefault(f"{sel.key}_name" if sel.key else "datasources", []).append(
+                f"The name '{sel.instance_name}' is used for two datasources: give each backup instance its own name.")
+    pool = {c.resource_id.lower(): c for c in candidates(principal, vault, kind)}
+    resolved = []
+    for sel in selections:
+        cand = pool.get(sel.resource_id.lower())
+        _validate_selection(principal, vault, policy, cand, sel, errors)
+        resolved.append((sel, cand))
+    if errors:
+        raise ValidationError(errors)
+    # Authorization before readiness: someone who may not create instances learns that first.
+    for sel, cand in resolved:
+        target = f"{vault.resource_id}/backupInstances/{sel.instance_name}"
+        if not evaluate(principal, INSTANCE_WRITE, target, _create_change(policy, cand)).allowed:
+            with guarded(principal, INSTANCE_WRITE, target, change=_create_change(policy, cand)):
+                pass  # logs the refusal and raises GuardDenied
+    for sel, cand in resolved:
+        result = check_readiness(principal, vault, cand, sel.snapshot_resource_group_id)
+        if not result.ok:
+            errors.setdefault(f"{sel.key}_selected" if sel.key else "datasources", []).append(
+                f"{cand.name}: backup readiness is '{result.status}'. {result.message}")
+    if errors:
+        raise ValidationError(errors)
+    created = []
+    with transaction.atomic():
+        for sel, cand in resolved:
+            created.append(_create_instance(principal, vault, policy, cand, sel))
+    return created
+
+
+def _create_change(policy, cand) -> dict:
+    return {"setting": "create", "policy": policy.name, "datasource": cand.resource_id if cand else "",
+            "max_retention_days_before": None, "max_retention_days_after": policy.parsed.max_retention_days()}
+
+
+def _create_instance(principal, vault, policy, cand: Candidate, sel: DatasourceSelection) -> BackupInstance:
+    target = f"{vault.resource_id}/backupInstances/{sel.instance_name}"
+    details = {"name": sel.instance_name, "datasource": cand.resource_id, "policy": policy.name,
+               "datasourceType": policy.datasource_type}
+    with guarded(principal, INSTANCE_WRITE, target, change=_create_change(policy, cand), details=details) as op:
+        instance = BackupInstance(
+            vault=vault, name=sel.instance_name, datasource_type=policy.datasource_type,
+            datasource_resource_id=cand.resource_id, datasource_name=cand.name, datasource_location=cand.location,
+            datasource_set_resource_id=cand.set_resource_id, policy=policy,
+            protection_state=ProtectionState.CONFIGURING,
+            created_by=principal if getattr(principal, "pk", None) else None,
+        )
+        if policy.datasource_type == datasource_types.ADLS:
+            instance.all_containers = sel.all_containers
+            instance.containers = [] if sel.all_containers else sorted(sel.containers)
+            instance.excluded_containers = sorted(sel.excluded_containers) if sel.all_containers else []
+            op.details["containers"] = "all" if sel.all_containers else instance.containers
+        if policy.datasource_type == datasource_types.ELASTIC_SAN:
+            instance.snapshot_resource_group_id = scopes.normalize(sel.snapshot_resource_group_id)
+            op.details["snapshotResourceGroup"] = instance.snapshot_resource_group_id
+        try:
+            with transaction.atomic():
+                instance.save()
+        except IntegrityError:  # a concurrent configure won the unique name / datasource race
+            raise ValidationError({f"{sel.key}_name" if sel.key else "datasources":
+                                   f"'{sel.instance_name}' or its datasource was just protected by someone else."}) from None
+        job = Job.objects.create(
+            vault=vault, instance=instance, instance_name=instance.name, datasource_type=instance.datasource_type,
+            datasource_name=instance.datasource_name, operation=JobOperation.CONFIGURE_PROTECTION,
+            category=JobCategory.MANAGEMENT, is_user_triggered=True,
+            initiated_by=principal if getattr(principal, "pk", None) else None,
+            initiated_by_name=caller_label(principal), start_time=clock.now(),
+        )
+        jobs.enqueue(job)
+        op.result_scope = instance.resource_id
+        op.details["jobId"] = str(job.pk)
+    return instance
+
+
+# --- the ConfigureProtection job ---------------------------------------------------------------
+
+
+def _datasource_problem(instance: BackupInstance) -> tuple[str, str] | None:
+    """What stops protection now (code, message), re-checked on the worker."""
+    vault = instance.vault
+    if not vault.identity_enabled:
+        return ("UserErrorMSIDisabled",
+                f"The system-assigned identity of the vault '{vault.name}' is off. Turn it on in Identity and configure again.")
+    rid = instance.datasource_resource_id
+    ds = None
+    if instance.datasource_type == datasource_types.ADLS:
+        account = StorageAccount.objects.filter(resource_id__iexact=rid).first()
+        if account is None:
+            return ("UserErrorDatasourceNotFound", f"The storage account '{instance.datasource_name}' no longer exists.")
+        if not account.hierarchical_namespace:
+            return ("UserErrorUnsupportedStorageAccountType",
+                    "The storage account does not have hierarchical namespace enabled.")
+        existing = set(account.containers.values_list("name", flat=True))
+        chosen = existing - set(instance.excluded_containers) if instance.all_containers else set(instance.containers)
+        missing = sorted(chosen - existing)
+        if missing or not chosen:
+            return ("UserErrorIncorrectContainersSelectedForOperation",
+                    f"The containers selected for protection no longer exist: {', '.join(missing) or 'none is left'}.")
+        ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name)
+    elif instance.datasource_type == datasource_types.ELASTIC_SAN:
+        if not Volume.objects.filter(resource_id__iexact=rid).exists():
+            return ("UserErrorDatasourceNotFound", f"The Elastic SAN volume '{instance.datasource_name}' no longer exists.")
+        if not ResourceGroup.objects.filter(resource_id__iexact=instance.snapshot_resource_group_id).exists():
+            return ("UserErrorSnapshotResourceGroupNotFound",
+                    f"The snapshot resource group '{instance.snapshot_resource_group_id}' no longer exists.")
+        ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name,
+                                  instance.datasource_set_resource_id, instance.snapshot_resource_group_id)
+    elif instance.datasource_type == datasource_types.POSTGRES_FLEX:
+        if not PostgresServer.objects.filter(resource_id__iexact=rid).exists():
+            return ("UserErrorDatasourceNotFound", f"The PostgreSQL server '{instance.datasource_name}' no longer exists.")
+        ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name)
+    missing = readiness.missing_needs(vault.identity, ds)
+    if missing:
+        wanted = "; ".join(f"{n.role} on the {n.where}" for n in missing)
+        return (MISSING_PERMISSIONS_CODE, f"{MISSING_PERMISSIONS_TEXT} The vault's identity lacks: {wanted}.")
+    return None
+
+
+def run_configure_protection(job: Job, progress) -> dict:
+    """ConfigureProtection job handler: settle the instance as configured or failed.
+
+    The settling write acts as the person who asked for protection (the job's initiator), as the
+    Azure resource provider finishes a PUT with its caller's authorization.
+    """
+    instance = BackupInstance.objects.select_related("vault__identity", "policy").filter(pk=job.instance_id).first()
+    if instance is None:
+        raise jobs.JobError("UserErrorBackupInstanceNotFound", "The backup instance was deleted before protection was configured.")
+    if instance.protection_state != ProtectionState.CONFIGURING:
+        return {"extended_info": {"summary": f"The instance is already {instance.get_protection_state_display()}."}}
+    principal = job.initiated_by or security_services.system_principal()
+    progress(current_item=f"Validating {instance.datasource_name}", items_total=1, force=True)
+    problem = _datasource_problem(instance)
+    if problem is not None:
+        code, message = problem
+        settle_configuration(principal, instance, succeeded=False, error_code=code, error_message=message)
+        raise jobs.JobError(code, message)
+    settle_configuration(principal, instance, succeeded=True)
+    progress(items_done=1, force=True)
+    return {"extended_info": {"summary": f"Protection configured for '{instance.name}'.",
+                              "nextBackupAt": instance.next_backup_at.isoformat() if instance.next_backup_at else None}}
+
+
+def settle_configuration(principal, instance: BackupInstance, *, succeeded: bool, error_code: str = "", error_message: str = "") -> BackupInstance:
+    """ConfiguringProtection → ProtectionConfigured (next_backup_at from the policy; the vault is marked
+    as having had a protected item) or → ConfiguringProtectionFailed with the code and reason."""
+    from vaults.services import mark_protected_item_added
+
+    to = ProtectionState.CONFIGURED if succeeded else ProtectionState.CONFIGURING_FAILED
+    change = {"setting": "protectionState", "from": instance.protection_state, "to": to}
+    details = {"name": instance.name, "protectionState": to}
+    if not succeeded:
+        details.update(errorCode=error_code, errorMessage=error_message)
+    with guarded(principal, INSTANCE_WRITE, instance, change=change, details=details):
+        row = BackupInstance.objects.select_for_update().select_related("policy").get(pk=instance.pk)
+        if row.protection_state != ProtectionState.CONFIGURING:
+            raise ValidationError(f"The backup instance '{row.name}' is {row.get_protection_state_display()}, not configuring.")
+        row.protection_state = to
+        row.error_code, row.error_message = error_code, error_message
+        row.next_backup_at = next_backup_for(row) if succeeded else None
+        row.save(update_fields=["protection_state", "error_code", "error_message", "next_backup_at", "updated_at"])
+        if succeeded:
+            mark_protected_item_added(instance.vault)
+    for f in ("protection_state", "error_code", "error_message", "next_backup_at"):
+        setattr(instance, f, getattr(row, f))
+    return instance
+
+
+# --- scheduling --------------------------------------------------------------------------------
+
+
+def next_backup_for(instance: BackupInstance, now=None):
+    """The next scheduled backup of ``instance`` after now, or None when it is not scheduled."""
+    if instance.protection_state not in SCHEDULED_STATES:
+        return None
+    return instance.policy.parsed.next_run_after(now or clock.now())
+
+
+def reschedule(instance: BackupInstance, now=None) -> None:
+    """Recompute ``next_backup_at`` (call inside the guarded write that changed the policy)."""
+    instance.next_backup_at = next_backup_for(instance, now)
+    BackupInstance.objects.filter(pk=instance.pk).update(next_backup_at=instance.next_backup_at)
+
+
+def reschedule_policy_instances(policy: BackupPolicy) -> int:
+    """After a policy edit: every scheduled instance using it gets its next backup from the new schedule."""
+    now = clock.now()
+    count = 0
+    for instance in BackupInstance.objects.filter(policy=policy, protection_state__in=SCHEDULED_STATES).select_related("policy"):
+        instance.policy = policy
+        reschedule(instance, now)
+        count += 1
+    return count
+
+
+# --- change policy -----------------------------------------------------------------------------
+
+
+def policies_for_instance(principal, instance: BackupInstance):
+    """Policies the instance may move to: same vault, same datasource type, readable."""
+    from protection.services.policies import policies_for
+
+    return policies_for(principal).filter(vault=instance.vault, datasource_type=instance.datasource_type).order_by("name")
+
+
+def change_policy(principal, instance: BackupInstance, policy: BackupPolicy) -> BackupInstance:
+    """Move ``instance`` to ``policy`` (same vault and datasource type); the new retention applies to
+    it from now on and its next backup follows the new schedule. Guarded as backupInstances/write
+    (the "Change policy" critical operation), with the retention before and after in ``change``."""
+    old = instance.policy
+    change = {
+        "setting": "policy",
+        "critical_operation": INSTANCE_WRITE,
+        "policy_before": old.name,
+        "policy_after": policy.name if policy else None,
+        "max_retention_days_before": old.parsed.max_retention_days(),
+        "max_retention_days_after": policy.parsed.max_retention_days() if policy else None,
+    }
+    details = {"name": instance.name, "from": old.name, "to": policy.name if policy else None}
+    with guarded(principal, INSTANCE_WRITE, instance, change=change, details=details):
+        row = BackupInstance.objects.select_for_update().get(pk=instance.pk)
+        if policy is None:
+            raise ValidationError({"policy": "Choose a backup policy."})
+        if policy.vault_id != row.vault_id:
+            raise ValidationError({"policy": "Choose a policy of the instance's own vault."})
+        if policy.datasource_type != row.datasource_type:
+            raise ValidationError({"policy": (
+                f"The policy '{policy.name}' is for {policy.datasource.label}; this backup instance protects "
+                f"{row.datasource.label}. Choose a {row.datasource.label} policy."
+            )})
+        if row.is_soft_deleted:
+            raise ValidationError("A soft-deleted backup instance cannot change policy: undelete it first.")
+        if policy.pk == row.policy_id:
+            raise ValidationError({"policy": f"The instance already uses the policy '{policy.name}'."})
+        row.policy = policy
+        row.save(update_fields=["policy", "updated_at"])
+        reschedule(row)
+    instance.policy, instance.next_backup_at = row.policy, row.next_backup_at
+    return instance
+
+
+# --- vault contents (the vault deletion rule) ---------------------------------------------------
+
+
+def vault_has_contents(vault) -> bool:
+    """True while the vault holds any backup instance (any state, soft-deleted too) or any policy."""
+    return (BackupInstance.objects.filter(vault_id=vault.pk).exists()
+            or BackupPolicy.objects.filter(vault_id=vault.pk).exists())
+
+
+__all__ = [
+    "Candidate", "DatasourceSelection", "assign_missing_roles", "candidates", "change_policy", "check_readiness",
+    "configure_protection", "instances_for", "next_backup_for", "reschedule", "reschedule_policy_instances",
+    "run_configure_protection", "settle_configuration", "vault_has_contents",
+]

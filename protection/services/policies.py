@@ -1,0 +1,404 @@
+"""Backup policies: create, edit, delete, and the per-datasource limits (reference §1.3, §5.3, §5.8).
+
+A policy is described by a `PolicySpec` (schedule + retention rules as a person fills them in) and
+stored as `policy_rules.build_policy_rules` builds it: the API's policyRules JSON. Every write runs in
+`security.audit.guarded` with the action string and a ``change`` dict guards can judge::
+
+    {"setting": "retention",
+     "max_retention_days_before": 30.0 | None,   # None when the policy is new
+     "max_retention_days_after": 90.0,
+     "retention_before": {"Default": "P30D"}, "retention_after": {"Default": "P90D", "Weekly": "P12W"}}
+
+so the immutability guard (issue 10) can refuse a shorter retention without touching this module.
+
+Limits per type (reference §5.3, §5.8):
+
+* Azure Data Lake Storage: Daily or Weekly; Default rule plus Weekly / Monthly / Yearly rules;
+  at most 3,650 days, 521 weeks, 120 months or 10 years per rule; at least 7 days.
+* Elastic SAN: Daily (default) or Weekly; default retention 7 days; at most 450 recovery points kept
+  at any moment across all rules (`max_recovery_points` computes the worst case from the schedule).
+* PostgreSQL flexible servers: Weekly only, on chosen days; every rule 7 days to 10 years.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import IntegrityError, transaction
+
+from portal.shortcuts import visible
+from protection import datasource_types
+from protection.models import BackupInstance, BackupPolicy
+from protection.policy_rules import DAYS, Duration, Policy, PolicyError, build_policy_rules, schedule_intervals
+from security import clock
+from security.audit import guarded, register_operation_name
+
+POLICY_READ = "Microsoft.DataProtection/backupVaults/backupPolicies/read"
+POLICY_WRITE = "Microsoft.DataProtection/backupVaults/backupPolicies/write"
+POLICY_DELETE = "Microsoft.DataProtection/backupVaults/backupPolicies/delete"
+
+OPERATION_NAMES = {
+    POLICY_WRITE: "Create or Update Backup Policy",
+    POLICY_DELETE: "Delete Backup Policy",
+}
+
+
+def register_operation_names() -> None:
+    for action, name in OPERATION_NAMES.items():
+        register_operation_name(action, name)
+
+
+TIME_ZONE = "UTC"  # schedules are kept in UTC (the summary says so)
+
+# Units and the reference's per-unit maxima (ADLS: daily 3,650 d, weekly 521 w, monthly 120 m,
+# yearly 10 y; "up to 10 years" everywhere).
+UNITS = {"Days": "D", "Weeks": "W", "Months": "M", "Years": "Y"}
+UNIT_MAX = {"Days": 3650, "Weeks": 521, "Months": 120, "Years": 10}
+UNIT_DAYS = {"Days": 1, "Weeks": 7, "Months": 30.4375, "Years": 365}
+EXTRA_RULES = ("Weekly", "Monthly", "Yearly")  # besides Default, in the order the portal lists them
+RULE_UNIT = {"Default": "Days", "Weekly": "Weeks", "Monthly": "Months", "Yearly": "Years"}
+RULE_FIELD = {"Default": "default_count", "Weekly": "weekly_count", "Monthly": "monthly_count",
+              "Yearly": "yearly_count"}
+RULE_TEXT = {
+    "Default": "Default (every backup that no other rule keeps)",
+    "Weekly": "Weekly (first successful backup of each week)",
+    "Monthly": "Monthly (first successful backup of each month)",
+    "Yearly": "Yearly (first successful backup of each year)",
+}
+
+POLICY_NAME_RE = re.compile(r"^[A-Za-z][-A-Za-z0-9]*[A-Za-z0-9]$")
+POLICY_NAME_MIN, POLICY_NAME_MAX = 3, 150
+POLICY_NAME_RULE = (
+    "A policy name must be 3 to 150 characters long, start with a letter, end with a letter or a digit, "
+    "and contain only letters, digits and hyphens."
+)
+
+
+@dataclass(frozen=True)
+class TypeRules:
+    """What the policy wizard offers for one datasource type."""
+
+    frequencies: tuple[str, ...]
+    default_frequency: str
+    default_retention: tuple[int, str]  # (count, unit)
+    min_days: int
+    max_recovery_points: int | None
+    rules: tuple[str, ...] = ("Default", *EXTRA_RULES)
+    notes: tuple[str, ...] = field(default=())
+
+
+TYPE_RULES = {
+    datasource_types.ADLS: TypeRules(
+        ("Daily", "Weekly"), "Daily", (30, "Days"), 7, None,
+        notes=("One scheduled backup a day at most, plus up to 4 on-demand backups.",
+               "Retention: up to 3,650 days, 521 weeks, 120 months or 10 years per rule; at least 7 days.",
+               "Priority when a backup qualifies for several rules: Yearly > Monthly > Weekly > Default."),
+    ),
+    datasource_types.ELASTIC_SAN: TypeRules(
+        ("Daily", "Weekly"), "Daily", (7, "Days"), 1, 450,
+        notes=("Recovery points are operational-tier snapshots in the snapshot resource group.",
+               "At most 450 recovery points may be kept at any time across all retention rules.",
+               "Priority when a backup qualifies for several rules: Yearly > Monthly > Weekly > Default."),
+    ),
+    datasource_types.POSTGRES_FLEX: TypeRules(
+        ("Weekly",), "Weekly", (3, "Months"), 7, None,
+        notes=("The whole server is backed up weekly, on the days you choose, into the vault store.",
+               "Every retention rule keeps backups from 7 days to 10 years.",
+               "Priority when a backup qualifies for several rules: Yearly > Monthly > Weekly > Default."),
+    ),
+}
+
+
+def type_rules(datasource_type: str) -> TypeRules:
+    return TYPE_RULES[datasource_type]
+
+
+@dataclass(frozen=True)
+class Retention:
+    count: int
+    unit: str  # Days / Weeks / Months / Years
+
+    def iso(self) -> str:
+        return f"P{self.count}{UNITS[self.unit]}"
+
+    @property
+    def days(self) -> float:
+        return self.count * UNIT_DAYS[self.unit]
+
+    @classmethod
+    def from_iso(cls, text: str) -> "Retention":
+        d = Duration.parse(text)
+        for count, unit in ((d.years, "Years"), (d.months, "Months"), (d.weeks, "Weeks"), (d.days, "Days")):
+            if count and sum(1 for v in (d.years, d.months, d.weeks, d.days) if v) == 1:
+                return cls(count, unit)
+        return cls(int(round(d.approx_days())), "Days")
+
+    def label(self) -> str:
+        return Duration.parse(self.iso()).label()
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A policy as the wizard fills it in: schedule and retention rules."""
+
+    frequency: str
+    time: dt.time
+    days: tuple[str, ...] = ()
+    default: Retention = Retention(30, "Days")
+    extra: dict = field(default_factory=dict)  # {"Weekly": Retention(12, "Weeks"), ...}
+
+    def retentions(self) -> dict[str, Retention]:
+        return {"Default": self.default, **{k: v for k, v in self.extra.items() if v is not None}}
+
+
+def default_spec(datasource_type: str) -> PolicySpec:
+    rules = type_rules(datasource_type)
+    days = ("Sunday",) if rules.default_frequency == "Weekly" else ()
+    return PolicySpec(rules.default_frequency, dt.time(2, 0), days, Retention(*rules.default_retention), {})
+
+
+def spec_of(policy: BackupPolicy) -> PolicySpec:
+    """The spec a stored policy was built from (for the edit form)."""
+    parsed = policy.parsed
+    first = min(parsed.intervals, key=lambda i: i.start)
+    days = tuple(sorted({DAYS[i.start.weekday()] for i in parsed.intervals}, key=DAYS.index)) if parsed.frequency == "Weekly" else ()
+    retentions = {r.tag: Retention.from_iso(r.duration.iso()) for r in parsed.retention_rules}
+    return PolicySpec(
+        parsed.frequency, first.start.timetz().replace(tzinfo=None), days,
+        retentions.pop("Default"), {k: v for k, v in retentions.items() if k in EXTRA_RULES},
+    )
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def name_rule_error(name: str) -> str:
+    if not name or not POLICY_NAME_MIN <= len(name) <= POLICY_NAME_MAX or not POLICY_NAME_RE.match(name):
+        return POLICY_NAME_RULE
+    return ""
+
+
+def _first_slot_start(moment: dt.datetime, at: dt.time) -> dt.date:
+    """Schedules start today, or tomorrow when today's time has passed: the first slot is always in
+    the future, so a new policy never makes a backup due the moment it is saved."""
+    today = moment.astimezone(dt.timezone.utc).date()
+    if dt.datetime.combine(today, at, tzinfo=dt.timezone.utc) <= moment:
+        return today + dt.timedelta(days=1)
+    return today
+
+
+def build_rules(datasource_type: str, spec: PolicySpec, *, now: dt.datetime | None = None) -> list[dict]:
+    """policyRules (API shape) for ``spec``. Call `validate_spec` first."""
+    kind = datasource_types.get(datasource_type)
+    now = now or clock.now()
+    intervals = schedule_intervals(spec.frequency, time=spec.time, days=list(spec.days) or None,
+                                   start=_first_slot_start(now, spec.time))
+    return build_policy_rules(
+        datastore=kind.datastore,
+        backup_type=kind.backup_type,
+        frequency=spec.frequency,
+        intervals=intervals,
+        time_zone=TIME_ZONE,
+        default_retention=spec.default.iso(),
+        extra_retentions={tag: r.iso() for tag, r in spec.extra.items() if r is not None},
+    )
+
+
+def validate_spec(datasource_type: str, spec: PolicySpec) -> list[dict]:
+    """Check ``spec`` against the type's limits; return the policyRules it builds.
+
+    Raises a ValidationError keyed by the wizard's field names (``frequency``, ``days``,
+    ``default_count``, ``weekly_count``, ...); the 450-point limit is a form-wide error.
+    """
+    if datasource_type not in TYPE_RULES:
+        raise ValidationError({"datasource_type": "Choose a datasource type: " + ", ".join(
+            label for _, label in datasource_types.CHOICES) + "."})
+    kind = datasource_types.get(datasource_type)
+    rules = type_rules(datasource_type)
+    errors: dict[str, list[str]] = {}
+    if spec.frequency not in rules.frequencies:
+        offered = " or ".join(rules.frequencies)
+        errors["frequency"] = [f"{kind.label} backups can be scheduled {offered} only."]
+    if spec.frequency == "Weekly":
+        if not spec.days:
+            errors["days"] = ["Choose at least one day of the week for a weekly schedule."]
+        elif any(d not in DAYS for d in spec.days):
+            errors["days"] = ["Choose days of the week by name (Monday to Sunday)."]
+    if not isinstance(spec.time, dt.time):
+        errors["time"] = ["Enter the backup time as HH:MM (UTC)."]
+    for tag, retention in spec.retentions().items():
+        if tag not in rules.rules:
+            errors.setdefault(NON_FIELD_ERRORS, []).append(f"{kind.label} policies have no {tag} retention rule.")
+            continue
+        problem = _retention_error(kind, rules, tag, retention)
+        if problem:
+            errors.setdefault(RULE_FIELD[tag], []).append(problem)
+    if errors:
+        raise ValidationError(errors)
+    try:
+        policy_rules = build_rules(datasource_type, spec)
+    except PolicyError as exc:
+        raise ValidationError({NON_FIELD_ERRORS: [str(exc)]}) from None
+    if rules.max_recovery_points is not None:
+        worst = max_recovery_points(policy_rules)
+        if worst > rules.max_recovery_points:
+            raise ValidationError({NON_FIELD_ERRORS: [
+                f"This schedule and these retention rules could keep up to {worst} recovery points at once; "
+                f"{kind.label} allows at most {rules.max_recovery_points} across all rules. Shorten a retention "
+                "duration or back up less often."
+            ]})
+    return policy_rules
+
+
+def _retention_error(kind, rules: TypeRules, tag: str, retention: Retention) -> str:
+    if not isinstance(retention.count, int) or retention.count < 1:
+        return f"Enter how long the {tag} rule keeps backups: a whole number of at least 1."
+    if retention.unit not in UNITS:
+        return "Choose Days, Weeks, Months or Years."
+    if retention.count > UNIT_MAX[retention.unit]:
+        return (f"The {tag} rule can keep backups for at most {UNIT_MAX[retention.unit]:,} "
+                f"{retention.unit.lower()} (10 years).")
+    if retention.days < rules.min_days:
+        return f"{kind.label} backups must be kept at least {rules.min_days} day{'s' if rules.min_days != 1 else ''}."
+    return ""
+
+
+def max_recovery_points(policy_rules: list[dict]) -> int:
+    """The most recovery points the policy can keep at one moment, when every scheduled backup
+    succeeds: each backup gets the retention rule of the highest priority it qualifies for (first of
+    the year / month / week, else Default, as `Policy.tag_for` decides) and is kept until it expires.
+    Simulated over the longest retention plus two years, so every calendar alignment is seen."""
+    policy = Policy(policy_rules)
+    longest = max(r.duration.approx_days() for r in policy.retention_rules)
+    begin = min(i.start for i in policy.intervals)
+    end = begin + dt.timedelta(days=longest + 800)
+    slots = sorted({s for i in policy.intervals for s in i.occurrences_between(begin - dt.timedelta(seconds=1), end, limit=200000)})
+    seen: dict[str, set] = {"FirstOfDay": set(), "FirstOfWeek": set(), "FirstOfMonth": set(), "FirstOfYear": set()}
+    keys = {
+        "FirstOfDay": lambda t: t.date(),
+        "FirstOfWeek": lambda t: t.isocalendar()[:2],
+        "FirstOfMonth": lambda t: (t.year, t.month),
+        "FirstOfYear": lambda t: t.year,
+    }
+    events: list[tuple[dt.datetime, int]] = []
+    for slot in slots:
+        chosen = policy.default_rule()
+        for rule in policy.retention_rules:
+            if rule.tag == "Default":
+                continue
+            if all(c in keys and keys[c](slot) not in seen[c] for c in rule.criteria):
+                chosen = rule
+                break
+        for criterion, key in keys.items():
+            seen[criterion].add(key(slot))
+        events.append((slot, 1))
+        events.append((chosen.duration.add_to(slot), -1))
+    # A point is kept while slot <= t < expiry: at equal times, expiries come before new points.
+    events.sort(key=lambda e: (e[0], e[1]))
+    current = best = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best
+
+
+def retention_map(policy_rules: list[dict]) -> dict[str, str]:
+    return {r.tag: r.duration.iso() for r in Policy(policy_rules).retention_rules}
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+def policies_for(principal):
+    """Backup policies the principal may read (every list and picker starts here)."""
+    return visible(
+        principal,
+        BackupPolicy.objects.select_related("vault__resource_group__subscription", "vault__region"),
+        POLICY_READ,
+    )
+
+
+def instances_using(policy: BackupPolicy):
+    return BackupInstance.objects.filter(policy=policy).order_by("name")
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+
+def create_policy(principal, *, vault, name: str, datasource_type: str, spec: PolicySpec) -> BackupPolicy:
+    """Create a backup policy in ``vault`` (authorized as backupPolicies/write at the new policy's id)."""
+    name = (name or "").strip()
+    target = f"{vault.resource_id}/backupPolicies/{name}"
+    details = {"name": name, "datasourceType": datasource_type}
+    change = {"setting": "retention", "max_retention_days_before": None, "retention_before": {}}
+    try:
+        preview_rules = validate_spec(datasource_type, spec) if datasource_type in TYPE_RULES else None
+    except ValidationError:
+        preview_rules = None
+    if preview_rules:
+        change.update(max_retention_days_after=Policy(preview_rules).max_retention_days(),
+                      retention_after=retention_map(preview_rules))
+    with guarded(principal, POLICY_WRITE, target, change=change, details=details) as op:
+        errors = {}
+        if problem := name_rule_error(name):
+            errors["name"] = problem
+        elif BackupPolicy.objects.filter(vault=vault, name__iexact=name).exists():
+            errors["name"] = f"A backup policy named '{name}' already exists in the vault '{vault.name}'. Choose another name."
+        if datasource_type not in TYPE_RULES:
+            errors["datasource_type"] = "Choose a datasource type."
+        if errors:
+            raise ValidationError(errors)
+        policy_rules = validate_spec(datasource_type, spec)
+        policy = BackupPolicy(vault=vault, name=name, datasource_type=datasource_type, policy_rules=policy_rules,
+                              created_by=principal if getattr(principal, "pk", None) else None)
+        try:
+            with transaction.atomic():
+                policy.save()
+        except IntegrityError:  # a concurrent create won the unique (vault, lower(name)) race
+            raise ValidationError({"name": f"A backup policy named '{name}' already exists in the vault '{vault.name}'."}) from None
+        op.result_scope = policy.resource_id
+        op.details["summary"] = policy.parsed.summary()
+    return policy
+
+
+def update_policy(principal, policy: BackupPolicy, *, spec: PolicySpec) -> BackupPolicy:
+    """Change a policy's schedule and retention. Applies to every instance that uses it: their next
+    scheduled backup is recomputed from the new schedule in the same transaction."""
+    from protection.services import instances as instance_services
+
+    before_rules = policy.policy_rules
+    change = {
+        "setting": "retention",
+        "max_retention_days_before": Policy(before_rules).max_retention_days(),
+        "retention_before": retention_map(before_rules),
+        "instances": list(instances_using(policy).values_list("name", flat=True)),
+    }
+    try:
+        preview = validate_spec(policy.datasource_type, spec)
+        change.update(max_retention_days_after=Policy(preview).max_retention_days(), retention_after=retention_map(preview))
+    except ValidationError:
+        change.update(max_retention_days_after=None, retention_after={})
+    with guarded(principal, POLICY_WRITE, policy, change=change, details={"name": policy.name}) as op:
+        row = BackupPolicy.objects.select_for_update().get(pk=policy.pk)
+        row.policy_rules = validate_spec(row.datasource_type, spec)
+        row.save(update_fields=["policy_rules", "updated_at"])
+        policy.policy_rules, policy.updated_at = row.policy_rules, row.updated_at
+        rescheduled = instance_services.reschedule_policy_instances(row)
+        op.details.update(summary=row.parsed.summary(), rescheduledInstances=rescheduled)
+    return policy
+
+
+def delete_policy(principal, policy: BackupPolicy) -> None:
+    """Delete a policy no backup instance uses (soft-deleted instances count: they keep their policy)."""
+    with guarded(principal, POLICY_DELETE, policy, details={"name": policy.name}):
+        users = list(instances_using(policy).values_list("name", flat=True))
+        if users:
+            shown = ", ".join(f"'{n}'" for n in users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+            raise ValidationError(
+                f"The backup policy '{policy.name}' is used by {len(users)} backup instance"
+                f"{'s' if len(users) != 1 else ''}: {shown}. Change their policy or delete them, then delete the policy."
+            )
+        BackupPolicy.objects.filter(pk=policy.pk).delete()
