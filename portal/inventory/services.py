@@ -327,6 +327,8 @@ def upload_blobs(
                     blobs.delete_blob(container, name)
             if isinstance(exc, ValidationError):
                 raise ValidationError({"files": exc.messages}) from exc
+            if isinstance(exc, fs.UnsafePath):
+                raise ValidationError({"files": str(exc)}) from exc
             raise
         op.details["blobs"] = [n for n, _ in written][:50]
         op.details["bytes"] = sum(size for _, size in written)

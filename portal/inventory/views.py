@@ -33,6 +33,21 @@ from portal.shortcuts import can, form_errors_from, get_visible_or_404, visible
 BLOB_PAGE_LIMIT = 500
 
 
+def _stats(container) -> tuple[int, int]:
+    """(blobs, bytes) for display; a container whose folder is unsafe or gone shows as empty."""
+    try:
+        return blobs.container_stats(container)
+    except (OSError, ValueError):
+        return 0, 0
+
+
+def _with_roots(form, field: str) -> None:
+    from django.conf import settings
+
+    roots = ", ".join(str(r) for r in settings.STRONGROOM_ATTACH_ROOTS) or "none configured"
+    form.fields[field].help_text += f" Allowed roots: {roots}."
+
+
 def _confirm_delete(request, obj, *, kind: str, delete, done_url: str, back_url: str, context: dict, warning: str = ""):
     """A "type the name to confirm" page shared by every delete."""
     error = None
@@ -105,6 +120,7 @@ def storage_account_list(request):
 def storage_account_create(request):
     groups = resource_groups_for(request.principal, svc.STORAGE_ACCOUNT_WRITE)
     form = forms.StorageAccountForm(request.POST or None, resource_groups=groups)
+    _with_roots(form, "attach_path")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         attach = data["attach_path"] if data["data"] == "attach" else ""
@@ -135,7 +151,7 @@ def storage_account_detail(request, pk):
     containers = list(account.containers.all())
     count = size = 0
     for container in containers:
-        c, s = blobs.container_stats(container)
+        c, s = _stats(container)
         count, size = count + c, size + s
     ctx = _account_context(request, account, "overview")
     ctx.update(containers=containers, blob_count=count, blob_bytes=size)
@@ -147,7 +163,7 @@ def storage_account_containers(request, pk, form=None):
     account = _account(request, pk)
     rows = []
     for container in visible(request.principal, account.containers.all(), svc.CONTAINER_READ):
-        count, size = blobs.container_stats(container)
+        count, size = _stats(container)
         rows.append({"container": container, "count": count, "size": size})
     ctx = _account_context(request, account, "containers")
     ctx.update(rows=rows, form=form or forms.ContainerForm(), show_form=form is not None or "new" in request.GET)
@@ -217,6 +233,8 @@ def _container_context(request, container, *, prefix="", upload_form=None, list_
                 total_bytes += blob.size
         except ValidationError as exc:
             error = " ".join(exc.messages)
+        except blobs.fs.UnsafePath as exc:
+            error = f"{exc} The container's folder cannot be read until this is fixed."
     return {
         "container": container,
         "account": container.account,
@@ -306,7 +324,7 @@ def blob_delete(request, pk):
 @login_required
 def container_delete(request, pk):
     container = _container(request, pk)
-    count, size = blobs.container_stats(container)
+    count, size = _stats(container)
     return _confirm_delete(
         request,
         container,
@@ -504,6 +522,7 @@ def volume_group_delete(request, pk):
 def volume_create(request, pk):
     group = _group(request, pk)
     form = forms.VolumeForm(request.POST or None)
+    _with_roots(form, "attach_path")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         attach = data["attach_path"] if data["source"] == "attach" else ""

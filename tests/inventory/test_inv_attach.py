@@ -95,7 +95,7 @@ def test_it_refuses_attaching_when_no_root_is_configured(lab, settings, attach_r
     assert "no attach roots are configured" in _refusal(lab, attach_root / "share")
 
 
-def test_it_refuses_a_link_swapped_in_after_attaching(lab, attach_root, tmp_path):
+def test_it_refuses_a_link_swapped_in_after_attaching(lab, attach_root, tmp_path, client):
     """GIVEN an attached account whose container folder is later replaced by a link to elsewhere
     WHEN blobs are listed or written
     THEN the walk refuses the link instead of following it."""
@@ -109,9 +109,13 @@ def test_it_refuses_a_link_swapped_in_after_attaching(lab, attach_root, tmp_path
     os.symlink(outside, attach_root / "share" / "docs")
     with pytest.raises(fs.UnsafePath):
         list(blobs.iter_blobs(container))
-    with pytest.raises(fs.UnsafePath):
+    with pytest.raises(ValidationError):
         services.upload_blobs(lab.trainer, container, [services.Upload("y.txt", [b"y"])])
     assert sorted(p.name for p in outside.iterdir()) == ["x.txt"]
+    client.force_login(lab.trainer.user)
+    page = client.get(f"/containers/{container.pk}/")
+    assert page.status_code == 200 and "is a symbolic link" in page.content.decode()
+    assert "x.txt" not in page.content.decode()
 
 
 def test_it_attaches_an_image_file_as_a_volume_and_refuses_a_linked_one(lab, attach_root, volume_group, tmp_path):
