@@ -2,6 +2,23 @@
 
 `PortalConfig.ready()` calls `register_resource_types()` so that IAM, search, resource-group
 contents and breadcrumbs find these resources by their resource ids.
+
+Where backups read and restores write (all paths walked without following links, see `fs`):
+
+- Storage: ``Container.path`` (a folder); ``blobs.iter_blobs(container, prefix)`` → BlobInfo(name,
+  size, mtime); ``blobs.open_blob(container, name)``; ``blobs.write_blob(container, name, fileobj_or_chunks,
+  mtime=...)`` (temp file + rename; refuses to overwrite); ``blobs.validate_blob_name`` /
+  ``validate_prefix`` for traversal-safe names. Services: ``create_container``, ``upload_blobs``.
+- Elastic SAN: ``Volume.image_path`` (raw image, sparse); ``volumes.image_info(path)`` (size,
+  allocated bytes from st_blocks); ``volumes.image_checksum(path, progress)`` (SHA-256, holes as
+  zeros); ``volumes.open_image(path, write=...)``. Services: ``create_volume`` (a new sparse image
+  for a restore target), ``create_snapshot`` / ``delete_snapshot`` (recovery points as Snapshot
+  resources in a snapshot resource group), ``compute_checksum_now``.
+- PostgreSQL: ``PostgresServer.connection_params(dbname)`` → ``ConnectionParams`` with ``kwargs()``
+  for psycopg and ``env()`` for pg_dump/pg_restore (PGPASSWORD, never argv);
+  ``postgres.discover_databases(params)`` (user databases only), ``postgres.table_counts(params)``.
+  Services: ``refresh_postgres_server``, ``create_database`` (empty, from template0),
+  ``create_sample_database``.
 """
 
 

@@ -170,3 +170,30 @@ def test_a_contributor_uploads_downloads_and_deletes_through_the_pages(world, co
 def test_signed_out_visitors_are_sent_to_sign_in(world, client):
     response = client.get(reverse("portal:storage_account_list"))
     assert response.status_code == 302 and "/signin/" in response["Location"]
+
+
+def test_blob_data_roles_work_without_keys_and_owners_use_the_access_key(world):
+    """GIVEN a Reader who also holds Storage Blob Data Contributor on one container, and the Owner
+    WHEN each uploads a blob
+    THEN the reader's upload is authorized by the data action (logged as 'Write blob'), the Owner's
+    by listing the account keys (logged as 'List Storage Account Keys', as the Azure portal does)."""
+    from security import roles
+    from security import services as security_services
+    from security.models import ActivityLogEntry, RoleDefinition
+
+    lab, container = world["lab"], world["container"]
+    reader = lab.personas["reader"].principal
+    security_services.assign_role(
+        lab.trainer, assignee=reader, role=RoleDefinition.objects.get(name=roles.STORAGE_BLOB_DATA_CONTRIBUTOR),
+        scope=container.resource_id,
+    )
+    services.upload_blobs(reader, container, [services.Upload("by-reader.txt", io.BytesIO(b"r"))])
+    services.upload_blobs(lab.trainer, container, [services.Upload("by-owner.txt", io.BytesIO(b"o"))])
+    by_reader = ActivityLogEntry.objects.filter(principal=reader, status="Succeeded").latest("timestamp")
+    by_owner = ActivityLogEntry.objects.filter(principal=lab.trainer, details__blobs=["by-owner.txt"]).get()
+    assert (by_reader.operation, by_reader.details["authenticationMethod"]) == (services.BLOB_WRITE, "Microsoft Entra user account")
+    assert (by_owner.operation, by_owner.details["authenticationMethod"]) == (services.STORAGE_ACCOUNT_LIST_KEYS, "Access key")
+    assert by_owner.operation_name == "List Storage Account Keys"
+    other = services.create_container(lab.trainer, world["account"], name="other")
+    with pytest.raises(GuardDenied):  # the data role covers its container only
+        services.upload_blobs(reader, other, [services.Upload("x.txt", io.BytesIO(b"x"))])
