@@ -138,7 +138,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # protection: each entry expires before its next run, so a beat that was down does not pile up
+    # copies; the tasks are idempotent anyway (unique keys, compare-and-set claims).
+    "dispatch-scheduled-backups": {"task": "protection.tasks.dispatch_backups", "schedule": 60.0,
+                                   "options": {"expires": 50}},
+    "reconcile-jobs": {"task": "protection.tasks.reconcile_jobs", "schedule": 60.0, "options": {"expires": 50}},
+    "retention": {"task": "protection.tasks.start_retention", "schedule": 600.0, "options": {"expires": 540}},
+}
 
 # Strongroom
 STRONGROOM_DATA_ROOT = Path(env_str("STRONGROOM_DATA_ROOT", str(VAR_DIR / "data")))

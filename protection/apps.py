@@ -26,3 +26,8 @@ class ProtectionConfig(AppConfig):
             "protection:instance_detail", instances.INSTANCE_READ, icon="instance", in_resource_group=False))
         register_blade("instances", "Backup instances", "protection:vault_instances", order=10)
         register_blade("policies", "Backup policies", "protection:vault_policies", order=20)
+
+        # Backups and retention (job handlers) and the vault overview tiles.
+        from protection import wiring_backups
+
+        wiring_backups.register()

@@ -205,6 +205,11 @@ class RecoveryPoint(models.Model):
     def name(self) -> str:
         return str(self.id)
 
+    @property
+    def resource_id(self) -> str:
+        """`.../backupInstances/{bi}/recoveryPoints/{id}`: the scope guards and the activity log use."""
+        return f"{self.instance.resource_id}/recoveryPoints/{self.id}"
+
 
 class JobOperation(models.TextChoices):
     BACKUP = "Backup"
@@ -300,6 +305,11 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in TERMINAL_JOB_STATUSES
+
+    @property
+    def resource_id(self) -> str:
+        """`.../backupVaults/{vault}/backupJobs/{id}` (reference §1.7)."""
+        return f"{self.vault.resource_id}/backupJobs/{self.id}"
 
     @property
     def percent(self) -> int | None:

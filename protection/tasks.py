@@ -15,3 +15,19 @@ def reconcile_jobs() -> None:
     from protection import jobs
 
     jobs.reconcile()
+
+
+@shared_task(ignore_result=True, expires=50)
+def dispatch_backups() -> None:
+    """Beat, every minute: enqueue the scheduled backups that are due."""
+    from protection.services import backups
+
+    backups.dispatch_due_backups()
+
+
+@shared_task(ignore_result=True, expires=540)
+def start_retention() -> None:
+    """Beat, every 10 minutes: a Retention job per vault with recovery points to expire."""
+    from protection.services import retention
+
+    retention.start_retention_runs()

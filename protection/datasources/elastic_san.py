@@ -1,0 +1,114 @@
+"""Elastic SAN volumes: the image through the engine's block mode into the operational store.
+
+As in Azure, the recovery point is a Snapshot resource ``AzureBackup_<datasource id>_<timestamp>``
+in the instance's snapshot resource group; its bytes live in that resource group's operational store
+(`protection.operational_store`), outside vault immutability and MUA. Holes and all-zero blocks are
+not read or stored; unchanged blocks deduplicate against earlier snapshots.
+
+The vault identity creates the Snapshot resource through the inventory service, so the same rights
+Azure needs (Elastic SAN Snapshot Exporter on the Elastic SAN, Disk Snapshot Contributor on the
+snapshot resource group) are checked again at that step.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from protection import datasource_types, jobs
+from protection.datasources.base import (MISSING_PERMISSIONS, MISSING_PERMISSIONS_MESSAGE, BackupOutcome, Driver,
+                                         RunContext, snapshot_stats)
+
+DATASOURCE_NAMESPACE = uuid.UUID("0b7f3e52-5d0a-4a43-9d0e-2f3c7a1b6e19")
+
+
+def datasource_guid(instance) -> str:
+    """A stable GUID for the datasource (Azure names snapshots after the datasource's id)."""
+    return str(uuid.uuid5(DATASOURCE_NAMESPACE, instance.datasource_resource_id.lower()))
+
+
+def snapshot_name(instance, moment) -> str:
+    # Milliseconds keep two on-demand backups in the same second apart (names are unique per group).
+    stamp = moment.strftime("%Y%m%d%H%M%S") + f"{moment.microsecond // 1000:03d}"
+    return f"AzureBackup_{datasource_guid(instance)}_{stamp}"
+
+
+def source_id(instance) -> str:
+    return f"bi:{instance.id}:volume"
+
+
+class ElasticSanDriver(Driver):
+    datasource_type = datasource_types.ELASTIC_SAN
+    datastore = "OperationalStore"
+
+    def volume(self, instance):
+        from portal.inventory.models import Volume
+
+        volume = (Volume.objects.select_related("volume_group__elastic_san__resource_group__subscription")
+                  .filter(resource_id__iexact=instance.datasource_resource_id).first())
+        if volume is None:
+            raise jobs.JobError("UserErrorDatasourceNotFound", f"The volume '{instance.datasource_name}' no longer exists.")
+        return volume
+
+    def snapshot_group(self, instance):
+        from portal.models import ResourceGroup
+
+        group = (ResourceGroup.objects.select_related("subscription")
+                 .filter(resource_id__iexact=instance.snapshot_resource_group_id).first())
+        if group is None:
+            raise jobs.JobError("UserErrorSnapshotResourceGroupNotFound",
+                                f"The snapshot resource group '{instance.snapshot_resource_group_id}' no longer exists. "
+                                "Create it again or change the backup instance's snapshot resource group.")
+        return group
+
+    def backup(self, instance, run: RunContext) -> BackupOutcome:
+        from portal.inventory import volumes as volume_files
+        from protection.operational_store import open_operational_store
+
+        volume = self.volume(instance)
+        group = self.snapshot_group(instance)
+        path = volume.image_path
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            raise jobs.JobError("UserErrorDatasourceNotFound", f"The image of volume '{volume.name}' is missing ({path}).") from None
+        allocated = min(st.st_size, st.st_blocks * 512)
+        # Percent by the bytes that hold data: holes are skipped, so the volume's size would never fill.
+        run.report(bytes_total=allocated or None, items_total=1, current_item=f"Reading {volume.name}", force=True)
+        with open_operational_store(group) as store:
+            run.check_cancel()
+            snap = store.backup_volume(str(path), source_id=source_id(instance),
+                                       tags=[f"instance:{instance.id}", f"job:{run.job.pk}", f"volume:{volume.name}"],
+                                       progress=run.engine_progress(volume.name), cancel=run.cancel)
+        run.remember(lambda: open_operational_store(group), snap.id)
+        run.item_done(snap)
+        run.report(current_item=f"Computing the checksum of {volume.name}", force=True)
+        checksum = volume_files.image_checksum(path)
+        stats = snapshot_stats(snap)
+        return BackupOutcome(
+            manifests=[{"item": volume.name, "kind": "volume", "id": snap.id, "bytes": int(snap.stats.get("size", st.st_size)),
+                        "store": "operational", "resource_group_id": group.resource_id}],
+            logical_bytes=int(snap.stats.get("size", st.st_size)),
+            stored_bytes=stats["bytes_stored"],
+            transferred_bytes=stats["bytes_read"],
+            item_count=1,
+            details={"checksum": checksum, "allocated_bytes": allocated, "zero_blocks": int(snap.stats.get("zero_blocks", 0))},
+        )
+
+    def finalize(self, instance, outcome: BackupOutcome, run: RunContext, rp_time) -> None:
+        """Create the Snapshot resource as the vault identity (inside the recovery point's transaction)."""
+        from portal.inventory import services as inventory
+        from protection.operational_store import store_path
+        from security.guards import GuardDenied
+
+        volume = self.volume(instance)
+        group = self.snapshot_group(instance)
+        try:
+            snapshot = inventory.create_snapshot(
+                instance.vault.identity, volume, resource_group=group, name=snapshot_name(instance, rp_time),
+                size_bytes=outcome.logical_bytes, checksum=outcome.details.get("checksum", ""),
+                store_location=str(store_path(group)), manifest_id=outcome.manifests[0]["id"], taken_at=rp_time,
+            )
+        except GuardDenied as exc:
+            raise jobs.JobError(MISSING_PERMISSIONS, f"{MISSING_PERMISSIONS_MESSAGE} {exc.decision.reason}") from None
+        outcome.snapshot_resource_id = snapshot.resource_id

@@ -1,0 +1,450 @@
+"""Backups: on-demand and scheduled, the job that runs them, recovery points, stop and resume.
+
+- `backup_now` (the portal's **Backup now**): the person picks one of the policy's retention rules;
+  the reference's per-day limits apply (`UserErrorBackupRequestThrottled`).
+- `dispatch_due_backups` (Celery beat, every minute): one indexed query for the instances that are
+  due, then per instance the *latest* due slot only, inserted as a Job with its ``scheduled_time``
+  (unique per instance) after a compare-and-set that moves ``next_backup_at`` on. Two dispatchers at
+  once, or a redelivered beat message, therefore never create a slot twice.
+- `run_backup_job` (the BACKUP job handler): checks the vault identity's rights, runs the datasource
+  driver through the engine, and — only when everything succeeded — creates the recovery point (time,
+  tier, retention tag by the policy's priorities, expiry, sizes) in the same transaction that ends the
+  job. A failure or a cancel deletes what the run had committed.
+- `stop_backup` (Retain forever → ProtectionStopped; Retain as per policy → BackupSchedulesSuspended)
+  and `resume_backup`.
+- `cancel_job`: Cancelling → Cancelled at the next progress write; nothing half-written stays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from protection import jobs, readiness
+from protection.datasources import driver_for
+from protection.datasources.base import MISSING_PERMISSIONS, MISSING_PERMISSIONS_MESSAGE, RunContext
+from protection.models import (
+    BackupInstance,
+    Job,
+    JobCategory,
+    JobOperation,
+    JobStatus,
+    ProtectionState,
+    RecoveryPoint,
+)
+from protection.policy_rules import PolicyError
+from security import clock
+from security.audit import caller_label, guarded, record_denial, register_operation_name
+from security.guards import evaluate
+
+logger = logging.getLogger(__name__)
+
+DP = "Microsoft.DataProtection/backupVaults"
+BACKUP_ACTION = f"{DP}/backupInstances/backup/action"
+STOP_PROTECTION = f"{DP}/backupInstances/stopProtection/action"
+SUSPEND_BACKUPS = f"{DP}/backupInstances/suspendBackups/action"
+RESUME_PROTECTION = f"{DP}/backupInstances/resumeProtection/action"
+RESUME_BACKUPS = f"{DP}/backupInstances/resumeBackups/action"
+INSTANCE_READ = f"{DP}/backupInstances/read"
+RECOVERY_POINT_READ = f"{DP}/backupInstances/recoveryPoints/read"
+JOB_READ = f"{DP}/backupJobs/read"
+JOB_CANCEL = f"{DP}/backupJobs/cancel/action"
+
+THROTTLED = "UserErrorBackupRequestThrottled"
+THROTTLED_MESSAGE = "The number of backups on a given backup instance in a day reached the maximum limit."
+RETAIN_FOREVER = "RetainForever"
+RETAIN_AS_PER_POLICY = "RetainAsPerPolicy"
+STOP_REASONS = ["Decommissioned", "Moved to another backup solution", "Not needed any more", "Others"]
+
+for _action, _name in [
+    (BACKUP_ACTION, "Backup now"),
+    (STOP_PROTECTION, "Stop protection (retain forever)"),
+    (SUSPEND_BACKUPS, "Stop backup (retain as per policy)"),
+    (RESUME_PROTECTION, "Resume protection"),
+    (RESUME_BACKUPS, "Resume backups"),
+    (JOB_CANCEL, "Cancel backup job"),
+]:
+    register_operation_name(_action, _name)
+
+# Backups run only while protection is configured (not stopped, suspended or soft-deleted).
+_PROTECTED_FOR_BACKUP = (ProtectionState.CONFIGURED,)
+
+
+# =================================================================================================
+# On-demand: Backup now
+# =================================================================================================
+
+
+def start_of_day(moment: dt.datetime) -> dt.datetime:
+    moment = moment.astimezone(dt.timezone.utc)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def on_demand_today(instance, now: dt.datetime) -> int:
+    """On-demand backups of the instance today (UTC), except those cancelled before they began."""
+    return (
+        Job.objects.filter(instance=instance, operation=JobOperation.BACKUP, is_user_triggered=True,
+                           start_time__gte=start_of_day(now))
+        .exclude(status=JobStatus.CANCELLED, claimed_at__isnull=True)
+        .count()
+    )
+
+
+def backup_rule_choices(instance) -> list[tuple[str, str]]:
+    """The retention rules a person may pick for Backup now: (tag, "Weekly — 12 weeks")."""
+    policy = instance.policy.parsed
+    return [(r.tag, f"{r.tag} (retained {r.duration.label()})") for r in policy.retention_rules]
+
+
+def _job_for(instance, *, user_triggered: bool, principal, scheduled_time=None, rule_name="", tag="") -> Job:
+    return Job(
+        vault=instance.vault, instance=instance, instance_name=instance.name,
+        datasource_type=instance.datasource_type, datasource_name=instance.datasource_name,
+        operation=JobOperation.BACKUP, category=JobCategory.BACKUP, status=JobStatus.IN_PROGRESS,
+        is_user_triggered=user_triggered, initiated_by=principal if user_triggered else None,
+        initiated_by_name=caller_label(principal) if user_triggered else "Schedule",
+        scheduled_time=scheduled_time, rule_name=rule_name, retention_tag=tag,
+        parameters={"policyName": instance.policy.name, "retentionTagOverride": tag} if user_triggered
+        else {"policyName": instance.policy.name},
+        start_time=clock.now(),
+    )
+
+
+def backup_now(principal, instance: BackupInstance, *, retention_rule: str) -> Job:
+    """Start an on-demand backup kept by ``retention_rule`` (one of the policy's retention tags)."""
+    details = {"instance": instance.name, "retentionTag": retention_rule}
+    with guarded(principal, BACKUP_ACTION, instance, details=details) as op:
+        row = BackupInstance.objects.select_for_update().select_related("policy", "vault").get(pk=instance.pk)
+        if row.protection_state not in _PROTECTED_FOR_BACKUP:
+            raise ValidationError(
+                f"Backup now needs protection to be configured; '{row.name}' is "
+                f"{row.get_protection_state_display().lower()}. Resume backup first."
+            )
+        try:
+            policy = row.policy.parsed
+            rule = policy.rule(retention_rule)
+        except PolicyError:
+            raise ValidationError({"retention_rule": f"Choose one of the policy's retention rules: "
+                                                     f"{', '.join(t for t, _ in backup_rule_choices(row))}."}) from None
+        limit = row.datasource.on_demand_per_day
+        now = clock.now()
+        if limit is not None and on_demand_today(row, now) >= limit:
+            raise ValidationError(
+                f"{THROTTLED}: {THROTTLED_MESSAGE} {row.datasource.label} allows {limit} on-demand backups per "
+                f"backup instance per day, and '{row.name}' has had {limit} today. Try again after midnight (UTC).",
+                code=THROTTLED,
+            )
+        if Job.objects.filter(instance=row, operation=JobOperation.BACKUP,
+                              status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING]).exists():
+            raise ValidationError(
+                "UserErrorBackupOperationInProgress: A backup of this instance is already in progress. "
+                "Wait for it to finish (see Jobs), then try again.",
+                code="UserErrorBackupOperationInProgress",
+            )
+        job = _job_for(row, user_triggered=True, principal=principal, rule_name=policy.backup_rule_name, tag=rule.tag)
+        job.save()
+        op.details["jobId"] = str(job.pk)
+        jobs.enqueue(job)
+    return job
+
+
+# =================================================================================================
+# Scheduled: the dispatcher
+# =================================================================================================
+
+
+@dataclass
+class DispatchReport:
+    enqueued: list = field(default_factory=list)  # job ids
+    advanced: int = 0  # due instances whose schedule moved on without a slot to run
+    lost: int = 0  # another dispatcher got there first
+    refused: int = 0  # a guard refused the scheduled backup
+    errors: list = field(default_factory=list)
+
+
+def due_instances(now: dt.datetime, limit: int):
+    """The one indexed query (instance_due_idx: protection_state, next_backup_at)."""
+    return (
+        BackupInstance.objects.filter(protection_state=ProtectionState.CONFIGURED, next_backup_at__lte=now)
+        .select_related("policy", "vault")
+        .order_by("next_backup_at")[:limit]
+    )
+
+
+def dispatch_due_backups(*, now: dt.datetime | None = None, limit: int = 1000) -> DispatchReport:
+    """Enqueue the latest due slot of every instance that is due (idempotent; see the module doc)."""
+    from protection.system_access import ensure_system_access
+
+    now = now or clock.now()
+    report = DispatchReport()
+    due = list(due_instances(now, limit))
+    if not due:
+        return report
+    system = ensure_system_access()
+    parsed: dict[int, object] = {}
+    for instance in due:
+        try:
+            policy = parsed.get(instance.policy_id) or instance.policy.parsed
+            parsed[instance.policy_id] = policy
+            _dispatch_one(instance, policy, now, system, report)
+        except PolicyError as exc:
+            report.errors.append(f"{instance.resource_id}: {exc}")
+            logger.error("Cannot schedule %s: %s", instance.resource_id, exc)
+    return report
+
+
+def _dispatch_one(instance, policy, now, system, report: DispatchReport) -> None:
+    slot = policy.latest_due(instance.last_scheduled_slot, now)
+    next_at = policy.next_run_after(now)
+    with transaction.atomic():
+        # Compare-and-set on the value we read: a second dispatcher that read the same row blocks on
+        # the row lock, then finds next_backup_at changed and updates nothing.
+        updates = {"next_backup_at": next_at}
+        if slot is not None:
+            updates["last_scheduled_slot"] = slot
+        won = BackupInstance.objects.filter(
+            pk=instance.pk, protection_state=ProtectionState.CONFIGURED, next_backup_at=instance.next_backup_at
+        ).update(**updates)
+        if not won:
+            report.lost += 1
+            return
+        if slot is None:
+            report.advanced += 1
+            return
+        decision = evaluate(system, BACKUP_ACTION, instance, {"scheduled_time": slot.isoformat()})
+        if not decision.allowed:
+            record_denial(system, decision, {"instance": instance.name, "scheduledTime": slot.isoformat()})
+            report.refused += 1
+            return
+        job = _job_for(instance, user_triggered=False, principal=system, scheduled_time=slot,
+                       rule_name=policy.backup_rule_name)
+        try:
+            with transaction.atomic():  # a savepoint: the unique key is the last line of defence
+                job.save()
+        except IntegrityError:
+            report.lost += 1
+            return
+        jobs.enqueue(job)
+        report.enqueued.append(job.pk)
+
+
+def schedule_next(instance, *, now: dt.datetime | None = None) -> None:
+    """Set ``next_backup_at`` from the policy, counting every slot up to now as done (no backlog).
+
+    Called when protection starts or resumes (configure protection may call it too)."""
+    now = now or clock.now()
+    policy = instance.policy.parsed
+    instance.next_backup_at = policy.next_run_after(now)
+    instance.last_scheduled_slot = policy.latest_due(None, now)
+
+
+# =================================================================================================
+# The job: run a backup
+# =================================================================================================
+
+
+def identity_problems(instance) -> str:
+    """'' when the vault identity may back this datasource up now, else what is missing.
+
+    The same question the configure-protection readiness asks (`protection.readiness`), asked again
+    when the job runs: a role revoked in IAM since, or the identity turned off, fails the backup."""
+    identity = instance.vault.identity
+    if identity is None or not identity.enabled:
+        return (f"The vault '{instance.vault.name}' has its system-assigned managed identity turned off: turn it on "
+                "in the vault's Identity blade, then run the backup again.")
+    missing = readiness.missing_needs(identity, readiness.Datasource(
+        instance.datasource_type, instance.datasource_resource_id, instance.datasource_name,
+        instance.datasource_set_resource_id, instance.snapshot_resource_group_id))
+    if not missing:
+        return ""
+    needs = "; ".join(f"{n.role} on the {n.where}" for n in missing)
+    return (f"The vault's managed identity '{identity.display_name}' needs {needs}. Assign the missing roles "
+            "(Backup readiness: Assign missing roles, or Access control (IAM)), then run the backup again.")
+
+
+def _earlier_scheduled_points(instance, moment):
+    return list(
+        RecoveryPoint.objects.filter(instance=instance, is_user_triggered=False,
+                                     recovery_point_time__gte=moment - dt.timedelta(days=370),
+                                     recovery_point_time__lt=moment)
+        .values_list("recovery_point_time", flat=True)
+    )
+
+
+def choose_rule(instance, job, moment):
+    """The retention rule of the point a job makes: the person's choice, or the tag priorities."""
+    policy = instance.policy.parsed
+    if job.is_user_triggered and job.retention_tag:
+        try:
+            return policy.rule(job.retention_tag)
+        except PolicyError:
+            pass  # the policy changed since: fall back to its priorities
+    return policy.tag_for(moment, _earlier_scheduled_points(instance, moment))
+
+
+def _retention_mode(vault):
+    from vaults.models import ImmutabilityState
+
+    if vault.immutability_state == ImmutabilityState.LOCKED:
+        return "compliance"
+    return "governance"
+
+
+def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
+    """The BACKUP job handler (registered with `protection.jobs`)."""
+    from vaults.store import Cancelled
+
+    instance = (BackupInstance.objects.select_related("vault__identity", "vault__region", "policy")
+                .filter(pk=job.instance_id).first())
+    if instance is None:
+        raise jobs.JobError("UserErrorBackupInstanceNotFound", "The backup instance no longer exists.")
+    if instance.protection_state not in _PROTECTED_FOR_BACKUP:
+        raise jobs.JobError("UserErrorBackupInstanceNotProtected",
+                            f"'{instance.name}' is {instance.get_protection_state_display().lower()}: nothing was backed up.")
+    driver = driver_for(instance.datasource_type)
+    problem = identity_problems(instance)
+    if problem:
+        raise jobs.JobError(MISSING_PERMISSIONS, f"{MISSING_PERMISSIONS_MESSAGE} {problem}")
+
+    rp_time = clock.now()
+    rule = choose_rule(instance, job, rp_time)
+    expiry = rule.duration.add_to(rp_time)
+    vault = instance.vault
+    immutable = vault.immutability_enabled and driver.datastore == RecoveryPoint.Datastore.VAULT
+    run = RunContext(job, progress, retain_until=expiry if immutable else None, retention_mode=_retention_mode(vault))
+    progress(current_item=f"Backing up {instance.datasource_name}", force=True)
+    try:
+        outcome = driver.backup(instance, run)
+        run.check_cancel()  # a cancel that arrived after the last chunk still wins: nothing is kept
+        with transaction.atomic():
+            point = RecoveryPoint.objects.create(
+                instance=instance, recovery_point_time=rp_time, datastore=driver.datastore,
+                policy_name=instance.policy.name, rule_name=instance.policy.parsed.backup_rule_name,
+                retention_tag=rule.tag, expiry_time=expiry, state=RecoveryPoint.State.COMPLETED,
+                is_user_triggered=job.is_user_triggered, manifest_id=outcome.manifests[0]["id"] if outcome.manifests else "",
+                manifests=outcome.manifests, logical_bytes=outcome.logical_bytes, stored_bytes=outcome.stored_bytes,
+                transferred_bytes=outcome.transferred_bytes, item_count=outcome.item_count,
+                # Geo-redundant vaults: the engine has no replication yet (issue 6), so only the
+                # primary copy exists and only it is shown.
+                copies=[{"region": vault.region_id, "role": "primary",
+                         "store": "operational" if driver.datastore == RecoveryPoint.Datastore.OPERATIONAL else "vault"}],
+                verify_details={"backup": outcome.details} if outcome.details else {},
+            )
+            driver.finalize(instance, outcome, run, rp_time)
+            if outcome.snapshot_resource_id:
+                point.snapshot_resource_id = outcome.snapshot_resource_id
+                point.save(update_fields=["snapshot_resource_id"])
+            extended = {
+                "retentionTag": rule.tag, "dataTransferredInBytes": outcome.transferred_bytes,
+                "storedBytes": outcome.stored_bytes, "logicalBytes": outcome.logical_bytes,
+                "recoveryPointId": str(point.pk), "recoveryPointTime": rp_time.isoformat(),
+                "expiryTime": expiry.isoformat(), "items": outcome.manifests, "warnings": outcome.warnings,
+            }
+            status = JobStatus.COMPLETED_WITH_WARNINGS if outcome.warnings else JobStatus.COMPLETED
+            # The point and the job's end commit together: a job that someone else already ended
+            # (the reconciler, after a lost heartbeat) must not leave a second point behind.
+            if not jobs.finish(job, status, recovery_point=point, extended_info=extended, retention_tag=rule.tag,
+                               bytes_done=max(job.bytes_done, run.bytes_base), items_done=max(job.items_done, run.items_base)):
+                raise jobs.JobError("JobAlreadyEnded", "The job had already ended elsewhere; this run's data was discarded.")
+    except (jobs.JobCancelled, Cancelled):
+        run.discard_committed()
+        raise jobs.JobCancelled() from None
+    except ValidationError as exc:
+        run.discard_committed()
+        raise jobs.JobError("UserErrorBackupFailed", " ".join(exc.messages)) from None
+    except BaseException:
+        run.discard_committed()
+        raise
+    return {"warnings": outcome.warnings or None, "recovery_point": point, "extended_info": extended}
+
+
+jobs.register_handler(JobOperation.BACKUP, run_backup_job)
+
+
+# =================================================================================================
+# Stop backup, resume backup
+# =================================================================================================
+
+
+def stop_backup(principal, instance: BackupInstance, *, retain: str, reason: str = "", comments: str = "") -> BackupInstance:
+    """Stop backup, keeping the data: Retain forever (ProtectionStopped: no point ever expires) or
+    Retain as per policy (BackupSchedulesSuspended: retention goes on; the latest point is kept forever)."""
+    if retain not in (RETAIN_FOREVER, RETAIN_AS_PER_POLICY):
+        raise ValidationError({"retain": "Choose Retain forever or Retain as per policy."})
+    operation = STOP_PROTECTION if retain == RETAIN_FOREVER else SUSPEND_BACKUPS
+    details = {"instance": instance.name, "retain": retain, "reason": reason, "comments": comments[:500]}
+    with guarded(principal, operation, instance, change={"retain": retain}, details=details):
+        row = BackupInstance.objects.select_for_update().get(pk=instance.pk)
+        allowed = [ProtectionState.CONFIGURED, ProtectionState.PROTECTION_ERROR]
+        if retain == RETAIN_FOREVER:
+            allowed.append(ProtectionState.BACKUPS_SUSPENDED)
+        if row.protection_state not in allowed:
+            raise ValidationError(f"'{row.name}' is {row.get_protection_state_display().lower()}: "
+                                  "there is no backup to stop.")
+        if reason and reason not in STOP_REASONS:
+            raise ValidationError({"reason": f"Choose a reason: {', '.join(STOP_REASONS)}."})
+        points = RecoveryPoint.objects.filter(instance=row)
+        if retain == RETAIN_FOREVER:
+            points.update(expiry_time=None)
+            row.protection_state = ProtectionState.STOPPED
+        else:
+            latest = points.order_by("-recovery_point_time").values_list("pk", flat=True).first()
+            if latest:
+                points.filter(pk=latest).update(expiry_time=None)
+            row.protection_state = ProtectionState.BACKUPS_SUSPENDED
+        row.next_backup_at = None
+        row.save(update_fields=["protection_state", "next_backup_at", "updated_at"])
+        # Scheduled backups not yet picked up by a worker will not run now.
+        for job in Job.objects.filter(instance=row, operation=JobOperation.BACKUP, status=JobStatus.IN_PROGRESS,
+                                      claimed_at__isnull=True, is_user_triggered=False):
+            jobs.request_cancel(job)
+    instance.protection_state, instance.next_backup_at = row.protection_state, None
+    return instance
+
+
+def resume_backup(principal, instance: BackupInstance) -> BackupInstance:
+    """Resume backup of a stopped or suspended instance: the schedule restarts from now (no backlog)
+    and points kept forever by the stop get their policy expiry again."""
+    operation = RESUME_PROTECTION if instance.protection_state == ProtectionState.STOPPED else RESUME_BACKUPS
+    with guarded(principal, operation, instance, details={"instance": instance.name}):
+        row = BackupInstance.objects.select_for_update().select_related("policy").get(pk=instance.pk)
+        if row.protection_state not in (ProtectionState.STOPPED, ProtectionState.BACKUPS_SUSPENDED):
+            raise ValidationError(f"'{row.name}' is {row.get_protection_state_display().lower()}: only a stopped "
+                                  "or suspended backup can be resumed.")
+        policy = row.policy.parsed
+        for point in RecoveryPoint.objects.filter(instance=row, expiry_time__isnull=True):
+            try:
+                rule = policy.rule(point.retention_tag)
+            except PolicyError:
+                rule = policy.default_rule()
+            point.expiry_time = rule.duration.add_to(point.recovery_point_time)
+            point.save(update_fields=["expiry_time"])
+        row.protection_state = ProtectionState.CONFIGURED
+        schedule_next(row)
+        row.save(update_fields=["protection_state", "next_backup_at", "last_scheduled_slot", "updated_at"])
+    instance.protection_state = row.protection_state
+    instance.next_backup_at, instance.last_scheduled_slot = row.next_backup_at, row.last_scheduled_slot
+    return instance
+
+
+# =================================================================================================
+# Jobs: cancel
+# =================================================================================================
+
+
+def cancel_job(principal, job: Job) -> Job:
+    """Ask a running job to stop (Cancelling); it ends Cancelled with nothing half-written."""
+    with guarded(principal, JOB_CANCEL, job, details={"jobId": str(job.pk), "operation": job.operation}):
+        if job.is_finished or job.status == JobStatus.CANCELLING:
+            raise ValidationError(f"This job is already {job.get_status_display().lower()}.")
+        if job.operation not in (JobOperation.BACKUP, JobOperation.RESTORE, JobOperation.VERIFY,
+                                 JobOperation.REPLICATION):
+            raise ValidationError(f"{job.get_operation_display()} jobs cannot be cancelled.")
+        jobs.request_cancel(job)
+    job.refresh_from_db()
+    return job
+

@@ -1,0 +1,224 @@
+"""Retention: expiring recovery points when their time has come, and reclaiming the space.
+
+`start_retention_runs` (Celery beat, every 10 minutes) creates one Retention job per vault that has
+something to expire — recovery points past their expiry, or Elastic SAN instances above the
+450-point limit — and the job handler `run_retention_job` expires them one by one as the *system
+principal*, through `expire_recovery_point`, i.e. through `guarded` and every guard (a future
+immutability or soft-delete guard can refuse it; a refusal is logged and the point stays).
+
+Expiring a point deletes its engine snapshots from the store first, then the row: if the process
+dies in between, the next run finds the row again and the snapshots already gone (NotFound is
+fine), so nothing is left half-deleted. A store that still holds a retention lock (immutable vault
+while the lab clock ran ahead of the real one) defers the deletion instead of failing. Elastic SAN
+snapshots are also removed from the inventory, by the vault identity (as Azure's service does with
+its Disk Snapshot Contributor rights).
+
+Space is reclaimed by the engine's garbage collection when the engine has one (issue 6 adds it);
+until then deleting a snapshot drops only its manifest and the packs stay until a GC exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count
+
+from protection import datasource_types, jobs
+from protection.models import (
+    BackupInstance,
+    Job,
+    JobCategory,
+    JobOperation,
+    JobStatus,
+    ProtectionState,
+    RecoveryPoint,
+)
+from security import clock
+from security.audit import guarded, register_operation_name
+from security.guards import GuardDenied
+
+logger = logging.getLogger(__name__)
+
+RECOVERY_POINT_DELETE = "Microsoft.DataProtection/backupVaults/backupInstances/recoveryPoints/delete"
+register_operation_name(RECOVERY_POINT_DELETE, "Delete recovery point")
+
+# Retention runs while protection is configured or suspended ("Retain as per policy"); it stops for
+# ProtectionStopped (retain forever: no expiry anyway) and for soft-deleted instances (issue 10).
+RETENTION_STATES = [
+    ProtectionState.CONFIGURED, ProtectionState.BACKUPS_SUSPENDED, ProtectionState.PROTECTION_ERROR,
+    ProtectionState.UPDATING, ProtectionState.CONFIGURING_FAILED,
+]
+ESAN_POINT_LIMIT = datasource_types.get(datasource_types.ELASTIC_SAN).max_recovery_points  # 450
+
+
+class Deferred(Exception):
+    """The store still retains the point (its lock outlives the lab clock): try again later."""
+
+
+def _due(now):
+    return RecoveryPoint.objects.filter(expiry_time__lte=now, instance__protection_state__in=RETENTION_STATES)
+
+
+def _over_limit_instances(vault_id=None):
+    qs = BackupInstance.objects.filter(datasource_type=datasource_types.ELASTIC_SAN,
+                                       protection_state__in=RETENTION_STATES)
+    if vault_id is not None:
+        qs = qs.filter(vault_id=vault_id)
+    return qs.annotate(points=Count("recovery_points")).filter(points__gt=ESAN_POINT_LIMIT)
+
+
+def start_retention_runs(*, now=None) -> list[Job]:
+    """Create (and enqueue) a Retention job for each vault with work, unless one is already running."""
+    from protection.system_access import ensure_system_access
+
+    now = now or clock.now()
+    vault_ids = set(_due(now).values_list("instance__vault_id", flat=True).distinct())
+    vault_ids |= set(_over_limit_instances().values_list("vault_id", flat=True))
+    if not vault_ids:
+        return []
+    system = ensure_system_access()
+    busy = set(Job.objects.filter(vault_id__in=vault_ids, operation=JobOperation.RETENTION,
+                                  status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING])
+               .values_list("vault_id", flat=True))
+    created = []
+    from vaults.models import BackupVault
+
+    for vault in BackupVault.objects.filter(pk__in=vault_ids - busy):
+        with transaction.atomic():
+            job = Job.objects.create(
+                vault=vault, operation=JobOperation.RETENTION, category=JobCategory.MANAGEMENT,
+                initiated_by=system, initiated_by_name="Retention schedule", start_time=clock.now(),
+                parameters={"until": now.isoformat()},
+            )
+            jobs.enqueue(job)
+        created.append(job)
+    return created
+
+
+def _open(rp, manifest):
+    """(key, opener) of the store that holds ``manifest`` of ``rp``."""
+    if manifest.get("store") == "operational" or rp.datastore == RecoveryPoint.Datastore.OPERATIONAL:
+        from portal.models import ResourceGroup
+        from protection.operational_store import open_operational_store
+
+        group_id = manifest.get("resource_group_id") or rp.instance.snapshot_resource_group_id
+        group = ResourceGroup.objects.get(resource_id__iexact=group_id)
+        return ("operational", group.pk), lambda: open_operational_store(group, create=False)
+    from vaults.storage import open_store
+
+    vault = rp.instance.vault
+    return ("vault", vault.pk), lambda: open_store(vault)
+
+
+def _delete_snapshots(rp) -> dict:
+    """Delete every engine snapshot of ``rp``; returns {store key: opener} of the stores touched."""
+    from vaults.store import NotFound, RetentionError
+
+    touched = {}
+    manifests = rp.manifests or ([{"id": rp.manifest_id}] if rp.manifest_id else [])
+    for manifest in manifests:
+        key, opener = _open(rp, manifest)
+        try:
+            with opener() as store:
+                store.delete_snapshot(manifest["id"])
+        except NotFound:
+            continue  # already gone: a previous run deleted it and died before the row went
+        except RetentionError as exc:
+            raise Deferred(str(exc)) from None
+        touched[key] = opener
+    return touched
+
+
+def _delete_inventory_snapshot(rp) -> None:
+    if not rp.snapshot_resource_id:
+        return
+    from portal.inventory import services as inventory
+    from portal.inventory.models import Snapshot
+
+    snapshot = Snapshot.objects.filter(resource_id__iexact=rp.snapshot_resource_id).first()
+    if snapshot is not None:
+        inventory.delete_snapshot(rp.instance.vault.identity, snapshot)
+
+
+def expire_recovery_point(principal, rp: RecoveryPoint, *, reason: str) -> set:
+    """Delete one recovery point (its snapshots, then its row) as ``principal``, through the guards.
+
+    ``reason`` is "expired" (past its expiry) or "limit" (above the Elastic SAN 450-point limit).
+    Returns {store key: opener} of the stores a GC may now reclaim. Raises `Deferred`, `GuardDenied`.
+    """
+    change = {"reason": reason, "expiry_time": rp.expiry_time.isoformat() if rp.expiry_time else None,
+              "datastore": rp.datastore, "now": clock.now().isoformat()}
+    details = {"instance": rp.instance.name, "recoveryPointTime": rp.recovery_point_time.isoformat(),
+               "retentionTag": rp.retention_tag, "reason": reason}
+    with guarded(principal, RECOVERY_POINT_DELETE, rp, change=change, details=details):
+        locked = RecoveryPoint.objects.select_for_update().filter(pk=rp.pk).first()
+        if locked is None:
+            return {}
+        if reason == "expired" and (locked.expiry_time is None or locked.expiry_time > clock.now()):
+            raise ValidationError("This recovery point is not due to expire (its retention changed).")
+        if rp.datastore == RecoveryPoint.Datastore.OPERATIONAL:
+            _delete_inventory_snapshot(rp)  # as the vault identity; refused if it lost its rights
+        touched = _delete_snapshots(rp)
+        Job.objects.filter(recovery_point=rp).update(recovery_point=None)
+        locked.delete()
+    return touched
+
+
+def _reclaim(openers) -> list:
+    """Run the engine's garbage collection on each touched store, when the engine has one."""
+    reports = []
+    for opener in openers:
+        with opener() as store:
+            gc = getattr(store, "gc", None)
+            if callable(gc):
+                reports.append(str(gc()))
+    return reports
+
+
+def run_retention_job(job: Job, progress: jobs.Progress) -> dict:
+    """The RETENTION job handler: expire what is due in ``job.vault`` (and the 450-point excess)."""
+    from protection.system_access import ensure_system_access
+
+    system = ensure_system_access()
+    now = clock.now()
+    due = list(_due(now).filter(instance__vault=job.vault).select_related("instance__vault__identity")
+               .order_by("expiry_time"))
+    excess, due_pks = [], {rp.pk for rp in due}
+    for instance in _over_limit_instances(job.vault_id):
+        keep = set(instance.recovery_points.order_by("-recovery_point_time")
+                   .values_list("pk", flat=True)[:ESAN_POINT_LIMIT])
+        excess += [rp for rp in instance.recovery_points.select_related("instance__vault__identity")
+                   .order_by("recovery_point_time") if rp.pk not in keep and rp.pk not in due_pks]
+    work = [(rp, "expired") for rp in due] + [(rp, "limit") for rp in excess]
+    progress(items_total=len(work), items_done=0, force=True)
+    expired, deferred, refused, touched = 0, [], [], {}
+    per_instance = defaultdict(int)
+    for n, (rp, reason) in enumerate(work, start=1):
+        progress(items_done=n - 1, current_item=f"{rp.instance.name} @ {rp.recovery_point_time:%Y-%m-%d %H:%M}")
+        try:
+            touched.update(expire_recovery_point(system, rp, reason=reason))
+            expired += 1
+            per_instance[rp.instance.name] += 1
+        except Deferred as exc:
+            deferred.append(f"{rp.instance.name} @ {rp.recovery_point_time.isoformat()}: {exc}")
+        except (GuardDenied, ValidationError) as exc:
+            refused.append(f"{rp.instance.name} @ {rp.recovery_point_time.isoformat()}: {exc}")
+    progress(items_done=len(work), current_item="Reclaiming space", force=True)
+    gc_reports = _reclaim(touched.values())
+    info = {"expired": expired, "byInstance": dict(per_instance), "deferred": deferred, "refused": refused,
+            "gc": gc_reports or ["The engine has no garbage collection yet: manifests were deleted, packs stay."]}
+    warnings = deferred + refused
+    return {"warnings": warnings or None, "extended_info": info, "items_done": len(work)}
+
+
+jobs.register_handler(JobOperation.RETENTION, run_retention_job)
+
+
+def pending_summary(vault) -> dict:
+    """For pages: how many points of ``vault`` are past their expiry and waiting for the next run."""
+    now = clock.now()
+    return {"due": _due(now).filter(instance__vault=vault).count()}
+
