@@ -372,6 +372,13 @@ def configure_protection(principal, *, vault, policy: BackupPolicy, selections: 
     if not selections:
         raise ValidationError({"datasources": "Add at least one datasource to protect."})
     kind = policy.datasource_type
+    # Authorization first: someone who may not create instances learns that before anything else.
+    for sel in selections:
+        target = f"{vault.resource_id}/backupInstances/{sel.instance_name}"
+        change = _create_change(policy, None) | {"datasource": sel.resource_id}
+        if not evaluate(principal, INSTANCE_WRITE, target, change).allowed:
+            with guarded(principal, INSTANCE_WRITE, target, change=change):
+                pass  # logs the refusal and raises GuardDenied
     names = [s.instance_name.lower() for s in selections]
     errors: dict[str, list[str]] = {}
     for sel in selections:
@@ -386,12 +393,6 @@ def configure_protection(principal, *, vault, policy: BackupPolicy, selections: 
         resolved.append((sel, cand))
     if errors:
         raise ValidationError(errors)
-    # Authorization before readiness: someone who may not create instances learns that first.
-    for sel, cand in resolved:
-        target = f"{vault.resource_id}/backupInstances/{sel.instance_name}"
-        if not evaluate(principal, INSTANCE_WRITE, target, _create_change(policy, cand)).allowed:
-            with guarded(principal, INSTANCE_WRITE, target, change=_create_change(policy, cand)):
-                pass  # logs the refusal and raises GuardDenied
     for sel, cand in resolved:
         result = check_readiness(principal, vault, cand, sel.snapshot_resource_group_id)
         if not result.ok:
