@@ -29,5 +29,6 @@ class PrincipalMiddleware:
                 if persona is not None:
                     request.persona = persona
                     request.principal = persona.principal
-        with context.acting(real_actor=request.real_principal, correlation=uuid.uuid4()):
+        played_as = request.persona.title if request.persona else ""
+        with context.acting(real_actor=request.real_principal, correlation=uuid.uuid4(), played_as=played_as):
             return self.get_response(request)

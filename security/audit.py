@@ -50,7 +50,7 @@ def caller_label(principal) -> str:
     name = getattr(principal, "display_name", "system")
     actor = context.real_actor()
     if actor is not None and getattr(actor, "pk", None) != getattr(principal, "pk", None):
-        return f"{actor.display_name} as {name}"
+        return f"{actor.display_name} as {context.played_as() or name}"
     return name
 
 
@@ -77,6 +77,7 @@ def record(
     entry_details = dict(details or {})
     if actor is not None and getattr(actor, "pk", None) != getattr(principal, "pk", None):
         entry_details.setdefault("playedBy", actor.display_name)
+        entry_details.setdefault("persona", context.played_as() or getattr(principal, "display_name", ""))
     return ActivityLogEntry.objects.create(
         timestamp=clock.now(),
         principal=principal if getattr(principal, "pk", None) else None,
@@ -139,6 +140,8 @@ def guarded(principal, operation: str, target, *, change: dict | None = None, de
         record_denial(principal, decision, details)
         raise GuardDenied(decision)
     op = GuardedOperation(principal, operation, target_scope(target), decision, dict(details or {}))
+    for note in decision.notes:  # e.g. the MUA grant this operation used, naming requester and approver
+        op.details.setdefault("guards", {})[note.guard] = note.details
     try:
         with transaction.atomic():
             yield op

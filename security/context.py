@@ -11,10 +11,16 @@ import uuid
 
 _real_actor = contextvars.ContextVar("strongroom_real_actor", default=None)
 _correlation_id = contextvars.ContextVar("strongroom_correlation_id", default=None)
+_played_as = contextvars.ContextVar("strongroom_played_as", default="")
 
 
 def real_actor():
     return _real_actor.get()
+
+
+def played_as() -> str:
+    """The lab persona's title (e.g. "Backup admin") while a trainer role-plays, else ""."""
+    return _played_as.get()
 
 
 def correlation_id() -> uuid.UUID:
@@ -23,11 +29,13 @@ def correlation_id() -> uuid.UUID:
 
 
 @contextlib.contextmanager
-def acting(real_actor=None, correlation=None):
+def acting(real_actor=None, correlation=None, played_as: str = ""):
     actor_token = _real_actor.set(real_actor)
     corr_token = _correlation_id.set(correlation or uuid.uuid4())
+    played_token = _played_as.set(played_as)
     try:
         yield
     finally:
         _real_actor.reset(actor_token)
         _correlation_id.reset(corr_token)
+        _played_as.reset(played_token)

@@ -128,7 +128,7 @@ def test_a_denial_is_explained_and_lands_in_the_activity_log(page, live_server, 
     entry = page.locator("details.log-row").first
     expect(entry).to_contain_text("Create or update resource group")
     expect(entry).to_contain_text("Failed")
-    expect(entry).to_contain_text("Terry Trainer as Olga Operator")
+    expect(entry).to_contain_text("Terry Trainer as Backup operator")
     expect(entry).to_contain_text("Backup operator persona")
     entry.locator("summary").click()
     expect(entry.locator(".log-details")).to_contain_text("Correlation ID")

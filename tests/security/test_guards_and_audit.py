@@ -72,11 +72,12 @@ def test_role_play_is_shown_as_trainer_as_persona(lab):
     from security import context
 
     backup_admin = lab.personas["backup-admin"].principal
-    with context.acting(real_actor=lab.trainer):
+    with context.acting(real_actor=lab.trainer, played_as="Backup admin"):
         with guarded(backup_admin, "Microsoft.Authorization/roleAssignments/write", lab.lab_group.resource_id):
             pass
     entry = ActivityLogEntry.objects.latest("id")
-    assert entry.caller == "Terry Trainer as Ben Admin"
+    assert entry.caller == "Terry Trainer as Backup admin"
+    assert entry.details["persona"] == "Backup admin"
     assert entry.details["playedBy"] == "Terry Trainer"
 
 
