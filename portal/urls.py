@@ -25,6 +25,7 @@ portal_patterns = [
     path("notifications/dismiss/", views.notifications_dismiss, name="notifications_dismiss"),
     path("lab/persona/", views.switch_persona, name="switch_persona"),
     path("lab/clock/", views.lab_clock, name="lab_clock"),
+    path("lab/workers/check/", views.check_workers, name="check_workers"),
     path("", include("portal.inventory.urls")),
 ]
 

@@ -590,3 +590,13 @@ def lab_clock(request):
     real = clock.is_real_time()
     ahead_by = "" if real else timesince(now - dt.timedelta(seconds=clock.offset_seconds()), now, depth=2)
     return render(request, "portal/lab_clock.html", {"form": form, "now": now, "real": real, "ahead_by": ahead_by})
+
+
+@login_required
+@require_POST
+def check_workers(request):
+    if not services.can_play_personas(request.user):
+        raise Http404("The worker check is not available.")
+    services.check_workers(request.real_principal)
+    messages.info(request, "Asked the background workers to answer: watch Notifications.")
+    return redirect("portal:lab_clock")

@@ -381,3 +381,21 @@ def test_notifications_poll_while_running_and_stop_when_done(client, lab, traine
     body = done.content.decode()
     assert "Succeeded" in body and 'hx-trigger="every 2s"' not in body
     assert Operation.objects.get(pk=op.pk).status == Operation.Status.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_trainer_can_ask_workers_to_answer(lab, client, django_capture_on_commit_callbacks):
+    from portal.models import Operation
+
+    client.force_login(lab.trainer.user)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post("/lab/workers/check/")
+    assert response.status_code == 302
+    assert len(callbacks) == 1  # the task is sent to the broker only after commit
+    assert Operation.objects.get(principal=lab.trainer).title == "Checking background workers"
+
+
+@pytest.mark.django_db
+def test_personas_cannot_ask_workers(lab, client):
+    client.force_login(lab.personas["backup-admin"].principal.user)
+    assert client.post("/lab/workers/check/").status_code == 404
