@@ -12,6 +12,9 @@ class SecurityConfig(AppConfig):
         from security.guards import register_builtin_guards
 
         register_builtin_guards()
+        from security.mua import register_mua_guard
+
+        register_mua_guard()
         # Built-in roles are reference data: seeded after every migrate and after the test
         # flushes that live_server performs, which a data migration would not survive.
         post_migrate.connect(roles.seed_builtin_roles, sender=self)

@@ -26,12 +26,25 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Note:
+    """What a guard that *allows* wants the activity log to say (e.g. which MUA grant was used).
+
+    A guard may return a Note instead of None; `evaluate` keeps going and the allowing Decision
+    carries the notes, which `security.audit.guarded` writes into the operation's entry.
+    """
+
+    guard: str
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Decision:
     allowed: bool
     operation: str
     scope: str
     principal_name: str
     refusal: Refusal | None = None
+    notes: tuple = ()
 
     @property
     def guard(self) -> str:
@@ -58,7 +71,7 @@ class GuardDenied(Exception):
         super().__init__(decision.reason)
 
 
-GuardFn = Callable[[Any, str, Any, dict], "Refusal | None"]
+GuardFn = Callable[[Any, str, Any, dict], "Refusal | Note | None"]
 
 
 @dataclass(frozen=True)
@@ -124,8 +137,11 @@ def evaluate(principal, operation: str, target, change: dict | None = None) -> D
     change = change or {}
     scope = target_scope(target)
     name = getattr(principal, "display_name", "anonymous")
+    notes = []
     for guard in sorted(_registry.values(), key=lambda g: g.order):
-        refusal = guard.fn(principal, operation, target, change)
-        if refusal is not None:
-            return Decision(False, operation, scope, name, refusal)
-    return Decision(True, operation, scope, name)
+        result = guard.fn(principal, operation, target, change)
+        if isinstance(result, Note):
+            notes.append(result)
+        elif result is not None:
+            return Decision(False, operation, scope, name, result)
+    return Decision(True, operation, scope, name, notes=tuple(notes))

@@ -206,3 +206,127 @@ class LabClock(models.Model):
     offset_seconds = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
+
+
+# --- Resource Guards and multi-user authorization (reference §1.8, §3.3; decision 3) ------------
+
+
+class ResourceGuard(models.Model):
+    """`Microsoft.DataProtection/resourceGuards`: the security admin's guard over vault operations.
+
+    Its subscription and resource group are kept as its resource id (``security`` knows no portal
+    models); its region is a region name ("eastus"). ``vault_critical_operation_exclusions`` lists
+    the operations the guard does **not** protect (the API's ``vaultCriticalOperationExclusionList``);
+    the two mandatory ones can never be in it. Without approvers, access requests are approved
+    automatically (``allowAutoApprovals``).
+    """
+
+    RESOURCE_TYPE = "Microsoft.DataProtection/resourceGuards"
+
+    name = models.CharField(max_length=100)
+    resource_group_id = models.CharField(max_length=512, db_index=True)
+    region = models.CharField(max_length=40)
+    description = models.TextField(blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    vault_critical_operation_exclusions = models.JSONField(default=list, blank=True)
+    approvers = models.ManyToManyField(Principal, blank=True, related_name="approver_of_guards")
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    created_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.resource_id = self.build_resource_id()
+        super().save(*args, **kwargs)
+
+    def build_resource_id(self) -> str:
+        return f"{self.resource_group_id.rstrip('/')}/providers/{self.RESOURCE_TYPE}/{self.name}"
+
+    @property
+    def subscription_id(self) -> str:
+        """The subscription's resource id (``/subscriptions/{id}``)."""
+        parts = self.resource_group_id.strip("/").split("/")
+        return f"/subscriptions/{parts[1]}" if len(parts) >= 2 else ""
+
+    @property
+    def resource_group_name(self) -> str:
+        return self.resource_group_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+class ResourceGuardProxy(models.Model):
+    """`backupVaults/{vault}/backupResourceGuardProxies/DppResourceGuardProxy`: a vault's MUA link.
+
+    ``protected_resource_id`` is the vault's resource id (one guard per vault).
+    """
+
+    DEFAULT_NAME = "DppResourceGuardProxy"
+
+    protected_resource_id = models.CharField(max_length=512, unique=True)
+    guard = models.ForeignKey(ResourceGuard, on_delete=models.PROTECT, related_name="proxies")
+    name = models.CharField(max_length=100, default=DEFAULT_NAME)
+    linked_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    linked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["protected_resource_id"]
+        verbose_name_plural = "resource guard proxies"
+
+    def __str__(self):
+        return f"{self.protected_resource_id} -> {self.guard.name}"
+
+    @property
+    def resource_id(self) -> str:
+        return f"{self.protected_resource_id}/backupResourceGuardProxies/{self.name}"
+
+    @property
+    def protected_resource_name(self) -> str:
+        return self.protected_resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+class AccessRequest(models.Model):
+    """A just-in-time request for Backup MUA Operator on a Resource Guard (PIM's activation request).
+
+    Approval creates a time-bound RoleAssignment (``role_assignment``) that counts as absent the
+    moment ``expires_at`` passes; `security.mua.close_expired_grants` then marks it Expired.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "Pending", "Pending approval"
+        APPROVED = "Approved", "Approved"
+        REJECTED = "Rejected", "Rejected"
+        EXPIRED = "Expired", "Expired"
+        CANCELLED = "Cancelled", "Cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    guard = models.ForeignKey(ResourceGuard, on_delete=models.CASCADE, related_name="access_requests")
+    requester = models.ForeignKey(Principal, on_delete=models.CASCADE, related_name="access_requests")
+    role = models.ForeignKey(RoleDefinition, on_delete=models.PROTECT, related_name="+")
+    justification = models.TextField()
+    duration = models.DurationField()
+    # What the requester was doing when refused (optional): the critical operation and its target.
+    operation = models.CharField(max_length=300, blank=True)
+    target_resource_id = models.CharField(max_length=512, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING, db_index=True)
+    decided_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    auto_approved = models.BooleanField(default=False)
+    decision_comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(db_index=True)  # lab time
+    decided_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)  # end of the granted access
+    closed_at = models.DateTimeField(null=True, blank=True)
+    role_assignment = models.OneToOneField(
+        RoleAssignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="access_request"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "expires_at"])]
+
+    def __str__(self):
+        return f"{self.requester} → {self.role} on {self.guard} ({self.state})"

@@ -24,3 +24,6 @@ class VaultsConfig(AppConfig):
         )
         register_operation_names()
         register_vault_guards()
+        from vaults.mua import register_mua_hooks
+
+        register_mua_hooks()

@@ -28,7 +28,7 @@ from django.db.models import Q
 from portal import services as portal_services
 from portal.models import Region, ResourceGroup, Subscription
 from portal.shortcuts import visible
-from security import context, scopes
+from security import context, mua, scopes
 from security import services as security_services
 from security.audit import guarded, register_operation_name
 from security.guards import GuardDenied, evaluate
@@ -673,6 +673,7 @@ def delete_vault(principal, vault) -> None:
             ).delete()
             if row.identity_id:
                 security_services.delete_managed_identity(row.identity)
+            mua.remove_links_of(resource_id)  # the vault's MUA link goes with it (frees the guard)
             doomed = BackupVault(pk=row.pk, uuid=row.uuid)
             row.delete()
             transaction.on_commit(lambda: _destroy_store_after_commit(doomed, resource_id))
