@@ -33,6 +33,16 @@ def snapshot_name(instance, moment) -> str:
     return f"AzureBackup_{datasource_guid(instance)}_{stamp}"
 
 
+def _blocks_to_read(path, size: int, block_size: int) -> int:
+    from vaults.store.chunker import volume_blocks
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        return sum(length for _offset, length in volume_blocks(fd, size, block_size))
+    finally:
+        os.close(fd)
+
+
 def source_id(instance) -> str:
     return f"bi:{instance.id}:volume"
 
@@ -73,9 +83,11 @@ class ElasticSanDriver(Driver):
         except FileNotFoundError:
             raise jobs.JobError("UserErrorDatasourceNotFound", f"The image of volume '{volume.name}' is missing ({path}).") from None
         allocated = min(st.st_size, st.st_blocks * 512)
-        # Percent by the bytes that hold data: holes are skipped, so the volume's size would never fill.
-        run.report(bytes_total=allocated or None, items_total=1, current_item=f"Reading {volume.name}", force=True)
         with open_operational_store(group) as store:
+            # Percent by the blocks the engine will read (those holding data; holes are skipped), not
+            # by the volume's size, which a sparse volume would never fill.
+            to_read = _blocks_to_read(path, st.st_size, store.block_size)
+            run.report(bytes_total=to_read or None, items_total=1, current_item=f"Reading {volume.name}", force=True)
             run.check_cancel()
             snap = store.backup_volume(str(path), source_id=source_id(instance),
                                        tags=[f"instance:{instance.id}", f"job:{run.job.pk}", f"volume:{volume.name}"],
@@ -83,7 +95,8 @@ class ElasticSanDriver(Driver):
         run.remember(lambda: open_operational_store(group), snap.id)
         run.item_done(snap)
         run.report(current_item=f"Computing the checksum of {volume.name}", force=True)
-        checksum = volume_files.image_checksum(path)
+        checksum = volume_files.image_checksum(
+            path, progress=lambda done, total: run.report(current_item=f"Checksum of {volume.name}: {done * 100 // max(total, 1)} %"))
         stats = snapshot_stats(snap)
         return BackupOutcome(
             manifests=[{"item": volume.name, "kind": "volume", "id": snap.id, "bytes": int(snap.stats.get("size", st.st_size)),
@@ -92,7 +105,8 @@ class ElasticSanDriver(Driver):
             stored_bytes=stats["bytes_stored"],
             transferred_bytes=stats["bytes_read"],
             item_count=1,
-            details={"checksum": checksum, "allocated_bytes": allocated, "zero_blocks": int(snap.stats.get("zero_blocks", 0))},
+            details={"checksum": checksum, "allocated_bytes": allocated, "blocks_bytes": to_read,
+                     "zero_blocks": int(snap.stats.get("zero_blocks", 0))},
         )
 
     def finalize(self, instance, outcome: BackupOutcome, run: RunContext, rp_time) -> None:

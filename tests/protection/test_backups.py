@@ -82,3 +82,212 @@ def test_the_second_backup_is_incremental(lab, adls, filled, monkeypatch):
     assert point.stored_bytes < 11_000
     assert [m["unchanged"] for m in point.manifests] == [7, 4]
     assert RecoveryPoint.objects.filter(instance=adls).count() == 2
+
+
+# --- Backup now: choices and limits ---------------------------------------------------------------
+
+
+def test_backup_now_offers_the_policy_retention_rules(adls):
+    assert [tag for tag, _ in backups.backup_rule_choices(adls)] == ["Weekly", "Default"]
+    with pytest.raises(ValidationError) as info:
+        backups.backup_now(adls.vault.created_by, adls, retention_rule="Yearly")
+    assert "retention_rule" in info.value.message_dict
+
+
+def test_adls_allows_four_on_demand_backups_a_day(lab, adls):
+    """GIVEN an ADLS instance (reference: 4 on-demand backups per day) WHEN a fifth is asked the same
+    day THEN it is refused with UserErrorBackupRequestThrottled; the next day it is allowed again."""
+    for _ in range(4):
+        assert backup_now_and_run(lab.trainer, adls).status == JobStatus.COMPLETED
+    with pytest.raises(ValidationError) as info:
+        backups.backup_now(lab.trainer, adls, retention_rule="Default")
+    assert info.value.code == backups.THROTTLED
+    assert backups.THROTTLED_MESSAGE in info.value.messages[0]
+    assert "4 on-demand backups per backup instance per day" in info.value.messages[0]
+    assert Job.objects.filter(instance=adls, operation="Backup").count() == 4
+    now = clock.now()
+    security_services.move_lab_clock(lab.trainer, forward=backups.start_of_day(now) + dt.timedelta(days=1, minutes=1) - now)
+    assert backups.backup_now(lab.trainer, adls, retention_rule="Default").status == JobStatus.IN_PROGRESS
+
+
+def test_elastic_san_allows_ten_on_demand_backups_a_day(lab, vault, make_policy, filled):
+    instance = protect(lab, vault, make_policy(ESAN, "esan-daily"), filled.volumes[1], name="bi-vol-b")
+    for _ in range(10):
+        job = backups.backup_now(lab.trainer, instance, retention_rule="Default")
+        Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED)  # ended; still counts for the day
+    with pytest.raises(ValidationError) as info:
+        backups.backup_now(lab.trainer, instance, retention_rule="Default")
+    assert info.value.code == backups.THROTTLED and "10 on-demand" in info.value.messages[0]
+
+
+def test_a_second_backup_now_waits_for_the_first(lab, adls):
+    backups.backup_now(lab.trainer, adls, retention_rule="Default")
+    with pytest.raises(ValidationError, match="already in progress"):
+        backups.backup_now(lab.trainer, adls, retention_rule="Default")
+
+
+# --- the vault identity's rights, when the job runs ------------------------------------------------
+
+
+def test_a_role_revoked_in_iam_fails_the_next_backup(lab, adls):
+    """GIVEN a configured instance WHEN the vault identity's Storage Account Backup Contributor
+    assignment is removed THEN the next backup fails with UserErrorMissingRequiredPermissions and the
+    reference's message, and no recovery point exists."""
+    assignment = RoleAssignment.objects.get(principal=adls.vault.identity, role__name=roles.STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR)
+    security_services.remove_role_assignment(lab.trainer, assignment)
+    job = backup_now_and_run(lab.trainer, adls)
+    assert job.status == JobStatus.FAILED
+    assert job.error_code == "UserErrorMissingRequiredPermissions"
+    assert job.error_message.startswith("Appropriate permissions to perform the operation are missing.")
+    assert "Storage Account Backup Contributor" in job.error_message
+    assert not RecoveryPoint.objects.filter(instance=adls).exists()
+    assert snapshots_of(vault_store(adls.vault), f"bi:{adls.pk}") == []
+
+
+def test_the_identity_turned_off_fails_the_next_backup(lab, adls):
+    from vaults import services as vault_services
+
+    vault_services.set_identity_enabled(lab.trainer, adls.vault, enabled=False)
+    job = backup_now_and_run(lab.trainer, adls)
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "UserErrorMissingRequiredPermissions")
+    assert "identity turned off" in job.error_message
+
+
+# --- progress and cancel, by count ------------------------------------------------------------------
+
+
+def test_progress_reaches_the_job_row_and_a_cancel_leaves_nothing(lab, adls, monkeypatch):
+    """GIVEN a running backup WHEN the first progress report of its second container arrives a cancel
+    is requested THEN the job ends Cancelled, the first container's committed snapshot is deleted
+    again and no point exists."""
+    from protection.datasources.base import RunContext
+
+    monkeypatch.setattr(jobs, "PROGRESS_WRITE_INTERVAL", 0)
+    seen = []
+    original = RunContext.report
+
+    def report(self, **fields):
+        seen.append(fields)
+        if str(fields.get("current_item", "")).startswith("images") and not self.job.cancel_requested:
+            jobs.request_cancel(Job.objects.get(pk=self.job.pk))
+        original(self, **fields)
+
+    monkeypatch.setattr(RunContext, "report", report)
+    job = backup_now_and_run(lab.trainer, adls)
+    assert job.status == JobStatus.CANCELLED
+    assert len([f for f in seen if "bytes_done" in f]) >= 2
+    assert job.bytes_done > 0 and job.items_total == 11 + 4  # files and folders of both containers
+    assert not RecoveryPoint.objects.filter(instance=adls).exists()
+    assert snapshots_of(vault_store(adls.vault), f"bi:{adls.pk}") == []
+
+
+def test_a_failure_after_the_first_container_deletes_its_snapshot(lab, adls, filled, monkeypatch):
+    """GIVEN two containers WHEN the second one vanishes after the first was backed up THEN the job
+    fails and the first container's snapshot is removed: a point exists only when all succeeded."""
+    import shutil
+
+    from protection.datasources.base import RunContext
+
+    images = filled.account.containers.get(name="images")
+    original = RunContext.item_done
+
+    def item_done(self, snapshot):
+        original(self, snapshot)
+        shutil.rmtree(images.path)
+
+    monkeypatch.setattr(RunContext, "item_done", item_done)
+    job = backup_now_and_run(lab.trainer, adls)
+    assert job.status == JobStatus.FAILED
+    assert "FileNotFoundError" in job.error_message or "images" in job.error_message
+    assert snapshots_of(vault_store(adls.vault), f"bi:{adls.pk}") == []
+
+
+def test_a_missing_container_fails_with_the_reference_code(lab, adls, filled):
+    from portal.inventory import services as inv
+
+    inv.delete_container(lab.trainer, filled.account.containers.get(name="images"))
+    instance = adls
+    instance.all_containers = False
+    instance.containers = ["documents", "images"]
+    instance.save()
+    job = backup_now_and_run(lab.trainer, instance)
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "UserErrorIncorrectContainersSelectedForOperation")
+    assert "images" in job.error_message
+
+
+def test_excluded_containers_are_not_backed_up(lab, vault, make_policy, filled):
+    instance = protect(lab, vault, make_policy(ADLS, "adls-x"), filled.account, name="bi-excl",
+                       all_containers=True, excluded_containers=["images"])
+    job = backup_now_and_run(lab.trainer, instance)
+    assert job.status == JobStatus.COMPLETED, job.error_message
+    assert [m["item"] for m in job.recovery_point.manifests] == ["documents"]
+
+
+# --- stop and resume ----------------------------------------------------------------------------------
+
+
+def test_stop_backup_retain_forever_keeps_every_point_and_stops_the_schedule(lab, adls):
+    for _ in range(2):
+        backup_now_and_run(lab.trainer, adls)
+    backups.stop_backup(lab.trainer, adls, retain=backups.RETAIN_FOREVER, reason="Decommissioned", comments="lab")
+    adls.refresh_from_db()
+    assert adls.protection_state == ProtectionState.STOPPED and adls.next_backup_at is None
+    assert list(RecoveryPoint.objects.filter(instance=adls).values_list("expiry_time", flat=True)) == [None, None]
+    with pytest.raises(ValidationError, match="Resume backup first"):
+        backups.backup_now(lab.trainer, adls, retention_rule="Default")
+    backups.resume_backup(lab.trainer, adls)
+    adls.refresh_from_db()
+    assert adls.protection_state == ProtectionState.CONFIGURED and adls.next_backup_at > clock.now()
+    for point in RecoveryPoint.objects.filter(instance=adls):
+        assert point.expiry_time == point.recovery_point_time + dt.timedelta(days=30)
+
+
+def test_stop_backup_retain_as_per_policy_keeps_only_the_latest_forever(lab, adls):
+    first = backup_now_and_run(lab.trainer, adls).recovery_point
+    second = backup_now_and_run(lab.trainer, adls).recovery_point
+    backups.stop_backup(lab.trainer, adls, retain=backups.RETAIN_AS_PER_POLICY)
+    adls.refresh_from_db()
+    assert adls.protection_state == ProtectionState.BACKUPS_SUSPENDED
+    first.refresh_from_db(), second.refresh_from_db()
+    assert first.expiry_time is not None and second.expiry_time is None
+    backups.resume_backup(lab.trainer, adls)
+    second.refresh_from_db()
+    assert second.expiry_time == second.recovery_point_time + dt.timedelta(days=30)
+
+
+def test_a_stopped_instance_cannot_be_stopped_again(lab, adls):
+    backups.stop_backup(lab.trainer, adls, retain=backups.RETAIN_FOREVER)
+    with pytest.raises(ValidationError, match="no backup to stop"):
+        backups.stop_backup(lab.trainer, adls, retain=backups.RETAIN_AS_PER_POLICY)
+    with pytest.raises(ValidationError):
+        backups.stop_backup(lab.trainer, adls, retain="Maybe")
+
+
+# --- authorization matrix ----------------------------------------------------------------------------
+
+MATRIX = [
+    # persona,          backup now, stop backup, cancel job
+    ("backup-admin",    True,       True,        True),
+    ("backup-operator", True,       False,       False),
+    ("reader",          False,      False,       False),
+    ("outsider",        False,      False,       False),
+]
+
+
+@pytest.mark.parametrize("persona,may_backup,may_stop,may_cancel", MATRIX)
+def test_who_may_back_up_stop_and_cancel(lab, adls, persona, may_backup, may_stop, may_cancel):
+    principal = lab.personas[persona].principal
+
+    def attempt(fn):
+        try:
+            fn()
+            return True
+        except GuardDenied as exc:
+            assert exc.decision.guard == "RBAC"
+            return False
+
+    assert attempt(lambda: backups.backup_now(principal, adls, retention_rule="Default")) is may_backup
+    job = Job.objects.filter(instance=adls, operation="Backup").first() or backups.backup_now(
+        lab.trainer, adls, retention_rule="Default")
+    assert attempt(lambda: backups.cancel_job(principal, job)) is may_cancel
+    assert attempt(lambda: backups.stop_backup(principal, adls, retain=backups.RETAIN_FOREVER)) is may_stop
