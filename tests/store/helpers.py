@@ -61,3 +61,39 @@ def file_sha(path):
         for b in iter(lambda: f.read(1 << 20), b""):
             h.update(b)
     return h.hexdigest()
+
+
+def stored_bytes(backend, name):
+    """Every stored version of object ``name``, read directly from the storage (for S3 by
+    version id, so a delete marker cannot hide a version; for a directory, the file)."""
+    from vaults.store import LocalBackend
+    if isinstance(backend, LocalBackend):
+        path = backend._path(name)
+        if not os.path.exists(path):
+            return []
+        with open(path, "rb") as f:
+            return [f.read()]
+    c, key = backend.client, backend._key(name)
+    out = []
+    page = c.list_object_versions(Bucket=backend.bucket, Prefix=key)
+    for v in page.get("Versions", []):
+        if v["Key"] == key:
+            out.append(c.get_object(Bucket=backend.bucket, Key=key, VersionId=v["VersionId"])["Body"].read())
+    return out
+
+
+def delete_markers(backend, name):
+    from vaults.store import LocalBackend
+    if isinstance(backend, LocalBackend):
+        return 0
+    key = backend._key(name)
+    page = backend.client.list_object_versions(Bucket=backend.bucket, Prefix=key)
+    return sum(1 for m in page.get("DeleteMarkers", []) if m["Key"] == key)
+
+
+def assert_intact(backend, name, data):
+    """The object is still there, readable as usual, and no version was lost or hidden."""
+    assert backend.get(name) == data
+    versions = stored_bytes(backend, name)
+    assert versions and all(v == data for v in versions), f"{name}: versions changed"
+    assert delete_markers(backend, name) == 0, f"{name}: a delete marker hides it"

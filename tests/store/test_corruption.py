@@ -10,10 +10,10 @@ from vaults.store.pack import read_trailer
 
 
 @pytest.fixture
-def populated(make_store, tmp_path):
+def populated(make_local_store, tmp_path):
     src = tmp_path / "src"
     write_tree(str(src), seed=11, files=16, max_size=2 << 20)
-    store = make_store()
+    store = make_local_store()
     snap = store.backup_tree(str(src))
     root = store.backend.root
     store.close()
@@ -118,12 +118,12 @@ def test_flipped_byte_inside_a_chunk_fails_restore_by_name(populated, tmp_path):
         store.close()
 
 
-def test_swapped_chunks_are_detected(make_store, tmp_path):
+def test_swapped_chunks_are_detected(make_local_store, tmp_path):
     img = tmp_path / "disk.img"
     rnd = random.Random(3)
     with open(img, "wb") as f:
         f.write(rnd.randbytes(4 << 20))  # four incompressible blocks: equal-size blobs
-    store = make_store()
+    store = make_local_store()
     snap = store.backup_volume(str(img))
     pack = next(iter(store.backend.list("packs/")))
     path = store.backend._path(pack)
@@ -148,10 +148,10 @@ def test_swapped_chunks_are_detected(make_store, tmp_path):
     assert {a_id.hex(), b_id.hex()} <= set(ei.value.chunks)
 
 
-def test_swapped_manifests_are_detected(make_store, tmp_path):
+def test_swapped_manifests_are_detected(make_local_store, tmp_path):
     src = tmp_path / "src"
     write_tree(str(src), seed=1, files=4)
-    store = make_store()
+    store = make_local_store()
     s1 = store.backup_tree(str(src))
     s2 = store.backup_tree(str(src))
     p1, p2 = store.backend._path(f"snapshots/{s1.id}"), store.backend._path(f"snapshots/{s2.id}")

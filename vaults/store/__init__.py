@@ -10,14 +10,34 @@ Typical use::
     store.restore(snap.id, "/restore/here")
 """
 
-from .backend import COMPLIANCE, GOVERNANCE, Backend, LocalBackend, Retention, open_backend
-from .errors import (Cancelled, ChunkerUnavailable, DamageError, IntegrityError, NotFound,
-                     RetentionError, StoreError)
+from .backend import COMPLIANCE, GOVERNANCE, Backend, LocalBackend, ObjectInfo, Retention, open_backend
+from .errors import (Cancelled, ChunkerUnavailable, DamageError, ImmutabilityUnsupported, IntegrityError,
+                     LockError, NotFound, RetentionError, StoreError)
 from .errors import KeyError_ as WrongKeyError
+from .gc import GCReport
+from .lock import EXCLUSIVE, SHARED, LockInfo
+from .replicate import ReplicationReport
 from .store import Progress, Snapshot, Store, VerifyReport
 
+
+def __getattr__(name):
+    if name == "S3Backend":  # imported on first use: boto3 takes a while to load
+        from .s3 import S3Backend
+        return S3Backend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def retention_mode_for(immutability_state: str):
+    """The retention mode for a vault's immutability state: ``"Unlocked"`` -> governance (an
+    administrator can still bypass it), ``"Locked"`` -> compliance (nobody can); ``"Disabled"``
+    -> None (no retention)."""
+    return {"Unlocked": GOVERNANCE, "Locked": COMPLIANCE, "Disabled": None}[immutability_state]
+
+
 __all__ = [
-    "COMPLIANCE", "GOVERNANCE", "Backend", "Cancelled", "ChunkerUnavailable", "DamageError",
-    "IntegrityError", "LocalBackend", "NotFound", "Progress", "Retention", "RetentionError",
-    "Snapshot", "Store", "StoreError", "VerifyReport", "WrongKeyError", "open_backend",
+    "COMPLIANCE", "EXCLUSIVE", "GOVERNANCE", "SHARED", "Backend", "Cancelled", "ChunkerUnavailable",
+    "DamageError", "GCReport", "ImmutabilityUnsupported", "IntegrityError", "LocalBackend", "LockError",
+    "LockInfo", "NotFound", "ObjectInfo", "Progress", "ReplicationReport", "Retention", "RetentionError",
+    "S3Backend", "Snapshot", "Store", "StoreError", "VerifyReport", "WrongKeyError", "open_backend",
+    "retention_mode_for",
 ]

@@ -5,9 +5,10 @@ A backend is a flat namespace of immutable objects named by ``/``-separated stri
 creates objects (atomically, never partially visible), reads them (whole, by range, or as a
 stream), lists them by prefix, deletes them, and sets retention on them.
 
-The interface is shaped for an S3-compatible implementation (issue 6): ``put_file`` maps
-onto a multipart upload, ``get_range`` onto a ranged GET, ``set_retention`` onto Object Lock
-(``GOVERNANCE`` / ``COMPLIANCE``) and ``delete`` must refuse while an object is retained.
+Two implementations: :class:`LocalBackend` (a directory) and :class:`~vaults.store.s3.S3Backend`
+(S3-compatible object storage: ``put_chunks`` is a multipart upload, ``get_range`` a ranged
+GET, ``set_retention`` Object Lock ``GOVERNANCE`` / ``COMPLIANCE``). ``delete`` refuses while
+an object is retained. :func:`open_backend` turns a location string into either.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import shutil
 import uuid
 from typing import BinaryIO, Iterator, Optional
 
-from .errors import NotFound, RetentionError, StoreError
+from .errors import ImmutabilityUnsupported, NotFound, RetentionError, StoreError
 
 GOVERNANCE = "governance"
 COMPLIANCE = "compliance"
@@ -50,6 +51,15 @@ class Retention:
 
     def active(self, now: Optional[dt.datetime] = None) -> bool:
         return (now or utcnow()) < self.until
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    """One listed object: name, size in bytes, last-modified time (UTC, by the storage's clock)."""
+
+    name: str
+    size: int
+    mtime: dt.datetime
 
 
 def check_name(name: str) -> str:
@@ -116,6 +126,24 @@ class Backend(abc.ABC):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Names of objects starting with ``prefix``, sorted."""
 
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Like :meth:`list` with sizes and modification times (used by garbage collection)."""
+        for name in self.list(prefix):
+            try:
+                yield ObjectInfo(name, self.size(name), utcnow())
+            except NotFound:
+                continue
+
+    def supports_retention(self) -> bool:
+        """Whether :meth:`set_retention` can make objects undeletable here (an S3 bucket needs
+        Object Lock, which can only be enabled when the bucket is created)."""
+        return True
+
+    def cleanup_incomplete(self, older_than: dt.datetime) -> tuple[int, int]:
+        """Remove invisible leftovers of interrupted writes started before ``older_than``
+        (temp files, incomplete multipart uploads). Returns (count, bytes)."""
+        return 0, 0
+
     @abc.abstractmethod
     def delete(self, name: str, *, bypass_governance: bool = False) -> None:
         """Delete an object. Raises :class:`RetentionError` while it is retained
@@ -154,6 +182,26 @@ def _fault_chunks(chunks):
             os.kill(os.getpid(), signal.SIGKILL)
         _fault_written += len(c)
         yield c
+
+
+# STRONGROOM_FAULT_KILL_AFTER_DELETES=N makes the process SIGKILL itself before its (N+1)th delete.
+_FAULT_DELETES = int(os.environ["STRONGROOM_FAULT_KILL_AFTER_DELETES"]) if os.environ.get("STRONGROOM_FAULT_KILL_AFTER_DELETES") else None
+_fault_deleted = 0
+
+
+def fault_before_delete():
+    global _fault_deleted
+    if _FAULT_DELETES is None:
+        return
+    if _fault_deleted >= _FAULT_DELETES:
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+    _fault_deleted += 1
+
+
+def fault_wrap(chunks):
+    """The byte-count fault hook around an iterable of chunks (no-op unless configured)."""
+    return _fault_chunks(chunks) if _FAULT_LIMIT is not None else chunks
 
 
 def _fsync_dir(path: str) -> None:
@@ -302,11 +350,38 @@ class LocalBackend(Backend):
         out.sort()
         return iter(out)
 
+    def list_info(self, prefix=""):
+        for name in self.list(prefix):
+            try:
+                st = os.stat(self._path(name))
+            except FileNotFoundError:
+                continue
+            yield ObjectInfo(name, st.st_size, dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc))
+
+    def cleanup_incomplete(self, older_than):
+        cutoff = _aware(older_than).timestamp()
+        n = nbytes = 0
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            for fn in filenames:
+                if not fn.startswith(".tmp-"):
+                    continue
+                p = os.path.join(dirpath, fn)
+                try:
+                    st = os.stat(p)
+                    if st.st_mtime < cutoff:
+                        os.unlink(p)
+                        n += 1
+                        nbytes += st.st_size
+                except FileNotFoundError:
+                    continue
+        return n, nbytes
+
     def delete(self, name, *, bypass_governance=False):
         path = self._path(name)
         if not os.path.lexists(path):
             raise NotFound(f"object {name!r} not found in {self.root}")
         self._check_not_retained(name, "delete", bypass_governance)
+        fault_before_delete()
         os.unlink(path)
         rp = self._ret_path(name)
         if os.path.exists(rp):
@@ -356,10 +431,21 @@ class LocalBackend(Backend):
             return Retention(dt.datetime.max.replace(tzinfo=dt.timezone.utc), COMPLIANCE)
 
 
-def open_backend(location: str, *, create: bool = False) -> Backend:
-    """Backend for a location string: a local path (``file://`` optional). S3 comes later."""
+def open_backend(location: str, *, create: bool = False, **options) -> Backend:
+    """Backend for a location string.
+
+    * a local path, optionally ``file://``-prefixed: :class:`LocalBackend`;
+    * ``s3://bucket/prefix?endpoint=https://host:port&region=eu-west-1&addressing=path``:
+      :class:`~vaults.store.s3.S3Backend`. Credentials never go into the location (it is
+      safe to store and print); they come from ``options`` (``access_key_id``,
+      ``secret_access_key``, ``session_token``), the ``STRONGROOM_S3_*`` environment
+      variables, or boto3's usual chain (``AWS_*`` variables, profiles, instance roles).
+    """
+    if location.startswith("s3://"):
+        from .s3 import S3Backend
+        return S3Backend.from_url(location, **options)  # the bucket must exist (Object Lock is chosen at creation)
     if location.startswith("file://"):
         location = location[len("file://"):]
     if "://" in location:
-        raise StoreError(f"unsupported store location {location!r} (only local directories for now)")
+        raise StoreError(f"unsupported store location {location!r} (a directory, file://DIR or s3://BUCKET/PREFIX)")
     return LocalBackend(location, create=create)

@@ -1,6 +1,8 @@
-"""Command line: ``python -m vaults.store [--store DIR] [--key-file F] COMMAND ...``.
+"""Command line: ``python -m vaults.store [--store LOCATION] [--key-file F] COMMAND ...``.
 
-The store location comes from ``--store`` or ``STRONGROOM_STORE``; the 32-byte platform key
+The store location (a directory, or ``s3://bucket/prefix?endpoint=URL`` with credentials in
+``STRONGROOM_S3_ACCESS_KEY_ID`` / ``STRONGROOM_S3_SECRET_ACCESS_KEY`` or the usual ``AWS_*``
+variables) comes from ``--store`` or ``STRONGROOM_STORE``; the 32-byte platform key
 from ``--key-file`` (raw 32 bytes, or 64 hex characters), or ``STRONGROOM_STORE_KEY``
 (64 hex characters). Exit codes: 0 ok, 1 error, 2 usage, 3 damage found, 130 cancelled.
 """
@@ -54,11 +56,14 @@ def _progress_printer(enabled):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vaults.store", description="Strongroom vault store engine")
-    ap.add_argument("--store", default=os.environ.get("STRONGROOM_STORE"), help="store directory (or STRONGROOM_STORE)")
+    ap.add_argument("--store", default=os.environ.get("STRONGROOM_STORE"),
+                    help="store directory or s3://bucket/prefix?endpoint=URL (or STRONGROOM_STORE)")
     ap.add_argument("--key-file", help="file with the 32-byte platform key (raw or hex); else STRONGROOM_STORE_KEY")
     ap.add_argument("--cache-dir", default=None, help="local index cache (default ~/.cache/strongroom/<id>)")
     ap.add_argument("--workers", type=int, default=int(os.environ.get("STRONGROOM_WORKERS", "2")))
     ap.add_argument("--progress", action="store_true", help="print progress to stderr")
+    ap.add_argument("--lock-wait", type=float, default=None, help="seconds to wait for a busy store (default 3600)")
+    ap.add_argument("--lock-ttl", type=float, default=None, help="seconds a lock lives without refresh (default 300)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("init", help="create a new store")
     b = sub.add_parser("backup", help="back up a folder, '-' (stdin stream) or --volume IMAGE")
@@ -80,6 +85,22 @@ def main(argv=None) -> int:
     v.add_argument("snapshot", nargs="?", default="all")
     d = sub.add_parser("delete", help="delete a recovery point (refused under retention)")
     d.add_argument("snapshot")
+    g = sub.add_parser("gc", help="collect garbage: delete unneeded packs, repack mostly-dead ones")
+    g.add_argument("--safety-window", type=float, default=3600.0, metavar="SECONDS",
+                   help="keep objects modified this recently (default 3600)")
+    g.add_argument("--repack-threshold", type=float, default=0.5,
+                   help="repack packs whose live share is below this (default 0.5)")
+    g.add_argument("--dry-run", action="store_true", help="only report what would be freed")
+    g.add_argument("--wait", type=float, default=600.0, help="seconds to wait for running backups (default 600)")
+    g.add_argument("--json", action="store_true")
+    rp = sub.add_parser("replicate", help="copy recovery points to a replica store (created if empty)")
+    rp.add_argument("snapshot", help="a recovery point id, 'latest' or 'all'")
+    rp.add_argument("--to", required=True, metavar="LOCATION", help="the replica's location")
+    rp.add_argument("--to-key-file", help="the replica's platform key (default: the same key)")
+    rp.add_argument("--to-cache-dir", default=None)
+    rp.add_argument("--no-verify", action="store_true", help="skip the full verify of each copy")
+    rp.add_argument("--json", action="store_true")
+    sub.add_parser("locks", help="list the store's locks")
     args = ap.parse_args(argv)
     if not args.store:
         ap.error("no store: use --store or set STRONGROOM_STORE")
@@ -102,7 +123,13 @@ def main(argv=None) -> int:
             print(f"created store {s.id} at {backend.location}")
             s.close()
             return 0
-        store = Store.open(open_backend(args.store), key, cache_dir=args.cache_dir, workers=args.workers)
+        opts = {}
+        if args.lock_wait is not None:
+            opts["lock_wait"] = args.lock_wait
+        if args.lock_ttl is not None:
+            opts["lock_ttl"] = args.lock_ttl
+        args.store_opts = opts
+        store = Store.open(open_backend(args.store), key, cache_dir=args.cache_dir, workers=args.workers, **opts)
         try:
             return _run(args, store, cancel)
         finally:
@@ -195,4 +222,54 @@ def _run(args, store, cancel) -> int:
         store.delete_snapshot(args.snapshot)
         print(f"deleted {args.snapshot}")
         return 0
+    if args.cmd == "gc":
+        rep = store.gc(safety_window=dt.timedelta(seconds=args.safety_window),
+                       repack_threshold=args.repack_threshold, dry_run=args.dry_run, wait=args.wait,
+                       progress=prog, cancel=cancel)
+        if prog:
+            sys.stderr.write("\n")
+        if args.json:
+            print(json.dumps(rep.as_dict(), indent=1, default=str))
+        else:
+            print(rep.summary())
+            for b in rep.locks_broken:
+                print(f"broke stale lock: {b}")
+            for e in rep.errors:
+                print(f"ERROR: {e}")
+        return 0 if not rep.errors else 3
+    if args.cmd == "replicate":
+        return _replicate(args, store, cancel, prog)
+    if args.cmd == "locks":
+        for info in store.locks():
+            print(("STALE " if info.stale() else "") + info.describe())
+        return 0
     return 2
+
+
+def _replicate(args, store, cancel, prog) -> int:
+    key = _key(argparse.Namespace(key_file=args.to_key_file)) if args.to_key_file else _key(args)
+    backend = open_backend(args.to, create=True)
+    from .store import CONFIG
+    if backend.exists(CONFIG):
+        target = Store.open(backend, key, cache_dir=args.to_cache_dir, workers=args.workers, **args.store_opts)
+    else:
+        target = Store.init_replica(backend, store, key, cache_dir=args.to_cache_dir, workers=args.workers,
+                                    **args.store_opts)
+        print(f"created replica store {target.id} at {backend.location}")
+    try:
+        if args.snapshot == "all":
+            ids = [s.id for s in store.list_snapshots()]
+        else:
+            ids = [_resolve(store, args.snapshot)]
+        failed = False
+        for sid in ids:
+            rep = store.replicate(sid, target, verify=not args.no_verify, progress=prog, cancel=cancel)
+            if prog:
+                sys.stderr.write("\n")
+            print(json.dumps(rep.as_dict(), default=str) if args.json else rep.summary())
+            for e in rep.verify_errors:
+                print(f"ERROR: {e}")
+            failed = failed or rep.verified is False
+        return 3 if failed else 0
+    finally:
+        target.close()

@@ -25,6 +25,19 @@ class RetentionError(StoreError):
         super().__init__(message)
 
 
+class ImmutabilityUnsupported(StoreError):
+    """The backend cannot enforce retention (e.g. an S3 bucket without Object Lock), so it
+    cannot host an immutable store."""
+
+
+class LockError(StoreError):
+    """The store is locked by another process (``holders`` describes who), or our lock was lost."""
+
+    def __init__(self, message, holders=()):
+        self.holders = list(holders)
+        super().__init__(message)
+
+
 class IntegrityError(StoreError):
     """Authenticated decryption or a hash check failed: the data was tampered with or damaged."""
 

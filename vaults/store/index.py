@@ -4,6 +4,10 @@ The authoritative index lives in the store (``index/<hash>`` objects, each listi
 of some packs, encrypted). This module keeps a compact on-disk SQLite table of
 chunk id -> (pack, offset, length) so memory stays flat however big the store grows.
 
+A pack may be listed by several index files (garbage collection rewrites index files, and
+concurrent writers may both list a pack): ``pack_idx`` links packs to the index files that list
+them, and a pack leaves the cache only when the last index file listing it is gone.
+
 Rows of packs written by a running backup carry that session's id until the session writes
 its index file; a session that died (its lock file is no longer locked) has its rows dropped
 at the next open, and only rows of indexed packs (or of one's own session) are used for
@@ -27,9 +31,12 @@ ENTRY = struct.Struct("<32sIII")  # chunk id, offset, length (stored), raw lengt
 PACK_HEAD = struct.Struct("<32sI")  # pack hash, entry count
 INDEX_MAGIC = b"SRIX1"
 
+SCHEMA_VERSION = 2
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS packs (pid INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
-                                  idx TEXT, sess TEXT);
+CREATE TABLE IF NOT EXISTS packs (pid INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, sess TEXT);
+CREATE TABLE IF NOT EXISTS pack_idx (pid INTEGER NOT NULL, idx TEXT NOT NULL,
+                                     PRIMARY KEY (pid, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pack_idx_idx ON pack_idx(idx);
 CREATE TABLE IF NOT EXISTS chunks (id BLOB NOT NULL, pid INTEGER NOT NULL, off INTEGER NOT NULL,
                                    len INTEGER NOT NULL, raw INTEGER NOT NULL,
                                    PRIMARY KEY (id, pid)) WITHOUT ROWID;
@@ -80,7 +87,20 @@ class IndexCache:
                                   check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                # an older layout: the cache is rebuilt from the store's index files
+                for (t,) in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+                    self.db.execute(f"DROP TABLE IF EXISTS {t}")
+                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    self.db.execute(stmt)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def close(self):
         with self.lock:
@@ -135,12 +155,13 @@ class IndexCache:
             try:
                 cur = self.db.execute("SELECT pid FROM packs WHERE name=?", (name,)).fetchone()
                 if cur is None:
-                    pid = self.db.execute("INSERT INTO packs(name, idx, sess) VALUES (?,?,?)",
-                                          (name, idx, sess)).lastrowid
+                    pid = self.db.execute("INSERT INTO packs(name, sess) VALUES (?,?)",
+                                          (name, None if idx is not None else sess)).lastrowid
                 else:
                     pid = cur[0]
-                    if idx is not None:
-                        self.db.execute("UPDATE packs SET idx=?, sess=NULL WHERE pid=?", (idx, pid))
+                if idx is not None:
+                    self.db.execute("UPDATE packs SET sess=NULL WHERE pid=?", (pid,))
+                    self.db.execute("INSERT OR IGNORE INTO pack_idx(pid, idx) VALUES (?,?)", (pid, idx))
                 self.db.executemany("INSERT OR IGNORE INTO chunks(id, pid, off, len, raw) VALUES (?,?,?,?,?)",
                                     [(e[0], pid, e[1], e[2], e[3]) for e in entries])
                 self.db.execute("COMMIT")
@@ -151,7 +172,8 @@ class IndexCache:
     def mark_indexed(self, idxname, pack_names):
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("UPDATE packs SET idx=?, sess=NULL WHERE name=?",
+            self.db.executemany("UPDATE packs SET sess=NULL WHERE name=?", [(n,) for n in pack_names])
+            self.db.executemany("INSERT OR IGNORE INTO pack_idx(pid, idx) SELECT pid, ? FROM packs WHERE name=?",
                                 [(idxname, n) for n in pack_names])
             self.db.execute("INSERT OR IGNORE INTO idxfiles(name) VALUES (?)", (idxname,))
             self.db.execute("COMMIT")
@@ -180,12 +202,11 @@ class IndexCache:
                 for name, entries in packs:
                     cur = self.db.execute("SELECT pid FROM packs WHERE name=?", (name,)).fetchone()
                     if cur is None:
-                        pid = self.db.execute("INSERT INTO packs(name, idx, sess) VALUES (?,?,NULL)",
-                                              (name, idxname)).lastrowid
+                        pid = self.db.execute("INSERT INTO packs(name, sess) VALUES (?,NULL)", (name,)).lastrowid
                     else:
                         pid = cur[0]
-                        self.db.execute("UPDATE packs SET sess=NULL, idx=COALESCE(idx, ?) WHERE pid=?",
-                                        (idxname, pid))
+                        self.db.execute("UPDATE packs SET sess=NULL WHERE pid=?", (pid,))
+                    self.db.execute("INSERT OR IGNORE INTO pack_idx(pid, idx) VALUES (?,?)", (pid, idxname))
                     self.db.executemany(
                         "INSERT OR IGNORE INTO chunks(id, pid, off, len, raw) VALUES (?,?,?,?,?)",
                         [(e[0], pid, e[1], e[2], e[3]) for e in entries])
@@ -198,9 +219,12 @@ class IndexCache:
     def forget_index_file(self, idxname):
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
-            pids = [r[0] for r in self.db.execute("SELECT pid FROM packs WHERE idx=? AND sess IS NULL", (idxname,))]
-            self.db.executemany("DELETE FROM chunks WHERE pid=?", [(p,) for p in pids])
-            self.db.executemany("DELETE FROM packs WHERE pid=?", [(p,) for p in pids])
+            pids = [r[0] for r in self.db.execute("SELECT pid FROM pack_idx WHERE idx=?", (idxname,))]
+            self.db.execute("DELETE FROM pack_idx WHERE idx=?", (idxname,))
+            orphans = [(p,) for p in pids if self.db.execute(
+                "SELECT 1 FROM pack_idx WHERE pid=? LIMIT 1", (p,)).fetchone() is None]
+            self.db.executemany("DELETE FROM chunks WHERE pid=?", orphans)
+            self.db.executemany("DELETE FROM packs WHERE pid=? AND sess IS NULL", orphans)
             self.db.execute("DELETE FROM idxfiles WHERE name=?", (idxname,))
             self.db.execute("COMMIT")
 
@@ -211,6 +235,24 @@ class IndexCache:
                 "ORDER BY c.off", (name,)).fetchall()
 
     def pack_index_file(self, name):
+        """One index file listing pack ``name`` (or None)."""
         with self.lock:
-            r = self.db.execute("SELECT idx FROM packs WHERE name=?", (name,)).fetchone()
+            r = self.db.execute("SELECT MIN(x.idx) FROM pack_idx x JOIN packs p ON p.pid=x.pid WHERE p.name=?",
+                                (name,)).fetchone()
             return r[0] if r else None
+
+    def pack_index_files(self, name):
+        with self.lock:
+            return sorted(r[0] for r in self.db.execute(
+                "SELECT x.idx FROM pack_idx x JOIN packs p ON p.pid=x.pid WHERE p.name=?", (name,)))
+
+    def has_pack(self, name) -> bool:
+        """Whether an index file lists pack ``name``."""
+        with self.lock:
+            return self.db.execute("SELECT 1 FROM packs WHERE name=? AND sess IS NULL",
+                                   (name,)).fetchone() is not None
+
+    def indexed_packs(self):
+        """Names of every pack some loaded index file lists."""
+        with self.lock:
+            return {r[0] for r in self.db.execute("SELECT name FROM packs WHERE sess IS NULL")}

@@ -44,9 +44,11 @@ import blake3
 import zstandard
 
 from . import crypto
-from .backend import GOVERNANCE, Backend, utcnow
+from . import lock as locks
+from .backend import COMPLIANCE, GOVERNANCE, Backend, utcnow
 from .chunker import BLOCK_SIZE, CDC, WHOLE_FILE_LIMIT, compiled_fastcdc, volume_blocks
-from .errors import Cancelled, DamageError, IntegrityError, NotFound, RetentionError, StoreError
+from .errors import (Cancelled, DamageError, ImmutabilityUnsupported, IntegrityError, NotFound, RetentionError,
+                     StoreError)
 from .index import IndexCache, decode_index, encode_index
 from .manifest import ManifestReader, ManifestWriter
 from .pack import PACK_TARGET, PackBuilder, pack_object, read_trailer
@@ -170,8 +172,9 @@ class _Entry:
 class _BackupSession:
     """One backup: ordered chunk pipeline -> packs -> index files -> manifest."""
 
-    def __init__(self, store: "Store", progress, cancel, phase):
+    def __init__(self, store: "Store", progress, cancel, phase, lock=None):
         self.store = store
+        self.lock_held = lock
         self.keys = store.keys
         self.index = store.index
         self.cancel = cancel
@@ -280,7 +283,7 @@ class _BackupSession:
             self.stats["chunks_new"] += 1
             self.stats["bytes_new"] += n
             self.stats["bytes_stored"] += len(blob)
-            if self.pack.size >= PACK_TARGET:
+            if self.pack.size >= self.store.pack_target:
                 self._flush_pack()
         else:
             self.stats["chunks_dup"] += 1
@@ -357,6 +360,8 @@ class _BackupSession:
         self._stop_uploader()
         self._check_upload()
         self._write_index()
+        if self.lock_held is not None:
+            self.lock_held.check()  # a lock broken as stale: garbage collection may have run
         header["id"] = self.snap_id
         header["stats"] = {**dict(self.stats), **header.get("stats", {})}
         self.store.backend.put_chunks(f"snapshots/{self.snap_id}", self.manifest.finish(header))
@@ -458,21 +463,32 @@ class Store:
     """An open vault store. Create with :meth:`init`, open with :meth:`open`.
 
     Thread-safety: one operation at a time per ``Store`` object; several processes may write
-    the same store (each backup writes its own packs and index files).
+    the same store at once (each backup writes its own packs and index files, under a shared
+    lock; garbage collection takes the exclusive lock, see :mod:`vaults.store.lock`).
+
+    Options: ``lock_ttl`` (seconds a lock lives without a refresh, default 300), ``lock_wait``
+    (seconds a backup/restore/verify waits for a garbage collection to finish, default 3600),
+    ``owner`` (who the lock objects name, e.g. ``"job 42"``).
     """
 
     def __init__(self, backend: Backend, config: dict, secret: bytes, *, cache_dir=None, workers=2,
-                 zstd_level=3):
+                 zstd_level=3, lock_ttl: float = locks.DEFAULT_TTL, lock_wait: float = 3600.0,
+                 owner: Optional[str] = None):
         compiled_fastcdc()  # refuse to run without the compiled chunker
         self.backend = backend
         self.config = config
         self.id = config["id"]
         self.keys = crypto.Keys(secret)
+        self._secret = secret  # kept to create replicas (Store.init_replica)
         ch = config["chunker"]
         self.cdc = CDC(self.keys.chunker_seed, ch["min"], ch["avg"], ch["max"])
         self.block_size = config.get("block_size", BLOCK_SIZE)
         self.workers = max(1, int(workers))
         self.zstd_level = zstd_level
+        self.pack_target = PACK_TARGET
+        self.lock_ttl = float(lock_ttl)
+        self.lock_wait = float(lock_wait)
+        self.owner = owner
         #: files changed this close to a backup's start are re-read by the next backup
         self.racy_ns = RACY_NS
         self.cache_dir = cache_dir or _default_cache_dir(self.id)
@@ -487,7 +503,7 @@ class Store:
     @classmethod
     def init(cls, backend: Backend, platform_key: bytes, *, cache_dir: Optional[str] = None,
              workers: int = 2, chunk_min: int = 256 << 10, chunk_avg: int = 1 << 20,
-             chunk_max: int = 4 << 20, block_size: int = BLOCK_SIZE) -> "Store":
+             chunk_max: int = 4 << 20, block_size: int = BLOCK_SIZE, **options) -> "Store":
         """Create a new store in an empty backend and return it open.
 
         ``platform_key`` (32 bytes) wraps the store's random secret; keep it (the Django side
@@ -502,11 +518,28 @@ class Store:
                "id_hash": "blake3-keyed"}
         cfg["wrapped"] = crypto.wrap_key(platform_key, secret, _config_aad(cfg)).hex()
         backend.put(CONFIG, json.dumps(cfg, sort_keys=True, indent=1).encode())
-        return cls(backend, cfg, secret, cache_dir=cache_dir, workers=workers)
+        return cls(backend, cfg, secret, cache_dir=cache_dir, workers=workers, **options)
+
+    @classmethod
+    def init_replica(cls, backend: Backend, source: "Store", platform_key: bytes, *,
+                     cache_dir: Optional[str] = None, workers: int = 2, **options) -> "Store":
+        """Create an empty replica of ``source`` in ``backend`` (e.g. the paired region's bucket).
+
+        The replica shares the source's secret (so objects copy byte for byte and it restores
+        with the same keys) but has its own store id (its own cache) and is wrapped by
+        ``platform_key``, which may differ from the source's. Fill it with :meth:`replicate`."""
+        compiled_fastcdc()
+        if backend.exists(CONFIG):
+            raise StoreError(f"a store already exists at {backend.location}")
+        cfg = {k: v for k, v in source.config.items() if k not in ("id", "created", "wrapped", "replica_of")}
+        cfg.update(id=uuid.uuid4().hex, created=_now_iso(), replica_of=source.id)
+        cfg["wrapped"] = crypto.wrap_key(platform_key, source._secret, _config_aad(cfg)).hex()
+        backend.put(CONFIG, json.dumps(cfg, sort_keys=True, indent=1).encode())
+        return cls(backend, cfg, source._secret, cache_dir=cache_dir, workers=workers, **options)
 
     @classmethod
     def open(cls, backend: Backend, platform_key: bytes, *, cache_dir: Optional[str] = None,
-             workers: int = 2) -> "Store":
+             workers: int = 2, **options) -> "Store":
         """Open an existing store. Raises :class:`NotFound`, or ``KeyError_`` for a wrong key
         or a tampered config."""
         try:
@@ -522,7 +555,7 @@ class Store:
         except (KeyError, ValueError, TypeError):
             raise IntegrityError("store config is damaged") from None
         secret = crypto.unwrap_key(platform_key, wrapped, _config_aad(cfg))
-        return cls(backend, cfg, secret, cache_dir=cache_dir, workers=workers)
+        return cls(backend, cfg, secret, cache_dir=cache_dir, workers=workers, **options)
 
     def rewrap(self, old_platform_key: bytes, new_platform_key: bytes) -> None:
         """Re-wrap the store secret under a new platform key (key rotation)."""
@@ -535,6 +568,32 @@ class Store:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         self.index.close()
+        self.backend.close()
+
+    # -- locks and immutability ---------------------------------------------------------
+    def lock(self, kind: str = locks.SHARED, *, owner: Optional[str] = None,
+             wait: Optional[float] = None) -> "locks.Lock":
+        """Take a store lock (``"shared"`` or ``"exclusive"``), waiting up to ``wait`` seconds
+        (default ``lock_wait``). Use as a context manager; raises :class:`LockError`."""
+        return locks.acquire(self.backend, self.keys, kind, owner=owner or self.owner, ttl=self.lock_ttl,
+                             wait=self.lock_wait if wait is None else wait)
+
+    def locks(self) -> list:
+        """The lock objects currently in the store (:class:`vaults.store.lock.LockInfo`)."""
+        return locks.read_locks(self.backend, self.keys)
+
+    def supports_immutability(self) -> bool:
+        """Whether the backend can refuse deletes before a retain-until date (an S3 bucket needs
+        Object Lock)."""
+        return self.backend.supports_retention()
+
+    def require_immutability(self) -> None:
+        """Raise :class:`ImmutabilityUnsupported` with a message a user can act on when this
+        store cannot hold immutable recovery points. Call it when immutability is enabled."""
+        if not self.backend.supports_retention():
+            msg = getattr(self.backend, "unsupported_message", None)
+            raise ImmutabilityUnsupported(msg() if msg else
+                                          f"the store at {self.backend.location} cannot enforce retention")
 
     def __enter__(self):
         return self
@@ -542,16 +601,46 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
+    # -- garbage collection and replication ------------------------------------------------
+    def gc(self, *, safety_window: Optional[dt.timedelta] = None, repack_threshold: Optional[float] = None,
+           dry_run: bool = False, wait: Optional[float] = None, owner: Optional[str] = None, progress=None,
+           cancel=None):
+        """Collect garbage under the exclusive lock (see :mod:`vaults.store.gc`): delete packs no
+        recovery point needs, repack mostly-dead ones, remove crashed backups' leftovers; never
+        touch retained objects or anything newer than ``safety_window`` (default 1 hour).
+        Returns a :class:`~vaults.store.gc.GCReport` (``bytes_freed``, ``summary()``).
+        Raises :class:`LockError` if the store stays busy for ``wait`` seconds."""
+        from .gc import DEFAULT_REPACK_THRESHOLD, DEFAULT_SAFETY_WINDOW, collect
+        return collect(self, safety_window=DEFAULT_SAFETY_WINDOW if safety_window is None else safety_window,
+                       repack_threshold=DEFAULT_REPACK_THRESHOLD if repack_threshold is None else repack_threshold,
+                       dry_run=dry_run, wait=wait, owner=owner, progress=progress, cancel=cancel)
+
+    def replicate(self, snap_id: str, target: "Store", *, verify: bool = True, progress=None, cancel=None):
+        """Copy recovery point ``snap_id`` into the replica store ``target`` (made with
+        :meth:`init_replica`): resumable, idempotent, every copied object read back and checked,
+        retention carried over, and (``verify``) the replica's copy verified in full.
+        Returns a :class:`~vaults.store.replicate.ReplicationReport`."""
+        from .replicate import replicate
+        return replicate(self, snap_id, target, verify=verify, progress=progress, cancel=cancel)
+
     # -- index -----------------------------------------------------------------------
-    def sync_index(self) -> None:
-        """Load index files written since the last sync (by this or another writer)."""
-        present = set(n.split("/", 1)[1] for n in self.backend.list("index/"))
+    def sync_index(self, errors: Optional[list] = None) -> None:
+        """Load index files written since the last sync (by this or another writer) and forget
+        those garbage collection removed. Damaged index files are skipped with a warning (and
+        named in ``errors`` when given)."""
+        # what is loaded is read before listing: an index file another process writes and
+        # marks meanwhile is then either listed or not yet loaded, never forgotten by mistake
         loaded = self.index.loaded_index_files()
+        present = set(n.split("/", 1)[1] for n in self.backend.list("index/"))
         for name in sorted(present - loaded):
             try:
                 packs = self._read_index_file(name)
-            except (IntegrityError, NotFound) as e:
+            except NotFound:
+                continue  # removed meanwhile
+            except IntegrityError as e:
                 warnings.warn(f"skipping damaged index file {name}: {e}")
+                if errors is not None:
+                    errors.append(f"index file {name}: {e}")
                 continue
             self.index.load_index_file(name, packs)
         for name in loaded - present:
@@ -616,8 +705,16 @@ class Store:
 
     def set_snapshot_retention(self, snap_id: str, until: dt.datetime, mode: str = GOVERNANCE) -> int:
         """Retain a recovery point until ``until``: its manifest, every pack it needs and the
-        index files describing them (extending, never shortening, what is there).
-        Returns the number of objects whose retention was set or extended."""
+        index files describing them (extending, never shortening, what is there; packs shared
+        with other recovery points keep the latest date). Returns the number of objects whose
+        retention was set or extended. Raises :class:`ImmutabilityUnsupported` on a backend
+        that cannot enforce retention."""
+        self.require_immutability()
+        with self._op, self.lock(owner=self.owner or "retention"):
+            self.sync_index()
+            return self._set_snapshot_retention(snap_id, until, mode)
+
+    def _set_snapshot_retention(self, snap_id, until, mode) -> int:
         names = {f"snapshots/{snap_id}"}
         for cid in self._chunk_ids(snap_id):
             loc = self.index.locate(cid)
@@ -654,9 +751,11 @@ class Store:
                 "hostname": socket.gethostname()}
 
     def _run_backup(self, phase, progress, cancel, body, retain_until, retention_mode):
-        with self._op:
-            self.sync_index()
-            sess = _BackupSession(self, progress, cancel, phase)
+        if retain_until is not None:
+            self.require_immutability()
+        with self._op, self.lock(owner=self.owner or phase) as lk:
+            self.sync_index()  # after taking the lock: no garbage collection runs until we finish
+            sess = _BackupSession(self, progress, cancel, phase, lock=lk)
             try:
                 header = body(sess)
                 snap_id = sess.commit(header)
@@ -665,8 +764,8 @@ class Store:
                 raise
             finally:
                 sess.close()
-        if retain_until is not None:
-            self.set_snapshot_retention(snap_id, retain_until, retention_mode)
+            if retain_until is not None:
+                self._set_snapshot_retention(snap_id, retain_until, retention_mode)
         return self.get_snapshot(snap_id)
 
     def backup_tree(self, path: str, *, source_id: Optional[str] = None, tags: Iterable[str] = (),
@@ -875,7 +974,7 @@ class Store:
         Never writes outside ``target`` and never follows a symbolic link. Sets sizes, modes
         and mtimes. Raises :class:`DamageError` naming every item that could not be restored
         exactly (damaged files are removed, everything else is restored)."""
-        with self._op:
+        with self._op, self.lock(owner=self.owner or "restore"):
             self.sync_index()
             try:
                 return self._restore(snap_id, target, paths, progress, cancel)
@@ -895,7 +994,7 @@ class Store:
 
     def restore_stream(self, snap_id: str, out, *, progress=None, cancel=None) -> dict:
         """Write a stream (or volume, holes as zeros) recovery point to the binary file ``out``."""
-        with self._op:
+        with self._op, self.lock(owner=self.owner or "restore"):
             self.sync_index()
             try:
                 return self._restore_stream(self.get_snapshot(snap_id), out, progress, cancel)
@@ -1152,9 +1251,8 @@ class Store:
         """Re-read and authenticate every chunk the recovery point (or every one, when
         ``snap_id`` is None) needs, check every pack it touches against its hash and the
         index files describing them. Reports damaged items by name; never raises for damage."""
-        with self._op:
+        with self._op, self.lock(owner=self.owner or "verify"):
             self.sync_index()
-            errors = []
             if snap_id is None:
                 ids = [n.split("/", 1)[1] for n in self.backend.list("snapshots/")]
             else:
