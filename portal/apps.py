@@ -12,3 +12,4 @@ class PortalConfig(AppConfig):
 
         post_migrate.connect(regions.seed_regions, sender=self)
         __import__("portal.inventory").inventory.register_resource_types()
+        __import__("portal.mua").mua.register()

@@ -732,9 +732,13 @@ def _request_details(request: AccessRequest) -> dict:
     return details
 
 
-def _hours(duration: dt.timedelta) -> str:
+def duration_label(duration: dt.timedelta) -> str:
+    """"1 hour", "8 hours"."""
     hours = duration.total_seconds() / 3600
     return f"{hours:g} hour{'s' if hours != 1 else ''}"
+
+
+_hours = duration_label
 
 
 def request_access(

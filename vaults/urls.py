@@ -1,6 +1,7 @@
 from django.urls import path
 
 from vaults import views
+from vaults.views_mua import vault_mua
 from vaults.wizards import VaultCreateWizard
 
 app_name = "vaults"
@@ -18,6 +19,7 @@ urlpatterns = [
     path("<int:pk>/properties/cross-subscription-restore/", views.vault_cross_subscription_restore,
          name="vault_cross_subscription_restore"),
     path("<int:pk>/properties/storage-redundancy/", views.vault_storage_redundancy, name="vault_storage_redundancy"),
+    path("<int:pk>/properties/mua/", vault_mua, name="vault_mua"),
     path("<int:pk>/identity/", views.vault_identity, name="vault_identity"),
     path("<int:pk>/delete/", views.vault_delete, name="vault_delete"),
 ]

@@ -4,7 +4,9 @@ from django.core.management.base import BaseCommand
 
 from portal.inventory.lab import seed_inventory
 from portal.lab import seed_tenancy
+from portal.mua_lab import seed_mua
 from vaults.lab import seed_vaults
+from vaults.mua import seed_mua_vault
 
 
 class Command(BaseCommand):
@@ -16,5 +18,7 @@ class Command(BaseCommand):
         # Later parts (inventory, vaults, protection, guards) are added here, in order, each
         # through its own app's services with `lab` as the shared context.
         seed_vaults(lab, stdout=self.stdout)
+        seed_mua(lab, stdout=self.stdout)
+        seed_mua_vault(lab, stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("The demo lab is ready."))
         return None

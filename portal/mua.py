@@ -1,0 +1,42 @@
+"""The portal's part of multi-user authorization: Resource Guards in the resource registry (IAM,
+search, breadcrumbs find them), and notifications for access requests in the top bar's panel.
+
+`PortalConfig.ready()` calls `register()`. The guards, links and requests themselves live in
+`security.mua`; the pages in `portal.views_mua`.
+"""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+PAGES = {"my-requests": "mua:my_requests", "approvals": "mua:approvals"}
+
+
+def notify(principal, *, title: str, message: str, resource_id: str, page: str) -> None:
+    """Deliver a notification about an access request to ``principal`` (finished at once)."""
+    from portal import services
+
+    link = reverse(PAGES.get(page, "mua:my_requests"))
+    operation = services.start_operation(principal, title, resource_id=resource_id, link=link)
+    services.finish_operation(operation, succeeded=True, message=message)
+
+
+def register() -> None:
+    from portal import resources
+    from security import mua
+    from security.models import ResourceGuard
+
+    resources.register(
+        resources.ResourceType(
+            ResourceGuard.RESOURCE_TYPE,
+            "Resource Guard",
+            ResourceGuard,
+            "mua:guard_detail",
+            mua.GUARD_READ,
+            icon="resource-guard",
+            # Its resource group is a resource id, not a ResourceGroup row: it is not listed among a
+            # group's contents (the registry filters those by a foreign key).
+            in_resource_group=False,
+        )
+    )
+    mua.register_notifier(notify)
