@@ -151,3 +151,65 @@ def test_blocked_request_approve_use_expire(page, live_server, mua_lab):
     # The periodic task closes and logs it.
     assert mua.close_expired_grants() == 1
     assert AccessRequest.objects.get().state == AccessRequest.State.EXPIRED
+
+
+def test_security_admin_creates_a_guard_and_edits_its_operations(page, live_server, seeded_lab):
+    """GIVEN the security admin WHEN they create a guard through every tab (Restore ticked, no approvers)
+    THEN the guard page warns about automatic approval; WHEN they disable one optional operation THEN it
+    is saved, and the mandatory ones offer no Disable at all."""
+    from security import mua
+    from security.models import ResourceGuard
+
+    sign_in(page, live_server, "trainer")
+    play(page, "Security admin")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Resource Guards").click()
+    page.locator("#create-guard").click()
+    expect(page.get_by_role("heading", name="Create Resource Guard")).to_be_visible()
+    page.get_by_label("Resource group").select_option(label="rg-security (Security)")
+    page.get_by_label("Name").fill("rg-guard-browser")
+    page.get_by_label("Description").fill("Ask Sam in #security.")
+    shot(page, "10-wizard-basics")
+    page.get_by_role("button", name=re.compile(r"^Next: Protected operations")).click()
+    expect(page.locator("#wizard-operations")).to_contain_text("Mandatory")
+    expect(page.get_by_label("Disable soft delete")).to_be_disabled()
+    expect(page.get_by_label("Disable soft delete")).to_be_checked()
+    expect(page.get_by_label("Delete backup instance")).to_be_checked()
+    expect(page.get_by_label("Restore", exact=True)).not_to_be_checked()
+    page.get_by_label("Restore", exact=True).check()
+    shot(page, "11-wizard-operations")
+    page.get_by_role("button", name=re.compile(r"^Next: Approvers")).click()
+    expect(page.get_by_label("Sam Security (security-admin)")).to_be_checked()  # the creator, by default
+    page.get_by_label("Sam Security (security-admin)").uncheck()
+    page.get_by_role("button", name="Review + create").first.click()
+    expect(page.locator("#wizard-validation")).to_contain_text("Validation passed")
+    expect(page.locator(".review-section", has_text="Protected operations")).to_contain_text("Restore")
+    expect(page.locator(".review-section", has_text="Approvers")).to_contain_text("approved automatically")
+    shot(page, "12-wizard-review")
+    page.locator("#wizard-submit").click()
+
+    expect(page.locator(".message-success")).to_contain_text("Resource Guard 'rg-guard-browser' was created.")
+    expect(page.locator("#auto-approval-warning")).to_contain_text("approved automatically")
+    guard = ResourceGuard.objects.get(name="rg-guard-browser")
+    assert mua.RESTORE not in guard.vault_critical_operation_exclusions
+    assert guard.approvers.count() == 0
+    shot(page, "13-guard-overview")
+
+    page.get_by_role("navigation", name="Resource menu").get_by_role("link", name="Properties").click()
+    row = page.locator("#operations-form tr", has_text="Delete backup instance")
+    row.get_by_label("Disable").check()
+    mandatory = page.locator("#operations-form tr", has_text="Remove MUA protection")
+    expect(mandatory).to_contain_text("Mandatory")
+    expect(mandatory.get_by_label("Disable")).to_have_count(0)
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".message-success")).to_contain_text("Protected operations of 'rg-guard-browser' were saved.")
+    expect(page.locator("#operations-form tr", has_text="Delete backup instance")).to_contain_text("Not protected")
+    shot(page, "14-guard-operations")
+    guard.refresh_from_db()
+    assert mua.DELETE_INSTANCE in guard.vault_critical_operation_exclusions
+
+    page.get_by_role("navigation", name="Resource menu").get_by_role("link", name="Approvers").click()
+    page.get_by_label("Sam Security (security-admin)").check()
+    page.get_by_role("button", name="Save approvers").click()
+    expect(page.locator(".message-success")).to_contain_text("Approvers of 'rg-guard-browser' were saved.")
+    expect(page.locator("#auto-approval-warning")).to_have_count(0)
+    shot(page, "15-guard-approvers")
