@@ -82,12 +82,10 @@ def _store_factory(backends, tmp_path):
     opened = []
 
     def make(name="store", workers=2, small=False, **options):
-        kw = dict(chunk_min=16 << 10, chunk_avg=64 << 10, chunk_max=256 << 10) if small else {}
+        kw = dict(chunk_min=16 << 10, chunk_avg=64 << 10, chunk_max=256 << 10, pack_size=512 << 10) if small else {}
         options.setdefault("lock_wait", 30)
         s = Store.init(backends.make(name), KEY, cache_dir=str(tmp_path / f"{name}-cache"), workers=workers,
                        **kw, **options)
-        if small:
-            s.pack_target = 512 << 10
         opened.append(s)
         return s
 

@@ -442,6 +442,9 @@ class S3Backend(Backend):
                 try:
                     parts = self._call(self.client.list_parts, Bucket=self.bucket, Key=u["Key"],
                                        UploadId=u["UploadId"]).get("Parts", [])
+                    # an upload that received a part recently is still in progress
+                    if any(p["LastModified"].astimezone(dt.timezone.utc) >= cutoff for p in parts):
+                        continue
                     nbytes += sum(int(p["Size"]) for p in parts)
                     self._call(self.client.abort_multipart_upload, Bucket=self.bucket, Key=u["Key"],
                                UploadId=u["UploadId"])

@@ -485,7 +485,7 @@ class Store:
         self.block_size = config.get("block_size", BLOCK_SIZE)
         self.workers = max(1, int(workers))
         self.zstd_level = zstd_level
-        self.pack_target = PACK_TARGET
+        self.pack_target = int(config.get("pack_size", PACK_TARGET))
         self.lock_ttl = float(lock_ttl)
         self.lock_wait = float(lock_wait)
         self.owner = owner
@@ -503,7 +503,8 @@ class Store:
     @classmethod
     def init(cls, backend: Backend, platform_key: bytes, *, cache_dir: Optional[str] = None,
              workers: int = 2, chunk_min: int = 256 << 10, chunk_avg: int = 1 << 20,
-             chunk_max: int = 4 << 20, block_size: int = BLOCK_SIZE, **options) -> "Store":
+             chunk_max: int = 4 << 20, block_size: int = BLOCK_SIZE, pack_size: int = PACK_TARGET,
+             **options) -> "Store":
         """Create a new store in an empty backend and return it open.
 
         ``platform_key`` (32 bytes) wraps the store's random secret; keep it (the Django side
@@ -514,7 +515,7 @@ class Store:
         secret = os.urandom(32)
         cfg = {"v": FORMAT_VERSION, "id": uuid.uuid4().hex, "created": _now_iso(),
                "chunker": {"min": chunk_min, "avg": chunk_avg, "max": chunk_max},
-               "block_size": block_size, "compression": "zstd", "cipher": "aes-256-gcm",
+               "block_size": block_size, "pack_size": pack_size, "compression": "zstd", "cipher": "aes-256-gcm",
                "id_hash": "blake3-keyed"}
         cfg["wrapped"] = crypto.wrap_key(platform_key, secret, _config_aad(cfg)).hex()
         backend.put(CONFIG, json.dumps(cfg, sort_keys=True, indent=1).encode())
