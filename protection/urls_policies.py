@@ -1,3 +1,15 @@
-"""Protection urls: policies (filled by its area)."""
+"""Protection urls: backup policies (Protection policies, the vault's blade, a policy, the wizard)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from protection.views import policies as views
+from protection.wizards_policies import PolicyCreateWizard
+
+urlpatterns = [
+    path("policies/", views.policy_list, name="policy_list"),
+    path("policies/create/", PolicyCreateWizard.as_view(), name="policy_create"),
+    path("policies/<int:pk>/", views.policy_detail, name="policy_detail"),
+    path("policies/<int:pk>/edit/", views.policy_edit, name="policy_edit"),
+    path("policies/<int:pk>/delete/", views.policy_delete, name="policy_delete"),
+    path("vaults/<int:pk>/policies/", views.vault_policies, name="vault_policies"),
+]

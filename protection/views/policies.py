@@ -1,0 +1,166 @@
+"""Backup policy pages: Protection policies, the vault's Backup policies blade, a policy (summary,
+JSON view, instances using it), Edit (schedule + retention) and Delete. Thin: reads start from
+`services.policies.policies_for` (what the principal may not read is 404); writes call the services."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from portal.shortcuts import can, form_errors_from, get_visible_or_404
+from protection import datasource_types
+from protection.forms_policies import PolicyScheduleForm, writable_vaults
+from protection.services import policies as svc
+from security.guards import GuardDenied, evaluate
+
+PAGE_SIZE = 25
+
+
+def _policy_or_404(request, pk):
+    return get_visible_or_404(request.principal, svc.policies_for(request.principal), svc.POLICY_READ, pk=pk)
+
+
+def _require(request, operation, target):
+    """Someone who may read but not change meets the explained denial before seeing an edit form."""
+    decision = evaluate(request.principal, operation, target)
+    if not decision.allowed and decision.guard == "RBAC":
+        raise GuardDenied(decision)
+
+
+def _filtered(request, policies):
+    filters = {k: request.GET.get(k, "") for k in ("type", "vault", "q")}
+    kind = datasource_types.by_short(filters["type"])
+    if kind:
+        policies = policies.filter(datasource_type=kind.api_name)
+    if filters["vault"].isdigit():
+        policies = policies.filter(vault_id=filters["vault"])
+    if filters["q"]:
+        policies = policies.filter(name__icontains=filters["q"].strip())
+    return policies.annotate(instance_count=Count("backup_instances")).order_by("vault__name", "name"), filters
+
+
+def _table_context(request, policies, filters):
+    page = Paginator(policies, PAGE_SIZE).get_page(request.GET.get("page"))
+    for policy in page.object_list:
+        policy.summary_lines = policy.parsed.summary()
+    query = request.GET.copy()
+    query.pop("page", None)
+    return {"page": page, "filters": filters, "page_query": query.urlencode(),
+            "types": datasource_types.TYPES.values(), "any_filter": any(filters.values())}
+
+
+@login_required
+def policy_list(request):
+    """Protection policies: every backup policy the user may read, across vaults."""
+    from vaults.services import vaults_for
+
+    policies, filters = _filtered(request, svc.policies_for(request.principal))
+    context = _table_context(request, policies, filters)
+    context.update(vaults=vaults_for(request.principal), can_create=writable_vaults(request.principal).exists(),
+                   create_url=reverse("protection:policy_create"))
+    template = "protection/policies/list.html#policy-table" if request.htmx and not request.htmx.boosted else "protection/policies/list.html"
+    return render(request, template, context)
+
+
+def vault_context(request, vault, blade, **extra):
+    """What the vault's page frame needs (its blades come from `vaults.panels`)."""
+    from vaults import panels
+    from vaults.services import VAULT_DELETE, VAULT_WRITE, security_level
+
+    principal = request.principal
+    return {"vault": vault, "resource": vault, "blade": blade, "extra_blades": panels.blades(vault),
+            "can_write": can(principal, VAULT_WRITE, vault.resource_id),
+            "can_delete": can(principal, VAULT_DELETE, vault.resource_id),
+            "assessment": security_level(vault), **extra}
+
+
+def vault_or_404(request, pk):
+    from vaults.services import VAULT_READ, vaults_for
+
+    return get_visible_or_404(request.principal, vaults_for(request.principal), VAULT_READ, pk=pk)
+
+
+@login_required
+def vault_policies(request, pk):
+    """The vault's "Backup policies" blade (+ Add)."""
+    vault = vault_or_404(request, pk)
+    policies, filters = _filtered(request, svc.policies_for(request.principal).filter(vault=vault))
+    context = vault_context(request, vault, "policies", **_table_context(request, policies, filters))
+    context["can_create"] = can(request.principal, svc.POLICY_WRITE, f"{vault.resource_id}/backupPolicies/x")
+    context["create_url"] = f"{reverse('protection:policy_create')}?vault={vault.pk}"
+    template = ("protection/policies/vault_policies.html#policy-table" if request.htmx and not request.htmx.boosted
+                else "protection/policies/vault_policies.html")
+    return render(request, template, context)
+
+
+@login_required
+def policy_detail(request, pk):
+    policy = _policy_or_404(request, pk)
+    principal = request.principal
+    from protection.services.instances import instances_for
+
+    using = list(svc.instances_using(policy).select_related("vault"))
+    readable = set(instances_for(principal).filter(policy=policy).values_list("pk", flat=True))
+    rules = policy.parsed
+    context = {
+        "policy": policy, "resource": policy, "blade": "overview", "summary": rules.summary(),
+        "retention_rules": rules.retention_rules, "json": json.dumps(policy.as_api(), indent=2),
+        "instances": [{"instance": i, "readable": i.pk in readable} for i in using],
+        "can_edit": can(principal, svc.POLICY_WRITE, policy.resource_id),
+        "can_delete": can(principal, svc.POLICY_DELETE, policy.resource_id),
+        "type_rules": svc.TYPE_RULES[policy.datasource_type],
+    }
+    if svc.TYPE_RULES[policy.datasource_type].max_recovery_points:
+        context["worst_case"] = svc.max_recovery_points(policy.policy_rules)
+    return render(request, "protection/policies/detail.html", context)
+
+
+@login_required
+def policy_edit(request, pk):
+    """Edit schedule and retention; applies to every instance using the policy."""
+    policy = _policy_or_404(request, pk)
+    _require(request, svc.POLICY_WRITE, policy)
+    form = PolicyScheduleForm(request.POST if request.method == "POST" else None,
+                              datasource_type=policy.datasource_type, spec=svc.spec_of(policy))
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                svc.update_policy(request.principal, policy, spec=form.spec())
+            except ValidationError as exc:
+                form_errors_from(form, exc)
+            else:
+                count = svc.instances_using(policy).count()
+                messages.success(request, f"Backup policy '{policy.name}' was updated. It applies to "
+                                          f"{count} backup instance{'s' if count != 1 else ''}.")
+                return redirect("protection:policy_detail", pk=policy.pk)
+        status = 400
+    using = list(svc.instances_using(policy).values_list("name", flat=True))
+    return render(request, "protection/policies/edit.html",
+                  {"policy": policy, "resource": policy, "form": form, "using": using, "blade": "overview"}, status=status)
+
+
+@login_required
+def policy_delete(request, pk):
+    policy = _policy_or_404(request, pk)
+    _require(request, svc.POLICY_DELETE, policy)
+    error, status = "", 200
+    using = list(svc.instances_using(policy).values_list("name", flat=True))
+    if request.method == "POST":
+        name, vault_pk = policy.name, policy.vault_id
+        try:
+            svc.delete_policy(request.principal, policy)
+        except ValidationError as exc:
+            error, status = " ".join(exc.messages), 409
+        else:
+            messages.success(request, f"Backup policy '{name}' was deleted.")
+            return redirect("protection:vault_policies", pk=vault_pk)
+    return render(request, "protection/policies/delete.html",
+                  {"policy": policy, "resource": policy, "using": using, "error": error, "blade": "overview"}, status=status)

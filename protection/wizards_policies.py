@@ -1,0 +1,89 @@
+"""The Create backup policy wizard (reference §5.3): Basics → Schedule + retention → Review + create.
+
+Reached from the vault's "Backup policies" blade (vault preset), from "Protection policies", and as
+"Create new" inside Configure protection (vault and datasource type preset; after Create the user
+returns to Configure protection with the new policy chosen).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from portal.wizards import TabbedWizardView
+from protection import datasource_types
+from protection.forms_policies import PolicyBasicsForm, PolicyReviewForm, PolicyScheduleForm
+from protection.services import policies as svc
+
+
+class PolicyCreateWizard(LoginRequiredMixin, TabbedWizardView):
+    form_list = [("basics", PolicyBasicsForm), ("schedule", PolicyScheduleForm), ("review", PolicyReviewForm)]
+    step_titles = {"basics": "Basics", "schedule": "Schedule + retention"}
+    step_templates = {"basics": "protection/policies/wizard/_basics.html",
+                      "schedule": "protection/policies/wizard/_schedule.html"}
+    title = "Create Backup Policy"
+    subtitle = "Backup policy"
+    submit_label = "Create"
+
+    def get_prefix(self, request, *args, **kwargs):
+        return "policy_create"
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)  # resets the wizard
+        preset = {}
+        if (vault := request.GET.get("vault", "")).isdigit():
+            preset["vault"] = vault
+        kind = datasource_types.by_short(request.GET.get("type", ""))
+        if kind:
+            preset["datasource_type"] = kind.api_name
+        if request.GET.get("return") == "configure":
+            preset["return"] = "configure"
+        if preset:
+            extra = dict(self.storage.extra_data)
+            extra["preset"] = preset
+            self.storage.extra_data = extra
+            return self.render(self.get_form())
+        return response
+
+    def get_form_initial(self, step):
+        preset = self.storage.extra_data.get("preset", {})
+        if step == "basics":
+            return {k: v for k, v in preset.items() if k in ("vault", "datasource_type")}
+        return {}
+
+    def get_breadcrumbs(self):
+        return [("Protection policies", reverse("protection:policy_list"))]
+
+    def get_form_kwargs(self, step=None):
+        if step == "basics":
+            return {"principal": self.request.principal}
+        if step == "schedule":
+            basics = self.get_cleaned_data_for_step("basics") or {}
+            kind = (basics.get("datasource_type") or self._posted_type()
+                    or self.get_form_initial("basics").get("datasource_type") or datasource_types.ADLS)
+            return {"datasource_type": kind}
+        return {}
+
+    def _posted_type(self):
+        data = self.storage.get_step_data("basics")
+        if data is not None:
+            return data.get("basics-datasource_type")
+        return None
+
+    def get_context_data(self, form, **kwargs):
+        context = super().get_context_data(form=form, **kwargs)
+        context["returning_to_configure"] = self.storage.extra_data.get("preset", {}).get("return") == "configure"
+        return context
+
+    def done(self, form_list, form_dict, **kwargs):
+        basics = form_dict["basics"].cleaned_data
+        policy = svc.create_policy(
+            self.request.principal, vault=basics["vault"], name=basics["name"],
+            datasource_type=basics["datasource_type"], spec=form_dict["schedule"].spec(),
+        )
+        messages.success(self.request, f"Backup policy '{policy.name}' was created in the vault '{policy.vault.name}'.")
+        if self.storage.extra_data.get("preset", {}).get("return") == "configure":
+            return redirect(f"{reverse('protection:configure_protection')}?resume=1&policy={policy.pk}")
+        return redirect("protection:policy_detail", pk=policy.pk)
