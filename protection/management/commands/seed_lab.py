@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand
 from portal.inventory.lab import seed_inventory
 from portal.lab import seed_tenancy
 from portal.mua_lab import seed_mua
+from protection.lab import seed_protection
 from vaults.lab import seed_vaults
 from vaults.mua import seed_mua_vault
 
@@ -18,6 +19,7 @@ class Command(BaseCommand):
         # Later parts (inventory, vaults, protection, guards) are added here, in order, each
         # through its own app's services with `lab` as the shared context.
         seed_vaults(lab, stdout=self.stdout)
+        seed_protection(lab, stdout=self.stdout)
         seed_mua(lab, stdout=self.stdout)
         seed_mua_vault(lab, stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("The demo lab is ready."))
