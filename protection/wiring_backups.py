@@ -4,7 +4,8 @@ Backup and Retention jobs, and the vault overview's Jobs and Backup instances ti
 
 def register() -> None:
     from protection.services import backups, retention  # noqa: F401  (they register their job handlers)
-    from vaults.panels import register_overview_tile
+    from vaults.panels import register_blade, register_overview_tile
 
     register_overview_tile("jobs", "Jobs", "protection:vault_jobs_tile", order=10)
     register_overview_tile("instances", "Backup instances", "protection:vault_instances_tile", order=20)
+    register_blade("jobs", "Backup jobs", "protection:vault_jobs", order=30)

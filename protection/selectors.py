@@ -1,0 +1,184 @@
+"""Read queries for the jobs pages and the vault overview tiles.
+
+Each stays a fixed number of queries however many rows exist: the Jobs tile is one aggregate over
+the vault's last 24 hours (index ``job_vault_time_idx``), the Backup instances tile one aggregate over
+the vault's instances, and a jobs page one indexed slice (``start_time`` descending, a page and one
+row more to know whether there is a next page — no COUNT over a million rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+
+from protection import datasource_types
+from protection.models import BackupInstance, Job, JobOperation, JobStatus, ProtectionState
+from security import clock
+from security.rbac import visible_to
+
+JOB_READ = "Microsoft.DataProtection/backupVaults/backupJobs/read"
+INSTANCE_READ = "Microsoft.DataProtection/backupVaults/backupInstances/read"
+
+TIME_RANGES = [("24h", "Last 24 hours", dt.timedelta(hours=24)), ("7d", "Last 7 days", dt.timedelta(days=7)),
+               ("30d", "Last 30 days", dt.timedelta(days=30)), ("all", "All time", None)]
+DEFAULT_RANGE = "24h"
+JOB_PAGE_SIZE = 50
+
+# Columns of the Jobs tile, in the portal's order (Cancelling counts with In progress).
+TILE_STATUSES = [JobStatus.IN_PROGRESS, JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_WARNINGS, JobStatus.FAILED,
+                 JobStatus.CANCELLED]
+# Columns of the Backup instances tile.
+TILE_STATES = [ProtectionState.CONFIGURED, ProtectionState.CONFIGURING, ProtectionState.CONFIGURING_FAILED,
+               ProtectionState.BACKUPS_SUSPENDED, ProtectionState.STOPPED, ProtectionState.PROTECTION_ERROR,
+               ProtectionState.SOFT_DELETED]
+_STATE_COLUMN = {ProtectionState.UPDATING: ProtectionState.CONFIGURED,
+                 ProtectionState.SOFT_DELETING: ProtectionState.SOFT_DELETED}
+
+
+def jobs_for(principal):
+    """Jobs of the vaults where ``principal`` may read jobs (every jobs list starts here)."""
+    return Job.objects.filter(visible_to(principal, JOB_READ).q("vault__resource_id"))
+
+
+def time_range(key: str):
+    for k, label, delta in TIME_RANGES:
+        if k == key:
+            return k, label, delta
+    return time_range(DEFAULT_RANGE)
+
+
+@dataclass
+class JobFilters:
+    vault: str = ""
+    type: str = ""  # datasource type short name
+    operation: str = ""
+    status: str = ""
+    range: str = DEFAULT_RANGE
+    instance: str = ""
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, query) -> "JobFilters":
+        f = cls(**{k: (query.get(k) or "").strip() for k in ("vault", "type", "operation", "status", "instance", "q")})
+        f.range = time_range(query.get("range") or DEFAULT_RANGE)[0]
+        return f
+
+    @property
+    def any(self) -> bool:
+        return any((self.vault, self.type, self.operation, self.status, self.instance, self.q)) or self.range != DEFAULT_RANGE
+
+
+def filter_jobs(jobs, f: JobFilters, *, now=None):
+    now = now or clock.now()
+    _key, _label, delta = time_range(f.range)
+    if delta is not None:
+        jobs = jobs.filter(start_time__gte=now - delta)
+    if f.vault.isdigit():
+        jobs = jobs.filter(vault_id=int(f.vault))
+    kind = datasource_types.by_short(f.type)
+    if kind:
+        jobs = jobs.filter(datasource_type=kind.api_name)
+    elif f.type == "none":
+        jobs = jobs.filter(datasource_type="")
+    if f.operation in JobOperation.values:
+        jobs = jobs.filter(operation=f.operation)
+    if f.status == JobStatus.IN_PROGRESS:
+        jobs = jobs.filter(status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING])
+    elif f.status in JobStatus.values:
+        jobs = jobs.filter(status=f.status)
+    if f.instance:
+        jobs = jobs.filter(instance_id=f.instance) if _is_uuid(f.instance) else jobs.none()
+    if f.q:
+        jobs = jobs.filter(Q(instance_name__icontains=f.q) | Q(datasource_name__icontains=f.q))
+    return jobs
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False
+
+
+@dataclass
+class JobPage:
+    rows: list
+    number: int
+    has_next: bool
+    start: int
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.rows) - 1
+
+
+def job_page(jobs, page: int, size: int = JOB_PAGE_SIZE) -> JobPage:
+    page = max(1, page)
+    offset = (page - 1) * size
+    rows = list(jobs.select_related("vault").order_by("-start_time", "-id")[offset:offset + size + 1])
+    return JobPage(rows[:size], page, len(rows) > size, offset + 1)
+
+
+# --- tiles ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TileRow:
+    key: str  # datasource short name ("" for vault-level jobs such as retention)
+    label: str
+    operation: str
+    operation_label: str
+    counts: list  # [(status, count)], in column order
+    total: int
+
+
+def jobs_tile(vault, *, now=None) -> dict:
+    """Counts of the vault's jobs of the last 24 hours by datasource type × operation × status."""
+    now = now or clock.now()
+    rows = (Job.objects.filter(vault=vault, start_time__gte=now - dt.timedelta(hours=24))
+            .values_list("datasource_type", "operation", "status").annotate(n=Count("id")).order_by())
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for kind, operation, status, n in rows:
+        column = JobStatus.IN_PROGRESS if status == JobStatus.CANCELLING else status
+        bucket = counts.setdefault((kind, operation), {})
+        bucket[column] = bucket.get(column, 0) + n
+    out = []
+    for (kind, operation), by_status in counts.items():
+        ds = datasource_types.TYPES.get(kind)
+        out.append(TileRow(ds.short if ds else "none", ds.label if ds else "Vault", operation,
+                           JobOperation(operation).label if operation in JobOperation.values else operation,
+                           [(s, by_status.get(s, 0)) for s in TILE_STATUSES], sum(by_status.values())))
+    out.sort(key=lambda r: (r.label, r.operation_label))
+    totals = [(s, sum(dict(r.counts)[s] for r in out)) for s in TILE_STATUSES]
+    return {"rows": out, "statuses": [(s, JobStatus(s).label) for s in TILE_STATUSES], "totals": totals,
+            "total": sum(r.total for r in out), "since": now - dt.timedelta(hours=24)}
+
+
+def instances_tile(vault) -> dict:
+    """Counts of the vault's backup instances by datasource type × protection status."""
+    rows = (BackupInstance.objects.filter(vault=vault).values_list("datasource_type", "protection_state")
+            .annotate(n=Count("id")).order_by())
+    counts: dict[str, dict[str, int]] = {}
+    for kind, state, n in rows:
+        column = _STATE_COLUMN.get(state, state)
+        bucket = counts.setdefault(kind, {})
+        bucket[column] = bucket.get(column, 0) + n
+    shown = [s for s in TILE_STATES if s in {ProtectionState.CONFIGURED, ProtectionState.STOPPED,
+                                               ProtectionState.BACKUPS_SUSPENDED}
+             or any(s in b for b in counts.values())]
+    out = []
+    for kind, ds in datasource_types.TYPES.items():
+        by_state = counts.get(kind, {})
+        out.append({"short": ds.short, "label": ds.label, "counts": [(s, by_state.get(s, 0)) for s in shown],
+                    "total": sum(by_state.values())})
+    return {"rows": out, "states": [(s, ProtectionState(s).label) for s in shown],
+            "total": sum(r["total"] for r in out)}

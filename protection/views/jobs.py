@@ -1,0 +1,337 @@
+"""Jobs pages, the vault overview tiles, and the backup actions of a backup instance.
+
+* Backup jobs (all vaults, and a vault's blade): filters as pills and selects; an indexed page of 50.
+* A job: its details and a live progress bar (htmx polling every second; the answer for a finished
+  job is 286, which makes htmx stop); Cancel for running backups.
+* Tiles on the vault overview: Jobs (last 24 hours, datasource type × operation × status, every
+  number a link to the filtered list) and Backup instances (datasource type × protection status).
+  Each tile re-polls itself every 5 seconds.
+* On a backup instance's page: Backup now (pick a retention rule), Stop backup (Retain forever / Retain
+  as per policy), Resume backup, recovery points in a time range, and the last 7 days of jobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+
+from portal.shortcuts import can, get_visible_or_404
+from protection import datasource_types, selectors
+from protection.forms_backups import BackupNowForm, RecoveryPointRangeForm, StopBackupForm
+from protection.models import Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
+from protection.services import backups
+from security import clock
+from security.guards import GuardDenied, evaluate
+
+JOB_STATUS_CLASS = {
+    JobStatus.IN_PROGRESS: "status-running", JobStatus.CANCELLING: "status-running",
+    JobStatus.COMPLETED: "status-ok", JobStatus.COMPLETED_WITH_WARNINGS: "status-warn",
+    JobStatus.FAILED: "status-failed", JobStatus.CANCELLED: "status-info",
+}
+
+
+def _vault_or_404(request, pk):
+    from vaults.services import VAULT_READ, vaults_for
+
+    return get_visible_or_404(request.principal, vaults_for(request.principal), VAULT_READ, pk=pk)
+
+
+def _vault_context(request, vault, blade, **extra):
+    from vaults import panels
+    from vaults.services import VAULT_DELETE, VAULT_WRITE, security_level
+
+    principal = request.principal
+    return {"vault": vault, "resource": vault, "blade": blade, "extra_blades": panels.blades(vault),
+            "can_write": can(principal, VAULT_WRITE, vault.resource_id),
+            "can_delete": can(principal, VAULT_DELETE, vault.resource_id),
+            "assessment": security_level(vault), **extra}
+
+
+def _instance_or_404(request, pk):
+    from protection.services.instances import INSTANCE_READ, instances_for
+
+    return get_visible_or_404(request.principal, instances_for(request.principal).select_related("vault", "policy"),
+                              INSTANCE_READ, pk=pk)
+
+
+def _job_or_404(request, pk):
+    job = selectors.jobs_for(request.principal).select_related("vault", "instance", "recovery_point").filter(pk=pk).first()
+    if job is None:
+        raise Http404("No such job, or you do not have access to it.")
+    return job
+
+
+def decorate(job: Job, now=None) -> Job:
+    """Add what the pages show: status class, elapsed time, rate and ETA (computed here, not stored)."""
+    now = now or clock.now()
+    job.status_class = JOB_STATUS_CLASS.get(job.status, "status-info")
+    end = job.end_time or now
+    elapsed = max((end - job.start_time).total_seconds(), 0.0)
+    job.elapsed = dt.timedelta(seconds=int(elapsed))
+    job.rate = job.bytes_done / elapsed if elapsed >= 1 and job.bytes_done else None
+    job.eta = None
+    if not job.is_finished and job.rate:
+        if job.bytes_total and job.bytes_total > job.bytes_done:
+            job.eta = dt.timedelta(seconds=int((job.bytes_total - job.bytes_done) / job.rate))
+        elif job.items_total and job.items_done and job.items_total > job.items_done:
+            per_item = elapsed / job.items_done
+            job.eta = dt.timedelta(seconds=int((job.items_total - job.items_done) * per_item))
+    job.datasource_label = datasource_types.TYPES[job.datasource_type].label if job.datasource_type in datasource_types.TYPES else "—"
+    return job
+
+
+# =================================================================================================
+# Jobs lists
+# =================================================================================================
+
+
+def _list_context(request, jobs, *, vault=None):
+    from vaults.services import vaults_for
+
+    filters = selectors.JobFilters.from_query(request.GET)
+    if vault is not None:
+        filters.vault = ""
+    try:
+        number = int(request.GET.get("page", "1"))
+    except ValueError:
+        number = 1
+    page = selectors.job_page(selectors.filter_jobs(jobs, filters), number)
+    now = clock.now()
+    for job in page.rows:
+        decorate(job, now)
+    query = request.GET.copy()
+    query.pop("page", None)
+    running = any(not j.is_finished for j in page.rows)
+    return {
+        "page": page, "filters": filters, "page_query": query.urlencode(), "running": running,
+        "types": datasource_types.TYPES.values(), "operations": JobOperation.choices,
+        "statuses": [(s, JobStatus(s).label) for s in selectors.TILE_STATUSES],
+        "ranges": [(k, label) for k, label, _ in selectors.TIME_RANGES],
+        "vaults": list(vaults_for(request.principal).select_related(None).only("pk", "name")) if vault is None else None,
+        "table_url": request.path,
+    }
+
+
+@login_required
+def job_list(request):
+    """Backup jobs of every vault the principal may read jobs in."""
+    context = _list_context(request, selectors.jobs_for(request.principal))
+    template = "protection/jobs/list.html#job-table" if request.htmx and not request.htmx.boosted else "protection/jobs/list.html"
+    return render(request, template, context)
+
+
+@login_required
+def vault_jobs(request, pk):
+    """A vault's "Backup jobs" blade."""
+    vault = _vault_or_404(request, pk)
+    if not can(request.principal, selectors.JOB_READ, vault.resource_id):
+        raise Http404("No such vault, or you do not have access to its jobs.")
+    context = _vault_context(request, vault, "jobs", **_list_context(request, Job.objects.filter(vault=vault), vault=vault))
+    template = ("protection/jobs/vault_jobs.html#job-table" if request.htmx and not request.htmx.boosted
+                else "protection/jobs/vault_jobs.html")
+    return render(request, template, context)
+
+
+# =================================================================================================
+# One job
+# =================================================================================================
+
+
+def _job_context(request, job):
+    decorate(job)
+    preview = evaluate(request.principal, backups.JOB_CANCEL, job)
+    return {"job": job, "can_cancel": preview.allowed and job.status == JobStatus.IN_PROGRESS
+            and job.operation in (JobOperation.BACKUP, JobOperation.RESTORE, JobOperation.VERIFY, JobOperation.REPLICATION),
+            "cancel_refusal": "" if preview.allowed else preview.reason}
+
+
+@login_required
+def job_detail(request, pk):
+    job = _job_or_404(request, pk)
+    return render(request, "protection/jobs/detail.html", _job_context(request, job))
+
+
+@login_required
+def job_progress(request, pk):
+    """The progress fragment; 286 (stop polling) once the job has ended."""
+    job = _job_or_404(request, pk)
+    context = _job_context(request, job)
+    if job.is_finished:
+        response = HttpResponseStopPolling()
+        response.content = render(request, "protection/jobs/detail.html#job-progress", context).content
+        return response
+    return render(request, "protection/jobs/detail.html#job-progress", context)
+
+
+@login_required
+@require_POST
+def job_cancel(request, pk):
+    job = _job_or_404(request, pk)
+    try:
+        backups.cancel_job(request.principal, job)
+        messages.success(request, "Cancelling the job: it stops at its next progress report and keeps nothing it wrote.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("protection:job_detail", pk=job.pk)
+
+
+# =================================================================================================
+# Vault overview tiles
+# =================================================================================================
+
+
+@login_required
+def vault_jobs_tile(request, pk):
+    vault = _vault_or_404(request, pk)
+    if not can(request.principal, selectors.JOB_READ, vault.resource_id):
+        return HttpResponse('<h2>Jobs</h2><p class="muted">You cannot read this vault\'s jobs.</p>')
+    context = {"vault": vault, "tile": selectors.jobs_tile(vault), "list_url": reverse("protection:job_list")}
+    return render(request, "protection/tiles/jobs.html", context)
+
+
+@login_required
+def vault_instances_tile(request, pk):
+    vault = _vault_or_404(request, pk)
+    context = {"vault": vault, "tile": selectors.instances_tile(vault), "list_url": reverse("protection:instance_list")}
+    return render(request, "protection/tiles/instances.html", context)
+
+
+# =================================================================================================
+# A backup instance: actions, recovery points, jobs
+# =================================================================================================
+
+
+def _actions_context(request, instance, **extra):
+    principal = request.principal
+    state = instance.protection_state
+    preview = {name: evaluate(principal, op, instance) for name, op in (
+        ("backup", backups.BACKUP_ACTION), ("stop", backups.STOP_PROTECTION), ("suspend", backups.SUSPEND_BACKUPS),
+        ("resume", backups.RESUME_PROTECTION if state == ProtectionState.STOPPED else backups.RESUME_BACKUPS))}
+    return {
+        "instance": instance,
+        "can_backup": state == ProtectionState.CONFIGURED and preview["backup"].allowed,
+        "backup_refusal": preview["backup"].reason,
+        "can_stop": state in (ProtectionState.CONFIGURED, ProtectionState.PROTECTION_ERROR, ProtectionState.BACKUPS_SUSPENDED)
+        and (preview["stop"].allowed or preview["suspend"].allowed),
+        "stop_refusal": preview["stop"].reason if not preview["stop"].allowed else "",
+        "can_resume": state in (ProtectionState.STOPPED, ProtectionState.BACKUPS_SUSPENDED) and preview["resume"].allowed,
+        "resume_refusal": preview["resume"].reason,
+        "is_stoppable_state": state in (ProtectionState.CONFIGURED, ProtectionState.PROTECTION_ERROR, ProtectionState.BACKUPS_SUSPENDED),
+        "is_resumable_state": state in (ProtectionState.STOPPED, ProtectionState.BACKUPS_SUSPENDED),
+        **extra,
+    }
+
+
+@login_required
+def instance_actions(request, pk):
+    """The command bar fragment of an instance: Backup now, Stop backup, Resume backup."""
+    instance = _instance_or_404(request, pk)
+    return render(request, "protection/backups/_actions.html", _actions_context(request, instance))
+
+
+@login_required
+def instance_backup_now(request, pk):
+    """GET: the Backup now pane (retention rule choice). POST: start the on-demand backup."""
+    instance = _instance_or_404(request, pk)
+    if request.method == "GET":  # someone who may read but not back up meets the explained denial
+        decision = evaluate(request.principal, backups.BACKUP_ACTION, instance)
+        if not decision.allowed:
+            raise GuardDenied(decision)
+    form = BackupNowForm(instance, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = backups.backup_now(request.principal, instance, retention_rule=form.cleaned_data["retention_rule"])
+        except ValidationError as exc:
+            from portal.shortcuts import form_errors_from
+
+            form_errors_from(form, exc)
+        else:
+            if request.htmx:
+                response = render(request, "protection/backups/_backup_started.html", {"job": decorate(job), "instance": instance})
+                return trigger_client_event(response, "jobs-changed")
+            return redirect("protection:job_detail", pk=job.pk)
+    template = "protection/backups/_backup_now.html" if request.htmx else "protection/backups/backup_now.html"
+    return render(request, template, {"instance": instance, "form": form})
+
+
+@login_required
+def instance_stop_backup(request, pk):
+    """GET: the Stop backup pane. POST: stop with Retain forever or Retain as per policy."""
+    instance = _instance_or_404(request, pk)
+    if request.method == "GET":
+        decision = evaluate(request.principal, backups.SUSPEND_BACKUPS, instance)
+        if not decision.allowed and not evaluate(request.principal, backups.STOP_PROTECTION, instance).allowed:
+            raise GuardDenied(decision)
+    form = StopBackupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            backups.stop_backup(request.principal, instance, retain=form.cleaned_data["retain"],
+                                reason=form.cleaned_data["reason"], comments=form.cleaned_data["comments"])
+        except ValidationError as exc:
+            from portal.shortcuts import form_errors_from
+
+            form_errors_from(form, exc)
+        else:
+            label = "Retain forever" if form.cleaned_data["retain"] == backups.RETAIN_FOREVER else "Retain as per policy"
+            messages.success(request, f"Backup of '{instance.name}' stopped ({label}).")
+            return _back_to_instance(request, instance)
+    template = "protection/backups/_stop_backup.html" if request.htmx else "protection/backups/stop_backup.html"
+    return render(request, template, {"instance": instance, "form": form})
+
+
+@login_required
+@require_POST
+def instance_resume_backup(request, pk):
+    instance = _instance_or_404(request, pk)
+    try:
+        backups.resume_backup(request.principal, instance)
+        messages.success(request, f"Backup of '{instance.name}' resumed: the next backup is at "
+                                  f"{instance.next_backup_at:%Y-%m-%d %H:%M} UTC.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return _back_to_instance(request, instance)
+
+
+def _back_to_instance(request, instance):
+    url = reverse("protection:instance_detail", args=[instance.pk])
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+@login_required
+def instance_recovery_points(request, pk):
+    """The instance's recovery points in a time range (default: the last 30 days)."""
+    instance = _instance_or_404(request, pk)
+    if not can(request.principal, backups.RECOVERY_POINT_READ, instance.resource_id):
+        raise Http404("No such backup instance, or you cannot read its recovery points.")
+    form = RecoveryPointRangeForm(request.GET or None)
+    start, end = form.range()
+    points = list(RecoveryPoint.objects.filter(instance=instance, recovery_point_time__gte=start,
+                                               recovery_point_time__lte=end).order_by("-recovery_point_time")[:200])
+    return render(request, "protection/backups/_recovery_points.html",
+                  {"instance": instance, "points": points, "form": form, "start": start, "end": end})
+
+
+@login_required
+def instance_jobs(request, pk):
+    """The last 7 days of the instance's jobs (polls while one runs), with View all."""
+    instance = _instance_or_404(request, pk)
+    now = clock.now()
+    jobs = list(Job.objects.filter(instance=instance, start_time__gte=now - dt.timedelta(days=7))
+                .select_related("vault").order_by("-start_time")[:20])
+    for job in jobs:
+        decorate(job, now)
+    context = {"instance": instance, "jobs": jobs, "running": any(not j.is_finished for j in jobs),
+               "view_all": f"{reverse('protection:job_list')}?instance={instance.pk}&range=30d"}
+    return render(request, "protection/backups/_instance_jobs.html", context)
