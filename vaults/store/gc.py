@@ -67,6 +67,7 @@ class GCReport:
     leftover_packs_removed: int = 0
     incomplete_uploads_removed: int = 0
     locks_broken: list = dataclasses.field(default_factory=list)
+    lock_waited: float = 0.0  # seconds spent waiting for running backups/restores to finish
     kept_retained: int = 0  # packs with dead data kept because they (or their index file) are retained
     kept_recent: int = 0  # packs with dead data kept because they are inside the safety window
     bytes_before: int = 0  # packs + index files
@@ -104,9 +105,11 @@ def collect(store, *, safety_window: dt.timedelta = DEFAULT_SAFETY_WINDOW,
     t0 = time.monotonic()
     rep = GCReport(dry_run=dry_run)
     with store._op:
+        tw = time.monotonic()
         lk = locks.acquire(store.backend, store.keys, locks.EXCLUSIVE,
                            owner=owner or store.owner or "garbage collection", ttl=store.lock_ttl,
                            wait=store.lock_wait if wait is None else wait)
+        rep.lock_waited = time.monotonic() - tw
         try:
             rep.locks_broken = [b.describe() for b in lk.broken]
             run = _Run(store, lk, rep, safety_window, repack_threshold, dry_run,
@@ -378,6 +381,7 @@ class _Run:
             rep.bytes_written += len(sealed)
 
         # old index files go before their packs: an entry never outlives its pack
+        self.lk.check(strict=True)
         for idx in sorted(affected):
             self.checkpoint()
             size = plan["idx_objects"][idx].size if idx in plan["idx_objects"] else 0

@@ -211,18 +211,20 @@ class Lock:
         self._thread = threading.Thread(target=self._loop, name="strongroom-lock", daemon=True)
         self._thread.start()
 
-    def check(self) -> None:
-        """Raise :class:`LockError` unless the lock is still ours (refreshing it if it is old)."""
-        if not self.lost and time.monotonic() - self._last_ok > self.ttl / 2:
+    def check(self, strict: bool = False) -> None:
+        """Raise :class:`LockError` unless the lock is still ours. ``strict`` confirms it in the
+        store right now (one request; before committing a recovery point or deleting);
+        otherwise it is refreshed only when half its TTL has passed."""
+        if not self.lost and (strict or time.monotonic() - self._last_ok > self.ttl / 2):
             try:
                 self.refresh()
             except Exception as e:
-                if time.monotonic() - self._last_ok > self.ttl:
-                    self.lost = f"{self.kind} lock {self.name} could not be refreshed: {e}"
+                if strict or time.monotonic() - self._last_ok > self.ttl:
+                    self.lost = f"{self.kind} lock {self.name} could not be confirmed: {e}"
         if not self.lost and time.monotonic() - self._last_ok > self.ttl:
             self.lost = f"{self.kind} lock {self.name} was not refreshed for {self.ttl:.0f}s"
         if self.lost:
-            raise LockError(f"lost the store lock: {self.lost}; nothing was committed")
+            raise LockError(f"lost the store lock: {self.lost}; stopped before committing anything more")
 
     def release(self) -> None:
         self._stop.set()

@@ -361,7 +361,7 @@ class _BackupSession:
         self._check_upload()
         self._write_index()
         if self.lock_held is not None:
-            self.lock_held.check()  # a lock broken as stale: garbage collection may have run
+            self.lock_held.check(strict=True)  # broken as stale? then garbage collection may have run
         header["id"] = self.snap_id
         header["stats"] = {**dict(self.stats), **header.get("stats", {})}
         self.store.backend.put_chunks(f"snapshots/{self.snap_id}", self.manifest.finish(header))
