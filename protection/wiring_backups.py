@@ -1,9 +1,9 @@
 """Start-up wiring of the backups area (called from `ProtectionConfig.ready`): the job handlers for
-Backup and Retention jobs, and the vault overview's Jobs and Backup instances tiles."""
+Backup, Replication and Retention jobs, and the vault overview's Jobs and Backup instances tiles."""
 
 
 def register() -> None:
-    from protection.services import backups, retention  # noqa: F401  (they register their job handlers)
+    from protection.services import backups, replication, retention  # noqa: F401  (they register job handlers)
     from vaults.panels import register_blade, register_overview_tile
 
     register_overview_tile("jobs", "Jobs", "protection:vault_jobs_tile", order=10)

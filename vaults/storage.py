@@ -54,6 +54,43 @@ def open_store(vault):
     return Store.open(LocalBackend(str(store_path(vault))), platform_key(), cache_dir=str(cache_path(vault)))
 
 
+def secondary_store_path(vault) -> Path:
+    """Where a geo-redundant vault's replica lives: a folder per paired region (the "secondary region")."""
+    region = vault.secondary_region
+    return Path(settings.STRONGROOM_DATA_ROOT) / "vaults-secondary" / (region.pk if region else "none") / str(vault.uuid)
+
+
+def open_secondary_store(vault, *, create: bool = False):
+    """The open replica `Store` of a geo-redundant vault in its paired region.
+
+    With ``create`` a missing replica is made (`Store.init_replica`, sharing the primary's secret)
+    under an exclusive file lock, so two replication jobs never make two replicas with different
+    keys. Raises the engine's `NotFound` when it does not exist and ``create`` is false.
+    """
+    import fcntl
+    import os
+
+    from vaults.store import LocalBackend, NotFound, Store
+
+    path = secondary_store_path(vault)
+    cache = Path(settings.STRONGROOM_DATA_ROOT) / "vault-cache" / f"{vault.uuid}-secondary"
+    if not (path / "config").is_file():
+        if not create:
+            raise NotFound(f"no secondary store for vault {vault.name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(str(path.parent / f".{path.name}.init-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not (path / "config").is_file():
+                with open_store(vault) as primary:
+                    return Store.init_replica(LocalBackend(str(path), create=True), primary, platform_key(),
+                                              cache_dir=str(cache))
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+    return Store.open(LocalBackend(str(path)), platform_key(), cache_dir=str(cache))
+
+
 def store_exists(vault) -> bool:
     return (store_path(vault) / "config").is_file()
 
@@ -63,7 +100,9 @@ def destroy_store(vault) -> None:
 
     Only the deletion service calls this (after its guards allowed the delete, and after commit).
     """
-    for path in (store_path(vault), cache_path(vault)):
+    root = Path(settings.STRONGROOM_DATA_ROOT)
+    replicas = list((root / "vaults-secondary").glob(f"*/{vault.uuid}"))
+    for path in (store_path(vault), cache_path(vault), *replicas, root / "vault-cache" / f"{vault.uuid}-secondary"):
         if path.exists():
             # Retained objects are read-only on disk; the vault itself is being deleted (its guards
             # allowed it), so the folder goes as a whole.

@@ -37,6 +37,7 @@ from protection.models import (
     RecoveryPoint,
 )
 from protection.policy_rules import PolicyError
+from protection.services import replication
 from security import clock
 from security.audit import caller_label, guarded, record_denial, register_operation_name
 from security.guards import evaluate
@@ -328,8 +329,7 @@ def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
                 is_user_triggered=job.is_user_triggered, manifest_id=outcome.manifests[0]["id"] if outcome.manifests else "",
                 manifests=outcome.manifests, logical_bytes=outcome.logical_bytes, stored_bytes=outcome.stored_bytes,
                 transferred_bytes=outcome.transferred_bytes, item_count=outcome.item_count,
-                # Geo-redundant vaults: the engine has no replication yet (issue 6), so only the
-                # primary copy exists and only it is shown.
+                # Geo-redundant vaults get their secondary copy from the Replication job below.
                 copies=[{"region": vault.region_id, "role": "primary",
                          "store": "operational" if driver.datastore == RecoveryPoint.Datastore.OPERATIONAL else "vault"}],
                 verify_details={"backup": outcome.details} if outcome.details else {},
@@ -344,6 +344,8 @@ def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
                 "recoveryPointId": str(point.pk), "recoveryPointTime": rp_time.isoformat(),
                 "expiryTime": expiry.isoformat(), "items": outcome.manifests, "warnings": outcome.warnings,
             }
+            if replication.wants_replica(vault, point):  # geo-redundant: the secondary copy follows
+                extended["replicationJobId"] = str(replication.start_replication(job, point).pk)
             status = JobStatus.COMPLETED_WITH_WARNINGS if outcome.warnings else JobStatus.COMPLETED
             # The point and the job's end commit together: a job that someone else already ended
             # (the reconciler, after a lost heartbeat) must not leave a second point behind.

@@ -13,8 +13,9 @@ while the lab clock ran ahead of the real one) defers the deletion instead of fa
 snapshots are also removed from the inventory, by the vault identity (as Azure's service does with
 its Disk Snapshot Contributor rights).
 
-Space is reclaimed by the engine's garbage collection when the engine has one (issue 6 adds it);
-until then deleting a snapshot drops only its manifest and the packs stay until a GC exists.
+Space is reclaimed by the engine's garbage collection on every store a run touched (the vault's, its
+secondary copy's, an operational store); the engine keeps what is newer than its safety window or
+retained, and a store busy with backups is collected at the next run.
 """
 
 from __future__ import annotations
@@ -114,13 +115,19 @@ def _open(rp, manifest):
 
 
 def _delete_snapshots(rp) -> dict:
-    """Delete every engine snapshot of ``rp``; returns {store key: opener} of the stores touched."""
+    """Delete every engine snapshot of ``rp`` (and of its secondary copy); returns {store key: opener}
+    of the stores touched."""
     from vaults.store import NotFound, RetentionError
 
     touched = {}
     manifests = rp.manifests or ([{"id": rp.manifest_id}] if rp.manifest_id else [])
-    for manifest in manifests:
-        key, opener = _open(rp, manifest)
+    stores = [_open(rp, manifest) + (manifest,) for manifest in manifests]
+    if any(c.get("role") == "secondary" for c in rp.copies or []):
+        from vaults.storage import open_secondary_store
+
+        vault = rp.instance.vault
+        stores += [(("secondary", vault.pk), lambda: open_secondary_store(vault), m) for m in manifests]
+    for key, opener, manifest in stores:
         try:
             with opener() as store:
                 store.delete_snapshot(manifest["id"])
@@ -167,14 +174,23 @@ def expire_recovery_point(principal, rp: RecoveryPoint, *, reason: str) -> set:
     return touched
 
 
+GC_WAIT_SECONDS = 10
+
+
 def _reclaim(openers) -> list:
-    """Run the engine's garbage collection on each touched store, when the engine has one."""
+    """Garbage-collect each touched store (the engine keeps anything newer than its safety window
+    and anything retained); a store busy with backups is left for the next run."""
+    from vaults.store import LockError
+
     reports = []
     for opener in openers:
         with opener() as store:
-            gc = getattr(store, "gc", None)
-            if callable(gc):
-                reports.append(str(gc()))
+            try:
+                report = store.gc(wait=GC_WAIT_SECONDS, owner="Strongroom retention")
+            except LockError as exc:
+                reports.append(f"{store.backend.location}: busy, reclaimed at the next run ({exc})")
+                continue
+            reports.append(report.summary())
     return reports
 
 
@@ -209,7 +225,7 @@ def run_retention_job(job: Job, progress: jobs.Progress) -> dict:
     progress(items_done=len(work), current_item="Reclaiming space", force=True)
     gc_reports = _reclaim(touched.values())
     info = {"expired": expired, "byInstance": dict(per_instance), "deferred": deferred, "refused": refused,
-            "gc": gc_reports or ["The engine has no garbage collection yet: manifests were deleted, packs stay."]}
+            "gc": gc_reports}
     warnings = deferred + refused
     return {"warnings": warnings or None, "extended_info": info, "items_done": len(work)}
 

@@ -58,7 +58,8 @@ def _vault_context(request, vault, blade, **extra):
 def _instance_or_404(request, pk):
     from protection.services.instances import INSTANCE_READ, instances_for
 
-    return get_visible_or_404(request.principal, instances_for(request.principal).select_related("vault", "policy"),
+    return get_visible_or_404(request.principal, instances_for(request.principal).select_related(
+                              "vault__region__paired_region", "policy"),
                               INSTANCE_READ, pk=pk)
 
 
@@ -319,8 +320,9 @@ def instance_recovery_points(request, pk):
     start, end = form.range()
     points = list(RecoveryPoint.objects.filter(instance=instance, recovery_point_time__gte=start,
                                                recovery_point_time__lte=end).order_by("-recovery_point_time")[:200])
+    geo = instance.vault.is_geo_redundant and instance.vault.secondary_region is not None
     return render(request, "protection/backups/_recovery_points.html",
-                  {"instance": instance, "points": points, "form": form, "start": start, "end": end})
+                  {"instance": instance, "points": points, "form": form, "start": start, "end": end, "geo": geo})
 
 
 @login_required

@@ -291,3 +291,52 @@ def test_who_may_back_up_stop_and_cancel(lab, adls, persona, may_backup, may_sto
         lab.trainer, adls, retention_rule="Default")
     assert attempt(lambda: backups.cancel_job(principal, job)) is may_cancel
     assert attempt(lambda: backups.stop_backup(principal, adls, retain=backups.RETAIN_FOREVER)) is may_stop
+
+
+# --- geo-redundant vaults: the secondary copy ----------------------------------------------------------
+
+
+def test_a_geo_redundant_vault_copies_each_point_to_the_paired_region(lab, adls, filled, tmp_path):
+    """GIVEN a geo-redundant vault (the default) WHEN a backup completes THEN a Replication job follows;
+    run, it copies every snapshot of the point to the paired region's replica, which verifies and
+    restores the same bytes, and the point lists both copies. Expiring the point removes both."""
+    from protection.services import retention
+    from vaults.storage import open_secondary_store
+
+    vault = adls.vault
+    assert vault.is_geo_redundant and vault.secondary_region is not None
+    backup = backup_now_and_run(lab.trainer, adls)
+    point = backup.recovery_point
+    replication_job = Job.objects.get(operation="Replication", parameters__recoveryPointId=str(point.pk))
+    assert backup.extended_info["replicationJobId"] == str(replication_job.pk)
+    assert point.copies == [{"region": "eastus", "role": "primary", "store": "vault"}]
+    done = run_job(replication_job)
+    assert done.status == JobStatus.COMPLETED, done.error_message
+    point.refresh_from_db()
+    secondary = [c for c in point.copies if c["role"] == "secondary"]
+    assert [(c["region"], c["verified"]) for c in secondary] == [(vault.secondary_region.pk, True)]
+    with open_secondary_store(vault) as replica:
+        assert all(replica.verify(m["id"]).ok for m in point.manifests)
+        replica.restore(point.manifests[0]["id"], str(tmp_path / "from-secondary"))
+    assert tree_of(tmp_path / "from-secondary") == sample_files(1)
+    assert run_job(Job.objects.create(vault=vault, operation="Replication", category="Backup", start_time=clock.now(),
+                                      parameters={"recoveryPointId": str(point.pk)})).status == JobStatus.COMPLETED
+    # Retention removes the point from both stores.
+    RecoveryPoint.objects.filter(pk=point.pk).update(expiry_time=clock.now() - dt.timedelta(minutes=1))
+    [ret] = [jobs.run(j.pk) for j in retention.start_retention_runs()]
+    assert ret.status == JobStatus.COMPLETED, ret.extended_info
+    with open_secondary_store(vault) as replica:
+        assert not [s for s in replica.list_snapshots() if s.source_id.startswith(f"bi:{adls.pk}")]
+    assert snapshots_of(vault_store(vault), f"bi:{adls.pk}") == []
+
+
+def test_a_locally_redundant_vault_has_no_secondary_copy(lab, make_policy, filled):
+    from vaults import services as vault_services
+
+    vault = vault_services.create_vault(lab.trainer, name="bv-lrs", region=lab.region, resource_group=lab.lab_group,
+                                        storage_redundancy="LocallyRedundant")
+    instance = protect(lab, vault, make_policy(ADLS, "lrs-daily", in_vault=vault), filled.account, name="bi-lrs")
+    job = backup_now_and_run(lab.trainer, instance)
+    assert job.status == JobStatus.COMPLETED
+    assert "replicationJobId" not in job.extended_info
+    assert not Job.objects.filter(operation="Replication").exists()

@@ -1,0 +1,90 @@
+"""Geo-redundant vaults: after each backup, a Replication job copies the recovery point to the
+paired region's store (the engine's replication: resumable, idempotent, every copied object read
+back, the replica's copy verified in full), and the recovery point then lists both copies.
+
+Only vault-tier points are replicated; Elastic SAN snapshots (operational tier) stay in their
+snapshot resource group, as in Azure. A failed or cancelled replication leaves the point with its
+primary copy only; running the job again resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from protection import jobs
+from protection.models import Job, JobCategory, JobOperation, RecoveryPoint
+from security import clock
+
+
+def wants_replica(vault, point: RecoveryPoint) -> bool:
+    return (vault.is_geo_redundant and vault.secondary_region is not None
+            and point.datastore == RecoveryPoint.Datastore.VAULT)
+
+
+def start_replication(backup_job: Job, point: RecoveryPoint) -> Job:
+    """Create and enqueue (on commit) the Replication job of ``point`` (inside the backup's transaction)."""
+    vault = backup_job.vault
+    job = Job.objects.create(
+        vault=vault, instance=backup_job.instance, instance_name=backup_job.instance_name,
+        datasource_type=backup_job.datasource_type, datasource_name=backup_job.datasource_name,
+        operation=JobOperation.REPLICATION, category=JobCategory.BACKUP, is_user_triggered=False,
+        initiated_by_name=f"Backup job {backup_job.pk}", start_time=clock.now(),
+        parameters={"recoveryPointId": str(point.pk), "backupJobId": str(backup_job.pk),
+                    "targetRegion": vault.secondary_region.pk},
+    )
+    jobs.enqueue(job)
+    return job
+
+
+def run_replication_job(job: Job, progress: jobs.Progress) -> dict:
+    """The REPLICATION job handler."""
+    from vaults.storage import open_secondary_store, open_store
+    from vaults.store import Cancelled
+
+    point = RecoveryPoint.objects.select_related("instance__vault__region").filter(
+        pk=job.parameters.get("recoveryPointId")).first()
+    if point is None:
+        raise jobs.JobError("UserErrorRecoveryPointNotFound", "The recovery point was deleted before it was replicated.")
+    vault = point.instance.vault
+    region = vault.secondary_region
+    if region is None:
+        raise jobs.JobError("UserErrorNoPairedRegion", f"The vault's region {vault.region.display_name} has no paired region.")
+    cancelled = {"flag": False}
+
+    def engine_progress(label):
+        def callback(p):
+            try:
+                progress(items_done=p.items_done, items_total=p.items_total, bytes_done=p.bytes_done,
+                         current_item=f"{label}: copying to {region.display_name}")
+            except jobs.JobCancelled:
+                cancelled["flag"] = True
+        return callback
+
+    reports = []
+    try:
+        with open_store(vault) as primary, open_secondary_store(vault, create=True) as replica:
+            for manifest in point.manifests:
+                report = primary.replicate(manifest["id"], replica, verify=True, progress=engine_progress(manifest["item"]),
+                                           cancel=lambda: cancelled["flag"])
+                if report.verified is False:
+                    raise jobs.JobError("UserErrorReplicaVerificationFailed",
+                                        f"The copy of {manifest['item']} in {region.display_name} did not verify: "
+                                        + "; ".join(report.verify_errors[:5]))
+                reports.append({"item": manifest["item"], "summary": report.summary(), "bytes": report.bytes_copied})
+    except Cancelled:
+        raise jobs.JobCancelled() from None
+    with transaction.atomic():
+        locked = RecoveryPoint.objects.select_for_update().filter(pk=point.pk).first()
+        if locked is None:  # expired meanwhile: the copy is garbage for the replica's next GC
+            raise jobs.JobError("UserErrorRecoveryPointNotFound", "The recovery point was deleted while it was replicated.")
+        copies = [c for c in locked.copies if c.get("role") != "secondary"]
+        copies.append({"region": region.pk, "role": "secondary", "store": "vault", "verified": True,
+                       "replicatedAt": clock.now().isoformat()})
+        locked.copies = copies
+        locked.save(update_fields=["copies"])
+    return {"extended_info": {"targetRegion": region.pk, "items": reports,
+                              "bytesCopied": sum(r["bytes"] for r in reports)},
+            "bytes_done": sum(r["bytes"] for r in reports)}
+
+
+jobs.register_handler(JobOperation.REPLICATION, run_replication_job)
