@@ -121,7 +121,8 @@ def querystring_with(context, **changes):
     return mark_safe("?" + encoded if encoded else "?")
 
 
-GUARD_LABELS = {"RBAC": "Role-based access control (RBAC)"}
+GUARD_LABELS = {"RBAC": "Role-based access control (RBAC)", "MUA": "Multi-user authorization (Resource Guard)",
+                "MUA approvals": "the Resource Guard's approval rules"}
 
 
 @register.filter

@@ -351,3 +351,20 @@ def test_the_grant_is_absent_the_moment_it_ends(trainer, backup_admin, security_
     assert RoleAssignment.objects.active_at(ends - dt.timedelta(seconds=1)).filter(pk=access.role_assignment_id).exists()
     assert not RoleAssignment.objects.active_at(ends).filter(pk=access.role_assignment_id).exists()
     assert clock.now() < ends
+
+
+def test_beat_runs_close_expired_grants_every_minute(settings, trainer, backup_admin, security_admin, guard):
+    """GIVEN the beat schedule WHEN its entry's task runs (as the worker would) THEN it closes ended grants."""
+    from portal.celery import app
+    from security.tasks import close_expired_grants
+
+    entry = settings.CELERY_BEAT_SCHEDULE["close-expired-mua-grants"]
+    assert entry["task"] == "security.tasks.close_expired_grants" and entry["schedule"] == 60.0
+    app.loader.import_default_modules()
+    assert app.tasks[entry["task"]] is close_expired_grants
+    access = mua.request_access(backup_admin, guard, justification="beat", hours=1)
+    mua.approve_request(security_admin, access, comment="ok")
+    security_services.move_lab_clock(trainer, forward=dt.timedelta(minutes=61))
+    assert close_expired_grants.run() == 1
+    access.refresh_from_db()
+    assert access.state == AccessRequest.State.EXPIRED
