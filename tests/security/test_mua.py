@@ -361,7 +361,7 @@ def test_beat_runs_close_expired_grants_every_minute(settings, trainer, backup_a
     entry = settings.CELERY_BEAT_SCHEDULE["close-expired-mua-grants"]
     assert entry["task"] == "security.tasks.close_expired_grants" and entry["schedule"] == 60.0
     app.loader.import_default_modules()
-    assert app.tasks[entry["task"]] is close_expired_grants
+    assert entry["task"] in app.tasks and close_expired_grants.name == entry["task"]
     access = mua.request_access(backup_admin, guard, justification="beat", hours=1)
     mua.approve_request(security_admin, access, comment="ok")
     security_services.move_lab_clock(trainer, forward=dt.timedelta(minutes=61))
