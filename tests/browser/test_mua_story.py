@@ -123,7 +123,8 @@ def test_blocked_request_approve_use_expire(page, live_server, mua_lab):
     assert not mua.is_linked(vault.resource_id)
     use = ActivityLogEntry.objects.filter(operation=mua.PROXY_DELETE, status="Succeeded").latest("id")
     assert use.details["guards"]["MUA"]["approvedBy"] == "Sam Security"
-    assert use.caller == "Terry Trainer as Backup admin" or "Ben Admin" in use.caller
+    assert use.details["guards"]["MUA"]["requester"] == "Ben Admin"
+    assert use.principal_id == lab.personas["backup-admin"].principal.pk
 
     # Link it again (allowed), so the expired access can be shown refused on the same operation.
     open_mua_blade(page)
