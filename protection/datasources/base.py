@@ -122,6 +122,12 @@ class Driver:
     def finalize(self, instance, outcome: BackupOutcome, run: RunContext, rp_time) -> None:
         return None
 
+    def store_openers(self, instance) -> list:
+        """Openers of the stores this datasource's snapshots live in (for cleaning up after a crash)."""
+        from vaults.storage import open_store
+
+        return [lambda: open_store(instance.vault)]
+
     def describe(self, instance) -> str:
         return instance.datasource_name
 

@@ -109,6 +109,15 @@ class ElasticSanDriver(Driver):
                      "zero_blocks": int(snap.stats.get("zero_blocks", 0))},
         )
 
+    def store_openers(self, instance) -> list:
+        from portal.models import ResourceGroup
+        from protection.operational_store import open_operational_store, operational_store_exists
+
+        group = ResourceGroup.objects.filter(resource_id__iexact=instance.snapshot_resource_group_id).first()
+        if group is None or not operational_store_exists(group):
+            return []
+        return [lambda: open_operational_store(group, create=False)]
+
     def finalize(self, instance, outcome: BackupOutcome, run: RunContext, rp_time) -> None:
         """Create the Snapshot resource as the vault identity (inside the recovery point's transaction)."""
         from portal.inventory import services as inventory

@@ -295,6 +295,28 @@ def _retention_mode(vault):
     return "governance"
 
 
+def remove_attempt_leftovers(job: Job, instance=None, driver=None) -> int:
+    """Delete engine snapshots an attempt of ``job`` committed but never turned into a recovery point.
+
+    A worker can die between the engine writing a snapshot's manifest and the recovery point's row
+    being committed. Such a snapshot carries the tag ``job:<id>``; it is removed before the job runs
+    again (or, for a job the reconciler failed, by the next retention run). Returns how many."""
+    instance = instance or job.instance
+    if instance is None:
+        return 0
+    driver = driver or driver_for(instance.datasource_type)
+    kept = {m["id"] for manifests in RecoveryPoint.objects.filter(instance=instance).values_list("manifests", flat=True)
+            for m in manifests}
+    removed = 0
+    for opener in driver.store_openers(instance):
+        with opener() as store:
+            for snap in store.list_snapshots():
+                if f"job:{job.pk}" in snap.tags and snap.id not in kept:
+                    store.delete_snapshot(snap.id)
+                    removed += 1
+    return removed
+
+
 def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
     """The BACKUP job handler (registered with `protection.jobs`)."""
     from vaults.store import Cancelled
@@ -307,6 +329,8 @@ def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
         raise jobs.JobError("UserErrorBackupInstanceNotProtected",
                             f"'{instance.name}' is {instance.get_protection_state_display().lower()}: nothing was backed up.")
     driver = driver_for(instance.datasource_type)
+    if job.attempts > 1:  # an earlier attempt's worker died: remove whatever it committed
+        remove_attempt_leftovers(job, instance, driver)
     problem = identity_problems(instance)
     if problem:
         raise jobs.JobError(MISSING_PERMISSIONS, f"{MISSING_PERMISSIONS_MESSAGE} {problem}")

@@ -78,6 +78,8 @@ def start_retention_runs(*, now=None) -> list[Job]:
     now = now or clock.now()
     vault_ids = set(_due(now).values_list("instance__vault_id", flat=True).distinct())
     vault_ids |= set(_over_limit_instances().values_list("vault_id", flat=True))
+    vault_ids |= set(Job.objects.filter(operation=JobOperation.BACKUP, status=JobStatus.FAILED, error_code="JobHeartbeatLost")
+                     .exclude(extended_info__has_key="leftoversRemoved").values_list("vault_id", flat=True))
     if not vault_ids:
         return []
     system = ensure_system_access()
@@ -194,6 +196,19 @@ def _reclaim(openers) -> list:
     return reports
 
 
+def _remove_leftovers_of_lost_jobs(vault) -> int:
+    """Snapshots committed by backup attempts whose worker died and that the reconciler then failed."""
+    from protection.services.backups import remove_attempt_leftovers
+
+    removed = 0
+    for lost in Job.objects.filter(vault=vault, operation=JobOperation.BACKUP, status=JobStatus.FAILED,
+                                   error_code="JobHeartbeatLost").exclude(extended_info__has_key="leftoversRemoved"):
+        count = remove_attempt_leftovers(lost)
+        Job.objects.filter(pk=lost.pk).update(extended_info={**lost.extended_info, "leftoversRemoved": count})
+        removed += count
+    return removed
+
+
 def run_retention_job(job: Job, progress: jobs.Progress) -> dict:
     """The RETENTION job handler: expire what is due in ``job.vault`` (and the 450-point excess)."""
     from protection.system_access import ensure_system_access
@@ -222,9 +237,11 @@ def run_retention_job(job: Job, progress: jobs.Progress) -> dict:
             deferred.append(f"{rp.instance.name} @ {rp.recovery_point_time.isoformat()}: {exc}")
         except (GuardDenied, ValidationError) as exc:
             refused.append(f"{rp.instance.name} @ {rp.recovery_point_time.isoformat()}: {exc}")
+    leftovers = _remove_leftovers_of_lost_jobs(job.vault)
     progress(items_done=len(work), current_item="Reclaiming space", force=True)
     gc_reports = _reclaim(touched.values())
     info = {"expired": expired, "byInstance": dict(per_instance), "deferred": deferred, "refused": refused,
+            "leftoverSnapshotsRemoved": leftovers,
             "gc": gc_reports}
     warnings = deferred + refused
     return {"warnings": warnings or None, "extended_info": info, "items_done": len(work)}

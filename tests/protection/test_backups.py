@@ -340,3 +340,36 @@ def test_a_locally_redundant_vault_has_no_secondary_copy(lab, make_policy, fille
     assert job.status == JobStatus.COMPLETED
     assert "replicationJobId" not in job.extended_info
     assert not Job.objects.filter(operation="Replication").exists()
+
+
+# --- a worker that died after the engine committed a snapshot ------------------------------------------
+
+
+def test_a_rerun_removes_the_snapshot_a_dead_attempt_committed(lab, adls, filled):
+    """GIVEN an attempt whose worker died right after the engine wrote a snapshot (before the recovery
+    point's row) WHEN the job runs again THEN that snapshot is deleted first; a job the reconciler
+    failed instead has its leftover removed by the next retention run."""
+    from protection.services import retention
+
+    job = backups.backup_now(lab.trainer, adls, retention_rule="Default")
+    documents = filled.account.containers.get(name="documents")
+
+    def dead_attempt(for_job):
+        with vault_store(adls.vault)() as store:
+            return store.backup_tree(str(documents.path), source_id=f"bi:{adls.pk}:container:documents",
+                                     tags=[f"instance:{adls.pk}", f"job:{for_job.pk}"]).id
+
+    orphan = dead_attempt(job)
+    Job.objects.filter(pk=job.pk).update(attempts=1)  # the dead worker's claim was released by reconcile
+    done = run_job(job)  # attempt 2
+    assert done.status == JobStatus.COMPLETED and done.attempts == 2
+    ids = {s.id for s in snapshots_of(vault_store(adls.vault), f"bi:{adls.pk}")}
+    assert orphan not in ids and ids == {m["id"] for m in done.recovery_point.manifests}
+
+    lost = backups.backup_now(lab.trainer, adls, retention_rule="Default")
+    orphan = dead_attempt(lost)
+    Job.objects.filter(pk=lost.pk).update(status=JobStatus.FAILED, error_code="JobHeartbeatLost")
+    [ret] = [jobs.run(j.pk) for j in retention.start_retention_runs()]
+    assert ret.extended_info["leftoverSnapshotsRemoved"] == 1
+    assert orphan not in {s.id for s in snapshots_of(vault_store(adls.vault), f"bi:{adls.pk}")}
+    assert retention.start_retention_runs() == []  # done once
