@@ -145,6 +145,8 @@ CELERY_BEAT_SCHEDULE: dict = {
                                    "options": {"expires": 50}},
     "reconcile-jobs": {"task": "protection.tasks.reconcile_jobs", "schedule": 60.0, "options": {"expires": 50}},
     "retention": {"task": "protection.tasks.start_retention", "schedule": 600.0, "options": {"expires": 540}},
+    "verify-recovery-points": {"task": "protection.tasks.start_verifies", "schedule": 3600.0,
+                               "options": {"expires": 3000}},
     "close-expired-mua-grants": {"task": "security.tasks.close_expired_grants", "schedule": 60.0,
                                  "options": {"expires": 50}},
 }

@@ -31,3 +31,8 @@ class ProtectionConfig(AppConfig):
         from protection import wiring_backups
 
         wiring_backups.register()
+
+        # Restores and Verify (job handlers, operation names).
+        from protection.restores import services as restore_services
+
+        restore_services.register()

@@ -31,3 +31,11 @@ def start_retention() -> None:
     from protection.services import retention
 
     retention.start_retention_runs()
+
+
+@shared_task(ignore_result=True, expires=3000)
+def start_verifies() -> None:
+    """Beat, every hour: a Verify job for each recovery point not verified in the last week."""
+    from protection.restores import services
+
+    services.start_scheduled_verifies()

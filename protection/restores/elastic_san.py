@@ -1,0 +1,126 @@
+"""Restore an Elastic SAN recovery point as a new volume (never over an existing one).
+
+The engine writes the image into a hidden file of the target volume group's folder (sparse: holes
+stay holes), its SHA-256 is compared with the one recorded at backup, and only then is the volume
+created through the inventory service (`create_volume`, as the vault identity, which Elastic SAN
+Volume Importer allows) and the image renamed over the empty one it made, in one transaction. A
+failure or a cancel before that removes the hidden file; a failure while registering removes the
+volume again. Finally the new volume's checksum is recorded through the inventory's checksum job,
+so its page shows the same SHA-256 as the recovery point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+from django.db import transaction
+from django.urls import reverse
+
+from protection import jobs
+from protection.restores import layout, validation
+
+TEMP_PREFIX = ".strongroom-restore-"
+logger = logging.getLogger(__name__)
+
+
+def temp_name(job) -> str:
+    return f"{TEMP_PREFIX}{job.pk.hex}.img"
+
+
+def remove_leftovers(group, job) -> None:
+    from portal.inventory import volumes
+
+    with contextlib.suppress(Exception):
+        volumes.remove_image(group.data_path / temp_name(job))
+
+
+def data_bytes(store, snapshot_id: str) -> int:
+    """Bytes of the blocks that hold data (what the engine will write; holes are not counted)."""
+    total = 0
+    for rec in store.records(snapshot_id):
+        if rec.get("t") == "+":
+            total += sum(int(c[2]) for c in rec.get("c", ()) if len(c) == 3)
+    return total
+
+
+def restore(job, point, target, resolved, run) -> dict:
+    from portal.inventory import fs, volumes
+    from portal.inventory import services as inventory
+    from security.guards import GuardDenied
+    from vaults.store import DamageError
+
+    group = resolved["volume_group"]
+    identity = point.instance.vault.identity
+    part = layout.volume_part(point)
+    expected = layout.volume_checksum(point)
+    remove_leftovers(group, job)
+    os.close(fs.open_dir(group.data_path, create=True))
+    temp = group.data_path / temp_name(job)
+    final = None
+    volume = None
+    try:
+        with layout.open_point_store(point) as store:
+            to_write = data_bytes(store, part.snapshot_id)
+            run.report(bytes_total=to_write or None, items_total=1,
+                       current_item=f"Restoring {part.item} as {target.volume_name}", force=True)
+            run.check_cancel()
+            try:
+                store.restore(part.snapshot_id, str(temp), progress=run.engine_progress(target.volume_name),
+                              cancel=run.cancel)
+            except DamageError as exc:
+                raise jobs.JobError("UserErrorRecoveryPointDamaged",
+                                    f"The recovery point's image of '{part.item}' is damaged ({len(exc.chunks)} damaged "
+                                    "block(s)); no volume was created. Run Verify on the recovery point, and restore "
+                                    "from another one.") from None
+        run.bytes_base = to_write
+        run.report(bytes_done=to_write, current_item=f"Checking the SHA-256 of {target.volume_name}", force=True)
+        checksum = volumes.image_checksum(temp)
+        if expected and checksum != expected:
+            raise jobs.JobError("UserErrorRecoveryPointDamaged",
+                                f"The restored image's SHA-256 ({checksum}) differs from the one recorded at backup "
+                                f"({expected}); no volume was created.")
+        run.check_cancel()
+        info = volumes.image_info(temp)
+        run.report(current_item=f"Creating the volume {target.volume_name}", force=True)
+        with transaction.atomic():
+            try:
+                volume = inventory.create_volume(identity, group, name=target.volume_name, size_gib=resolved["size_gib"])
+            except GuardDenied as exc:
+                raise jobs.JobError(validation.MISSING_PERMISSIONS,
+                                    f"{validation.MISSING_PERMISSIONS_TEXT} {exc.decision.reason}") from None
+            final = volume.image_path
+            with fs.opened_dir(group.data_path) as dir_fd:
+                os.rename(temp.name, final.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        if final is not None:  # the row rolled back; the image it made (or ours, renamed) goes too
+            with contextlib.suppress(Exception):
+                volumes.remove_image(final)
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            volumes.remove_image(temp)
+    run.items_base = 1
+    run.report(items_done=1, current_item=f"Recording the checksum of {volume.name}", force=True)
+    try:
+        volume = inventory.compute_checksum_now(identity, volume)
+    except Exception:  # the restore is complete; the volume page offers "Compute checksum"
+        logger.warning("Could not record the checksum of restored volume %s", volume.resource_id, exc_info=True)
+    url = reverse("portal:volume_detail", args=[volume.pk])
+    return {
+        "summary": {
+            "itemsRestored": 1,
+            "bytesRestored": info.size_bytes,
+            "dataBytes": to_write,
+            "allocatedBytes": info.allocated_bytes,
+            "target": volume.name,
+            "targetResourceId": volume.resource_id,
+            "checksum": checksum,
+            "expectedChecksum": expected,
+            "checksumMatches": (checksum == expected) if expected else None,
+            "links": [{"label": f"Volume {volume.name} in {group.elastic_san.name}/{group.name}", "url": url}],
+        },
+        "bytes": to_write,
+        "items": 1,
+    }

@@ -1,0 +1,183 @@
+"""Restore targets: what a person asked for, kept on the job, and its REST shape (reference §1.6).
+
+One dataclass per restore kind. They hold resource ids (never model instances), so a job's
+``parameters["target"]`` round-trips through JSON and the worker resolves the rows again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from protection import datasource_types
+
+ADLS_KIND = "adls"
+VOLUME_KIND = "volume"
+PG_DATABASE_KIND = "pgDatabase"
+PG_FILES_KIND = "pgFiles"
+
+MAX_CONTAINERS = 100
+MAX_PREFIXES = 5
+
+
+@dataclass(frozen=True)
+class ContainerChoice:
+    """One container of the recovery point, with optional prefixes and a new name."""
+
+    name: str
+    prefixes: tuple[str, ...] = ()
+    rename_to: str = ""
+
+    @property
+    def target_name(self) -> str:
+        return self.rename_to or self.name
+
+
+@dataclass(frozen=True)
+class AdlsTarget:
+    """Azure Data Lake Storage: containers into another HNS account (ItemLevelRestoreTargetInfo)."""
+
+    account_id: str
+    all_containers: bool = True
+    containers: tuple[ContainerChoice, ...] = ()  # the chosen ones; with all_containers, only renames
+    kind: str = field(default=ADLS_KIND, init=False)
+
+    def choice_for(self, name: str) -> ContainerChoice | None:
+        return next((c for c in self.containers if c.name == name), None)
+
+    def effective(self, point_containers: list[str]) -> list[ContainerChoice]:
+        """The containers to restore, in the recovery point's order."""
+        if self.all_containers:
+            return [ContainerChoice(n, (), (self.choice_for(n).rename_to if self.choice_for(n) else ""))
+                    for n in point_containers]
+        return list(self.containers)
+
+
+@dataclass(frozen=True)
+class VolumeTarget:
+    """Elastic SAN: a new volume in a volume group (RestoreTargetInfo, recoveryOption FailIfExists)."""
+
+    volume_group_id: str
+    volume_name: str
+    kind: str = field(default=VOLUME_KIND, init=False)
+
+
+@dataclass(frozen=True)
+class PgDatabaseTarget:
+    """PostgreSQL (a Strongroom extension): one database of the point into a new database."""
+
+    database: str  # the database in the recovery point
+    server_id: str
+    database_name: str  # the new database on the target server
+    kind: str = field(default=PG_DATABASE_KIND, init=False)
+
+
+@dataclass(frozen=True)
+class PgFilesTarget:
+    """PostgreSQL: the dumps as files into a blob container (RestoreFilesTargetInfo)."""
+
+    container_id: str
+    file_prefix: str = ""
+    database: str = ""  # "" = every database of the point (and the globals)
+    kind: str = field(default=PG_FILES_KIND, init=False)
+
+
+Target = AdlsTarget | VolumeTarget | PgDatabaseTarget | PgFilesTarget
+
+
+def to_json(target: Target) -> dict:
+    data = asdict(target)
+    if isinstance(target, AdlsTarget):
+        data["containers"] = [{"name": c.name, "prefixes": list(c.prefixes), "rename_to": c.rename_to}
+                              for c in target.containers]
+    return data
+
+
+def from_json(data: dict) -> Target:
+    data = dict(data)
+    kind = data.pop("kind", "")
+    if kind == ADLS_KIND:
+        containers = tuple(ContainerChoice(c["name"], tuple(c.get("prefixes") or ()), c.get("rename_to") or "")
+                           for c in data.get("containers") or ())
+        return AdlsTarget(data["account_id"], bool(data.get("all_containers")), containers)
+    if kind == VOLUME_KIND:
+        return VolumeTarget(**data)
+    if kind == PG_DATABASE_KIND:
+        return PgDatabaseTarget(**data)
+    if kind == PG_FILES_KIND:
+        return PgFilesTarget(**data)
+    raise ValueError(f"Unknown restore target kind {kind!r}.")
+
+
+def kinds_for(datasource_type: str) -> tuple[str, ...]:
+    return {
+        datasource_types.ADLS: (ADLS_KIND,),
+        datasource_types.ELASTIC_SAN: (VOLUME_KIND,),
+        datasource_types.POSTGRES_FLEX: (PG_DATABASE_KIND, PG_FILES_KIND),
+    }[datasource_type]
+
+
+def as_api(point, target: Target, *, region: str, resolved: dict | None = None) -> dict:
+    """The restore request in the REST API's shape (reference §1.6), for the job and the review."""
+    resolved = resolved or {}
+    request = {
+        "objectType": "AzureBackupRecoveryPointBasedRestoreRequest",
+        "recoveryPointId": str(point.pk),
+        "sourceDataStoreType": point.datastore,
+        "sourceResourceId": point.instance.datasource_resource_id,
+        "identityDetails": {"useSystemAssignedIdentity": True},
+    }
+    if isinstance(target, AdlsTarget):
+        names = [p["item"] for p in point.manifests if p.get("kind") == "tree"]
+        request["restoreTargetInfo"] = {
+            "objectType": "ItemLevelRestoreTargetInfo",
+            "recoveryOption": "FailIfExists",
+            "restoreLocation": region,
+            "datasourceInfo": {"objectType": "Datasource", "datasourceType": datasource_types.ADLS,
+                               "resourceID": target.account_id, "resourceLocation": region,
+                               "resourceName": target.account_id.rsplit("/", 1)[-1],
+                               "resourceType": "Microsoft.Storage/storageAccounts"},
+            "restoreCriteria": [
+                {"objectType": "ItemPathBasedRestoreCriteria", "itemPath": c.name, "isPathRelativeToBackupItem": True,
+                 "subItemPathPrefix": list(c.prefixes), **({"renameTo": c.rename_to} if c.rename_to else {})}
+                for c in target.effective(names)
+            ],
+        }
+    elif isinstance(target, VolumeTarget):
+        volume_id = f"{target.volume_group_id}/volumes/{target.volume_name}"
+        request["restoreTargetInfo"] = {
+            "objectType": "RestoreTargetInfo",
+            "recoveryOption": "FailIfExists",
+            "restoreLocation": region,
+            "datasourceInfo": {"objectType": "Datasource", "datasourceType": datasource_types.ELASTIC_SAN,
+                               "resourceID": volume_id, "resourceName": target.volume_name, "resourceLocation": region,
+                               "resourceType": "Microsoft.ElasticSan/elasticSans/volumeGroups/volumes"},
+            "datasourceSetInfo": {"objectType": "DatasourceSet", "resourceID": target.volume_group_id.rsplit("/volumeGroups/", 1)[0],
+                                  "resourceType": "Microsoft.ElasticSan/elasticSans"},
+        }
+    elif isinstance(target, PgDatabaseTarget):
+        request["restoreTargetInfo"] = {
+            "objectType": "RestoreTargetInfo",
+            "recoveryOption": "FailIfExists",
+            "restoreLocation": region,
+            "datasourceInfo": {"objectType": "Datasource", "datasourceType": datasource_types.POSTGRES_FLEX,
+                               "resourceID": f"{target.server_id}/databases/{target.database_name}",
+                               "resourceName": target.database_name, "resourceLocation": region,
+                               "resourceType": "Microsoft.DBforPostgreSQL/flexibleServers/databases"},
+            "datasourceSetInfo": {"objectType": "DatasourceSet", "resourceID": target.server_id,
+                                  "resourceType": "Microsoft.DBforPostgreSQL/flexibleServers"},
+            # Strongroom extension: which database of the recovery point goes there.
+            "sourceDatabaseName": target.database,
+        }
+    elif isinstance(target, PgFilesTarget):
+        account = target.container_id.split("/blobServices/")[0].rsplit("/", 1)[-1]
+        container = target.container_id.rsplit("/", 1)[-1]
+        request["restoreTargetInfo"] = {
+            "objectType": "RestoreFilesTargetInfo",
+            "recoveryOption": "FailIfExists",
+            "restoreLocation": region,
+            "targetDetails": {"url": f"https://{account}.blob.core.windows.net/{container}",
+                              "filePrefix": target.file_prefix, "restoreTargetLocationType": "AzureBlobs",
+                              "targetResourceArmId": target.container_id},
+            **({"sourceDatabaseName": target.database} if target.database else {}),
+        }
+    return request
