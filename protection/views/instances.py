@@ -186,7 +186,11 @@ def _datasources_request(request):
 
 
 def _readiness_response(request, vault, form, *, note="", error="", created=()):
+    from security import scopes
+
     rows = form.table()
+    created = [{"role": a.role.name, "level": scopes.level_of(a.scope).lower(), "name": a.scope.rsplit("/", 1)[-1],
+                "scope": a.scope} for a in created]
     context = {"rows": rows, "vault": vault, "note": note, "error": error, "created": created,
                "any_assignable": any(r["readiness"] and r["readiness"].can_assign for r in rows),
                "any_missing": any(r["readiness"] and not r["readiness"].ok for r in rows)}

@@ -91,7 +91,8 @@ def test_elastic_san_450_points_is_a_tab_error(client, backup_admin, vault):
 def test_postgres_offers_weekly_only(client, backup_admin, vault):
     wizard = Wizard(signed_in(client, backup_admin), CREATE, "policy_create")
     wizard.post({"name": "pg-weekly", "datasource_type": PG, "vault": vault.pk})
-    assert 'value="Daily"' not in wizard.html and 'value="Weekly"' in wizard.html
+    assert 'name="schedule-frequency" value="Daily"' not in wizard.html
+    assert 'name="schedule-frequency" value="Weekly"' in wizard.html
     wizard.post(schedule(frequency="Weekly", days=["Monday", "Friday"], default_count="3", default_unit="Months"), goto="review")
     wizard.post()
     policy = BackupPolicy.objects.get(name="pg-weekly")
