@@ -33,6 +33,13 @@ TILE_STATUSES = [JobStatus.IN_PROGRESS, JobStatus.COMPLETED, JobStatus.COMPLETED
 TILE_STATES = [ProtectionState.CONFIGURED, ProtectionState.CONFIGURING, ProtectionState.CONFIGURING_FAILED,
                ProtectionState.BACKUPS_SUSPENDED, ProtectionState.STOPPED, ProtectionState.PROTECTION_ERROR,
                ProtectionState.SOFT_DELETED]
+TILE_STATUS_SHORT = {JobStatus.COMPLETED_WITH_WARNINGS: "Warnings"}
+TILE_STATE_SHORT = {
+    ProtectionState.CONFIGURED: "Configured", ProtectionState.CONFIGURING: "Configuring",
+    ProtectionState.CONFIGURING_FAILED: "Configuring failed", ProtectionState.BACKUPS_SUSPENDED: "Suspended",
+    ProtectionState.STOPPED: "Stopped", ProtectionState.PROTECTION_ERROR: "Error",
+    ProtectionState.SOFT_DELETED: "Soft deleted",
+}
 _STATE_COLUMN = {ProtectionState.UPDATING: ProtectionState.CONFIGURED,
                  ProtectionState.SOFT_DELETING: ProtectionState.SOFT_DELETED}
 
@@ -157,10 +164,16 @@ def jobs_tile(vault, *, now=None) -> dict:
         out.append(TileRow(ds.short if ds else "none", ds.label if ds else "Vault", operation,
                            JobOperation(operation).label if operation in JobOperation.values else operation,
                            [(s, by_status.get(s, 0)) for s in TILE_STATUSES], sum(by_status.values())))
-    out.sort(key=lambda r: (r.label, r.operation_label))
+    out.sort(key=lambda r: (r.label == "Vault", r.label, r.operation_label))
     totals = [(s, sum(dict(r.counts)[s] for r in out)) for s in TILE_STATUSES]
-    return {"rows": out, "statuses": [(s, JobStatus(s).label) for s in TILE_STATUSES], "totals": totals,
-            "total": sum(r.total for r in out), "since": now - dt.timedelta(hours=24)}
+    groups: list[dict] = []
+    for row in out:
+        if not groups or groups[-1]["label"] != row.label:
+            groups.append({"key": row.key, "label": row.label, "rows": []})
+        groups[-1]["rows"].append(row)
+    return {"rows": out, "groups": groups, "totals": totals, "total": sum(r.total for r in out),
+            "statuses": [(s, JobStatus(s).label, TILE_STATUS_SHORT.get(s, JobStatus(s).label)) for s in TILE_STATUSES],
+            "since": now - dt.timedelta(hours=24)}
 
 
 def instances_tile(vault) -> dict:
@@ -180,5 +193,6 @@ def instances_tile(vault) -> dict:
         by_state = counts.get(kind, {})
         out.append({"short": ds.short, "label": ds.label, "counts": [(s, by_state.get(s, 0)) for s in shown],
                     "total": sum(by_state.values())})
-    return {"rows": out, "states": [(s, ProtectionState(s).label) for s in shown],
+    return {"rows": out, "states": [(s, ProtectionState(s).label, TILE_STATE_SHORT.get(s, ProtectionState(s).label))
+                                    for s in shown],
             "total": sum(r["total"] for r in out)}

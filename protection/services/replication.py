@@ -28,7 +28,7 @@ def start_replication(backup_job: Job, point: RecoveryPoint) -> Job:
         vault=vault, instance=backup_job.instance, instance_name=backup_job.instance_name,
         datasource_type=backup_job.datasource_type, datasource_name=backup_job.datasource_name,
         operation=JobOperation.REPLICATION, category=JobCategory.BACKUP, is_user_triggered=False,
-        initiated_by_name=f"Backup job {backup_job.pk}", start_time=clock.now(),
+        initiated_by_name="Geo-replication (after backup)", start_time=clock.now(),
         parameters={"recoveryPointId": str(point.pk), "backupJobId": str(backup_job.pk),
                     "targetRegion": vault.secondary_region.pk},
     )

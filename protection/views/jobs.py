@@ -168,7 +168,8 @@ def job_progress(request, pk):
     if job.is_finished:
         response = HttpResponseStopPolling()
         response.content = render(request, "protection/jobs/detail.html#job-progress", context).content
-        return response
+        # Lists on the same page (the instance's recovery points and jobs) refresh themselves.
+        return trigger_client_event(response, "jobs-changed")
     return render(request, "protection/jobs/detail.html#job-progress", context)
 
 
@@ -320,6 +321,8 @@ def instance_recovery_points(request, pk):
     start, end = form.range()
     points = list(RecoveryPoint.objects.filter(instance=instance, recovery_point_time__gte=start,
                                                recovery_point_time__lte=end).order_by("-recovery_point_time")[:200])
+    for point in points:
+        point.snapshot_name = point.snapshot_resource_id.rsplit("/", 1)[-1] if point.snapshot_resource_id else ""
     geo = instance.vault.is_geo_redundant and instance.vault.secondary_region is not None
     return render(request, "protection/backups/_recovery_points.html",
                   {"instance": instance, "points": points, "form": form, "start": start, "end": end, "geo": geo})
