@@ -45,6 +45,85 @@ def data_bytes(store, snapshot_id: str) -> int:
     return total
 
 
+PAGE = 4096
+_FALLOC_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
+
+
+def _puncher():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fallocate = libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+
+    def punch(fd: int, offset: int, length: int) -> None:
+        fallocate(fd, _FALLOC_PUNCH, offset, length)  # best effort: a filesystem without it keeps zeros
+
+    return punch
+
+
+def sparsify_and_checksum(path, progress=None) -> str:
+    """SHA-256 of the image (holes read as zeros) in one pass that also turns all-zero 4 KiB pages
+    back into holes: the engine writes whole 1 MiB blocks, the volume had holes inside them too."""
+    import errno
+    import hashlib
+
+    from portal.inventory import volumes
+
+    digest = hashlib.sha256()
+    punch = _puncher()
+    zero_page = bytes(PAGE)
+    with volumes.open_image(path, write=True) as fd:
+        size = os.fstat(fd).st_size
+        position = 0
+        while position < size:
+            try:
+                data_at = os.lseek(fd, position, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+                data_at = size
+            _feed_zeros(digest, data_at - position)
+            position = data_at
+            if position >= size:
+                break
+            hole_at = os.lseek(fd, position, os.SEEK_HOLE)
+            while position < hole_at:
+                chunk = os.pread(fd, min(volumes.READ_CHUNK, hole_at - position), position)
+                if not chunk:
+                    raise OSError(errno.EIO, f"Unexpected end of image at byte {position}")
+                digest.update(chunk)
+                if punch is not None and position % PAGE == 0:
+                    run_start = None
+                    for off in range(0, len(chunk) - len(chunk) % PAGE, PAGE):
+                        if chunk[off:off + PAGE] == zero_page:
+                            run_start = off if run_start is None else run_start
+                        elif run_start is not None:
+                            punch(fd, position + run_start, off - run_start)
+                            run_start = None
+                    if run_start is not None:
+                        punch(fd, position + run_start, len(chunk) - len(chunk) % PAGE - run_start)
+                position += len(chunk)
+                if progress:
+                    progress(position, size)
+        os.fsync(fd)
+    return digest.hexdigest()
+
+
+def _feed_zeros(digest, count: int) -> None:
+    from portal.inventory import volumes
+
+    zeros = bytes(volumes.READ_CHUNK)
+    while count > 0:
+        step = min(count, len(zeros))
+        digest.update(zeros if step == len(zeros) else zeros[:step])
+        count -= step
+
+
 def restore(job, point, target, resolved, run) -> dict:
     from portal.inventory import fs, volumes
     from portal.inventory import services as inventory
@@ -76,7 +155,7 @@ def restore(job, point, target, resolved, run) -> dict:
                                     "from another one.") from None
         run.bytes_base = to_write
         run.report(bytes_done=to_write, current_item=f"Checking the SHA-256 of {target.volume_name}", force=True)
-        checksum = volumes.image_checksum(temp)
+        checksum = sparsify_and_checksum(temp)
         if expected and checksum != expected:
             raise jobs.JobError("UserErrorRecoveryPointDamaged",
                                 f"The restored image's SHA-256 ({checksum}) differs from the one recorded at backup "

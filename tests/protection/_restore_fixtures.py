@@ -27,7 +27,8 @@ def latest_point(instance) -> RecoveryPoint:
 
 def backup(lab, instance) -> RecoveryPoint:
     job = backup_now_and_run(lab.trainer, instance)
-    assert job.status == "Completed", (job.error_code, job.error_message)
+    # Other test runs share the PostgreSQL cluster: a database they drop mid-backup is only a warning.
+    assert job.status in ("Completed", "CompletedWithWarnings"), (job.error_code, job.error_message)
     return latest_point(instance)
 
 
