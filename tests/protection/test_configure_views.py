@@ -3,7 +3,6 @@ and Assign missing roles (htmx), the instance list and page, Change policy, and 
 
 import re
 
-import pytest
 from django.urls import reverse
 
 from protection import datasource_types, jobs

@@ -5,7 +5,6 @@ reader 403 on writes)."""
 import json
 import re
 
-import pytest
 from django.urls import reverse
 
 from protection import datasource_types
