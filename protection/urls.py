@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("protection.urls_policies")),
     path("", include("protection.urls_instances")),
     path("", include("protection.urls_jobs")),
+    path("", include("protection.urls_restores")),
 ]

@@ -1,0 +1,224 @@
+"""Restore pages: Home → Recover, the wizard's Validate and Assign missing roles (htmx), and a recovery
+point's page: essentials, health and Verify, and browsing what it holds (containers, folders and files
+with sizes and a single-blob download; a volume's size and checksum; each database's table of contents).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from portal.shortcuts import can
+from protection import datasource_types
+from protection.forms_restore import AssignRolesForm, RestoreParametersForm, RestoreStartForm
+from protection.models import RecoveryPoint
+from protection.restores import browse, layout, services, validation
+from security.guards import GuardDenied, evaluate
+
+
+def _instance_or_404(request, pk):
+    from portal.shortcuts import get_visible_or_404
+    from protection.services.instances import INSTANCE_READ, instances_for
+
+    return get_visible_or_404(request.principal, instances_for(request.principal), INSTANCE_READ, pk=pk)
+
+
+def _point_or_404(request, pk) -> RecoveryPoint:
+    point = RecoveryPoint.objects.select_related("instance__vault__resource_group__subscription", "instance__policy").filter(pk=pk).first()
+    if point is None or not can(request.principal, services.RECOVERY_POINT_READ, point.instance.resource_id):
+        raise Http404("No such recovery point, or you cannot read it.")
+    return point
+
+
+# =================================================================================================
+# Recover (Home)
+# =================================================================================================
+
+
+@login_required
+def restore_start(request):
+    """Home → "Recover": Datasource type and Solution → Continue (the wizard, type preset)."""
+    form = RestoreStartForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        kind = datasource_types.get(form.cleaned_data["datasource_type"])
+        return redirect(f"{reverse('protection:restore_wizard')}?type={kind.short}")
+    return render(request, "protection/restore/start.html", {"form": form}, status=400 if request.method == "POST" else 200)
+
+
+# =================================================================================================
+# Validate and Assign missing roles (htmx, from the Restore parameters tab)
+# =================================================================================================
+
+
+def _parameters_form(request):
+    instance = _instance_or_404(request, request.POST.get("instance", ""))
+    point = services.points_of(instance).filter(pk=request.POST.get("point", "")).first()
+    if point is None:
+        raise Http404("No such recovery point.")
+    if not services.may_validate(request.principal, instance):
+        raise GuardDenied(evaluate(request.principal, services.VALIDATE_RESTORE, instance))
+    form = RestoreParametersForm(request.POST, prefix="parameters", principal=request.principal, instance=instance,
+                                 point=point)
+    return instance, point, form
+
+
+def _validation_pane(request, instance, point, form, *, note="", error="", created=()):
+    ready = form.readiness
+    rules_ok = form.is_valid() or (ready is not None and not ready.ok and not _rule_errors(form))
+    context = {"instance": instance, "point": point, "form": form, "ready": ready, "rules_ok": rules_ok,
+               "note": note, "error": error, "assign_form": AssignRolesForm(),
+               "created": [{"role": a.role.name, "scope": a.scope} for a in created],
+               "problems": _problems(form)}
+    return render(request, "protection/restore/_validation.html", context)
+
+
+def _rule_errors(form) -> bool:
+    """True when the form has errors other than the vault identity's missing roles."""
+    non_field = [e for e in form.non_field_errors() if not str(e).startswith(validation.MISSING_PERMISSIONS)]
+    return bool(non_field) or any(form[name].errors for name in form.fields)
+
+
+def _problems(form) -> list[str]:
+    out = []
+    for name, errors in form.errors.items():
+        label = form.fields[name].label if name in form.fields else ""
+        for e in errors:
+            if not str(e).startswith(validation.MISSING_PERMISSIONS):
+                out.append(f"{label}: {e}" if label else str(e))
+    return out
+
+
+@login_required
+@require_POST
+def restore_validate(request):
+    """Validate: the rules and the vault identity's restore roles; logged as validateRestore."""
+    instance, point, form = _parameters_form(request)
+    if form.is_valid() or (form.readiness is not None and not _rule_errors(form)):
+        try:
+            services.validate_restore(request.principal, point, form.target())
+        except services.RestoreNotReady:
+            pass  # the pane offers Assign missing roles
+        except ValidationError as exc:
+            return _validation_pane(request, instance, point, form, error=" ".join(exc.messages))
+    return _validation_pane(request, instance, point, form)
+
+
+@login_required
+@require_POST
+def restore_assign_roles(request):
+    """Assign missing roles at the chosen scope, then validate again."""
+    instance, point, form = _parameters_form(request)
+    form.is_valid()
+    if form.readiness is None or _rule_errors(form):
+        return _validation_pane(request, instance, point, form, error="Fix the restore parameters first.")
+    assign = AssignRolesForm(request.POST)
+    if not assign.is_valid():
+        return _validation_pane(request, instance, point, form, error="Choose the scope of the role assignments.")
+    try:
+        created = services.assign_restore_roles(request.principal, point, form.target(), assign.cleaned_data["scope"])
+    except GuardDenied as exc:
+        return _validation_pane(request, instance, point, form, error=f"No role was assigned. {exc.decision.reason}")
+    except ValidationError as exc:
+        return _validation_pane(request, instance, point, form, error=" ".join(exc.messages))
+    form = RestoreParametersForm(request.POST, prefix="parameters", principal=request.principal, instance=instance,
+                                 point=point)
+    form.is_valid()
+    if form.readiness is not None and form.readiness.ok:
+        try:
+            services.validate_restore(request.principal, point, form.target())
+        except ValidationError:
+            pass
+    level = assign.cleaned_data["scope"].lower()
+    note = (f"Assigned {len(created)} role{'s' if len(created) != 1 else ''} to the vault's identity at the {level} "
+            "scope, then validated again." if created else "Nothing was missing; validated again.")
+    return _validation_pane(request, instance, point, form, note=note, created=created)
+
+
+# =================================================================================================
+# A recovery point: essentials, Verify, browse
+# =================================================================================================
+
+
+def _point_context(request, point, **extra):
+    instance = point.instance
+    preview_restore = evaluate(request.principal, services.RESTORE_ACTION, instance)
+    preview_verify = evaluate(request.principal, services.VALIDATE_RESTORE, instance)
+    from protection.models import Job, JobOperation
+
+    last_verify = (Job.objects.filter(operation=JobOperation.VERIFY, recovery_point=point).order_by("-start_time").first())
+    return {"point": point, "instance": instance, "resource": instance, "parts": layout.parts(point),
+            "can_restore": preview_restore.allowed, "restore_refusal": preview_restore.reason,
+            "can_verify": preview_verify.allowed, "verify_refusal": preview_verify.reason,
+            "last_verify": last_verify, "kind": datasource_types.get(instance.datasource_type).short,
+            "health_class": {"Healthy": "status-ok", "Damaged": "status-failed"}.get(point.health, "status-info"),
+            "restore_url": f"{reverse('protection:restore_wizard')}?instance={instance.pk}&point={point.pk}", **extra}
+
+
+@login_required
+def recovery_point_detail(request, pk):
+    point = _point_or_404(request, pk)
+    context = _point_context(request, point)
+    kind = context["kind"]
+    if kind == "esan":
+        context["volume"] = browse.volume_facts(point)
+    return render(request, "protection/recovery_points/detail.html", context)
+
+
+@login_required
+@require_POST
+def recovery_point_verify(request, pk):
+    point = _point_or_404(request, pk)
+    try:
+        job = services.start_verify(request.principal, point)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("protection:recovery_point_detail", pk=point.pk)
+    messages.success(request, "Verifying the recovery point: every chunk it needs is read back and authenticated.")
+    return redirect("protection:job_detail", pk=job.pk)
+
+
+@login_required
+def recovery_point_browse(request, pk):
+    """ADLS: one container's folder (``?container=&path=``): sub-folders and files with sizes."""
+    point = _point_or_404(request, pk)
+    if point.instance.datasource_type != datasource_types.ADLS:
+        raise Http404("Only storage account recovery points hold containers.")
+    container = request.GET.get("container", "")
+    try:
+        listing = browse.list_folder(point, container, request.GET.get("path", ""))
+    except browse.NotInPoint as exc:
+        raise Http404(str(exc)) from None
+    context = _point_context(request, point, listing=listing, container=container)
+    return render(request, "protection/recovery_points/browse.html", context)
+
+
+@login_required
+def recovery_point_download(request, pk):
+    """Download one blob of the recovery point, streamed from the engine (``?container=&path=``)."""
+    point = _point_or_404(request, pk)
+    if point.instance.datasource_type != datasource_types.ADLS:
+        raise Http404("Only storage account recovery points hold blobs.")
+    try:
+        handle = browse.open_blob(request.principal, point, request.GET.get("container", ""), request.GET.get("path", ""))
+    except browse.NotInPoint as exc:
+        raise Http404(str(exc)) from None
+    return FileResponse(handle, as_attachment=True, filename=handle.name_for_download)
+
+
+@login_required
+def recovery_point_toc(request, pk, database):
+    """PostgreSQL: a database dump's table of contents (``pg_restore --list``)."""
+    point = _point_or_404(request, pk)
+    if point.instance.datasource_type != datasource_types.POSTGRES_FLEX:
+        raise Http404("Only PostgreSQL recovery points hold databases.")
+    try:
+        toc = browse.table_of_contents(point, database)
+    except browse.NotInPoint as exc:
+        raise Http404(str(exc)) from None
+    context = _point_context(request, point, toc=toc, database=database)
+    return render(request, "protection/recovery_points/toc.html", context)

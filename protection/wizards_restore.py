@@ -1,0 +1,129 @@
+"""The Restore wizard (reference §5.6): Basics → Select recovery point → Restore parameters → Review + restore.
+
+Entry points: a backup instance's **Restore** (``?instance=<id>``, optionally ``&point=<id>`` from a
+recovery point's page) and Home → **Recover** (``?type=<short>``). The Restore parameters tab has
+**Validate** (the identity's restore roles; **Assign missing roles** when they are missing); **Restore**
+on the last tab starts the Restore job and opens its page.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import QueryDict
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from portal.wizards import ReviewForm, TabbedWizardView
+from protection import datasource_types
+from protection.forms_restore import RecoveryPointForm, RestoreBasicsForm, RestoreParametersForm
+from protection.restores import readiness, services
+
+
+class RestoreWizard(LoginRequiredMixin, TabbedWizardView):
+    form_list = [("basics", RestoreBasicsForm), ("point", RecoveryPointForm), ("parameters", RestoreParametersForm),
+                 ("review", ReviewForm)]
+    step_titles = {"basics": "Basics", "point": "Select recovery point", "parameters": "Restore parameters"}
+    step_templates = {"basics": "protection/restore/_basics.html", "point": "protection/restore/_point.html",
+                      "parameters": "protection/restore/_parameters.html"}
+    title = "Restore"
+    subtitle = "Azure Backup"
+    submit_label = "Restore"
+    review_label = "Review + restore"
+
+    def get_prefix(self, request, *args, **kwargs):
+        return "restore"
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)  # resets the wizard
+        preset = {}
+        instance_id = request.GET.get("instance", "")
+        if instance_id:
+            instance = services.restorable_instances(request.principal).filter(pk=instance_id).first() \
+                if _is_uuid(instance_id) else None
+            if instance is not None:
+                preset = {"datasource_type": instance.datasource_type, "instance": str(instance.pk)}
+                point_id = request.GET.get("point", "")
+                if _is_uuid(point_id) and services.points_of(instance).filter(pk=point_id).exists():
+                    preset["point"] = point_id
+        elif kind := datasource_types.by_short(request.GET.get("type", "")):
+            preset = {"datasource_type": kind.api_name}
+        if preset:
+            extra = dict(self.storage.extra_data)
+            extra["preset"] = preset
+            self.storage.extra_data = extra
+            if preset.get("point"):
+                # From a recovery point: that point, from a range that holds it.
+                from protection.models import RecoveryPoint
+
+                point = RecoveryPoint.objects.get(pk=preset["point"])
+                data = QueryDict(mutable=True)
+                data["point-start"] = (point.recovery_point_time.date()).isoformat()
+                data["point-recovery_point"] = preset["point"]
+                data[f"{self.prefix}-current_step"] = "point"
+                self.storage.set_step_data("point", data)
+            if preset.get("instance"):
+                # Basics is complete: go on to the recovery point (latest preselected).
+                self.storage.current_step = "point"
+            return self.render(self.get_form(step=self.storage.current_step,
+                                             data=self.storage.get_step_data(self.storage.current_step)))
+        return response
+
+    def get_form_initial(self, step):
+        preset = self.storage.extra_data.get("preset", {})
+        if step == "basics":
+            return {k: v for k, v in preset.items() if k in ("datasource_type", "instance")}
+        return {}
+
+    def get_breadcrumbs(self):
+        instance = self.chosen_instance()
+        if instance is not None:
+            return [(instance.vault.name, reverse("vaults:vault_detail", args=[instance.vault.pk])),
+                    (instance.name, reverse("protection:instance_detail", args=[instance.pk]))]
+        return []
+
+    def chosen_instance(self):
+        data = self.get_cleaned_data_for_step("basics") or {}
+        return data.get("instance")
+
+    def chosen_point(self):
+        data = self.get_cleaned_data_for_step("point") or {}
+        return data.get("recovery_point")
+
+    def get_form_kwargs(self, step=None):
+        principal = self.request.principal
+        if step == "basics":
+            return {"principal": principal}
+        if step == "point":
+            return {"principal": principal, "instance": self.chosen_instance()}
+        if step == "parameters":
+            instance = self.chosen_instance()
+            return {"principal": principal, "instance": instance, "point": self.chosen_point() if instance else None}
+        return {}
+
+    def get_context_data(self, form, **kwargs):
+        context = super().get_context_data(form=form, **kwargs)
+        instance = self.chosen_instance() if self.steps.current != "basics" else None
+        context.update(instance=instance, scope_levels=readiness.SCOPE_LEVELS,
+                       datasource=datasource_types.TYPES.get(instance.datasource_type) if instance else None)
+        if instance is not None:
+            context["may_validate"] = services.may_validate(self.request.principal, instance)
+            context["point"] = self.chosen_point() if self.steps.current in ("parameters", "review") else None
+        return context
+
+    def done(self, form_list, form_dict, **kwargs):
+        params = form_dict["parameters"]
+        point = form_dict["point"].cleaned_data["recovery_point"]
+        job = services.start_restore(self.request.principal, point, params.target())
+        messages.success(self.request, f"Restore of '{point.instance.name}' started: progress shows below.")
+        return redirect("protection:job_detail", pk=job.pk)
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
