@@ -141,3 +141,23 @@ def test_jobs_are_visible_only_to_those_who_may_read_them(lab, vault, instances,
     assert client.get(f"/backup/jobs/{job.pk}/progress/").status_code == (286 if job_status == 200 else 404)  # ended
     assert client.get(f"/backup/vaults/{vault.pk}/tiles/jobs/").status_code == tile_status
     assert client.get(f"/backup/vaults/{vault.pk}/tiles/instances/").status_code == tile_status
+
+
+def test_cancel_from_the_job_page(lab, vault, instances, client):
+    """GIVEN a running backup WHEN the backup admin presses Cancel THEN it is Cancelling (the worker
+    stops at its next progress write); the operator, without the cancel action, is refused."""
+    adls, _, _ = instances
+    job = Job.objects.create(vault=vault, instance=adls, instance_name=adls.name, datasource_type=adls.datasource_type,
+                             operation=JobOperation.BACKUP, category=JobCategory.BACKUP, start_time=clock.now(),
+                             claimed_at=clock.now())
+    client.force_login(lab.personas["backup-operator"].principal.user)
+    page = client.get(f"/backup/jobs/{job.pk}/").content.decode()
+    assert 'id="cancel-job"' not in page and 'aria-disabled="true"' in page
+    assert client.post(f"/backup/jobs/{job.pk}/cancel/").status_code == 403
+    client.force_login(lab.personas["backup-admin"].principal.user)
+    assert 'id="cancel-job"' in client.get(f"/backup/jobs/{job.pk}/").content.decode()
+    response = client.post(f"/backup/jobs/{job.pk}/cancel/", follow=True)
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLING and job.cancel_requested
+    assert "Cancelling the job" in response.content.decode()
+    assert client.post(f"/backup/jobs/{job.pk}/cancel/", follow=True).content.decode().count("already cancelling") == 1
