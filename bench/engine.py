@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
-"""Benchmark: Strongroom's vault store engine vs restic (Debian's, its defaults).
+"""Benchmark: Strongroom's vault store engine (local directory and S3) vs restic (Debian's, its defaults).
 
     .venv/bin/python bench/engine.py --size-mib 1024 --volume-gib 2 --runs 3 --out var/bench/engine.json
 
 For each run and each tool (interleaved, order alternating, after a warm-up run per tool):
 fresh repository; initial backup of a seeded ~size-MiB tree; ~5% mutation; incremental backup;
-full restore of the incremental; backup and restore of a sparse volume image. Wall time and peak
-RSS per command (os.wait4), repository size on disk. Both tools fsync their writes. Medians
-of the runs, ratios Strongroom / restic, targets from issue 3.
+full restore of the incremental; backup and restore of a sparse volume image; another ~5%
+mutation and backup; then the older half of the four recovery points expires and garbage
+collection runs (Strongroom: ``delete`` x2 + ``gc``; restic: ``forget`` + ``prune``), timed, with
+the bytes it freed. Wall time and peak RSS per command (os.wait4), repository size. Both tools
+fsync their writes. Medians of the runs, ratios Strongroom / restic, targets from issue 3.
+
+Columns: ``strongroom`` (local directory), ``strongroom-s3`` (the same engine on an S3 API
+server on loopback: moto's server mode, started here in its own process; skip with
+``--no-s3``), ``restic``. The ratios compare the local column with restic.
 """
 from __future__ import annotations
 
@@ -24,10 +30,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+sys.path.insert(1, ROOT)  # vaults.store (for the S3 column's store sizes)
 import dataset  # noqa: E402
 
 KEYHEX = "5a" * 32
-PHASES = ["initial", "incremental", "restore", "image_backup", "image_restore"]
+PHASES = ["initial", "incremental", "restore", "image_backup", "image_restore", "incremental2", "gc"]
 TARGETS = {"initial": 0.6, "incremental": 0.6, "restore": 0.7, "image_backup": 0.8, "store_size": 1.0}
 RSS_LIMIT_MIB = 256
 
@@ -91,6 +98,9 @@ def measure(cmd, env, log, stdout=None):
 class Tool:
     name = "?"
 
+    def store_size(self):
+        return du(self.repo)
+
     def __init__(self, work, log):
         self.work = work
         self.log = log
@@ -121,16 +131,29 @@ class Strongroom(Tool):
         return [sys.executable, "-m", "vaults.store", "--store", self.repo, "--cache-dir", self.cache]
 
     def init(self):
+        self.points = []
         self.run("init", self.base() + ["init"])
 
     def backup(self, phase, src):
         w, r, out = self.run(phase, self.base() + ["backup", src])
         self.last = out.split()[1]
+        self.points.append(self.last)
         return w, r
+
+    def expire_and_gc(self):
+        """Delete the older half of the recovery points, then collect garbage (timed)."""
+        wd, rd = 0.0, 0.0
+        for sid in self.points[:len(self.points) // 2]:
+            w, r, _ = self.run("gc (delete)", self.base() + ["delete", sid])
+            wd, rd = wd + w, max(rd, r)
+        w, r, out = self.run("gc", self.base() + ["gc", "--safety-window", "0", "--json"])
+        self.gc_report = json.loads(out)
+        return wd + w, max(rd, r)
 
     def backup_image(self, img):
         w, r, out = self.run("image_backup", self.base() + ["backup", "--volume", img])
         self.last_img = out.split()[1]
+        self.points.append(self.last_img)
         return w, r
 
     def restore(self, phase, target, image=False):
@@ -146,6 +169,87 @@ class Strongroom(Tool):
 
     def restored_image(self, target, img):
         return os.path.join(target, "image.img")
+
+
+class StrongroomS3(Strongroom):
+    """The same engine with the store in a bucket on a loopback S3 server (one prefix per run)."""
+
+    name = "strongroom-s3"
+
+    def __init__(self, work, log, endpoint, bucket):
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.n = 0
+        super().__init__(work, log)
+        self.reset()
+
+    def env(self):
+        e = super().env()
+        e.update(S3_ENV)
+        return e
+
+    def reset(self):
+        shutil.rmtree(self.cache, ignore_errors=True)
+        if self.n:  # drop the previous run's objects (moto keeps them in temp files)
+            from vaults.store.s3 import S3Backend
+            b = S3Backend(self.bucket, self.prefix, endpoint_url=self.endpoint, **S3_CREDS)
+            for name in b.list(""):
+                b.delete(name, bypass_governance=True)
+            b.close()
+        self.n += 1
+        self.prefix = f"run{self.n}"
+        self.repo = f"s3://{self.bucket}/{self.prefix}?endpoint={self.endpoint}"
+
+    def store_size(self):
+        from vaults.store.s3 import S3Backend
+        b = S3Backend(self.bucket, self.prefix, endpoint_url=self.endpoint, **S3_CREDS)
+        try:
+            return sum(i.size for i in b.list_info(""))
+        finally:
+            b.close()
+
+
+S3_ENV = {"STRONGROOM_S3_ACCESS_KEY_ID": "bench", "STRONGROOM_S3_SECRET_ACCESS_KEY": "bench-secret"}
+S3_CREDS = {"access_key_id": "bench", "secret_access_key": "bench-secret"}
+
+
+class MotoServer:
+    """moto's S3 server mode in its own process on 127.0.0.1 (objects spill to temp files)."""
+
+    def __init__(self, work):
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        env["TMPDIR"] = os.path.join(work, "moto-tmp")
+        os.makedirs(env["TMPDIR"], exist_ok=True)
+        self.logf = open(os.path.join(work, "moto.log"), "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=self.logf, stderr=subprocess.STDOUT, env=env)
+        import urllib.request
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1)
+                break
+            except Exception:
+                if self.proc.poll() is not None:
+                    raise SystemExit(f"moto server did not start; see {self.logf.name}")
+                time.sleep(0.1)
+        import boto3
+        self.client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                                   aws_access_key_id="bench", aws_secret_access_key="bench-secret")
+        self.bucket = "strongroom-bench"
+        self.client.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=True)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.logf.close()
 
 
 class Restic(Tool):
@@ -170,6 +274,14 @@ class Restic(Tool):
     def backup(self, phase, src):
         w, r, _ = self.run(phase, self.base() + ["backup", "--host", "bench", src])
         return w, r
+
+    def expire_and_gc(self):
+        _, _, out = measure(self.base() + ["snapshots", "--json"], self.env(), self.log)
+        snaps = sorted(json.loads(out), key=lambda s: s["time"])
+        old = [s["id"] for s in snaps[:len(snaps) // 2]]
+        w1, r1, _ = self.run("gc", self.base() + ["forget", *old])
+        w2, r2, _ = self.run("gc (prune)", self.base() + ["prune"])
+        return w1 + w2, max(r1, r2)
 
     def backup_image(self, img):
         w, r, _ = self.run("image_backup", self.base() + ["backup", "--host", "bench", img])
@@ -198,10 +310,10 @@ def one_run(tool, args, pristine, img, check):
     tool.init()
     res = {}
     res["initial"] = tool.backup("initial", src)
-    size_initial = du(tool.repo)
+    size_initial = tool.store_size()
     dataset.mutate(src, seed=args.seed + 1)
     res["incremental"] = tool.backup("incremental", src)
-    size_after = du(tool.repo)
+    size_after = tool.store_size()
     tgt = os.path.join(work, "restore")
     shutil.rmtree(tgt, ignore_errors=True)
     res["restore"] = tool.restore("restore", tgt)
@@ -210,17 +322,24 @@ def one_run(tool, args, pristine, img, check):
         ok = tree_digest(tool.restored_tree(tgt, src)) == tree_digest(src)
     shutil.rmtree(tgt, ignore_errors=True)
     res["image_backup"] = tool.backup_image(img)
-    size_img = du(tool.repo) - size_after
+    size_img = tool.store_size() - size_after
     res["image_restore"] = tool.restore("image_restore", tgt, image=True)
     rimg = tool.restored_image(tgt, img)
     img_blocks = os.stat(rimg).st_blocks * 512
     if check:
         ok = ok and file_digest(rimg) == file_digest(img)
     shutil.rmtree(tgt, ignore_errors=True)
+    dataset.mutate(src, seed=args.seed + 2)
+    res["incremental2"] = tool.backup("incremental2", src)
+    size_before_gc = tool.store_size()
+    res["gc"] = tool.expire_and_gc()
+    gc_freed = size_before_gc - tool.store_size()
     out = {p: {"wall": res[p][0], "rss_mib": res[p][1]} for p in PHASES}
     out.update(store_initial=size_initial, store_size=size_after, image_store=size_img,
-               image_restored_allocated=img_blocks, restore_ok=ok,
-               peak_rss_mib=max(res[p][1] for p in PHASES))
+               image_restored_allocated=img_blocks, restore_ok=ok, store_before_gc=size_before_gc,
+               gc_freed=gc_freed, peak_rss_mib=max(res[p][1] for p in PHASES))
+    if hasattr(tool, "gc_report"):
+        out["gc_report"] = tool.gc_report
     tool.reset()
     return out
 
@@ -236,6 +355,7 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "var", "bench", "engine.json"))
     ap.add_argument("--restic", default="/usr/bin/restic")
     ap.add_argument("--no-restic", action="store_true", help="only the Strongroom side")
+    ap.add_argument("--no-s3", action="store_true", help="no S3 column (the engine on a loopback S3 server)")
     ap.add_argument("--no-check", action="store_true", help="skip checking restored bytes")
     args = ap.parse_args(argv)
     args.work = os.path.abspath(args.work)
@@ -260,11 +380,24 @@ def main(argv=None):
           f"({iinfo['data_written'] / 2**20:.0f} MiB data); prepared in {time.time() - t:.0f}s", flush=True)
 
     tools = [Strongroom(args.work, log)]
+    moto = None
+    if not args.no_s3:
+        moto = MotoServer(args.work)
+        tools.append(StrongroomS3(args.work, log, moto.endpoint, moto.bucket))
     if not args.no_restic:
         if not os.path.exists(args.restic):
             raise SystemExit(f"{args.restic} not found (use --no-restic to run the Strongroom side only)")
         tools.append(Restic(args.work, log, args.restic))
     runs = {t.name: [] for t in tools}
+    try:
+        _runs(args, tools, runs, pristine, img)
+    finally:
+        if moto is not None:
+            moto.stop()
+    return _report(args, tools, runs, info, iinfo)
+
+
+def _runs(args, tools, runs, pristine, img):
     for i in range(args.warmup + args.runs):
         order = tools if i % 2 == 0 else list(reversed(tools))
         for tool in order:
@@ -279,6 +412,8 @@ def main(argv=None):
             if not warm:
                 runs[tool.name].append(r)
 
+
+def _report(args, tools, runs, info, iinfo):
     def med(name, key, sub=None):
         vals = [(r[key][sub] if sub else r[key]) for r in runs[name]]
         return statistics.median(vals)
@@ -289,7 +424,8 @@ def main(argv=None):
         s.update({f"{p}_rss_mib": med(t.name, p, "rss_mib") for p in PHASES})
         s.update(peak_rss_mib=med(t.name, "peak_rss_mib"), store_size=med(t.name, "store_size"),
                  image_store=med(t.name, "image_store"),
-                 image_restored_allocated=med(t.name, "image_restored_allocated"))
+                 image_restored_allocated=med(t.name, "image_restored_allocated"),
+                 store_before_gc=med(t.name, "store_before_gc"), gc_freed=med(t.name, "gc_freed"))
         summary[t.name] = s
     print("\ncommand lines:")
     for t in tools:
@@ -299,14 +435,22 @@ def main(argv=None):
             ("full restore (s)", "restore"), ("sparse image backup (s)", "image_backup"),
             ("sparse image restore (s)", "image_restore"), ("peak RSS (MiB)", "peak_rss_mib"),
             ("store size (MiB)", "store_size"), ("image store (MiB)", "image_store"),
-            ("restored image allocated (MiB)", "image_restored_allocated")]
+            ("restored image allocated (MiB)", "image_restored_allocated"),
+            ("2nd incremental backup (s)", "incremental2"),
+            ("GC after expiring half (s)", "gc"), ("GC peak RSS (MiB)", "gc_rss_mib"),
+            ("store before GC (MiB)", "store_before_gc"), ("GC bytes freed (MiB)", "gc_freed")]
     ratios = {}
+    mib_keys = ("store_size", "image_store", "image_restored_allocated", "store_before_gc", "gc_freed")
+    s3 = "strongroom-s3" in summary
     print(f"\nmedians of {args.runs} run(s), {args.size_mib} MiB tree, {args.volume_gib} GiB image")
-    print(f"{'metric':32} {'strongroom':>12} {'restic':>12} {'ratio':>7}  target")
+    print(f"{'metric':32} {'strongroom':>12}" + (f" {'s3 (moto)':>12}" if s3 else "") +
+          f" {'restic':>12} {'ratio':>7}  target")
     for label, key in rows:
         a = summary["strongroom"][key]
-        scale = 2**20 if key in ("store_size", "image_store", "image_restored_allocated") else 1
+        scale = 2**20 if key in mib_keys else 1
         line = f"{label:32} {a / scale:12.2f}"
+        if s3:
+            line += f" {summary['strongroom-s3'][key] / scale:12.2f}"
         if "restic" in summary:
             b = summary["restic"][key]
             ratio = a / b if b else float("nan")

@@ -8,7 +8,7 @@ store where every recovery point verifies, and a stale lock the next run breaks)
    (memory stays flat). A manifest that cannot be read stops the run: garbage collection
    never guesses what a damaged recovery point needs. So does a damaged index file.
 2. **Plan**: each needed chunk is assigned to one pack holding it (duplicates elsewhere count as
-   dead). A pack with no assigned chunk is deleted; one whose live bytes are below
+   dead; a pack that stays anyway is preferred). A pack with no assigned chunk is deleted; one whose live bytes are below
    ``repack_threshold`` of its chunk bytes is repacked. Never touched: packs under retention,
    packs listed by an index file under retention (the index file must stay truthful), and
    anything modified inside the **safety window** (``safety_window`` before the start, and no
@@ -207,9 +207,18 @@ class _Run:
     def _plan(self, db):
         s, b, rep = self.s, self.b, self.rep
         with s.index.lock:
+            # a chunk stored in several packs (concurrent writers, an interrupted repack) is
+            # assigned to one: preferably a pack that stays anyway (mostly live counting every
+            # copy), then by name, so the choice does not depend on this cache's row order
+            db.execute("CREATE TABLE gc.pstat (pid INTEGER PRIMARY KEY, name TEXT, pref INTEGER)")
+            db.execute("INSERT INTO gc.pstat SELECT p.pid, p.name, "
+                       "SUM(CASE WHEN l.id IS NULL THEN 0 ELSE c.len END) >= ? * SUM(c.len) "
+                       "FROM packs p JOIN chunks c ON c.pid=p.pid LEFT JOIN gc.live l ON l.id=c.id "
+                       "WHERE p.sess IS NULL GROUP BY p.pid", (self.threshold,))
             db.execute("CREATE TABLE gc.assign (id BLOB PRIMARY KEY, pid INTEGER NOT NULL) WITHOUT ROWID")
-            db.execute("INSERT INTO gc.assign SELECT c.id, MIN(c.pid) FROM chunks c JOIN packs p ON p.pid=c.pid "
-                       "WHERE p.sess IS NULL AND c.id IN (SELECT id FROM gc.live) GROUP BY c.id")
+            db.execute("INSERT INTO gc.assign SELECT id, pid FROM (SELECT c.id AS id, c.pid AS pid, ROW_NUMBER() "
+                       "OVER (PARTITION BY c.id ORDER BY s.pref DESC, s.name) AS rn FROM chunks c "
+                       "JOIN gc.pstat s ON s.pid=c.pid WHERE c.id IN (SELECT id FROM gc.live)) WHERE rn=1")
             db.execute("CREATE INDEX gc.assign_pid ON assign(pid)")
             rep.live_chunks = db.execute("SELECT COUNT(*) FROM gc.live").fetchone()[0]
             assigned = db.execute("SELECT COUNT(*) FROM gc.assign").fetchone()[0]

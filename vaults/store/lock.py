@@ -254,7 +254,7 @@ def _default_owner(what: str) -> str:
 
 
 def acquire(backend: Backend, keys, kind: str, *, owner: Optional[str] = None, ttl: float = DEFAULT_TTL,
-            wait: float = 0.0, poll: float = 0.5) -> Lock:
+            wait: float = 0.0, poll: float = 0.2) -> Lock:
     """Take a shared or exclusive lock, waiting up to ``wait`` seconds for conflicting ones.
     Raises :class:`LockError` naming the holders when it cannot."""
     if kind not in (SHARED, EXCLUSIVE):
@@ -299,7 +299,7 @@ def acquire(backend: Backend, keys, kind: str, *, owner: Optional[str] = None, t
                 if time.monotonic() >= deadline:
                     give_up(held)
                 time.sleep(min(delay, max(0.01, deadline - time.monotonic())) * random.uniform(0.8, 1.2))
-                delay = min(delay * 1.5, 10.0)
+                delay = min(delay * 1.5, 5.0)
         else:
             lock._write()
             lock._start_refresher()  # our claim must stay fresh while we wait
@@ -314,12 +314,12 @@ def acquire(backend: Backend, keys, kind: str, *, owner: Optional[str] = None, t
                     lock.release()
                     lock = _reclaim(lock, backend, keys, kind, ttl)
                     time.sleep(min(delay, max(0.01, deadline - time.monotonic())) * random.uniform(0.8, 1.2))
-                    delay = min(delay * 1.5, 10.0)
+                    delay = min(delay * 1.5, 5.0)
                     lock._write()
                     lock._start_refresher()
                     continue
                 time.sleep(min(delay, max(0.01, deadline - time.monotonic())) * random.uniform(0.8, 1.2))
-                delay = min(delay * 1.5, 10.0)
+                delay = min(delay * 1.5, 5.0)
                 lock.check()
     except BaseException:
         if lock._written:
