@@ -17,8 +17,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -317,9 +319,47 @@ def remove_attempt_leftovers(job: Job, instance=None, driver=None) -> int:
     return removed
 
 
+HEARTBEAT_EVERY_SECONDS = 15
+
+
+@contextlib.contextmanager
+def keep_alive(job: Job, every: float = HEARTBEAT_EVERY_SECONDS):
+    """Write the job's heartbeat from a side thread while the block runs.
+
+    Progress reports heartbeat too, but some phases report nothing for a while (waiting for the
+    store's lock while a garbage collection runs, a large table that pg_dump reads before writing,
+    a volume checksum): without this the reconciler would take the job for dead. A killed worker
+    kills this thread with it, so a lost worker still looks lost."""
+    stop = threading.Event()
+
+    def beat():
+        from django.db import connection
+        from django.utils import timezone
+
+        try:
+            while not stop.wait(every):
+                Job.objects.filter(pk=job.pk, status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING]).update(
+                    heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every + 5)
+
+
 def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
     """The BACKUP job handler (registered with `protection.jobs`)."""
-    from vaults.store import Cancelled
+    with keep_alive(job):
+        return _run_backup_job(job, progress)
+
+
+def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
+    from vaults.store import Cancelled, LockError
 
     instance = (BackupInstance.objects.select_related("vault__identity", "vault__region", "policy")
                 .filter(pk=job.instance_id).first())
@@ -382,6 +422,10 @@ def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
     except ValidationError as exc:
         run.discard_committed()
         raise jobs.JobError("UserErrorBackupFailed", " ".join(exc.messages)) from None
+    except LockError as exc:
+        run.discard_committed()
+        raise jobs.JobError("UserErrorStoreBusy", f"The vault's store stayed locked by maintenance (garbage "
+                            f"collection) for too long: {exc}. Run the backup again later.") from None
     except BaseException:
         run.discard_committed()
         raise
