@@ -18,6 +18,7 @@ from portal.wizards import ReviewForm, TabbedWizardView
 from protection import datasource_types
 from protection.forms_restore import RecoveryPointForm, RestoreBasicsForm, RestoreParametersForm
 from protection.restores import readiness, services
+from security import clock
 
 
 class RestoreWizard(LoginRequiredMixin, TabbedWizardView):
@@ -58,13 +59,15 @@ class RestoreWizard(LoginRequiredMixin, TabbedWizardView):
 
                 point = RecoveryPoint.objects.get(pk=preset["point"])
                 data = QueryDict(mutable=True)
-                data["point-start"] = (point.recovery_point_time.date()).isoformat()
+                data["point-start"] = point.recovery_point_time.date().isoformat()
+                data["point-end"] = max(point.recovery_point_time.date(), clock.now().date()).isoformat()
                 data["point-recovery_point"] = preset["point"]
                 data[f"{self.prefix}-current_step"] = "point"
                 self.storage.set_step_data("point", data)
             if preset.get("instance"):
-                # Basics is complete: go on to the recovery point (latest preselected).
-                self.storage.current_step = "point"
+                # Basics is complete: go on to the recovery point (latest preselected), or, when the
+                # point was chosen on its own page, straight to the restore parameters.
+                self.storage.current_step = "parameters" if preset.get("point") else "point"
             return self.render(self.get_form(step=self.storage.current_step,
                                              data=self.storage.get_step_data(self.storage.current_step)))
         return response
