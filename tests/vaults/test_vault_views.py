@@ -131,7 +131,7 @@ def test_the_overview_shows_essentials_secondary_region_and_the_tiles_place(vaul
                  "Good", "Enabled (14 days)", "Disabled"):
         assert text in page, text
     assert 'id="secondary-region"' in page and "West US" in page
-    assert 'id="vault-overview-tiles"' in page and 'id="tiles-placeholder"' in page
+    assert 'id="vault-overview-tiles"' in page and 'id="tile-jobs"' in page  # protection's tiles are registered
 
 
 def test_a_locally_redundant_vault_has_no_secondary_region(make_vault, trainer, as_user):
