@@ -205,19 +205,19 @@ def test_s3_retries_throttling_dropped_connections_and_cut_downloads(s3_endpoint
     from vaults.store import S3Backend
     bucket = make_bucket(s3_endpoint)
     src = tmp_path / "src"
-    write_tree(str(src), seed=8, files=10, max_size=2 << 20)
+    write_tree(str(src), seed=8, files=6, max_size=2 << 20)
     with FlakyProxy(s3_endpoint, every=3) as proxy:
         b = S3Backend(bucket, "flaky", endpoint_url=proxy.url, part_size=5 << 20, backoff=0.01, max_attempts=3)
         store = Store.init(b, KEY, cache_dir=str(tmp_path / "c"), lock_wait=30)
         try:
             store.pack_target = 6 << 20  # multipart packs
             snap = store.backup_tree(str(src))
-            stream = store.backup_stream(io.BytesIO(random.Random(3).randbytes(11 << 20)), name="dump")
+            stream = store.backup_stream(io.BytesIO(random.Random(3).randbytes(7 << 20)), name="dump")
             store.restore(snap.id, str(tmp_path / "out"))
             assert snapshot_tree(str(tmp_path / "out")) == snapshot_tree(str(src))
             out = io.BytesIO()
             store.restore_stream(stream.id, out)
-            assert out.getvalue() == random.Random(3).randbytes(11 << 20)
+            assert out.getvalue() == random.Random(3).randbytes(7 << 20)
             assert store.verify().ok
         finally:
             store.close()

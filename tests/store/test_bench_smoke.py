@@ -12,8 +12,8 @@ RESTIC = "/usr/bin/restic"
 
 
 def test_bench_smoke(tmp_path):
-    args = [sys.executable, os.path.join(ROOT, "bench", "engine.py"), "--size-mib", "20",
-            "--volume-gib", "0.0625", "--runs", "1", "--warmup", "0",
+    args = [sys.executable, os.path.join(ROOT, "bench", "engine.py"), "--size-mib", "12",
+            "--volume-gib", "0.03125", "--runs", "1", "--warmup", "0",
             "--work", str(tmp_path / "work"), "--out", str(tmp_path / "engine.json")]
     if not os.path.exists(RESTIC):
         if os.environ.get("CI"):
@@ -29,3 +29,8 @@ def test_bench_smoke(tmp_path):
         assert res["runs"]["restic"][0]["restore_ok"]
         assert "ratios" in res and res["ratios"]["initial"] > 0
     assert "initial backup" in r.stdout
+    # the S3 column (the engine on the loopback S3 server) and the GC figures
+    s3 = res["runs"]["strongroom-s3"][0]
+    assert s3["restore_ok"] and s3["gc_freed"] > 0 and s3["gc_report"]["snapshots"] == 2
+    assert sr["gc_freed"] > 0 and sr["gc_report"]["snapshots"] == 2 and not sr["gc_report"]["errors"]
+    assert "GC after expiring half (s)" in r.stdout and "GC bytes freed (MiB)" in r.stdout and "s3 (moto)" in r.stdout

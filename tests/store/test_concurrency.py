@@ -87,10 +87,10 @@ def test_two_backups_and_a_gc_at_once_lose_nothing(backends, tmp_path):
         procs["b1"] = popen(loc, str(tmp_path / "cA"), "backup", str(src), "--source-id", "one")
         procs["b2"] = popen(loc, str(tmp_path / "cB"), "backup", "-", "--name", "dump", "--source-id", "two",
                             stdin=subprocess.PIPE)
-        procs["b2"].stdin.write(dump[:3 << 20])
+        procs["b2"].stdin.write(dump[:3 << 20])  # returns once b2 (holding its lock) has read most of it
         procs["b2"].stdin.flush()
         if order == "backups first":
-            time.sleep(1.0)
+            time.sleep(0.2)
             procs["gc"] = popen(loc, str(tmp_path / "cA"), *gc_args)
             time.sleep(1.0)
         procs["b2"].stdin.write(dump[3 << 20:])

@@ -49,11 +49,11 @@ def test_shared_locks_coexist_and_exclude_gc(make_store, tmp_path):
 
     th = threading.Thread(target=backup)
     th.start()
-    time.sleep(1.0)
+    time.sleep(0.6)
     assert "snap" not in done
     g.release()
     th.join(30)
-    assert done["waited"] >= 1.0 and store.verify(done["snap"].id).ok
+    assert done["waited"] >= 0.6 and store.verify(done["snap"].id).ok
     assert store.locks() == []
 
 
@@ -84,10 +84,10 @@ def test_stale_locks_are_broken_live_ones_are_not(make_store):
 
 
 def test_a_held_lock_is_refreshed_and_a_broken_one_stops_the_backup(make_store, tmp_path):
-    store = make_store(lock_ttl=1.0)
+    store = make_store(lock_ttl=0.6)
     lk = store.lock(SHARED, owner="long backup", wait=0)
     first = store.locks()[0].refreshed
-    time.sleep(2.0)  # twice the TTL: only the refresher keeps it alive
+    time.sleep(1.3)  # twice the TTL: only the refresher keeps it alive
     info = store.locks()[0]
     assert info.refreshed > first and not info.stale()
     with pytest.raises(LockError, match="long backup"):
