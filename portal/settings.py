@@ -144,7 +144,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     # copies; the tasks are idempotent anyway (unique keys, compare-and-set claims).
     "dispatch-scheduled-backups": {"task": "protection.tasks.dispatch_backups", "schedule": 60.0,
                                    "options": {"expires": 50}},
-    "reconcile-jobs": {"task": "protection.tasks.reconcile_jobs", "schedule": 60.0, "options": {"expires": 50}},
+    "reconcile-jobs": {"task": "protection.tasks.reconcile_jobs", "schedule": 15.0, "options": {"expires": 12}},
     "retention": {"task": "protection.tasks.start_retention", "schedule": 600.0, "options": {"expires": 540}},
     "verify-recovery-points": {"task": "protection.tasks.start_verifies", "schedule": 3600.0,
                                "options": {"expires": 3000}},

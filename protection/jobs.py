@@ -28,7 +28,9 @@ from security import clock
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_STALE_AFTER_SECONDS = 60
+# Running jobs heartbeat every few seconds (progress, or `backups.keep_alive` during silent phases);
+# with the reconciler every 15 s a job whose worker died is re-run within about 45 seconds.
+HEARTBEAT_STALE_AFTER_SECONDS = 30
 UNCLAIMED_RESEND_AFTER_SECONDS = 120
 MAX_ATTEMPTS = 3
 PROGRESS_WRITE_INTERVAL = 0.5  # seconds between progress writes (bounded rate)
@@ -45,6 +47,13 @@ class JobError(Exception):
 
 class JobCancelled(Exception):
     """Raised inside a handler when the user asked to cancel; the handler cleans up and re-raises."""
+
+
+class JobLost(JobCancelled):
+    """This worker no longer holds the job (the reconciler handed it to another worker).
+
+    The handler cleans up like a cancel, but the job is not ended here: its new owner ends it.
+    """
 
 
 Handler = Callable[[Job, "Progress"], "dict | None"]
@@ -105,10 +114,13 @@ class Progress:
 
     def write(self) -> None:
         job = self.job
-        Job.objects.filter(pk=job.pk).update(
+        # Fenced on our claim: after the reconciler handed the job to another worker, we stop.
+        still_ours = owned(job).update(
             bytes_done=job.bytes_done, items_done=job.items_done, current_item=job.current_item,
             bytes_total=job.bytes_total, items_total=job.items_total, heartbeat_at=timezone.now(),
         )
+        if not still_ours:
+            raise JobLost()
         if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
             raise JobCancelled()
 
@@ -119,6 +131,11 @@ class Progress:
         return Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists()
 
 
+def owned(job: Job):
+    """The job's row while this worker still holds its claim (empty once it was handed on)."""
+    return Job.objects.filter(pk=job.pk, claimed_at=job.claimed_at, worker=job.worker)
+
+
 def finish(job: Job, status: str, *, error_code: str = "", error_message: str = "", **fields) -> bool:
     """Move a running job to its terminal state once; False when it had already ended."""
     assert status in TERMINAL_JOB_STATUSES
@@ -126,7 +143,8 @@ def finish(job: Job, status: str, *, error_code: str = "", error_message: str = 
                "error_message": error_message[:4000], "heartbeat_at": timezone.now(), **fields}
     if status == JobStatus.COMPLETED:
         updates.setdefault("current_item", "")
-    ended = Job.objects.filter(pk=job.pk, status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING]).update(**updates)
+    rows = owned(job) if job.claimed_at is not None else Job.objects.filter(pk=job.pk, claimed_at__isnull=True)
+    ended = rows.filter(status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING]).update(**updates)
     for key, value in updates.items():
         setattr(job, key, value)
     return ended == 1
@@ -146,6 +164,9 @@ def run(job_id) -> Job | None:
         if job.cancel_requested:
             raise JobCancelled()
         outcome = handler(job, progress) or {}
+    except JobLost:
+        logger.warning("Job %s was handed to another worker; this attempt stops.", job_id)
+        return None
     except JobCancelled:
         finish(job, JobStatus.CANCELLED, error_code="UserCancelled", error_message="The job was cancelled by the user.")
     except JobError as exc:

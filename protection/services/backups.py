@@ -319,7 +319,7 @@ def remove_attempt_leftovers(job: Job, instance=None, driver=None) -> int:
     return removed
 
 
-HEARTBEAT_EVERY_SECONDS = 15
+HEARTBEAT_EVERY_SECONDS = 5
 
 
 @contextlib.contextmanager
@@ -338,7 +338,9 @@ def keep_alive(job: Job, every: float = HEARTBEAT_EVERY_SECONDS):
 
         try:
             while not stop.wait(every):
-                Job.objects.filter(pk=job.pk, status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING]).update(
+                from protection.jobs import owned
+
+                owned(job).filter(status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING]).update(
                     heartbeat_at=timezone.now())
         finally:
             connection.close()

@@ -140,3 +140,21 @@ def test_reconciler_resends_a_job_whose_message_was_lost(vault, django_capture_o
     with django_capture_on_commit_callbacks() as callbacks:
         assert jobs.reconcile().resent == [job.pk]
     assert len(callbacks) == 1
+
+
+def test_a_worker_that_lost_its_claim_stops_and_cannot_end_the_job(vault, handler):
+    """GIVEN a worker whose heartbeat looked stale, so the reconciler handed its job to another
+    WHEN the first worker reports progress or tries to finish THEN it stops, and only the new
+    owner's outcome counts."""
+    _, behaviour = handler
+    job = _job(vault)
+    first = jobs.claim(job.pk)
+    # The reconciler releases the claim; a second worker takes the job.
+    Job.objects.filter(pk=job.pk).update(claimed_at=None, worker="", heartbeat_at=None)
+    second = jobs.claim(job.pk)
+    assert second is not None
+    Job.objects.filter(pk=job.pk).update(worker="other-host:1")
+    with pytest.raises(jobs.JobLost):
+        jobs.Progress(first)(bytes_done=5, force=True)
+    assert jobs.finish(first, JobStatus.COMPLETED) is False
+    assert Job.objects.get(pk=job.pk).status == JobStatus.IN_PROGRESS
