@@ -157,6 +157,7 @@ def test_recover_a_volume_from_home_and_compare_checksums(page, live_server, res
     point = instance.recovery_points.get()
     sign_in(page, live_server, "trainer")
     play(page, "Backup admin")
+    shot(page, "home-recover")
     page.locator("#recover").click()
     page.get_by_label("Datasource type").select_option(label="Elastic SAN (Preview)")
     page.locator("#recover-continue").click()

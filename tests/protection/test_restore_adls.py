@@ -236,3 +236,22 @@ def test_restore_needs_the_restore_action(lab, adls_setup, reader, backup_operat
     job = services.start_restore(backup_operator, point, target)
     assert job.operation == "Restore" and job.initiated_by == backup_operator
     assert job.parameters["request"]["restoreTargetInfo"]["objectType"] == "ItemLevelRestoreTargetInfo"
+
+
+def test_a_rerun_after_a_lost_worker_removes_what_the_first_attempt_left(lab, adls_setup):
+    from protection.restores import adls
+
+    instance, point, target_account = adls_setup
+    target = adls_target(target_account, "documents")
+    services.assign_restore_roles(lab.trainer, point, target, "Resource")
+    job = services.start_restore(lab.trainer, point, target)
+    # The first attempt's worker died mid-restore: its hidden folder is half written.
+    leftover = target_account.data_path / f"{adls.TEMP_PREFIX}{job.pk.hex}" / "documents"
+    leftover.mkdir(parents=True)
+    (leftover / "half.bin").write_bytes(b"partial")
+    Job.objects.filter(pk=job.pk).update(attempts=1)  # the reconciler released it for a second run
+    jobs.run(job.pk)
+    job.refresh_from_db()
+    assert job.status == "Completed" and job.attempts == 2, job.error_message
+    assert "half.bin" not in tree_of(target_account.data_path / "documents")
+    assert sorted(os.listdir(target_account.data_path)) == ["documents"]
