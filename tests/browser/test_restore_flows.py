@@ -119,6 +119,25 @@ def test_restore_a_container_account_and_see_its_blobs(page, live_server, restor
     sign_in(page, live_server, "trainer")
     play(page, "Backup admin")
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
+    # Browse the recovery point first and download one blob from it.
+    point = instance.recovery_points.get()
+    page.locator(f"#browse-{point.pk}").click()
+    page.locator("#point-containers").get_by_role("link", name="documents").click()
+    grid = page.locator("#browse-grid")
+    first_file = grid.locator("tr[data-entry]").filter(has=page.get_by_role("link", name="Download")).first
+    if first_file.count() == 0:  # everything is in folders: open the first one
+        grid.locator("tr[data-entry] a").first.click()
+        first_file = grid.locator("tr[data-entry]").filter(has=page.get_by_role("link", name="Download")).first
+    shot(page, "adls-browse-point")
+    name = first_file.get_attribute("data-entry")
+    with page.expect_download() as download:
+        first_file.get_by_role("link", name="Download").click()
+    from portal.inventory.models import StorageAccount
+
+    source = StorageAccount.objects.get(resource_id=instance.datasource_resource_id)
+    matches = [p for p in (source.data_path / "documents").rglob(name) if p.is_file()]
+    assert matches and Path(download.value.path()).read_bytes() == matches[0].read_bytes()
+    page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
     page.locator("#restore").click()
     expect(page.get_by_role("heading", name="Restore")).to_be_visible()
     expect(page.locator("#restore-points-grid input[type=radio]").first).to_be_checked()  # the latest
@@ -136,9 +155,6 @@ def test_restore_a_container_account_and_see_its_blobs(page, live_server, restor
     expect(page.locator("main")).to_contain_text(".txt")
     shot(page, "adls-restored-container")
 
-    from portal.inventory.models import StorageAccount
-
-    source = StorageAccount.objects.get(resource_id=instance.datasource_resource_id)
     target = StorageAccount.objects.get(name=TARGET_ACCOUNT)
     for container in source.containers.all():
         a, b = source.data_path / container.name, target.data_path / container.name
