@@ -283,7 +283,7 @@ def run_restore_job(job: Job, progress: jobs.Progress) -> dict:
             raise jobs.JobError(validation.MISSING_PERMISSIONS, f"{validation.MISSING_PERMISSIONS_TEXT} {problem}")
         try:
             # The worker's own check, before any byte: the target may exist by now, a role may be gone.
-            resolved = validation.resolve(point, target)
+            resolved = validation.resolve(point, target, job=job)
         except ValidationError as exc:
             codes = sorted(validation.codes_of(exc)) or ["UserErrorRestoreValidationFailed"]
             raise jobs.JobError(codes[0], " ".join(m.split(": ", 1)[-1] for m in exc.messages)) from None

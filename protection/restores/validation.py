@@ -94,8 +94,10 @@ def _cross_subscription(point, subscription_id, problems: Problems, field: str) 
                      "target in the vault's subscription, or enable Cross Subscription Restore in the vault's Properties.")
 
 
-def resolve(point, target, *, principal=None) -> dict:
-    """The target rows (``{"account": ..., ...}``) after every rule passed; else ValidationError."""
+def resolve(point, target, *, principal=None, job=None) -> dict:
+    """The target rows (``{"account": ..., ...}``) after every rule passed; else ValidationError.
+
+    ``job``: the Restore job checking again on the worker (it does not count against the daily limit)."""
     instance = point.instance
     kinds = targets.kinds_for(instance.datasource_type)
     if target.kind not in kinds:
@@ -103,7 +105,7 @@ def resolve(point, target, *, principal=None) -> dict:
     if isinstance(target, targets.AdlsTarget):
         return _resolve_adls(point, target, principal)
     if isinstance(target, targets.VolumeTarget):
-        return _resolve_volume(point, target, principal)
+        return _resolve_volume(point, target, principal, job)
     if isinstance(target, targets.PgDatabaseTarget):
         return _resolve_pg_database(point, target, principal)
     return _resolve_pg_files(point, target, principal)
@@ -209,7 +211,7 @@ def _folder_exists(account, name: str) -> bool:
 # --- Elastic SAN ----------------------------------------------------------------------------------------
 
 
-def _resolve_volume(point, target: targets.VolumeTarget, principal) -> dict:
+def _resolve_volume(point, target: targets.VolumeTarget, principal, job=None) -> dict:
     from portal.inventory import naming
     from portal.inventory.models import Volume, VolumeGroup
     from portal.inventory.services import VOLUME_GROUP_READ
@@ -243,7 +245,7 @@ def _resolve_volume(point, target: targets.VolumeTarget, principal) -> dict:
         problems.add("target_volume_group", "UserErrorElasticSanCapacityExceeded",
                      f"'{san.name}' has {san.total_size_tib * 1024 - used} GiB left; the restored volume needs {size_gib} GiB.")
     limit = point.instance.datasource.restores_per_day
-    if limit is not None and restores_today(point.instance) >= limit:
+    if limit is not None and restores_today(point.instance, exclude=job) >= limit:
         problems.add("volume_name", THROTTLED,
                      f"{point.instance.datasource.label} allows {limit} restores per backup instance per day, and "
                      f"'{point.instance.name}' has had {limit} today. Try again after midnight (UTC).")
@@ -251,13 +253,17 @@ def _resolve_volume(point, target: targets.VolumeTarget, principal) -> dict:
     return {"volume_group": group, "size_bytes": part.bytes, "size_gib": size_gib}
 
 
-def restores_today(instance) -> int:
+def restores_today(instance, exclude=None) -> int:
+    """Restores of the instance today (UTC), except those cancelled before they began (and ``exclude``)."""
     from protection.models import Job, JobOperation, JobStatus
     from protection.services.backups import start_of_day
     from security import clock
 
-    return (Job.objects.filter(instance=instance, operation=JobOperation.RESTORE, start_time__gte=start_of_day(clock.now()))
-            .exclude(status=JobStatus.CANCELLED, claimed_at__isnull=True).count())
+    jobs = (Job.objects.filter(instance=instance, operation=JobOperation.RESTORE, start_time__gte=start_of_day(clock.now()))
+            .exclude(status=JobStatus.CANCELLED, claimed_at__isnull=True))
+    if exclude is not None:
+        jobs = jobs.exclude(pk=exclude.pk)
+    return jobs.count()
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------------
@@ -373,15 +379,6 @@ def _resolve_pg_files(point, target: targets.PgFilesTarget, principal) -> dict:
                          "overwrites files: choose another file prefix.")
     problems.raise_if_any()
     return {"container": container, "files": names}
-
-
-def target_exists(point, target) -> bool:
-    """True when a target restore would create already exists (the worker's last check)."""
-    try:
-        resolve(point, target)
-    except ValidationError as exc:
-        return bool(codes_of(exc) & {TARGET_CONTAINERS_EXIST, VOLUME_EXISTS, DATABASE_EXISTS, FILES_EXIST})
-    return False
 
 
 def datasource_label(instance) -> str:
