@@ -300,6 +300,12 @@ def run_restore_job(job: Job, progress: jobs.Progress) -> dict:
     except jobs.JobError as exc:
         _raise_restore_alert(job, point, exc.code, exc.message)
         raise
+    except ValidationError as exc:  # an inventory service refused (a target that appeared meanwhile)
+        code = {targets.ADLS_KIND: validation.TARGET_CONTAINERS_EXIST, targets.VOLUME_KIND: validation.VOLUME_EXISTS,
+                targets.PG_DATABASE_KIND: validation.DATABASE_EXISTS, targets.PG_FILES_KIND: validation.FILES_EXIST}[target.kind]
+        message = " ".join(exc.messages) + " Nothing was restored."
+        _raise_restore_alert(job, point, code, message)
+        raise jobs.JobError(code, message) from None
     except NotFound as exc:
         _raise_restore_alert(job, point, "UserErrorRecoveryPointNotFound", str(exc))
         raise jobs.JobError("UserErrorRecoveryPointNotFound",
