@@ -294,8 +294,13 @@ def run_restore_job(job: Job, progress: jobs.Progress) -> dict:
                                 f"{validation.MISSING_PERMISSIONS_TEXT} The vault's managed identity needs {needs}. "
                                 "Validate the restore and Assign missing roles, then restore again.")
         progress(current_item=f"Restoring {point.instance.datasource_name}", force=True)
-        outcome = _restore(job, point, target, resolved, run)
-    except (jobs.JobCancelled, Cancelled):
+        from protection.services.backups import keep_alive
+
+        with keep_alive(job):  # heartbeats through silent phases (a checksum, pg_restore applying a table)
+            outcome = _restore(job, point, target, resolved, run)
+    except jobs.JobCancelled:  # a cancel, or JobLost: this worker no longer holds the job
+        raise
+    except Cancelled:
         raise jobs.JobCancelled() from None
     except jobs.JobError as exc:
         _raise_restore_alert(job, point, exc.code, exc.message)
@@ -447,8 +452,10 @@ def run_verify_job(job: Job, progress: jobs.Progress) -> dict:
     run.report(bytes_total=sum(p.bytes for p in parts) or None, items_total=len(parts),
                current_item="Verifying", force=True)
     damaged, errors, chunks, checked = [], [], 0, 0
+    from protection.services.backups import keep_alive
+
     try:
-        with layout.open_point_store(point) as store:
+        with keep_alive(job), layout.open_point_store(point) as store:
             for index, part in enumerate(parts, start=1):
                 run.check_cancel()
 
@@ -467,9 +474,9 @@ def run_verify_job(job: Job, progress: jobs.Progress) -> dict:
                 checked += report.bytes_checked
                 run.bytes_base += report.bytes_checked
                 run.report(bytes_done=run.bytes_base, items_done=index, force=True)
-    except jobs.JobError:
+    except (jobs.JobError, jobs.JobCancelled):
         raise
-    except (jobs.JobCancelled, Cancelled):
+    except Cancelled:
         raise jobs.JobCancelled() from None
     except Exception as exc:  # the store itself is unreadable: that is damage too
         from vaults.store import StoreError
