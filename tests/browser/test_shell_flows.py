@@ -129,7 +129,7 @@ def test_a_denial_is_explained_and_lands_in_the_activity_log(page, live_server, 
     expect(entry).to_contain_text("Create or update resource group")
     expect(entry).to_contain_text("Failed")
     expect(entry).to_contain_text("Terry Trainer as Backup operator")
-    expect(entry).to_contain_text("Backup operator persona")
+    expect(entry).to_contain_text("acting principal: Olga Operator")
     entry.locator("summary").click()
     expect(entry.locator(".log-details")).to_contain_text("Correlation ID")
     expect(entry.locator(".log-details")).to_contain_text('"code": "AuthorizationFailed"')
