@@ -150,6 +150,7 @@ CELERY_BEAT_SCHEDULE: dict = {
                                "options": {"expires": 3000}},
     "close-expired-mua-grants": {"task": "security.tasks.close_expired_grants", "schedule": 60.0,
                                  "options": {"expires": 50}},
+    "purge-soft-deleted": {"task": "protection.tasks.start_purges", "schedule": 600.0, "options": {"expires": 540}},
 }
 
 # Strongroom

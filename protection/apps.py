@@ -36,3 +36,10 @@ class ProtectionConfig(AppConfig):
         from protection.restores import services as restore_services
 
         restore_services.register()
+
+        # Deleting backup data, soft delete, undelete and purge (job handlers, the store's immutability
+        # listener) and the vault's Alerts blade.
+        from protection.services import deletion
+
+        deletion.register()
+        register_blade("alerts", "Alerts", "protection:vault_alerts", order=40)

@@ -32,10 +32,12 @@ SYSTEM_ROLE_ACTIONS = [
     f"{DP}/backupVaults/backupJobs/read",
     f"{DP}/backupVaults/backupInstances/backup/action",  # scheduled backups
     f"{DP}/backupVaults/backupInstances/recoveryPoints/delete",  # retention
+    f"{DP}/backupVaults/deletedBackupInstances/write",  # soft delete: SoftDeleting -> SoftDeleted
+    f"{DP}/backupVaults/deletedBackupInstances/purge/action",  # purge (and deleting data when soft delete is off)
 ]
 SYSTEM_ROLE_DESCRIPTION = (
-    "Held by the Strongroom system principal only: starts scheduled backups and expires recovery points "
-    "by their retention. Do not assign it to people."
+    "Held by the Strongroom system principal only: starts scheduled backups, expires recovery points "
+    "by their retention, completes soft deletes and purges soft-deleted backup data. Do not assign it to people."
 )
 
 

@@ -39,3 +39,12 @@ def start_verifies() -> None:
     from protection.restores import services
 
     services.start_scheduled_verifies()
+
+
+@shared_task(ignore_result=True, expires=540)
+def start_purges() -> None:
+    """Beat, every 10 minutes: Upcoming Purge alerts, and a Purge job per soft-deleted instance past
+    its scheduled purge time."""
+    from protection.services import deletion
+
+    deletion.start_purges()

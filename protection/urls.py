@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("protection.urls_instances")),
     path("", include("protection.urls_jobs")),
     path("", include("protection.urls_restores")),
+    path("", include("protection.urls_deletion")),
 ]

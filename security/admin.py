@@ -2,7 +2,16 @@
 
 from django.contrib import admin
 
-from security.models import ActivityLogEntry, Alert, Principal, RoleAssignment, RoleDefinition
+from security.models import (
+    AccessRequest,
+    ActivityLogEntry,
+    Alert,
+    Principal,
+    ResourceGuard,
+    ResourceGuardProxy,
+    RoleAssignment,
+    RoleDefinition,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -43,3 +52,9 @@ class ActivityLogEntryAdmin(ReadOnlyAdmin):
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
     list_display = ("raised_at", "name", "severity", "state", "affected_resource_id")
+
+
+# Multi-user authorization: guards, their links to vaults and access requests change only through
+# `security.mua` (a Resource Guard must never be unlinked or approved around its rules).
+for _model in (ResourceGuard, ResourceGuardProxy, AccessRequest):
+    admin.site.register(_model, ReadOnlyAdmin)

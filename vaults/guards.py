@@ -19,9 +19,11 @@ the ``change`` dict each vault service describes (see `vaults.services`).
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Callable
 
-from security.guards import Refusal, register_guard
+from security.guards import Refusal, register_guard, target_scope
 
 VAULT_DELETE = "Microsoft.DataProtection/backupVaults/delete"
 
@@ -82,6 +84,173 @@ def vault_deletion_guard(principal, operation, target, change) -> Refusal | None
     )
 
 
+# --- immutability (reference §3.1, decision 5) ----------------------------------------------------------
+#
+# While a vault is immutable (Unlocked = "Enabled", Locked = "Enabled and locked") the guard refuses:
+#
+# * stop protection with deletion of data (``backupInstances/delete``);
+# * deleting or expiring a vault-tier recovery point before its expiry (``recoveryPoints/delete`` with
+#   ``change["expiry_time"]`` later than now, or no expiry at all: a point kept forever);
+# * reducing retention: a policy edit (``backupPolicies/write``) or moving an instance to another
+#   policy (``backupInstances/write``) whose ``change`` says the retention gets shorter
+#   (``max_retention_days_before`` / ``_after``, and per retention tag ``retention_before`` /
+#   ``retention_after`` as ISO 8601 durations). Raising retention stays allowed;
+# * leaving the Locked state (``backupVaults/write`` with ``change["setting"] == "immutability"``): the
+#   service refuses it too; the guard makes the preview say so and holds even if a service forgot.
+#
+# Operational-tier data (Elastic SAN snapshots) is outside immutability, as in Azure: a ``change`` with
+# ``datastore == "OperationalStore"``, or a target whose ``datasource.datastore`` says so, passes.
+# `vaults` cannot import `protection`, so the guard reads actions as strings and targets by duck typing.
+
+IMMUTABILITY_GUARD = "Immutability"
+IMMUTABILITY_ORDER = 20  # after RBAC (0) and MUA (10), before the vault deletion rules (50)
+
+_DP = "Microsoft.DataProtection/backupVaults"
+VAULT_WRITE = f"{_DP}/write"
+INSTANCE_DELETE = f"{_DP}/backupInstances/delete"
+INSTANCE_WRITE = f"{_DP}/backupInstances/write"
+POLICY_WRITE = f"{_DP}/backupPolicies/write"
+RECOVERY_POINT_DELETE = f"{_DP}/backupInstances/recoveryPoints/delete"
+OPERATIONAL_STORE = "OperationalStore"
+
+IMMUTABLE_CODE = "UserErrorImmutableVaultOperationNotAllowed"
+LOCKED_CODE = "UserErrorImmutabilityLocked"
+
+_VAULT_ID_RE = re.compile(r"^(/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.DataProtection/"
+                          r"backupVaults/[^/]+)", re.I)
+_ISO_RE = re.compile(r"^P(\d+)([DWMY])$", re.I)
+_UNIT_DAYS = {"D": 1, "W": 7, "M": 30.4375, "Y": 365}
+
+
+def iso_days(duration) -> float | None:
+    """Approximate days of a retention duration ("P30D", "P12W", "P6M", "P10Y"); None if unknown."""
+    match = _ISO_RE.match(str(duration or "").strip())
+    if not match:
+        return None
+    return int(match.group(1)) * _UNIT_DAYS[match.group(2).upper()]
+
+
+def retention_reduced(change: dict) -> list[str]:
+    """What in ``change`` makes retention shorter, as readable lines (empty when nothing does).
+
+    A new policy or instance (``max_retention_days_before`` None) reduces nothing."""
+    before, after = change.get("max_retention_days_before"), change.get("max_retention_days_after")
+    lines = []
+    if before is not None and after is not None and float(after) < float(before):
+        lines.append(f"the longest retention goes from {float(before):g} to {float(after):g} days")
+    old, new = change.get("retention_before") or {}, change.get("retention_after") or {}
+    if old and new:
+        for tag, duration in old.items():
+            was, becomes = iso_days(duration), iso_days(new.get(tag))
+            if tag not in new:
+                lines.append(f"the {tag} rule ({duration}) is removed")
+            elif was is not None and becomes is not None and becomes < was:
+                lines.append(f"{tag} goes from {duration} to {new[tag]}")
+    return lines
+
+
+def _vault_state_of(target) -> tuple[str, str] | None:
+    """(immutability state, vault name) of the vault that holds ``target``, read fresh."""
+    from vaults.models import BackupVault
+
+    try:
+        scope = target_scope(target)
+    except TypeError:
+        return None
+    match = _VAULT_ID_RE.match(scope)
+    if not match:
+        return None
+    row = (BackupVault.objects.filter(resource_id__iexact=match.group(1))
+           .values_list("immutability_state", "name").first())
+    return row
+
+
+def _datastore_of(target, change) -> str:
+    if change.get("datastore"):
+        return str(change["datastore"])
+    datasource = getattr(target, "datasource", None)
+    if datasource is None and getattr(target, "instance", None) is not None:  # a recovery point
+        return getattr(target, "datastore", "") or ""
+    return getattr(datasource, "datastore", "") or ""
+
+
+def _when(value):
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _immutable_refusal(state: str, vault_name: str, what: str, *, extra: dict | None = None) -> Refusal:
+    locked = state == "Locked"
+    label = "enabled and locked" if locked else "enabled"
+    if locked:
+        remedy = ("Immutability is locked and can never be disabled: the data stays until it expires. "
+                  "To stop protecting the datasource, stop backup and retain the data instead.")
+    else:
+        remedy = ("Wait until the data expires, or disable immutability in the vault's Properties > Immutable "
+                  "vault (a protected operation when a Resource Guard protects the vault). To stop protecting the "
+                  "datasource now, stop backup and retain the data instead.")
+    return Refusal(
+        guard=IMMUTABILITY_GUARD,
+        code=IMMUTABLE_CODE,
+        reason=f"The Backup vault '{vault_name}' is immutable (immutability {label}): {what}",
+        remedy=remedy,
+        extra={"immutability_state": state, "vault": vault_name, **(extra or {})},
+    )
+
+
+def immutability_guard(principal, operation, target, change) -> Refusal | None:
+    change = change or {}
+    op = operation.lower()
+    if op == VAULT_WRITE.lower() and change.get("setting") == "immutability":
+        before = (change.get("from") or {}).get("state")
+        after = (change.get("to") or {}).get("state")
+        if before == "Locked" and after != "Locked":
+            name = getattr(target, "name", "") or target_scope(target).rsplit("/", 1)[-1]
+            return Refusal(
+                guard=IMMUTABILITY_GUARD,
+                code=LOCKED_CODE,
+                reason=f"Immutability is locked for the Backup vault '{name}': it cannot be disabled or unlocked "
+                       "by anyone.",
+                remedy="Nothing lifts it: locking is irreversible. The vault's data can only expire.",
+                extra={"immutability_state": "Locked"},
+            )
+        return None
+    if op not in (INSTANCE_DELETE.lower(), RECOVERY_POINT_DELETE.lower(), POLICY_WRITE.lower(),
+                  INSTANCE_WRITE.lower()):
+        return None
+    if _datastore_of(target, change) == OPERATIONAL_STORE:
+        return None  # Elastic SAN snapshots: outside immutability, as in Azure
+    found = _vault_state_of(target)
+    if found is None or found[0] not in ("Unlocked", "Locked"):
+        return None
+    state, vault_name = found
+    if op == INSTANCE_DELETE.lower():
+        return _immutable_refusal(state, vault_name, "stopping protection with deletion of backup data is not "
+                                  "allowed. Recovery points cannot be deleted before they expire.")
+    if op == RECOVERY_POINT_DELETE.lower():
+        from security import clock
+
+        expiry = _when(change.get("expiry_time"))
+        now = _when(change.get("now")) or clock.now()
+        if expiry is not None and expiry <= now:
+            return None  # expired: retention may delete it
+        when = f"before its expiry ({expiry:%Y-%m-%d %H:%M} UTC)" if expiry else "while it is kept forever"
+        return _immutable_refusal(state, vault_name, f"a recovery point cannot be deleted {when}.",
+                                  extra={"expiry_time": expiry.isoformat() if expiry else None})
+    reduced = retention_reduced(change)
+    if not reduced:
+        return None
+    what = ("moving the backup instance to a policy with shorter retention" if op == INSTANCE_WRITE.lower()
+            else "reducing the policy's retention")
+    return _immutable_refusal(state, vault_name, f"{what} is not allowed ({'; '.join(reduced)}). Raising "
+                              "retention is allowed.", extra={"reduced": reduced})
+
+
 def register_vault_guards() -> None:
     """Called from `VaultsConfig.ready()`."""
+    register_guard(IMMUTABILITY_GUARD, immutability_guard, order=IMMUTABILITY_ORDER)
     register_guard(DELETION_RULES_GUARD, vault_deletion_guard, order=DELETION_RULES_ORDER)

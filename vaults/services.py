@@ -230,6 +230,30 @@ def security_level(vault) -> SecurityAssessment:
     )
 
 
+# --- immutability listeners ----------------------------------------------------------------------
+
+ImmutabilityListener = Callable[[BackupVault, str], dict]
+_immutability_listeners: list[ImmutabilityListener] = []
+
+
+def register_immutability_listener(listener: ImmutabilityListener) -> None:
+    """Register ``listener(vault, state) -> dict``, called inside `update_immutability`'s transaction when a
+    vault becomes immutable (Unlocked) or locked (Locked).
+
+    Protection registers one that gives the recovery points already in the vault's store a retain-until
+    of their expiry (governance while Unlocked, compliance once Locked). It may raise ValidationError
+    (a store that cannot enforce retention): the change is then refused and rolled back. What it returns
+    goes into the activity log entry.
+    """
+    if listener not in _immutability_listeners:
+        _immutability_listeners.append(listener)
+
+
+def unregister_immutability_listener(listener: ImmutabilityListener) -> None:
+    if listener in _immutability_listeners:
+        _immutability_listeners.remove(listener)
+
+
 # --- validation helpers ------------------------------------------------------------------------
 
 
@@ -456,12 +480,8 @@ def _refresh(target, source) -> None:
         setattr(target, f.attname, getattr(source, f.attname))
 
 
-def update_soft_delete(principal, vault, *, state: str, retention_days=None) -> BackupVault:
-    """Soft delete: Off / On / AlwaysOn and 14-180 days. AlwaysOn can never be left.
-
-    Turning it off or shortening the retention is the critical operation
-    ``write#reduceSoftDeleteSecurity`` and raises the "Soft Delete Disabled for Vault" alert when off.
-    """
+def soft_delete_change(vault, *, state: str, retention_days=None) -> dict:
+    """The ``change`` guards see for a soft-delete update (the blade's preview asks with the same)."""
     if retention_days in (None, ""):
         retention_days = vault.soft_delete_retention_days
     before = {"state": vault.soft_delete_state, "retentionDays": vault.soft_delete_retention_days}
@@ -473,6 +493,19 @@ def update_soft_delete(principal, vault, *, state: str, retention_days=None) -> 
     )
     if reducing:
         change["critical_operation"] = REDUCE_SOFT_DELETE_SECURITY
+    return change
+
+
+def update_soft_delete(principal, vault, *, state: str, retention_days=None) -> BackupVault:
+    """Soft delete: Off / On / AlwaysOn and 14-180 days. AlwaysOn can never be left.
+
+    Turning it off or shortening the retention is the critical operation
+    ``write#reduceSoftDeleteSecurity`` and raises the "Soft Delete Disabled for Vault" alert when off.
+    """
+    if retention_days in (None, ""):
+        retention_days = vault.soft_delete_retention_days
+    change = soft_delete_change(vault, state=state, retention_days=retention_days)
+    before, after = change["from"], change["to"]
     with guarded(principal, VAULT_WRITE, vault, change=change, details={"softDelete": after, "previous": before}):
         row = _locked(vault)
         if problem := _choice_error(state, SoftDeleteState, "soft delete state"):
@@ -503,6 +536,15 @@ def update_soft_delete(principal, vault, *, state: str, retention_days=None) -> 
     return vault
 
 
+def immutability_change(vault, *, state: str) -> dict:
+    """The ``change`` guards see for an immutability update (the blade's preview asks with the same)."""
+    before = vault.immutability_state
+    change = {"setting": "immutability", "from": {"state": before}, "to": {"state": state}}
+    if before == ImmutabilityState.UNLOCKED and state == ImmutabilityState.DISABLED:
+        change["critical_operation"] = REDUCE_IMMUTABILITY_STATE
+    return change
+
+
 def update_immutability(principal, vault, *, state: str, confirm_name: str = "") -> BackupVault:
     """Immutable vault: Disabled -> Unlocked (Enabled) -> Locked (Enabled and locked).
 
@@ -510,10 +552,8 @@ def update_immutability(principal, vault, *, state: str, confirm_name: str = "")
     unlocked vault is the critical operation ``write#reduceImmutabilityState``.
     """
     before = vault.immutability_state
-    change = {"setting": "immutability", "from": {"state": before}, "to": {"state": state}}
-    if before == ImmutabilityState.UNLOCKED and state == ImmutabilityState.DISABLED:
-        change["critical_operation"] = REDUCE_IMMUTABILITY_STATE
-    with guarded(principal, VAULT_WRITE, vault, change=change, details={"immutability": state, "previous": before}):
+    change = immutability_change(vault, state=state)
+    with guarded(principal, VAULT_WRITE, vault, change=change, details={"immutability": state, "previous": before}) as op:
         row = _locked(vault)
         if problem := _choice_error(state, ImmutabilityState, "immutability state"):
             raise ValidationError({"state": problem})
@@ -532,6 +572,9 @@ def update_immutability(principal, vault, *, state: str, confirm_name: str = "")
         disabled = current == ImmutabilityState.UNLOCKED and state == ImmutabilityState.DISABLED
         row.immutability_state = state
         row.save(update_fields=["immutability_state", "updated_at"])
+        if state != current and state in (ImmutabilityState.UNLOCKED, ImmutabilityState.LOCKED):
+            for listener in list(_immutability_listeners):  # the store enforces it too (existing points)
+                op.details.update(listener(row, state) or {})
         if disabled:
             security_services.raise_alert(
                 name="Immutability Disabled",

@@ -194,8 +194,9 @@ def vault_properties(request, pk):
     return render(request, "vaults/vault_properties.html", _vault_context(request, vault, "properties"))
 
 
-def _settings_page(request, pk, *, form_class, template, apply, success, blade="properties"):
-    """GET shows the blade's form; POST calls ``apply(principal, vault, cleaned_data)`` (a service)."""
+def _settings_page(request, pk, *, form_class, template, apply, success, blade="properties", extra=None):
+    """GET shows the blade's form; POST calls ``apply(principal, vault, cleaned_data)`` (a service).
+    ``extra(vault)`` adds to the context (e.g. the guard previews' ``change`` dicts)."""
     vault = _vault_or_404(request, pk)
     _require_write(request, vault)
     form = form_class(_posted(request), vault=vault) if _takes_vault(form_class) else form_class(_posted(request), initial=_initial_for(form_class, vault))
@@ -210,7 +211,8 @@ def _settings_page(request, pk, *, form_class, template, apply, success, blade="
                 messages.success(request, success(vault))
                 return redirect("vaults:vault_properties", pk=vault.pk)
         status = 400
-    return render(request, template, _vault_context(request, vault, blade, form=form), status=status)
+    return render(request, template, _vault_context(request, vault, blade, form=form, **(extra(vault) if extra else {})),
+                  status=status)
 
 
 def _takes_vault(form_class) -> bool:
@@ -242,6 +244,8 @@ def vault_soft_delete(request, pk):
         request, pk, form_class=forms.SoftDeleteForm, template="vaults/vault_soft_delete.html", apply=apply,
         success=lambda v: f"Soft delete is now {v.get_soft_delete_state_display()}"
         + (f" with {v.soft_delete_retention_days} days of retention." if v.soft_delete_enabled else "."),
+        extra=lambda v: {"reduce_change": services.soft_delete_change(v, state="Off"),
+                         "write_operation": services.VAULT_WRITE},
     )
 
 
@@ -257,6 +261,8 @@ def vault_immutability(request, pk):
     return _settings_page(
         request, pk, form_class=forms.ImmutabilityForm, template="vaults/vault_immutability.html", apply=apply,
         success=lambda v: f"Immutable vault: {v.get_immutability_state_display()}.",
+        extra=lambda v: {"disable_change": services.immutability_change(v, state="Disabled"),
+                         "write_operation": services.VAULT_WRITE},
     )
 
 

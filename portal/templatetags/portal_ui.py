@@ -122,7 +122,8 @@ def querystring_with(context, **changes):
 
 
 GUARD_LABELS = {"RBAC": "Role-based access control (RBAC)", "MUA": "Multi-user authorization (Resource Guard)",
-                "MUA approvals": "the Resource Guard's approval rules"}
+                "MUA approvals": "the Resource Guard's approval rules", "Immutability": "Immutable vault",
+                "Vault deletion rules": "the vault deletion rules"}
 
 
 @register.filter

@@ -354,10 +354,42 @@ def keep_alive(job: Job, every: float = HEARTBEAT_EVERY_SECONDS):
         thread.join(timeout=every + 5)
 
 
+BACKUP_FAILURE_ALERT = "Backup Failure"
+
+
 def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
-    """The BACKUP job handler (registered with `protection.jobs`)."""
+    """The BACKUP job handler (registered with `protection.jobs`). A failed backup raises the
+    **Backup Failure** alert (reference §6.1; a cancel does not)."""
     with keep_alive(job):
-        return _run_backup_job(job, progress)
+        try:
+            return _run_backup_job(job, progress)
+        except jobs.JobCancelled:  # includes JobLost: another worker owns the job now
+            raise
+        except jobs.JobError as exc:
+            if exc.code != "JobAlreadyEnded":
+                _raise_backup_failure(job, exc.code, exc.message)
+            raise
+        except Exception as exc:
+            _raise_backup_failure(job, "InternalError", f"{type(exc).__name__}: {exc}")
+            raise
+
+
+def _raise_backup_failure(job: Job, code: str, message: str) -> None:
+    from security import services as security_services
+    from security.models import Alert
+
+    try:
+        with transaction.atomic():
+            security_services.raise_alert(
+                name=BACKUP_FAILURE_ALERT, category=Alert.Category.JOBS, severity=Alert.Severity.SEV1,
+                resource_id=job.instance.resource_id if job.instance_id and job.instance else job.vault.resource_id,
+                description=(f"The {'on-demand' if job.is_user_triggered else 'scheduled'} backup of '{job.instance_name}' "
+                             f"in the Backup vault '{job.vault.name}' failed: {code}: {message}"),
+                details={"jobId": str(job.pk), "errorCode": code, "vault": job.vault.name,
+                         "instance": job.instance_name},
+            )
+    except Exception:  # the job's own failure matters more than its alert
+        logger.exception("Could not raise the Backup Failure alert of job %s", job.pk)
 
 
 def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:

@@ -46,6 +46,7 @@ from security.audit import caller_label, guarded, register_operation_name
 from security.guards import evaluate
 from security.models import RoleAssignment, RoleDefinition
 from security.rbac import authorize
+from vaults.guards import retention_reduced
 
 INSTANCE_READ = "Microsoft.DataProtection/backupVaults/backupInstances/read"
 INSTANCE_WRITE = "Microsoft.DataProtection/backupVaults/backupInstances/write"
@@ -127,6 +128,16 @@ class Candidate:
                                     snapshot_resource_group_id if self.datasource_type == datasource_types.ELASTIC_SAN else "")
 
 
+def _taken_reason(existing: BackupInstance, where: str = " in this vault") -> str:
+    """Why a datasource already in a backup instance cannot be protected (again) here."""
+    if existing.is_soft_deleted:
+        purge = (f", purged on {existing.scheduled_purge_at:%Y-%m-%d %H:%M} UTC" if existing.scheduled_purge_at else "")
+        return (f"Soft-deleted{where} (backup instance '{existing.name}'{purge}): a soft-deleted item cannot be "
+                "protected again in the same vault. Undelete it (Backup instances, Protection status = Soft "
+                "deleted) and resume its backup, or protect the datasource in another vault.")
+    return f"Already protected{where} by the backup instance '{existing.name}'."
+
+
 def _protected_in(vault, resource_ids):
     rows = BackupInstance.objects.filter(vault=vault, datasource_resource_id__in=resource_ids)
     return {r.datasource_resource_id.lower(): r for r in rows}
@@ -161,7 +172,7 @@ def storage_account_candidates(principal, vault) -> list[Candidate]:
                 "Storage accounts (hierarchical namespace) only."
             )
         elif existing is not None:
-            cand.offered, cand.reason = False, f"Already protected in this vault by the backup instance '{existing.name}'."
+            cand.offered, cand.reason = False, _taken_reason(existing)
         elif not account.containers.exists():
             cand.offered, cand.reason = False, "The account has no container: create at least one container first."
         result.append(cand)
@@ -205,9 +216,14 @@ def volume_candidates(principal, vault, elastic_san=None) -> list[Candidate]:
             where = (f" in the vault '{existing.vault.name}'"
                      if authorize(principal, "Microsoft.DataProtection/backupVaults/read", existing.vault.resource_id).allowed
                      else " in another vault")
-            cand.offered, cand.reason = False, (
-                f"Already protected by the backup instance '{existing.name}'{where}: a volume can be in one backup instance only."
-            )
+            if existing.is_soft_deleted and existing.vault_id == vault.pk:
+                cand.offered, cand.reason = False, _taken_reason(existing)
+            else:
+                cand.offered, cand.reason = False, (
+                    f"Already protected by the backup instance '{existing.name}'{where}"
+                    f"{' (soft-deleted: undelete it there, or wait for its purge)' if existing.is_soft_deleted else ''}: "
+                    "a volume can be in one backup instance only."
+                )
         result.append(cand)
     return result
 
@@ -230,7 +246,7 @@ def postgres_candidates(principal, vault) -> list[Candidate]:
         )
         existing = protected.get(server.resource_id.lower())
         if existing is not None:
-            cand.offered, cand.reason = False, f"Already protected in this vault by the backup instance '{existing.name}'."
+            cand.offered, cand.reason = False, _taken_reason(existing)
         result.append(cand)
     return result
 
@@ -581,19 +597,30 @@ def policies_for_instance(principal, instance: BackupInstance):
     return policies_for(principal).filter(vault=instance.vault, datasource_type=instance.datasource_type).order_by("name")
 
 
-def change_policy(principal, instance: BackupInstance, policy: BackupPolicy) -> BackupInstance:
-    """Move ``instance`` to ``policy`` (same vault and datasource type); the new retention applies to
-    it from now on and its next backup follows the new schedule. Guarded as backupInstances/write
-    (the "Change policy" critical operation), with the retention before and after in ``change``."""
+def change_policy_change(instance: BackupInstance, policy: BackupPolicy | None) -> dict:
+    """The ``change`` guards see when ``instance`` moves to ``policy`` (also used by the preview)."""
+    from protection.services.policies import retention_map
+
     old = instance.policy
-    change = {
+    return {
         "setting": "policy",
         "critical_operation": INSTANCE_WRITE,
         "policy_before": old.name,
         "policy_after": policy.name if policy else None,
         "max_retention_days_before": old.parsed.max_retention_days(),
         "max_retention_days_after": policy.parsed.max_retention_days() if policy else None,
+        "retention_before": retention_map(old.policy_rules),
+        "retention_after": retention_map(policy.policy_rules) if policy else {},
+        "datastore": instance.datasource.datastore,
     }
+
+
+def change_policy(principal, instance: BackupInstance, policy: BackupPolicy) -> BackupInstance:
+    """Move ``instance`` to ``policy`` (same vault and datasource type); the new retention applies to
+    it from now on and its next backup follows the new schedule. Guarded as backupInstances/write
+    (the "Change policy" critical operation), with the retention before and after in ``change``."""
+    old = instance.policy
+    change = change_policy_change(instance, policy)
     details = {"name": instance.name, "from": old.name, "to": policy.name if policy else None}
     with guarded(principal, INSTANCE_WRITE, instance, change=change, details=details):
         row = BackupInstance.objects.select_for_update().get(pk=instance.pk)
@@ -613,6 +640,15 @@ def change_policy(principal, instance: BackupInstance, policy: BackupPolicy) -> 
         row.policy = policy
         row.save(update_fields=["policy", "updated_at"])
         reschedule(row)
+        reduced = retention_reduced(change)
+        if reduced:
+            from protection.services.policies import raise_shorter_retention_alert
+
+            raise_shorter_retention_alert(
+                "Modify Protection with Shorter Retention", resource_id=row.resource_id, principal=principal,
+                description=f"The backup instance '{row.name}' moved from the policy '{old.name}' to '{policy.name}', "
+                            f"which keeps recovery points for less time: {'; '.join(reduced)}.",
+                details={"instance": row.name, "from": old.name, "to": policy.name, "changes": reduced})
     instance.policy, instance.next_backup_at = row.policy, row.next_backup_at
     return instance
 

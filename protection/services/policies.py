@@ -35,6 +35,7 @@ from protection.models import BackupInstance, BackupPolicy
 from protection.policy_rules import DAYS, Duration, Policy, PolicyError, build_policy_rules, schedule_intervals
 from security import clock
 from security.audit import guarded, register_operation_name
+from vaults.guards import retention_reduced
 
 POLICY_READ = "Microsoft.DataProtection/backupVaults/backupPolicies/read"
 POLICY_WRITE = "Microsoft.DataProtection/backupVaults/backupPolicies/write"
@@ -381,6 +382,7 @@ def update_policy(principal, policy: BackupPolicy, *, spec: PolicySpec) -> Backu
         change.update(max_retention_days_after=Policy(preview).max_retention_days(), retention_after=retention_map(preview))
     except ValidationError:
         change.update(max_retention_days_after=None, retention_after={})
+    change["datastore"] = policy.datasource.datastore  # operational tier (Elastic SAN): outside immutability
     with guarded(principal, POLICY_WRITE, policy, change=change, details={"name": policy.name}) as op:
         row = BackupPolicy.objects.select_for_update().get(pk=policy.pk)
         row.policy_rules = validate_spec(row.datasource_type, spec)
@@ -388,7 +390,30 @@ def update_policy(principal, policy: BackupPolicy, *, spec: PolicySpec) -> Backu
         policy.policy_rules, policy.updated_at = row.policy_rules, row.updated_at
         rescheduled = instance_services.reschedule_policy_instances(row)
         op.details.update(summary=row.parsed.summary(), rescheduledInstances=rescheduled)
+        reduced = retention_reduced({"max_retention_days_before": change["max_retention_days_before"],
+                                     "max_retention_days_after": row.parsed.max_retention_days(),
+                                     "retention_before": change["retention_before"],
+                                     "retention_after": retention_map(row.policy_rules)})
+        if reduced:
+            raise_shorter_retention_alert(
+                "Modify Policy with Shorter Retention", resource_id=row.resource_id, principal=principal,
+                description=f"The backup policy '{row.name}' of the Backup vault '{row.vault.name}' now keeps recovery "
+                            f"points for less time: {'; '.join(reduced)}.",
+                details={"policy": row.name, "changes": reduced, "instances": change["instances"]})
     return policy
+
+
+def raise_shorter_retention_alert(name: str, *, resource_id: str, principal, description: str, details: dict) -> None:
+    """"Modify Policy with Shorter Retention" / "Modify Protection with Shorter Retention" (reference §6.1)."""
+    from security import services as security_services
+    from security.audit import caller_label
+    from security.models import Alert
+
+    security_services.raise_alert(
+        name=name, category=Alert.Category.SECURITY, severity=Alert.Severity.SEV2, resource_id=resource_id,
+        description=f"{description} Changed by {caller_label(principal)}.",
+        details={**details, "by": caller_label(principal)},
+    )
 
 
 def delete_policy(principal, policy: BackupPolicy) -> None:

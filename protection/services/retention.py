@@ -116,9 +116,10 @@ def _open(rp, manifest):
     return ("vault", vault.pk), lambda: open_store(vault)
 
 
-def _delete_snapshots(rp) -> dict:
+def _delete_snapshots(rp, *, bypass_governance: bool = False) -> dict:
     """Delete every engine snapshot of ``rp`` (and of its secondary copy); returns {store key: opener}
-    of the stores touched."""
+    of the stores touched. ``bypass_governance``: governance-mode retention (left by an immutability
+    that was enabled and then disabled) does not stop it; compliance retention always does."""
     from vaults.store import NotFound, RetentionError
 
     touched = {}
@@ -132,7 +133,7 @@ def _delete_snapshots(rp) -> dict:
     for key, opener, manifest in stores:
         try:
             with opener() as store:
-                store.delete_snapshot(manifest["id"])
+                store.delete_snapshot(manifest["id"], bypass_governance=bypass_governance)
         except NotFound:
             continue  # already gone: a previous run deleted it and died before the row went
         except RetentionError as exc:
@@ -170,7 +171,11 @@ def expire_recovery_point(principal, rp: RecoveryPoint, *, reason: str) -> set:
             raise ValidationError("This recovery point is not due to expire (its retention changed).")
         if rp.datastore == RecoveryPoint.Datastore.OPERATIONAL:
             _delete_inventory_snapshot(rp)  # as the vault identity; refused if it lost its rights
-        touched = _delete_snapshots(rp)
+        from vaults.models import ImmutabilityState
+
+        # Immutability disabled since the point was written: its governance lock no longer binds.
+        bypass = rp.instance.vault.immutability_state == ImmutabilityState.DISABLED
+        touched = _delete_snapshots(rp, bypass_governance=bypass)
         Job.objects.filter(recovery_point=rp).update(recovery_point=None)
         locked.delete()
     return touched

@@ -211,23 +211,41 @@ def vault_instances_tile(request, pk):
 # =================================================================================================
 
 
+def _actionable(decision) -> bool:
+    """A button stays clickable unless RBAC refuses: a refusal by another guard (a Resource Guard, an
+    immutable vault) is previewed beside it and explained after the click."""
+    return decision.allowed or decision.guard != "RBAC"
+
+
 def _actions_context(request, instance, **extra):
+    from protection.services import deletion
+
     principal = request.principal
     state = instance.protection_state
     preview = {name: evaluate(principal, op, instance) for name, op in (
         ("backup", backups.BACKUP_ACTION), ("stop", backups.STOP_PROTECTION), ("suspend", backups.SUSPEND_BACKUPS),
         ("resume", backups.RESUME_PROTECTION if state == ProtectionState.STOPPED else backups.RESUME_BACKUPS))}
+    preview["delete"] = deletion.deletion_preview(principal, instance)
+    preview["undelete"] = deletion.undelete_preview(principal, instance)
     return {
         "instance": instance,
         "can_backup": state == ProtectionState.CONFIGURED and preview["backup"].allowed,
         "backup_refusal": preview["backup"].reason,
         "can_stop": state in (ProtectionState.CONFIGURED, ProtectionState.PROTECTION_ERROR, ProtectionState.BACKUPS_SUSPENDED)
-        and (preview["stop"].allowed or preview["suspend"].allowed),
+        and (_actionable(preview["stop"]) or _actionable(preview["suspend"])),
         "stop_refusal": preview["stop"].reason if not preview["stop"].allowed else "",
-        "can_resume": state in (ProtectionState.STOPPED, ProtectionState.BACKUPS_SUSPENDED) and preview["resume"].allowed,
+        "can_resume": state in (ProtectionState.STOPPED, ProtectionState.BACKUPS_SUSPENDED) and _actionable(preview["resume"]),
         "resume_refusal": preview["resume"].reason,
         "is_stoppable_state": state in (ProtectionState.CONFIGURED, ProtectionState.PROTECTION_ERROR, ProtectionState.BACKUPS_SUSPENDED),
         "is_resumable_state": state in (ProtectionState.STOPPED, ProtectionState.BACKUPS_SUSPENDED),
+        # Delete (backup data): offered from the states it may start from; Undelete for soft-deleted ones.
+        "is_deletable_state": state in deletion.DELETABLE_STATES,
+        "can_delete": _actionable(preview["delete"]),
+        "delete_refusal": preview["delete"].reason,
+        "is_soft_deleted": state == ProtectionState.SOFT_DELETED,
+        "can_undelete": _actionable(preview["undelete"]),
+        "undelete_refusal": preview["undelete"].reason,
+        "delete_change": deletion.delete_change(instance),
         **extra,
     }
 
@@ -268,9 +286,10 @@ def instance_backup_now(request, pk):
 def instance_stop_backup(request, pk):
     """GET: the Stop backup pane. POST: stop with Retain forever or Retain as per policy."""
     instance = _instance_or_404(request, pk)
-    if request.method == "GET":
+    if request.method == "GET":  # RBAC refusals only: the pane previews what other guards would say
         decision = evaluate(request.principal, backups.SUSPEND_BACKUPS, instance)
-        if not decision.allowed and not evaluate(request.principal, backups.STOP_PROTECTION, instance).allowed:
+        forever = evaluate(request.principal, backups.STOP_PROTECTION, instance)
+        if not _actionable(decision) and not _actionable(forever):
             raise GuardDenied(decision)
     form = StopBackupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

@@ -318,9 +318,11 @@ def test_locked_immutability_is_irreversible(vault, trainer):
     services.update_immutability(trainer, vault, state="Unlocked")
     services.update_immutability(trainer, vault, state="Locked", confirm_name=vault.name)
     for state in ("Unlocked", "Disabled"):
-        with pytest.raises(ValidationError) as exc:
+        # The Immutability guard refuses it before the service's own rule (issue 10), the Owner included.
+        with pytest.raises(GuardDenied) as exc:
             services.update_immutability(trainer, vault, state=state)
-        assert "cannot be disabled or unlocked by anyone" in exc.value.message_dict["state"][0]
+        assert exc.value.decision.guard == "Immutability"
+        assert "cannot be disabled or unlocked by anyone" in exc.value.decision.reason
     vault.refresh_from_db()
     assert vault.immutability_state == "Locked"
 

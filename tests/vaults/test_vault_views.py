@@ -197,7 +197,8 @@ def test_locking_immutability_through_the_page_needs_the_name(vault, trainer, as
     vault.refresh_from_db()
     assert vault.immutability_state == "Locked"
     undo = client.post(url, {})
-    assert undo.status_code == 400 and "cannot be disabled or unlocked" in undo.content.decode()
+    # Refused by the Immutability guard (issue 10): the explained denial page.
+    assert undo.status_code == 403 and "cannot be disabled or unlocked" in undo.content.decode()
 
 
 def test_redundancy_page_refuses_after_protection(vault, trainer, as_user):
