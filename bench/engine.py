@@ -30,7 +30,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-sys.path.insert(1, ROOT)  # vaults.store (for the S3 column's store sizes)
 import dataset  # noqa: E402
 
 KEYHEX = "5a" * 32
@@ -191,26 +190,24 @@ class StrongroomS3(Strongroom):
     def reset(self):
         shutil.rmtree(self.cache, ignore_errors=True)
         if self.n:  # drop the previous run's objects (moto keeps them in temp files)
-            from vaults.store.s3 import S3Backend
-            b = S3Backend(self.bucket, self.prefix, endpoint_url=self.endpoint, **S3_CREDS)
-            for name in b.list(""):
-                b.delete(name, bypass_governance=True)
-            b.close()
+            s3util(self.endpoint, "purge", self.bucket, self.prefix)
         self.n += 1
         self.prefix = f"run{self.n}"
         self.repo = f"s3://{self.bucket}/{self.prefix}?endpoint={self.endpoint}"
 
     def store_size(self):
-        from vaults.store.s3 import S3Backend
-        b = S3Backend(self.bucket, self.prefix, endpoint_url=self.endpoint, **S3_CREDS)
-        try:
-            return sum(i.size for i in b.list_info(""))
-        finally:
-            b.close()
+        return int(s3util(self.endpoint, "size", self.bucket, self.prefix))
 
 
 S3_ENV = {"STRONGROOM_S3_ACCESS_KEY_ID": "bench", "STRONGROOM_S3_SECRET_ACCESS_KEY": "bench-secret"}
-S3_CREDS = {"access_key_id": "bench", "secret_access_key": "bench-secret"}
+
+
+def s3util(*args):
+    """S3 chores in a separate process: this process must stay small (see s3util.py)."""
+    r = subprocess.run([sys.executable, os.path.join(HERE, "s3util.py"), *args], capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"s3util {' '.join(args)} failed: {r.stderr}")
+    return r.stdout
 
 
 class MotoServer:
@@ -237,11 +234,8 @@ class MotoServer:
                 if self.proc.poll() is not None:
                     raise SystemExit(f"moto server did not start; see {self.logf.name}")
                 time.sleep(0.1)
-        import boto3
-        self.client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                                   aws_access_key_id="bench", aws_secret_access_key="bench-secret")
         self.bucket = "strongroom-bench"
-        self.client.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=True)
+        s3util(self.endpoint, "create-bucket", self.bucket)
 
     def stop(self):
         self.proc.terminate()
@@ -356,6 +350,7 @@ def main(argv=None):
     ap.add_argument("--restic", default="/usr/bin/restic")
     ap.add_argument("--no-restic", action="store_true", help="only the Strongroom side")
     ap.add_argument("--no-s3", action="store_true", help="no S3 column (the engine on a loopback S3 server)")
+    ap.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-check", action="store_true", help="skip checking restored bytes")
     args = ap.parse_args(argv)
     args.work = os.path.abspath(args.work)
@@ -367,6 +362,11 @@ def main(argv=None):
     pristine = os.path.join(args.work, f"data-{args.size_mib}-{args.seed}")
     img = os.path.join(args.work, f"volume-{args.volume_gib}g.img")
     t = time.time()
+    if not args.prepare_only and not (os.path.exists(pristine + ".done") and os.path.exists(img + ".done")):
+        # generate in a child: this process stays small, and so does every measured child's
+        # peak RSS (wait4 counts a child's size at fork, which is this process's size)
+        subprocess.run([sys.executable, os.path.abspath(__file__), *(argv if argv is not None else sys.argv[1:]),
+                        "--prepare-only"], check=True)
     if not os.path.exists(pristine + ".done"):
         shutil.rmtree(pristine, ignore_errors=True)
         info = dataset.make_tree(pristine, args.size_mib, args.seed)
@@ -376,6 +376,8 @@ def main(argv=None):
         iinfo = dataset.make_image(img, args.volume_gib, args.seed)
         json.dump(iinfo, open(img + ".done", "w"))
     iinfo = json.load(open(img + ".done"))
+    if args.prepare_only:
+        return None
     print(f"dataset: {info['files']} files, {info['bytes'] / 2**20:.0f} MiB; image {iinfo['size'] / 2**30:.2f} GiB "
           f"({iinfo['data_written'] / 2**20:.0f} MiB data); prepared in {time.time() - t:.0f}s", flush=True)
 

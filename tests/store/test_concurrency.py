@@ -90,9 +90,14 @@ def test_two_backups_and_a_gc_at_once_lose_nothing(backends, tmp_path):
         procs["b2"].stdin.write(dump[:3 << 20])  # returns once b2 (holding its lock) has read most of it
         procs["b2"].stdin.flush()
         if order == "backups first":
-            time.sleep(0.2)
             procs["gc"] = popen(loc, str(tmp_path / "cA"), *gc_args)
-            time.sleep(1.0)
+            watcher = Store.open(open_backend(loc), KEY, cache_dir=str(tmp_path / "cW"))
+            deadline = time.monotonic() + 60
+            while not any(i.kind == EXCLUSIVE for i in watcher.locks()):  # the GC's claim is there
+                assert time.monotonic() < deadline and procs["gc"].poll() is None
+                time.sleep(0.05)
+            watcher.close()
+            time.sleep(0.8)  # ... and waits, while the stream backup still holds its shared lock
         procs["b2"].stdin.write(dump[3 << 20:])
         procs["b2"].stdin.close()
         res = {k: finish(p) for k, p in procs.items()}

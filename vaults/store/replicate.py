@@ -75,6 +75,8 @@ def _same_keys(a, b) -> bool:
 def replicate(source, snap_id: str, target, *, verify: bool = True, progress=None, cancel=None) -> ReplicationReport:
     from .store import _check_cancel, _Throttle
 
+    if target is source or target.id == source.id:
+        raise StoreError("a store cannot be replicated into itself")
     if not _same_keys(source, target):
         raise StoreError(f"the store at {target.backend.location} is not a replica of {source.backend.location} "
                          f"(create it with Store.init_replica)")

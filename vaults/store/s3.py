@@ -29,8 +29,9 @@ raises :class:`ImmutabilityUnsupported`.
 
 Deletes on versioned buckets: a plain ``DELETE`` of a key "succeeds" by adding a delete marker
 that hides the object while its retained version lives on. This backend never does that: it
-checks the current version's retention first (refusing with :class:`RetentionError`) and then
-deletes each version by id, so a delete either removes the bytes or is refused.
+checks the current version's retention (refusing with :class:`RetentionError`) and deletes it
+by version id, then the next older version if one becomes current, so a delete removes the
+bytes or is refused, and never leaves a marker.
 """
 
 from __future__ import annotations
@@ -216,27 +217,35 @@ class S3Backend(Backend):
         appears only when the upload completes (never partially)."""
         self._check_overwrite(name)
         key = self._key(name)
-        buf = bytearray()
+        pending, plen = [], 0  # views of the caller's buffers: one copy per part, when it is sent
         upload_id = None
         parts = []
         total = 0
         try:
             for c in fault_wrap(chunks):
-                buf += c
-                total += len(c)
-                while len(buf) >= self.part_size:
-                    if upload_id is None:
-                        upload_id = self._call(self.client.create_multipart_upload, Bucket=self.bucket,
-                                               Key=key)["UploadId"]
-                    part = bytes(buf[:self.part_size])
-                    del buf[:self.part_size]
-                    parts.append(self._upload_part(key, upload_id, len(parts) + 1, part))
+                mv = memoryview(c).cast("B")
+                total += len(mv)
+                while len(mv):
+                    take = min(len(mv), self.part_size - plen)
+                    pending.append(mv[:take])
+                    plen += take
+                    mv = mv[take:]
+                    if plen == self.part_size:
+                        if upload_id is None:
+                            upload_id = self._call(self.client.create_multipart_upload, Bucket=self.bucket,
+                                                   Key=key)["UploadId"]
+                        body = b"".join(pending)
+                        pending, plen = [], 0
+                        parts.append(self._upload_part(key, upload_id, len(parts) + 1, body))
+                        del body
+            body = b"".join(pending)
+            pending = []
             if upload_id is None:
-                self._call(self.client.put_object, Bucket=self.bucket, Key=key, Body=bytes(buf))
+                self._call(self.client.put_object, Bucket=self.bucket, Key=key, Body=body)
                 return
-            if buf:
-                parts.append(self._upload_part(key, upload_id, len(parts) + 1, bytes(buf)))
-                buf = bytearray()
+            if body:
+                parts.append(self._upload_part(key, upload_id, len(parts) + 1, body))
+            del body
             self._complete(key, upload_id, parts, total)
             upload_id = None
         finally:
@@ -344,20 +353,19 @@ class S3Backend(Backend):
     # -- delete and retention ------------------------------------------------------------
     def delete(self, name, *, bypass_governance=False):
         head = self._head(name)
-        r = self._retention_of(head)
-        if r is not None and r.active() and not (r.mode == GOVERNANCE and bypass_governance):
-            raise RetentionError(name, r.until, r.mode,
-                                 f"cannot delete {name!r}: under {r.mode} retention until {r.until.isoformat()}")
         key = self._key(name)
-        fault_before_delete()
         extra = {"BypassGovernanceRetention": True} if bypass_governance else {}
-        if not self.versioned:
-            self._call(self.client.delete_object, Bucket=self.bucket, Key=key, **extra)
-            return
-        versions = self._versions(key)
-        # oldest first: if S3 refuses one, the newer (current) version is still in place
-        versions.sort(key=lambda v: (v[1], v[2]))
-        for vid, _, _ in versions:
+        fault_before_delete()
+        while True:
+            r = self._retention_of(head)
+            if r is not None and r.active() and not (r.mode == GOVERNANCE and bypass_governance):
+                raise RetentionError(name, r.until, r.mode,
+                                     f"cannot delete {name!r}: under {r.mode} retention until {r.until.isoformat()}")
+            vid = head.get("VersionId")
+            if not self.versioned or not vid:
+                self._call(self.client.delete_object, Bucket=self.bucket, Key=key, **extra)
+                return
+            # by version id: never a delete marker that would only hide the object
             try:
                 self._call(self.client.delete_object, Bucket=self.bucket, Key=key, VersionId=vid, **extra)
             except bex.ClientError as e:
@@ -366,19 +374,10 @@ class S3Backend(Backend):
                                          f"the object store refused to delete {name!r} (version {vid}): "
                                          f"{e.response['Error'].get('Message', _code(e))}") from None
                 raise
-
-    def _versions(self, key):
-        out = []
-        kw = {"Bucket": self.bucket, "Prefix": key}
-        while True:
-            page = self._call(self.client.list_object_versions, **kw)
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                if v["Key"] == key:
-                    out.append((v["VersionId"], v["LastModified"], bool(v.get("IsLatest"))))
-            if not page.get("IsTruncated"):
-                return out
-            kw["KeyMarker"] = page.get("NextKeyMarker")
-            kw["VersionIdMarker"] = page.get("NextVersionIdMarker")
+            try:  # an older version (an overwritten lock or config) becomes current: delete it too
+                head = self._head(name)
+            except NotFound:
+                return
 
     def supports_retention(self) -> bool:
         if self._lock_enabled is None:
