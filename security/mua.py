@@ -53,7 +53,7 @@ from security.audit import (
     record_denial,
     register_operation_name,
 )
-from security.guards import Decision, GuardDenied, Note, Refusal, register_guard, target_scope
+from security.guards import Decision, GuardDenied, Note, Refusal, evaluate, register_guard, target_scope
 from security.models import (
     AccessRequest,
     ActivityLogEntry,
@@ -679,6 +679,11 @@ def _workflow_step(principal, operation: str, scope: str, *, refusal: Refusal | 
     entry; a validation failure is logged after the rollback.
     """
     name = getattr(principal, "display_name", "anonymous")
+    if refusal is None:
+        # Every registered guard but RBAC still decides (one mechanism: nothing changes state around it).
+        decided = evaluate(principal, operation, scope, details, skip=("RBAC",))
+        if not decided.allowed:
+            refusal = decided.refusal
     if refusal is not None:
         decision = Decision(False, operation, scope, name, refusal)
         record_denial(principal, decision, details)

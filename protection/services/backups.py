@@ -402,6 +402,18 @@ def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
     if instance.protection_state not in _PROTECTED_FOR_BACKUP:
         raise jobs.JobError("UserErrorBackupInstanceNotProtected",
                             f"'{instance.name}' is {instance.get_protection_state_display().lower()}: nothing was backed up.")
+    # Authorized again when it runs, as the person who asked (or the system, for a scheduled one): a role
+    # removed or a guard that now refuses since the job was queued stops it before any byte is read.
+    actor = job.initiated_by if job.is_user_triggered and job.initiated_by_id else None
+    if actor is None:
+        from protection.system_access import ensure_system_access
+
+        actor = ensure_system_access()
+    decision = evaluate(actor, BACKUP_ACTION, instance, {"job_id": str(job.pk), "scheduled_time":
+                                                         job.scheduled_time.isoformat() if job.scheduled_time else None})
+    if not decision.allowed:
+        record_denial(actor, decision, {"instance": instance.name, "jobId": str(job.pk)})
+        raise jobs.JobError("UserErrorBackupNotAuthorized", f"{decision.reason} {decision.remedy}".strip())
     driver = driver_for(instance.datasource_type)
     if job.attempts > 1:  # an earlier attempt's worker died: remove whatever it committed
         remove_attempt_leftovers(job, instance, driver)
