@@ -370,3 +370,24 @@ def test_governance_locks_left_by_a_disabled_immutability_do_not_stop_the_purge(
     done = run_job(deletion.delete_backup_data(lab.trainer, instance, confirm_name="bi-gov"))
     assert done.status == JobStatus.COMPLETED, (done.error_message, done.extended_info)
     assert snapshot_ids(vault, instance) == set()
+
+
+def test_the_drill_vault_is_seeded_through_the_services_and_idempotently(lab):
+    """seed_drill: a vault with a recovery point, immutability locked (the store retains the point in
+    compliance mode), soft delete always-on and the Resource Guard linked — security level Excellent;
+    seeding twice changes nothing."""
+    from portal.mua_lab import seed_mua
+    from protection.lab_drill import seed_drill
+    from security import mua
+    from vaults import services as vault_services
+
+    seed_mua(lab)
+    vault, instance = seed_drill(lab)
+    assert (vault.immutability_state, vault.soft_delete_state) == ("Locked", "AlwaysOn")
+    assert mua.is_linked(vault.resource_id) and vault_services.security_level(vault).level == "Excellent"
+    assert instance.protection_state == ProtectionState.CONFIGURED and instance.created_by == lab.personas["backup-admin"].principal
+    [point] = RecoveryPoint.objects.filter(instance=instance)
+    with store_of(vault)() as store:
+        assert {store.get_snapshot(m["id"]).retention_mode for m in point.manifests} == {"compliance"}
+    again, same = seed_drill(lab)
+    assert again.pk == vault.pk and same.pk == instance.pk and RecoveryPoint.objects.filter(instance=instance).count() == 1

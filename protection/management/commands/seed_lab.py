@@ -6,6 +6,7 @@ from portal.inventory.lab import seed_inventory
 from portal.lab import seed_tenancy
 from portal.mua_lab import seed_mua
 from protection.lab import seed_protection
+from protection.lab_drill import seed_drill
 from vaults.lab import seed_vaults
 from vaults.mua import seed_mua_vault
 
@@ -22,5 +23,6 @@ class Command(BaseCommand):
         seed_protection(lab, stdout=self.stdout)
         seed_mua(lab, stdout=self.stdout)
         seed_mua_vault(lab, stdout=self.stdout)
+        seed_drill(lab, stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("The demo lab is ready."))
         return None
