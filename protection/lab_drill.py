@@ -8,7 +8,7 @@ careless) admin account tries to destroy its backups and every attempt is refuse
   the shorter retention the drill tries to switch to), protects the account ("Assign missing roles" at
   the resource, then Configure protection) and takes one backup (a recovery point of real data).
 * Then the admin locks it down: immutability Enabled and locked (the store retains the point in
-  compliance mode until its expiry), soft delete always-on, and the lab's Resource Guard linked (MUA).
+  compliance mode until its expiry), soft delete always-on (30 days), and the lab's Resource Guard linked (MUA).
 
 Security level: Excellent. The trainer can play the drill in the browser as the backup admin.
 """
@@ -36,6 +36,7 @@ DRILL_CONTAINER = "finance"
 DRILL_INSTANCE = "contosofinance"
 DRILL_POLICY = "adls-daily"
 DRILL_SHORT_POLICY = "adls-7d"
+DRILL_SOFT_DELETE_DAYS = 30
 DRILL_FILES = {
     "2025/ledger-q1.csv": b"account,amount\n" + b"4000,1250.00\n" * 400,
     "2025/ledger-q2.csv": b"account,amount\n" + b"4100,980.50\n" * 400,
@@ -50,7 +51,7 @@ def seed_drill(lab, *, stdout=None):
     from security import mua
     from security.models import ResourceGuard
     from vaults import services as vault_services
-    from vaults.models import BackupVault, ImmutabilityState, SoftDeleteState
+    from vaults.models import BackupVault, ImmutabilityState, SoftDeleteState, StorageRedundancy
 
     trainer = lab.trainer
     admin = lab.personas["backup-admin"].principal
@@ -66,7 +67,9 @@ def seed_drill(lab, *, stdout=None):
 
     vault = BackupVault.objects.filter(resource_group=lab.lab_group, name__iexact=DRILL_VAULT_NAME).first()
     if vault is None:
-        vault = vault_services.create_vault(admin, name=DRILL_VAULT_NAME, resource_group=lab.lab_group, region=lab.region)
+        # Locally-redundant: the drill needs no secondary copy (and no Replication job after each backup).
+        vault = vault_services.create_vault(admin, name=DRILL_VAULT_NAME, resource_group=lab.lab_group, region=lab.region,
+                                            storage_redundancy=StorageRedundancy.LOCALLY_REDUNDANT)
 
     def policy(name, spec):
         return BackupPolicy.objects.filter(vault=vault, name__iexact=name).first() or policy_services.create_policy(
@@ -97,8 +100,8 @@ def seed_drill(lab, *, stdout=None):
         vault_services.update_immutability(admin, vault, state=ImmutabilityState.UNLOCKED)
     if vault.immutability_state == ImmutabilityState.UNLOCKED:
         vault_services.update_immutability(admin, vault, state=ImmutabilityState.LOCKED, confirm_name=vault.name)
-    if vault.soft_delete_state != SoftDeleteState.ALWAYS_ON:
-        vault_services.update_soft_delete(admin, vault, state=SoftDeleteState.ALWAYS_ON)
+    if vault.soft_delete_state != SoftDeleteState.ALWAYS_ON:  # 30 days: shortening it is a protected operation
+        vault_services.update_soft_delete(admin, vault, state=SoftDeleteState.ALWAYS_ON, retention_days=DRILL_SOFT_DELETE_DAYS)
     guard = ResourceGuard.objects.filter(name=LAB_GUARD_NAME).first()
     if guard is not None and not mua.is_linked(vault.resource_id):
         mua.link_resource_guard(admin, vault, guard_id=guard.resource_id, region=vault.region_id)
