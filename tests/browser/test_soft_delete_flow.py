@@ -146,7 +146,7 @@ def test_soft_delete_undelete_resume(page, live_server, soft_delete_lab):
 
     # Undelete: back as Protection stopped with its recovery point.
     row.get_by_role("link", name="Undelete").click()
-    expect(page.locator("#undelete-form")).to_contain_text("all its 1 recovery point")
+    expect(page.locator("#undelete-form")).to_contain_text("with its 1 recovery point")
     shot(page, "04-undelete")
     page.locator("#undelete-submit").click()
     expect(page.locator(".message-success")).to_contain_text("was undeleted")

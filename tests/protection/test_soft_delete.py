@@ -391,3 +391,27 @@ def test_the_drill_vault_is_seeded_through_the_services_and_idempotently(lab):
         assert {store.get_snapshot(m["id"]).retention_mode for m in point.manifests} == {"compliance"}
     again, same = seed_drill(lab)
     assert again.pk == vault.pk and same.pk == instance.pk and RecoveryPoint.objects.filter(instance=instance).count() == 1
+
+
+def test_an_mua_grant_lets_the_deletion_through_until_the_minute_it_ends(lab, vault, backed_up):
+    """GIVEN a vault linked to the Resource Guard and the backup admin's approved one-hour grant WHEN the
+    lab clock stands a minute before its end THEN the guard lets Delete backup data through (preview);
+    a minute after its end THEN MUA refuses again, before any periodic task closed the grant."""
+    from portal.mua_lab import seed_mua
+    from security import mua
+
+    guard = seed_mua(lab)
+    admin = lab.personas["backup-admin"].principal
+    mua.link_resource_guard(admin, vault, guard_id=guard.resource_id, region=vault.region_id)
+    assert deletion.deletion_preview(admin, backed_up).guard == "MUA"
+    access = mua.request_access(admin, guard, justification="cleanup", hours=1)
+    mua.approve_request(lab.personas["security-admin"].principal, access, comment="ok")
+    access.refresh_from_db()
+    travel(lab, access.expires_at - dt.timedelta(minutes=1) - clock.now())
+    assert deletion.deletion_preview(admin, backed_up).allowed
+    travel(lab, dt.timedelta(minutes=2))
+    assert deletion.deletion_preview(admin, backed_up).guard == "MUA"
+    with pytest.raises(GuardDenied):
+        deletion.delete_backup_data(admin, backed_up, confirm_name="bi-sd")
+    backed_up.refresh_from_db()
+    assert backed_up.protection_state == ProtectionState.CONFIGURED
