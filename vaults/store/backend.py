@@ -25,7 +25,7 @@ import shutil
 import uuid
 from typing import BinaryIO, Iterator, Optional
 
-from .errors import ImmutabilityUnsupported, NotFound, RetentionError, StoreError
+from .errors import NotFound, RetentionError, StoreError
 
 GOVERNANCE = "governance"
 COMPLIANCE = "compliance"

@@ -39,7 +39,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
-import threading
 import time
 import urllib.parse
 from typing import Optional
@@ -49,7 +48,7 @@ import botocore.exceptions as bex
 from botocore.config import Config
 
 from .backend import (COMPLIANCE, GOVERNANCE, MODES, Backend, ObjectInfo, Retention, _aware, check_name,
-                      fault_before_delete, fault_wrap, utcnow)
+                      fault_before_delete, fault_wrap)
 from .errors import ImmutabilityUnsupported, NotFound, RetentionError, StoreError
 
 PART_SIZE = 8 << 20  # multipart part size (S3's minimum is 5 MiB for all parts but the last)
@@ -110,7 +109,6 @@ class S3Backend(Backend):
             region_name=self.region)
         # the client keeps the credentials; this object keeps none of them as attributes
         self.client = session.client("s3", endpoint_url=self.endpoint_url, config=cfg)
-        self._lock = threading.Lock()
         self._versioned: Optional[bool] = None
         self._lock_enabled: Optional[bool] = None
         if check_bucket:

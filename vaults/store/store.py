@@ -45,12 +45,13 @@ import zstandard
 
 from . import crypto
 from . import lock as locks
-from .backend import COMPLIANCE, GOVERNANCE, Backend, utcnow
+from .backend import GOVERNANCE, Backend, utcnow
 from .chunker import BLOCK_SIZE, CDC, WHOLE_FILE_LIMIT, compiled_fastcdc, volume_blocks
 from .errors import (Cancelled, DamageError, ImmutabilityUnsupported, IntegrityError, NotFound, RetentionError,
                      StoreError)
 from .index import IndexCache, decode_index, encode_index
 from .manifest import ManifestReader, ManifestWriter
+from .memory import tune_malloc
 from .pack import PACK_TARGET, PackBuilder, pack_object, read_trailer
 
 FORMAT_VERSION = 1
@@ -475,6 +476,7 @@ class Store:
                  zstd_level=3, lock_ttl: float = locks.DEFAULT_TTL, lock_wait: float = 3600.0,
                  owner: Optional[str] = None):
         compiled_fastcdc()  # refuse to run without the compiled chunker
+        tune_malloc()  # flat memory whatever the data size (see memory.py)
         self.backend = backend
         self.config = config
         self.id = config["id"]
