@@ -63,3 +63,11 @@ def guard_preview(context, principal, operation, target, **kwargs):
         "next_url": next_url,
         "request_access": decision.guard == "MUA" and bool(extra.get("resource_guard_pk")),
     }, request=request)
+
+
+@register.filter
+def get_item(mapping, key):
+    """``{{ refusals|get_item:policy_pk }}``: a per-choice preview the view computed (None when absent)."""
+    if not mapping:
+        return None
+    return mapping.get(str(key))

@@ -146,9 +146,21 @@ def instance_change_policy(request, pk):
                 messages.success(request, f"Backup instance '{instance.name}' now uses the policy '{instance.policy.name}'.")
                 return redirect("protection:instance_detail", pk=instance.pk)
         status = 400
+    # The preview: what the guards would say for each policy (MUA on "Change policy", immutability on a
+    # shorter retention), asked as the service will ask it.
+    from security.guards import evaluate
+
+    refusals = {}
+    for policy in form.policies:
+        if policy.pk == instance.policy_id:
+            continue
+        decision = evaluate(request.principal, svc.INSTANCE_WRITE, instance, svc.change_policy_change(instance, policy))
+        if not decision.allowed and decision.guard != "RBAC":
+            refusals[str(policy.pk)] = decision
     return render(request, "protection/instances/change_policy.html",
                   {"instance": instance, "resource": instance, "form": form, "blade": "overview",
-                   "vault": instance.vault}, status=status)
+                   "vault": instance.vault, "refusals": refusals,
+                   "mua_change": {"critical_operation": svc.INSTANCE_WRITE, "setting": "policy"}}, status=status)
 
 
 # --- configure protection ---------------------------------------------------------------------------

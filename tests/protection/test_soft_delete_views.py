@@ -133,3 +133,22 @@ def test_previews_name_the_guard_before_the_click(lab, vault, adls, client):
     assert 'id="disable-immutability-preview"' in imm and "cannot be disabled or unlocked by anyone" in imm
     props = c.get(f"/vaults/{vault.pk}/properties/").content.decode()
     assert 'id="operational-tier-note"' in props
+
+
+def test_change_policy_previews_the_shorter_retention_refusal_per_policy(lab, vault, adls, client, make_policy):
+    """GIVEN an immutable vault WHEN the backup admin opens Change policy THEN the 7-day policy carries
+    the Immutability refusal before the click, the 90-day one nothing; posting the 7-day one is refused."""
+    from protection.services.policies import Retention
+    from vaults import services as vault_services
+
+    short = make_policy(ADLS, "v-7d", default=Retention(7, "Days"))
+    long = make_policy(ADLS, "v-90d", default=Retention(90, "Days"))
+    vault_services.update_immutability(lab.trainer, vault, state="Unlocked")
+    c = as_(client, lab, "backup-admin")
+    html = c.get(f"/backup/instances/{adls.pk}/change-policy/").content.decode()
+    short_label = html[html.index("v-7d"):html.index("</label>", html.index("v-7d"))]
+    long_label = html[html.index("v-90d"):html.index("</label>", html.index("v-90d"))]
+    assert 'data-guard="Immutability"' in short_label and "shorter retention" in short_label
+    assert "guard-badge" not in long_label
+    assert c.post(f"/backup/instances/{adls.pk}/change-policy/", {"policy": short.pk}).status_code == 403
+    assert c.post(f"/backup/instances/{adls.pk}/change-policy/", {"policy": long.pk}).status_code == 302
