@@ -51,7 +51,7 @@ from .errors import (Cancelled, DamageError, ImmutabilityUnsupported, IntegrityE
                      StoreError)
 from .index import IndexCache, decode_index, encode_index
 from .manifest import ManifestReader, ManifestWriter
-from .memory import tune_malloc
+from .memory import trim, tune_malloc
 from .pack import PACK_TARGET, PackBuilder, pack_object, read_trailer
 
 FORMAT_VERSION = 1
@@ -242,6 +242,8 @@ class _BackupSession:
                         self.unindexed.append((name, entries))
                         self.stats["packs"] += 1
                         self.uploaded.notify_all()
+                    del parts, item
+                    trim()  # flat RSS: hand freed buffers back (see memory.py)
             except BaseException as e:  # reported to the main thread
                 self.upload_error = e
 
