@@ -569,6 +569,11 @@ def update_immutability(principal, vault, *, state: str, confirm_name: str = "")
                 raise ValidationError(
                     {"confirm_name": f"Type the vault name '{row.name}' to confirm locking immutability. Locking is irreversible."}
                 )
+        if current == ImmutabilityState.DISABLED and state != ImmutabilityState.DISABLED:
+            try:
+                storage.require_immutable_store(row)
+            except ValueError as exc:
+                raise ValidationError({"state": str(exc)}) from None
         disabled = current == ImmutabilityState.UNLOCKED and state == ImmutabilityState.DISABLED
         row.immutability_state = state
         row.save(update_fields=["immutability_state", "updated_at"])

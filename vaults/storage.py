@@ -115,3 +115,18 @@ def _make_writable_and_retry(func, path, _exc_info):
 
     os.chmod(path, stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
     func(path)
+
+
+def require_immutable_store(vault) -> None:
+    """Refuse, with a message a user can act on, when the vault's store cannot keep recovery points
+    immutable (an S3 bucket without Object Lock). Called before immutability is enabled."""
+    from vaults.store import ImmutabilityUnsupported
+
+    with open_store(vault) as store:
+        try:
+            store.require_immutability()
+        except ImmutabilityUnsupported as exc:
+            raise ValueError(
+                f"This vault's store cannot hold immutable recovery points ({exc}). Move the vault's store to "
+                "storage that enforces retention (an S3 bucket created with Object Lock) before enabling immutability."
+            ) from exc

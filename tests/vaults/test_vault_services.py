@@ -537,3 +537,30 @@ def test_seed_vaults_is_idempotent(lab):
     assert first.pk == second.pk and first.name == "bv-contoso-lab"
     assert first.resource_group == lab.lab_group and first.region.name == "eastus"
     assert BackupVault.objects.count() == 1
+
+
+def test_immutability_is_refused_on_a_store_that_cannot_enforce_retention(lab, monkeypatch):
+    """GIVEN a vault whose store cannot refuse early deletes (an S3 bucket without Object Lock)
+    WHEN immutability is enabled THEN it is refused with a clear message and nothing changes."""
+    from django.core.exceptions import ValidationError
+
+    from vaults import services as vault_services
+    from vaults.store import ImmutabilityUnsupported
+
+    vault = vault_services.create_vault(lab.trainer, name="bv-no-lock", region=lab.region, resource_group=lab.lab_group)
+
+    class StoreWithoutObjectLock:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def require_immutability(self):
+            raise ImmutabilityUnsupported("bucket 'b' has no Object Lock configuration")
+
+    monkeypatch.setattr("vaults.storage.open_store", lambda vault: StoreWithoutObjectLock())
+    with pytest.raises(ValidationError, match="cannot hold immutable recovery points"):
+        vault_services.update_immutability(lab.trainer, vault, state="Unlocked")
+    vault.refresh_from_db()
+    assert vault.immutability_state == "Disabled"
