@@ -282,7 +282,6 @@ def build_world(lab) -> World:
     from portal.inventory.models import PostgresDatabase, Snapshot
     from portal.mua_lab import seed_mua
     from protection import jobs
-    from protection.models import Job
     from protection.services import backups, deletion
     from protection.services.policies import Retention
     from security import clock, mua

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 
 import pytest
 from django.core.management import call_command, get_commands

@@ -39,7 +39,6 @@ def shot(page, name):
 
 @pytest.fixture
 def drill_lab(seeded_lab):
-    from portal.inventory.lab import seed_inventory  # noqa: F401  (not needed: the drill has its own account)
     from portal.mua_lab import seed_mua
     from protection.lab_drill import seed_drill
 
