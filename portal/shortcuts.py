@@ -17,7 +17,10 @@ def visible(principal, queryset, read_action: str, field: str = "resource_id"):
 
 def get_visible_or_404(principal, queryset, read_action: str, **lookup):
     """The object, or 404 when it does not exist *or* the principal may not read it."""
-    obj = queryset.filter(**lookup).first()
+    try:
+        obj = queryset.filter(**lookup).first()
+    except (ValidationError, ValueError):  # a malformed id (e.g. not a UUID) names nothing
+        raise Http404("No such resource, or you do not have access to it.") from None
     if obj is None or not authorize(principal, read_action, obj.resource_id).allowed:
         raise Http404("No such resource, or you do not have access to it.")
     return obj

@@ -399,3 +399,11 @@ def test_trainer_can_ask_workers_to_answer(lab, client, django_capture_on_commit
 def test_personas_cannot_ask_workers(lab, client):
     client.force_login(lab.personas["backup-admin"].principal.user)
     assert client.post("/lab/workers/check/").status_code == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/backup/restore/validate/", "/backup/restore/assign-roles/"])
+@pytest.mark.parametrize("instance", ["", "not-a-uuid", "00000000-0000-0000-0000-000000000000"])
+def test_a_malformed_or_unknown_id_is_404_not_a_server_error(lab, client, url, instance):
+    client.force_login(lab.trainer.user)
+    assert client.post(url, {"instance": instance}).status_code == 404
