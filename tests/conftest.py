@@ -78,3 +78,30 @@ def signed_in_client(client):
         return client
 
     return sign_in
+
+
+@pytest.fixture
+def worker(request, worker_id):
+    """A real Celery worker thread consuming from Redis on a queue of this test's own.
+
+    A queue per xdist worker and process, so parallel test processes never run each other's tasks.
+    In CI (STRONGROOM_REQUIRE_SERVICES) a missing Redis broker fails the test instead of skipping it.
+    """
+    from django.conf import settings
+
+    if not settings.CELERY_BROKER_URL.startswith("redis://"):
+        if os.environ.get("STRONGROOM_REQUIRE_SERVICES"):
+            pytest.fail(f"CI must run {request.node.nodeid} against Redis (CELERY_BROKER_URL).")
+        pytest.skip("No Redis broker configured (CELERY_BROKER_URL); run `make test` with Redis up.")
+    from celery.contrib.testing.worker import start_worker
+
+    from portal.celery import app
+
+    queue = f"strongroom-test-{worker_id}-{os.getpid()}"
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, queues=[queue], loglevel="WARNING"):
+            yield app
+    finally:
+        app.conf.task_default_queue = previous

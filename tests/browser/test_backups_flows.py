@@ -31,28 +31,6 @@ def shot(page, name):
 
 
 @pytest.fixture
-def worker(worker_id):
-    from django.conf import settings
-
-    if not settings.CELERY_BROKER_URL.startswith("redis://"):
-        if os.environ.get("STRONGROOM_REQUIRE_SERVICES"):
-            pytest.fail("CI must run the backup browser tests against Redis (CELERY_BROKER_URL).")
-        pytest.skip("No Redis broker configured (CELERY_BROKER_URL).")
-    from celery.contrib.testing.worker import start_worker
-
-    from portal.celery import app
-
-    queue = f"strongroom-backups-{worker_id}-{os.getpid()}"
-    previous = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, queues=[queue], loglevel="WARNING"):
-            yield app
-    finally:
-        app.conf.task_default_queue = previous
-
-
-@pytest.fixture
 def backup_lab(seeded_lab, worker):
     """The seeded lab with its inventory (a sample database of its own, dropped afterwards), vault and
     protected items: the source account's containers, the volume and the PostgreSQL server."""

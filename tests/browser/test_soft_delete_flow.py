@@ -33,28 +33,6 @@ def shot(page, name):
         page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
-@pytest.fixture
-def worker(worker_id):
-    from django.conf import settings
-
-    if not settings.CELERY_BROKER_URL.startswith("redis://"):
-        if os.environ.get("STRONGROOM_REQUIRE_SERVICES"):
-            pytest.fail("CI must run the soft delete browser test against Redis (CELERY_BROKER_URL).")
-        pytest.skip("No Redis broker configured (CELERY_BROKER_URL).")
-    from celery.contrib.testing.worker import start_worker
-
-    from portal.celery import app
-
-    queue = f"strongroom-softdelete-{worker_id}-{os.getpid()}"
-    previous = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, queues=[queue], loglevel="WARNING"):
-            yield app
-    finally:
-        app.conf.task_default_queue = previous
-
-
 def finished(job_id, timeout=60):
     """Run the job here, or — when the worker thread claimed it first — wait until it has ended."""
     import time
