@@ -23,6 +23,8 @@ Limits per type (reference §5.3, §5.8):
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -32,7 +34,9 @@ from django.db import IntegrityError, transaction
 from portal.shortcuts import visible
 from protection import datasource_types
 from protection.models import BackupInstance, BackupPolicy
-from protection.policy_rules import DAYS, Duration, Policy, PolicyError, build_policy_rules, schedule_intervals
+from protection.policy_rules import (
+    DAYS, Duration, Policy, PolicyError, RepeatingInterval, build_policy_rules, schedule_intervals,
+)
 from security import clock
 from security.audit import guarded, register_operation_name
 from vaults.guards import retention_reduced
@@ -271,30 +275,64 @@ def max_recovery_points(policy_rules: list[dict]) -> int:
     """The most recovery points the policy can keep at one moment, when every scheduled backup
     succeeds: each backup gets the retention rule of the highest priority it qualifies for (first of
     the year / month / week, else Default, as `Policy.tag_for` decides) and is kept until it expires.
-    Simulated over the longest retention plus two years, so every calendar alignment is seen."""
-    policy = Policy(policy_rules)
+
+    The answer depends on the day protection starts: a start in the middle of a week (month, year)
+    makes its first backup the first of a partial period, so a daily policy keeping weekly points for
+    four weeks can hold five of them at once. The limit must hold for every start, so this is the
+    maximum over starts on each weekday at and just before a year's end, each simulated over the
+    longest retention plus a year (in seven different years, so every calendar alignment is seen)."""
+    return _max_recovery_points(json.dumps(policy_rules, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _max_recovery_points(rules_json: str) -> int:
+    policy = Policy(json.loads(rules_json))
     longest = max(r.duration.approx_days() for r in policy.retention_rules)
-    begin = min(i.start for i in policy.intervals)
-    end = begin + dt.timedelta(days=longest + 800)
-    slots = sorted({s for i in policy.intervals for s in i.occurrences_between(begin - dt.timedelta(seconds=1), end, limit=200000)})
-    seen: dict[str, set] = {"FirstOfDay": set(), "FirstOfWeek": set(), "FirstOfMonth": set(), "FirstOfYear": set()}
+    return max(_most_alive(policy, begin, begin + dt.timedelta(days=longest + 400)) for begin in _alignment_starts(policy))
+
+
+def _alignment_starts(policy: Policy) -> list[dt.datetime]:
+    """Fixed start moments (never today's) covering every weekday both at a year's end (31 December:
+    partial week, month and year at once) and just before it (30 December: a partial week only)."""
+    tz = policy.intervals[0].start.tzinfo
+    years_by_weekday: dict[int, int] = {}
+    for year in range(2001, 2030):
+        years_by_weekday.setdefault(dt.date(year, 12, 31).weekday(), year)
+    return [dt.datetime(year, 12, day, tzinfo=tz) for year in sorted(years_by_weekday.values()) for day in (30, 31)]
+
+
+def _most_alive(policy: Policy, begin: dt.datetime, end: dt.datetime) -> int:
+    """The most points alive at once when protection starts at ``begin`` (the schedule kept)."""
+    week = dt.timedelta(weeks=1)
+    slots: set[dt.datetime] = set()
+    for interval in policy.intervals:
+        # Move the schedule's start back by whole weeks, so its weekdays and times stay as they are.
+        weeks_back = max(0, -((begin - interval.start) // week)) + 1
+        moved = RepeatingInterval(interval.start - weeks_back * week, interval.period)
+        slots.update(moved.occurrences_between(begin, end, limit=200000))
+    # Integer keys of the periods each slot falls in (a date's ordinal, its week's Monday, ...).
     keys = {
-        "FirstOfDay": lambda t: t.date(),
-        "FirstOfWeek": lambda t: t.isocalendar()[:2],
-        "FirstOfMonth": lambda t: (t.year, t.month),
-        "FirstOfYear": lambda t: t.year,
+        "FirstOfDay": lambda d: d.toordinal(),
+        "FirstOfWeek": lambda d: d.toordinal() - d.weekday(),
+        "FirstOfMonth": lambda d: d.year * 12 + d.month,
+        "FirstOfYear": lambda d: d.year,
     }
+    seen: dict[str, set] = {criterion: set() for criterion in keys}
+    # A rule with a criterion this simulation does not know never tags a point (as before).
+    tagged = [(rule, rule.criteria) for rule in policy.retention_rules
+              if rule.tag != "Default" and all(c in keys for c in rule.criteria)]
+    default = policy.default_rule()
     events: list[tuple[dt.datetime, int]] = []
-    for slot in slots:
-        chosen = policy.default_rule()
-        for rule in policy.retention_rules:
-            if rule.tag == "Default":
-                continue
-            if all(c in keys and keys[c](slot) not in seen[c] for c in rule.criteria):
+    for slot in sorted(slots):
+        day = slot.date()
+        slot_keys = {criterion: key(day) for criterion, key in keys.items()}
+        chosen = default
+        for rule, criteria in tagged:
+            if all(slot_keys[c] not in seen[c] for c in criteria):
                 chosen = rule
                 break
-        for criterion, key in keys.items():
-            seen[criterion].add(key(slot))
+        for criterion, key in slot_keys.items():
+            seen[criterion].add(key)
         events.append((slot, 1))
         events.append((chosen.duration.add_to(slot), -1))
     # A point is kept while slot <= t < expiry: at equal times, expiries come before new points.

@@ -165,19 +165,37 @@ def test_postgres_keeps_backups_7_days_to_10_years(retention, allowed):
             assert "7 day" in " ".join(sum(errors.values(), [])) or "10 years" in " ".join(sum(errors.values(), []))
 
 
-def _rules(kind, **kw):
-    return svc.build_rules(kind, spec(kind, **kw))
+def _rules(kind, *, now=dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.timezone.utc), **kw):
+    return svc.build_rules(kind, spec(kind, **kw), now=now)
 
 
 @pytest.mark.parametrize("kw,expected", [
     ({"default": Retention(7, "Days")}, 7),
     ({"default": Retention(450, "Days")}, 450),
     ({"frequency": "Weekly", "days": ("Monday", "Thursday"), "default": Retention(30, "Weeks")}, 60),
-    # A daily backup kept 7 days plus the first of each week kept 4 weeks: 6 default + 4 weekly.
-    ({"default": Retention(7, "Days"), "extra": {"Weekly": Retention(4, "Weeks")}}, 10),
+    # A daily backup kept 7 days plus the first of each week kept 4 weeks: 6 default + 4 weekly in a
+    # steady state, but protection started mid-week makes its first backup the first of a partial
+    # week, so for a while 5 weekly points are alive at once: 11 is the true worst case.
+    ({"default": Retention(7, "Days"), "extra": {"Weekly": Retention(4, "Weeks")}}, 11),
+    ({"default": Retention(30, "Days"), "extra": {"Weekly": Retention(8, "Weeks"), "Monthly": Retention(6, "Months")}}, 40),
 ])
 def test_worst_case_recovery_points_follow_schedule_and_rules(kw, expected):
     assert svc.max_recovery_points(_rules(ESAN, **kw)) == expected
+
+
+@pytest.mark.parametrize("created", [
+    dt.datetime(2026, 11, 30, 9, tzinfo=dt.timezone.utc),   # a Monday
+    dt.datetime(2026, 12, 3, 9, tzinfo=dt.timezone.utc),    # a Thursday
+    dt.datetime(2026, 12, 6, 23, tzinfo=dt.timezone.utc),   # a Sunday
+    dt.datetime(2028, 2, 29, 12, tzinfo=dt.timezone.utc),   # 29 February
+    dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.timezone.utc),
+])
+def test_worst_case_does_not_depend_on_the_day_the_policy_was_made(created):
+    """GIVEN the same policy made on different days THEN its worst case is the same: the limit check
+    covers every start day, not the one the schedule happens to begin on."""
+    kw = {"default": Retention(7, "Days"), "extra": {"Weekly": Retention(4, "Weeks"), "Monthly": Retention(3, "Months")}}
+    reference = svc.max_recovery_points(_rules(ESAN, **kw))
+    assert svc.max_recovery_points(_rules(ESAN, now=created, **kw)) == reference
 
 
 @pytest.mark.parametrize("kw,allowed", [
