@@ -144,7 +144,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # copies; the tasks are idempotent anyway (unique keys, compare-and-set claims).
     "dispatch-scheduled-backups": {"task": "protection.tasks.dispatch_backups", "schedule": 60.0,
                                    "options": {"expires": 50}},
-    "reconcile-jobs": {"task": "protection.tasks.reconcile_jobs", "schedule": 15.0, "options": {"expires": 12}},
+    # Every 10 s: with a 20 s stale heartbeat, a lost job is handed on within about 35 s.
+    "reconcile-jobs": {"task": "protection.tasks.reconcile_jobs", "schedule": 10.0, "options": {"expires": 8}},
     "retention": {"task": "protection.tasks.start_retention", "schedule": 600.0, "options": {"expires": 540}},
     "verify-recovery-points": {"task": "protection.tasks.start_verifies", "schedule": 3600.0,
                                "options": {"expires": 3000}},
@@ -160,6 +161,14 @@ STRONGROOM_ATTACH_ROOTS = [Path(p) for p in env_list("STRONGROOM_ATTACH_ROOTS", 
 # Lab mode: a trainer may play personas and move the lab clock.
 STRONGROOM_LAB_MODE = env_bool("STRONGROOM_LAB_MODE", DEBUG)
 STRONGROOM_DEMO_PASSWORD = env_str("STRONGROOM_DEMO_PASSWORD", "strongroom-lab")
+# Seconds a running job may go without a byte or an item moving before it fails with JobStalled, per
+# phase (see protection.jobs.DEFAULT_STALL_SECONDS): transfer (reading or writing data), finishing
+# (pg_restore building indexes after the last byte), reclaim (garbage collection).
+STRONGROOM_JOB_STALL_SECONDS = {
+    "transfer": env_int("STRONGROOM_STALL_TRANSFER_SECONDS", 600),
+    "finishing": env_int("STRONGROOM_STALL_FINISHING_SECONDS", 3600),
+    "reclaim": env_int("STRONGROOM_STALL_RECLAIM_SECONDS", 7200),
+}
 
 LOGGING = {
     "version": 1,

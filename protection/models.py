@@ -274,6 +274,11 @@ class Job(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The job's message: when it last reached the broker, how often the reconciler re-sent it, and why
+    # it could not be sent (the broker was down: the job stays queued and the reconciler sends it).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    resends = models.PositiveSmallIntegerField(default=0)
+    queue_error = models.CharField(max_length=500, blank=True)
     cancel_requested = models.BooleanField(default=False)
     bytes_done = models.BigIntegerField(default=0)
     bytes_total = models.BigIntegerField(null=True, blank=True)
@@ -292,7 +297,13 @@ class Job(models.Model):
                 fields=["instance", "scheduled_time"],
                 condition=Q(scheduled_time__isnull=False),
                 name="one_job_per_instance_and_scheduled_time",
-            )
+            ),
+            # One backup per instance at a time, whoever starts it (Backup now or the schedule).
+            models.UniqueConstraint(
+                fields=["instance"],
+                condition=Q(operation="Backup", status__in=["InProgress", "Cancelling"]),
+                name="one_active_backup_per_instance",
+            ),
         ]
         indexes = [
             models.Index(fields=["vault", "-start_time"], name="job_vault_time_idx"),

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 
-from protection import datasource_types, jobs
+from protection import datasource_types, jobs, processes
 from protection.datasources.base import BackupOutcome, Driver, RunContext, snapshot_stats
 
 VERSION_MISMATCH = "UserErrorPostgresVersionMismatch"
@@ -147,17 +147,20 @@ class PostgresDriver(Driver):
     def _dump_into(self, store, command, item, params, instance, run, tags):
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(params.env())  # PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSWORD: never on the command line
+        run.report(current_item=f"Dumping {item}", force=True)
         with tempfile.TemporaryFile() as stderr_file:
-            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr_file, stdin=subprocess.DEVNULL,
-                                    env=env, bufsize=0)
-            try:
-                reader = ProcessReader(proc, os.path.basename(command[0]), stderr_file)
-                return store.backup_stream(reader, name=item, source_id=source_id(instance, item),
-                                           tags=tags + [f"item:{item}"], progress=run.engine_progress(item),
-                                           cancel=run.cancel, retain_until=run.retain_until,
-                                           retention_mode=run.retention_mode)
-            finally:
-                if proc.poll() is None:  # cancelled or failed on our side: stop the tool
-                    proc.kill()
-                proc.wait()
-                proc.stdout.close()
+            # In its own process group, registered with the job: a cancel or a stall kills the group,
+            # which also wakes this thread when the tool writes nothing (waiting on a lock).
+            with processes.running(command, job=run.job, stdout=subprocess.PIPE, stderr=stderr_file,
+                                   stdin=subprocess.DEVNULL, env=env, bufsize=0) as proc:
+                try:
+                    reader = ProcessReader(proc, os.path.basename(command[0]), stderr_file)
+                    return store.backup_stream(reader, name=item, source_id=source_id(instance, item),
+                                               tags=tags + [f"item:{item}"], progress=run.engine_progress(item),
+                                               cancel=run.cancel, retain_until=run.retain_until,
+                                               retention_mode=run.retention_mode)
+                except Exception:
+                    run.progress.raise_interrupt()  # stopped for a cancel or a stall: say that
+                    raise
+                finally:
+                    proc.stdout.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 
-from protection import jobs
+from protection import jobs, processes
 from protection.restores import layout
 
 MAX_ENTRIES = 2000
@@ -250,7 +250,7 @@ def table_of_contents(point, database: str) -> Toc:
     except jobs.JobError as exc:
         return Toc(database, [], [], exc.message)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, stderr=err)
+        proc = processes.popen(command, stdin=subprocess.PIPE, stdout=out, stderr=err)
         problem = ""
         try:
             with layout.open_point_store(point) as store:
@@ -264,9 +264,7 @@ def table_of_contents(point, database: str) -> Toc:
                 proc.stdin.close()
             code = proc.wait(timeout=120)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            processes.release(proc)
         out.seek(0)
         err.seek(0)
         text = out.read().decode("utf-8", "replace")

@@ -25,7 +25,7 @@ import threading
 
 from django.urls import reverse
 
-from protection import jobs
+from protection import jobs, processes
 from protection.datasources.postgres import tool
 from protection.restores import layout, validation
 
@@ -75,7 +75,9 @@ def restore_database(job, point, target, resolved, run) -> dict:
         command = [tool("pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
                    "--no-password", f"--dbname={target.database_name}"]
         with tempfile.TemporaryFile() as stderr_file:
-            proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr_file, env=env)
+            # Its own process group, registered with the job: a cancel or a stall kills it (see processes).
+            proc = processes.popen(command, job=job, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=stderr_file, env=env)
             broken = False
             try:
                 with layout.open_point_store(point) as store:
@@ -90,11 +92,13 @@ def restore_database(job, point, target, resolved, run) -> dict:
                         raise jobs.JobCancelled() from None
                 with contextlib.suppress(BrokenPipeError):
                     proc.stdin.close()
+                # The last byte is in; pg_restore may still build indexes for a long while.
+                run.report(phase="finishing", current_item=f"pg_restore finishing {target.database_name} "
+                                                           "(indexes, constraints, commit)", force=True)
                 returncode = proc.wait()
+                run.progress.raise_interrupt()  # killed for a cancel or a stall: that is the outcome
             finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+                processes.release(proc)
                 with contextlib.suppress(Exception):
                     proc.stdin.close()
             stderr_file.seek(0)

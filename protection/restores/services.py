@@ -65,7 +65,7 @@ def register() -> None:
     """Operation names and job handlers (called from `ProtectionConfig.ready`)."""
     register_operation_name(RESTORE_ACTION, "Restore")
     register_operation_name(VALIDATE_RESTORE, "Validate restore")
-    jobs.register_handler(JobOperation.RESTORE, run_restore_job)
+    jobs.register_handler(JobOperation.RESTORE, run_restore_job, cleanup=cleanup_restore_job)
     jobs.register_handler(JobOperation.VERIFY, run_verify_job)
 
 
@@ -294,10 +294,7 @@ def run_restore_job(job: Job, progress: jobs.Progress) -> dict:
                                 f"{validation.MISSING_PERMISSIONS_TEXT} The vault's managed identity needs {needs}. "
                                 "Validate the restore and Assign missing roles, then restore again.")
         progress(current_item=f"Restoring {point.instance.datasource_name}", force=True)
-        from protection.services.backups import keep_alive
-
-        with keep_alive(job):  # heartbeats through silent phases (a checksum, pg_restore applying a table)
-            outcome = _restore(job, point, target, resolved, run)
+        outcome = _restore(job, point, target, resolved, run)
     except jobs.JobCancelled:  # a cancel, or JobLost: this worker no longer holds the job
         raise
     except Cancelled:
@@ -351,6 +348,17 @@ def _leftovers(job, point, target) -> None:
     someone else: only the hidden temporary names of this job, or what this job recorded it made)."""
     if job.attempts <= 1:
         return
+    remove_restore_leftovers(job, target)
+
+
+def cleanup_restore_job(job) -> None:
+    """The reconciler gave the job up: remove its hidden temporary folder or image, or the database
+    it created (the same removal a re-run does first)."""
+    target = targets.from_json((job.parameters or {})["target"])
+    remove_restore_leftovers(job, target)
+
+
+def remove_restore_leftovers(job, target) -> None:
     from protection.restores import adls, elastic_san, postgres
 
     if isinstance(target, targets.AdlsTarget):
@@ -452,10 +460,8 @@ def run_verify_job(job: Job, progress: jobs.Progress) -> dict:
     run.report(bytes_total=sum(p.bytes for p in parts) or None, items_total=len(parts),
                current_item="Verifying", force=True)
     damaged, errors, chunks, checked = [], [], 0, 0
-    from protection.services.backups import keep_alive
-
     try:
-        with keep_alive(job), layout.open_point_store(point) as store:
+        with layout.open_point_store(point) as store:
             for index, part in enumerate(parts, start=1):
                 run.check_cancel()
 

@@ -17,10 +17,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-import threading
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -117,6 +115,26 @@ def _job_for(instance, *, user_triggered: bool, principal, scheduled_time=None, 
     )
 
 
+IN_PROGRESS = "UserErrorBackupOperationInProgress"
+
+
+def active_backup(instance) -> Job | None:
+    """The instance's running (or queued, or cancelling) backup job, if any: at most one exists."""
+    return (Job.objects.filter(instance=instance, operation=JobOperation.BACKUP,
+                               status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING])
+            .order_by("start_time").first())
+
+
+def _in_progress_message(running: Job | None) -> str:
+    if running is not None and running.claimed_at is None and running.queue_error:
+        return (f"{IN_PROGRESS}: A backup of this instance is already queued; the task queue is not reachable, and the "
+                "job starts when it is back (see Jobs). There is no need to start another.")
+    if running is not None and running.claimed_at is None:
+        return f"{IN_PROGRESS}: A backup of this instance is already queued and starts shortly (see Jobs)."
+    return (f"{IN_PROGRESS}: A backup of this instance is already in progress. "
+            "Wait for it to finish (see Jobs), then try again.")
+
+
 def backup_now(principal, instance: BackupInstance, *, retention_rule: str) -> Job:
     """Start an on-demand backup kept by ``retention_rule`` (one of the policy's retention tags)."""
     details = {"instance": instance.name, "retentionTag": retention_rule}
@@ -141,17 +159,19 @@ def backup_now(principal, instance: BackupInstance, *, retention_rule: str) -> J
                 f"backup instance per day, and '{row.name}' has had {limit} today. Try again after midnight (UTC).",
                 code=THROTTLED,
             )
-        if Job.objects.filter(instance=row, operation=JobOperation.BACKUP,
-                              status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING]).exists():
-            raise ValidationError(
-                "UserErrorBackupOperationInProgress: A backup of this instance is already in progress. "
-                "Wait for it to finish (see Jobs), then try again.",
-                code="UserErrorBackupOperationInProgress",
-            )
+        running = active_backup(row)
+        if running is not None:
+            raise ValidationError(_in_progress_message(running), code=IN_PROGRESS)
         job = _job_for(row, user_triggered=True, principal=principal, rule_name=policy.backup_rule_name, tag=rule.tag)
-        job.save()
+        try:
+            with transaction.atomic():  # one active backup per instance: the constraint decides a race
+                job.save()
+        except IntegrityError:
+            raise ValidationError(_in_progress_message(active_backup(row)), code=IN_PROGRESS) from None
         op.details["jobId"] = str(job.pk)
         jobs.enqueue(job)
+    # The message was handed to the broker when the transaction committed (or not: queue_error).
+    job.refresh_from_db(fields=["sent_at", "queue_error"])
     return job
 
 
@@ -166,6 +186,7 @@ class DispatchReport:
     advanced: int = 0  # due instances whose schedule moved on without a slot to run
     lost: int = 0  # another dispatcher got there first
     refused: int = 0  # a guard refused the scheduled backup
+    busy: list = field(default_factory=list)  # job ids of slots not run: a backup of the instance was running
     errors: list = field(default_factory=list)
 
 
@@ -225,14 +246,41 @@ def _dispatch_one(instance, policy, now, system, report: DispatchReport) -> None
             return
         job = _job_for(instance, user_triggered=False, principal=system, scheduled_time=slot,
                        rule_name=policy.backup_rule_name)
-        try:
-            with transaction.atomic():  # a savepoint: the unique key is the last line of defence
-                job.save()
-        except IntegrityError:
-            report.lost += 1
-            return
-        jobs.enqueue(job)
-        report.enqueued.append(job.pk)
+        running = active_backup(instance)
+        if running is None:
+            try:
+                with transaction.atomic():  # a savepoint: the unique keys are the last line of defence
+                    job.save()
+            except IntegrityError:
+                running = active_backup(instance)
+                if running is None or Job.objects.filter(instance=instance, scheduled_time=slot).exists():
+                    report.lost += 1
+                    return
+            else:
+                jobs.enqueue(job)
+                report.enqueued.append(job.pk)
+                return
+        _record_busy_slot(job, running, report)
+
+
+def _record_busy_slot(job: Job, running: Job, report: DispatchReport) -> None:
+    """One backup per instance at a time: the slot is not run, and its job says why (visible in Jobs)."""
+    who = running.initiated_by_name or ("Schedule" if not running.is_user_triggered else "someone")
+    kind = "on-demand" if running.is_user_triggered else "scheduled"
+    job.status = JobStatus.FAILED
+    job.end_time = clock.now()
+    job.error_code = IN_PROGRESS
+    job.error_message = (f"Another backup of '{job.instance_name}' was running (the {kind} backup started by {who} at "
+                         f"{running.start_time:%Y-%m-%d %H:%M} UTC, job {running.pk}): one backup per instance runs at "
+                         "a time, so this scheduled backup did not start. The next one runs at its scheduled time.")
+    job.extended_info = {"runningJobId": str(running.pk)}
+    try:
+        with transaction.atomic():
+            job.save()
+    except IntegrityError:  # another dispatcher recorded the slot already
+        report.lost += 1
+        return
+    report.busy.append(job.pk)
 
 
 def schedule_next(instance, *, now: dt.datetime | None = None) -> None:
@@ -319,59 +367,25 @@ def remove_attempt_leftovers(job: Job, instance=None, driver=None) -> int:
     return removed
 
 
-HEARTBEAT_EVERY_SECONDS = 5
-
-
-@contextlib.contextmanager
-def keep_alive(job: Job, every: float = HEARTBEAT_EVERY_SECONDS):
-    """Write the job's heartbeat from a side thread while the block runs.
-
-    Progress reports heartbeat too, but some phases report nothing for a while (waiting for the
-    store's lock while a garbage collection runs, a large table that pg_dump reads before writing,
-    a volume checksum): without this the reconciler would take the job for dead. A killed worker
-    kills this thread with it, so a lost worker still looks lost."""
-    stop = threading.Event()
-
-    def beat():
-        from django.db import connection
-        from django.utils import timezone
-
-        try:
-            while not stop.wait(every):
-                from protection.jobs import owned
-
-                owned(job).filter(status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING]).update(
-                    heartbeat_at=timezone.now())
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{job.pk}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=every + 5)
-
-
 BACKUP_FAILURE_ALERT = "Backup Failure"
 
 
 def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
     """The BACKUP job handler (registered with `protection.jobs`). A failed backup raises the
     **Backup Failure** alert (reference §6.1; a cancel does not)."""
-    with keep_alive(job):
-        try:
-            return _run_backup_job(job, progress)
-        except jobs.JobCancelled:  # includes JobLost: another worker owns the job now
+    try:
+        return _run_backup_job(job, progress)
+    except jobs.JobCancelled:  # includes JobLost: another worker owns the job now
+        raise
+    except jobs.JobError as exc:
+        if exc.code != "JobAlreadyEnded":
+            _raise_backup_failure(job, exc.code, exc.message)
+        raise
+    except Exception as exc:
+        if isinstance(progress.interrupt, jobs.JobCancelled):  # a tool stopped by a cancel: no alert
             raise
-        except jobs.JobError as exc:
-            if exc.code != "JobAlreadyEnded":
-                _raise_backup_failure(job, exc.code, exc.message)
-            raise
-        except Exception as exc:
-            _raise_backup_failure(job, "InternalError", f"{type(exc).__name__}: {exc}")
-            raise
+        _raise_backup_failure(job, "InternalError", f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def _raise_backup_failure(job: Job, code: str, message: str) -> None:
@@ -478,7 +492,12 @@ def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
     return {"warnings": outcome.warnings or None, "recovery_point": point, "extended_info": extended}
 
 
-jobs.register_handler(JobOperation.BACKUP, run_backup_job)
+def cleanup_backup_job(job: Job) -> None:
+    """The reconciler gave the job up: remove the snapshots its lost attempts committed."""
+    remove_attempt_leftovers(job)
+
+
+jobs.register_handler(JobOperation.BACKUP, run_backup_job, cleanup=cleanup_backup_job)
 
 
 # =================================================================================================

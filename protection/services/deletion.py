@@ -421,7 +421,7 @@ def _purge(system, instance, progress, *, soft_deleted: bool) -> dict:
     """Delete every recovery point of ``instance``, reclaim the space, then remove the instance
     (raising Purge Complete for a soft-deleted one). A deferral leaves the instance for the next run."""
     outcome = _purge_points(system, instance, progress)
-    progress(items_done=outcome.removed, current_item="Reclaiming space", force=True)
+    progress(items_done=outcome.removed, current_item="Reclaiming space", phase="reclaim", force=True)
     gc_reports = retention._reclaim(outcome.touched.values())
     info = {"recoveryPointsDeleted": outcome.removed, "deferred": outcome.deferred, "gc": gc_reports}
     if outcome.deferred:

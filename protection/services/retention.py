@@ -243,7 +243,7 @@ def run_retention_job(job: Job, progress: jobs.Progress) -> dict:
         except (GuardDenied, ValidationError) as exc:
             refused.append(f"{rp.instance.name} @ {rp.recovery_point_time.isoformat()}: {exc}")
     leftovers = _remove_leftovers_of_lost_jobs(job.vault)
-    progress(items_done=len(work), current_item="Reclaiming space", force=True)
+    progress(items_done=len(work), current_item="Reclaiming space", phase="reclaim", force=True)
     gc_reports = _reclaim(touched.values())
     info = {"expired": expired, "byInstance": dict(per_instance), "deferred": deferred, "refused": refused,
             "leftoverSnapshotsRemoved": leftovers,

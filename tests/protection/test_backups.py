@@ -373,21 +373,3 @@ def test_a_rerun_removes_the_snapshot_a_dead_attempt_committed(lab, adls, filled
     assert ret.extended_info["leftoverSnapshotsRemoved"] == 1
     assert orphan not in {s.id for s in snapshots_of(vault_store(adls.vault), f"bi:{adls.pk}")}
     assert retention.start_retention_runs() == []  # done once
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_heartbeat_keeps_beating_through_silent_phases(lab, vault):
-    """GIVEN a backup phase that reports no progress (waiting for a GC lock, a slow dump) WHEN it lasts
-    THEN a side thread keeps the job's heartbeat fresh, so the reconciler does not take it for dead."""
-    import time
-
-    from protection.models import JobCategory, JobOperation
-
-    job = Job.objects.create(vault=vault, operation=JobOperation.BACKUP, category=JobCategory.BACKUP,
-                             start_time=clock.now(), claimed_at=clock.now())
-    with backups.keep_alive(job, every=0.01):
-        deadline = time.monotonic() + 10
-        while not Job.objects.filter(pk=job.pk, heartbeat_at__isnull=False).exists():
-            assert time.monotonic() < deadline, "no heartbeat was written"
-            time.sleep(0.01)
-        assert jobs.reconcile(stale_after=60).rerun == []
