@@ -127,10 +127,8 @@ def active_backup(instance) -> Job | None:
 
 def _in_progress_message(running: Job | None) -> str:
     if running is not None and running.claimed_at is None and running.queue_error:
-        return (f"{IN_PROGRESS}: A backup of this instance is already queued; the task queue is not reachable, and the "
-                "job starts when it is back (see Jobs). There is no need to start another.")
-    if running is not None and running.claimed_at is None:
-        return f"{IN_PROGRESS}: A backup of this instance is already queued and starts shortly (see Jobs)."
+        return (f"{IN_PROGRESS}: A backup of this instance is already in progress: it is queued, and the task queue is "
+                "not reachable; it starts when the queue is back (see Jobs). There is no need to start another.")
     return (f"{IN_PROGRESS}: A backup of this instance is already in progress. "
             "Wait for it to finish (see Jobs), then try again.")
 

@@ -179,7 +179,7 @@ def test_backup_now_with_the_broker_down_queues_the_job_and_the_reconciler_sends
         # The htmx pane says the same, and a second click is refused as queued, not as a server error.
         again = client.post(url, {"retention_rule": "Default"}, HTTP_HX_REQUEST="true")
         assert again.status_code == 200
-        assert "already queued; the task queue is not reachable" in again.content.decode()
+        assert "already in progress: it is queued, and the task queue is not reachable" in again.content.decode()
         assert Job.objects.filter(instance=instance, operation=JobOperation.BACKUP).count() == 1
         assert jobs.reconcile().resent == [job.pk]  # the broker is still down: still queued
         job.refresh_from_db()
