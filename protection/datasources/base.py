@@ -87,7 +87,10 @@ class RunContext:
         self.report(bytes_done=self.bytes_base, items_done=self.items_base, force=True)
 
     def cancel(self) -> bool:
-        """The engine's cancel hook (checked between chunks)."""
+        """The engine's cancel hook (checked between chunks); the job's watchdog may have seen the
+        cancel before any progress report did."""
+        if isinstance(self.progress.interrupt, jobs.JobCancelled):
+            self.cancelled = True
         return self.cancelled
 
     def check_cancel(self) -> None:
