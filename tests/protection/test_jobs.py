@@ -377,3 +377,27 @@ def test_the_watchdog_heartbeats_while_the_handler_is_silent(vault, handler, mon
 
     behaviour["do"] = silent
     assert jobs.run(_job(vault).pk).status == JobStatus.COMPLETED
+
+
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_pool_childs_redelivered_message_reruns_the_job_at_once(vault, handler, worker):
+    """GIVEN a job whose worker process died holding the claim (its heartbeat still looks fresh)
+    WHEN its message comes back to a worker of the same host THEN that worker takes the job over and
+    runs it, without waiting for the reconciler."""
+    calls, _ = handler
+    job = _job(vault)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk).update(claimed_at=now, heartbeat_at=now, attempts=1,
+                                         worker=f"{socket.gethostname()}:{dead.pid}")
+    started = time.monotonic()
+    assert jobs.send(job.pk)  # the redelivery
+    deadline = started + 30
+    while not Job.objects.filter(pk=job.pk, status=JobStatus.COMPLETED).exists():
+        assert time.monotonic() < deadline, "the redelivered job did not run"
+        time.sleep(0.05)
+    assert time.monotonic() - started < 10
+    job.refresh_from_db()
+    assert job.attempts == 2 and calls == [job.pk]
