@@ -25,7 +25,6 @@ from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from portal.shortcuts import can, get_visible_or_404
 from protection import datasource_types, selectors
-from protection import jobs as jobs_machinery
 from protection.forms_backups import BackupNowForm, RecoveryPointRangeForm, StopBackupForm
 from protection.models import Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from protection.services import backups
@@ -278,8 +277,6 @@ def instance_backup_now(request, pk):
             if request.htmx:
                 response = render(request, "protection/backups/_backup_started.html", {"job": decorate(job), "instance": instance})
                 return trigger_client_event(response, "jobs-changed")
-            if job.queue_error:  # saved, but the broker is down: the job page says it is queued
-                messages.warning(request, jobs_machinery.QUEUE_UNREACHABLE)
             return redirect("protection:job_detail", pk=job.pk)
     template = "protection/backups/_backup_now.html" if request.htmx else "protection/backups/backup_now.html"
     return render(request, template, {"instance": instance, "form": form})
