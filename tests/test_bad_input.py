@@ -274,3 +274,22 @@ def test_the_reported_bad_inputs_get_a_clear_answer(client, lab):
     # An unknown lab persona.
     for bad in ("abc", HUGE, "999999"):
         page(client.post(reverse("portal:switch_persona"), {"persona": bad}), 400, "persona")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("42", 42), (" 7 ", 7), (7, 7), ("0", None), ("-1", None), ("²", None), ("١٢", None), ("1.5", None),
+    (str(2**63 - 1), 2**63 - 1), (str(2**63), None), (HUGE, None), ("", None), (None, None), (True, None),
+])
+def test_parse_id_takes_only_what_a_bigint_key_can_hold(value, expected):
+    from portal.shortcuts import parse_id
+
+    assert parse_id(value) == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("3", 3), ("", 1), ("abc", 1), ("0", 1), ("-2", 1), ("²", 1), (HUGE, 10**6), ("999999999", 10**6),
+])
+def test_page_number_never_overflows(value, expected):
+    from portal.shortcuts import page_number
+
+    assert page_number(value) == expected
