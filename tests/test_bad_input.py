@@ -293,3 +293,13 @@ def test_page_number_never_overflows(value, expected):
     from portal.shortcuts import page_number
 
     assert page_number(value) == expected
+
+
+def test_a_tampered_wizard_form_is_a_400_page_that_says_to_reload(client, lab):
+    """Django answers a wizard post without its management data (SuspiciousOperation) with 400: the page
+    says what happened and what to do."""
+    client.force_login(lab.trainer.user)
+    response = client.post(reverse("vaults:vault_create"), {"basics-name": "bv-x"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Part of what the page sent was missing or changed" in body and "Reload the page and try again" in body
