@@ -1,8 +1,11 @@
-"""Helpers every app's views use: visibility-aware lookups and the denial page."""
+"""Helpers every app's views use: visibility-aware lookups, the denial page, and reading ids, page
+numbers and search text from query strings and forms without ever turning bad input into a 500."""
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
+import uuid
+
+from django.core.exceptions import BadRequest, ValidationError
 from django.http import Http404
 from django.shortcuts import render
 
@@ -24,6 +27,95 @@ def get_visible_or_404(principal, queryset, read_action: str, **lookup):
     if obj is None or not authorize(principal, read_action, obj.resource_id).allowed:
         raise Http404("No such resource, or you do not have access to it.")
     return obj
+
+
+# --- reading input ------------------------------------------------------------------------------------
+
+MAX_ID = 2**63 - 1  # the largest value of a bigint primary key (PostgreSQL and SQLite alike)
+MAX_PAGE = 10**6  # more pages than any list has; the offset stays far inside 64 bits
+MAX_SEARCH = 200  # characters of search text; a longer LIKE pattern is refused by SQLite ("too complex")
+
+
+class BadInput(BadRequest):
+    """A request value that cannot mean anything: answered 400 with ``message`` (what was wrong, what to
+    do) on the portal's page by `GuardDeniedMiddleware`."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def parse_id(value) -> int | None:
+    """A database id from a query string or form: ASCII digits in the bigint range, else None.
+
+    ``str.isdigit`` is not enough: it accepts "²" (which ``int`` refuses) and 2**70 (which no database
+    column holds)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 0 < value <= MAX_ID else None
+    value = (value or "").strip() if isinstance(value, str) else ""
+    if not value or len(value) > 19 or not (value.isascii() and value.isdigit()):
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ID else None
+
+
+def parse_uuid(value) -> uuid.UUID | None:
+    """A UUID from a query string or form, else None."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        return None
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        return None
+
+
+def filter_by_id(queryset, field: str, value, *, parse=parse_id):
+    """Filter a list by an id from the query string. No value: unfiltered. A value that names nothing
+    (malformed, out of range): an empty list, as a filter on an unknown id would show."""
+    if value in (None, ""):
+        return queryset
+    parsed = parse(value)
+    return queryset.filter(**{field: parsed}) if parsed is not None else queryset.none()
+
+
+def unknown_filters(values: dict, labels: dict, *, parse=parse_id) -> list[dict]:
+    """The id filters that name nothing (malformed, out of range), for the empty list to say which:
+    [{"label": "vault", "value": "abc"}]."""
+    return [{"label": label, "value": values.get(key) or ""} for key, label in labels.items()
+            if values.get(key) and parse(values.get(key)) is None]
+
+
+def page_number(value) -> int:
+    """A page number from the query string: junk reads as the first page, a huge number as MAX_PAGE
+    (a list clamps it to its last page; an OFFSET past 64 bits would be a database error)."""
+    value = value.strip() if isinstance(value, str) else str(value or "")
+    if not (value.isascii() and value.isdigit()):
+        return 1
+    return max(1, min(int(value), MAX_PAGE)) if len(value) <= 9 else MAX_PAGE
+
+
+def search_text(value, *, name: str = "search") -> str:
+    """Search text from the query string, stripped; 400 when it cannot be searched for."""
+    text = (value or "").strip()
+    if "\x00" in text:
+        raise BadInput(f"The {name} text contains a NUL character, which cannot be searched for. "
+                       "Remove it and search again.")
+    if len(text) > MAX_SEARCH:
+        raise BadInput(f"The {name} text is {len(text):,} characters long; use at most {MAX_SEARCH} "
+                       "characters and search again.")
+    return text
+
+
+def require_id(value, what: str, *, parse=parse_id):
+    """An id a form must carry (a hidden field, a button's value): 400 naming it when missing or malformed."""
+    parsed = parse(value)
+    if parsed is None:
+        shown = "nothing" if not value else f"'{value[:40]}'" if isinstance(value, str) else repr(value)
+        raise BadInput(f"The {what} sent with this form is not valid (got {shown}). "
+                       "Reload the page and choose it again.")
+    return parsed
 
 
 def can(principal, action: str, resource_id: str) -> bool:
@@ -55,4 +147,6 @@ class GuardDeniedMiddleware:
     def process_exception(self, request, exception):
         if isinstance(exception, GuardDenied):
             return render_denied(request, exception)
+        if isinstance(exception, BadInput):
+            return render(request, "portal/bad_input.html", {"message": exception.message}, status=400)
         return None

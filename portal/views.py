@@ -26,7 +26,9 @@ from portal import resources, services
 from portal.forms import CheckAccessForm, ClockForm, ResourceGroupForm, RoleAssignmentForm
 from portal.middleware import SESSION_PERSONA
 from portal.models import LabPersona, Operation, ResourceGroup, Subscription
-from portal.shortcuts import can, form_errors_from, get_visible_or_404, visible
+from portal.shortcuts import (
+    BadInput, can, filter_by_id, form_errors_from, get_visible_or_404, page_number, require_id, search_text, unknown_filters, visible,
+)
 from portal.templatetags.portal_ui import describe_scope, describe_scopes
 from security import clock, scopes
 from security import services as security_services
@@ -86,7 +88,7 @@ def home(request):
 @login_required
 @require_GET
 def search(request):
-    query = request.GET.get("q", "").strip()
+    query = search_text(request.GET.get("q", ""))
     results = []
     if query:
         for rtype in resources.all_types():
@@ -166,10 +168,9 @@ def subscription_detail(request, pk):
 @login_required
 def resource_group_list(request):
     groups = services.resource_groups_for(request.principal)
-    subscription_filter = request.GET.get("subscription")
-    if subscription_filter:
-        groups = groups.filter(subscription_id=subscription_filter)
-    page = Paginator(groups, 25).get_page(request.GET.get("page"))
+    subscription_filter = request.GET.get("subscription", "").strip()
+    groups = filter_by_id(groups, "subscription_id", subscription_filter)  # an unknown id: an empty list
+    page = Paginator(groups, 25).get_page(page_number(request.GET.get("page")))
     return render(
         request,
         "portal/resource_group_list.html",
@@ -177,6 +178,7 @@ def resource_group_list(request):
             "page": page,
             "subscriptions": services.subscriptions_for(request.principal),
             "subscription_filter": subscription_filter,
+            "unknown_filters": unknown_filters({"subscription": subscription_filter}, {"subscription": "subscription"}),
         },
     )
 
@@ -441,6 +443,8 @@ TIMESPAN_LABELS = [("1h", "Last hour"), ("24h", "Last 24 hours"), ("7d", "Last 7
 def activity_log(request):
     entries = _activity_for(request.principal).select_related("principal__persona")
     filters = {k: request.GET.get(k, "") for k in ("timespan", "status", "operation", "caller", "scope")}
+    for k in ("operation", "caller", "scope"):  # free text, searched with LIKE
+        filters[k] = search_text(filters[k], name=f"'{k}' filter")
     if filters["timespan"] in TIMESPANS:
         entries = entries.filter(timestamp__gte=clock.now() - TIMESPANS[filters["timespan"]])
     if filters["status"] in ActivityLogEntry.Status.values:
@@ -452,7 +456,7 @@ def activity_log(request):
     if filters["scope"]:
         entries = entries.filter(scope__icontains=filters["scope"])
     visible_entries = _activity_for(request.principal)
-    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    page = Paginator(entries, 50).get_page(page_number(request.GET.get("page")))
     _attach_scope_info(page.object_list)
     return render(
         request,
@@ -489,7 +493,7 @@ def alert_list(request):
         alerts = alerts.filter(state=state)
     if severity in Alert.Severity.values:
         alerts = alerts.filter(severity=severity)
-    page = Paginator(alerts, 50).get_page(request.GET.get("page"))
+    page = Paginator(alerts, 50).get_page(page_number(request.GET.get("page")))
     return render(
         request,
         "portal/alert_list.html",
@@ -553,8 +557,12 @@ def notifications_dismiss(request):
 def switch_persona(request):
     if not services.can_play_personas(request.user):
         raise Http404("Lab personas are not available.")
-    persona_id = request.POST.get("persona", "")
-    persona = LabPersona.objects.filter(pk=persona_id).first() if persona_id else None
+    persona_id = request.POST.get("persona", "").strip()
+    persona = None
+    if persona_id:  # empty: back to yourself
+        persona = LabPersona.objects.filter(pk=require_id(persona_id, "persona")).first()
+        if persona is None:
+            raise BadInput(f"There is no lab persona {persona_id}. Choose one from the 'Playing' list in the top bar.")
     services.assume_persona(request.user, request.real_principal, persona)
     if persona is None:
         request.session.pop(SESSION_PERSONA, None)

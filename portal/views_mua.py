@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from portal import forms_mua as forms
 from portal import resources
-from portal.shortcuts import can, form_errors_from
+from portal.shortcuts import can, form_errors_from, parse_uuid, require_id
 from portal.wizards import TabbedWizardView
 from security import clock, mua
 from security.guards import GuardDenied, evaluate
@@ -353,7 +353,7 @@ def approvals(request):
     status = 200
     if request.method == "POST":
         access = get_object_or_404(AccessRequest.objects.select_related("guard", "requester", "role"),
-                                   pk=request.POST.get("request_id"))
+                                   pk=require_id(request.POST.get("request_id"), "access request", parse=parse_uuid))
         form = forms.DecisionForm(request.POST)
         if form.is_valid():
             decide = mua.approve_request if form.cleaned_data["decision"] == "approve" else mua.reject_request

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q
 
+from portal.shortcuts import filter_by_id, parse_uuid, search_text
 from protection import datasource_types
 from protection.models import BackupInstance, Job, JobOperation, JobStatus, ProtectionState
 from security import clock
@@ -69,6 +70,7 @@ class JobFilters:
     @classmethod
     def from_query(cls, query) -> "JobFilters":
         f = cls(**{k: (query.get(k) or "").strip() for k in ("vault", "type", "operation", "status", "instance", "q")})
+        f.q = search_text(f.q)
         f.range = time_range(query.get("range") or DEFAULT_RANGE)[0]
         return f
 
@@ -82,8 +84,7 @@ def filter_jobs(jobs, f: JobFilters, *, now=None):
     _key, _label, delta = time_range(f.range)
     if delta is not None:
         jobs = jobs.filter(start_time__gte=now - delta)
-    if f.vault.isdigit():
-        jobs = jobs.filter(vault_id=int(f.vault))
+    jobs = filter_by_id(jobs, "vault_id", f.vault)  # an unknown vault: an empty list
     kind = datasource_types.by_short(f.type)
     if kind:
         jobs = jobs.filter(datasource_type=kind.api_name)
@@ -95,21 +96,10 @@ def filter_jobs(jobs, f: JobFilters, *, now=None):
         jobs = jobs.filter(status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING])
     elif f.status in JobStatus.values:
         jobs = jobs.filter(status=f.status)
-    if f.instance:
-        jobs = jobs.filter(instance_id=f.instance) if _is_uuid(f.instance) else jobs.none()
+    jobs = filter_by_id(jobs, "instance_id", f.instance, parse=parse_uuid)
     if f.q:
         jobs = jobs.filter(Q(instance_name__icontains=f.q) | Q(datasource_name__icontains=f.q))
     return jobs
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-        return True
-    except ValueError:
-        return False
 
 
 @dataclass

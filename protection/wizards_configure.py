@@ -12,6 +12,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from portal.shortcuts import parse_id
 from portal.wizards import TabbedWizardView
 from protection import datasource_types, readiness
 from protection.forms_instances import ConfigureBasicsForm, ConfigurePolicyForm, ConfigureReviewForm, DatasourcesForm
@@ -36,7 +37,7 @@ class ConfigureProtectionWizard(LoginRequiredMixin, TabbedWizardView):
         if request.GET.get("resume") and self.storage.current_step in self.get_form_list():
             # Back from "Create new" policy: keep the tabs, choose the new policy, show its tab.
             policy = request.GET.get("policy", "")
-            if policy.isdigit():
+            if parse_id(policy):
                 data = self.storage.get_step_data("policy")
                 data = data.copy() if data is not None else self._blank("policy")
                 data["policy-policy"] = policy
@@ -45,8 +46,8 @@ class ConfigureProtectionWizard(LoginRequiredMixin, TabbedWizardView):
             return self.render(self.bound_form("policy"))
         response = super().get(request, *args, **kwargs)  # resets the wizard
         preset = {}
-        if (vault := request.GET.get("vault", "")).isdigit():
-            preset["vault"] = vault
+        if vault := parse_id(request.GET.get("vault")):
+            preset["vault"] = str(vault)
         if kind := datasource_types.by_short(request.GET.get("type", "")):
             preset["datasource_type"] = kind.api_name
         if preset:

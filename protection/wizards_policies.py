@@ -12,6 +12,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from portal.shortcuts import parse_id
 from portal.wizards import TabbedWizardView
 from protection import datasource_types
 from protection.forms_policies import PolicyBasicsForm, PolicyReviewForm, PolicyScheduleForm
@@ -33,8 +34,8 @@ class PolicyCreateWizard(LoginRequiredMixin, TabbedWizardView):
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)  # resets the wizard
         preset = {}
-        if (vault := request.GET.get("vault", "")).isdigit():
-            preset["vault"] = vault
+        if vault := parse_id(request.GET.get("vault")):
+            preset["vault"] = str(vault)
         kind = datasource_types.by_short(request.GET.get("type", ""))
         if kind:
             preset["datasource_type"] = kind.api_name

@@ -14,6 +14,7 @@ from django.http import QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from portal.shortcuts import parse_uuid
 from portal.wizards import ReviewForm, TabbedWizardView
 from protection import datasource_types
 from protection.forms_restore import RecoveryPointForm, RestoreBasicsForm, RestoreParametersForm
@@ -41,12 +42,12 @@ class RestoreWizard(LoginRequiredMixin, TabbedWizardView):
         instance_id = request.GET.get("instance", "")
         if instance_id:
             instance = services.restorable_instances(request.principal).filter(pk=instance_id).first() \
-                if _is_uuid(instance_id) else None
+                if parse_uuid(instance_id) else None
             if instance is not None:
                 preset = {"datasource_type": instance.datasource_type, "instance": str(instance.pk)}
-                point_id = request.GET.get("point", "")
-                if _is_uuid(point_id) and services.points_of(instance).filter(pk=point_id).exists():
-                    preset["point"] = point_id
+                point_id = parse_uuid(request.GET.get("point", ""))
+                if point_id and services.points_of(instance).filter(pk=point_id).exists():
+                    preset["point"] = str(point_id)
         elif kind := datasource_types.by_short(request.GET.get("type", "")):
             preset = {"datasource_type": kind.api_name}
         if preset:
@@ -121,12 +122,3 @@ class RestoreWizard(LoginRequiredMixin, TabbedWizardView):
         messages.success(self.request, f"Restore of '{point.instance.name}' started: progress shows below.")
         return redirect("protection:job_detail", pk=job.pk)
 
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True

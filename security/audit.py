@@ -54,6 +54,18 @@ def caller_label(principal) -> str:
     return name
 
 
+def _storable(value):
+    """PostgreSQL refuses NUL in text and JSON: a NUL a caller typed is logged as U+FFFD instead of
+    failing the request (the activity log keeps what was asked, not a server error)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v) for v in value]
+    return value
+
+
 def record(
     principal,
     operation: str,
@@ -84,13 +96,13 @@ def record(
         caller=caller_label(principal),
         operation=operation,
         operation_name=operation_name(operation),
-        scope=scope,
+        scope=_storable(scope),
         status=status,
         sub_status=sub_status,
         level=level,
         correlation_id=context.correlation_id(),
-        message=message[:4000],
-        details=entry_details,
+        message=_storable(message[:4000]),
+        details=_storable(entry_details),
     )
 
 

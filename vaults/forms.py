@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from portal import services as portal_services
 from portal.models import Region
+from portal.shortcuts import parse_id
 from portal.wizards import ReviewForm
 from security.guards import GuardDenied
 from vaults import services
@@ -120,7 +121,7 @@ class VaultBasicsForm(forms.Form):
     def _chosen_subscription(self, subscriptions, subscription_ids):
         if self.is_bound:
             value = self.data.get(self.add_prefix("subscription"))
-            chosen = subscriptions.filter(pk=value).first() if str(value or "").isdigit() else None
+            chosen = subscriptions.filter(pk=pk).first() if (pk := parse_id(value)) else None
             if chosen is not None:
                 return chosen
         preferred = subscriptions.filter(pk__in=subscription_ids).first()

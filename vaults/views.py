@@ -17,7 +17,9 @@ from django.views.decorators.http import require_GET
 
 from portal import services as portal_services
 from portal.models import Region
-from portal.shortcuts import can, form_errors_from, get_visible_or_404
+from portal.shortcuts import (
+    can, filter_by_id, form_errors_from, get_visible_or_404, page_number, parse_id, search_text, unknown_filters,
+)
 from security import scopes
 from security.guards import GuardDenied, evaluate
 from security.models import RoleAssignment
@@ -70,16 +72,16 @@ def vault_list(request):
     vaults = services.vaults_for(principal)
     subscriptions = portal_services.subscriptions_for(principal)
     groups = portal_services.resource_groups_for(principal)
-    filters = {k: request.GET.get(k, "") for k in ("subscription", "resource_group", "region", "q")}
-    if filters["subscription"].isdigit():
-        vaults = vaults.filter(resource_group__subscription_id=filters["subscription"])
-        groups = groups.filter(subscription_id=filters["subscription"])
-    if filters["resource_group"].isdigit():
-        vaults = vaults.filter(resource_group_id=filters["resource_group"])
+    filters = {k: request.GET.get(k, "").strip() for k in ("subscription", "resource_group", "region", "q")}
+    filters["q"] = search_text(filters["q"])
+    # An id that names nothing (malformed, 2**70) filters to an empty list, the filter still shown.
+    vaults = filter_by_id(vaults, "resource_group__subscription_id", filters["subscription"])
+    groups = filter_by_id(groups, "subscription_id", filters["subscription"])
+    vaults = filter_by_id(vaults, "resource_group_id", filters["resource_group"])
     if filters["region"]:
         vaults = vaults.filter(region_id=filters["region"])
     if filters["q"]:
-        vaults = vaults.filter(name__icontains=filters["q"].strip())
+        vaults = vaults.filter(name__icontains=filters["q"])
     sort = request.GET.get("sort", "name")
     key = sort.lstrip("-")
     if key not in SORTS:
@@ -88,7 +90,7 @@ def vault_list(request):
     if isinstance(order, str):
         order = Lower(order) if key in ("region",) else order
     vaults = vaults.order_by(order.desc() if sort.startswith("-") else order.asc(), "pk")
-    page = Paginator(vaults, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(vaults, PAGE_SIZE).get_page(page_number(request.GET.get("page")))
     for vault in page.object_list:
         vault.assessment = services.security_level(vault)
     query = request.GET.copy()
@@ -116,6 +118,7 @@ def vault_list(request):
         "regions": Region.objects.filter(pk__in=services.vaults_for(principal).values("region_id")),
         "can_create": services.resource_groups_for_create(principal).exists(),
         "any_filter": any(filters.values()),
+        "unknown_filters": unknown_filters(filters, {"subscription": "subscription", "resource_group": "resource group"}),
     }
     template = "vaults/vault_list.html#vault-table" if request.htmx and not request.htmx.boosted else "vaults/vault_list.html"
     return render(request, template, context)
@@ -144,11 +147,9 @@ def check_name(request):
     if not name:
         message = ""
     else:
-        group = services.resource_groups_for_create(principal).filter(pk=group_pk).first() if group_pk.isdigit() else None
-        subscription = (
-            portal_services.subscriptions_for(principal).filter(pk=subscription_pk).first()
-            if subscription_pk.isdigit() else None
-        )
+        group = services.resource_groups_for_create(principal).filter(pk=pk).first() if (pk := parse_id(group_pk)) else None
+        subscription = (portal_services.subscriptions_for(principal).filter(pk=pk).first()
+                        if (pk := parse_id(subscription_pk)) else None)
         try:
             if group is None and not (new_group and subscription):
                 problem = services.name_rule_error(name)
@@ -171,7 +172,7 @@ def resource_group_options(request):
     """The resource groups of the chosen subscription where the user may create a vault."""
     subscription_pk = _param(request, "subscription")
     groups = services.resource_groups_for_create(request.principal)
-    groups = groups.filter(subscription_id=subscription_pk) if subscription_pk.isdigit() else groups.none()
+    groups = groups.filter(subscription_id=pk) if (pk := parse_id(subscription_pk)) else groups.none()
     return render(request, "vaults/_resource_group_options.html", {"groups": groups})
 
 

@@ -1,6 +1,7 @@
 """Forms for the inventory pages: thin, choices narrowed to what the principal may use."""
 
 from django import forms
+from django.core.validators import RegexValidator
 
 from portal.inventory.models import ElasticSan, StorageAccount
 from portal.models import Region
@@ -106,7 +107,13 @@ class PostgresServerForm(_ResourceForm):
         label="Server name", max_length=63,
         help_text="3 to 63 characters: lowercase letters, numbers and hyphens; not starting or ending with a hyphen.",
     )
-    host = forms.CharField(max_length=255, initial="127.0.0.1", help_text="Host name or IP address PostgreSQL listens on.")
+    host = forms.CharField(
+        max_length=255, initial="127.0.0.1", help_text="Host name or IP address PostgreSQL listens on.",
+        # What a resolver accepts (letters, digits, dots, hyphens; IPv6 colons): anything else would fail
+        # deep in the connection attempt instead of beside the field.
+        validators=[RegexValidator(r"^[A-Za-z0-9._:\[\]-]+\Z",
+                                   "Enter a host name or an IP address (letters, digits, dots, hyphens, colons).")],
+    )
     port = forms.IntegerField(min_value=1, max_value=65535, initial=5432)
     admin_user = forms.CharField(max_length=63, initial="postgres", label="Admin username")
     password = forms.CharField(

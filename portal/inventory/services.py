@@ -472,6 +472,10 @@ def create_volume(principal, group: VolumeGroup, *, name: str, size_gib: int | N
                 {"size_gib": f"The Elastic SAN '{san.name}' has {capacity - used} GiB left of {capacity} GiB; "
                  f"choose a smaller size or add capacity to the Elastic SAN."}
             )
+        if not attached and (leftover := group.data_path / f"{name}.img").exists():
+            # A file no volume owns (left by an interrupted creation): never overwrite data, say so instead.
+            raise ValidationError({"name": f"An image file '{leftover}' already exists for the name '{name}' and "
+                                           "belongs to no volume; choose another name, or move that file away."})
         volume = Volume.objects.create(
             volume_group=group, name=name, size_gib=size_gib, size_bytes=size_bytes, attached_path=attached
         )

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from portal.shortcuts import form_errors_from
+from portal.shortcuts import form_errors_from, page_number
 from protection.forms_deletion import DeleteBackupDataForm
 from protection.models import RecoveryPoint
 from protection.services import deletion
@@ -101,7 +101,7 @@ def vault_alerts(request, pk):
         alerts = alerts.filter(state=state)
     if category in Alert.Category.values:
         alerts = alerts.filter(category=category)
-    page = Paginator(alerts.order_by("-raised_at"), 50).get_page(request.GET.get("page"))
+    page = Paginator(alerts.order_by("-raised_at"), 50).get_page(page_number(request.GET.get("page")))
     context = vault_context(request, vault, "alerts", page=page, state=state, category=category,
                             states=Alert.State, categories=Alert.Category)
     return render(request, "protection/deletion/vault_alerts.html", context)

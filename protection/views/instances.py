@@ -22,7 +22,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal import resources
-from portal.shortcuts import can, form_errors_from, get_visible_or_404
+from portal.shortcuts import (
+    can, filter_by_id, form_errors_from, get_visible_or_404, page_number, parse_id, search_text, unknown_filters,
+)
 from protection import datasource_types, readiness
 from protection.forms_instances import ChangePolicyForm, ConfigureStartForm
 from protection.models import ProtectionState
@@ -63,12 +65,12 @@ def _list_context(request, instances, *, vault=None):
         instances = instances.filter(datasource_type=kind.api_name)
     if filters["status"] in ProtectionState.values:
         instances = instances.filter(protection_state=filters["status"])
-    if filters["vault"].isdigit():
-        instances = instances.filter(vault_id=filters["vault"])
+    instances = filter_by_id(instances, "vault_id", filters["vault"])  # an unknown vault: an empty list
+    filters["q"] = search_text(filters["q"])
     if filters["q"]:
-        instances = instances.filter(name__icontains=filters["q"].strip())
+        instances = instances.filter(name__icontains=filters["q"])
     instances = instances.order_by("vault__name", "name")
-    page = Paginator(instances, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(instances, PAGE_SIZE).get_page(page_number(request.GET.get("page")))
     for instance in page.object_list:
         instance.status_class = STATUS_CLASS.get(instance.protection_state, "status-info")
     query = request.GET.copy()
@@ -76,6 +78,7 @@ def _list_context(request, instances, *, vault=None):
     principal = request.principal
     return {
         "page": page, "filters": filters, "page_query": query.urlencode(), "any_filter": any(filters.values()),
+        "unknown_filters": unknown_filters(filters, {"vault": "vault"}),
         "types": datasource_types.TYPES.values(), "states": ProtectionState.choices,
         "vaults": vaults_for(principal) if vault is None else None,
         "configuring": any(i.protection_state == ProtectionState.CONFIGURING for i in page.object_list),
@@ -184,7 +187,7 @@ def _datasources_request(request):
     POST that includes the wizard's form."""
     from protection.forms_instances import DatasourcesForm
 
-    vault = vault_or_404(request, request.POST.get("vault", "0") if request.POST.get("vault", "").isdigit() else 0)
+    vault = vault_or_404(request, parse_id(request.POST.get("vault")) or 0)
     if not svc.may_validate(request.principal, vault):
         from security.guards import evaluate
 

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from portal.shortcuts import can, get_visible_or_404
+from portal.shortcuts import can, get_visible_or_404, page_number, unknown_filters
 from protection import datasource_types, selectors
 from protection.forms_backups import BackupNowForm, RecoveryPointRangeForm, StopBackupForm
 from protection.models import Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
@@ -100,19 +100,21 @@ def _list_context(request, jobs, *, vault=None):
     filters = selectors.JobFilters.from_query(request.GET)
     if vault is not None:
         filters.vault = ""
-    try:
-        number = int(request.GET.get("page", "1"))
-    except ValueError:
-        number = 1
+    number = page_number(request.GET.get("page"))
     page = selectors.job_page(selectors.filter_jobs(jobs, filters), number)
     now = clock.now()
     for job in page.rows:
         decorate(job, now)
     query = request.GET.copy()
     query.pop("page", None)
+    # Built here, not in the template: a query key named "items" would shadow QueryDict.items there.
+    range_query = query.copy()
+    range_query.pop("range", None)
     running = any(not j.is_finished for j in page.rows)
     return {
-        "page": page, "filters": filters, "page_query": query.urlencode(), "running": running,
+        "page": page, "filters": filters, "page_query": query.urlencode(), "range_query": range_query.urlencode(),
+        "unknown_filters": unknown_filters({"vault": filters.vault}, {"vault": "vault"}),
+        "running": running,
         "types": datasource_types.TYPES.values(), "operations": JobOperation.choices,
         "statuses": [(s, JobStatus(s).label) for s in selectors.TILE_STATUSES],
         "ranges": [(k, label) for k, label, _ in selectors.TIME_RANGES],

@@ -14,7 +14,9 @@ from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from portal.shortcuts import can, form_errors_from, get_visible_or_404
+from portal.shortcuts import (
+    can, filter_by_id, form_errors_from, get_visible_or_404, page_number, search_text, unknown_filters,
+)
 from protection import datasource_types
 from protection.forms_policies import PolicyScheduleForm, writable_vaults
 from protection.services import policies as svc
@@ -39,21 +41,22 @@ def _filtered(request, policies):
     kind = datasource_types.by_short(filters["type"])
     if kind:
         policies = policies.filter(datasource_type=kind.api_name)
-    if filters["vault"].isdigit():
-        policies = policies.filter(vault_id=filters["vault"])
+    policies = filter_by_id(policies, "vault_id", filters["vault"])  # an unknown vault: an empty list
+    filters["q"] = search_text(filters["q"])
     if filters["q"]:
-        policies = policies.filter(name__icontains=filters["q"].strip())
+        policies = policies.filter(name__icontains=filters["q"])
     return policies.annotate(instance_count=Count("backup_instances")).order_by("vault__name", "name"), filters
 
 
 def _table_context(request, policies, filters):
-    page = Paginator(policies, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(policies, PAGE_SIZE).get_page(page_number(request.GET.get("page")))
     for policy in page.object_list:
         policy.summary_lines = policy.parsed.summary()
     query = request.GET.copy()
     query.pop("page", None)
     return {"page": page, "filters": filters, "page_query": query.urlencode(),
-            "types": datasource_types.TYPES.values(), "any_filter": any(filters.values())}
+            "types": datasource_types.TYPES.values(), "any_filter": any(filters.values()),
+            "unknown_filters": unknown_filters(filters, {"vault": "vault"})}
 
 
 @login_required

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portal.shortcuts import can
+from portal.shortcuts import can, parse_uuid, require_id
 from protection import datasource_types
 from protection.forms_restore import AssignRolesForm, RestoreParametersForm, RestoreStartForm
 from protection.models import RecoveryPoint
@@ -57,9 +57,10 @@ def restore_start(request):
 
 def _parameters_form(request):
     instance = _instance_or_404(request, request.POST.get("instance", ""))
-    point = services.points_of(instance).filter(pk=request.POST.get("point", "")).first()
+    point_id = require_id(request.POST.get("point", ""), "recovery point", parse=parse_uuid)
+    point = services.points_of(instance).filter(pk=point_id).first()
     if point is None:
-        raise Http404("No such recovery point.")
+        raise Http404("No such recovery point in this backup instance. Choose the recovery point again on the Recovery point tab.")
     if not services.may_validate(request.principal, instance):
         raise GuardDenied(evaluate(request.principal, services.VALIDATE_RESTORE, instance))
     form = RestoreParametersForm(request.POST, prefix="parameters", principal=request.principal, instance=instance,
