@@ -172,6 +172,11 @@ STRONGROOM_JOB_STALL_SECONDS = {
     "finishing": env_int("STRONGROOM_STALL_FINISHING_SECONDS", 3600),
     "reclaim": env_int("STRONGROOM_STALL_RECLAIM_SECONDS", 7200),
 }
+# PostgreSQL tools (pg_dump, pg_dumpall, pg_restore), in seconds: how long one of their statements may wait
+# for a lock (another session holding a table) and how long one statement may run (a single table's
+# COPY of a large database can take long). Past either, the job fails with a coded error, never hangs.
+STRONGROOM_PG_LOCK_WAIT_TIMEOUT = env_int("STRONGROOM_PG_LOCK_WAIT_TIMEOUT", 60)
+STRONGROOM_PG_STATEMENT_TIMEOUT = env_int("STRONGROOM_PG_STATEMENT_TIMEOUT", 3 * 3600)
 
 LOGGING = {
     "version": 1,

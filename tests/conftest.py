@@ -105,3 +105,66 @@ def worker(request, worker_id):
             yield app
     finally:
         app.conf.task_default_queue = previous
+
+
+# --- PostgreSQL: the login Azure gives you --------------------------------------------------------
+
+
+class PgLogin:
+    """A non-superuser login (LOGIN CREATEDB CREATEROLE, with a password), as an Azure flexible
+    server's admin login is. ``params`` connects as it; ``admin`` is the local superuser."""
+
+    def __init__(self, name: str, password: str, params, admin):
+        self.name, self.password, self.params, self.admin = name, password, params, admin
+
+    def server(self, principal, *, resource_group, name, region, **kwargs):
+        """Register the local server with this login, through the inventory service."""
+        from portal.inventory import services as inv
+
+        return inv.create_postgres_server(principal, resource_group=resource_group, name=name, region=region,
+                                          host=self.params.host, port=self.params.port, admin_user=self.name,
+                                          password=self.password, **kwargs)
+
+
+def drop_pg_login(admin, name: str) -> None:
+    """Drop every database ``name`` owns, what it owns elsewhere, then the role itself."""
+    from psycopg import sql
+
+    from portal.inventory import postgres
+
+    with postgres.connect(admin, autocommit=True) as conn:
+        owned = [r[0] for r in conn.execute(
+            "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = %s)", [name])]
+        for database in owned:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def pg_login(worker_id):
+    """The login the PostgreSQL tests use by default: one per test worker (unique name), dropped with
+    everything it owns at the end. A superuser only where a test is about it."""
+    import secrets
+
+    from psycopg import sql
+
+    from portal.inventory import postgres
+
+    admin = postgres.ConnectionParams("127.0.0.1", 5432, "postgres")
+    name = f"sr_login_{worker_id}_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(16)
+    login = PgLogin(name, password, postgres.ConnectionParams("127.0.0.1", 5432, name, password), admin)
+    if not postgres.test_connection(admin).ok:
+        # Tests that only register the server still run; those that connect skip (or fail in CI)
+        # through their own fixtures (local_postgres, pg_database).
+        yield login
+        return
+    with postgres.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE NOSUPERUSER PASSWORD {}").format(
+            sql.Identifier(name), sql.Literal(password)))
+    try:
+        yield login
+    finally:
+        drop_pg_login(admin, name)

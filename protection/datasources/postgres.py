@@ -5,9 +5,16 @@ the tools through ``PGPASSWORD`` only. The stream's reader checks the tool's exi
 output ends, *before* the engine writes the snapshot's manifest: a failed dump raises there, the
 engine aborts, and no snapshot of a half dump can exist.
 
-Databases come from the inventory's discovery (never templates, Strongroom's own database or
-``test_*`` ones). A server newer than the worker's ``pg_dump`` cannot be dumped by it: the job fails
-with ``UserErrorPostgresVersionMismatch`` and says which versions met.
+The server's login need not be a superuser (Azure's admin login is not): the globals are dumped with
+``--no-role-passwords`` (which reads ``pg_roles``, not ``pg_authid``, and keeps every password hash
+out of the recovery point), and every database the login can read is dumped. Every database it
+skips (templates aside) is named in the job with the reason, and the job ends CompletedWithWarnings:
+test_* ones, Strongroom's own, the maintenance database, and those the login may not read.
+
+A table locked by another session fails the job with ``UserErrorPostgresLockTimeout`` after the
+lock-wait timeout (``--lock-wait-timeout`` and `StatementWatch`), a statement that runs past the
+statement timeout with ``UserErrorPostgresStatementTimeout``; the job never waits forever. A server
+newer than the worker's ``pg_dump`` fails with ``UserErrorPostgresVersionMismatch``.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from protection.datasources.base import BackupOutcome, Driver, RunContext, snaps
 VERSION_MISMATCH = "UserErrorPostgresVersionMismatch"
 DUMP_FAILED = "UserErrorPostgresDumpFailed"
 CONNECT_FAILED = "UserErrorPostgresConnectionFailed"
+LOCK_TIMEOUT = "UserErrorPostgresLockTimeout"
+STATEMENT_TIMEOUT = "UserErrorPostgresStatementTimeout"
 GLOBALS_ITEM = "globals.sql"
 
 
@@ -78,6 +87,32 @@ def version_mismatch_message(server_version: str, local: str) -> str:
             "(or newer) on the worker, then run the backup again.")
 
 
+def timeout_error(watch, exc: DumpFailed | None, doing: str) -> jobs.JobError | None:
+    """The coded error for a tool stopped by a timeout (the watch's or the server's), else None."""
+    if watch is not None and watch.tripped is not None:
+        kind, text = watch.tripped
+    elif exc is not None and "statement timeout" in exc.stderr and "LOCK TABLE" in exc.stderr:
+        # pg_dump's own --lock-wait-timeout fired before the watch: its stderr names the table.
+        table = re.search(r"LOCK TABLE (?:ONLY )?(\S+) IN", exc.stderr)
+        kind, text = "lock", (f"waited for a lock on the table {table.group(1) if table else '(unknown)'}, held by "
+                              "another session, longer than the lock-wait timeout")
+    elif exc is not None and ("lock timeout" in exc.stderr or "could not obtain lock" in exc.stderr):
+        kind, text = "lock", "waited for a lock held by another session longer than the lock-wait timeout"
+    elif exc is not None and "statement timeout" in exc.stderr:
+        kind, text = "statement", "one statement ran longer than the statement timeout"
+    else:
+        return None
+    if kind == "lock":
+        return jobs.JobError(LOCK_TIMEOUT, f"{doing} stopped: it {text}. Run the job again once that session has "
+                             "finished (or end it); the timeout is the STRONGROOM_PG_LOCK_WAIT_TIMEOUT setting.")
+    return jobs.JobError(STATEMENT_TIMEOUT, f"{doing} stopped: {text}. The timeout is the "
+                         "STRONGROOM_PG_STATEMENT_TIMEOUT setting.")
+
+
+def skipped_warning(survey) -> str:
+    return f"Database '{survey.name}' was not backed up: {survey.skip_reason}."
+
+
 def source_id(instance, item: str) -> str:
     return f"bi:{instance.id}:pg:{item}"
 
@@ -100,36 +135,61 @@ class PostgresDriver(Driver):
         from vaults.storage import open_store
 
         server = self.server(instance)
-        params = server.connection_params()
+        timeouts = postgres.tool_timeouts()
+        # The job's sessions carry its id, so the statement watch finds them (and a person in pg_stat_activity).
+        params = server.connection_params().with_application(f"strongroom-job-{run.job.pk}").with_timeouts(timeouts)
         try:
             with postgres.connect(params) as conn:
                 server_num = int(conn.execute("SHOW server_version_num").fetchone()[0])
                 server_version = conn.execute("SHOW server_version").fetchone()[0]
-            databases = postgres.discover_databases(params)
+            survey = postgres.survey_databases(params)
         except Exception as exc:  # psycopg errors: the server is down or refuses us
             raise jobs.JobError(CONNECT_FAILED, postgres.describe_error(exc, params)) from None
         local_major, local_text = local_major_version()
         if server_num // 10000 > local_major:
             raise jobs.JobError(VERSION_MISMATCH, version_mismatch_message(server_version, local_text))
+        databases = [d for d in survey if d.skip_reason is None]
+        skipped = [d for d in survey if d.skip_reason is not None]
 
         run.report(items_total=1 + len(databases), current_item="Dumping roles and tablespaces", force=True)
-        outcome = BackupOutcome(manifests=[], details={"server_version": server_version, "pg_dump": local_text,
-                                                       "databases": [d.name for d in databases]})
+        outcome = BackupOutcome(manifests=[], details={
+            "server_version": server_version, "pg_dump": local_text, "login": params.user,
+            "databases": [d.name for d in databases],
+            "skippedDatabases": [{"name": d.name, "reason": d.skip_reason} for d in skipped],
+            "rolePasswords": "not backed up (--no-role-passwords)",
+        })
+        # Templates are PostgreSQL's own, on every server: recorded above, not worth a warning each time.
+        outcome.warnings += [skipped_warning(d) for d in skipped if not d.is_template]
         tags = [f"instance:{instance.id}", f"job:{run.job.pk}"]
+        # pg_dump's own lock-wait limit is the safety net; the watch usually fires first and names the holder.
+        lock_wait_ms = timeouts.lock_wait_ms + max(1000, timeouts.lock_wait_ms // 10)
         with open_store(instance.vault) as store:
-            items = [(GLOBALS_ITEM, [tool("pg_dumpall"), "--globals-only", "--no-password"], params)]
-            items += [(f"{db.name}.dump", [tool("pg_dump"), "--format=custom", "--no-password"], params.with_database(db.name))
+            items = [(GLOBALS_ITEM, [tool("pg_dumpall"), "--globals-only", "--no-role-passwords", "--no-password"], params)]
+            items += [(f"{db.name}.dump", [tool("pg_dump"), "--format=custom", "--no-password",
+                                           f"--lock-wait-timeout={lock_wait_ms}"], params.with_database(db.name))
                       for db in databases]
             for item, command, item_params in items:
                 run.check_cancel()
                 database = item_params.dbname if item != GLOBALS_ITEM else ""
+                doing = f"Dumping the database '{database}'" if database else "Dumping the globals (roles, tablespaces)"
+                watch = postgres.StatementWatch(item_params, timeouts)
                 try:
-                    snap = self._dump_into(store, command, item, item_params, instance, run, tags)
+                    with watch:
+                        snap = self._dump_into(store, command, item, item_params, instance, run, tags)
                 except DumpFailed as exc:
                     if "server version mismatch" in exc.stderr:
                         raise jobs.JobError(VERSION_MISMATCH, version_mismatch_message(server_version, local_text)) from None
+                    timed_out = timeout_error(watch, exc, doing)
+                    if timed_out is not None:
+                        raise timed_out from None
                     if database and not postgres.database_exists(params, database):
                         outcome.warnings.append(f"The database '{database}' was dropped during the backup; it is not in this recovery point.")
+                        continue
+                    if database and "permission denied" in exc.stderr:  # an object the survey could not see
+                        reason = next((line for line in exc.stderr.splitlines() if "permission denied" in line), exc.stderr)
+                        outcome.warnings.append(f"Database '{database}' was not backed up: the login '{params.user}' "
+                                                f"may not read all of it ({reason.strip()}).")
+                        outcome.details["skippedDatabases"].append({"name": database, "reason": reason.strip()})
                         continue
                     raise jobs.JobError(DUMP_FAILED, f"Dumping {database or 'the globals'} failed: {exc}") from None
                 run.remember(lambda: open_store(instance.vault), snap.id)

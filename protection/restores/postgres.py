@@ -26,7 +26,7 @@ import threading
 from django.urls import reverse
 
 from protection import jobs, processes
-from protection.datasources.postgres import tool
+from protection.datasources.postgres import DumpFailed, timeout_error, tool
 from protection.restores import layout, validation
 
 logger = logging.getLogger(__name__)
@@ -69,12 +69,16 @@ def restore_database(job, point, target, resolved, run) -> dict:
     _remember_created(job, {"postgresDatabaseId": database.pk})
     try:
         run.report(current_item=f"Restoring {target.database} into {target.database_name}", force=True)
-        params = server.connection_params(target.database_name)
+        timeouts = postgres.tool_timeouts()
+        params = server.connection_params(target.database_name).with_application(f"strongroom-job-{job.pk}") \
+            .with_timeouts(timeouts)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(params.env())  # the password travels in PGPASSWORD, never on the command line
+        # pg_restore resets the session's timeouts and has no --lock-wait-timeout: the watch enforces them.
+        watch = postgres.StatementWatch(params, timeouts)
         command = [tool("pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
                    "--no-password", f"--dbname={target.database_name}"]
-        with tempfile.TemporaryFile() as stderr_file:
+        with tempfile.TemporaryFile() as stderr_file, watch:
             # Its own process group, registered with the job: a cancel or a stall kills it (see processes).
             proc = processes.popen(command, job=job, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                    stderr=stderr_file, env=env)
@@ -104,6 +108,10 @@ def restore_database(job, point, target, resolved, run) -> dict:
             stderr_file.seek(0)
             errors = stderr_file.read().decode("utf-8", "replace").strip()
         if returncode != 0 or broken:
+            timed_out = timeout_error(watch, DumpFailed("pg_restore", returncode, errors),
+                                      f"Restoring '{target.database}' into '{target.database_name}'")
+            if timed_out is not None:
+                raise timed_out
             raise jobs.JobError(RESTORE_FAILED, f"pg_restore exited with status {returncode} restoring "
                                 f"'{target.database}' into '{target.database_name}': {errors[-1500:] or 'no message'}")
         run.check_cancel()

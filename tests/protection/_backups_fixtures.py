@@ -79,16 +79,17 @@ def tree_of(root) -> dict:
 
 
 @pytest.fixture
-def pg_database(lab):
-    """``pg_database(prefix)``: a new sample database on the local server (dropped afterwards)."""
+def pg_database(lab, pg_login):
+    """``pg_database(prefix)``: a new sample database on the local server, made by the non-superuser
+    test login (so it owns it, as a user of an Azure server would), dropped afterwards."""
     from portal.inventory import postgres
 
-    params = postgres.ConnectionParams("127.0.0.1", 5432, "postgres")
-    probe = postgres.test_connection(params)
+    probe = postgres.test_connection(pg_login.admin)
     if not probe.ok:
         if os.environ.get("STRONGROOM_REQUIRE_SERVICES") == "1":
             pytest.fail(probe.message)
         pytest.skip(f"PostgreSQL is not answering on 127.0.0.1:5432: {probe.message}")
+    params = pg_login.params
     made = []
 
     def make(prefix="sr_bk"):
@@ -100,4 +101,4 @@ def pg_database(lab):
 
     yield make
     for name in made:
-        postgres.drop_database(params, name)
+        postgres.drop_database(pg_login.admin, name)

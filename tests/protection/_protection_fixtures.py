@@ -2,7 +2,8 @@
 
 Everything is made through the services as the trainer: a vault in the lab resource group (eastus),
 an HNS storage account with two containers, a flat-namespace account, an Elastic SAN with two volumes
-in one volume group, and a registered PostgreSQL server (no connection is needed to protect it).
+in one volume group, and a registered PostgreSQL server (no connection is needed to protect it) with
+the non-superuser test login (``pg_login``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Inventory:
 
 
 @pytest.fixture
-def inventory(lab):
+def inventory(lab, pg_login):
     from portal.inventory import services as inv
 
     t = lab.trainer
@@ -59,8 +60,8 @@ def inventory(lab):
     san = inv.create_elastic_san(t, resource_group=lab.lab_group, name="esan-test", region=lab.region)
     group = inv.create_volume_group(t, san, name="vg-test")
     volumes = [inv.create_volume(t, group, name=n, size_gib=1) for n in ("vol-a", "vol-b")]
-    server = inv.create_postgres_server(t, resource_group=lab.lab_group, name=f"pg-test-{tag}", region=lab.region,
-                                        host="127.0.0.1", admin_user="postgres")
+    # The local server through a non-superuser login, as Azure's admin login is.
+    server = pg_login.server(t, resource_group=lab.lab_group, name=f"pg-test-{tag}", region=lab.region)
     return Inventory(account, flat, san, group, volumes, server)
 
 
