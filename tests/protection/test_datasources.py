@@ -196,3 +196,24 @@ def test_the_password_never_reaches_the_command_line(lab, vault, make_policy, in
     calls = log.read_text()
     assert "env: s3cret-pw" in calls
     assert "s3cret-pw" not in calls.split("env:")[0]
+    # Globals without role passwords (a non-superuser may not read pg_authid; no hash is kept).
+    assert "--globals-only --no-role-passwords" in calls.split("env:")[0]
+
+
+def test_pg_dump_gets_the_lock_wait_timeout_and_the_session_timeouts(lab, pg, pg_database, tmp_path, monkeypatch,
+                                                                      settings):
+    settings.STRONGROOM_PG_LOCK_WAIT_TIMEOUT = 20
+    settings.STRONGROOM_PG_STATEMENT_TIMEOUT = 600
+    name = pg_database()
+    log = tmp_path / "calls.log"
+    real = subprocess.run(["sh", "-c", "command -v pg_dump"], capture_output=True, text=True).stdout.strip()
+    folder = _fake_tool(tmp_path, "pg_dump", f"""
+        if [ "$1" != "--version" ]; then echo "$PGDATABASE args: $* options: $PGOPTIONS app: $PGAPPNAME" >> {log}; fi
+        exec {real} "$@"
+    """)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    job = backup_now_and_run(lab.trainer, pg)
+    line = next(x for x in log.read_text().splitlines() if x.startswith(f"{name} "))
+    assert "--lock-wait-timeout=22000" in line  # the watch's 20 s, then pg_dump's own limit as a safety net
+    assert "options: -c lock_timeout=20000 -c statement_timeout=600000" in line
+    assert f"app: strongroom-job-{job.pk}" in line

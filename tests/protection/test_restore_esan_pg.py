@@ -200,6 +200,38 @@ def test_failed_pg_restore_drops_the_new_database(lab, pg_point, new_db_name, mo
     assert not PostgresDatabase.objects.filter(server=server, name=name).exists()
 
 
+def test_a_pg_restore_statement_past_the_statement_timeout_fails_coded_and_drops_the_new_database(
+        lab, pg_point, new_db_name, monkeypatch, tmp_path, settings):
+    """GIVEN a 1 s statement timeout and a pg_restore whose statement runs on (a stand-in that, as
+    pg_restore does, sets the session's timeouts to 0, then runs pg_sleep through psql with the
+    environment it is given) WHEN restoring as a database THEN the
+    watch cancels it, the job fails UserErrorPostgresStatementTimeout, the new database is dropped,
+    and the password reached the tool in PGPASSWORD, never in its arguments."""
+    from protection.restores import postgres as pg_restore
+
+    settings.STRONGROOM_PG_STATEMENT_TIMEOUT = 1
+    server, source, point = pg_point
+    name = new_db_name()
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "pg_restore"
+    fake.write_text(f"""#!/bin/sh
+echo "args: $*" >> {log}
+echo "app: $PGAPPNAME options: $PGOPTIONS password-set: ${{PGPASSWORD:+yes}}" >> {log}
+cat > /dev/null &
+exec psql -X -q -v ON_ERROR_STOP=1 -c "SET statement_timeout = 0" -c "SET lock_timeout = 0" -c "SELECT pg_sleep(120)"
+""")
+    fake.chmod(0o755)
+    monkeypatch.setattr(pg_restore, "tool", lambda n: str(fake))
+    job = restore_and_run(lab.trainer, point, targets.PgDatabaseTarget(source, server.resource_id, name), lab=lab)
+    assert (job.status, job.error_code) == ("Failed", "UserErrorPostgresStatementTimeout"), job.error_message
+    assert f"Restoring '{source}' into '{name}' stopped" in job.error_message and "pg_sleep(120)" in job.error_message
+    assert (job.end_time - job.start_time).total_seconds() < 100
+    assert not pg.database_exists(server.connection_params(), name)
+    calls = log.read_text()
+    assert f"app: strongroom-job-{job.pk}" in calls and "statement_timeout=1000" in calls and "password-set: yes" in calls
+    assert server.password() and server.password() not in calls
+
+
 def test_cancelled_pg_restore_drops_the_new_database(lab, pg_point, new_db_name, monkeypatch):
     from protection.datasources.base import RunContext
 
