@@ -124,9 +124,14 @@ def test_connection(params: ConnectionParams) -> ConnectionResult:
     try:
         with connect(params) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
+            superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
     except psycopg.Error as exc:
         return ConnectionResult(False, message=describe_error(exc, params))
-    return ConnectionResult(True, version=version, message=f"PostgreSQL {version} answered at {params.host}:{params.port}.")
+    login = (f"as '{params.user}', a superuser" if superuser else
+             f"as '{params.user}', not a superuser (as Azure's admin login): a backup skips the databases it may not "
+             "read and names them in the job")
+    return ConnectionResult(True, version=version, message=f"PostgreSQL {version} answered at {params.host}:{params.port} "
+                            f"{login}. Role passwords are never backed up.")
 
 
 test_connection.__test__ = False  # not a pytest test

@@ -49,6 +49,7 @@ def test_discovery_lists_user_databases_and_never_templates_postgres_ours_or_tes
     postgres.create_database(local_postgres, test_db)
     result = services.refresh_postgres_server(lab.trainer, server)
     assert result.ok and server.connection_status == PostgresServer.ConnectionStatus.SUCCEEDED
+    assert f"as '{server.admin_user}', not a superuser" in result.message  # the test login, as on Azure
     listed = set(server.databases.values_list("name", flat=True))
     own = settings.DATABASES["default"]["NAME"]
     assert user_db in listed

@@ -160,7 +160,7 @@ def test_outsider_cannot_validate_or_see_the_wizard_instance(lab, adls_setup, si
     assert instance.name not in page.content.decode()
 
 
-def test_database_table_of_contents_page(lab, vault, make_policy, inventory, signed_in_client):
+def test_database_table_of_contents_page(lab, vault, make_policy, inventory, signed_in_client, pg_login):
     from tests.protection._restore_fixtures import PG, pg_database  # noqa: F401
 
     pytest.importorskip("psycopg")
@@ -171,7 +171,7 @@ def test_database_table_of_contents_page(lab, vault, make_policy, inventory, sig
     import secrets
 
     name = f"sr_rtoc_{secrets.token_hex(4)}"
-    params = pg.ConnectionParams("127.0.0.1", 5432, "postgres")
+    params = pg_login.params  # the server's login makes it, so it may read (and back up) it
     pg.create_database(params, name)
     try:
         pg.load_sample_schema(params.with_database(name), seed=3)
@@ -183,4 +183,4 @@ def test_database_table_of_contents_page(lab, vault, make_policy, inventory, sig
         html = page.content.decode()
         assert page.status_code == 200 and "TABLE DATA" in html and "customers" in html and "sales" in html
     finally:
-        pg.drop_database(params, name)
+        pg.drop_database(pg_login.admin, name)
