@@ -59,12 +59,17 @@ class ConnectionParams:
     dbname: str = MAINTENANCE_DATABASE
     # Tells a job's sessions apart in pg_stat_activity (StatementWatch finds them by it).
     application_name: str = APPLICATION_NAME
+    # The tools' session timeouts (PGOPTIONS in env()); None for Strongroom's own connections.
+    timeouts: ToolTimeouts | None = None
 
     def with_database(self, dbname: str) -> "ConnectionParams":
         return dataclasses.replace(self, dbname=dbname)
 
     def with_application(self, name: str) -> "ConnectionParams":
         return dataclasses.replace(self, application_name=name[:63])
+
+    def with_timeouts(self, timeouts: ToolTimeouts | None) -> "ConnectionParams":
+        return dataclasses.replace(self, timeouts=timeouts)
 
     def kwargs(self) -> dict:
         args = {
@@ -79,7 +84,7 @@ class ConnectionParams:
             args["password"] = self.password
         return args
 
-    def env(self, timeouts: ToolTimeouts | None = None) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         """Environment for libpq tools (pg_dump, pg_restore, psql).
 
         With ``timeouts``, PGOPTIONS sets the session's lock and statement timeouts. pg_dumpall and
@@ -93,8 +98,9 @@ class ConnectionParams:
             "PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
             "PGAPPNAME": self.application_name,
         }
-        if timeouts is not None:
-            env["PGOPTIONS"] = f"-c lock_timeout={timeouts.lock_wait_ms} -c statement_timeout={timeouts.statement_ms}"
+        if self.timeouts is not None:
+            env["PGOPTIONS"] = (f"-c lock_timeout={self.timeouts.lock_wait_ms} "
+                                f"-c statement_timeout={self.timeouts.statement_ms}")
         if self.password:
             env["PGPASSWORD"] = self.password
         return env

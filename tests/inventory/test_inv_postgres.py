@@ -245,7 +245,7 @@ def test_the_watch_leaves_other_applications_sessions_alone(pg_login, locked_tab
 def test_the_tools_get_the_timeouts_and_the_password_in_the_environment(pg_login, settings):
     settings.STRONGROOM_PG_LOCK_WAIT_TIMEOUT = 7
     settings.STRONGROOM_PG_STATEMENT_TIMEOUT = 90
-    env = pg_login.params.with_application("strongroom-job-x").env(postgres.tool_timeouts())
+    env = pg_login.params.with_application("strongroom-job-x").with_timeouts(postgres.tool_timeouts()).env()
     assert env["PGOPTIONS"] == "-c lock_timeout=7000 -c statement_timeout=90000"
     assert env["PGAPPNAME"] == "strongroom-job-x" and env["PGPASSWORD"] == pg_login.password
     assert "PGOPTIONS" not in pg_login.params.env()
