@@ -324,7 +324,7 @@ class Job(models.Model):
 
     @property
     def percent(self) -> int | None:
-        if self.is_finished and self.status == JobStatus.COMPLETED:
+        if self.status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_WARNINGS):  # all done, some warned
             return 100
         if self.bytes_total:
             return min(99, int(self.bytes_done * 100 / self.bytes_total))
