@@ -137,9 +137,17 @@ def drop_pg_login(admin, name: str) -> None:
             "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = %s)", [name])]
         for database in owned:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
-        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
+            return
+        # Objects or grants it still has in other databases (pg_shdepend says where): dropped there first.
+        elsewhere = [r[0] for r in conn.execute(
+            "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid "
+            "WHERE s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %s)", [name])]
+    for database in {*elsewhere, "postgres"}:
+        with postgres.connect(admin.with_database(database), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+    with postgres.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
