@@ -94,14 +94,15 @@ def test_a_pg_dump_waiting_on_a_lock_is_stopped_by_a_stall_and_by_cancel(lab, va
         if not pids or Job.objects.get(pk=job.pk).current_item != f"Dumping {name}.dump":
             return None
         with postgres.connect(params) as conn:
+            # The job's tools carry its id as their application name (PGAPPNAME).
             waiting = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name "
-                                   "= 'pg_dump' AND wait_event_type = 'Lock'", [name]).fetchone()[0]
+                                   "= %s AND wait_event_type = 'Lock'", [name, f"strongroom-job-{job.pk}"]).fetchone()[0]
         return pids[0] if waiting else None
 
     def server_sessions():
         with postgres.connect(params) as conn:
             return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name "
-                                "= 'pg_dump'", [name]).fetchone()[0]
+                                "LIKE 'strongroom-job-%%'", [name]).fetchone()[0]
 
     locker = postgres.connect(params)
     try:
