@@ -220,6 +220,7 @@ def test_a_table_locked_by_another_session_fails_the_backup_with_a_coded_error_a
     started = time.monotonic()
     job = backup_now_and_run(lab.trainer, instance)
     elapsed = time.monotonic() - started
+    print(f"Backup with a locked table ended {job.status} after {elapsed:.1f} s (lock-wait timeout 1 s)")
     assert (job.status, job.error_code) == (JobStatus.FAILED, "UserErrorPostgresLockTimeout"), job.error_message
     assert f"Dumping the database '{name}' stopped" in job.error_message
     assert "sales.orders" in job.error_message and f"pid {holder_pid}" in job.error_message
