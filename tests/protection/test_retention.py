@@ -58,6 +58,7 @@ def tiered(lab, vault, make_policy, filled):
     return protect(lab, vault, policy, filled.account, name="bi-tiered")
 
 
+@pytest.mark.date_sensitive
 def test_scheduled_points_get_the_tag_of_their_highest_priority_rule(lab, tiered, monkeypatch):
     """GIVEN Default 7 days, Weekly 4 weeks, Monthly 6 months WHEN scheduled backups run on Mon 1 March,
     Tue 2 March, Mon 8 March and Thu 1 April THEN their tags are Monthly, Default, Weekly, Monthly with
@@ -201,6 +202,7 @@ def test_elastic_san_keeps_at_most_450_points(lab, vault, make_policy, filled):
     assert Job.objects.filter(operation="Retention").count() == 1
 
 
+@pytest.mark.date_sensitive
 def test_an_expiry_that_fell_due_while_the_clock_was_ahead_stands_after_a_reset(lab, vault, make_policy, filled):
     """GIVEN a point that expires while the lab clock is ahead, before any Retention run WHEN the trainer
     resets the clock to real time (before its expiry again) THEN its expiry was recorded at the reset and

@@ -266,6 +266,7 @@ def test_an_elastic_san_instance_with_soft_delete_off_loses_its_snapshot_resourc
     assert not BackupInstance.objects.filter(pk=instance.pk).exists()
 
 
+@pytest.mark.date_sensitive
 def test_upcoming_purge_then_purge_exactly_on_time(lab, vault, backed_up):
     """GIVEN a soft-deleted instance (14 days) WHEN the lab clock moves THEN Upcoming Purge fires once,
     two days before; a minute before the purge time nothing is purged; a minute after, the Purge job
@@ -310,6 +311,7 @@ def test_past_its_purge_time_an_item_can_no_longer_be_undeleted(lab, vault, back
     assert not BackupInstance.objects.filter(pk=backed_up.pk).exists()
 
 
+@pytest.mark.date_sensitive
 def test_a_purge_that_fell_due_while_the_clock_was_ahead_still_happens_after_a_reset(lab, vault, backed_up):
     """GIVEN a soft-deleted item whose purge time passes while the lab clock is ahead, and no purge run
     yet WHEN the trainer resets the clock to real time (before its purge time again) THEN the purge was

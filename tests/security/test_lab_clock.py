@@ -24,6 +24,11 @@ from security.models import ActivityLogEntry, LabClock
 pytestmark = [pytest.mark.django_db, pytest.mark.date_sensitive]
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 # --- who moves the clock ------------------------------------------------------------------------
 
 
@@ -190,3 +195,28 @@ def test_the_activity_log_lists_entries_in_the_order_they_were_written(client, l
     client.force_login(lab.trainer.user)
     listed = list(client.get(reverse("portal:activity_log")).context["page"].object_list)
     assert listed.index(after) < listed.index(ahead)  # yet the later entry is listed first
+
+
+# --- the clock and time-machine (the CI date matrix relies on this) ------------------------------
+
+
+def test_time_machine_moves_the_base_of_the_lab_clock(lab):
+    import time_machine
+    from zoneinfo import ZoneInfo
+
+    with time_machine.travel(dt.datetime(2028, 2, 29, 23, 30, tzinfo=dt.timezone.utc), tick=False):
+        assert clock.now() == dt.datetime(2028, 2, 29, 23, 30, tzinfo=dt.timezone.utc)
+        moved = security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(hours=1))
+        assert moved == dt.datetime(2028, 3, 1, 0, 30, tzinfo=dt.timezone.utc)
+        security_services.move_lab_clock(lab.trainer, reset=True)
+    berlin = dt.datetime(2027, 3, 28, 0, 59, tzinfo=dt.timezone.utc).astimezone(ZoneInfo("Europe/Berlin"))
+    with time_machine.travel(berlin, tick=False):
+        assert clock.now() == dt.datetime(2027, 3, 28, 0, 59, tzinfo=dt.timezone.utc)  # aware UTC whatever TZ says
+        assert clock.now().tzinfo == dt.timezone.utc
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("STRONGROOM_FROZEN_DATE"),
+                    reason="only in the frozen-date runs (scripts/date_matrix.sh)")
+def test_a_frozen_run_starts_at_its_moment(lab, frozen_moment):
+    assert abs((clock.now() - frozen_moment).total_seconds()) < 120
+    assert clock.is_real_time()

@@ -89,6 +89,7 @@ def test_it_refuses_a_protected_operation_only_once_the_vault_is_linked(backup_a
     vault_services.update_soft_delete(backup_admin, vault, state=SoftDeleteState.ON, retention_days=30)
 
 
+@pytest.mark.date_sensitive
 def test_the_whole_story_request_approve_use_expire(lab, trainer, backup_admin, security_admin, vault, guard):
     """GIVEN a linked vault WHEN the backup admin unlinks THEN refused; WHEN they request 1 hour and the
     security admin approves THEN the unlink succeeds; WHEN the lab clock passes the end THEN refused
@@ -293,6 +294,7 @@ def test_deleting_a_vault_frees_its_guard(trainer, backup_admin, security_admin,
     mua.delete_resource_guard(security_admin, guard)
 
 
+@pytest.mark.date_sensitive
 def test_a_pending_request_expires_after_a_day_and_duplicates_are_refused(trainer, backup_admin, vault, guard):
     access = mua.request_access(backup_admin, guard, justification="one", hours=8)
     with pytest.raises(ValidationError, match="already have a pending request"):
@@ -386,6 +388,7 @@ def _refused_unlink(backup_admin, vault):
     assert refused.value.decision.guard == "MUA"
 
 
+@pytest.mark.date_sensitive
 @pytest.mark.parametrize("periodic_task_ran", [True, False], ids=["expired-by-beat", "expired-at-reset"])
 def test_reset_to_real_time_never_revives_an_expired_grant(trainer, backup_admin, security_admin, vault, guard,
                                                            periodic_task_ran):
@@ -416,6 +419,7 @@ def test_reset_to_real_time_never_revives_an_expired_grant(trainer, backup_admin
     mua.unlink_resource_guard(backup_admin, vault)
 
 
+@pytest.mark.date_sensitive
 def test_a_time_bound_role_assignment_that_ended_stays_ended_after_a_reset(trainer, backup_admin, lab):
     """Any time-bound role assignment (not only an MUA grant): its end is recorded, so a reset of the
     lab clock to before it does not restore the access."""
@@ -432,6 +436,7 @@ def test_a_time_bound_role_assignment_that_ended_stays_ended_after_a_reset(train
     assert not authorize(backup_admin, "Microsoft.Resources/subscriptions/resourceGroups/read", scope).allowed
 
 
+@pytest.mark.date_sensitive
 def test_a_pending_request_that_went_stale_while_the_clock_was_ahead_stays_expired(trainer, backup_admin,
                                                                                     security_admin, guard):
     request = mua.request_access(backup_admin, guard, justification="left waiting", hours=2)
