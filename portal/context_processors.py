@@ -27,7 +27,8 @@ def shell(request):
         "real_principal": request.real_principal,
         "current_persona": request.persona,
         "lab_clock_now": clock.now() if offset else None,
-        "can_move_lab_clock": can_move_lab_clock(owner) if settings.STRONGROOM_LAB_MODE else False,
+        # Called only by the templates that show the Lab clock entry (one query, on full pages).
+        "can_move_lab_clock": (lambda: can_move_lab_clock(owner)) if settings.STRONGROOM_LAB_MODE else False,
         "lab_clock_offset": offset,
         "notifications_running": running,
     }

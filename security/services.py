@@ -182,10 +182,8 @@ def effective_actions_for(subject: Principal, scope: str, actions: list[str]) ->
 
 def can_move_lab_clock(principal) -> bool:
     """Whether ``principal`` may move the lab clock (lab mode, and the lab-clock action at the root)."""
-    from security.guards import evaluate
-
     return bool(settings.STRONGROOM_LAB_MODE and principal is not None
-                and evaluate(principal, LAB_CLOCK_WRITE, scopes.ROOT).allowed)
+                and authorize(principal, LAB_CLOCK_WRITE, scopes.ROOT).allowed)
 
 
 def move_lab_clock(principal, *, forward: dt.timedelta | None = None, reset: bool = False) -> dt.datetime:

@@ -65,7 +65,9 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(autouse=True)
 def _frozen_date(request):
     """Travel to the test's frozen moment (see above); nothing unless STRONGROOM_FROZEN_DATE is set."""
-    if "frozen_moment" not in request.fixturenames:
+    callspec = getattr(request.node, "callspec", None)
+    moment = callspec.params.get("frozen_moment") if callspec is not None else None
+    if moment is None:
         yield None
         return
     import time_machine
@@ -73,7 +75,7 @@ def _frozen_date(request):
     # The matrix re-runs these tests five times: seed the personas' passwords with a fast hasher.
     request.getfixturevalue("settings").PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-    with time_machine.travel(request.getfixturevalue("frozen_moment"), tick=True) as traveller:
+    with time_machine.travel(moment, tick=True) as traveller:
         yield traveller
 
 

@@ -217,6 +217,9 @@ def test_time_machine_moves_the_base_of_the_lab_clock(lab):
 
 @pytest.mark.skipif(not __import__("os").environ.get("STRONGROOM_FROZEN_DATE"),
                     reason="only in the frozen-date runs (scripts/date_matrix.sh)")
-def test_a_frozen_run_starts_at_its_moment(lab, frozen_moment):
-    assert abs((clock.now() - frozen_moment).total_seconds()) < 120
+def test_a_frozen_run_starts_at_its_moment(request, lab):
+    """The autouse travel (tests/conftest.py) put this test, and the lab's rows, at its moment."""
+    moment = request.node.callspec.params["frozen_moment"]
+    assert abs((clock.now() - moment).total_seconds()) < 120
+    assert abs((lab.trainer.user.date_joined - moment).total_seconds()) < 120
     assert clock.is_real_time()
