@@ -157,6 +157,10 @@ def test_blocked_request_approve_use_expire(page, live_server, mua_lab):
     # 8. "Reset to real time" (back inside the granted hour) does not bring the access back.
     play(page, None)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Lab clock").click()
+    for width in (1440, 1024):
+        page.set_viewport_size({"width": width, "height": 900})
+        shot(page, f"08-lab-clock-{width}")
+    page.set_viewport_size({"width": 1400, "height": 900})
     page.get_by_role("button", name="Reset to real time").click()
     expect(page.locator(".lab-clock-badge")).to_have_count(0)
     play(page, "Backup admin")
