@@ -187,7 +187,7 @@ def seed(n_instances: int, n_jobs: int, seed_value: int = 8):
             yield {"id": uuid.UUID(int=rng.getrandbits(128), version=4), "vault": vault.pk, "instance": pk_i,
                    "instance_name": name, "datasource_type": kind, "datasource_name": name.replace("bi-", "ds-"),
                    "operation": op, "category": JobCategory.BACKUP if op != JobOperation.RESTORE else JobCategory.RESTORE,
-                   "status": status, "initiated_by_name": "Schedule", "start_time": start,
+                   "status": status, "initiated_by_name": "Schedule", "start_time": start, "real_start_time": start,
                    "end_time": None if status == JobStatus.IN_PROGRESS else start + dt.timedelta(seconds=rng.randrange(5, 900)),
                    "bytes_done": rng.randrange(0, 10**9), "items_done": rng.randrange(0, 10**4),
                    "parameters": {}, "extended_info": {}}

@@ -9,6 +9,7 @@ def shell(request):
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {"lab_mode": settings.STRONGROOM_LAB_MODE}
     from portal.services import can_play_personas
+    from security.services import can_move_lab_clock
 
     trainer = can_play_personas(request.user)
     offset = clock.offset_seconds()
@@ -26,6 +27,8 @@ def shell(request):
         "real_principal": request.real_principal,
         "current_persona": request.persona,
         "lab_clock_now": clock.now() if offset else None,
+        # Called only by the templates that show the Lab clock entry (one query, on full pages).
+        "can_move_lab_clock": (lambda: can_move_lab_clock(owner)) if settings.STRONGROOM_LAB_MODE else False,
         "lab_clock_offset": offset,
         "notifications_running": running,
     }

@@ -456,7 +456,9 @@ def activity_log(request):
     if filters["scope"]:
         entries = entries.filter(scope__icontains=filters["scope"])
     visible_entries = _activity_for(request.principal)
-    page = Paginator(entries, 50).get_page(page_number(request.GET.get("page")))
+    # Newest first by insertion order (the id), not by the lab-time stamp: entries written while the
+    # lab clock was ahead happened before those written after "Reset to real time".
+    page = Paginator(entries.order_by("-id"), 50).get_page(page_number(request.GET.get("page")))
     _attach_scope_info(page.object_list)
     return render(
         request,
@@ -578,7 +580,9 @@ def switch_persona(request):
 
 @login_required
 def lab_clock(request):
-    if not services.can_play_personas(request.user):
+    # Only a principal holding the lab-clock action at the root sees the page (the trainer, Owner
+    # there); moving it goes through the guarded service all the same.
+    if not security_services.can_move_lab_clock(request.real_principal):
         raise Http404("The lab clock is not available.")
     form = ClockForm(request.POST or None, initial={"amount": 1, "unit": "days"})
     if request.method == "POST":

@@ -42,4 +42,12 @@ class ProtectionConfig(AppConfig):
         from protection.services import deletion
 
         deletion.register()
+
+        # Before the lab clock moves back, record the purges and expiries due at the time it leaves
+        # (the purge and retention runs then carry them out, whatever the clock reads).
+        from protection.services import retention
+        from security import clock
+
+        clock.register_settler("protection.purges", deletion.record_due_purges)
+        clock.register_settler("protection.expiries", retention.record_expiries)
         register_blade("alerts", "Alerts", "protection:vault_alerts", order=40)

@@ -109,6 +109,9 @@ class BackupInstance(models.Model):
     # Soft delete (deletionInfo)
     deleted_at = models.DateTimeField(null=True, blank=True)
     scheduled_purge_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # When the purge schedule found it past ``scheduled_purge_at`` (lab time): recorded, so the purge
+    # goes ahead and Undelete is refused even if the lab clock is then moved back before that time.
+    purge_started_at = models.DateTimeField(null=True, blank=True)
     delete_reason = models.CharField(max_length=200, blank=True)
     delete_comments = models.TextField(blank=True)
     resource_id = models.CharField(max_length=700, unique=True, editable=False)
@@ -176,6 +179,9 @@ class RecoveryPoint(models.Model):
     rule_name = models.CharField(max_length=100)  # the backup rule, e.g. BackupDaily
     retention_tag = models.CharField(max_length=50)
     expiry_time = models.DateTimeField(null=True, blank=True, db_index=True)  # None: kept forever
+    # When retention found it past ``expiry_time`` (lab time): recorded, so it is deleted even if the
+    # lab clock is then moved back before its expiry (an expired point never comes back).
+    expired_at = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.COMPLETED)
     is_user_triggered = models.BooleanField(default=False)
     # The engine's snapshot (manifest) id in the vault store; for Elastic SAN, in the operational
@@ -243,6 +249,20 @@ class JobStatus(models.TextChoices):
 TERMINAL_JOB_STATUSES = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_WARNINGS, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+def _real_time_of(start_time: dt.datetime) -> dt.datetime:
+    from security import clock
+
+    return start_time - dt.timedelta(seconds=clock.offset_seconds())
+
+
+class JobQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        for job in objs:
+            if job.real_start_time is None and job.start_time is not None:
+                job.real_start_time = _real_time_of(job.start_time)
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class Job(models.Model):
     """Every backup, restore, configure-protection, delete, retention, verify or replication run.
 
@@ -269,6 +289,11 @@ class Job(models.Model):
     retention_tag = models.CharField(max_length=50, blank=True)
     parameters = models.JSONField(default=dict, blank=True)  # restore target, recovery point, ...
     start_time = models.DateTimeField(db_index=True)
+    # The real moment the job started (``start_time`` minus the lab clock's offset then). Lists sort
+    # by it: a job stamped while the lab clock was ahead happened *before* the jobs run after "Reset
+    # to real time", so it must not sit above them; with a clock that only moved forward the order is
+    # the same as by ``start_time``.
+    real_start_time = models.DateTimeField()
     end_time = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
@@ -290,8 +315,10 @@ class Job(models.Model):
     recovery_point = models.ForeignKey(RecoveryPoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     extended_info = models.JSONField(default=dict, blank=True)  # summary, warnings, links
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
-        ordering = ["-start_time"]
+        ordering = ["-real_start_time", "-id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["instance", "scheduled_time"],
@@ -307,11 +334,18 @@ class Job(models.Model):
         ]
         indexes = [
             models.Index(fields=["vault", "-start_time"], name="job_vault_time_idx"),
+            models.Index(fields=["vault", "-real_start_time"], name="job_vault_real_time_idx"),
+            models.Index(fields=["-real_start_time"], name="job_real_time_idx"),
             models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat_idx"),
         ]
 
     def __str__(self):
         return f"{self.operation} {self.instance_name} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        if self.real_start_time is None and self.start_time is not None:
+            self.real_start_time = _real_time_of(self.start_time)
+        super().save(*args, **kwargs)
 
     @property
     def is_finished(self) -> bool:

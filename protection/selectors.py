@@ -2,8 +2,9 @@
 
 Each stays a fixed number of queries however many rows exist: the Jobs tile is one aggregate over
 the vault's last 24 hours (index ``job_vault_time_idx``), the Backup instances tile one aggregate over
-the vault's instances, and a jobs page one indexed slice (``start_time`` descending, a page and one
-row more to know whether there is a next page — no COUNT over a million rows).
+the vault's instances, and a jobs page one indexed slice (``real_start_time`` descending, so jobs
+stamped while the lab clock was ahead never sit above later real-time ones; a page and one row more
+to know whether there is a next page — no COUNT over a million rows).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class JobPage:
 def job_page(jobs, page: int, size: int = JOB_PAGE_SIZE) -> JobPage:
     page = max(1, page)
     offset = (page - 1) * size
-    rows = list(jobs.select_related("vault").order_by("-start_time", "-id")[offset:offset + size + 1])
+    rows = list(jobs.select_related("vault").order_by("-real_start_time", "-id")[offset:offset + size + 1])
     return JobPage(rows[:size], page, len(rows) > size, offset + 1)
 
 

@@ -15,6 +15,9 @@ class SecurityConfig(AppConfig):
         from security.mua import register_mua_guard
 
         register_mua_guard()
+        from security import clock, mua
+
+        clock.register_settler("security.grants", lambda now: mua.close_expired_grants(now=now))
         # Built-in roles are reference data: seeded after every migrate and after the test
         # flushes that live_server performs, which a data migration would not survive.
         post_migrate.connect(roles.seed_builtin_roles, sender=self)

@@ -1,12 +1,21 @@
 """The one clock. Every time-dependent rule (grants, locks, schedules, purges) asks it.
 
 In lab mode a trainer can move it forward; the offset lives in the database so web, worker and beat
-agree. It is cached for a second per process to keep pages cheap.
+agree. It is cached for a second per process to keep pages cheap. The base is Django's
+``timezone.now()`` (so a test that travels in time with time-machine moves this clock too).
+
+Moving the clock back ("Reset to real time") must never undo something that has ended: every
+time-bound decision (a grant's end, a soft-deleted item's purge, a recovery point's expiry) is
+*recorded* when it happens, and the rules read the record, not only the clock. Apps register a
+*settler* (`register_settler`) that records what is due at a given moment; the lab-clock service runs
+every settler at the lab time about to be left before it moves the clock back, so nothing that was
+due while the clock was ahead escapes being recorded because a periodic task had not run yet.
 """
 
 import datetime as dt
 import threading
 import time
+from typing import Callable
 
 from django.utils import timezone
 
@@ -42,3 +51,18 @@ def now() -> dt.datetime:
 
 def is_real_time() -> bool:
     return offset_seconds() == 0
+
+
+# --- settlers: record what is due before the clock moves back ---------------------------------
+
+_settlers: dict[str, Callable[[dt.datetime], object]] = {}
+
+
+def register_settler(name: str, fn: Callable[[dt.datetime], object]) -> None:
+    """Register ``fn(now)``: records (idempotently) every time-bound decision due at ``now``."""
+    _settlers[name] = fn
+
+
+def settle(now: dt.datetime) -> dict:
+    """Run every settler at ``now``; returns {settler name: what it reported}."""
+    return {name: fn(now) for name, fn in sorted(_settlers.items())}

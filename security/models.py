@@ -70,9 +70,13 @@ class RoleDefinition(models.Model):
 
 class RoleAssignmentQuerySet(models.QuerySet):
     def active_at(self, moment):
-        """Assignments in force at ``moment``: started, and not yet ended."""
+        """Assignments in force at ``moment``: started, not yet ended, and not closed.
+
+        A closed assignment (its end recorded) stays ended even when the lab clock is moved back
+        before its ``ends_at``: moving the clock never brings back access that has ended.
+        """
         return self.filter(Q(starts_at__isnull=True) | Q(starts_at__lte=moment)).filter(
-            Q(ends_at__isnull=True) | Q(ends_at__gt=moment)
+            Q(ends_at__isnull=True) | Q(ends_at__gt=moment), closed_at__isnull=True
         )
 
 

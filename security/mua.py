@@ -940,16 +940,17 @@ def cancel_request(principal, request: AccessRequest) -> AccessRequest:
     return request
 
 
-def close_expired_grants() -> int:
+def close_expired_grants(now=None) -> int:
     """Mark ended grants Expired (closing their role assignments) and stale pending requests Expired.
 
-    Run every minute by Celery beat. The grant already counts as absent the moment it ends (the role
-    assignment's ``ends_at``); this makes the end visible and logged. Each row is claimed by a
-    compare-and-set update, so two runs at once log each expiry once.
+    Run every minute by Celery beat, and by the lab clock before it moves back (`clock.settle`). The
+    grant already counts as absent the moment it ends (the role assignment's ``ends_at``); this
+    records the end (``closed_at``), which no later clock reading undoes, and logs it. Each row is
+    claimed by a compare-and-set update, so two runs at once log each expiry once.
     """
     from security.services import system_principal
 
-    now = clock.now()
+    now = now or clock.now()
     system = system_principal()
     closed = 0
     ended = AccessRequest.objects.select_related("guard", "requester", "decided_by", "role").filter(
@@ -1002,6 +1003,8 @@ def close_expired_grants() -> int:
                 details={**_request_details(request), "approvedBy": "", "neverDecided": True},
             )
             closed += 1
+    # Any other time-bound role assignment that has ended: recorded closed, so it stays ended.
+    closed += RoleAssignment.objects.filter(ends_at__lte=now, closed_at__isnull=True).update(closed_at=now)
     return closed
 
 

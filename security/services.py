@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.utils import timezone
 
 from security import clock, scopes
 from security.audit import guarded, record, register_operation_name
@@ -179,16 +180,32 @@ def effective_actions_for(subject: Principal, scope: str, actions: list[str]) ->
 # --- lab clock -------------------------------------------------------------------------------
 
 
+def can_move_lab_clock(principal) -> bool:
+    """Whether ``principal`` may move the lab clock (lab mode, and the lab-clock action at the root)."""
+    return bool(settings.STRONGROOM_LAB_MODE and principal is not None
+                and authorize(principal, LAB_CLOCK_WRITE, scopes.ROOT).allowed)
+
+
 def move_lab_clock(principal, *, forward: dt.timedelta | None = None, reset: bool = False) -> dt.datetime:
-    """Move the lab clock forward (or back to real time). Lab mode only; never backwards."""
+    """Move the lab clock forward, or back to real time. Lab mode only; only a principal holding
+    ``Strongroom.Lab/clock/write`` at the root (the lab's trainer, Owner there) may move it.
+
+    Before the clock moves back, every time-bound decision due at the lab time being left is recorded
+    (`clock.settle`): grants that ended stay ended, purges and expiries that fell due still happen.
+    """
     details = {"reset": reset}
     if forward is not None:
         details["forwardSeconds"] = int(forward.total_seconds())
-    with guarded(principal, LAB_CLOCK_WRITE, scopes.ROOT, details=details):
+    with guarded(principal, LAB_CLOCK_WRITE, scopes.ROOT, details=details) as op:
         if not settings.STRONGROOM_LAB_MODE:
             raise ValidationError("The lab clock can be moved only in lab mode.")
         row, _ = LabClock.objects.select_for_update().get_or_create(pk=1)
         if reset:
+            if row.offset_seconds:
+                clock.forget_cached_offset()
+                leaving = timezone.now() + dt.timedelta(seconds=row.offset_seconds)
+                op.details["settledAt"] = leaving.isoformat()
+                op.details["settled"] = {k: v for k, v in clock.settle(leaving).items() if v}
             row.offset_seconds = 0
         else:
             if forward is None or forward.total_seconds() <= 0:
@@ -269,6 +286,7 @@ __all__ = [
     "assign_role",
     "change_alert_state",
     "check_access",
+    "can_move_lab_clock",
     "move_lab_clock",
     "principal_for_user",
     "raise_alert",

@@ -22,6 +22,63 @@ def _data_roots(settings, tmp_path):
     (tmp_path / "attach").mkdir()
 
 
+# STRONGROOM_FROZEN_DATE runs every test marked `date_sensitive` as if the real clock read a fixed
+# moment (time-machine, ticking from there). It takes one moment or a comma-separated list, each ISO
+# 8601 with an optional "@<IANA zone>" that also sets the process time zone (TZ) for that run, e.g.
+#   STRONGROOM_FROZEN_DATE="2028-02-29T12:00:00+00:00,2027-03-28T00:59:00+00:00@Europe/Berlin"
+# With a list, each marked test runs once per moment in one session (ids "frozen=<moment>").
+# scripts/date_matrix.sh does that in CI: a Monday, a Sunday, 29 February, 31 December 23:59 UTC and a
+# European DST change. The lab clock (security.clock) adds its offset to Django's timezone.now(),
+# which time-machine moves, so both clocks travel together.
+FROZEN_DATE = os.environ.get("STRONGROOM_FROZEN_DATE", "").strip()
+
+
+def frozen_moments() -> list:
+    """The moments STRONGROOM_FROZEN_DATE names, aware (in their zone when one is given)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    moments = []
+    for entry in filter(None, (e.strip() for e in FROZEN_DATE.split(","))):
+        text, _, zone = entry.partition("@")
+        moment = dt.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        if zone:
+            moment = moment.astimezone(ZoneInfo(zone))  # time-machine then sets TZ for the travel
+        moments.append(moment)
+    return moments
+
+
+def _moment_id(moment) -> str:
+    zone = getattr(moment.tzinfo, "key", "")
+    return moment.strftime("%Y-%m-%dT%H:%M%z") + (f"@{zone}" if zone else "")
+
+
+def pytest_generate_tests(metafunc):
+    if FROZEN_DATE and metafunc.definition.get_closest_marker("date_sensitive") is not None:
+        moments = frozen_moments()
+        metafunc.fixturenames.append("frozen_moment")
+        metafunc.parametrize("frozen_moment", moments, ids=[f"frozen={_moment_id(m)}" for m in moments])
+
+
+@pytest.fixture(autouse=True)
+def _frozen_date(request):
+    """Travel to the test's frozen moment (see above); nothing unless STRONGROOM_FROZEN_DATE is set."""
+    callspec = getattr(request.node, "callspec", None)
+    moment = callspec.params.get("frozen_moment") if callspec is not None else None
+    if moment is None:
+        yield None
+        return
+    import time_machine
+
+    # The matrix re-runs these tests five times: seed the personas' passwords with a fast hasher.
+    request.getfixturevalue("settings").PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+    with time_machine.travel(moment, tick=True) as traveller:
+        yield traveller
+
+
 @pytest.fixture(autouse=True)
 def _fresh_clock():
     from security import clock

@@ -254,6 +254,10 @@ def undelete(principal, instance: BackupInstance) -> BackupInstance:
         if row.protection_state != ProtectionState.SOFT_DELETED:
             raise ValidationError(f"'{row.name}' is {row.get_protection_state_display().lower()}, not soft deleted: "
                                   "there is nothing to undelete.")
+        if row.purge_started_at is not None or (row.scheduled_purge_at and row.scheduled_purge_at <= clock.now()):
+            raise ValidationError(f"'{row.name}' passed its scheduled purge time "
+                                  f"({row.scheduled_purge_at:%Y-%m-%d %H:%M} UTC) and is being purged: it can no "
+                                  "longer be undeleted.")
         purging = Job.objects.filter(instance=row, operation=JobOperation.PURGE, status__in=_RUNNING)
         if purging.filter(claimed_at__isnull=False).exists():
             raise ValidationError(f"'{row.name}' is being purged: it can no longer be undeleted.")
@@ -280,12 +284,21 @@ def undelete(principal, instance: BackupInstance) -> BackupInstance:
 
 
 def _due_purges(now):
-    """Soft-deleted instances past their purge time, and hard deletes whose data is still there (a
-    deferred UnConfigure job)."""
+    """Soft-deleted instances past their purge time (or whose purge was already recorded as started),
+    and hard deletes whose data is still there (a deferred UnConfigure job)."""
     return BackupInstance.objects.filter(
         Q(protection_state=ProtectionState.SOFT_DELETED, scheduled_purge_at__lte=now)
+        | Q(protection_state=ProtectionState.SOFT_DELETED, purge_started_at__isnull=False)
         | Q(protection_state=ProtectionState.UPDATING, deleted_at__isnull=False, scheduled_purge_at__isnull=True)
     )
+
+
+def record_due_purges(now) -> int:
+    """Record ``purge_started_at`` on every soft-deleted instance past its purge time at ``now``
+    (idempotent): from then on it is purged and can no longer be undeleted, even if the lab clock is
+    moved back before its scheduled purge. Also the lab clock's settler."""
+    return BackupInstance.objects.filter(protection_state=ProtectionState.SOFT_DELETED, scheduled_purge_at__lte=now,
+                                         purge_started_at__isnull=True).update(purge_started_at=now)
 
 
 def warn_upcoming_purges(*, now=None) -> int:
@@ -320,6 +333,7 @@ def start_purges(*, now=None) -> list[Job]:
 
     now = now or clock.now()
     warn_upcoming_purges(now=now)
+    record_due_purges(now)
     due = list(_due_purges(now).select_related("vault"))
     if not due:
         return []

@@ -25,7 +25,7 @@ from collections import defaultdict
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from protection import datasource_types, jobs
 from protection.models import (
@@ -60,7 +60,17 @@ class Deferred(Exception):
 
 
 def _due(now):
-    return RecoveryPoint.objects.filter(expiry_time__lte=now, instance__protection_state__in=RETENTION_STATES)
+    """Points to expire: past their expiry now, or already recorded as expired (``expired_at``) by an
+    earlier run — a recorded expiry stands even if the lab clock has since moved back."""
+    return RecoveryPoint.objects.filter(Q(expiry_time__lte=now) | Q(expired_at__isnull=False),
+                                        instance__protection_state__in=RETENTION_STATES)
+
+
+def record_expiries(now) -> int:
+    """Record ``expired_at`` on every point past its expiry at ``now`` (idempotent). Also the lab
+    clock's settler: run before the clock moves back."""
+    return RecoveryPoint.objects.filter(expiry_time__lte=now, expired_at__isnull=True,
+                                        instance__protection_state__in=RETENTION_STATES).update(expired_at=now)
 
 
 def _over_limit_instances(vault_id=None):
@@ -76,6 +86,7 @@ def start_retention_runs(*, now=None) -> list[Job]:
     from protection.system_access import ensure_system_access
 
     now = now or clock.now()
+    record_expiries(now)
     vault_ids = set(_due(now).values_list("instance__vault_id", flat=True).distinct())
     vault_ids |= set(_over_limit_instances().values_list("vault_id", flat=True))
     vault_ids |= set(Job.objects.filter(operation=JobOperation.BACKUP, status=JobStatus.FAILED, error_code="JobHeartbeatLost")
@@ -159,15 +170,18 @@ def expire_recovery_point(principal, rp: RecoveryPoint, *, reason: str) -> set:
     ``reason`` is "expired" (past its expiry) or "limit" (above the Elastic SAN 450-point limit).
     Returns {store key: opener} of the stores a GC may now reclaim. Raises `Deferred`, `GuardDenied`.
     """
+    # A recorded expiry is judged at the moment it was recorded, whatever the clock reads now.
+    now = max(clock.now(), rp.expired_at) if rp.expired_at else clock.now()
     change = {"reason": reason, "expiry_time": rp.expiry_time.isoformat() if rp.expiry_time else None,
-              "datastore": rp.datastore, "now": clock.now().isoformat()}
+              "datastore": rp.datastore, "now": now.isoformat()}
     details = {"instance": rp.instance.name, "recoveryPointTime": rp.recovery_point_time.isoformat(),
                "retentionTag": rp.retention_tag, "reason": reason}
     with guarded(principal, RECOVERY_POINT_DELETE, rp, change=change, details=details):
         locked = RecoveryPoint.objects.select_for_update().filter(pk=rp.pk).first()
         if locked is None:
             return {}
-        if reason == "expired" and (locked.expiry_time is None or locked.expiry_time > clock.now()):
+        if reason == "expired" and locked.expired_at is None and (
+                locked.expiry_time is None or locked.expiry_time > clock.now()):
             raise ValidationError("This recovery point is not due to expire (its retention changed).")
         if rp.datastore == RecoveryPoint.Datastore.OPERATIONAL:
             _delete_inventory_snapshot(rp)  # as the vault identity; refused if it lost its rights

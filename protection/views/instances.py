@@ -128,7 +128,7 @@ def instance_detail(request, pk):
         "policy_summary": policy.parsed.summary(),
         "can_change_policy": can(principal, svc.INSTANCE_WRITE, instance.resource_id),
         "policy_readable": can(principal, "Microsoft.DataProtection/backupVaults/backupPolicies/read", policy.resource_id),
-        "last_configure_job": instance.jobs.filter(operation="ConfigureProtection").order_by("-start_time").first(),
+        "last_configure_job": instance.jobs.filter(operation="ConfigureProtection").order_by("-real_start_time").first(),
     }
     return render(request, "protection/instances/detail.html", context)
 

@@ -355,7 +355,7 @@ def instance_jobs(request, pk):
     instance = _instance_or_404(request, pk)
     now = clock.now()
     jobs = list(Job.objects.filter(instance=instance, start_time__gte=now - dt.timedelta(days=7))
-                .select_related("vault").order_by("-start_time")[:20])
+                .select_related("vault").order_by("-real_start_time")[:20])
     for job in jobs:
         decorate(job, now)
     context = {"instance": instance, "jobs": jobs, "running": any(not j.is_finished for j in jobs),

@@ -151,7 +151,7 @@ def _point_context(request, point, **extra):
     preview_verify = evaluate(request.principal, services.VALIDATE_RESTORE, instance)
     from protection.models import Job, JobOperation
 
-    last_verify = (Job.objects.filter(operation=JobOperation.VERIFY, recovery_point=point).order_by("-start_time").first())
+    last_verify = (Job.objects.filter(operation=JobOperation.VERIFY, recovery_point=point).order_by("-real_start_time").first())
     return {"point": point, "instance": instance, "resource": instance, "parts": layout.parts(point),
             "can_restore": preview_restore.allowed, "restore_refusal": preview_restore.reason,
             "can_verify": preview_verify.allowed, "verify_refusal": preview_verify.reason,

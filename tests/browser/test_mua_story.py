@@ -4,7 +4,8 @@ GIVEN the lab (Resource Guard "rg-guard-contoso" owned and approved by the secur
 for the backup admin, an unlinked vault "bv-contoso-mua") WHEN the backup admin links the guard, tries
 to remove MUA protection, requests access, the security admin approves, the backup admin tries again,
 and the trainer moves the lab clock past the grant's end THEN each step shows in the pages as it should:
-refused with Request access, pending, approved, allowed, expired and refused again.
+refused with Request access, pending, approved, allowed, expired and refused again — and still expired
+and refused after the trainer resets the lab clock to real time (issue 13).
 
 Set MUA_SHOTS=/some/dir to keep a screenshot of every page the story passes through.
 """
@@ -152,6 +153,22 @@ def test_blocked_request_approve_use_expire(page, live_server, mua_lab):
     # The periodic task closes and logs it.
     assert mua.close_expired_grants() == 1
     assert AccessRequest.objects.get().state == AccessRequest.State.EXPIRED
+
+    # 8. "Reset to real time" (back inside the granted hour) does not bring the access back.
+    play(page, None)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Lab clock").click()
+    for width in (1440, 1024):
+        page.set_viewport_size({"width": width, "height": 900})
+        shot(page, f"08-lab-clock-{width}")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.get_by_role("button", name="Reset to real time").click()
+    expect(page.locator(".lab-clock-badge")).to_have_count(0)
+    play(page, "Backup admin")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="My access requests").click()
+    expect(page.locator("#my-requests tbody tr").first).to_contain_text("Expired")
+    try_to_unlink(page)
+    expect(page.get_by_role("heading", name="You don't have permission to do this")).to_be_visible()
+    assert mua.is_linked(vault.resource_id)
 
 
 def test_security_admin_creates_a_guard_and_edits_its_operations(page, live_server, seeded_lab):

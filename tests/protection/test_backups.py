@@ -94,9 +94,17 @@ def test_backup_now_offers_the_policy_retention_rules(adls):
     assert "retention_rule" in info.value.message_dict
 
 
+def to_the_next_noon(lab):
+    """Move the lab clock to the next 12:00 UTC, so that a day's backups never straddle midnight."""
+    now = clock.now()
+    noon = backups.start_of_day(now) + dt.timedelta(hours=12)
+    security_services.move_lab_clock(lab.trainer, forward=(noon if noon > now else noon + dt.timedelta(days=1)) - now)
+
+
 def test_adls_allows_four_on_demand_backups_a_day(lab, adls):
     """GIVEN an ADLS instance (reference: 4 on-demand backups per day) WHEN a fifth is asked the same
     day THEN it is refused with UserErrorBackupRequestThrottled; the next day it is allowed again."""
+    to_the_next_noon(lab)
     for _ in range(4):
         assert backup_now_and_run(lab.trainer, adls).status == JobStatus.COMPLETED
     with pytest.raises(ValidationError) as info:
@@ -112,6 +120,7 @@ def test_adls_allows_four_on_demand_backups_a_day(lab, adls):
 
 def test_elastic_san_allows_ten_on_demand_backups_a_day(lab, vault, make_policy, filled):
     instance = protect(lab, vault, make_policy(ESAN, "esan-daily"), filled.volumes[1], name="bi-vol-b")
+    to_the_next_noon(lab)
     for _ in range(10):
         job = backups.backup_now(lab.trainer, instance, retention_rule="Default")
         Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED)  # ended; still counts for the day

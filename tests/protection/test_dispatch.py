@@ -48,6 +48,7 @@ def _accounts(lab, n):
     return made
 
 
+@pytest.mark.date_sensitive
 @pytest.mark.django_db
 def test_after_a_clock_jump_only_the_latest_slot_runs(lab, vault, make_policy, filled, enqueued):
     """GIVEN a daily 02:00 schedule WHEN the lab clock jumps five days THEN one job is created, for the

@@ -88,6 +88,7 @@ def test_elastic_san_and_postgres_use_their_datastores_and_backup_types(make_pol
     assert sorted(DAYS[i.start.weekday()] for i in pg.intervals) == ["Monday", "Thursday"]
 
 
+@pytest.mark.date_sensitive
 def test_the_first_scheduled_slot_is_never_in_the_past(make_policy):
     """A policy saved at 10:00 with a 02:00 schedule starts tomorrow, so nothing becomes due at once."""
     policy = make_policy(ADLS, time=dt.time(0, 0))
@@ -179,6 +180,7 @@ def _rules(kind, *, now=dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.timezone.utc), 
     ({"default": Retention(7, "Days"), "extra": {"Weekly": Retention(4, "Weeks")}}, 11),
     ({"default": Retention(30, "Days"), "extra": {"Weekly": Retention(8, "Weeks"), "Monthly": Retention(6, "Months")}}, 40),
 ])
+@pytest.mark.date_sensitive
 def test_worst_case_recovery_points_follow_schedule_and_rules(kw, expected):
     assert svc.max_recovery_points(_rules(ESAN, **kw)) == expected
 
@@ -190,6 +192,7 @@ def test_worst_case_recovery_points_follow_schedule_and_rules(kw, expected):
     dt.datetime(2028, 2, 29, 12, tzinfo=dt.timezone.utc),   # 29 February
     dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.timezone.utc),
 ])
+@pytest.mark.date_sensitive
 def test_worst_case_does_not_depend_on_the_day_the_policy_was_made(created):
     """GIVEN the same policy made on different days THEN its worst case is the same: the limit check
     covers every start day, not the one the schedule happens to begin on."""
@@ -206,6 +209,7 @@ def test_worst_case_does_not_depend_on_the_day_the_policy_was_made(created):
     ({"default": Retention(440, "Days"), "extra": {"Weekly": Retention(20, "Weeks")}}, True),
     ({"default": Retention(440, "Days"), "extra": {"Monthly": Retention(24, "Months"), "Yearly": Retention(10, "Years")}}, False),
 ])
+@pytest.mark.date_sensitive
 def test_elastic_san_keeps_at_most_450_recovery_points(kw, allowed):
     s = spec(ESAN, **kw)
     if allowed:
@@ -242,6 +246,7 @@ def test_spec_round_trips_through_the_stored_json(lab, vault):
 # --- edits and deletes ----------------------------------------------------------------------------
 
 
+@pytest.mark.date_sensitive
 def test_editing_a_policy_applies_to_every_instance_using_it(lab, vault, inventory, make_policy):
     """GIVEN two instances on a daily 02:00 policy WHEN it is changed to 05:45 THEN both instances'
     next backup moves to 05:45, and the activity log counts them."""

@@ -58,6 +58,7 @@ def tiered(lab, vault, make_policy, filled):
     return protect(lab, vault, policy, filled.account, name="bi-tiered")
 
 
+@pytest.mark.date_sensitive
 def test_scheduled_points_get_the_tag_of_their_highest_priority_rule(lab, tiered, monkeypatch):
     """GIVEN Default 7 days, Weekly 4 weeks, Monthly 6 months WHEN scheduled backups run on Mon 1 March,
     Tue 2 March, Mon 8 March and Thu 1 April THEN their tags are Monthly, Default, Weekly, Monthly with
@@ -199,3 +200,25 @@ def test_elastic_san_keeps_at_most_450_points(lab, vault, make_policy, filled):
     entry = ActivityLogEntry.objects.filter(operation=retention.RECOVERY_POINT_DELETE).latest("id")
     assert entry.details["reason"] == "limit"
     assert Job.objects.filter(operation="Retention").count() == 1
+
+
+@pytest.mark.date_sensitive
+def test_an_expiry_that_fell_due_while_the_clock_was_ahead_stands_after_a_reset(lab, vault, make_policy, filled):
+    """GIVEN a point that expires while the lab clock is ahead, before any Retention run WHEN the trainer
+    resets the clock to real time (before its expiry again) THEN its expiry was recorded at the reset and
+    the next Retention run deletes it all the same; a point not yet due stays."""
+    instance = protect(lab, vault, make_policy(ADLS, "short-reset", default=Retention(7, "Days")), filled.account,
+                       name="bi-reset")
+    point = backup_now_and_run(lab.trainer, instance).recovery_point
+    security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(days=8))
+    young = backup_now_and_run(lab.trainer, instance).recovery_point  # made at lab time: expires 7 days on
+    security_services.move_lab_clock(lab.trainer, reset=True)
+    point.refresh_from_db()
+    young.refresh_from_db()
+    assert clock.now() < point.expiry_time and point.expired_at is not None
+    assert young.expired_at is None
+    [job] = run_retention()
+    assert job.status == JobStatus.COMPLETED, job.extended_info
+    assert not RecoveryPoint.objects.filter(pk=point.pk).exists()
+    assert RecoveryPoint.objects.filter(pk=young.pk).exists()
+    assert job.extended_info["expired"] == 1

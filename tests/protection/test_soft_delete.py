@@ -266,6 +266,7 @@ def test_an_elastic_san_instance_with_soft_delete_off_loses_its_snapshot_resourc
     assert not BackupInstance.objects.filter(pk=instance.pk).exists()
 
 
+@pytest.mark.date_sensitive
 def test_upcoming_purge_then_purge_exactly_on_time(lab, vault, backed_up):
     """GIVEN a soft-deleted instance (14 days) WHEN the lab clock moves THEN Upcoming Purge fires once,
     two days before; a minute before the purge time nothing is purged; a minute after, the Purge job
@@ -298,14 +299,36 @@ def test_upcoming_purge_then_purge_exactly_on_time(lab, vault, backed_up):
     assert purges.count() == 3 and {e.caller for e in purges} == {"Strongroom system"}
 
 
-def test_undelete_in_time_stops_the_purge(lab, vault, backed_up):
+def test_past_its_purge_time_an_item_can_no_longer_be_undeleted(lab, vault, backed_up):
+    """Undelete works until the scheduled purge (see above); past it, even before the Purge job ran, it is
+    refused and the purge goes ahead (as in Azure: the soft-delete retention is over)."""
     soft_delete(lab.trainer, backed_up)
     travel(lab, backed_up.scheduled_purge_at + dt.timedelta(minutes=1) - clock.now())
     [job] = deletion.start_purges()
-    deletion.undelete(lab.trainer, backed_up)  # before the purge job ran: it is cancelled
-    job.refresh_from_db()
-    assert job.status == JobStatus.CANCELLED
-    assert RecoveryPoint.objects.filter(instance=backed_up).count() == 2
+    with pytest.raises(ValidationError, match="can no longer be undeleted"):
+        deletion.undelete(lab.trainer, backed_up)
+    assert run_job(job).status == JobStatus.COMPLETED
+    assert not BackupInstance.objects.filter(pk=backed_up.pk).exists()
+
+
+@pytest.mark.date_sensitive
+def test_a_purge_that_fell_due_while_the_clock_was_ahead_still_happens_after_a_reset(lab, vault, backed_up):
+    """GIVEN a soft-deleted item whose purge time passes while the lab clock is ahead, and no purge run
+    yet WHEN the trainer resets the clock to real time (before its purge time again) THEN the purge was
+    recorded at the reset: Undelete is refused and the next purge run deletes it all the same."""
+    soft_delete(lab.trainer, backed_up)
+    travel(lab, backed_up.scheduled_purge_at + dt.timedelta(minutes=1) - clock.now())
+    security_services.move_lab_clock(lab.trainer, reset=True)
+    backed_up.refresh_from_db()
+    assert clock.now() < backed_up.scheduled_purge_at and backed_up.purge_started_at is not None
+    entry = ActivityLogEntry.objects.filter(operation=security_services.LAB_CLOCK_WRITE).latest("id")
+    assert entry.details["settled"]["protection.purges"] == 1
+    with pytest.raises(ValidationError, match="can no longer be undeleted"):
+        deletion.undelete(lab.trainer, backed_up)
+    [job] = deletion.start_purges()
+    assert run_job(job).status == JobStatus.COMPLETED
+    assert not BackupInstance.objects.filter(pk=backed_up.pk).exists()
+    assert alerts(deletion.PURGE_COMPLETE_ALERT)
 
 
 def test_a_resource_guard_never_blocks_the_system_purge(lab, vault, backed_up):

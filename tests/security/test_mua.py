@@ -89,6 +89,7 @@ def test_it_refuses_a_protected_operation_only_once_the_vault_is_linked(backup_a
     vault_services.update_soft_delete(backup_admin, vault, state=SoftDeleteState.ON, retention_days=30)
 
 
+@pytest.mark.date_sensitive
 def test_the_whole_story_request_approve_use_expire(lab, trainer, backup_admin, security_admin, vault, guard):
     """GIVEN a linked vault WHEN the backup admin unlinks THEN refused; WHEN they request 1 hour and the
     security admin approves THEN the unlink succeeds; WHEN the lab clock passes the end THEN refused
@@ -293,6 +294,7 @@ def test_deleting_a_vault_frees_its_guard(trainer, backup_admin, security_admin,
     mua.delete_resource_guard(security_admin, guard)
 
 
+@pytest.mark.date_sensitive
 def test_a_pending_request_expires_after_a_day_and_duplicates_are_refused(trainer, backup_admin, vault, guard):
     access = mua.request_access(backup_admin, guard, justification="one", hours=8)
     with pytest.raises(ValidationError, match="already have a pending request"):
@@ -368,3 +370,80 @@ def test_beat_runs_close_expired_grants_every_minute(settings, trainer, backup_a
     assert close_expired_grants.run() == 1
     access.refresh_from_db()
     assert access.state == AccessRequest.State.EXPIRED
+
+
+# --- the lab clock moved back never brings a grant back (issue 13) --------------------------------
+
+
+def _approved_grant(backup_admin, security_admin, guard, hours=1):
+    request = mua.request_access(backup_admin, guard, justification="drill", hours=hours)
+    mua.approve_request(security_admin, request, comment="OK.")
+    request.refresh_from_db()
+    return request
+
+
+def _refused_unlink(backup_admin, vault):
+    with pytest.raises(GuardDenied) as refused:
+        mua.unlink_resource_guard(backup_admin, vault)
+    assert refused.value.decision.guard == "MUA"
+
+
+@pytest.mark.date_sensitive
+@pytest.mark.parametrize("periodic_task_ran", [True, False], ids=["expired-by-beat", "expired-at-reset"])
+def test_reset_to_real_time_never_revives_an_expired_grant(trainer, backup_admin, security_admin, vault, guard,
+                                                           periodic_task_ran):
+    """GIVEN an approved one-hour grant and the lab clock moved two hours on (the grant's end passes, and
+    the periodic task marks it Expired — or has not run yet) WHEN the trainer resets the clock to real
+    time (back inside the grant's hour) THEN the grant stays Expired, its role assignment closed, and the
+    protected operation is refused without a new approval, as "My access requests" says."""
+    _link(backup_admin, vault, guard)
+    request = _approved_grant(backup_admin, security_admin, guard)
+    security_services.move_lab_clock(trainer, forward=dt.timedelta(hours=2))
+    if periodic_task_ran:
+        assert mua.close_expired_grants() == 1
+    security_services.move_lab_clock(trainer, reset=True)
+    assert clock.now() < request.expires_at  # real time is back inside the granted hour
+
+    request.refresh_from_db()
+    request.role_assignment.refresh_from_db()
+    assert request.state == AccessRequest.State.EXPIRED and request.closed_at is not None
+    assert request.role_assignment.closed_at is not None
+    assert mua.active_grant(backup_admin, guard) is None and mua.remaining(request) is None
+    assert not RoleAssignment.objects.active_at(clock.now()).filter(pk=request.role_assignment_id).exists()
+    _refused_unlink(backup_admin, vault)
+    assert mua.close_expired_grants() == 0  # the expiry was logged once, at the lab time it happened
+    assert len(_entries(mua.EXPIRE_ACCESS)) == 1
+    # A new request is needed, and once approved it works as before.
+    again = _approved_grant(backup_admin, security_admin, guard)
+    assert mua.active_grant(backup_admin, guard) == again
+    mua.unlink_resource_guard(backup_admin, vault)
+
+
+@pytest.mark.date_sensitive
+def test_a_time_bound_role_assignment_that_ended_stays_ended_after_a_reset(trainer, backup_admin, lab):
+    """Any time-bound role assignment (not only an MUA grant): its end is recorded, so a reset of the
+    lab clock to before it does not restore the access."""
+    reader = RoleDefinition.objects.get(name=roles.READER)
+    scope = lab.security_group.resource_id
+    ends = clock.now() + dt.timedelta(hours=1)
+    assignment = security_services.assign_role(trainer, assignee=backup_admin, role=reader, scope=scope, ends_at=ends)
+    assert authorize(backup_admin, "Microsoft.Resources/subscriptions/resourceGroups/read", scope).allowed
+    security_services.move_lab_clock(trainer, forward=dt.timedelta(hours=3))
+    assert not authorize(backup_admin, "Microsoft.Resources/subscriptions/resourceGroups/read", scope).allowed
+    security_services.move_lab_clock(trainer, reset=True)
+    assignment.refresh_from_db()
+    assert assignment.closed_at is not None and clock.now() < assignment.ends_at
+    assert not authorize(backup_admin, "Microsoft.Resources/subscriptions/resourceGroups/read", scope).allowed
+
+
+@pytest.mark.date_sensitive
+def test_a_pending_request_that_went_stale_while_the_clock_was_ahead_stays_expired(trainer, backup_admin,
+                                                                                    security_admin, guard):
+    request = mua.request_access(backup_admin, guard, justification="left waiting", hours=2)
+    security_services.move_lab_clock(trainer, forward=dt.timedelta(hours=25))
+    security_services.move_lab_clock(trainer, reset=True)
+    request.refresh_from_db()
+    assert request.state == AccessRequest.State.EXPIRED
+    assert list(mua.approvals_for(security_admin)) == []
+    with pytest.raises(ValidationError):
+        mua.approve_request(security_admin, request, comment="too late")

@@ -53,6 +53,7 @@ def test_not_actions_subtract_within_the_role(subject):
     assert not authorize(subject, "Microsoft.Authorization/roleAssignments/write", "/subscriptions/s").allowed
 
 
+@pytest.mark.date_sensitive
 def test_time_bound_assignment_counts_as_absent_the_moment_it_ends(subject, settings):
     from security import clock
     from security.models import LabClock
@@ -65,6 +66,7 @@ def test_time_bound_assignment_counts_as_absent_the_moment_it_ends(subject, sett
     assert not authorize(subject, "Microsoft.X/read", "/subscriptions/s").allowed
 
 
+@pytest.mark.date_sensitive
 def test_assignment_not_yet_started_does_not_count(subject):
     from security import clock
 
