@@ -8,6 +8,8 @@
   in another vault (reference §3.2).
 """
 
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -165,3 +167,27 @@ def test_a_stale_offer_is_refused_when_the_instance_is_written(lab, vault, secon
                              Sel(inventory.account.resource_id, "bi-late", key="sa", all_containers=True))
     assert "Datasource is already protected under the Backup vault" in info.value.message_dict["sa_selected"][0]
     assert not BackupInstance.objects.filter(vault=second_vault).exists()
+
+
+# --- on the Datasources tab, before the click -----------------------------------------------------
+
+
+def test_the_datasources_tab_shows_both_limits_as_readiness(client, lab, vault, second_vault, inventory, make_policy,
+                                                            trainer):
+    from tests.protection.test_configure_views import to_datasources
+    from tests.protection.test_policies_views import signed_in
+
+    protect(lab, vault, make_policy(ADLS), inventory.account, name="bi-first")
+    from portal.inventory import services as inv
+
+    big = inv.create_storage_account(trainer, resource_group=lab.lab_group, name="sabigaccount", region=lab.region)
+    _fill(lab, big, 101)
+    wizard = to_datasources(signed_in(client, trainer), second_vault, make_policy(ADLS, in_vault=second_vault), ADLS)
+    html = wizard.html
+    taken = re.search(rf'<div class="readiness-state" id="readiness-sa{inventory.account.pk}">(.*?)</div>', html, re.S)
+    assert taken and "Datasource already protected" in taken.group(1)
+    assert "UserErrorDppDatasourceAlreadyProtected" in taken.group(1)
+    assert f"Datasource is already protected under the Backup vault {vault.resource_id}" in html
+    assert re.search(rf'name="datasources-sa{inventory.account.pk}_selected"[^>]*disabled', html)
+    warning = re.search(rf'<p class="callout callout-warning small" id="limit-sa{big.pk}">(.*?)</p>', html, re.S)
+    assert warning and "This account has 101 containers: a backup instance protects at most 100" in warning.group(1)
