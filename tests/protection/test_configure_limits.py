@@ -191,3 +191,17 @@ def test_the_datasources_tab_shows_both_limits_as_readiness(client, lab, vault, 
     assert re.search(rf'name="datasources-sa{inventory.account.pk}_selected"[^>]*disabled', html)
     warning = re.search(rf'<p class="callout callout-warning small" id="limit-sa{big.pk}">(.*?)</p>', html, re.S)
     assert warning and "This account has 101 containers: a backup instance protects at most 100" in warning.group(1)
+
+
+def test_a_backup_of_an_all_containers_account_that_grew_past_100_fails_with_the_limit(lab, vault, inventory,
+                                                                                     make_policy, trainer):
+    from protection.models import JobStatus, RecoveryPoint
+    from protection.services import backups
+
+    _fill(lab, inventory.account, 100)
+    instance = protect(lab, vault, make_policy(ADLS), inventory.account, name="bi-grew")
+    _fill(lab, inventory.account, 101)
+    job = jobs.run(backups.backup_now(trainer, instance, retention_rule="Default").pk)
+    assert (job.status, job.error_code) == (JobStatus.FAILED, svc.CONTAINER_LIMIT_CODE)
+    assert "at most 100 containers" in job.error_message
+    assert not RecoveryPoint.objects.filter(instance=instance).exists()
