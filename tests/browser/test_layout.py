@@ -50,7 +50,8 @@ def layout_world(seeded_lab):
     for _ in range(2):
         jobs.run(backups.backup_now(t, instance, retention_rule="Default").pk)
     job = Job.objects.filter(instance=instance, operation="Backup").order_by("-start_time").first()
-    return {"lab": lab, "vault": vault, "instance": instance, "policy": policy, "job": job, "account": account}
+    return {"lab": lab, "vault": vault, "instance": instance, "policy": policy, "job": job, "account": account,
+            "point": job.recovery_point}
 
 
 def _pages(world) -> dict[str, str]:
@@ -75,6 +76,12 @@ def _pages(world) -> dict[str, str]:
         "elastic-sans": reverse("portal:elastic_san_list"),
         "postgres-servers": reverse("portal:postgres_server_list"),
         "storage-account": reverse("portal:storage_account_detail", args=[world["account"].pk]),
+        "recovery-point": reverse("protection:recovery_point_detail", args=[world["point"].pk]),
+        "vault-properties": reverse("vaults:vault_properties", args=[vault.pk]),
+        "vault-soft-delete": reverse("vaults:vault_soft_delete", args=[vault.pk]),
+        "resource-guards": reverse("mua:guard_list"),
+        "approvals": reverse("mua:approvals"),
+        "search": f"{reverse('portal:search')}?q=backup",
     }
 
 
