@@ -100,3 +100,40 @@ def test_typing_backup_vaults_offers_the_service(page, live_server, seeded_lab):
     shot(page, "search-backup-vaults")
     popup.get_by_role("link", name="Backup vaults").first.click()
     expect(page.get_by_role("heading", name="Backup vaults", exact=True)).to_be_visible()
+
+
+def test_the_datasources_tab_shows_an_account_protected_elsewhere_before_the_click(page, live_server, seeded_lab,
+                                                                                  lab_vault):
+    """One datasource, one vault: the account the lab vault protects is shown in a second vault's
+    Datasources tab as not selectable, with Azure's code in the Backup readiness column."""
+    from portal.inventory import services as inv
+    from protection import datasource_types
+    from protection.services import policies as policy_services
+    from tests.protection._protection_fixtures import protect, spec
+    from vaults import services as vault_services
+
+    tenancy = seeded_lab
+    t = tenancy.trainer
+    account = inv.create_storage_account(t, resource_group=tenancy.lab_group, name="saprotectedonce", region=tenancy.region)
+    inv.create_container(t, account, name="documents")
+    first = policy_services.create_policy(t, vault=lab_vault, name="adls-first", datasource_type=datasource_types.ADLS,
+                                          spec=spec(datasource_types.ADLS))
+    protect(tenancy, lab_vault, first, account, name="bi-protected-once")
+    second = vault_services.create_vault(t, name="bv-second-vault", region=tenancy.region, resource_group=tenancy.lab_group)
+    policy_services.create_policy(t, vault=second, name="adls-second", datasource_type=datasource_types.ADLS,
+                                  spec=spec(datasource_types.ADLS))
+    sign_in(page, live_server, "trainer")
+    page.goto(f"{live_server.url}/backup/configure/start/")
+    page.get_by_label("Datasource type").select_option(label="Azure Data Lake Storage")
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Vault", exact=True).select_option(value=str(second.pk))
+    page.locator(".wizard-actions").get_by_role("button", name="Next: Backup policy").click()
+    page.locator("#policy-choices label", has_text="adls-second").click()
+    page.locator(".wizard-actions").get_by_role("button", name="Next: Datasources").click()
+    row = page.locator(f"#row-sa{account.pk}")
+    expect(row.locator(".readiness")).to_contain_text("Datasource already protected")
+    expect(row.locator(".readiness")).to_contain_text("UserErrorDppDatasourceAlreadyProtected")
+    expect(row.locator(f"#why-sa{account.pk}")).to_contain_text(
+        f"Datasource is already protected under the Backup vault {lab_vault.resource_id}")
+    expect(page.get_by_label("Select saprotectedonce")).to_be_disabled()
+    shot(page, "configure-already-protected")
