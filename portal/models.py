@@ -114,6 +114,12 @@ class Operation(models.Model):
         IN_PROGRESS = "InProgress", "In progress"
         SUCCEEDED = "Succeeded", "Succeeded"
         FAILED = "Failed", "Failed"
+        # Access-request notifications report the request's state, not a success: a request waiting
+        # for approval is "Pending approval" (the AccessRequest states and labels).
+        PENDING = "Pending", "Pending approval"
+        APPROVED = "Approved", "Approved"
+        REJECTED = "Rejected", "Rejected"
+        EXPIRED = "Expired", "Expired"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     principal = models.ForeignKey(Principal, on_delete=models.CASCADE, related_name="+")

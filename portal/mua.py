@@ -12,13 +12,17 @@ from django.urls import reverse
 PAGES = {"my-requests": "mua:my_requests", "approvals": "mua:approvals"}
 
 
-def notify(principal, *, title: str, message: str, resource_id: str, page: str) -> None:
-    """Deliver a notification about an access request to ``principal`` (finished at once)."""
+def notify(principal, *, title: str, message: str, resource_id: str, page: str, state: str = "") -> None:
+    """Deliver a notification about an access request to ``principal``, showing the request's state
+    (a pending request reads "Pending approval", never "Succeeded")."""
     from portal import services
+    from portal.models import Operation
 
     link = reverse(PAGES.get(page, "mua:my_requests"))
+    status = state if state in (Operation.Status.PENDING, Operation.Status.APPROVED, Operation.Status.REJECTED,
+                                Operation.Status.EXPIRED) else Operation.Status.SUCCEEDED
     operation = services.start_operation(principal, title, resource_id=resource_id, link=link)
-    services.finish_operation(operation, succeeded=True, message=message)
+    services.finish_operation(operation, succeeded=True, message=message, status=status)
 
 
 def register() -> None:

@@ -132,8 +132,10 @@ def start_operation(principal: Principal, title: str, *, resource_id: str = "", 
     )
 
 
-def finish_operation(operation: Operation, *, succeeded: bool, message: str = "", link: str = "") -> None:
-    operation.status = Operation.Status.SUCCEEDED if succeeded else Operation.Status.FAILED
+def finish_operation(operation: Operation, *, succeeded: bool, message: str = "", link: str = "",
+                     status: str = "") -> None:
+    """End ``operation``: Succeeded or Failed, or the final ``status`` its notification should show."""
+    operation.status = status or (Operation.Status.SUCCEEDED if succeeded else Operation.Status.FAILED)
     operation.message = message
     operation.ended_at = clock.now()
     if link:

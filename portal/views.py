@@ -104,8 +104,11 @@ def search(request):
                         "where": _where(obj),
                     }
                 )
+    from portal.pages import find_service_pages
+
+    service_pages = find_service_pages(query, trainer=services.can_play_personas(request.user)) if query else []
     template = "portal/search.html#results" if request.htmx else "portal/search.html"
-    return render(request, template, {"query": query, "results": results})
+    return render(request, template, {"query": query, "results": results, "service_pages": service_pages})
 
 
 def _where(obj) -> str:

@@ -194,6 +194,8 @@ class DatasourcesForm(forms.Form):
                 "excluded": self[f"{k}_excluded"] if f"{k}_excluded" in self.fields else None,
                 "readiness": svc.check_readiness(self.principal, self.vault, row, rg) if row.offered else None,
                 "hidden": bool(filter_group) and row.volume_group != filter_group,
+                # ADLS: how many containers past the limit "all containers" would be (shown before the click)
+                "over_limit": max(len(row.containers) - svc.MAX_CONTAINERS, 0),
             })
         return out
 
@@ -221,10 +223,13 @@ class DatasourcesForm(forms.Form):
                     picked = data.get(f"{k}_containers") or []
                     if not picked:
                         self.add_error(f"{k}_containers", "Select at least one container, or choose all containers.")
-                    elif len(picked) > svc.MAX_CONTAINERS:
-                        self.add_error(f"{k}_containers", f"Select at most {svc.MAX_CONTAINERS} containers.")
+                    elif problem := svc.container_limit_error(len(set(picked)), all_containers=False):
+                        self.add_error(f"{k}_containers", problem)
                 elif set(row.containers) and set(data.get(f"{k}_excluded") or []) >= set(row.containers):
                     self.add_error(f"{k}_excluded", "Every container is excluded: leave at least one to back up.")
+                elif problem := svc.container_limit_error(
+                        len(set(row.containers) - set(data.get(f"{k}_excluded") or [])), all_containers=True):
+                    self.add_error(f"{k}_scope", problem)
         rg = self.snapshot_resource_group_id
         for row in chosen:
             result = svc.check_readiness(self.principal, self.vault, row, rg)

@@ -101,7 +101,8 @@ def seed_drill(lab, *, stdout=None):
     if vault.immutability_state == ImmutabilityState.UNLOCKED:
         vault_services.update_immutability(admin, vault, state=ImmutabilityState.LOCKED, confirm_name=vault.name)
     if vault.soft_delete_state != SoftDeleteState.ALWAYS_ON:  # 30 days: shortening it is a protected operation
-        vault_services.update_soft_delete(admin, vault, state=SoftDeleteState.ALWAYS_ON, retention_days=DRILL_SOFT_DELETE_DAYS)
+        vault_services.update_soft_delete(admin, vault, state=SoftDeleteState.ALWAYS_ON, retention_days=DRILL_SOFT_DELETE_DAYS,
+                                          acknowledge_irreversible=True)
     guard = ResourceGuard.objects.filter(name=LAB_GUARD_NAME).first()
     if guard is not None and not mua.is_linked(vault.resource_id):
         mua.link_resource_guard(admin, vault, guard_id=guard.resource_id, region=vault.region_id)

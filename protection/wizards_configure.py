@@ -91,7 +91,7 @@ class ConfigureProtectionWizard(LoginRequiredMixin, TabbedWizardView):
         principal = self.request.principal
         context.update(
             vault=vault, datasource=datasource_types.TYPES.get(kind) if kind else None,
-            datasource_type=kind, scope_levels=readiness.SCOPE_LEVELS,
+            datasource_type=kind, scope_levels=readiness.SCOPE_LEVELS, max_containers=svc.MAX_CONTAINERS,
             may_validate=bool(vault) and svc.may_validate(principal, vault),
             may_configure=bool(vault) and svc.may_configure(principal, vault),
         )

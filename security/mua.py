@@ -183,19 +183,21 @@ _notifiers: list[Notifier] = []
 
 
 def register_notifier(fn: Notifier) -> None:
-    """``fn(principal, *, title, message, resource_id, page)`` delivers a notification (portal's panel).
+    """``fn(principal, *, title, message, resource_id, page, state)`` delivers a notification (portal's panel).
 
-    ``page`` is "my-requests" or "approvals": where the notification should lead.
+    ``page`` is "my-requests" or "approvals": where the notification should lead. ``state`` is the
+    access request's state the notification reports (`AccessRequest.State`: Pending, Approved,
+    Rejected, Expired), so a request waiting for approval is never shown as a success.
     """
     if fn not in _notifiers:
         _notifiers.append(fn)
 
 
-def _notify(principal, *, title: str, message: str, resource_id: str, page: str) -> None:
+def _notify(principal, *, title: str, message: str, resource_id: str, page: str, state: str = "") -> None:
     def deliver():
         for fn in list(_notifiers):
             try:
-                fn(principal, title=title, message=message, resource_id=resource_id, page=page)
+                fn(principal, title=title, message=message, resource_id=resource_id, page=page, state=state)
             except Exception:  # a notification is best effort; the request itself is recorded
                 logger.exception("Could not deliver the MUA notification %r", title)
 
@@ -828,16 +830,20 @@ def request_access(
             _notify(principal, title=f"Access to Resource Guard '{guard.name}' approved automatically",
                     message=f"You hold {request.role.name} on '{guard.name}' for {_hours(request.duration)}, until "
                             f"{request.expires_at:%Y-%m-%d %H:%M} UTC (the guard has no approvers).",
-                    resource_id=guard.resource_id, page="my-requests")
+                    resource_id=guard.resource_id, page="my-requests", state=AccessRequest.State.APPROVED)
         else:
             op.details["state"] = request.state
             op.details["approvers"] = [a.display_name for a in approvers]
+            _notify(principal, title=f"Access request on Resource Guard '{guard.name}' sent for approval",
+                    message=f"You asked for {request.role.name} for {_hours(request.duration)}; "
+                            f"{', '.join(a.display_name for a in approvers)} can approve it.",
+                    resource_id=guard.resource_id, page="my-requests", state=AccessRequest.State.PENDING)
             for approver in approvers:
                 if approver.pk != principal.pk:
-                    _notify(approver, title=f"Access request on Resource Guard '{guard.name}'",
+                    _notify(approver, title=f"Access request on Resource Guard '{guard.name}' waiting for your approval",
                             message=f"{principal.display_name} asks for {request.role.name} for "
                                     f"{_hours(request.duration)}: “{justification}”",
-                            resource_id=guard.resource_id, page="approvals")
+                            resource_id=guard.resource_id, page="approvals", state=AccessRequest.State.PENDING)
     return request
 
 
@@ -892,7 +898,7 @@ def approve_request(principal, request: AccessRequest, *, comment: str) -> Acces
         _notify(row.requester, title=f"Access to Resource Guard '{row.guard.name}' approved",
                 message=f"{principal.display_name} approved your request: you hold {row.role.name} on "
                         f"'{row.guard.name}' until {row.expires_at:%Y-%m-%d %H:%M} UTC. “{comment}”",
-                resource_id=row.guard.resource_id, page="my-requests")
+                resource_id=row.guard.resource_id, page="my-requests", state=AccessRequest.State.APPROVED)
     request.refresh_from_db()
     return request
 
@@ -913,7 +919,7 @@ def reject_request(principal, request: AccessRequest, *, comment: str) -> Access
         row.save()
         _notify(row.requester, title=f"Access to Resource Guard '{row.guard.name}' rejected",
                 message=f"{principal.display_name} rejected your request: “{comment}”",
-                resource_id=row.guard.resource_id, page="my-requests")
+                resource_id=row.guard.resource_id, page="my-requests", state=AccessRequest.State.REJECTED)
     request.refresh_from_db()
     return request
 
@@ -981,7 +987,7 @@ def close_expired_grants(now=None) -> int:
             )
             _notify(request.requester, title=f"Access to Resource Guard '{request.guard.name}' expired",
                     message=f"Your {request.role.name} access on '{request.guard.name}' ended.",
-                    resource_id=request.guard.resource_id, page="my-requests")
+                    resource_id=request.guard.resource_id, page="my-requests", state=AccessRequest.State.EXPIRED)
             closed += 1
     stale = AccessRequest.objects.select_related("guard", "requester", "role").filter(
         state=AccessRequest.State.PENDING, created_at__lte=now - PENDING_REQUEST_LIFETIME

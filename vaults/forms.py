@@ -16,6 +16,7 @@ from portal.shortcuts import parse_id
 from portal.wizards import ReviewForm
 from security.guards import GuardDenied
 from vaults import services
+from vaults.services import ALWAYS_ON_ACK_LABEL, ALWAYS_ON_ACK_REQUIRED, always_on_unacknowledged
 from vaults.models import (
     SOFT_DELETE_DEFAULT_DAYS,
     SOFT_DELETE_MAX_DAYS,
@@ -222,6 +223,11 @@ class VaultPropertiesForm(forms.Form):
         required=False, label="Retention period (days)", error_messages=RETENTION_ERRORS,
         help_text=f"{SOFT_DELETE_MIN_DAYS} to {SOFT_DELETE_MAX_DAYS} days. The first 14 days are free.",
     )
+    acknowledge_irreversible = forms.BooleanField(
+        required=False, label="Always-on confirmation",
+        help_text="Required for always-on soft delete: it can never be turned off for this vault.",
+        widget=forms.CheckboxInput(attrs={"text": ALWAYS_ON_ACK_LABEL}),
+    )
     immutability = forms.BooleanField(
         required=False, initial=False, label="Immutable vault",
         help_text="While enabled, backup data cannot be deleted before it expires. You can lock it later "
@@ -247,6 +253,8 @@ class VaultPropertiesForm(forms.Form):
         if state and state != SoftDeleteState.OFF and data.get("soft_delete_retention_days") is None \
                 and "soft_delete_retention_days" not in self.errors:
             self.add_error("soft_delete_retention_days", RETENTION_ERRORS["required"])
+        if always_on_unacknowledged(None, state, data.get("acknowledge_irreversible")):
+            self.add_error("acknowledge_irreversible", ALWAYS_ON_ACK_REQUIRED)
         return data
 
     def summary(self):
@@ -317,6 +325,11 @@ class SoftDeleteForm(forms.Form):
         help_text=f"{SOFT_DELETE_MIN_DAYS} to {SOFT_DELETE_MAX_DAYS} days.",
     )
 
+    acknowledge_irreversible = forms.BooleanField(
+        required=False, label=ALWAYS_ON_ACK_LABEL,
+        help_text="Required when you choose always-on: it can never be turned off for this vault.",
+    )
+
     def __init__(self, *args, vault, **kwargs):
         kwargs.setdefault("initial", {"state": vault.soft_delete_state, "retention_days": vault.soft_delete_retention_days})
         super().__init__(*args, **kwargs)
@@ -329,6 +342,8 @@ class SoftDeleteForm(forms.Form):
         if data.get("state") and data["state"] != SoftDeleteState.OFF and data.get("retention_days") is None \
                 and "retention_days" not in self.errors:
             self.add_error("retention_days", RETENTION_ERRORS["required"])
+        if always_on_unacknowledged(self.vault.soft_delete_state, data.get("state"), data.get("acknowledge_irreversible")):
+            self.add_error("acknowledge_irreversible", ALWAYS_ON_ACK_REQUIRED)
         return data
 
 

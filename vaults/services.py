@@ -354,6 +354,7 @@ def create_vault(
     cross_subscription_restore_state: str = CrossSubscriptionRestoreState.ENABLED,
     identity_enabled: bool = True,
     tags: dict | None = None,
+    acknowledge_irreversible: bool = False,
 ) -> BackupVault:
     """Create a Backup vault with its system-assigned identity and its store, as one Operation.
 
@@ -374,6 +375,8 @@ def create_vault(
     )
     if resource_group is None and not (subscription is not None and new_resource_group_name):
         raise ValidationError({"resource_group": "Select a resource group, or create a new one."})
+    if always_on_unacknowledged(None, soft_delete_state, acknowledge_irreversible):
+        raise ValidationError({"acknowledge_irreversible": ALWAYS_ON_ACK_REQUIRED})
     group_id = (
         resource_group.resource_id
         if resource_group is not None
@@ -496,8 +499,22 @@ def soft_delete_change(vault, *, state: str, retention_days=None) -> dict:
     return change
 
 
-def update_soft_delete(principal, vault, *, state: str, retention_days=None) -> BackupVault:
-    """Soft delete: Off / On / AlwaysOn and 14-180 days. AlwaysOn can never be left.
+ALWAYS_ON_ACK_LABEL = "I understand this is irreversible"
+ALWAYS_ON_ACK_REQUIRED = (
+    f"Tick “{ALWAYS_ON_ACK_LABEL}” to make soft delete always-on: once always-on, soft delete can never be "
+    "disabled for this vault."
+)
+
+
+def always_on_unacknowledged(current_state: str | None, state: str, acknowledged: bool) -> bool:
+    """True when ``state`` makes soft delete always-on (irreversible) without the confirmation tick."""
+    return state == SoftDeleteState.ALWAYS_ON and current_state != SoftDeleteState.ALWAYS_ON and not acknowledged
+
+
+def update_soft_delete(principal, vault, *, state: str, retention_days=None,
+                       acknowledge_irreversible: bool = False) -> BackupVault:
+    """Soft delete: Off / On / AlwaysOn and 14-180 days. AlwaysOn can never be left, so choosing it
+    needs ``acknowledge_irreversible`` (the blade's "I understand this is irreversible" tick).
 
     Turning it off or shortening the retention is the critical operation
     ``write#reduceSoftDeleteSecurity`` and raises the "Soft Delete Disabled for Vault" alert when off.
@@ -514,6 +531,8 @@ def update_soft_delete(principal, vault, *, state: str, retention_days=None) -> 
             raise ValidationError(
                 {"state": "Soft delete is always-on for this vault: it is permanently enabled and cannot be changed."}
             )
+        if always_on_unacknowledged(row.soft_delete_state, state, acknowledge_irreversible):
+            raise ValidationError({"acknowledge_irreversible": ALWAYS_ON_ACK_REQUIRED})
         if state != SoftDeleteState.OFF:
             if problem := _retention_error(retention_days):
                 raise ValidationError({"retention_days": problem})

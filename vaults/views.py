@@ -24,7 +24,7 @@ from security import scopes
 from security.guards import GuardDenied, evaluate
 from security.models import RoleAssignment
 from vaults import forms, panels, services
-from vaults.models import BackupVault
+from vaults.models import BackupVault, ImmutabilityState
 
 PAGE_SIZE = 25
 
@@ -34,6 +34,7 @@ SORTS = {
     "subscription": Lower("resource_group__subscription__display_name"),
     "region": "region__display_name",
     "redundancy": "storage_redundancy",
+    "immutability": "immutability_state",
     "created": "created_at",
 }
 
@@ -72,7 +73,7 @@ def vault_list(request):
     vaults = services.vaults_for(principal)
     subscriptions = portal_services.subscriptions_for(principal)
     groups = portal_services.resource_groups_for(principal)
-    filters = {k: request.GET.get(k, "").strip() for k in ("subscription", "resource_group", "region", "q")}
+    filters = {k: request.GET.get(k, "").strip() for k in ("subscription", "resource_group", "region", "immutability", "q")}
     filters["q"] = search_text(filters["q"])
     # An id that names nothing (malformed, 2**70) filters to an empty list, the filter still shown.
     vaults = filter_by_id(vaults, "resource_group__subscription_id", filters["subscription"])
@@ -80,6 +81,10 @@ def vault_list(request):
     vaults = filter_by_id(vaults, "resource_group_id", filters["resource_group"])
     if filters["region"]:
         vaults = vaults.filter(region_id=filters["region"])
+    if filters["immutability"] in ImmutabilityState.values:  # the API's states; an unknown one is no filter
+        vaults = vaults.filter(immutability_state=filters["immutability"])
+    else:
+        filters["immutability"] = ""
     if filters["q"]:
         vaults = vaults.filter(name__icontains=filters["q"])
     sort = request.GET.get("sort", "name")
@@ -99,7 +104,7 @@ def vault_list(request):
     sort_query.pop("sort", None)
     columns = []
     for column, label in [("name", "Name"), ("resource_group", "Resource group"), ("subscription", "Subscription"),
-                          ("region", "Region"), ("redundancy", "Storage redundancy")]:
+                          ("region", "Region"), ("redundancy", "Storage redundancy"), ("immutability", "Immutability")]:
         active = key == column
         descending = active and sort.startswith("-")
         next_sort = f"-{column}" if active and not descending else column
@@ -116,6 +121,7 @@ def vault_list(request):
         "subscriptions": subscriptions,
         "resource_groups": groups,
         "regions": Region.objects.filter(pk__in=services.vaults_for(principal).values("region_id")),
+        "immutability_states": ImmutabilityState.choices,
         "can_create": services.resource_groups_for_create(principal).exists(),
         "any_filter": any(filters.values()),
         "unknown_filters": unknown_filters(filters, {"subscription": "subscription", "resource_group": "resource group"}),
@@ -239,7 +245,8 @@ def _map_state_errors(exc: ValidationError, field_map: dict) -> ValidationError:
 @login_required
 def vault_soft_delete(request, pk):
     def apply(principal, vault, data, form):
-        services.update_soft_delete(principal, vault, state=data["state"], retention_days=data.get("retention_days"))
+        services.update_soft_delete(principal, vault, state=data["state"], retention_days=data.get("retention_days"),
+                                    acknowledge_irreversible=bool(data.get("acknowledge_irreversible")))
 
     return _settings_page(
         request, pk, form_class=forms.SoftDeleteForm, template="vaults/vault_soft_delete.html", apply=apply,

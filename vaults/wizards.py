@@ -65,6 +65,7 @@ class VaultCreateWizard(LoginRequiredMixin, TabbedWizardView):
             immutability_state=ImmutabilityState.UNLOCKED if props.get("immutability") else ImmutabilityState.DISABLED,
             cross_subscription_restore_state=props["cross_subscription_restore_state"],
             identity_enabled=bool(props.get("identity_enabled")),
+            acknowledge_irreversible=bool(props.get("acknowledge_irreversible")),
             tags=tags,
         )
         messages.success(self.request, f"Backup vault '{vault.name}' was created.")

@@ -90,6 +90,10 @@ STATUS_CLASSES = {
     "new": "status-warn",
     "acknowledged": "status-info",
     "closed": "status-ok",
+    "pending": "status-warn",
+    "approved": "status-ok",
+    "rejected": "status-failed",
+    "expired": "status-info",
 }
 
 

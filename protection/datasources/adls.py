@@ -59,6 +59,12 @@ class AdlsDriver(Driver):
         if not names:
             raise jobs.JobError(CONTAINER_MISSING, "No container is selected for backup: every chosen container is "
                                 "excluded or gone. Edit the backup instance's container list.")
+        from protection.services.instances import CONTAINER_LIMIT_CODE, container_limit_error
+
+        # "All containers" follows the account: one that grew past 100 containers since protection
+        # was configured is refused here too, with the same words (never 101 containers backed up).
+        if problem := container_limit_error(len(names), all_containers=instance.all_containers):
+            raise jobs.JobError(CONTAINER_LIMIT_CODE, problem)
         containers = {c.name: c for c in account.containers.filter(name__in=names)}
         missing = [n for n in names if n not in containers or not containers[n].path.is_dir()]
         if missing:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from portal.inventory.models import Container, ElasticSan, PostgresServer, StorageAccount, Volume
 from portal.inventory.services import (
@@ -78,6 +79,24 @@ SCHEDULED_STATES = (ProtectionState.CONFIGURED,)
 MISSING_PERMISSIONS_CODE = "UserErrorMissingRequiredPermissions"
 MISSING_PERMISSIONS_TEXT = "Appropriate permissions to perform the operation are missing."
 
+# One datasource, one vault (Azure's validateForBackup / PUT answer when another vault protects it).
+ALREADY_PROTECTED_CODE = "UserErrorDppDatasourceAlreadyProtected"
+# ADLS: at most 100 containers per backup instance, in "all containers" mode as in "selected".
+CONTAINER_LIMIT_CODE = "UserErrorContainerCountLimitExceeded"
+
+
+def container_limit_error(count: int, *, all_containers: bool) -> str:
+    """Why ``count`` containers are too many for one backup instance ('' when they are not)."""
+    if count <= MAX_CONTAINERS:
+        return ""
+    if all_containers:
+        return (f"A backup instance protects at most {MAX_CONTAINERS} containers, and all containers of this "
+                f"storage account would be {count}. If your storage account contains more than "
+                f"{MAX_CONTAINERS} containers, select up to {MAX_CONTAINERS} containers to back up (or exclude "
+                f"{count - MAX_CONTAINERS} or more).")
+    return (f"Select at most {MAX_CONTAINERS} containers ({count} selected): a backup instance protects at most "
+            f"{MAX_CONTAINERS} containers.")
+
 
 # --- reads -------------------------------------------------------------------------------------
 
@@ -118,6 +137,7 @@ class Candidate:
     set_resource_id: str = ""
     offered: bool = True
     reason: str = ""
+    code: str = ""  # the error code when not offered because of a readiness check (shown as readiness)
     containers: list[str] = field(default_factory=list)  # ADLS: containers the user can see
     databases: list[str] = field(default_factory=list)  # PostgreSQL: discovered databases
     volume_group: str = ""  # Elastic SAN
@@ -138,9 +158,42 @@ def _taken_reason(existing: BackupInstance, where: str = " in this vault") -> st
     return f"Already protected{where} by the backup instance '{existing.name}'."
 
 
+def already_protected_message(principal, existing: BackupInstance) -> str:
+    """Azure's answer when another vault protects the datasource (its vault named only to those who may
+    read that vault), with its recommended action."""
+    readable = authorize(principal, "Microsoft.DataProtection/backupVaults/read", existing.vault.resource_id).allowed
+    if readable:
+        return (f"Datasource is already protected under the Backup vault {existing.vault.resource_id}. "
+                f"Delete the backup instance {existing.name} from the Backup vault {existing.vault.resource_id} "
+                "to re-protect the datasource in any other vault.")
+    return ("Datasource is already protected under another Backup vault. Delete its backup instance from that "
+            "vault to re-protect the datasource in any other vault.")
+
+
+def _holding(vault, resource_ids):
+    """Backup instances that keep ``resource_ids`` from being protected in ``vault``: any instance in
+    ``vault`` itself (a soft-deleted one too: it cannot be protected again in the same vault), and any
+    instance in another vault that is not soft-deleted (one datasource, one vault, as in Azure; a
+    soft-deleted item may be protected in another vault, reference §3.2)."""
+    soft = (ProtectionState.SOFT_DELETING, ProtectionState.SOFT_DELETED)
+    return (BackupInstance.objects.filter(datasource_resource_id__in=resource_ids).select_related("vault")
+            .exclude(~Q(vault=vault) & Q(protection_state__in=soft)))
+
+
 def _protected_in(vault, resource_ids):
-    rows = BackupInstance.objects.filter(vault=vault, datasource_resource_id__in=resource_ids)
-    return {r.datasource_resource_id.lower(): r for r in rows}
+    """The instance holding each of ``resource_ids`` (see `_holding`), keyed by lower-case datasource
+    id; an instance in ``vault`` itself wins over one elsewhere."""
+    out: dict[str, BackupInstance] = {}
+    for r in sorted(_holding(vault, resource_ids), key=lambda r: r.vault_id == vault.pk):
+        out[r.datasource_resource_id.lower()] = r
+    return out
+
+
+def _taken(principal, vault, existing: BackupInstance) -> tuple[str, str]:
+    """(code, reason) for a datasource that already has a backup instance."""
+    if existing.vault_id == vault.pk:
+        return "UserErrorDatasourceAlreadyHasBackupInstance", _taken_reason(existing)
+    return ALREADY_PROTECTED_CODE, already_protected_message(principal, existing)
 
 
 def storage_account_candidates(principal, vault) -> list[Candidate]:
@@ -172,7 +225,8 @@ def storage_account_candidates(principal, vault) -> list[Candidate]:
                 "Storage accounts (hierarchical namespace) only."
             )
         elif existing is not None:
-            cand.offered, cand.reason = False, _taken_reason(existing)
+            cand.code, cand.reason = _taken(principal, vault, existing)
+            cand.offered = False
         elif not account.containers.exists():
             cand.offered, cand.reason = False, "The account has no container: create at least one container first."
         result.append(cand)
@@ -216,6 +270,7 @@ def volume_candidates(principal, vault, elastic_san=None) -> list[Candidate]:
             where = (f" in the vault '{existing.vault.name}'"
                      if authorize(principal, "Microsoft.DataProtection/backupVaults/read", existing.vault.resource_id).allowed
                      else " in another vault")
+            cand.code = ALREADY_PROTECTED_CODE if existing.vault_id != vault.pk else "UserErrorDatasourceAlreadyHasBackupInstance"
             if existing.is_soft_deleted and existing.vault_id == vault.pk:
                 cand.offered, cand.reason = False, _taken_reason(existing)
             else:
@@ -246,7 +301,8 @@ def postgres_candidates(principal, vault) -> list[Candidate]:
         )
         existing = protected.get(server.resource_id.lower())
         if existing is not None:
-            cand.offered, cand.reason = False, _taken_reason(existing)
+            cand.code, cand.reason = _taken(principal, vault, existing)
+            cand.offered = False
         result.append(cand)
     return result
 
@@ -358,12 +414,13 @@ def _validate_selection(principal, vault, policy, cand: Candidate | None, sel: D
                 errors.setdefault(f"{key}_excluded", []).append(f"No such container: {', '.join(unknown)}.")
             elif not existing - set(sel.excluded_containers):
                 errors.setdefault(f"{key}_excluded", []).append("Every container is excluded: leave at least one to back up.")
+            elif problem := container_limit_error(len(existing - set(sel.excluded_containers)), all_containers=True):
+                errors.setdefault(f"{key}_scope", []).append(problem)
         else:
             if not sel.containers:
                 errors.setdefault(f"{key}_containers", []).append("Select at least one container, or choose all containers.")
-            elif len(sel.containers) > MAX_CONTAINERS:
-                errors.setdefault(f"{key}_containers", []).append(
-                    f"Select at most {MAX_CONTAINERS} containers ({len(sel.containers)} selected).")
+            elif problem := container_limit_error(len(set(sel.containers)), all_containers=False):
+                errors.setdefault(f"{key}_containers", []).append(problem)
             elif unknown := [c for c in sel.containers if c not in existing]:
                 errors.setdefault(f"{key}_containers", []).append(f"No such container: {', '.join(unknown)}.")
     if cand.datasource_type == datasource_types.ELASTIC_SAN:
@@ -448,6 +505,15 @@ def _create_instance(principal, vault, policy, cand: Candidate, sel: DatasourceS
         if policy.datasource_type == datasource_types.ELASTIC_SAN:
             instance.snapshot_resource_group_id = scopes.normalize(sel.snapshot_resource_group_id)
             op.details["snapshotResourceGroup"] = instance.snapshot_resource_group_id
+        # One datasource, one vault: re-checked under a lock on the datasource's inventory row, so two
+        # vaults configuring the same datasource at once cannot both win (the unique constraint only
+        # covers one vault).
+        type(cand.obj).objects.select_for_update().filter(pk=cand.obj.pk).first()
+        holder = _holding(vault, [cand.resource_id]).first()
+        if holder is not None:
+            code, reason = _taken(principal, vault, holder)
+            raise ValidationError({f"{sel.key}_selected" if sel.key else "datasources": f"{cand.name}: {reason}"},
+                                  code=code)
         try:
             with transaction.atomic():
                 instance.save()
@@ -491,6 +557,8 @@ def _datasource_problem(instance: BackupInstance) -> tuple[str, str] | None:
         if missing or not chosen:
             return ("UserErrorIncorrectContainersSelectedForOperation",
                     f"The containers selected for protection no longer exist: {', '.join(missing) or 'none is left'}.")
+        if problem := container_limit_error(len(chosen), all_containers=instance.all_containers):
+            return (CONTAINER_LIMIT_CODE, problem)
         ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name)
     elif instance.datasource_type == datasource_types.ELASTIC_SAN:
         if not Volume.objects.filter(resource_id__iexact=rid).exists():

@@ -159,7 +159,7 @@ def _job_context(request, job):
 @login_required
 def job_detail(request, pk):
     job = _job_or_404(request, pk)
-    return render(request, "protection/jobs/detail.html", _job_context(request, job))
+    return render(request, "protection/jobs/detail.html", {**_job_context(request, job), "job_page": True})
 
 
 @login_required
@@ -167,12 +167,19 @@ def job_progress(request, pk):
     """The progress fragment; 286 (stop polling) once the job has ended."""
     job = _job_or_404(request, pk)
     context = _job_context(request, job)
+    context["job_page"] = request.GET.get("view") == "job"
+    content = render(request, "protection/jobs/detail.html#job-progress", context).content
+    if context["job_page"]:
+        # On the job's own page, End time, Duration and Cancel follow the progress (out of band).
+        oob = {**context, "oob": True}
+        for part in ("job-end-time", "job-duration", "job-cancel"):
+            content += render(request, f"protection/jobs/detail.html#{part}", oob).content
     if job.is_finished:
         response = HttpResponseStopPolling()
-        response.content = render(request, "protection/jobs/detail.html#job-progress", context).content
+        response.content = content
         # Lists on the same page (the instance's recovery points and jobs) refresh themselves.
         return trigger_client_event(response, "jobs-changed")
-    return render(request, "protection/jobs/detail.html#job-progress", context)
+    return HttpResponse(content)
 
 
 @login_required

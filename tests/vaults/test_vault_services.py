@@ -275,8 +275,30 @@ def test_soft_delete_retention_must_be_14_to_180(vault, trainer, days):
     assert ActivityLogEntry.objects.filter(status="Failed", sub_status="BadRequest", scope=vault.resource_id).exists()
 
 
+def test_always_on_needs_the_irreversible_acknowledgement(vault, trainer):
+    with pytest.raises(ValidationError) as exc:
+        services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=30)
+    assert "I understand this is irreversible" in exc.value.message_dict["acknowledge_irreversible"][0]
+    vault.refresh_from_db()
+    assert (vault.soft_delete_state, vault.soft_delete_retention_days) == ("On", 14)
+    assert ActivityLogEntry.objects.filter(status="Failed", scope=vault.resource_id).exists()
+
+
+def test_a_vault_is_created_always_on_only_with_the_acknowledgement(lab, trainer):
+    from vaults.models import BackupVault
+
+    with pytest.raises(ValidationError) as exc:
+        services.create_vault(trainer, name="bv-always", region=lab.region, resource_group=lab.lab_group,
+                              soft_delete_state="AlwaysOn")
+    assert "acknowledge_irreversible" in exc.value.message_dict
+    assert not BackupVault.objects.filter(name="bv-always").exists()
+    vault = services.create_vault(trainer, name="bv-always", region=lab.region, resource_group=lab.lab_group,
+                                  soft_delete_state="AlwaysOn", acknowledge_irreversible=True)
+    assert vault.soft_delete_state == "AlwaysOn"
+
+
 def test_always_on_is_irreversible(vault, trainer):
-    services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=30)
+    services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=30, acknowledge_irreversible=True)
     for state in ("On", "Off"):
         with pytest.raises(ValidationError) as exc:
             services.update_soft_delete(trainer, vault, state=state)

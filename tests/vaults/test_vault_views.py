@@ -177,12 +177,29 @@ def test_changing_soft_delete_through_the_page(vault, trainer, as_user):
 
 
 def test_always_on_cannot_be_left_through_the_page(vault, trainer, as_user):
-    services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=14)
+    services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=14, acknowledge_irreversible=True)
     client = as_user(trainer)
     response = client.post(reverse("vaults:vault_soft_delete", args=[vault.pk]), {"state": "Off"})
     assert response.status_code == 400
     vault.refresh_from_db()
     assert vault.soft_delete_state == "AlwaysOn"
+
+
+def test_always_on_through_the_page_needs_the_irreversible_tick(vault, trainer, as_user):
+    client = as_user(trainer)
+    url = reverse("vaults:vault_soft_delete", args=[vault.pk])
+    assert "I understand this is irreversible" in client.get(url).content.decode()
+    refused = client.post(url, {"state": "AlwaysOn", "retention_days": "14"})
+    assert refused.status_code == 400
+    assert "Tick “I understand this is irreversible”" in refused.content.decode()
+    vault.refresh_from_db()
+    assert vault.soft_delete_state == "On"
+    ok = client.post(url, {"state": "AlwaysOn", "retention_days": "14", "acknowledge_irreversible": "on"})
+    assert ok.status_code == 302
+    vault.refresh_from_db()
+    assert vault.soft_delete_state == "AlwaysOn"
+    # Once always-on, changing the retention needs no tick (nothing irreversible is chosen again).
+    assert client.post(url, {"state": "AlwaysOn", "retention_days": "30"}).status_code == 302
 
 
 def test_locking_immutability_through_the_page_needs_the_name(vault, trainer, as_user):

@@ -79,9 +79,12 @@ def test_basics_straight_to_review_and_create_with_the_defaults(wizard, lab):
 def test_every_tab_then_create(wizard, lab):
     wizard.post(basics(lab, storage_redundancy="LocallyRedundant", name="bv-all"))
     assert wizard.current == "properties"
-    wizard.post({"identity_enabled": "on", "encryption_type": "PlatformManagedKey", "soft_delete_state": "AlwaysOn",
+    always_on = {"identity_enabled": "on", "encryption_type": "PlatformManagedKey", "soft_delete_state": "AlwaysOn",
                  "soft_delete_retention_days": "30", "immutability": "on",
-                 "cross_subscription_restore_state": "PermanentlyDisabled"})
+                 "cross_subscription_restore_state": "PermanentlyDisabled"}
+    wizard.post(always_on)  # always-on without the tick: the tab says why and stays
+    assert wizard.current == "properties" and "I understand this is irreversible" in wizard.html
+    wizard.post({**always_on, "acknowledge_irreversible": "on"})
     assert wizard.current == "tags"
     wizard.post({"tag_name_0": "env", "tag_value_0": "lab", "tag_name_1": "owner", "tag_value_1": ""})
     assert wizard.current == "review"
