@@ -98,7 +98,7 @@ URLS: dict[str, object] = {
     "portal:volume_group_delete": {f"{ESAN}/volumeGroups/delete"},
     "portal:volume_detail": READ,
     "portal:volume_write_sample_data": {f"{ESAN}/volumeGroups/volumes/write"},
-    "portal:volume_compute_checksum": {f"{ESAN}/volumeGroups/volumes/read"},  # records the checksum it read
+    "portal:volume_compute_checksum": {f"{ESAN}/volumeGroups/volumes/write"},  # a job over the whole volume: no read-only role
     "portal:volume_delete": {f"{ESAN}/volumeGroups/volumes/delete"},
     "portal:snapshot_detail": READ,
     "portal:postgres_server_list": READ,
@@ -106,7 +106,7 @@ URLS: dict[str, object] = {
     "portal:postgres_server_detail": READ,
     "portal:postgres_server_databases": READ,
     "portal:postgres_database_create": {f"{PG}/databases/write"},
-    "portal:postgres_server_refresh": {f"{PG}/databases/read"},  # records the databases it found
+    "portal:postgres_server_refresh": {f"{PG}/write"},  # logs in with the server's admin login, records what it found
     "portal:postgres_server_delete": {f"{PG}/delete"},
     "portal:postgres_database_detail": READ,
     "portal:postgres_database_delete": {f"{PG}/databases/delete"},

@@ -23,7 +23,6 @@ from typing import Callable
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from portal import services as portal_services
 from portal.models import Region, ResourceGroup, Subscription
@@ -32,7 +31,7 @@ from security import context, mua, scopes
 from security import services as security_services
 from security.audit import guarded, register_operation_name
 from security.guards import GuardDenied, evaluate
-from security.models import Alert, RoleAssignment
+from security.models import Alert
 from vaults import storage
 from vaults.guards import (  # noqa: F401  (re-exported: the hook API lives here too)
     VAULT_DELETE,
@@ -716,9 +715,8 @@ def delete_vault(principal, vault) -> None:
             # Asked again under the row lock: contents created since the guard ran still block it.
             if vault_has_contents(row):
                 raise ValidationError(VAULT_NOT_EMPTY_MESSAGE)
-            RoleAssignment.objects.filter(
-                Q(scope__iexact=resource_id) | Q(scope__istartswith=resource_id.rstrip("/") + "/")
-            ).delete()
+            security_services.remove_assignments_of_deleted_scope(
+                principal, resource_id, cause="The Backup vault was deleted.")
             if row.identity_id:
                 security_services.delete_managed_identity(row.identity)
             mua.remove_links_of(resource_id)  # the vault's MUA link goes with it (frees the guard)

@@ -567,7 +567,7 @@ def _volume_context(request, volume):
         "resource": volume,
         "blade": "overview",
         "can_write": can(p, svc.VOLUME_WRITE, volume.resource_id),
-        "can_checksum": can(p, svc.VOLUME_READ, volume.resource_id),
+        "can_checksum": can(p, svc._JOB_ACTION[Volume.Activity.COMPUTE_CHECKSUM], volume.resource_id),
         "can_delete": can(p, svc.VOLUME_DELETE, volume.resource_id),
         "stale": volume.activity_running and svc._activity_stale(volume),
     }
@@ -652,7 +652,7 @@ def _server_context(request, server, blade):
         "resource": server,
         "blade": blade,
         "can_delete": can(p, svc.POSTGRES_DELETE, server.resource_id),
-        "can_refresh": can(p, svc.POSTGRES_DATABASE_READ, server.resource_id),
+        "can_refresh": can(p, svc.POSTGRES_USE_ADMIN_LOGIN, server.resource_id),
         "can_create_database": can(p, svc.POSTGRES_DATABASE_WRITE, server.resource_id),
     }
 
