@@ -60,6 +60,7 @@ VAULT_WRITE = "Microsoft.DataProtection/backupVaults/write"
 CHECK_NAME_AVAILABILITY = "Microsoft.DataProtection/locations/checkNameAvailability/action"
 REDUCE_SOFT_DELETE_SECURITY = VAULT_WRITE + "#reduceSoftDeleteSecurity"
 REDUCE_IMMUTABILITY_STATE = VAULT_WRITE + "#reduceImmutabilityState"
+SOFT_DELETE_RETENTION_SHORTENED_ALERT = "Soft delete retention shortened"  # Strongroom's own, not Azure's
 
 OPERATION_NAMES = {
     VAULT_WRITE: "Create or Update Backup Vault",
@@ -499,7 +500,8 @@ def update_soft_delete(principal, vault, *, state: str, retention_days=None) -> 
     """Soft delete: Off / On / AlwaysOn and 14-180 days. AlwaysOn can never be left.
 
     Turning it off or shortening the retention is the critical operation
-    ``write#reduceSoftDeleteSecurity`` and raises the "Soft Delete Disabled for Vault" alert when off.
+    ``write#reduceSoftDeleteSecurity``; turning it off raises the "Soft Delete Disabled for Vault" alert,
+    shortening the retention Strongroom's own "Soft delete retention shortened" alert.
     """
     if retention_days in (None, ""):
         retention_days = vault.soft_delete_retention_days
@@ -507,6 +509,7 @@ def update_soft_delete(principal, vault, *, state: str, retention_days=None) -> 
     before, after = change["from"], change["to"]
     with guarded(principal, VAULT_WRITE, vault, change=change, details={"softDelete": after, "previous": before}):
         row = _locked(vault)
+        was_enabled, old_days = row.soft_delete_enabled, row.soft_delete_retention_days
         if problem := _choice_error(state, SoftDeleteState, "soft delete state"):
             raise ValidationError({"state": problem})
         if row.soft_delete_state == SoftDeleteState.ALWAYS_ON and state != SoftDeleteState.ALWAYS_ON:
@@ -530,6 +533,20 @@ def update_soft_delete(principal, vault, *, state: str, retention_days=None) -> 
                     f"Soft delete was disabled for the Backup vault '{row.name}' by {principal}. Deleted "
                     "backup data is now removed at once instead of being kept for recovery."
                 ),
+            )
+        elif was_enabled and state != SoftDeleteState.OFF and row.soft_delete_retention_days < old_days:
+            # Strongroom's own alert: a shorter retention lets deleted backup data be purged sooner.
+            security_services.raise_alert(
+                name=SOFT_DELETE_RETENTION_SHORTENED_ALERT,
+                category=Alert.Category.SECURITY,
+                severity=Alert.Severity.SEV2,
+                resource_id=row.resource_id,
+                description=(
+                    f"The soft delete retention of the Backup vault '{row.name}' was shortened from {old_days} to "
+                    f"{row.soft_delete_retention_days} days by {principal}. Deleted backup data is now purged "
+                    f"{old_days - row.soft_delete_retention_days} days sooner."
+                ),
+                details={"previousRetentionDays": old_days, "retentionDays": row.soft_delete_retention_days},
             )
     _refresh(vault, row)
     return vault
