@@ -50,6 +50,9 @@ EXPIRY = "expiry"  # records the end of MUA grants whose time is up (they alread
 
 # --- the tables ----------------------------------------------------------------------------------------
 
+POINT_DATA = {f"{STORAGE}/blobServices/containers/blobs/read", f"{STORAGE}/listKeys/action",
+              f"{BV}/backupInstances/restore/action"}
+
 URLS: dict[str, object] = {
     # portal shell
     "portal:home": READ,
@@ -164,9 +167,11 @@ URLS: dict[str, object] = {
     "protection:restore_assign_roles": {ROLE_WRITE, f"{BV}/backupInstances/validateRestore/action"},
     "protection:recovery_point_detail": READ,
     "protection:recovery_point_verify": {f"{BV}/backupInstances/validateRestore/action"},
-    "protection:recovery_point_browse": READ,
-    "protection:recovery_point_download": READ,
-    "protection:recovery_point_toc": READ,
+    # Data access (protection/restores/access.py): the live blob read (data action, or the account key) or
+    # the restore permission; a download needs both.
+    "protection:recovery_point_browse": POINT_DATA,
+    "protection:recovery_point_download": POINT_DATA,
+    "protection:recovery_point_toc": READ,  # the world's point holds containers, not databases: 404 before any check
     # MUA
     "mua:guard_list": READ,
     "mua:guard_create": {f"{DP}/resourceGuards/write"},

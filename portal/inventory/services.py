@@ -262,6 +262,7 @@ class BlobAccess:
     operation: str
     change: dict
     method: str  # "Microsoft Entra user account" or "Access key"
+    target: str = ""  # the scope the operation is asked at (the container, or the account for keys)
 
 
 def blob_access(principal, container: Container, data_action: str) -> BlobAccess:
@@ -270,15 +271,26 @@ def blob_access(principal, container: Container, data_action: str) -> BlobAccess
     Azure's portal does the same: with no data role it lists the account keys and uses them, so
     Owners and Contributors can work with blobs while Readers cannot.
     """
-    if authorize(principal, data_action, container.resource_id, data_action=True).allowed:
-        return BlobAccess(data_action, {"data_action": True}, "Microsoft Entra user account")
-    if authorize(principal, STORAGE_ACCOUNT_LIST_KEYS, container.account.resource_id).allowed:
-        return BlobAccess(STORAGE_ACCOUNT_LIST_KEYS, {}, "Access key")
-    return BlobAccess(data_action, {"data_action": True}, "Microsoft Entra user account")
+    return blob_access_at(principal, container.account.resource_id, container.resource_id, data_action)
+
+
+def blob_access_at(principal, account_id: str, container_id: str, data_action: str) -> BlobAccess:
+    """`blob_access` by resource ids, for data whose container may no longer exist (a recovery point)."""
+    if authorize(principal, data_action, container_id, data_action=True).allowed:
+        return BlobAccess(data_action, {"data_action": True}, "Microsoft Entra user account", container_id)
+    if authorize(principal, STORAGE_ACCOUNT_LIST_KEYS, account_id).allowed:
+        return BlobAccess(STORAGE_ACCOUNT_LIST_KEYS, {}, "Access key", account_id)
+    return BlobAccess(data_action, {"data_action": True}, "Microsoft Entra user account", container_id)
+
+
+def container_resource_id(account_id: str, name: str) -> str:
+    return f"{account_id}/blobServices/default/containers/{name}"
 
 
 def _blob_target(access: BlobAccess, container: Container) -> str:
-    return container.account.resource_id if access.operation == STORAGE_ACCOUNT_LIST_KEYS else container.resource_id
+    return access.target or (
+        container.account.resource_id if access.operation == STORAGE_ACCOUNT_LIST_KEYS else container.resource_id
+    )
 
 
 def can_use_blobs(principal, container: Container, data_action: str) -> bool:
@@ -286,10 +298,15 @@ def can_use_blobs(principal, container: Container, data_action: str) -> bool:
     return evaluate(principal, access.operation, _blob_target(access, container), access.change).allowed
 
 
+def blob_read_decision(principal, account_id: str, container_id: str):
+    """Whether ``principal`` may read blob data in a container (live, or as a recovery point holds it)."""
+    access = blob_access_at(principal, account_id, container_id, BLOB_READ)
+    return evaluate(principal, access.operation, access.target, access.change)
+
+
 def check_blob_read(principal, container: Container) -> None:
     """Raise GuardDenied unless the principal may read blob data (reads are not logged)."""
-    access = blob_access(principal, container, BLOB_READ)
-    decision = evaluate(principal, access.operation, _blob_target(access, container), access.change)
+    decision = blob_read_decision(principal, container.account.resource_id, container.resource_id)
     if not decision.allowed:
         raise GuardDenied(decision)
 

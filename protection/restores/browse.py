@@ -6,6 +6,9 @@
 * Elastic SAN: the image's size, the blocks that hold data and the SHA-256 recorded at backup.
 * PostgreSQL: a database dump's table of contents, from ``pg_restore --list`` reading the dump's head
   straight from the engine (it stops reading once it has the table of contents).
+
+Each takes the acting principal first and asks `access` (data access: the live-read right or the
+restore permission, and an instance state that allows restore) before reading anything.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 
 from protection import jobs, processes
-from protection.restores import layout
+from protection.restores import access, layout
 
 MAX_ENTRIES = 2000
 
@@ -90,7 +93,8 @@ def _clean_path(path: str) -> str:
     return path
 
 
-def list_folder(point, container: str, path: str = "") -> Listing:
+def list_folder(principal, point, container: str, path: str = "") -> Listing:
+    access.require(principal, point, access.LIST, container, what="Browse recovery point files")
     part = _part(point, container)
     path = _clean_path(path)
     listing = Listing(container, path)
@@ -147,13 +151,16 @@ class _Download(object):
 
 
 def open_blob(principal, point, container: str, path: str):
-    """One blob of the recovery point as an open file (logged as a restore of that blob)."""
+    """One blob of the recovery point as an open file (logged as a restore of that blob).
+
+    Needs the restore permission and the right to read the blob live (see `access`)."""
     from portal.inventory import fs
     from security.audit import guarded
     from vaults.store import DamageError
 
     from protection.restores.services import RESTORE_ACTION
 
+    access.require(principal, point, access.DOWNLOAD, container, what="Download from a recovery point")
     part = _part(point, container)
     path = _clean_path(path)
     if not path:
@@ -236,8 +243,9 @@ def _parse_line(line: str) -> TocEntry | None:
     return TocEntry(head.strip(), kind, "" if schema == "-" else schema, name, owner, line)
 
 
-def table_of_contents(point, database: str) -> Toc:
+def table_of_contents(principal, point, database: str) -> Toc:
     """``pg_restore --list`` of one database's dump, read from the engine."""
+    access.require(principal, point, access.LIST, database, what="Table of contents of a recovery point")
     from vaults.store import DamageError
 
     from protection.datasources.postgres import tool
