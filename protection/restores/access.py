@@ -64,9 +64,8 @@ def live_read(principal, instance, item: str = "") -> Decision:
         return inventory.blob_read_decision(principal, source, inventory.container_resource_id(source, item or "-"))
     if instance.datasource_type == datasource_types.POSTGRES_FLEX:
         return evaluate(principal, inventory.POSTGRES_USE_ADMIN_LOGIN, source)
-    if instance.datasource_type == datasource_types.ELASTIC_SAN:
-        return evaluate(principal, inventory.VOLUME_WRITE, source)
-    raise ValueError(f"No live-read rule for {instance.datasource_type!r}.")
+    # Elastic SAN points show a volume's size and checksum, never its blocks: nothing to browse.
+    raise ValueError(f"Recovery points of {instance.datasource_type!r} hold nothing to browse or download.")
 
 
 def state_refusal(instance) -> Refusal | None:
@@ -101,7 +100,7 @@ def _live_action_words(instance, item: str) -> str:
 
     if instance.datasource_type == datasource_types.ADLS:
         return (f"read the blobs of the container '{item}' live ('{inventory.BLOB_READ}', e.g. Storage Blob Data "
-                f"Reader or Contributor, or '{inventory.STORAGE_ACCOUNT_LIST_KEYS}' on the storage account, as "
+                f"Contributor, or '{inventory.STORAGE_ACCOUNT_LIST_KEYS}' on the storage account, as "
                 "Contributors hold)")
     if instance.datasource_type == datasource_types.POSTGRES_FLEX:
         return (f"use the server's admin login ('{inventory.POSTGRES_USE_ADMIN_LOGIN}' on the server, e.g. "

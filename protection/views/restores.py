@@ -18,7 +18,7 @@ from protection import datasource_types
 from protection.forms_restore import AssignRolesForm, RestoreParametersForm, RestoreStartForm
 from protection.models import RecoveryPoint
 from protection.restores import access, browse, layout, services, validation
-from security.guards import GuardDenied, evaluate
+from security.guards import Decision, GuardDenied, evaluate
 
 
 def _instance_or_404(request, pk):
@@ -148,6 +148,10 @@ def restore_assign_roles(request):
 def _point_context(request, point, **extra):
     instance = point.instance
     preview_restore = evaluate(request.principal, services.RESTORE_ACTION, instance)
+    state = access.state_refusal(instance)
+    if preview_restore.allowed and state is not None:  # a soft-deleted instance offers no Restore either
+        preview_restore = Decision(False, services.RESTORE_ACTION, instance.resource_id,
+                                          request.principal.display_name, state)
     preview_verify = evaluate(request.principal, services.VALIDATE_RESTORE, instance)
     from protection.models import Job, JobOperation
 
@@ -167,7 +171,7 @@ def _denied(request, exc: GuardDenied):
 
 def _access(request, point, kind, item):
     decision = access.decide(request.principal, point, kind, item)
-    return {"allowed": decision.allowed, "reason": decision.reason}
+    return {"allowed": decision.allowed, "reason": decision.reason, "by_state": decision.guard == access.STATE_GUARD}
 
 
 @login_required
@@ -180,7 +184,7 @@ def recovery_point_detail(request, pk):
     elif kind == "adls":  # each container's files may be listed by whoever may read that container live
         rows = [(p, _access(request, point, access.LIST, p.item)) for p in context["parts"]]
         context["container_rows"] = rows
-        context["browse_denied"] = next((a["reason"] for _p, a in rows if not a["allowed"]), "")
+        context["browse_denied"] = next((a for _p, a in rows if not a["allowed"]), None)
     else:
         context["toc_access"] = _access(request, point, access.LIST, "")
     return render(request, "protection/recovery_points/detail.html", context)

@@ -201,6 +201,7 @@ def test_a_soft_deleted_instance_answers_409_with_the_reason(lab, adls_setup, si
         assert "UserErrorBackupInstanceSoftDeleted" in text and "Backup instance state" in text and "Undelete" in text
     html = client.get(reverse("protection:recovery_point_detail", args=[point.pk])).content.decode()
     assert 'id="browse-denied"' in html and "soft deleted" in html
+    assert 'id="restore-from-point"' not in html  # no Restore offered either
 
 
 def test_outsider_cannot_validate_or_see_the_wizard_instance(lab, adls_setup, signed_in_client, outsider):
