@@ -380,6 +380,8 @@ def wizard_query(key: str, w) -> str:
         "protection:configure_protection": f"?vault={w.vault.pk}&type=adls",
         "protection:policy_create": f"?vault={w.vault.pk}",
         "protection:restore_wizard": f"?instance={w.instance.pk}",
+        "protection:recovery_point_browse": "?container=documents",
+        "protection:recovery_point_download": "?container=documents&path=dir0/file%200.bin",
     }.get(key, "")
 
 

@@ -94,8 +94,8 @@ def _clean_path(path: str) -> str:
 
 
 def list_folder(principal, point, container: str, path: str = "") -> Listing:
+    part = _part(point, container)  # first: only a name the point holds reaches the check and the log
     access.require(principal, point, access.LIST, container, what="Browse recovery point files")
-    part = _part(point, container)
     path = _clean_path(path)
     listing = Listing(container, path)
     folders: dict[str, Entry] = {}
@@ -160,8 +160,8 @@ def open_blob(principal, point, container: str, path: str):
 
     from protection.restores.services import RESTORE_ACTION
 
-    access.require(principal, point, access.DOWNLOAD, container, what="Download from a recovery point")
     part = _part(point, container)
+    access.require(principal, point, access.DOWNLOAD, container, what="Download from a recovery point")
     path = _clean_path(path)
     if not path:
         raise NotInPoint("Choose a blob to download.")
@@ -245,7 +245,6 @@ def _parse_line(line: str) -> TocEntry | None:
 
 def table_of_contents(principal, point, database: str) -> Toc:
     """``pg_restore --list`` of one database's dump, read from the engine."""
-    access.require(principal, point, access.LIST, database, what="Table of contents of a recovery point")
     from vaults.store import DamageError
 
     from protection.datasources.postgres import tool
@@ -253,6 +252,7 @@ def table_of_contents(principal, point, database: str) -> Toc:
     part = next((p for p in layout.databases(point) if p.database == database), None)
     if part is None:
         raise NotInPoint(f"The recovery point has no database '{database}'.")
+    access.require(principal, point, access.LIST, database, what="Table of contents of a recovery point")
     try:
         command = [tool("pg_restore"), "--list"]
     except jobs.JobError as exc:
