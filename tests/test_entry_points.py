@@ -381,7 +381,6 @@ def wizard_query(key: str, w) -> str:
         "protection:policy_create": f"?vault={w.vault.pk}",
         "protection:restore_wizard": f"?instance={w.instance.pk}",
         "protection:recovery_point_browse": "?container=documents",
-        "protection:recovery_point_download": "?container=documents&path=dir0/file%200.bin",
     }.get(key, "")
 
 
@@ -511,7 +510,9 @@ def drive(client, key: str, w) -> dict:
             "changed": difference(before, fingerprint()), "reached_form": bool(data)}
 
 
-GET_WRITES = {"vaults:check_name": lambda w: f"?name=bv-entry-two&resource_group={w.lab.lab_group.pk}"}
+GET_WRITES = {"vaults:check_name": lambda w: f"?name=bv-entry-two&resource_group={w.lab.lab_group.pk}",
+              # a download is a GET that asks for data access (the live blob read, then the restore)
+              "protection:recovery_point_download": lambda w: "?container=documents&path=dir0/file%200.bin"}
 
 # Read-like checks an entry point makes before its write, let through so the proof reaches the write.
 ALLOWED_DURING_LOCKDOWN = {"vaults:vault_create": {f"{DP}/locations/checkNameAvailability/action"}}
