@@ -107,7 +107,7 @@ def resources_in_group(group: ResourceGroup) -> list:
 
 
 def delete_resource_group(principal, group: ResourceGroup) -> None:
-    with guarded(principal, RESOURCE_GROUP_DELETE, group.resource_id):
+    with guarded(principal, RESOURCE_GROUP_DELETE, group.resource_id) as op:
         contents = resources_in_group(group)
         if contents:
             names = ", ".join(sorted(r.name for r in contents)[:5])
@@ -115,11 +115,12 @@ def delete_resource_group(principal, group: ResourceGroup) -> None:
                 f"The resource group '{group.name}' still contains {len(contents)} resource(s) "
                 f"({names}). Delete them first, then delete the resource group."
             )
-        from security.models import RoleAssignment
+        from security.services import remove_assignments_of_deleted_scope
 
-        RoleAssignment.objects.filter(
-            Q(scope__iexact=group.resource_id) | Q(scope__istartswith=group.resource_id + "/")
-        ).delete()
+        # Its role assignments go with it (logged): a new group of the same name starts with none.
+        removed = remove_assignments_of_deleted_scope(principal, group.resource_id, cause="The resource group was deleted.")
+        if removed:
+            op.details["roleAssignmentsRemoved"] = removed
         group.delete()
 
 

@@ -8,6 +8,7 @@ import uuid
 from django.core.exceptions import BadRequest, ValidationError
 from django.http import Http404
 from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from security.guards import GuardDenied
 from security.rbac import authorize, visible_to
@@ -120,6 +121,22 @@ def require_id(value, what: str, *, parse=parse_id):
 
 def can(principal, action: str, resource_id: str) -> bool:
     return authorize(principal, action, resource_id).allowed
+
+
+def safe_next(request, fallback: str, *, field: str = "next") -> str:
+    """The ``next`` URL a form or link carries, when it leads to this site; else ``fallback``.
+
+    Every redirect to a place named by the request goes through here, so no link can send a
+    signed-in user to another site ("//evil.example", "https://evil.example", "/\\evil.example").
+    Only a path of this site ("/...") is taken: anything else (a bare word would even be looked up
+    as a view name by ``redirect``) falls back.
+    """
+    target = (request.POST.get(field) or request.GET.get(field) or "").strip()
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
 
 
 def render_denied(request, exc: GuardDenied, status: int = 403):

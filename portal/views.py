@@ -27,7 +27,8 @@ from portal.forms import CheckAccessForm, ClockForm, ResourceGroupForm, RoleAssi
 from portal.middleware import SESSION_PERSONA
 from portal.models import LabPersona, Operation, ResourceGroup, Subscription
 from portal.shortcuts import (
-    BadInput, can, filter_by_id, form_errors_from, get_visible_or_404, page_number, require_id, search_text, unknown_filters, visible,
+    BadInput, can, filter_by_id, form_errors_from, get_visible_or_404, page_number, require_id, safe_next, search_text,
+    unknown_filters, visible,
 )
 from portal.templatetags.portal_ui import describe_scope, describe_scopes
 from security import clock, scopes
@@ -575,10 +576,7 @@ def switch_persona(request):
     else:
         request.session[SESSION_PERSONA] = persona.pk
         messages.info(request, f"You are now playing {persona.title} ({persona.principal.display_name}).")
-    next_url = request.POST.get("next") or reverse("portal:home")
-    if not next_url.startswith("/"):
-        next_url = reverse("portal:home")
-    return redirect(next_url)
+    return redirect(safe_next(request, reverse("portal:home")))
 
 
 @login_required

@@ -13,12 +13,11 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from portal import forms_mua as forms
 from portal import resources
-from portal.shortcuts import can, form_errors_from, parse_uuid, require_id
+from portal.shortcuts import can, form_errors_from, parse_uuid, require_id, safe_next
 from portal.wizards import TabbedWizardView
 from security import clock, mua
 from security.guards import GuardDenied, evaluate
@@ -236,11 +235,7 @@ def guard_delete(request, pk):
 
 
 def _safe_next(request, fallback: str) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                   require_https=request.is_secure()):
-        return target
-    return fallback
+    return safe_next(request, fallback)
 
 
 @login_required

@@ -42,7 +42,6 @@ from typing import Callable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 
 from security import clock, scopes
 from security.audit import (
@@ -568,8 +567,9 @@ def delete_resource_guard(principal, guard: ResourceGuard) -> None:
                 f"{GUARD_HAS_VAULTS_MESSAGE} Linked vaults: {names}. Remove MUA protection from each "
                 "vault first (Properties > Multi-user authorization)."
             )
-        rid = row.resource_id
-        RoleAssignment.objects.filter(Q(scope__iexact=rid) | Q(scope__istartswith=rid + "/")).delete()
+        from security.services import remove_assignments_of_deleted_scope
+
+        remove_assignments_of_deleted_scope(principal, row.resource_id, cause="The Resource Guard was deleted.")
         row.delete()
 
 

@@ -129,6 +129,43 @@ def remove_role_assignment(principal, assignment: RoleAssignment) -> None:
         RoleAssignment.objects.filter(pk=assignment.pk).delete()
 
 
+def remove_assignments_of_deleted_scope(principal, scope: str, *, cause: str) -> int:
+    """Remove every role assignment at ``scope`` and below it, because that resource is being deleted.
+
+    Called inside the deleting service's own guarded block (same transaction): the delete action is
+    what authorizes it, as in Azure, where a resource's role assignments go with the resource. Without
+    this, a new resource of the same name would inherit them. Each removal is logged. Returns how many.
+    """
+    from django.db.models import Q
+
+    scope = scopes.normalize(scope)
+    if scope == scopes.ROOT:
+        raise ValueError("The root scope is never deleted.")
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("Remove a deleted scope's role assignments inside the delete's own transaction.")
+    doomed = list(
+        RoleAssignment.objects.select_for_update()
+        .filter(Q(scope__iexact=scope) | Q(scope__istartswith=scope + "/"))
+        .select_related("principal", "role")
+    )
+    for assignment in doomed:
+        record(
+            principal,
+            ROLE_ASSIGNMENT_DELETE,
+            assignment.scope,
+            status=ActivityLogEntry.Status.SUCCEEDED,
+            details={
+                "role": assignment.role.name,
+                "assignee": assignment.principal.display_name,
+                "assignmentId": str(assignment.id),
+                "cause": cause,
+                "deletedScope": scope,
+            },
+        )
+    RoleAssignment.objects.filter(pk__in=[a.pk for a in doomed]).delete()
+    return len(doomed)
+
+
 @dataclass(frozen=True)
 class AccessEntry:
     assignment: RoleAssignment
@@ -291,6 +328,7 @@ __all__ = [
     "principal_for_user",
     "raise_alert",
     "record",
+    "remove_assignments_of_deleted_scope",
     "remove_role_assignment",
     "system_principal",
 ]

@@ -50,6 +50,9 @@ EXPIRY = "expiry"  # records the end of MUA grants whose time is up (they alread
 
 # --- the tables ----------------------------------------------------------------------------------------
 
+POINT_DATA = {f"{STORAGE}/blobServices/containers/blobs/read", f"{STORAGE}/listKeys/action",
+              f"{BV}/backupInstances/restore/action"}
+
 URLS: dict[str, object] = {
     # portal shell
     "portal:home": READ,
@@ -98,7 +101,7 @@ URLS: dict[str, object] = {
     "portal:volume_group_delete": {f"{ESAN}/volumeGroups/delete"},
     "portal:volume_detail": READ,
     "portal:volume_write_sample_data": {f"{ESAN}/volumeGroups/volumes/write"},
-    "portal:volume_compute_checksum": {f"{ESAN}/volumeGroups/volumes/read"},  # records the checksum it read
+    "portal:volume_compute_checksum": {f"{ESAN}/volumeGroups/volumes/write"},  # a job over the whole volume: no read-only role
     "portal:volume_delete": {f"{ESAN}/volumeGroups/volumes/delete"},
     "portal:snapshot_detail": READ,
     "portal:postgres_server_list": READ,
@@ -106,7 +109,7 @@ URLS: dict[str, object] = {
     "portal:postgres_server_detail": READ,
     "portal:postgres_server_databases": READ,
     "portal:postgres_database_create": {f"{PG}/databases/write"},
-    "portal:postgres_server_refresh": {f"{PG}/databases/read"},  # records the databases it found
+    "portal:postgres_server_refresh": {f"{PG}/write"},  # logs in with the server's admin login, records what it found
     "portal:postgres_server_delete": {f"{PG}/delete"},
     "portal:postgres_database_detail": READ,
     "portal:postgres_database_delete": {f"{PG}/databases/delete"},
@@ -164,9 +167,11 @@ URLS: dict[str, object] = {
     "protection:restore_assign_roles": {ROLE_WRITE, f"{BV}/backupInstances/validateRestore/action"},
     "protection:recovery_point_detail": READ,
     "protection:recovery_point_verify": {f"{BV}/backupInstances/validateRestore/action"},
-    "protection:recovery_point_browse": READ,
-    "protection:recovery_point_download": READ,
-    "protection:recovery_point_toc": READ,
+    # Data access (protection/restores/access.py): the live blob read (data action, or the account key) or
+    # the restore permission; a download needs both.
+    "protection:recovery_point_browse": POINT_DATA,
+    "protection:recovery_point_download": POINT_DATA,
+    "protection:recovery_point_toc": READ,  # the world's point holds containers, not databases: 404 before any check
     # MUA
     "mua:guard_list": READ,
     "mua:guard_create": {f"{DP}/resourceGuards/write"},
@@ -375,6 +380,7 @@ def wizard_query(key: str, w) -> str:
         "protection:configure_protection": f"?vault={w.vault.pk}&type=adls",
         "protection:policy_create": f"?vault={w.vault.pk}",
         "protection:restore_wizard": f"?instance={w.instance.pk}",
+        "protection:recovery_point_browse": "?container=documents",
     }.get(key, "")
 
 
@@ -504,7 +510,9 @@ def drive(client, key: str, w) -> dict:
             "changed": difference(before, fingerprint()), "reached_form": bool(data)}
 
 
-GET_WRITES = {"vaults:check_name": lambda w: f"?name=bv-entry-two&resource_group={w.lab.lab_group.pk}"}
+GET_WRITES = {"vaults:check_name": lambda w: f"?name=bv-entry-two&resource_group={w.lab.lab_group.pk}",
+              # a download is a GET that asks for data access (the live blob read, then the restore)
+              "protection:recovery_point_download": lambda w: "?container=documents&path=dir0/file%200.bin"}
 
 # Read-like checks an entry point makes before its write, let through so the proof reaches the write.
 ALLOWED_DURING_LOCKDOWN = {"vaults:vault_create": {f"{DP}/locations/checkNameAvailability/action"}}

@@ -23,7 +23,6 @@ from typing import Callable
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from portal import services as portal_services
 from portal.models import Region, ResourceGroup, Subscription
@@ -32,7 +31,7 @@ from security import context, mua, scopes
 from security import services as security_services
 from security.audit import guarded, register_operation_name
 from security.guards import GuardDenied, evaluate
-from security.models import Alert, RoleAssignment
+from security.models import Alert
 from vaults import storage
 from vaults.guards import (  # noqa: F401  (re-exported: the hook API lives here too)
     VAULT_DELETE,
@@ -61,6 +60,7 @@ VAULT_WRITE = "Microsoft.DataProtection/backupVaults/write"
 CHECK_NAME_AVAILABILITY = "Microsoft.DataProtection/locations/checkNameAvailability/action"
 REDUCE_SOFT_DELETE_SECURITY = VAULT_WRITE + "#reduceSoftDeleteSecurity"
 REDUCE_IMMUTABILITY_STATE = VAULT_WRITE + "#reduceImmutabilityState"
+SOFT_DELETE_RETENTION_SHORTENED_ALERT = "Soft delete retention shortened"  # Strongroom's own, not Azure's
 
 OPERATION_NAMES = {
     VAULT_WRITE: "Create or Update Backup Vault",
@@ -517,7 +517,8 @@ def update_soft_delete(principal, vault, *, state: str, retention_days=None,
     needs ``acknowledge_irreversible`` (the blade's "I understand this is irreversible" tick).
 
     Turning it off or shortening the retention is the critical operation
-    ``write#reduceSoftDeleteSecurity`` and raises the "Soft Delete Disabled for Vault" alert when off.
+    ``write#reduceSoftDeleteSecurity``; turning it off raises the "Soft Delete Disabled for Vault" alert,
+    shortening the retention Strongroom's own "Soft delete retention shortened" alert.
     """
     if retention_days in (None, ""):
         retention_days = vault.soft_delete_retention_days
@@ -525,6 +526,7 @@ def update_soft_delete(principal, vault, *, state: str, retention_days=None,
     before, after = change["from"], change["to"]
     with guarded(principal, VAULT_WRITE, vault, change=change, details={"softDelete": after, "previous": before}):
         row = _locked(vault)
+        was_enabled, old_days = row.soft_delete_enabled, row.soft_delete_retention_days
         if problem := _choice_error(state, SoftDeleteState, "soft delete state"):
             raise ValidationError({"state": problem})
         if row.soft_delete_state == SoftDeleteState.ALWAYS_ON and state != SoftDeleteState.ALWAYS_ON:
@@ -550,6 +552,20 @@ def update_soft_delete(principal, vault, *, state: str, retention_days=None,
                     f"Soft delete was disabled for the Backup vault '{row.name}' by {principal}. Deleted "
                     "backup data is now removed at once instead of being kept for recovery."
                 ),
+            )
+        elif was_enabled and state != SoftDeleteState.OFF and row.soft_delete_retention_days < old_days:
+            # Strongroom's own alert: a shorter retention lets deleted backup data be purged sooner.
+            security_services.raise_alert(
+                name=SOFT_DELETE_RETENTION_SHORTENED_ALERT,
+                category=Alert.Category.SECURITY,
+                severity=Alert.Severity.SEV2,
+                resource_id=row.resource_id,
+                description=(
+                    f"The soft delete retention of the Backup vault '{row.name}' was shortened from {old_days} to "
+                    f"{row.soft_delete_retention_days} days by {principal}. Deleted backup data is now purged "
+                    f"{old_days - row.soft_delete_retention_days} days sooner."
+                ),
+                details={"previousRetentionDays": old_days, "retentionDays": row.soft_delete_retention_days},
             )
     _refresh(vault, row)
     return vault
@@ -735,9 +751,8 @@ def delete_vault(principal, vault) -> None:
             # Asked again under the row lock: contents created since the guard ran still block it.
             if vault_has_contents(row):
                 raise ValidationError(VAULT_NOT_EMPTY_MESSAGE)
-            RoleAssignment.objects.filter(
-                Q(scope__iexact=resource_id) | Q(scope__istartswith=resource_id.rstrip("/") + "/")
-            ).delete()
+            security_services.remove_assignments_of_deleted_scope(
+                principal, resource_id, cause="The Backup vault was deleted.")
             if row.identity_id:
                 security_services.delete_managed_identity(row.identity)
             mua.remove_links_of(resource_id)  # the vault's MUA link goes with it (frees the guard)

@@ -40,6 +40,7 @@ from security.crypto import encrypt_secret
 from security.guards import GuardDenied, evaluate
 from security.models import ActivityLogEntry
 from security.rbac import authorize
+from security.services import remove_assignments_of_deleted_scope
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ POSTGRES_DELETE = "Microsoft.DBforPostgreSQL/flexibleServers/delete"
 POSTGRES_DATABASE_READ = "Microsoft.DBforPostgreSQL/flexibleServers/databases/read"
 POSTGRES_DATABASE_WRITE = "Microsoft.DBforPostgreSQL/flexibleServers/databases/write"
 POSTGRES_DATABASE_DELETE = "Microsoft.DBforPostgreSQL/flexibleServers/databases/delete"
+# Strongroom reaches a server's data with the admin login stored with it; in Azure only a principal
+# who may update the server (flexibleServers/write) can set that login. So testing the connection,
+# and reading what a database holds (a recovery point's table of contents), need this action.
+POSTGRES_USE_ADMIN_LOGIN = POSTGRES_WRITE
 
 for _action, _name in [
     (STORAGE_ACCOUNT_WRITE, "Create/Update Storage Account"),
@@ -106,6 +111,13 @@ for _action, _name in [
     (POSTGRES_DATABASE_DELETE, "Delete PostgreSQL Database"),
 ]:
     register_operation_name(_action, _name)
+
+
+def _forget_assignments(op, resource_id: str, what: str) -> None:
+    """A deleted resource takes the role assignments at and below it along (logged, same transaction)."""
+    removed = remove_assignments_of_deleted_scope(op.principal, resource_id, cause=f"The {what} was deleted.")
+    if removed:
+        op.details["roleAssignmentsRemoved"] = removed
 
 
 def _target(resource_group: ResourceGroup, resource_type: str, name: str) -> str:
@@ -210,6 +222,7 @@ def delete_storage_account(principal, account: StorageAccount) -> None:
         containers = list(account.containers.all())
         attached = account.is_attached
         data_path = account.data_path
+        _forget_assignments(op, account.resource_id, "storage account")
         account.delete()
         if not attached:
             fs.remove_tree(data_path)
@@ -234,6 +247,7 @@ def delete_container(principal, container: Container) -> None:
         count, size = blobs.container_stats(container)
         op.details.update(blobs=count, bytes=size)
         path = container.path
+        _forget_assignments(op, container.resource_id, "container")
         container.delete()
         fs.remove_tree(path)
 
@@ -248,6 +262,7 @@ class BlobAccess:
     operation: str
     change: dict
     method: str  # "Microsoft Entra user account" or "Access key"
+    target: str = ""  # the scope the operation is asked at (the container, or the account for keys)
 
 
 def blob_access(principal, container: Container, data_action: str) -> BlobAccess:
@@ -256,15 +271,26 @@ def blob_access(principal, container: Container, data_action: str) -> BlobAccess
     Azure's portal does the same: with no data role it lists the account keys and uses them, so
     Owners and Contributors can work with blobs while Readers cannot.
     """
-    if authorize(principal, data_action, container.resource_id, data_action=True).allowed:
-        return BlobAccess(data_action, {"data_action": True}, "Microsoft Entra user account")
-    if authorize(principal, STORAGE_ACCOUNT_LIST_KEYS, container.account.resource_id).allowed:
-        return BlobAccess(STORAGE_ACCOUNT_LIST_KEYS, {}, "Access key")
-    return BlobAccess(data_action, {"data_action": True}, "Microsoft Entra user account")
+    return blob_access_at(principal, container.account.resource_id, container.resource_id, data_action)
+
+
+def blob_access_at(principal, account_id: str, container_id: str, data_action: str) -> BlobAccess:
+    """`blob_access` by resource ids, for data whose container may no longer exist (a recovery point)."""
+    if authorize(principal, data_action, container_id, data_action=True).allowed:
+        return BlobAccess(data_action, {"data_action": True}, "Microsoft Entra user account", container_id)
+    if authorize(principal, STORAGE_ACCOUNT_LIST_KEYS, account_id).allowed:
+        return BlobAccess(STORAGE_ACCOUNT_LIST_KEYS, {}, "Access key", account_id)
+    return BlobAccess(data_action, {"data_action": True}, "Microsoft Entra user account", container_id)
+
+
+def container_resource_id(account_id: str, name: str) -> str:
+    return f"{account_id}/blobServices/default/containers/{name}"
 
 
 def _blob_target(access: BlobAccess, container: Container) -> str:
-    return container.account.resource_id if access.operation == STORAGE_ACCOUNT_LIST_KEYS else container.resource_id
+    return access.target or (
+        container.account.resource_id if access.operation == STORAGE_ACCOUNT_LIST_KEYS else container.resource_id
+    )
 
 
 def can_use_blobs(principal, container: Container, data_action: str) -> bool:
@@ -272,10 +298,15 @@ def can_use_blobs(principal, container: Container, data_action: str) -> bool:
     return evaluate(principal, access.operation, _blob_target(access, container), access.change).allowed
 
 
+def blob_read_decision(principal, account_id: str, container_id: str):
+    """Whether ``principal`` may read blob data in a container (live, or as a recovery point holds it)."""
+    access = blob_access_at(principal, account_id, container_id, BLOB_READ)
+    return evaluate(principal, access.operation, access.target, access.change)
+
+
 def check_blob_read(principal, container: Container) -> None:
     """Raise GuardDenied unless the principal may read blob data (reads are not logged)."""
-    access = blob_access(principal, container, BLOB_READ)
-    decision = evaluate(principal, access.operation, _blob_target(access, container), access.change)
+    decision = blob_read_decision(principal, container.account.resource_id, container.resource_id)
     if not decision.allowed:
         raise GuardDenied(decision)
 
@@ -406,13 +437,14 @@ def _remove_empty_dir(path) -> None:
 
 
 def delete_elastic_san(principal, san: ElasticSan) -> None:
-    with guarded(principal, ELASTIC_SAN_DELETE, san):
+    with guarded(principal, ELASTIC_SAN_DELETE, san) as op:
         groups = list(san.volume_groups.values_list("name", flat=True))
         if groups:
             raise ValidationError(
                 f"The Elastic SAN '{san.name}' still has volume groups ({', '.join(groups)}). Delete them first."
             )
         path = san.data_path
+        _forget_assignments(op, san.resource_id, "Elastic SAN")
         san.delete()
         _remove_empty_dir(path)
 
@@ -430,13 +462,14 @@ def create_volume_group(principal, san: ElasticSan, *, name: str) -> VolumeGroup
 
 
 def delete_volume_group(principal, group: VolumeGroup) -> None:
-    with guarded(principal, VOLUME_GROUP_DELETE, group):
+    with guarded(principal, VOLUME_GROUP_DELETE, group) as op:
         names = list(group.volumes.values_list("name", flat=True))
         if names:
             raise ValidationError(
                 f"The volume group '{group.name}' still has volumes ({', '.join(names)}). Delete them first."
             )
         path = group.data_path
+        _forget_assignments(op, group.resource_id, "volume group")
         group.delete()
         _remove_empty_dir(path)
 
@@ -495,13 +528,14 @@ def _measure(volume: Volume) -> None:
 
 def delete_volume(principal, volume: Volume) -> None:
     """Delete the volume and its image (an attached image is left in place)."""
-    with guarded(principal, VOLUME_DELETE, volume, details={"attached": volume.is_attached}):
+    with guarded(principal, VOLUME_DELETE, volume, details={"attached": volume.is_attached}) as op:
         locked = Volume.objects.select_for_update().get(pk=volume.pk)
         if locked.activity_running and not _activity_stale(locked):
             raise ValidationError(
                 f"'{locked.get_activity_display()}' is running on volume '{locked.name}'. Wait for it to finish, then delete the volume."
             )
         path, attached = locked.image_path, locked.is_attached
+        _forget_assignments(op, locked.resource_id, "volume")
         locked.delete()
         if not attached:
             volumes.remove_image(path)
@@ -512,8 +546,10 @@ def delete_volume(principal, volume: Volume) -> None:
 STALE_AFTER = dt.timedelta(minutes=10)
 _JOB_ACTION = {
     Volume.Activity.WRITE_SAMPLE_DATA: VOLUME_WRITE,
-    # Computing a checksum reads the volume and records what it found: a read, so Readers may.
-    Volume.Activity.COMPUTE_CHECKSUM: VOLUME_READ,
+    # Computing a checksum starts a job that reads every byte of the volume and records the result on
+    # it: work, not a look, so read-only roles may not start it (the restore's identity, an Elastic SAN
+    # Volume Importer, holds volumes/write).
+    Volume.Activity.COMPUTE_CHECKSUM: VOLUME_WRITE,
 }
 
 
@@ -698,7 +734,8 @@ def create_snapshot(
 
 
 def delete_snapshot(principal, snapshot: Snapshot) -> None:
-    with guarded(principal, SNAPSHOT_DELETE, snapshot):
+    with guarded(principal, SNAPSHOT_DELETE, snapshot) as op:
+        _forget_assignments(op, snapshot.resource_id, "snapshot")
         snapshot.delete()
 
 
@@ -756,13 +793,18 @@ def create_postgres_server(
 
 def delete_postgres_server(principal, server: PostgresServer) -> None:
     """Remove the server from Strongroom. The PostgreSQL server itself and its data are untouched."""
-    with guarded(principal, POSTGRES_DELETE, server):
+    with guarded(principal, POSTGRES_DELETE, server) as op:
+        _forget_assignments(op, server.resource_id, "PostgreSQL server")
         server.delete()
 
 
 def refresh_postgres_server(principal, server: PostgresServer) -> postgres.ConnectionResult:
-    """Test the connection and discover the server's user databases (stored for the pages)."""
-    with guarded(principal, POSTGRES_DATABASE_READ, server) as op:
+    """Test the connection and discover the server's user databases (stored for the pages).
+
+    It logs in with the server's admin login and rewrites what the pages show, so it needs
+    ``POSTGRES_USE_ADMIN_LOGIN`` (flexibleServers/write): read-only roles may not start it.
+    """
+    with guarded(principal, POSTGRES_USE_ADMIN_LOGIN, server, details={"check": "Test connection"}) as op:
         params = server.connection_params()
         result = postgres.test_connection(params)
         now = clock.now()
@@ -863,7 +905,7 @@ def create_database(principal, server: PostgresServer, *, name: str) -> Postgres
 
 def delete_database(principal, database: PostgresDatabase) -> None:
     """Drop the database on the server (Strongroom's own and templates can never be dropped)."""
-    with guarded(principal, POSTGRES_DATABASE_DELETE, database):
+    with guarded(principal, POSTGRES_DATABASE_DELETE, database) as op:
         if not database.created_by_strongroom:
             raise ValidationError(
                 f"Strongroom drops only databases it created (sample databases and restore targets); "
@@ -871,6 +913,7 @@ def delete_database(principal, database: PostgresDatabase) -> None:
             )
         server = database.server
         params = server.connection_params()
+        _forget_assignments(op, database.resource_id, "database")
         database.delete()
         try:
             postgres.drop_database(params, database.name)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.inventory import blobs, forms, services
@@ -28,7 +28,7 @@ from portal.inventory.models import (
     VolumeGroup,
 )
 from portal.services import resource_groups_for
-from portal.shortcuts import can, form_errors_from, get_visible_or_404, visible
+from portal.shortcuts import can, form_errors_from, get_visible_or_404, safe_next, visible
 
 BLOB_PAGE_LIMIT = 500
 
@@ -567,7 +567,7 @@ def _volume_context(request, volume):
         "resource": volume,
         "blade": "overview",
         "can_write": can(p, svc.VOLUME_WRITE, volume.resource_id),
-        "can_checksum": can(p, svc.VOLUME_READ, volume.resource_id),
+        "can_checksum": can(p, svc._JOB_ACTION[Volume.Activity.COMPUTE_CHECKSUM], volume.resource_id),
         "can_delete": can(p, svc.VOLUME_DELETE, volume.resource_id),
         "stale": volume.activity_running and svc._activity_stale(volume),
     }
@@ -652,7 +652,7 @@ def _server_context(request, server, blade):
         "resource": server,
         "blade": blade,
         "can_delete": can(p, svc.POSTGRES_DELETE, server.resource_id),
-        "can_refresh": can(p, svc.POSTGRES_DATABASE_READ, server.resource_id),
+        "can_refresh": can(p, svc.POSTGRES_USE_ADMIN_LOGIN, server.resource_id),
         "can_create_database": can(p, svc.POSTGRES_DATABASE_WRITE, server.resource_id),
     }
 
@@ -729,11 +729,7 @@ def postgres_server_refresh(request, pk):
         messages.success(request, result.message)
     else:
         messages.error(request, result.message)
-    next_url = request.POST.get("next", "")
-    if not (next_url.startswith("/") and url_has_allowed_host_and_scheme(
-            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure())):
-        next_url = reverse("portal:postgres_server_detail", args=[server.pk])  # a path of this site only
-    return HttpResponseRedirect(next_url)  # not redirect(): it would try a "next" without "/" as a view name
+    return redirect(safe_next(request, reverse("portal:postgres_server_detail", args=[server.pk])))
 
 
 @login_required

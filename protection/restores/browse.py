@@ -6,6 +6,9 @@
 * Elastic SAN: the image's size, the blocks that hold data and the SHA-256 recorded at backup.
 * PostgreSQL: a database dump's table of contents, from ``pg_restore --list`` reading the dump's head
   straight from the engine (it stops reading once it has the table of contents).
+
+Each takes the acting principal first and asks `access` (data access: the live-read right or the
+restore permission, and an instance state that allows restore) before reading anything.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 
 from protection import jobs, processes
-from protection.restores import layout
+from protection.restores import access, layout
 
 MAX_ENTRIES = 2000
 
@@ -90,8 +93,9 @@ def _clean_path(path: str) -> str:
     return path
 
 
-def list_folder(point, container: str, path: str = "") -> Listing:
-    part = _part(point, container)
+def list_folder(principal, point, container: str, path: str = "") -> Listing:
+    part = _part(point, container)  # first: only a name the point holds reaches the check and the log
+    access.require(principal, point, access.LIST, container, what="Browse recovery point files")
     path = _clean_path(path)
     listing = Listing(container, path)
     folders: dict[str, Entry] = {}
@@ -147,7 +151,9 @@ class _Download(object):
 
 
 def open_blob(principal, point, container: str, path: str):
-    """One blob of the recovery point as an open file (logged as a restore of that blob)."""
+    """One blob of the recovery point as an open file (logged as a restore of that blob).
+
+    Needs the restore permission and the right to read the blob live (see `access`)."""
     from portal.inventory import fs
     from security.audit import guarded
     from vaults.store import DamageError
@@ -155,6 +161,7 @@ def open_blob(principal, point, container: str, path: str):
     from protection.restores.services import RESTORE_ACTION
 
     part = _part(point, container)
+    access.require(principal, point, access.DOWNLOAD, container, what="Download from a recovery point")
     path = _clean_path(path)
     if not path:
         raise NotInPoint("Choose a blob to download.")
@@ -236,7 +243,7 @@ def _parse_line(line: str) -> TocEntry | None:
     return TocEntry(head.strip(), kind, "" if schema == "-" else schema, name, owner, line)
 
 
-def table_of_contents(point, database: str) -> Toc:
+def table_of_contents(principal, point, database: str) -> Toc:
     """``pg_restore --list`` of one database's dump, read from the engine."""
     from vaults.store import DamageError
 
@@ -245,6 +252,7 @@ def table_of_contents(point, database: str) -> Toc:
     part = next((p for p in layout.databases(point) if p.database == database), None)
     if part is None:
         raise NotInPoint(f"The recovery point has no database '{database}'.")
+    access.require(principal, point, access.LIST, database, what="Table of contents of a recovery point")
     try:
         command = [tool("pg_restore"), "--list"]
     except jobs.JobError as exc:

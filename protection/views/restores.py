@@ -13,12 +13,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portal.shortcuts import can, parse_uuid, require_id
+from portal.shortcuts import can, parse_uuid, render_denied, require_id
 from protection import datasource_types
 from protection.forms_restore import AssignRolesForm, RestoreParametersForm, RestoreStartForm
 from protection.models import RecoveryPoint
-from protection.restores import browse, layout, services, validation
-from security.guards import GuardDenied, evaluate
+from protection.restores import access, browse, layout, services, validation
+from security.guards import Decision, GuardDenied, evaluate
 
 
 def _instance_or_404(request, pk):
@@ -148,6 +148,10 @@ def restore_assign_roles(request):
 def _point_context(request, point, **extra):
     instance = point.instance
     preview_restore = evaluate(request.principal, services.RESTORE_ACTION, instance)
+    state = access.state_refusal(instance)
+    if preview_restore.allowed and state is not None:  # a soft-deleted instance offers no Restore either
+        preview_restore = Decision(False, services.RESTORE_ACTION, instance.resource_id,
+                                          request.principal.display_name, state)
     preview_verify = evaluate(request.principal, services.VALIDATE_RESTORE, instance)
     from protection.models import Job, JobOperation
 
@@ -160,6 +164,16 @@ def _point_context(request, point, **extra):
             "restore_url": f"{reverse('protection:restore_wizard')}?instance={instance.pk}&point={point.pk}", **extra}
 
 
+def _denied(request, exc: GuardDenied):
+    """The explained denial page: 409 when the instance's state forbids it, 403 for a missing right."""
+    return render_denied(request, exc, status=409 if exc.decision.guard == access.STATE_GUARD else 403)
+
+
+def _access(request, point, kind, item):
+    decision = access.decide(request.principal, point, kind, item)
+    return {"allowed": decision.allowed, "reason": decision.reason, "by_state": decision.guard == access.STATE_GUARD}
+
+
 @login_required
 def recovery_point_detail(request, pk):
     point = _point_or_404(request, pk)
@@ -167,6 +181,12 @@ def recovery_point_detail(request, pk):
     kind = context["kind"]
     if kind == "esan":
         context["volume"] = browse.volume_facts(point)
+    elif kind == "adls":  # each container's files may be listed by whoever may read that container live
+        rows = [(p, _access(request, point, access.LIST, p.item)) for p in context["parts"]]
+        context["container_rows"] = rows
+        context["browse_denied"] = next((a for _p, a in rows if not a["allowed"]), None)
+    else:
+        context["toc_access"] = _access(request, point, access.LIST, "")
     return render(request, "protection/recovery_points/detail.html", context)
 
 
@@ -191,10 +211,13 @@ def recovery_point_browse(request, pk):
         raise Http404("Only storage account recovery points hold containers.")
     container = request.GET.get("container", "")
     try:
-        listing = browse.list_folder(point, container, request.GET.get("path", ""))
+        listing = browse.list_folder(request.principal, point, container, request.GET.get("path", ""))
+    except GuardDenied as exc:
+        return _denied(request, exc)
     except browse.NotInPoint as exc:
         raise Http404(str(exc)) from None
-    context = _point_context(request, point, listing=listing, container=container)
+    context = _point_context(request, point, listing=listing, container=container,
+                             download_access=_access(request, point, access.DOWNLOAD, container))
     return render(request, "protection/recovery_points/browse.html", context)
 
 
@@ -206,6 +229,8 @@ def recovery_point_download(request, pk):
         raise Http404("Only storage account recovery points hold blobs.")
     try:
         handle = browse.open_blob(request.principal, point, request.GET.get("container", ""), request.GET.get("path", ""))
+    except GuardDenied as exc:
+        return _denied(request, exc)
     except browse.NotInPoint as exc:
         raise Http404(str(exc)) from None
     return FileResponse(handle, as_attachment=True, filename=handle.name_for_download)
@@ -218,7 +243,9 @@ def recovery_point_toc(request, pk, database):
     if point.instance.datasource_type != datasource_types.POSTGRES_FLEX:
         raise Http404("Only PostgreSQL recovery points hold databases.")
     try:
-        toc = browse.table_of_contents(point, database)
+        toc = browse.table_of_contents(request.principal, point, database)
+    except GuardDenied as exc:
+        return _denied(request, exc)
     except browse.NotInPoint as exc:
         raise Http404(str(exc)) from None
     context = _point_context(request, point, toc=toc, database=database)

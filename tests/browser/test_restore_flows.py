@@ -97,16 +97,20 @@ def test_restore_a_container_account_and_see_its_blobs(page, live_server, restor
     sign_in(page, live_server, "trainer")
     play(page, "Backup admin")
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
-    # Browse the recovery point first and download one blob from it.
+    # Browse the recovery point first (the restore permission lists its files) ...
     point = instance.recovery_points.get()
     page.locator(f"#browse-{point.pk}").click()
     page.locator("#point-containers").get_by_role("link", name="documents").click()
     grid = page.locator("#browse-grid")
-    first_file = grid.locator("tr[data-entry]").filter(has=page.get_by_role("link", name="Download")).first
-    if first_file.count() == 0:  # everything is in folders: open the first one
+    files = grid.locator("tr[data-entry]").filter(has=page.locator("td:nth-child(4) :text('Download')"))
+    if files.count() == 0:  # everything is in folders: open the first one
         grid.locator("tr[data-entry] a").first.click()
-        first_file = grid.locator("tr[data-entry]").filter(has=page.get_by_role("link", name="Download")).first
+    # ... but the backup admin cannot read these blobs live, so cannot download them from a backup either.
+    expect(grid.locator("[aria-disabled=true]", has_text="Download").first).to_be_visible()
+    expect(grid.get_by_role("link", name="Download")).to_have_count(0)
     shot(page, "adls-browse-point")
+    play(page, None)  # the trainer (Owner: the account key reads the blobs) downloads one
+    first_file = grid.locator("tr[data-entry]").filter(has=page.get_by_role("link", name="Download")).first
     name = first_file.get_attribute("data-entry")
     with page.expect_download() as download:
         first_file.get_by_role("link", name="Download").click()
@@ -115,6 +119,7 @@ def test_restore_a_container_account_and_see_its_blobs(page, live_server, restor
     source = StorageAccount.objects.get(resource_id=instance.datasource_resource_id)
     matches = [p for p in (source.data_path / "documents").rglob(name) if p.is_file()]
     assert matches and Path(download.value.path()).read_bytes() == matches[0].read_bytes()
+    play(page, "Backup admin")
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
     page.locator("#restore").click()
     expect(page.get_by_role("heading", name="Restore")).to_be_visible()

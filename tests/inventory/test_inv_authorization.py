@@ -15,32 +15,34 @@ A, D = "allowed", "denied"
 # persona -> operation -> outcome. Written from the built-in roles, not computed:
 #  Owner (trainer, "/"), Contributor (lab RG), Reader (lab subscription),
 #  Backup admin (Backup Contributor + RBAC Administrator on the lab RG: */read, no listKeys, no
-#  data actions), Outsider (no role). Computing a checksum is a read of the volume.
+#  data actions), Outsider (no role). Computing a checksum and testing a server's connection start work
+#  (a job that reads the whole volume; a login with the server's admin credentials that rewrites what
+#  Strongroom knows of it): they need volumes/write and flexibleServers/write, never a read-only role.
 MATRIX = {
     "owner": {
         "create storage account": A, "create container": A, "upload blob": A, "download blob": A,
         "delete blob": A, "create Elastic SAN": A, "create volume": A, "write sample data": A,
-        "compute checksum": A, "create PostgreSQL server": A, "delete storage account": A,
+        "compute checksum": A, "create PostgreSQL server": A, "test connection": A, "delete storage account": A,
     },
     "contributor": {
         "create storage account": A, "create container": A, "upload blob": A, "download blob": A,
         "delete blob": A, "create Elastic SAN": A, "create volume": A, "write sample data": A,
-        "compute checksum": A, "create PostgreSQL server": A, "delete storage account": A,
+        "compute checksum": A, "create PostgreSQL server": A, "test connection": A, "delete storage account": A,
     },
     "reader": {
         "create storage account": D, "create container": D, "upload blob": D, "download blob": D,
         "delete blob": D, "create Elastic SAN": D, "create volume": D, "write sample data": D,
-        "compute checksum": A, "create PostgreSQL server": D, "delete storage account": D,
+        "compute checksum": D, "create PostgreSQL server": D, "test connection": D, "delete storage account": D,
     },
     "backup-admin": {
         "create storage account": D, "create container": D, "upload blob": D, "download blob": D,
         "delete blob": D, "create Elastic SAN": D, "create volume": D, "write sample data": D,
-        "compute checksum": A, "create PostgreSQL server": D, "delete storage account": D,
+        "compute checksum": D, "create PostgreSQL server": D, "test connection": D, "delete storage account": D,
     },
     "outsider": {
         "create storage account": D, "create container": D, "upload blob": D, "download blob": D,
         "delete blob": D, "create Elastic SAN": D, "create volume": D, "write sample data": D,
-        "compute checksum": D, "create PostgreSQL server": D, "delete storage account": D,
+        "compute checksum": D, "create PostgreSQL server": D, "test connection": D, "delete storage account": D,
     },
 }
 
@@ -51,7 +53,10 @@ def world(lab, account, container, volume, monkeypatch):
 
     monkeypatch.setattr(tasks.run_volume_job, "delay", lambda *a: None)
     services.upload_blobs(lab.trainer, container, [services.Upload("a.txt", io.BytesIO(b"a")), services.Upload("b.txt", io.BytesIO(b"b"))])
-    return {"lab": lab, "account": account, "container": container, "volume": volume}
+    # Nothing listens on port 1: a test connection fails at once, but is still an allowed operation.
+    server = services.create_postgres_server(lab.trainer, resource_group=lab.lab_group, name="pg-authz", region=lab.region,
+                                             host="127.0.0.1", port=1, admin_user="postgres")
+    return {"lab": lab, "account": account, "container": container, "volume": volume, "server": server}
 
 
 def _operations(w, p):
@@ -78,6 +83,7 @@ def _operations(w, p):
         "compute checksum": checksum,
         "create PostgreSQL server": lambda: services.create_postgres_server(
             p, resource_group=rg, name="pg-matrix", region=region, host="127.0.0.1", admin_user="postgres"),
+        "test connection": lambda: services.refresh_postgres_server(p, w["server"]),
         "delete storage account": lambda: services.delete_storage_account(p, account),
     }
 
@@ -134,6 +140,8 @@ def test_a_reader_reads_every_page_but_every_write_is_403(world, client):
         (reverse("portal:container_upload", args=[container.pk]), {"files": io.BytesIO(b"x")}),
         (reverse("portal:blob_delete", args=[container.pk]), {"names": ["a.txt"]}),
         (reverse("portal:volume_write_sample_data", args=[volume.pk]), {}),
+        (reverse("portal:volume_compute_checksum", args=[volume.pk]), {}),
+        (reverse("portal:postgres_server_refresh", args=[world["server"].pk]), {}),
         (reverse("portal:storage_account_delete", args=[account.pk]), {"confirm_name": account.name}),
     ]
     for url, data in writes:

@@ -118,36 +118,90 @@ def test_verify_button_and_job_result(lab, adls_setup, signed_in_client):
     assert "Healthy" in client.get(reverse("protection:recovery_point_detail", args=[point.pk])).content.decode()
 
 
-# Authorization matrix: (persona, page, expected status)
+# Authorization matrix: (persona, page, expected status). Browsing a point's files is data access: the
+# restore permission or the live blob read; downloading needs both (see protection/restores/access.py).
 MATRIX = [
     ("outsider", "detail", 404),
     ("outsider", "browse", 404),
+    ("outsider", "download", 404),
     ("outsider", "verify", 404),
     ("reader", "detail", 200),
-    ("reader", "browse", 200),
+    ("reader", "browse", 403),
     ("reader", "verify", 403),
     ("reader", "download", 403),
+    ("backup-operator", "browse", 200),
     ("backup-operator", "verify", 302),
-    ("backup-operator", "download", 200),
+    ("backup-operator", "download", 403),  # it cannot read the blob live, so not from a backup either
+    ("backup-admin", "browse", 200),
+    ("backup-admin", "download", 403),
+    ("trainer", "download", 200),
 ]
 
 
-@pytest.mark.parametrize("persona, page, expected", MATRIX)
-def test_authorization_matrix(lab, adls_setup, signed_in_client, persona, page, expected):
-    _instance, point, _target = adls_setup
-    principal = lab.personas[persona].principal
-    # The lab's personas: the reader holds Reader, the operator Backup Operator (and Reader) on the lab group.
-    client = signed_in_client(principal)
-    urls = {
+def _who(lab, persona):
+    return lab.trainer if persona == "trainer" else lab.personas[persona].principal
+
+
+def _point_urls(point):
+    return {
         "detail": ("get", reverse("protection:recovery_point_detail", args=[point.pk]), {}),
         "browse": ("get", reverse("protection:recovery_point_browse", args=[point.pk]), {"container": "documents"}),
         "verify": ("post", reverse("protection:recovery_point_verify", args=[point.pk]), {}),
         "download": ("get", reverse("protection:recovery_point_download", args=[point.pk]),
                      {"container": "documents", "path": "dir0/file 0.bin"}),
     }
-    method, url, data = urls[page]
-    response = getattr(client, method)(url, data)
-    assert response.status_code == expected
+
+
+def test_authorization_matrix(lab, adls_setup, signed_in_client):
+    _instance, point, _target = adls_setup
+    # The lab's personas: the reader holds Reader, the operator Backup Operator (and Reader) on the lab group.
+    got = {}
+    for persona, page, _expected in MATRIX:
+        client = signed_in_client(_who(lab, persona))
+        method, url, data = _point_urls(point)[page]
+        response = getattr(client, method)(url, data)
+        got[(persona, page)] = response.status_code
+        if response.status_code == 403:
+            assert b"does not have authorization to perform action" in response.content
+    assert got == {(persona, page): expected for persona, page, expected in MATRIX}
+
+
+def test_denied_pages_explain_and_links_are_disabled(lab, adls_setup, signed_in_client):
+    """The Reader sees the point and its containers, but no link into their files; the browse URL answers
+    the explained denial naming both ways in. The operator's browse page shows Download disabled with
+    the reason."""
+    _instance, point, _target = adls_setup
+    client = signed_in_client(lab.personas["reader"].principal)
+    html = client.get(reverse("protection:recovery_point_detail", args=[point.pk])).content.decode()
+    assert 'data-browse-denied="documents"' in html and 'id="browse-denied"' in html
+    assert "recovery-points/%s/browse/?container=documents" % point.pk not in html
+    denied = client.get(reverse("protection:recovery_point_browse", args=[point.pk]), {"container": "documents"})
+    text = denied.content.decode()
+    assert denied.status_code == 403 and "have permission to do this" in text
+    assert "backupInstances/restore/action" in text and "Storage Blob Data" in text
+    client = signed_in_client(lab.personas["backup-operator"].principal)
+    html = client.get(reverse("protection:recovery_point_browse", args=[point.pk]),
+                      {"container": "documents", "path": "dir0"}).content.decode()
+    assert "file 0.bin" in html and 'aria-disabled="true" title="The client' in html
+    assert reverse("protection:recovery_point_download", args=[point.pk]) not in html
+
+
+def test_a_soft_deleted_instance_answers_409_with_the_reason(lab, adls_setup, signed_in_client, monkeypatch):
+    from protection.services import deletion
+
+    instance, point, _target = adls_setup
+    monkeypatch.setattr(jobs, "enqueue", lambda job: None)
+    jobs.run(deletion.delete_backup_data(lab.trainer, instance, confirm_name=instance.name).pk)
+    client = signed_in_client(lab.trainer)
+    for page in ("browse", "download"):
+        method, url, data = _point_urls(point)[page]
+        response = getattr(client, method)(url, data)
+        text = response.content.decode()
+        assert response.status_code == 409, page
+        assert "UserErrorBackupInstanceSoftDeleted" in text and "Backup instance state" in text and "Undelete" in text
+    html = client.get(reverse("protection:recovery_point_detail", args=[point.pk])).content.decode()
+    assert 'id="browse-denied"' in html and "soft deleted" in html
+    assert 'id="restore-from-point"' not in html  # no Restore offered either
 
 
 def test_outsider_cannot_validate_or_see_the_wizard_instance(lab, adls_setup, signed_in_client, outsider):
@@ -182,5 +236,13 @@ def test_database_table_of_contents_page(lab, vault, make_policy, inventory, sig
         page = client.get(reverse("protection:recovery_point_toc", args=[point.pk, name]))
         html = page.content.decode()
         assert page.status_code == 200 and "TABLE DATA" in html and "customers" in html and "sales" in html
+        # A Reader sees the point and the database's name, but not what the database holds.
+        client = signed_in_client(lab.personas["reader"].principal)
+        html = client.get(reverse("protection:recovery_point_detail", args=[point.pk])).content.decode()
+        assert name in html and 'id="toc-denied"' in html
+        assert reverse("protection:recovery_point_toc", args=[point.pk, name]) not in html
+        page = client.get(reverse("protection:recovery_point_toc", args=[point.pk, name]))
+        assert page.status_code == 403 and "customers" not in page.content.decode()
+        assert "backupInstances/restore/action" in page.content.decode()
     finally:
         pg.drop_database(pg_login.admin, name)

@@ -262,7 +262,35 @@ def test_shortening_retention_is_a_reduce_operation_raising_it_is_not(vault, tra
     assert spy_guard[-1][1]["critical_operation"].endswith("#reduceSoftDeleteSecurity")
     vault.refresh_from_db()
     assert vault.soft_delete_retention_days == 30
+    # Raising it fired nothing; shortening it fired Strongroom's own alert (tested below).
+    assert list(Alert.objects.values_list("name", flat=True)) == [services.SOFT_DELETE_RETENTION_SHORTENED_ALERT]
+
+
+def test_shortening_the_retention_raises_strongroom_s_own_alert(vault, trainer, reader):
+    """GIVEN soft delete On with 60 days WHEN the retention goes to 20 days THEN a Security alert
+    "Soft delete retention shortened" fires on the vault, naming both periods and who did it; raising the
+    retention, turning soft delete on from Off, a refused change and an always-on vault's longer retention
+    fire nothing; turning soft delete off fires only "Soft Delete Disabled for Vault"."""
+    from security.guards import GuardDenied
+
+    services.update_soft_delete(trainer, vault, state="On", retention_days=60)
+    with pytest.raises(GuardDenied):
+        services.update_soft_delete(reader, vault, state="On", retention_days=20)
     assert not Alert.objects.exists()
+    services.update_soft_delete(trainer, vault, state="On", retention_days=20)
+    alert = Alert.objects.get()
+    assert (alert.name, alert.category, alert.severity) == ("Soft delete retention shortened", "Security", "Sev2")
+    assert alert.affected_resource_id == vault.resource_id
+    assert "from 60 to 20 days" in alert.description and trainer.display_name in alert.description
+    assert alert.details == {"previousRetentionDays": 60, "retentionDays": 20}
+    services.update_soft_delete(trainer, vault, state="Off")
+    assert sorted(Alert.objects.values_list("name", flat=True)) == ["Soft Delete Disabled for Vault",
+                                                                    "Soft delete retention shortened"]
+    services.update_soft_delete(trainer, vault, state="On", retention_days=14)  # was off: nothing shortened
+    services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=90)
+    assert Alert.objects.count() == 2
+    services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=30)
+    assert Alert.objects.filter(name="Soft delete retention shortened").count() == 2
 
 
 @pytest.mark.parametrize("days", [13, 181, "x"])

@@ -176,6 +176,20 @@ def test_changing_soft_delete_through_the_page(vault, trainer, as_user):
     assert vault.soft_delete_retention_days == 30
 
 
+def test_shortening_soft_delete_retention_shows_on_the_alerts_blade(vault, trainer, as_user):
+    client = as_user(trainer)
+    url = reverse("vaults:vault_soft_delete", args=[vault.pk])
+    assert "Soft delete retention shortened" in client.get(url).content.decode()  # said before it happens
+    assert client.post(url, {"state": "On", "retention_days": "45"}).status_code == 302
+    blade = client.get(reverse("protection:vault_alerts", args=[vault.pk])).content.decode()
+    assert 'data-alert="Soft delete retention shortened"' not in blade  # a longer retention fires nothing
+    assert client.post(url, {"state": "On", "retention_days": "20"}).status_code == 302
+    blade = client.get(reverse("protection:vault_alerts", args=[vault.pk])).content.decode()
+    assert 'data-alert="Soft delete retention shortened"' in blade and "from 45 to 20 days" in blade
+    security = client.get(reverse("protection:vault_alerts", args=[vault.pk]), {"category": "Security"}).content.decode()
+    assert 'data-alert="Soft delete retention shortened"' in security
+
+
 def test_always_on_cannot_be_left_through_the_page(vault, trainer, as_user):
     services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=14, acknowledge_irreversible=True)
     client = as_user(trainer)
