@@ -164,3 +164,38 @@ def test_dead_sessions_lock_files_are_swept(tmp_path):
 
 def test_storage_full_is_a_store_error():
     assert issubclass(StorageFull, StoreError)
+
+
+def test_a_killed_backups_unindexed_packs_go_when_the_store_is_next_opened(tmp_path):
+    """SIGKILL in the middle of a backup (after some packs): the next open on this machine removes the
+    packs it stored and never indexed; every recovery point still verifies."""
+    import signal
+    import subprocess
+    import sys
+
+    from .helpers import subprocess_env
+
+    store = small_store(tmp_path)
+    first = store.backup_stream(io.BytesIO(random.Random(8).randbytes(1 << 20)), name="first")
+    packs_before = files_under(store.backend.root, "packs")
+    store.close()
+    script = (
+        "import io, random, sys\n"
+        "from vaults.store import LocalBackend, Store\n"
+        f"s = Store.open(LocalBackend({str(tmp_path / 'store')!r}), bytes(range(32)), cache_dir={str(tmp_path / 'cache')!r})\n"
+        "s.backup_stream(io.BytesIO(random.Random(9).randbytes(4 << 20)), name='killed')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], env=subprocess_env(STRONGROOM_FAULT_KILL_AFTER_BYTES=str(3 << 20)),
+                       capture_output=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr.decode()
+    def packs():  # (the interrupted write's temp file is garbage collection's, after its window)
+        return [p for p in files_under(str(tmp_path / "store"), "packs") if "/.tmp-" not in p]
+
+    assert [p for p in packs() if p not in packs_before]  # what the kill left behind...
+    store = Store.open(LocalBackend(str(tmp_path / "store")), KEY, cache_dir=str(tmp_path / "cache"))
+    try:
+        assert packs() == packs_before  # ...is gone at the next open
+        assert os.listdir(os.path.join(store.cache_dir, "sessions")) == []
+        assert [s.id for s in store.list_snapshots()] == [first.id] and store.verify().ok
+    finally:
+        store.close()

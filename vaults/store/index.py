@@ -132,6 +132,34 @@ class IndexCache:
         self.db.execute("DELETE FROM chunks WHERE pid IN (SELECT pid FROM packs WHERE sess=?)", (sid,))
         self.db.execute("DELETE FROM packs WHERE sess=?", (sid,))
 
+    def dead_sessions(self) -> list:
+        """Sessions with rows whose lock nobody holds: their backup process died."""
+        dead = []
+        with self.lock:
+            sess = [r[0] for r in self.db.execute("SELECT DISTINCT sess FROM packs WHERE sess IS NOT NULL")]
+        for sid in sess:
+            path = os.path.join(self.sessions_dir, sid + ".lock")
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                dead.append(sid)
+                continue
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                dead.append(sid)
+            except BlockingIOError:
+                pass
+            finally:
+                os.close(fd)
+        return dead
+
+    def session_packs(self, sid) -> list:
+        """Packs a session stored that no loaded index file lists."""
+        with self.lock:
+            return [r[0] for r in self.db.execute("SELECT name FROM packs WHERE sess=?", (sid,))]
+
     def drop_dead_sessions(self):
         with self.lock:
             sess = [r[0] for r in self.db.execute("SELECT DISTINCT sess FROM packs WHERE sess IS NOT NULL")]

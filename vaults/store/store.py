@@ -522,8 +522,25 @@ class Store:
         self.index = IndexCache(self.cache_dir)
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="strongroom")
         self._op = threading.Lock()
+        dead = self.index.dead_sessions()
+        problems: list = []
+        self.sync_index(problems)
+        if not problems:  # a damaged index file might list them: leave them to garbage collection
+            self._remove_dead_sessions_packs(dead)
         self.index.drop_dead_sessions()
-        self.sync_index()
+
+    def _remove_dead_sessions_packs(self, dead) -> None:
+        """Delete the packs a killed backup on this machine stored and never indexed. Its session is
+        dead (nobody holds its lock file), and after the sync above a pack any index file lists is no
+        longer the session's: what is left was never announced, so no recovery point can need it."""
+        for sid in dead:
+            for name in self.index.session_packs(sid):
+                try:
+                    self.backend.delete(pack_object(name))
+                except NotFound:
+                    pass
+                except Exception as e:  # garbage collection removes it later
+                    warnings.warn(f"could not remove pack {name} of a killed backup: {e}")
 
     # -- lifecycle -----------------------------------------------------------------
     @classmethod
