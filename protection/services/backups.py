@@ -415,7 +415,8 @@ def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
     except jobs.JobError as exc:
         if exc.code != "JobAlreadyEnded":
             _raise_backup_failure(job, exc.code, exc.message)
-            _reclaim_after_failure(job)
+            if exc.code not in FAILED_BEFORE_WRITING:
+                _reclaim_after_failure(job)
         raise
     except Exception as exc:
         if isinstance(progress.interrupt, jobs.JobCancelled):  # a tool stopped by a cancel: no alert
@@ -441,6 +442,11 @@ def _raise_backup_failure(job: Job, code: str, message: str) -> None:
             )
     except Exception:  # the job's own failure matters more than its alert
         logger.exception("Could not raise the Backup Failure alert of job %s", job.pk)
+
+
+# failures raised before the driver wrote anything: nothing to clean up after them
+FAILED_BEFORE_WRITING = {"UserErrorBackupInstanceNotFound", "UserErrorBackupInstanceNotProtected",
+                         "UserErrorBackupNotAuthorized", MISSING_PERMISSIONS}
 
 
 def _reclaim_after_failure(job: Job) -> None:

@@ -78,11 +78,14 @@ def _failed_backups(vault_id=None, *, now=None, also=None):
     """Failed backup jobs whose leftovers were not removed yet, and backup jobs whose deferred
     leftovers' retention has ended (a failed attempt's snapshots, its packs: removed, then garbage-collected). ``also``: the
     id of a backup job that is failing right now (its row is marked Failed once its handler returns)."""
+    from protection.services.backups import FAILED_BEFORE_WRITING
+
     now = now or clock.now()
     failed = Job.objects.filter(operation=JobOperation.BACKUP, status=JobStatus.FAILED)
     if vault_id is not None:
         failed = failed.filter(vault_id=vault_id)
-    fresh = list(failed.exclude(extended_info__has_key="leftoversRemoved").order_by("end_time")[:LEFTOVER_BATCH])
+    fresh = list(failed.exclude(extended_info__has_key="leftoversRemoved").exclude(error_code__in=sorted(FAILED_BEFORE_WRITING))
+                 .order_by("end_time")[:LEFTOVER_BATCH])
     if also and not any(str(j.pk) == also for j in fresh):
         fresh += list(Job.objects.filter(pk=also, vault_id=vault_id, operation=JobOperation.BACKUP,
                                          status__in=[JobStatus.FAILED, JobStatus.IN_PROGRESS, JobStatus.CANCELLING]))
