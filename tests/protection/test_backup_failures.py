@@ -111,6 +111,16 @@ def test_a_failed_backup_removes_the_items_it_had_committed(lab, adls, monkeypat
     assert jobs.run(cleanup.pk).status == JobStatus.COMPLETED
 
 
+def test_a_failure_before_anything_was_written_needs_no_clean_up(lab, adls):
+    from security.models import Principal
+
+    Principal.objects.filter(pk=adls.vault.identity_id).update(enabled=False)  # the vault's identity turned off
+    job = backup_now_and_run(lab.trainer, adls)
+    assert job.status == JobStatus.FAILED and job.error_code == backups.MISSING_PERMISSIONS
+    assert not Job.objects.filter(operation=JobOperation.RETENTION).exists()
+    assert retention.start_retention_runs() == []
+
+
 # --- immutable vaults ----------------------------------------------------------------------------------
 
 

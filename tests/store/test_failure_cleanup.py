@@ -199,3 +199,33 @@ def test_a_killed_backups_unindexed_packs_go_when_the_store_is_next_opened(tmp_p
         assert [s.id for s in store.list_snapshots()] == [first.id] and store.verify().ok
     finally:
         store.close()
+
+
+def test_an_s3_storage_full_answer_is_storage_full(tmp_path, request):
+    """MinIO answers a write with XMinioStorageFull (HTTP 507) when its disks are full."""
+    import botocore.exceptions as bex
+
+    from .conftest import Backends
+
+    backend = Backends("s3", tmp_path, request).make("full")
+    store = small_store(tmp_path, backend)
+    original = backend.client.put_object
+
+    def put_object(**kw):
+        if "/packs/" in kw["Key"]:
+            raise bex.ClientError({"Error": {"Code": "XMinioStorageFull", "Message": "Storage backend has reached its "
+                                             "minimum free drive threshold."},
+                                   "ResponseMetadata": {"HTTPStatusCode": 507}}, "PutObject")
+        return original(**kw)
+
+    backend.client.put_object = put_object
+    try:
+        with pytest.raises(StorageFull) as info:
+            store.backup_stream(io.BytesIO(random.Random(10).randbytes(100_000)), name="s")
+        assert "XMinioStorageFull" in str(info.value)
+        assert list(backend.list("packs/")) == [] and list(backend.list("locks/")) == []
+        backend.client.put_object = original
+        snap = store.backup_stream(io.BytesIO(random.Random(10).randbytes(100_000)), name="s")
+        assert store.verify(snap.id).ok
+    finally:
+        store.close()
