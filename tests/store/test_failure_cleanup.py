@@ -192,11 +192,14 @@ def test_a_killed_backups_unindexed_packs_go_when_the_store_is_next_opened(tmp_p
         return [p for p in files_under(str(tmp_path / "store"), "packs") if "/.tmp-" not in p]
 
     assert [p for p in packs() if p not in packs_before]  # what the kill left behind...
+    assert files_under(str(tmp_path / "store"), "locks")  # (its shared lock too)
     store = Store.open(LocalBackend(str(tmp_path / "store")), KEY, cache_dir=str(tmp_path / "cache"))
     try:
         assert packs() == packs_before  # ...is gone at the next open
         assert os.listdir(os.path.join(store.cache_dir, "sessions")) == []
         assert [s.id for s in store.list_snapshots()] == [first.id] and store.verify().ok
+        # the next operation that takes a lock removes the dead process's lock
+        assert files_under(store.backend.root, "locks") == []
     finally:
         store.close()
 
