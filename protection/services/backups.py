@@ -569,8 +569,13 @@ def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
 
 
 def cleanup_backup_job(job: Job) -> None:
-    """The reconciler gave the job up: remove the snapshots its lost attempts committed."""
-    remove_attempt_leftovers(job)
+    """The reconciler gave the job up: remove the snapshots its lost attempts committed (a retained one is
+    deferred and recorded), then a clean-up run garbage-collects the stores (packs, stale locks)."""
+    result = remove_attempt_leftovers(job)
+    info = dict(Job.objects.filter(pk=job.pk).values_list("extended_info", flat=True).first() or {})
+    info["leftoversRemoved"] = info.get("leftoversRemoved", 0) + result.removed
+    Job.objects.filter(pk=job.pk).update(extended_info=info)
+    _reclaim_after_failure(job)
 
 
 jobs.register_handler(JobOperation.BACKUP, run_backup_job, cleanup=cleanup_backup_job)

@@ -207,3 +207,28 @@ def _job_url(job):
     from django.urls import reverse
 
     return reverse("protection:job_detail", args=[job.pk])
+
+
+def test_the_reconciler_giving_up_defers_a_retained_leftover_and_starts_the_clean_up(lab, adls, filled):
+    """A third lost worker: the reconciler fails the job and runs its cleanup, which must not break on a
+    snapshot the store still retains; a clean-up run (garbage collection) follows."""
+    from django.utils import timezone
+
+    vault = adls.vault
+    vault_services.update_immutability(lab.trainer, vault, state="Unlocked")
+    job = backups.backup_now(lab.trainer, adls, retention_rule="Default")
+    until = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(days=3)
+    orphan = retained_leftover(vault, adls, job, filled.account.containers.get(name="documents"), until)
+    Job.objects.filter(pk=job.pk).update(claimed_at=timezone.now(), worker="dead", attempts=jobs.MAX_ATTEMPTS,
+                                         heartbeat_at=timezone.now() - dt.timedelta(minutes=10))
+    report = jobs.reconcile()
+    assert report.failed == [job.pk]
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "JobHeartbeatLost")
+    assert "Removed" in job.extended_info["cleanup"]["result"]  # the cleanup did not fail
+    assert [d["snapshotId"] for d in job.extended_info["leftoversDeferred"]] == [orphan]
+    [cleanup] = Job.objects.filter(operation=JobOperation.RETENTION, vault=vault)
+    done = jobs.run(cleanup.pk)
+    assert done.status == JobStatus.COMPLETED_WITH_WARNINGS and done.extended_info["gc"]
+    assert [d["snapshotId"] for d in done.extended_info["leftoversDeferred"]] == [orphan]
+
