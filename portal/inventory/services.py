@@ -544,6 +544,10 @@ def delete_volume(principal, volume: Volume) -> None:
 # --- volume jobs ----------------------------------------------------------------------------------
 
 STALE_AFTER = dt.timedelta(minutes=10)
+# "Write sample data" waits this long for a backup that is reading the volume (its point-in-time copy)
+WRITE_WAIT_SECONDS = 30 * 60
+WAITING_FOR_BACKUP = ("Waiting: a backup is reading this volume (its point-in-time copy). The write starts as soon "
+                      "as the backup has read the image.")
 _JOB_ACTION = {
     Volume.Activity.WRITE_SAMPLE_DATA: VOLUME_WRITE,
     # Computing a checksum starts a job that reads every byte of the volume and records the result on
@@ -613,15 +617,22 @@ def run_volume_job(volume_id: int, operation_id: str) -> bool:
     activity = volume.activity
     action = _JOB_ACTION[activity]
     last = [0.0, -1]
+    waited = []
 
     def progress(done: int, total: int) -> None:
         percent = int(done * 100 / total) if total else 100
         now = time.monotonic()
         if percent != last[1] and (now - last[0] > 0.5 or percent >= 100):
             last[0], last[1] = now, percent
-            Volume.objects.filter(pk=volume_id, activity_operation_id=operation_id).update(
-                activity_progress=min(percent, 99), activity_heartbeat_at=clock.now()
-            )
+            fields = {"activity_progress": min(percent, 99), "activity_heartbeat_at": clock.now()}
+            if waited:
+                fields["activity_message"] = ""  # the backup has read the volume: writing now
+            Volume.objects.filter(pk=volume_id, activity_operation_id=operation_id).update(**fields)
+
+    def waiting() -> None:  # a backup holds the volume: say so on its page (and keep the job alive)
+        waited.append(1)
+        Volume.objects.filter(pk=volume_id, activity_operation_id=operation_id).update(
+            activity_message=WAITING_FOR_BACKUP, activity_heartbeat_at=clock.now())
 
     seed = volume.pk * 1_000_000 + volume.sample_writes + 1
     try:
@@ -629,12 +640,23 @@ def run_volume_job(volume_id: int, operation_id: str) -> bool:
         if not decision.allowed:
             raise GuardDenied(decision)
         if activity == Volume.Activity.WRITE_SAMPLE_DATA:
-            result = volumes.write_sample_extents(volume.image_path, seed, progress)
+            try:
+                result = volumes.write_sample_extents(volume.image_path, seed, progress, wait=WRITE_WAIT_SECONDS,
+                                                      on_wait=waiting)
+            except TimeoutError:
+                raise ValidationError(
+                    f"A backup was still reading the volume '{volume.name}' after {WRITE_WAIT_SECONDS // 60} minutes, "
+                    "so nothing was written. Run “Write sample data” again once the backup has finished.") from None
         else:
             result = volumes.image_checksum(volume.image_path, progress)
         info = volumes.image_info(volume.image_path)
     except Exception as exc:  # the job fails with the reason; the worker stays healthy
-        message = exc.decision.reason if isinstance(exc, GuardDenied) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, GuardDenied):
+            message = exc.decision.reason
+        elif isinstance(exc, ValidationError):
+            message = " ".join(exc.messages)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
         logger.warning("Volume job %s on %s failed: %s", activity, volume.resource_id, message)
         Volume.objects.filter(pk=volume_id, activity_operation_id=operation_id).update(
             activity_status=Volume.ActivityStatus.FAILED, activity_message=message, activity_heartbeat_at=clock.now()

@@ -1,7 +1,8 @@
 """Volume images: sparse raw files, seeded sample extents, allocation and checksums.
 
 Images are opened through `fs` (no symbolic links, only below the data root or an attach root).
-Backups read ``Volume.image_path`` as a point-in-time copy; restores create a new image with
+Backups read ``Volume.image_path`` as a point-in-time copy (a reflink clone, or the image held while
+they read it: writes here wait, see `write_sample_extents`); restores create a new image with
 ``create_image`` and can compare ``image_checksum`` with the recovery point's.
 """
 
@@ -109,9 +110,27 @@ def extent_bytes(seed: int, index: int, length: int) -> bytes:
     return random.Random(f"data:{seed}:{index}").randbytes(length)
 
 
-def write_sample_extents(path: Path, seed: int, progress: Progress | None = None) -> int:
-    """Write the seed's extents of random bytes onto the image. Returns bytes written."""
-    with open_image(path, write=True) as fd:
+def held_by_backup(path: Path) -> bool:
+    """Whether a backup is reading the image right now (holding it for its point-in-time copy)."""
+    from vaults.store import pit
+
+    try:
+        with open_image(path) as fd:
+            return pit.is_held(fd)
+    except (OSError, fs.UnsafePath):
+        return False
+
+
+def write_sample_extents(path: Path, seed: int, progress: Progress | None = None, *, wait: float | None = None,
+                         on_wait: Callable[[], None] | None = None) -> int:
+    """Write the seed's extents of random bytes onto the image. Returns bytes written.
+
+    A backup reading the volume without a reflink clone holds it (`vaults.store.pit`): the write
+    waits until the backup has read the image (``on_wait`` is told, every few seconds), and raises
+    ``TimeoutError`` with nothing written after ``wait`` seconds."""
+    from vaults.store import pit
+
+    with open_image(path, write=True) as fd, pit.hold_for_writing(fd, wait=wait, on_wait=on_wait):
         size = os.fstat(fd).st_size
         extents = plan_extents(size, seed)
         total = sum(length for _, length in extents)

@@ -50,12 +50,16 @@ class RunContext:
     job machinery noticed a cancel request (at a progress write).
     """
 
-    def __init__(self, job, progress: jobs.Progress, *, retain_until=None, retention_mode: str = "governance"):
+    def __init__(self, job, progress: jobs.Progress, *, point_retain_until=None, retention_mode: str = "governance"):
         self.job = job
         self.progress = progress
         # Immutable vaults: the store keeps the point's objects until its expiry (issue 10's guard
-        # reads the same date); None for operational snapshots and mutable vaults.
-        self.retain_until = retain_until
+        # reads the same date); None for operational snapshots and mutable vaults. It is set by the
+        # job handler when the recovery point is committed, never by the engine during the attempt:
+        # a lost attempt's leftover must stay deletable. So ``retain_until`` (what drivers hand the
+        # engine) is always None.
+        self.point_retain_until = point_retain_until
+        self.retain_until = None
         self.retention_mode = retention_mode
         self.cancelled = False
         self.bytes_base = 0

@@ -1,5 +1,9 @@
 """Elastic SAN volumes: the image through the engine's block mode into the operational store.
 
+The recovery point is one consistent image of the volume (`vaults.store.pit`: a reflink clone, or the
+volume held while the engine reads it, so "Write sample data" waits), and its SHA-256 is computed in the
+same pass.
+
 As in Azure, the recovery point is a Snapshot resource ``AzureBackup_<datasource id>_<timestamp>``
 in the instance's snapshot resource group; its bytes live in that resource group's operational store
 (`protection.operational_store`), outside vault immutability and MUA. Holes and all-zero blocks are
@@ -72,7 +76,6 @@ class ElasticSanDriver(Driver):
         return group
 
     def backup(self, instance, run: RunContext) -> BackupOutcome:
-        from portal.inventory import volumes as volume_files
         from protection.operational_store import open_operational_store
 
         volume = self.volume(instance)
@@ -89,14 +92,14 @@ class ElasticSanDriver(Driver):
             to_read = _blocks_to_read(path, st.st_size, store.block_size)
             run.report(bytes_total=to_read or None, items_total=1, current_item=f"Reading {volume.name}", force=True)
             run.check_cancel()
+            # One consistent image: the engine reads a reflink clone, or holds the volume while it reads it
+            # ("Write sample data" waits meanwhile), and computes the checksum in the same pass.
             snap = store.backup_volume(str(path), source_id=source_id(instance),
                                        tags=[f"instance:{instance.id}", f"job:{run.job.pk}", f"volume:{volume.name}"],
                                        progress=run.engine_progress(volume.name), cancel=run.cancel)
         run.remember(lambda: open_operational_store(group), snap.id)
         run.item_done(snap)
-        run.report(current_item=f"Computing the checksum of {volume.name}", force=True)
-        checksum = volume_files.image_checksum(
-            path, progress=lambda done, total: run.report(current_item=f"Checksum of {volume.name}: {done * 100 // max(total, 1)} %"))
+        checksum = snap.stats["sha256"]
         stats = snapshot_stats(snap)
         return BackupOutcome(
             manifests=[{"item": volume.name, "kind": "volume", "id": snap.id, "bytes": int(snap.stats.get("size", st.st_size)),
@@ -106,7 +109,8 @@ class ElasticSanDriver(Driver):
             transferred_bytes=stats["bytes_read"],
             item_count=1,
             details={"checksum": checksum, "allocated_bytes": allocated, "blocks_bytes": to_read,
-                     "zero_blocks": int(snap.stats.get("zero_blocks", 0))},
+                     "zero_blocks": int(snap.stats.get("zero_blocks", 0)),
+                     "point_in_time": snap.stats.get("point_in_time", "")},
         )
 
     def store_openers(self, instance) -> list:

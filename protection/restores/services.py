@@ -474,7 +474,9 @@ def run_verify_job(job: Job, progress: jobs.Progress) -> dict:
                     raise jobs.JobCancelled() from None
                 damaged.extend(layout.item_name(point, i) for i in report.damaged_items)
                 errors.extend(report.errors)
-                if report.missing_chunks and not report.damaged_items:
+                if not report.ok and not report.damaged_items:
+                    # Damage the engine found outside the chunks an item needs (a pack trailer, a
+                    # pack's hash, an index file, a missing chunk): the point is damaged all the same.
                     damaged.append(part.item)
                 chunks += report.chunks_checked
                 checked += report.bytes_checked
@@ -497,7 +499,8 @@ def run_verify_job(job: Job, progress: jobs.Progress) -> dict:
     if damaged:
         shown = ", ".join(sorted(set(damaged))[:20])
         jobs.finish(job, JobStatus.FAILED, error_code="UserErrorRecoveryPointDamaged",
-                    error_message=f"The recovery point is damaged: {len(set(damaged))} item(s) cannot be restored: {shown}.",
+                    error_message=f"The recovery point is damaged: {len(set(damaged))} item(s) cannot be restored: {shown}."
+                                  + (f" The store reported: {errors[0]}" if errors else ""),
                     extended_info=extended, bytes_done=run.bytes_base, items_done=len(parts))
         return {}
     return {"extended_info": extended, "bytes_done": run.bytes_base, "items_done": len(parts)}

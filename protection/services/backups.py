@@ -55,6 +55,7 @@ RECOVERY_POINT_READ = f"{DP}/backupInstances/recoveryPoints/read"
 JOB_READ = f"{DP}/backupJobs/read"
 JOB_CANCEL = f"{DP}/backupJobs/cancel/action"
 
+STORAGE_FULL = "UserErrorBackupStorageFull"
 THROTTLED = "UserErrorBackupRequestThrottled"
 THROTTLED_MESSAGE = "The number of backups on a given backup instance in a day reached the maximum limit."
 RETAIN_FOREVER = "RetainForever"
@@ -343,26 +344,62 @@ def _retention_mode(vault):
     return "governance"
 
 
-def remove_attempt_leftovers(job: Job, instance=None, driver=None) -> int:
+@dataclass
+class Leftovers:
+    """What `remove_attempt_leftovers` did: snapshots removed, and those the store still retains."""
+
+    removed: int = 0
+    deferred: list = field(default_factory=list)  # [{"snapshotId", "retainUntil", "mode"}]
+    openers: list = field(default_factory=list)  # the stores looked at (for garbage collection)
+
+
+def remove_attempt_leftovers(job: Job, instance=None, driver=None) -> Leftovers:
     """Delete engine snapshots an attempt of ``job`` committed but never turned into a recovery point.
 
     A worker can die between the engine writing a snapshot's manifest and the recovery point's row
     being committed. Such a snapshot carries the tag ``job:<id>``; it is removed before the job runs
-    again (or, for a job the reconciler failed, by the next retention run). Returns how many."""
+    again (or, for a failed job, by the next retention run). Attempts never give their snapshots a
+    retain-until (that happens when the recovery point is committed), but a worker that died in that
+    very moment can leave a retained one: it is deferred (recorded on the job, shown on its page, and
+    deleted by the first retention run after its retain-until), never an error."""
+    from vaults.store import NotFound, RetentionError
+
+    result = Leftovers()
     instance = instance or job.instance
     if instance is None:
-        return 0
+        return result
     driver = driver or driver_for(instance.datasource_type)
     kept = {m["id"] for manifests in RecoveryPoint.objects.filter(instance=instance).values_list("manifests", flat=True)
             for m in manifests}
-    removed = 0
     for opener in driver.store_openers(instance):
+        result.openers.append(opener)
         with opener() as store:
             for snap in store.list_snapshots():
-                if f"job:{job.pk}" in snap.tags and snap.id not in kept:
+                if f"job:{job.pk}" not in snap.tags or snap.id in kept:
+                    continue
+                try:
                     store.delete_snapshot(snap.id)
-                    removed += 1
-    return removed
+                    result.removed += 1
+                except NotFound:
+                    continue
+                except RetentionError as exc:
+                    result.deferred.append({"snapshotId": snap.id, "mode": exc.mode,
+                                            "retainUntil": exc.until.isoformat() if exc.until else None})
+    if result.deferred:
+        info = dict(Job.objects.filter(pk=job.pk).values_list("extended_info", flat=True).first() or {})
+        info["leftoversDeferred"] = result.deferred
+        Job.objects.filter(pk=job.pk).update(extended_info=info)
+        job.extended_info = info
+    return result
+
+
+def retain_point_snapshots(run: RunContext, until, mode: str) -> None:
+    """Give the committed snapshots of a recovery point their retain-until (immutable vaults), as the
+    point's row is committed: inside its transaction, so a failure here leaves no point; the manifest
+    is the last object retained, so a snapshot left behind by a failure stays deletable."""
+    for open_store, snapshot_id in run.committed:
+        with open_store() as store:
+            store.set_snapshot_retention(snapshot_id, until, mode)
 
 
 BACKUP_FAILURE_ALERT = "Backup Failure"
@@ -378,11 +415,14 @@ def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
     except jobs.JobError as exc:
         if exc.code != "JobAlreadyEnded":
             _raise_backup_failure(job, exc.code, exc.message)
+            if exc.code not in FAILED_BEFORE_WRITING:
+                _reclaim_after_failure(job)
         raise
     except Exception as exc:
         if isinstance(progress.interrupt, jobs.JobCancelled):  # a tool stopped by a cancel: no alert
             raise
         _raise_backup_failure(job, "InternalError", f"{type(exc).__name__}: {exc}")
+        _reclaim_after_failure(job)
         raise
 
 
@@ -404,8 +444,35 @@ def _raise_backup_failure(job: Job, code: str, message: str) -> None:
         logger.exception("Could not raise the Backup Failure alert of job %s", job.pk)
 
 
+# failures raised before the driver wrote anything: nothing to clean up after them
+FAILED_BEFORE_WRITING = {"UserErrorBackupInstanceNotFound", "UserErrorBackupInstanceNotProtected",
+                         "UserErrorBackupNotAuthorized", MISSING_PERMISSIONS}
+
+
+def _reclaim_after_failure(job: Job) -> None:
+    """A failed backup is followed by a Retention job for its vault, which removes what the attempt
+    left (snapshots, packs another crash left) and garbage-collects its stores."""
+    from protection.services import retention
+
+    try:
+        retention.start_retention_run(job.vault, failed_job=job)
+    except Exception:  # the backup's own failure matters more
+        logger.exception("Could not start the clean-up after the failed backup job %s", job.pk)
+
+
+def storage_full_message(instance, driver, exc) -> str:
+    if driver.datastore == RecoveryPoint.Datastore.OPERATIONAL:
+        group = (instance.snapshot_resource_group_id or "").rstrip("/").rsplit("/", 1)[-1]
+        where = f"The operational store of the snapshot resource group '{group}'"
+    else:
+        where = f"The storage of the Backup vault '{instance.vault.name}'"
+    return (f"{where} is full ({exc.location}). Nothing of this backup was kept, and what it had written was "
+            "removed again. Free space there (delete recovery points you no longer need, or give the storage "
+            "more room), then run the backup again.")
+
+
 def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
-    from vaults.store import Cancelled, LockError
+    from vaults.store import Cancelled, LockError, StorageFull
 
     instance = (BackupInstance.objects.select_related("vault__identity", "vault__region", "policy")
                 .filter(pk=job.instance_id).first())
@@ -428,7 +495,10 @@ def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
         raise jobs.JobError("UserErrorBackupNotAuthorized", f"{decision.reason} {decision.remedy}".strip())
     driver = driver_for(instance.datasource_type)
     if job.attempts > 1:  # an earlier attempt's worker died: remove whatever it committed
-        remove_attempt_leftovers(job, instance, driver)
+        leftovers = remove_attempt_leftovers(job, instance, driver)
+        if leftovers.deferred:
+            progress(current_item=f"{len(leftovers.deferred)} snapshot(s) of an earlier attempt are still retained; "
+                                  "they are deleted once their retention ends", force=True)
     problem = identity_problems(instance)
     if problem:
         raise jobs.JobError(MISSING_PERMISSIONS, f"{MISSING_PERMISSIONS_MESSAGE} {problem}")
@@ -438,7 +508,8 @@ def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
     expiry = rule.duration.add_to(rp_time)
     vault = instance.vault
     immutable = vault.immutability_enabled and driver.datastore == RecoveryPoint.Datastore.VAULT
-    run = RunContext(job, progress, retain_until=expiry if immutable else None, retention_mode=_retention_mode(vault))
+    run = RunContext(job, progress, point_retain_until=expiry if immutable else None,
+                     retention_mode=_retention_mode(vault))
     progress(current_item=f"Backing up {instance.datasource_name}", force=True)
     try:
         outcome = driver.backup(instance, run)
@@ -471,15 +542,22 @@ def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
             status = JobStatus.COMPLETED_WITH_WARNINGS if outcome.warnings else JobStatus.COMPLETED
             # The point and the job's end commit together: a job that someone else already ended
             # (the reconciler, after a lost heartbeat) must not leave a second point behind.
+            if job.extended_info and job.extended_info.get("leftoversDeferred"):
+                extended["leftoversDeferred"] = job.extended_info["leftoversDeferred"]
             if not jobs.finish(job, status, recovery_point=point, extended_info=extended, retention_tag=rule.tag,
                                bytes_done=max(job.bytes_done, run.bytes_base), items_done=max(job.items_done, run.items_base)):
                 raise jobs.JobError("JobAlreadyEnded", "The job had already ended elsewhere; this run's data was discarded.")
+            if run.point_retain_until is not None:  # last: the point exists once this transaction commits
+                retain_point_snapshots(run, run.point_retain_until, run.retention_mode)
     except (jobs.JobCancelled, Cancelled):
         run.discard_committed()
         raise jobs.JobCancelled() from None
     except ValidationError as exc:
         run.discard_committed()
         raise jobs.JobError("UserErrorBackupFailed", " ".join(exc.messages)) from None
+    except StorageFull as exc:
+        run.discard_committed()
+        raise jobs.JobError(STORAGE_FULL, storage_full_message(instance, driver, exc)) from None
     except LockError as exc:
         run.discard_committed()
         raise jobs.JobError("UserErrorStoreBusy", f"The vault's store stayed locked by maintenance (garbage "
@@ -491,8 +569,13 @@ def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
 
 
 def cleanup_backup_job(job: Job) -> None:
-    """The reconciler gave the job up: remove the snapshots its lost attempts committed."""
-    remove_attempt_leftovers(job)
+    """The reconciler gave the job up: remove the snapshots its lost attempts committed (a retained one is
+    deferred and recorded), then a clean-up run garbage-collects the stores (packs, stale locks)."""
+    result = remove_attempt_leftovers(job)
+    info = dict(Job.objects.filter(pk=job.pk).values_list("extended_info", flat=True).first() or {})
+    info["leftoversRemoved"] = info.get("leftoversRemoved", 0) + result.removed
+    Job.objects.filter(pk=job.pk).update(extended_info=info)
+    _reclaim_after_failure(job)
 
 
 jobs.register_handler(JobOperation.BACKUP, run_backup_job, cleanup=cleanup_backup_job)

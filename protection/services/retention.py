@@ -81,16 +81,65 @@ def _over_limit_instances(vault_id=None):
     return qs.annotate(points=Count("recovery_points")).filter(points__gt=ESAN_POINT_LIMIT)
 
 
+LEFTOVER_BATCH = 50  # failed backup jobs cleaned up per run
+
+
+def _failed_backups(vault_id=None, *, now=None, also=None):
+    """Failed backup jobs whose leftovers were not removed yet, and backup jobs whose deferred
+    leftovers' retention has ended (a failed attempt's snapshots, its packs: removed, then garbage-collected). ``also``: the
+    id of a backup job that is failing right now (its row is marked Failed once its handler returns)."""
+    from protection.services.backups import FAILED_BEFORE_WRITING
+
+    now = now or clock.now()
+    failed = Job.objects.filter(operation=JobOperation.BACKUP, status=JobStatus.FAILED)
+    if vault_id is not None:
+        failed = failed.filter(vault_id=vault_id)
+    fresh = list(failed.exclude(extended_info__has_key="leftoversRemoved").exclude(error_code__in=sorted(FAILED_BEFORE_WRITING))
+                 .order_by("end_time")[:LEFTOVER_BATCH])
+    if also and not any(str(j.pk) == also for j in fresh):
+        fresh += list(Job.objects.filter(pk=also, vault_id=vault_id, operation=JobOperation.BACKUP,
+                                         status__in=[JobStatus.FAILED, JobStatus.IN_PROGRESS, JobStatus.CANCELLING]))
+    # deferred leftovers are recorded on whichever job met them (a re-run that completed, too)
+    ended = Job.objects.filter(operation=JobOperation.BACKUP, status__in=[
+        JobStatus.FAILED, JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_WARNINGS, JobStatus.CANCELLED])
+    if vault_id is not None:
+        ended = ended.filter(vault_id=vault_id)
+    due = [j for j in ended.filter(extended_info__has_key="leftoversDeferred").order_by("end_time")
+           if _deferred_due(j.extended_info.get("leftoversDeferred") or [], now)]
+    picked = {j.pk for j in fresh}
+    return fresh + [j for j in due if j.pk not in picked][:LEFTOVER_BATCH]
+
+
+def _deferred_due(deferred, now) -> bool:
+    import datetime as dt
+
+    for item in deferred:
+        until = item.get("retainUntil")
+        if until is None or dt.datetime.fromisoformat(until) <= now:
+            return True
+    return False
+
+
 def start_retention_runs(*, now=None) -> list[Job]:
     """Create (and enqueue) a Retention job for each vault with work, unless one is already running."""
-    from protection.system_access import ensure_system_access
-
     now = now or clock.now()
     record_expiries(now)
     vault_ids = set(_due(now).values_list("instance__vault_id", flat=True).distinct())
     vault_ids |= set(_over_limit_instances().values_list("vault_id", flat=True))
-    vault_ids |= set(Job.objects.filter(operation=JobOperation.BACKUP, status=JobStatus.FAILED, error_code="JobHeartbeatLost")
-                     .exclude(extended_info__has_key="leftoversRemoved").values_list("vault_id", flat=True))
+    vault_ids |= {j.vault_id for j in _failed_backups(now=now)}
+    return _start_runs(vault_ids, now)
+
+
+def start_retention_run(vault, *, failed_job=None, now=None) -> list[Job]:
+    """A Retention job for one vault now; after a failed backup it removes that job's leftovers (even
+    before the job row shows Failed) and garbage-collects the vault's stores."""
+    extra = {"failedBackupJobId": str(failed_job.pk)} if failed_job is not None else {}
+    return _start_runs({vault.pk}, now or clock.now(), extra)
+
+
+def _start_runs(vault_ids, now, extra=None) -> list[Job]:
+    from protection.system_access import ensure_system_access
+
     if not vault_ids:
         return []
     system = ensure_system_access()
@@ -105,7 +154,7 @@ def start_retention_runs(*, now=None) -> list[Job]:
             job = Job.objects.create(
                 vault=vault, operation=JobOperation.RETENTION, category=JobCategory.MANAGEMENT,
                 initiated_by=system, initiated_by_name="Retention schedule", start_time=clock.now(),
-                parameters={"until": now.isoformat()},
+                parameters={"until": now.isoformat(), **(extra or {})},
             )
             jobs.enqueue(job)
         created.append(job)
@@ -203,9 +252,12 @@ def _reclaim(openers) -> list:
     and anything retained); a store busy with backups is left for the next run."""
     from vaults.store import LockError
 
-    reports = []
+    reports, seen = [], set()
     for opener in openers:
         with opener() as store:
+            if store.backend.location in seen:
+                continue
+            seen.add(store.backend.location)
             try:
                 report = store.gc(wait=GC_WAIT_SECONDS, owner="Strongroom retention")
             except LockError as exc:
@@ -215,17 +267,26 @@ def _reclaim(openers) -> list:
     return reports
 
 
-def _remove_leftovers_of_lost_jobs(vault) -> int:
-    """Snapshots committed by backup attempts whose worker died and that the reconciler then failed."""
+def _remove_leftovers_of_failed_jobs(vault, now, also=None) -> tuple[int, list, list]:
+    """Snapshots committed by failed backup attempts (a worker that died, a failure after an item was
+    written): removed, or deferred while the store still retains them. Returns (removed, deferred,
+    store openers to garbage-collect)."""
     from protection.services.backups import remove_attempt_leftovers
 
-    removed = 0
-    for lost in Job.objects.filter(vault=vault, operation=JobOperation.BACKUP, status=JobStatus.FAILED,
-                                   error_code="JobHeartbeatLost").exclude(extended_info__has_key="leftoversRemoved"):
-        count = remove_attempt_leftovers(lost)
-        Job.objects.filter(pk=lost.pk).update(extended_info={**lost.extended_info, "leftoversRemoved": count})
-        removed += count
-    return removed
+    removed, deferred, openers = 0, [], []
+    for failed in _failed_backups(vault.pk, now=now, also=also):
+        result = remove_attempt_leftovers(failed)
+        info = dict(Job.objects.filter(pk=failed.pk).values_list("extended_info", flat=True).first() or {})
+        info["leftoversRemoved"] = info.get("leftoversRemoved", 0) + result.removed
+        if result.deferred:
+            info["leftoversDeferred"] = result.deferred
+            deferred += [{"jobId": str(failed.pk), **d} for d in result.deferred]
+        else:
+            info.pop("leftoversDeferred", None)
+        Job.objects.filter(pk=failed.pk).update(extended_info=info)
+        removed += result.removed
+        openers += result.openers
+    return removed, deferred, openers
 
 
 def run_retention_job(job: Job, progress: jobs.Progress) -> dict:
@@ -256,13 +317,16 @@ def run_retention_job(job: Job, progress: jobs.Progress) -> dict:
             deferred.append(f"{rp.instance.name} @ {rp.recovery_point_time.isoformat()}: {exc}")
         except (GuardDenied, ValidationError) as exc:
             refused.append(f"{rp.instance.name} @ {rp.recovery_point_time.isoformat()}: {exc}")
-    leftovers = _remove_leftovers_of_lost_jobs(job.vault)
+    leftovers, leftovers_deferred, failed_stores = _remove_leftovers_of_failed_jobs(
+        job.vault, now, also=(job.parameters or {}).get("failedBackupJobId"))
     progress(items_done=len(work), current_item="Reclaiming space", phase="reclaim", force=True)
-    gc_reports = _reclaim(touched.values())
+    gc_reports = _reclaim(list(touched.values()) + failed_stores)
     info = {"expired": expired, "byInstance": dict(per_instance), "deferred": deferred, "refused": refused,
-            "leftoverSnapshotsRemoved": leftovers,
+            "leftoverSnapshotsRemoved": leftovers, "leftoversDeferred": leftovers_deferred,
             "gc": gc_reports}
-    warnings = deferred + refused
+    warnings = deferred + refused + [
+        f"Snapshot {d['snapshotId']} left by the failed backup job {d['jobId']} is under {d['mode']} retention until "
+        f"{d['retainUntil']}; it is deleted by the first retention run after that." for d in leftovers_deferred]
     return {"warnings": warnings or None, "extended_info": info, "items_done": len(work)}
 
 

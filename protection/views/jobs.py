@@ -151,9 +151,27 @@ def vault_jobs(request, pk):
 def _job_context(request, job):
     decorate(job)
     preview = evaluate(request.principal, backups.JOB_CANCEL, job)
+    info = job.extended_info if isinstance(job.extended_info, dict) else {}
+    items = info.get("items")  # (in a template, extended_info.items would be the dict's method)
     return {"job": job, "can_cancel": preview.allowed and job.status == JobStatus.IN_PROGRESS
             and job.operation in (JobOperation.BACKUP, JobOperation.RESTORE, JobOperation.VERIFY, JobOperation.REPLICATION),
-            "cancel_refusal": "" if preview.allowed else preview.reason}
+            "cancel_refusal": "" if preview.allowed else preview.reason,
+            "point_items": items if isinstance(items, list) else [],
+            "leftovers_deferred": _deferred_leftovers(info)}
+
+
+def _deferred_leftovers(info) -> list:
+    """Leftover snapshots still under store retention, with their retain-until as a date."""
+    import datetime as dt
+
+    rows = []
+    for d in info.get("leftoversDeferred") or []:
+        try:
+            until = dt.datetime.fromisoformat(d["retainUntil"]) if d.get("retainUntil") else None
+        except (TypeError, ValueError):
+            until = None
+        rows.append({**d, "until": until})
+    return rows
 
 
 @login_required

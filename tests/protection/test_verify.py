@@ -81,6 +81,33 @@ def test_verify_finds_corruption_names_the_items_and_alerts(lab, adls_setup):
     assert alert.affected_resource_id == instance.resource_id and damaged[0] in alert.description
 
 
+def flip_byte(path: str, where: str) -> None:
+    """Flip one byte of a pack: in its encrypted trailer ("trailer") or in its first chunk ("data")."""
+    os.chmod(path, 0o600)
+    with open(path, "r+b") as f:
+        size = os.fstat(f.fileno()).st_size
+        offset = size - 10 if where == "trailer" else 20  # trailer: before the 4-byte length
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x01]))
+
+
+@pytest.mark.parametrize("where", ["trailer", "data"])
+def test_any_damage_the_engine_reports_makes_the_point_damaged(lab, adls_setup, where):
+    instance, point, _target = adls_setup
+    flip_byte(pack_files(point)[0], where)
+    job = run(services.start_verify(lab.trainer, point))
+    assert job.status == "Failed" and job.error_code == "UserErrorRecoveryPointDamaged", job.error_message
+    point.refresh_from_db()
+    assert point.health == RecoveryPoint.Health.DAMAGED
+    assert point.verify_details["damagedCount"] >= 1 and point.verify_details["errors"]
+    if where == "trailer":  # damage outside every chunk is named through the engine's error
+        assert any("trailer" in e or "does not match its hash" in e for e in point.verify_details["errors"])
+    alert = Alert.objects.get(name=services.VERIFY_FAILURE_ALERT)
+    assert alert.affected_resource_id == instance.resource_id
+
+
 def test_verify_twice_at_once_is_refused(lab, adls_setup):
     _instance, point, _target = adls_setup
     services.start_verify(lab.trainer, point)

@@ -12,8 +12,9 @@ Typical use::
 
 from .backend import COMPLIANCE, GOVERNANCE, Backend, LocalBackend, ObjectInfo, Retention, open_backend
 from .errors import (Cancelled, ChunkerUnavailable, DamageError, ImmutabilityUnsupported, IntegrityError,
-                     LockError, NotFound, RetentionError, StoreError)
+                     LockError, NotFound, RetentionError, StorageFull, StoreError)
 from .errors import KeyError_ as WrongKeyError
+from . import pit
 from .gc import GCReport
 from .lock import EXCLUSIVE, SHARED, LockInfo
 from .replicate import ReplicationReport
@@ -38,6 +39,6 @@ __all__ = [
     "COMPLIANCE", "EXCLUSIVE", "GOVERNANCE", "SHARED", "Backend", "Cancelled", "ChunkerUnavailable",
     "DamageError", "GCReport", "ImmutabilityUnsupported", "IntegrityError", "LocalBackend", "LockError",
     "LockInfo", "NotFound", "ObjectInfo", "Progress", "ReplicationReport", "Retention", "RetentionError",
-    "S3Backend", "Snapshot", "Store", "StoreError", "VerifyReport", "WrongKeyError", "open_backend",
-    "retention_mode_for",
+    "S3Backend", "Snapshot", "StorageFull", "Store", "StoreError", "VerifyReport", "WrongKeyError", "open_backend",
+    "pit", "retention_mode_for",
 ]

@@ -25,11 +25,14 @@ import shutil
 import uuid
 from typing import BinaryIO, Iterator, Optional
 
-from .errors import NotFound, RetentionError, StoreError
+from .errors import NotFound, RetentionError, StorageFull, StoreError
 
 GOVERNANCE = "governance"
 COMPLIANCE = "compliance"
 MODES = (GOVERNANCE, COMPLIANCE)
+
+
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 def utcnow() -> dt.datetime:
@@ -253,6 +256,15 @@ class LocalBackend(Backend):
         self._known_dirs.add(d)
 
     def _atomic_write(self, path: str, chunks) -> None:
+        try:
+            self._atomic_write_raw(path, chunks)
+        except OSError as e:
+            if e.errno in FULL_ERRNOS:  # the temp file is already gone: nothing half-written stays
+                raise StorageFull(self.root, f"the storage of the store at {self.root} is full "
+                                             f"({os.strerror(e.errno)})") from e
+            raise
+
+    def _atomic_write_raw(self, path: str, chunks) -> None:
         if _FAULT_LIMIT is not None:
             chunks = _fault_chunks(chunks)
         d = os.path.dirname(path)

@@ -25,6 +25,16 @@ class RetentionError(StoreError):
         super().__init__(message)
 
 
+class StorageFull(StoreError):
+    """The store's storage has no space left (a full disk or quota; an S3 service that answered
+    "insufficient storage"). ``location`` says which store. A backup that meets it removes the
+    packs it wrote and did not index, so the space it had taken is free again."""
+
+    def __init__(self, location, message=None):
+        self.location = location
+        super().__init__(message or f"the storage of the store at {location} is full")
+
+
 class ImmutabilityUnsupported(StoreError):
     """The backend cannot enforce retention (e.g. an S3 bucket without Object Lock), so it
     cannot host an immutable store."""

@@ -21,6 +21,7 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 import uuid
 
 import zstandard
@@ -110,8 +111,11 @@ class IndexCache:
     def start_session(self):
         sid = uuid.uuid4().hex
         path = os.path.join(self.sessions_dir, sid + ".lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        # locked before it gets its name: a ".lock" file nobody holds is a dead session's
+        tmp = os.path.join(self.sessions_dir, f".{sid}.new")
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(tmp, path)
         return sid, fd, path
 
     def end_session(self, sid, fd, path):
@@ -127,6 +131,34 @@ class IndexCache:
     def _drop_session(self, sid):
         self.db.execute("DELETE FROM chunks WHERE pid IN (SELECT pid FROM packs WHERE sess=?)", (sid,))
         self.db.execute("DELETE FROM packs WHERE sess=?", (sid,))
+
+    def dead_sessions(self) -> list:
+        """Sessions with rows whose lock nobody holds: their backup process died."""
+        dead = []
+        with self.lock:
+            sess = [r[0] for r in self.db.execute("SELECT DISTINCT sess FROM packs WHERE sess IS NOT NULL")]
+        for sid in sess:
+            path = os.path.join(self.sessions_dir, sid + ".lock")
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                dead.append(sid)
+                continue
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                dead.append(sid)
+            except BlockingIOError:
+                pass
+            finally:
+                os.close(fd)
+        return dead
+
+    def session_packs(self, sid) -> list:
+        """Packs a session stored that no loaded index file lists."""
+        with self.lock:
+            return [r[0] for r in self.db.execute("SELECT name FROM packs WHERE sess=?", (sid,))]
 
     def drop_dead_sessions(self):
         with self.lock:
@@ -147,6 +179,38 @@ class IndexCache:
                 self.db.execute("COMMIT")
                 os.unlink(path)
                 os.close(fd)
+            self._sweep_session_files()
+
+    def _sweep_session_files(self):
+        """Remove the lock files of sessions that died without packs (a killed backup)."""
+        try:
+            names = os.listdir(self.sessions_dir)
+        except OSError:
+            return
+        for fn in names:
+            path = os.path.join(self.sessions_dir, fn)
+            if fn.endswith(".new"):  # killed between creating and naming it (a minute is plenty)
+                try:
+                    if time.time() - os.stat(path).st_mtime < 60:
+                        continue
+                except OSError:
+                    continue
+            elif not fn.endswith(".lock"):
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # alive
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            os.close(fd)
 
     # -- rows ----------------------------------------------------------------------
     def add_pack(self, name, entries, *, sess=None, idx=None):

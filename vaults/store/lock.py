@@ -113,7 +113,12 @@ class LockInfo:
         now = now or utcnow()
         if now - self.refreshed > dt.timedelta(seconds=self.ttl):
             return True
-        if self.host == HOST and self.boot and self.boot == BOOT and self.pidns and self.pidns == PIDNS:
+        return self.holder_dead()
+
+    def holder_dead(self) -> bool:
+        """Whether the holder is provably gone: a process of this host (same boot and PID namespace)
+        that no longer runs. (A lock past its TTL may still have a live, stalled holder elsewhere.)"""
+        if self.readable and self.host == HOST and self.boot and self.boot == BOOT and self.pidns and self.pidns == PIDNS:
             start = _proc_start(self.pid)
             if start is None:
                 return True  # the process is gone
@@ -269,6 +274,10 @@ def acquire(backend: Backend, keys, kind: str, *, owner: Optional[str] = None, t
             if info.name == lock.name:
                 continue
             if kind == SHARED and info.kind == SHARED:
+                # no conflict, but a killed holder's lock would stay until a garbage collection:
+                # remove it when its process is provably gone
+                if info.holder_dead() and break_lock(backend, info):
+                    lock.broken.append(info)
                 continue
             if info.stale():
                 if break_lock(backend, info):

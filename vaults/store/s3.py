@@ -37,6 +37,7 @@ bytes or is refused, and never leaves a marker.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import random
 import time
@@ -49,7 +50,7 @@ from botocore.config import Config
 
 from .backend import (COMPLIANCE, GOVERNANCE, MODES, Backend, ObjectInfo, Retention, _aware, check_name,
                       fault_before_delete, fault_wrap)
-from .errors import ImmutabilityUnsupported, NotFound, RetentionError, StoreError
+from .errors import ImmutabilityUnsupported, NotFound, RetentionError, StorageFull, StoreError
 
 PART_SIZE = 8 << 20  # multipart part size (S3's minimum is 5 MiB for all parts but the last)
 MIN_PART = 5 << 20
@@ -64,6 +65,25 @@ _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
 
 def _code(e: bex.ClientError) -> str:
     return str(e.response.get("Error", {}).get("Code", ""))
+
+
+# what S3-compatible services answer when their disks or the bucket's quota are full
+_FULL_CODES = {"XMinioStorageFull", "InsufficientStorage", "QuotaExceeded", "XMinioAdminBucketQuotaExceeded"}
+
+
+def _storage_full(fn):
+    """Turn a "storage full" answer of a write into :class:`StorageFull`."""
+    @functools.wraps(fn)
+    def wrapper(self, name, *args, **kw):
+        try:
+            return fn(self, name, *args, **kw)
+        except bex.ClientError as e:
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if _code(e) in _FULL_CODES or status == 507:
+                raise StorageFull(self.location, f"the storage of the store at {self.location} is full "
+                                                 f"({_code(e) or status})") from e
+            raise
+    return wrapper
 
 
 def _retryable(e: BaseException) -> bool:
@@ -205,11 +225,13 @@ class S3Backend(Backend):
         return self._versioned
 
     # -- writes --------------------------------------------------------------------------
+    @_storage_full
     def put(self, name, data):
         self._check_overwrite(name)
         body = b"".join(fault_wrap([data]))
         self._call(self.client.put_object, Bucket=self.bucket, Key=self._key(name), Body=body)
 
+    @_storage_full
     def put_chunks(self, name, chunks):
         """Single PUT when the object fits in one part, else a multipart upload: the object
         appears only when the upload completes (never partially)."""

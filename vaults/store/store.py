@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import queue
@@ -48,7 +49,7 @@ from . import lock as locks
 from .backend import GOVERNANCE, Backend, utcnow
 from .chunker import BLOCK_SIZE, CDC, WHOLE_FILE_LIMIT, compiled_fastcdc, volume_blocks
 from .errors import (Cancelled, DamageError, ImmutabilityUnsupported, IntegrityError, NotFound, RetentionError,
-                     StoreError)
+                     StorageFull, StoreError)
 from .index import IndexCache, decode_index, encode_index
 from .manifest import ManifestReader, ManifestWriter
 from .memory import trim, tune_malloc
@@ -189,6 +190,7 @@ class _BackupSession:
         self.uploads: queue.Queue = queue.Queue(maxsize=1)
         self.upload_error = None
         self.unindexed = []  # (pack name, entries) written but not yet in an index file
+        self.unindexed_names: set = set()  # every pack stored and not yet in an index file (failure cleanup)
         self.uploaded = threading.Condition()
         self.uploader = threading.Thread(target=self._upload_loop, name="strongroom-upload", daemon=True)
         self.uploader.start()
@@ -234,6 +236,8 @@ class _BackupSession:
             try:
                 if self.upload_error is None:
                     self.store.backend.put_chunks(pack_object(name), parts)
+                    with self.uploaded:
+                        self.unindexed_names.add(name)
                     self.index.add_pack(name, entries, sess=self.sid)
                     with self.lock:
                         for e in entries:
@@ -248,6 +252,8 @@ class _BackupSession:
                 self.upload_error = e
 
     def _check_upload(self):
+        if isinstance(self.upload_error, StorageFull):
+            raise self.upload_error
         if self.upload_error is not None:
             raise StoreError(f"writing a pack failed: {self.upload_error}") from self.upload_error
 
@@ -344,6 +350,8 @@ class _BackupSession:
         name = blake3.blake3(sealed).hexdigest()
         self.store.backend.put(f"index/{name}", sealed)
         self.index.mark_indexed(name, [b[0] for b in batch])
+        with self.uploaded:
+            self.unindexed_names.difference_update(b[0] for b in batch)
 
     def _stop_uploader(self):
         while True:
@@ -371,8 +379,10 @@ class _BackupSession:
         self.prog.update(force=True)
         return self.snap_id
 
-    def abort(self):
-        """Stop without a manifest; completed packs are indexed so a retry can reuse them."""
+    def abort(self, failed: bool = True):
+        """Stop without a manifest. A cancelled backup indexes its completed packs so a retry can
+        reuse them (garbage collection reclaims them otherwise); a failed one removes every pack it
+        stored and did not index (nobody else can refer to those), so a full disk is not left full."""
         for fut, _, _ in self.pending:
             if fut is not None:
                 fut.cancel()
@@ -384,11 +394,23 @@ class _BackupSession:
                     pass
         self.pending.clear()
         self._stop_uploader()
-        try:
-            if self.upload_error is None:
-                self._write_index()
-        except Exception:
-            pass
+        if not failed:
+            try:
+                if self.upload_error is None:
+                    self._write_index()
+            except Exception:
+                pass
+        with self.uploaded:
+            leftovers, self.unindexed_names = sorted(self.unindexed_names), set()
+            self.unindexed = []
+        for name in leftovers:
+            try:
+                self.store.backend.delete(pack_object(name))
+                self.stats["packs_removed"] += 1
+            except NotFound:
+                pass
+            except Exception as e:  # garbage collection removes it later (an unindexed leftover)
+                warnings.warn(f"could not remove pack {name} of a failed backup: {e}")
         self.manifest.discard()
 
     def close(self):
@@ -500,8 +522,25 @@ class Store:
         self.index = IndexCache(self.cache_dir)
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="strongroom")
         self._op = threading.Lock()
+        dead = self.index.dead_sessions()
+        problems: list = []
+        self.sync_index(problems)
+        if not problems:  # a damaged index file might list them: leave them to garbage collection
+            self._remove_dead_sessions_packs(dead)
         self.index.drop_dead_sessions()
-        self.sync_index()
+
+    def _remove_dead_sessions_packs(self, dead) -> None:
+        """Delete the packs a killed backup on this machine stored and never indexed. Its session is
+        dead (nobody holds its lock file), and after the sync above a pack any index file lists is no
+        longer the session's: what is left was never announced, so no recovery point can need it."""
+        for sid in dead:
+            for name in self.index.session_packs(sid):
+                try:
+                    self.backend.delete(pack_object(name))
+                except NotFound:
+                    pass
+                except Exception as e:  # garbage collection removes it later
+                    warnings.warn(f"could not remove pack {name} of a killed backup: {e}")
 
     # -- lifecycle -----------------------------------------------------------------
     @classmethod
@@ -764,8 +803,11 @@ class Store:
             try:
                 header = body(sess)
                 snap_id = sess.commit(header)
+            except Cancelled:
+                sess.abort(failed=False)
+                raise
             except BaseException:
-                sess.abort()
+                sess.abort(failed=True)
                 raise
             finally:
                 sess.close()
@@ -911,33 +953,66 @@ class Store:
 
     def backup_volume(self, path: str, *, source_id: Optional[str] = None, tags: Iterable[str] = (),
                       progress=None, cancel=None, retain_until: Optional[dt.datetime] = None,
-                      retention_mode: str = GOVERNANCE) -> Snapshot:
+                      retention_mode: str = GOVERNANCE, point_in_time: str = "auto") -> Snapshot:
         """Back up a volume image (sparse file or block device) in fixed blocks; holes and
-        all-zero blocks are not stored; unchanged blocks dedup against earlier points."""
+        all-zero blocks are not stored; unchanged blocks dedup against earlier points.
+
+        The recovery point is one consistent image (see :mod:`vaults.store.pit`): with
+        ``point_in_time="auto"`` the engine reads an instant reflink clone where the file system
+        can make one, else it holds the image shared while it reads it (cooperating writers wait);
+        ``"hold"`` always holds; ``"live"`` reads the image as it is (no guarantee). The SHA-256 of
+        the whole image (holes as zeros) is computed in the same pass: ``stats["sha256"]``, and
+        ``stats["point_in_time"]`` says which way was used."""
+        from . import pit
+
+        if point_in_time not in ("auto", pit.HOLD, pit.LIVE):
+            raise ValueError("point_in_time must be 'auto', 'hold' or 'live'")
         root = os.path.abspath(path)
         source_id = source_id or f"volume:{root}"
         t0 = _now_iso()
         bs = self.block_size
 
+        def read_image(sess, fd, st, how, mode):
+            size = st.st_size if stat.S_ISREG(st.st_mode) else os.lseek(fd, 0, os.SEEK_END)
+            e = _Entry({"t": "v", "p": os.path.basename(root), "s": size, "bs": bs,
+                        "m": stat.S_IMODE(mode)}, streaming=True)
+            sess.prog.p.bytes_total = size
+            digest = hashlib.sha256()
+            pos = 0
+            for off, ln in volume_blocks(fd, size, bs):
+                data = os.pread(fd, ln, off)
+                if len(data) < ln:
+                    raise StoreError(f"{root} shrank during the backup")
+                _hash_zeros(digest, off - pos)
+                digest.update(data)
+                pos = off + ln
+                sess.submit(e, data, offset=off, volume=True)
+            _hash_zeros(digest, size - pos)
+            sess.end_entry(e)
+            h = self._header("volume", source_id, tags, root, None, t0)
+            h["stats"] = {"size": size, "sha256": digest.hexdigest(), "point_in_time": how}
+            return h
+
         def body(sess):
-            fd = os.open(root, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(root, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
                 st = os.fstat(fd)
-                size = st.st_size if stat.S_ISREG(st.st_mode) else os.lseek(fd, 0, os.SEEK_END)
-                e = _Entry({"t": "v", "p": os.path.basename(root), "s": size, "bs": bs,
-                            "m": stat.S_IMODE(st.st_mode)}, streaming=True)
-                sess.prog.p.bytes_total = size
-                for off, ln in volume_blocks(fd, size, bs):
-                    data = os.pread(fd, ln, off)
-                    if len(data) < ln:
-                        raise StoreError(f"{root} shrank during the backup")
-                    sess.submit(e, data, offset=off, volume=True)
-                sess.end_entry(e)
+                if point_in_time == pit.LIVE:
+                    return read_image(sess, fd, st, pit.LIVE, st.st_mode)
+                clone = None
+                if point_in_time == "auto" and stat.S_ISREG(st.st_mode):
+                    # a write in progress finishes before the clone: never half of one in the copy
+                    with pit.hold_for_reading(fd, wait=self.lock_wait):
+                        clone = pit.reflink_clone(fd, os.path.dirname(root))
+                if clone is not None:
+                    try:
+                        return read_image(sess, clone, os.fstat(clone), pit.REFLINK, st.st_mode)
+                    finally:
+                        os.close(clone)
+                with pit.hold_for_reading(fd, wait=self.lock_wait):
+                    return read_image(sess, fd, os.fstat(fd), pit.HOLD, st.st_mode)
             finally:
                 os.close(fd)
-            h = self._header("volume", source_id, tags, root, None, t0)
-            h["stats"] = {"size": size}
-            return h
 
         return self._run_backup("backup", progress, cancel, body, retain_until, retention_mode)
 
@@ -1374,6 +1449,16 @@ def _b(s: str) -> bytes:
 
 def _s(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
+
+
+_ZEROS_1M = bytes(1 << 20)
+
+
+def _hash_zeros(digest, n):
+    while n > 0:
+        k = min(n, len(_ZEROS_1M))
+        digest.update(_ZEROS_1M if k == len(_ZEROS_1M) else _ZEROS_1M[:k])
+        n -= k
 
 
 def _write_zeros(out, n):
