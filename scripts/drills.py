@@ -459,11 +459,11 @@ def check_store(row: Row, vault) -> None:
 def drill_kill(ctx, kills: int) -> Row:
     from protection.services import backups
 
-    row = Row(f"kill -9 worker mid-backup ×{kills}")
-    instance = ctx.lab.instance()
+    row = ctx.row(f"kill -9 worker mid-backup ×{kills}")
     deaths_before = ctx.fleet.deaths()
     for i in range(kills):
-        ctx.lab.put(instance.drill_container, 48)
+        # A new instance each time: Azure allows 4 on-demand backups per instance per day.
+        instance = ctx.lab.instance(data_mib=48)
         job = backups.backup_now(ctx.lab.trainer, instance, retention_rule="Default")
         try:
             state = wait_until(lambda: (s := job_state(job.pk)) and s["status"] == "InProgress" and s["bytes_done"] > 0
@@ -490,7 +490,7 @@ def drill_kill(ctx, kills: int) -> Row:
 def drill_broker(ctx, count: int = 50) -> Row:
     from protection.services import backups
 
-    row = Row(f"broker restart, {count} queued")
+    row = ctx.row(f"broker restart, {count} queued")
     say(f"  creating {count} instances")
     instances = [ctx.lab.instance(data_mib=1) for _ in range(count)]
     deaths_before = ctx.fleet.deaths()
@@ -512,7 +512,7 @@ def drill_database(ctx, runs: int = 1) -> Row:
 
     from protection.services import backups
 
-    row = Row("database restart mid-backup")
+    row = ctx.row("database restart mid-backup")
     instance = ctx.lab.instance()
     deaths_before = ctx.fleet.deaths()
     for _ in range(runs):
@@ -538,7 +538,7 @@ def drill_disk(ctx) -> Row:
     from vaults import services as vault_services
     from vaults.storage import store_path
 
-    row = Row("full disk mid-backup")
+    row = ctx.row("full disk mid-backup")
     if os.geteuid() != 0:
         row.notes.append("skipped: mounting a small filesystem for the store needs root")
         return row
@@ -607,7 +607,7 @@ def drill_bitflip(ctx) -> Row:
     from security.models import Alert
     from vaults.storage import open_store, store_path
 
-    row = Row("flipped byte in a pack")
+    row = ctx.row("flipped byte in a pack")
     instance = ctx.lab.instance(data_mib=24)
     job = backups.backup_now(ctx.lab.trainer, instance, retention_rule="Default")
     outcome = wait_for_jobs([job.pk], time.monotonic())
@@ -663,7 +663,7 @@ def drill_concurrent(ctx, clicks: int = 8) -> Row:
     from protection.models import Job
     from protection.services import backups
 
-    row = Row(f'concurrent "Backup now" ×{clicks}')
+    row = ctx.row(f'concurrent "Backup now" ×{clicks}')
     instance = ctx.lab.instance(data_mib=16)
     barrier = threading.Barrier(clicks)
     made, refused, errors = [], [], []
@@ -709,6 +709,12 @@ class Context:
     fleet: Fleet
     lab: Lab
     cleanups: list
+    current: Row | None = None
+
+    def row(self, name: str) -> Row:
+        """The drill's row, kept here so that a drill that breaks off still reports what it saw."""
+        self.current = Row(name)
+        return self.current
 
 
 def main() -> int:
@@ -761,13 +767,15 @@ def main() -> int:
                 continue
             say(f"drill: {name}")
             began = time.monotonic()
+            ctx.current = None
             try:
                 row = runners[name]()
             except Exception as exc:  # a drill that cannot finish is a finding, not a crash of the table
                 import traceback
 
                 traceback.print_exc()
-                row = Row(name, notes=[f"the drill itself failed: {type(exc).__name__}: {exc}"])
+                row = ctx.current or Row(name)
+                row.notes.append(f"the drill broke off: {type(exc).__name__}: {exc}")
             row.notes.append(f"took {time.monotonic() - began:.0f} s")
             rows.append(row)
             print_table(rows)
