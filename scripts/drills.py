@@ -331,6 +331,7 @@ class Lab:
                                                     datasource_type=datasource_types.ADLS, spec=spec)
         self.rng = random.Random(14)
         self._n = 0
+        self.instances = []  # every instance made, in order (a drill checks its own)
 
     def instance(self, data_mib: int = 0, vault=None, policy=None):
         """A new storage account with one container ("data") and a backup instance protecting it."""
@@ -356,6 +357,7 @@ class Lab:
         jobs.run(Job.objects.get(instance=instance).pk)
         instance.refresh_from_db()
         instance.drill_container = container
+        self.instances.append(instance)
         return instance
 
     def put(self, container, mib: int, files: int | None = None) -> None:
@@ -432,25 +434,27 @@ def judge_jobs(row: Row, outcomes: dict, fault_at: float) -> None:
             row.notes.append(f"job {job_id} ended {state['status']}")
 
 
-def check_store(row: Row, vault) -> None:
-    """Half points (both ways) and a full verify of the vault's store."""
+def check_store(row: Row, vault, instances) -> None:
+    """Half points (both ways) of the drill's instances, and a full verify of the vault's store."""
     from protection.models import RecoveryPoint
     from vaults.storage import open_store
 
-    owned = set()
-    points = list(RecoveryPoint.objects.filter(instance__vault=vault))
+    owned = {}
+    points = list(RecoveryPoint.objects.filter(instance__in=[i.pk for i in instances]).select_related("instance"))
     for point in points:
-        owned.update(m["id"] for m in (point.manifests or []))
+        owned.update({m["id"]: point.instance.name for m in (point.manifests or [])})
+    prefixes = tuple(f"bi:{i.pk}:" for i in instances)
     with open_store(vault) as store:
-        snapshots = {s.id for s in store.list_snapshots() if s.source_id.startswith("bi:")}
-        orphans = snapshots - owned
-        missing = owned - snapshots
+        snapshots = {s.id for s in store.list_snapshots() if s.source_id.startswith(prefixes)}
+        orphans = snapshots - set(owned)
+        missing = set(owned) - snapshots
         report = store.verify()
     row.half += len(orphans) + len(missing)
     if orphans:
         row.notes.append(f"{len(orphans)} snapshot(s) in the store belong to no recovery point")
     if missing:
-        row.notes.append(f"{len(missing)} recovery point snapshot(s) missing from the store")
+        row.notes.append(f"{len(missing)} recovery point snapshot(s) missing from the store "
+                         f"(a recovery point whose data is gone: {', '.join(sorted({owned[m] for m in missing}))})")
     row.store_ok = report.ok if row.store_ok is None else (row.store_ok and report.ok)
     if not report.ok:
         row.notes.append(f"store verify: {'; '.join(report.errors[:3]) or report.damaged_items[:3]}")
@@ -459,6 +463,7 @@ def check_store(row: Row, vault) -> None:
 def drill_kill(ctx, kills: int) -> Row:
     from protection.services import backups
 
+    first = len(ctx.lab.instances)
     row = ctx.row(f"kill -9 worker mid-backup ×{kills}")
     deaths_before = ctx.fleet.deaths()
     for i in range(kills):
@@ -483,13 +488,14 @@ def drill_kill(ctx, kills: int) -> Row:
     row.deaths = ctx.fleet.deaths() - deaths_before - kills  # the kills themselves do not count
     row.notes.append(f"{kills} kills; worker deaths other than the kills: {row.deaths}")
     row.left_dead = ctx.fleet.left_dead()
-    check_store(row, ctx.lab.vault)
+    check_store(row, ctx.lab.vault, ctx.lab.instances[first:])
     return row
 
 
 def drill_broker(ctx, count: int = 50) -> Row:
     from protection.services import backups
 
+    first = len(ctx.lab.instances)
     row = ctx.row(f"broker restart, {count} queued")
     say(f"  creating {count} instances")
     instances = [ctx.lab.instance(data_mib=1) for _ in range(count)]
@@ -503,7 +509,7 @@ def drill_broker(ctx, count: int = 50) -> Row:
     judge_jobs(row, outcomes, fault_at)
     row.deaths = ctx.fleet.deaths() - deaths_before
     row.left_dead = ctx.fleet.left_dead()
-    check_store(row, ctx.lab.vault)
+    check_store(row, ctx.lab.vault, ctx.lab.instances[first:])
     return row
 
 
@@ -512,6 +518,7 @@ def drill_database(ctx, runs: int = 1) -> Row:
 
     from protection.services import backups
 
+    first = len(ctx.lab.instances)
     row = ctx.row("database restart mid-backup")
     instance = ctx.lab.instance()
     deaths_before = ctx.fleet.deaths()
@@ -528,7 +535,7 @@ def drill_database(ctx, runs: int = 1) -> Row:
         judge_jobs(row, wait_for_jobs([job.pk], over_at), fault_at)
     row.deaths = ctx.fleet.deaths() - deaths_before
     row.left_dead = ctx.fleet.left_dead()
-    check_store(row, ctx.lab.vault)
+    check_store(row, ctx.lab.vault, ctx.lab.instances[first:])
     return row
 
 
@@ -538,6 +545,7 @@ def drill_disk(ctx) -> Row:
     from vaults import services as vault_services
     from vaults.storage import store_path
 
+    first = len(ctx.lab.instances)
     row = ctx.row("full disk mid-backup")
     if os.geteuid() != 0:
         row.notes.append("skipped: mounting a small filesystem for the store needs root")
@@ -596,7 +604,7 @@ def drill_disk(ctx) -> Row:
     row.notes.append(f"the next (16 MiB) backup once space was back: {state2['status']} {state2['error_code']}")
     row.deaths = ctx.fleet.deaths() - deaths_before
     row.left_dead = ctx.fleet.left_dead()
-    check_store(row, vault)
+    check_store(row, vault, ctx.lab.instances[first:])
     return row
 
 
@@ -607,6 +615,7 @@ def drill_bitflip(ctx) -> Row:
     from security.models import Alert
     from vaults.storage import open_store, store_path
 
+    first = len(ctx.lab.instances)
     row = ctx.row("flipped byte in a pack")
     instance = ctx.lab.instance(data_mib=24)
     job = backups.backup_now(ctx.lab.trainer, instance, retention_rule="Default")
@@ -640,7 +649,7 @@ def drill_bitflip(ctx) -> Row:
                          f"{point.health}, alert {'raised' if Alert.objects.count() > alerts_before else 'NOT raised'}")
         pack_file.write_bytes(original)  # repair, so the store verifies again
         RecoveryPoint.objects.filter(pk=point.pk).update(health=RecoveryPoint.Health.NOT_VERIFIED)
-    check_store(row, ctx.lab.vault)
+    check_store(row, ctx.lab.vault, ctx.lab.instances[first:])
     return row
 
 
@@ -663,6 +672,7 @@ def drill_concurrent(ctx, clicks: int = 8) -> Row:
     from protection.models import Job
     from protection.services import backups
 
+    first = len(ctx.lab.instances)
     row = ctx.row(f'concurrent "Backup now" ×{clicks}')
     instance = ctx.lab.instance(data_mib=16)
     barrier = threading.Barrier(clicks)
@@ -695,7 +705,7 @@ def drill_concurrent(ctx, clicks: int = 8) -> Row:
                      + (f" (e.g. \"{refused[0][:140]}\")" if refused else "") + (f"; errors: {errors[:2]}" if errors else ""))
     judge_jobs(row, wait_for_jobs(made, time.monotonic()), started)
     row.left_dead = ctx.fleet.left_dead()
-    check_store(row, ctx.lab.vault)
+    check_store(row, ctx.lab.vault, ctx.lab.instances[first:])
     return row
 
 
