@@ -354,7 +354,10 @@ class Lab:
             self.trainer, vault=vault, policy=policy or self.policy,
             selections=[instance_services.DatasourceSelection(account.resource_id, f"bi-drill-{self._n}",
                                                               all_containers=True)])
-        jobs.run(Job.objects.get(instance=instance).pk)
+        configure = Job.objects.get(instance=instance)
+        jobs.run(configure.pk)  # here, or by a worker that took it first: wait for its end either way
+        wait_until(lambda: Job.objects.filter(pk=configure.pk, status__in=ENDED).exists(), 60,
+                   f"the ConfigureProtection job of {instance.name}")
         instance.refresh_from_db()
         instance.drill_container = container
         self.instances.append(instance)
@@ -733,6 +736,8 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=20, help="kill -9 runs (default 20)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder with every log")
     args = parser.parse_args()
+    # SIGTERM (or a second Ctrl-C) still stops our servers and workers: the finally below runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     chosen = args.only or list(DRILLS)
 
     base = Path(tempfile.mkdtemp(prefix="strongroom-drills-"))
