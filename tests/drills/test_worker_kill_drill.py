@@ -119,7 +119,6 @@ def test_sigkill_of_the_worker_once_its_backup_shows_progress_then_a_new_worker_
     assert victim.proc.returncode == -signal.SIGKILL
     job.refresh_from_db()
     assert job.status == JobStatus.IN_PROGRESS and job.attempts == 1, (job.status, job.error_message)
-    assert job.bytes_done < 12 * 8 * MIB  # it died part way
     assert not RecoveryPoint.objects.filter(instance=instance).exists()
 
     rescuer = Worker(drill_queue, tmp_path / "rescuer.log")
