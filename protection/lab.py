@@ -9,7 +9,7 @@ In the seeded vault ``bv-contoso-lab``:
   "Assign missing roles";
 * backup instances for the source storage account (all its containers), the Elastic SAN volumes
   ``vol-data`` and ``vol-large`` (snapshots in the lab resource group; a backup of the large one runs
-  about a minute) and the PostgreSQL server when it was registered. Their
+  long enough to watch its progress and to try Cancel) and the PostgreSQL server when it was registered. Their
   ConfigureProtection jobs run here, inline, so the lab starts with protected items.
 """
 
