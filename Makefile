@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test bench migrate seed clean-venv
+.PHONY: run test bench drills migrate seed clean-venv
 
 $(VENV)/.runtime-deps: pyproject.toml scripts/pydeps.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(VENV)/.test-deps
 
 bench: $(VENV)/.test-deps
 	$(PY) bench/engine.py $(BENCH_ARGS)
+
+# Fault drills (not CI): own redis-server and PostgreSQL on free ports, real workers; prints a table.
+drills: $(VENV)/.runtime-deps
+	$(PY) scripts/drills.py $(DRILLS_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

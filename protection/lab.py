@@ -7,8 +7,9 @@ In the seeded vault ``bv-contoso-lab``:
   03:00 UTC, 3 months, first of month 12 months);
 * the roles of reference §2.2 for the vault's identity, assigned at the resource scope by
   "Assign missing roles";
-* backup instances for the source storage account (all its containers), the Elastic SAN volume
-  (snapshots in the lab resource group) and the PostgreSQL server when it was registered. Their
+* backup instances for the source storage account (all its containers), the Elastic SAN volumes
+  ``vol-data`` and ``vol-large`` (snapshots in the lab resource group; a backup of the large one runs
+  long enough to watch its progress and to try Cancel) and the PostgreSQL server when it was registered. Their
   ConfigureProtection jobs run here, inline, so the lab starts with protected items.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from portal.inventory.lab import ELASTIC_SAN, POSTGRES_SERVER, SOURCE_ACCOUNT, VOLUME, VOLUME_GROUP
+from portal.inventory.lab import ELASTIC_SAN, LARGE_VOLUME, POSTGRES_SERVER, SOURCE_ACCOUNT, VOLUME, VOLUME_GROUP
 from portal.inventory.models import PostgresServer, StorageAccount, Volume
 from protection import datasource_types, jobs, readiness
 from protection.models import BackupInstance, BackupPolicy, Job, JobOperation, JobStatus
@@ -55,10 +56,14 @@ def seed_protection(lab, *, stdout=None) -> list[BackupInstance]:
     account = StorageAccount.objects.filter(name=SOURCE_ACCOUNT).first()
     volume = Volume.objects.filter(name=VOLUME, volume_group__name=VOLUME_GROUP,
                                    volume_group__elastic_san__name=ELASTIC_SAN).first()
+    large = Volume.objects.filter(name=LARGE_VOLUME, volume_group__name=VOLUME_GROUP,
+                                  volume_group__elastic_san__name=ELASTIC_SAN).first()
     server = PostgresServer.objects.filter(name=POSTGRES_SERVER).first()
     for kind, obj, extra in (
         (datasource_types.ADLS, account, {"all_containers": True}),
         (datasource_types.ELASTIC_SAN, volume, {"snapshot_resource_group_id": lab.lab_group.resource_id}),
+        # The large volume: a backup long enough to watch its progress and ETA, and to try Cancel.
+        (datasource_types.ELASTIC_SAN, large, {"snapshot_resource_group_id": lab.lab_group.resource_id}),
         (datasource_types.POSTGRES_FLEX, server, {}),
     ):
         if obj is None or BackupInstance.objects.filter(vault=vault, datasource_resource_id=obj.resource_id).exists():

@@ -1,23 +1,85 @@
 #!/usr/bin/env bash
-# Start web, Celery worker and Celery beat together; Ctrl-C stops all three.
-set -euo pipefail
+# Start web, Celery worker and Celery beat, each supervised: whichever exits is started again with a
+# backoff (1 s, doubling to 30 s; back to 1 s after a minute of running), and the others keep going,
+# so the web server keeps serving while a worker is down. Ctrl-C (or SIGTERM) stops all three.
+# Production: run each under systemd instead (docs/operations.md).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 HOST=${STRONGROOM_HOST:-127.0.0.1}
 PORT=${STRONGROOM_PORT:-8000}
-pids=()
+VAR=${STRONGROOM_VAR_DIR:-var}
+RUN_DIR="$VAR/run"            # NAME.pid: the process running now (for drills and for people)
+STOP_TIMEOUT=${STRONGROOM_STOP_TIMEOUT:-20}  # seconds a worker may take to finish its task on stop
+mkdir -p "$RUN_DIR"
+rm -f "$RUN_DIR/stopping"
+
+say() { echo "[run.sh $(date -u +%H:%M:%S)] $*" >&2; }
+
+# stop_child PID: TERM (a worker finishes its running task), then after STOP_TIMEOUT a cold shutdown
+# (QUIT), then KILL. A job cut short this way is re-run by the reconciler after the next start.
+stop_child() {
+  local pid=$1 waited=0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null; do
+    if (( waited == STOP_TIMEOUT * 10 )); then
+      say "$NAME is still finishing a task after ${STOP_TIMEOUT}s; stopping it now (the job re-runs at the next start)."
+      kill -QUIT "$pid" 2>/dev/null
+    elif (( waited == (STOP_TIMEOUT + 5) * 10 )); then
+      kill -KILL "$pid" 2>/dev/null
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  wait "$pid" 2>/dev/null
+}
+
+# supervise NAME COMMAND...: run COMMAND, and again whenever it exits, until told to stop.
+supervise() {
+  NAME=$1; shift
+  local child="" sleeper="" delay=1 started status
+  # Ctrl-C reaches every process of the terminal's group: only the main script acts on it (it stops
+  # the supervisors with TERM); a supervisor killed by it would leave its process behind.
+  trap '' INT
+  trap 'trap - TERM; [[ -n "$sleeper" ]] && kill "$sleeper" 2>/dev/null; [[ -n "$child" ]] && stop_child "$child"
+        rm -f "$RUN_DIR/$NAME.pid"; exit 0' TERM
+  while true; do
+    started=$SECONDS
+    "$@" &
+    child=$!
+    echo "$child" > "$RUN_DIR/$NAME.pid"
+    wait "$child"
+    status=$?
+    child=""
+    [[ -e "$RUN_DIR/stopping" ]] && { rm -f "$RUN_DIR/$NAME.pid"; exit 0; }  # it stopped on Ctrl-C
+    (( SECONDS - started >= 60 )) && delay=1
+    say "$NAME exited (status $status); starting it again in ${delay}s."
+    sleep "$delay" &
+    sleeper=$!
+    wait "$sleeper"
+    sleeper=""
+    delay=$(( delay * 2 > 30 ? 30 : delay * 2 ))
+  done
+}
+
+supervisors=()
 stop() {
   trap - INT TERM EXIT
-  echo; echo "Stopping Strongroom..."
-  kill "${pids[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
+  echo; say "Stopping Strongroom..."
+  touch "$RUN_DIR/stopping"
+  kill -TERM "${supervisors[@]}" 2>/dev/null
+  wait 2>/dev/null
+  rm -f "$RUN_DIR/stopping"
+  say "Stopped."
 }
 trap stop INT TERM EXIT
-$PY -m celery -A portal worker --loglevel=INFO --concurrency=2 --beat \
-  --schedule "${STRONGROOM_VAR_DIR:-var}/celerybeat-schedule" &
-pids+=($!)
-$PY manage.py runserver --noreload "$HOST:$PORT" &
-pids+=($!)
+
+supervise web $PY manage.py runserver --noreload "$HOST:$PORT" &
+supervisors+=($!)
+supervise worker $PY -m celery -A portal worker --loglevel=INFO --concurrency=2 &
+supervisors+=($!)
+supervise beat $PY -m celery -A portal beat --loglevel=INFO --schedule "$VAR/celerybeat-schedule" &
+supervisors+=($!)
 sleep 2
 cat <<MSG
 
@@ -25,7 +87,7 @@ cat <<MSG
   Sign in as the trainer:  trainer / ${STRONGROOM_DEMO_PASSWORD:-strongroom-lab}
   (personas: backup-admin, backup-operator, security-admin, reader, outsider — same password;
    the trainer can also play them from the top bar)
-  Ctrl-C stops web, worker and beat.
+  Web, worker and beat are restarted if they stop. Ctrl-C stops all three.
 
 MSG
-wait -n "${pids[@]}"
+wait

@@ -19,6 +19,7 @@ def _data_roots(settings, tmp_path):
     settings.STRONGROOM_ATTACH_ROOTS = [tmp_path / "attach"]
     settings.STRONGROOM_LAB_MODE = True
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.STRONGROOM_LAB_LARGE_VOLUME_MIB = 16  # the lab's large volume, kept small in tests
     (tmp_path / "attach").mkdir()
 
 

@@ -6,6 +6,10 @@
 - ``contosolabflat``: a flat-namespace account, to show why it cannot be protected
 - Elastic SAN ``esan-lab`` / volume group ``vg-lab`` / 1 GiB volume ``vol-data`` with sample data
   and its checksum
+- ``vol-large`` in the same volume group: STRONGROOM_LAB_LARGE_VOLUME_MIB (default 3072) MiB of varied
+  data (incompressible, text-like, repeated blocks, holes) generated here, never committed — big enough
+  that a backup runs long enough (22 s the first time, 11 s after, on 2 cores) to watch its live
+  progress and ETA and to try Cancel
 - PostgreSQL server ``pg-lab`` at 127.0.0.1:5432 (user postgres) with one sample database, when that
   server answers; a notice otherwise
 """
@@ -33,6 +37,7 @@ FLAT_ACCOUNT = "contosolabflat"
 ELASTIC_SAN = "esan-lab"
 VOLUME_GROUP = "vg-lab"
 VOLUME = "vol-data"
+LARGE_VOLUME = "vol-large"
 POSTGRES_SERVER = "pg-lab"
 POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER = "127.0.0.1", 5432, "postgres"
 SAMPLE_DATABASE = "contoso_sample"
@@ -52,6 +57,7 @@ class InventoryLab:
     elastic_san: ElasticSan
     volume_group: VolumeGroup
     volume: Volume
+    large_volume: Volume
     postgres_server: PostgresServer | None
     sample_database: PostgresDatabase | None
 
@@ -157,6 +163,22 @@ def _seed_elastic_san(lab, say) -> tuple[ElasticSan, VolumeGroup, Volume]:
     return san, group, volume
 
 
+def _seed_large_volume(lab, say, group: VolumeGroup) -> Volume:
+    """The large volume: generated once (a new volume), left alone by later seeds."""
+    from django.conf import settings
+
+    fill = settings.STRONGROOM_LAB_LARGE_VOLUME_MIB * MIB
+    volume = group.volumes.filter(name=LARGE_VOLUME).first()
+    if volume is None:
+        size_gib = max(2, -(-fill * 3 // 2 // 1024**3))  # room for holes between the data
+        volume = services.create_volume(lab.trainer, group, name=LARGE_VOLUME, size_gib=size_gib)
+    if not volume.sample_writes:
+        volume = services.write_varied_data_now(lab.trainer, volume, total_bytes=fill, seed=14)
+    say(f"Elastic SAN: {ELASTIC_SAN}/{VOLUME_GROUP}/{LARGE_VOLUME} ({volume.size_gib} GiB, "
+        f"{volume.allocated_bytes / MIB:.0f} MiB of varied data: a backup runs long enough to watch and cancel).")
+    return volume
+
+
 def _seed_postgres(lab, say, sample_name: str):
     trainer = lab.trainer
     params = postgres.ConnectionParams(POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER)
@@ -197,8 +219,9 @@ def seed_inventory(lab, *, stdout=None, sample_database_name: str = SAMPLE_DATAB
 
     source, target, flat = _seed_storage(lab, say)
     san, group, volume = _seed_elastic_san(lab, say)
+    large = _seed_large_volume(lab, say, group)
     server, sample = _seed_postgres(lab, say, sample_database_name)
-    return InventoryLab(source, target, flat, san, group, volume, server, sample)
+    return InventoryLab(source, target, flat, san, group, volume, large, server, sample)
 
 
 def lab_containers() -> list[Container]:

@@ -697,6 +697,27 @@ def write_sample_data_now(principal, volume: Volume) -> Volume:
     return Volume.objects.get(pk=volume.pk)
 
 
+def write_varied_data_now(principal, volume: Volume, *, total_bytes: int, seed: int) -> Volume:
+    """Write ``total_bytes`` of varied sample data (incompressible, compressible, repeated, holes) in
+    this process: the lab seed's large volume, big enough that a backup shows progress for a while."""
+    details = {"job": Volume.Activity.WRITE_SAMPLE_DATA.label, "bytes": total_bytes, "seed": seed}
+    with guarded(principal, VOLUME_WRITE, volume, details=details):
+        locked = Volume.objects.select_for_update().get(pk=volume.pk)
+        if locked.activity_running and not _activity_stale(locked):
+            raise ValidationError(
+                f"'{locked.get_activity_display()}' is running on volume '{locked.name}'. Wait for it to finish."
+            )
+        written = volumes.write_varied_data(locked.image_path, seed, total_bytes)
+        info = volumes.image_info(locked.image_path)
+        now = clock.now()
+        Volume.objects.filter(pk=locked.pk).update(
+            sample_writes=locked.sample_writes + 1, sample_written_at=now, checksum_stale=bool(locked.last_checksum),
+            allocated_bytes=info.allocated_bytes, allocated_measured_at=now,
+        )
+        details["written"] = written
+    return Volume.objects.get(pk=volume.pk)
+
+
 def compute_checksum_now(principal, volume: Volume) -> Volume:
     operation = start_volume_job(principal, volume, Volume.Activity.COMPUTE_CHECKSUM, enqueue=False)
     run_volume_job(volume.pk, str(operation.pk))

@@ -187,3 +187,43 @@ def image_checksum(path: Path, progress: Progress | None = None) -> str:
         if progress:
             progress(size, size)
     return digest.hexdigest()
+
+
+# Varied data for the lab's large volume: a quarter of every stretch is left as a hole, and the data
+# cycles through incompressible bytes, compressible text-like bytes (unique, ~4 bits per byte) and a
+# block repeated many times (deduplicated by the engine), so a backup shows all three at once.
+_VARIED_SEGMENT = 4 * MIB
+_TEXTISH = bytes.maketrans(bytes(range(256)), (b"etaoinshrdlucmfw ypvbgkjqxz\n.,ETAOINS" * 7)[:256])
+
+
+def _varied_segment(seed: int, index: int) -> bytes:
+    rng = random.Random(f"varied:{seed}:{index}")
+    kind = index % 5
+    if kind in (0, 1):  # incompressible
+        return rng.randbytes(_VARIED_SEGMENT)
+    if kind in (2, 3):  # text-like: compresses, never repeats
+        return rng.randbytes(_VARIED_SEGMENT).translate(_TEXTISH)
+    block = rng.randbytes(64 * 1024)  # repeated: stored once
+    return block * (_VARIED_SEGMENT // len(block))
+
+
+def write_varied_data(path: Path, seed: int, total_bytes: int, progress: Progress | None = None) -> int:
+    """Write ``total_bytes`` (rounded to 4 MiB) of varied data over the image, deterministic per seed,
+    in 4 MiB segments spread across it with holes between. Returns bytes written."""
+    with open_image(path, write=True) as fd:
+        size = os.fstat(fd).st_size
+        count = max(1, min(total_bytes // _VARIED_SEGMENT, size // _VARIED_SEGMENT))
+        stride = (size // count) // BLOCK * BLOCK
+        done = 0
+        for index in range(count):
+            data = memoryview(_varied_segment(seed, index))
+            offset = index * stride
+            while data:
+                written = os.pwrite(fd, data, offset)
+                data = data[written:]
+                offset += written
+            done += _VARIED_SEGMENT
+            if progress:
+                progress(done, count * _VARIED_SEGMENT)
+        os.fsync(fd)
+    return done

@@ -4,7 +4,7 @@ import os
 import time
 
 from portal.inventory import blobs, postgres
-from portal.inventory.lab import seed_inventory
+from portal.inventory.lab import LARGE_VOLUME, VOLUME, seed_inventory
 from portal.inventory.models import Container, ElasticSan, PostgresDatabase, StorageAccount, Volume
 
 MIB = 1024 * 1024
@@ -37,11 +37,18 @@ def test_the_seed_builds_the_inventory_with_real_data_and_can_run_again(lab, pg_
     assert volume.size_gib == 1 and volume.sample_writes == 1 and volume.last_checksum
     assert os.stat(volume.image_path).st_blocks * 512 == volume.allocated_bytes < 64 * MIB
 
+    large = first.large_volume
+    assert large.name == LARGE_VOLUME and large.volume_group == volume.volume_group and large.sample_writes == 1
+    # tests/conftest.py sets 16 MiB (3 GiB by default): all of it allocated, the rest of the image holes.
+    assert large.allocated_bytes == os.stat(large.image_path).st_blocks * 512
+    assert 16 * MIB <= large.allocated_bytes < 17 * MIB and large.size_gib == 2
+
     assert first.postgres_server is not None and first.sample_database.name == sample
     assert postgres.table_counts(first.postgres_server.connection_params(sample))["sales.orders"] == 600
 
     second = seed_inventory(lab, sample_database_name=sample)
     assert second.sample_database.pk == first.sample_database.pk
     assert StorageAccount.objects.count() == 3 and Container.objects.count() == 4
-    assert ElasticSan.objects.count() == 1 and Volume.objects.get().sample_writes == 1
+    assert ElasticSan.objects.count() == 1 and Volume.objects.get(name=VOLUME).sample_writes == 1
+    assert Volume.objects.get(name=LARGE_VOLUME).sample_writes == 1  # generated once, left alone after
     assert PostgresDatabase.objects.filter(is_sample=True).count() == 1

@@ -186,3 +186,55 @@ def test_snapshots_need_both_the_elastic_san_and_the_snapshot_group_rights(lab, 
     )
     assert snapshot.resource_id.endswith("/providers/Microsoft.Compute/snapshots/AzureBackup_0f1e_20240101T000000Z")
     assert snapshot.source_resource_id == volume.resource_id
+
+
+def test_varied_data_is_deterministic_sparse_and_mixed(tmp_path, settings):
+    """The lab's large volume data: the same seed gives the same image; the data is spread with holes
+    between; it holds incompressible, compressible and repeated segments alike."""
+    import zlib
+
+    settings.STRONGROOM_DATA_ROOT = tmp_path
+    a, b, c = tmp_path / "a.img", tmp_path / "b.img", tmp_path / "c.img"
+    for path in (a, b, c):
+        volumes.create_image(path, 256 * MIB)
+    assert volumes.write_varied_data(a, seed=3, total_bytes=40 * MIB) == 40 * MIB
+    volumes.write_varied_data(b, seed=3, total_bytes=40 * MIB)
+    volumes.write_varied_data(c, seed=4, total_bytes=40 * MIB)
+    assert volumes.image_checksum(a) == volumes.image_checksum(b) != volumes.image_checksum(c)
+    info = volumes.image_info(a)
+    assert 40 * MIB <= info.allocated_bytes < 41 * MIB  # the rest of the 256 MiB are holes
+    with open(a, "rb") as f:
+        stride = (256 * MIB // 10) // 4096 * 4096
+        segments = []
+        for i in range(5):
+            f.seek(i * stride)
+            segments.append(f.read(4 * MIB))
+        f.seek(4 * MIB)
+        assert f.read(4096) == bytes(4096)  # a hole right after the first segment
+    ratios = [len(zlib.compress(s[:1 * MIB], 1)) / MIB for s in segments]
+    assert ratios[0] > 0.99 and ratios[1] > 0.99  # incompressible
+    assert 0.4 < ratios[2] < 0.9 and 0.4 < ratios[3] < 0.9  # text-like
+    assert segments[2] != segments[3]
+    assert segments[4][:65536] * 64 == segments[4]  # one block, repeated
+
+
+def test_write_varied_data_now_is_a_guarded_volume_write(lab, volume):
+    from django.contrib.auth import get_user_model
+
+    from security import roles
+    from security import services as security_services
+    from security.guards import GuardDenied
+    from security.models import RoleDefinition
+
+    user = get_user_model().objects.create_user("rita", password="x")
+    reader = security_services.principal_for_user(user)
+    security_services.assign_role(lab.trainer, assignee=reader, role=RoleDefinition.objects.get(name=roles.READER),
+                                  scope=lab.lab_group.resource_id)
+    with pytest.raises(GuardDenied):
+        services.write_varied_data_now(reader, volume, total_bytes=8 * MIB, seed=1)
+    volume.refresh_from_db()
+    assert volume.sample_writes == 0
+
+    written = services.write_varied_data_now(lab.trainer, volume, total_bytes=8 * MIB, seed=1)
+    assert written.sample_writes == 1 and written.sample_written_at is not None
+    assert 8 * MIB <= written.allocated_bytes == os.stat(volume.image_path).st_blocks * 512

@@ -2,7 +2,7 @@
 seeded datasources protected — all through the services, idempotently."""
 
 from portal.inventory import services as inv
-from portal.inventory.lab import ELASTIC_SAN, POSTGRES_SERVER, SOURCE_ACCOUNT, VOLUME, VOLUME_GROUP
+from portal.inventory.lab import ELASTIC_SAN, LARGE_VOLUME, POSTGRES_SERVER, SOURCE_ACCOUNT, VOLUME, VOLUME_GROUP
 from protection.lab import seed_protection
 from protection.models import BackupPolicy, ProtectionState
 from security import roles
@@ -18,7 +18,9 @@ def test_seed_protection_protects_the_lab_datasources_once(lab):
     account = inv.create_storage_account(t, resource_group=lab.lab_group, name=SOURCE_ACCOUNT, region=lab.region)
     inv.create_container(t, account, name="documents")
     san = inv.create_elastic_san(t, resource_group=lab.lab_group, name=ELASTIC_SAN, region=lab.region)
-    volume = inv.create_volume(t, inv.create_volume_group(t, san, name=VOLUME_GROUP), name=VOLUME, size_gib=1)
+    group = inv.create_volume_group(t, san, name=VOLUME_GROUP)
+    volume = inv.create_volume(t, group, name=VOLUME, size_gib=1)
+    large = inv.create_volume(t, group, name=LARGE_VOLUME, size_gib=2)
     server = inv.create_postgres_server(t, resource_group=lab.lab_group, name=POSTGRES_SERVER, region=lab.region,
                                         host="127.0.0.1", admin_user="postgres")
 
@@ -27,7 +29,7 @@ def test_seed_protection_protects_the_lab_datasources_once(lab):
     assert [i.pk for i in first] == [i.pk for i in second]
     assert sorted(BackupPolicy.objects.filter(vault=vault).values_list("name", flat=True)) == ["adls-daily", "esan-daily", "pg-weekly"]
     by_source = {i.datasource_resource_id: i for i in first}
-    assert set(by_source) == {account.resource_id, volume.resource_id, server.resource_id}
+    assert set(by_source) == {account.resource_id, volume.resource_id, large.resource_id, server.resource_id}
     assert all(i.protection_state == ProtectionState.CONFIGURED and i.next_backup_at for i in first)
     assert by_source[account.resource_id].all_containers
     assert by_source[volume.resource_id].snapshot_resource_group_id == lab.lab_group.resource_id
