@@ -575,18 +575,10 @@ def _volume_context(request, volume):
 
 
 def _backup_reading(volume) -> dict:
-    """Whether a backup holds the volume now (writes wait), and its running backup job if one is known."""
+    """Whether a backup holds the volume now (writes wait meanwhile)."""
     from portal.inventory import volumes
 
-    reading = volumes.held_by_backup(volume.image_path)
-    job = None
-    if reading:
-        from protection.models import Job, JobOperation, JobStatus
-
-        job = (Job.objects.filter(operation=JobOperation.BACKUP, status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING],
-                                  instance__datasource_resource_id__iexact=volume.resource_id)
-               .order_by("-start_time").first())
-    return {"backup_reading": reading, "backup_job": job,
+    return {"backup_reading": volumes.held_by_backup(volume.image_path),
             "waiting_for_backup": volume.activity_running and volume.activity_message == svc.WAITING_FOR_BACKUP}
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from portal.inventory import fs
+from portal.inventory import fs, image_lock
 
 GIB = 1024**3
 MIB = 1024**2
@@ -112,11 +112,9 @@ def extent_bytes(seed: int, index: int, length: int) -> bytes:
 
 def held_by_backup(path: Path) -> bool:
     """Whether a backup is reading the image right now (holding it for its point-in-time copy)."""
-    from vaults.store import pit
-
     try:
         with open_image(path) as fd:
-            return pit.is_held(fd)
+            return image_lock.is_held(fd)
     except (OSError, fs.UnsafePath):
         return False
 
@@ -125,12 +123,10 @@ def write_sample_extents(path: Path, seed: int, progress: Progress | None = None
                          on_wait: Callable[[], None] | None = None) -> int:
     """Write the seed's extents of random bytes onto the image. Returns bytes written.
 
-    A backup reading the volume without a reflink clone holds it (`vaults.store.pit`): the write
+    A backup reading the volume without a reflink clone holds it (`image_lock`): the write
     waits until the backup has read the image (``on_wait`` is told, every few seconds), and raises
     ``TimeoutError`` with nothing written after ``wait`` seconds."""
-    from vaults.store import pit
-
-    with open_image(path, write=True) as fd, pit.hold_for_writing(fd, wait=wait, on_wait=on_wait):
+    with open_image(path, write=True) as fd, image_lock.hold_for_writing(fd, wait=wait, on_wait=on_wait):
         size = os.fstat(fd).st_size
         extents = plan_extents(size, seed)
         total = sum(length for _, length in extents)
@@ -210,7 +206,8 @@ def _varied_segment(seed: int, index: int) -> bytes:
 def write_varied_data(path: Path, seed: int, total_bytes: int, progress: Progress | None = None) -> int:
     """Write ``total_bytes`` (rounded to 4 MiB) of varied data over the image, deterministic per seed,
     in 4 MiB segments spread across it with holes between. Returns bytes written."""
-    with open_image(path, write=True) as fd:
+    # Like every writer, wait while a backup reads the volume, so its recovery point stays one image.
+    with open_image(path, write=True) as fd, image_lock.hold_for_writing(fd):
         size = os.fstat(fd).st_size
         count = max(1, min(total_bytes // _VARIED_SEGMENT, size // _VARIED_SEGMENT))
         stride = (size // count) // BLOCK * BLOCK
