@@ -486,7 +486,7 @@ def reconcile(*, stale_after: int = HEARTBEAT_STALE_AFTER_SECONDS, resend_after:
     waited = timezone.timedelta(seconds=resend_after)
     unclaimed = Job.objects.filter(status=JobStatus.IN_PROGRESS, claimed_at__isnull=True).filter(
         Q(queue_error__gt="") | Q(sent_at__lt=now - waited)
-        | Q(sent_at__isnull=True, start_time__lt=clock.now() - waited))
+        | Q(sent_at__isnull=True, real_start_time__lt=now - waited))
     for job in unclaimed:
         # Never sent (the broker was down): send now. Sent but not picked up: re-send once per wait,
         # the wait doubling each time, so a long queue behind a busy worker is not flooded.
