@@ -94,7 +94,8 @@ def wait_for(predicate, timeout, what, worker: Worker):
         if worker.proc.poll() is not None:
             break
         time.sleep(0.02)
-    raise AssertionError(f"Timed out waiting for {what}.\n{worker.tail()}")
+    jobs = list(Job.objects.values("operation", "status", "bytes_done", "claimed_at", "sent_at", "queue_error", "error_code"))
+    raise AssertionError(f"Timed out waiting for {what}.\nJobs: {jobs}\n{worker.tail()}")
 
 
 def test_sigkill_of_the_worker_once_its_backup_shows_progress_then_a_new_worker_completes_it(
@@ -103,7 +104,9 @@ def test_sigkill_of_the_worker_once_its_backup_shows_progress_then_a_new_worker_
 
     documents = inventory.account.containers.get(name="documents")
     rng = random.Random(14)
-    put_blobs(lab.trainer, documents, {f"part-{i:02d}.bin": rng.randbytes(8 * MIB) for i in range(12)})
+    # Large enough that the backup is still reading after its first progress write (every 0.5 s)
+    # even at a few hundred MiB/s: 384 MiB of incompressible data.
+    put_blobs(lab.trainer, documents, {f"part-{i:02d}.bin": rng.randbytes(24 * MIB) for i in range(16)})
     instance = protect(lab, vault, make_policy(ADLS, "drill-daily"), inventory.account, name="bi-drill",
                        all_containers=False, containers=["documents"])
 
@@ -123,7 +126,7 @@ def test_sigkill_of_the_worker_once_its_backup_shows_progress_then_a_new_worker_
 
     rescuer = Worker(drill_queue, tmp_path / "rescuer.log")
     try:
-        # The reconciler's tick (beat every 15 s in production), once the heartbeat has stopped.
+        # The reconciler's tick (beat every 10 s in production), once the heartbeat has stopped.
         report = jobs.reconcile(stale_after=0)
         assert job.pk in report.rerun
         wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=[JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_WARNINGS,
@@ -138,7 +141,7 @@ def test_sigkill_of_the_worker_once_its_backup_shows_progress_then_a_new_worker_
     assert recovered_after < 90
 
     [point] = RecoveryPoint.objects.filter(instance=instance)
-    assert point.item_count == 12 and point.logical_bytes == 12 * 8 * MIB
+    assert point.item_count == 16 and point.logical_bytes == 16 * 24 * MIB
     store = lambda: open_store(vault)  # noqa: E731
     # No half recovery point: the store holds exactly the completed point's snapshots.
     assert {s.id for s in snapshots_of(store, f"bi:{instance.pk}")} == {m["id"] for m in point.manifests}

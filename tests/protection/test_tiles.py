@@ -43,12 +43,13 @@ def test_the_jobs_tile_counts_the_last_24_hours(lab, vault, instances):
     adls, esan, pg = instances
     make_jobs(vault, adls, [(JobOperation.BACKUP, JobStatus.COMPLETED, 3), (JobOperation.BACKUP, JobStatus.FAILED, 1),
                             (JobOperation.BACKUP, JobStatus.CANCELLING, 1)])
-    make_jobs(vault, esan, [(JobOperation.BACKUP, JobStatus.IN_PROGRESS, 2)])
+    # One backup per instance at a time: one running, one that failed earlier.
+    make_jobs(vault, esan, [(JobOperation.BACKUP, JobStatus.IN_PROGRESS, 1), (JobOperation.BACKUP, JobStatus.FAILED, 1)])
     make_jobs(vault, pg, [(JobOperation.BACKUP, JobStatus.COMPLETED, 5)], hours_ago=30)  # too old
     tile = selectors.jobs_tile(vault)
     rows = {(r.key, r.operation): dict(r.counts) for r in tile["rows"]}
     assert rows[("adls", "Backup")] == {"InProgress": 1, "Completed": 3, "CompletedWithWarnings": 0, "Failed": 1, "Cancelled": 0}
-    assert rows[("esan", "Backup")]["InProgress"] == 2
+    assert (rows[("esan", "Backup")]["InProgress"], rows[("esan", "Backup")]["Failed"]) == (1, 1)
     assert ("pgflex", "Backup") not in rows
     # ConfigureProtection jobs of the three instances (made by protect) count too, as Management.
     assert rows[("adls", "ConfigureProtection")]["Completed"] == 1

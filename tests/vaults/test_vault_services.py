@@ -287,9 +287,9 @@ def test_shortening_the_retention_raises_strongroom_s_own_alert(vault, trainer, 
     assert sorted(Alert.objects.values_list("name", flat=True)) == ["Soft Delete Disabled for Vault",
                                                                     "Soft delete retention shortened"]
     services.update_soft_delete(trainer, vault, state="On", retention_days=14)  # was off: nothing shortened
-    services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=90)
+    services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=90, acknowledge_irreversible=True)
     assert Alert.objects.count() == 2
-    services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=30)
+    services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=30, acknowledge_irreversible=True)
     assert Alert.objects.filter(name="Soft delete retention shortened").count() == 2
 
 
