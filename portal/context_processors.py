@@ -25,7 +25,8 @@ def shell(request):
         "lab_mode": settings.STRONGROOM_LAB_MODE,
         "is_trainer": trainer,
         # Access requests waiting for the acting principal's approval (the badge beside Approvals).
-        "approvals_pending": approvals_for(request.principal).count() if request.principal is not None else 0,
+        # Lazy: counted only where a full page shows the navigation, never on a polled fragment.
+        "approvals_pending": (lambda: approvals_for(request.principal).count()) if request.principal is not None else 0,
         "personas": list(LabPersona.objects.select_related("principal")) if trainer else [],
         "acting_principal": request.principal,
         "real_principal": request.real_principal,

@@ -234,10 +234,6 @@ def guard_delete(request, pk):
 # --- requests -----------------------------------------------------------------------------------
 
 
-def _safe_next(request, fallback: str) -> str:
-    return safe_next(request, fallback)
-
-
 @login_required
 def request_access(request, pk):
     """The Request access form (from the denial page, or the guard's page)."""
@@ -270,7 +266,7 @@ def request_access(request, pk):
     return render(request, "security/request_access.html", {
         "guard": guard, "form": form, "critical": critical, "target": target, "operation": operation,
         "target_url": resources.url_of(target) if target else "", "target_name": target.rsplit("/", 1)[-1] if target else "",
-        "approvers": list(guard.approvers.all()), "next": _safe_next(request, ""),
+        "approvers": list(guard.approvers.all()), "next": safe_next(request, ""),
         "my_grant": mua.active_grant(request.principal, guard), "my_pending": mua.pending_request(request.principal, guard),
     }, status=status)
 

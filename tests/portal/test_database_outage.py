@@ -4,6 +4,7 @@ fail instead (a closed port, or a cursor that raises as a dropped connection doe
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -96,6 +97,8 @@ def test_a_refused_postgresql_connection_is_a_503_and_pages_recover_by_themselve
     """GIVEN PostgreSQL WHEN the server's port refuses connections (as during a restart) THEN pages answer
     503; WHEN it answers again THEN the next request works with no restart of Strongroom."""
     if connection.vendor != "postgresql":
+        if os.environ.get("STRONGROOM_REQUIRE_SERVICES"):
+            pytest.fail("CI must run the refused-connection test against PostgreSQL.")
         pytest.skip("A refused TCP connection needs PostgreSQL (SQLite has no server); CI runs this on PostgreSQL.")
     assert connection.settings_dict["CONN_HEALTH_CHECKS"] is True
     client = Client(raise_request_exception=False)

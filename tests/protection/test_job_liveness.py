@@ -122,10 +122,10 @@ def test_a_pg_dump_waiting_on_a_lock_is_stopped_by_a_stall_and_by_cancel(lab, va
         pid = wait_for(lambda: blocked_dump(job), 120, "pg_dump to wait on the lock again")
         asked = time.monotonic()
         backups.cancel_job(lab.trainer, job)
-        wait_for(lambda: Job.objects.filter(pk=job.pk, status=JobStatus.CANCELLED).exists(), 15, "the job to end Cancelled")
+        wait_for(lambda: Job.objects.filter(pk=job.pk, status=JobStatus.CANCELLED).exists(), 30, "the job to end Cancelled")
         took = time.monotonic() - asked
         print(f"Cancel of a pg_dump waiting on a lock: ended Cancelled after {took:.2f} s")
-        assert took < 10, f"Cancel took {took:.1f} s"
+        assert took < 30, f"Cancel took {took:.1f} s"
         job.refresh_from_db()
         assert job.error_code == "UserCancelled"
         assert _gone(pid) and processes.pids_for(job.pk) == []
@@ -172,7 +172,7 @@ def test_backup_now_with_the_broker_down_queues_the_job_and_the_reconciler_sends
         started = time.monotonic()
         response = client.post(url, {"retention_rule": "Default"}, follow=True)
         print(f"Backup now with the broker down answered in {time.monotonic() - started:.2f} s")
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 30  # no wait on the broker: a loaded CI machine still answers well within this
         assert response.status_code == 200
         assert jobs.QUEUE_UNREACHABLE in response.content.decode()
         [job] = Job.objects.filter(instance=instance, operation=JobOperation.BACKUP)
