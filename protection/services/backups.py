@@ -527,6 +527,9 @@ def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
                          "store": "operational" if driver.datastore == RecoveryPoint.Datastore.OPERATIONAL else "vault"}],
                 verify_details={"backup": outcome.details} if outcome.details else {},
             )
+            # Once this transaction commits the snapshots belong to the point: a later on-commit
+            # callback that raises (an enqueue) must never make the failure handler delete them.
+            transaction.on_commit(run.committed.clear)
             driver.finalize(instance, outcome, run, rp_time)
             if outcome.snapshot_resource_id:
                 point.snapshot_resource_id = outcome.snapshot_resource_id

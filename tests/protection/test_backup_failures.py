@@ -111,6 +111,31 @@ def test_a_failed_backup_removes_the_items_it_had_committed(lab, adls, monkeypat
     assert jobs.run(cleanup.pk).status == JobStatus.COMPLETED
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_after_the_point_committed_never_deletes_its_data(lab, adls, monkeypatch):
+    """GIVEN a backup whose recovery point has committed WHEN something run at commit raises (an enqueue
+    of a later job) THEN the point's snapshots stay: data is never deleted because of what came after."""
+    from django.db import transaction
+
+    original_finish = jobs.finish
+
+    def finish_then_a_failing_enqueue(job, status, **kw):
+        ended = original_finish(job, status, **kw)
+        transaction.on_commit(lambda: (_ for _ in ()).throw(OSError("the broker went away")))
+        return ended
+
+    monkeypatch.setattr(jobs, "finish", finish_then_a_failing_enqueue)
+    job = backups.backup_now(lab.trainer, adls, retention_rule="Default")
+    try:
+        run_job(job)
+    except OSError:
+        pass  # how far the failure travels is the job machinery's business; the data is what counts here
+    monkeypatch.setattr(jobs, "finish", original_finish)
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED and job.recovery_point is not None
+    assert snapshots_of(vault_store(adls.vault), f"bi:{adls.pk}")  # the point's data is still there
+
+
 def test_a_failure_before_anything_was_written_needs_no_clean_up(lab, adls):
     from security.models import Principal
 
