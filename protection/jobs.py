@@ -186,6 +186,7 @@ class Progress:
     # Set by the watchdog (a JobCancelled, or a JobError for a stall); raised at the next call.
     interrupt: BaseException | None = None
     _seen: tuple = (None, None)
+    _wrote_bytes: bool = False
 
     def __call__(self, *, bytes_done=None, items_done=None, current_item=None, bytes_total=None,
                  items_total=None, phase: str | None = None, force: bool = False) -> None:
@@ -209,8 +210,12 @@ class Progress:
         if phase is not None:
             self.phase = phase
         now = time.monotonic()
-        if force or now - self._last_write >= PROGRESS_WRITE_INTERVAL:
+        # The first bytes are written at once (the bar starts moving, even for a short job); after
+        # that at most every PROGRESS_WRITE_INTERVAL.
+        first_bytes = job.bytes_done and not self._wrote_bytes
+        if force or first_bytes or now - self._last_write >= PROGRESS_WRITE_INTERVAL:
             self._last_write = now
+            self._wrote_bytes = self._wrote_bytes or bool(job.bytes_done)
             self.write()
 
     def write(self) -> None:

@@ -142,6 +142,22 @@ def test_progress_is_written_and_a_cancel_is_noticed(vault, handler):
     assert (job.status, job.error_code) == (JobStatus.CANCELLED, "UserCancelled")
 
 
+def test_the_first_bytes_are_written_at_once_even_right_after_a_forced_write(vault, handler):
+    """A short job still shows movement: the first write with bytes done is not held back by the rate
+    limit after a forced "Backing up ..." write just before it."""
+    _, behaviour = handler
+    seen = []
+
+    def work(job, progress):
+        progress(current_item="Backing up", force=True)
+        progress(bytes_total=1000, bytes_done=100)
+        seen.append(Job.objects.get(pk=job.pk).bytes_done)
+
+    behaviour["do"] = work
+    jobs.run(_job(vault).pk)
+    assert seen == [100]
+
+
 def test_progress_writes_are_rate_limited(vault, django_assert_max_num_queries):
     job = jobs.claim(_job(vault).pk)
     progress = jobs.Progress(job)
