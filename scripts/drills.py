@@ -470,8 +470,9 @@ def drill_kill(ctx, kills: int) -> Row:
     row = ctx.row(f"kill -9 worker mid-backup ×{kills}")
     deaths_before = ctx.fleet.deaths()
     for i in range(kills):
-        # A new instance each time: Azure allows 4 on-demand backups per instance per day.
-        instance = ctx.lab.instance(data_mib=48)
+        # A new instance each time (Azure allows 4 on-demand backups per instance per day), with data enough
+        # that the backup is still reading when the kill lands.
+        instance = ctx.lab.instance(data_mib=384)
         job = backups.backup_now(ctx.lab.trainer, instance, retention_rule="Default")
         try:
             state = wait_until(lambda: (s := job_state(job.pk)) and s["status"] == "InProgress" and s["bytes_done"] > 0
