@@ -182,7 +182,7 @@ class PostgresDriver(Driver):
                     timed_out = timeout_error(watch, exc, doing)
                     if timed_out is not None:
                         raise timed_out from None
-                    if database and not postgres.database_exists(params, database):
+                    if database and _dropped_meanwhile(params, database):
                         outcome.warnings.append(f"The database '{database}' was dropped during the backup; it is not in this recovery point.")
                         continue
                     if database and "permission denied" in exc.stderr:  # an object the survey could not see
@@ -224,3 +224,19 @@ class PostgresDriver(Driver):
                     raise
                 finally:
                     proc.stdout.close()
+
+
+def _dropped_meanwhile(params, database: str, *, checks: int = 5, interval: float = 0.3) -> bool:
+    """Whether ``database`` was dropped while it was dumped. DROP DATABASE ... WITH (FORCE) ends the
+    dump's session before the drop commits, so the database may still be listed for a moment after
+    pg_dump failed: look again briefly before calling the failure a failed dump."""
+    import time
+
+    from portal.inventory import postgres
+
+    for attempt in range(checks):
+        if not postgres.database_exists(params, database):
+            return True
+        if attempt < checks - 1:
+            time.sleep(interval)
+    return False
