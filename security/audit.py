@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from security import clock, context
+from security import clock, context, operations
 from security.guards import Decision, GuardDenied, evaluate, target_scope
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def register_operation_name(operation: str, name: str) -> None:
 
 
 def operation_name(operation: str) -> str:
-    known = _operation_names.get(operation.lower())
+    known = operations.display_name(operation) or _operation_names.get(operation.lower())
     if known:
         return known
     # "Microsoft.Foo/bars/bazs/write" -> "Write bazs" (fallback for unnamed operations)

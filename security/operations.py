@@ -1,0 +1,236 @@
+"""The operations catalogue: every Azure action string Strongroom checks, spelled once.
+
+Each entry says what the activity log calls it, whether it is a data action (checked against a role's
+``dataActions``), and whether a Resource Guard may protect it (its request type, whether it is mandatory,
+how the Protected operations tab shows it). Services, guards, MUA, alerts and the activity log import the
+names below; nothing else spells an action out. Resource types (the ``type`` of a resource id) are here
+too, since actions are built on them.
+
+The constants are plain strings (the action itself), so ``guarded(principal, VAULT_WRITE, scope)`` reads as
+it always did; ``lookup(action)`` gives the whole entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DATA_PROTECTION = "Microsoft.DataProtection"
+AUTHORIZATION = "Microsoft.Authorization"
+STRONGROOM_LAB = "Strongroom.Lab"
+
+
+@dataclass(frozen=True)
+class Operation:
+    action: str
+    name: str = ""  # the activity log's operation name ("" = derived from the action)
+    data_action: bool = False
+    # Resource Guard (multi-user authorization, reference §1.8): "" = a guard cannot protect it.
+    guard_request_type: str = ""
+    guard_label: str = ""  # the Protected operations tab's friendly name
+    guard_mandatory: bool = False  # cannot be excluded from a guard
+    guard_by_action: bool = True  # True: protected whenever the action runs; False: when a service names it
+    guard_default: bool = True  # ticked on a new guard's Protected operations tab
+    guard_description: str = ""
+
+    @property
+    def protectable(self) -> bool:
+        return bool(self.guard_request_type)
+
+
+_CATALOGUE: dict[str, Operation] = {}
+
+
+def _op(action: str, name: str = "", **fields) -> str:
+    key = action.lower()
+    if key in _CATALOGUE:
+        raise ValueError(f"{action} is in the catalogue twice")
+    _CATALOGUE[key] = Operation(action, name, **fields)
+    return action
+
+
+def lookup(action: str) -> Operation | None:
+    return _CATALOGUE.get(action.lower())
+
+
+def display_name(action: str) -> str:
+    entry = lookup(action)
+    return entry.name if entry else ""
+
+
+def all_operations() -> list[Operation]:
+    return list(_CATALOGUE.values())
+
+
+def guard_protectable() -> list[Operation]:
+    """The operations a Resource Guard may protect, in the order the portal lists them."""
+    return [o for o in _CATALOGUE.values() if o.protectable]
+
+
+# --- resource types -----------------------------------------------------------------------------------
+SUBSCRIPTION_TYPE = "Microsoft.Resources/subscriptions"
+RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
+VAULT_TYPE = f"{DATA_PROTECTION}/backupVaults"
+POLICY_TYPE = f"{VAULT_TYPE}/backupPolicies"
+INSTANCE_TYPE = f"{VAULT_TYPE}/backupInstances"
+RESOURCE_GUARD_TYPE = f"{DATA_PROTECTION}/resourceGuards"
+STORAGE_ACCOUNT_TYPE = "Microsoft.Storage/storageAccounts"
+CONTAINER_TYPE = f"{STORAGE_ACCOUNT_TYPE}/blobServices/containers"
+ADLS_DATASOURCE_TYPE = f"{STORAGE_ACCOUNT_TYPE}/adlsBlobServices"
+ELASTIC_SAN_TYPE = "Microsoft.ElasticSan/elasticSans"
+VOLUME_GROUP_TYPE = f"{ELASTIC_SAN_TYPE}/volumeGroups"
+VOLUME_TYPE = f"{VOLUME_GROUP_TYPE}/volumes"
+VOLUME_SNAPSHOT_TYPE = f"{VOLUME_GROUP_TYPE}/snapshots"
+DISK_SNAPSHOT_TYPE = "Microsoft.Compute/snapshots"
+POSTGRES_SERVER_TYPE = "Microsoft.DBforPostgreSQL/flexibleServers"
+POSTGRES_DATABASE_TYPE = f"{POSTGRES_SERVER_TYPE}/databases"
+
+# --- subscriptions and resource groups ----------------------------------------------------------------
+SUBSCRIPTION_READ = _op(f"{SUBSCRIPTION_TYPE}/read")
+SUBSCRIPTION_WRITE = _op("Microsoft.Subscription/aliases/write", "Create subscription")
+RESOURCE_GROUP_READ = _op("Microsoft.Resources/subscriptions/resourceGroups/read")
+RESOURCE_GROUP_WRITE = _op("Microsoft.Resources/subscriptions/resourceGroups/write",
+                           "Create or update resource group")
+RESOURCE_GROUP_DELETE = _op("Microsoft.Resources/subscriptions/resourceGroups/delete", "Delete resource group")
+
+# --- access control (RBAC and PIM's access requests) --------------------------------------------------
+ROLE_ASSIGNMENT_READ = _op(f"{AUTHORIZATION}/roleAssignments/read")
+ROLE_ASSIGNMENT_WRITE = _op(f"{AUTHORIZATION}/roleAssignments/write", "Create role assignment")
+ROLE_ASSIGNMENT_DELETE = _op(f"{AUTHORIZATION}/roleAssignments/delete", "Delete role assignment")
+REQUEST_ACCESS = _op(f"{AUTHORIZATION}/roleAssignmentScheduleRequests/write", "Request Resource Guard access")
+CANCEL_REQUEST = _op(f"{AUTHORIZATION}/roleAssignmentScheduleRequests/cancel/action", "Cancel access request")
+APPROVE_REQUEST = _op(f"{AUTHORIZATION}/roleAssignmentApprovals/approve/action", "Approve access request")
+REJECT_REQUEST = _op(f"{AUTHORIZATION}/roleAssignmentApprovals/reject/action", "Reject access request")
+EXPIRE_ACCESS = _op(f"{AUTHORIZATION}/roleAssignmentSchedules/expire/action", "Resource Guard access expired")
+
+# --- alerts and the lab -------------------------------------------------------------------------------
+ALERT_READ = _op("Microsoft.AlertsManagement/alerts/read")
+ALERT_CHANGE_STATE = _op("Microsoft.AlertsManagement/alerts/changestate/action", "Change alert state")
+LAB_CLOCK_WRITE = _op(f"{STRONGROOM_LAB}/clock/write", "Move lab clock")
+PERSONA_ASSUME = _op(f"{STRONGROOM_LAB}/personas/assume/action", "Switch lab persona")
+WORKER_CHECK = _op(f"{STRONGROOM_LAB}/workers/check/action", "Check background workers")
+
+# --- Resource Guards ----------------------------------------------------------------------------------
+GUARD_READ = _op(f"{RESOURCE_GUARD_TYPE}/read")
+GUARD_WRITE = _op(f"{RESOURCE_GUARD_TYPE}/write", "Create or Update Resource Guard")
+GUARD_DELETE = _op(f"{RESOURCE_GUARD_TYPE}/delete", "Delete Resource Guard")
+PROXY_READ = _op(f"{VAULT_TYPE}/backupResourceGuardProxies/read")
+PROXY_WRITE = _op(f"{VAULT_TYPE}/backupResourceGuardProxies/write", "Link Resource Guard (enable MUA)")
+
+
+def guard_request_action(request_type: str) -> str:
+    """The action a time-bound grant on a guard's request collection gives (`.../<type>/default/action`)."""
+    return f"{RESOURCE_GUARD_TYPE}/{request_type}/default/action"
+
+
+# --- backup vaults ------------------------------------------------------------------------------------
+VAULT_READ = _op(f"{VAULT_TYPE}/read")
+VAULT_WRITE = _op(f"{VAULT_TYPE}/write", "Create or Update Backup Vault")
+VAULT_DELETE = _op(f"{VAULT_TYPE}/delete", "Delete Backup Vault")
+CHECK_NAME_AVAILABILITY = _op(f"{DATA_PROTECTION}/locations/checkNameAvailability/action",
+                              "Check Backup vault name availability")
+VALIDATE_FOR_BACKUP = _op(f"{VAULT_TYPE}/validateForBackup/action", "Validate for backup")
+
+# Critical operations a Resource Guard protects (reference §1.8), in the order the portal lists them.
+# "#..." marks a vault write that a service names as critical (Azure's vaultCriticalOperation).
+REDUCE_SOFT_DELETE = _op(
+    f"{VAULT_WRITE}#reduceSoftDeleteSecurity", "Disable soft delete",
+    guard_request_type="disableSoftDeleteRequests", guard_label="Disable soft delete", guard_mandatory=True,
+    guard_by_action=False, guard_description="Turning soft delete off, or shortening its retention.")
+PROXY_DELETE = _op(
+    f"{VAULT_TYPE}/backupResourceGuardProxies/delete", "Remove MUA protection",
+    guard_request_type="deleteResourceGuardProxyRequests", guard_label="Remove MUA protection",
+    guard_mandatory=True, guard_description="Unlinking the Resource Guard from a vault.")
+INSTANCE_DELETE = _op(
+    f"{INSTANCE_TYPE}/delete", "Delete backup instance (delete backup data)",
+    guard_request_type="deleteBackupInstanceRequests", guard_label="Delete backup instance",
+    guard_description="Stop backup and delete backup data.")
+STOP_PROTECTION = _op(
+    f"{INSTANCE_TYPE}/stopProtection/action", "Stop protection (retain forever)",
+    guard_request_type="deleteProtectedItemRequests", guard_label="Stop backup and retain forever",
+    guard_description="Stops backups and retention; the data is kept forever.")
+SUSPEND_BACKUPS = _op(
+    f"{INSTANCE_TYPE}/suspendBackups/action", "Stop backup (retain as per policy)",
+    guard_request_type="deleteProtectedItemRequests", guard_label="Stop backup and retain as per policy",
+    guard_description="Stops backups; retention goes on as per the policy.")
+REDUCE_IMMUTABILITY = _op(
+    f"{VAULT_WRITE}#reduceImmutabilityState", "Disable immutability",
+    guard_request_type="disableSoftDeleteRequests", guard_label="Disable immutability", guard_by_action=False,
+    guard_description="Turning an enabled (not locked) immutable vault off.")
+RESTORE = _op(
+    f"{INSTANCE_TYPE}/restore/action", "Restore",
+    guard_request_type="updateProtectedItemRequests", guard_label="Restore", guard_default=False,
+    guard_description="Restoring a recovery point.")
+INSTANCE_WRITE = _op(
+    f"{INSTANCE_TYPE}/write", "Create or Update Backup Instance",
+    guard_request_type="updateProtectionPolicyRequests", guard_label="Change policy", guard_by_action=False,
+    guard_default=False, guard_description="Moving a backup instance to another policy.")
+MODIFY_ENCRYPTION = _op(
+    f"{VAULT_WRITE}#modifyEncryptionSettings", "Modify encryption settings",
+    guard_request_type="updateProtectedItemRequests", guard_label="Modify encryption settings",
+    guard_by_action=False, guard_default=False,
+    guard_description="Changing the vault's encryption key settings.")
+CHANGE_POLICY = INSTANCE_WRITE  # MUA's name for it: changing an instance's policy is an instance write
+REMOVE_MUA = PROXY_DELETE
+
+# --- backup policies, instances, jobs, recovery points --------------------------------------------------
+POLICY_READ = _op(f"{POLICY_TYPE}/read")
+POLICY_WRITE = _op(f"{POLICY_TYPE}/write", "Create or Update Backup Policy")
+POLICY_DELETE = _op(f"{POLICY_TYPE}/delete", "Delete Backup Policy")
+INSTANCE_READ = _op(f"{INSTANCE_TYPE}/read")
+BACKUP_ACTION = _op(f"{INSTANCE_TYPE}/backup/action", "Backup now")
+RESUME_PROTECTION = _op(f"{INSTANCE_TYPE}/resumeProtection/action", "Resume protection")
+RESUME_BACKUPS = _op(f"{INSTANCE_TYPE}/resumeBackups/action", "Resume backups")
+VALIDATE_RESTORE = _op(f"{INSTANCE_TYPE}/validateRestore/action", "Validate restore")
+RECOVERY_POINT_READ = _op(f"{INSTANCE_TYPE}/recoveryPoints/read")
+RECOVERY_POINT_DELETE = _op(f"{INSTANCE_TYPE}/recoveryPoints/delete", "Delete recovery point")
+JOB_READ = _op(f"{VAULT_TYPE}/backupJobs/read")
+JOB_CANCEL = _op(f"{VAULT_TYPE}/backupJobs/cancel/action", "Cancel backup job")
+DELETED_INSTANCE_READ = _op(f"{VAULT_TYPE}/deletedBackupInstances/read")
+SOFT_DELETE_COMPLETE = _op(f"{VAULT_TYPE}/deletedBackupInstances/write", "Soft delete backup instance")
+UNDELETE = _op(f"{VAULT_TYPE}/deletedBackupInstances/undelete/action", "Undelete backup instance")
+PURGE = _op(f"{VAULT_TYPE}/deletedBackupInstances/purge/action", "Purge backup data")
+
+# --- storage accounts and blobs ---------------------------------------------------------------------------
+STORAGE_ACCOUNT_READ = _op(f"{STORAGE_ACCOUNT_TYPE}/read")
+STORAGE_ACCOUNT_WRITE = _op(f"{STORAGE_ACCOUNT_TYPE}/write", "Create/Update Storage Account")
+STORAGE_ACCOUNT_DELETE = _op(f"{STORAGE_ACCOUNT_TYPE}/delete", "Delete Storage Account")
+STORAGE_ACCOUNT_LIST_KEYS = _op(f"{STORAGE_ACCOUNT_TYPE}/listKeys/action", "List Storage Account Keys")
+CONTAINER_READ = _op(f"{CONTAINER_TYPE}/read")
+CONTAINER_WRITE = _op(f"{CONTAINER_TYPE}/write", "Put blob container")
+CONTAINER_DELETE = _op(f"{CONTAINER_TYPE}/delete", "Delete blob container")
+BLOB_READ = _op(f"{CONTAINER_TYPE}/blobs/read", "Read blob", data_action=True)
+BLOB_WRITE = _op(f"{CONTAINER_TYPE}/blobs/write", "Write blob", data_action=True)
+BLOB_DELETE = _op(f"{CONTAINER_TYPE}/blobs/delete", "Delete blob", data_action=True)
+OBJECT_REPLICATION_WRITE = _op(f"{STORAGE_ACCOUNT_TYPE}/objectReplicationPolicies/write")
+RESTORE_POINT_MARKER_WRITE = _op(f"{STORAGE_ACCOUNT_TYPE}/objectReplicationPolicies/restorePointMarkers/write")
+
+# --- Elastic SAN --------------------------------------------------------------------------------------------
+ELASTIC_SAN_READ = _op(f"{ELASTIC_SAN_TYPE}/read")
+ELASTIC_SAN_WRITE = _op(f"{ELASTIC_SAN_TYPE}/write", "Create/Update Elastic SAN")
+ELASTIC_SAN_DELETE = _op(f"{ELASTIC_SAN_TYPE}/delete", "Delete Elastic SAN")
+VOLUME_GROUP_READ = _op(f"{VOLUME_GROUP_TYPE}/read")
+VOLUME_GROUP_WRITE = _op(f"{VOLUME_GROUP_TYPE}/write", "Create/Update Volume Group")
+VOLUME_GROUP_DELETE = _op(f"{VOLUME_GROUP_TYPE}/delete", "Delete Volume Group")
+VOLUME_GROUP_PRE_BACKUP = _op(f"{VOLUME_GROUP_TYPE}/preBackup/action")
+VOLUME_GROUP_PRE_RESTORE = _op(f"{VOLUME_GROUP_TYPE}/preRestore/action")
+VOLUME_READ = _op(f"{VOLUME_TYPE}/read", "Read Volume")
+VOLUME_WRITE = _op(f"{VOLUME_TYPE}/write", "Create/Update Volume")
+VOLUME_DELETE = _op(f"{VOLUME_TYPE}/delete", "Delete Volume")
+VOLUME_SNAPSHOT_READ = _op(f"{VOLUME_SNAPSHOT_TYPE}/read")
+VOLUME_SNAPSHOT_WRITE = _op(f"{VOLUME_SNAPSHOT_TYPE}/write", "Create/Update Volume Snapshot")
+VOLUME_SNAPSHOT_DELETE = _op(f"{VOLUME_SNAPSHOT_TYPE}/delete", "Delete Volume Snapshot")
+VOLUME_SNAPSHOT_GET_ACCESS = _op(f"{VOLUME_SNAPSHOT_TYPE}/beginGetAccess/action")
+SNAPSHOT_READ = _op(f"{DISK_SNAPSHOT_TYPE}/read")
+SNAPSHOT_WRITE = _op(f"{DISK_SNAPSHOT_TYPE}/write", "Create or update snapshot")
+SNAPSHOT_DELETE = _op(f"{DISK_SNAPSHOT_TYPE}/delete", "Delete snapshot")
+
+# --- Azure Database for PostgreSQL flexible servers --------------------------------------------------------
+POSTGRES_READ = _op(f"{POSTGRES_SERVER_TYPE}/read")
+POSTGRES_WRITE = _op(f"{POSTGRES_SERVER_TYPE}/write", "Create/Update PostgreSQL Server")
+POSTGRES_DELETE = _op(f"{POSTGRES_SERVER_TYPE}/delete", "Delete PostgreSQL Server")
+POSTGRES_LTR_PRE_BACKUP = _op(f"{POSTGRES_SERVER_TYPE}/ltrPreBackup/action")
+POSTGRES_START_LTR_BACKUP = _op(f"{POSTGRES_SERVER_TYPE}/startLtrBackup/action")
+POSTGRES_DATABASE_READ = _op(f"{POSTGRES_DATABASE_TYPE}/read", "List PostgreSQL Databases")
+POSTGRES_DATABASE_WRITE = _op(f"{POSTGRES_DATABASE_TYPE}/write", "Create/Update PostgreSQL Database")
+POSTGRES_DATABASE_DELETE = _op(f"{POSTGRES_DATABASE_TYPE}/delete", "Delete PostgreSQL Database")
+POSTGRES_USE_ADMIN_LOGIN = POSTGRES_WRITE  # reading the server admin's password is a server write in Azure
