@@ -7,7 +7,7 @@ class ProtectionConfig(AppConfig):
 
     def ready(self):
         from portal import resources
-        from protection import jobs
+        from protection.jobs import runner as jobs
         from protection.models import BackupInstance, BackupPolicy, JobOperation
         from protection.services import instances, policies
         from vaults.guards import register_contents_check

@@ -19,7 +19,8 @@ import datetime as dt
 
 from portal.inventory.lab import ELASTIC_SAN, LARGE_VOLUME, POSTGRES_SERVER, SOURCE_ACCOUNT, VOLUME, VOLUME_GROUP
 from portal.inventory.models import PostgresServer, StorageAccount, Volume
-from protection import datasource_types, jobs, readiness
+from protection import datasource_types, readiness
+from protection.jobs import runner as jobs
 from protection.models import BackupInstance, BackupPolicy, Job, JobOperation, JobStatus
 from protection.services import instances as instance_services
 from protection.services import policies as policy_services

@@ -23,7 +23,8 @@ from django.core.exceptions import ValidationError
 from portal.inventory import blobs
 from portal.inventory import services as inventory
 from portal.inventory.models import StorageAccount
-from protection import datasource_types, jobs, readiness
+from protection import datasource_types, readiness
+from protection.jobs import runner as jobs
 from protection.models import BackupInstance, BackupPolicy, Job, JobOperation, JobStatus, RecoveryPoint
 from protection.services import backups
 from protection.services import instances as instance_services

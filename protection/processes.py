@@ -2,7 +2,7 @@
 
 A tool runs in its own process group (its own session), so stopping it stops whatever it spawned
 too, and a signal meant for the worker never reaches it by accident. While a job runs, its tools
-are registered under the job's id: the job's watchdog (`protection.jobs.Watchdog`) kills their
+are registered under the job's id: the job's watchdog (`protection.jobs.runner.Watchdog`) kills their
 groups when the user cancels or when the job stalls, which wakes a handler that is blocked reading
 the tool's output (a ``pg_dump`` waiting on a table lock writes nothing, so no progress callback
 would ever notice the cancel).

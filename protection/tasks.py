@@ -3,16 +3,16 @@
 from celery import shared_task
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name="protection.tasks.run_job", acks_late=True, ignore_result=True)  # sent by name: jobs.runner
 def run_job(job_id: str) -> None:
-    from protection import jobs
+    from protection.jobs import runner as jobs
 
     jobs.run(job_id)
 
 
 @shared_task(ignore_result=True, expires=50)
 def reconcile_jobs() -> None:
-    from protection import jobs
+    from protection.jobs import runner as jobs
 
     jobs.reconcile()
 

@@ -336,7 +336,8 @@ class Lab:
     def instance(self, data_mib: int = 0, vault=None, policy=None):
         """A new storage account with one container ("data") and a backup instance protecting it."""
         from portal.inventory import services as inv
-        from protection import jobs, readiness
+        from protection import readiness
+        from protection.jobs import runner as jobs
         from protection import datasource_types
         from protection.models import Job
         from protection.services import instances as instance_services

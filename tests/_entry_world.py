@@ -281,7 +281,7 @@ def build_world(lab) -> World:
     from portal.inventory import services as inv
     from portal.inventory.models import PostgresDatabase, Snapshot
     from portal.mua_lab import seed_mua
-    from protection import jobs
+    from protection.jobs import runner as jobs
     from protection.services import backups, deletion
     from protection.services.policies import Retention
     from security import clock, mua

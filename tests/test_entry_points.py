@@ -637,7 +637,7 @@ def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):
     from portal import tasks as portal_tasks
     from portal.inventory import services as inv
     from portal.inventory import tasks as inventory_tasks
-    from protection import jobs
+    from protection.jobs import runner as jobs
     from protection import tasks as protection_tasks
     from protection.models import BackupInstance, Job, JobOperation
     from protection.services import deletion, retention

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from protection import datasource_types, jobs
+from protection import datasource_types
+from protection.jobs import runner as jobs
 from protection.datasources.base import BackupOutcome, Driver, RunContext, snapshot_stats
 
 CONTAINER_MISSING = "UserErrorIncorrectContainersSelectedForOperation"

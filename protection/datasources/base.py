@@ -20,7 +20,7 @@ import dataclasses
 import logging
 from typing import Callable
 
-from protection import jobs
+from protection.jobs import runner as jobs
 
 logger = logging.getLogger(__name__)
 

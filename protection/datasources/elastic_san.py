@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import uuid
 
-from protection import datasource_types, jobs
+from protection import datasource_types
+from protection.jobs import runner as jobs
 from protection.datasources.base import (MISSING_PERMISSIONS, MISSING_PERMISSIONS_MESSAGE, BackupOutcome, Driver,
                                          RunContext, snapshot_stats)
 

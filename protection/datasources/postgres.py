@@ -26,7 +26,8 @@ import shutil
 import subprocess
 import tempfile
 
-from protection import datasource_types, jobs, processes
+from protection import datasource_types, processes
+from protection.jobs import runner as jobs
 from protection.datasources.base import BackupOutcome, Driver, RunContext, snapshot_stats
 
 VERSION_MISMATCH = "UserErrorPostgresVersionMismatch"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.urls import reverse
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.restores import layout, validation
 
 TEMP_PREFIX = ".strongroom-restore-"

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 
-from protection import jobs, processes
+from protection import processes
+from protection.jobs import runner as jobs
 from protection.restores import access, layout
 
 MAX_ENTRIES = 2000

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protection import datasource_types, jobs
+from protection import datasource_types
+from protection.jobs import runner as jobs
 
 GLOBALS_ITEM = "globals.sql"
 

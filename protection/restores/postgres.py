@@ -25,7 +25,8 @@ import threading
 
 from django.urls import reverse
 
-from protection import jobs, processes
+from protection import processes
+from protection.jobs import runner as jobs
 from protection.datasources.postgres import DumpFailed, timeout_error, tool
 from protection.restores import layout, validation
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from protection import datasource_types, jobs
+from protection import datasource_types
+from protection.jobs import runner as jobs
 from protection.datasources.base import RunContext
 from protection.models import (
     BackupInstance,

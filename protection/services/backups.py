@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from protection import jobs, readiness
+from protection import readiness
+from protection.jobs import runner as jobs
 from protection.datasources import driver_for
 from protection.datasources.base import MISSING_PERMISSIONS, MISSING_PERMISSIONS_MESSAGE, RunContext
 from protection.models import (
@@ -406,7 +407,7 @@ BACKUP_FAILURE_ALERT = "Backup Failure"
 
 
 def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
-    """The BACKUP job handler (registered with `protection.jobs`). A failed backup raises the
+    """The BACKUP job handler (registered with `protection.jobs.runner`). A failed backup raises the
     **Backup Failure** alert (reference §6.1; a cancel does not)."""
     try:
         return _run_backup_job(job, progress)

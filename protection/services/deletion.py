@@ -44,7 +44,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import (
     BackupInstance,
     Job,

@@ -39,7 +39,8 @@ from portal.inventory.services import (
 )
 from portal.models import ResourceGroup
 from portal.shortcuts import visible
-from protection import datasource_types, jobs, readiness
+from protection import datasource_types, readiness
+from protection.jobs import runner as jobs
 from protection.models import BackupInstance, BackupPolicy, Job, JobCategory, JobOperation, ProtectionState
 from security import clock, scopes
 from security import services as security_services

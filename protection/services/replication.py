@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import Job, JobCategory, JobOperation, RecoveryPoint
 from security import clock
 

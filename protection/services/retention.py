@@ -27,7 +27,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
 
-from protection import datasource_types, jobs
+from protection import datasource_types
+from protection.jobs import runner as jobs
 from protection.models import (
     BackupInstance,
     Job,

@@ -25,7 +25,8 @@ WIDTHS = (1440, 1024)
 @pytest.fixture
 def layout_world(seeded_lab):
     from portal.inventory import services as inv
-    from protection import datasource_types, jobs
+    from protection import datasource_types
+    from protection.jobs import runner as jobs
     from protection.models import Job
     from protection.services import backups
     from protection.services import policies as policy_services

@@ -53,7 +53,8 @@ def job_runner(settings, worker_id, monkeypatch):
         finally:
             app.conf.task_default_queue = previous
         return
-    from protection import jobs, tasks
+    from protection import tasks
+    from protection.jobs import runner as jobs
 
     monkeypatch.setattr(tasks.run_job, "delay", lambda job_id: jobs.run(job_id))
     yield "inline"

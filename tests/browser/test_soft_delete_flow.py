@@ -37,7 +37,7 @@ def finished(job_id, timeout=60):
     """Run the job here, or — when the worker thread claimed it first — wait until it has ended."""
     import time
 
-    from protection import jobs
+    from protection.jobs import runner as jobs
     from protection.models import Job
 
     jobs.run(job_id)

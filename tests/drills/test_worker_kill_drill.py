@@ -20,7 +20,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import Job, JobStatus, RecoveryPoint
 from protection.services import backups
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)

@@ -13,7 +13,8 @@ import secrets
 
 import pytest
 
-from protection import datasource_types, jobs
+from protection import datasource_types
+from protection.jobs import runner as jobs
 from protection.models import Job
 from tests.protection._protection_fixtures import (  # noqa: F401  (re-exported fixtures)
     _fast_passwords, at, grant, inventory, make_policy, principal_with, protect, spec, vault,

@@ -111,7 +111,8 @@ def at(*args):
 def protect(lab, vault, policy, datasource, *, name=None, principal=None, run=True, **selection):
     """Configure protection of ``datasource`` (a storage account, volume or server) with the roles the
     vault identity needs granted first, and run its ConfigureProtection job inline."""
-    from protection import jobs, readiness
+    from protection import readiness
+    from protection.jobs import runner as jobs
     from protection.models import Job
     from protection.services import instances as instance_services
 

@@ -12,7 +12,7 @@ import secrets
 
 import pytest
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import Job, RecoveryPoint
 from protection.restores import readiness, services, targets
 from tests.protection._backups_fixtures import (  # noqa: F401  (re-exported fixtures)

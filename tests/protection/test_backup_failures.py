@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import Job, JobOperation, JobStatus
 from protection.services import backups, retention
 from protection.services.policies import Retention

@@ -10,7 +10,7 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ValidationError
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import Job, JobStatus, ProtectionState, RecoveryPoint
 from protection.services import backups
 from security import clock, roles

@@ -6,7 +6,8 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ValidationError
 
-from protection import datasource_types, jobs
+from protection import datasource_types
+from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState
 from protection.services import instances as svc
 from protection.services.policies import Retention

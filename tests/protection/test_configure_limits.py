@@ -13,7 +13,8 @@ import re
 import pytest
 from django.core.exceptions import ValidationError
 
-from protection import datasource_types, jobs
+from protection import datasource_types
+from protection.jobs import runner as jobs
 from protection.forms_instances import DatasourcesForm
 from protection.models import BackupInstance, Job, ProtectionState
 from protection.services import deletion

@@ -5,7 +5,8 @@ import re
 
 from django.urls import reverse
 
-from protection import datasource_types, jobs
+from protection import datasource_types
+from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, ProtectionState
 from protection.services.policies import Retention
 from security.models import RoleAssignment

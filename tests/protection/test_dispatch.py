@@ -10,7 +10,7 @@ import threading
 import pytest
 from django.db import connection
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobStatus, ProtectionState
 from protection.services import backups
 from security import clock

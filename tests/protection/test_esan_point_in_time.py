@@ -19,7 +19,7 @@ from django.urls import reverse
 from portal.inventory import services as inv
 from portal.inventory import volumes as volume_files
 from portal.inventory.models import Volume
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.datasources.base import RunContext
 from protection.models import JobStatus
 from protection.restores import layout, targets

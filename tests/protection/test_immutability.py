@@ -15,7 +15,7 @@ import datetime as dt
 
 import pytest
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import JobStatus, ProtectionState, RecoveryPoint
 from protection.services import backups, deletion, retention
 from protection.services import instances as instance_services

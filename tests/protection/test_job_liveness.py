@@ -20,7 +20,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from protection import jobs, processes
+from protection import processes
+from protection.jobs import runner as jobs
 from protection.models import Job, JobCategory, JobOperation, JobStatus, RecoveryPoint
 from protection.services import backups
 from security import clock

@@ -9,7 +9,8 @@ import time
 import pytest
 from django.utils import timezone
 
-from protection import jobs, processes
+from protection import processes
+from protection.jobs import runner as jobs
 from protection.models import Job, JobCategory, JobOperation, JobStatus
 from security import clock
 

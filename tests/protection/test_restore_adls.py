@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from portal.inventory import services as inv
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import Job
 from protection.restores import services, targets, validation
 from security.models import Alert

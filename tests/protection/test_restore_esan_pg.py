@@ -13,7 +13,7 @@ from portal.inventory import postgres as pg
 from portal.inventory import services as inv
 from portal.inventory import volumes as volume_files
 from portal.inventory.models import PostgresDatabase, Volume
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import Job
 from protection.restores import layout, services, targets, validation
 from tests.protection._restore_fixtures import (  # noqa: F401

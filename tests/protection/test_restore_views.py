@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from portal.inventory import services as inv
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import Job
 from protection.restores import services, targets
 from security.models import RoleAssignment

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import Job, JobStatus, ProtectionState, RecoveryPoint
 from protection.services import backups, retention
 from protection.services.policies import Retention

@@ -17,7 +17,7 @@ def _fast_passwords(settings):
 
 def test_seed_lab_ends_with_the_ransomware_drill_ready(monkeypatch):
     from portal.inventory import lab as inventory_lab
-    from protection import jobs
+    from protection.jobs import runner as jobs
     from protection.models import RecoveryPoint
     from security import mua
     from vaults.models import BackupVault

@@ -18,7 +18,7 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from protection.services import backups, deletion, retention
 from protection.services import instances as instance_services

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import Job, JobOperation, ProtectionState
 from security.models import Alert
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)

@@ -8,7 +8,7 @@ import os
 import pytest
 from django.core.exceptions import ValidationError
 
-from protection import jobs
+from protection.jobs import runner as jobs
 from protection.models import Job, RecoveryPoint
 from protection.restores import services
 from security.guards import GuardDenied

@@ -1,7 +1,7 @@
 """The job machinery every backup, restore and management run goes through.
 
-A service creates the `Job` row (InProgress, unclaimed) and enqueues `protection.tasks.run_job` on
-commit. The worker *claims* the row with a compare-and-set on ``claimed_at`` (a second delivery, or a
+A service creates the `Job` row (InProgress, unclaimed) and enqueues the task ``protection.tasks.run_job``
+on commit, by its name (so nothing here imports the task module back). The worker *claims* the row with a compare-and-set on ``claimed_at`` (a second delivery, or a
 reconciler racing a live worker, becomes a no-op), runs the handler registered for the job's
 operation, reports progress and a heartbeat through `Progress`, and ends the job in exactly one
 terminal state. The reconciler finds jobs whose heartbeat stopped (a lost worker, a broker that never
@@ -33,6 +33,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from portal.celery import app as celery_app
+from protection import processes
 from protection.models import TERMINAL_JOB_STATUSES, Job, JobStatus
 from security import clock
 
@@ -286,8 +288,6 @@ class Watchdog:
             connection.close()
 
     def tick(self) -> None:
-        from protection import processes
-
         job, progress, now = self.job, self.progress, _monotonic()
         if now - self._last_beat >= HEARTBEAT_EVERY_SECONDS:
             owned(job).filter(status__in=ACTIVE).update(heartbeat_at=timezone.now())
@@ -389,6 +389,7 @@ def run(job_id) -> Job | None:
     return job
 
 
+RUN_JOB_TASK = "protection.tasks.run_job"  # the Celery task that runs one job (`run`)
 QUEUE_UNREACHABLE = "Queued: the task queue is not reachable; the job starts when it is back."
 # Publishing gives up quickly when the broker is down: the page answers, the reconciler sends it later.
 SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
@@ -404,10 +405,9 @@ def send(job_id) -> bool:
     """Hand the job's message to the broker. When the broker cannot be reached the job stays queued
     with ``queue_error`` set (pages say so) and the reconciler sends it once the broker is back;
     nothing is raised, so the page that started the job answers normally."""
-    from protection.tasks import run_job
-
     try:
-        run_job.apply_async((str(job_id),), retry=True, retry_policy=SEND_RETRY_POLICY)
+        celery_app.send_task(RUN_JOB_TASK, args=(str(job_id),), ignore_result=True, retry=True,
+                             retry_policy=SEND_RETRY_POLICY)
     except Exception as exc:  # kombu's OperationalError, a refused connection, a timeout, ...
         logger.warning("Job %s stays queued: the task queue is not reachable (%s).", job_id, exc)
         Job.objects.filter(pk=job_id, claimed_at__isnull=True).update(
