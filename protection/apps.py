@@ -2,52 +2,68 @@ from django.apps import AppConfig
 
 
 class ProtectionConfig(AppConfig):
+    """Every registration of the protection app happens here, when the apps are ready: importing a
+    protection module registers nothing. Operation names come from `security.operations`."""
+
     name = "protection"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from portal import resources
-        from protection.jobs import runner as jobs
-        from protection.models import BackupInstance, BackupPolicy, JobOperation
-        from protection.services import instances, policies
-        from vaults.guards import register_contents_check
-        from vaults.panels import register_blade
+        register_job_handlers()
+        register_pages()
+        register_hooks()
 
-        # Policies and instances: operation names, the vault deletion rule, the job handler.
-        policies.register_operation_names()
-        instances.register_operation_names()
-        register_contents_check(instances.vault_has_contents)
-        jobs.register_handler(JobOperation.CONFIGURE_PROTECTION, instances.run_configure_protection)
-        resources.register(resources.ResourceType(
-            "Microsoft.DataProtection/backupVaults/backupPolicies", "Backup policy", BackupPolicy,
-            "protection:policy_detail", policies.POLICY_READ, icon="policy", in_resource_group=False))
-        resources.register(resources.ResourceType(
-            "Microsoft.DataProtection/backupVaults/backupInstances", "Backup instance", BackupInstance,
-            "protection:instance_detail", instances.INSTANCE_READ, icon="instance", in_resource_group=False))
-        register_blade("instances", "Backup instances", "protection:vault_instances", order=10)
-        register_blade("policies", "Backup policies", "protection:vault_policies", order=20)
 
-        # Backups and retention (job handlers) and the vault overview tiles.
-        from protection import wiring_backups
+def register_job_handlers() -> None:
+    """The function that runs each job operation on a worker (and its cleanup, when it has one)."""
+    from protection.jobs import runner as jobs
+    from protection.models import JobOperation
+    from protection.restores import services as restores
+    from protection.services import backups, deletion, instances, replication, retention
 
-        wiring_backups.register()
+    jobs.register_handler(JobOperation.CONFIGURE_PROTECTION, instances.run_configure_protection)
+    jobs.register_handler(JobOperation.BACKUP, backups.run_backup_job, cleanup=backups.cleanup_backup_job)
+    jobs.register_handler(JobOperation.REPLICATION, replication.run_replication_job)
+    jobs.register_handler(JobOperation.RETENTION, retention.run_retention_job)
+    jobs.register_handler(JobOperation.RESTORE, restores.run_restore_job, cleanup=restores.cleanup_restore_job)
+    jobs.register_handler(JobOperation.VERIFY, restores.run_verify_job)
+    jobs.register_handler(JobOperation.UNCONFIGURE, deletion.run_unconfigure_job)
+    jobs.register_handler(JobOperation.PURGE, deletion.run_purge_job)
 
-        # Restores and Verify (job handlers, operation names).
-        from protection.restores import services as restore_services
 
-        restore_services.register()
+def register_pages() -> None:
+    """Resource types the portal resolves, the vault's blades and its overview tiles."""
+    from portal import resources
+    from protection.models import BackupInstance, BackupPolicy
+    from protection.services import instances, policies
+    from vaults.panels import register_blade, register_overview_tile
 
-        # Deleting backup data, soft delete, undelete and purge (job handlers, the store's immutability
-        # listener) and the vault's Alerts blade.
-        from protection.services import deletion
+    resources.register(resources.ResourceType(
+        "Microsoft.DataProtection/backupVaults/backupPolicies", "Backup policy", BackupPolicy,
+        "protection:policy_detail", policies.POLICY_READ, icon="policy", in_resource_group=False))
+    resources.register(resources.ResourceType(
+        "Microsoft.DataProtection/backupVaults/backupInstances", "Backup instance", BackupInstance,
+        "protection:instance_detail", instances.INSTANCE_READ, icon="instance", in_resource_group=False))
+    register_blade("instances", "Backup instances", "protection:vault_instances", order=10)
+    register_blade("policies", "Backup policies", "protection:vault_policies", order=20)
+    register_blade("jobs", "Backup jobs", "protection:vault_jobs", order=30)
+    register_blade("alerts", "Alerts", "protection:vault_alerts", order=40)
+    register_overview_tile("jobs", "Jobs", "protection:vault_jobs_tile", order=10)
+    register_overview_tile("instances", "Backup instances", "protection:vault_instances_tile", order=20)
 
-        deletion.register()
 
-        # Before the lab clock moves back, record the purges and expiries due at the time it leaves
-        # (the purge and retention runs then carry them out, whatever the clock reads).
-        from protection.services import retention
-        from security import clock
+def register_hooks() -> None:
+    """What protection adds to the rules of the layers below it."""
+    from protection.services import deletion, instances, retention
+    from security import clock
+    from vaults.guards import register_contents_check
+    from vaults.services import register_immutability_listener
 
-        clock.register_settler("protection.purges", deletion.record_due_purges)
-        clock.register_settler("protection.expiries", retention.record_expiries)
-        register_blade("alerts", "Alerts", "protection:vault_alerts", order=40)
+    # A vault with backup instances or policies cannot be deleted.
+    register_contents_check(instances.vault_has_contents)
+    # A vault that becomes immutable retains the recovery points already in its store.
+    register_immutability_listener(deletion.apply_store_retention)
+    # Before the lab clock moves back, record the purges and expiries due at the time it leaves
+    # (the purge and retention runs then carry them out, whatever the clock reads).
+    clock.register_settler("protection.purges", deletion.record_due_purges)
+    clock.register_settler("protection.expiries", retention.record_expiries)

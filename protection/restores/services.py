@@ -42,7 +42,7 @@ from protection.models import (
 )
 from protection.restores import layout, readiness, targets, validation
 from security import clock
-from security.audit import caller_label, guarded, register_operation_name
+from security.audit import caller_label, guarded
 from security.guards import GuardDenied, evaluate
 
 logger = logging.getLogger(__name__)
@@ -60,14 +60,6 @@ VERIFY_BATCH = 50  # points a scheduled run starts at most
 
 _NOT_RESTORABLE = (ProtectionState.SOFT_DELETED, ProtectionState.SOFT_DELETING, ProtectionState.CONFIGURING,
                    ProtectionState.CONFIGURING_FAILED)
-
-
-def register() -> None:
-    """Operation names and job handlers (called from `ProtectionConfig.ready`)."""
-    register_operation_name(RESTORE_ACTION, "Restore")
-    register_operation_name(VALIDATE_RESTORE, "Validate restore")
-    jobs.register_handler(JobOperation.RESTORE, run_restore_job, cleanup=cleanup_restore_job)
-    jobs.register_handler(JobOperation.VERIFY, run_verify_job)
 
 
 class RestoreNotReady(ValidationError):

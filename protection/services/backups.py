@@ -40,7 +40,7 @@ from protection.models import (
 from protection.policy_rules import PolicyError
 from protection.services import replication
 from security import clock
-from security.audit import caller_label, guarded, record_denial, register_operation_name
+from security.audit import caller_label, guarded, record_denial
 from security.guards import evaluate
 
 logger = logging.getLogger(__name__)
@@ -62,16 +62,6 @@ THROTTLED_MESSAGE = "The number of backups on a given backup instance in a day r
 RETAIN_FOREVER = "RetainForever"
 RETAIN_AS_PER_POLICY = "RetainAsPerPolicy"
 STOP_REASONS = ["Decommissioned", "Moved to another backup solution", "Not needed any more", "Others"]
-
-for _action, _name in [
-    (BACKUP_ACTION, "Backup now"),
-    (STOP_PROTECTION, "Stop protection (retain forever)"),
-    (SUSPEND_BACKUPS, "Stop backup (retain as per policy)"),
-    (RESUME_PROTECTION, "Resume protection"),
-    (RESUME_BACKUPS, "Resume backups"),
-    (JOB_CANCEL, "Cancel backup job"),
-]:
-    register_operation_name(_action, _name)
 
 # Backups run only while protection is configured (not stopped, suspended or soft-deleted).
 _PROTECTED_FOR_BACKUP = (ProtectionState.CONFIGURED,)
@@ -580,9 +570,6 @@ def cleanup_backup_job(job: Job) -> None:
     info["leftoversRemoved"] = info.get("leftoversRemoved", 0) + result.removed
     Job.objects.filter(pk=job.pk).update(extended_info=info)
     _reclaim_after_failure(job)
-
-
-jobs.register_handler(JobOperation.BACKUP, run_backup_job, cleanup=cleanup_backup_job)
 
 
 # =================================================================================================

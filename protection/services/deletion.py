@@ -56,7 +56,7 @@ from protection.models import (
 )
 from protection.services import retention
 from security import clock
-from security.audit import caller_label, guarded, register_operation_name
+from security.audit import caller_label, guarded
 from security.guards import GuardDenied, evaluate
 
 logger = logging.getLogger(__name__)
@@ -68,14 +68,6 @@ UNDELETE = f"{DP}/deletedBackupInstances/undelete/action"
 # The system's own actions (held by the system role only, see `protection.system_access`).
 SOFT_DELETE_COMPLETE = f"{DP}/deletedBackupInstances/write"
 PURGE = f"{DP}/deletedBackupInstances/purge/action"
-
-for _action, _name in [
-    (INSTANCE_DELETE, "Delete backup instance (delete backup data)"),
-    (UNDELETE, "Undelete backup instance"),
-    (SOFT_DELETE_COMPLETE, "Soft delete backup instance"),
-    (PURGE, "Purge backup data"),
-]:
-    register_operation_name(_action, _name)
 
 from protection.services.backups import STOP_REASONS as DELETE_REASONS  # noqa: E402  (the portal's one list)
 UPCOMING_PURGE_WINDOW = dt.timedelta(days=2)
@@ -518,12 +510,3 @@ def apply_store_retention(vault, state: str) -> dict:
     except RetentionError as exc:
         raise ValidationError({"state": f"The vault's store refused to retain a recovery point: {exc}"}) from None
     return {"storeRetention": {"mode": mode, "recoveryPoints": count, "objects": objects}}
-
-
-def register() -> None:
-    """Called from `ProtectionConfig.ready()`: job handlers and the immutability listener."""
-    from vaults.services import register_immutability_listener
-
-    jobs.register_handler(JobOperation.UNCONFIGURE, run_unconfigure_job)
-    jobs.register_handler(JobOperation.PURGE, run_purge_job)
-    register_immutability_listener(apply_store_retention)

@@ -44,7 +44,7 @@ from protection.jobs import runner as jobs
 from protection.models import BackupInstance, BackupPolicy, Job, JobCategory, JobOperation, ProtectionState
 from security import clock, scopes
 from security import services as security_services
-from security.audit import caller_label, guarded, register_operation_name
+from security.audit import caller_label, guarded
 from security.guards import evaluate
 from security.models import RoleAssignment, RoleDefinition
 from security.rbac import authorize
@@ -55,17 +55,6 @@ INSTANCE_WRITE = "Microsoft.DataProtection/backupVaults/backupInstances/write"
 VALIDATE_FOR_BACKUP = "Microsoft.DataProtection/backupVaults/validateForBackup/action"
 ROLE_ASSIGNMENT_WRITE = readiness.ROLE_ASSIGNMENT_WRITE
 RESOURCE_GROUP_READ = "Microsoft.Resources/subscriptions/resourceGroups/read"
-
-OPERATION_NAMES = {
-    INSTANCE_WRITE: "Create or Update Backup Instance",
-    VALIDATE_FOR_BACKUP: "Validate for backup",
-}
-
-
-def register_operation_names() -> None:
-    for action, name in OPERATION_NAMES.items():
-        register_operation_name(action, name)
-
 
 MAX_CONTAINERS = 100
 INSTANCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

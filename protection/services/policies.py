@@ -38,23 +38,12 @@ from protection.policy_rules import (
     DAYS, Duration, Policy, PolicyError, RepeatingInterval, build_policy_rules, schedule_intervals,
 )
 from security import clock
-from security.audit import guarded, register_operation_name
+from security.audit import guarded
 from vaults.guards import retention_reduced
 
 POLICY_READ = "Microsoft.DataProtection/backupVaults/backupPolicies/read"
 POLICY_WRITE = "Microsoft.DataProtection/backupVaults/backupPolicies/write"
 POLICY_DELETE = "Microsoft.DataProtection/backupVaults/backupPolicies/delete"
-
-OPERATION_NAMES = {
-    POLICY_WRITE: "Create or Update Backup Policy",
-    POLICY_DELETE: "Delete Backup Policy",
-}
-
-
-def register_operation_names() -> None:
-    for action, name in OPERATION_NAMES.items():
-        register_operation_name(action, name)
-
 
 TIME_ZONE = "UTC"  # schedules are kept in UTC (the summary says so)
 

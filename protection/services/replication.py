@@ -85,6 +85,3 @@ def run_replication_job(job: Job, progress: jobs.Progress) -> dict:
     return {"extended_info": {"targetRegion": region.pk, "items": reports,
                               "bytesCopied": sum(r["bytes"] for r in reports)},
             "bytes_done": sum(r["bytes"] for r in reports)}
-
-
-jobs.register_handler(JobOperation.REPLICATION, run_replication_job)

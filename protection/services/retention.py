@@ -39,13 +39,12 @@ from protection.models import (
     RecoveryPoint,
 )
 from security import clock
-from security.audit import guarded, register_operation_name
+from security.audit import guarded
 from security.guards import GuardDenied
 
 logger = logging.getLogger(__name__)
 
 RECOVERY_POINT_DELETE = "Microsoft.DataProtection/backupVaults/backupInstances/recoveryPoints/delete"
-register_operation_name(RECOVERY_POINT_DELETE, "Delete recovery point")
 
 # Retention runs while protection is configured or suspended ("Retain as per policy"); it stops for
 # ProtectionStopped (retain forever: no expiry anyway) and for soft-deleted instances (issue 10).
@@ -329,9 +328,6 @@ def run_retention_job(job: Job, progress: jobs.Progress) -> dict:
         f"Snapshot {d['snapshotId']} left by the failed backup job {d['jobId']} is under {d['mode']} retention until "
         f"{d['retainUntil']}; it is deleted by the first retention run after that." for d in leftovers_deferred]
     return {"warnings": warnings or None, "extended_info": info, "items_done": len(work)}
-
-
-jobs.register_handler(JobOperation.RETENTION, run_retention_job)
 
 
 def pending_summary(vault) -> dict:
