@@ -35,15 +35,15 @@ def register_pages() -> None:
     """Resource types the portal resolves, the vault's blades and its overview tiles."""
     from portal import resources
     from protection.models import BackupInstance, BackupPolicy
-    from protection.services import instances, policies
+    from security import operations as ops
     from vaults.panels import register_blade, register_overview_tile
 
     resources.register(resources.ResourceType(
-        "Microsoft.DataProtection/backupVaults/backupPolicies", "Backup policy", BackupPolicy,
-        "protection:policy_detail", policies.POLICY_READ, icon="policy", in_resource_group=False))
+        ops.POLICY_TYPE, "Backup policy", BackupPolicy, "protection:policy_detail", ops.POLICY_READ,
+        icon="policy", in_resource_group=False))
     resources.register(resources.ResourceType(
-        "Microsoft.DataProtection/backupVaults/backupInstances", "Backup instance", BackupInstance,
-        "protection:instance_detail", instances.INSTANCE_READ, icon="instance", in_resource_group=False))
+        ops.INSTANCE_TYPE, "Backup instance", BackupInstance, "protection:instance_detail", ops.INSTANCE_READ,
+        icon="instance", in_resource_group=False))
     register_blade("instances", "Backup instances", "protection:vault_instances", order=10)
     register_blade("policies", "Backup policies", "protection:vault_policies", order=20)
     register_blade("jobs", "Backup jobs", "protection:vault_jobs", order=30)

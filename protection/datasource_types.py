@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ADLS = "Microsoft.Storage/storageAccounts/adlsBlobServices"
-ELASTIC_SAN = "Microsoft.ElasticSan/elasticSans/volumeGroups/volumes"
-POSTGRES_FLEX = "Microsoft.DBforPostgreSQL/flexibleServers"
+from security import operations as ops
+
+ADLS = ops.ADLS_DATASOURCE_TYPE
+ELASTIC_SAN = ops.VOLUME_TYPE
+POSTGRES_FLEX = ops.POSTGRES_SERVER_TYPE
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from portal.wizards import ReviewForm
 from protection import datasource_types
 from protection.policy_rules import DAYS, Policy
 from protection.services import policies as svc
+from security import operations as ops
 from security.rbac import authorize
 
 UNIT_CHOICES = [(u, u) for u in svc.UNITS]
@@ -29,7 +30,7 @@ def writable_vaults(principal):
     from vaults.services import vaults_for
 
     vaults = vaults_for(principal)
-    ids = [v.pk for v in vaults if authorize(principal, svc.POLICY_WRITE, f"{v.resource_id}/backupPolicies/x").allowed]
+    ids = [v.pk for v in vaults if authorize(principal, ops.POLICY_WRITE, f"{v.resource_id}/backupPolicies/x").allowed]
     return vaults.filter(pk__in=ids)
 
 

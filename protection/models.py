@@ -15,6 +15,7 @@ from django.db.models.functions import Lower
 
 from protection import datasource_types
 from security.models import Principal
+from security.operations import POLICY_TYPE
 
 
 class BackupPolicy(models.Model):
@@ -55,7 +56,7 @@ class BackupPolicy(models.Model):
         return {
             "id": self.resource_id,
             "name": self.name,
-            "type": "Microsoft.DataProtection/backupVaults/backupPolicies",
+            "type": POLICY_TYPE,
             "properties": {
                 "objectType": "BackupPolicy",
                 "datasourceTypes": [self.datasource_type],

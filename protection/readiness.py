@@ -14,6 +14,10 @@ Readiness never looks for those role *names*: it asks `security.rbac.authorize(i
 for the actions each role stands for, so an inherited assignment (on the resource group or the
 subscription) or a custom role with the same actions counts, and a revoked or expired one does not.
 
+The pieces both readiness checks share live here: a role need (`RoleNeed`), whether the identity
+holds it, the outcome for the signed-in user (`assess`) and **Assign missing roles** (`assign_missing`).
+Restore readiness (`protection.restores.readiness`) only says which roles a restore target needs.
+
 Outcomes per row, as the portal words them: ``Success``; ``Role assignment not done`` (the identity
 lacks something and the signed-in user may fix it); ``Insufficient permission for role assignment``
 (the identity lacks something and the user cannot write role assignments where it is needed).
@@ -23,11 +27,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protection import datasource_types
-from security import roles, scopes
-from security.rbac import authorize
+from django.core.exceptions import ValidationError
+from django.db import transaction
 
-ROLE_ASSIGNMENT_WRITE = "Microsoft.Authorization/roleAssignments/write"
+from protection import datasource_types
+from security import clock, roles, scopes
+from security import operations as ops
+from security import services as security_services
+from security.guards import evaluate
+from security.models import RoleAssignment, RoleDefinition
+from security.rbac import authorize
 
 SUCCESS = "Success"
 ROLE_ASSIGNMENT_NOT_DONE = "Role assignment not done"
@@ -40,29 +49,18 @@ SCOPE_RESOURCE_GROUP = "Resource group"
 SCOPE_SUBSCRIPTION = "Subscription"
 SCOPE_LEVELS = (SCOPE_RESOURCE, SCOPE_RESOURCE_GROUP, SCOPE_SUBSCRIPTION)
 
-# The actions that stand for each role when readiness asks `authorize` (a subset of the role's own
-# actions that only that role, or a broader one, grants).
-ROLE_ACTIONS = {
+# The actions that stand for each role when backup readiness asks `authorize` (a subset of the role's
+# own actions that only that role, or a broader one, grants).
+BACKUP_ROLE_ACTIONS = {
     roles.STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR: (
-        "Microsoft.Storage/storageAccounts/objectReplicationPolicies/write",
-        "Microsoft.Storage/storageAccounts/objectReplicationPolicies/restorePointMarkers/write",
-        "Microsoft.Storage/storageAccounts/blobServices/containers/read",
+        ops.OBJECT_REPLICATION_WRITE, ops.RESTORE_POINT_MARKER_WRITE, ops.CONTAINER_READ,
     ),
     roles.ELASTIC_SAN_SNAPSHOT_EXPORTER: (
-        "Microsoft.ElasticSan/elasticSans/volumeGroups/snapshots/write",
-        "Microsoft.ElasticSan/elasticSans/volumeGroups/snapshots/beginGetAccess/action",
-        "Microsoft.ElasticSan/elasticSans/volumeGroups/preBackup/action",
+        ops.VOLUME_SNAPSHOT_WRITE, ops.VOLUME_SNAPSHOT_GET_ACCESS, ops.VOLUME_GROUP_PRE_BACKUP,
     ),
-    roles.DISK_SNAPSHOT_CONTRIBUTOR: (
-        "Microsoft.Compute/snapshots/write",
-        "Microsoft.Compute/snapshots/read",
-        "Microsoft.Compute/snapshots/delete",
-    ),
-    roles.POSTGRES_LTR_BACKUP_ROLE: (
-        "Microsoft.DBforPostgreSQL/flexibleServers/ltrPreBackup/action",
-        "Microsoft.DBforPostgreSQL/flexibleServers/startLtrBackup/action",
-    ),
-    roles.READER: ("Microsoft.DBforPostgreSQL/flexibleServers/read",),
+    roles.DISK_SNAPSHOT_CONTRIBUTOR: (ops.SNAPSHOT_WRITE, ops.SNAPSHOT_READ, ops.SNAPSHOT_DELETE),
+    roles.POSTGRES_LTR_BACKUP_ROLE: (ops.POSTGRES_LTR_PRE_BACKUP, ops.POSTGRES_START_LTR_BACKUP),
+    roles.READER: (ops.POSTGRES_READ,),
 }
 
 
@@ -71,13 +69,10 @@ class RoleNeed:
     """One role the vault identity needs, where it is checked and where "Resource" assigns it."""
 
     role: str
-    check_scope: str  # where `authorize` is asked (the datasource, or the resource group)
+    check_scope: str  # where `authorize` is asked (the datasource, the target, or a resource group)
     resource_scope: str  # the scope the "Resource" choice assigns at
     where: str  # words for the page: "storage account contosolabsource"
-
-    @property
-    def actions(self) -> tuple[str, ...]:
-        return ROLE_ACTIONS[self.role]
+    actions: tuple[str, ...]  # what stands for the role at ``check_scope``
 
     def scope_for(self, level: str) -> str:
         """The scope an assignment at ``level`` (Resource / Resource group / Subscription) uses."""
@@ -92,7 +87,7 @@ class RoleNeed:
 
 @dataclass(frozen=True)
 class Datasource:
-    """What readiness needs to know of a datasource (no model import: ids are enough)."""
+    """What backup readiness needs to know of a datasource (no model import: ids are enough)."""
 
     datasource_type: str
     resource_id: str  # storage account, Elastic SAN volume or PostgreSQL server
@@ -101,38 +96,57 @@ class Datasource:
     snapshot_resource_group_id: str = ""  # Elastic SAN only
 
 
+def _backup_need(role: str, check_scope: str, resource_scope: str, where: str) -> RoleNeed:
+    return RoleNeed(role, check_scope, resource_scope, where, BACKUP_ROLE_ACTIONS[role])
+
+
 def needs_for(ds: Datasource) -> list[RoleNeed]:
     """The roles of reference §2.2 (backup column) for ``ds``."""
     if ds.datasource_type == datasource_types.ADLS:
-        return [RoleNeed(roles.STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR, ds.resource_id, ds.resource_id,
-                         f"storage account {ds.name}")]
+        return [_backup_need(roles.STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR, ds.resource_id, ds.resource_id,
+                             f"storage account {ds.name}")]
     if ds.datasource_type == datasource_types.ELASTIC_SAN:
         san = ds.set_resource_id or ds.resource_id
         san_name = san.rstrip("/").rsplit("/", 1)[-1]
-        needs = [RoleNeed(roles.ELASTIC_SAN_SNAPSHOT_EXPORTER, ds.resource_id, san, f"Elastic SAN {san_name}")]
+        needs = [_backup_need(roles.ELASTIC_SAN_SNAPSHOT_EXPORTER, ds.resource_id, san, f"Elastic SAN {san_name}")]
         if ds.snapshot_resource_group_id:
             rg = scopes.normalize(ds.snapshot_resource_group_id)
-            needs.append(RoleNeed(roles.DISK_SNAPSHOT_CONTRIBUTOR, rg, rg,
-                                  f"snapshot resource group {rg.rsplit('/', 1)[-1]}"))
+            needs.append(_backup_need(roles.DISK_SNAPSHOT_CONTRIBUTOR, rg, rg,
+                                      f"snapshot resource group {rg.rsplit('/', 1)[-1]}"))
         return needs
     if ds.datasource_type == datasource_types.POSTGRES_FLEX:
         rg = scopes.resource_group_of(ds.resource_id) or ds.resource_id
         return [
-            RoleNeed(roles.POSTGRES_LTR_BACKUP_ROLE, ds.resource_id, ds.resource_id, f"server {ds.name}"),
-            RoleNeed(roles.READER, rg, rg, f"resource group {rg.rsplit('/', 1)[-1]}"),
+            _backup_need(roles.POSTGRES_LTR_BACKUP_ROLE, ds.resource_id, ds.resource_id, f"server {ds.name}"),
+            _backup_need(roles.READER, rg, rg, f"resource group {rg.rsplit('/', 1)[-1]}"),
         ]
     raise ValueError(f"Unknown datasource type {ds.datasource_type!r}.")
+
+
+def _is_data_action(action: str) -> bool:
+    entry = ops.lookup(action)
+    return entry is not None and entry.data_action
 
 
 def identity_has(identity, need: RoleNeed) -> bool:
     """True when ``identity`` may perform every action ``need`` stands for, at its scope."""
     if identity is None:
         return False
-    return all(authorize(identity, action, need.check_scope).allowed for action in need.actions)
+    return all(authorize(identity, action, need.check_scope, data_action=_is_data_action(action)).allowed
+               for action in need.actions)
+
+
+def missing(identity, needs) -> list[RoleNeed]:
+    return [need for need in needs if not identity_has(identity, need)]
 
 
 def missing_needs(identity, ds: Datasource) -> list[RoleNeed]:
-    return [need for need in needs_for(ds) if not identity_has(identity, need)]
+    return missing(identity, needs_for(ds))
+
+
+def describe(needs) -> str:
+    """"Storage Account Backup Contributor on the storage account x; ..." for messages."""
+    return "; ".join(f"{n.role} on the {n.where}" for n in needs)
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,7 @@ class Readiness:
     message: str = ""
     can_assign: bool = False  # the signed-in user may assign every missing role (at "Resource" at least)
     assignable_levels: tuple[str, ...] = field(default=())  # the scope levels the user may assign at
+    needs: tuple[RoleNeed, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -153,29 +168,67 @@ class Readiness:
 
 
 def user_may_assign(user, need: RoleNeed, level: str = SCOPE_RESOURCE) -> bool:
-    return authorize(user, ROLE_ASSIGNMENT_WRITE, need.scope_for(level)).allowed
+    return authorize(user, ops.ROLE_ASSIGNMENT_WRITE, need.scope_for(level)).allowed
+
+
+def assess(user, vault, needs, *, subject: str, then: str) -> Readiness:
+    """Whether ``vault``'s identity holds ``needs``, and what ``user`` may do about it (see the module
+    docstring). ``subject`` and ``then`` word the messages ("this datasource", "revalidate")."""
+    needs = tuple(needs)
+    identity = vault.identity if vault.identity_id else None
+    if identity is None or not identity.enabled:
+        return Readiness(IDENTITY_OFF, needs, f"The vault's system-assigned identity is off. Turn it on in the vault's "
+                                              f"Identity blade, then {then}.", needs=needs)
+    lacking = tuple(missing(identity, needs))
+    if not lacking:
+        return Readiness(SUCCESS, (), f"The vault's identity holds every role {subject} needs.", needs=needs)
+    levels = tuple(level for level in SCOPE_LEVELS if all(user_may_assign(user, n, level) for n in lacking))
+    wanted = describe(lacking)
+    if SCOPE_RESOURCE not in levels:
+        return Readiness(
+            INSUFFICIENT_PERMISSION, lacking,
+            f"The vault's identity needs: {wanted}. You cannot create role assignments there "
+            f"({ops.ROLE_ASSIGNMENT_WRITE}); ask an Owner, User Access Administrator or Role Based "
+            "Access Control Administrator to assign these roles to the vault's identity.",
+            False, levels, needs,
+        )
+    return Readiness(ROLE_ASSIGNMENT_NOT_DONE, lacking, f"The vault's identity needs: {wanted}.", True, levels, needs)
 
 
 def check(user, vault, ds: Datasource) -> Readiness:
-    """Backup readiness of ``ds`` for ``vault`` as ``user`` sees it (see the module docstring)."""
+    """Backup readiness of ``ds`` for ``vault`` as ``user`` sees it."""
+    return assess(user, vault, needs_for(ds), subject="this datasource", then="revalidate")
+
+
+def assign_missing(principal, vault, needs, level: str, *, purpose: str) -> list[RoleAssignment]:
+    """**Assign missing roles**: the roles of ``needs`` the vault identity lacks, at ``level`` (Resource /
+    Resource group / Subscription), as ``principal`` (each assignment is its own logged write, described
+    as being "for ``purpose``"). All or nothing: every assignment is authorized before the first is made."""
+    if level not in SCOPE_LEVELS:
+        raise ValidationError({"scope": "Choose the scope: Resource, Resource group or Subscription."})
     identity = vault.identity if vault.identity_id else None
     if identity is None or not identity.enabled:
-        return Readiness(
-            IDENTITY_OFF,
-            tuple(needs_for(ds)),
-            "The vault's system-assigned identity is off. Turn it on in the vault's Identity blade, then revalidate.",
-        )
-    missing = tuple(missing_needs(identity, ds))
-    if not missing:
-        return Readiness(SUCCESS, (), "The vault's identity holds every role this datasource needs.")
-    levels = tuple(level for level in SCOPE_LEVELS if all(user_may_assign(user, n, level) for n in missing))
-    wanted = "; ".join(f"{n.role} on the {n.where}" for n in missing)
-    if SCOPE_RESOURCE not in levels:
-        return Readiness(
-            INSUFFICIENT_PERMISSION, missing,
-            f"The vault's identity needs: {wanted}. You cannot create role assignments there "
-            "(Microsoft.Authorization/roleAssignments/write); ask an Owner, User Access Administrator or Role Based "
-            "Access Control Administrator to assign these roles to the vault's identity.",
-            False, levels,
-        )
-    return Readiness(ROLE_ASSIGNMENT_NOT_DONE, missing, f"The vault's identity needs: {wanted}.", True, levels)
+        raise ValidationError("The vault's system-assigned identity is off: turn it on in the vault's Identity blade first.")
+    now = clock.now()
+    plan, seen = [], set()
+    for need in missing(identity, needs):
+        scope = scopes.normalize(need.scope_for(level))
+        key = (need.role, scope.lower())
+        if key in seen:
+            continue
+        seen.add(key)
+        role = RoleDefinition.objects.get(name=need.role)
+        if RoleAssignment.objects.active_at(now).filter(principal=identity, role=role, scope__iexact=scope).exists():
+            continue
+        plan.append((role, scope, need))
+    # Refusals first, outside any transaction, so the refusal is logged and nothing is half-assigned.
+    for role, scope, _need in plan:
+        if not evaluate(principal, ops.ROLE_ASSIGNMENT_WRITE, scope).allowed:
+            security_services.assign_role(principal, assignee=identity, role=role, scope=scope)  # logs, raises
+    created = []
+    with transaction.atomic():
+        for role, scope, need in plan:
+            created.append(security_services.assign_role(
+                principal, assignee=identity, role=role, scope=scope,
+                description=f"Backup vault '{vault.name}': {need.role} for {purpose} ({level} scope)"))
+    return created

@@ -18,10 +18,9 @@ from portal.shortcuts import filter_by_id, parse_uuid, search_text
 from protection import datasource_types
 from protection.models import BackupInstance, Job, JobOperation, JobStatus, ProtectionState
 from security import clock
+from security.operations import JOB_READ
 from security.rbac import visible_to
 
-JOB_READ = "Microsoft.DataProtection/backupVaults/backupJobs/read"
-INSTANCE_READ = "Microsoft.DataProtection/backupVaults/backupInstances/read"
 
 TIME_RANGES = [("24h", "Last 24 hours", dt.timedelta(hours=24)), ("7d", "Last 7 days", dt.timedelta(days=7)),
                ("30d", "Last 30 days", dt.timedelta(days=30)), ("all", "All time", None)]

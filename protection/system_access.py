@@ -2,60 +2,98 @@
 
 Scheduled work is done by principals too, and the guards judge it like anyone else's (DESIGN §2):
 the vault's managed identity reads and writes the data, and the *system principal* starts scheduled
-backups and expires recovery points. The system principal holds exactly one role, at the root
-scope, with exactly those actions — so every guard after RBAC (immutability, soft delete, MUA) still
-decides about what it does, and the activity log names it.
+backups, expires recovery points, purges soft-deleted ones and verifies recovery points. For each kind
+of work it holds exactly one role, at the root scope, with exactly the actions that work needs — so
+every guard after RBAC (immutability, soft delete, MUA) still decides about what it does, and the
+activity log names it.
 
-`ensure_system_access()` creates the role and the assignment when they are missing (idempotent; a
-test database flush or a fresh install may have neither) and returns the system principal.
+`ensure_system_access()` (scheduled backups, retention, soft delete and purge) and
+`ensure_verify_access()` (scheduled Verify) create their role and its assignment when they are missing
+(idempotent; a test database flush or a fresh install may have neither) and return the system principal.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from django.db import transaction
 
 from security import clock, scopes
+from security import operations as ops
 from security.audit import record
 from security.models import ActivityLogEntry, RoleAssignment, RoleDefinition
-from security.services import ROLE_ASSIGNMENT_WRITE, system_principal
+from security.services import system_principal
 
-DP = "Microsoft.DataProtection"
-SYSTEM_ROLE_NAME = "Strongroom Scheduler and Retention"
-SYSTEM_ROLE_ID = uuid.uuid5(uuid.UUID("6f1c1b6e-3d7c-4c36-9a55-1b1f4f7f0a11"), SYSTEM_ROLE_NAME)
-SYSTEM_ROLE_ACTIONS = [
-    f"{DP}/backupVaults/read",
-    f"{DP}/backupVaults/backupInstances/read",
-    f"{DP}/backupVaults/backupInstances/recoveryPoints/read",
-    f"{DP}/backupVaults/backupPolicies/read",
-    f"{DP}/backupVaults/backupJobs/read",
-    f"{DP}/backupVaults/backupInstances/backup/action",  # scheduled backups
-    f"{DP}/backupVaults/backupInstances/recoveryPoints/delete",  # retention
-    f"{DP}/backupVaults/deletedBackupInstances/write",  # soft delete: SoftDeleting -> SoftDeleted
-    f"{DP}/backupVaults/deletedBackupInstances/purge/action",  # purge (and deleting data when soft delete is off)
-]
-SYSTEM_ROLE_DESCRIPTION = (
+_ROLE_NAMESPACE = uuid.UUID("6f1c1b6e-3d7c-4c36-9a55-1b1f4f7f0a11")
+
+
+@dataclass(frozen=True)
+class SystemRole:
+    """A built-in role only the system principal holds, at '/'."""
+
+    name: str
+    actions: tuple[str, ...]
+    description: str
+    assignment_note: str  # the assignment's description
+
+    @property
+    def id(self) -> uuid.UUID:
+        return uuid.uuid5(_ROLE_NAMESPACE, self.name)
+
+
+SCHEDULER_ROLE = SystemRole(
+    "Strongroom Scheduler and Retention",
+    (
+        ops.VAULT_READ,
+        ops.INSTANCE_READ,
+        ops.RECOVERY_POINT_READ,
+        ops.POLICY_READ,
+        ops.JOB_READ,
+        ops.BACKUP_ACTION,  # scheduled backups
+        ops.RECOVERY_POINT_DELETE,  # retention
+        ops.SOFT_DELETE_COMPLETE,  # soft delete: SoftDeleting -> SoftDeleted
+        ops.PURGE,  # purge (and deleting data when soft delete is off)
+    ),
     "Held by the Strongroom system principal only: starts scheduled backups, expires recovery points "
-    "by their retention, completes soft deletes and purges soft-deleted backup data. Do not assign it to people."
+    "by their retention, completes soft deletes and purges soft-deleted backup data. Do not assign it to people.",
+    "Strongroom: scheduled backups and retention",
+)
+# Verify re-reads a recovery point to prove it can be restored: validateRestore and the reads it needs.
+VERIFIER_ROLE = SystemRole(
+    "Strongroom Recovery Point Verifier",
+    (ops.VAULT_READ, ops.INSTANCE_READ, ops.RECOVERY_POINT_READ, ops.VALIDATE_RESTORE),
+    "Held by the Strongroom system principal only: verifies recovery points on a schedule. "
+    "Do not assign it to people.",
+    "Strongroom: scheduled verification of recovery points",
 )
 
 
 def ensure_system_access():
-    """The system principal, holding its role at '/' (created on first use)."""
+    """The system principal, holding the scheduler role at '/' (created on first use)."""
+    return _ensure_role(SCHEDULER_ROLE)
+
+
+def ensure_verify_access():
+    """The system principal, holding the verifier role at '/' (created on first use)."""
+    return _ensure_role(VERIFIER_ROLE)
+
+
+def _ensure_role(wanted: SystemRole):
     system = system_principal()
-    role = RoleDefinition.objects.filter(pk=SYSTEM_ROLE_ID).first()
-    if role is None or sorted(role.actions) != sorted(SYSTEM_ROLE_ACTIONS):
+    actions = list(wanted.actions)
+    role = RoleDefinition.objects.filter(pk=wanted.id).first()
+    if role is None or sorted(role.actions) != sorted(actions):
         role, _ = RoleDefinition.objects.update_or_create(
-            pk=SYSTEM_ROLE_ID,
-            defaults={"name": SYSTEM_ROLE_NAME, "description": SYSTEM_ROLE_DESCRIPTION, "actions": SYSTEM_ROLE_ACTIONS,
+            pk=wanted.id,
+            defaults={"name": wanted.name, "description": wanted.description, "actions": actions,
                       "not_actions": [], "data_actions": [], "not_data_actions": [], "built_in": True},
         )
     if not RoleAssignment.objects.active_at(clock.now()).filter(principal=system, role=role, scope=scopes.ROOT).exists():
         with transaction.atomic():
             RoleAssignment.objects.create(principal=system, role=role, scope=scopes.ROOT,
-                                          description="Strongroom: scheduled backups and retention")
+                                          description=wanted.assignment_note)
             # Nobody can authorize the system's own bootstrap grant (as with the first Owner): logged, not guarded.
-            record(system, ROLE_ASSIGNMENT_WRITE, scopes.ROOT, status=ActivityLogEntry.Status.SUCCEEDED,
-                   details={"role": SYSTEM_ROLE_NAME, "assignee": system.display_name, "bootstrap": True})
+            record(system, ops.ROLE_ASSIGNMENT_WRITE, scopes.ROOT, status=ActivityLogEntry.Status.SUCCEEDED,
+                   details={"role": wanted.name, "assignee": system.display_name, "bootstrap": True})
     return system

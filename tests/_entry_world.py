@@ -370,8 +370,7 @@ def build_world(lab) -> World:
     assert clock.now() > point.expiry_time and clock.now() > soft_deleted.scheduled_purge_at
     admin_user = get_user_model().objects.create_superuser("entry-admin", "admin@contoso.test", "x" * 12)
     # The system's own roles exist from the first scheduled run on (their bootstrap is logged, not guarded).
-    from protection.restores.system import ensure_verify_access
-    from protection.system_access import ensure_system_access
+    from protection.system_access import ensure_system_access, ensure_verify_access
 
     ensure_system_access()
     ensure_verify_access()

@@ -33,6 +33,7 @@ from protection import datasource_types
 from protection.models import ProtectionState
 from security.audit import record_denial
 from security.guards import Decision, GuardDenied, Refusal, evaluate
+from security.operations import RESTORE, UNDELETE
 
 STATE_GUARD = "Backup instance state"
 SOFT_DELETED_CODE = "UserErrorBackupInstanceSoftDeleted"
@@ -43,12 +44,6 @@ _CONFIGURING = (ProtectionState.CONFIGURING, ProtectionState.CONFIGURING_FAILED)
 
 LIST = "list"
 DOWNLOAD = "download"
-
-
-def _restore_action() -> str:
-    from protection.restores.services import RESTORE_ACTION
-
-    return RESTORE_ACTION
 
 
 def _name(principal) -> str:
@@ -78,7 +73,7 @@ def state_refusal(instance) -> Refusal | None:
             reason=(f"The backup instance '{instance.name}' is {label}: the data of its recovery points cannot be "
                     "browsed, downloaded or restored while it is soft deleted."),
             remedy=("Undelete the backup instance first (vault > Backup instances > Deleted; it needs "
-                    "'Microsoft.DataProtection/backupVaults/deletedBackupInstances/undelete/action'), then try again."),
+                    f"'{UNDELETE}'), then try again."),
         )
     if state in _CONFIGURING:
         return Refusal(
@@ -119,10 +114,10 @@ def decide(principal, point, kind: str, item: str = "") -> Decision:
         if live.allowed:
             decision = live
         else:
-            restore = evaluate(principal, _restore_action(), instance)
+            restore = evaluate(principal, RESTORE, instance)
             decision = restore if restore.allowed else _with_remedy(restore, (
                 "What a recovery point holds is data: listing it needs the permission to restore this backup "
-                f"instance ('{_restore_action()}', e.g. Backup Operator or Backup Contributor) or the right to "
+                f"instance ('{RESTORE}', e.g. Backup Operator or Backup Contributor) or the right to "
                 f"{_live_action_words(instance, item)}. Ask someone who can assign roles (Owner, User Access "
                 "Administrator or Role Based Access Control Administrator) for one of them."))
     elif kind == DOWNLOAD:
@@ -133,14 +128,14 @@ def decide(principal, point, kind: str, item: str = "") -> Decision:
                 "who can assign roles (Owner, User Access Administrator or Role Based Access Control "
                 "Administrator) for it."))
         else:
-            decision = evaluate(principal, _restore_action(), instance)
+            decision = evaluate(principal, RESTORE, instance)
     else:
         raise ValueError(kind)
     if not decision.allowed:
         return decision
     refusal = state_refusal(instance)
     if refusal is not None:
-        return Decision(False, _restore_action(), instance.resource_id, _name(principal), refusal)
+        return Decision(False, RESTORE, instance.resource_id, _name(principal), refusal)
     return decision
 
 

@@ -26,6 +26,8 @@ from django.core.exceptions import ValidationError
 from protection import processes
 from protection.jobs import runner as jobs
 from protection.restores import access, layout
+from security.audit import guarded
+from security.operations import RESTORE
 
 MAX_ENTRIES = 2000
 
@@ -156,10 +158,7 @@ def open_blob(principal, point, container: str, path: str):
 
     Needs the restore permission and the right to read the blob live (see `access`)."""
     from portal.inventory import fs
-    from security.audit import guarded
     from vaults.store import DamageError
-
-    from protection.restores.services import RESTORE_ACTION
 
     part = _part(point, container)
     access.require(principal, point, access.DOWNLOAD, container, what="Download from a recovery point")
@@ -167,7 +166,7 @@ def open_blob(principal, point, container: str, path: str):
     if not path:
         raise NotInPoint("Choose a blob to download.")
     details = {"recoveryPointId": str(point.pk), "container": container, "blob": path, "download": True}
-    with guarded(principal, RESTORE_ACTION, point.instance, details=details):
+    with guarded(principal, RESTORE, point.instance, details=details):
         with layout.open_point_store(point) as store:
             record = next((r for r in store.records(part.snapshot_id) if r.get("t") == "f" and r.get("p") == path), None)
             if record is None:

@@ -40,18 +40,14 @@ from protection.models import (
     ProtectionState,
     RecoveryPoint,
 )
+from protection.readiness import describe
 from protection.restores import layout, readiness, targets, validation
 from security import clock
 from security.audit import caller_label, guarded
 from security.guards import GuardDenied, evaluate
+from security.operations import RESTORE, VALIDATE_RESTORE
 
 logger = logging.getLogger(__name__)
-
-DP = "Microsoft.DataProtection/backupVaults"
-RESTORE_ACTION = f"{DP}/backupInstances/restore/action"
-VALIDATE_RESTORE = f"{DP}/backupInstances/validateRestore/action"
-RECOVERY_POINT_READ = f"{DP}/backupInstances/recoveryPoints/read"
-INSTANCE_READ = f"{DP}/backupInstances/read"
 
 RESTORE_FAILURE_ALERT = "Restore Failure"
 VERIFY_FAILURE_ALERT = "Recovery Point Damaged"
@@ -65,7 +61,7 @@ _NOT_RESTORABLE = (ProtectionState.SOFT_DELETED, ProtectionState.SOFT_DELETING, 
 class RestoreNotReady(ValidationError):
     """The vault identity lacks restore roles; ``readiness`` says which and who may assign them."""
 
-    def __init__(self, ready: readiness.RestoreReadiness):
+    def __init__(self, ready: readiness.Readiness):
         self.readiness = ready
         code = validation.MISSING_PERMISSIONS
         super().__init__({"restore_roles": [ValidationError(
@@ -75,7 +71,7 @@ class RestoreNotReady(ValidationError):
 @dataclass
 class Validation:
     resolved: dict
-    readiness: readiness.RestoreReadiness
+    readiness: readiness.Readiness
 
 
 # =================================================================================================
@@ -103,7 +99,7 @@ def points_of(instance, start=None, end=None):
 
 
 def may_restore(principal, instance) -> bool:
-    return evaluate(principal, RESTORE_ACTION, instance).allowed
+    return evaluate(principal, RESTORE, instance).allowed
 
 
 def may_validate(principal, instance) -> bool:
@@ -141,7 +137,7 @@ def _details(point, target) -> dict:
             "recoveryPointTime": point.recovery_point_time.isoformat(), "target": _printable(targets.to_json(target))}
 
 
-def _ready(principal, point, target, resolved) -> readiness.RestoreReadiness:
+def _ready(principal, point, target, resolved) -> readiness.Readiness:
     return readiness.check(principal, point.instance.vault, readiness.needs_for(point, target, resolved))
 
 
@@ -157,7 +153,7 @@ def validate_restore(principal, point: RecoveryPoint, target) -> Validation:
     return Validation(resolved, ready)
 
 
-def restore_readiness(principal, point, target) -> readiness.RestoreReadiness | None:
+def restore_readiness(principal, point, target) -> readiness.Readiness | None:
     """The identity's restore readiness for a target that passes the rules (None when it does not)."""
     try:
         resolved = validation.resolve(point, target, principal=principal)
@@ -195,7 +191,7 @@ def start_restore(principal, point: RecoveryPoint, target) -> Job:
     """**Restore**: validate again, then create and enqueue the Restore job."""
     instance = point.instance
     vault = instance.vault
-    with guarded(principal, RESTORE_ACTION, instance, change={"recoveryPointId": str(point.pk)},
+    with guarded(principal, RESTORE, instance, change={"recoveryPointId": str(point.pk)},
                  details=_details(point, target)) as op:
         row = BackupInstance.objects.select_for_update().select_related("vault").get(pk=instance.pk)
         point.instance = row
@@ -282,9 +278,8 @@ def run_restore_job(job: Job, progress: jobs.Progress) -> dict:
             raise jobs.JobError(codes[0], " ".join(m.split(": ", 1)[-1] for m in exc.messages)) from None
         lacking = readiness.missing(point.instance.vault.identity, readiness.needs_for(point, target, resolved))
         if lacking:
-            needs = "; ".join(f"{n.role} on the {n.where}" for n in lacking)
             raise jobs.JobError(validation.MISSING_PERMISSIONS,
-                                f"{validation.MISSING_PERMISSIONS_TEXT} The vault's managed identity needs {needs}. "
+                                f"{validation.MISSING_PERMISSIONS_TEXT} The vault's managed identity needs {describe(lacking)}. "
                                 "Validate the restore and Assign missing roles, then restore again.")
         progress(current_item=f"Restoring {point.instance.datasource_name}", force=True)
         outcome = _restore(job, point, target, resolved, run)
@@ -418,7 +413,7 @@ def points_due_for_verify(now=None, limit: int = VERIFY_BATCH):
 
 def start_scheduled_verifies(*, now=None, limit: int = VERIFY_BATCH) -> list:
     """Beat: a Verify job for each point not verified in the last week (the system principal acts)."""
-    from protection.restores.system import ensure_verify_access
+    from protection.system_access import ensure_verify_access
 
     due = [p for p in points_due_for_verify(now, limit) if not _verify_running(p)]
     if not due:

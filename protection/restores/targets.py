@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from protection import datasource_types
+from security import operations as ops
 
 ADLS_KIND = "adls"
 VOLUME_KIND = "volume"
@@ -135,7 +136,7 @@ def as_api(point, target: Target, *, region: str, resolved: dict | None = None) 
             "datasourceInfo": {"objectType": "Datasource", "datasourceType": datasource_types.ADLS,
                                "resourceID": target.account_id, "resourceLocation": region,
                                "resourceName": target.account_id.rsplit("/", 1)[-1],
-                               "resourceType": "Microsoft.Storage/storageAccounts"},
+                               "resourceType": ops.STORAGE_ACCOUNT_TYPE},
             "restoreCriteria": [
                 {"objectType": "ItemPathBasedRestoreCriteria", "itemPath": c.name, "isPathRelativeToBackupItem": True,
                  "subItemPathPrefix": list(c.prefixes), **({"renameTo": c.rename_to} if c.rename_to else {})}
@@ -150,9 +151,9 @@ def as_api(point, target: Target, *, region: str, resolved: dict | None = None) 
             "restoreLocation": region,
             "datasourceInfo": {"objectType": "Datasource", "datasourceType": datasource_types.ELASTIC_SAN,
                                "resourceID": volume_id, "resourceName": target.volume_name, "resourceLocation": region,
-                               "resourceType": "Microsoft.ElasticSan/elasticSans/volumeGroups/volumes"},
+                               "resourceType": ops.VOLUME_TYPE},
             "datasourceSetInfo": {"objectType": "DatasourceSet", "resourceID": target.volume_group_id.rsplit("/volumeGroups/", 1)[0],
-                                  "resourceType": "Microsoft.ElasticSan/elasticSans"},
+                                  "resourceType": ops.ELASTIC_SAN_TYPE},
         }
     elif isinstance(target, PgDatabaseTarget):
         request["restoreTargetInfo"] = {
@@ -162,9 +163,9 @@ def as_api(point, target: Target, *, region: str, resolved: dict | None = None) 
             "datasourceInfo": {"objectType": "Datasource", "datasourceType": datasource_types.POSTGRES_FLEX,
                                "resourceID": f"{target.server_id}/databases/{target.database_name}",
                                "resourceName": target.database_name, "resourceLocation": region,
-                               "resourceType": "Microsoft.DBforPostgreSQL/flexibleServers/databases"},
+                               "resourceType": ops.POSTGRES_DATABASE_TYPE},
             "datasourceSetInfo": {"objectType": "DatasourceSet", "resourceID": target.server_id,
-                                  "resourceType": "Microsoft.DBforPostgreSQL/flexibleServers"},
+                                  "resourceType": ops.POSTGRES_SERVER_TYPE},
             # Strongroom extension: which database of the recovery point goes there.
             "sourceDatabaseName": target.database,
         }

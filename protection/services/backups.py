@@ -42,19 +42,11 @@ from protection.services import replication
 from security import clock
 from security.audit import caller_label, guarded, record_denial
 from security.guards import evaluate
+from security.operations import (
+    BACKUP_ACTION, JOB_CANCEL, RESUME_BACKUPS, RESUME_PROTECTION, STOP_PROTECTION, SUSPEND_BACKUPS,
+)
 
 logger = logging.getLogger(__name__)
-
-DP = "Microsoft.DataProtection/backupVaults"
-BACKUP_ACTION = f"{DP}/backupInstances/backup/action"
-STOP_PROTECTION = f"{DP}/backupInstances/stopProtection/action"
-SUSPEND_BACKUPS = f"{DP}/backupInstances/suspendBackups/action"
-RESUME_PROTECTION = f"{DP}/backupInstances/resumeProtection/action"
-RESUME_BACKUPS = f"{DP}/backupInstances/resumeBackups/action"
-INSTANCE_READ = f"{DP}/backupInstances/read"
-RECOVERY_POINT_READ = f"{DP}/backupInstances/recoveryPoints/read"
-JOB_READ = f"{DP}/backupJobs/read"
-JOB_CANCEL = f"{DP}/backupJobs/cancel/action"
 
 STORAGE_FULL = "UserErrorBackupStorageFull"
 THROTTLED = "UserErrorBackupRequestThrottled"
@@ -302,9 +294,8 @@ def identity_problems(instance) -> str:
         instance.datasource_set_resource_id, instance.snapshot_resource_group_id))
     if not missing:
         return ""
-    needs = "; ".join(f"{n.role} on the {n.where}" for n in missing)
-    return (f"The vault's managed identity '{identity.display_name}' needs {needs}. Assign the missing roles "
-            "(Backup readiness: Assign missing roles, or Access control (IAM)), then run the backup again.")
+    return (f"The vault's managed identity '{identity.display_name}' needs {readiness.describe(missing)}. Assign the "
+            "missing roles (Backup readiness: Assign missing roles, or Access control (IAM)), then run the backup again.")
 
 
 def _earlier_scheduled_points(instance, moment):

@@ -58,16 +58,10 @@ from protection.services import retention
 from security import clock
 from security.audit import caller_label, guarded
 from security.guards import GuardDenied, evaluate
+# SOFT_DELETE_COMPLETE and PURGE are the system's own actions (its role only: `protection.system_access`).
+from security.operations import INSTANCE_DELETE, PURGE, SOFT_DELETE_COMPLETE, UNDELETE
 
 logger = logging.getLogger(__name__)
-
-DP = "Microsoft.DataProtection/backupVaults"
-INSTANCE_DELETE = f"{DP}/backupInstances/delete"
-DELETED_READ = f"{DP}/deletedBackupInstances/read"
-UNDELETE = f"{DP}/deletedBackupInstances/undelete/action"
-# The system's own actions (held by the system role only, see `protection.system_access`).
-SOFT_DELETE_COMPLETE = f"{DP}/deletedBackupInstances/write"
-PURGE = f"{DP}/deletedBackupInstances/purge/action"
 
 from protection.services.backups import STOP_REASONS as DELETE_REASONS  # noqa: E402  (the portal's one list)
 UPCOMING_PURGE_WINDOW = dt.timedelta(days=2)

@@ -30,13 +30,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from portal.inventory.models import Container, ElasticSan, PostgresServer, StorageAccount, Volume
-from portal.inventory.services import (
-    CONTAINER_READ,
-    ELASTIC_SAN_READ,
-    POSTGRES_READ,
-    STORAGE_ACCOUNT_READ,
-    VOLUME_READ,
-)
 from portal.models import ResourceGroup
 from portal.shortcuts import visible
 from protection import datasource_types, readiness
@@ -46,15 +39,14 @@ from security import clock, scopes
 from security import services as security_services
 from security.audit import caller_label, guarded
 from security.guards import evaluate
-from security.models import RoleAssignment, RoleDefinition
+from security.models import RoleAssignment
+from security.operations import (
+    CONTAINER_READ, ELASTIC_SAN_READ, INSTANCE_READ, INSTANCE_WRITE, POSTGRES_READ, RESOURCE_GROUP_READ,
+    STORAGE_ACCOUNT_READ, VALIDATE_FOR_BACKUP, VAULT_READ, VOLUME_READ,
+)
 from security.rbac import authorize
 from vaults.guards import retention_reduced
 
-INSTANCE_READ = "Microsoft.DataProtection/backupVaults/backupInstances/read"
-INSTANCE_WRITE = "Microsoft.DataProtection/backupVaults/backupInstances/write"
-VALIDATE_FOR_BACKUP = "Microsoft.DataProtection/backupVaults/validateForBackup/action"
-ROLE_ASSIGNMENT_WRITE = readiness.ROLE_ASSIGNMENT_WRITE
-RESOURCE_GROUP_READ = "Microsoft.Resources/subscriptions/resourceGroups/read"
 
 MAX_CONTAINERS = 100
 INSTANCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -151,7 +143,7 @@ def _taken_reason(existing: BackupInstance, where: str = " in this vault") -> st
 def already_protected_message(principal, existing: BackupInstance) -> str:
     """Azure's answer when another vault protects the datasource (its vault named only to those who may
     read that vault), with its recommended action."""
-    readable = authorize(principal, "Microsoft.DataProtection/backupVaults/read", existing.vault.resource_id).allowed
+    readable = authorize(principal, VAULT_READ, existing.vault.resource_id).allowed
     if readable:
         return (f"Datasource is already protected under the Backup vault {existing.vault.resource_id}. "
                 f"Delete the backup instance {existing.name} from the Backup vault {existing.vault.resource_id} "
@@ -258,7 +250,7 @@ def volume_candidates(principal, vault, elastic_san=None) -> list[Candidate]:
         existing = users.get(volume.resource_id.lower())
         if existing is not None:
             where = (f" in the vault '{existing.vault.name}'"
-                     if authorize(principal, "Microsoft.DataProtection/backupVaults/read", existing.vault.resource_id).allowed
+                     if authorize(principal, VAULT_READ, existing.vault.resource_id).allowed
                      else " in another vault")
             cand.code = ALREADY_PROTECTED_CODE if existing.vault_id != vault.pk else "UserErrorDatasourceAlreadyHasBackupInstance"
             if existing.is_soft_deleted and existing.vault_id == vault.pk:
@@ -323,38 +315,8 @@ def assign_missing_roles(principal, *, vault, datasources: list[readiness.Dataso
     """Assign the vault identity exactly the §2.2 roles it lacks for ``datasources``, at ``level``
     (Resource / Resource group / Subscription), as ``principal`` (each assignment is its own logged
     write). All or nothing: every assignment is authorized before the first is made."""
-    if level not in readiness.SCOPE_LEVELS:
-        raise ValidationError({"scope": "Choose the scope: Resource, Resource group or Subscription."})
-    identity = vault.identity if vault.identity_id else None
-    if identity is None or not identity.enabled:
-        raise ValidationError("The vault's system-assigned identity is off: turn it on in the vault's Identity blade first.")
-    wanted: dict[tuple[str, str], readiness.RoleNeed] = {}
-    for ds in datasources:
-        for need in readiness.missing_needs(identity, ds):
-            wanted.setdefault((need.role, scopes.normalize(need.scope_for(level)).lower()), need)
-    if not wanted:
-        return []
-    plan = []
-    now = clock.now()
-    for (role_name, _), need in wanted.items():
-        scope = scopes.normalize(need.scope_for(level))
-        role = RoleDefinition.objects.get(name=role_name)
-        if RoleAssignment.objects.active_at(now).filter(principal=identity, role=role, scope__iexact=scope).exists():
-            continue
-        plan.append((role, scope, need))
-    # Refusals first, outside any transaction, so the refusal is logged and nothing is half-assigned.
-    for role, scope, need in plan:
-        decision = evaluate(principal, ROLE_ASSIGNMENT_WRITE, scope)
-        if not decision.allowed:
-            security_services.assign_role(principal, assignee=identity, role=role, scope=scope)  # logs, raises
-    created = []
-    with transaction.atomic():
-        for role, scope, need in plan:
-            created.append(security_services.assign_role(
-                principal, assignee=identity, role=role, scope=scope,
-                description=f"Backup vault '{vault.name}': {need.role} for backup ({level} scope)",
-            ))
-    return created
+    needs = [need for ds in datasources for need in readiness.needs_for(ds)]
+    return readiness.assign_missing(principal, vault, needs, level, purpose="backup")
 
 
 # --- configure protection ----------------------------------------------------------------------
@@ -564,8 +526,8 @@ def _datasource_problem(instance: BackupInstance) -> tuple[str, str] | None:
         ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name)
     missing = readiness.missing_needs(vault.identity, ds)
     if missing:
-        wanted = "; ".join(f"{n.role} on the {n.where}" for n in missing)
-        return (MISSING_PERMISSIONS_CODE, f"{MISSING_PERMISSIONS_TEXT} The vault's identity lacks: {wanted}.")
+        return (MISSING_PERMISSIONS_CODE,
+                f"{MISSING_PERMISSIONS_TEXT} The vault's identity lacks: {readiness.describe(missing)}.")
     return None
 
 

@@ -39,11 +39,9 @@ from protection.policy_rules import (
 )
 from security import clock
 from security.audit import guarded
+from security.operations import POLICY_DELETE, POLICY_READ, POLICY_WRITE
 from vaults.guards import retention_reduced
 
-POLICY_READ = "Microsoft.DataProtection/backupVaults/backupPolicies/read"
-POLICY_WRITE = "Microsoft.DataProtection/backupVaults/backupPolicies/write"
-POLICY_DELETE = "Microsoft.DataProtection/backupVaults/backupPolicies/delete"
 
 TIME_ZONE = "UTC"  # schedules are kept in UTC (the summary says so)
 

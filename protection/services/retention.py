@@ -41,10 +41,10 @@ from protection.models import (
 from security import clock
 from security.audit import guarded
 from security.guards import GuardDenied
+from security.operations import RECOVERY_POINT_DELETE
 
 logger = logging.getLogger(__name__)
 
-RECOVERY_POINT_DELETE = "Microsoft.DataProtection/backupVaults/backupInstances/recoveryPoints/delete"
 
 # Retention runs while protection is configured or suspended ("Retain as per policy"); it stops for
 # ProtectionStopped (retain forever: no expiry anyway) and for soft-deleted instances (issue 10).

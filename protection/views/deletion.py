@@ -24,6 +24,7 @@ from protection.models import RecoveryPoint
 from protection.services import deletion
 from protection.views.instances import _instance_or_404
 from protection.views.policies import vault_context, vault_or_404
+from security import operations as ops
 from security.guards import GuardDenied
 
 
@@ -59,7 +60,7 @@ def instance_delete_data(request, pk):
                 return redirect("protection:job_detail", pk=job.pk)
         status = 400
     context = {"instance": instance, "vault": vault, "form": form, "change": deletion.delete_change(instance),
-               "operation": deletion.INSTANCE_DELETE, "points": RecoveryPoint.objects.filter(instance=instance).count(),
+               "operation": ops.INSTANCE_DELETE, "points": RecoveryPoint.objects.filter(instance=instance).count(),
                "deletable": instance.protection_state in deletion.DELETABLE_STATES,
                "instance_url": reverse("protection:instance_detail", args=[instance.pk])}
     template = ("protection/deletion/_delete_data.html" if request.htmx and request.method == "GET"
@@ -83,7 +84,7 @@ def instance_undelete(request, pk):
                                       "points. Select Resume backup to back it up again.")
             return redirect("protection:instance_detail", pk=instance.pk)
     context = {"instance": instance, "resource": instance, "vault": instance.vault, "blade": "overview",
-               "error": error, "operation": deletion.UNDELETE,
+               "error": error, "operation": ops.UNDELETE,
                "points": RecoveryPoint.objects.filter(instance=instance).count()}
     return render(request, "protection/deletion/undelete.html", context, status=400 if error else 200)
 

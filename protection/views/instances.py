@@ -30,6 +30,7 @@ from protection.forms_instances import ChangePolicyForm, ConfigureStartForm
 from protection.models import ProtectionState
 from protection.services import instances as svc
 from protection.views.policies import _require, vault_context, vault_or_404
+from security import operations as ops
 from security.guards import GuardDenied
 
 PAGE_SIZE = 25
@@ -48,7 +49,7 @@ STATUS_CLASS = {
 
 
 def _instance_or_404(request, pk):
-    return get_visible_or_404(request.principal, svc.instances_for(request.principal), svc.INSTANCE_READ, pk=pk)
+    return get_visible_or_404(request.principal, svc.instances_for(request.principal), ops.INSTANCE_READ, pk=pk)
 
 
 # --- lists -----------------------------------------------------------------------------------------
@@ -126,8 +127,8 @@ def instance_detail(request, pk):
         "datasource": _datasource_link(instance.datasource_resource_id),
         "snapshot_group": _datasource_link(instance.snapshot_resource_group_id) if instance.snapshot_resource_group_id else None,
         "policy_summary": policy.parsed.summary(),
-        "can_change_policy": can(principal, svc.INSTANCE_WRITE, instance.resource_id),
-        "policy_readable": can(principal, "Microsoft.DataProtection/backupVaults/backupPolicies/read", policy.resource_id),
+        "can_change_policy": can(principal, ops.INSTANCE_WRITE, instance.resource_id),
+        "policy_readable": can(principal, ops.POLICY_READ, policy.resource_id),
         "last_configure_job": instance.jobs.filter(operation="ConfigureProtection").order_by("-real_start_time").first(),
     }
     return render(request, "protection/instances/detail.html", context)
@@ -136,7 +137,7 @@ def instance_detail(request, pk):
 @login_required
 def instance_change_policy(request, pk):
     instance = _instance_or_404(request, pk)
-    _require(request, svc.INSTANCE_WRITE, instance)
+    _require(request, ops.INSTANCE_WRITE, instance)
     form = ChangePolicyForm(request.POST if request.method == "POST" else None, principal=request.principal, instance=instance)
     status = 200
     if request.method == "POST":
@@ -157,13 +158,13 @@ def instance_change_policy(request, pk):
     for policy in form.policies:
         if policy.pk == instance.policy_id:
             continue
-        decision = evaluate(request.principal, svc.INSTANCE_WRITE, instance, svc.change_policy_change(instance, policy))
+        decision = evaluate(request.principal, ops.INSTANCE_WRITE, instance, svc.change_policy_change(instance, policy))
         if not decision.allowed and decision.guard != "RBAC":
             refusals[str(policy.pk)] = decision
     return render(request, "protection/instances/change_policy.html",
                   {"instance": instance, "resource": instance, "form": form, "blade": "overview",
                    "vault": instance.vault, "refusals": refusals,
-                   "mua_change": {"critical_operation": svc.INSTANCE_WRITE, "setting": "policy"}}, status=status)
+                   "mua_change": {"critical_operation": ops.INSTANCE_WRITE, "setting": "policy"}}, status=status)
 
 
 # --- configure protection ---------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def _datasources_request(request):
     if not svc.may_validate(request.principal, vault):
         from security.guards import evaluate
 
-        raise GuardDenied(evaluate(request.principal, svc.VALIDATE_FOR_BACKUP, vault))
+        raise GuardDenied(evaluate(request.principal, ops.VALIDATE_FOR_BACKUP, vault))
     kind = datasource_types.by_short(request.POST.get("type", ""))
     if kind is None:
         raise Http404("Unknown datasource type.")

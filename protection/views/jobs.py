@@ -29,6 +29,7 @@ from protection.forms_backups import BackupNowForm, RecoveryPointRangeForm, Stop
 from protection.models import Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from protection.services import backups
 from security import clock
+from security import operations as ops
 from security.guards import GuardDenied, evaluate
 
 JOB_STATUS_CLASS = {
@@ -56,11 +57,11 @@ def _vault_context(request, vault, blade, **extra):
 
 
 def _instance_or_404(request, pk):
-    from protection.services.instances import INSTANCE_READ, instances_for
+    from protection.services.instances import instances_for
 
     return get_visible_or_404(request.principal, instances_for(request.principal).select_related(
                               "vault__region__paired_region", "policy"),
-                              INSTANCE_READ, pk=pk)
+                              ops.INSTANCE_READ, pk=pk)
 
 
 def _job_or_404(request, pk):
@@ -135,7 +136,7 @@ def job_list(request):
 def vault_jobs(request, pk):
     """A vault's "Backup jobs" blade."""
     vault = _vault_or_404(request, pk)
-    if not can(request.principal, selectors.JOB_READ, vault.resource_id):
+    if not can(request.principal, ops.JOB_READ, vault.resource_id):
         raise Http404("No such vault, or you do not have access to its jobs.")
     context = _vault_context(request, vault, "jobs", **_list_context(request, Job.objects.filter(vault=vault), vault=vault))
     template = ("protection/jobs/vault_jobs.html#job-table" if request.htmx and not request.htmx.boosted
@@ -150,7 +151,7 @@ def vault_jobs(request, pk):
 
 def _job_context(request, job):
     decorate(job)
-    preview = evaluate(request.principal, backups.JOB_CANCEL, job)
+    preview = evaluate(request.principal, ops.JOB_CANCEL, job)
     info = job.extended_info if isinstance(job.extended_info, dict) else {}
     items = info.get("items")  # (in a template, extended_info.items would be the dict's method)
     return {"job": job, "can_cancel": preview.allowed and job.status == JobStatus.IN_PROGRESS
@@ -220,7 +221,7 @@ def job_cancel(request, pk):
 @login_required
 def vault_jobs_tile(request, pk):
     vault = _vault_or_404(request, pk)
-    if not can(request.principal, selectors.JOB_READ, vault.resource_id):
+    if not can(request.principal, ops.JOB_READ, vault.resource_id):
         return HttpResponse('<h2>Jobs</h2><p class="muted">You cannot read this vault\'s jobs.</p>')
     context = {"vault": vault, "tile": selectors.jobs_tile(vault), "list_url": reverse("protection:job_list")}
     return render(request, "protection/tiles/jobs.html", context)
@@ -250,8 +251,8 @@ def _actions_context(request, instance, **extra):
     principal = request.principal
     state = instance.protection_state
     preview = {name: evaluate(principal, op, instance) for name, op in (
-        ("backup", backups.BACKUP_ACTION), ("stop", backups.STOP_PROTECTION), ("suspend", backups.SUSPEND_BACKUPS),
-        ("resume", backups.RESUME_PROTECTION if state == ProtectionState.STOPPED else backups.RESUME_BACKUPS))}
+        ("backup", ops.BACKUP_ACTION), ("stop", ops.STOP_PROTECTION), ("suspend", ops.SUSPEND_BACKUPS),
+        ("resume", ops.RESUME_PROTECTION if state == ProtectionState.STOPPED else ops.RESUME_BACKUPS))}
     preview["delete"] = deletion.deletion_preview(principal, instance)
     preview["undelete"] = deletion.undelete_preview(principal, instance)
     return {
@@ -289,7 +290,7 @@ def instance_backup_now(request, pk):
     """GET: the Backup now pane (retention rule choice). POST: start the on-demand backup."""
     instance = _instance_or_404(request, pk)
     if request.method == "GET":  # someone who may read but not back up meets the explained denial
-        decision = evaluate(request.principal, backups.BACKUP_ACTION, instance)
+        decision = evaluate(request.principal, ops.BACKUP_ACTION, instance)
         if not decision.allowed:
             raise GuardDenied(decision)
     form = BackupNowForm(instance, request.POST or None)
@@ -314,8 +315,8 @@ def instance_stop_backup(request, pk):
     """GET: the Stop backup pane. POST: stop with Retain forever or Retain as per policy."""
     instance = _instance_or_404(request, pk)
     if request.method == "GET":  # RBAC refusals only: the pane previews what other guards would say
-        decision = evaluate(request.principal, backups.SUSPEND_BACKUPS, instance)
-        forever = evaluate(request.principal, backups.STOP_PROTECTION, instance)
+        decision = evaluate(request.principal, ops.SUSPEND_BACKUPS, instance)
+        forever = evaluate(request.principal, ops.STOP_PROTECTION, instance)
         if not _actionable(decision) and not _actionable(forever):
             raise GuardDenied(decision)
     form = StopBackupForm(request.POST or None)
@@ -361,7 +362,7 @@ def _back_to_instance(request, instance):
 def instance_recovery_points(request, pk):
     """The instance's recovery points in a time range (default: the last 30 days)."""
     instance = _instance_or_404(request, pk)
-    if not can(request.principal, backups.RECOVERY_POINT_READ, instance.resource_id):
+    if not can(request.principal, ops.RECOVERY_POINT_READ, instance.resource_id):
         raise Http404("No such backup instance, or you cannot read its recovery points.")
     form = RecoveryPointRangeForm(request.GET or None)
     start, end = form.range()

@@ -20,13 +20,14 @@ from portal.shortcuts import (
 from protection import datasource_types
 from protection.forms_policies import PolicyScheduleForm, writable_vaults
 from protection.services import policies as svc
+from security import operations as ops
 from security.guards import GuardDenied, evaluate
 
 PAGE_SIZE = 25
 
 
 def _policy_or_404(request, pk):
-    return get_visible_or_404(request.principal, svc.policies_for(request.principal), svc.POLICY_READ, pk=pk)
+    return get_visible_or_404(request.principal, svc.policies_for(request.principal), ops.POLICY_READ, pk=pk)
 
 
 def _require(request, operation, target):
@@ -96,7 +97,7 @@ def vault_policies(request, pk):
     vault = vault_or_404(request, pk)
     policies, filters = _filtered(request, svc.policies_for(request.principal).filter(vault=vault))
     context = vault_context(request, vault, "policies", **_table_context(request, policies, filters))
-    context["can_create"] = can(request.principal, svc.POLICY_WRITE, f"{vault.resource_id}/backupPolicies/x")
+    context["can_create"] = can(request.principal, ops.POLICY_WRITE, f"{vault.resource_id}/backupPolicies/x")
     context["create_url"] = f"{reverse('protection:policy_create')}?vault={vault.pk}"
     template = ("protection/policies/vault_policies.html#policy-table" if request.htmx and not request.htmx.boosted
                 else "protection/policies/vault_policies.html")
@@ -116,8 +117,8 @@ def policy_detail(request, pk):
         "policy": policy, "resource": policy, "blade": "overview", "summary": rules.summary(),
         "retention_rules": rules.retention_rules, "json": json.dumps(policy.as_api(), indent=2),
         "instances": [{"instance": i, "readable": i.pk in readable} for i in using],
-        "can_edit": can(principal, svc.POLICY_WRITE, policy.resource_id),
-        "can_delete": can(principal, svc.POLICY_DELETE, policy.resource_id),
+        "can_edit": can(principal, ops.POLICY_WRITE, policy.resource_id),
+        "can_delete": can(principal, ops.POLICY_DELETE, policy.resource_id),
         "type_rules": svc.TYPE_RULES[policy.datasource_type],
     }
     if svc.TYPE_RULES[policy.datasource_type].max_recovery_points:
@@ -129,7 +130,7 @@ def policy_detail(request, pk):
 def policy_edit(request, pk):
     """Edit schedule and retention; applies to every instance using the policy."""
     policy = _policy_or_404(request, pk)
-    _require(request, svc.POLICY_WRITE, policy)
+    _require(request, ops.POLICY_WRITE, policy)
     form = PolicyScheduleForm(request.POST if request.method == "POST" else None,
                               datasource_type=policy.datasource_type, spec=svc.spec_of(policy))
     status = 200
@@ -153,7 +154,7 @@ def policy_edit(request, pk):
 @login_required
 def policy_delete(request, pk):
     policy = _policy_or_404(request, pk)
-    _require(request, svc.POLICY_DELETE, policy)
+    _require(request, ops.POLICY_DELETE, policy)
     error, status = "", 200
     using = list(svc.instances_using(policy).values_list("name", flat=True))
     if request.method == "POST":

@@ -18,19 +18,20 @@ from protection import datasource_types
 from protection.forms_restore import AssignRolesForm, RestoreParametersForm, RestoreStartForm
 from protection.models import RecoveryPoint
 from protection.restores import access, browse, layout, services, validation
+from security import operations as ops
 from security.guards import Decision, GuardDenied, evaluate
 
 
 def _instance_or_404(request, pk):
     from portal.shortcuts import get_visible_or_404
-    from protection.services.instances import INSTANCE_READ, instances_for
+    from protection.services.instances import instances_for
 
-    return get_visible_or_404(request.principal, instances_for(request.principal), INSTANCE_READ, pk=pk)
+    return get_visible_or_404(request.principal, instances_for(request.principal), ops.INSTANCE_READ, pk=pk)
 
 
 def _point_or_404(request, pk) -> RecoveryPoint:
     point = RecoveryPoint.objects.select_related("instance__vault__resource_group__subscription", "instance__policy").filter(pk=pk).first()
-    if point is None or not can(request.principal, services.RECOVERY_POINT_READ, point.instance.resource_id):
+    if point is None or not can(request.principal, ops.RECOVERY_POINT_READ, point.instance.resource_id):
         raise Http404("No such recovery point, or you cannot read it.")
     return point
 
@@ -62,7 +63,7 @@ def _parameters_form(request):
     if point is None:
         raise Http404("No such recovery point in this backup instance. Choose the recovery point again on the Recovery point tab.")
     if not services.may_validate(request.principal, instance):
-        raise GuardDenied(evaluate(request.principal, services.VALIDATE_RESTORE, instance))
+        raise GuardDenied(evaluate(request.principal, ops.VALIDATE_RESTORE, instance))
     form = RestoreParametersForm(request.POST, prefix="parameters", principal=request.principal, instance=instance,
                                  point=point)
     return instance, point, form
@@ -147,12 +148,12 @@ def restore_assign_roles(request):
 
 def _point_context(request, point, **extra):
     instance = point.instance
-    preview_restore = evaluate(request.principal, services.RESTORE_ACTION, instance)
+    preview_restore = evaluate(request.principal, ops.RESTORE, instance)
     state = access.state_refusal(instance)
     if preview_restore.allowed and state is not None:  # a soft-deleted instance offers no Restore either
-        preview_restore = Decision(False, services.RESTORE_ACTION, instance.resource_id,
+        preview_restore = Decision(False, ops.RESTORE, instance.resource_id,
                                           request.principal.display_name, state)
-    preview_verify = evaluate(request.principal, services.VALIDATE_RESTORE, instance)
+    preview_verify = evaluate(request.principal, ops.VALIDATE_RESTORE, instance)
     from protection.models import Job, JobOperation
 
     last_verify = (Job.objects.filter(operation=JobOperation.VERIFY, recovery_point=point).order_by("-real_start_time").first())
