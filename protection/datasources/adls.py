@@ -10,10 +10,27 @@ from __future__ import annotations
 import os
 
 from protection import datasource_types
-from protection.jobs import runner as jobs
 from protection.datasources.base import BackupOutcome, Driver, RunContext, snapshot_stats
+from protection.jobs import runner as jobs
 
 CONTAINER_MISSING = "UserErrorIncorrectContainersSelectedForOperation"
+# At most 100 containers per backup instance, in "all containers" mode as in "selected": configure
+# protection checks it, and every backup again (an account may have grown since).
+MAX_CONTAINERS = 100
+CONTAINER_LIMIT_CODE = "UserErrorContainerCountLimitExceeded"
+
+
+def container_limit_error(count: int, *, all_containers: bool) -> str:
+    """Why ``count`` containers are too many for one backup instance ('' when they are not)."""
+    if count <= MAX_CONTAINERS:
+        return ""
+    if all_containers:
+        return (f"A backup instance protects at most {MAX_CONTAINERS} containers, and all containers of this "
+                f"storage account would be {count}. If your storage account contains more than "
+                f"{MAX_CONTAINERS} containers, select up to {MAX_CONTAINERS} containers to back up (or exclude "
+                f"{count - MAX_CONTAINERS} or more).")
+    return (f"Select at most {MAX_CONTAINERS} containers ({count} selected): a backup instance protects at most "
+            f"{MAX_CONTAINERS} containers.")
 
 
 def container_names(instance, account) -> list[str]:
@@ -60,8 +77,6 @@ class AdlsDriver(Driver):
         if not names:
             raise jobs.JobError(CONTAINER_MISSING, "No container is selected for backup: every chosen container is "
                                 "excluded or gone. Edit the backup instance's container list.")
-        from protection.services.instances import CONTAINER_LIMIT_CODE, container_limit_error
-
         # "All containers" follows the account: one that grew past 100 containers since protection
         # was configured is refused here too, with the same words (never 101 containers backed up).
         if problem := container_limit_error(len(names), all_containers=instance.all_containers):

@@ -38,6 +38,7 @@ from protection.models import (
     RecoveryPoint,
 )
 from protection.policy_rules import PolicyError
+from protection.scheduling import schedule_next
 from protection.services import replication
 from security import clock
 from security.audit import caller_label, guarded, record_denial
@@ -263,16 +264,6 @@ def _record_busy_slot(job: Job, running: Job, report: DispatchReport) -> None:
         report.lost += 1
         return
     report.busy.append(job.pk)
-
-
-def schedule_next(instance, *, now: dt.datetime | None = None) -> None:
-    """Set ``next_backup_at`` from the policy, counting every slot up to now as done (no backlog).
-
-    Called when protection starts or resumes (configure protection may call it too)."""
-    now = now or clock.now()
-    policy = instance.policy.parsed
-    instance.next_backup_at = policy.next_run_after(now)
-    instance.last_scheduled_slot = policy.latest_due(None, now)
 
 
 # =================================================================================================

@@ -13,11 +13,7 @@ Reference §1.4, §2.2–2.3, §5.4, §5.8. Every write runs in `security.audit.
 * ``change_policy(principal, instance, policy)`` moves an instance to another policy of its vault and
   datasource type; ``change`` tells guards the retention before and after.
 
-Scheduling contract with the backups area: ``next_backup_at`` of a ``ProtectionConfigured`` instance is
-the next slot of its policy after now (`Policy.next_run_after(clock.now())`), set when protection is
-configured, when the policy is edited and when the instance changes policy (`reschedule`).
-``last_scheduled_slot`` is left to the dispatcher. Schedules never start in the past (see
-`services.policies._first_slot_start`).
+``next_backup_at`` follows the policy's schedule (see `protection.scheduling`).
 """
 
 from __future__ import annotations
@@ -33,6 +29,8 @@ from portal.inventory.models import Container, ElasticSan, PostgresServer, Stora
 from portal.models import ResourceGroup
 from portal.shortcuts import visible
 from protection import datasource_types, readiness
+from protection.datasources.adls import CONTAINER_LIMIT_CODE, MAX_CONTAINERS, container_limit_error
+from protection.scheduling import next_backup_for, reschedule
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, BackupPolicy, Job, JobCategory, JobOperation, ProtectionState
 from security import clock, scopes
@@ -47,39 +45,18 @@ from security.operations import (
 from security.rbac import authorize
 from vaults.guards import retention_reduced
 
-
-MAX_CONTAINERS = 100
 INSTANCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 INSTANCE_NAME_MAX = 150
 INSTANCE_NAME_RULE = (
     "A backup instance name must be 1 to 150 characters long, start with a letter or a digit, and contain "
     "only letters, digits, periods, underscores and hyphens."
 )
-# States in which the dispatcher schedules backups (the backups area may add its own).
-SCHEDULED_STATES = (ProtectionState.CONFIGURED,)
 
 MISSING_PERMISSIONS_CODE = "UserErrorMissingRequiredPermissions"
 MISSING_PERMISSIONS_TEXT = "Appropriate permissions to perform the operation are missing."
 
 # One datasource, one vault (Azure's validateForBackup / PUT answer when another vault protects it).
 ALREADY_PROTECTED_CODE = "UserErrorDppDatasourceAlreadyProtected"
-# ADLS: at most 100 containers per backup instance, in "all containers" mode as in "selected".
-CONTAINER_LIMIT_CODE = "UserErrorContainerCountLimitExceeded"
-
-
-def container_limit_error(count: int, *, all_containers: bool) -> str:
-    """Why ``count`` containers are too many for one backup instance ('' when they are not)."""
-    if count <= MAX_CONTAINERS:
-        return ""
-    if all_containers:
-        return (f"A backup instance protects at most {MAX_CONTAINERS} containers, and all containers of this "
-                f"storage account would be {count}. If your storage account contains more than "
-                f"{MAX_CONTAINERS} containers, select up to {MAX_CONTAINERS} containers to back up (or exclude "
-                f"{count - MAX_CONTAINERS} or more).")
-    return (f"Select at most {MAX_CONTAINERS} containers ({count} selected): a backup instance protects at most "
-            f"{MAX_CONTAINERS} containers.")
-
-
 # --- reads -------------------------------------------------------------------------------------
 
 
@@ -580,33 +557,6 @@ def settle_configuration(principal, instance: BackupInstance, *, succeeded: bool
     return instance
 
 
-# --- scheduling --------------------------------------------------------------------------------
-
-
-def next_backup_for(instance: BackupInstance, now=None):
-    """The next scheduled backup of ``instance`` after now, or None when it is not scheduled."""
-    if instance.protection_state not in SCHEDULED_STATES:
-        return None
-    return instance.policy.parsed.next_run_after(now or clock.now())
-
-
-def reschedule(instance: BackupInstance, now=None) -> None:
-    """Recompute ``next_backup_at`` (call inside the guarded write that changed the policy)."""
-    instance.next_backup_at = next_backup_for(instance, now)
-    BackupInstance.objects.filter(pk=instance.pk).update(next_backup_at=instance.next_backup_at)
-
-
-def reschedule_policy_instances(policy: BackupPolicy) -> int:
-    """After a policy edit: every scheduled instance using it gets its next backup from the new schedule."""
-    now = clock.now()
-    count = 0
-    for instance in BackupInstance.objects.filter(policy=policy, protection_state__in=SCHEDULED_STATES).select_related("policy"):
-        instance.policy = policy
-        reschedule(instance, now)
-        count += 1
-    return count
-
-
 # --- change policy -----------------------------------------------------------------------------
 
 
@@ -683,7 +633,7 @@ def vault_has_contents(vault) -> bool:
 
 
 __all__ = [
-    "Candidate", "DatasourceSelection", "assign_missing_roles", "candidates", "change_policy", "check_readiness",
-    "configure_protection", "instances_for", "next_backup_for", "reschedule", "reschedule_policy_instances",
-    "run_configure_protection", "settle_configuration", "vault_has_contents",
+    "CONTAINER_LIMIT_CODE", "MAX_CONTAINERS", "Candidate", "DatasourceSelection", "assign_missing_roles", "candidates", "change_policy", "check_readiness",
+    "configure_protection", "instances_for", "run_configure_protection", "settle_configuration",
+    "vault_has_contents",
 ]

@@ -37,6 +37,7 @@ from protection.models import BackupInstance, BackupPolicy
 from protection.policy_rules import (
     DAYS, Duration, Policy, PolicyError, RepeatingInterval, build_policy_rules, schedule_intervals,
 )
+from protection.scheduling import reschedule_policy_instances
 from security import clock
 from security.audit import guarded
 from security.operations import POLICY_DELETE, POLICY_READ, POLICY_WRITE
@@ -393,8 +394,6 @@ def create_policy(principal, *, vault, name: str, datasource_type: str, spec: Po
 def update_policy(principal, policy: BackupPolicy, *, spec: PolicySpec) -> BackupPolicy:
     """Change a policy's schedule and retention. Applies to every instance that uses it: their next
     scheduled backup is recomputed from the new schedule in the same transaction."""
-    from protection.services import instances as instance_services
-
     before_rules = policy.policy_rules
     change = {
         "setting": "retention",
@@ -413,7 +412,7 @@ def update_policy(principal, policy: BackupPolicy, *, spec: PolicySpec) -> Backu
         row.policy_rules = validate_spec(row.datasource_type, spec)
         row.save(update_fields=["policy_rules", "updated_at"])
         policy.policy_rules, policy.updated_at = row.policy_rules, row.updated_at
-        rescheduled = instance_services.reschedule_policy_instances(row)
+        rescheduled = reschedule_policy_instances(row)
         op.details.update(summary=row.parsed.summary(), rescheduledInstances=rescheduled)
         reduced = retention_reduced({"max_retention_days_before": change["max_retention_days_before"],
                                      "max_retention_days_after": row.parsed.max_retention_days(),
