@@ -135,7 +135,7 @@ def seed(n_instances: int, n_jobs: int, seed_value: int = 8):
     from portal.lab import seed_tenancy
     from protection import datasource_types
     from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState
-    from protection.services import policies
+    from protection.policies import services as policies
     from security import clock
     from vaults import services as vault_services
 
@@ -256,7 +256,7 @@ def main():
         client = Client()
         client.force_login(lab.personas["backup-admin"].principal.user)
         from protection.models import Job
-        from protection.services import backups
+        from protection.backups import services as backups
         from security import clock
 
         recent = Job.objects.filter(vault=vault, start_time__gte=clock.now() - dt.timedelta(hours=24)).count()

@@ -1,5 +1,5 @@
 """Protection data in the admin site, read-only: backup policies, instances, recovery points and jobs
-change only through `protection.services` (guarded and logged). tests/test_entry_points.py proves it."""
+change only through the services of each feature package (guarded and logged). tests/test_entry_points.py proves it."""
 
 from django.contrib import admin
 

@@ -16,10 +16,13 @@ class ProtectionConfig(AppConfig):
 
 def register_job_handlers() -> None:
     """The function that runs each job operation on a worker (and its cleanup, when it has one)."""
+    from protection.backups import replication, retention
+    from protection.backups import services as backups
+    from protection.deletion import services as deletion
+    from protection.instances import services as instances
     from protection.jobs import runner as jobs
     from protection.models import JobOperation
     from protection.restores import services as restores
-    from protection.services import backups, deletion, instances, replication, retention
 
     jobs.register_handler(JobOperation.CONFIGURE_PROTECTION, instances.run_configure_protection)
     jobs.register_handler(JobOperation.BACKUP, backups.run_backup_job, cleanup=backups.cleanup_backup_job)
@@ -54,7 +57,9 @@ def register_pages() -> None:
 
 def register_hooks() -> None:
     """What protection adds to the rules of the layers below it."""
-    from protection.services import deletion, instances, retention
+    from protection.backups import retention
+    from protection.deletion import services as deletion
+    from protection.instances import services as instances
     from security import clock
     from vaults.guards import register_contents_check
     from vaults.services import register_immutability_listener

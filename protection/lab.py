@@ -20,11 +20,11 @@ import datetime as dt
 from portal.inventory.lab import ELASTIC_SAN, LARGE_VOLUME, POSTGRES_SERVER, SOURCE_ACCOUNT, VOLUME, VOLUME_GROUP
 from portal.inventory.models import PostgresServer, StorageAccount, Volume
 from protection import datasource_types, readiness
+from protection.instances import services as instance_services
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, BackupPolicy, Job, JobOperation, JobStatus
-from protection.services import instances as instance_services
-from protection.services import policies as policy_services
-from protection.services.policies import PolicySpec, Retention
+from protection.policies import services as policy_services
+from protection.policies.services import PolicySpec, Retention
 
 LAB_POLICIES = {
     "adls-daily": (datasource_types.ADLS, PolicySpec("Daily", dt.time(2, 0), (), Retention(30, "Days"),

@@ -24,12 +24,12 @@ from portal.inventory import blobs
 from portal.inventory import services as inventory
 from portal.inventory.models import StorageAccount
 from protection import datasource_types, readiness
+from protection.backups import services as backups
+from protection.instances import services as instance_services
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, BackupPolicy, Job, JobOperation, JobStatus, RecoveryPoint
-from protection.services import backups
-from protection.services import instances as instance_services
-from protection.services import policies as policy_services
-from protection.services.policies import PolicySpec, Retention
+from protection.policies import services as policy_services
+from protection.policies.services import PolicySpec, Retention
 
 DRILL_VAULT_NAME = "bv-contoso-drill"
 DRILL_ACCOUNT = "contosofinance"

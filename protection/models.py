@@ -1,7 +1,8 @@
 """Protection: backup policies, backup instances, recovery points and jobs.
 
 Stored states are the API's enums (reference §1.3–1.7); the portal shows their labels. Every change
-goes through `protection.services`; the `Job` row is the source of truth for work on the workers.
+goes through the services of a feature package (`protection.<feature>.services`); the `Job` row is
+the source of truth for work on the workers.
 """
 
 from __future__ import annotations

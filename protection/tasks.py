@@ -20,7 +20,7 @@ def reconcile_jobs() -> None:
 @shared_task(ignore_result=True, expires=50)
 def dispatch_backups() -> None:
     """Beat, every minute: enqueue the scheduled backups that are due."""
-    from protection.services import backups
+    from protection.backups import services as backups
 
     backups.dispatch_due_backups()
 
@@ -28,7 +28,7 @@ def dispatch_backups() -> None:
 @shared_task(ignore_result=True, expires=540)
 def start_retention() -> None:
     """Beat, every 10 minutes: a Retention job per vault with recovery points to expire."""
-    from protection.services import retention
+    from protection.backups import retention
 
     retention.start_retention_runs()
 
@@ -45,6 +45,6 @@ def start_verifies() -> None:
 def start_purges() -> None:
     """Beat, every 10 minutes: Upcoming Purge alerts, and a Purge job per soft-deleted instance past
     its scheduled purge time."""
-    from protection.services import deletion
+    from protection.deletion import services as deletion
 
     deletion.start_purges()

@@ -1,13 +1,14 @@
-"""Protection's pages. Each area keeps its own url list; this module only joins them."""
+"""Protection's pages. Each feature package keeps its own url list; this module only joins them."""
 
 from django.urls import include, path
 
 app_name = "protection"
 
 urlpatterns = [
-    path("", include("protection.urls_policies")),
-    path("", include("protection.urls_instances")),
-    path("", include("protection.urls_jobs")),
-    path("", include("protection.urls_restores")),
-    path("", include("protection.urls_deletion")),
+    path("", include("protection.policies.urls")),
+    path("", include("protection.instances.urls")),
+    path("", include("protection.jobs.urls")),
+    path("", include("protection.backups.urls")),
+    path("", include("protection.restores.urls")),
+    path("", include("protection.deletion.urls")),
 ]

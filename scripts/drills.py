@@ -319,7 +319,7 @@ class Lab:
     def __init__(self):
         from portal.lab import seed_tenancy
         from protection import datasource_types
-        from protection.services import policies as policy_services
+        from protection.policies import services as policy_services
         from vaults import services as vault_services
 
         self.lab = seed_tenancy()
@@ -340,7 +340,7 @@ class Lab:
         from protection.jobs import runner as jobs
         from protection import datasource_types
         from protection.models import Job
-        from protection.services import instances as instance_services
+        from protection.instances import services as instance_services
 
         self._n += 1
         vault = vault or self.vault
@@ -465,7 +465,7 @@ def check_store(row: Row, vault, instances) -> None:
 
 
 def drill_kill(ctx, kills: int) -> Row:
-    from protection.services import backups
+    from protection.backups import services as backups
 
     first = len(ctx.lab.instances)
     row = ctx.row(f"kill -9 worker mid-backup ×{kills}")
@@ -498,7 +498,7 @@ def drill_kill(ctx, kills: int) -> Row:
 
 
 def drill_broker(ctx, count: int = 50) -> Row:
-    from protection.services import backups
+    from protection.backups import services as backups
 
     first = len(ctx.lab.instances)
     row = ctx.row(f"broker restart, {count} queued")
@@ -521,7 +521,7 @@ def drill_broker(ctx, count: int = 50) -> Row:
 def drill_database(ctx, runs: int = 1) -> Row:
     from django.db import connection
 
-    from protection.services import backups
+    from protection.backups import services as backups
 
     first = len(ctx.lab.instances)
     row = ctx.row("database restart mid-backup")
@@ -546,7 +546,7 @@ def drill_database(ctx, runs: int = 1) -> Row:
 
 def drill_disk(ctx) -> Row:
     """The vault's store on a small filesystem of its own (tmpfs), filled up while a backup runs."""
-    from protection.services import backups
+    from protection.backups import services as backups
     from vaults import services as vault_services
     from vaults.storage import store_path
 
@@ -558,7 +558,7 @@ def drill_disk(ctx) -> Row:
     vault = vault_services.create_vault(ctx.lab.trainer, name="bv-drills-disk", region=ctx.lab.lab.region,
                                         resource_group=ctx.lab.lab.lab_group)
     from protection import datasource_types
-    from protection.services import policies as policy_services
+    from protection.policies import services as policy_services
 
     policy = policy_services.create_policy(ctx.lab.trainer, vault=vault, name="drills-disk",
                                            datasource_type=datasource_types.ADLS,
@@ -616,7 +616,7 @@ def drill_disk(ctx) -> Row:
 def drill_bitflip(ctx) -> Row:
     from protection.models import Job, RecoveryPoint
     from protection.restores import services as restore_services
-    from protection.services import backups
+    from protection.backups import services as backups
     from security.models import Alert
     from vaults.storage import open_store, store_path
 
@@ -675,7 +675,7 @@ def drill_concurrent(ctx, clicks: int = 8) -> Row:
     from django.db import connection
 
     from protection.models import Job
-    from protection.services import backups
+    from protection.backups import services as backups
 
     first = len(ctx.lab.instances)
     row = ctx.row(f'concurrent "Backup now" ×{clicks}')

@@ -282,8 +282,9 @@ def build_world(lab) -> World:
     from portal.inventory.models import PostgresDatabase, Snapshot
     from portal.mua_lab import seed_mua
     from protection.jobs import runner as jobs
-    from protection.services import backups, deletion
-    from protection.services.policies import Retention
+    from protection.backups import services as backups
+    from protection.deletion import services as deletion
+    from protection.policies.services import Retention
     from security import clock, mua
     from security import services as security_services
     from security.models import Alert, RoleDefinition
@@ -309,7 +310,7 @@ def build_world(lab) -> World:
     database = PostgresDatabase.objects.create(server=server, name="sales", discovered_at=dt.datetime.now(dt.timezone.utc))
 
     from protection import datasource_types
-    from protection.services import policies as policy_services
+    from protection.policies import services as policy_services
 
     vault = vault_services.create_vault(t, name="bv-entry", region=lab.region, resource_group=lab.lab_group)
 
@@ -326,7 +327,7 @@ def build_world(lab) -> World:
     account3 = inv.create_storage_account(t, resource_group=lab.lab_group, name="saentryhns3", region=lab.region)
     inv.create_container(t, account3, name="logs")
     from protection import readiness
-    from protection.services import instances as instance_services
+    from protection.instances import services as instance_services
 
     instance_services.assign_missing_roles(t, vault=vault, level=readiness.SCOPE_RESOURCE, datasources=[
         readiness.Datasource(datasource_types.ADLS, account2.resource_id, account2.name)])

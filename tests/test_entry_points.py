@@ -640,7 +640,8 @@ def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):
     from protection.jobs import runner as jobs
     from protection import tasks as protection_tasks
     from protection.models import BackupInstance, Job, JobOperation
-    from protection.services import deletion, retention
+    from protection.deletion import services as deletion
+    from protection.backups import retention
     from security import clock, mua
     from security import tasks as security_tasks
 

@@ -1,7 +1,7 @@
 """The driver interface: what every datasource type does when a backup job runs.
 
 A driver reads a datasource's real data and writes it into a store through the engine
-(`vaults.store`). The backup job handler (`protection.services.backups`) calls, in order:
+(`vaults.store`). The backup job handler (`protection.backups.services`) calls, in order:
 
 1. (before the driver) the vault identity's rights, by `protection.readiness` — the same question
    configure protection asks — so a role revoked in IAM or an identity turned off fails the job with

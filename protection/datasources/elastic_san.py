@@ -20,9 +20,9 @@ import os
 import uuid
 
 from protection import datasource_types
-from protection.jobs import runner as jobs
 from protection.datasources.base import (MISSING_PERMISSIONS, MISSING_PERMISSIONS_MESSAGE, BackupOutcome, Driver,
                                          RunContext, snapshot_stats)
+from protection.jobs import runner as jobs
 
 DATASOURCE_NAMESPACE = uuid.UUID("0b7f3e52-5d0a-4a43-9d0e-2f3c7a1b6e19")
 

@@ -27,8 +27,8 @@ import subprocess
 import tempfile
 
 from protection import datasource_types, processes
-from protection.jobs import runner as jobs
 from protection.datasources.base import BackupOutcome, Driver, RunContext, snapshot_stats
+from protection.jobs import runner as jobs
 
 VERSION_MISMATCH = "UserErrorPostgresVersionMismatch"
 DUMP_FAILED = "UserErrorPostgresDumpFailed"

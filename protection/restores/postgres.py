@@ -26,8 +26,8 @@ import threading
 from django.urls import reverse
 
 from protection import processes
-from protection.jobs import runner as jobs
 from protection.datasources.postgres import DumpFailed, timeout_error, tool
+from protection.jobs import runner as jobs
 from protection.restores import layout, validation
 
 logger = logging.getLogger(__name__)

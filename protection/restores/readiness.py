@@ -18,13 +18,13 @@ signed-in user, at the chosen scope.
 from __future__ import annotations
 
 from protection import readiness as shared
-from protection.restores import layout, targets
 from protection.readiness import (  # the shared vocabulary: a restore's readiness speaks it too
     IDENTITY_OFF, INSUFFICIENT_PERMISSION, ROLE_ASSIGNMENT_NOT_DONE, SCOPE_LEVELS, SCOPE_RESOURCE,
     SCOPE_RESOURCE_GROUP, SCOPE_SUBSCRIPTION, SUCCESS, Readiness, RoleNeed, missing,
 )
-from security import operations as ops
+from protection.restores import layout, targets
 from security import roles, scopes
+from security import operations as ops
 
 __all__ = [
     "IDENTITY_OFF", "INSUFFICIENT_PERMISSION", "ROLE_ASSIGNMENT_NOT_DONE", "SCOPE_LEVELS", "SCOPE_RESOURCE",

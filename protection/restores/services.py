@@ -29,8 +29,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from protection import datasource_types
-from protection.jobs import runner as jobs
 from protection.datasources.base import RunContext
+from protection.jobs import runner as jobs
 from protection.models import (
     BackupInstance,
     Job,
@@ -81,7 +81,7 @@ class Validation:
 
 def restorable_instances(principal, datasource_type: str | None = None):
     """Backup instances the principal may read that have a recovery point (the Recover list)."""
-    from protection.services.instances import instances_for
+    from protection.instances.services import instances_for
 
     qs = instances_for(principal).exclude(protection_state__in=_NOT_RESTORABLE).filter(recovery_points__isnull=False)
     if datasource_type:

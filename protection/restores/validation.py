@@ -255,8 +255,8 @@ def _resolve_volume(point, target: targets.VolumeTarget, principal, job=None) ->
 
 def restores_today(instance, exclude=None) -> int:
     """Restores of the instance today (UTC), except those cancelled before they began (and ``exclude``)."""
+    from protection.backups.services import start_of_day
     from protection.models import Job, JobOperation, JobStatus
-    from protection.services.backups import start_of_day
     from security import clock
 
     jobs = (Job.objects.filter(instance=instance, operation=JobOperation.RESTORE, start_time__gte=start_of_day(clock.now()))

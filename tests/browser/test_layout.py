@@ -28,8 +28,8 @@ def layout_world(seeded_lab):
     from protection import datasource_types
     from protection.jobs import runner as jobs
     from protection.models import Job
-    from protection.services import backups
-    from protection.services import policies as policy_services
+    from protection.backups import services as backups
+    from protection.policies import services as policy_services
     from tests.protection._backups_fixtures import sample_files
     from tests.protection._protection_fixtures import protect, spec
     from vaults import services as vault_services

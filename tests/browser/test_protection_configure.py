@@ -84,7 +84,7 @@ def protect_lab(seeded_lab):
 
 
 def _policy(vault, kind, name, **spec):
-    from protection.services import policies as svc
+    from protection.policies import services as svc
 
     base = svc.default_spec(kind)
     values = {"frequency": base.frequency, "time": base.time, "days": base.days, "default": base.default, "extra": {}}

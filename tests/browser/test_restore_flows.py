@@ -47,7 +47,7 @@ def restore_lab(seeded_lab, worker):
     from portal.inventory import postgres
     from portal.inventory.lab import seed_inventory
     from protection.lab import seed_protection
-    from protection.services import backups
+    from protection.backups import services as backups
     from vaults.lab import seed_vaults
 
     params = postgres.ConnectionParams("127.0.0.1", 5432, "postgres")

@@ -57,9 +57,9 @@ def soft_delete_lab(seeded_lab, worker):
     from portal.inventory import services as inv
     from protection import datasource_types, readiness
     from protection.models import Job, JobOperation
-    from protection.services import backups
-    from protection.services import instances as instance_services
-    from protection.services import policies as policy_services
+    from protection.backups import services as backups
+    from protection.instances import services as instance_services
+    from protection.policies import services as policy_services
     from vaults import services as vault_services
 
     lab = seeded_lab

@@ -108,7 +108,7 @@ def test_the_datasources_tab_shows_an_account_protected_elsewhere_before_the_cli
     Datasources tab as not selectable, with Azure's code in the Backup readiness column."""
     from portal.inventory import services as inv
     from protection import datasource_types
-    from protection.services import policies as policy_services
+    from protection.policies import services as policy_services
     from tests.protection._protection_fixtures import protect, spec
     from vaults import services as vault_services
 

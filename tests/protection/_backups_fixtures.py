@@ -57,7 +57,7 @@ def run_job(job) -> Job:
 
 
 def backup_now_and_run(principal, instance, rule="Default") -> Job:
-    from protection.services import backups
+    from protection.backups import services as backups
 
     job = backups.backup_now(principal, instance, retention_rule=rule)
     return run_job(job)

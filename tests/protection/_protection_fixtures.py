@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from protection import datasource_types
-from protection.services import policies as policy_services
+from protection.policies import services as policy_services
 from security import services as security_services
 from security.models import RoleDefinition
 
@@ -114,7 +114,7 @@ def protect(lab, vault, policy, datasource, *, name=None, principal=None, run=Tr
     from protection import readiness
     from protection.jobs import runner as jobs
     from protection.models import Job
-    from protection.services import instances as instance_services
+    from protection.instances import services as instance_services
 
     kind = policy.datasource_type
     if kind == datasource_types.ELASTIC_SAN:

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 
 from protection.jobs import runner as jobs
 from protection.models import Job, JobStatus, ProtectionState, RecoveryPoint
-from protection.services import backups
+from protection.backups import services as backups
 from security import clock, roles
 from security import services as security_services
 from security.guards import GuardDenied
@@ -21,7 +21,7 @@ from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
     ADLS, ESAN, PG, _fast_passwords, backup_now_and_run, filled, inventory, make_policy, principal_with, protect,
     put_blobs, run_job, sample_files, snapshots_of, spec, tree_of, vault,
 )
-from protection.services.policies import Retention
+from protection.policies.services import Retention
 
 pytestmark = pytest.mark.django_db
 
@@ -309,7 +309,7 @@ def test_a_geo_redundant_vault_copies_each_point_to_the_paired_region(lab, adls,
     """GIVEN a geo-redundant vault (the default) WHEN a backup completes THEN a Replication job follows;
     run, it copies every snapshot of the point to the paired region's replica, which verifies and
     restores the same bytes, and the point lists both copies. Expiring the point removes both."""
-    from protection.services import retention
+    from protection.backups import retention
     from vaults.storage import open_secondary_store
 
     vault = adls.vault
@@ -358,7 +358,7 @@ def test_a_rerun_removes_the_snapshot_a_dead_attempt_committed(lab, adls, filled
     """GIVEN an attempt whose worker died right after the engine wrote a snapshot (before the recovery
     point's row) WHEN the job runs again THEN that snapshot is deleted first; a job the reconciler
     failed instead has its leftover removed by the next retention run."""
-    from protection.services import retention
+    from protection.backups import retention
 
     job = backups.backup_now(lab.trainer, adls, retention_rule="Default")
     documents = filled.account.containers.get(name="documents")

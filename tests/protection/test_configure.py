@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from protection import datasource_types
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState
-from protection.services import instances as svc
-from protection.services.policies import Retention
+from protection.instances import services as svc
+from protection.policies.services import Retention
 from security import clock, roles
 from security import services as security_services
 from security.guards import GuardDenied

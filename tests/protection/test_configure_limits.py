@@ -15,10 +15,10 @@ from django.core.exceptions import ValidationError
 
 from protection import datasource_types
 from protection.jobs import runner as jobs
-from protection.forms_instances import DatasourcesForm
+from protection.instances.forms import DatasourcesForm
 from protection.models import BackupInstance, Job, ProtectionState
-from protection.services import deletion
-from protection.services import instances as svc
+from protection.deletion import services as deletion
+from protection.instances import services as svc
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
     _fast_passwords, grant, inventory, make_policy, principal_with, protect, vault,
 )
@@ -197,7 +197,7 @@ def test_the_datasources_tab_shows_both_limits_as_readiness(client, lab, vault, 
 def test_a_backup_of_an_all_containers_account_that_grew_past_100_fails_with_the_limit(lab, vault, inventory,
                                                                                      make_policy, trainer):
     from protection.models import JobStatus, RecoveryPoint
-    from protection.services import backups
+    from protection.backups import services as backups
 
     _fill(lab, inventory.account, 100)
     instance = protect(lab, vault, make_policy(ADLS), inventory.account, name="bi-grew")

@@ -8,7 +8,7 @@ from django.urls import reverse
 from protection import datasource_types
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, ProtectionState
-from protection.services.policies import Retention
+from protection.policies.services import Retention
 from security.models import RoleAssignment
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
     _fast_passwords, inventory, make_policy, principal_with, protect, vault,
@@ -136,7 +136,7 @@ def test_readers_cannot_validate_and_outsiders_see_nothing(client, reader, outsi
 
 def test_the_operator_cannot_configure(client, lab, backup_operator, vault, inventory, make_policy, trainer):
     """The Review + configure step refuses the operator with the explained denial; nothing is created."""
-    from protection.services import instances as svc
+    from protection.instances import services as svc
 
     policy = make_policy(PG)
     svc.assign_missing_roles(trainer, vault=vault, level="Resource group",

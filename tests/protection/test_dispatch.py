@@ -12,7 +12,7 @@ from django.db import connection
 
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobStatus, ProtectionState
-from protection.services import backups
+from protection.backups import services as backups
 from security import clock
 from security import services as security_services
 from security.guards import Refusal, register_guard, unregister_guard

@@ -23,7 +23,7 @@ from protection.jobs import runner as jobs
 from protection.datasources.base import RunContext
 from protection.models import JobStatus
 from protection.restores import layout, targets
-from protection.services import backups
+from protection.backups import services as backups
 from tests.protection._restore_fixtures import (  # noqa: F401
     ESAN, _fast_passwords, filled, inventory, make_policy, protect, restore_and_run, vault,
 )

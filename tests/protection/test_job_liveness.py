@@ -23,7 +23,7 @@ from django.utils import timezone
 from protection import processes
 from protection.jobs import runner as jobs
 from protection.models import Job, JobCategory, JobOperation, JobStatus, RecoveryPoint
-from protection.services import backups
+from protection.backups import services as backups
 from security import clock
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
     ADLS, PG, _fast_passwords, filled, inventory, make_policy, pg_database, principal_with, protect, put_blobs,

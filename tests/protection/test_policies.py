@@ -10,8 +10,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from protection import datasource_types
 from protection.models import BackupPolicy, ProtectionState
 from protection.policy_rules import DAYS
-from protection.services import policies as svc
-from protection.services.policies import Retention
+from protection.policies import services as svc
+from protection.policies.services import Retention
 from security import clock, roles
 from security.guards import GuardDenied, register_guard, unregister_guard
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)

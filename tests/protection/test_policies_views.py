@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from protection import datasource_types
 from protection.models import BackupPolicy
-from protection.services.policies import Retention
+from protection.policies.services import Retention
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
     _fast_passwords, inventory, make_policy, principal_with, protect, vault,
 )

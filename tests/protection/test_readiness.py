@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from protection import datasource_types, readiness
-from protection.services import instances as svc
+from protection.instances import services as svc
 from security import clock, roles
 from security import services as security_services
 from security.guards import GuardDenied

@@ -112,7 +112,7 @@ def test_a_soft_deleted_instance_gives_no_data_even_to_the_owner(lab, vault, adl
     THEN both are refused by the instance's state with its code and remedy (undelete), and logged;
     after undelete, both work again."""
     from protection.jobs import runner as jobs
-    from protection.services import deletion
+    from protection.deletion import services as deletion
 
     instance, point, _target = adls_setup
     monkeypatch.setattr(jobs, "enqueue", lambda job: None)

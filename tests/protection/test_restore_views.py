@@ -187,7 +187,7 @@ def test_denied_pages_explain_and_links_are_disabled(lab, adls_setup, signed_in_
 
 
 def test_a_soft_deleted_instance_answers_409_with_the_reason(lab, adls_setup, signed_in_client, monkeypatch):
-    from protection.services import deletion
+    from protection.deletion import services as deletion
 
     instance, point, _target = adls_setup
     monkeypatch.setattr(jobs, "enqueue", lambda job: None)

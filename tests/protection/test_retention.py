@@ -10,8 +10,9 @@ import pytest
 
 from protection.jobs import runner as jobs
 from protection.models import Job, JobStatus, ProtectionState, RecoveryPoint
-from protection.services import backups, retention
-from protection.services.policies import Retention
+from protection.backups import services as backups
+from protection.backups import retention
+from protection.policies.services import Retention
 from security import clock
 from security import services as security_services
 from security.guards import Refusal, register_guard, unregister_guard

@@ -20,9 +20,11 @@ from django.core.exceptions import ValidationError
 
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
-from protection.services import backups, deletion, retention
-from protection.services import instances as instance_services
-from protection.services.policies import Retention
+from protection.backups import services as backups
+from protection.deletion import services as deletion
+from protection.backups import retention
+from protection.instances import services as instance_services
+from protection.policies.services import Retention
 from security import clock
 from security import services as security_services
 from security.guards import GuardDenied

@@ -138,7 +138,7 @@ def test_previews_name_the_guard_before_the_click(lab, vault, adls, client):
 def test_change_policy_previews_the_shorter_retention_refusal_per_policy(lab, vault, adls, client, make_policy):
     """GIVEN an immutable vault WHEN the backup admin opens Change policy THEN the 7-day policy carries
     the Immutability refusal before the click, the 90-day one nothing; posting the 7-day one is refused."""
-    from protection.services.policies import Retention
+    from protection.policies.services import Retention
     from vaults import services as vault_services
 
     short = make_policy(ADLS, "v-7d", default=Retention(7, "Days"))

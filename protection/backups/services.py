@@ -25,9 +25,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from protection import readiness
-from protection.jobs import runner as jobs
+from protection.backups import replication
 from protection.datasources import driver_for
 from protection.datasources.base import MISSING_PERMISSIONS, MISSING_PERMISSIONS_MESSAGE, RunContext
+from protection.jobs import runner as jobs
 from protection.models import (
     BackupInstance,
     Job,
@@ -39,7 +40,6 @@ from protection.models import (
 )
 from protection.policy_rules import PolicyError
 from protection.scheduling import schedule_next
-from protection.services import replication
 from security import clock
 from security.audit import caller_label, guarded, record_denial
 from security.guards import evaluate
@@ -425,7 +425,7 @@ FAILED_BEFORE_WRITING = {"UserErrorBackupInstanceNotFound", "UserErrorBackupInst
 def _reclaim_after_failure(job: Job) -> None:
     """A failed backup is followed by a Retention job for its vault, which removes what the attempt
     left (snapshots, packs another crash left) and garbage-collects its stores."""
-    from protection.services import retention
+    from protection.backups import retention
 
     try:
         retention.start_retention_run(job.vault, failed_job=job)

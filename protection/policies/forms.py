@@ -1,6 +1,6 @@
 """Forms of the backup policy pages: the create wizard's tabs (Basics, Schedule + retention) and the
 edit page, which reuses the Schedule + retention form. The forms check what they can alone and call
-`services.policies.validate_spec` for the per-type limits, so errors appear beside the field."""
+`services.validate_spec` for the per-type limits, so errors appear beside the field."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from portal.wizards import ReviewForm
 from protection import datasource_types
+from protection.policies import services as svc
 from protection.policy_rules import DAYS, Policy
-from protection.services import policies as svc
 from security import operations as ops
 from security.rbac import authorize
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from protection.services import deletion
+from protection.deletion import services as deletion
 
 
 class DeleteBackupDataForm(forms.Form):

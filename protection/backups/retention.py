@@ -88,7 +88,7 @@ def _failed_backups(vault_id=None, *, now=None, also=None):
     """Failed backup jobs whose leftovers were not removed yet, and backup jobs whose deferred
     leftovers' retention has ended (a failed attempt's snapshots, its packs: removed, then garbage-collected). ``also``: the
     id of a backup job that is failing right now (its row is marked Failed once its handler returns)."""
-    from protection.services.backups import FAILED_BEFORE_WRITING
+    from protection.backups.services import FAILED_BEFORE_WRITING
 
     now = now or clock.now()
     failed = Job.objects.filter(operation=JobOperation.BACKUP, status=JobStatus.FAILED)
@@ -271,7 +271,7 @@ def _remove_leftovers_of_failed_jobs(vault, now, also=None) -> tuple[int, list, 
     """Snapshots committed by failed backup attempts (a worker that died, a failure after an item was
     written): removed, or deferred while the store still retains them. Returns (removed, deferred,
     store openers to garbage-collect)."""
-    from protection.services.backups import remove_attempt_leftovers
+    from protection.backups.services import remove_attempt_leftovers
 
     removed, deferred, openers = 0, [], []
     for failed in _failed_backups(vault.pk, now=now, also=also):

@@ -30,9 +30,9 @@ from portal.models import ResourceGroup
 from portal.shortcuts import visible
 from protection import datasource_types, readiness
 from protection.datasources.adls import CONTAINER_LIMIT_CODE, MAX_CONTAINERS, container_limit_error
-from protection.scheduling import next_backup_for, reschedule
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, BackupPolicy, Job, JobCategory, JobOperation, ProtectionState
+from protection.scheduling import next_backup_for, reschedule
 from security import clock, scopes
 from security import services as security_services
 from security.audit import caller_label, guarded
@@ -562,14 +562,14 @@ def settle_configuration(principal, instance: BackupInstance, *, succeeded: bool
 
 def policies_for_instance(principal, instance: BackupInstance):
     """Policies the instance may move to: same vault, same datasource type, readable."""
-    from protection.services.policies import policies_for
+    from protection.policies.services import policies_for
 
     return policies_for(principal).filter(vault=instance.vault, datasource_type=instance.datasource_type).order_by("name")
 
 
 def change_policy_change(instance: BackupInstance, policy: BackupPolicy | None) -> dict:
     """The ``change`` guards see when ``instance`` moves to ``policy`` (also used by the preview)."""
-    from protection.services.policies import retention_map
+    from protection.policies.services import retention_map
 
     old = instance.policy
     return {
@@ -612,7 +612,7 @@ def change_policy(principal, instance: BackupInstance, policy: BackupPolicy) -> 
         reschedule(row)
         reduced = retention_reduced(change)
         if reduced:
-            from protection.services.policies import raise_shorter_retention_alert
+            from protection.policies.services import raise_shorter_retention_alert
 
             raise_shorter_retention_alert(
                 "Modify Protection with Shorter Retention", resource_id=row.resource_id, principal=principal,

@@ -44,6 +44,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from protection.backups import retention
 from protection.jobs import runner as jobs
 from protection.models import (
     BackupInstance,
@@ -54,7 +55,6 @@ from protection.models import (
     ProtectionState,
     RecoveryPoint,
 )
-from protection.services import retention
 from security import clock
 from security.audit import caller_label, guarded
 from security.guards import GuardDenied, evaluate
@@ -63,7 +63,7 @@ from security.operations import INSTANCE_DELETE, PURGE, SOFT_DELETE_COMPLETE, UN
 
 logger = logging.getLogger(__name__)
 
-from protection.services.backups import STOP_REASONS as DELETE_REASONS  # noqa: E402  (the portal's one list)
+from protection.backups.services import STOP_REASONS as DELETE_REASONS  # noqa: E402  (the portal's one list)
 UPCOMING_PURGE_WINDOW = dt.timedelta(days=2)
 
 DELETE_BACKUP_DATA_ALERT = "Delete Backup Data"

@@ -25,11 +25,11 @@ from portal import resources
 from portal.shortcuts import (
     can, filter_by_id, form_errors_from, get_visible_or_404, page_number, parse_id, search_text, unknown_filters,
 )
-from protection import datasource_types, readiness
-from protection.forms_instances import ChangePolicyForm, ConfigureStartForm
+from protection import datasource_types, readiness, selectors
+from protection.instances import services as svc
+from protection.instances.forms import ChangePolicyForm, ConfigureStartForm
 from protection.models import ProtectionState
-from protection.services import instances as svc
-from protection.views.policies import _require, vault_context, vault_or_404
+from protection.pages import require, vault_context, vault_or_404
 from security import operations as ops
 from security.guards import GuardDenied
 
@@ -48,8 +48,12 @@ STATUS_CLASS = {
 }
 
 
-def _instance_or_404(request, pk):
-    return get_visible_or_404(request.principal, svc.instances_for(request.principal), ops.INSTANCE_READ, pk=pk)
+def instance_or_404(request, pk, *, related=()):
+    """The backup instance ``pk`` if the principal may read it (404 otherwise)."""
+    instances = svc.instances_for(request.principal)
+    if related:
+        instances = instances.select_related(*related)
+    return get_visible_or_404(request.principal, instances, ops.INSTANCE_READ, pk=pk)
 
 
 # --- lists -----------------------------------------------------------------------------------------
@@ -107,6 +111,13 @@ def vault_instances(request, pk):
     return render(request, template, context)
 
 
+@login_required
+def vault_instances_tile(request, pk):
+    vault = vault_or_404(request, pk)
+    context = {"vault": vault, "tile": selectors.instances_tile(vault), "list_url": reverse("protection:instance_list")}
+    return render(request, "protection/tiles/instances.html", context)
+
+
 # --- one instance ----------------------------------------------------------------------------------
 
 
@@ -118,7 +129,7 @@ def _datasource_link(resource_id):
 
 @login_required
 def instance_detail(request, pk):
-    instance = _instance_or_404(request, pk)
+    instance = instance_or_404(request, pk)
     principal = request.principal
     policy = instance.policy
     context = {
@@ -136,8 +147,8 @@ def instance_detail(request, pk):
 
 @login_required
 def instance_change_policy(request, pk):
-    instance = _instance_or_404(request, pk)
-    _require(request, ops.INSTANCE_WRITE, instance)
+    instance = instance_or_404(request, pk)
+    require(request, ops.INSTANCE_WRITE, instance)
     form = ChangePolicyForm(request.POST if request.method == "POST" else None, principal=request.principal, instance=instance)
     status = 200
     if request.method == "POST":
@@ -186,7 +197,7 @@ SELECTED = re.compile(r"^datasources-(\w+)_selected$")
 def _datasources_request(request):
     """The vault, the datasource form (bound to what the tab holds now) and its rows, from an htmx
     POST that includes the wizard's form."""
-    from protection.forms_instances import DatasourcesForm
+    from protection.instances.forms import DatasourcesForm
 
     vault = vault_or_404(request, parse_id(request.POST.get("vault")) or 0)
     if not svc.may_validate(request.principal, vault):

@@ -15,18 +15,12 @@ from django.views.decorators.http import require_POST
 
 from portal.shortcuts import can, parse_uuid, render_denied, require_id
 from protection import datasource_types
-from protection.forms_restore import AssignRolesForm, RestoreParametersForm, RestoreStartForm
+from protection.instances.views import instance_or_404
 from protection.models import RecoveryPoint
 from protection.restores import access, browse, layout, services, validation
+from protection.restores.forms import AssignRolesForm, RestoreParametersForm, RestoreStartForm
 from security import operations as ops
 from security.guards import Decision, GuardDenied, evaluate
-
-
-def _instance_or_404(request, pk):
-    from portal.shortcuts import get_visible_or_404
-    from protection.services.instances import instances_for
-
-    return get_visible_or_404(request.principal, instances_for(request.principal), ops.INSTANCE_READ, pk=pk)
 
 
 def _point_or_404(request, pk) -> RecoveryPoint:
@@ -57,7 +51,7 @@ def restore_start(request):
 
 
 def _parameters_form(request):
-    instance = _instance_or_404(request, request.POST.get("instance", ""))
+    instance = instance_or_404(request, request.POST.get("instance", ""))
     point_id = require_id(request.POST.get("point", ""), "recovery point", parse=parse_uuid)
     point = services.points_of(instance).filter(pk=point_id).first()
     if point is None:

@@ -1,6 +1,6 @@
 """Forms of Configure protection (Basics, Backup policy, Datasources) and of Change policy.
 
-The Datasources tab is built from `services.instances.candidates`: only what the reference lets the
+The Datasources tab is built from `services.candidates`: only what the reference lets the
 chosen vault protect is selectable (same region; Elastic SAN also same subscription; HNS storage
 accounts; a volume in no other backup instance), and each row carries its backup readiness.
 """
@@ -11,8 +11,8 @@ from django import forms
 
 from portal.wizards import ReviewForm
 from protection import datasource_types, readiness
-from protection.services import instances as svc
-from protection.services import policies as policy_services
+from protection.instances import services as svc
+from protection.policies import services as policy_services
 
 TYPE_CHOICES = datasource_types.CHOICES
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 from django import forms
 
-from protection.services import backups
+from protection.backups import services as backups
 from security import clock
 
 

@@ -8,18 +8,17 @@ returns to Configure protection with the new policy chosen).
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from portal.shortcuts import parse_id
-from portal.wizards import TabbedWizardView
 from protection import datasource_types
-from protection.forms_policies import PolicyBasicsForm, PolicyReviewForm, PolicyScheduleForm
-from protection.services import policies as svc
+from protection.pages import ProtectionWizard
+from protection.policies import services as svc
+from protection.policies.forms import PolicyBasicsForm, PolicyReviewForm, PolicyScheduleForm
 
 
-class PolicyCreateWizard(LoginRequiredMixin, TabbedWizardView):
+class PolicyCreateWizard(ProtectionWizard):
     form_list = [("basics", PolicyBasicsForm), ("schedule", PolicyScheduleForm), ("review", PolicyReviewForm)]
     step_titles = {"basics": "Basics", "schedule": "Schedule + retention"}
     step_templates = {"basics": "protection/policies/wizard/_basics.html",
@@ -27,9 +26,7 @@ class PolicyCreateWizard(LoginRequiredMixin, TabbedWizardView):
     title = "Create Backup Policy"
     subtitle = "Backup policy"
     submit_label = "Create"
-
-    def get_prefix(self, request, *args, **kwargs):
-        return "policy_create"
+    prefix_name = "policy_create"
 
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)  # resets the wizard
@@ -42,16 +39,13 @@ class PolicyCreateWizard(LoginRequiredMixin, TabbedWizardView):
         if request.GET.get("return") == "configure":
             preset["return"] = "configure"
         if preset:
-            extra = dict(self.storage.extra_data)
-            extra["preset"] = preset
-            self.storage.extra_data = extra
+            self.remember_preset(preset)
             return self.render(self.get_form())
         return response
 
     def get_form_initial(self, step):
-        preset = self.storage.extra_data.get("preset", {})
         if step == "basics":
-            return {k: v for k, v in preset.items() if k in ("vault", "datasource_type")}
+            return {k: v for k, v in self.preset.items() if k in ("vault", "datasource_type")}
         return {}
 
     def get_breadcrumbs(self):
@@ -75,7 +69,7 @@ class PolicyCreateWizard(LoginRequiredMixin, TabbedWizardView):
 
     def get_context_data(self, form, **kwargs):
         context = super().get_context_data(form=form, **kwargs)
-        context["returning_to_configure"] = self.storage.extra_data.get("preset", {}).get("return") == "configure"
+        context["returning_to_configure"] = self.preset.get("return") == "configure"
         return context
 
     def done(self, form_list, form_dict, **kwargs):
@@ -85,6 +79,6 @@ class PolicyCreateWizard(LoginRequiredMixin, TabbedWizardView):
             datasource_type=basics["datasource_type"], spec=form_dict["schedule"].spec(),
         )
         messages.success(self.request, f"Backup policy '{policy.name}' was created in the vault '{policy.vault.name}'.")
-        if self.storage.extra_data.get("preset", {}).get("return") == "configure":
+        if self.preset.get("return") == "configure":
             return redirect(f"{reverse('protection:configure_protection')}?resume=1&policy={policy.pk}")
         return redirect("protection:policy_detail", pk=policy.pk)

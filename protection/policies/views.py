@@ -1,6 +1,6 @@
 """Backup policy pages: Protection policies, the vault's Backup policies blade, a policy (summary,
 JSON view, instances using it), Edit (schedule + retention) and Delete. Thin: reads start from
-`services.policies.policies_for` (what the principal may not read is 404); writes call the services."""
+`services.policies_for` (what the principal may not read is 404); writes call the services."""
 
 from __future__ import annotations
 
@@ -18,23 +18,16 @@ from portal.shortcuts import (
     can, filter_by_id, form_errors_from, get_visible_or_404, page_number, search_text, unknown_filters,
 )
 from protection import datasource_types
-from protection.forms_policies import PolicyScheduleForm, writable_vaults
-from protection.services import policies as svc
+from protection.pages import require, vault_context, vault_or_404
+from protection.policies import services as svc
+from protection.policies.forms import PolicyScheduleForm, writable_vaults
 from security import operations as ops
-from security.guards import GuardDenied, evaluate
 
 PAGE_SIZE = 25
 
 
 def _policy_or_404(request, pk):
     return get_visible_or_404(request.principal, svc.policies_for(request.principal), ops.POLICY_READ, pk=pk)
-
-
-def _require(request, operation, target):
-    """Someone who may read but not change meets the explained denial before seeing an edit form."""
-    decision = evaluate(request.principal, operation, target)
-    if not decision.allowed and decision.guard == "RBAC":
-        raise GuardDenied(decision)
 
 
 def _filtered(request, policies):
@@ -73,24 +66,6 @@ def policy_list(request):
     return render(request, template, context)
 
 
-def vault_context(request, vault, blade, **extra):
-    """What the vault's page frame needs (its blades come from `vaults.panels`)."""
-    from vaults import panels
-    from vaults.services import VAULT_DELETE, VAULT_WRITE, security_level
-
-    principal = request.principal
-    return {"vault": vault, "resource": vault, "blade": blade, "extra_blades": panels.blades(vault),
-            "can_write": can(principal, VAULT_WRITE, vault.resource_id),
-            "can_delete": can(principal, VAULT_DELETE, vault.resource_id),
-            "assessment": security_level(vault), **extra}
-
-
-def vault_or_404(request, pk):
-    from vaults.services import VAULT_READ, vaults_for
-
-    return get_visible_or_404(request.principal, vaults_for(request.principal), VAULT_READ, pk=pk)
-
-
 @login_required
 def vault_policies(request, pk):
     """The vault's "Backup policies" blade (+ Add)."""
@@ -108,7 +83,7 @@ def vault_policies(request, pk):
 def policy_detail(request, pk):
     policy = _policy_or_404(request, pk)
     principal = request.principal
-    from protection.services.instances import instances_for
+    from protection.instances.services import instances_for
 
     using = list(svc.instances_using(policy).select_related("vault"))
     readable = set(instances_for(principal).filter(policy=policy).values_list("pk", flat=True))
@@ -130,7 +105,7 @@ def policy_detail(request, pk):
 def policy_edit(request, pk):
     """Edit schedule and retention; applies to every instance using the policy."""
     policy = _policy_or_404(request, pk)
-    _require(request, ops.POLICY_WRITE, policy)
+    require(request, ops.POLICY_WRITE, policy)
     form = PolicyScheduleForm(request.POST if request.method == "POST" else None,
                               datasource_type=policy.datasource_type, spec=svc.spec_of(policy))
     status = 200
@@ -154,7 +129,7 @@ def policy_edit(request, pk):
 @login_required
 def policy_delete(request, pk):
     policy = _policy_or_404(request, pk)
-    _require(request, ops.POLICY_DELETE, policy)
+    require(request, ops.POLICY_DELETE, policy)
     error, status = "", 200
     using = list(svc.instances_using(policy).values_list("name", flat=True))
     if request.method == "POST":

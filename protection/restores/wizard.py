@@ -9,20 +9,20 @@ on the last tab starts the Restore job and opens its page.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from portal.shortcuts import parse_uuid
-from portal.wizards import ReviewForm, TabbedWizardView
+from portal.wizards import ReviewForm
 from protection import datasource_types
-from protection.forms_restore import RecoveryPointForm, RestoreBasicsForm, RestoreParametersForm
+from protection.pages import ProtectionWizard
 from protection.restores import readiness, services
+from protection.restores.forms import RecoveryPointForm, RestoreBasicsForm, RestoreParametersForm
 from security import clock
 
 
-class RestoreWizard(LoginRequiredMixin, TabbedWizardView):
+class RestoreWizard(ProtectionWizard):
     form_list = [("basics", RestoreBasicsForm), ("point", RecoveryPointForm), ("parameters", RestoreParametersForm),
                  ("review", ReviewForm)]
     step_titles = {"basics": "Basics", "point": "Select recovery point", "parameters": "Restore parameters"}
@@ -32,9 +32,7 @@ class RestoreWizard(LoginRequiredMixin, TabbedWizardView):
     subtitle = "Azure Backup"
     submit_label = "Restore"
     review_label = "Review + restore"
-
-    def get_prefix(self, request, *args, **kwargs):
-        return "restore"
+    prefix_name = "restore"
 
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)  # resets the wizard
@@ -51,9 +49,7 @@ class RestoreWizard(LoginRequiredMixin, TabbedWizardView):
         elif kind := datasource_types.by_short(request.GET.get("type", "")):
             preset = {"datasource_type": kind.api_name}
         if preset:
-            extra = dict(self.storage.extra_data)
-            extra["preset"] = preset
-            self.storage.extra_data = extra
+            self.remember_preset(preset)
             if preset.get("point"):
                 # From a recovery point: that point, from a range that holds it.
                 from protection.models import RecoveryPoint
@@ -74,9 +70,8 @@ class RestoreWizard(LoginRequiredMixin, TabbedWizardView):
         return response
 
     def get_form_initial(self, step):
-        preset = self.storage.extra_data.get("preset", {})
         if step == "basics":
-            return {k: v for k, v in preset.items() if k in ("datasource_type", "instance")}
+            return {k: v for k, v in self.preset.items() if k in ("datasource_type", "instance")}
         return {}
 
     def get_breadcrumbs(self):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from protection.views import deletion as views
+from protection.deletion import views
 
 urlpatterns = [
     path("instances/<uuid:pk>/delete-backup-data/", views.instance_delete_data, name="instance_delete_data"),

@@ -19,27 +19,20 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from portal.shortcuts import form_errors_from, page_number
-from protection.forms_deletion import DeleteBackupDataForm
+from protection.deletion import services as deletion
+from protection.deletion.forms import DeleteBackupDataForm
+from protection.instances.views import instance_or_404
 from protection.models import RecoveryPoint
-from protection.services import deletion
-from protection.views.instances import _instance_or_404
-from protection.views.policies import vault_context, vault_or_404
+from protection.pages import deny_if_rbac_refuses, vault_context, vault_or_404
 from security import operations as ops
-from security.guards import GuardDenied
-
-
-def _raise_if_rbac_refuses(decision):
-    """Someone who may read but not do it meets the explained denial before the form."""
-    if not decision.allowed and decision.guard == "RBAC":
-        raise GuardDenied(decision)
 
 
 @login_required
 def instance_delete_data(request, pk):
     """GET: the Delete backup data pane (htmx) or page. POST: delete (soft delete when the vault has it on)."""
-    instance = _instance_or_404(request, pk)
+    instance = instance_or_404(request, pk)
     vault = instance.vault
-    _raise_if_rbac_refuses(deletion.deletion_preview(request.principal, instance))
+    deny_if_rbac_refuses(deletion.deletion_preview(request.principal, instance))
     form = DeleteBackupDataForm(instance, request.POST or None)
     status = 200
     if request.method == "POST":
@@ -71,8 +64,8 @@ def instance_delete_data(request, pk):
 @login_required
 def instance_undelete(request, pk):
     """GET: the Undelete blade. POST: undelete → Protection stopped, with every recovery point."""
-    instance = _instance_or_404(request, pk)
-    _raise_if_rbac_refuses(deletion.undelete_preview(request.principal, instance))
+    instance = instance_or_404(request, pk)
+    deny_if_rbac_refuses(deletion.undelete_preview(request.principal, instance))
     error = ""
     if request.method == "POST":
         try:

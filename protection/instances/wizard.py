@@ -8,18 +8,17 @@ here with ``?resume=1&policy=<pk>``: the tabs keep what was filled in and the ne
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from portal.shortcuts import parse_id
-from portal.wizards import TabbedWizardView
 from protection import datasource_types, readiness
-from protection.forms_instances import ConfigureBasicsForm, ConfigurePolicyForm, ConfigureReviewForm, DatasourcesForm
-from protection.services import instances as svc
+from protection.instances import services as svc
+from protection.instances.forms import ConfigureBasicsForm, ConfigurePolicyForm, ConfigureReviewForm, DatasourcesForm
+from protection.pages import ProtectionWizard
 
 
-class ConfigureProtectionWizard(LoginRequiredMixin, TabbedWizardView):
+class ConfigureProtectionWizard(ProtectionWizard):
     form_list = [("basics", ConfigureBasicsForm), ("policy", ConfigurePolicyForm), ("datasources", DatasourcesForm),
                  ("review", ConfigureReviewForm)]
     step_titles = {"basics": "Basics", "policy": "Backup policy", "datasources": "Datasources"}
@@ -29,9 +28,7 @@ class ConfigureProtectionWizard(LoginRequiredMixin, TabbedWizardView):
     subtitle = "Azure Backup"
     submit_label = "Configure Backup"
     review_label = "Review + configure"
-
-    def get_prefix(self, request, *args, **kwargs):
-        return "configure"
+    prefix_name = "configure"
 
     def get(self, request, *args, **kwargs):
         if request.GET.get("resume") and self.storage.current_step in self.get_form_list():
@@ -51,9 +48,7 @@ class ConfigureProtectionWizard(LoginRequiredMixin, TabbedWizardView):
         if kind := datasource_types.by_short(request.GET.get("type", "")):
             preset["datasource_type"] = kind.api_name
         if preset:
-            extra = dict(self.storage.extra_data)
-            extra["preset"] = preset
-            self.storage.extra_data = extra
+            self.remember_preset(preset)
             return self.render(self.get_form())
         return response
 
@@ -66,7 +61,7 @@ class ConfigureProtectionWizard(LoginRequiredMixin, TabbedWizardView):
 
     def get_form_initial(self, step):
         if step == "basics":
-            return dict(self.storage.extra_data.get("preset", {}))
+            return dict(self.preset)
         return {}
 
     def get_breadcrumbs(self):

@@ -3,8 +3,8 @@ recovery point's page (Verify, browse, download a blob, a database's table of co
 
 from django.urls import path
 
-from protection.views import restores as views
-from protection.wizards_restore import RestoreWizard
+from protection.restores import views
+from protection.restores.wizard import RestoreWizard
 
 urlpatterns = [
     path("restore/start/", views.restore_start, name="restore_start"),

@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from protection.views import policies as views
-from protection.wizards_policies import PolicyCreateWizard
+from protection.policies import views
+from protection.policies.wizard import PolicyCreateWizard
 
 urlpatterns = [
     path("policies/", views.policy_list, name="policy_list"),

@@ -1,0 +1,2 @@
+"""Backup instances: Configure protection (the services, its wizard and the ConfigureProtection job),
+change policy, and the backup instance pages."""

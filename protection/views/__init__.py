@@ -1,1 +1,0 @@
-"""Protection views, one module per area (policies, instances, jobs, restores)."""
