@@ -16,8 +16,7 @@ class ProtectionConfig(AppConfig):
 
 def register_job_handlers() -> None:
     """The function that runs each job operation on a worker (and its cleanup, when it has one)."""
-    from protection.backups import replication, retention
-    from protection.backups import services as backups
+    from protection.backups import backup_job, replication, retention
     from protection.deletion import services as deletion
     from protection.instances import services as instances
     from protection.jobs import runner as jobs
@@ -25,7 +24,7 @@ def register_job_handlers() -> None:
     from protection.restores import services as restores
 
     jobs.register_handler(JobOperation.CONFIGURE_PROTECTION, instances.run_configure_protection)
-    jobs.register_handler(JobOperation.BACKUP, backups.run_backup_job, cleanup=backups.cleanup_backup_job)
+    jobs.register_handler(JobOperation.BACKUP, backup_job.run_backup_job, cleanup=backup_job.cleanup_backup_job)
     jobs.register_handler(JobOperation.REPLICATION, replication.run_replication_job)
     jobs.register_handler(JobOperation.RETENTION, retention.run_retention_job)
     jobs.register_handler(JobOperation.RESTORE, restores.run_restore_job, cleanup=restores.cleanup_restore_job)

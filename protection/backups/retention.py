@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from protection import datasource_types
+from protection.backups.leftovers import FAILED_BEFORE_WRITING, remove_attempt_leftovers
 from protection.jobs import runner as jobs
 from protection.models import (
     BackupInstance,
@@ -88,8 +89,6 @@ def _failed_backups(vault_id=None, *, now=None, also=None):
     """Failed backup jobs whose leftovers were not removed yet, and backup jobs whose deferred
     leftovers' retention has ended (a failed attempt's snapshots, its packs: removed, then garbage-collected). ``also``: the
     id of a backup job that is failing right now (its row is marked Failed once its handler returns)."""
-    from protection.backups.services import FAILED_BEFORE_WRITING
-
     now = now or clock.now()
     failed = Job.objects.filter(operation=JobOperation.BACKUP, status=JobStatus.FAILED)
     if vault_id is not None:
@@ -176,7 +175,7 @@ def _open(rp, manifest):
     return ("vault", vault.pk), lambda: open_store(vault)
 
 
-def _delete_snapshots(rp, *, bypass_governance: bool = False) -> dict:
+def delete_snapshots(rp, *, bypass_governance: bool = False) -> dict:
     """Delete every engine snapshot of ``rp`` (and of its secondary copy); returns {store key: opener}
     of the stores touched. ``bypass_governance``: governance-mode retention (left by an immutability
     that was enabled and then disabled) does not stop it; compliance retention always does."""
@@ -202,7 +201,7 @@ def _delete_snapshots(rp, *, bypass_governance: bool = False) -> dict:
     return touched
 
 
-def _delete_inventory_snapshot(rp) -> None:
+def delete_inventory_snapshot(rp) -> None:
     if not rp.snapshot_resource_id:
         return
     from portal.inventory import services as inventory
@@ -233,12 +232,12 @@ def expire_recovery_point(principal, rp: RecoveryPoint, *, reason: str) -> set:
                 locked.expiry_time is None or locked.expiry_time > clock.now()):
             raise ValidationError("This recovery point is not due to expire (its retention changed).")
         if rp.datastore == RecoveryPoint.Datastore.OPERATIONAL:
-            _delete_inventory_snapshot(rp)  # as the vault identity; refused if it lost its rights
+            delete_inventory_snapshot(rp)  # as the vault identity; refused if it lost its rights
         from vaults.models import ImmutabilityState
 
         # Immutability disabled since the point was written: its governance lock no longer binds.
         bypass = rp.instance.vault.immutability_state == ImmutabilityState.DISABLED
-        touched = _delete_snapshots(rp, bypass_governance=bypass)
+        touched = delete_snapshots(rp, bypass_governance=bypass)
         Job.objects.filter(recovery_point=rp).update(recovery_point=None)
         locked.delete()
     return touched
@@ -247,7 +246,7 @@ def expire_recovery_point(principal, rp: RecoveryPoint, *, reason: str) -> set:
 GC_WAIT_SECONDS = 10
 
 
-def _reclaim(openers) -> list:
+def reclaim(openers) -> list:
     """Garbage-collect each touched store (the engine keeps anything newer than its safety window
     and anything retained); a store busy with backups is left for the next run."""
     from vaults.store import LockError
@@ -271,8 +270,6 @@ def _remove_leftovers_of_failed_jobs(vault, now, also=None) -> tuple[int, list, 
     """Snapshots committed by failed backup attempts (a worker that died, a failure after an item was
     written): removed, or deferred while the store still retains them. Returns (removed, deferred,
     store openers to garbage-collect)."""
-    from protection.backups.services import remove_attempt_leftovers
-
     removed, deferred, openers = 0, [], []
     for failed in _failed_backups(vault.pk, now=now, also=also):
         result = remove_attempt_leftovers(failed)
@@ -320,7 +317,7 @@ def run_retention_job(job: Job, progress: jobs.Progress) -> dict:
     leftovers, leftovers_deferred, failed_stores = _remove_leftovers_of_failed_jobs(
         job.vault, now, also=(job.parameters or {}).get("failedBackupJobId"))
     progress(items_done=len(work), current_item="Reclaiming space", phase="reclaim", force=True)
-    gc_reports = _reclaim(list(touched.values()) + failed_stores)
+    gc_reports = reclaim(list(touched.values()) + failed_stores)
     info = {"expired": expired, "byInstance": dict(per_instance), "deferred": deferred, "refused": refused,
             "leftoverSnapshotsRemoved": leftovers, "leftoversDeferred": leftovers_deferred,
             "gc": gc_reports}

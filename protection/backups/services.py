@@ -1,4 +1,4 @@
-"""Backups: on-demand and scheduled, the job that runs them, recovery points, stop and resume.
+"""Backups: on-demand and scheduled, stop and resume, and cancelling a job.
 
 - `backup_now` (the portal's **Backup now**): the person picks one of the policy's retention rules;
   the reference's per-day limits apply (`UserErrorBackupRequestThrottled`).
@@ -6,10 +6,7 @@
   due, then per instance the *latest* due slot only, inserted as a Job with its ``scheduled_time``
   (unique per instance) after a compare-and-set that moves ``next_backup_at`` on. Two dispatchers at
   once, or a redelivered beat message, therefore never create a slot twice.
-- `run_backup_job` (the BACKUP job handler): checks the vault identity's rights, runs the datasource
-  driver through the engine, and — only when everything succeeded — creates the recovery point (time,
-  tier, retention tag by the policy's priorities, expiry, sizes) in the same transaction that ends the
-  job. A failure or a cancel deletes what the run had committed.
+- The job they start runs in `protection.backups.backup_job` (the codes it ends with are named here).
 - `stop_backup` (Retain forever → ProtectionStopped; Retain as per policy → BackupSchedulesSuspended)
   and `resume_backup`.
 - `cancel_job`: Cancelling → Cancelled at the next progress write; nothing half-written stays.
@@ -24,10 +21,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from protection import readiness
-from protection.backups import replication
-from protection.datasources import driver_for
-from protection.datasources.base import MISSING_PERMISSIONS, MISSING_PERMISSIONS_MESSAGE, RunContext
+from protection.datasources import base as datasource_base
 from protection.jobs import runner as jobs
 from protection.models import (
     BackupInstance,
@@ -49,7 +43,10 @@ from security.operations import (
 
 logger = logging.getLogger(__name__)
 
+# What a backup ends with: the error codes of Backup now and of the Backup job, and the alert a failure raises.
 STORAGE_FULL = "UserErrorBackupStorageFull"
+MISSING_PERMISSIONS = datasource_base.MISSING_PERMISSIONS
+BACKUP_FAILURE_ALERT = "Backup Failure"
 THROTTLED = "UserErrorBackupRequestThrottled"
 THROTTLED_MESSAGE = "The number of backups on a given backup instance in a day reached the maximum limit."
 RETAIN_FOREVER = "RetainForever"
@@ -57,7 +54,7 @@ RETAIN_AS_PER_POLICY = "RetainAsPerPolicy"
 STOP_REASONS = ["Decommissioned", "Moved to another backup solution", "Not needed any more", "Others"]
 
 # Backups run only while protection is configured (not stopped, suspended or soft-deleted).
-_PROTECTED_FOR_BACKUP = (ProtectionState.CONFIGURED,)
+PROTECTED_FOR_BACKUP = (ProtectionState.CONFIGURED,)
 
 
 # =================================================================================================
@@ -123,7 +120,7 @@ def backup_now(principal, instance: BackupInstance, *, retention_rule: str) -> J
     details = {"instance": instance.name, "retentionTag": retention_rule}
     with guarded(principal, BACKUP_ACTION, instance, details=details) as op:
         row = BackupInstance.objects.select_for_update().select_related("policy", "vault").get(pk=instance.pk)
-        if row.protection_state not in _PROTECTED_FOR_BACKUP:
+        if row.protection_state not in PROTECTED_FOR_BACKUP:
             raise ValidationError(
                 f"Backup now needs protection to be configured; '{row.name}' is "
                 f"{row.get_protection_state_display().lower()}. Resume backup first."
@@ -264,294 +261,6 @@ def _record_busy_slot(job: Job, running: Job, report: DispatchReport) -> None:
         report.lost += 1
         return
     report.busy.append(job.pk)
-
-
-# =================================================================================================
-# The job: run a backup
-# =================================================================================================
-
-
-def identity_problems(instance) -> str:
-    """'' when the vault identity may back this datasource up now, else what is missing.
-
-    The same question the configure-protection readiness asks (`protection.readiness`), asked again
-    when the job runs: a role revoked in IAM since, or the identity turned off, fails the backup."""
-    identity = instance.vault.identity
-    if identity is None or not identity.enabled:
-        return (f"The vault '{instance.vault.name}' has its system-assigned managed identity turned off: turn it on "
-                "in the vault's Identity blade, then run the backup again.")
-    missing = readiness.missing_needs(identity, readiness.Datasource(
-        instance.datasource_type, instance.datasource_resource_id, instance.datasource_name,
-        instance.datasource_set_resource_id, instance.snapshot_resource_group_id))
-    if not missing:
-        return ""
-    return (f"The vault's managed identity '{identity.display_name}' needs {readiness.describe(missing)}. Assign the "
-            "missing roles (Backup readiness: Assign missing roles, or Access control (IAM)), then run the backup again.")
-
-
-def _earlier_scheduled_points(instance, moment):
-    return list(
-        RecoveryPoint.objects.filter(instance=instance, is_user_triggered=False,
-                                     recovery_point_time__gte=moment - dt.timedelta(days=370),
-                                     recovery_point_time__lt=moment)
-        .values_list("recovery_point_time", flat=True)
-    )
-
-
-def choose_rule(instance, job, moment):
-    """The retention rule of the point a job makes: the person's choice, or the tag priorities."""
-    policy = instance.policy.parsed
-    if job.is_user_triggered and job.retention_tag:
-        try:
-            return policy.rule(job.retention_tag)
-        except PolicyError:
-            pass  # the policy changed since: fall back to its priorities
-    return policy.tag_for(moment, _earlier_scheduled_points(instance, moment))
-
-
-def _retention_mode(vault):
-    from vaults.models import ImmutabilityState
-
-    if vault.immutability_state == ImmutabilityState.LOCKED:
-        return "compliance"
-    return "governance"
-
-
-@dataclass
-class Leftovers:
-    """What `remove_attempt_leftovers` did: snapshots removed, and those the store still retains."""
-
-    removed: int = 0
-    deferred: list = field(default_factory=list)  # [{"snapshotId", "retainUntil", "mode"}]
-    openers: list = field(default_factory=list)  # the stores looked at (for garbage collection)
-
-
-def remove_attempt_leftovers(job: Job, instance=None, driver=None) -> Leftovers:
-    """Delete engine snapshots an attempt of ``job`` committed but never turned into a recovery point.
-
-    A worker can die between the engine writing a snapshot's manifest and the recovery point's row
-    being committed. Such a snapshot carries the tag ``job:<id>``; it is removed before the job runs
-    again (or, for a failed job, by the next retention run). Attempts never give their snapshots a
-    retain-until (that happens when the recovery point is committed), but a worker that died in that
-    very moment can leave a retained one: it is deferred (recorded on the job, shown on its page, and
-    deleted by the first retention run after its retain-until), never an error."""
-    from vaults.store import NotFound, RetentionError
-
-    result = Leftovers()
-    instance = instance or job.instance
-    if instance is None:
-        return result
-    driver = driver or driver_for(instance.datasource_type)
-    kept = {m["id"] for manifests in RecoveryPoint.objects.filter(instance=instance).values_list("manifests", flat=True)
-            for m in manifests}
-    for opener in driver.store_openers(instance):
-        result.openers.append(opener)
-        with opener() as store:
-            for snap in store.list_snapshots():
-                if f"job:{job.pk}" not in snap.tags or snap.id in kept:
-                    continue
-                try:
-                    store.delete_snapshot(snap.id)
-                    result.removed += 1
-                except NotFound:
-                    continue
-                except RetentionError as exc:
-                    result.deferred.append({"snapshotId": snap.id, "mode": exc.mode,
-                                            "retainUntil": exc.until.isoformat() if exc.until else None})
-    if result.deferred:
-        info = dict(Job.objects.filter(pk=job.pk).values_list("extended_info", flat=True).first() or {})
-        info["leftoversDeferred"] = result.deferred
-        Job.objects.filter(pk=job.pk).update(extended_info=info)
-        job.extended_info = info
-    return result
-
-
-def retain_point_snapshots(run: RunContext, until, mode: str) -> None:
-    """Give the committed snapshots of a recovery point their retain-until (immutable vaults), as the
-    point's row is committed: inside its transaction, so a failure here leaves no point; the manifest
-    is the last object retained, so a snapshot left behind by a failure stays deletable."""
-    for open_store, snapshot_id in run.committed:
-        with open_store() as store:
-            store.set_snapshot_retention(snapshot_id, until, mode)
-
-
-BACKUP_FAILURE_ALERT = "Backup Failure"
-
-
-def run_backup_job(job: Job, progress: jobs.Progress) -> dict:
-    """The BACKUP job handler (registered with `protection.jobs.runner`). A failed backup raises the
-    **Backup Failure** alert (reference §6.1; a cancel does not)."""
-    try:
-        return _run_backup_job(job, progress)
-    except jobs.JobCancelled:  # includes JobLost: another worker owns the job now
-        raise
-    except jobs.JobError as exc:
-        if exc.code != "JobAlreadyEnded":
-            _raise_backup_failure(job, exc.code, exc.message)
-            if exc.code not in FAILED_BEFORE_WRITING:
-                _reclaim_after_failure(job)
-        raise
-    except Exception as exc:
-        if isinstance(progress.interrupt, jobs.JobCancelled):  # a tool stopped by a cancel: no alert
-            raise
-        _raise_backup_failure(job, "InternalError", f"{type(exc).__name__}: {exc}")
-        _reclaim_after_failure(job)
-        raise
-
-
-def _raise_backup_failure(job: Job, code: str, message: str) -> None:
-    from security import services as security_services
-    from security.models import Alert
-
-    try:
-        with transaction.atomic():
-            security_services.raise_alert(
-                name=BACKUP_FAILURE_ALERT, category=Alert.Category.JOBS, severity=Alert.Severity.SEV1,
-                resource_id=job.instance.resource_id if job.instance_id and job.instance else job.vault.resource_id,
-                description=(f"The {'on-demand' if job.is_user_triggered else 'scheduled'} backup of '{job.instance_name}' "
-                             f"in the Backup vault '{job.vault.name}' failed: {code}: {message}"),
-                details={"jobId": str(job.pk), "errorCode": code, "vault": job.vault.name,
-                         "instance": job.instance_name},
-            )
-    except Exception:  # the job's own failure matters more than its alert
-        logger.exception("Could not raise the Backup Failure alert of job %s", job.pk)
-
-
-# failures raised before the driver wrote anything: nothing to clean up after them
-FAILED_BEFORE_WRITING = {"UserErrorBackupInstanceNotFound", "UserErrorBackupInstanceNotProtected",
-                         "UserErrorBackupNotAuthorized", MISSING_PERMISSIONS}
-
-
-def _reclaim_after_failure(job: Job) -> None:
-    """A failed backup is followed by a Retention job for its vault, which removes what the attempt
-    left (snapshots, packs another crash left) and garbage-collects its stores."""
-    from protection.backups import retention
-
-    try:
-        retention.start_retention_run(job.vault, failed_job=job)
-    except Exception:  # the backup's own failure matters more
-        logger.exception("Could not start the clean-up after the failed backup job %s", job.pk)
-
-
-def storage_full_message(instance, driver, exc) -> str:
-    if driver.datastore == RecoveryPoint.Datastore.OPERATIONAL:
-        group = (instance.snapshot_resource_group_id or "").rstrip("/").rsplit("/", 1)[-1]
-        where = f"The operational store of the snapshot resource group '{group}'"
-    else:
-        where = f"The storage of the Backup vault '{instance.vault.name}'"
-    return (f"{where} is full ({exc.location}). Nothing of this backup was kept, and what it had written was "
-            "removed again. Free space there (delete recovery points you no longer need, or give the storage "
-            "more room), then run the backup again.")
-
-
-def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
-    from vaults.store import Cancelled, LockError, StorageFull
-
-    instance = (BackupInstance.objects.select_related("vault__identity", "vault__region", "policy")
-                .filter(pk=job.instance_id).first())
-    if instance is None:
-        raise jobs.JobError("UserErrorBackupInstanceNotFound", "The backup instance no longer exists.")
-    if instance.protection_state not in _PROTECTED_FOR_BACKUP:
-        raise jobs.JobError("UserErrorBackupInstanceNotProtected",
-                            f"'{instance.name}' is {instance.get_protection_state_display().lower()}: nothing was backed up.")
-    # Authorized again when it runs, as the person who asked (or the system, for a scheduled one): a role
-    # removed or a guard that now refuses since the job was queued stops it before any byte is read.
-    actor = job.initiated_by if job.is_user_triggered and job.initiated_by_id else None
-    if actor is None:
-        from protection.system_access import ensure_system_access
-
-        actor = ensure_system_access()
-    decision = evaluate(actor, BACKUP_ACTION, instance, {"job_id": str(job.pk), "scheduled_time":
-                                                         job.scheduled_time.isoformat() if job.scheduled_time else None})
-    if not decision.allowed:
-        record_denial(actor, decision, {"instance": instance.name, "jobId": str(job.pk)})
-        raise jobs.JobError("UserErrorBackupNotAuthorized", f"{decision.reason} {decision.remedy}".strip())
-    driver = driver_for(instance.datasource_type)
-    if job.attempts > 1:  # an earlier attempt's worker died: remove whatever it committed
-        leftovers = remove_attempt_leftovers(job, instance, driver)
-        if leftovers.deferred:
-            progress(current_item=f"{len(leftovers.deferred)} snapshot(s) of an earlier attempt are still retained; "
-                                  "they are deleted once their retention ends", force=True)
-    problem = identity_problems(instance)
-    if problem:
-        raise jobs.JobError(MISSING_PERMISSIONS, f"{MISSING_PERMISSIONS_MESSAGE} {problem}")
-
-    rp_time = clock.now()
-    rule = choose_rule(instance, job, rp_time)
-    expiry = rule.duration.add_to(rp_time)
-    vault = instance.vault
-    immutable = vault.immutability_enabled and driver.datastore == RecoveryPoint.Datastore.VAULT
-    run = RunContext(job, progress, point_retain_until=expiry if immutable else None,
-                     retention_mode=_retention_mode(vault))
-    progress(current_item=f"Backing up {instance.datasource_name}", force=True)
-    try:
-        outcome = driver.backup(instance, run)
-        run.check_cancel()  # a cancel that arrived after the last chunk still wins: nothing is kept
-        with transaction.atomic():
-            point = RecoveryPoint.objects.create(
-                instance=instance, recovery_point_time=rp_time, datastore=driver.datastore,
-                policy_name=instance.policy.name, rule_name=instance.policy.parsed.backup_rule_name,
-                retention_tag=rule.tag, expiry_time=expiry, state=RecoveryPoint.State.COMPLETED,
-                is_user_triggered=job.is_user_triggered, manifest_id=outcome.manifests[0]["id"] if outcome.manifests else "",
-                manifests=outcome.manifests, logical_bytes=outcome.logical_bytes, stored_bytes=outcome.stored_bytes,
-                transferred_bytes=outcome.transferred_bytes, item_count=outcome.item_count,
-                # Geo-redundant vaults get their secondary copy from the Replication job below.
-                copies=[{"region": vault.region_id, "role": "primary",
-                         "store": "operational" if driver.datastore == RecoveryPoint.Datastore.OPERATIONAL else "vault"}],
-                verify_details={"backup": outcome.details} if outcome.details else {},
-            )
-            # Once this transaction commits the snapshots belong to the point: a later on-commit
-            # callback that raises (an enqueue) must never make the failure handler delete them.
-            transaction.on_commit(run.committed.clear)
-            driver.finalize(instance, outcome, run, rp_time)
-            if outcome.snapshot_resource_id:
-                point.snapshot_resource_id = outcome.snapshot_resource_id
-                point.save(update_fields=["snapshot_resource_id"])
-            extended = {
-                "retentionTag": rule.tag, "dataTransferredInBytes": outcome.transferred_bytes,
-                "storedBytes": outcome.stored_bytes, "logicalBytes": outcome.logical_bytes,
-                "recoveryPointId": str(point.pk), "recoveryPointTime": rp_time.isoformat(),
-                "expiryTime": expiry.isoformat(), "items": outcome.manifests, "warnings": outcome.warnings,
-            }
-            if replication.wants_replica(vault, point):  # geo-redundant: the secondary copy follows
-                extended["replicationJobId"] = str(replication.start_replication(job, point).pk)
-            status = JobStatus.COMPLETED_WITH_WARNINGS if outcome.warnings else JobStatus.COMPLETED
-            # The point and the job's end commit together: a job that someone else already ended
-            # (the reconciler, after a lost heartbeat) must not leave a second point behind.
-            if job.extended_info and job.extended_info.get("leftoversDeferred"):
-                extended["leftoversDeferred"] = job.extended_info["leftoversDeferred"]
-            if not jobs.finish(job, status, recovery_point=point, extended_info=extended, retention_tag=rule.tag,
-                               bytes_done=max(job.bytes_done, run.bytes_base), items_done=max(job.items_done, run.items_base)):
-                raise jobs.JobError("JobAlreadyEnded", "The job had already ended elsewhere; this run's data was discarded.")
-            if run.point_retain_until is not None:  # last: the point exists once this transaction commits
-                retain_point_snapshots(run, run.point_retain_until, run.retention_mode)
-    except (jobs.JobCancelled, Cancelled):
-        run.discard_committed()
-        raise jobs.JobCancelled() from None
-    except ValidationError as exc:
-        run.discard_committed()
-        raise jobs.JobError("UserErrorBackupFailed", " ".join(exc.messages)) from None
-    except StorageFull as exc:
-        run.discard_committed()
-        raise jobs.JobError(STORAGE_FULL, storage_full_message(instance, driver, exc)) from None
-    except LockError as exc:
-        run.discard_committed()
-        raise jobs.JobError("UserErrorStoreBusy", f"The vault's store stayed locked by maintenance (garbage "
-                            f"collection) for too long: {exc}. Run the backup again later.") from None
-    except BaseException:
-        run.discard_committed()
-        raise
-    return {"warnings": outcome.warnings or None, "recovery_point": point, "extended_info": extended}
-
-
-def cleanup_backup_job(job: Job) -> None:
-    """The reconciler gave the job up: remove the snapshots its lost attempts committed (a retained one is
-    deferred and recorded), then a clean-up run garbage-collects the stores (packs, stale locks)."""
-    result = remove_attempt_leftovers(job)
-    info = dict(Job.objects.filter(pk=job.pk).values_list("extended_info", flat=True).first() or {})
-    info["leftoversRemoved"] = info.get("leftoversRemoved", 0) + result.removed
-    Job.objects.filter(pk=job.pk).update(extended_info=info)
-    _reclaim_after_failure(job)
 
 
 # =================================================================================================

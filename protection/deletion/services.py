@@ -30,7 +30,7 @@ decisions 4, 5 and 7).
 * The store enforces immutability too: `apply_store_retention` (registered with
   `vaults.services.register_immutability_listener`) gives every vault-tier recovery point already in
   the vault a retain-until of its expiry when immutability is enabled (governance) or locked
-  (compliance); new points get it at backup time (`backups.run_backup_job`).
+  (compliance); new points get it at backup time (`protection.backups.backup_job`).
 """
 
 from __future__ import annotations
@@ -387,8 +387,8 @@ def _purge_point(system, rp: RecoveryPoint, *, bypass_governance: bool) -> dict:
         if locked is None:
             return {}
         if rp.datastore == RecoveryPoint.Datastore.OPERATIONAL:
-            retention._delete_inventory_snapshot(rp)  # as the vault identity
-        touched = retention._delete_snapshots(rp, bypass_governance=bypass_governance)
+            retention.delete_inventory_snapshot(rp)  # as the vault identity
+        touched = retention.delete_snapshots(rp, bypass_governance=bypass_governance)
         Job.objects.filter(recovery_point=rp).update(recovery_point=None)
         locked.delete()
     return touched
@@ -422,7 +422,7 @@ def _purge(system, instance, progress, *, soft_deleted: bool) -> dict:
     (raising Purge Complete for a soft-deleted one). A deferral leaves the instance for the next run."""
     outcome = _purge_points(system, instance, progress)
     progress(items_done=outcome.removed, current_item="Reclaiming space", phase="reclaim", force=True)
-    gc_reports = retention._reclaim(outcome.touched.values())
+    gc_reports = retention.reclaim(outcome.touched.values())
     info = {"recoveryPointsDeleted": outcome.removed, "deferred": outcome.deferred, "gc": gc_reports}
     if outcome.deferred:
         info["summary"] = (f"{len(outcome.deferred)} recovery point(s) of '{instance.name}' are still retained by the "
