@@ -18,12 +18,12 @@ def register_job_handlers() -> None:
     """The function that runs each job operation on a worker (and its cleanup, when it has one)."""
     from protection.backups import backup_job, replication, retention
     from protection.deletion import services as deletion
-    from protection.instances import services as instances
+    from protection.instances import configure_job
     from protection.jobs import runner as jobs
     from protection.models import JobOperation
     from protection.restores import services as restores
 
-    jobs.register_handler(JobOperation.CONFIGURE_PROTECTION, instances.run_configure_protection)
+    jobs.register_handler(JobOperation.CONFIGURE_PROTECTION, configure_job.run_configure_protection)
     jobs.register_handler(JobOperation.BACKUP, backup_job.run_backup_job, cleanup=backup_job.cleanup_backup_job)
     jobs.register_handler(JobOperation.REPLICATION, replication.run_replication_job)
     jobs.register_handler(JobOperation.RETENTION, retention.run_retention_job)

@@ -4,9 +4,9 @@ Reference §1.4, §2.2–2.3, §5.4, §5.8. Every write runs in `security.audit.
 
 * ``configure_protection(principal, vault=, policy=, selections=)`` creates one BackupInstance per
   datasource in ``ConfiguringProtection`` and one ConfigureProtection `Job` each (enqueued on commit).
-  The job's handler (`run_configure_protection`, registered in `ProtectionConfig.ready`) re-checks
-  the datasource and the vault identity's roles and settles the instance in ``ProtectionConfigured``
-  (with ``next_backup_at`` from the policy) or ``ConfiguringProtectionFailed`` (code + reason).
+  The job (`protection.instances.configure_job`) re-checks the datasource and the vault identity's
+  roles and settles the instance in ``ProtectionConfigured`` (with ``next_backup_at`` from the
+  policy) or ``ConfiguringProtectionFailed`` (code + reason).
 * ``assign_missing_roles(principal, vault=, datasources=, level=)`` assigns exactly the §2.2 roles the
   vault identity lacks, at Resource / Resource group / Subscription, through
   `security.services.assign_role` as the signed-in user (so the activity log names them).
@@ -32,9 +32,8 @@ from protection import datasource_types, readiness
 from protection.datasources.adls import CONTAINER_LIMIT_CODE, MAX_CONTAINERS, container_limit_error
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, BackupPolicy, Job, JobCategory, JobOperation, ProtectionState
-from protection.scheduling import next_backup_for, reschedule
+from protection.scheduling import reschedule
 from security import clock, scopes
-from security import services as security_services
 from security.audit import caller_label, guarded
 from security.guards import evaluate
 from security.models import RoleAssignment
@@ -51,9 +50,6 @@ INSTANCE_NAME_RULE = (
     "A backup instance name must be 1 to 150 characters long, start with a letter or a digit, and contain "
     "only letters, digits, periods, underscores and hyphens."
 )
-
-MISSING_PERMISSIONS_CODE = "UserErrorMissingRequiredPermissions"
-MISSING_PERMISSIONS_TEXT = "Appropriate permissions to perform the operation are missing."
 
 # One datasource, one vault (Azure's validateForBackup / PUT answer when another vault protects it).
 ALREADY_PROTECTED_CODE = "UserErrorDppDatasourceAlreadyProtected"
@@ -462,101 +458,6 @@ def _create_instance(principal, vault, policy, cand: Candidate, sel: DatasourceS
     return instance
 
 
-# --- the ConfigureProtection job ---------------------------------------------------------------
-
-
-def _datasource_problem(instance: BackupInstance) -> tuple[str, str] | None:
-    """What stops protection now (code, message), re-checked on the worker."""
-    vault = instance.vault
-    if not vault.identity_enabled:
-        return ("UserErrorMSIDisabled",
-                f"The system-assigned identity of the vault '{vault.name}' is off. Turn it on in Identity and configure again.")
-    rid = instance.datasource_resource_id
-    ds = None
-    if instance.datasource_type == datasource_types.ADLS:
-        account = StorageAccount.objects.filter(resource_id__iexact=rid).first()
-        if account is None:
-            return ("UserErrorDatasourceNotFound", f"The storage account '{instance.datasource_name}' no longer exists.")
-        if not account.hierarchical_namespace:
-            return ("UserErrorUnsupportedStorageAccountType",
-                    "The storage account does not have hierarchical namespace enabled.")
-        existing = set(account.containers.values_list("name", flat=True))
-        chosen = existing - set(instance.excluded_containers) if instance.all_containers else set(instance.containers)
-        missing = sorted(chosen - existing)
-        if missing or not chosen:
-            return ("UserErrorIncorrectContainersSelectedForOperation",
-                    f"The containers selected for protection no longer exist: {', '.join(missing) or 'none is left'}.")
-        if problem := container_limit_error(len(chosen), all_containers=instance.all_containers):
-            return (CONTAINER_LIMIT_CODE, problem)
-        ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name)
-    elif instance.datasource_type == datasource_types.ELASTIC_SAN:
-        if not Volume.objects.filter(resource_id__iexact=rid).exists():
-            return ("UserErrorDatasourceNotFound", f"The Elastic SAN volume '{instance.datasource_name}' no longer exists.")
-        if not ResourceGroup.objects.filter(resource_id__iexact=instance.snapshot_resource_group_id).exists():
-            return ("UserErrorSnapshotResourceGroupNotFound",
-                    f"The snapshot resource group '{instance.snapshot_resource_group_id}' no longer exists.")
-        ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name,
-                                  instance.datasource_set_resource_id, instance.snapshot_resource_group_id)
-    elif instance.datasource_type == datasource_types.POSTGRES_FLEX:
-        if not PostgresServer.objects.filter(resource_id__iexact=rid).exists():
-            return ("UserErrorDatasourceNotFound", f"The PostgreSQL server '{instance.datasource_name}' no longer exists.")
-        ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name)
-    missing = readiness.missing_needs(vault.identity, ds)
-    if missing:
-        return (MISSING_PERMISSIONS_CODE,
-                f"{MISSING_PERMISSIONS_TEXT} The vault's identity lacks: {readiness.describe(missing)}.")
-    return None
-
-
-def run_configure_protection(job: Job, progress) -> dict:
-    """ConfigureProtection job handler: settle the instance as configured or failed.
-
-    The settling write acts as the person who asked for protection (the job's initiator), as the
-    Azure resource provider finishes a PUT with its caller's authorization.
-    """
-    instance = BackupInstance.objects.select_related("vault__identity", "policy").filter(pk=job.instance_id).first()
-    if instance is None:
-        raise jobs.JobError("UserErrorBackupInstanceNotFound", "The backup instance was deleted before protection was configured.")
-    if instance.protection_state != ProtectionState.CONFIGURING:
-        return {"extended_info": {"summary": f"The instance is already {instance.get_protection_state_display()}."}}
-    principal = job.initiated_by or security_services.system_principal()
-    progress(current_item=f"Validating {instance.datasource_name}", items_total=1, force=True)
-    problem = _datasource_problem(instance)
-    if problem is not None:
-        code, message = problem
-        settle_configuration(principal, instance, succeeded=False, error_code=code, error_message=message)
-        raise jobs.JobError(code, message)
-    settle_configuration(principal, instance, succeeded=True)
-    progress(items_done=1, force=True)
-    return {"extended_info": {"summary": f"Protection configured for '{instance.name}'.",
-                              "nextBackupAt": instance.next_backup_at.isoformat() if instance.next_backup_at else None}}
-
-
-def settle_configuration(principal, instance: BackupInstance, *, succeeded: bool, error_code: str = "", error_message: str = "") -> BackupInstance:
-    """ConfiguringProtection → ProtectionConfigured (next_backup_at from the policy; the vault is marked
-    as having had a protected item) or → ConfiguringProtectionFailed with the code and reason."""
-    from vaults.services import mark_protected_item_added
-
-    to = ProtectionState.CONFIGURED if succeeded else ProtectionState.CONFIGURING_FAILED
-    change = {"setting": "protectionState", "from": instance.protection_state, "to": to}
-    details = {"name": instance.name, "protectionState": to}
-    if not succeeded:
-        details.update(errorCode=error_code, errorMessage=error_message)
-    with guarded(principal, INSTANCE_WRITE, instance, change=change, details=details):
-        row = BackupInstance.objects.select_for_update().select_related("policy").get(pk=instance.pk)
-        if row.protection_state != ProtectionState.CONFIGURING:
-            raise ValidationError(f"The backup instance '{row.name}' is {row.get_protection_state_display()}, not configuring.")
-        row.protection_state = to
-        row.error_code, row.error_message = error_code, error_message
-        row.next_backup_at = next_backup_for(row) if succeeded else None
-        row.save(update_fields=["protection_state", "error_code", "error_message", "next_backup_at", "updated_at"])
-        if succeeded:
-            mark_protected_item_added(instance.vault)
-    for f in ("protection_state", "error_code", "error_message", "next_backup_at"):
-        setattr(instance, f, getattr(row, f))
-    return instance
-
-
 # --- change policy -----------------------------------------------------------------------------
 
 
@@ -634,6 +535,5 @@ def vault_has_contents(vault) -> bool:
 
 __all__ = [
     "CONTAINER_LIMIT_CODE", "MAX_CONTAINERS", "Candidate", "DatasourceSelection", "assign_missing_roles", "candidates", "change_policy", "check_readiness",
-    "configure_protection", "instances_for", "run_configure_protection", "settle_configuration",
-    "vault_has_contents",
+    "configure_protection", "instances_for", "vault_has_contents",
 ]
