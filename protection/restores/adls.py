@@ -99,45 +99,22 @@ def remove_leftovers(account, job) -> None:
 
 
 def restore(job, point, target, resolved, run) -> dict:
+    """Restore the chosen containers into the target account: all of them, or none (see the module
+    docstring)."""
     from portal.inventory import fs
-    from portal.inventory import services as inventory
-    from security.guards import GuardDenied
-    from vaults.store import DamageError
 
     account = resolved["account"]
-    choices = resolved["containers"]
-    identity = point.instance.vault.identity
-    by_name = {p.item: p for p in layout.containers(point)}
     remove_leftovers(account, job)
     root = temp_root(account, job)
     os.close(fs.open_dir(account.data_path / f"{TEMP_PREFIX}{job.pk.hex}", create=True))
     renamed, made = [], []
     try:
         with layout.open_point_store(point) as store:
-            plans = []
-            for choice in choices:
-                plan = plan_container(store, by_name[choice.name], choice.prefixes)
-                plan.choice = choice
-                plans.append(plan)
+            plans = _plan_containers(store, point, resolved["containers"])
             run.report(bytes_total=sum(p.bytes for p in plans) or None,
                        items_total=sum(p.files + p.dirs for p in plans) or None,
                        current_item=f"Restoring {len(plans)} container(s) into {account.name}", force=True)
-            damaged = []
-            for plan in plans:
-                run.check_cancel()
-                dest = os.path.join(root, plan.choice.target_name)
-                if plan.paths == []:
-                    os.mkdir(dest, 0o755)
-                    continue
-                try:
-                    store.restore(plan.part.snapshot_id, dest, paths=plan.paths,
-                                  progress=run.engine_progress(plan.choice.name), cancel=run.cancel)
-                except DamageError as exc:
-                    damaged.extend(f"{plan.choice.name}/{item}" for item in exc.items)
-                run.bytes_base += plan.bytes
-                run.items_base += plan.files + plan.dirs
-                run.report(bytes_done=run.bytes_base, items_done=run.items_base, force=True)
-                os.chmod(dest, 0o755)
+            damaged = _restore_containers(store, plans, root, run)
         if damaged:
             raise jobs.JobError("UserErrorRecoveryPointDamaged",
                                 "The recovery point's data is damaged; nothing was restored. These items could not be "
@@ -146,24 +123,7 @@ def restore(job, point, target, resolved, run) -> dict:
         links = _remove_links(root)
         run.check_cancel()
         run.report(current_item=f"Registering the containers in {account.name}", force=True)
-        created = []
-        with transaction.atomic():
-            for plan in plans:
-                name = plan.choice.target_name
-                final = account.data_path / name
-                pre_existing = os.path.lexists(final)
-                try:
-                    container = inventory.create_container(identity, account, name=name)
-                except GuardDenied as exc:
-                    raise jobs.JobError(validation.MISSING_PERMISSIONS,
-                                        f"{validation.MISSING_PERMISSIONS_TEXT} {exc.decision.reason}") from None
-                if not pre_existing:
-                    made.append(final)
-                with fs.opened_dir(account.data_path) as dir_fd:
-                    # The service made an empty folder; the restored one replaces it atomically.
-                    os.rename(os.path.join(f"{TEMP_PREFIX}{job.pk.hex}", name), name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-                renamed.append(final)
-                created.append((plan, container))
+        created = _register_containers(job, account, plans, point.instance.vault.identity, renamed, made)
     except BaseException:
         for final in renamed + [m for m in made if m not in renamed]:
             with contextlib.suppress(Exception):
@@ -172,6 +132,71 @@ def restore(job, point, target, resolved, run) -> dict:
     finally:
         with contextlib.suppress(Exception):
             fs.remove_tree(account.data_path / f"{TEMP_PREFIX}{job.pk.hex}")
+    return _summary(account, created, links)
+
+
+def _plan_containers(store, point, choices) -> list[ContainerPlan]:
+    by_name = {p.item: p for p in layout.containers(point)}
+    plans = []
+    for choice in choices:
+        plan = plan_container(store, by_name[choice.name], choice.prefixes)
+        plan.choice = choice
+        plans.append(plan)
+    return plans
+
+
+def _restore_containers(store, plans, root: str, run) -> list[str]:
+    """Each container into its hidden folder; returns the items the engine found damaged."""
+    from vaults.store import DamageError
+
+    damaged = []
+    for plan in plans:
+        run.check_cancel()
+        dest = os.path.join(root, plan.choice.target_name)
+        if plan.paths == []:
+            os.mkdir(dest, 0o755)
+            continue
+        try:
+            store.restore(plan.part.snapshot_id, dest, paths=plan.paths,
+                          progress=run.engine_progress(plan.choice.name), cancel=run.cancel)
+        except DamageError as exc:
+            damaged.extend(f"{plan.choice.name}/{item}" for item in exc.items)
+        run.bytes_base += plan.bytes
+        run.items_base += plan.files + plan.dirs
+        run.report(bytes_done=run.bytes_base, items_done=run.items_base, force=True)
+        os.chmod(dest, 0o755)
+    return damaged
+
+
+def _register_containers(job, account, plans, identity, renamed: list, made: list) -> list:
+    """Register every restored container (as the vault identity) and rename it into place, in one
+    transaction; ``renamed`` and ``made`` collect what a failure must remove again."""
+    from portal.inventory import fs
+    from portal.inventory import services as inventory
+    from security.guards import GuardDenied
+
+    created = []
+    with transaction.atomic():
+        for plan in plans:
+            name = plan.choice.target_name
+            final = account.data_path / name
+            pre_existing = os.path.lexists(final)
+            try:
+                container = inventory.create_container(identity, account, name=name)
+            except GuardDenied as exc:
+                raise jobs.JobError(validation.MISSING_PERMISSIONS,
+                                    f"{validation.MISSING_PERMISSIONS_TEXT} {exc.decision.reason}") from None
+            if not pre_existing:
+                made.append(final)
+            with fs.opened_dir(account.data_path) as dir_fd:
+                # The service made an empty folder; the restored one replaces it atomically.
+                os.rename(os.path.join(f"{TEMP_PREFIX}{job.pk.hex}", name), name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            renamed.append(final)
+            created.append((plan, container))
+    return created
+
+
+def _summary(account, created, links: int) -> dict:
     files = sum(p.files for p, _ in created)
     size = sum(p.bytes for p, _ in created)
     return {

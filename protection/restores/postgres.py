@@ -52,78 +52,26 @@ def _damaged(item: str, exc) -> jobs.JobError:
 
 
 def restore_database(job, point, target, resolved, run) -> dict:
+    """Restore one database of the point into a new database on the target server (see the module
+    docstring): the complete database, or none."""
     from portal.inventory import postgres
-    from portal.inventory import services as inventory
-    from security.guards import GuardDenied
-    from vaults.store import Cancelled, DamageError
 
     server = resolved["server"]
     part = resolved["part"]
     identity = point.instance.vault.identity
     run.report(bytes_total=part.bytes or None, items_total=1,
                current_item=f"Creating database {target.database_name} on {server.name}", force=True)
-    try:
-        database = inventory.create_database(identity, server, name=target.database_name)
-    except GuardDenied as exc:
-        raise jobs.JobError(validation.MISSING_PERMISSIONS,
-                            f"{validation.MISSING_PERMISSIONS_TEXT} {exc.decision.reason}") from None
-    _remember_created(job, {"postgresDatabaseId": database.pk})
+    database = _create_database(job, identity, server, target.database_name)
     try:
         run.report(current_item=f"Restoring {target.database} into {target.database_name}", force=True)
         timeouts = postgres.tool_timeouts()
         params = server.connection_params(target.database_name).with_application(f"strongroom-job-{job.pk}") \
             .with_timeouts(timeouts)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(params.env())  # the password travels in PGPASSWORD, never on the command line
-        # pg_restore resets the session's timeouts and has no --lock-wait-timeout: the watch enforces them.
-        watch = postgres.StatementWatch(params, timeouts)
-        command = [tool("pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
-                   "--no-password", f"--dbname={target.database_name}"]
-        with tempfile.TemporaryFile() as stderr_file, watch:
-            # Its own process group, registered with the job: a cancel or a stall kills it (see processes).
-            proc = processes.popen(command, job=job, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                   stderr=stderr_file, env=env)
-            broken = False
-            try:
-                with layout.open_point_store(point) as store:
-                    try:
-                        store.restore_stream(part.snapshot_id, proc.stdin, progress=run.engine_progress(part.item),
-                                             cancel=run.cancel)
-                    except BrokenPipeError:
-                        broken = True  # pg_restore stopped reading: its exit status says why
-                    except DamageError as exc:
-                        raise _damaged(part.item, exc) from None
-                    except Cancelled:
-                        raise jobs.JobCancelled() from None
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.close()
-                # The last byte is in; pg_restore may still build indexes for a long while.
-                run.report(phase="finishing", current_item=f"pg_restore finishing {target.database_name} "
-                                                           "(indexes, constraints, commit)", force=True)
-                returncode = proc.wait()
-                run.progress.raise_interrupt()  # killed for a cancel or a stall: that is the outcome
-            finally:
-                processes.release(proc)
-                with contextlib.suppress(Exception):
-                    proc.stdin.close()
-            stderr_file.seek(0)
-            errors = stderr_file.read().decode("utf-8", "replace").strip()
-        if returncode != 0 or broken:
-            timed_out = timeout_error(watch, DumpFailed("pg_restore", returncode, errors),
-                                      f"Restoring '{target.database}' into '{target.database_name}'")
-            if timed_out is not None:
-                raise timed_out
-            raise jobs.JobError(RESTORE_FAILED, f"pg_restore exited with status {returncode} restoring "
-                                f"'{target.database}' into '{target.database_name}': {errors[-1500:] or 'no message'}")
+        _pipe_into_pg_restore(job, point, part, target, params, postgres.StatementWatch(params, timeouts), run)
         run.check_cancel()
         counts = postgres.table_counts(params)
     except BaseException:
-        try:
-            inventory.delete_database(identity, database)
-        except Exception:
-            logger.exception("Could not drop %s after a failed restore", target.database_name)
-            with contextlib.suppress(Exception):  # the database must not stay half-restored
-                postgres.drop_database(server.connection_params(), target.database_name)
+        _drop_database(identity, server, database, target.database_name)
         raise
     run.report(bytes_done=part.bytes, items_done=1, force=True)
     url = reverse("portal:postgres_database_detail", args=[database.pk])
@@ -141,6 +89,81 @@ def restore_database(job, point, target, resolved, run) -> dict:
         "bytes": part.bytes,
         "items": 1,
     }
+
+
+def _create_database(job, identity, server, name: str):
+    """The new database, created from ``template0`` as the vault identity (and noted on the job)."""
+    from portal.inventory import services as inventory
+    from security.guards import GuardDenied
+
+    try:
+        database = inventory.create_database(identity, server, name=name)
+    except GuardDenied as exc:
+        raise jobs.JobError(validation.MISSING_PERMISSIONS,
+                            f"{validation.MISSING_PERMISSIONS_TEXT} {exc.decision.reason}") from None
+    _remember_created(job, {"postgresDatabaseId": database.pk})
+    return database
+
+
+def _drop_database(identity, server, database, name: str) -> None:
+    """A failed, damaged or cancelled restore drops its database again: never half-restored."""
+    from portal.inventory import postgres
+    from portal.inventory import services as inventory
+
+    try:
+        inventory.delete_database(identity, database)
+    except Exception:
+        logger.exception("Could not drop %s after a failed restore", name)
+        with contextlib.suppress(Exception):  # the database must not stay half-restored
+            postgres.drop_database(server.connection_params(), name)
+
+
+def _pipe_into_pg_restore(job, point, part, target, params, watch, run) -> None:
+    """Stream the dump from the engine into ``pg_restore`` (password in ``PGPASSWORD``, one transaction,
+    exit on the first error); raises when pg_restore did not succeed."""
+    from vaults.store import Cancelled, DamageError
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(params.env())  # the password travels in PGPASSWORD, never on the command line
+    # pg_restore resets the session's timeouts and has no --lock-wait-timeout: the watch enforces them.
+    command = [tool("pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
+               "--no-password", f"--dbname={target.database_name}"]
+    with tempfile.TemporaryFile() as stderr_file, watch:
+        # Its own process group, registered with the job: a cancel or a stall kills it (see processes).
+        proc = processes.popen(command, job=job, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=stderr_file, env=env)
+        broken = False
+        try:
+            with layout.open_point_store(point) as store:
+                try:
+                    store.restore_stream(part.snapshot_id, proc.stdin, progress=run.engine_progress(part.item),
+                                         cancel=run.cancel)
+                except BrokenPipeError:
+                    broken = True  # pg_restore stopped reading: its exit status says why
+                except DamageError as exc:
+                    raise _damaged(part.item, exc) from None
+                except Cancelled:
+                    raise jobs.JobCancelled() from None
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            # The last byte is in; pg_restore may still build indexes for a long while.
+            run.report(phase="finishing", current_item=f"pg_restore finishing {target.database_name} "
+                                                       "(indexes, constraints, commit)", force=True)
+            returncode = proc.wait()
+            run.progress.raise_interrupt()  # killed for a cancel or a stall: that is the outcome
+        finally:
+            processes.release(proc)
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+        stderr_file.seek(0)
+        errors = stderr_file.read().decode("utf-8", "replace").strip()
+    if returncode != 0 or broken:
+        timed_out = timeout_error(watch, DumpFailed("pg_restore", returncode, errors),
+                                  f"Restoring '{target.database}' into '{target.database_name}'")
+        if timed_out is not None:
+            raise timed_out
+        raise jobs.JobError(RESTORE_FAILED, f"pg_restore exited with status {returncode} restoring "
+                            f"'{target.database}' into '{target.database_name}': {errors[-1500:] or 'no message'}")
 
 
 def _remember_created(job, info: dict) -> None:
