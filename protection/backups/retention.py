@@ -30,15 +30,7 @@ from django.db.models import Count, Q
 from protection import datasource_types
 from protection.backups.leftovers import FAILED_BEFORE_WRITING, remove_attempt_leftovers
 from protection.jobs import runner as jobs
-from protection.models import (
-    BackupInstance,
-    Job,
-    JobCategory,
-    JobOperation,
-    JobStatus,
-    ProtectionState,
-    RecoveryPoint,
-)
+from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from security import clock
 from security.audit import guarded
 from security.guards import GuardDenied

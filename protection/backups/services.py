@@ -23,15 +23,7 @@ from django.db import IntegrityError, transaction
 
 from protection.datasources import base as datasource_base
 from protection.jobs import runner as jobs
-from protection.models import (
-    BackupInstance,
-    Job,
-    JobCategory,
-    JobOperation,
-    JobStatus,
-    ProtectionState,
-    RecoveryPoint,
-)
+from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from protection.policy_rules import PolicyError
 from protection.scheduling import schedule_next
 from security import clock

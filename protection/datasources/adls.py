@@ -63,11 +63,7 @@ class AdlsDriver(Driver):
     def account(self, instance):
         from portal.inventory.models import StorageAccount
 
-        account = StorageAccount.objects.filter(resource_id__iexact=instance.datasource_resource_id).first()
-        if account is None:
-            raise jobs.JobError("UserErrorDatasourceNotFound",
-                                f"The storage account '{instance.datasource_name}' no longer exists.")
-        return account
+        return self.datasource_row(StorageAccount.objects, instance, "storage account")
 
     def backup(self, instance, run: RunContext) -> BackupOutcome:
         from vaults.storage import open_store

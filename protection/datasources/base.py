@@ -138,6 +138,14 @@ class Driver:
     def describe(self, instance) -> str:
         return instance.datasource_name
 
+    def datasource_row(self, rows, instance, what: str):
+        """The inventory row (of the manager or queryset ``rows``) of the protected datasource; the job
+        fails when it is gone."""
+        row = rows.filter(resource_id__iexact=instance.datasource_resource_id).first()
+        if row is None:
+            raise jobs.JobError("UserErrorDatasourceNotFound", f"The {what} '{instance.datasource_name}' no longer exists.")
+        return row
+
 
 def snapshot_stats(snapshot) -> dict:
     stats = snapshot.stats or {}

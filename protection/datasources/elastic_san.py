@@ -59,11 +59,8 @@ class ElasticSanDriver(Driver):
     def volume(self, instance):
         from portal.inventory.models import Volume
 
-        volume = (Volume.objects.select_related("volume_group__elastic_san__resource_group__subscription")
-                  .filter(resource_id__iexact=instance.datasource_resource_id).first())
-        if volume is None:
-            raise jobs.JobError("UserErrorDatasourceNotFound", f"The volume '{instance.datasource_name}' no longer exists.")
-        return volume
+        rows = Volume.objects.select_related("volume_group__elastic_san__resource_group__subscription")
+        return self.datasource_row(rows, instance, "volume")
 
     def snapshot_group(self, instance):
         from portal.models import ResourceGroup

@@ -125,10 +125,7 @@ class PostgresDriver(Driver):
     def server(self, instance):
         from portal.inventory.models import PostgresServer
 
-        server = PostgresServer.objects.filter(resource_id__iexact=instance.datasource_resource_id).first()
-        if server is None:
-            raise jobs.JobError("UserErrorDatasourceNotFound", f"The server '{instance.datasource_name}' no longer exists.")
-        return server
+        return self.datasource_row(PostgresServer.objects, instance, "server")
 
     # -- the run -----------------------------------------------------------------------------
     def backup(self, instance, run: RunContext) -> BackupOutcome:

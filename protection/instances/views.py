@@ -29,7 +29,7 @@ from protection import datasource_types, readiness, selectors
 from protection.instances import services as svc
 from protection.instances.forms import ChangePolicyForm, ConfigureStartForm
 from protection.models import ProtectionState
-from protection.pages import require, vault_context, vault_or_404
+from protection.pages import render_list, require, start_page, vault_context, vault_or_404
 from security import operations as ops
 from security.guards import GuardDenied
 
@@ -95,9 +95,7 @@ def _list_context(request, instances, *, vault=None):
 @login_required
 def instance_list(request):
     context = _list_context(request, svc.instances_for(request.principal))
-    template = ("protection/instances/list.html#instance-table" if request.htmx and not request.htmx.boosted
-                else "protection/instances/list.html")
-    return render(request, template, context)
+    return render_list(request, "protection/instances/list.html", "instance-table", context)
 
 
 @login_required
@@ -106,9 +104,7 @@ def vault_instances(request, pk):
     vault = vault_or_404(request, pk)
     context = vault_context(request, vault, "instances",
                             **_list_context(request, svc.instances_for(request.principal).filter(vault=vault), vault=vault))
-    template = ("protection/instances/vault_instances.html#instance-table" if request.htmx and not request.htmx.boosted
-                else "protection/instances/vault_instances.html")
-    return render(request, template, context)
+    return render_list(request, "protection/instances/vault_instances.html", "instance-table", context)
 
 
 @login_required
@@ -184,11 +180,7 @@ def instance_change_policy(request, pk):
 @login_required
 def configure_start(request):
     """Home → "+ Configure protection": Resource managed by, Datasource type, Solution → Continue."""
-    form = ConfigureStartForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        kind = datasource_types.get(form.cleaned_data["datasource_type"])
-        return redirect(f"{reverse('protection:configure_protection')}?type={kind.short}")
-    return render(request, "protection/configure/start.html", {"form": form}, status=400 if request.method == "POST" else 200)
+    return start_page(request, ConfigureStartForm, "protection/configure/start.html", "protection:configure_protection")
 
 
 SELECTED = re.compile(r"^datasources-(\w+)_selected$")

@@ -25,7 +25,6 @@ class ConfigureProtectionWizard(ProtectionWizard):
     step_templates = {"basics": "protection/configure/_basics.html", "policy": "protection/configure/_policy.html",
                       "datasources": "protection/configure/_datasources.html"}
     title = "Configure protection"
-    subtitle = "Azure Backup"
     submit_label = "Configure Backup"
     review_label = "Review + configure"
     prefix_name = "configure"
@@ -42,11 +41,7 @@ class ConfigureProtectionWizard(ProtectionWizard):
             self.storage.current_step = "policy"
             return self.render(self.bound_form("policy"))
         response = super().get(request, *args, **kwargs)  # resets the wizard
-        preset = {}
-        if vault := parse_id(request.GET.get("vault")):
-            preset["vault"] = str(vault)
-        if kind := datasource_types.by_short(request.GET.get("type", "")):
-            preset["datasource_type"] = kind.api_name
+        preset = self.vault_and_type(request)
         if preset:
             self.remember_preset(preset)
             return self.render(self.get_form())

@@ -24,7 +24,7 @@ from portal.shortcuts import can, page_number, unknown_filters
 from protection import datasource_types, selectors
 from protection.backups import services as backups
 from protection.models import Job, JobOperation, JobStatus
-from protection.pages import vault_context, vault_or_404
+from protection.pages import render_list, vault_context, vault_or_404
 from security import clock
 from security import operations as ops
 from security.guards import evaluate
@@ -100,8 +100,7 @@ def _list_context(request, jobs, *, vault=None):
 def job_list(request):
     """Backup jobs of every vault the principal may read jobs in."""
     context = _list_context(request, selectors.jobs_for(request.principal))
-    template = "protection/jobs/list.html#job-table" if request.htmx and not request.htmx.boosted else "protection/jobs/list.html"
-    return render(request, template, context)
+    return render_list(request, "protection/jobs/list.html", "job-table", context)
 
 
 @login_required
@@ -111,9 +110,7 @@ def vault_jobs(request, pk):
     if not can(request.principal, ops.JOB_READ, vault.resource_id):
         raise Http404("No such vault, or you do not have access to its jobs.")
     context = vault_context(request, vault, "jobs", **_list_context(request, Job.objects.filter(vault=vault), vault=vault))
-    template = ("protection/jobs/vault_jobs.html#job-table" if request.htmx and not request.htmx.boosted
-                else "protection/jobs/vault_jobs.html")
-    return render(request, template, context)
+    return render_list(request, "protection/jobs/vault_jobs.html", "job-table", context)
 
 
 # =================================================================================================

@@ -18,7 +18,7 @@ from portal.shortcuts import (
     can, filter_by_id, form_errors_from, get_visible_or_404, page_number, search_text, unknown_filters,
 )
 from protection import datasource_types
-from protection.pages import require, vault_context, vault_or_404
+from protection.pages import render_list, require, vault_context, vault_or_404
 from protection.policies import services as svc
 from protection.policies.forms import PolicyScheduleForm, writable_vaults
 from security import operations as ops
@@ -62,8 +62,7 @@ def policy_list(request):
     context = _table_context(request, policies, filters)
     context.update(vaults=vaults_for(request.principal), can_create=writable_vaults(request.principal).exists(),
                    create_url=reverse("protection:policy_create"))
-    template = "protection/policies/list.html#policy-table" if request.htmx and not request.htmx.boosted else "protection/policies/list.html"
-    return render(request, template, context)
+    return render_list(request, "protection/policies/list.html", "policy-table", context)
 
 
 @login_required
@@ -74,9 +73,7 @@ def vault_policies(request, pk):
     context = vault_context(request, vault, "policies", **_table_context(request, policies, filters))
     context["can_create"] = can(request.principal, ops.POLICY_WRITE, f"{vault.resource_id}/backupPolicies/x")
     context["create_url"] = f"{reverse('protection:policy_create')}?vault={vault.pk}"
-    template = ("protection/policies/vault_policies.html#policy-table" if request.htmx and not request.htmx.boosted
-                else "protection/policies/vault_policies.html")
-    return render(request, template, context)
+    return render_list(request, "protection/policies/vault_policies.html", "policy-table", context)
 
 
 @login_required

@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from portal.shortcuts import parse_id
 from protection import datasource_types
 from protection.pages import ProtectionWizard
 from protection.policies import services as svc
@@ -30,12 +29,7 @@ class PolicyCreateWizard(ProtectionWizard):
 
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)  # resets the wizard
-        preset = {}
-        if vault := parse_id(request.GET.get("vault")):
-            preset["vault"] = str(vault)
-        kind = datasource_types.by_short(request.GET.get("type", ""))
-        if kind:
-            preset["datasource_type"] = kind.api_name
+        preset = self.vault_and_type(request)
         if request.GET.get("return") == "configure":
             preset["return"] = "configure"
         if preset:

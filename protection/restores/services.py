@@ -31,15 +31,7 @@ from django.db import transaction
 from protection import datasource_types
 from protection.datasources.base import RunContext
 from protection.jobs import runner as jobs
-from protection.models import (
-    BackupInstance,
-    Job,
-    JobCategory,
-    JobOperation,
-    JobStatus,
-    ProtectionState,
-    RecoveryPoint,
-)
+from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from protection.readiness import describe
 from protection.restores import layout, readiness, targets, validation
 from security import clock

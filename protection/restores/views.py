@@ -17,6 +17,7 @@ from portal.shortcuts import can, parse_uuid, render_denied, require_id
 from protection import datasource_types
 from protection.instances.views import instance_or_404
 from protection.models import RecoveryPoint
+from protection.pages import start_page
 from protection.restores import access, browse, layout, services, validation
 from protection.restores.forms import AssignRolesForm, RestoreParametersForm, RestoreStartForm
 from security import operations as ops
@@ -38,11 +39,7 @@ def _point_or_404(request, pk) -> RecoveryPoint:
 @login_required
 def restore_start(request):
     """Home → "Recover": Datasource type and Solution → Continue (the wizard, type preset)."""
-    form = RestoreStartForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        kind = datasource_types.get(form.cleaned_data["datasource_type"])
-        return redirect(f"{reverse('protection:restore_wizard')}?type={kind.short}")
-    return render(request, "protection/restore/start.html", {"form": form}, status=400 if request.method == "POST" else 200)
+    return start_page(request, RestoreStartForm, "protection/restore/start.html", "protection:restore_wizard")
 
 
 # =================================================================================================

@@ -29,7 +29,6 @@ class RestoreWizard(ProtectionWizard):
     step_templates = {"basics": "protection/restore/_basics.html", "point": "protection/restore/_point.html",
                       "parameters": "protection/restore/_parameters.html"}
     title = "Restore"
-    subtitle = "Azure Backup"
     submit_label = "Restore"
     review_label = "Review + restore"
     prefix_name = "restore"
