@@ -80,6 +80,10 @@ class ProtectionState(models.TextChoices):
     SOFT_DELETED = "SoftDeleted", "Soft deleted"
 
 
+# The reasons a person may give for stopping backup or deleting backup data (``BackupInstance.delete_reason``).
+STOP_REASONS = ["Decommissioned", "Moved to another backup solution", "Not needed any more", "Others"]
+
+
 class BackupInstance(models.Model):
     """`backupVaults/backupInstances`: one protected datasource, its policy and its state."""
 

@@ -29,6 +29,7 @@ from django.db.models import Count, Q
 
 from protection import datasource_types
 from protection.backups.leftovers import FAILED_BEFORE_WRITING, remove_attempt_leftovers
+from protection.deletion.point_data import Deferred, delete_inventory_snapshot, delete_snapshots, reclaim
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from security import clock
@@ -46,10 +47,6 @@ RETENTION_STATES = [
     ProtectionState.UPDATING, ProtectionState.CONFIGURING_FAILED,
 ]
 ESAN_POINT_LIMIT = datasource_types.get(datasource_types.ELASTIC_SAN).max_recovery_points  # 450
-
-
-class Deferred(Exception):
-    """The store still retains the point (its lock outlives the lab clock): try again later."""
 
 
 def _due(now):
@@ -152,58 +149,6 @@ def _start_runs(vault_ids, now, extra=None) -> list[Job]:
     return created
 
 
-def _open(rp, manifest):
-    """(key, opener) of the store that holds ``manifest`` of ``rp``."""
-    if manifest.get("store") == "operational" or rp.datastore == RecoveryPoint.Datastore.OPERATIONAL:
-        from portal.models import ResourceGroup
-        from protection.operational_store import open_operational_store
-
-        group_id = manifest.get("resource_group_id") or rp.instance.snapshot_resource_group_id
-        group = ResourceGroup.objects.get(resource_id__iexact=group_id)
-        return ("operational", group.pk), lambda: open_operational_store(group, create=False)
-    from vaults.storage import open_store
-
-    vault = rp.instance.vault
-    return ("vault", vault.pk), lambda: open_store(vault)
-
-
-def delete_snapshots(rp, *, bypass_governance: bool = False) -> dict:
-    """Delete every engine snapshot of ``rp`` (and of its secondary copy); returns {store key: opener}
-    of the stores touched. ``bypass_governance``: governance-mode retention (left by an immutability
-    that was enabled and then disabled) does not stop it; compliance retention always does."""
-    from vaults.store import NotFound, RetentionError
-
-    touched = {}
-    manifests = rp.manifests or ([{"id": rp.manifest_id}] if rp.manifest_id else [])
-    stores = [_open(rp, manifest) + (manifest,) for manifest in manifests]
-    if any(c.get("role") == "secondary" for c in rp.copies or []):
-        from vaults.storage import open_secondary_store
-
-        vault = rp.instance.vault
-        stores += [(("secondary", vault.pk), lambda: open_secondary_store(vault), m) for m in manifests]
-    for key, opener, manifest in stores:
-        try:
-            with opener() as store:
-                store.delete_snapshot(manifest["id"], bypass_governance=bypass_governance)
-        except NotFound:
-            continue  # already gone: a previous run deleted it and died before the row went
-        except RetentionError as exc:
-            raise Deferred(str(exc)) from None
-        touched[key] = opener
-    return touched
-
-
-def delete_inventory_snapshot(rp) -> None:
-    if not rp.snapshot_resource_id:
-        return
-    from portal.inventory import services as inventory
-    from portal.inventory.models import Snapshot
-
-    snapshot = Snapshot.objects.filter(resource_id__iexact=rp.snapshot_resource_id).first()
-    if snapshot is not None:
-        inventory.delete_snapshot(rp.instance.vault.identity, snapshot)
-
-
 def expire_recovery_point(principal, rp: RecoveryPoint, *, reason: str) -> set:
     """Delete one recovery point (its snapshots, then its row) as ``principal``, through the guards.
 
@@ -233,29 +178,6 @@ def expire_recovery_point(principal, rp: RecoveryPoint, *, reason: str) -> set:
         Job.objects.filter(recovery_point=rp).update(recovery_point=None)
         locked.delete()
     return touched
-
-
-GC_WAIT_SECONDS = 10
-
-
-def reclaim(openers) -> list:
-    """Garbage-collect each touched store (the engine keeps anything newer than its safety window
-    and anything retained); a store busy with backups is left for the next run."""
-    from vaults.store import LockError
-
-    reports, seen = [], set()
-    for opener in openers:
-        with opener() as store:
-            if store.backend.location in seen:
-                continue
-            seen.add(store.backend.location)
-            try:
-                report = store.gc(wait=GC_WAIT_SECONDS, owner="Strongroom retention")
-            except LockError as exc:
-                reports.append(f"{store.backend.location}: busy, reclaimed at the next run ({exc})")
-                continue
-            reports.append(report.summary())
-    return reports
 
 
 def _remove_leftovers_of_failed_jobs(vault, now, also=None) -> tuple[int, list, list]:

@@ -9,7 +9,8 @@
 - The job they start runs in `protection.backups.backup_job` (the codes it ends with are named here).
 - `stop_backup` (Retain forever → ProtectionStopped; Retain as per policy → BackupSchedulesSuspended)
   and `resume_backup`.
-- `cancel_job`: Cancelling → Cancelled at the next progress write; nothing half-written stays.
+- `cancel_job` (`protection.jobs.services`, named here too beside the backup operations): Cancelling
+  → Cancelled at the next progress write; nothing half-written stays.
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ from django.db import IntegrityError, transaction
 
 from protection.datasources import base as datasource_base
 from protection.jobs import runner as jobs
-from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState, RecoveryPoint
+from protection.jobs.services import cancel_job  # noqa: F401  (re-exported: Cancel on a backup job)
+from protection.models import STOP_REASONS, BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from protection.policy_rules import PolicyError
 from protection.scheduling import schedule_next
 from security import clock
 from security.audit import caller_label, guarded, record_denial
 from security.guards import evaluate
-from security.operations import (
-    BACKUP_ACTION, JOB_CANCEL, RESUME_BACKUPS, RESUME_PROTECTION, STOP_PROTECTION, SUSPEND_BACKUPS,
-)
+from security.operations import BACKUP_ACTION, RESUME_BACKUPS, RESUME_PROTECTION, STOP_PROTECTION, SUSPEND_BACKUPS
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ THROTTLED = "UserErrorBackupRequestThrottled"
 THROTTLED_MESSAGE = "The number of backups on a given backup instance in a day reached the maximum limit."
 RETAIN_FOREVER = "RetainForever"
 RETAIN_AS_PER_POLICY = "RetainAsPerPolicy"
-STOP_REASONS = ["Decommissioned", "Moved to another backup solution", "Not needed any more", "Others"]
 
 # Backups run only while protection is configured (not stopped, suspended or soft-deleted).
 PROTECTED_FOR_BACKUP = (ProtectionState.CONFIGURED,)
@@ -319,22 +318,3 @@ def resume_backup(principal, instance: BackupInstance) -> BackupInstance:
     instance.protection_state = row.protection_state
     instance.next_backup_at, instance.last_scheduled_slot = row.next_backup_at, row.last_scheduled_slot
     return instance
-
-
-# =================================================================================================
-# Jobs: cancel
-# =================================================================================================
-
-
-def cancel_job(principal, job: Job) -> Job:
-    """Ask a running job to stop (Cancelling); it ends Cancelled with nothing half-written."""
-    with guarded(principal, JOB_CANCEL, job, details={"jobId": str(job.pk), "operation": job.operation}):
-        if job.is_finished or job.status == JobStatus.CANCELLING:
-            raise ValidationError(f"This job is already {job.get_status_display().lower()}.")
-        if job.operation not in (JobOperation.BACKUP, JobOperation.RESTORE, JobOperation.VERIFY,
-                                 JobOperation.REPLICATION):
-            raise ValidationError(f"{job.get_operation_display()} jobs cannot be cancelled.")
-        jobs.request_cancel(job)
-    job.refresh_from_db()
-    return job
-

@@ -44,9 +44,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from protection.backups import retention
+from protection.deletion import point_data
 from protection.jobs import runner as jobs
 from protection.models import (
+    STOP_REASONS,
     BackupInstance,
     Job,
     JobCategory,
@@ -63,7 +64,7 @@ from security.operations import INSTANCE_DELETE, PURGE, SOFT_DELETE_COMPLETE, UN
 
 logger = logging.getLogger(__name__)
 
-from protection.backups.services import STOP_REASONS as DELETE_REASONS  # noqa: E402  (the portal's one list)
+DELETE_REASONS = STOP_REASONS  # the portal's one list, Stop backup's too
 UPCOMING_PURGE_WINDOW = dt.timedelta(days=2)
 
 DELETE_BACKUP_DATA_ALERT = "Delete Backup Data"
@@ -372,7 +373,7 @@ def _still_being_deleted(row: BackupInstance) -> bool:
 
 def _purge_point(system, rp: RecoveryPoint, *, bypass_governance: bool) -> dict:
     """Delete one recovery point of an instance being deleted: its snapshots (and Elastic SAN snapshot
-    resource), then its row. Raises `retention.Deferred` while the store retains it."""
+    resource), then its row. Raises `point_data.Deferred` while the store retains it."""
     instance = rp.instance
     change = {"recovery_point": str(rp.pk), "datastore": rp.datastore,
               "expiry_time": rp.expiry_time.isoformat() if rp.expiry_time else None}
@@ -387,8 +388,8 @@ def _purge_point(system, rp: RecoveryPoint, *, bypass_governance: bool) -> dict:
         if locked is None:
             return {}
         if rp.datastore == RecoveryPoint.Datastore.OPERATIONAL:
-            retention.delete_inventory_snapshot(rp)  # as the vault identity
-        touched = retention.delete_snapshots(rp, bypass_governance=bypass_governance)
+            point_data.delete_inventory_snapshot(rp)  # as the vault identity
+        touched = point_data.delete_snapshots(rp, bypass_governance=bypass_governance)
         Job.objects.filter(recovery_point=rp).update(recovery_point=None)
         locked.delete()
     return touched
@@ -410,7 +411,7 @@ def _purge_points(system, instance, progress) -> _PurgeOutcome:
         try:
             outcome.touched.update(_purge_point(system, rp, bypass_governance=bypass))
             outcome.removed += 1
-        except retention.Deferred as exc:
+        except point_data.Deferred as exc:
             outcome.deferred.append(f"{rp.recovery_point_time.isoformat()}: the store still retains it ({exc})")
         except GuardDenied as exc:
             outcome.deferred.append(f"{rp.recovery_point_time.isoformat()}: {exc.decision.reason}")
@@ -422,7 +423,7 @@ def _purge(system, instance, progress, *, soft_deleted: bool) -> dict:
     (raising Purge Complete for a soft-deleted one). A deferral leaves the instance for the next run."""
     outcome = _purge_points(system, instance, progress)
     progress(items_done=outcome.removed, current_item="Reclaiming space", phase="reclaim", force=True)
-    gc_reports = retention.reclaim(outcome.touched.values())
+    gc_reports = point_data.reclaim(outcome.touched.values())
     info = {"recoveryPointsDeleted": outcome.removed, "deferred": outcome.deferred, "gc": gc_reports}
     if outcome.deferred:
         info["summary"] = (f"{len(outcome.deferred)} recovery point(s) of '{instance.name}' are still retained by the "

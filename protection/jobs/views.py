@@ -22,7 +22,7 @@ from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from portal.shortcuts import can, page_number, unknown_filters
 from protection import datasource_types, selectors
-from protection.backups import services as backups
+from protection.jobs.services import CANCELLABLE_OPERATIONS, cancel_job
 from protection.models import Job, JobOperation, JobStatus
 from protection.pages import render_list, vault_context, vault_or_404
 from security import clock
@@ -124,7 +124,7 @@ def _job_context(request, job):
     info = job.extended_info if isinstance(job.extended_info, dict) else {}
     items = info.get("items")  # (in a template, extended_info.items would be the dict's method)
     return {"job": job, "can_cancel": preview.allowed and job.status == JobStatus.IN_PROGRESS
-            and job.operation in (JobOperation.BACKUP, JobOperation.RESTORE, JobOperation.VERIFY, JobOperation.REPLICATION),
+            and job.operation in CANCELLABLE_OPERATIONS,
             "cancel_refusal": "" if preview.allowed else preview.reason,
             "point_items": items if isinstance(items, list) else [],
             "leftovers_deferred": _deferred_leftovers(info)}
@@ -175,7 +175,7 @@ def job_progress(request, pk):
 def job_cancel(request, pk):
     job = _job_or_404(request, pk)
     try:
-        backups.cancel_job(request.principal, job)
+        cancel_job(request.principal, job)
         messages.success(request, "Cancelling the job: it stops within seconds and keeps nothing it wrote.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from portal.shortcuts import (
-    can, filter_by_id, form_errors_from, get_visible_or_404, page_number, search_text, unknown_filters,
+    can, filter_by_id, form_errors_from, get_visible_or_404, page_number, search_text, unknown_filters, visible,
 )
 from protection import datasource_types
 from protection.pages import render_list, require, vault_context, vault_or_404
@@ -80,10 +80,8 @@ def vault_policies(request, pk):
 def policy_detail(request, pk):
     policy = _policy_or_404(request, pk)
     principal = request.principal
-    from protection.instances.services import instances_for
-
     using = list(svc.instances_using(policy).select_related("vault"))
-    readable = set(instances_for(principal).filter(policy=policy).values_list("pk", flat=True))
+    readable = set(visible(principal, svc.instances_using(policy), ops.INSTANCE_READ).values_list("pk", flat=True))
     rules = policy.parsed
     context = {
         "policy": policy, "resource": policy, "blade": "overview", "summary": rules.summary(),
