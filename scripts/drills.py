@@ -336,11 +336,11 @@ class Lab:
     def instance(self, data_mib: int = 0, vault=None, policy=None):
         """A new storage account with one container ("data") and a backup instance protecting it."""
         from portal.inventory import services as inv
-        from protection import readiness
-        from protection.jobs import runner as jobs
         from protection import datasource_types
-        from protection.models import Job
+        from protection import readiness
         from protection.instances import services as instance_services
+        from protection.jobs import runner as jobs
+        from protection.models import Job
 
         self._n += 1
         vault = vault or self.vault
@@ -614,9 +614,9 @@ def drill_disk(ctx) -> Row:
 
 
 def drill_bitflip(ctx) -> Row:
+    from protection.backups import services as backups
     from protection.models import Job, RecoveryPoint
     from protection.restores import services as restore_services
-    from protection.backups import services as backups
     from security.models import Alert
     from vaults.storage import open_store, store_path
 
@@ -674,8 +674,8 @@ def drill_concurrent(ctx, clicks: int = 8) -> Row:
     from django.core.exceptions import ValidationError
     from django.db import connection
 
-    from protection.models import Job
     from protection.backups import services as backups
+    from protection.models import Job
 
     first = len(ctx.lab.instances)
     row = ctx.row(f'concurrent "Backup now" ×{clicks}')
