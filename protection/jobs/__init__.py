@@ -1,2 +1,2 @@
-"""Jobs: the machinery every backup, restore and management run goes through (`runner`), and the
-Backup jobs pages."""
+"""Jobs: the machinery every backup, restore and management run goes through (`runner`), Cancel
+(`services`), and the Backup jobs pages (`views`, `urls`)."""
