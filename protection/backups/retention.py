@@ -245,4 +245,3 @@ def pending_summary(vault) -> dict:
     """For pages: how many points of ``vault`` are past their expiry and waiting for the next run."""
     now = clock.now()
     return {"due": _due(now).filter(instance__vault=vault).count()}
-

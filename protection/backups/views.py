@@ -35,7 +35,6 @@ def _instance_or_404(request, pk):
     return instance_or_404(request, pk, related=("vault__region__paired_region", "policy"))
 
 
-
 def _actionable(decision) -> bool:
     """A button stays clickable unless RBAC refuses: a refusal by another guard (a Resource Guard, an
     immutable vault) is previewed beside it and explained after the click."""

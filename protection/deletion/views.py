@@ -99,4 +99,3 @@ def vault_alerts(request, pk):
     context = vault_context(request, vault, "alerts", page=page, state=state, category=category,
                             states=Alert.State, categories=Alert.Category)
     return render(request, "protection/deletion/vault_alerts.html", context)
-

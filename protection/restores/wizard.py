@@ -115,4 +115,3 @@ class RestoreWizard(ProtectionWizard):
         job = services.start_restore(self.request.principal, point, params.target())
         messages.success(self.request, f"Restore of '{point.instance.name}' started: progress shows below.")
         return redirect("protection:job_detail", pk=job.pk)
-
