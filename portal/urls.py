@@ -33,7 +33,7 @@ urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("vaults/", include("vaults.urls")),
     path("backup/", include("protection.urls")),
-    path("", include("portal.urls_mua")),
+    path("", include("portal.mua.urls")),
     path("signin/", views.SignInView.as_view(), name="login"),
     path("signout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

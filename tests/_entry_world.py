@@ -280,7 +280,7 @@ def build_world(lab) -> World:
 
     from portal.inventory import services as inv
     from portal.inventory.models import PostgresDatabase, Snapshot
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from protection import jobs
     from protection.services import backups, deletion
     from protection.services.policies import Retention

@@ -39,7 +39,7 @@ def shot(page, name):
 
 @pytest.fixture
 def drill_lab(seeded_lab):
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from protection.lab_drill import seed_drill
 
     guard = seed_mua(seeded_lab)

@@ -34,7 +34,7 @@ def shot(page, name):
 
 @pytest.fixture
 def mua_lab(seeded_lab):
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from vaults.mua import seed_mua_vault
 
     guard = seed_mua(seeded_lab)

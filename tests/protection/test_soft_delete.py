@@ -335,7 +335,7 @@ def test_a_resource_guard_never_blocks_the_system_purge(lab, vault, backed_up):
     """GIVEN a vault protected by a Resource Guard WHEN the backup admin (no access on the guard) deletes
     the backup data THEN MUA refuses; the trainer (Owner at the root, so authorized on the guard) deletes
     it, and the purge by the system principal — which holds nothing on the guard — still runs."""
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from security import mua
 
     guard = seed_mua(lab)
@@ -399,7 +399,7 @@ def test_the_drill_vault_is_seeded_through_the_services_and_idempotently(lab):
     """seed_drill: a vault with a recovery point, immutability locked (the store retains the point in
     compliance mode), soft delete always-on and the Resource Guard linked — security level Excellent;
     seeding twice changes nothing."""
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from protection.lab_drill import seed_drill
     from security import mua
     from vaults import services as vault_services
@@ -420,7 +420,7 @@ def test_an_mua_grant_lets_the_deletion_through_until_the_minute_it_ends(lab, va
     """GIVEN a vault linked to the Resource Guard and the backup admin's approved one-hour grant WHEN the
     lab clock stands a minute before its end THEN the guard lets Delete backup data through (preview);
     a minute after its end THEN MUA refuses again, before any periodic task closed the grant."""
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from security import mua
 
     guard = seed_mua(lab)
