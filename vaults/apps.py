@@ -24,6 +24,3 @@ class VaultsConfig(AppConfig):
         )
         register_operation_names()
         register_vault_guards()
-        from vaults.mua import register_mua_hooks
-
-        register_mua_hooks()

@@ -158,10 +158,8 @@ _mua_link_checks: list[MuaLinkCheck] = []
 
 
 def register_mua_link_check(check: MuaLinkCheck) -> None:
-    """Register ``check(vault) -> bool``: True when a Resource Guard protects the vault (MUA).
-
-    The MUA issue registers one at start-up; until then no vault counts as MUA-protected.
-    """
+    """Register an extra ``check(vault) -> bool`` that counts a vault as MUA-protected (tests use it
+    to try each level); the vault's Resource Guard link itself is read from `security.mua`."""
     if check not in _mua_link_checks:
         _mua_link_checks.append(check)
 
@@ -172,7 +170,7 @@ def unregister_mua_link_check(check: MuaLinkCheck) -> None:
 
 
 def is_mua_protected(vault) -> bool:
-    return any(check(vault) for check in list(_mua_link_checks))
+    return mua.is_linked(vault.resource_id) or any(check(vault) for check in list(_mua_link_checks))
 
 
 @dataclass(frozen=True)
