@@ -8,7 +8,7 @@ stream), lists them by prefix, deletes them, and sets retention on them.
 Two implementations: :class:`LocalBackend` (a directory) and :class:`~vaults.store.s3.S3Backend`
 (S3-compatible object storage: ``put_chunks`` is a multipart upload, ``get_range`` a ranged
 GET, ``set_retention`` Object Lock ``GOVERNANCE`` / ``COMPLIANCE``). ``delete`` refuses while
-an object is retained. :func:`open_backend` turns a location string into either.
+an object is retained. :func:`vaults.store.location.open_backend` turns a location string into either.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import uuid
 from typing import BinaryIO, Iterator, Optional
 
-from .errors import NotFound, RetentionError, StorageFull, StoreError
+from .errors import NotFound, RetentionError, StorageFull
 
 GOVERNANCE = "governance"
 COMPLIANCE = "compliance"
@@ -442,22 +441,3 @@ class LocalBackend(Backend):
             # fail closed: damaged retention metadata keeps the object forever
             return Retention(dt.datetime.max.replace(tzinfo=dt.timezone.utc), COMPLIANCE)
 
-
-def open_backend(location: str, *, create: bool = False, **options) -> Backend:
-    """Backend for a location string.
-
-    * a local path, optionally ``file://``-prefixed: :class:`LocalBackend`;
-    * ``s3://bucket/prefix?endpoint=https://host:port&region=eu-west-1&addressing=path``:
-      :class:`~vaults.store.s3.S3Backend`. Credentials never go into the location (it is
-      safe to store and print); they come from ``options`` (``access_key_id``,
-      ``secret_access_key``, ``session_token``), the ``STRONGROOM_S3_*`` environment
-      variables, or boto3's usual chain (``AWS_*`` variables, profiles, instance roles).
-    """
-    if location.startswith("s3://"):
-        from .s3 import S3Backend
-        return S3Backend.from_url(location, **options)  # the bucket must exist (Object Lock is chosen at creation)
-    if location.startswith("file://"):
-        location = location[len("file://"):]
-    if "://" in location:
-        raise StoreError(f"unsupported store location {location!r} (a directory, file://DIR or s3://BUCKET/PREFIX)")
-    return LocalBackend(location, create=create)

@@ -17,8 +17,8 @@ import signal
 import sys
 import threading
 
-from .backend import open_backend
 from .errors import Cancelled, DamageError, StoreError
+from .location import open_backend
 from .store import Store
 
 
