@@ -44,6 +44,26 @@ def _aware(when: dt.datetime) -> dt.datetime:
     return when.astimezone(dt.timezone.utc)
 
 
+def retention_until(until: dt.datetime, mode: str) -> dt.datetime:
+    """``until`` in UTC, once ``mode`` is known to be a retention mode."""
+    if mode not in MODES:
+        raise ValueError(f"retention mode must be one of {MODES}")
+    return _aware(until)
+
+
+def refuse_weaker_retention(name: str, cur, until: dt.datetime, mode: str, bypass_governance: bool) -> None:
+    """Raise :class:`RetentionError` when setting (``until``, ``mode``) would weaken the active
+    retention ``cur``: compliance is never lowered to governance, and a date is never brought
+    forward (governance allows it with ``bypass_governance``)."""
+    if cur is not None and cur.active():
+        if cur.mode == COMPLIANCE and mode == GOVERNANCE:
+            raise RetentionError(name, cur.until, cur.mode,
+                                 f"cannot lower compliance retention of {name!r} to governance")
+        if until < cur.until and not (cur.mode == GOVERNANCE and bypass_governance):
+            raise RetentionError(name, cur.until, cur.mode,
+                                 f"cannot shorten retention of {name!r} (until {cur.until.isoformat()})")
+
+
 @dataclasses.dataclass(frozen=True)
 class Retention:
     """Retention of one object: no delete or overwrite before ``until``."""
@@ -401,20 +421,12 @@ class LocalBackend(Backend):
             _fsync_dir(os.path.dirname(path))
 
     def set_retention(self, name, until, mode=GOVERNANCE, *, bypass_governance=False):
-        if mode not in MODES:
-            raise ValueError(f"retention mode must be one of {MODES}")
-        until = _aware(until)
+        until = retention_until(until, mode)
         path = self._path(name)
         if not os.path.lexists(path):
             raise NotFound(f"object {name!r} not found in {self.root}")
         cur = self.get_retention(name)
-        if cur is not None and cur.active():
-            if cur.mode == COMPLIANCE and mode == GOVERNANCE:
-                raise RetentionError(name, cur.until, cur.mode,
-                                     f"cannot lower compliance retention of {name!r} to governance")
-            if until < cur.until and not (cur.mode == GOVERNANCE and bypass_governance):
-                raise RetentionError(name, cur.until, cur.mode,
-                                     f"cannot shorten retention of {name!r} (until {cur.until.isoformat()})")
+        refuse_weaker_retention(name, cur, until, mode, bypass_governance)
         body = json.dumps({"until": until.isoformat(), "mode": mode}, sort_keys=True)
         doc = json.dumps({"v": 1, "body": body, "sha256": hashlib.sha256(body.encode()).hexdigest()})
         self._atomic_write(self._ret_path(name), [doc.encode()])
