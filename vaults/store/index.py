@@ -77,6 +77,21 @@ def decode_index(blob: bytes):
     return packs
 
 
+def _lock_if_dead(path: str, flags: int):
+    """Open a session's lock file and lock it without waiting: the descriptor when its session is
+    dead, None when the session is alive (it holds the lock) or the file cannot be opened."""
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None  # alive
+    return fd
+
+
 class IndexCache:
     def __init__(self, cache_dir: str):
         os.makedirs(cache_dir, exist_ok=True)
@@ -165,15 +180,9 @@ class IndexCache:
             sess = [r[0] for r in self.db.execute("SELECT DISTINCT sess FROM packs WHERE sess IS NOT NULL")]
             for sid in sess:
                 path = os.path.join(self.sessions_dir, sid + ".lock")
-                try:
-                    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-                except OSError:
+                fd = _lock_if_dead(path, os.O_RDWR | os.O_CREAT)
+                if fd is None:
                     continue
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
-                    continue  # alive
                 self.db.execute("BEGIN IMMEDIATE")
                 self._drop_session(sid)
                 self.db.execute("COMMIT")
@@ -197,15 +206,9 @@ class IndexCache:
                     continue
             elif not fn.endswith(".lock"):
                 continue
-            try:
-                fd = os.open(path, os.O_RDWR)
-            except OSError:
+            fd = _lock_if_dead(path, os.O_RDWR)
+            if fd is None:
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue  # alive
             try:
                 os.unlink(path)
             except OSError:
