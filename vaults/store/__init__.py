@@ -18,8 +18,10 @@ from . import pit
 from .gc import GCReport
 from .location import open_backend
 from .lock import EXCLUSIVE, SHARED, LockInfo
+from .progress import Progress
 from .replicate import ReplicationReport
-from .store import Progress, Snapshot, Store, VerifyReport
+from .store import Snapshot, Store
+from .verify import VerifyReport
 
 
 def __getattr__(name):

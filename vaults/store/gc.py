@@ -44,7 +44,8 @@ from . import lock as locks
 from .backend import utcnow
 from .errors import IntegrityError, NotFound, RetentionError, StoreError
 from .index import encode_index
-from .pack import PackBuilder, pack_object
+from .pack import PackBuilder, decode_chunk, pack_object
+from .progress import Throttle, check_cancel
 
 DEFAULT_SAFETY_WINDOW = dt.timedelta(hours=1)
 DEFAULT_REPACK_THRESHOLD = 0.5
@@ -100,8 +101,6 @@ class GCReport:
 def collect(store, *, safety_window: dt.timedelta = DEFAULT_SAFETY_WINDOW,
             repack_threshold: float = DEFAULT_REPACK_THRESHOLD, dry_run: bool = False,
             wait: Optional[float] = None, owner: Optional[str] = None, progress=None, cancel=None) -> GCReport:
-    from .store import _check_cancel, _Throttle  # circular at import time
-
     t0 = time.monotonic()
     rep = GCReport(dry_run=dry_run)
     with store._op:
@@ -113,7 +112,7 @@ def collect(store, *, safety_window: dt.timedelta = DEFAULT_SAFETY_WINDOW,
         try:
             rep.locks_broken = [b.describe() for b in lk.broken]
             run = _Run(store, lk, rep, safety_window, repack_threshold, dry_run,
-                       _Throttle(progress, "gc"), lambda: _check_cancel(cancel))
+                       Throttle(progress, "gc"), lambda: check_cancel(cancel))
             run.go()
         finally:
             lk.release()
@@ -354,7 +353,7 @@ class _Run:
                 try:
                     if off + ln > len(data):
                         raise IntegrityError("truncated")
-                    s._decode(cid, blob, tls, check_id=True)
+                    decode_chunk(s.keys, cid, blob, tls, check_id=True)
                 except IntegrityError as e:
                     rep.errors.append(f"pack {name}: chunk {cid.hex()} is damaged ({e}); pack kept")
                     ok = False

@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 
+import blake3
 import zstandard
 
 from .errors import IntegrityError
@@ -75,6 +76,23 @@ def decode_index(blob: bytes):
     if pos != len(raw):
         raise IntegrityError("index file is truncated")
     return packs
+
+
+def write_index_file(backend, keys, packs) -> tuple:
+    """Seal ``packs`` (as for :func:`encode_index`) into ``index/<its BLAKE3 hash>`` in the
+    backend; returns the file's name and size."""
+    sealed = keys.seal(b"index", encode_index(packs))
+    name = blake3.blake3(sealed).hexdigest()
+    backend.put(f"index/{name}", sealed)
+    return name, len(sealed)
+
+
+def read_index_file(backend, keys, name: str):
+    """The packs listed by index file ``name``, checked against its name and authenticated."""
+    sealed = backend.get(f"index/{name}")
+    if blake3.blake3(sealed).hexdigest() != name:
+        raise IntegrityError(f"index file {name} does not match its name")
+    return decode_index(keys.open(b"index", sealed, f"index file {name}"))
 
 
 def _lock_if_dead(path: str, flags: int):

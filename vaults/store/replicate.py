@@ -32,6 +32,7 @@ from .errors import IntegrityError, NotFound, StoreError
 from .index import encode_index
 from .manifest import ManifestReader
 from .pack import pack_object, read_trailer
+from .progress import Throttle, check_cancel
 
 INDEX_PACKS = 64
 
@@ -73,8 +74,6 @@ def _same_keys(a, b) -> bool:
 
 
 def replicate(source, snap_id: str, target, *, verify: bool = True, progress=None, cancel=None) -> ReplicationReport:
-    from .store import _check_cancel, _Throttle
-
     if target is source or target.id == source.id:
         raise StoreError("a store cannot be replicated into itself")
     if not _same_keys(source, target):
@@ -82,7 +81,7 @@ def replicate(source, snap_id: str, target, *, verify: bool = True, progress=Non
                          f"(create it with Store.init_replica)")
     t0 = time.monotonic()
     rep = ReplicationReport(snapshot_id=snap_id, target=target.backend.location)
-    prog = _Throttle(progress, "replicate")
+    prog = Throttle(progress, "replicate")
     mname = f"snapshots/{snap_id}"
     with source._op, source.lock(owner=source.owner or "replication (source)"):
         with target._op, target.lock(owner=target.owner or "replication (target)") as tlk:
@@ -95,7 +94,7 @@ def replicate(source, snap_id: str, target, *, verify: bool = True, progress=Non
                 rep.already_replicated = True
             else:
                 source.sync_index()
-                _copy(source, target, snap_id, rep, prog, lambda: (_check_cancel(cancel), tlk.check()))
+                _copy(source, target, snap_id, rep, prog, lambda: (check_cancel(cancel), tlk.check()))
             if ret is not None and ret.active():
                 target._set_snapshot_retention(snap_id, ret.until, ret.mode)
     if verify:
