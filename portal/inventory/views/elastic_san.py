@@ -182,6 +182,7 @@ def _volume_context(request, volume, blade="overview"):
         # A backup reading the volume makes writes wait (its recovery point is one consistent image).
         backup_reading=volumes.held_by_backup(volume.image_path),
         waiting_for_backup=running and volume.activity_message == WAITING_FOR_BACKUP,
+        write_action=ops.VOLUME_WRITE,
     )
 
 

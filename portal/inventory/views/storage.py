@@ -149,6 +149,7 @@ def _container_context(request, container, *, prefix="", upload_form=None):
         prefix=prefix,
         limit=BLOB_PAGE_LIMIT,
         can_read_blobs=can_read,
+        list_keys_action=ops.STORAGE_ACCOUNT_LIST_KEYS,
         can_write_blobs=services.can_use_blobs(principal, container, ops.BLOB_WRITE),
         can_delete_blobs=services.can_use_blobs(principal, container, ops.BLOB_DELETE),
         upload_form=upload_form or forms.UploadForm(initial={"prefix": prefix.rpartition("/")[0]}),
