@@ -12,9 +12,9 @@ state, soft-deleted included) or backup policies. `vaults` does not know those m
     register_contents_check(vault_has_contents)   # in protection's AppConfig.ready()
 
 When any check answers yes, `evaluate(principal, VAULT_DELETE, vault)` refuses with Azure's exact
-message (`VAULT_NOT_EMPTY_MESSAGE`). Guards for immutability, soft delete or MUA (issue 10) plug in
-the same way, through `security.guards.register_guard`, reading the vault passed as ``target`` and
-the ``change`` dict each vault service describes (see `vaults.services`).
+message (`VAULT_NOT_EMPTY_MESSAGE`). The immutability and soft-delete guards below plug in the same way,
+through `security.guards.register_guard` (called from `VaultsConfig.ready`), reading the object passed
+as ``target`` and the ``change`` dict each service describes (see `vaults.services`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,16 @@ import datetime as dt
 import re
 from typing import Callable
 
+from security import clock
 from security.guards import Refusal, register_guard, target_scope
-
-VAULT_DELETE = "Microsoft.DataProtection/backupVaults/delete"
+from security.operations import (
+    INSTANCE_DELETE,
+    INSTANCE_WRITE,
+    POLICY_WRITE,
+    RECOVERY_POINT_DELETE,
+    VAULT_DELETE,
+    VAULT_WRITE,
+)
 
 DELETION_RULES_GUARD = "Vault deletion rules"
 DELETION_RULES_ORDER = 50  # after RBAC (0) and the MUA / immutability / soft-delete guards
@@ -105,12 +112,6 @@ def vault_deletion_guard(principal, operation, target, change) -> Refusal | None
 IMMUTABILITY_GUARD = "Immutability"
 IMMUTABILITY_ORDER = 20  # after RBAC (0) and MUA (10), before the vault deletion rules (50)
 
-_DP = "Microsoft.DataProtection/backupVaults"
-VAULT_WRITE = f"{_DP}/write"
-INSTANCE_DELETE = f"{_DP}/backupInstances/delete"
-INSTANCE_WRITE = f"{_DP}/backupInstances/write"
-POLICY_WRITE = f"{_DP}/backupPolicies/write"
-RECOVERY_POINT_DELETE = f"{_DP}/backupInstances/recoveryPoints/delete"
 OPERATIONAL_STORE = "OperationalStore"
 
 IMMUTABLE_CODE = "UserErrorImmutableVaultOperationNotAllowed"
@@ -232,8 +233,6 @@ def immutability_guard(principal, operation, target, change) -> Refusal | None:
         return _immutable_refusal(state, vault_name, "stopping protection with deletion of backup data is not "
                                   "allowed. Recovery points cannot be deleted before they expire.")
     if op == RECOVERY_POINT_DELETE.lower():
-        from security import clock
-
         expiry = _when(change.get("expiry_time"))
         now = _when(change.get("now")) or clock.now()
         if expiry is not None and expiry <= now:
@@ -248,6 +247,7 @@ def immutability_guard(principal, operation, target, change) -> Refusal | None:
             else "reducing the policy's retention")
     return _immutable_refusal(state, vault_name, f"{what} is not allowed ({'; '.join(reduced)}). Raising "
                               "retention is allowed.", extra={"reduced": reduced})
+
 
 
 def register_vault_guards() -> None:
