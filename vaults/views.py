@@ -227,7 +227,7 @@ def vault_soft_delete(request, pk):
         template="vaults/vault_soft_delete.html", apply=apply,
         success=lambda v: f"Soft delete is now {v.get_soft_delete_state_display()}"
         + (f" with {v.soft_delete_retention_days} days of retention." if v.soft_delete_enabled else "."),
-        extra=lambda v: {"reduce_change": services.soft_delete_change(v, state="Off"), "write_operation": VAULT_WRITE},
+        extra=lambda v: {"reduce_change": services.reduction_change(v), "write_operation": VAULT_WRITE},
     )
 
 

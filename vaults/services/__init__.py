@@ -35,6 +35,7 @@ from vaults.services.settings import (
 )
 from vaults.services.soft_delete import (
     SOFT_DELETE_RETENTION_SHORTENED_ALERT,
+    reduction_change,
     soft_delete_change,
     update_soft_delete,
 )
@@ -43,7 +44,7 @@ from vaults.services.validation import validate_tags
 __all__ = [
     "NAME_RULE_MESSAGE", "SOFT_DELETE_RETENTION_SHORTENED_ALERT", "VAULT_DELETE", "VAULT_READ", "VAULT_WRITE",
     "NameAvailability", "check_name_availability", "create_vault", "delete_preview", "delete_vault",
-    "immutability_change", "mark_protected_item_added", "name_rule_error",
+    "immutability_change", "mark_protected_item_added", "name_rule_error", "reduction_change",
     "register_immutability_listener", "register_mua_link_check", "resource_groups_for_create", "security_level",
     "set_identity_enabled", "soft_delete_change", "unregister_mua_link_check", "update_cross_region_restore",
     "update_cross_subscription_restore", "update_immutability", "update_soft_delete", "update_storage_redundancy",

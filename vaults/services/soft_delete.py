@@ -1,6 +1,8 @@
 """A vault's soft delete (reference §3.2): Off / On / AlwaysOn and 14-180 days of retention.
 
-AlwaysOn can never be left again.
+Leaving AlwaysOn is refused by the "Soft delete" guard (`vaults.guards.soft_delete_guard`), so a
+preview says so before the click; the rules here are the form's (a valid state, a retention, the
+always-on tick).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from security import services as security_services
 from security.audit import guarded
 from security.models import Alert
 from security.operations import REDUCE_SOFT_DELETE, VAULT_WRITE
-from vaults.models import BackupVault, SoftDeleteState
+from vaults.guards import always_on_refusal
+from vaults.models import SOFT_DELETE_MIN_DAYS, BackupVault, SoftDeleteState
 from vaults.services.rows import locked, refresh
 from vaults.services.validation import choice_error, retention_error
 
@@ -46,6 +49,14 @@ def soft_delete_change(vault, *, state: str, retention_days=None) -> dict:
     return change
 
 
+def reduction_change(vault) -> dict:
+    """The reduction the soft-delete blade previews: turning soft delete off or, on an always-on vault
+    (which offers no way off), shortening its retention to the least allowed."""
+    if vault.soft_delete_state == SoftDeleteState.ALWAYS_ON:
+        return soft_delete_change(vault, state=SoftDeleteState.ALWAYS_ON, retention_days=SOFT_DELETE_MIN_DAYS)
+    return soft_delete_change(vault, state=SoftDeleteState.OFF)
+
+
 def update_soft_delete(principal, vault, *, state: str, retention_days=None,
                        acknowledge_irreversible: bool = False) -> BackupVault:
     """Soft delete: Off / On / AlwaysOn and 14-180 days. AlwaysOn can never be left, so choosing it
@@ -75,10 +86,9 @@ def update_soft_delete(principal, vault, *, state: str, retention_days=None,
 def _check(row, state, retention_days, acknowledge_irreversible) -> None:
     if problem := choice_error(state, SoftDeleteState, "soft delete state"):
         raise ValidationError({"state": problem})
-    if row.soft_delete_state == SoftDeleteState.ALWAYS_ON and state != SoftDeleteState.ALWAYS_ON:
-        raise ValidationError(
-            {"state": "Soft delete is always-on for this vault: it is permanently enabled and cannot be changed."}
-        )
+    if refusal := always_on_refusal(row.soft_delete_state, state):
+        # The guard refused this before the block; asked again under the row lock (it may have changed since).
+        raise ValidationError({"state": refusal.reason})
     if always_on_unacknowledged(row.soft_delete_state, state, acknowledge_irreversible):
         raise ValidationError({"acknowledge_irreversible": ALWAYS_ON_ACK_REQUIRED})
     if state != SoftDeleteState.OFF and (problem := retention_error(retention_days)):
