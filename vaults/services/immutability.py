@@ -6,12 +6,12 @@ from typing import Callable
 
 from django.core.exceptions import ValidationError
 
-from security import services as security_services
 from security.audit import guarded
 from security.models import Alert
 from security.operations import REDUCE_IMMUTABILITY, VAULT_WRITE
 from vaults import storage
 from vaults.models import BackupVault, ImmutabilityState
+from vaults.services.alerts import security_alert
 from vaults.services.rows import locked, refresh
 from vaults.services.validation import choice_error
 
@@ -64,13 +64,8 @@ def update_immutability(principal, vault, *, state: str, confirm_name: str = "")
             for listener in list(_immutability_listeners):  # the store enforces it too (existing points)
                 op.details.update(listener(row, state) or {})
         if current == ImmutabilityState.UNLOCKED and state == ImmutabilityState.DISABLED:
-            security_services.raise_alert(
-                name="Immutability Disabled",
-                category=Alert.Category.SECURITY,
-                severity=Alert.Severity.SEV1,
-                resource_id=row.resource_id,
-                description=f"Immutability was disabled for the Backup vault '{row.name}' by {principal}.",
-            )
+            security_alert(row, "Immutability Disabled", Alert.Severity.SEV1,
+                           f"Immutability was disabled for the Backup vault '{row.name}' by {principal}.")
     refresh(vault, row)
     return vault
 

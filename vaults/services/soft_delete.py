@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from security import services as security_services
 from security.audit import guarded
 from security.models import Alert
 from security.operations import REDUCE_SOFT_DELETE, VAULT_WRITE
 from vaults.guards import always_on_refusal
 from vaults.models import SOFT_DELETE_MIN_DAYS, BackupVault, SoftDeleteState
+from vaults.services.alerts import security_alert
 from vaults.services.rows import locked, refresh
 from vaults.services.validation import choice_error, retention_error
 
@@ -97,27 +97,14 @@ def _check(row, state, retention_days, acknowledge_irreversible) -> None:
 
 def _raise_alerts(principal, row, *, was_enabled: bool, old_days: int) -> None:
     if was_enabled and row.soft_delete_state == SoftDeleteState.OFF:
-        security_services.raise_alert(
-            name=SOFT_DELETE_DISABLED_ALERT,
-            category=Alert.Category.SECURITY,
-            severity=Alert.Severity.SEV1,
-            resource_id=row.resource_id,
-            description=(
-                f"Soft delete was disabled for the Backup vault '{row.name}' by {principal}. Deleted "
-                "backup data is now removed at once instead of being kept for recovery."
-            ),
-        )
+        security_alert(row, SOFT_DELETE_DISABLED_ALERT, Alert.Severity.SEV1, (
+            f"Soft delete was disabled for the Backup vault '{row.name}' by {principal}. Deleted "
+            "backup data is now removed at once instead of being kept for recovery."
+        ))
     elif was_enabled and row.soft_delete_state != SoftDeleteState.OFF and row.soft_delete_retention_days < old_days:
         # Strongroom's own alert: a shorter retention lets deleted backup data be purged sooner.
         days = row.soft_delete_retention_days
-        security_services.raise_alert(
-            name=SOFT_DELETE_RETENTION_SHORTENED_ALERT,
-            category=Alert.Category.SECURITY,
-            severity=Alert.Severity.SEV2,
-            resource_id=row.resource_id,
-            description=(
-                f"The soft delete retention of the Backup vault '{row.name}' was shortened from {old_days} to "
-                f"{days} days by {principal}. Deleted backup data is now purged {old_days - days} days sooner."
-            ),
-            details={"previousRetentionDays": old_days, "retentionDays": days},
-        )
+        security_alert(row, SOFT_DELETE_RETENTION_SHORTENED_ALERT, Alert.Severity.SEV2, (
+            f"The soft delete retention of the Backup vault '{row.name}' was shortened from {old_days} to "
+            f"{days} days by {principal}. Deleted backup data is now purged {old_days - days} days sooner."
+        ), {"previousRetentionDays": old_days, "retentionDays": days})
