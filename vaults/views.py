@@ -2,8 +2,8 @@
 
 Thin: reads go through `services.vaults_for` / `vaults.pages.vault_or_404` (a vault the principal may
 not read is 404), every page of a vault has its frame from `vaults.pages.vault_page_context`, writes
-call `vaults.services`; a GuardDenied that is not caught here becomes the
-explained 403 page (GuardDeniedMiddleware).
+call `vaults.services`; a GuardDenied that is not caught here becomes the explained 403 page
+(GuardDeniedMiddleware).
 """
 
 from __future__ import annotations
