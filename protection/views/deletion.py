@@ -25,6 +25,7 @@ from protection.services import deletion
 from protection.views.instances import _instance_or_404
 from protection.views.policies import vault_context, vault_or_404
 from security.guards import GuardDenied
+from vaults.guards import SOFT_DELETE_GUARD
 
 
 def _raise_if_rbac_refuses(decision):
@@ -49,6 +50,10 @@ def instance_delete_data(request, pk):
                     reason=form.cleaned_data["reason"], comments=form.cleaned_data["comments"])
             except ValidationError as exc:
                 form_errors_from(form, exc)
+            except GuardDenied as exc:  # soft delete's refusals stay on the form, others explain themselves
+                if exc.decision.guard != SOFT_DELETE_GUARD:
+                    raise
+                form.add_error(None, exc.decision.reason)
             else:
                 if job.parameters.get("softDelete"):
                     messages.success(request, f"The backup data of '{instance.name}' was deleted: it is soft-deleted "
@@ -78,6 +83,10 @@ def instance_undelete(request, pk):
             deletion.undelete(request.principal, instance)
         except ValidationError as exc:
             error = " ".join(exc.messages)
+        except GuardDenied as exc:  # soft delete's refusals stay on the blade, others explain themselves
+            if exc.decision.guard != SOFT_DELETE_GUARD:
+                raise
+            error = exc.decision.reason
         else:
             messages.success(request, f"'{instance.name}' was undeleted: protection is stopped with all its recovery "
                                       "points. Select Resume backup to back it up again.")
