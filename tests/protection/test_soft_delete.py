@@ -220,7 +220,7 @@ def test_undelete_brings_every_point_back_and_resume_restarts_backups(lab, vault
     assert not RecoveryPoint.objects.filter(instance=backed_up, expiry_time__isnull=True).exists()
     assert backup_now_and_run(backup_admin, backed_up).status == JobStatus.COMPLETED
     # Undelete only applies to soft-deleted instances.
-    with pytest.raises(ValidationError, match="not soft deleted"):
+    with pytest.raises(GuardDenied, match="not soft deleted"):  # the soft-delete guard (issue 15)
         deletion.undelete(backup_admin, backed_up)
 
 
@@ -305,7 +305,7 @@ def test_past_its_purge_time_an_item_can_no_longer_be_undeleted(lab, vault, back
     soft_delete(lab.trainer, backed_up)
     travel(lab, backed_up.scheduled_purge_at + dt.timedelta(minutes=1) - clock.now())
     [job] = deletion.start_purges()
-    with pytest.raises(ValidationError, match="can no longer be undeleted"):
+    with pytest.raises(GuardDenied, match="can no longer be undeleted"):
         deletion.undelete(lab.trainer, backed_up)
     assert run_job(job).status == JobStatus.COMPLETED
     assert not BackupInstance.objects.filter(pk=backed_up.pk).exists()
@@ -323,7 +323,7 @@ def test_a_purge_that_fell_due_while_the_clock_was_ahead_still_happens_after_a_r
     assert clock.now() < backed_up.scheduled_purge_at and backed_up.purge_started_at is not None
     entry = ActivityLogEntry.objects.filter(operation=security_services.LAB_CLOCK_WRITE).latest("id")
     assert entry.details["settled"]["protection.purges"] == 1
-    with pytest.raises(ValidationError, match="can no longer be undeleted"):
+    with pytest.raises(GuardDenied, match="can no longer be undeleted"):
         deletion.undelete(lab.trainer, backed_up)
     [job] = deletion.start_purges()
     assert run_job(job).status == JobStatus.COMPLETED
