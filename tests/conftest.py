@@ -1,9 +1,10 @@
 """Shared fixtures and helpers: the lab's tenancy and personas, data roots under tmp_path, hypothesis
-profiles, Celery workers (a thread, or processes of their own), waiting for a condition, and the
-PostgreSQL login."""
+profiles, Celery workers (a thread, or processes of their own), waiting for a condition, guards for a
+block, a form-wizard driver, and the PostgreSQL login."""
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -262,6 +263,63 @@ def process_gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+# --- guards ---------------------------------------------------------------------------------------
+
+
+def rbac_allows(action) -> bool:
+    """Run ``action``: False when the RBAC guard refuses it (no other guard may), True when it goes through."""
+    from security.guards import GuardDenied
+
+    try:
+        action()
+    except GuardDenied as exc:
+        assert exc.decision.guard == "RBAC"
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def refusing(operation: str, refusal, name: str = "test-refusal"):
+    """For the block only, a guard that answers ``refusal`` to ``operation`` and lets everything else by."""
+    from security.guards import register_guard, unregister_guard
+
+    def guard(principal, op, target, change):
+        return refusal if op == operation else None
+
+    register_guard(name, guard, order=90)
+    try:
+        yield
+    finally:
+        unregister_guard(name)
+
+
+# --- form wizards over HTTP -----------------------------------------------------------------------
+
+
+class WizardDriver:
+    """Drives a tabbed form wizard at ``self.url`` (form prefix ``self.prefix``) as a browser would:
+    posts the current tab's fields, plus a tab button (``goto``) or raw fields. A subclass opens it."""
+
+    client = url = prefix = response = None
+
+    @property
+    def html(self):
+        return self.response.content.decode()
+
+    @property
+    def current(self):
+        return re.search(rf'name="{self.prefix}-current_step" value="([^"]+)"', self.html).group(1)
+
+    def post(self, data=None, goto=None, raw=None):
+        payload = {f"{self.prefix}-current_step": self.current}
+        payload.update({f"{self.current}-{k}": v for k, v in (data or {}).items()})
+        payload.update(raw or {})
+        if goto:
+            payload["wizard_goto_step"] = goto
+        self.response = self.client.post(self.url, payload)
+        return self.response
 
 
 # --- PostgreSQL: the login Azure gives you --------------------------------------------------------
