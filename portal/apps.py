@@ -7,9 +7,20 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def import_models(self):
+        super().import_models()
+        # The inventory's models live in their own module (app label "portal", the same tables); Django
+        # registers a model when its module is imported, and must know them all before the apps are ready.
+        import portal.inventory.models  # noqa: F401
+
     def ready(self):
         from portal import regions, resources  # noqa: F401
 
         post_migrate.connect(regions.seed_regions, sender=self)
+        resources.register_portal_types()
+        # Celery tasks register themselves when imported; services enqueue them by name.
+        import portal.inventory.tasks  # noqa: F401
+        import portal.tasks  # noqa: F401
+
         __import__("portal.inventory").inventory.register_resource_types()
         __import__("portal.mua").mua.register()

@@ -9,6 +9,7 @@ import uuid
 from django.db import models
 from django.db.models.functions import Lower
 
+from security import operations as ops
 from security.models import Principal
 
 
@@ -26,7 +27,7 @@ class Region(models.Model):
 
 
 class Subscription(models.Model):
-    RESOURCE_TYPE = "Microsoft.Resources/subscriptions"
+    RESOURCE_TYPE = ops.SUBSCRIPTION_TYPE
 
     subscription_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     display_name = models.CharField(max_length=64, unique=True)
@@ -49,7 +50,7 @@ class Subscription(models.Model):
 
 
 class ResourceGroup(models.Model):
-    RESOURCE_TYPE = "Microsoft.Resources/resourceGroups"
+    RESOURCE_TYPE = ops.RESOURCE_GROUP_TYPE
 
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="resource_groups")
     name = models.CharField(max_length=90)
@@ -156,4 +157,3 @@ class LabPersona(models.Model):
 
     def __str__(self):
         return self.title
-from portal.inventory.models import *  # noqa: E402,F401,F403

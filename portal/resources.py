@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
 
+from security import operations as ops
+
 
 @dataclass(frozen=True)
 class ResourceType:
@@ -50,9 +52,9 @@ def type_of(resource_id: str) -> ResourceType | None:
         types = parts[at + 2 :: 2]
         return _types.get("/".join([namespace, *types]).lower())
     if len(parts) == 2:
-        return _types.get("microsoft.resources/subscriptions")
+        return _types.get(ops.SUBSCRIPTION_TYPE.lower())
     if len(parts) == 4:
-        return _types.get("microsoft.resources/resourcegroups")
+        return _types.get(ops.RESOURCE_GROUP_TYPE.lower())
     return None
 
 
@@ -75,31 +77,11 @@ def label_of(resource_id: str) -> str:
     return rtype.label if rtype else "Resource"
 
 
-def _register_portal_types():
+def register_portal_types() -> None:
+    """Subscriptions and resource groups (`PortalConfig.ready`; other apps register theirs likewise)."""
     from portal.models import ResourceGroup, Subscription
 
-    register(
-        ResourceType(
-            "Microsoft.Resources/subscriptions",
-            "Subscription",
-            Subscription,
-            "portal:subscription_detail",
-            "Microsoft.Resources/subscriptions/read",
-            icon="subscription",
-            in_resource_group=False,
-        )
-    )
-    register(
-        ResourceType(
-            "Microsoft.Resources/resourceGroups",
-            "Resource group",
-            ResourceGroup,
-            "portal:resource_group_detail",
-            "Microsoft.Resources/subscriptions/resourceGroups/read",
-            icon="resource-group",
-            in_resource_group=False,
-        )
-    )
-
-
-_register_portal_types()
+    register(ResourceType(ops.SUBSCRIPTION_TYPE, "Subscription", Subscription, "portal:subscription_detail",
+                          ops.SUBSCRIPTION_READ, icon="subscription", in_resource_group=False))
+    register(ResourceType(ops.RESOURCE_GROUP_TYPE, "Resource group", ResourceGroup, "portal:resource_group_detail",
+                          ops.RESOURCE_GROUP_READ, icon="resource-group", in_resource_group=False))

@@ -7,24 +7,23 @@ import re
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
-from portal import resources
+from portal import enqueue, resources
 from portal.models import LabPersona, Operation, Region, ResourceGroup, Subscription
 from security import clock, scopes
-from security.audit import guarded, record, register_operation_name
+from security.audit import guarded, record
 from security.models import ActivityLogEntry, Principal
+from security.operations import (
+    PERSONA_ASSUME,
+    RESOURCE_GROUP_DELETE,
+    RESOURCE_GROUP_READ,
+    RESOURCE_GROUP_WRITE,
+    SUBSCRIPTION_WRITE,
+    WORKER_CHECK,
+)
 from security.rbac import visible_to
 
-SUBSCRIPTION_WRITE = "Microsoft.Subscription/aliases/write"
-RESOURCE_GROUP_READ = "Microsoft.Resources/subscriptions/resourceGroups/read"
-RESOURCE_GROUP_WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write"
-RESOURCE_GROUP_DELETE = "Microsoft.Resources/subscriptions/resourceGroups/delete"
-SUBSCRIPTION_READ = "Microsoft.Resources/subscriptions/read"
-PERSONA_ASSUME = "Strongroom.Lab/personas/assume/action"
-
-register_operation_name(SUBSCRIPTION_WRITE, "Create subscription")
-register_operation_name(RESOURCE_GROUP_WRITE, "Create or update resource group")
-register_operation_name(RESOURCE_GROUP_DELETE, "Delete resource group")
-register_operation_name(PERSONA_ASSUME, "Switch lab persona")
+# The worker check's Celery task (portal/tasks.py), enqueued by this name.
+WORKER_CHECK_TASK = "portal.tasks.answer_worker_check"
 
 # Azure: 1-90 characters; letters (Unicode), digits, underscores, hyphens, periods, parentheses;
 # cannot end in a period.
@@ -174,25 +173,15 @@ def assume_persona(user, real_principal: Principal, persona: LabPersona | None) 
 
 # --- worker check ------------------------------------------------------------------------------
 
-WORKER_CHECK = "Strongroom.Lab/workers/check/action"
-register_operation_name(WORKER_CHECK, "Check background workers")
-
-
 def check_workers(principal: Principal) -> Operation:
     """Ask a Celery worker to answer; the notification turns green when one does.
 
     Shows a trainer (and the tests) that web, broker, worker and database are wired together.
     """
-    from functools import partial
-
-    from django.db import transaction
-
-    from portal.tasks import answer_worker_check
-
     with guarded(principal, WORKER_CHECK, scopes.ROOT) as op:
         operation = start_operation(principal, "Checking background workers")
         op.details["operationId"] = str(operation.pk)
-        transaction.on_commit(partial(answer_worker_check.delay, str(operation.pk)))
+        enqueue.after_commit(WORKER_CHECK_TASK, str(operation.pk))
     return operation
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib import messages
 from django.core.exceptions import BadRequest, ValidationError
 from django.http import Http404
 from django.shortcuts import render
@@ -137,6 +138,37 @@ def safe_next(request, fallback: str, *, field: str = "next") -> str:
     ):
         return target
     return fallback
+
+
+def confirmed_delete(request, obj, *, kind: str, delete) -> tuple[bool, str | None]:
+    """A delete confirmed by typing the object's name: (deleted, error).
+
+    On a POST whose ``confirm_name`` is ``obj.name``, ``delete()`` runs; its ValidationError (a rule
+    that refuses, such as "delete its volumes first") comes back as the error, in words. A GuardDenied
+    goes on up, to the explained 403 page.
+    """
+    if request.method != "POST":
+        return False, None
+    if request.POST.get("confirm_name", "").strip() != obj.name:
+        return False, f"Type the {kind} name '{obj.name}' to confirm."
+    try:
+        delete()
+    except ValidationError as exc:
+        return False, " ".join(exc.messages)
+    return True, None
+
+
+def report_outcome(request, action, success, *, level=messages.success) -> bool:
+    """Run ``action()`` for a button that comes back to its page, and say how it went there: the words
+    ``success(result)`` gives, or the reasons of its ValidationError (a GuardDenied goes on up, to the
+    explained 403 page)."""
+    try:
+        result = action()
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return False
+    level(request, success(result))
+    return True
 
 
 def render_denied(request, exc: GuardDenied, status: int = 403):

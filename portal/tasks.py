@@ -4,9 +4,9 @@ import socket
 
 from celery import shared_task
 
+from portal import services
 
-@shared_task(acks_late=True, ignore_result=True)
+
+@shared_task(acks_late=True, ignore_result=True, name=services.WORKER_CHECK_TASK)
 def answer_worker_check(operation_id: str) -> None:
-    from portal import services
-
     services.complete_worker_check(operation_id, worker=socket.gethostname())

@@ -48,7 +48,7 @@ DRILL_FILES = {
 
 def seed_drill(lab, *, stdout=None):
     """Returns (vault, instance). Needs the MUA part of the lab (the Resource Guard) seeded first."""
-    from portal.mua_lab import LAB_GUARD_NAME
+    from portal.mua.lab import LAB_GUARD_NAME
     from security import mua
     from security.models import ResourceGuard
     from vaults import services as vault_services

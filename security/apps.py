@@ -8,16 +8,14 @@ class SecurityConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from security import roles, signals  # noqa: F401  (registers receivers)
-        from security.guards import register_builtin_guards
+        from security import clock, guards, roles, signals
+        from security.mua import expiry
+        from security.mua import guard as mua_guard
 
-        register_builtin_guards()
-        from security.mua import register_mua_guard
-
-        register_mua_guard()
-        from security import clock, mua
-
-        clock.register_settler("security.grants", lambda now: mua.close_expired_grants(now=now))
+        signals.connect()
+        guards.register_builtin_guards()
+        mua_guard.register()
+        clock.register_settler("security.grants", lambda now: expiry.close_expired_grants(now=now))
         # Built-in roles are reference data: seeded after every migrate and after the test
         # flushes that live_server performs, which a data migration would not survive.
         post_migrate.connect(roles.seed_builtin_roles, sender=self)

@@ -1,6 +1,6 @@
 """The activity log, and `guarded`: how every service performs a write.
 
-    with guarded(principal, "Microsoft.Resources/subscriptions/resourceGroups/write", rg_id) as op:
+    with guarded(principal, operations.RESOURCE_GROUP_WRITE, rg_id) as op:
         ...change state...
         op.details["region"] = "eastus"
 
@@ -28,7 +28,8 @@ _operation_names: dict[str, str] = {}
 
 
 def register_operation_name(operation: str, name: str) -> None:
-    """Give an action string the readable name the activity log shows."""
+    """Give an action string the readable name the activity log shows, when the operations catalogue
+    does not name it (being retired: the catalogue names operations now)."""
     _operation_names[operation.lower()] = name
 
 
@@ -36,7 +37,7 @@ def operation_name(operation: str) -> str:
     known = operations.display_name(operation) or _operation_names.get(operation.lower())
     if known:
         return known
-    # "Microsoft.Foo/bars/bazs/write" -> "Write bazs" (fallback for unnamed operations)
+    # "<Provider>/bars/bazs/write" -> "Write bazs" (fallback for unnamed operations)
     parts = operation.split("/")
     verb = parts[-1]
     noun = parts[-2] if len(parts) > 2 else parts[0]
@@ -136,7 +137,7 @@ class GuardedOperation:
     result_scope: str | None = None
 
 
-def _validation_text(exc: ValidationError) -> str:
+def validation_text(exc: ValidationError) -> str:
     if hasattr(exc, "message_dict"):
         return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
     return " ".join(exc.messages)
@@ -173,7 +174,7 @@ def guarded(principal, operation: str, target, *, change: dict | None = None, de
             op.scope,
             status=ActivityLogEntry.Status.FAILED,
             sub_status="BadRequest",
-            message=_validation_text(exc),
+            message=validation_text(exc),
             details=op.details,
             level=ActivityLogEntry.Level.WARNING,
         )

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from security import operations
+
 
 class Principal(models.Model):
     """Anyone or anything that can hold a role: a portal user, a managed identity, the system."""
@@ -225,7 +227,7 @@ class ResourceGuard(models.Model):
     automatically (``allowAutoApprovals``).
     """
 
-    RESOURCE_TYPE = "Microsoft.DataProtection/resourceGuards"
+    RESOURCE_TYPE = operations.RESOURCE_GUARD_TYPE
 
     name = models.CharField(max_length=100)
     resource_group_id = models.CharField(max_length=512, db_index=True)

@@ -67,6 +67,9 @@ def guard_protectable() -> list[Operation]:
 
 
 # --- resource types -----------------------------------------------------------------------------------
+COMPUTE = "Microsoft.Compute"
+POSTGRES = "Microsoft.DBforPostgreSQL"
+SUBSCRIPTION_PROVIDER = "Microsoft.Subscription"
 SUBSCRIPTION_TYPE = "Microsoft.Resources/subscriptions"
 RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
 VAULT_TYPE = f"{DATA_PROTECTION}/backupVaults"
@@ -74,19 +77,25 @@ POLICY_TYPE = f"{VAULT_TYPE}/backupPolicies"
 INSTANCE_TYPE = f"{VAULT_TYPE}/backupInstances"
 RESOURCE_GUARD_TYPE = f"{DATA_PROTECTION}/resourceGuards"
 STORAGE_ACCOUNT_TYPE = "Microsoft.Storage/storageAccounts"
-CONTAINER_TYPE = f"{STORAGE_ACCOUNT_TYPE}/blobServices/containers"
+BLOB_SERVICE_TYPE = f"{STORAGE_ACCOUNT_TYPE}/blobServices"
+CONTAINER_TYPE = f"{BLOB_SERVICE_TYPE}/containers"
 ADLS_DATASOURCE_TYPE = f"{STORAGE_ACCOUNT_TYPE}/adlsBlobServices"
 ELASTIC_SAN_TYPE = "Microsoft.ElasticSan/elasticSans"
 VOLUME_GROUP_TYPE = f"{ELASTIC_SAN_TYPE}/volumeGroups"
 VOLUME_TYPE = f"{VOLUME_GROUP_TYPE}/volumes"
 VOLUME_SNAPSHOT_TYPE = f"{VOLUME_GROUP_TYPE}/snapshots"
-DISK_SNAPSHOT_TYPE = "Microsoft.Compute/snapshots"
-POSTGRES_SERVER_TYPE = "Microsoft.DBforPostgreSQL/flexibleServers"
+DISK_TYPE = f"{COMPUTE}/disks"
+DISK_SNAPSHOT_TYPE = f"{COMPUTE}/snapshots"
+POSTGRES_SERVER_TYPE = f"{POSTGRES}/flexibleServers"
 POSTGRES_DATABASE_TYPE = f"{POSTGRES_SERVER_TYPE}/databases"
+# Named only by the built-in roles' patterns: no Strongroom operation checks them.
+DEPLOYMENT_TYPE = "Microsoft.Resources/deployments"
+FEATURES = "Microsoft.Features"
+SUPPORT = "Microsoft.Support"
 
 # --- subscriptions and resource groups ----------------------------------------------------------------
 SUBSCRIPTION_READ = _op(f"{SUBSCRIPTION_TYPE}/read")
-SUBSCRIPTION_WRITE = _op("Microsoft.Subscription/aliases/write", "Create subscription")
+SUBSCRIPTION_WRITE = _op(f"{SUBSCRIPTION_PROVIDER}/aliases/write", "Create subscription")
 RESOURCE_GROUP_READ = _op("Microsoft.Resources/subscriptions/resourceGroups/read")
 RESOURCE_GROUP_WRITE = _op("Microsoft.Resources/subscriptions/resourceGroups/write",
                            "Create or update resource group")

@@ -13,26 +13,26 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from security import clock, scopes
-from security.audit import guarded, record, register_operation_name
+from security.audit import guarded, record
+from security.guards import GuardDenied, evaluate
 from security.models import ActivityLogEntry, Alert, LabClock, Principal, RoleAssignment, RoleDefinition
+from security.operations import (  # callers read these names here too
+    ALERT_CHANGE_STATE,
+    LAB_CLOCK_WRITE,
+    ROLE_ASSIGNMENT_DELETE,
+    ROLE_ASSIGNMENT_READ,
+    ROLE_ASSIGNMENT_WRITE,
+)
 from security.rbac import active_assignments, authorize, role_allows
+from security.roles import OWNER
 
 logger = logging.getLogger(__name__)
 
-ROLE_ASSIGNMENT_READ = "Microsoft.Authorization/roleAssignments/read"
-ROLE_ASSIGNMENT_WRITE = "Microsoft.Authorization/roleAssignments/write"
-ROLE_ASSIGNMENT_DELETE = "Microsoft.Authorization/roleAssignments/delete"
-LAB_CLOCK_WRITE = "Strongroom.Lab/clock/write"
-ALERT_CHANGE_STATE = "Microsoft.AlertsManagement/alerts/changestate/action"
 SYSTEM_PRINCIPAL_NAME = "Strongroom system"
-
-register_operation_name(ROLE_ASSIGNMENT_WRITE, "Create role assignment")
-register_operation_name(ROLE_ASSIGNMENT_DELETE, "Delete role assignment")
-register_operation_name(LAB_CLOCK_WRITE, "Move lab clock")
-register_operation_name(ALERT_CHANGE_STATE, "Change alert state")
 
 
 # --- principals -----------------------------------------------------------------------------
@@ -136,8 +136,6 @@ def remove_assignments_of_deleted_scope(principal, scope: str, *, cause: str) ->
     what authorizes it, as in Azure, where a resource's role assignments go with the resource. Without
     this, a new resource of the same name would inherit them. Each removal is logged. Returns how many.
     """
-    from django.db.models import Q
-
     scope = scopes.normalize(scope)
     if scope == scopes.ROOT:
         raise ValueError("The root scope is never deleted.")
@@ -199,8 +197,6 @@ class CheckAccessResult:
 
 def check_access(principal, subject: Principal, scope: str) -> CheckAccessResult:
     """What ``subject`` holds at ``scope``. Reading assignments needs roleAssignments/read there."""
-    from security.guards import GuardDenied, evaluate
-
     decision = evaluate(principal, ROLE_ASSIGNMENT_READ, scope)
     if not decision.allowed:
         raise GuardDenied(decision)
@@ -225,7 +221,7 @@ def can_move_lab_clock(principal) -> bool:
 
 def move_lab_clock(principal, *, forward: dt.timedelta | None = None, reset: bool = False) -> dt.datetime:
     """Move the lab clock forward, or back to real time. Lab mode only; only a principal holding
-    ``Strongroom.Lab/clock/write`` at the root (the lab's trainer, Owner there) may move it.
+    ``LAB_CLOCK_WRITE`` at the root (the lab's trainer, Owner there) may move it.
 
     Before the clock moves back, every time-bound decision due at the lab time being left is recorded
     (`clock.settle`): grants that ended stay ended, purges and expiries that fell due still happen.
@@ -340,8 +336,6 @@ def bootstrap_root_owner(principal: Principal) -> RoleAssignment | None:
     The first Owner cannot be authorized by anyone (as the creator of an Azure tenant); this one
     write is made by the system principal and logged. Idempotent: does nothing once an Owner exists.
     """
-    from security.roles import OWNER
-
     owner = RoleDefinition.objects.get(name=OWNER)
     now = clock.now()
     if RoleAssignment.objects.active_at(now).filter(role=owner, scope=scopes.ROOT).exists():

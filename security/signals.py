@@ -1,9 +1,9 @@
+"""Signal receivers of `security`, connected by `SecurityConfig.ready` through `connect()`."""
+
 from django.conf import settings
 from django.db.models.signals import post_save
-from django.dispatch import receiver
 
 
-@receiver(post_save, sender=settings.AUTH_USER_MODEL)
 def give_every_user_a_principal(sender, instance, created, raw=False, **kwargs):
     if raw:
         return
@@ -14,3 +14,8 @@ def give_every_user_a_principal(sender, instance, created, raw=False, **kwargs):
         user=instance,
         defaults={"kind": Principal.Kind.USER, "display_name": name, "enabled": instance.is_active},
     )
+
+
+def connect() -> None:
+    post_save.connect(give_every_user_a_principal, sender=settings.AUTH_USER_MODEL,
+                      dispatch_uid="security.give_every_user_a_principal")

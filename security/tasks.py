@@ -6,6 +6,6 @@ from celery import shared_task
 @shared_task(ignore_result=True, expires=50)
 def close_expired_grants() -> int:
     """Every minute (beat): mark ended Resource Guard grants Expired and log each expiry."""
-    from security import mua
+    from security.mua import expiry
 
-    return mua.close_expired_grants()
+    return expiry.close_expired_grants()

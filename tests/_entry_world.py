@@ -280,7 +280,7 @@ def build_world(lab) -> World:
 
     from portal.inventory import services as inv
     from portal.inventory.models import PostgresDatabase, Snapshot
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from protection.jobs import runner as jobs
     from protection.backups import services as backups
     from protection.deletion import services as deletion

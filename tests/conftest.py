@@ -1,6 +1,15 @@
-"""Shared fixtures: the lab's tenancy and personas, data roots under tmp_path, hypothesis profiles."""
+"""Shared fixtures and helpers: the lab's tenancy and personas, data roots under tmp_path, hypothesis
+profiles, Celery workers (a thread, or processes of their own), waiting for a condition, guards for a
+block, a form-wizard driver, and the PostgreSQL login."""
 
+import contextlib
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings as hypothesis_settings
@@ -10,6 +19,8 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.register_profile("dev", max_examples=10, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -102,29 +113,21 @@ def trainer(lab):
     return lab.trainer
 
 
-@pytest.fixture
-def backup_admin(lab):
-    return lab.personas["backup-admin"].principal
+def _persona(key: str):
+    """The fixture for one lab persona's principal, named after it (``backup-admin`` -> ``backup_admin``)."""
+
+    @pytest.fixture(name=key.replace("-", "_"))
+    def principal(lab):
+        return lab.personas[key].principal
+
+    return principal
 
 
-@pytest.fixture
-def backup_operator(lab):
-    return lab.personas["backup-operator"].principal
-
-
-@pytest.fixture
-def security_admin(lab):
-    return lab.personas["security-admin"].principal
-
-
-@pytest.fixture
-def reader(lab):
-    return lab.personas["reader"].principal
-
-
-@pytest.fixture
-def outsider(lab):
-    return lab.personas["outsider"].principal
+backup_admin = _persona("backup-admin")
+backup_operator = _persona("backup-operator")
+security_admin = _persona("security-admin")
+reader = _persona("reader")
+outsider = _persona("outsider")
 
 
 @pytest.fixture
@@ -155,14 +158,168 @@ def worker(request, worker_id):
 
     from portal.celery import app
 
-    queue = f"strongroom-test-{worker_id}-{os.getpid()}"
+    with own_default_queue("strongroom-test", worker_id) as queue:
+        with start_worker(app, pool="solo", perform_ping_check=False, queues=[queue], loglevel="WARNING"):
+            yield app
+
+
+@contextlib.contextmanager
+def own_default_queue(prefix: str, worker_id: str):
+    """Point the Celery app's default queue at a queue of this test process's own (so parallel test
+    processes never run each other's tasks), and back again afterwards."""
+    from portal.celery import app
+
+    queue = f"{prefix}-{worker_id}-{os.getpid()}"
     previous = app.conf.task_default_queue
     app.conf.task_default_queue = queue
     try:
-        with start_worker(app, pool="solo", perform_ping_check=False, queues=[queue], loglevel="WARNING"):
-            yield app
+        yield queue
     finally:
         app.conf.task_default_queue = previous
+
+
+@pytest.fixture
+def process_worker_queue(worker_id):
+    """A queue of this test's own for Celery worker *processes* (``WorkerProcess``). They share the test
+    database with this process, so they need PostgreSQL as well as Redis; CI fails without them."""
+    from django.conf import settings
+    from django.db import connection
+
+    if not settings.CELERY_BROKER_URL.startswith("redis://") or connection.vendor != "postgresql":
+        if os.environ.get("STRONGROOM_REQUIRE_SERVICES"):
+            pytest.fail("CI must run worker processes against PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL).")
+        pytest.skip("A worker process needs PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL).")
+    with own_default_queue("strongroom-process", worker_id) as queue:
+        yield queue
+
+
+class WorkerProcess:
+    """A Celery worker process on ``queue``, told the test database's name and this test's data roots,
+    in a process group of its own (so SIGKILL takes the whole of it, like the OOM killer); its output
+    goes to ``log_path``."""
+
+    def __init__(self, queue: str, log_path: Path):
+        from django.conf import settings
+        from django.db import connection
+
+        db = connection.settings_dict
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_TASK_DEFAULT_QUEUE": queue,
+            "STRONGROOM_DATA_ROOT": str(settings.STRONGROOM_DATA_ROOT),
+            "STRONGROOM_ATTACH_ROOTS": ",".join(str(p) for p in settings.STRONGROOM_ATTACH_ROOTS),
+        }
+        if db.get("PASSWORD"):
+            env["PGPASSWORD"] = db["PASSWORD"]
+        self.log_path = log_path
+        self.log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue, "-P", "solo", "-c", "1",
+             "-n", f"{log_path.stem}@%h", "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+    def tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+
+# --- waiting and processes ------------------------------------------------------------------------
+
+
+def wait_until(predicate, timeout: float, what: str, *, every: float = 0.05, gave_up=None, explain=None):
+    """Poll ``predicate`` until it returns something true (returned) or ``timeout`` seconds pass (an
+    AssertionError naming ``what`` and, when given, ``explain()``). ``gave_up()`` true stops early: the
+    thing that should make it true has died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if gave_up is not None and gave_up():
+            break
+        time.sleep(every)
+    detail = f"\n{explain()}" if explain is not None else ""
+    raise AssertionError(f"Timed out after {timeout} s waiting for {what}.{detail}")
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+# --- guards ---------------------------------------------------------------------------------------
+
+
+def rbac_allows(action) -> bool:
+    """Run ``action``: False when the RBAC guard refuses it (no other guard may), True when it goes through."""
+    from security.guards import GuardDenied
+
+    try:
+        action()
+    except GuardDenied as exc:
+        assert exc.decision.guard == "RBAC"
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def refusing(operation: str, refusal, name: str = "test-refusal"):
+    """For the block only, a guard that answers ``refusal`` to ``operation`` and lets everything else by."""
+    from security.guards import register_guard, unregister_guard
+
+    def guard(principal, op, target, change):
+        return refusal if op == operation else None
+
+    register_guard(name, guard, order=90)
+    try:
+        yield
+    finally:
+        unregister_guard(name)
+
+
+# --- form wizards over HTTP -----------------------------------------------------------------------
+
+
+class WizardDriver:
+    """Drives a tabbed form wizard at ``self.url`` (form prefix ``self.prefix``) as a browser would:
+    posts the current tab's fields, plus a tab button (``goto``) or raw fields. A subclass opens it."""
+
+    client = url = prefix = response = None
+
+    @property
+    def html(self):
+        return self.response.content.decode()
+
+    @property
+    def current(self):
+        return re.search(rf'name="{self.prefix}-current_step" value="([^"]+)"', self.html).group(1)
+
+    def post(self, data=None, goto=None, raw=None):
+        payload = {f"{self.prefix}-current_step": self.current}
+        payload.update({f"{self.current}-{k}": v for k, v in (data or {}).items()})
+        payload.update(raw or {})
+        if goto:
+            payload["wizard_goto_step"] = goto
+        self.response = self.client.post(self.url, payload)
+        return self.response
 
 
 # --- PostgreSQL: the login Azure gives you --------------------------------------------------------

@@ -541,15 +541,22 @@ def check(row: dict, expected) -> list[str]:
         problems.append(f"{row['key']}: state changed under lockdown: {row['changed']}")
     if row["status"] >= 500:
         problems.append(f"{row['key']}: server error {row['status']}")
-    refused = set(row["refused"])
+    problems.extend(refusal_problems(row["key"], set(row["refused"]), expected,
+                                     nothing_reached=f" (status {row['status']}); check its input"))
+    return problems
+
+
+def refusal_problems(name: str, refused: set, expected, nothing_reached: str = "") -> list[str]:
+    """What is wrong with the operations a driven entry point asked the guards for: a write (its row a
+    set) must ask for some, all in its row; anything else must ask for none."""
     if isinstance(expected, set):
         if not refused:
-            problems.append(f"{row['key']}: reached no guarded operation (status {row['status']}); check its input")
-        elif not refused <= expected:
-            problems.append(f"{row['key']}: refused at {sorted(refused - expected)}, not in its row")
+            return [f"{name}: reached no guarded operation{nothing_reached}"]
+        if not refused <= expected:
+            return [f"{name}: refused at {sorted(refused - expected)}, not in its row"]
     elif refused:
-        problems.append(f"{row['key']}: classified {expected} but asked for {sorted(refused)}")
-    return problems
+        return [f"{name}: classified {expected} but asked for {sorted(refused)}"]
+    return []
 
 
 def test_every_url_is_refused_when_the_guard_says_so(client, lab):
@@ -677,13 +684,7 @@ def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):
                 problems.append(f"{name}: changed which role assignments are active")
         elif changed:
             problems.append(f"{name}: state changed under lockdown: {changed}")
-        if isinstance(expected, set):
-            if not asked:
-                problems.append(f"{name}: reached no guarded operation")
-            elif not asked <= expected:
-                problems.append(f"{name}: refused at {sorted(asked - expected)}, not in its row")
-        elif asked:
-            problems.append(f"{name}: classified {expected} but asked for {sorted(asked)}")
+        problems.extend(refusal_problems(name, asked, expected))
         return state
 
     for kind, job in waiting.items():

@@ -8,12 +8,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,13 +59,7 @@ def _status(port: int) -> int | None:
 
 
 def _wait(predicate, timeout, what, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"Timed out waiting for {what}.\n{log.read_text(errors='replace')[-4000:]}")
+    return wait_until(predicate, timeout, what, every=0.1, explain=lambda: log.read_text(errors="replace")[-4000:])
 
 
 def test_run_restarts_a_dead_worker_and_web_keeps_serving_and_ctrl_c_stops_all(tmp_path):

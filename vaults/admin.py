@@ -2,11 +2,12 @@
 
 from django.contrib import admin
 
+from security.admin import ReadOnlyAdmin
 from vaults.models import BackupVault
 
 
 @admin.register(BackupVault)
-class BackupVaultAdmin(admin.ModelAdmin):
+class BackupVaultAdmin(ReadOnlyAdmin):
     list_display = ("name", "resource_group", "region", "storage_redundancy", "soft_delete_state",
                     "immutability_state", "created_at")
     list_filter = ("storage_redundancy", "soft_delete_state", "immutability_state", "region")
@@ -14,12 +15,3 @@ class BackupVaultAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -7,10 +7,11 @@ class VaultsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        """Every registration of `vaults`: the resource type and the guards."""
         from portal import resources
+        from security.operations import VAULT_READ
         from vaults.guards import register_vault_guards
         from vaults.models import BackupVault
-        from vaults.services import VAULT_READ, register_operation_names
 
         resources.register(
             resources.ResourceType(
@@ -22,8 +23,4 @@ class VaultsConfig(AppConfig):
                 icon="vault",
             )
         )
-        register_operation_names()
         register_vault_guards()
-        from vaults.mua import register_mua_hooks
-
-        register_mua_hooks()

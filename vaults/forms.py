@@ -16,7 +16,7 @@ from portal.shortcuts import parse_id
 from portal.wizards import ReviewForm
 from security.guards import GuardDenied
 from vaults import services
-from vaults.services import ALWAYS_ON_ACK_LABEL, ALWAYS_ON_ACK_REQUIRED, always_on_unacknowledged
+from vaults.services.soft_delete import ALWAYS_ON_ACK_LABEL, ALWAYS_ON_ACK_REQUIRED, always_on_unacknowledged
 from vaults.models import (
     SOFT_DELETE_DEFAULT_DAYS,
     SOFT_DELETE_MAX_DAYS,

@@ -12,9 +12,9 @@ state, soft-deleted included) or backup policies. `vaults` does not know those m
     register_contents_check(vault_has_contents)   # in protection's AppConfig.ready()
 
 When any check answers yes, `evaluate(principal, VAULT_DELETE, vault)` refuses with Azure's exact
-message (`VAULT_NOT_EMPTY_MESSAGE`). Guards for immutability, soft delete or MUA (issue 10) plug in
-the same way, through `security.guards.register_guard`, reading the vault passed as ``target`` and
-the ``change`` dict each vault service describes (see `vaults.services`).
+message (`VAULT_NOT_EMPTY_MESSAGE`). The immutability and soft-delete guards below plug in the same way,
+through `security.guards.register_guard` (called from `VaultsConfig.ready`), reading the object passed
+as ``target`` and the ``change`` dict each service describes (see `vaults.services`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,17 @@ import datetime as dt
 import re
 from typing import Callable
 
+from security import clock
 from security.guards import Refusal, register_guard, target_scope
-
-VAULT_DELETE = "Microsoft.DataProtection/backupVaults/delete"
+from security.operations import (
+    INSTANCE_DELETE,
+    INSTANCE_WRITE,
+    POLICY_WRITE,
+    RECOVERY_POINT_DELETE,
+    UNDELETE,
+    VAULT_DELETE,
+    VAULT_WRITE,
+)
 
 DELETION_RULES_GUARD = "Vault deletion rules"
 DELETION_RULES_ORDER = 50  # after RBAC (0) and the MUA / immutability / soft-delete guards
@@ -105,12 +113,6 @@ def vault_deletion_guard(principal, operation, target, change) -> Refusal | None
 IMMUTABILITY_GUARD = "Immutability"
 IMMUTABILITY_ORDER = 20  # after RBAC (0) and MUA (10), before the vault deletion rules (50)
 
-_DP = "Microsoft.DataProtection/backupVaults"
-VAULT_WRITE = f"{_DP}/write"
-INSTANCE_DELETE = f"{_DP}/backupInstances/delete"
-INSTANCE_WRITE = f"{_DP}/backupInstances/write"
-POLICY_WRITE = f"{_DP}/backupPolicies/write"
-RECOVERY_POINT_DELETE = f"{_DP}/backupInstances/recoveryPoints/delete"
 OPERATIONAL_STORE = "OperationalStore"
 
 IMMUTABLE_CODE = "UserErrorImmutableVaultOperationNotAllowed"
@@ -232,8 +234,6 @@ def immutability_guard(principal, operation, target, change) -> Refusal | None:
         return _immutable_refusal(state, vault_name, "stopping protection with deletion of backup data is not "
                                   "allowed. Recovery points cannot be deleted before they expire.")
     if op == RECOVERY_POINT_DELETE.lower():
-        from security import clock
-
         expiry = _when(change.get("expiry_time"))
         now = _when(change.get("now")) or clock.now()
         if expiry is not None and expiry <= now:
@@ -250,7 +250,129 @@ def immutability_guard(principal, operation, target, change) -> Refusal | None:
                               "retention is allowed.", extra={"reduced": reduced})
 
 
+
+# --- soft delete (reference §3.2, decision 4) -----------------------------------------------------------
+#
+# What soft delete forbids, refused before the click (the previews ask the same guard):
+#
+# * leaving AlwaysOn (``backupVaults/write`` with ``change["setting"] == "softDelete"``): irreversible;
+# * deleting the backup data of an instance that is soft deleted, or being soft deleted
+#   (``backupInstances/delete``);
+# * moving a soft-deleted instance to another policy (``backupInstances/write``, ``setting == "policy"``);
+# * undeleting (``deletedBackupInstances/undelete/action``) an instance that is not soft deleted, is still
+#   being soft deleted, or is past its scheduled purge (its purge has begun; the lab clock decides).
+#
+# Instances are judged by their stored state (fetched again through the target's own model: a caller's
+# copy may be older than a job that moved it on), read by duck typing as `vaults` cannot import
+# `protection`. The services ask the same rules again under their row lock.
+
+SOFT_DELETE_GUARD = "Soft delete"
+SOFT_DELETE_ORDER = 30  # after RBAC (0), MUA (10) and immutability (20), before the vault deletion rules (50)
+
+ALWAYS_ON = "AlwaysOn"
+SOFT_DELETING = "SoftDeleting"
+SOFT_DELETED = "SoftDeleted"
+
+ALWAYS_ON_CODE = "UserErrorSoftDeleteAlwaysOn"
+INSTANCE_SOFT_DELETED_CODE = "UserErrorBackupInstanceSoftDeleted"
+NOT_SOFT_DELETED_CODE = "UserErrorBackupInstanceNotSoftDeleted"
+PURGE_STARTED_CODE = "UserErrorSoftDeletePurgeStarted"
+
+
+def _soft_delete_refusal(code: str, reason: str, remedy: str, **extra) -> Refusal:
+    return Refusal(guard=SOFT_DELETE_GUARD, code=code, reason=reason, remedy=remedy, extra=extra)
+
+
+def always_on_refusal(current_state, new_state) -> Refusal | None:
+    """Why soft delete may not go from ``current_state`` to ``new_state`` (None when it may)."""
+    if current_state != ALWAYS_ON or new_state == ALWAYS_ON:
+        return None
+    return _soft_delete_refusal(
+        ALWAYS_ON_CODE,
+        "Soft delete is always-on for this vault: it is permanently enabled and cannot be changed.",
+        "Nothing lifts it: always-on is irreversible. Only the retention period can change.",
+        field="state", soft_delete_state=ALWAYS_ON)
+
+
+def _state_label(instance) -> str:
+    display = getattr(instance, "get_protection_state_display", None)
+    return (display() if display else instance.protection_state).lower()
+
+
+def _is_soft_deleted(instance) -> bool:
+    return instance.protection_state in (SOFT_DELETING, SOFT_DELETED)
+
+
+def delete_data_refusal(instance) -> Refusal | None:
+    """Deleting the backup data of a soft-deleted (or soft-deleting) instance: refused."""
+    if not _is_soft_deleted(instance):
+        return None
+    return _soft_delete_refusal(
+        INSTANCE_SOFT_DELETED_CODE,
+        f"'{instance.name}' is {_state_label(instance)}: its backup data cannot be deleted now. Undelete it first, "
+        "or wait for its purge.",
+        "Its data is already deleted and kept only until its purge. Undelete it to act on it again.")
+
+
+def change_policy_refusal(instance) -> Refusal | None:
+    """Moving a soft-deleted (or soft-deleting) instance to another policy: refused."""
+    if not _is_soft_deleted(instance):
+        return None
+    return _soft_delete_refusal(
+        INSTANCE_SOFT_DELETED_CODE, "A soft-deleted backup instance cannot change policy: undelete it first.",
+        "Undelete the backup instance, then change its policy.")
+
+
+def undelete_refusal(instance, now) -> Refusal | None:
+    """Why ``instance`` cannot be undeleted at ``now`` (None when it can)."""
+    name, state = instance.name, instance.protection_state
+    if state == SOFT_DELETING:
+        return _soft_delete_refusal(
+            NOT_SOFT_DELETED_CODE, f"'{name}' is still being soft deleted: try again in a moment.",
+            "Wait until its Delete backup data job has finished, then undelete it.")
+    if state != SOFT_DELETED:
+        return _soft_delete_refusal(
+            NOT_SOFT_DELETED_CODE,
+            f"'{name}' is {_state_label(instance)}, not soft deleted: there is nothing to undelete.",
+            "Undelete applies to soft-deleted backup instances only.")
+    purge_at = instance.scheduled_purge_at
+    if instance.purge_started_at is None and not (purge_at and purge_at <= now):
+        return None
+    when = f" ({purge_at:%Y-%m-%d %H:%M} UTC)" if purge_at else ""
+    return _soft_delete_refusal(
+        PURGE_STARTED_CODE,
+        f"'{name}' passed its scheduled purge time{when} and is being purged: it can no longer be undeleted.",
+        "Nothing lifts it: its soft-delete retention is over and the purge deletes its data for good.")
+
+
+def _stored(target):
+    """The target's stored row as it is now (the target itself when it is not a stored model object)."""
+    manager = getattr(type(target), "_default_manager", None)
+    if manager is None or getattr(target, "pk", None) is None:
+        return target
+    return manager.filter(pk=target.pk).first() or target
+
+
+def soft_delete_guard(principal, operation, target, change) -> Refusal | None:
+    change = change or {}
+    op = operation.lower()
+    if op == VAULT_WRITE.lower():
+        if change.get("setting") != "softDelete":
+            return None
+        return always_on_refusal((change.get("from") or {}).get("state"), (change.get("to") or {}).get("state"))
+    if getattr(target, "protection_state", None) is None:
+        return None  # not a backup instance
+    if op == INSTANCE_DELETE.lower():
+        return delete_data_refusal(_stored(target))
+    if op == INSTANCE_WRITE.lower() and change.get("setting") == "policy":
+        return change_policy_refusal(_stored(target))
+    if op == UNDELETE.lower():
+        return undelete_refusal(_stored(target), clock.now())
+    return None
+
+
 def register_vault_guards() -> None:
     """Called from `VaultsConfig.ready()`."""
     register_guard(IMMUTABILITY_GUARD, immutability_guard, order=IMMUTABILITY_ORDER)
+    register_guard(SOFT_DELETE_GUARD, soft_delete_guard, order=SOFT_DELETE_ORDER)
     register_guard(DELETION_RULES_GUARD, vault_deletion_guard, order=DELETION_RULES_ORDER)

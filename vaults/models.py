@@ -12,6 +12,7 @@ from django.db.models.functions import Lower
 
 from portal.models import TrackedResource
 from security.models import Principal
+from security.operations import VAULT_TYPE
 
 
 class StorageRedundancy(models.TextChoices):
@@ -72,7 +73,7 @@ SOFT_DELETE_DEFAULT_DAYS = 14
 class BackupVault(TrackedResource):
     """A Backup vault: its settings, its system-assigned identity and (by `uuid`) its store folder."""
 
-    RESOURCE_TYPE = "Microsoft.DataProtection/backupVaults"
+    RESOURCE_TYPE = VAULT_TYPE
 
     # Names the store folder: stable across renames and moves (the resource id is not).
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

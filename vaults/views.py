@@ -1,8 +1,9 @@
 """Vault pages: list, create wizard helpers, Overview, Properties, Identity, Delete.
 
-Thin: reads go through `services.vaults_for` / `get_visible_or_404` (a vault the principal may not
-read is 404), writes call `vaults.services`; a GuardDenied that is not caught here becomes the
-explained 403 page (GuardDeniedMiddleware).
+Thin: reads go through `services.vaults_for` / `vaults.pages.vault_or_404` (a vault the principal may
+not read is 404), every page of a vault has its frame from `vaults.pages.vault_page_context`, writes
+call `vaults.services`; a GuardDenied that is not caught here becomes the explained 403 page
+(GuardDeniedMiddleware).
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from django.views.decorators.http import require_GET
 
 from portal import services as portal_services
 from portal.models import Region
-from portal.shortcuts import (
-    can, filter_by_id, form_errors_from, get_visible_or_404, page_number, parse_id, search_text, unknown_filters,
-)
+from portal.shortcuts import filter_by_id, form_errors_from, page_number, parse_id, search_text, unknown_filters
 from security import scopes
 from security.guards import GuardDenied, evaluate
 from security.models import RoleAssignment
+from security.operations import VAULT_WRITE
 from vaults import forms, panels, services
-from vaults.models import BackupVault, ImmutabilityState
+from vaults.models import ImmutabilityState
+from vaults.pages import vault_or_404, vault_page_context
 
 PAGE_SIZE = 25
 
@@ -38,30 +39,16 @@ SORTS = {
     "created": "created_at",
 }
 
+# The names `vaults.views_mua` calls the shared page frame by.
+_vault_or_404 = vault_or_404
+_vault_context = vault_page_context
 
-def _vault_or_404(request, pk) -> BackupVault:
-    return get_visible_or_404(request.principal, services.vaults_for(request.principal), services.VAULT_READ, pk=pk)
 
-
-def _require_write(request, vault, operation=services.VAULT_WRITE) -> None:
+def _require_write(request, vault, operation=VAULT_WRITE) -> None:
     """A reader opening an edit blade meets the same explained denial a write would get."""
     decision = evaluate(request.principal, operation, vault)
     if not decision.allowed and decision.guard == "RBAC":
         raise GuardDenied(decision)
-
-
-def _vault_context(request, vault, blade, **extra):
-    principal = request.principal
-    return {
-        "vault": vault,
-        "resource": vault,
-        "blade": blade,
-        "extra_blades": panels.blades(vault),
-        "can_write": can(principal, services.VAULT_WRITE, vault.resource_id),
-        "can_delete": can(principal, services.VAULT_DELETE, vault.resource_id),
-        "assessment": services.security_level(vault),
-        **extra,
-    }
 
 
 # --- list --------------------------------------------------------------------------------------
@@ -187,9 +174,9 @@ def resource_group_options(request):
 
 @login_required
 def vault_detail(request, pk):
-    vault = _vault_or_404(request, pk)
+    vault = vault_or_404(request, pk)
     return render(request, "vaults/vault_overview.html",
-                  _vault_context(request, vault, "overview", tiles=panels.overview_tiles(vault)))
+                  vault_page_context(request, vault, "overview", tiles=panels.overview_tiles(vault)))
 
 
 # --- properties --------------------------------------------------------------------------------
@@ -197,16 +184,17 @@ def vault_detail(request, pk):
 
 @login_required
 def vault_properties(request, pk):
-    vault = _vault_or_404(request, pk)
-    return render(request, "vaults/vault_properties.html", _vault_context(request, vault, "properties"))
+    vault = vault_or_404(request, pk)
+    return render(request, "vaults/vault_properties.html", vault_page_context(request, vault, "properties"))
 
 
-def _settings_page(request, pk, *, form_class, template, apply, success, blade="properties", extra=None):
-    """GET shows the blade's form; POST calls ``apply(principal, vault, cleaned_data)`` (a service).
-    ``extra(vault)`` adds to the context (e.g. the guard previews' ``change`` dicts)."""
-    vault = _vault_or_404(request, pk)
+def _settings_page(request, pk, *, make_form, template, apply, success, extra=None):
+    """GET shows the blade's form (``make_form(data, vault)``); POST calls ``apply(principal, vault,
+    cleaned_data, form)`` (a service). ``extra(vault)`` adds to the context (e.g. the guard previews'
+    ``change`` dicts)."""
+    vault = vault_or_404(request, pk)
     _require_write(request, vault)
-    form = form_class(_posted(request), vault=vault) if _takes_vault(form_class) else form_class(_posted(request), initial=_initial_for(form_class, vault))
+    form = make_form(_posted(request), vault)
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -218,22 +206,8 @@ def _settings_page(request, pk, *, form_class, template, apply, success, blade="
                 messages.success(request, success(vault))
                 return redirect("vaults:vault_properties", pk=vault.pk)
         status = 400
-    return render(request, template, _vault_context(request, vault, blade, form=form, **(extra(vault) if extra else {})),
-                  status=status)
-
-
-def _takes_vault(form_class) -> bool:
-    return form_class in (forms.SoftDeleteForm, forms.ImmutabilityForm)
-
-
-def _initial_for(form_class, vault) -> dict:
-    if form_class is forms.CrossRegionRestoreForm:
-        return {"state": vault.cross_region_restore_state}
-    if form_class is forms.CrossSubscriptionRestoreForm:
-        return {"state": vault.cross_subscription_restore_state}
-    if form_class is forms.StorageRedundancyForm:
-        return {"storage_redundancy": vault.storage_redundancy}
-    return {}
+    context = vault_page_context(request, vault, "properties", form=form, **(extra(vault) if extra else {}))
+    return render(request, template, context, status=status)
 
 
 def _map_state_errors(exc: ValidationError, field_map: dict) -> ValidationError:
@@ -249,11 +223,11 @@ def vault_soft_delete(request, pk):
                                     acknowledge_irreversible=bool(data.get("acknowledge_irreversible")))
 
     return _settings_page(
-        request, pk, form_class=forms.SoftDeleteForm, template="vaults/vault_soft_delete.html", apply=apply,
+        request, pk, make_form=lambda data, vault: forms.SoftDeleteForm(data, vault=vault),
+        template="vaults/vault_soft_delete.html", apply=apply,
         success=lambda v: f"Soft delete is now {v.get_soft_delete_state_display()}"
         + (f" with {v.soft_delete_retention_days} days of retention." if v.soft_delete_enabled else "."),
-        extra=lambda v: {"reduce_change": services.soft_delete_change(v, state="Off"),
-                         "write_operation": services.VAULT_WRITE},
+        extra=lambda v: {"reduce_change": services.reduction_change(v), "write_operation": VAULT_WRITE},
     )
 
 
@@ -267,44 +241,44 @@ def vault_immutability(request, pk):
             raise _map_state_errors(exc, {"state": "enabled"}) from None
 
     return _settings_page(
-        request, pk, form_class=forms.ImmutabilityForm, template="vaults/vault_immutability.html", apply=apply,
+        request, pk, make_form=lambda data, vault: forms.ImmutabilityForm(data, vault=vault),
+        template="vaults/vault_immutability.html", apply=apply,
         success=lambda v: f"Immutable vault: {v.get_immutability_state_display()}.",
         extra=lambda v: {"disable_change": services.immutability_change(v, state="Disabled"),
-                         "write_operation": services.VAULT_WRITE},
+                         "write_operation": VAULT_WRITE},
     )
 
 
-@login_required
-def vault_cross_region_restore(request, pk):
-    def apply(principal, vault, data, form):
-        services.update_cross_region_restore(principal, vault, state=data["state"])
+def _choice_blade(form_class, field: str, model_field: str, update, success):
+    """A blade with one choice (``field`` of ``form_class``, stored in ``model_field``) that
+    ``update(principal, vault, value)`` applies."""
 
-    return _settings_page(
-        request, pk, form_class=forms.CrossRegionRestoreForm, template="vaults/vault_setting.html", apply=apply,
-        success=lambda v: f"Cross Region Restore: {v.get_cross_region_restore_state_display()}.",
-    )
+    @login_required
+    def view(request, pk):
+        return _settings_page(
+            request, pk, make_form=lambda data, vault: form_class(data, initial={field: getattr(vault, model_field)}),
+            template="vaults/vault_setting.html", success=success,
+            apply=lambda principal, vault, data, form: update(principal, vault, data[field]),
+        )
 
-
-@login_required
-def vault_cross_subscription_restore(request, pk):
-    def apply(principal, vault, data, form):
-        services.update_cross_subscription_restore(principal, vault, state=data["state"])
-
-    return _settings_page(
-        request, pk, form_class=forms.CrossSubscriptionRestoreForm, template="vaults/vault_setting.html",
-        apply=apply, success=lambda v: f"Cross Subscription Restore: {v.get_cross_subscription_restore_state_display()}.",
-    )
+    return view
 
 
-@login_required
-def vault_storage_redundancy(request, pk):
-    def apply(principal, vault, data, form):
-        services.update_storage_redundancy(principal, vault, redundancy=data["storage_redundancy"])
-
-    return _settings_page(
-        request, pk, form_class=forms.StorageRedundancyForm, template="vaults/vault_setting.html", apply=apply,
-        success=lambda v: f"Backup storage redundancy: {v.get_storage_redundancy_display()}.",
-    )
+vault_cross_region_restore = _choice_blade(
+    forms.CrossRegionRestoreForm, "state", "cross_region_restore_state",
+    lambda principal, vault, value: services.update_cross_region_restore(principal, vault, state=value),
+    lambda v: f"Cross Region Restore: {v.get_cross_region_restore_state_display()}.",
+)
+vault_cross_subscription_restore = _choice_blade(
+    forms.CrossSubscriptionRestoreForm, "state", "cross_subscription_restore_state",
+    lambda principal, vault, value: services.update_cross_subscription_restore(principal, vault, state=value),
+    lambda v: f"Cross Subscription Restore: {v.get_cross_subscription_restore_state_display()}.",
+)
+vault_storage_redundancy = _choice_blade(
+    forms.StorageRedundancyForm, "storage_redundancy", "storage_redundancy",
+    lambda principal, vault, value: services.update_storage_redundancy(principal, vault, redundancy=value),
+    lambda v: f"Backup storage redundancy: {v.get_storage_redundancy_display()}.",
+)
 
 
 # --- identity ----------------------------------------------------------------------------------
@@ -312,7 +286,7 @@ def vault_storage_redundancy(request, pk):
 
 @login_required
 def vault_identity(request, pk):
-    vault = _vault_or_404(request, pk)
+    vault = vault_or_404(request, pk)
     initial = {"status": "on" if vault.identity_enabled else "off"}
     form = forms.IdentityForm(_posted(request), initial=initial)
     status = 200
@@ -336,7 +310,7 @@ def vault_identity(request, pk):
         )
     rows = [{"assignment": a, "level": scopes.level_of(a.scope), "scope_label": _scope_label(a.scope)} for a in assignments]
     return render(request, "vaults/vault_identity.html",
-                  _vault_context(request, vault, "identity", form=form, assignments=rows), status=status)
+                  vault_page_context(request, vault, "identity", form=form, assignments=rows), status=status)
 
 
 def _now():
@@ -359,7 +333,7 @@ def _scope_label(scope: str) -> str:
 
 @login_required
 def vault_delete(request, pk):
-    vault = _vault_or_404(request, pk)
+    vault = vault_or_404(request, pk)
     preview = services.delete_preview(request.principal, vault)
     if not preview.allowed and preview.guard == "RBAC":
         raise GuardDenied(preview)
@@ -385,7 +359,7 @@ def vault_delete(request, pk):
     if refusal is not None and request.method == "POST" and status == 200:
         status = 409
     return render(request, "vaults/vault_delete.html",
-                  _vault_context(request, vault, "overview", form=form, refusal=refusal), status=status)
+                  vault_page_context(request, vault, "overview", form=form, refusal=refusal), status=status)
 
 
 def _posted(request):

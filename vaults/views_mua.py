@@ -17,6 +17,7 @@ from portal import resources
 from portal.shortcuts import can, form_errors_from
 from security import mua
 from security.guards import GuardDenied, evaluate
+from security.operations import GUARD_READ, PROXY_DELETE, PROXY_WRITE, RESOURCE_GUARD_TYPE
 from vaults import views as vault_views
 
 
@@ -30,7 +31,7 @@ class LinkGuardForm(forms.Form):
                              label="Select Resource Guard")
     resource_guard_id = forms.CharField(
         required=False, max_length=512, label="Or paste the Resource Guard's ARM ID",
-        help_text="/subscriptions/…/resourceGroups/…/providers/Microsoft.DataProtection/resourceGuards/<name>",
+        help_text=f"/subscriptions/…/resourceGroups/…/providers/{RESOURCE_GUARD_TYPE}/<name>",
         widget=forms.TextInput(attrs={"size": 80, "spellcheck": "false", "autocomplete": "off"}),
     )
 
@@ -65,7 +66,7 @@ def vault_mua(request, pk):
                 mua.unlink_resource_guard(principal, vault)
                 messages.success(request, f"MUA protection was removed from '{vault.name}'.")
             return redirect("vaults:vault_properties", pk=vault.pk)
-        decision = evaluate(principal, mua.PROXY_WRITE, vault)
+        decision = evaluate(principal, PROXY_WRITE, vault)
         if not decision.allowed:
             raise GuardDenied(decision)
         if form.is_valid():
@@ -81,13 +82,13 @@ def vault_mua(request, pk):
     guard_url = ""
     guard_readable = False
     if proxy is not None:
-        guard_readable = can(principal, mua.GUARD_READ, proxy.guard.resource_id)
+        guard_readable = can(principal, GUARD_READ, proxy.guard.resource_id)
         guard_url = resources.url_of(proxy.guard.resource_id) if guard_readable else ""
     context = vault_views._vault_context(
         request, vault, "properties", form=form, proxy=proxy, guard_url=guard_url, guard_readable=guard_readable,
-        can_link=can(principal, mua.PROXY_WRITE, vault.resource_id),
+        can_link=can(principal, PROXY_WRITE, vault.resource_id),
         my_grant=mua.active_grant(principal, proxy.guard) if proxy else None,
-        unlink_preview=evaluate(principal, mua.PROXY_DELETE, vault) if proxy else None,
+        unlink_preview=evaluate(principal, PROXY_DELETE, vault) if proxy else None,
         protected_ops=[r for r in mua.protected_operations(proxy.guard) if r["protected"]] if proxy else [],
     )
     return render(request, "vaults/vault_mua.html", context, status=status)

@@ -19,17 +19,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from portal.models import Operation, TrackedResource
-
-__all__ = [
-    "StorageAccount",
-    "Container",
-    "ElasticSan",
-    "VolumeGroup",
-    "Volume",
-    "Snapshot",
-    "PostgresServer",
-    "PostgresDatabase",
-]
+from security import operations as ops
 
 GIB = 1024**3
 
@@ -48,7 +38,7 @@ class StorageAccount(TrackedResource):
     vaulted blob backup protects; a flat-namespace account is kept to show why it is not offered.
     """
 
-    RESOURCE_TYPE = "Microsoft.Storage/storageAccounts"
+    RESOURCE_TYPE = ops.STORAGE_ACCOUNT_TYPE
 
     class Redundancy(models.TextChoices):
         LRS = "Standard_LRS", "Locally-redundant storage (LRS)"
@@ -91,7 +81,7 @@ class StorageAccount(TrackedResource):
 class Container(models.Model):
     """A blob container: the folder ``account.data_path / name``; blobs are the files below it."""
 
-    RESOURCE_TYPE = "Microsoft.Storage/storageAccounts/blobServices/containers"
+    RESOURCE_TYPE = ops.CONTAINER_TYPE
 
     account = models.ForeignKey(StorageAccount, on_delete=models.CASCADE, related_name="containers")
     name = models.CharField(max_length=63)
@@ -128,7 +118,7 @@ class Container(models.Model):
 class ElasticSan(TrackedResource):
     """An Elastic SAN instance: a capacity pool holding volume groups."""
 
-    RESOURCE_TYPE = "Microsoft.ElasticSan/elasticSans"
+    RESOURCE_TYPE = ops.ELASTIC_SAN_TYPE
 
     class Sku(models.TextChoices):
         PREMIUM_LRS = "Premium_LRS", "Premium locally-redundant storage (LRS)"
@@ -156,7 +146,7 @@ class ElasticSan(TrackedResource):
 class VolumeGroup(models.Model):
     """A volume group: network and encryption settings shared by its volumes."""
 
-    RESOURCE_TYPE = "Microsoft.ElasticSan/elasticSans/volumeGroups"
+    RESOURCE_TYPE = ops.VOLUME_GROUP_TYPE
 
     elastic_san = models.ForeignKey(ElasticSan, on_delete=models.CASCADE, related_name="volume_groups")
     name = models.CharField(max_length=63)
@@ -196,7 +186,7 @@ class Volume(models.Model):
     here (``activity_*``) and in the portal Operation that notifies the person who started them.
     """
 
-    RESOURCE_TYPE = "Microsoft.ElasticSan/elasticSans/volumeGroups/volumes"
+    RESOURCE_TYPE = ops.VOLUME_TYPE
 
     class Activity(models.TextChoices):
         NONE = "", "None"
@@ -284,7 +274,7 @@ class Snapshot(TrackedResource):
     the backup names in ``store_location`` / ``manifest_id``.
     """
 
-    RESOURCE_TYPE = "Microsoft.Compute/snapshots"
+    RESOURCE_TYPE = ops.DISK_SNAPSHOT_TYPE
 
     source_volume = models.ForeignKey(Volume, null=True, blank=True, on_delete=models.SET_NULL, related_name="snapshots")
     source_resource_id = models.CharField(max_length=512)  # kept when the volume is deleted
@@ -311,7 +301,7 @@ class Snapshot(TrackedResource):
 class PostgresServer(TrackedResource):
     """A PostgreSQL server reached by DSN. The whole server is the datasource."""
 
-    RESOURCE_TYPE = "Microsoft.DBforPostgreSQL/flexibleServers"
+    RESOURCE_TYPE = ops.POSTGRES_SERVER_TYPE
 
     class ConnectionStatus(models.TextChoices):
         UNKNOWN = "Unknown", "Not tested yet"
@@ -360,7 +350,7 @@ class PostgresServer(TrackedResource):
 class PostgresDatabase(models.Model):
     """A user database found on a server by discovery (templates and Strongroom's own excluded)."""
 
-    RESOURCE_TYPE = "Microsoft.DBforPostgreSQL/flexibleServers/databases"
+    RESOURCE_TYPE = ops.POSTGRES_DATABASE_TYPE
 
     server = models.ForeignKey(PostgresServer, on_delete=models.CASCADE, related_name="databases")
     name = models.CharField(max_length=63)

@@ -110,6 +110,15 @@ def extent_bytes(seed: int, index: int, length: int) -> bytes:
     return random.Random(f"data:{seed}:{index}").randbytes(length)
 
 
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (one pwrite may write less than it was given)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
 def held_by_backup(path: Path) -> bool:
     """Whether a backup is reading the image right now (holding it for its point-in-time copy)."""
     try:
@@ -132,12 +141,7 @@ def write_sample_extents(path: Path, seed: int, progress: Progress | None = None
         total = sum(length for _, length in extents)
         done = 0
         for index, (offset, length) in enumerate(extents):
-            data = extent_bytes(seed, index, length)
-            view = memoryview(data)
-            while view:
-                written = os.pwrite(fd, view, offset)
-                view = view[written:]
-                offset += written
+            _pwrite_all(fd, extent_bytes(seed, index, length), offset)
             done += length
             if progress:
                 progress(done, total)
@@ -213,12 +217,7 @@ def write_varied_data(path: Path, seed: int, total_bytes: int, progress: Progres
         stride = (size // count) // BLOCK * BLOCK
         done = 0
         for index in range(count):
-            data = memoryview(_varied_segment(seed, index))
-            offset = index * stride
-            while data:
-                written = os.pwrite(fd, data, offset)
-                data = data[written:]
-                offset += written
+            _pwrite_all(fd, _varied_segment(seed, index), index * stride)
             done += _VARIED_SEGMENT
             if progress:
                 progress(done, count * _VARIED_SEGMENT)

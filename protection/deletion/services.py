@@ -61,6 +61,7 @@ from security.audit import caller_label, guarded
 from security.guards import GuardDenied, evaluate
 # SOFT_DELETE_COMPLETE and PURGE are the system's own actions (its role only: `protection.system_access`).
 from security.operations import INSTANCE_DELETE, PURGE, SOFT_DELETE_COMPLETE, UNDELETE
+from vaults.guards import undelete_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +134,9 @@ def delete_backup_data(principal, instance: BackupInstance, *, confirm_name: str
             raise ValidationError({"reason": f"Choose a reason: {', '.join(DELETE_REASONS)}."})
         if len(comments or "") > 500:
             raise ValidationError({"comments": "Comments can be at most 500 characters long."})
-        if row.protection_state not in DELETABLE_STATES:
+        if row.protection_state not in DELETABLE_STATES:  # a soft-deleted one: the "Soft delete" guard said why
             raise ValidationError(
-                f"'{row.name}' is {row.get_protection_state_display().lower()}: its backup data cannot be deleted now."
-                + (" Undelete it first, or wait for its purge." if row.is_soft_deleted else ""))
+                f"'{row.name}' is {row.get_protection_state_display().lower()}: its backup data cannot be deleted now.")
         busy = Job.objects.filter(instance=row, operation__in=_BUSY_OPERATIONS, status__in=_RUNNING)
         running = busy.filter(claimed_at__isnull=False).first()
         if running is not None:
@@ -236,15 +236,8 @@ def undelete(principal, instance: BackupInstance) -> BackupInstance:
                "scheduledPurgeTime": instance.scheduled_purge_at.isoformat() if instance.scheduled_purge_at else None}
     with guarded(principal, UNDELETE, instance, details=details) as op:
         row = BackupInstance.objects.select_for_update().get(pk=instance.pk)
-        if row.protection_state == ProtectionState.SOFT_DELETING:
-            raise ValidationError(f"'{row.name}' is still being soft deleted: try again in a moment.")
-        if row.protection_state != ProtectionState.SOFT_DELETED:
-            raise ValidationError(f"'{row.name}' is {row.get_protection_state_display().lower()}, not soft deleted: "
-                                  "there is nothing to undelete.")
-        if row.purge_started_at is not None or (row.scheduled_purge_at and row.scheduled_purge_at <= clock.now()):
-            raise ValidationError(f"'{row.name}' passed its scheduled purge time "
-                                  f"({row.scheduled_purge_at:%Y-%m-%d %H:%M} UTC) and is being purged: it can no "
-                                  "longer be undeleted.")
+        if refusal := undelete_refusal(row, clock.now()):  # the "Soft delete" guard's rule, again under the lock
+            raise ValidationError(refusal.reason)
         purging = Job.objects.filter(instance=row, operation=JobOperation.PURGE, status__in=_RUNNING)
         if purging.filter(claimed_at__isnull=False).exists():
             raise ValidationError(f"'{row.name}' is being purged: it can no longer be undeleted.")

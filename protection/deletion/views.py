@@ -25,6 +25,8 @@ from protection.instances.views import instance_or_404
 from protection.models import RecoveryPoint
 from protection.pages import deny_if_rbac_refuses, vault_context, vault_or_404
 from security import operations as ops
+from security.guards import GuardDenied
+from vaults.guards import SOFT_DELETE_GUARD
 
 
 @login_required
@@ -43,6 +45,10 @@ def instance_delete_data(request, pk):
                     reason=form.cleaned_data["reason"], comments=form.cleaned_data["comments"])
             except ValidationError as exc:
                 form_errors_from(form, exc)
+            except GuardDenied as exc:  # soft delete's refusals stay on the form, others explain themselves
+                if exc.decision.guard != SOFT_DELETE_GUARD:
+                    raise
+                form.add_error(None, exc.decision.reason)
             else:
                 if job.parameters.get("softDelete"):
                     messages.success(request, f"The backup data of '{instance.name}' was deleted: it is soft-deleted "
@@ -72,6 +78,10 @@ def instance_undelete(request, pk):
             deletion.undelete(request.principal, instance)
         except ValidationError as exc:
             error = " ".join(exc.messages)
+        except GuardDenied as exc:  # soft delete's refusals stay on the blade, others explain themselves
+            if exc.decision.guard != SOFT_DELETE_GUARD:
+                raise
+            error = exc.decision.reason
         else:
             messages.success(request, f"'{instance.name}' was undeleted: protection is stopped with all its recovery "
                                       "points. Select Resume backup to back it up again.")

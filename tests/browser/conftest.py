@@ -105,3 +105,75 @@ def play(page, persona_title: str | None):
     with page.expect_navigation():
         select.select_option(value=value)
     return page
+
+
+def play_as(page, live_server, persona_title: str):
+    """Sign in as the trainer and role-play a persona (by its title): how most flows start."""
+    sign_in(page, live_server, "trainer")
+    return play(page, persona_title)
+
+
+def screenshots(env_name: str):
+    """``shot(page, name)``: a full-page screenshot in the folder the environment variable ``env_name``
+    names, when it is set (to look at the pages a flow passes through); nothing otherwise."""
+    folder = os.environ.get(env_name)
+
+    def shot(page, name):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+    return shot
+
+
+def finished_job(job_id, timeout=60):
+    """The job, once it has ended (a worker runs it)."""
+    from protection.models import Job
+    from tests.conftest import wait_until
+
+    def ended():
+        job = Job.objects.get(pk=job_id)
+        return job if job.is_finished else None
+
+    return wait_until(ended, timeout, f"job {job_id} to finish", every=0.2)
+
+
+def local_postgres():
+    """The local PostgreSQL cluster's admin connection; a failure in CI, a skip elsewhere when it is down."""
+    from portal.inventory import postgres
+
+    params = postgres.ConnectionParams("127.0.0.1", 5432, "postgres")
+    if not postgres.test_connection(params).ok:
+        if os.environ.get("STRONGROOM_REQUIRE_SERVICES") == "1":
+            pytest.fail("PostgreSQL is not answering on 127.0.0.1:5432.")
+        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432.")
+    return params
+
+
+@pytest.fixture
+def protected_lab(seeded_lab, worker):
+    """The seeded lab's inventory (a sample database of its own), vault and protected items by datasource
+    type (the source account's containers, the volume and the PostgreSQL server), jobs run on a worker
+    thread. The sample database and those a test adds to ``databases`` are dropped afterwards."""
+    import secrets
+
+    from portal.inventory import postgres
+    from portal.inventory.lab import seed_inventory
+    from protection.lab import seed_protection
+    from vaults.lab import seed_vaults
+
+    params = local_postgres()
+    inventory = seed_inventory(seeded_lab, sample_database_name=f"sr_browser_{secrets.token_hex(3)}")
+    vault = seed_vaults(seeded_lab)
+    instances = {i.datasource_type: i for i in seed_protection(seeded_lab)}
+    databases = [inventory.sample_database.name]
+    yield {"lab": seeded_lab, "vault": vault, "instances": instances, "inventory": inventory, "databases": databases}
+    for name in databases:
+        postgres.drop_database(params, name)
+
+
+@pytest.fixture
+def lab_vault(seeded_lab):
+    from vaults.lab import seed_vaults
+
+    return seed_vaults(seeded_lab)

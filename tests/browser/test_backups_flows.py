@@ -9,46 +9,24 @@ every page the flow passes through.
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import play, sign_in
+from tests.browser.conftest import play_as, screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery]
 
-SHOTS = os.environ.get("BACKUP_SHOTS")
-
-
-def shot(page, name):
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+shot = screenshots("BACKUP_SHOTS")
 
 
 @pytest.fixture
-def backup_lab(seeded_lab, worker):
-    """The seeded lab with its inventory (a sample database of its own, dropped afterwards), vault and
-    protected items: the source account's containers, the volume and the PostgreSQL server."""
-    from portal.inventory import postgres
-    from portal.inventory.lab import seed_inventory
-    from protection.lab import seed_protection
-    from vaults.lab import seed_vaults
-
-    params = postgres.ConnectionParams("127.0.0.1", 5432, "postgres")
-    if not postgres.test_connection(params).ok:
-        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432.")
-    sample = f"sr_bkbrowser_{secrets.token_hex(3)}"
-    inventory = seed_inventory(seeded_lab, sample_database_name=sample)
-    vault = seed_vaults(seeded_lab)
-    instances = {i.datasource_type: i for i in seed_protection(seeded_lab)}
+def backup_lab(protected_lab):
+    """The protected lab, one item of each datasource type."""
+    instances = protected_lab["instances"]
     assert len(instances) == 3
-    yield {"lab": seeded_lab, "vault": vault, "instances": instances, "inventory": inventory}
-    postgres.drop_database(params, inventory.sample_database.name)
+    return protected_lab
 
 
 def _store_for(point):
@@ -100,8 +78,7 @@ def test_backup_now_for_each_datasource_with_live_progress_and_tiles(page, live_
     from protection.models import Job, RecoveryPoint
 
     vault, instances = backup_lab["vault"], backup_lab["instances"]
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
     page.goto(f"{live_server.url}/vaults/{vault.pk}/")
     tiles = page.locator("#vault-overview-tiles")
     expect(tiles.locator("#instances-tile-body")).to_contain_text("4 backup instances")  # three items plus the lab's large volume
@@ -142,8 +119,7 @@ def test_stop_and_resume_backup_in_the_browser(page, live_server, backup_lab):
     from protection import datasource_types
 
     instance = backup_lab["instances"][datasource_types.ELASTIC_SAN]
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
     page.locator("#stop-backup").click()
     pane = page.locator("#stop-backup-pane")
@@ -163,8 +139,7 @@ def test_the_reader_cannot_back_up(page, live_server, backup_lab):
     from protection import datasource_types
 
     instance = backup_lab["instances"][datasource_types.ADLS]
-    sign_in(page, live_server, "trainer")
-    play(page, "Reader")
+    play_as(page, live_server, "Reader")
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
     expect(page.locator("#backup-now")).to_have_attribute("aria-disabled", "true")
     expect(page.locator("#backup-now")).to_have_attribute("title", re.compile("does not have authorization"))

@@ -18,28 +18,20 @@ The recovery point and its data are intact at the end. Set DRILL_SHOTS=/some/dir
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import play, sign_in
+from tests.browser.conftest import play, play_as, screenshots
 
 pytestmark = pytest.mark.browser
 
-SHOTS = os.environ.get("DRILL_SHOTS")
-
-
-def shot(page, name):
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+shot = screenshots("DRILL_SHOTS")
 
 
 @pytest.fixture
 def drill_lab(seeded_lab):
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from protection.lab_drill import seed_drill
 
     guard = seed_mua(seeded_lab)
@@ -86,8 +78,7 @@ def test_ransomware_drill(page, live_server, drill_lab):
 
     lab, guard, vault, instance = drill_lab
     [point] = RecoveryPoint.objects.filter(instance=instance)
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
 
     # The vault's security level says what protects it.
     open_properties(page)

@@ -9,16 +9,14 @@ every page at 1440 and 1024 px, to look at them.
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import screenshots, sign_in
 
 pytestmark = pytest.mark.browser
 
-SHOTS = os.environ.get("LAYOUT_SHOTS")
+_shot = screenshots("LAYOUT_SHOTS")
 WIDTHS = (1440, 1024)
 
 
@@ -94,12 +92,6 @@ CULPRITS = """(width) => {
         (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '') +
         ' "' + (el.textContent || '').trim().slice(0, 30) + '"');
 }"""
-
-
-def _shot(page, name):
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
 def _settle(page):

@@ -12,29 +12,21 @@ Set MUA_SHOTS=/some/dir to keep a screenshot of every page the story passes thro
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import play, sign_in
+from tests.browser.conftest import play, play_as, screenshots
 
 pytestmark = pytest.mark.browser
 
-SHOTS = os.environ.get("MUA_SHOTS")
-
-
-def shot(page, name):
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+shot = screenshots("MUA_SHOTS")
 
 
 @pytest.fixture
 def mua_lab(seeded_lab):
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from vaults.mua import seed_mua_vault
 
     guard = seed_mua(seeded_lab)
@@ -62,8 +54,7 @@ def test_blocked_request_approve_use_expire(page, live_server, mua_lab):
     from security import mua
 
     lab, guard, vault = mua_lab
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
 
     # 1. Link the guard: allowed, linking only adds protection.
     open_mua_blade(page)
@@ -178,8 +169,7 @@ def test_security_admin_creates_a_guard_and_edits_its_operations(page, live_serv
     from security import mua
     from security.models import ResourceGuard
 
-    sign_in(page, live_server, "trainer")
-    play(page, "Security admin")
+    play_as(page, live_server, "Security admin")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Resource Guards").click()
     page.locator("#create-guard").click()
     expect(page.get_by_role("heading", name="Create Resource Guard")).to_be_visible()

@@ -14,44 +14,26 @@ difference). Set PROTECT_SHOTS=/some/dir to keep a screenshot of every page the 
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import play, sign_in
+from tests.browser.conftest import play, play_as, screenshots
 
 pytestmark = pytest.mark.browser
 
-SHOTS = os.environ.get("PROTECT_SHOTS")
-
-
-def shot(page, name):
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+shot = screenshots("PROTECT_SHOTS")
 
 
 @pytest.fixture
-def job_runner(settings, worker_id, monkeypatch):
+def job_runner(request, monkeypatch):
     """Runs ConfigureProtection jobs: a real worker on Redis, else the job runner inline."""
     from django.conf import settings as django_settings
 
     if django_settings.CELERY_BROKER_URL.startswith("redis://"):
-        from celery.contrib.testing.worker import start_worker
-
-        from portal.celery import app
-
-        queue = f"strongroom-protect-{worker_id}-{os.getpid()}"
-        previous = app.conf.task_default_queue
-        app.conf.task_default_queue = queue
-        try:
-            with start_worker(app, pool="solo", perform_ping_check=False, queues=[queue], loglevel="WARNING"):
-                yield "worker"
-        finally:
-            app.conf.task_default_queue = previous
+        request.getfixturevalue("worker")
+        yield "worker"
         return
     from protection import tasks
     from protection.jobs import runner as jobs
@@ -116,8 +98,7 @@ def test_backup_admin_creates_a_policy_of_each_type(page, live_server, protect_l
     from protection.models import BackupPolicy
 
     vault = protect_lab["vault"]
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
 
     # 1. Azure Data Lake Storage, from Protection policies.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Protection policies").click()
@@ -223,8 +204,7 @@ def test_configure_protection_for_containers_from_home(page, live_server, protec
 
     lab, vault, account = protect_lab["lab"], protect_lab["vault"], protect_lab["account"]
     _policy(vault, "Microsoft.Storage/storageAccounts/adlsBlobServices", "adls-daily")
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
     page.get_by_role("link", name="+ Configure protection").click()
     expect(page.get_by_label("Resource managed by")).to_have_value("Azure")
     page.get_by_label("Datasource type").select_option(label="Azure Data Lake Storage")
@@ -267,8 +247,7 @@ def test_configure_protection_for_a_volume_from_the_vault_with_a_new_policy(page
     from protection.models import BackupInstance
 
     lab, vault, volume = protect_lab["lab"], protect_lab["vault"], protect_lab["volume"]
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
     page.goto(f"{live_server.url}/vaults/{vault.pk}/")
     page.locator("#vault-backup").click()  # the vault's "+ Backup"
     page.get_by_label("Datasource type").select_option(label="Elastic SAN (Preview)")
@@ -307,8 +286,7 @@ def test_configure_protection_for_the_postgres_server_then_change_policy(page, l
     vault, server = protect_lab["vault"], protect_lab["server"]
     _policy(vault, "Microsoft.DBforPostgreSQL/flexibleServers", "pg-weekly")
     _policy(vault, "Microsoft.DBforPostgreSQL/flexibleServers", "pg-weekly-long", days=("Saturday",))
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Backup instances").click()
     page.locator("#configure-backup").click()
     page.get_by_label("Datasource type").select_option(label="Azure Database for PostgreSQL flexible servers")
@@ -342,8 +320,7 @@ def test_configure_protection_for_the_postgres_server_then_change_policy(page, l
 def test_the_backup_operator_sees_insufficient_permission(page, live_server, protect_lab):
     vault, volume = protect_lab["vault"], protect_lab["volume"]
     _policy(vault, "Microsoft.ElasticSan/elasticSans/volumeGroups/volumes", "esan-daily")
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup operator")
+    play_as(page, live_server, "Backup operator")
     page.goto(f"{live_server.url}/backup/configure/?vault={vault.pk}&type=esan")
     _next(page, "Backup policy")
     page.locator("#policy-choices label", has_text="esan-daily").click()

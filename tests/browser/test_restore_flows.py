@@ -8,64 +8,28 @@ every page the flows pass through.
 
 from __future__ import annotations
 
-import os
 import secrets
-import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import play, sign_in
+from tests.browser.conftest import finished_job, play, play_as, screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery]
 
-SHOTS = os.environ.get("RESTORE_SHOTS")
-
-
-def shot(page, name):
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
-
-
-def _wait(job, timeout=120):
-    from protection.models import Job
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = Job.objects.get(pk=job.pk)
-        if job.is_finished:
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"{job.operation} job {job.pk} did not finish in {timeout} s")
+shot = screenshots("RESTORE_SHOTS")
 
 
 @pytest.fixture
-def restore_lab(seeded_lab, worker):
+def restore_lab(protected_lab):
     """The seeded lab's inventory, vault and protected items, each backed up once (on the worker)."""
-    from portal.inventory import postgres
-    from portal.inventory.lab import seed_inventory
-    from protection.lab import seed_protection
     from protection.backups import services as backups
-    from vaults.lab import seed_vaults
 
-    params = postgres.ConnectionParams("127.0.0.1", 5432, "postgres")
-    if not postgres.test_connection(params).ok:
-        if os.environ.get("STRONGROOM_REQUIRE_SERVICES") == "1":
-            pytest.fail("PostgreSQL is not answering on 127.0.0.1:5432.")
-        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432.")
-    sample = f"sr_rsbrowser_{secrets.token_hex(3)}"
-    inventory = seed_inventory(seeded_lab, sample_database_name=sample)
-    vault = seed_vaults(seeded_lab)
-    instances = {i.datasource_type: i for i in seed_protection(seeded_lab)}
-    for instance in instances.values():
-        job = _wait(backups.backup_now(seeded_lab.trainer, instance, retention_rule="Default"))
+    for instance in protected_lab["instances"].values():
+        job = finished_job(backups.backup_now(protected_lab["lab"].trainer, instance, retention_rule="Default").pk, 120)
         assert job.status in ("Completed", "CompletedWithWarnings"), (job.error_code, job.error_message)
-    made = []
-    yield {"lab": seeded_lab, "vault": vault, "instances": instances, "inventory": inventory, "databases": made}
-    for name in [inventory.sample_database.name, *made]:
-        postgres.drop_database(params, name)
+    return protected_lab
 
 
 def _validate_and_assign(page):
@@ -94,8 +58,7 @@ def test_restore_a_container_account_and_see_its_blobs(page, live_server, restor
     from protection import datasource_types
 
     instance = restore_lab["instances"][datasource_types.ADLS]
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
     # Browse the recovery point first (the restore permission lists its files) ...
     point = instance.recovery_points.get()
@@ -154,8 +117,7 @@ def test_recover_a_volume_from_home_and_compare_checksums(page, live_server, res
 
     instance = restore_lab["instances"][datasource_types.ELASTIC_SAN]
     point = instance.recovery_points.get()
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
     shot(page, "home-recover")
     page.locator("#recover").click()
     page.get_by_label("Datasource type").select_option(label="Elastic SAN (Preview)")
@@ -185,8 +147,7 @@ def test_restore_a_database_and_see_its_tables_then_verify(page, live_server, re
     source = restore_lab["inventory"].sample_database.name
     new_name = f"sr_rsnew_{secrets.token_hex(3)}"
     restore_lab["databases"].append(new_name)
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
     # Browse the recovery point first: the database's table of contents.
     page.goto(f"{live_server.url}/backup/recovery-points/{point.pk}/")
     page.locator("#point-databases").get_by_role("row", name=source).get_by_role("link", name="View").click()

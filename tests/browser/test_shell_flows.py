@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import play, sign_in
+from tests.browser.conftest import play, play_as, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -105,8 +105,7 @@ def test_a_denial_is_explained_and_lands_in_the_activity_log(page, live_server, 
     the Failed entry with the trainer-as-persona caller."""
     from portal.models import ResourceGroup
 
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup operator")
+    play_as(page, live_server, "Backup operator")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Resource groups").click()
     page.get_by_role("toolbar").get_by_role("link", name="+ Create").click()
     expect(page.locator(".callout-warning")).to_contain_text("resourceGroups/write")

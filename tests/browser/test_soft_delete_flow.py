@@ -13,24 +13,16 @@ Set SOFT_DELETE_SHOTS=/some/dir for screenshots.
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import play, sign_in
+from tests.browser.conftest import play_as, screenshots
 
 pytestmark = pytest.mark.browser
 
-SHOTS = os.environ.get("SOFT_DELETE_SHOTS")
+shot = screenshots("SOFT_DELETE_SHOTS")
 FILES = {"q1/ledger.csv": b"account,amount\n" + b"4000,12.50\n" * 3000, "readme.txt": b"Backed up, deleted, undeleted.\n"}
-
-
-def shot(page, name):
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
 def finished(job_id, timeout=60):
@@ -89,8 +81,7 @@ def test_soft_delete_undelete_resume(page, live_server, soft_delete_lab):
     from security.models import Alert
 
     lab, vault, instance, point, account = soft_delete_lab
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
 
     # Stop backup → Delete Backup Data: the pane says what soft delete will do.

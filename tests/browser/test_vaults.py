@@ -6,31 +6,16 @@ Set VAULT_SHOTS=/some/dir to keep a screenshot of every page the flows pass thro
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import play, sign_in
+from tests.browser.conftest import play_as, screenshots, sign_in
 
 pytestmark = pytest.mark.browser
 
-SHOTS = os.environ.get("VAULT_SHOTS")
-
-
-def shot(page, name):
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
-
-
-@pytest.fixture
-def lab_vault(seeded_lab):
-    from vaults.lab import seed_vaults
-
-    return seed_vaults(seeded_lab)
+shot = screenshots("VAULT_SHOTS")
 
 
 def open_wizard(page, live_server):
@@ -45,8 +30,7 @@ def test_create_a_vault_through_every_tab(page, live_server, seeded_lab):
     settings and its overview shows them."""
     from vaults.models import BackupVault
 
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
     open_wizard(page, live_server)
     expect(page.locator(".wizard-tabs [aria-current=step]")).to_have_text("Basics")
     expect(page.get_by_label("Geo-redundant")).to_be_checked()  # the default is preselected
@@ -99,8 +83,7 @@ def test_basics_straight_to_review_and_create(page, live_server, seeded_lab):
     WHEN fixed THEN Review + create shows the defaults and Create makes the vault."""
     from vaults.models import BackupVault
 
-    sign_in(page, live_server, "trainer")
-    play(page, "Backup admin")
+    play_as(page, live_server, "Backup admin")
     open_wizard(page, live_server)
     page.get_by_label("Resource group", exact=True).select_option(label="rg-backup-lab")
     page.get_by_label("Backup vault name").fill("-bad-name")

@@ -34,13 +34,6 @@ def shot(page, name):
         page.set_viewport_size({"width": 1400, "height": 900})
 
 
-@pytest.fixture
-def lab_vault(seeded_lab):
-    from vaults.lab import seed_vaults
-
-    return seed_vaults(seeded_lab)
-
-
 def test_always_on_soft_delete_needs_the_irreversible_tick(page, live_server, lab_vault):
     sign_in(page, live_server, "trainer")
     page.goto(f"{live_server.url}/vaults/{lab_vault.pk}/")

@@ -8,17 +8,11 @@ recovery point (no half point), and the store verifies.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from protection.jobs import runner as jobs
 from protection.models import Job, JobStatus, RecoveryPoint
@@ -26,80 +20,23 @@ from protection.backups import services as backups
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
     ADLS, _fast_passwords, inventory, make_policy, principal_with, protect, put_blobs, snapshots_of, vault,
 )
+from tests.conftest import WorkerProcess, wait_until
 
 pytestmark = [pytest.mark.drill, pytest.mark.celery, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 
 
-@pytest.fixture
-def drill_queue(worker_id):
-    if not settings.CELERY_BROKER_URL.startswith("redis://") or connection.vendor != "postgresql":
-        if os.environ.get("STRONGROOM_REQUIRE_SERVICES"):
-            pytest.fail("CI must run the drill against PostgreSQL and Redis.")
-        pytest.skip("The drill needs PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL).")
-    from portal.celery import app
+def wait_for(predicate, timeout, what, worker: WorkerProcess):
+    def jobs_and_log():
+        rows = list(Job.objects.values("operation", "status", "bytes_done", "claimed_at", "sent_at", "queue_error", "error_code"))
+        return f"Jobs: {rows}\n{worker.tail()}"
 
-    queue = f"strongroom-drill-{worker_id}-{os.getpid()}"
-    previous = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    yield queue
-    app.conf.task_default_queue = previous
-
-
-class Worker:
-    """A Celery worker in its own process group (so SIGKILL takes the whole of it, like the OOM killer)."""
-
-    def __init__(self, queue, log_path: Path):
-        db = connection.settings_dict
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-            "CELERY_TASK_DEFAULT_QUEUE": queue,
-            "STRONGROOM_DATA_ROOT": str(settings.STRONGROOM_DATA_ROOT),
-            "STRONGROOM_ATTACH_ROOTS": ",".join(str(p) for p in settings.STRONGROOM_ATTACH_ROOTS),
-        }
-        if db.get("PASSWORD"):
-            env["PGPASSWORD"] = db["PASSWORD"]
-        self.log_path = log_path
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue, "-P", "solo", "-c", "1",
-             "-n", f"{log_path.stem}@%h", "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-
-def wait_for(predicate, timeout, what, worker: Worker):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if worker.proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    jobs = list(Job.objects.values("operation", "status", "bytes_done", "claimed_at", "sent_at", "queue_error", "error_code"))
-    raise AssertionError(f"Timed out waiting for {what}.\nJobs: {jobs}\n{worker.tail()}")
+    return wait_until(predicate, timeout, what, every=0.02, gave_up=lambda: worker.proc.poll() is not None,
+                      explain=jobs_and_log)
 
 
 def test_sigkill_of_the_worker_once_its_backup_shows_progress_then_a_new_worker_completes_it(
-        lab, vault, make_policy, inventory, drill_queue, tmp_path):
+        lab, vault, make_policy, inventory, process_worker_queue, tmp_path):
     from vaults.storage import open_store
 
     documents = inventory.account.containers.get(name="documents")
@@ -110,7 +47,7 @@ def test_sigkill_of_the_worker_once_its_backup_shows_progress_then_a_new_worker_
     instance = protect(lab, vault, make_policy(ADLS, "drill-daily"), inventory.account, name="bi-drill",
                        all_containers=False, containers=["documents"])
 
-    victim = Worker(drill_queue, tmp_path / "victim.log")
+    victim = WorkerProcess(process_worker_queue, tmp_path / "victim.log")
     try:
         job = backups.backup_now(lab.trainer, instance, retention_rule="Default")  # enqueued on commit
         wait_for(lambda: Job.objects.filter(pk=job.pk, bytes_done__gt=0, status=JobStatus.IN_PROGRESS).exists(), 60,
@@ -124,7 +61,7 @@ def test_sigkill_of_the_worker_once_its_backup_shows_progress_then_a_new_worker_
     assert job.status == JobStatus.IN_PROGRESS and job.attempts == 1, (job.status, job.error_message)
     assert not RecoveryPoint.objects.filter(instance=instance).exists()
 
-    rescuer = Worker(drill_queue, tmp_path / "rescuer.log")
+    rescuer = WorkerProcess(process_worker_queue, tmp_path / "rescuer.log")
     try:
         # The reconciler's tick (beat every 10 s in production), once the heartbeat has stopped.
         report = jobs.reconcile(stale_after=0)

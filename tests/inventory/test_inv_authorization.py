@@ -18,33 +18,20 @@ A, D = "allowed", "denied"
 #  data actions), Outsider (no role). Computing a checksum and testing a server's connection start work
 #  (a job that reads the whole volume; a login with the server's admin credentials that rewrites what
 #  Strongroom knows of it): they need volumes/write and flexibleServers/write, never a read-only role.
-MATRIX = {
-    "owner": {
-        "create storage account": A, "create container": A, "upload blob": A, "download blob": A,
-        "delete blob": A, "create Elastic SAN": A, "create volume": A, "write sample data": A,
-        "compute checksum": A, "create PostgreSQL server": A, "test connection": A, "delete storage account": A,
-    },
-    "contributor": {
-        "create storage account": A, "create container": A, "upload blob": A, "download blob": A,
-        "delete blob": A, "create Elastic SAN": A, "create volume": A, "write sample data": A,
-        "compute checksum": A, "create PostgreSQL server": A, "test connection": A, "delete storage account": A,
-    },
-    "reader": {
-        "create storage account": D, "create container": D, "upload blob": D, "download blob": D,
-        "delete blob": D, "create Elastic SAN": D, "create volume": D, "write sample data": D,
-        "compute checksum": D, "create PostgreSQL server": D, "test connection": D, "delete storage account": D,
-    },
-    "backup-admin": {
-        "create storage account": D, "create container": D, "upload blob": D, "download blob": D,
-        "delete blob": D, "create Elastic SAN": D, "create volume": D, "write sample data": D,
-        "compute checksum": D, "create PostgreSQL server": D, "test connection": D, "delete storage account": D,
-    },
-    "outsider": {
-        "create storage account": D, "create container": D, "upload blob": D, "download blob": D,
-        "delete blob": D, "create Elastic SAN": D, "create volume": D, "write sample data": D,
-        "compute checksum": D, "create PostgreSQL server": D, "test connection": D, "delete storage account": D,
-    },
-}
+OPERATIONS = (
+    "create storage account", "create container", "upload blob", "download blob", "delete blob",
+    "create Elastic SAN", "create volume", "write sample data", "compute checksum", "create PostgreSQL server",
+    "test connection", "delete storage account",
+)
+MATRIX = {who: dict(zip(OPERATIONS, row, strict=True)) for who, row in {
+    #                create   create     upload  download  delete  create  create  write   compute   create  test  delete
+    #                account  container  blob    blob      blob    ESAN    volume  sample  checksum  PG      conn  account
+    "owner":        (A,       A,         A,      A,        A,      A,      A,      A,      A,        A,      A,    A),
+    "contributor":  (A,       A,         A,      A,        A,      A,      A,      A,      A,        A,      A,    A),
+    "reader":       (D,       D,         D,      D,        D,      D,      D,      D,      D,        D,      D,    D),
+    "backup-admin": (D,       D,         D,      D,        D,      D,      D,      D,      D,        D,      D,    D),
+    "outsider":     (D,       D,         D,      D,        D,      D,      D,      D,      D,        D,      D,    D),
+}.items()}
 
 
 @pytest.fixture

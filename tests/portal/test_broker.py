@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from portal import broker
+from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.celery, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,13 +46,7 @@ def _free_port() -> int:
 
 
 def _wait(predicate, timeout, what, log=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    detail = log.read_text(errors="replace")[-4000:] if log else ""
-    raise AssertionError(f"Timed out waiting for {what}.\n{detail}")
+    wait_until(predicate, timeout, what, explain=(lambda: log.read_text(errors="replace")[-4000:]) if log else None)
 
 
 def _answers(port) -> bool:

@@ -329,10 +329,15 @@ def test_search_answers_htmx_with_the_results_partial(client, lab, trainer):
     assert "<html" not in body and "rg-restore-lab" in body and "rg-backup-lab" not in body
 
 
-def test_activity_log_filters_and_offers_no_edit_or_delete(client, lab, trainer, reader):
+def _a_refused_resource_group_create(client, lab, reader):
+    """The reader tries to create a resource group: one Failed entry in the activity log."""
     client.force_login(reader.user)
     client.post(reverse("portal:resource_group_create"),
                 {"subscription": lab.lab_subscription.pk, "name": "rg-x", "region": "eastus"})
+
+
+def test_activity_log_filters_and_offers_no_edit_or_delete(client, lab, trainer, reader):
+    _a_refused_resource_group_create(client, lab, reader)
     client.force_login(trainer.user)
     body = client.get(reverse("portal:activity_log"), {"status": "Failed"}).content.decode()
     assert body.count('class="log-row"') == 1 and "Riley Reader" in body
@@ -341,9 +346,7 @@ def test_activity_log_filters_and_offers_no_edit_or_delete(client, lab, trainer,
 
 
 def test_activity_log_shows_only_entries_in_scopes_one_holds(client, lab, security_admin, reader):
-    client.force_login(reader.user)
-    client.post(reverse("portal:resource_group_create"),
-                {"subscription": lab.lab_subscription.pk, "name": "rg-x", "region": "eastus"})
+    _a_refused_resource_group_create(client, lab, reader)
     client.force_login(security_admin.user)
     body = client.get(reverse("portal:activity_log"), {"status": "Failed"}).content.decode()
     assert "Riley Reader" not in body

@@ -69,7 +69,7 @@ def test_the_lab_clock_page_is_offered_to_trainers_only(client, lab, trainer, ba
 
 @pytest.fixture
 def guard(lab):
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
 
     return seed_mua(lab)
 

@@ -8,14 +8,10 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from protection.jobs import runner as jobs
 from protection.models import Job, JobStatus, RecoveryPoint
@@ -23,63 +19,24 @@ from protection.backups import services as backups
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
     ADLS, _fast_passwords, inventory, make_policy, principal_with, protect, put_blobs, snapshots_of, vault,
 )
+from tests.conftest import WorkerProcess, wait_until
 
 pytestmark = [pytest.mark.celery, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 
 
-@pytest.fixture
-def worker_queue(worker_id):
-    if not settings.CELERY_BROKER_URL.startswith("redis://"):
-        if os.environ.get("STRONGROOM_REQUIRE_SERVICES"):
-            pytest.fail("CI must run the worker tests against Redis (CELERY_BROKER_URL).")
-        pytest.skip("No Redis broker configured (CELERY_BROKER_URL); run `make test` with Redis up.")
-    if connection.vendor != "postgresql":
-        pytest.skip("A subprocess worker needs a database it can share: PostgreSQL (DATABASE_URL).")
-    from portal.celery import app
-
-    queue = f"strongroom-killtest-{worker_id}-{os.getpid()}"
-    previous = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    yield queue
-    app.conf.task_default_queue = previous
-
-
 def start_worker(queue, tmp_path, name):
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "STRONGROOM_DATA_ROOT": str(settings.STRONGROOM_DATA_ROOT),
-        "STRONGROOM_ATTACH_ROOTS": ",".join(str(p) for p in settings.STRONGROOM_ATTACH_ROOTS),
-    }
-    log = open(tmp_path / f"{name}.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue, "-P", "solo", "-c", "1",
-         "-n", f"{name}@%h", "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    return proc, log
+    worker = WorkerProcess(queue, tmp_path / f"{name}.log")
+    return worker.proc, worker.log
 
 
-def wait_for(predicate, timeout, what, proc=None, log=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    detail = Path(log.name).read_text(errors="replace")[-3000:] if log else ""
-    raise AssertionError(f"Timed out waiting for {what}.\n{detail}")
+def wait_for(predicate, timeout, what, proc, log):
+    return wait_until(predicate, timeout, what, every=0.02, gave_up=lambda: proc.poll() is not None,
+                      explain=lambda: Path(log.name).read_text(errors="replace")[-3000:])
 
 
 def test_a_worker_killed_mid_backup_leaves_no_point_and_the_job_is_run_again(lab, vault, make_policy, inventory,
-                                                                          worker_queue, tmp_path):
+                                                                          process_worker_queue, tmp_path):
     from vaults.storage import open_store
 
     documents = inventory.account.containers.get(name="documents")
@@ -94,7 +51,7 @@ def test_a_worker_killed_mid_backup_leaves_no_point_and_the_job_is_run_again(lab
     packs = Path(settings.STRONGROOM_DATA_ROOT) / "vaults" / str(vault.uuid) / "packs"
     packs_before = len(list(packs.rglob("*")))
 
-    worker, log = start_worker(worker_queue, tmp_path, "victim")
+    worker, log = start_worker(process_worker_queue, tmp_path, "victim")
     try:
         job = backups.backup_now(lab.trainer, instance, retention_rule="Default")  # enqueued on commit
         # Killed as soon as the run has written its first new pack (about a dozen more are to come).
@@ -116,7 +73,7 @@ def test_a_worker_killed_mid_backup_leaves_no_point_and_the_job_is_run_again(lab
 
     report = jobs.reconcile(stale_after=0)  # the heartbeat stopped with the worker
     assert job.pk in report.rerun
-    worker, log = start_worker(worker_queue, tmp_path, "rescuer")
+    worker, log = start_worker(process_worker_queue, tmp_path, "rescuer")
     try:
         wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=[JobStatus.COMPLETED, JobStatus.FAILED]).exists(), 120,
                  "the re-run to finish", worker, log)

@@ -13,11 +13,11 @@ from protection.instances import services as svc
 from protection.policies.services import Retention
 from security import clock, roles
 from security import services as security_services
-from security.guards import GuardDenied
 from security.models import RoleAssignment
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
     _fast_passwords, grant, inventory, make_policy, principal_with, protect, vault,
 )
+from tests.conftest import rbac_allows as attempt
 
 ADLS, ESAN, PG = datasource_types.ADLS, datasource_types.ELASTIC_SAN, datasource_types.POSTGRES_FLEX
 Sel = svc.DatasourceSelection
@@ -302,14 +302,6 @@ def test_instance_authorization_matrix(role, read, validate, configure, change, 
     def do_configure():
         svc.configure_protection(principal, vault=vault, policy=policy, selections=[
             Sel(inventory.volumes[1].resource_id, "bi-theirs", snapshot_resource_group_id=lab.lab_group.resource_id)])
-
-    def attempt(fn):
-        try:
-            fn()
-        except GuardDenied as exc:
-            assert exc.decision.guard == "RBAC"
-            return D
-        return A
 
     assert attempt(do_configure) is configure
     assert attempt(lambda: svc.change_policy(principal, existing, other)) is change

@@ -15,11 +15,12 @@ from protection.models import BackupInstance, Job, JobStatus, ProtectionState
 from protection.backups import services as backups
 from security import clock
 from security import services as security_services
-from security.guards import Refusal, register_guard, unregister_guard
+from security.guards import Refusal
 from security.models import ActivityLogEntry
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
     ADLS, _fast_passwords, filled, inventory, make_policy, principal_with, protect, put_blobs, vault,
 )
+from tests.conftest import refusing
 
 
 @pytest.fixture
@@ -108,17 +109,10 @@ def test_the_due_question_is_one_indexed_query(lab, vault, make_policy, filled, 
 def test_a_guard_can_refuse_a_scheduled_backup(lab, vault, make_policy, filled, enqueued):
     instance = protect(lab, vault, _daily(make_policy), filled.account, name="bi-guarded")
 
-    def no_backups(principal, operation, target, change):
-        if operation == backups.BACKUP_ACTION:
-            return Refusal("Test", "BackupsPaused", "Backups are paused for this test.")
-        return None
-
-    register_guard("test-no-backups", no_backups, order=90)
-    try:
+    paused = Refusal("Test", "BackupsPaused", "Backups are paused for this test.")
+    with refusing(backups.BACKUP_ACTION, paused, name="test-no-backups"):
         security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(days=1, hours=1))
         report = backups.dispatch_due_backups()
-    finally:
-        unregister_guard("test-no-backups")
     assert report.refused == 1 and report.enqueued == []
     assert not Job.objects.filter(instance=instance, operation="Backup").exists()
     entry = ActivityLogEntry.objects.filter(operation=backups.BACKUP_ACTION, status="Failed").latest("id")

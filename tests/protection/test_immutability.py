@@ -151,7 +151,7 @@ def test_locked_cannot_be_undone_by_anyone(lab, vault, adls):
     """GIVEN a locked vault protected by a Resource Guard WHEN the Owner at the root (who passes the
     guard) or a backup admin holding an approved MUA grant tries to disable or unlock it THEN the
     Immutability guard refuses, and the preview says so."""
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from security import mua
 
     guard = seed_mua(lab)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import time
 
 import pytest
@@ -29,24 +28,8 @@ from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
     ADLS, PG, _fast_passwords, filled, inventory, make_policy, pg_database, principal_with, protect, put_blobs,
     snapshots_of, vault,
 )
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"Timed out after {timeout} s waiting for {what}.")
-
-
-def _gone(pid) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+from tests.conftest import process_gone as _gone
+from tests.conftest import wait_until as wait_for
 
 
 def protect_and_wait(*args, **kwargs):

@@ -1,7 +1,6 @@
 """The job machinery: claims, progress, cancel, terminal states, reconciler."""
 
 import datetime as dt
-import os
 import socket
 import subprocess
 import time
@@ -13,6 +12,7 @@ from protection import processes
 from protection.jobs import runner as jobs
 from protection.models import Job, JobCategory, JobOperation, JobStatus
 from security import clock
+from tests.conftest import process_gone as _gone
 
 
 @pytest.fixture
@@ -79,17 +79,20 @@ def _living_in_group(pgid) -> list:
     return living
 
 
-def _gone(pid) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def _job(vault, **kw):
     return Job.objects.create(vault=vault, operation=JobOperation.VERIFY, category=JobCategory.MANAGEMENT,
                               start_time=clock.now(), **kw)
+
+
+def _claimed_by_a_dead_worker_of_this_host(vault):
+    """A job whose claim (fresh heartbeat, first attempt) is held by a process of this host that has exited."""
+    job = _job(vault)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk).update(claimed_at=now, heartbeat_at=now, attempts=1,
+                                         worker=f"{socket.gethostname()}:{dead.pid}")
+    return job
 
 
 def test_a_job_runs_once_however_often_it_is_delivered(vault, handler):
@@ -239,12 +242,7 @@ def test_a_redelivered_message_takes_over_the_claim_of_a_dead_worker(vault):
     """GIVEN a job claimed by a worker process of this host that was killed (a pool child) WHEN its
     message comes back at once THEN the new delivery takes the job over (a new attempt) instead of
     doing nothing until the reconciler notices; a live holder elsewhere keeps it."""
-    job = _job(vault)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    now = timezone.now()
-    Job.objects.filter(pk=job.pk).update(claimed_at=now, heartbeat_at=now, attempts=1,
-                                         worker=f"{socket.gethostname()}:{dead.pid}")
+    job = _claimed_by_a_dead_worker_of_this_host(vault)
     taken = jobs.claim(job.pk)
     assert taken is not None and taken.attempts == 2 and taken.worker == jobs.worker_name()
     # Another host's worker with a fresh heartbeat: the duplicate delivery does nothing.
@@ -404,12 +402,7 @@ def test_a_killed_pool_childs_redelivered_message_reruns_the_job_at_once(vault, 
     WHEN its message comes back to a worker of the same host THEN that worker takes the job over and
     runs it, without waiting for the reconciler."""
     calls, _ = handler
-    job = _job(vault)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    now = timezone.now()
-    Job.objects.filter(pk=job.pk).update(claimed_at=now, heartbeat_at=now, attempts=1,
-                                         worker=f"{socket.gethostname()}:{dead.pid}")
+    job = _claimed_by_a_dead_worker_of_this_host(vault)
     started = time.monotonic()
     assert jobs.send(job.pk)  # the redelivery
     deadline = started + 30

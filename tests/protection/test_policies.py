@@ -17,6 +17,7 @@ from security.guards import GuardDenied, register_guard, unregister_guard
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
     _fast_passwords, inventory, make_policy, principal_with, protect, spec, vault,
 )
+from tests.conftest import rbac_allows as _attempt
 
 pytestmark = pytest.mark.django_db
 
@@ -340,15 +341,6 @@ POLICY_MATRIX = [
     (roles.READER,             A, D, D, D),
     (None,                     D, D, D, D),
 ]
-
-
-def _attempt(fn):
-    try:
-        fn()
-    except GuardDenied as exc:
-        assert exc.decision.guard == "RBAC"
-        return D
-    return A
 
 
 @pytest.mark.parametrize("role,read,create,edit,delete", [pytest.param(*r, id=r[0] or "no role") for r in POLICY_MATRIX])

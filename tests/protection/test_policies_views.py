@@ -13,38 +13,29 @@ from protection.policies.services import Retention
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
     _fast_passwords, inventory, make_policy, principal_with, protect, vault,
 )
+from tests.conftest import WizardDriver
 
 ADLS, ESAN, PG = datasource_types.ADLS, datasource_types.ELASTIC_SAN, datasource_types.POSTGRES_FLEX
 CREATE = reverse("protection:policy_create")
 
 
-class Wizard:
+class Wizard(WizardDriver):
     def __init__(self, client, url, prefix, query=""):
         self.client, self.url, self.prefix = client, url, prefix
         self.response = client.get(url + query)
         assert self.response.status_code == 200, self.response.status_code
 
-    @property
-    def html(self):
-        return self.response.content.decode()
-
-    @property
-    def current(self):
-        return re.search(rf'name="{self.prefix}-current_step" value="([^"]+)"', self.html).group(1)
-
-    def post(self, data=None, goto=None, raw=None):
-        payload = {f"{self.prefix}-current_step": self.current}
-        payload.update({f"{self.current}-{k}": v for k, v in (data or {}).items()})
-        payload.update(raw or {})
-        if goto:
-            payload["wizard_goto_step"] = goto
-        self.response = self.client.post(self.url, payload)
-        return self.response
-
 
 def signed_in(client, principal):
     client.force_login(principal.user)
     return client
+
+
+def past_basics(client, principal, name, datasource_type, vault):
+    """The create-policy wizard as ``principal``, its Basics tab filled in and posted."""
+    wizard = Wizard(signed_in(client, principal), CREATE, "policy_create")
+    wizard.post({"name": name, "datasource_type": datasource_type, "vault": vault.pk})
+    return wizard
 
 
 def schedule(**extra):
@@ -55,8 +46,7 @@ def schedule(**extra):
 
 
 def test_create_an_adls_policy_through_the_wizard(client, backup_admin, vault):
-    wizard = Wizard(signed_in(client, backup_admin), CREATE, "policy_create")
-    wizard.post({"name": "adls-daily", "datasource_type": ADLS, "vault": vault.pk})
+    wizard = past_basics(client, backup_admin, "adls-daily", ADLS, vault)
     assert wizard.current == "schedule", wizard.html
     assert "Backup frequency" in wizard.html and "Daily" in wizard.html
     wizard.post(schedule(weekly_enabled="on", weekly_count="12"), goto="review")
@@ -71,16 +61,14 @@ def test_create_an_adls_policy_through_the_wizard(client, backup_admin, vault):
 
 
 def test_limits_show_beside_the_field(client, backup_admin, vault):
-    wizard = Wizard(signed_in(client, backup_admin), CREATE, "policy_create")
-    wizard.post({"name": "adls-long", "datasource_type": ADLS, "vault": vault.pk})
+    wizard = past_basics(client, backup_admin, "adls-long", ADLS, vault)
     wizard.post(schedule(default_count="3651"))
     assert wizard.current == "schedule"
     assert "The Default rule can keep backups for at most 3,650 days (10 years)." in wizard.html
 
 
 def test_elastic_san_450_points_is_a_tab_error(client, backup_admin, vault):
-    wizard = Wizard(signed_in(client, backup_admin), CREATE, "policy_create")
-    wizard.post({"name": "esan-too-many", "datasource_type": ESAN, "vault": vault.pk})
+    wizard = past_basics(client, backup_admin, "esan-too-many", ESAN, vault)
     assert 'value="7"' in wizard.html  # the default retention of 7 days is prefilled
     wizard.post(schedule(default_count="500"))
     assert wizard.current == "schedule"
@@ -88,8 +76,7 @@ def test_elastic_san_450_points_is_a_tab_error(client, backup_admin, vault):
 
 
 def test_postgres_offers_weekly_only(client, backup_admin, vault):
-    wizard = Wizard(signed_in(client, backup_admin), CREATE, "policy_create")
-    wizard.post({"name": "pg-weekly", "datasource_type": PG, "vault": vault.pk})
+    wizard = past_basics(client, backup_admin, "pg-weekly", PG, vault)
     assert 'name="schedule-frequency" value="Daily"' not in wizard.html
     assert 'name="schedule-frequency" value="Weekly"' in wizard.html
     wizard.post(schedule(frequency="Weekly", days=["Monday", "Friday"], default_count="3", default_unit="Months"), goto="review")

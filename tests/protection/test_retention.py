@@ -15,12 +15,13 @@ from protection.backups import retention
 from protection.policies.services import Retention
 from security import clock
 from security import services as security_services
-from security.guards import Refusal, register_guard, unregister_guard
+from security.guards import Refusal
 from security.models import ActivityLogEntry
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
     ADLS, ESAN, _fast_passwords, backup_now_and_run, filled, inventory, make_policy, principal_with, protect,
     snapshots_of, vault,
 )
+from tests.conftest import refusing
 
 pytestmark = pytest.mark.django_db
 UTC = dt.timezone.utc
@@ -110,16 +111,9 @@ def test_retention_acts_as_the_system_principal_through_the_guards(lab, vault, m
     point = backup_now_and_run(lab.trainer, instance).recovery_point
     security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(days=8))
 
-    def keep_everything(principal, operation, target, change):
-        if operation == retention.RECOVERY_POINT_DELETE:
-            return Refusal("Test", "Kept", "Test guard: recovery points are kept.")
-        return None
-
-    register_guard("test-keep", keep_everything, order=90)
-    try:
+    kept = Refusal("Test", "Kept", "Test guard: recovery points are kept.")
+    with refusing(retention.RECOVERY_POINT_DELETE, kept, name="test-keep"):
         [job] = run_retention()
-    finally:
-        unregister_guard("test-keep")
     assert job.status == JobStatus.COMPLETED_WITH_WARNINGS
     assert "Test guard" in job.extended_info["refused"][0]
     assert RecoveryPoint.objects.filter(pk=point.pk).exists()

@@ -222,7 +222,7 @@ def test_undelete_brings_every_point_back_and_resume_restarts_backups(lab, vault
     assert not RecoveryPoint.objects.filter(instance=backed_up, expiry_time__isnull=True).exists()
     assert backup_now_and_run(backup_admin, backed_up).status == JobStatus.COMPLETED
     # Undelete only applies to soft-deleted instances.
-    with pytest.raises(ValidationError, match="not soft deleted"):
+    with pytest.raises(GuardDenied, match="not soft deleted"):  # the soft-delete guard (issue 15)
         deletion.undelete(backup_admin, backed_up)
 
 
@@ -307,7 +307,7 @@ def test_past_its_purge_time_an_item_can_no_longer_be_undeleted(lab, vault, back
     soft_delete(lab.trainer, backed_up)
     travel(lab, backed_up.scheduled_purge_at + dt.timedelta(minutes=1) - clock.now())
     [job] = deletion.start_purges()
-    with pytest.raises(ValidationError, match="can no longer be undeleted"):
+    with pytest.raises(GuardDenied, match="can no longer be undeleted"):
         deletion.undelete(lab.trainer, backed_up)
     assert run_job(job).status == JobStatus.COMPLETED
     assert not BackupInstance.objects.filter(pk=backed_up.pk).exists()
@@ -325,7 +325,7 @@ def test_a_purge_that_fell_due_while_the_clock_was_ahead_still_happens_after_a_r
     assert clock.now() < backed_up.scheduled_purge_at and backed_up.purge_started_at is not None
     entry = ActivityLogEntry.objects.filter(operation=security_services.LAB_CLOCK_WRITE).latest("id")
     assert entry.details["settled"]["protection.purges"] == 1
-    with pytest.raises(ValidationError, match="can no longer be undeleted"):
+    with pytest.raises(GuardDenied, match="can no longer be undeleted"):
         deletion.undelete(lab.trainer, backed_up)
     [job] = deletion.start_purges()
     assert run_job(job).status == JobStatus.COMPLETED
@@ -337,7 +337,7 @@ def test_a_resource_guard_never_blocks_the_system_purge(lab, vault, backed_up):
     """GIVEN a vault protected by a Resource Guard WHEN the backup admin (no access on the guard) deletes
     the backup data THEN MUA refuses; the trainer (Owner at the root, so authorized on the guard) deletes
     it, and the purge by the system principal — which holds nothing on the guard — still runs."""
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from security import mua
 
     guard = seed_mua(lab)
@@ -401,7 +401,7 @@ def test_the_drill_vault_is_seeded_through_the_services_and_idempotently(lab):
     """seed_drill: a vault with a recovery point, immutability locked (the store retains the point in
     compliance mode), soft delete always-on and the Resource Guard linked — security level Excellent;
     seeding twice changes nothing."""
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from protection.lab_drill import seed_drill
     from security import mua
     from vaults import services as vault_services
@@ -422,7 +422,7 @@ def test_an_mua_grant_lets_the_deletion_through_until_the_minute_it_ends(lab, va
     """GIVEN a vault linked to the Resource Guard and the backup admin's approved one-hour grant WHEN the
     lab clock stands a minute before its end THEN the guard lets Delete backup data through (preview);
     a minute after its end THEN MUA refuses again, before any periodic task closed the grant."""
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from security import mua
 
     guard = seed_mua(lab)

@@ -101,7 +101,7 @@ def test_previews_name_the_guard_before_the_click(lab, vault, adls, client):
     badge and the pane explains it with Request access; once the vault is immutable (and unlinked by the
     trainer) the pane names the Immutable vault instead; the soft-delete and immutability blades preview
     their reductions the same way."""
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
     from security import mua
     from vaults import services as vault_services
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def guard(lab):
-    from portal.mua_lab import seed_mua
+    from portal.mua.lab import seed_mua
 
     return seed_mua(lab)
 

@@ -92,16 +92,20 @@ def _store_factory(backends, tmp_path):
     return make, opened
 
 
+def _close_all(stores):
+    for s in stores:
+        try:
+            s.close()
+        except Exception:  # a test may have closed or broken it already
+            pass
+
+
 @pytest.fixture
 def make_store(backends, tmp_path):
     """Stores on both backends (every test using it runs once per backend)."""
     make, opened = _store_factory(backends, tmp_path)
     yield make
-    for s in opened:
-        try:
-            s.close()
-        except Exception:
-            pass
+    _close_all(opened)
 
 
 @pytest.fixture
@@ -109,8 +113,4 @@ def make_local_store(tmp_path, request):
     """Local stores only, for tests that damage the files on disk directly."""
     make, opened = _store_factory(Backends("local", tmp_path, request), tmp_path)
     yield make
-    for s in opened:
-        try:
-            s.close()
-        except Exception:
-            pass
+    _close_all(opened)

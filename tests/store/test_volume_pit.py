@@ -3,6 +3,7 @@ the backup is paused after its first chunk (in the engine's progress callback), 
 the backup resumes; the restore equals the pre-write image byte for byte, and the SHA-256 computed in
 the same pass is the pre-write image's."""
 
+import contextlib
 import hashlib
 import os
 import random
@@ -62,6 +63,18 @@ def open_store(tmp_path):
                       block_size=64 << 10, lock_wait=30)
 
 
+@contextlib.contextmanager
+def image_and_store(tmp_path):
+    """A fresh volume image with its SHA-256 before any write, and an empty store (closed afterwards)."""
+    img = tmp_path / "vol.img"
+    make_image(img)
+    store = open_store(tmp_path)
+    try:
+        yield img, sha(img), store
+    finally:
+        store.close()
+
+
 def backup_paused(store, img, **kw):
     paused = Paused()
     result = {}
@@ -89,11 +102,7 @@ def check_restore(store, snap, tmp_path, want_sha):
 
 def test_without_reflink_writes_wait_while_the_backup_reads(tmp_path, monkeypatch):
     monkeypatch.setattr(pit, "reflink_clone", lambda fd, d: None)  # as on ext4
-    img = tmp_path / "vol.img"
-    make_image(img)
-    before = sha(img)
-    store = open_store(tmp_path)
-    try:
+    with image_and_store(tmp_path) as (img, before, store):
         paused, thread, result = backup_paused(store, img)
         fd = os.open(img, os.O_RDONLY)
         try:
@@ -114,8 +123,6 @@ def test_without_reflink_writes_wait_while_the_backup_reads(tmp_path, monkeypatc
         assert sha(img) != before  # the write happened, after the backup
         check_restore(store, snap, tmp_path, before)
         assert store.verify(snap.id).ok
-    finally:
-        store.close()
 
 
 def test_with_a_clone_writes_go_on_and_the_point_is_the_clone(tmp_path, monkeypatch):
@@ -135,11 +142,7 @@ def test_with_a_clone_writes_go_on_and_the_point_is_the_clone(tmp_path, monkeypa
         return dst
 
     monkeypatch.setattr(pit, "reflink_clone", fake_clone)
-    img = tmp_path / "vol.img"
-    make_image(img)
-    before = sha(img)
-    store = open_store(tmp_path)
-    try:
+    with image_and_store(tmp_path) as (img, before, store):
         paused, thread, result = backup_paused(store, img)
         write_everywhere(img, wait=5)  # no waiting: the backup reads its copy
         assert sha(img) != before
@@ -152,17 +155,11 @@ def test_with_a_clone_writes_go_on_and_the_point_is_the_clone(tmp_path, monkeypa
         assert clones and [n for n in os.listdir(tmp_path) if n.startswith(".strongroom-pit")] == []
         with pytest.raises(OSError):
             os.fstat(clones[0])  # the clone's descriptor was closed
-    finally:
-        store.close()
 
 
 def test_reading_the_live_image_is_what_broke_before(tmp_path):
     """The control: without a point-in-time copy the write lands in the middle of the backup."""
-    img = tmp_path / "vol.img"
-    make_image(img)
-    before = sha(img)
-    store = open_store(tmp_path)
-    try:
+    with image_and_store(tmp_path) as (img, before, store):
         paused, thread, result = backup_paused(store, img, point_in_time="live")
         write_everywhere(img, wait=5)
         paused.go.set()
@@ -170,8 +167,6 @@ def test_reading_the_live_image_is_what_broke_before(tmp_path):
         out = tmp_path / "restored.img"
         store.restore(result["snap"].id, str(out))
         assert sha(out) != before
-    finally:
-        store.close()
 
 
 def test_a_real_reflink_clone_where_the_file_system_has_one(tmp_path):

@@ -11,9 +11,9 @@ import pytest
 from django.urls import reverse
 
 from security import roles
-from security.guards import GuardDenied
 from vaults import services
 from vaults.models import BackupVault
+from tests.conftest import rbac_allows as _attempt
 
 A, D = True, False
 NONE = None  # no role at all (an outsider)
@@ -40,15 +40,6 @@ CHECK_NAME = [
 ]
 
 ROWS = [pytest.param(*row, id=row[0] or "no role") for row in MATRIX]
-
-
-def _attempt(fn):
-    try:
-        fn()
-    except GuardDenied as exc:
-        assert exc.decision.guard == "RBAC"
-        return D
-    return A
 
 
 @pytest.mark.parametrize("role,read,create,update,identity,delete", ROWS)

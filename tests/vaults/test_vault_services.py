@@ -328,9 +328,10 @@ def test_a_vault_is_created_always_on_only_with_the_acknowledgement(lab, trainer
 def test_always_on_is_irreversible(vault, trainer):
     services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=30, acknowledge_irreversible=True)
     for state in ("On", "Off"):
-        with pytest.raises(ValidationError) as exc:
+        # Issue 15: soft delete's rules are a registered guard, so the preview can tell in advance.
+        with pytest.raises(GuardDenied) as exc:
             services.update_soft_delete(trainer, vault, state=state)
-        assert "always-on" in exc.value.message_dict["state"][0]
+        assert exc.value.decision.guard == "Soft delete" and "always-on" in str(exc.value)
     vault.refresh_from_db()
     assert vault.soft_delete_state == "AlwaysOn"
     # The retention may still change.

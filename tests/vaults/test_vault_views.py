@@ -36,12 +36,8 @@ WRITE_PAGES = [
 
 
 @pytest.fixture
-def as_user(client):
-    def sign_in(principal):
-        client.force_login(principal.user)
-        return client
-
-    return sign_in
+def as_user(signed_in_client):
+    return signed_in_client
 
 
 # --- visibility ----------------------------------------------------------------------------------

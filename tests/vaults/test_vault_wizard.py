@@ -10,33 +10,20 @@ from portal.models import Operation, ResourceGroup
 from portal.wizards import display_value, initial_data
 from vaults import storage
 from vaults.models import BackupVault
+from tests.conftest import WizardDriver
 
 URL = reverse("vaults:vault_create")
 
 
-class Wizard:
-    """Drives the wizard as a browser would: posts the current tab's fields plus a button."""
+class Wizard(WizardDriver):
+    """The Create Backup vault wizard, driven as a browser would."""
+
+    url, prefix = URL, "vault_create"
 
     def __init__(self, client):
         self.client = client
         self.response = client.get(URL)
         assert self.response.status_code == 200
-
-    @property
-    def html(self):
-        return self.response.content.decode()
-
-    @property
-    def current(self):
-        return re.search(r'name="vault_create-current_step" value="([^"]+)"', self.html).group(1)
-
-    def post(self, data=None, goto=None):
-        payload = {"vault_create-current_step": self.current}
-        payload.update({f"{self.current}-{k}": v for k, v in (data or {}).items()})
-        if goto:
-            payload["wizard_goto_step"] = goto
-        self.response = self.client.post(URL, payload)
-        return self.response
 
     def error_tabs(self):
         return re.findall(r'class="has-error"\s+data-step="([^"]+)"', self.html)

@@ -10,15 +10,18 @@ Typical use::
     store.restore(snap.id, "/restore/here")
 """
 
-from .backend import COMPLIANCE, GOVERNANCE, Backend, LocalBackend, ObjectInfo, Retention, open_backend
+from .backend import COMPLIANCE, GOVERNANCE, Backend, LocalBackend, ObjectInfo, Retention
 from .errors import (Cancelled, ChunkerUnavailable, DamageError, ImmutabilityUnsupported, IntegrityError,
                      LockError, NotFound, RetentionError, StorageFull, StoreError)
 from .errors import KeyError_ as WrongKeyError
 from . import pit
 from .gc import GCReport
+from .location import open_backend
 from .lock import EXCLUSIVE, SHARED, LockInfo
+from .progress import Progress
 from .replicate import ReplicationReport
-from .store import Progress, Snapshot, Store, VerifyReport
+from .store import Snapshot, Store
+from .verify import VerifyReport
 
 
 def __getattr__(name):

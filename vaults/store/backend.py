@@ -8,7 +8,7 @@ stream), lists them by prefix, deletes them, and sets retention on them.
 Two implementations: :class:`LocalBackend` (a directory) and :class:`~vaults.store.s3.S3Backend`
 (S3-compatible object storage: ``put_chunks`` is a multipart upload, ``get_range`` a ranged
 GET, ``set_retention`` Object Lock ``GOVERNANCE`` / ``COMPLIANCE``). ``delete`` refuses while
-an object is retained. :func:`open_backend` turns a location string into either.
+an object is retained. :func:`vaults.store.location.open_backend` turns a location string into either.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import uuid
 from typing import BinaryIO, Iterator, Optional
 
-from .errors import NotFound, RetentionError, StorageFull, StoreError
+from .errors import NotFound, RetentionError, StorageFull
 
 GOVERNANCE = "governance"
 COMPLIANCE = "compliance"
@@ -43,6 +42,26 @@ def _aware(when: dt.datetime) -> dt.datetime:
     if when.tzinfo is None:
         raise ValueError("retention dates must be timezone-aware")
     return when.astimezone(dt.timezone.utc)
+
+
+def retention_until(until: dt.datetime, mode: str) -> dt.datetime:
+    """``until`` in UTC, once ``mode`` is known to be a retention mode."""
+    if mode not in MODES:
+        raise ValueError(f"retention mode must be one of {MODES}")
+    return _aware(until)
+
+
+def refuse_weaker_retention(name: str, cur, until: dt.datetime, mode: str, bypass_governance: bool) -> None:
+    """Raise :class:`RetentionError` when setting (``until``, ``mode``) would weaken the active
+    retention ``cur``: compliance is never lowered to governance, and a date is never brought
+    forward (governance allows it with ``bypass_governance``)."""
+    if cur is not None and cur.active():
+        if cur.mode == COMPLIANCE and mode == GOVERNANCE:
+            raise RetentionError(name, cur.until, cur.mode,
+                                 f"cannot lower compliance retention of {name!r} to governance")
+        if until < cur.until and not (cur.mode == GOVERNANCE and bypass_governance):
+            raise RetentionError(name, cur.until, cur.mode,
+                                 f"cannot shorten retention of {name!r} (until {cur.until.isoformat()})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -402,20 +421,12 @@ class LocalBackend(Backend):
             _fsync_dir(os.path.dirname(path))
 
     def set_retention(self, name, until, mode=GOVERNANCE, *, bypass_governance=False):
-        if mode not in MODES:
-            raise ValueError(f"retention mode must be one of {MODES}")
-        until = _aware(until)
+        until = retention_until(until, mode)
         path = self._path(name)
         if not os.path.lexists(path):
             raise NotFound(f"object {name!r} not found in {self.root}")
         cur = self.get_retention(name)
-        if cur is not None and cur.active():
-            if cur.mode == COMPLIANCE and mode == GOVERNANCE:
-                raise RetentionError(name, cur.until, cur.mode,
-                                     f"cannot lower compliance retention of {name!r} to governance")
-            if until < cur.until and not (cur.mode == GOVERNANCE and bypass_governance):
-                raise RetentionError(name, cur.until, cur.mode,
-                                     f"cannot shorten retention of {name!r} (until {cur.until.isoformat()})")
+        refuse_weaker_retention(name, cur, until, mode, bypass_governance)
         body = json.dumps({"until": until.isoformat(), "mode": mode}, sort_keys=True)
         doc = json.dumps({"v": 1, "body": body, "sha256": hashlib.sha256(body.encode()).hexdigest()})
         self._atomic_write(self._ret_path(name), [doc.encode()])
@@ -442,22 +453,3 @@ class LocalBackend(Backend):
             # fail closed: damaged retention metadata keeps the object forever
             return Retention(dt.datetime.max.replace(tzinfo=dt.timezone.utc), COMPLIANCE)
 
-
-def open_backend(location: str, *, create: bool = False, **options) -> Backend:
-    """Backend for a location string.
-
-    * a local path, optionally ``file://``-prefixed: :class:`LocalBackend`;
-    * ``s3://bucket/prefix?endpoint=https://host:port&region=eu-west-1&addressing=path``:
-      :class:`~vaults.store.s3.S3Backend`. Credentials never go into the location (it is
-      safe to store and print); they come from ``options`` (``access_key_id``,
-      ``secret_access_key``, ``session_token``), the ``STRONGROOM_S3_*`` environment
-      variables, or boto3's usual chain (``AWS_*`` variables, profiles, instance roles).
-    """
-    if location.startswith("s3://"):
-        from .s3 import S3Backend
-        return S3Backend.from_url(location, **options)  # the bucket must exist (Object Lock is chosen at creation)
-    if location.startswith("file://"):
-        location = location[len("file://"):]
-    if "://" in location:
-        raise StoreError(f"unsupported store location {location!r} (a directory, file://DIR or s3://BUCKET/PREFIX)")
-    return LocalBackend(location, create=create)

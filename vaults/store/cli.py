@@ -17,8 +17,9 @@ import signal
 import sys
 import threading
 
-from .backend import open_backend
+from .config import CONFIG
 from .errors import Cancelled, DamageError, StoreError
+from .location import open_backend
 from .store import Store
 
 
@@ -54,7 +55,7 @@ def _progress_printer(enabled):
     return cb
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m vaults.store", description="Strongroom vault store engine")
     ap.add_argument("--store", default=os.environ.get("STRONGROOM_STORE"),
                     help="store directory or s3://bucket/prefix?endpoint=URL (or STRONGROOM_STORE)")
@@ -65,6 +66,13 @@ def main(argv=None) -> int:
     ap.add_argument("--lock-wait", type=float, default=None, help="seconds to wait for a busy store (default 3600)")
     ap.add_argument("--lock-ttl", type=float, default=None, help="seconds a lock lives without refresh (default 300)")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    _add_point_commands(sub)
+    _add_store_commands(sub)
+    return ap
+
+
+def _add_point_commands(sub) -> None:
+    """Commands that make, list, read or delete recovery points."""
     sub.add_parser("init", help="create a new store")
     b = sub.add_parser("backup", help="back up a folder, '-' (stdin stream) or --volume IMAGE")
     b.add_argument("path", nargs="?")
@@ -85,6 +93,10 @@ def main(argv=None) -> int:
     v.add_argument("snapshot", nargs="?", default="all")
     d = sub.add_parser("delete", help="delete a recovery point (refused under retention)")
     d.add_argument("snapshot")
+
+
+def _add_store_commands(sub) -> None:
+    """Commands that look after the store as a whole."""
     g = sub.add_parser("gc", help="collect garbage: delete unneeded packs, repack mostly-dead ones")
     g.add_argument("--safety-window", type=float, default=3600.0, metavar="SECONDS",
                    help="keep objects modified this recently (default 3600)")
@@ -101,6 +113,10 @@ def main(argv=None) -> int:
     rp.add_argument("--no-verify", action="store_true", help="skip the full verify of each copy")
     rp.add_argument("--json", action="store_true")
     sub.add_parser("locks", help="list the store's locks")
+
+
+def main(argv=None) -> int:
+    ap = _parser()
     args = ap.parse_args(argv)
     if not args.store:
         ap.error("no store: use --store or set STRONGROOM_STORE")
@@ -116,24 +132,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, on_term)
 
     try:
-        key = _key(args)
-        if args.cmd == "init":
-            backend = open_backend(args.store, create=True)
-            s = Store.init(backend, key, cache_dir=args.cache_dir, workers=args.workers)
-            print(f"created store {s.id} at {backend.location}")
-            s.close()
-            return 0
-        opts = {}
-        if args.lock_wait is not None:
-            opts["lock_wait"] = args.lock_wait
-        if args.lock_ttl is not None:
-            opts["lock_ttl"] = args.lock_ttl
-        args.store_opts = opts
-        store = Store.open(open_backend(args.store), key, cache_dir=args.cache_dir, workers=args.workers, **opts)
-        try:
-            return _run(args, store, cancel)
-        finally:
-            store.close()
+        return _open_and_run(args, cancel)
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130
@@ -150,6 +149,27 @@ def main(argv=None) -> int:
         return 1
 
 
+def _open_and_run(args, cancel) -> int:
+    key = _key(args)
+    if args.cmd == "init":
+        backend = open_backend(args.store, create=True)
+        s = Store.init(backend, key, cache_dir=args.cache_dir, workers=args.workers)
+        print(f"created store {s.id} at {backend.location}")
+        s.close()
+        return 0
+    opts = {}
+    if args.lock_wait is not None:
+        opts["lock_wait"] = args.lock_wait
+    if args.lock_ttl is not None:
+        opts["lock_ttl"] = args.lock_ttl
+    args.store_opts = opts
+    store = Store.open(open_backend(args.store), key, cache_dir=args.cache_dir, workers=args.workers, **opts)
+    try:
+        return _run(args, store, cancel)
+    finally:
+        store.close()
+
+
 def _resolve(store, snap):
     if snap == "latest":
         snaps = store.list_snapshots()
@@ -161,95 +181,104 @@ def _resolve(store, snap):
 
 def _run(args, store, cancel) -> int:
     prog = _progress_printer(args.progress)
-    if args.cmd == "backup":
-        kw = dict(source_id=args.source_id, tags=args.tag, progress=prog, cancel=cancel)
-        if args.retain_days:
-            kw["retain_until"] = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=args.retain_days)
-            kw["retention_mode"] = args.retention_mode
-        if args.volume:
-            snap = store.backup_volume(args.volume, **kw)
-        elif args.path == "-":
-            snap = store.backup_stream(sys.stdin.buffer, name=args.name, **kw)
-        elif args.path:
-            snap = store.backup_tree(args.path, **kw)
-        else:
-            raise SystemExit("backup needs a folder, '-' or --volume IMAGE")
-        if prog:
-            sys.stderr.write("\n")
-        st = snap.stats
-        print(f"snapshot {snap.id} saved ({st.get('bytes_read', 0)} bytes read, "
-              f"{st.get('bytes_new', 0)} new, {st.get('bytes_stored', 0)} stored)")
-        return 0
-    if args.cmd == "list":
-        errors = []
-        snaps = store.list_snapshots(source_id=args.source_id, errors=errors)
-        if args.json:
-            print(json.dumps([s.__dict__ for s in snaps], indent=1))
-        else:
-            for s in snaps:
-                ret = f" retained until {s.retain_until} ({s.retention_mode})" if s.retain_until else ""
-                print(f"{s.id}  {s.time[:19]}  {s.kind:6}  {s.source_id}  {' '.join(s.tags)}{ret}")
-        for e in errors:
-            print(f"warning: {e}", file=sys.stderr)
-        return 0
-    if args.cmd == "restore":
-        sid = _resolve(store, args.snapshot)
-        if args.target == "-":
-            store.restore_stream(sid, sys.stdout.buffer, progress=prog, cancel=cancel)
-        else:
-            res = store.restore(sid, args.target, paths=args.paths, progress=prog, cancel=cancel)
-            if prog:
-                sys.stderr.write("\n")
-            print(f"restored {sid} to {args.target}: {res}", file=sys.stderr)
-        return 0
-    if args.cmd == "verify":
-        sid = None if args.snapshot == "all" else _resolve(store, args.snapshot)
-        rep = store.verify(sid, progress=prog, cancel=cancel)
-        if prog:
-            sys.stderr.write("\n")
-        print(f"checked {len(rep.snapshot_ids)} snapshot(s), {rep.chunks_checked} chunks, {rep.bytes_checked} bytes")
+    command = _COMMANDS.get(args.cmd)
+    if command is None:
+        return 2
+    return command(args, store, cancel, prog)
+
+
+def _end_progress_line(prog) -> None:
+    if prog:
+        sys.stderr.write("\n")
+
+
+def _backup(args, store, cancel, prog) -> int:
+    kw = dict(source_id=args.source_id, tags=args.tag, progress=prog, cancel=cancel)
+    if args.retain_days:
+        kw["retain_until"] = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=args.retain_days)
+        kw["retention_mode"] = args.retention_mode
+    if args.volume:
+        snap = store.backup_volume(args.volume, **kw)
+    elif args.path == "-":
+        snap = store.backup_stream(sys.stdin.buffer, name=args.name, **kw)
+    elif args.path:
+        snap = store.backup_tree(args.path, **kw)
+    else:
+        raise SystemExit("backup needs a folder, '-' or --volume IMAGE")
+    _end_progress_line(prog)
+    st = snap.stats
+    print(f"snapshot {snap.id} saved ({st.get('bytes_read', 0)} bytes read, "
+          f"{st.get('bytes_new', 0)} new, {st.get('bytes_stored', 0)} stored)")
+    return 0
+
+
+def _list(args, store, cancel, prog) -> int:
+    errors = []
+    snaps = store.list_snapshots(source_id=args.source_id, errors=errors)
+    if args.json:
+        print(json.dumps([s.__dict__ for s in snaps], indent=1))
+    else:
+        for s in snaps:
+            ret = f" retained until {s.retain_until} ({s.retention_mode})" if s.retain_until else ""
+            print(f"{s.id}  {s.time[:19]}  {s.kind:6}  {s.source_id}  {' '.join(s.tags)}{ret}")
+    for e in errors:
+        print(f"warning: {e}", file=sys.stderr)
+    return 0
+
+
+def _restore(args, store, cancel, prog) -> int:
+    sid = _resolve(store, args.snapshot)
+    if args.target == "-":
+        store.restore_stream(sid, sys.stdout.buffer, progress=prog, cancel=cancel)
+    else:
+        res = store.restore(sid, args.target, paths=args.paths, progress=prog, cancel=cancel)
+        _end_progress_line(prog)
+        print(f"restored {sid} to {args.target}: {res}", file=sys.stderr)
+    return 0
+
+
+def _verify(args, store, cancel, prog) -> int:
+    sid = None if args.snapshot == "all" else _resolve(store, args.snapshot)
+    rep = store.verify(sid, progress=prog, cancel=cancel)
+    _end_progress_line(prog)
+    print(f"checked {len(rep.snapshot_ids)} snapshot(s), {rep.chunks_checked} chunks, {rep.bytes_checked} bytes")
+    for e in rep.errors:
+        print(f"ERROR: {e}")
+    for c in rep.missing_chunks:
+        print(f"MISSING chunk {c}")
+    for c in rep.damaged_chunks:
+        print(f"DAMAGED chunk {c}")
+    for i in rep.damaged_items:
+        print(f"DAMAGED item {i}")
+    print("ok" if rep.ok else "DAMAGE FOUND")
+    return 0 if rep.ok else 3
+
+
+def _delete(args, store, cancel, prog) -> int:
+    store.delete_snapshot(args.snapshot)
+    print(f"deleted {args.snapshot}")
+    return 0
+
+
+def _gc(args, store, cancel, prog) -> int:
+    rep = store.gc(safety_window=dt.timedelta(seconds=args.safety_window),
+                   repack_threshold=args.repack_threshold, dry_run=args.dry_run, wait=args.wait,
+                   progress=prog, cancel=cancel)
+    _end_progress_line(prog)
+    if args.json:
+        print(json.dumps(rep.as_dict(), indent=1, default=str))
+    else:
+        print(rep.summary())
+        for b in rep.locks_broken:
+            print(f"broke stale lock: {b}")
         for e in rep.errors:
             print(f"ERROR: {e}")
-        for c in rep.missing_chunks:
-            print(f"MISSING chunk {c}")
-        for c in rep.damaged_chunks:
-            print(f"DAMAGED chunk {c}")
-        for i in rep.damaged_items:
-            print(f"DAMAGED item {i}")
-        print("ok" if rep.ok else "DAMAGE FOUND")
-        return 0 if rep.ok else 3
-    if args.cmd == "delete":
-        store.delete_snapshot(args.snapshot)
-        print(f"deleted {args.snapshot}")
-        return 0
-    if args.cmd == "gc":
-        rep = store.gc(safety_window=dt.timedelta(seconds=args.safety_window),
-                       repack_threshold=args.repack_threshold, dry_run=args.dry_run, wait=args.wait,
-                       progress=prog, cancel=cancel)
-        if prog:
-            sys.stderr.write("\n")
-        if args.json:
-            print(json.dumps(rep.as_dict(), indent=1, default=str))
-        else:
-            print(rep.summary())
-            for b in rep.locks_broken:
-                print(f"broke stale lock: {b}")
-            for e in rep.errors:
-                print(f"ERROR: {e}")
-        return 0 if not rep.errors else 3
-    if args.cmd == "replicate":
-        return _replicate(args, store, cancel, prog)
-    if args.cmd == "locks":
-        for info in store.locks():
-            print(("STALE " if info.stale() else "") + info.describe())
-        return 0
-    return 2
+    return 0 if not rep.errors else 3
 
 
 def _replicate(args, store, cancel, prog) -> int:
     key = _key(argparse.Namespace(key_file=args.to_key_file)) if args.to_key_file else _key(args)
     backend = open_backend(args.to, create=True)
-    from .store import CONFIG
     if backend.exists(CONFIG):
         target = Store.open(backend, key, cache_dir=args.to_cache_dir, workers=args.workers, **args.store_opts)
     else:
@@ -264,8 +293,7 @@ def _replicate(args, store, cancel, prog) -> int:
         failed = False
         for sid in ids:
             rep = store.replicate(sid, target, verify=not args.no_verify, progress=prog, cancel=cancel)
-            if prog:
-                sys.stderr.write("\n")
+            _end_progress_line(prog)
             print(json.dumps(rep.as_dict(), default=str) if args.json else rep.summary())
             for e in rep.verify_errors:
                 print(f"ERROR: {e}")
@@ -273,3 +301,13 @@ def _replicate(args, store, cancel, prog) -> int:
         return 3 if failed else 0
     finally:
         target.close()
+
+
+def _locks(args, store, cancel, prog) -> int:
+    for info in store.locks():
+        print(("STALE " if info.stale() else "") + info.describe())
+    return 0
+
+
+_COMMANDS = {"backup": _backup, "list": _list, "restore": _restore, "verify": _verify, "delete": _delete,
+             "gc": _gc, "replicate": _replicate, "locks": _locks}

@@ -43,8 +43,10 @@ import blake3
 from . import lock as locks
 from .backend import utcnow
 from .errors import IntegrityError, NotFound, RetentionError, StoreError
-from .index import encode_index
-from .pack import PackBuilder, pack_object
+from .index import write_index_file
+from .manifest import chunk_refs
+from .pack import PackBuilder, decode_chunk, pack_object
+from .progress import Throttle, check_cancel
 
 DEFAULT_SAFETY_WINDOW = dt.timedelta(hours=1)
 DEFAULT_REPACK_THRESHOLD = 0.5
@@ -100,8 +102,6 @@ class GCReport:
 def collect(store, *, safety_window: dt.timedelta = DEFAULT_SAFETY_WINDOW,
             repack_threshold: float = DEFAULT_REPACK_THRESHOLD, dry_run: bool = False,
             wait: Optional[float] = None, owner: Optional[str] = None, progress=None, cancel=None) -> GCReport:
-    from .store import _check_cancel, _Throttle  # circular at import time
-
     t0 = time.monotonic()
     rep = GCReport(dry_run=dry_run)
     with store._op:
@@ -113,12 +113,27 @@ def collect(store, *, safety_window: dt.timedelta = DEFAULT_SAFETY_WINDOW,
         try:
             rep.locks_broken = [b.describe() for b in lk.broken]
             run = _Run(store, lk, rep, safety_window, repack_threshold, dry_run,
-                       _Throttle(progress, "gc"), lambda: _check_cancel(cancel))
+                       Throttle(progress, "gc"), lambda: check_cancel(cancel))
             run.go()
         finally:
             lk.release()
     rep.seconds = time.monotonic() - t0
     return rep
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What a run deletes, repacks and rewrites (pack names are BLAKE3 hex names)."""
+
+    delete: set  # packs no recovery point needs
+    repack: set  # mostly-dead packs: their live chunks move to new packs
+    drop: set  # packs already gone: only their index entries remain
+    idx_of: dict  # pack -> the index files listing it
+    packs_of: dict  # index file -> the packs it lists
+    objects: dict  # pack object name -> ObjectInfo
+    idx_objects: dict  # index file -> ObjectInfo
+    leftovers: list  # ObjectInfo of packs no index file lists, older than the window
+    pid_of: dict  # pack -> its row id in the index cache
 
 
 class _Run:
@@ -144,7 +159,7 @@ class _Run:
 
     # -------------------------------------------------------------------------------------
     def go(self):
-        s, rep = self.s, self.rep
+        s = self.s
         s.index.drop_dead_sessions()
         errors = []
         s.sync_index(errors)
@@ -182,8 +197,7 @@ class _Run:
             rows = []
             try:
                 for rec in s.records(sid):
-                    for c in rec.get("c", ()):
-                        rows.append((bytes.fromhex(c[1] if len(c) == 3 else c[0]),))
+                    rows.extend((bytes.fromhex(h),) for h in chunk_refs(rec))
                     if len(rows) >= 4096:
                         self._insert_live(db, rows)
                         rows = []
@@ -204,9 +218,30 @@ class _Run:
                 db.execute("COMMIT")
 
     # -- 2. plan ----------------------------------------------------------------------------
-    def _plan(self, db):
-        s, b, rep = self.s, self.b, self.rep
-        with s.index.lock:
+    def _plan(self, db) -> _Plan:
+        stats, links, missing = self._assign_chunks(db)
+        objects, idx_objects = self._inventory()
+        idx_of: dict = {}
+        packs_of: dict = {}
+        for name, idx in links:
+            idx_of.setdefault(name, set()).add(idx)
+            packs_of.setdefault(idx, set()).add(name)
+        delete, repack, drop, pid_of = self._classify_packs(stats, objects)
+        self._keep_packs_of_retained_index_files(delete, repack, drop, idx_of)
+        # with chunks missing, an unindexed pack may be what holds them: keep every one
+        leftovers = [] if missing else self._leftovers(objects, idx_of)
+        plan = _Plan(delete=delete, repack=repack, drop=drop, idx_of=idx_of, packs_of=packs_of, objects=objects,
+                     idx_objects=idx_objects, leftovers=leftovers, pid_of=pid_of)
+        if self.dry_run:
+            self._report_dry_run(db, plan)
+        return plan
+
+    def _assign_chunks(self, db):
+        """Assign each live chunk to one pack holding it; returns per-pack live statistics
+        (pid, name, bytes, live bytes, live chunks), the (pack, index file) links and the number
+        of live chunks no pack holds."""
+        rep = self.rep
+        with self.s.index.lock:
             # a chunk stored in several packs (concurrent writers, an interrupted repack) is
             # assigned to one: preferably a pack that stays anyway (mostly live counting every
             # copy), then by name, so the choice does not depend on this cache's row order
@@ -232,15 +267,21 @@ class _Run:
         if missing:
             rep.errors.append(f"{missing} chunk(s) that recovery points need are in no index (damage found "
                               f"before this run; run verify); unindexed packs are kept")
-        objects = {i.name: i for i in b.list_info("packs/")}
-        idx_objects = {i.name.split("/", 1)[1]: i for i in b.list_info("index/")}
+        return stats, links, missing
+
+    def _inventory(self):
+        """The pack and index objects in the store, by name (and the report's "before" figures)."""
+        rep = self.rep
+        objects = {i.name: i for i in self.b.list_info("packs/")}
+        idx_objects = {i.name.split("/", 1)[1]: i for i in self.b.list_info("index/")}
         rep.packs_before = len(objects)
         rep.bytes_before = sum(i.size for i in objects.values()) + sum(i.size for i in idx_objects.values())
-        idx_of: dict = {}
-        packs_of: dict = {}
-        for name, idx in links:
-            idx_of.setdefault(name, set()).add(idx)
-            packs_of.setdefault(idx, set()).add(name)
+        return objects, idx_objects
+
+    def _classify_packs(self, stats, objects):
+        """Which indexed packs go (no live chunk), are repacked (mostly dead) or are only dropped
+        from the index (already gone); packs inside the window or under retention stay."""
+        rep, b = self.rep, self.b
         delete, repack, drop = set(), set(), set()
         pid_of = {}
         for pid, name, total, live_bytes, live_n in stats:
@@ -262,7 +303,10 @@ class _Run:
                 rep.kept_retained += 1
                 continue
             (repack if live_n else delete).add(name)
-        # index files that must be rewritten; packs listed by a retained one stay
+        return delete, repack, drop, pid_of
+
+    def _keep_packs_of_retained_index_files(self, delete, repack, drop, idx_of):
+        """An index file under retention cannot be rewritten, so the packs it lists stay."""
         retained_idx = set()
         checked = set()
         for name in delete | repack | drop:
@@ -271,7 +315,7 @@ class _Run:
                     continue
                 checked.add(idx)
                 try:
-                    r = b.get_retention(f"index/{idx}")
+                    r = self.b.get_retention(f"index/{idx}")
                 except NotFound:
                     r = None
                 if r is not None and r.active():
@@ -279,102 +323,104 @@ class _Run:
         for name in sorted(delete | repack | drop):
             if idx_of.get(name, set()) & retained_idx:
                 if name not in drop:
-                    rep.kept_retained += 1
+                    self.rep.kept_retained += 1
                 delete.discard(name)
                 repack.discard(name)
                 drop.discard(name)
+
+    def _leftovers(self, objects, idx_of) -> list:
+        """Pack objects no index file lists (a crashed backup's), older than the window and not retained."""
         indexed = set(idx_of)
         leftovers = []
         for oname, obj in objects.items():
             pname = oname.rsplit("/", 1)[1]
             if pname in indexed or obj.mtime > self.cutoff:
                 continue
-            if missing:
-                continue
-            ret = b.get_retention(oname)
+            ret = self.b.get_retention(oname)
             if ret is not None and ret.active():
                 continue
             leftovers.append(obj)
-        plan = dict(delete=delete, repack=repack, drop=drop, idx_of=idx_of, packs_of=packs_of, objects=objects,
-                    idx_objects=idx_objects, leftovers=leftovers, pid_of=pid_of)
-        if self.dry_run:
-            rep.packs_deleted = len(delete)
-            rep.packs_repacked = len(repack)
-            rep.leftover_packs_removed = len(leftovers)
-            rep.bytes_deleted = sum(objects[pack_object(n)].size for n in delete | repack) + \
-                sum(o.size for o in leftovers)
-            with s.index.lock:
-                for n in repack:
-                    rep.bytes_written += db.execute(
-                        "SELECT COALESCE(SUM(c.len), 0) FROM chunks c JOIN gc.assign a ON a.id=c.id AND a.pid=c.pid "
-                        "WHERE c.pid=?", (pid_of[n],)).fetchone()[0]
-            rep.bytes_after = rep.bytes_before - rep.bytes_freed
-        return plan
+        return leftovers
+
+    def _report_dry_run(self, db, plan: _Plan):
+        rep = self.rep
+        rep.packs_deleted = len(plan.delete)
+        rep.packs_repacked = len(plan.repack)
+        rep.leftover_packs_removed = len(plan.leftovers)
+        rep.bytes_deleted = sum(plan.objects[pack_object(n)].size for n in plan.delete | plan.repack) + \
+            sum(o.size for o in plan.leftovers)
+        with self.s.index.lock:
+            for n in plan.repack:
+                rep.bytes_written += db.execute(
+                    "SELECT COALESCE(SUM(c.len), 0) FROM chunks c JOIN gc.assign a ON a.id=c.id AND a.pid=c.pid "
+                    "WHERE c.pid=?", (plan.pid_of[n],)).fetchone()[0]
+        rep.bytes_after = rep.bytes_before - rep.bytes_freed
 
     # -- 3-5. execute ---------------------------------------------------------------------------
-    def _execute(self, db, plan):
-        s, b, rep = self.s, self.b, self.rep
-        objects = plan["objects"]
-        new_packs = []  # (name, entries)
-        repacked = set()
-        builder = PackBuilder()
+    def _execute(self, db, plan: _Plan):
+        rep = self.rep
+        new_packs, repacked = self._repack(db, plan)
+        going = plan.delete | repacked | plan.drop
+        affected = set()  # index files listing a pack that goes
+        for name in going:
+            affected |= plan.idx_of.get(name, set())
+        self._write_index_files(plan, new_packs, affected, going)
+        # old index files go before their packs: an entry never outlives its pack
+        self.lk.check(strict=True)
+        self._delete_replaced(plan, affected, repacked)
+        rep.bytes_after = rep.bytes_before - rep.bytes_deleted + rep.bytes_written
+        n, nbytes = self.b.cleanup_incomplete(self.cutoff)
+        rep.incomplete_uploads_removed = n
+        rep.bytes_deleted += nbytes  # invisible, but stored (and billed) until now
+
+    def _repack(self, db, plan: _Plan):
+        """Copy the live chunks of the packs to repack into new packs; returns the new packs
+        (name, entries) and the packs fully copied."""
+        writer = _NewPacks(self)
         tls = threading.local()
-
-        def flush():
-            nonlocal builder
-            if not len(builder):
-                return
-            name, parts, entries = builder.finish(s.keys)
-            builder = PackBuilder()
-            size = sum(len(p) for p in parts)
+        repacked = set()
+        for name in sorted(plan.repack):
             self.checkpoint()
-            b.put_chunks(pack_object(name), parts)
-            new_packs.append((name, entries))
-            rep.packs_written += 1
-            rep.bytes_written += size
-
-        for name in sorted(plan["repack"]):
-            self.checkpoint()
-            try:
-                data = b.get(pack_object(name))
-            except NotFound:
-                rep.errors.append(f"pack {name} disappeared before it could be repacked")
-                continue
-            if blake3.blake3(data).hexdigest() != name:
-                rep.errors.append(f"pack {name} does not match its hash (damaged); not repacked")
-                continue
-            with s.index.lock:
-                live = db.execute("SELECT c.id, c.off, c.len, c.raw FROM chunks c JOIN gc.assign a "
-                                  "ON a.id=c.id AND a.pid=c.pid WHERE c.pid=? ORDER BY c.off",
-                                  (plan["pid_of"][name],)).fetchall()
-            mv = memoryview(data)
-            ok = True
-            for cid, off, ln, raw in live:
-                blob = mv[off:off + ln]
-                try:
-                    if off + ln > len(data):
-                        raise IntegrityError("truncated")
-                    s._decode(cid, blob, tls, check_id=True)
-                except IntegrityError as e:
-                    rep.errors.append(f"pack {name}: chunk {cid.hex()} is damaged ({e}); pack kept")
-                    ok = False
-                    break
-                builder.add(cid, bytes(blob), raw)
-                if builder.size >= s.pack_target:
-                    flush()
-            del mv, data
-            if ok:
+            if self._repack_one(db, plan, name, writer, tls):
                 repacked.add(name)
                 self.prog.update(items=1, current=f"repack {name}")
-        flush()
+        writer.flush()
+        return writer.written, repacked
 
-        going = plan["delete"] | repacked | plan["drop"]
-        affected = set()
-        for name in going:
-            affected |= plan["idx_of"].get(name, set())
+    def _repack_one(self, db, plan: _Plan, name, writer, tls) -> bool:
+        """Authenticate and copy one pack's live chunks (still encrypted, unchanged); False keeps the pack."""
+        s, rep = self.s, self.rep
+        try:
+            data = self.b.get(pack_object(name))
+        except NotFound:
+            rep.errors.append(f"pack {name} disappeared before it could be repacked")
+            return False
+        if blake3.blake3(data).hexdigest() != name:
+            rep.errors.append(f"pack {name} does not match its hash (damaged); not repacked")
+            return False
+        with s.index.lock:
+            live = db.execute("SELECT c.id, c.off, c.len, c.raw FROM chunks c JOIN gc.assign a "
+                              "ON a.id=c.id AND a.pid=c.pid WHERE c.pid=? ORDER BY c.off",
+                              (plan.pid_of[name],)).fetchall()
+        mv = memoryview(data)
+        for cid, off, ln, raw in live:
+            blob = mv[off:off + ln]
+            try:
+                if off + ln > len(data):
+                    raise IntegrityError("truncated")
+                decode_chunk(s.keys, cid, blob, tls, check_id=True)
+            except IntegrityError as e:
+                rep.errors.append(f"pack {name}: chunk {cid.hex()} is damaged ({e}); pack kept")
+                return False
+            writer.add(cid, bytes(blob), raw)
+        return True
+
+    def _write_index_files(self, plan: _Plan, new_packs, affected, going):
+        """New index files list the new packs and every surviving pack of the ``affected`` ones."""
+        s, rep = self.s, self.rep
         survivors = set()
         for idx in affected:
-            survivors |= plan["packs_of"].get(idx, set())
+            survivors |= plan.packs_of.get(idx, set())
         survivors -= going
         batch = list(new_packs)
         for name in sorted(survivors):
@@ -382,40 +428,35 @@ class _Run:
         for i in range(0, len(batch), INDEX_PACKS):
             self.checkpoint()
             part = batch[i:i + INDEX_PACKS]
-            sealed = s.keys.seal(b"index", encode_index(part))
-            iname = blake3.blake3(sealed).hexdigest()
-            b.put(f"index/{iname}", sealed)
+            iname, size = write_index_file(self.b, s.keys, part)
             s.index.load_index_file(iname, part)
             rep.index_files_written += 1
-            rep.bytes_written += len(sealed)
+            rep.bytes_written += size
 
-        # old index files go before their packs: an entry never outlives its pack
-        self.lk.check(strict=True)
+    def _delete_replaced(self, plan: _Plan, affected, repacked):
+        """Delete the replaced index files, then the packs that went, then the leftovers."""
+        rep = self.rep
         for idx in sorted(affected):
             self.checkpoint()
-            size = plan["idx_objects"][idx].size if idx in plan["idx_objects"] else 0
+            size = plan.idx_objects[idx].size if idx in plan.idx_objects else 0
             if self._delete(f"index/{idx}"):
                 rep.index_files_deleted += 1
                 rep.bytes_deleted += size
-            s.index.forget_index_file(idx)
-        for name in sorted(plan["delete"] | repacked):
+            self.s.index.forget_index_file(idx)
+        for name in sorted(plan.delete | repacked):
             self.checkpoint()
             if self._delete(pack_object(name)):
                 if name in repacked:
                     rep.packs_repacked += 1
                 else:
                     rep.packs_deleted += 1
-                rep.bytes_deleted += objects[pack_object(name)].size
+                rep.bytes_deleted += plan.objects[pack_object(name)].size
             self.prog.update(items=1, current=f"delete {name}")
-        for obj in plan["leftovers"]:
+        for obj in plan.leftovers:
             self.checkpoint()
             if self._delete(obj.name):
                 rep.leftover_packs_removed += 1
                 rep.bytes_deleted += obj.size
-        rep.bytes_after = rep.bytes_before - rep.bytes_deleted + rep.bytes_written
-        n, nbytes = b.cleanup_incomplete(self.cutoff)
-        rep.incomplete_uploads_removed = n
-        rep.bytes_deleted += nbytes  # invisible, but stored (and billed) until now
 
     def _delete(self, name) -> bool:
         try:
@@ -426,3 +467,30 @@ class _Run:
         except RetentionError as e:
             self.rep.errors.append(f"kept {name}: {e}")
             return False
+
+
+class _NewPacks:
+    """The packs a repack writes: chunks collect into a pack written once it is full."""
+
+    def __init__(self, run: _Run):
+        self.run = run
+        self.builder = PackBuilder()
+        self.written = []  # (name, entries)
+
+    def add(self, cid, blob, raw):
+        self.builder.add(cid, blob, raw)
+        if self.builder.size >= self.run.s.pack_target:
+            self.flush()
+
+    def flush(self):
+        if not len(self.builder):
+            return
+        run = self.run
+        name, parts, entries = self.builder.finish(run.s.keys)
+        self.builder = PackBuilder()
+        size = sum(len(p) for p in parts)
+        run.checkpoint()
+        run.b.put_chunks(pack_object(name), parts)
+        self.written.append((name, entries))
+        run.rep.packs_written += 1
+        run.rep.bytes_written += size

@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 
+import blake3
 import zstandard
 
 from .errors import IntegrityError
@@ -75,6 +76,38 @@ def decode_index(blob: bytes):
     if pos != len(raw):
         raise IntegrityError("index file is truncated")
     return packs
+
+
+def write_index_file(backend, keys, packs) -> tuple:
+    """Seal ``packs`` (as for :func:`encode_index`) into ``index/<its BLAKE3 hash>`` in the
+    backend; returns the file's name and size."""
+    sealed = keys.seal(b"index", encode_index(packs))
+    name = blake3.blake3(sealed).hexdigest()
+    backend.put(f"index/{name}", sealed)
+    return name, len(sealed)
+
+
+def read_index_file(backend, keys, name: str):
+    """The packs listed by index file ``name``, checked against its name and authenticated."""
+    sealed = backend.get(f"index/{name}")
+    if blake3.blake3(sealed).hexdigest() != name:
+        raise IntegrityError(f"index file {name} does not match its name")
+    return decode_index(keys.open(b"index", sealed, f"index file {name}"))
+
+
+def _lock_if_dead(path: str, flags: int):
+    """Open a session's lock file and lock it without waiting: the descriptor when its session is
+    dead, None when the session is alive (it holds the lock) or the file cannot be opened."""
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None  # alive
+    return fd
 
 
 class IndexCache:
@@ -165,15 +198,9 @@ class IndexCache:
             sess = [r[0] for r in self.db.execute("SELECT DISTINCT sess FROM packs WHERE sess IS NOT NULL")]
             for sid in sess:
                 path = os.path.join(self.sessions_dir, sid + ".lock")
-                try:
-                    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-                except OSError:
+                fd = _lock_if_dead(path, os.O_RDWR | os.O_CREAT)
+                if fd is None:
                     continue
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
-                    continue  # alive
                 self.db.execute("BEGIN IMMEDIATE")
                 self._drop_session(sid)
                 self.db.execute("COMMIT")
@@ -197,15 +224,9 @@ class IndexCache:
                     continue
             elif not fn.endswith(".lock"):
                 continue
-            try:
-                fd = os.open(path, os.O_RDWR)
-            except OSError:
+            fd = _lock_if_dead(path, os.O_RDWR)
+            if fd is None:
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue  # alive
             try:
                 os.unlink(path)
             except OSError:

@@ -30,6 +30,22 @@ def _dumps(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+def chunk_refs(record: dict):
+    """The chunk ids (hex) a record lists: ``[id, length]`` pairs, or ``[offset, id, length]``
+    for the blocks of a volume."""
+    for c in record.get("c", ()):
+        yield c[1] if len(c) == 3 else c[0]
+
+
+def path_key(path: str) -> bytes:
+    """A manifest path as bytes (non-UTF-8 bytes travel as surrogate escapes), e.g. a SQLite key."""
+    return path.encode("utf-8", "surrogateescape")
+
+
+def path_from_key(key: bytes) -> str:
+    return key.decode("utf-8", "surrogateescape")
+
+
 class ManifestWriter:
     """Collects entry lines into sealed segments in a temporary file."""
 

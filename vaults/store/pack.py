@@ -11,7 +11,9 @@ from __future__ import annotations
 import struct
 
 import blake3
+import zstandard
 
+from . import crypto
 from .errors import IntegrityError
 from .index import ENTRY
 
@@ -57,3 +59,22 @@ def read_trailer(keys, data: bytes, name: str):
     if len(raw) % ENTRY.size:
         raise IntegrityError(f"pack {name}: bad trailer")
     return [ENTRY.unpack_from(raw, i) for i in range(0, len(raw), ENTRY.size)]
+
+
+def decode_chunk(keys, cid: bytes, blob, tls, check_id: bool = False) -> bytes:
+    """The plaintext of one chunk blob: authenticated, decrypted and decompressed (``tls`` keeps
+    one decompressor per thread); with ``check_id`` also checked against its id."""
+    flag, pt = keys.open_chunk(cid, blob)
+    if flag == crypto.FLAG_ZSTD:
+        dc = getattr(tls, "dc", None)
+        if dc is None:
+            dc = tls.dc = zstandard.ZstdDecompressor()
+        try:
+            pt = dc.decompress(pt, max_output_size=64 << 20)
+        except zstandard.ZstdError:
+            raise IntegrityError(f"chunk {cid.hex()} does not decompress") from None
+    elif flag != crypto.FLAG_RAW:
+        raise IntegrityError(f"chunk {cid.hex()} has an unknown encoding")
+    if check_id and keys.chunk_id(pt) != cid:
+        raise IntegrityError(f"chunk {cid.hex()} does not match its id")
+    return pt

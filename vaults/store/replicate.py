@@ -29,9 +29,10 @@ from typing import Optional
 import blake3
 
 from .errors import IntegrityError, NotFound, StoreError
-from .index import encode_index
+from .index import write_index_file
 from .manifest import ManifestReader
 from .pack import pack_object, read_trailer
+from .progress import Throttle, check_cancel
 
 INDEX_PACKS = 64
 
@@ -73,8 +74,6 @@ def _same_keys(a, b) -> bool:
 
 
 def replicate(source, snap_id: str, target, *, verify: bool = True, progress=None, cancel=None) -> ReplicationReport:
-    from .store import _check_cancel, _Throttle
-
     if target is source or target.id == source.id:
         raise StoreError("a store cannot be replicated into itself")
     if not _same_keys(source, target):
@@ -82,7 +81,7 @@ def replicate(source, snap_id: str, target, *, verify: bool = True, progress=Non
                          f"(create it with Store.init_replica)")
     t0 = time.monotonic()
     rep = ReplicationReport(snapshot_id=snap_id, target=target.backend.location)
-    prog = _Throttle(progress, "replicate")
+    prog = Throttle(progress, "replicate")
     mname = f"snapshots/{snap_id}"
     with source._op, source.lock(owner=source.owner or "replication (source)"):
         with target._op, target.lock(owner=target.owner or "replication (target)") as tlk:
@@ -95,7 +94,7 @@ def replicate(source, snap_id: str, target, *, verify: bool = True, progress=Non
                 rep.already_replicated = True
             else:
                 source.sync_index()
-                _copy(source, target, snap_id, rep, prog, lambda: (_check_cancel(cancel), tlk.check()))
+                _copy(source, target, snap_id, rep, prog, lambda: (check_cancel(cancel), tlk.check()))
             if ret is not None and ret.active():
                 target._set_snapshot_retention(snap_id, ret.until, ret.mode)
     if verify:
@@ -108,6 +107,31 @@ def replicate(source, snap_id: str, target, *, verify: bool = True, progress=Non
 
 
 def _copy(source, target, snap_id, rep, prog, checkpoint):
+    packs = _packs_needed(source, snap_id)
+    rep.packs_needed = len(packs)
+    prog.p.items_total = len(packs)
+    batch = _IndexBatch(target, rep)
+    for name in sorted(packs):
+        checkpoint()
+        if target.index.has_pack(name) and target.backend.exists(pack_object(name)):
+            rep.packs_present += 1
+            prog.update(items=1, current=name)
+            continue
+        data = _copy_pack(source, target, name, rep)
+        batch.packs.append((name, read_trailer(source.keys, data, name)))
+        del data
+        prog.update(nbytes=0, items=1, current=name)
+        if len(batch.packs) >= INDEX_PACKS:
+            batch.write()
+    batch.write()
+    checkpoint()
+    _copy_manifest(source, target, snap_id)
+    rep.manifest_copied = True
+    _check_manifest(target, snap_id)
+    prog.update(force=True)
+
+
+def _packs_needed(source, snap_id) -> set:
     packs = set()
     for cid in source._chunk_ids(snap_id):
         loc = source.index.locate(cid)
@@ -115,55 +139,53 @@ def _copy(source, target, snap_id, rep, prog, checkpoint):
             raise StoreError(f"recovery point {snap_id} needs chunk {cid.hex()} which no index of the source lists; "
                              f"not replicated (run verify on the source)")
         packs.add(loc[0])
-    rep.packs_needed = len(packs)
-    prog.p.items_total = len(packs)
-    batch = []
+    return packs
 
-    def write_index():
-        nonlocal batch
-        if not batch:
+
+def _copy_pack(source, target, name, rep) -> bytes:
+    """The bytes of pack ``name`` as the replica now holds them: adopted when an interrupted run
+    left an intact copy, else copied from the source and read back."""
+    obj = pack_object(name)
+    if target.backend.exists(obj):
+        try:
+            got = target.backend.get(obj)
+        except NotFound:
+            got = b""
+        if blake3.blake3(got).hexdigest() == name:
+            rep.packs_adopted += 1
+            return got
+    data = source.backend.get(obj)
+    if blake3.blake3(data).hexdigest() != name:
+        raise IntegrityError(f"pack {name} of the source does not match its hash (damaged); not replicated")
+    target.backend.put_chunks(obj, [data])
+    back = target.backend.get(obj)
+    if blake3.blake3(back).hexdigest() != name:
+        raise IntegrityError(f"the replica's copy of pack {name} does not match what was sent")
+    del back
+    rep.packs_copied += 1
+    rep.bytes_copied += len(data)
+    return data
+
+
+class _IndexBatch:
+    """Copied packs not yet in one of the replica's own index files (written every
+    ``INDEX_PACKS`` packs, so an interrupted run resumes where it stopped)."""
+
+    def __init__(self, target, rep):
+        self.target = target
+        self.rep = rep
+        self.packs = []  # (name, entries)
+
+    def write(self):
+        if not self.packs:
             return
-        sealed = target.keys.seal(b"index", encode_index(batch))
-        iname = blake3.blake3(sealed).hexdigest()
-        target.backend.put(f"index/{iname}", sealed)
-        target.index.load_index_file(iname, batch)
-        rep.index_files_written += 1
-        batch = []
+        iname, _ = write_index_file(self.target.backend, self.target.keys, self.packs)
+        self.target.index.load_index_file(iname, self.packs)
+        self.rep.index_files_written += 1
+        self.packs = []
 
-    for name in sorted(packs):
-        checkpoint()
-        obj = pack_object(name)
-        if target.index.has_pack(name) and target.backend.exists(obj):
-            rep.packs_present += 1
-            prog.update(items=1, current=name)
-            continue
-        data = None
-        if target.backend.exists(obj):
-            try:
-                got = target.backend.get(obj)
-            except NotFound:
-                got = b""
-            if blake3.blake3(got).hexdigest() == name:
-                data = got
-                rep.packs_adopted += 1
-        if data is None:
-            data = source.backend.get(obj)
-            if blake3.blake3(data).hexdigest() != name:
-                raise IntegrityError(f"pack {name} of the source does not match its hash (damaged); not replicated")
-            target.backend.put_chunks(obj, [data])
-            back = target.backend.get(obj)
-            if blake3.blake3(back).hexdigest() != name:
-                raise IntegrityError(f"the replica's copy of pack {name} does not match what was sent")
-            del back
-            rep.packs_copied += 1
-            rep.bytes_copied += len(data)
-        batch.append((name, read_trailer(source.keys, data, name)))
-        del data
-        prog.update(nbytes=0, items=1, current=name)
-        if len(batch) >= INDEX_PACKS:
-            write_index()
-    write_index()
-    checkpoint()
+
+def _copy_manifest(source, target, snap_id):
     mname = f"snapshots/{snap_id}"
     f = source.backend.open(mname)
     try:
@@ -176,8 +198,11 @@ def _copy(source, target, snap_id, rep, prog, checkpoint):
         target.backend.put_chunks(mname, gen())
     finally:
         f.close()
-    rep.manifest_copied = True
-    # read back and authenticate every segment of the replica's manifest
+
+
+def _check_manifest(target, snap_id):
+    """Read back and authenticate every segment of the replica's manifest."""
+    mname = f"snapshots/{snap_id}"
     try:
         r = ManifestReader(target.keys, snap_id, target.backend.open(mname), mname)
         try:
@@ -191,4 +216,3 @@ def _copy(source, target, snap_id, rep, prog, checkpoint):
         except Exception:
             pass
         raise
-    prog.update(force=True)

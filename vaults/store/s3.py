@@ -48,8 +48,8 @@ import boto3
 import botocore.exceptions as bex
 from botocore.config import Config
 
-from .backend import (COMPLIANCE, GOVERNANCE, MODES, Backend, ObjectInfo, Retention, _aware, check_name,
-                      fault_before_delete, fault_wrap)
+from .backend import (GOVERNANCE, Backend, ObjectInfo, Retention, _aware, check_name, fault_before_delete,
+                      fault_wrap, refuse_weaker_retention, retention_until)
 from .errors import ImmutabilityUnsupported, NotFound, RetentionError, StorageFull, StoreError
 
 PART_SIZE = 8 << 20  # multipart part size (S3's minimum is 5 MiB for all parts but the last)
@@ -418,20 +418,12 @@ class S3Backend(Backend):
                 f"bucket is created: create a bucket with Object Lock enabled and put the store there.")
 
     def set_retention(self, name, until, mode=GOVERNANCE, *, bypass_governance=False):
-        if mode not in MODES:
-            raise ValueError(f"retention mode must be one of {MODES}")
-        until = _aware(until)
+        until = retention_until(until, mode)
         if not self.supports_retention():
             raise ImmutabilityUnsupported(self.unsupported_message())
         head = self._head(name)
         cur = self._retention_of(head)
-        if cur is not None and cur.active():
-            if cur.mode == COMPLIANCE and mode == GOVERNANCE:
-                raise RetentionError(name, cur.until, cur.mode,
-                                     f"cannot lower compliance retention of {name!r} to governance")
-            if until < cur.until and not (cur.mode == GOVERNANCE and bypass_governance):
-                raise RetentionError(name, cur.until, cur.mode,
-                                     f"cannot shorten retention of {name!r} (until {cur.until.isoformat()})")
+        refuse_weaker_retention(name, cur, until, mode, bypass_governance)
         kw = {"Bucket": self.bucket, "Key": self._key(name),
               "Retention": {"Mode": mode.upper(), "RetainUntilDate": until}}
         if head.get("VersionId") and head["VersionId"] != "null":

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 
 from portal.inventory.lab import seed_inventory
 from portal.lab import seed_tenancy
-from portal.mua_lab import seed_mua
+from portal.mua.lab import seed_mua
 from protection.lab import seed_protection
 from protection.lab_drill import seed_drill
 from vaults.lab import seed_vaults

@@ -15,13 +15,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portal import forms_mua as forms
 from portal import resources
+from portal import services as portal_services
+from portal.models import Region
+from portal.mua import forms
 from portal.shortcuts import can, form_errors_from, parse_uuid, require_id, safe_next
 from portal.wizards import TabbedWizardView
 from security import clock, mua
 from security.guards import GuardDenied, evaluate
 from security.models import AccessRequest, Principal, ResourceGuard
+from security.operations import GUARD_DELETE, GUARD_WRITE
 
 
 def _guard_or_404(request, pk) -> ResourceGuard:
@@ -55,8 +58,8 @@ def _guard_context(request, guard, blade, **extra):
         "blade": blade,
         "approvers": list(guard.approvers.all()),
         "auto_approval_warning": mua.AUTO_APPROVAL_WARNING,
-        "can_write": can(principal, mua.GUARD_WRITE, guard.resource_id),
-        "can_delete": can(principal, mua.GUARD_DELETE, guard.resource_id),
+        "can_write": can(principal, GUARD_WRITE, guard.resource_id),
+        "can_delete": can(principal, GUARD_DELETE, guard.resource_id),
         "subscription": resources.resolve(guard.subscription_id),
         "resource_group": resources.resolve(guard.resource_group_id),
         "region_name": _region_name(guard.region),
@@ -67,8 +70,6 @@ def _guard_context(request, guard, blade, **extra):
 
 
 def _region_name(name: str) -> str:
-    from portal.models import Region
-
     region = Region.objects.filter(pk=name).first()
     return region.display_name if region else name
 
@@ -86,9 +87,7 @@ def guard_list(request):
         guard.group_name = guard.resource_group_name
         sub = resources.resolve(guard.subscription_id)
         guard.subscription_name = str(sub) if sub else guard.subscription_id
-    from portal import services as portal_services
-
-    can_create = portal_services.resource_groups_for(principal, mua.GUARD_WRITE).exists()
+    can_create = portal_services.resource_groups_for(principal, GUARD_WRITE).exists()
     return render(request, "security/guard_list.html", {"guards": guards, "can_create": can_create})
 
 
@@ -160,7 +159,7 @@ def guard_operations(request, pk):
     error = None
     status = 200
     if request.method == "POST":
-        _require(request, mua.GUARD_WRITE, guard)
+        _require(request, GUARD_WRITE, guard)
         # Each optional row posts "protect" or "disable"; mandatory ones post nothing and are ignored.
         exclusions = []
         for c in mua.CRITICAL_OPERATIONS:
@@ -185,7 +184,7 @@ def guard_approvers(request, pk):
     desc_form = forms.DescriptionForm(initial={"description": guard.description})
     status = 200
     if request.method == "POST":
-        _require(request, mua.GUARD_WRITE, guard)
+        _require(request, GUARD_WRITE, guard)
         if request.POST.get("form") == "description":
             desc_form = forms.DescriptionForm(request.POST)
             if desc_form.is_valid():
@@ -213,7 +212,7 @@ def guard_approvers(request, pk):
 @login_required
 def guard_delete(request, pk):
     guard = _guard_or_404(request, pk)
-    _require(request, mua.GUARD_DELETE, guard)
+    _require(request, GUARD_DELETE, guard)
     error, status = None, 200
     if request.method == "POST":
         if request.POST.get("confirm_name", "").strip() != guard.name:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from portal import views_mua as views
+from portal.mua import views
 
 app_name = "mua"
 

@@ -10,6 +10,7 @@ from portal.models import Region
 from portal.wizards import ReviewForm
 from security import mua
 from security.models import Principal
+from security.operations import GUARD_WRITE
 
 DEFAULT_REGION = "eastus"
 DESCRIPTION_HELP = (
@@ -54,7 +55,7 @@ class GuardBasicsForm(forms.Form):
 
     def __init__(self, *args, principal=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["resource_group"].queryset = portal_services.resource_groups_for(principal, mua.GUARD_WRITE)
+        self.fields["resource_group"].queryset = portal_services.resource_groups_for(principal, GUARD_WRITE)
         self.fields["region"].initial = DEFAULT_REGION
 
     def clean_name(self):

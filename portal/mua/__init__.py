@@ -1,8 +1,10 @@
-"""The portal's part of multi-user authorization: Resource Guards in the resource registry (IAM,
-search, breadcrumbs find them), and notifications for access requests in the top bar's panel.
+"""The portal's part of multi-user authorization (namespace ``mua``): the Resource Guard pages,
+Approvals and My access requests (`views`, `forms`, `urls`), the lab's Resource Guard (`lab`), and here
+the wiring: Resource Guards in the resource registry (IAM, search, breadcrumbs find them) and
+notifications for access requests in the top bar's panel.
 
 `PortalConfig.ready()` calls `register()`. The guards, links and requests themselves live in
-`security.mua`; the pages in `portal.views_mua`.
+`security.mua`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def register() -> None:
     from portal import resources
     from security import mua
     from security.models import ResourceGuard
+    from security.operations import GUARD_READ
 
     resources.register(
         resources.ResourceType(
@@ -36,7 +39,7 @@ def register() -> None:
             "Resource Guard",
             ResourceGuard,
             "mua:guard_detail",
-            mua.GUARD_READ,
+            GUARD_READ,
             icon="resource-guard",
             # Its resource group is a resource id, not a ResourceGroup row: it is not listed among a
             # group's contents (the registry filters those by a foreign key).

@@ -1,0 +1,150 @@
+"""What happened and what needs attention: the activity log, alerts and the notifications panel."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from portal import services
+from portal.models import Operation
+from portal.shortcuts import page_number, report_outcome, search_text
+from portal.templatetags.portal_ui import describe_scopes
+from security import clock, scopes
+from security import services as security_services
+from security.models import ActivityLogEntry, Alert
+from security.rbac import active_assignments
+
+# --- activity log -------------------------------------------------------------------------------
+
+
+def activity_for(principal):
+    """Entries at scopes where the principal holds any role (Azure: read on the scope)."""
+    held = [a.scope for a in active_assignments(principal)]
+    if any(scopes.normalize(s) == scopes.ROOT for s in held):
+        return ActivityLogEntry.objects.all()
+    query = Q(principal=principal)
+    for scope in held:
+        query |= Q(scope__iexact=scope) | Q(scope__istartswith=scope.rstrip("/") + "/")
+    return ActivityLogEntry.objects.filter(query)
+
+
+TIMESPANS = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
+TIMESPAN_LABELS = [("1h", "Last hour"), ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
+
+
+@login_required
+def activity_log(request):
+    entries = activity_for(request.principal).select_related("principal__persona")
+    filters = {k: request.GET.get(k, "") for k in ("timespan", "status", "operation", "caller", "scope")}
+    for k in ("operation", "caller", "scope"):  # free text, searched with LIKE
+        filters[k] = search_text(filters[k], name=f"'{k}' filter")
+    if filters["timespan"] in TIMESPANS:
+        entries = entries.filter(timestamp__gte=clock.now() - TIMESPANS[filters["timespan"]])
+    if filters["status"] in ActivityLogEntry.Status.values:
+        entries = entries.filter(status=filters["status"])
+    if filters["operation"]:
+        entries = entries.filter(Q(operation__icontains=filters["operation"]) | Q(operation_name__icontains=filters["operation"]))
+    if filters["caller"]:
+        entries = entries.filter(caller__icontains=filters["caller"])
+    if filters["scope"]:
+        entries = entries.filter(scope__icontains=filters["scope"])
+    visible_entries = activity_for(request.principal)
+    # Newest first by insertion order (the id), not by the lab-time stamp: entries written while the
+    # lab clock was ahead happened before those written after "Reset to real time".
+    page = Paginator(entries.order_by("-id"), 50).get_page(page_number(request.GET.get("page")))
+    attach_scope_info(page.object_list)
+    return render(
+        request,
+        "portal/activity_log.html",
+        {
+            "page": page,
+            "filters": filters,
+            "filtered": any(filters.values()),
+            "timespans": TIMESPAN_LABELS,
+            "statuses": ActivityLogEntry.Status.values,
+            "operations": sorted(set(visible_entries.order_by().values_list("operation_name", flat=True).distinct())),
+            "callers": sorted(set(visible_entries.order_by().values_list("caller", flat=True).distinct())),
+        },
+    )
+
+
+def attach_scope_info(entries) -> None:
+    """Give each activity entry a readable scope (name, kind, link), each distinct scope resolved once."""
+    entries = list(entries)
+    info = describe_scopes(e.scope for e in entries)
+    for entry in entries:
+        entry.scope_info = info[scopes.normalize(entry.scope).lower()]
+
+
+# --- alerts ----------------------------------------------------------------------------------------
+
+
+@login_required
+def alert_list(request):
+    alerts = Alert.objects.filter(alert_visibility(request.principal))
+    state = request.GET.get("state", "")
+    severity = request.GET.get("severity", "")
+    if state in Alert.State.values:
+        alerts = alerts.filter(state=state)
+    if severity in Alert.Severity.values:
+        alerts = alerts.filter(severity=severity)
+    page = Paginator(alerts, 50).get_page(page_number(request.GET.get("page")))
+    return render(
+        request,
+        "portal/alert_list.html",
+        {"page": page, "state": state, "severity": severity, "states": Alert.State, "severities": Alert.Severity},
+    )
+
+
+def alert_visibility(principal):
+    held = [a.scope for a in active_assignments(principal)]
+    if any(scopes.normalize(s) == scopes.ROOT for s in held):
+        return Q()
+    query = Q(pk__in=[])
+    for scope in held:
+        query |= Q(affected_resource_id__iexact=scope) | Q(affected_resource_id__istartswith=scope.rstrip("/") + "/")
+    return query
+
+
+@login_required
+@require_POST
+def alert_change_state(request, pk):
+    alert = Alert.objects.filter(alert_visibility(request.principal), pk=pk).first()
+    if alert is None:
+        raise Http404("No such alert, or you do not have access to it.")
+    report_outcome(
+        request,
+        lambda: security_services.change_alert_state(request.principal, alert, request.POST.get("state", "")),
+        lambda _: f"Alert '{alert.name}' is now {alert.state}.",
+    )
+    return redirect("portal:alert_list")
+
+
+# --- notifications (operations) -------------------------------------------------------------------
+
+
+@login_required
+def notifications(request):
+    operations = Operation.objects.filter(principal=request.real_principal or request.principal, dismissed=False)[:20]
+    operations = list(operations)
+    running = any(not op.is_finished for op in operations)
+    response = render(request, "portal/_notifications.html", {"operations": operations, "running": running})
+    if request.htmx and request.GET.get("poll") and not running:
+        stopped = HttpResponseStopPolling()
+        stopped.content = response.content
+        return stopped
+    return response
+
+
+@login_required
+@require_POST
+def notifications_dismiss(request):
+    services.dismiss_operations(request.real_principal or request.principal)
+    return notifications(request)

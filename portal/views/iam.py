@@ -1,0 +1,172 @@
+"""Access control (IAM) at any scope: its role assignments, adding and removing them, and "Check access"."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from portal import resources
+from portal.forms import CheckAccessForm, RoleAssignmentForm
+from portal.models import ResourceGroup, Subscription
+from portal.shortcuts import can, form_errors_from
+from portal.templatetags.portal_ui import describe_scopes
+from security import clock, scopes
+from security import services as security_services
+from security.models import RoleAssignment
+from security.operations import RESOURCE_GROUP_WRITE, ROLE_ASSIGNMENT_DELETE, ROLE_ASSIGNMENT_WRITE, SUBSCRIPTION_READ
+from security.rbac import authorize
+
+
+def _scope_context(request, scope: str):
+    """The resource behind an IAM scope, 404 when it does not exist or cannot be read."""
+    scope = scopes.normalize(scope)
+    rtype = resources.type_of(scope)
+    obj = resources.resolve(scope) if rtype else None
+    if obj is None or not authorize(request.principal, rtype.read_action, obj.resource_id).allowed:
+        raise Http404("No such resource, or you do not have access to it.")
+    return scope, rtype, obj
+
+
+def _capabilities(rtype, scope: str) -> list[tuple[str, str]]:
+    """What "Check access" asks about at a scope: (plain words, action), per kind of resource."""
+    label = rtype.label.lower()
+    manage_access = ("Manage access here (add or remove role assignments)", ROLE_ASSIGNMENT_WRITE)
+    # Resources that live in groups (vaults, ...): "Create backup vaults here", from the registry.
+    contained = [
+        (f"Create {t.label[0].lower() + t.label[1:]}s here", _action_base(t.read_action) + "/write")
+        for t in resources.all_types()
+        if t.in_resource_group
+    ]
+    if rtype.model is Subscription:
+        return [
+            ("Read this subscription and what is in it", SUBSCRIPTION_READ),
+            ("Create resource groups in it", RESOURCE_GROUP_WRITE),
+            *contained,
+            manage_access,
+        ]
+    base = _action_base(rtype.read_action)
+    return [
+        (f"Read this {label}", rtype.read_action),
+        (f"Create or change this {label}", base + "/write"),
+        (f"Delete this {label}", base + "/delete"),
+        *(contained if rtype.model is ResourceGroup else []),
+        manage_access,
+    ]
+
+
+def _action_base(read_action: str) -> str:
+    """"Microsoft.X/things/read" -> "Microsoft.X/things" (Azure's write/delete share the stem)."""
+    return read_action[: -len("/read")] if read_action.lower().endswith("/read") else read_action
+
+
+def _iam_context(request, scope, rtype, obj, **extra):
+    entries = sorted(
+        security_services.assignments_at(scope),
+        key=lambda e: (e.inherited, e.assignment.role.name, e.assignment.principal.display_name),
+    )
+    info = describe_scopes(e.assignment.scope for e in entries)
+    rows = [
+        {
+            "entry": entry,
+            "assignment": entry.assignment,
+            "inherited": entry.inherited,
+            "from": info[scopes.normalize(entry.assignment.scope).lower()],
+        }
+        for entry in entries
+    ]
+    tab = request.GET.get("tab", "assignments")
+    if tab not in ("assignments", "add", "check"):
+        tab = "assignments"
+    return {
+        "scope": scope,
+        "resource": obj,
+        "resource_type": rtype,
+        "resource_url": rtype.url_for(obj),
+        "rows": rows,
+        "entries": entries,
+        "direct_count": sum(1 for r in rows if not r["inherited"]),
+        "inherited_count": sum(1 for r in rows if r["inherited"]),
+        "can_write": can(request.principal, ROLE_ASSIGNMENT_WRITE, scope),
+        "can_delete": can(request.principal, ROLE_ASSIGNMENT_DELETE, scope),
+        "tab": tab,
+        "blade": "iam",
+        "lab_now": clock.now(),
+        "add_form": extra.pop("add_form", None) or RoleAssignmentForm(),
+        "check_form": extra.pop("check_form", None) or CheckAccessForm(),
+        **extra,
+    }
+
+
+@login_required
+def iam(request):
+    scope, rtype, obj = _scope_context(request, request.GET.get("scope", ""))
+    return render(request, "portal/iam.html", _iam_context(request, scope, rtype, obj))
+
+
+@login_required
+@require_POST
+def iam_add(request):
+    scope, rtype, obj = _scope_context(request, request.POST.get("scope", ""))
+    form = RoleAssignmentForm(request.POST)
+    if form.is_valid():
+        ends_at = form.cleaned_data["ends_at"]
+        try:
+            assignment = security_services.assign_role(
+                request.principal,
+                assignee=form.cleaned_data["member"],
+                role=form.cleaned_data["role"],
+                scope=scope,
+                ends_at=ends_at,
+                description=form.cleaned_data["description"],
+            )
+        except ValidationError as exc:
+            form_errors_from(form, exc)
+        else:
+            messages.success(
+                request, f"Added {assignment.role.name} for {assignment.principal.display_name}."
+            )
+            return redirect(f"{reverse('portal:iam')}?scope={scope}")
+    request.GET = request.GET.copy()
+    request.GET["tab"] = "add"
+    return render(request, "portal/iam.html", _iam_context(request, scope, rtype, obj, add_form=form), status=400)
+
+
+@login_required
+@require_POST
+def iam_remove(request, assignment_id):
+    scope, rtype, obj = _scope_context(request, request.POST.get("scope", ""))
+    assignment = get_object_or_404(RoleAssignment, pk=assignment_id)
+    # Inherited assignments are removed where they are assigned (as in Azure), not from below.
+    if scopes.normalize(assignment.scope).lower() != scope.lower():
+        raise Http404("That assignment is not assigned at this scope.")
+    security_services.remove_role_assignment(request.principal, assignment)
+    messages.success(request, f"Removed {assignment.role.name} for {assignment.principal.display_name}.")
+    return redirect(f"{reverse('portal:iam')}?scope={scope}")
+
+
+@login_required
+def iam_check_access(request):
+    scope, rtype, obj = _scope_context(request, request.GET.get("scope", ""))
+    form = CheckAccessForm(request.GET if "member" in request.GET else None)
+    result = None
+    capabilities = []
+    if form.is_valid():
+        result = security_services.check_access(request.principal, form.cleaned_data["member"], scope)
+        capabilities = [
+            {"label": label, "action": action, "allowed": result.can(action)} for label, action in _capabilities(rtype, scope)
+        ]
+    info = describe_scopes(e.assignment.scope for e in (result.entries if result else []))
+    check_rows = [
+        {"assignment": e.assignment, "inherited": e.inherited, "from": info[scopes.normalize(e.assignment.scope).lower()]}
+        for e in (result.entries if result else [])
+    ]
+    context = _iam_context(
+        request, scope, rtype, obj, check_form=form, check_result=result, check_rows=check_rows, capabilities=capabilities
+    )
+    context["tab"] = "check"
+    return render(request, "portal/iam.html", context)
