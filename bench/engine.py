@@ -49,6 +49,13 @@ def du(path):
     return total
 
 
+def _hash_contents(h, path):
+    """Feed a file's bytes to ``h`` in 4 MiB reads."""
+    with open(path, "rb") as fh:
+        while b := fh.read(1 << 22):
+            h.update(b)
+
+
 def tree_digest(root):
     h = hashlib.blake2b()
     for dp, dn, fn in os.walk(root):
@@ -56,23 +63,13 @@ def tree_digest(root):
         for f in sorted(fn):
             p = os.path.join(dp, f)
             h.update(os.path.relpath(p, root).encode("utf-8", "surrogateescape"))
-            with open(p, "rb") as fh:
-                while True:
-                    b = fh.read(1 << 22)
-                    if not b:
-                        break
-                    h.update(b)
+            _hash_contents(h, p)
     return h.hexdigest()
 
 
 def file_digest(p):
     h = hashlib.blake2b()
-    with open(p, "rb") as fh:
-        while True:
-            b = fh.read(1 << 22)
-            if not b:
-                break
-            h.update(b)
+    _hash_contents(h, p)
     return h.hexdigest()
 
 
