@@ -35,5 +35,7 @@ if [[ "${CI:-}" == "true" ]]; then
   export STRONGROOM_REQUIRE_SERVICES=1
 fi
 echo "Testing with: ${DATABASE_URL:-SQLite} / ${CELERY_BROKER_URL:-no broker (Celery tests skipped)}"
+# The import contract (pyproject.toml [tool.importlinter]; see docs/architecture.md) before any test.
+.venv/bin/lint-imports --no-cache --no-logo
 export HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 exec $PY -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
