@@ -174,7 +174,7 @@ STRONGROOM_ATTACH_ROOTS = [Path(p) for p in env_list("STRONGROOM_ATTACH_ROOTS", 
 STRONGROOM_LAB_MODE = env_bool("STRONGROOM_LAB_MODE", DEBUG)
 STRONGROOM_DEMO_PASSWORD = env_str("STRONGROOM_DEMO_PASSWORD", "strongroom-lab")
 # Seconds a running job may go without a byte or an item moving before it fails with JobStalled, per
-# phase (see protection.jobs.DEFAULT_STALL_SECONDS): transfer (reading or writing data), finishing
+# phase (see protection.jobs.runner.DEFAULT_STALL_SECONDS): transfer (reading or writing data), finishing
 # (pg_restore building indexes after the last byte), reclaim (garbage collection).
 STRONGROOM_JOB_STALL_SECONDS = {
     "transfer": env_int("STRONGROOM_STALL_TRANSFER_SECONDS", 600),
