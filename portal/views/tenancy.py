@@ -95,17 +95,13 @@ def resource_group_create(request):
         initial["subscription"] = request.GET.get("subscription")
     form = ResourceGroupForm(request.POST or None, subscriptions=subscriptions, initial=initial)
     if request.method == "POST":
-        created = submit(
-            request, form,
-            lambda: services.create_resource_group(
-                request.principal,
-                subscription=form.cleaned_data["subscription"],
-                name=form.cleaned_data["name"],
-                region=form.cleaned_data["region"],
-            ),
-            lambda group: f"Resource group '{group.name}' created.",
-            lambda group: reverse("portal:resource_group_detail", kwargs={"pk": group.pk}),
-        )
+        def create():
+            data = form.cleaned_data
+            return services.create_resource_group(request.principal, subscription=data["subscription"],
+                                                  name=data["name"], region=data["region"])
+
+        created = submit(request, form, create, lambda group: f"Resource group '{group.name}' created.",
+                         lambda group: reverse("portal:resource_group_detail", kwargs={"pk": group.pk}))
         if created:
             return created
     writable = [
