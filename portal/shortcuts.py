@@ -8,7 +8,7 @@ import uuid
 from django.contrib import messages
 from django.core.exceptions import BadRequest, ValidationError
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from security.guards import GuardDenied
@@ -169,6 +169,24 @@ def report_outcome(request, action, success, *, level=messages.success) -> bool:
         return False
     level(request, success(result))
     return True
+
+
+def submit(request, form, action, success, redirect_to, **url_kwargs):
+    """The flow of a form that, once saved, leaves its page: when ``form`` is valid, ``action()`` calls the
+    service and the words ``success(result)`` gives are flashed before redirecting to ``redirect_to`` (a
+    view name with ``url_kwargs``, a URL, or a callable giving one from the result). Returns that
+    redirect, or None when the page must show the form again: invalid, or the service's ValidationError
+    put onto the form. A GuardDenied goes on up, to the explained 403 page."""
+    if not form.is_valid():
+        return None
+    try:
+        result = action()
+    except ValidationError as exc:
+        form_errors_from(form, exc)
+        return None
+    messages.success(request, success(result))
+    target = redirect_to(result) if callable(redirect_to) else redirect_to
+    return redirect(target, **url_kwargs)
 
 
 def render_denied(request, exc: GuardDenied, status: int = 403):

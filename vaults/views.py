@@ -18,7 +18,9 @@ from django.views.decorators.http import require_GET
 
 from portal import services as portal_services
 from portal.models import Region
-from portal.shortcuts import filter_by_id, form_errors_from, page_number, parse_id, search_text, unknown_filters
+from portal.shortcuts import (
+    filter_by_id, form_errors_from, page_number, parse_id, search_text, submit, unknown_filters,
+)
 from security import scopes
 from security.guards import GuardDenied, evaluate
 from security.models import RoleAssignment
@@ -197,14 +199,10 @@ def _settings_page(request, pk, *, make_form, template, apply, success, extra=No
     form = make_form(_posted(request), vault)
     status = 200
     if request.method == "POST":
-        if form.is_valid():
-            try:
-                apply(request.principal, vault, form.cleaned_data, form)
-            except ValidationError as exc:
-                form_errors_from(form, exc)
-            else:
-                messages.success(request, success(vault))
-                return redirect("vaults:vault_properties", pk=vault.pk)
+        saved = submit(request, form, lambda: apply(request.principal, vault, form.cleaned_data, form),
+                       lambda _: success(vault), "vaults:vault_properties", pk=vault.pk)
+        if saved:
+            return saved
         status = 400
     context = vault_page_context(request, vault, "properties", form=form, **(extra(vault) if extra else {}))
     return render(request, template, context, status=status)
@@ -292,15 +290,14 @@ def vault_identity(request, pk):
     status = 200
     if request.method == "POST":
         _require_write(request, vault)
-        if form.is_valid():
-            try:
-                services.set_identity_enabled(request.principal, vault, enabled=form.cleaned_data["status"] == "on")
-            except ValidationError as exc:
-                form_errors_from(form, exc)
-            else:
-                state = "On" if vault.identity_enabled else "Off"
-                messages.success(request, f"System-assigned identity: {state}.")
-                return redirect("vaults:vault_identity", pk=vault.pk)
+        saved = submit(
+            request, form,
+            lambda: services.set_identity_enabled(request.principal, vault, enabled=form.cleaned_data["status"] == "on"),
+            lambda _: f"System-assigned identity: {'On' if vault.identity_enabled else 'Off'}.",
+            "vaults:vault_identity", pk=vault.pk,
+        )
+        if saved:
+            return saved
         status = 400
     assignments = []
     if vault.identity_id:

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
 from portal import resources
-from portal.shortcuts import can, form_errors_from
+from portal.shortcuts import can, submit
 from security import mua
 from security.guards import GuardDenied, evaluate
 from security.operations import GUARD_READ, PROXY_DELETE, PROXY_WRITE, RESOURCE_GUARD_TYPE
@@ -69,15 +69,13 @@ def vault_mua(request, pk):
         decision = evaluate(principal, PROXY_WRITE, vault)
         if not decision.allowed:
             raise GuardDenied(decision)
-        if form.is_valid():
-            try:
-                link = mua.link_resource_guard(principal, vault, guard_id=form.cleaned_data["chosen_id"],
-                                               region=vault.region_id)
-            except ValidationError as exc:
-                form_errors_from(form, exc)
-            else:
-                messages.success(request, f"'{vault.name}' is now protected by the Resource Guard '{link.guard.name}'.")
-                return redirect("vaults:vault_properties", pk=vault.pk)
+        saved = submit(request, form,
+                       lambda: mua.link_resource_guard(principal, vault, guard_id=form.cleaned_data["chosen_id"],
+                                                       region=vault.region_id),
+                       lambda link: f"'{vault.name}' is now protected by the Resource Guard '{link.guard.name}'.",
+                       "vaults:vault_properties", pk=vault.pk)
+        if saved:
+            return saved
         status = 400
     guard_url = ""
     guard_readable = False

@@ -19,7 +19,7 @@ from portal import resources
 from portal import services as portal_services
 from portal.models import Region
 from portal.mua import forms
-from portal.shortcuts import can, form_errors_from, parse_uuid, require_id, safe_next
+from portal.shortcuts import can, parse_uuid, report_outcome, require_id, safe_next, submit
 from portal.wizards import TabbedWizardView
 from security import clock, mua
 from security.guards import GuardDenied, evaluate
@@ -187,23 +187,20 @@ def guard_approvers(request, pk):
         _require(request, GUARD_WRITE, guard)
         if request.POST.get("form") == "description":
             desc_form = forms.DescriptionForm(request.POST)
-            if desc_form.is_valid():
-                try:
-                    mua.update_resource_guard(request.principal, guard, description=desc_form.cleaned_data["description"])
-                except ValidationError as exc:
-                    form_errors_from(desc_form, exc)
-                else:
-                    messages.success(request, "The description was saved.")
-                    return redirect("mua:guard_approvers", pk=guard.pk)
+            saved = submit(
+                request, desc_form,
+                lambda: mua.update_resource_guard(request.principal, guard, description=desc_form.cleaned_data["description"]),
+                lambda _: "The description was saved.", "mua:guard_approvers", pk=guard.pk,
+            )
+            if saved:
+                return saved
             form = forms.ApproversForm(initial={"approvers": [p.pk for p in guard.approvers.all()]})
-        elif form.is_valid():
-            try:
-                mua.set_approvers(request.principal, guard, list(form.cleaned_data["approvers"]))
-            except ValidationError as exc:
-                form_errors_from(form, exc)
-            else:
-                messages.success(request, f"Approvers of '{guard.name}' were saved.")
-                return redirect("mua:guard_approvers", pk=guard.pk)
+        else:
+            saved = submit(request, form,
+                           lambda: mua.set_approvers(request.principal, guard, list(form.cleaned_data["approvers"])),
+                           lambda _: f"Approvers of '{guard.name}' were saved.", "mua:guard_approvers", pk=guard.pk)
+            if saved:
+                return saved
         status = 400
     return render(request, "security/guard_approvers.html",
                   _guard_context(request, guard, "approvers", form=form, desc_form=desc_form), status=status)
@@ -233,6 +230,13 @@ def guard_delete(request, pk):
 # --- requests -----------------------------------------------------------------------------------
 
 
+def _request_outcome(guard: ResourceGuard, access: AccessRequest) -> str:
+    if access.state == AccessRequest.State.APPROVED:
+        return (f"Approved automatically (the guard has no approvers): you hold {access.role.name} on "
+                f"'{guard.name}' until {access.expires_at:%Y-%m-%d %H:%M} UTC.")
+    return f"Your request was sent for approval to {', '.join(a.display_name for a in guard.approvers.all())}."
+
+
 @login_required
 def request_access(request, pk):
     """The Request access form (from the denial page, or the guard's page)."""
@@ -243,24 +247,17 @@ def request_access(request, pk):
     form = forms.RequestAccessForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
-        if form.is_valid():
-            try:
-                access = mua.request_access(
-                    request.principal, guard, justification=form.cleaned_data["justification"],
-                    hours=form.cleaned_data["hours"], operation=critical.action if critical else "",
-                    target_resource_id=target if critical else "",
-                )
-            except ValidationError as exc:
-                form_errors_from(form, exc)
-            else:
-                if access.state == AccessRequest.State.APPROVED:
-                    messages.success(request, f"Approved automatically (the guard has no approvers): you hold "
-                                              f"{access.role.name} on '{guard.name}' until "
-                                              f"{access.expires_at:%Y-%m-%d %H:%M} UTC.")
-                else:
-                    messages.success(request, f"Your request was sent for approval to "
-                                              f"{', '.join(a.display_name for a in guard.approvers.all())}.")
-                return redirect("mua:my_requests")
+        sent = submit(
+            request, form,
+            lambda: mua.request_access(
+                request.principal, guard, justification=form.cleaned_data["justification"],
+                hours=form.cleaned_data["hours"], operation=critical.action if critical else "",
+                target_resource_id=target if critical else "",
+            ),
+            lambda access: _request_outcome(guard, access), "mua:my_requests",
+        )
+        if sent:
+            return sent
         status = 400
     return render(request, "security/request_access.html", {
         "guard": guard, "form": form, "critical": critical, "target": target, "operation": operation,
@@ -323,12 +320,8 @@ def my_requests(request):
 def cancel_request(request, request_id):
     access = get_object_or_404(AccessRequest.objects.select_related("guard"), pk=request_id,
                                requester=request.principal)
-    try:
-        mua.cancel_request(request.principal, access)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, f"Your request on '{access.guard.name}' was cancelled.")
+    report_outcome(request, lambda: mua.cancel_request(request.principal, access),
+                   lambda _: f"Your request on '{access.guard.name}' was cancelled.")
     return redirect("mua:my_requests")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -13,7 +12,7 @@ from django.views.decorators.http import require_POST
 from portal import resources
 from portal.forms import CheckAccessForm, RoleAssignmentForm
 from portal.models import ResourceGroup, Subscription
-from portal.shortcuts import can, form_errors_from
+from portal.shortcuts import can, submit
 from portal.templatetags.portal_ui import describe_scopes
 from security import clock, scopes
 from security import services as security_services
@@ -113,24 +112,21 @@ def iam(request):
 def iam_add(request):
     scope, rtype, obj = _scope_context(request, request.POST.get("scope", ""))
     form = RoleAssignmentForm(request.POST)
-    if form.is_valid():
-        ends_at = form.cleaned_data["ends_at"]
-        try:
-            assignment = security_services.assign_role(
-                request.principal,
-                assignee=form.cleaned_data["member"],
-                role=form.cleaned_data["role"],
-                scope=scope,
-                ends_at=ends_at,
-                description=form.cleaned_data["description"],
-            )
-        except ValidationError as exc:
-            form_errors_from(form, exc)
-        else:
-            messages.success(
-                request, f"Added {assignment.role.name} for {assignment.principal.display_name}."
-            )
-            return redirect(f"{reverse('portal:iam')}?scope={scope}")
+    saved = submit(
+        request, form,
+        lambda: security_services.assign_role(
+            request.principal,
+            assignee=form.cleaned_data["member"],
+            role=form.cleaned_data["role"],
+            scope=scope,
+            ends_at=form.cleaned_data["ends_at"],
+            description=form.cleaned_data["description"],
+        ),
+        lambda assignment: f"Added {assignment.role.name} for {assignment.principal.display_name}.",
+        f"{reverse('portal:iam')}?scope={scope}",
+    )
+    if saved:
+        return saved
     request.GET = request.GET.copy()
     request.GET["tab"] = "add"
     return render(request, "portal/iam.html", _iam_context(request, scope, rtype, obj, add_form=form), status=400)

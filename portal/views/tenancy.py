@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from portal import resources, services
 from portal.forms import ResourceGroupForm
 from portal.models import ResourceGroup
 from portal.shortcuts import (
-    can, confirmed_delete, filter_by_id, form_errors_from, get_visible_or_404, page_number, unknown_filters, visible,
+    can, confirmed_delete, filter_by_id, get_visible_or_404, page_number, submit, unknown_filters, visible,
 )
 from security import scopes
 from security.operations import RESOURCE_GROUP_DELETE, RESOURCE_GROUP_READ, RESOURCE_GROUP_WRITE
@@ -94,19 +94,16 @@ def resource_group_create(request):
     if request.GET.get("subscription"):
         initial["subscription"] = request.GET.get("subscription")
     form = ResourceGroupForm(request.POST or None, subscriptions=subscriptions, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            group = services.create_resource_group(
-                request.principal,
-                subscription=form.cleaned_data["subscription"],
-                name=form.cleaned_data["name"],
-                region=form.cleaned_data["region"],
-            )
-        except ValidationError as exc:
-            form_errors_from(form, exc)
-        else:
-            messages.success(request, f"Resource group '{group.name}' created.")
-            return redirect("portal:resource_group_detail", pk=group.pk)
+    if request.method == "POST":
+        def create():
+            data = form.cleaned_data
+            return services.create_resource_group(request.principal, subscription=data["subscription"],
+                                                  name=data["name"], region=data["region"])
+
+        created = submit(request, form, create, lambda group: f"Resource group '{group.name}' created.",
+                         lambda group: reverse("portal:resource_group_detail", kwargs={"pk": group.pk}))
+        if created:
+            return created
     writable = [
         s for s in subscriptions if can(request.principal, RESOURCE_GROUP_WRITE, s.resource_id + "/resourceGroups/x")
     ]

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import re
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal import resources
 from portal.shortcuts import (
-    can, filter_by_id, form_errors_from, get_visible_or_404, page_number, parse_id, search_text, unknown_filters,
+    can, filter_by_id, get_visible_or_404, page_number, parse_id, search_text, submit, unknown_filters,
 )
 from protection import datasource_types, readiness, selectors
 from protection.instances import services as svc
@@ -148,14 +147,11 @@ def instance_change_policy(request, pk):
     form = ChangePolicyForm(request.POST if request.method == "POST" else None, principal=request.principal, instance=instance)
     status = 200
     if request.method == "POST":
-        if form.is_valid():
-            try:
-                svc.change_policy(request.principal, instance, form.cleaned_data["policy"])
-            except ValidationError as exc:
-                form_errors_from(form, exc)
-            else:
-                messages.success(request, f"Backup instance '{instance.name}' now uses the policy '{instance.policy.name}'.")
-                return redirect("protection:instance_detail", pk=instance.pk)
+        saved = submit(request, form, lambda: svc.change_policy(request.principal, instance, form.cleaned_data["policy"]),
+                       lambda _: f"Backup instance '{instance.name}' now uses the policy '{instance.policy.name}'.",
+                       "protection:instance_detail", pk=instance.pk)
+        if saved:
+            return saved
         status = 400
     # The preview: what the guards would say for each policy (MUA on "Change policy", immutability on a
     # shorter retention), asked as the service will ask it.

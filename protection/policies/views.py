@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from portal.shortcuts import (
-    can, filter_by_id, form_errors_from, get_visible_or_404, page_number, search_text, unknown_filters, visible,
+    can, filter_by_id, get_visible_or_404, page_number, search_text, submit, unknown_filters, visible,
 )
 from protection import datasource_types
 from protection.pages import render_list, require, vault_context, vault_or_404
@@ -96,6 +96,12 @@ def policy_detail(request, pk):
     return render(request, "protection/policies/detail.html", context)
 
 
+def _updated_message(policy) -> str:
+    count = svc.instances_using(policy).count()
+    return (f"Backup policy '{policy.name}' was updated. It applies to "
+            f"{count} backup instance{'s' if count != 1 else ''}.")
+
+
 @login_required
 def policy_edit(request, pk):
     """Edit schedule and retention; applies to every instance using the policy."""
@@ -105,16 +111,10 @@ def policy_edit(request, pk):
                               datasource_type=policy.datasource_type, spec=svc.spec_of(policy))
     status = 200
     if request.method == "POST":
-        if form.is_valid():
-            try:
-                svc.update_policy(request.principal, policy, spec=form.spec())
-            except ValidationError as exc:
-                form_errors_from(form, exc)
-            else:
-                count = svc.instances_using(policy).count()
-                messages.success(request, f"Backup policy '{policy.name}' was updated. It applies to "
-                                          f"{count} backup instance{'s' if count != 1 else ''}.")
-                return redirect("protection:policy_detail", pk=policy.pk)
+        saved = submit(request, form, lambda: svc.update_policy(request.principal, policy, spec=form.spec()),
+                       lambda _: _updated_message(policy), "protection:policy_detail", pk=policy.pk)
+        if saved:
+            return saved
         status = 400
     using = list(svc.instances_using(policy).values_list("name", flat=True))
     return render(request, "protection/policies/edit.html",
