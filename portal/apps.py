@@ -21,6 +21,11 @@ class PortalConfig(AppConfig):
         # Celery tasks register themselves when imported; services enqueue them by name.
         import portal.inventory.tasks  # noqa: F401
         import portal.tasks  # noqa: F401
+        from celery.signals import worker_process_init
+
+        from portal.celery import die_with_the_worker
+
+        worker_process_init.connect(die_with_the_worker, weak=False)
 
         __import__("portal.inventory").inventory.register_resource_types()
         __import__("portal.mua").mua.register()
