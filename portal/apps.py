@@ -1,3 +1,5 @@
+import os
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -25,7 +27,7 @@ class PortalConfig(AppConfig):
 
         from portal.celery import die_with_the_worker
 
-        worker_process_init.connect(die_with_the_worker, weak=False)
+        worker_process_init.connect(die_with_the_worker(os.getpid()), weak=False)
 
         __import__("portal.inventory").inventory.register_resource_types()
         __import__("portal.mua").mua.register()
