@@ -91,3 +91,28 @@ def find_service_pages(query: str, *, trainer: bool = False, limit: int = 8) -> 
                                    "also": matched if matched != page.label else ""}))
     hits.sort(key=lambda h: (h[0], h[1]))
     return [h[2] for h in hits[:limit]]
+
+
+# --- panels on the Home page, added by apps above the portal (e.g. the training labs) --------------------
+
+_HOME_PANELS: list[tuple[str, str]] = []
+
+
+def register_home_panel(template: str, context_function: str) -> None:
+    """Show ``template`` on the Home page, with the context ``context_function(request)`` gives (a dotted
+    path, so the portal never imports the app above it); an empty context leaves the panel out."""
+    if (template, context_function) not in _HOME_PANELS:
+        _HOME_PANELS.append((template, context_function))
+
+
+def home_panels(request) -> list[str]:
+    from django.template.loader import render_to_string
+    from django.utils.module_loading import import_string
+    from django.utils.safestring import mark_safe
+
+    rendered = []
+    for template, context_function in _HOME_PANELS:
+        context = import_string(context_function)(request)
+        if context:
+            rendered.append(mark_safe(render_to_string(template, context, request=request)))
+    return rendered

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "portal",
     "vaults",
     "protection",
+    "labs",
 ]
 
 MIDDLEWARE = [

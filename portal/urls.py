@@ -35,6 +35,7 @@ urlpatterns = [
     path("vaults/", include("vaults.urls")),
     path("backup/", include("protection.urls")),
     path("", include("portal.mua.urls")),
+    path("labs/", include("labs.urls")),
     path("signin/", views.SignInView.as_view(), name="login"),
     path("signout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

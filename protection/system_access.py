@@ -36,6 +36,7 @@ class SystemRole:
     actions: tuple[str, ...]
     description: str
     assignment_note: str  # the assignment's description
+    data_actions: tuple[str, ...] = ()
 
     @property
     def id(self) -> uuid.UUID:
@@ -79,15 +80,20 @@ def ensure_verify_access():
     return _ensure_role(VERIFIER_ROLE)
 
 
+def ensure_system_role(wanted: SystemRole):
+    """The system principal, holding ``wanted`` at '/' (the role and its assignment made on first use)."""
+    return _ensure_role(wanted)
+
+
 def _ensure_role(wanted: SystemRole):
     system = system_principal()
-    actions = list(wanted.actions)
+    actions, data_actions = list(wanted.actions), list(wanted.data_actions)
     role = RoleDefinition.objects.filter(pk=wanted.id).first()
-    if role is None or sorted(role.actions) != sorted(actions):
+    if role is None or sorted(role.actions) != sorted(actions) or sorted(role.data_actions) != sorted(data_actions):
         role, _ = RoleDefinition.objects.update_or_create(
             pk=wanted.id,
             defaults={"name": wanted.name, "description": wanted.description, "actions": actions,
-                      "not_actions": [], "data_actions": [], "not_data_actions": [], "built_in": True},
+                      "not_actions": [], "data_actions": data_actions, "not_data_actions": [], "built_in": True},
         )
     if not RoleAssignment.objects.active_at(clock.now()).filter(principal=system, role=role, scope=scopes.ROOT).exists():
         with transaction.atomic():

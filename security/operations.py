@@ -117,6 +117,15 @@ ALERT_CHANGE_STATE = _op("Microsoft.AlertsManagement/alerts/changestate/action",
 LAB_CLOCK_WRITE = _op(f"{STRONGROOM_LAB}/clock/write", "Move lab clock")
 PERSONA_ASSUME = _op(f"{STRONGROOM_LAB}/personas/assume/action", "Switch lab persona")
 WORKER_CHECK = _op(f"{STRONGROOM_LAB}/workers/check/action", "Check background workers")
+# Training labs: a trainee's own actions (role "Lab Trainee") and an instructor's on others' (role "Lab
+# Instructor"). Data actions, so that Owner's "*" does not include them: both roles are granted explicitly.
+LAB_START = _op(f"{STRONGROOM_LAB}/labs/start/action", "Start lab", data_action=True)
+LAB_CHECK = _op(f"{STRONGROOM_LAB}/labs/check/action", "Check lab work", data_action=True)
+LAB_SANDBOX_RESET = _op(f"{STRONGROOM_LAB}/sandboxes/reset/action", "Reset lab sandbox", data_action=True)
+LAB_SECURITY_ROLE_PLAY = _op(f"{STRONGROOM_LAB}/sandboxes/securityAdmin/action",
+                             "Role-play the sandbox's security admin", data_action=True)
+LAB_SOLVE_FOR_TRAINEE = _op(f"{STRONGROOM_LAB}/trainees/solve/action", "Solve a trainee's lab step", data_action=True)
+LAB_RESET_FOR_TRAINEE = _op(f"{STRONGROOM_LAB}/trainees/reset/action", "Reset a trainee's sandbox", data_action=True)
 
 # --- Resource Guards ----------------------------------------------------------------------------------
 GUARD_READ = _op(f"{RESOURCE_GUARD_TYPE}/read")

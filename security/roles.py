@@ -33,6 +33,8 @@ ELASTIC_SAN_SNAPSHOT_EXPORTER = "Elastic SAN Snapshot Exporter"
 ELASTIC_SAN_VOLUME_IMPORTER = "Elastic SAN Volume Importer"
 POSTGRES_LTR_BACKUP_ROLE = "PostgreSQL Flexible Server Long Term Retention Backup Role"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "Storage Blob Data Contributor"
+LAB_TRAINEE = "Lab Trainee"
+LAB_INSTRUCTOR = "Lab Instructor"
 
 # Patterns are built from the operations catalogue's names; the strings are the reference's, letter for letter.
 _READ_ACCESS_CONTROL = f"{ops.AUTHORIZATION}/*/read"
@@ -318,6 +320,24 @@ BUILT_IN_ROLES = [
             f"{ops.CONTAINER_TYPE}/blobs/move/action",
             f"{ops.CONTAINER_TYPE}/blobs/add/action",
         ],
+    },
+]
+
+
+# Strongroom's own training roles (no Azure counterpart): held at '/', granted explicitly.
+BUILT_IN_ROLES += [
+    {
+        "name": LAB_TRAINEE,
+        "id": _name_id(LAB_TRAINEE),
+        "description": "Lets you start training labs in lab mode, check your work and reset your own sandboxes.",
+        "data_actions": [ops.LAB_START, ops.LAB_CHECK, ops.LAB_SANDBOX_RESET, ops.LAB_SECURITY_ROLE_PLAY],
+    },
+    {
+        "name": LAB_INSTRUCTOR,
+        "id": _name_id(LAB_INSTRUCTOR),
+        "description": "Runs training in lab mode: plays lab personas, moves the lab clock, solves a trainee's "
+        "lab step and resets a trainee's sandbox. Owner does not include it.",
+        "data_actions": [f"{ops.STRONGROOM_LAB}/*"],
     },
 ]
 

@@ -319,6 +319,9 @@ class PostgresServer(TrackedResource):
     )
     connection_message = models.TextField(blank=True)
     checked_at = models.DateTimeField(null=True, blank=True)
+    # A training sandbox's server on the shared lab cluster: discovery and backups see only the databases
+    # the login owns (as an Azure flexible server holds only its own), never another sandbox's.
+    only_owned_databases = models.BooleanField(default=False)
 
     class Meta(TrackedResource.Meta):
         constraints = [models.UniqueConstraint(Lower("name"), name="unique_postgres_server_name")]

@@ -179,18 +179,23 @@ class DatabaseInfo:
     encoding: str
 
 
-def discover_databases(params: ConnectionParams) -> list[DatabaseInfo]:
+# A server registered with "only the login's own databases" (a training sandbox on a shared cluster) sees
+# the databases its login owns, as an Azure flexible server sees only its own: others are not listed.
+_OWNED_ONLY = "WHERE NOT %(owned_only)s OR pg_has_role(d.datdba, 'MEMBER')"
+
+
+def discover_databases(params: ConnectionParams, *, owned_only: bool = False) -> list[DatabaseInfo]:
     """User databases on the server (see the module docstring for what is left out)."""
-    query = """
+    query = f"""
         SELECT d.datname, pg_get_userbyid(d.datdba), d.datistemplate, d.datallowconn,
                pg_encoding_to_char(d.encoding),
                CASE WHEN has_database_privilege(d.datname, 'CONNECT')
                     THEN pg_database_size(d.datname) ELSE 0 END
-        FROM pg_database d ORDER BY d.datname
+        FROM pg_database d {_OWNED_ONLY} ORDER BY d.datname
     """
     found = []
     with connect(params) as conn:
-        for name, owner, is_template, allow_conn, encoding, size in conn.execute(query):
+        for name, owner, is_template, allow_conn, encoding, size in conn.execute(query, {"owned_only": owned_only}):
             if not allow_conn or exclusion_reason(name, is_template=is_template):
                 continue
             found.append(DatabaseInfo(name, owner, int(size or 0), encoding))
@@ -279,17 +284,17 @@ def unreadable_reason(params: ConnectionParams, login: LoginInfo) -> str | None:
     return None
 
 
-def survey_databases(params: ConnectionParams) -> list[DatabaseSurvey]:
+def survey_databases(params: ConnectionParams, *, owned_only: bool = False) -> list[DatabaseSurvey]:
     """Every database of the server, each either to be dumped (``skip_reason`` None) or skipped and why."""
     login = login_info(params)
-    query = """
+    query = f"""
         SELECT d.datname, pg_get_userbyid(d.datdba), d.datistemplate, d.datallowconn,
                pg_encoding_to_char(d.encoding), has_database_privilege(d.datname, 'CONNECT'),
                CASE WHEN has_database_privilege(d.datname, 'CONNECT') THEN pg_database_size(d.datname) ELSE 0 END
-        FROM pg_database d ORDER BY d.datname
+        FROM pg_database d {_OWNED_ONLY} ORDER BY d.datname
     """
     with connect(params) as conn:
-        rows = conn.execute(query).fetchall()
+        rows = conn.execute(query, {"owned_only": owned_only}).fetchall()
     found = []
     for name, owner, is_template, allow_conn, encoding, can_connect, size in rows:
         excluded = exclusion_reason(name, is_template=is_template)

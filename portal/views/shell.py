@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET
 
 from portal import resources, services
 from portal.models import LabPersona, ResourceGroup, Subscription
-from portal.pages import find_service_pages
+from portal.pages import find_service_pages, home_panels
 from portal.shortcuts import can, search_text, visible
 from portal.templatetags.portal_ui import describe_scopes
 from portal.views.activity import activity_for, alert_visibility, attach_scope_info
@@ -62,6 +62,7 @@ def home(request):
             "my_assignments": assignments,
             "recent_activity": recent,
             "new_alerts": Alert.objects.filter(alert_visibility(principal), state=Alert.State.NEW).count(),
+            "home_panels": home_panels(request),
             "can_create_group": any(
                 can(principal, RESOURCE_GROUP_WRITE, s.resource_id + "/resourceGroups/x") for s in subscriptions
             ),

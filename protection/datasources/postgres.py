@@ -140,7 +140,7 @@ class PostgresDriver(Driver):
             with postgres.connect(params) as conn:
                 server_num = int(conn.execute("SHOW server_version_num").fetchone()[0])
                 server_version = conn.execute("SHOW server_version").fetchone()[0]
-            survey = postgres.survey_databases(params)
+            survey = postgres.survey_databases(params, owned_only=server.only_owned_databases)
         except Exception as exc:  # psycopg errors: the server is down or refuses us
             raise jobs.JobError(CONNECT_FAILED, postgres.describe_error(exc, params)) from None
         local_major, local_text = local_major_version()

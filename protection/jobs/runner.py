@@ -30,6 +30,7 @@ from typing import Callable
 
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import Signal
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -105,6 +106,10 @@ Handler = Callable[[Job, "Progress"], "dict | None"]
 Cleanup = Callable[[Job], None]
 _handlers: dict[str, Handler] = {}
 _cleanups: dict[str, Cleanup] = {}
+
+
+# Sent once a job reaches its terminal state (listeners: the labs re-check a trainee's work).
+job_finished = Signal()
 
 
 def register_handler(operation: str, handler: Handler, *, cleanup: Cleanup | None = None) -> None:
@@ -345,6 +350,8 @@ def finish(job: Job, status: str, *, error_code: str = "", error_message: str = 
     ended = rows.filter(status__in=[JobStatus.IN_PROGRESS, JobStatus.CANCELLING]).update(**updates)
     for key, value in updates.items():
         setattr(job, key, value)
+    if ended == 1:
+        job_finished.send(sender=Job, job=job)
     return ended == 1
 
 

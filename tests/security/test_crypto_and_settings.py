@@ -65,15 +65,16 @@ def test_security_imports_no_other_app():
     offenders = []
     for path in (ROOT / "security").rglob("*.py"):
         text = path.read_text()
-        for app in ("portal", "vaults", "protection"):
+        for app in ("portal", "vaults", "protection", "labs"):
             if f"from {app}" in text or f"import {app}" in text:
                 offenders.append(f"{path.relative_to(ROOT)} imports {app}")
     assert offenders == []
 
 
 def test_imports_run_one_way():
-    """protection -> vaults -> portal -> security: nothing imports upwards."""
-    above = {"security": ("portal", "vaults", "protection"), "portal": ("vaults", "protection"), "vaults": ("protection",)}
+    """labs -> protection -> vaults -> portal -> security: nothing imports upwards."""
+    above = {"security": ("portal", "vaults", "protection", "labs"), "portal": ("vaults", "protection", "labs"),
+             "vaults": ("protection", "labs"), "protection": ("labs",)}
     offenders = []
     for app, forbidden in above.items():
         for path in (ROOT / app).rglob("*.py"):

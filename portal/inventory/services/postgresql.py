@@ -40,6 +40,7 @@ def create_postgres_server(
     admin_user: str,
     password: str = "",
     tags: dict | None = None,
+    only_owned_databases: bool = False,
 ) -> PostgresServer:
     """Register a PostgreSQL server by its connection details; the password is sealed at rest."""
     name = (name or "").strip()
@@ -54,7 +55,7 @@ def create_postgres_server(
             raise ValidationError({"name": f"The server name '{name}' is already in use. Choose another name."})
         server = PostgresServer(
             name=name, resource_group=resource_group, region=region, host=host, port=port,
-            admin_user=admin_user, tags=tags or {},
+            admin_user=admin_user, tags=tags or {}, only_owned_databases=only_owned_databases,
         )
         server.resource_id = server.build_resource_id()
         if password:
@@ -116,7 +117,7 @@ def _discover_databases(server: PostgresServer, params, now) -> set[str] | None:
     """Store the user databases the server has now (the names), or None when listing them failed (the
     server's state then says why)."""
     try:
-        found = postgres.discover_databases(params)
+        found = postgres.discover_databases(params, owned_only=server.only_owned_databases)
     except Exception as exc:  # noqa: BLE001 - shown to the user as the server's state
         server.connection_status = PostgresServer.ConnectionStatus.FAILED
         server.connection_message = postgres.describe_error(exc, params)
@@ -170,7 +171,7 @@ def create_sample_database(principal, server: PostgresServer, *, name: str) -> P
     with _new_database(principal, server, name) as (op, params):
         try:
             counts = postgres.load_sample_schema(params.with_database(name), seed=zlib.crc32(name.encode()))
-            info = next((d for d in postgres.discover_databases(params) if d.name == name), None)
+            info = next((d for d in postgres.discover_databases(params, owned_only=server.only_owned_databases) if d.name == name), None)
             database = PostgresDatabase.objects.create(
                 server=server, name=name, is_sample=True, created_by_strongroom=True, discovered_at=clock.now(),
                 owner=info.owner if info else server.admin_user, size_bytes=info.size_bytes if info else 0,

@@ -1,0 +1,122 @@
+"""A lab is data in code: what it teaches, the product document it follows, and ordered steps, each with
+instructions (Markdown, with the portal's exact labels), progressive hints, a check and a solve routine.
+
+- A **check** reads real state (selectors, the activity log, the store, job results) and returns a
+  `CheckResult`: passed, or what is still missing, in words. It never reads the labs app's own tables.
+- A **solve** performs the step through the services as the trainee (`ctx.trainee`), so the same guards
+  refuse it; jobs it starts go through `ctx.job_started(job)` (run inline in tests, by a worker otherwise).
+
+Labs register themselves with `register`; `available()` leaves out a lab whose feature is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import markdown as _markdown
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    passed: bool
+    message: str = ""
+
+    @classmethod
+    def ok(cls, message: str = "") -> "CheckResult":
+        return cls(True, message)
+
+    @classmethod
+    def missing(cls, message: str) -> "CheckResult":
+        return cls(False, message)
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    title: str
+    instructions: str  # Markdown
+    check: Callable  # (LabContext) -> CheckResult
+    solve: Callable  # (LabContext) -> None
+    hints: tuple[str, ...] = ()
+    # Said above the step when it needs lab time to pass (grant expiry, purge, retention).
+    needs_time: str = ""
+
+    def instructions_html(self) -> str:
+        return _markdown.markdown(self.instructions, extensions=["sane_lists"])
+
+
+@dataclass(frozen=True)
+class Document:
+    title: str
+    seed_file: str  # the file under ../shared/seeds/ it follows
+
+
+@dataclass(frozen=True)
+class Lab:
+    slug: str
+    title: str
+    summary: str
+    learn: tuple[str, ...]
+    minutes: int
+    document: Document
+    steps: tuple[Step, ...]
+    # Returns why the lab cannot be offered here (a missing feature or service), or "" when it can.
+    unavailable: Callable[[], str] = field(default=lambda: "")
+    # Seeds what the lab starts from, through the services as the trainee (after the sandbox exists).
+    prepare: Callable | None = None
+    order: int = 100
+
+    def step(self, key: str) -> Step:
+        for step in self.steps:
+            if step.key == key:
+                return step
+        raise KeyError(key)
+
+    def index_of(self, key: str) -> int:
+        return [s.key for s in self.steps].index(key)
+
+
+_LABS: dict[str, Lab] = {}
+
+# The built-in labs, one module each; each calls `register` when imported.
+BUILTIN_MODULES = (
+    "labs.catalogue.vault_basics",
+    "labs.catalogue.elastic_san",
+    "labs.catalogue.adls",
+    "labs.catalogue.mua",
+    "labs.catalogue.ransomware",
+)
+
+
+def register(lab: Lab) -> Lab:
+    if lab.slug in _LABS and _LABS[lab.slug] is not lab:
+        raise ValueError(f"A lab named {lab.slug!r} is registered twice.")
+    keys = [s.key for s in lab.steps]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"Lab {lab.slug!r} has two steps with the same key.")
+    _LABS[lab.slug] = lab
+    return lab
+
+
+def load_builtin_labs() -> None:
+    for module in BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def get(slug: str) -> Lab | None:
+    return _LABS.get(slug)
+
+
+def all_labs() -> list[Lab]:
+    return sorted(_LABS.values(), key=lambda lab: (lab.order, lab.title))
+
+
+def available() -> list[Lab]:
+    """The labs this installation can offer (a lab whose feature is missing is left out)."""
+    return [lab for lab in all_labs() if not lab.unavailable()]

@@ -1,0 +1,37 @@
+"""Checks run when a trainee acts (the activity log gains an entry of theirs, or one played for them) or a
+job they started ends: the lab page then shows the outcome without "Check my work"."""
+
+from __future__ import annotations
+
+from django.db.models.signals import post_save
+
+from protection.jobs.runner import job_finished
+from protection.models import Job
+from security import context
+from security.models import ActivityLogEntry
+
+
+def _after_activity(sender, instance: ActivityLogEntry, created: bool, **kwargs) -> None:
+    if not created:
+        return
+    from labs import services
+
+    people = {instance.principal_id}
+    real = context.real_actor()
+    if real is not None:
+        people.add(real.pk)
+    people.discard(None)
+    if people:
+        services.check_runs_of(list(people))
+
+
+def _after_job(sender, job: Job, **kwargs) -> None:
+    if job.initiated_by_id:
+        from labs import services
+
+        services.check_runs_of([job.initiated_by_id])
+
+
+def connect() -> None:
+    post_save.connect(_after_activity, sender=ActivityLogEntry, dispatch_uid="labs-check-after-activity")
+    job_finished.connect(_after_job, sender=Job, dispatch_uid="labs-check-after-job")
