@@ -12,6 +12,7 @@ from labs import catalogue, services
 from labs.models import LabRun
 from labs.sandboxes import SandboxWorld
 from portal.shortcuts import report_outcome
+from security.guards import GuardDenied
 from security import operations as ops
 
 
@@ -143,9 +144,16 @@ def solve(request, run_id, step):
     lab = _lab_or_404(run.lab)
     if step not in {s.key for s in lab.steps}:
         raise Http404("There is no such step.")
-    report_outcome(request, lambda: services.solve_step(request.real_principal, run, step),
-                   lambda _: f"Solved '{lab.step(step).title}' for {run.trainee.display_name}; "
-                             "the check runs once its jobs end.")
+    try:
+        report_outcome(request, lambda: services.solve_step(request.real_principal, run, step),
+                       lambda _: f"Solved '{lab.step(step).title}' for {run.trainee.display_name}; "
+                                 "the check runs once its jobs end.")
+    except GuardDenied as exc:
+        if exc.decision.operation == ops.LAB_SOLVE_FOR_TRAINEE:
+            raise  # the instructor may not solve: the explained 403 page
+        # The step itself was refused, as it would be for the trainee: say so here, with the way out.
+        messages.error(request, f"'{lab.step(step).title}' could not be solved for {run.trainee.display_name}: "
+                                f"{exc.decision.guard} refused it. {exc.decision.reason} {exc.decision.remedy}".strip())
     return redirect("labs:run_page", run_id=run.pk)
 
 

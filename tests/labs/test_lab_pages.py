@@ -80,3 +80,32 @@ def test_a_trainees_own_action_and_a_job_of_theirs_ending_ask_for_a_check(traine
     with django_capture_on_commit_callbacks() as callbacks:
         job_finished.send(sender=Job, job=Job(initiated_by=trainee))
     assert [cb.args for cb in callbacks if getattr(cb, "args", None)] == [(services.CHECK_TASK, str(run.pk))]
+
+
+def test_an_instructor_solves_a_step_and_a_refused_solve_says_why(client, trainee, instructor, probe_lab):  # noqa: F811
+    from labs import services
+    from labs.models import StepResult
+    from security.guards import Refusal
+    from security.operations import CONTAINER_WRITE
+    from tests.conftest import refusing
+
+    run = services.start_lab(trainee, "probe")
+    client.force_login(instructor.user)
+    with refusing(CONTAINER_WRITE, Refusal("Test guard", "Refused", "Containers are frozen for this test.", "Thaw them.")):
+        html = client.post(reverse("labs:solve", args=[run.pk, "scratch"]), follow=True).content.decode()
+    assert "could not be solved for" in html and "Containers are frozen for this test." in html
+    html = client.post(reverse("labs:solve", args=[run.pk, "scratch"]), follow=True).content.decode()
+    assert f"Solved &#x27;Make a container&#x27; for {trainee.display_name}" in html
+    assert StepResult.objects.get(run=run, step="scratch").solved_by == instructor.display_name
+    assert run.sandbox.run.results.get(step="scratch").passed is False  # the check, not the solve, decides
+    assert services.check_run(run)[0].passed
+
+
+def test_a_trainee_may_not_solve_or_reset_for_another(client, make_trainee, probe_lab):  # noqa: F811
+    from labs import services
+
+    a, b = make_trainee("ann"), make_trainee("ben")
+    run_b = services.start_lab(b, "probe")
+    client.force_login(a.user)
+    assert client.post(reverse("labs:solve", args=[run_b.pk, "scratch"])).status_code == 403
+    assert client.post(reverse("labs:reset_for_trainee", args=[run_b.pk])).status_code == 403
