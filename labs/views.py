@@ -24,19 +24,25 @@ def _lab_or_404(slug: str) -> catalogue.Lab:
 
 
 def _progress(run: LabRun | None, lab: catalogue.Lab) -> dict:
-    """What the lab page shows of a run: each step's state, the current step, its hints."""
+    """What the lab page shows of a run: each step's state, the current step (its instructions with the
+    sandbox's names put in), its hints."""
     if run is None:
         return {"steps": [{"step": s, "state": "todo"} for s in lab.steps], "done": 0, "current": None}
+    names = SandboxWorld(run.sandbox).names
     results = {r.step: r for r in run.results.all()}
     current = next((s for s in lab.steps if not getattr(results.get(s.key), "passed", False)), None)
     rows = []
     for step in lab.steps:
         result = results.get(step.key)
         state = "passed" if result and result.passed else ("current" if step is current else "todo")
+        current_row = step is current
         rows.append({"step": step, "state": state, "result": result,
-                     "hints": services.visible_hints(run, step) if step is current else ()})
+                     "instructions": step.instructions_html(names) if current_row else "",
+                     "hints": [catalogue.fill_names(h, names) for h in services.visible_hints(run, step)] if current_row else (),
+                     "more_hints": current_row and len(services.visible_hints(run, step)) < len(step.hints)})
     done = sum(1 for r in rows if r["state"] == "passed")
-    return {"steps": rows, "done": done, "current": current, "complete": current is None}
+    checking = bool(run.check_requested_at and (run.checked_at is None or run.check_requested_at > run.checked_at))
+    return {"steps": rows, "done": done, "current": current, "complete": current is None, "checking": checking}
 
 
 def home_panel_context(request) -> dict:

@@ -12,6 +12,7 @@ Labs register themselves with `register`; `available()` leaves out a lab whose f
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +33,22 @@ class CheckResult:
         return cls(False, message)
 
 
+_FIELD = re.compile(r"\{([a-z_]+)\}")
+
+
+def fill_names(text: str, names) -> str:
+    """Put a sandbox's names (labs.sandboxes.SandboxNames: ``{code}``, ``{backup_group}``,
+    ``{source_account}``, ...) into ``text``; other braces are left as they are."""
+    if names is None:
+        return text
+
+    def value(match):
+        found = getattr(names, match.group(1), None)
+        return str(found) if isinstance(found, (str, int)) else match.group(0)
+
+    return _FIELD.sub(value, text)
+
+
 @dataclass(frozen=True)
 class Step:
     key: str
@@ -43,8 +60,12 @@ class Step:
     # Said above the step when it needs lab time to pass (grant expiry, purge, retention).
     needs_time: str = ""
 
-    def instructions_html(self) -> str:
-        return _markdown.markdown(self.instructions, extensions=["sane_lists"])
+    def instructions_html(self, names=None) -> str:
+        """The instructions as HTML, with the sandbox's names put in for ``{backup_group}``-style fields."""
+        return _markdown.markdown(fill_names(self.instructions, names), extensions=["sane_lists"])
+
+    def hints_for(self, names=None) -> tuple[str, ...]:
+        return tuple(fill_names(hint, names) for hint in self.hints)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ def test_a_trainee_starts_a_lab_from_its_page_and_sees_the_first_step(as_trainee
     response = as_trainee.post(reverse("labs:start", args=["probe"]), follow=True)
     html = response.content.decode()
     assert "is ready. Follow step 1 below." in html
-    assert "Create <strong>scratch</strong>." in html  # the Markdown instructions, rendered
+    code = response.context["run"].sandbox.code
+    assert f"Create <strong>scratch</strong> in sbx{code}src." in html  # Markdown, with the sandbox's names
     assert "Check my work" in html and "Reset sandbox" in html
     with django_capture_on_commit_callbacks() as callbacks:
         as_trainee.post(reverse("labs:check", args=["probe"]), follow=True)

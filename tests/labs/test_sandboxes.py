@@ -23,7 +23,7 @@ def _probe_lab():
         inv.create_container(ctx.trainee, ctx.world.source_account, name="scratch")
 
     lab = Lab("probe", "Probe", "A test lab.", ("nothing",), 1, catalogue.Document("Test", "none"),
-              (Step("scratch", "Make a container", "Create **scratch**.", check, solve, hints=("Use + Container.",)),))
+              (Step("scratch", "Make a container", "Create **scratch** in {source_account}.", check, solve, hints=("Use + Container.",)),))
     return catalogue.register(lab)
 
 
