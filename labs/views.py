@@ -10,10 +10,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labs import catalogue, services
 from labs.models import LabRun
-from labs.sandboxes import SandboxWorld
+from labs.sandboxes import SandboxNames, SandboxWorld
 from portal.shortcuts import report_outcome
 from security.guards import GuardDenied
 from security import operations as ops
+
+
+PREVIEW_NAMES = SandboxNames("‹code›")  # before the lab starts: "sbx‹code›dst"
 
 
 def _lab_or_404(slug: str) -> catalogue.Lab:
@@ -27,7 +30,8 @@ def _progress(run: LabRun | None, lab: catalogue.Lab) -> dict:
     """What the lab page shows of a run: each step's state, the current step (its instructions with the
     sandbox's names put in), its hints."""
     if run is None:
-        return {"steps": [{"step": s, "state": "todo"} for s in lab.steps], "done": 0, "current": None}
+        return {"steps": [{"step": s, "state": "todo", "title": catalogue.fill_names(s.title, PREVIEW_NAMES)} for s in lab.steps],
+                "done": 0, "current": None}
     names = SandboxWorld(run.sandbox).names
     results = {r.step: r for r in run.results.all()}
     current = next((s for s in lab.steps if not getattr(results.get(s.key), "passed", False)), None)
@@ -36,7 +40,7 @@ def _progress(run: LabRun | None, lab: catalogue.Lab) -> dict:
         result = results.get(step.key)
         state = "passed" if result and result.passed else ("current" if step is current else "todo")
         current_row = step is current
-        rows.append({"step": step, "state": state, "result": result,
+        rows.append({"step": step, "state": state, "result": result, "title": catalogue.fill_names(step.title, names),
                      "instructions": step.instructions_html(names) if current_row else "",
                      "hints": [catalogue.fill_names(h, names) for h in services.visible_hints(run, step)] if current_row else (),
                      "more_hints": current_row and len(services.visible_hints(run, step)) < len(step.hints)})

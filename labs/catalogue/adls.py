@@ -335,12 +335,12 @@ def solve_equal(ctx) -> None:
 # --- the lab -----------------------------------------------------------------------------------------
 
 _VAULT = """
-Your sandbox's source account **sbx‹code›src** (see *Your sandbox*) is an Azure Data Lake Storage account
+Your sandbox's source account **{source_account}** (see *Your sandbox*) is an Azure Data Lake Storage account
 (hierarchical namespace) in **East US**. Vaulted backup keeps its backups in a **Backup vault** in the
 same region.
 
 1. Open **Backup vaults** and select **+ Create**.
-2. On **Basics**: **Subscription** *Training sandbox ‹code›*, **Resource group** **rg-lab-‹code›**,
+2. On **Basics**: **Subscription** *{subscription}*, **Resource group** **{backup_group}**,
    **Backup vault name** `bv-adls`, **Region** **East US**.
 3. On **Vault Properties** keep **System-assigned managed identity** on: the vault's identity is what
    reads the storage account.
@@ -364,24 +364,24 @@ To back up the account, the vault's managed identity needs **Storage Account Bac
 
 1. On **Home** select **+ Configure protection**: **Datasource type** *Azure Data Lake Storage*, then
    **Continue**; choose the **Vault** `bv-adls` and the **Backup policy** `adls-daily`.
-2. On **Datasources**, select **sbx‹code›src**. Its **Backup readiness** says *Role assignment not done*.
+2. On **Datasources**, select **{source_account}**. Its **Backup readiness** says *Role assignment not done*.
 3. Select **Assign missing roles**, keep **Scope** *Resource* and select **Assign roles**.
 4. Select **Revalidate**: the row shows *Success*. (A role on another account or on
-   **rg-restore-‹code›** does not count: it does not cover sbx‹code›src.)
+   **{restore_group}** does not count: it does not cover {source_account}.)
 """
 
 _PROTECT = """
 Back up every container except **logs**.
 
 1. Still on **Datasources** (or start **+ Configure protection** again), open **Choose containers** on the
-   row of **sbx‹code›src**.
+   row of **{source_account}**.
 2. Keep **All containers** and tick **logs** under **Exclude these containers**.
 3. **Review + configure**, then **Configure Backup**. The new backup instance is *Configuring protection*,
    then *Protection configured* (**Backup instances**).
 """
 
 _BACKUP = """
-1. Open **Backup instances** and the instance of **sbx‹code›src**.
+1. Open **Backup instances** and the instance of **{source_account}**.
 2. Select **Backup now**, keep the retention rule **Default** and select **Backup now**.
 3. Follow the job in **Backup jobs** until it is *Completed*. The recovery point holds **documents** and
    **images**: logs was excluded.
@@ -394,14 +394,14 @@ the source. Bring back **images** whole and only **reports/2024/** of **document
 1. On the backup instance select **Restore**. On **Select recovery point** keep the latest one.
 2. On **Restore parameters** choose **Browse and select containers to restore**, tick **documents** and
    **images**, and type `reports/2024/` in the **Prefixes** of documents (images has none).
-3. **Target subscription** *Training sandbox ‹code›*, **Target storage account** **sbx‹code›dst**.
+3. **Target subscription** *{subscription}*, **Target storage account** **{target_account}**.
 4. Select **Validate**. The vault's identity also needs **Storage Account Backup Contributor** on the
    target: select **Assign missing roles** (*Target resource*), then **Validate** again.
 5. **Review + restore**, then **Restore**; wait for the Restore job to complete.
 """
 
 _EQUAL = """
-Prove the restore: the blobs in **sbx‹code›dst** must equal the source as it was at the recovery point.
+Prove the restore: the blobs in **{target_account}** must equal the source as it was at the recovery point.
 
 1. Open the recovery point you restored from (backup instance > **Recovery points**) and select
    **Verify**: Strongroom re-reads and authenticates every chunk of it. Wait until it is *Healthy*.
@@ -427,31 +427,31 @@ LAB = register(Lab(
     order=30,
     steps=(
         Step("vault", "Create a Backup vault", _VAULT, check_vault, solve_vault, hints=(
-            "Backup vaults > + Create. The region must be East US, where sbx‹code›src is.",
+            "Backup vaults > + Create. The region must be East US, where {source_account} is.",
             "Keep System-assigned managed identity on (Vault Properties tab).")),
         Step("policy", "Create a backup policy for Azure Data Lake Storage", _POLICY, check_policy, solve_policy,
              hints=("Protection policies > + Create Policy; the Datasource type must be Azure Data Lake Storage.",)),
         Step("roles", "Give the vault's identity its role on the source account", _ROLES, check_roles, solve_roles,
-             hints=("Configure protection > Datasources > select sbx‹code›src > Assign missing roles.",
-                    "The role must be on sbx‹code›src or rg-lab-‹code›: a role on sbx‹code›dst or rg-restore-‹code› "
+             hints=("Configure protection > Datasources > select {source_account} > Assign missing roles.",
+                    "The role must be on {source_account} or {backup_group}: a role on {target_account} or {restore_group} "
                     "does not cover the source.")),
         Step("protect", "Configure protection without logs", _PROTECT, check_protect, solve_protect, hints=(
-            "On the row of sbx‹code›src open Choose containers: All containers, and tick logs under Exclude.",
+            "On the row of {source_account} open Choose containers: All containers, and tick logs under Exclude.",
             "Protected by mistake with logs? Stop backup (Delete Backup Data), create a second vault and protect "
             "the account there, or Reset sandbox.")),
         Step("backup", "Back up now", _BACKUP, check_backup, solve_backup,
              hints=("Backup instances > the instance > Backup now > Default > Backup now.",)),
-        Step("restore", "Restore two containers and a prefix into sbx‹code›dst", _RESTORE, check_restore,
+        Step("restore", "Restore two containers and a prefix into {target_account}", _RESTORE, check_restore,
              solve_restore, hints=(
                  "Restore > Browse and select containers to restore; documents with the prefix reports/2024/, images "
-                 "with none; Target storage account sbx‹code›dst.",
-                 "Validate fails until the vault's identity holds Storage Account Backup Contributor on sbx‹code›dst: "
+                 "with none; Target storage account {target_account}.",
+                 "Validate fails until the vault's identity holds Storage Account Backup Contributor on {target_account}: "
                  "Assign missing roles, then Validate.",
-                 "Restored the wrong thing? Delete that container in sbx‹code›dst (Storage accounts), then restore it "
+                 "Restored the wrong thing? Delete that container in {target_account} (Storage accounts), then restore it "
                  "again.")),
         Step("equal", "Verify and prove the restore equal to the source", _EQUAL, check_equal, solve_equal, hints=(
             "Backup instances > the instance > Recovery points > the point > Verify.",
-            "A blob changed in sbx‹code›dst after the restore no longer equals the source: delete the container "
+            "A blob changed in {target_account} after the restore no longer equals the source: delete the container "
             "there and restore it again.")),
     ),
 ))
