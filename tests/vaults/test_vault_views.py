@@ -5,7 +5,8 @@ from django.urls import reverse
 
 from security import roles
 from security import services as security_services
-from security.models import RoleDefinition
+from security.models import ActivityLogEntry, RoleDefinition
+from security.operations import VAULT_DELETE
 from vaults import panels, services, storage
 from vaults.models import BackupVault
 
@@ -281,10 +282,13 @@ def test_a_vault_with_contents_shows_the_exact_refusal(vault, trainer, as_user, 
     client = as_user(trainer)
     url = reverse("vaults:vault_delete", args=[vault.pk])
     page = client.get(url).content.decode()
-    assert EXACT_NOT_EMPTY in page and 'id="confirm-delete"' not in page
+    # The refusal is shown up front, and Delete may still be tried: the attempt is refused and logged.
+    assert EXACT_NOT_EMPTY in page and 'id="confirm-delete"' in page
     response = client.post(url, {"confirm_name": vault.name})
     assert response.status_code == 409 and EXACT_NOT_EMPTY in response.content.decode()
     assert BackupVault.objects.filter(pk=vault.pk).exists()
+    entry = ActivityLogEntry.objects.filter(operation__iexact=VAULT_DELETE, scope__iexact=vault.resource_id).latest("id")
+    assert entry.status == "Failed" and entry.message == EXACT_NOT_EMPTY and entry.principal == trainer
 
 
 # --- name check (htmx) ---------------------------------------------------------------------------------
