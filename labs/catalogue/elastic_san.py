@@ -391,7 +391,7 @@ def _unavailable() -> str:
 STEPS = (
     Step(
         "policy", "Create a backup policy for Elastic SAN",
-        f"""Your sandbox already has a Backup vault, **{VAULT_NAME}** in `rg-lab-<code>`, made for you when the lab
+        f"""Your sandbox already has a Backup vault, **{VAULT_NAME}** in `{{backup_group}}`, made for you when the lab
 started (Elastic SAN backup needs a vault in the same subscription and region as the volume).
 
 Go to **Protection policies** and select **+ Create Policy** (or open {VAULT_NAME} > **Backup policies** > **+ Add**).
@@ -410,8 +410,8 @@ Select **Review + create**, then **Create**.""",
 *{ESAN_LABEL}*, **Solution** *Azure Backup* > **Continue** (or open {VAULT_NAME} > **+ Backup**). On **Basics**
 choose the **Vault** `{VAULT_NAME}`, and on **Backup policy** your policy.
 
-On **Datasources** choose the **Elastic SAN** `esan-<code>`, **Volume group** `vg-lab`, keep the **Snapshot
-resource group** `rg-lab-<code>`, and select the volume `vol-data`. Its **Backup readiness** says
+On **Datasources** choose the **Elastic SAN** `{{elastic_san}}`, **Volume group** `vg-lab`, keep the **Snapshot
+resource group** `{{backup_group}}`, and select the volume `vol-data`. Its **Backup readiness** says
 *{readiness.ROLE_ASSIGNMENT_NOT_DONE}*: the vault's system-assigned identity needs **Elastic SAN Snapshot
 Exporter** on the Elastic SAN and **Disk Snapshot Contributor** on the snapshot resource group.
 
@@ -421,9 +421,9 @@ privilege: a resource group or subscription scope would let the vault snapshot e
 next step.""",
         check_roles, solve_roles,
         hints=("Assign missing roles is disabled without Role Based Access Control Administrator on the scope: you "
-               "hold it on rg-lab-<code>.",
+               "hold it on {backup_group}.",
                "Chose Resource group by mistake? Readiness is Success, but the role is wider than needed: remove it in "
-               "rg-lab-<code> > Access control (IAM), Revalidate, and assign at Resource."),
+               "{backup_group} > Access control (IAM), Revalidate, and assign at Resource."),
     ),
     Step(
         "configure", "Configure Backup",
@@ -434,12 +434,12 @@ A **Configure protection** job runs (see **Backup jobs**); the backup instance a
 instances** as *Configuring protection*, then *Protection configured*. A volume can be in one backup instance
 only: protect `vol-data`, not another volume.""",
         check_configured, solve_configured,
-        hints=("The instance name is filled in for you (esan-<code>-vg-lab-vol-data); keep it or choose another.",),
+        hints=("The instance name is filled in for you ({elastic_san}-vg-lab-vol-data); keep it or choose another.",),
     ),
     Step(
         "backup", "Backup now",
         """The policy will back the volume up daily; do not wait. Open the backup instance (**Backup instances** >
-`esan-<code>-vg-lab-vol-data`), select **Backup now**, choose the **Retention rule** *Default* and select
+`{elastic_san}-vg-lab-vol-data`), select **Backup now**, choose the **Retention rule** *Default* and select
 **Backup now**. Follow the Backup job in **Backup jobs** until it is *Completed*.
 
 The recovery point is an incremental snapshot named `AzureBackup_<datasource id>_<time>` in the snapshot
@@ -458,7 +458,7 @@ it; the recovery point then shows *Healthy*. A recovery point that no one has re
     Step(
         "restore", "Restore to a new volume and compare checksums",
         """On the backup instance select **Restore**. **Select recovery point**: the one you verified. Under
-**Restore parameters** keep the **Target Elastic SAN instance** `esan-<code>` and **Target Elastic SAN volume
+**Restore parameters** keep the **Target Elastic SAN instance** `{elastic_san}` and **Target Elastic SAN volume
 group** `vg-lab`, and give a new **Volume name** (e.g. `vol-data-restore`; a restore never overwrites a
 volume). Select **Validate**: the vault's identity also needs **Elastic SAN Volume Importer** on the target
 Elastic SAN and **Reader** on the snapshot resource group; select **Assign missing roles** (Scope *Resource*)

@@ -230,8 +230,8 @@ LAB = register(Lab(
             "vault", "Create the Backup vault",
             f"""Go to **Backup vaults** and select **+ Create**.
 
-On the **Basics** tab, under **Project details**, choose your sandbox's subscription (`Training sandbox <code>`)
-and the **Resource group** `rg-lab-<code>` (your code is shown under *Your sandbox*). Under **Instance details**:
+On the **Basics** tab, under **Project details**, choose your sandbox's subscription (`{{subscription}}`)
+and the **Resource group** `{{backup_group}}` (your code is shown under *Your sandbox*). Under **Instance details**:
 
 - **Backup vault name**: `{VAULT_NAME}`
 - **Region**: East US
@@ -241,7 +241,7 @@ and the **Resource group** `rg-lab-<code>` (your code is shown under *Your sandb
 
 Leave **Vault Properties** for the next step, or set it now; then select **Review + create** and **Create**.""",
             check_vault, solve_vault,
-            hints=("The vault must be in rg-lab-<code>, not in a new resource group.",
+            hints=("The vault must be in {backup_group}, not in a new resource group.",
                    f"Already created it as Geo-redundant? Open it, Properties > Backup storage redundancy > Update > "
                    f"{REDUNDANCY.label}."),
         ),
