@@ -19,7 +19,8 @@ def die_with_the_worker(worker_pid: int):
     forks its pool."""
 
     def receiver(**_):
-        if not sys.platform.startswith("linux"):
+        # Only in a forked pool process: a solo pool (or a test's worker thread) runs in the worker itself.
+        if not sys.platform.startswith("linux") or os.getpid() == worker_pid:
             return
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
