@@ -76,7 +76,8 @@ def approvals_for(principal):
 
 
 def requests_of(principal):
-    return AccessRequest.objects.select_related("guard", "decided_by", "role", "role_played_by").filter(requester=principal)
+    return (AccessRequest.objects.select_related("guard", "decided_by", "role", "role_played_by")
+            .filter(requester=principal))
 
 
 def approvers_label(request: AccessRequest) -> str:
