@@ -248,6 +248,10 @@ def check_expired(ctx) -> CheckResult:
     if again:
         return CheckResult.ok(f"Your access ended at {_at(ended)}; at {_at(again[0].timestamp)} the Resource Guard "
                               f"refused {again[0].operation_name} again.")
+    if not mua.is_linked(vault.resource_id):
+        return CheckResult.missing(
+            f"{vault.name} is no longer protected by {guard.name} (its MUA protection was removed): link it again "
+            "in Properties > Multi-user authorization, then try Delete once more.")
     return CheckResult.missing(
         f"Your access ended at {_at(ended)}; now be refused again: Undelete {item.name} (Backup instances, Protection "
         f"status Soft deleted, Undelete), then select Delete on it. {guard.name} must refuse it once more.")

@@ -279,9 +279,15 @@ def check_restore(ctx) -> CheckResult:
     done = [j for j in jobs.filter(instance=item, status__in=pv.DONE)]
     for job in done:
         restored = _restored_volume(job)
-        if restored is not None and restored.last_checksum and restored.last_checksum == source.last_checksum:
+        if restored is None or not restored.last_checksum:
+            continue
+        if restored.last_checksum == source.last_checksum:
             return CheckResult.ok(f"{restored.name} was restored from {item.name}: its SHA-256 equals {source.name}'s "
                                   f"({source.last_checksum[:12]}…). The data is intact.")
+        if restored.last_checksum == job.extended_info["restore"].get("expectedChecksum"):
+            return CheckResult.ok(f"{restored.name} was restored from {item.name}: its SHA-256 equals the one recorded "
+                                  f"when {source.name} was backed up ({source.name} has changed since). The data is "
+                                  "intact.")
     if done:
         return CheckResult.missing(f"The restored volume of {item.name} is gone, or its checksum differs from "
                                    f"{source.name}'s: restore it again into a new volume.")

@@ -118,6 +118,7 @@ def test_role_play_approves_as_the_security_admin_marked_and_naming_the_trainee(
     from labs import roleplay
     from security import mua
     from security import operations as ops
+    from security.guards import GuardDenied
     from security.models import AccessRequest, ActivityLogEntry
 
     run = start(SLUG)
@@ -131,6 +132,10 @@ def test_role_play_approves_as_the_security_admin_marked_and_naming_the_trainee(
     other = make_trainee("other")
     with pytest.raises(ValidationError, match="not your sandbox's"):
         roleplay.decide_as_security_admin(other, pending, approve=True)
+    # The trainee in their own name cannot approve their own request: only the role-played approver can.
+    with pytest.raises(GuardDenied) as refused:
+        mua.approve_request(trainee, pending, comment="self-service")
+    assert refused.value.decision.code == "SelfApprovalNotAllowed"
 
     client.force_login(trainee.user)
     page = client.get(reverse("labs:lab_page", args=[SLUG]))
