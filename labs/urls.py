@@ -14,4 +14,5 @@ urlpatterns = [
     path("<slug:slug>/check/", views.check, name="check"),
     path("<slug:slug>/hint/<slug:step>/", views.hint, name="hint"),
     path("<slug:slug>/reset/", views.reset, name="reset"),
+    path("<slug:slug>/role-play/", views.role_play, name="role_play"),
 ]

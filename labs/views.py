@@ -8,12 +8,13 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labs import catalogue, services
+from labs import catalogue, roleplay, services
 from labs.models import LabRun
 from labs.sandboxes import SandboxNames, SandboxWorld
-from portal.shortcuts import report_outcome
+from portal.shortcuts import parse_uuid, report_outcome, require_id
 from security.guards import GuardDenied
 from security import operations as ops
+from security.models import AccessRequest
 
 
 PREVIEW_NAMES = SandboxNames("‹code›")  # before the lab starts: "sbx‹code›dst"
@@ -77,8 +78,10 @@ def lab_list(request):
 
 def _page_context(request, lab: catalogue.Lab, run: LabRun | None) -> dict:
     world = SandboxWorld(run.sandbox) if run else None
+    own = run is not None and run.trainee_id == request.real_principal.pk
     return {"lab": lab, "run": run, "world": world, **_progress(run, lab),
-            "is_instructor": services.is_instructor(request.real_principal)}
+            "is_instructor": services.is_instructor(request.real_principal),
+            "role_play": roleplay.pending_requests(run) if own else []}
 
 
 @login_required
@@ -144,6 +147,22 @@ def reset(request, slug):
     report_outcome(request, lambda: services.reset_lab(request.real_principal, run),
                    lambda new: f"Your old sandbox {run.sandbox.code} is retired; your new sandbox {new.sandbox.code} "
                                "is ready. The lab starts again at step 1.")
+    return redirect("labs:lab_page", slug=slug)
+
+
+@login_required
+@require_POST
+def role_play(request, slug):
+    """Self-study: decide your own pending access request as your sandbox's security admin (role-played)."""
+    run = _own_run(request, slug)
+    access = get_object_or_404(AccessRequest, pk=require_id(request.POST.get("request_id"), "access request",
+                                                            parse=parse_uuid))
+    approve = request.POST.get("decision", "approve") != "reject"
+    report_outcome(request, lambda: roleplay.decide_as_security_admin(
+        request.real_principal, access, approve=approve, comment=request.POST.get("comment", "")),
+        lambda decided: f"As {decided.decided_by.display_name} (role-played) you "
+                        f"{'approved' if approve else 'rejected'} your request on '{decided.guard.name}'. "
+                        "The activity log names you as the one who played it.")
     return redirect("labs:lab_page", slug=slug)
 
 

@@ -112,6 +112,11 @@ def record_denial(principal, decision: Decision, details: dict | None = None):
 
     info = dict(details or {})
     info.update({"guard": decision.guard, "code": decision.code})
+    extra = decision.refusal.extra if decision.refusal else {}
+    if extra.get("resource_guard_name"):  # a Resource Guard's refusal names the guard (and what it protects)
+        info.update({"resourceGuard": extra["resource_guard_name"],
+                     "resourceGuardId": extra.get("resource_guard_id", ""),
+                     "criticalOperation": extra.get("critical_operation", "")})
     if decision.remedy:
         info["remedy"] = decision.remedy
     return record(

@@ -321,6 +321,8 @@ class AccessRequest(models.Model):
     state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING, db_index=True)
     decided_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     auto_approved = models.BooleanField(default=False)
+    # Self-study: the real person who role-played the approver (``decided_by``) and decided for them.
+    role_played_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     decision_comment = models.TextField(blank=True)
     created_at = models.DateTimeField(db_index=True)  # lab time
     decided_at = models.DateTimeField(null=True, blank=True)

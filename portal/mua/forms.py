@@ -17,7 +17,11 @@ DESCRIPTION_HELP = (
     "Shown on every vault this guard protects and on each refusal: tell backup admins how to request "
     "access (who approves, where to ask)."
 )
-DURATION_CHOICES = [(str(h), f"{h} hour{'s' if h != 1 else ''}") for h in mua.ACCESS_DURATIONS_HOURS]
+
+
+def duration_choices():
+    """1, 2, 4 or 8 hours; in lab mode also 5 or 15 minutes (asked when the form is made)."""
+    return [(value, mua.duration_label(duration)) for value, duration in mua.access_durations()]
 
 
 class GroupChoiceField(forms.ModelChoiceField):
@@ -141,7 +145,7 @@ class RequestAccessForm(forms.Form):
         help_text="Why you need it: the approvers read this to decide.",
         error_messages={"required": "Enter a justification: the approvers read it to decide."},
     )
-    hours = forms.ChoiceField(label="Duration", choices=DURATION_CHOICES, initial="1",
+    hours = forms.ChoiceField(label="Duration", choices=duration_choices, initial="1",
                               help_text="The access ends by itself after this time.")
 
 

@@ -354,7 +354,7 @@ def approvals(request):
         status = 400
     now = clock.now()
     decided = (
-        AccessRequest.objects.select_related("guard", "requester", "role")
+        AccessRequest.objects.select_related("guard", "requester", "role", "role_played_by")
         .filter(decided_by=principal).order_by("-decided_at")[:20]
     )
     recent = []

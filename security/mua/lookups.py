@@ -76,14 +76,19 @@ def approvals_for(principal):
 
 
 def requests_of(principal):
-    return AccessRequest.objects.select_related("guard", "decided_by", "role").filter(requester=principal)
+    return (AccessRequest.objects.select_related("guard", "decided_by", "role", "role_played_by")
+            .filter(requester=principal))
 
 
 def approvers_label(request: AccessRequest) -> str:
     """Who decided, in words (the activity log and the pages say it the same way)."""
     if request.auto_approved:
         return "Automatic approval (the Resource Guard has no approvers)"
-    return request.decided_by.display_name if request.decided_by_id else ""
+    if not request.decided_by_id:
+        return ""
+    if request.role_played_by_id:
+        return f"{request.decided_by.display_name} (role-played by {request.role_played_by.display_name})"
+    return request.decided_by.display_name
 
 
 def remaining(request: AccessRequest, moment=None) -> dt.timedelta | None:

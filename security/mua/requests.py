@@ -18,11 +18,11 @@ from security.models import AccessRequest, ActivityLogEntry, ResourceGuard
 from security.mua.lookups import active_grant, approvers_label, pending_request
 from security.mua.notifications import notify
 from security.mua.rules import (
-    ACCESS_DURATIONS_HOURS,
     APPROVALS_GUARD,
     AUTO_APPROVAL_WARNING,
     JUSTIFICATION_MAX,
     PENDING_REQUEST_LIFETIME,
+    access_durations,
     duration_label,
 )
 from security.mua.workflow import grant_access, operator_role, request_details, workflow_step
@@ -43,22 +43,21 @@ def _reader_refusal(principal, guard: ResourceGuard) -> Refusal | None:
     )
 
 
-def _clean_request(justification: str, hours) -> int:
-    """The duration in hours; a ValidationError names each field that is wrong."""
+def _clean_request(justification: str, hours) -> dt.timedelta:
+    """The duration asked for (``hours``: a value of `access_durations`, e.g. 1 or "5m" in lab mode); a
+    ValidationError names each field that is wrong."""
     errors = {}
-    try:
-        hours_value = int(str(hours))
-    except (TypeError, ValueError):
-        hours_value = None
-    if hours_value not in ACCESS_DURATIONS_HOURS:
-        errors["hours"] = "Choose a duration of " + ", ".join(str(h) for h in ACCESS_DURATIONS_HOURS) + " hours."
+    durations = dict(access_durations())
+    duration = durations.get(str(hours).strip().lower() if hours is not None else "")
+    if duration is None:
+        errors["hours"] = "Choose a duration of " + ", ".join(duration_label(d) for d in durations.values()) + "."
     if not justification:
         errors["justification"] = "Enter a justification: the approvers read it to decide."
     elif len(justification) > JUSTIFICATION_MAX:
         errors["justification"] = f"Keep the justification under {JUSTIFICATION_MAX} characters."
     if errors:
         raise ValidationError(errors)
-    return hours_value
+    return duration
 
 
 def _refuse_needless_request(principal, guard: ResourceGuard, now) -> None:
@@ -119,7 +118,8 @@ def request_access(
     operation: str = "",
     target_resource_id: str = "",
 ) -> AccessRequest:
-    """Ask for Backup MUA Operator on ``guard`` for ``hours`` (1, 2, 4 or 8), with a justification.
+    """Ask for Backup MUA Operator on ``guard`` for ``hours`` (1, 2, 4 or 8; or "5m" or "15m" in lab mode),
+    with a justification.
 
     Anyone who can read the guard may ask. With no approvers configured the request is approved at
     once (and logged as an automatic approval); otherwise the approvers are notified.
@@ -129,7 +129,7 @@ def request_access(
                "justification": justification, "hours": str(hours)}
     refusal = _reader_refusal(principal, guard)
     with workflow_step(principal, REQUEST_ACCESS, guard.resource_id, refusal=refusal, details=details) as op:
-        hours_value = _clean_request(justification, hours)
+        duration = _clean_request(justification, hours)
         ResourceGuard.objects.select_for_update().get(pk=guard.pk)  # one request at a time per guard
         now = clock.now()
         _refuse_needless_request(principal, guard, now)
@@ -138,7 +138,7 @@ def request_access(
             requester=principal,
             role=operator_role(),
             justification=justification,
-            duration=dt.timedelta(hours=hours_value),
+            duration=duration,
             operation=operation or "",
             target_resource_id=target_resource_id or "",
             created_at=now,
@@ -184,10 +184,21 @@ def _load_pending(request: AccessRequest, now) -> AccessRequest:
     return row
 
 
-def approve_request(principal, request: AccessRequest, *, comment: str) -> AccessRequest:
-    """Approve: the requester holds Backup MUA Operator on the guard from now for the asked duration."""
+def _role_play_details(role_played_by) -> dict:
+    """What marks a decision as role-played (self-study: a trainee plays the approver), naming the person."""
+    if role_played_by is None:
+        return {}
+    return {"rolePlayed": True, "rolePlayedBy": role_played_by.display_name}
+
+
+def approve_request(principal, request: AccessRequest, *, comment: str, role_played_by=None) -> AccessRequest:
+    """Approve: the requester holds Backup MUA Operator on the guard from now for the asked duration.
+
+    ``role_played_by``: the real person who plays ``principal`` in self-study (a lab's built-in security
+    admin); the approval and its log entry are marked role-played and name them."""
     comment = (comment or "").strip()
-    details = {**request_details(request), "approvedBy": getattr(principal, "display_name", ""), "comment": comment}
+    details = {**request_details(request), "approvedBy": getattr(principal, "display_name", ""), "comment": comment,
+               **_role_play_details(role_played_by)}
     refusal = _decision_refusal(principal, request, "approve")
     with workflow_step(principal, APPROVE_REQUEST, request.guard.resource_id, refusal=refusal, details=details) as op:
         if not comment:
@@ -196,21 +207,24 @@ def approve_request(principal, request: AccessRequest, *, comment: str) -> Acces
         row = _load_pending(request, now)
         assignment = grant_access(row, principal, now)
         row.decided_by = principal
+        row.role_played_by = role_played_by
         row.decision_comment = comment
         row.save()
         op.details.update({"assignmentId": str(assignment.pk), "accessStartsAt": now.isoformat(),
                            "accessEndsAt": row.expires_at.isoformat()})
         notify(row.requester, title=f"Access to Resource Guard '{row.guard.name}' approved",
-               message=f"{principal.display_name} approved your request: you hold {row.role.name} on "
+               message=f"{approvers_label(row)} approved your request: you hold {row.role.name} on "
                        f"'{row.guard.name}' until {row.expires_at:%Y-%m-%d %H:%M} UTC. “{comment}”",
                resource_id=row.guard.resource_id, page="my-requests", state=AccessRequest.State.APPROVED)
     request.refresh_from_db()
     return request
 
 
-def reject_request(principal, request: AccessRequest, *, comment: str) -> AccessRequest:
+def reject_request(principal, request: AccessRequest, *, comment: str, role_played_by=None) -> AccessRequest:
+    """Reject with a comment (``role_played_by`` as for `approve_request`)."""
     comment = (comment or "").strip()
-    details = {**request_details(request), "rejectedBy": getattr(principal, "display_name", ""), "comment": comment}
+    details = {**request_details(request), "rejectedBy": getattr(principal, "display_name", ""), "comment": comment,
+               **_role_play_details(role_played_by)}
     refusal = _decision_refusal(principal, request, "reject")
     with workflow_step(principal, REJECT_REQUEST, request.guard.resource_id, refusal=refusal, details=details):
         if not comment:
@@ -219,11 +233,12 @@ def reject_request(principal, request: AccessRequest, *, comment: str) -> Access
         row = _load_pending(request, now)
         row.state = AccessRequest.State.REJECTED
         row.decided_by = principal
+        row.role_played_by = role_played_by
         row.decided_at = now
         row.decision_comment = comment
         row.save()
         notify(row.requester, title=f"Access to Resource Guard '{row.guard.name}' rejected",
-               message=f"{principal.display_name} rejected your request: “{comment}”",
+               message=f"{approvers_label(row)} rejected your request: “{comment}”",
                resource_id=row.guard.resource_id, page="my-requests", state=AccessRequest.State.REJECTED)
     request.refresh_from_db()
     return request

@@ -10,6 +10,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from security import operations as ops
 from security.models import ResourceGuard
 
@@ -18,6 +20,8 @@ GUARD_ORDER = 10
 APPROVALS_GUARD = "MUA approvals"
 
 ACCESS_DURATIONS_HOURS = (1, 2, 4, 8)
+# In lab mode a grant can also last minutes, so a trainee can watch one end without moving the lab clock.
+LAB_ACCESS_DURATIONS_MINUTES = (5, 15)
 PENDING_REQUEST_LIFETIME = dt.timedelta(hours=24)  # PIM: a request nobody decides expires in a day
 JUSTIFICATION_MAX = 500
 
@@ -91,7 +95,22 @@ def request_resource_id(guard: ResourceGuard, request_type: str) -> str:
     return f"{guard.resource_id}/{request_type}/default"
 
 
+def access_durations() -> list[tuple[str, dt.timedelta]]:
+    """The durations a request may ask for, as (form value, duration): "1", "2", "4", "8" hours, and in
+    lab mode also "5m" and "15m" (minutes)."""
+    choices = [(f"{m}m", dt.timedelta(minutes=m)) for m in LAB_ACCESS_DURATIONS_MINUTES] if _lab_mode() else []
+    return choices + [(str(h), dt.timedelta(hours=h)) for h in ACCESS_DURATIONS_HOURS]
+
+
+def _lab_mode() -> bool:
+    return bool(getattr(settings, "STRONGROOM_LAB_MODE", False))
+
+
 def duration_label(duration: dt.timedelta) -> str:
-    """"1 hour", "8 hours"."""
-    hours = duration.total_seconds() / 3600
+    """"1 hour", "8 hours", "5 minutes"."""
+    seconds = duration.total_seconds()
+    if seconds < 3600:
+        minutes = seconds / 60
+        return f"{minutes:g} minute{'s' if minutes != 1 else ''}"
+    hours = seconds / 3600
     return f"{hours:g} hour{'s' if hours != 1 else ''}"

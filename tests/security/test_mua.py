@@ -447,3 +447,19 @@ def test_a_pending_request_that_went_stale_while_the_clock_was_ahead_stays_expir
     assert list(mua.approvals_for(security_admin)) == []
     with pytest.raises(ValidationError):
         mua.approve_request(security_admin, request, comment="too late")
+
+
+def test_grants_of_minutes_only_in_lab_mode(settings, backup_admin, guard):
+    """GIVEN lab mode WHEN the backup admin asks for 5 minutes THEN the grant lasts 5 minutes and the form
+    offers it; outside lab mode the same request is refused, naming the durations there are."""
+    from portal.mua.forms import RequestAccessForm
+
+    settings.STRONGROOM_LAB_MODE = False
+    with pytest.raises(ValidationError) as invalid:
+        mua.request_access(backup_admin, guard, justification="quick", hours="5m")
+    assert "1 hour, 2 hours, 4 hours, 8 hours" in str(invalid.value)
+    assert "5m" not in dict(RequestAccessForm().fields["hours"].choices)
+    settings.STRONGROOM_LAB_MODE = True
+    assert dict(RequestAccessForm().fields["hours"].choices)["5m"] == "5 minutes"
+    request = mua.request_access(backup_admin, guard, justification="quick", hours="5m")
+    assert request.duration == dt.timedelta(minutes=5) and mua.duration_label(request.duration) == "5 minutes"

@@ -1,0 +1,94 @@
+"""Self-study role-play: a trainee alone decides their own access request as their sandbox's built-in
+security admin (the principal who owns the sandbox's Resource Guard group and approves on its guard).
+
+The decision goes through the MUA approval service *as that security admin*, so its rules hold (only an
+approver of the guard decides, only a pending request). It is marked role-played on the request and in
+the activity log (``rolePlayed``, ``rolePlayedBy``), and every entry names the trainee who played the part
+(the real person behind the persona, as when an instructor plays one). Role-play decides only requests on
+the guard in the trainee's own sandbox's security group: never another sandbox's, never a guard the
+trainee made themselves.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from labs.models import LabRun, Sandbox
+from labs.sandboxes import SandboxWorld
+from security import clock, context, mua, scopes
+from security import operations as ops
+from security.audit import guarded
+from security.models import AccessRequest, Principal, ResourceGuard
+
+ROLE_PLAYED = "role-played"
+_DATA = {"data_action": True}
+
+
+def sandbox_guard(world: SandboxWorld) -> ResourceGuard | None:
+    """The Resource Guard in the sandbox's security group (the security admin's), if one was made."""
+    group = world.security_group
+    if group is None:
+        return None
+    return (ResourceGuard.objects.filter(resource_group_id__iexact=group.resource_id)
+            .order_by("created_at", "name").first())
+
+
+def pending_requests(run: LabRun) -> list[AccessRequest]:
+    """The trainee's pending requests on their sandbox's guard: what the lab page offers to role-play."""
+    guard = sandbox_guard(SandboxWorld(run.sandbox)) if run and run.active else None
+    if guard is None:
+        return []
+    return list(AccessRequest.objects.select_related("guard", "role")
+                .filter(guard=guard, requester=run.trainee, state=AccessRequest.State.PENDING,
+                        created_at__gt=clock.now() - mua.PENDING_REQUEST_LIFETIME)
+                .order_by("created_at"))
+
+
+def _sandbox_for(trainee: Principal, request: AccessRequest) -> Sandbox | None:
+    """The trainee's active sandbox whose security group holds the request's guard."""
+    group_id = scopes.normalize(request.guard.resource_group_id).lower()
+    for sandbox in Sandbox.objects.filter(owner=trainee, status=Sandbox.Status.ACTIVE).exclude(subscription_id=""):
+        group = SandboxWorld(sandbox).security_group
+        if group is not None and scopes.normalize(group.resource_id).lower() == group_id:
+            return sandbox
+    return None
+
+
+def _refusal(trainee: Principal, request: AccessRequest, sandbox: Sandbox | None, admin) -> str:
+    """Why this trainee may not role-play a decision on ``request`` ("" when they may)."""
+    if not settings.STRONGROOM_LAB_MODE:
+        return "Role-play of the security admin exists only in lab mode."
+    if sandbox is None:
+        return (f"The Resource Guard '{request.guard.name}' is not your sandbox's: role-play decides only requests "
+                "on the guard in your own sandbox's security group (rg-security-<code>).")
+    if request.requester_id != trainee.pk:
+        return "Role-play decides only your own access requests."
+    if admin is None:
+        return f"Sandbox {sandbox.code} has no built-in security admin: reset the sandbox to get a fresh one."
+    return ""
+
+
+def decide_as_security_admin(trainee: Principal, request: AccessRequest, *, approve: bool,
+                             comment: str = "") -> AccessRequest:
+    """Approve (or reject) ``request`` as the sandbox's security admin, role-played by ``trainee``.
+
+    The role-play itself is logged (``LAB_SECURITY_ROLE_PLAY``, the trainee's); the decision is the MUA
+    service's own entry, made by the security admin and naming the trainee as the one who played it."""
+    request = AccessRequest.objects.select_related("guard", "requester", "role").get(pk=request.pk)
+    sandbox = _sandbox_for(trainee, request)
+    admin = SandboxWorld(sandbox).security_admin if sandbox else None
+    verb = "approve" if approve else "reject"
+    details = {"accessRequestId": str(request.pk), "resourceGuard": request.guard.name, "decision": verb,
+               "sandbox": sandbox.code if sandbox else "", "securityAdmin": admin.display_name if admin else ""}
+    with guarded(trainee, ops.LAB_SECURITY_ROLE_PLAY, scopes.ROOT, change=_DATA, details=details) as op:
+        problem = _refusal(trainee, request, sandbox, admin)
+        if problem:
+            raise ValidationError(problem)
+        op.result_scope = request.guard.resource_id  # in the sandbox: its activity shows the role-play
+    comment = (comment or "").strip() or (
+        f"{'Approved' if approve else 'Rejected'} in self-study: {trainee.display_name} played the security admin.")
+    decide = mua.approve_request if approve else mua.reject_request
+    with context.acting(real_actor=trainee, correlation=context.correlation_id(),
+                        played_as=f"{admin.display_name} ({ROLE_PLAYED})"):
+        return decide(admin, request, comment=comment, role_played_by=trainee)
