@@ -274,20 +274,20 @@ def solve_expired(ctx) -> None:
 
 
 INSTRUCTIONS_LINK = """\
-Your vault `bv-mua-<code>` (in `rg-lab-<code>`) protects the storage account `sbx<code>src`. The security
-admin of your sandbox owns the Resource Guard `guard-<code>` in `rg-security-<code>`; you hold only
+Your vault `bv-mua-{code}` (in `{backup_group}`) protects the storage account `{source_account}`. The security
+admin of your sandbox owns the Resource Guard `guard-{code}` in `{security_group}`; you hold only
 **Reader** on it, which is what linking needs and all a backup admin should hold.
 
-1. Open **Backup vaults** and select `bv-mua-<code>`.
+1. Open **Backup vaults** and select `bv-mua-{code}`.
 2. Select **Properties**; under **Multi-user authorization** select **Update**.
-3. Tick **Protect with Resource Guard**, choose **Select Resource Guard** and pick `guard-<code>`.
+3. Tick **Protect with Resource Guard**, choose **Select Resource Guard** and pick `guard-{code}`.
 4. Select **Save**.
 """
 
 INSTRUCTIONS_REFUSED = """\
 Now act as the backup admin on a critical operation.
 
-1. In `bv-mua-<code>`, open **Backup instances** and select `sbx<code>src`.
+1. In `bv-mua-{code}`, open **Backup instances** and select `{source_account}`.
 2. Select **Delete** (Stop backup with **Delete Backup Data**), type the name of the backup item, pick a
    **Reason** and select **Delete**.
 3. Read the refusal: the operation is protected by the Resource Guard and you lack permissions on it.
@@ -295,7 +295,7 @@ Now act as the backup admin on a critical operation.
 
 INSTRUCTIONS_REQUEST = """\
 On the refusal (or on the Resource Guard's page) select **Request access**: a time-bound
-**Backup MUA Operator** grant on `guard-<code>`. Give a **Justification**, choose a **Duration** (in a
+**Backup MUA Operator** grant on `guard-{code}`. Give a **Justification**, choose a **Duration** (in a
 lab, **5 minutes** lets you watch it end) and select **Request access**. **My access requests** shows it
 *Pending approval*.
 """
@@ -310,7 +310,7 @@ select **Approve as the security admin**. The approval is made by the sandbox's 
 """
 
 INSTRUCTIONS_DELETE = """\
-While your access lasts, select **Delete** on `sbx<code>src` again (type its name, select **Delete**).
+While your access lasts, select **Delete** on `{source_account}` again (type its name, select **Delete**).
 The Resource Guard lets it through; the activity log entry names your grant, its requester and approver.
 Soft delete keeps the data: the item shows **Soft deleted**.
 """
@@ -318,7 +318,7 @@ Soft delete keeps the data: the item shows **Soft deleted**.
 INSTRUCTIONS_EXPIRED = """\
 The grant ends by itself. When **My access requests** shows it *Expired*:
 
-1. In **Backup instances** filter **Protection status** to *Soft deleted*, select `sbx<code>src` and
+1. In **Backup instances** filter **Protection status** to *Soft deleted*, select `{source_account}` and
    **Undelete** it.
 2. Select **Delete** on it once more: the Resource Guard refuses it again.
 """
@@ -340,10 +340,10 @@ LAB = register(Lab(
     steps=(
         Step("link", "Protect the vault with the Resource Guard", INSTRUCTIONS_LINK, check_link, solve_link,
              hints=("Properties > Multi-user authorization > Update > Protect with Resource Guard.",
-                    "Pick guard-<code> from rg-security-<code>: a guard in your own resource group would be one "
+                    "Pick guard-{code} from {security_group}: a guard in your own resource group would be one "
                     "you can pass yourself.")),
         Step("refused", "Be refused Delete backup data", INSTRUCTIONS_REFUSED, check_refused, solve_refused,
-             hints=("Backup instances > sbx<code>src > Delete.",
+             hints=("Backup instances > {source_account} > Delete.",
                     "Type the backup item's name exactly; the Resource Guard must be the reason of the refusal.")),
         Step("request", "Request time-bound access", INSTRUCTIONS_REQUEST, check_request, solve_request,
              hints=("The refusal page offers Request access; so does the Resource Guard's page.",)),
@@ -352,7 +352,7 @@ LAB = register(Lab(
              hints=("Use Approve as the security admin (role-play) on this page.",
                     "If your request was rejected, request access again.")),
         Step("delete", "Delete backup data with the grant", INSTRUCTIONS_DELETE, check_delete, solve_delete,
-             hints=("Backup instances > sbx<code>src > Delete, while My access requests shows the grant Active.",)),
+             hints=("Backup instances > {source_account} > Delete, while My access requests shows the grant Active.",)),
         Step("expired", "Watch the grant expire, and be refused again", INSTRUCTIONS_EXPIRED, check_expired,
              solve_expired,
              needs_time=("This step needs time to pass: your grant must end. Ask for 5 minutes and wait, or ask "

@@ -316,11 +316,11 @@ def solve_restore(ctx) -> None:
 
 
 INSTRUCTIONS_IMMUTABILITY = """\
-Your vault `bv-drill-<code>` (in `rg-lab-<code>`) protects the storage account `sbx<code>src` (vault tier)
+Your vault `bv-drill-{code}` (in `{backup_group}`) protects the storage account `{source_account}` (vault tier)
 and the Elastic SAN volume `vol-data` (operational tier). Someone holding your backup admin credentials
 has already deleted the volume's backup data: soft delete kept it. Lock the vault down first.
 
-1. Open **Backup vaults** > `bv-drill-<code>` > **Properties**; under **Immutable vault** select **Settings**.
+1. Open **Backup vaults** > `bv-drill-{code}` > **Properties**; under **Immutable vault** select **Settings**.
 2. Tick **Enable vault immutability** and select **Apply**.
 3. Open **Settings** again, tick **Lock immutability (irreversible)**, type the vault name and select **Apply**.
 
@@ -334,7 +334,7 @@ In **Properties**, under **Soft delete** select **Update**, choose **Enabled and
 
 INSTRUCTIONS_GUARD = """\
 In **Properties**, under **Multi-user authorization** select **Update**, tick **Protect with Resource Guard**,
-choose **Select Resource Guard** and pick `guard-<code>` (the security admin's, in `rg-security-<code>`),
+choose **Select Resource Guard** and pick `guard-{code}` (the security admin's, in `{security_group}`),
 then **Save**. The **Security level** card now reads **Excellent**.
 """
 
@@ -342,13 +342,13 @@ INSTRUCTIONS_ATTACK = """\
 Now you are the attacker holding the backup admin's credentials. Try every way to destroy the backups,
 and read each refusal (the activity log keeps them all):
 
-1. **Delete backup data** of `sbx<code>src` (Backup instances > `sbx<code>src` > **Delete**).
+1. **Delete backup data** of `{source_account}` (Backup instances > `{source_account}` > **Delete**).
 2. **Disable soft delete** (Properties > Soft delete > **Update**: turn it off, or shorten the
    **Retention period (days)**).
 3. **Disable immutability** (Properties > **Immutable vault**).
 4. **Remove MUA protection** (Properties > Multi-user authorization > **Update**, clear **Protect with
    Resource Guard**, **Save**).
-5. **Shorten retention**: **Change policy** of `sbx<code>src` to `adls-7d` (or edit `adls-daily` to keep less).
+5. **Shorten retention**: **Change policy** of `{source_account}` to `adls-7d` (or edit `adls-daily` to keep less).
 6. **Delete** the vault (Overview > **Delete**).
 
 The check lists the paths still to try. Only a guard's refusal counts (a mistyped name does not).
@@ -387,7 +387,7 @@ LAB = register(Lab(
         Step("soft-delete", "Make soft delete always-on", INSTRUCTIONS_SOFT_DELETE, check_soft_delete,
              solve_soft_delete, hints=("Enabled is not enough: choose Enabled and always-on.",)),
         Step("guard", "Link the Resource Guard", INSTRUCTIONS_GUARD, check_guard, solve_guard,
-             hints=("Pick guard-<code> from rg-security-<code>, not a guard of your own.",)),
+             hints=("Pick guard-{code} from {security_group}, not a guard of your own.",)),
         Step("attack", "Try every destructive path", INSTRUCTIONS_ATTACK, check_attack, solve_attack,
              hints=("The check names the paths you have not tried yet.",
                     "Type names exactly: a form error is not a guard's refusal.")),
