@@ -101,7 +101,7 @@ def _new_run(trainee: Principal, lab: catalogue.Lab, *, run_jobs_inline: bool) -
 
 def request_check(principal: Principal, run: LabRun) -> None:
     """"Check my work": ask a worker to run the run's checks (the page polls for the outcome)."""
-    _own_or_instructor(principal, run, ops.LAB_CHECK, ops.LAB_SOLVE_FOR_TRAINEE)
+    _own_or_instructor(principal, run, ops.LAB_SOLVE_FOR_TRAINEE)
     with guarded(principal, ops.LAB_CHECK, LAB_SCOPE, change=_DATA, details={"lab": run.lab, "sandbox": run.sandbox.code}):
         LabRun.objects.filter(pk=run.pk).update(check_requested_at=clock.now())
         enqueue.after_commit(CHECK_TASK, str(run.pk))
@@ -170,7 +170,7 @@ def visible_hints(run: LabRun, step: catalogue.Step) -> tuple[str, ...]:
 
 def reveal_hint(principal: Principal, run: LabRun, step_key: str) -> str | None:
     """Show the next hint of a step on request."""
-    _own_or_instructor(principal, run, ops.LAB_CHECK, ops.LAB_SOLVE_FOR_TRAINEE)
+    _own_or_instructor(principal, run, ops.LAB_SOLVE_FOR_TRAINEE)
     step = catalogue.get(run.lab).step(step_key)
     with guarded(principal, ops.LAB_CHECK, LAB_SCOPE, change=_DATA, details={"lab": run.lab, "hintFor": step_key}):
         result, _ = StepResult.objects.select_for_update().get_or_create(run=run, step=step_key)
@@ -226,10 +226,14 @@ def reset_lab(principal: Principal, run: LabRun, *, run_jobs_inline: bool = Fals
     return new_run
 
 
-def _own_or_instructor(principal, run: LabRun, own_action: str, others_action: str) -> None:
-    action = own_action if run.trainee_id == principal.pk else others_action
-    decision = evaluate(principal, action, LAB_SCOPE, _DATA)
-    if not decision.allowed or (run.trainee_id != principal.pk and not is_instructor(principal)):
+def _own_or_instructor(principal, run: LabRun, others_action: str) -> None:
+    """Another trainee's run needs ``others_action`` (a Lab Instructor's). On one's own run there is nothing
+    to ask here: the caller's guarded block asks for the trainee's action, so a refusal is logged and
+    explained as any other."""
+    if run.trainee_id == principal.pk:
+        return
+    decision = evaluate(principal, others_action, LAB_SCOPE, _DATA)
+    if not decision.allowed or not is_instructor(principal):
         raise LabError("This is another trainee's lab: only a Lab Instructor may act on it.")
 
 

@@ -8,12 +8,12 @@ def shell(request):
     """What the top bar needs on every page: who acts, personas, the clock, running operations."""
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {"lab_mode": settings.STRONGROOM_LAB_MODE}
-    from portal.services import can_play_personas
+    from portal.services import can_open_labs, can_play_personas
     from security.services import can_move_lab_clock
 
-    trainer = can_play_personas(request.user)
     offset = clock.offset_seconds()
     owner = getattr(request, "real_principal", None) or getattr(request, "principal", None)
+    trainer = can_play_personas(owner)  # a Lab Instructor (lab mode)
     running = (
         Operation.objects.filter(principal=owner, dismissed=False, status=Operation.Status.IN_PROGRESS).count()
         if owner is not None
@@ -34,6 +34,8 @@ def shell(request):
         "lab_clock_now": clock.now() if offset else None,
         # Called only by the templates that show the Lab clock entry (one query, on full pages).
         "can_move_lab_clock": (lambda: can_move_lab_clock(owner)) if settings.STRONGROOM_LAB_MODE else False,
+        # Likewise for the Training labs entry (the labs app's pages act as the real person, never a persona).
+        "can_open_labs": (lambda: can_open_labs(owner)) if settings.STRONGROOM_LAB_MODE else False,
         "lab_clock_offset": offset,
         "notifications_running": running,
     }

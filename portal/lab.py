@@ -1,4 +1,4 @@
-"""The portal's part of the demo lab: tenancy, the trainer and the personas.
+"""The portal's part of the demo lab: tenancy, the trainer (a Lab Instructor), the personas and a trainee.
 
 `protection`'s `seed_lab` command calls this first, then each app's own part. Every write goes
 through the services as the trainer, so seeded data obeys the same rules as a person's clicks.
@@ -10,12 +10,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 
 from portal import services
 from portal.models import LabPersona, Region, ResourceGroup, Subscription
-from security import roles
+from security import roles, scopes
 from security import services as security_services
 from security.models import RoleAssignment, RoleDefinition
 
@@ -25,6 +24,7 @@ LAB_REGION = "eastus"
 LAB_RESOURCE_GROUP = "rg-backup-lab"
 LAB_TARGET_RESOURCE_GROUP = "rg-restore-lab"
 SECURITY_RESOURCE_GROUP = "rg-security"
+TRAINEE_USERNAME = "trainee"  # the demo trainee: role "Lab Trainee" at the root, starts labs from Home
 
 PERSONAS = [
     # key, username, display name, title, description
@@ -49,6 +49,7 @@ class Lab:
     security_group: ResourceGroup
     region: Region
     personas: dict
+    trainee: object = None  # the demo trainee's principal (role "Lab Trainee" at the root)
 
 
 def _user(username: str, display: str, *, password: str, staff: bool = False):
@@ -84,9 +85,13 @@ def _ensure_subscription(actor, name) -> Subscription:
 def seed_tenancy(*, stdout=None) -> Lab:
     password = settings.STRONGROOM_DEMO_PASSWORD
     trainer_user = _user("trainer", "Terry Trainer", password=password, staff=True)
-    trainer_user.user_permissions.add(Permission.objects.get(codename="play_personas"))
     trainer = security_services.principal_for_user(trainer_user)
     security_services.bootstrap_root_owner(trainer)
+    # Owner does not include the lab's controls: the trainer plays personas, moves the lab clock and helps
+    # trainees as a Lab Instructor, granted explicitly like any role.
+    _ensure_role(trainer, trainer, roles.LAB_INSTRUCTOR, scopes.ROOT)
+    trainee = security_services.principal_for_user(_user(TRAINEE_USERNAME, "Tina Trainee", password=password))
+    _ensure_role(trainer, trainee, roles.LAB_TRAINEE, scopes.ROOT)
 
     region = Region.objects.get(name=LAB_REGION)
     lab_sub = _ensure_subscription(trainer, LAB_SUBSCRIPTION)
@@ -119,5 +124,6 @@ def seed_tenancy(*, stdout=None) -> Lab:
         except ValidationError:
             pass  # already held: seeding is idempotent
     if stdout:
-        stdout.write(f"Tenancy: {LAB_SUBSCRIPTION} and {SECURITY_SUBSCRIPTION}, {len(personas)} personas.")
-    return Lab(trainer, lab_sub, sec_sub, lab_group, target_group, security_group, region, personas)
+        stdout.write(f"Tenancy: {LAB_SUBSCRIPTION} and {SECURITY_SUBSCRIPTION}, {len(personas)} personas, "
+                     f"trainee '{TRAINEE_USERNAME}' (Lab Trainee).")
+    return Lab(trainer, lab_sub, sec_sub, lab_group, target_group, security_group, region, personas, trainee)

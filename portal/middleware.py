@@ -24,7 +24,7 @@ class PrincipalMiddleware:
             request.real_principal = own
             request.principal = own
             persona_id = request.session.get(SESSION_PERSONA)
-            if persona_id and can_play_personas(request.user):
+            if persona_id and can_play_personas(own):  # the Lab Instructor role, checked on every request
                 persona = LabPersona.objects.select_related("principal").filter(pk=persona_id).first()
                 if persona is not None:
                     request.persona = persona

@@ -143,7 +143,7 @@ class Operation(models.Model):
 
 
 class LabPersona(models.Model):
-    """A lab role a trainer can play: a principal with a title and a short description."""
+    """A lab role a Lab Instructor can play: a principal with a title and a short description."""
 
     principal = models.OneToOneField(Principal, on_delete=models.CASCADE, related_name="persona")
     key = models.SlugField(unique=True)  # "backup-admin"
@@ -152,8 +152,9 @@ class LabPersona(models.Model):
     order = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
+        # Who may play a persona is RBAC's answer (the data action Strongroom.Lab/personas/assume/action,
+        # role "Lab Instructor"), not a Django permission.
         ordering = ["order", "title"]
-        permissions = [("play_personas", "Can switch lab personas and move the lab clock")]
 
     def __str__(self):
         return self.title

@@ -19,7 +19,8 @@ class ServicePage:
     url_name: str
     description: str
     aliases: tuple[str, ...] = ()
-    trainer_only: bool = False
+    trainer_only: bool = False  # only for a Lab Instructor (lab mode)
+    labs_only: bool = False  # only for a Lab Trainee or a Lab Instructor (lab mode)
 
     def url(self) -> str | None:
         try:
@@ -56,6 +57,8 @@ SERVICE_PAGES: tuple[ServicePage, ...] = (
     ServicePage("Activity log", "portal:activity_log", "Every write, who made it and what happened"),
     ServicePage("Alerts", "portal:alert_list", "Security and job alerts", ("Monitor",)),
     ServicePage("Lab clock", "portal:lab_clock", "Move the lab's time forward", trainer_only=True),
+    ServicePage("Training labs", "labs:lab_list", "Guided labs, each in a sandbox of your own, with your work checked",
+                ("Labs", "Training"), labs_only=True),
 )
 
 
@@ -63,7 +66,7 @@ def _norm(text: str) -> str:
     return " ".join((text or "").lower().split())
 
 
-def find_service_pages(query: str, *, trainer: bool = False, limit: int = 8) -> list[dict]:
+def find_service_pages(query: str, *, trainer: bool = False, labs: bool = False, limit: int = 8) -> list[dict]:
     """Service pages whose label or another name contains ``query`` (or every word of it), best first:
     a name that starts with the query before one that only contains it."""
     q = _norm(query)
@@ -72,7 +75,7 @@ def find_service_pages(query: str, *, trainer: bool = False, limit: int = 8) -> 
     words = q.split()
     hits = []
     for order, page in enumerate(SERVICE_PAGES):
-        if page.trainer_only and not trainer:
+        if page.trainer_only and not trainer or page.labs_only and not labs:
             continue
         names = [_norm(n) for n in page.names()]
         if any(n.startswith(q) for n in names):

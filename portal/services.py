@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from portal import enqueue, resources
 from portal.models import LabPersona, Operation, Region, ResourceGroup, Subscription
 from security import clock, scopes
-from security.audit import guarded, record
-from security.models import ActivityLogEntry, Principal
+from security.audit import guarded
+from security.models import Principal
 from security.operations import (
+    LAB_SOLVE_FOR_TRAINEE,
+    LAB_START,
     PERSONA_ASSUME,
     RESOURCE_GROUP_DELETE,
     RESOURCE_GROUP_READ,
@@ -20,7 +23,7 @@ from security.operations import (
     SUBSCRIPTION_WRITE,
     WORKER_CHECK,
 )
-from security.rbac import visible_to
+from security.rbac import authorize, visible_to
 
 # The worker check's Celery task (portal/tasks.py), enqueued by this name.
 WORKER_CHECK_TASK = "portal.tasks.answer_worker_check"
@@ -154,23 +157,33 @@ def dismiss_operations(principal: Principal) -> int:
 # --- lab personas ------------------------------------------------------------------------------
 
 
-def can_play_personas(user) -> bool:
-    from django.conf import settings
-
-    return bool(settings.STRONGROOM_LAB_MODE and user.is_authenticated and user.has_perm("portal.play_personas"))
+_DATA_ACTION = {"data_action": True}
 
 
-def assume_persona(user, real_principal: Principal, persona: LabPersona | None) -> None:
-    """Record a persona switch. The switch itself lives in the trainer's session."""
-    if not can_play_personas(user):
-        raise ValidationError("Only a lab trainer can switch personas, and only in lab mode.")
-    record(
-        real_principal,
-        PERSONA_ASSUME,
-        scopes.ROOT,
-        status=ActivityLogEntry.Status.SUCCEEDED,
-        details={"persona": persona.title if persona else "(self)"},
-    )
+def can_play_personas(principal: Principal | None) -> bool:
+    """Whether ``principal`` may switch lab persona: lab mode, and the persona data action at the root (role
+    "Lab Instructor"). Superuser status and Owner's "*" do not include it."""
+    return bool(settings.STRONGROOM_LAB_MODE and principal is not None
+                and authorize(principal, PERSONA_ASSUME, scopes.ROOT, data_action=True).allowed)
+
+
+def can_open_labs(principal: Principal | None) -> bool:
+    """Whether the Training labs page is for ``principal`` (lab mode; a Lab Trainee or a Lab Instructor), so
+    that the navigation and search offer it only to those it opens for. The labs app decides the rest."""
+    return bool(settings.STRONGROOM_LAB_MODE and principal is not None
+                and any(authorize(principal, action, scopes.ROOT, data_action=True).allowed
+                        for action in (LAB_START, LAB_SOLVE_FOR_TRAINEE)))
+
+
+def assume_persona(real_principal: Principal, persona: LabPersona | None) -> None:
+    """Record a persona switch (asking `evaluate`, so a refusal is in the activity log too). The switch itself
+    lives in the instructor's session; the caller stores it only when this returns."""
+    details = {"persona": persona.title if persona else "(self)"}
+    if persona is not None:
+        details["personaPrincipal"] = persona.principal.display_name
+    with guarded(real_principal, PERSONA_ASSUME, scopes.ROOT, change=_DATA_ACTION, details=details):
+        if not settings.STRONGROOM_LAB_MODE:
+            raise ValidationError("Lab personas can be played only in lab mode.")
 
 
 # --- worker check ------------------------------------------------------------------------------
@@ -180,7 +193,7 @@ def check_workers(principal: Principal) -> Operation:
 
     Shows a trainer (and the tests) that web, broker, worker and database are wired together.
     """
-    with guarded(principal, WORKER_CHECK, scopes.ROOT) as op:
+    with guarded(principal, WORKER_CHECK, scopes.ROOT, change=_DATA_ACTION) as op:
         operation = start_operation(principal, "Checking background workers")
         op.details["operationId"] = str(operation.pk)
         enqueue.after_commit(WORKER_CHECK_TASK, str(operation.pk))

@@ -171,8 +171,13 @@ CELERY_BEAT_SCHEDULE: dict = {
 STRONGROOM_DATA_ROOT = Path(env_str("STRONGROOM_DATA_ROOT", str(VAR_DIR / "data")))
 # Existing folders and images may be attached only below these roots (never /etc, /dev, ...).
 STRONGROOM_ATTACH_ROOTS = [Path(p) for p in env_list("STRONGROOM_ATTACH_ROOTS", [])]
-# Lab mode: a trainer may play personas and move the lab clock.
+# Lab mode: training labs, demo accounts; a Lab Instructor may play personas and move the lab clock.
 STRONGROOM_LAB_MODE = env_bool("STRONGROOM_LAB_MODE", DEBUG)
+# The PostgreSQL cluster training-lab sandboxes make their servers on (labs.sandboxes.cluster_admin): each
+# sandbox gets its own non-superuser login and database there, created and dropped by this admin login.
+STRONGROOM_LAB_POSTGRES_HOST = env_str("STRONGROOM_LAB_POSTGRES_HOST", "127.0.0.1")
+STRONGROOM_LAB_POSTGRES_PORT = env_int("STRONGROOM_LAB_POSTGRES_PORT", 5432)
+STRONGROOM_LAB_POSTGRES_USER = env_str("STRONGROOM_LAB_POSTGRES_USER", "postgres")
 STRONGROOM_DEMO_PASSWORD = env_str("STRONGROOM_DEMO_PASSWORD", "strongroom-lab")
 # Seconds a running job may go without a byte or an item moving before it fails with JobStalled, per
 # phase (see protection.jobs.runner.DEFAULT_STALL_SECONDS): transfer (reading or writing data), finishing

@@ -84,7 +84,9 @@ sleep 2
 cat <<MSG
 
   Strongroom is running at http://$HOST:$PORT/
-  Sign in as the trainer:  trainer / ${STRONGROOM_DEMO_PASSWORD:-strongroom-lab}
+  Sign in as the trainer:  trainer / ${STRONGROOM_DEMO_PASSWORD:-strongroom-lab}   (Lab Instructor)
+  Sign in as the trainee:  trainee / same password   (Lab Trainee: Home → Training labs,
+   http://$HOST:$PORT/labs/, then Start lab; sandboxes use the PostgreSQL lab cluster)
   (personas: backup-admin, backup-operator, security-admin, reader, outsider — same password;
    the trainer can also play them from the top bar)
   Web, worker and beat are restarted if they stop. Ctrl-C stops all three.

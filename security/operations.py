@@ -114,11 +114,13 @@ EXPIRE_ACCESS = _op(f"{AUTHORIZATION}/roleAssignmentSchedules/expire/action", "R
 # --- alerts and the lab -------------------------------------------------------------------------------
 ALERT_READ = _op("Microsoft.AlertsManagement/alerts/read")
 ALERT_CHANGE_STATE = _op("Microsoft.AlertsManagement/alerts/changestate/action", "Change alert state")
-LAB_CLOCK_WRITE = _op(f"{STRONGROOM_LAB}/clock/write", "Move lab clock")
-PERSONA_ASSUME = _op(f"{STRONGROOM_LAB}/personas/assume/action", "Switch lab persona")
-WORKER_CHECK = _op(f"{STRONGROOM_LAB}/workers/check/action", "Check background workers")
-# Training labs: a trainee's own actions (role "Lab Trainee") and an instructor's on others' (role "Lab
-# Instructor"). Data actions, so that Owner's "*" does not include them: both roles are granted explicitly.
+# The lab's controls and the training labs: data actions, so that Owner's "*" does not include them (nor
+# does superuser status): a trainee's own actions come with role "Lab Trainee", the instructor's (switching
+# persona, moving the lab clock, acting on another trainee's lab) with role "Lab Instructor", each granted
+# explicitly. Services check them with ``change={"data_action": True}``.
+LAB_CLOCK_WRITE = _op(f"{STRONGROOM_LAB}/clock/write", "Move lab clock", data_action=True)
+PERSONA_ASSUME = _op(f"{STRONGROOM_LAB}/personas/assume/action", "Switch lab persona", data_action=True)
+WORKER_CHECK = _op(f"{STRONGROOM_LAB}/workers/check/action", "Check background workers", data_action=True)
 LAB_START = _op(f"{STRONGROOM_LAB}/labs/start/action", "Start lab", data_action=True)
 LAB_CHECK = _op(f"{STRONGROOM_LAB}/labs/check/action", "Check lab work", data_action=True)
 LAB_SANDBOX_RESET = _op(f"{STRONGROOM_LAB}/sandboxes/reset/action", "Reset lab sandbox", data_action=True)

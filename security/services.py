@@ -213,15 +213,19 @@ def effective_actions_for(subject: Principal, scope: str, actions: list[str]) ->
 # --- lab clock -------------------------------------------------------------------------------
 
 
+_DATA_ACTION = {"data_action": True}
+
+
 def can_move_lab_clock(principal) -> bool:
-    """Whether ``principal`` may move the lab clock (lab mode, and the lab-clock action at the root)."""
+    """Whether ``principal`` may move the lab clock: lab mode, and the lab-clock data action at the root
+    (role "Lab Instructor"; Owner's "*" and superuser status do not include it)."""
     return bool(settings.STRONGROOM_LAB_MODE and principal is not None
-                and authorize(principal, LAB_CLOCK_WRITE, scopes.ROOT).allowed)
+                and authorize(principal, LAB_CLOCK_WRITE, scopes.ROOT, data_action=True).allowed)
 
 
 def move_lab_clock(principal, *, forward: dt.timedelta | None = None, reset: bool = False) -> dt.datetime:
-    """Move the lab clock forward, or back to real time. Lab mode only; only a principal holding
-    ``LAB_CLOCK_WRITE`` at the root (the lab's trainer, Owner there) may move it.
+    """Move the lab clock forward, or back to real time. Lab mode only; only a principal holding the data
+    action ``LAB_CLOCK_WRITE`` at the root (a Lab Instructor, such as the lab's trainer) may move it.
 
     Before the clock moves back, every time-bound decision due at the lab time being left is recorded
     (`clock.settle`): grants that ended stay ended, purges and expiries that fell due still happen.
@@ -229,7 +233,7 @@ def move_lab_clock(principal, *, forward: dt.timedelta | None = None, reset: boo
     details = {"reset": reset}
     if forward is not None:
         details["forwardSeconds"] = int(forward.total_seconds())
-    with guarded(principal, LAB_CLOCK_WRITE, scopes.ROOT, details=details) as op:
+    with guarded(principal, LAB_CLOCK_WRITE, scopes.ROOT, change=_DATA_ACTION, details=details) as op:
         if not settings.STRONGROOM_LAB_MODE:
             raise ValidationError("The lab clock can be moved only in lab mode.")
         row, _ = LabClock.objects.select_for_update().get_or_create(pk=1)

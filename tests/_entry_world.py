@@ -5,7 +5,10 @@
   policies, a protected and backed-up storage account (a recovery point past its expiry), a protected
   and backed-up volume (an inventory snapshot), a soft-deleted PostgreSQL instance past its purge
   time, a queued backup job, the lab's Resource Guard with a pending access request and an expired
-  grant, an alert, a role assignment and a resource group with nothing in it.
+  grant, an alert, a role assignment and a resource group with nothing in it; and the demo trainee's run of
+  a one-step training lab (`entry_lab`) in a sandbox of their own.
+* `entry_lab_registered()`: registers that lab for a test, and drops every sandbox login the test made on
+  the shared PostgreSQL lab cluster (also those of sandboxes whose rows were rolled back).
 * `lockdown()`: registers a guard that refuses every operation except ``.../read`` and records every
   refusal (every `GuardDenied` made while it is on, whoever raises it).
 * `fingerprint()`: every row of every guarded model, and every data file below the data roots
@@ -103,6 +106,11 @@ BOOKKEEPING_FIELDS = {
     "protection.BackupInstance": {"next_backup_at", "last_scheduled_slot", "updated_at"},
     "portal.Volume": {"activity", "activity_status", "activity_progress", "activity_message", "activity_started_at",
                       "activity_heartbeat_at", "activity_operation", "updated_at"},
+    # A lab's stored check outcomes (the checks read real state; the lab page shows what they found), and
+    # why a retired sandbox is still kept (a guard's refusal, in its words).
+    "labs.LabRun": {"checked_at", "completed_at"},
+    "labs.StepResult": {"passed", "message", "checked_at", "failures"},
+    "labs.Sandbox": {"kept_because"},
 }
 
 
@@ -273,6 +281,70 @@ class World:
     account2: object = None
     account3: object = None
     restore_target: object = None
+    trainee: object = None  # the demo trainee (Lab Trainee at the root)
+    lab_run: object = None  # their run of the entry lab, in a sandbox of their own
+
+
+# --- a training lab -----------------------------------------------------------------------------------
+
+ENTRY_LAB = "entry-points"
+ENTRY_STEP = "container"
+_entry_lab = None
+
+
+def entry_lab():
+    """A training lab of one step: create a container in the sandbox's source account (the check reads the
+    account's containers: real state; the solve creates it through the services as the trainee)."""
+    global _entry_lab
+    if _entry_lab is None:
+        from labs import catalogue
+        from portal.inventory import services as inv
+
+        def check(ctx):
+            account = ctx.world.source_account
+            if account.containers.filter(name="entry").exists():
+                return catalogue.CheckResult.ok("The container entry exists.")
+            return catalogue.CheckResult.missing(f"There is no container 'entry' in {account.name} yet.")
+
+        def solve(ctx):
+            inv.create_container(ctx.trainee, ctx.world.source_account, name="entry")
+
+        step = catalogue.Step(ENTRY_STEP, "Make a container", "Create the container **entry**.", check, solve,
+                              hints=("Open the storage account, then + Container.",))
+        _entry_lab = catalogue.Lab(ENTRY_LAB, "Entry points", "A lab for the entry-point proof.", ("nothing",), 1,
+                                   catalogue.Document("Test", "none"), (step,))
+    return _entry_lab
+
+
+@contextlib.contextmanager
+def entry_lab_registered():
+    """The entry lab is offered while the block runs; afterwards every sandbox made in it (its row kept or
+    rolled back) leaves no login or database on the shared PostgreSQL lab cluster."""
+    from django.db.models.signals import post_save
+
+    from labs import catalogue
+    from labs.models import Sandbox
+    from labs.sandboxes import drop_pg_login
+
+    logins: set[str] = set()
+
+    def note(sender, instance, **kwargs):
+        if instance.pg_login:
+            logins.add(instance.pg_login)
+
+    uid = "entry-world-sandbox-logins"
+    post_save.connect(note, sender=Sandbox, weak=False, dispatch_uid=uid)
+    catalogue.register(entry_lab())
+    try:
+        yield
+    finally:
+        catalogue._LABS.pop(ENTRY_LAB, None)
+        post_save.disconnect(sender=Sandbox, dispatch_uid=uid)
+        for login in logins:
+            try:
+                drop_pg_login(login)
+            except Exception:  # noqa: BLE001 - the cluster may be down in a test that says so
+                pass
 
 
 def build_world(lab) -> World:
@@ -379,7 +451,12 @@ def build_world(lab) -> World:
     mua_vault = vault_services.create_vault(backup_admin, name="bv-entry-mua", region=lab.region,
                                             resource_group=lab.lab_group)
     mua.link_resource_guard(backup_admin, mua_vault, guard_id=guard.resource_id, region=lab.region.pk)
+    # The demo trainee starts the entry lab (`entry_lab_registered` offers it): a sandbox of their own.
+    from labs import services as lab_services
+
+    lab_run = lab_services.start_lab(lab.trainee, ENTRY_LAB, run_jobs_inline=True)
     return World(lab, None, vault, adls_policy, esan_policy, pg_policy, instance, point, volume_instance,
                  volume_point, snapshot, soft_deleted, queued, guard, pending, alert, assignment, empty_group,
                  database, documents, admin_user, account=account, san=san, volume_group=group, volume=volumes[1],
-                 server=server, account2=account2, account3=account3, restore_target=restore_target)
+                 server=server, account2=account2, account3=account3, restore_target=restore_target,
+                 trainee=lab.trainee, lab_run=lab_run)

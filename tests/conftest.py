@@ -102,7 +102,8 @@ def _fresh_clock():
 
 @pytest.fixture
 def lab(db):
-    """The seeded lab tenancy: trainer (Owner at /), subscriptions, resource groups, personas."""
+    """The seeded lab tenancy: trainer (Owner and Lab Instructor at /), subscriptions, resource groups, personas,
+    the demo trainee (Lab Trainee at /)."""
     from portal.lab import seed_tenancy
 
     return seed_tenancy()

@@ -26,11 +26,12 @@ import pytest
 from django.core.management import call_command, get_commands
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from tests._entry_world import build_world, difference, fingerprint, form_data, lockdown
+from tests._entry_world import ENTRY_LAB, ENTRY_STEP, build_world, difference, entry_lab_registered, fingerprint
+from tests._entry_world import form_data, lockdown
 
 pytestmark = pytest.mark.django_db
 
-OUR_APPS = ("portal", "security", "vaults", "protection")
+OUR_APPS = ("portal", "security", "vaults", "protection", "labs")
 
 DP = "Microsoft.DataProtection"
 BV = f"{DP}/backupVaults"
@@ -41,6 +42,7 @@ RG_WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write"
 RG_DELETE = "Microsoft.Resources/subscriptions/resourceGroups/delete"
 ROLE_WRITE = "Microsoft.Authorization/roleAssignments/write"
 ROLE_DELETE = "Microsoft.Authorization/roleAssignments/delete"
+LAB = "Strongroom.Lab"
 
 READ = "read-only"  # changes nothing (reads, previews, downloads)
 SESSION = "session"  # changes only the caller's own session or notification list, no resource
@@ -72,9 +74,9 @@ URLS: dict[str, object] = {
     "portal:alert_change_state": {"Microsoft.AlertsManagement/alerts/changestate/action"},
     "portal:notifications": READ,
     "portal:notifications_dismiss": SESSION,
-    "portal:switch_persona": SESSION,
-    "portal:lab_clock": {"Strongroom.Lab/clock/write"},
-    "portal:check_workers": {"Strongroom.Lab/workers/check/action"},
+    "portal:switch_persona": {f"{LAB}/personas/assume/action"},  # logged; the session keeps the persona only then
+    "portal:lab_clock": {f"{LAB}/clock/write"},
+    "portal:check_workers": {f"{LAB}/workers/check/action"},
     "login": SESSION,
     "logout": SESSION,
     # inventory
@@ -184,6 +186,16 @@ URLS: dict[str, object] = {
                       "Microsoft.Authorization/roleAssignmentApprovals/reject/action"},
     "mua:my_requests": READ,
     "mua:cancel_request": {"Microsoft.Authorization/roleAssignmentScheduleRequests/cancel/action"},
+    # training labs: a trainee's own (Lab Trainee) and an instructor's on a trainee's run (Lab Instructor)
+    "labs:lab_list": READ,
+    "labs:lab_page": READ,
+    "labs:run_page": READ,
+    "labs:start": {f"{LAB}/labs/start/action"},
+    "labs:check": {f"{LAB}/labs/check/action"},  # asks a worker to run the checks
+    "labs:hint": {f"{LAB}/labs/check/action"},
+    "labs:reset": {f"{LAB}/sandboxes/reset/action"},
+    "labs:solve": {f"{LAB}/trainees/solve/action"},
+    "labs:reset_for_trainee": {f"{LAB}/trainees/reset/action"},
 }
 
 # Admin: every registration of a Strongroom model is read-only (add, change and delete refused by the
@@ -236,7 +248,25 @@ TASKS: dict[str, object] = {
     "security.tasks.close_expired_grants": EXPIRY,
     "portal.tasks.answer_worker_check": READ,  # completes the worker-check notification
     "portal.inventory.run_volume_job": {f"{ESAN}/volumeGroups/volumes/write"},
+    # A lab's checks read real state; the outcome they store for the lab page is bookkeeping.
+    "labs.tasks.check_run": READ,
+    # A retired sandbox is taken down through the services as the sandbox provisioner, in a person's order:
+    # lower the vaults' protection where it may be lowered, delete backup data, policies, vaults, Resource
+    # Guards, then what the resource groups hold, then the groups (previews ask the same operations).
+    "labs.tasks.take_down_retired": {
+        f"{BV}/write", f"{BV}/backupInstances/delete", f"{BV}/backupPolicies/delete", f"{BV}/delete",
+        f"{DP}/resourceGuards/delete", "Microsoft.Compute/snapshots/delete", f"{STORAGE}/delete",
+        f"{ESAN}/volumeGroups/volumes/delete", f"{ESAN}/volumeGroups/delete", f"{ESAN}/delete",
+        f"{PG}/databases/delete", f"{PG}/delete", RG_DELETE,
+    },
 }
+
+
+@pytest.fixture(autouse=True)
+def _entry_lab():
+    """The world's training lab is offered during each test; its sandboxes leave nothing on the cluster."""
+    with entry_lab_registered():
+        yield
 
 
 # --- enumeration ---------------------------------------------------------------------------------------
@@ -316,6 +346,9 @@ def url_args(key: str, w) -> list:
     """The arguments of ``key``'s pattern in the world."""
     lab = w.lab
     name = key.split(":")[-1]
+    if key.startswith("labs:"):
+        return {"lab_list": [], "run_page": [w.lab_run.pk], "solve": [w.lab_run.pk, ENTRY_STEP],
+                "reset_for_trainee": [w.lab_run.pk], "hint": [ENTRY_LAB, ENTRY_STEP]}.get(name, [ENTRY_LAB])
     by_name = {
         "subscription_detail": [lab.lab_subscription.pk],
         "resource_group_detail": [w.empty_group.pk], "resource_group_delete": [w.empty_group.pk],
@@ -361,8 +394,9 @@ def url_args(key: str, w) -> list:
 HX = {"HTTP_HX_REQUEST": "true"}
 WIZARDS = {"vaults:vault_create", "protection:policy_create", "protection:configure_protection",
            "protection:restore_wizard", "mua:guard_create"}
-# Who clicks (default: the trainer, Owner at the root, so that only the lockdown refuses).
-ACTORS = {"mua:approvals": "security-admin", "mua:cancel_request": "backup-admin", "mua:request_access": "backup-admin"}
+# Who clicks (default: the trainer, Owner and Lab Instructor at the root, so that only the lockdown refuses).
+ACTORS = {"mua:approvals": "security-admin", "mua:cancel_request": "backup-admin", "mua:request_access": "backup-admin",
+          **{f"labs:{name}": "trainee" for name in ("lab_page", "start", "check", "hint", "reset")}}
 # htmx helpers that post a wizard's form from one of its tabs: (wizard, its start query, the tab).
 WIZARD_HELPERS = {
     "protection:configure_revalidate": ("protection:configure_protection", "datasources"),
@@ -528,7 +562,8 @@ def total_lockdown(key: str) -> bool:
 def client_for(client, key: str, lab):
     client.logout()
     who = ACTORS.get(key)
-    client.force_login((lab.personas[who].principal if who else lab.trainer).user)
+    principal = lab.trainee if who == "trainee" else lab.personas[who].principal if who else lab.trainer
+    client.force_login(principal.user)
     return client
 
 
@@ -630,7 +665,7 @@ def test_seed_lab_is_refused_when_the_guard_says_so(db):
             call_command("seed_lab", stdout=open(os.devnull, "w"))
     assert state.refused and set(state.refused) <= COMMANDS["seed_lab"], state.refused
     changed = set(difference(before, fingerprint()))
-    assert changed <= {"auth.User", "auth.User_user_permissions", "security.Principal", "security.RoleAssignment"}, changed
+    assert changed <= {"auth.User", "security.Principal", "security.RoleAssignment"}, changed
     [bootstrap] = RoleAssignment.objects.all()
     assert bootstrap.role.name == "Owner" and bootstrap.scope == scopes.ROOT
     assert bootstrap.principal.display_name == "Terry Trainer"
@@ -639,7 +674,7 @@ def test_seed_lab_is_refused_when_the_guard_says_so(db):
 def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):
     """GIVEN the world, where every periodic task has work (a due scheduled backup, an expired recovery
     point, a soft-deleted instance past its purge, queued jobs of each kind, an ended grant, a volume
-    job) WHEN each task is called under lockdown THEN nothing guarded changed and each task that reaches
+    job, a trainee's lab run and, after its reset, a retired sandbox) WHEN each task is called under lockdown THEN nothing guarded changed and each task that reaches
     guarded operations was refused at one of its row."""
     from portal import tasks as portal_tasks
     from portal.inventory import services as inv
@@ -651,6 +686,9 @@ def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):
     from protection.backups import retention
     from security import clock, mua
     from security import tasks as security_tasks
+    from labs import services as lab_services
+    from labs import tasks as labs_tasks
+    from labs.models import StepResult
 
     monkeypatch.setattr(jobs, "enqueue", lambda job: None)  # the test runs every job itself
     w = build_world(lab)
@@ -701,5 +739,11 @@ def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):
         TASKS["portal.tasks.answer_worker_check"])
     run("portal.inventory.run_volume_job", lambda: inventory_tasks.run_volume_job(w.volume.pk, str(operation.pk)),
         TASKS["portal.inventory.run_volume_job"])
+    # The trainee's lab: its checks run (reading real state), then a reset retires the sandbox to take down.
+    run("labs.tasks.check_run", lambda: labs_tasks.check_run(str(w.lab_run.pk)), TASKS["labs.tasks.check_run"])
+    assert StepResult.objects.get(run=w.lab_run, step=ENTRY_STEP).checked_at is not None  # the check really ran
+    lab_services.reset_lab(lab.trainee, w.lab_run, run_jobs_inline=True)
+    run("labs.tasks.take_down_retired", lambda: labs_tasks.take_down_retired(str(w.lab_run.sandbox_id)),
+        TASKS["labs.tasks.take_down_retired"])
     assert Job.objects.filter(operation=JobOperation.PURGE).exists() and mua  # the world had the work
     assert not problems, "\n".join(problems)

@@ -25,7 +25,7 @@ from security import services as security_services
 @login_required
 @require_POST
 def switch_persona(request):
-    if not services.can_play_personas(request.user):
+    if not services.can_play_personas(request.real_principal):
         raise Http404("Lab personas are not available.")
     persona_id = request.POST.get("persona", "").strip()
     persona = None
@@ -33,7 +33,7 @@ def switch_persona(request):
         persona = LabPersona.objects.filter(pk=require_id(persona_id, "persona")).first()
         if persona is None:
             raise BadInput(f"There is no lab persona {persona_id}. Choose one from the 'Playing' list in the top bar.")
-    services.assume_persona(request.user, request.real_principal, persona)
+    services.assume_persona(request.real_principal, persona)  # refused: the session keeps the persona it had
     if persona is None:
         request.session.pop(SESSION_PERSONA, None)
         messages.info(request, "You are acting as yourself again.")
@@ -45,8 +45,8 @@ def switch_persona(request):
 
 @login_required
 def lab_clock(request):
-    # Only a principal holding the lab-clock action at the root sees the page (the trainer, Owner
-    # there); moving it goes through the guarded service all the same.
+    # Only a principal holding the lab-clock data action at the root sees the page (a Lab Instructor);
+    # moving it goes through the guarded service all the same.
     if not security_services.can_move_lab_clock(request.real_principal):
         raise Http404("The lab clock is not available.")
     form = ClockForm(request.POST or None, initial={"amount": 1, "unit": "days"})
@@ -72,7 +72,7 @@ def lab_clock(request):
 @login_required
 @require_POST
 def check_workers(request):
-    if not services.can_play_personas(request.user):
+    if not services.can_play_personas(request.real_principal):
         raise Http404("The worker check is not available.")
     services.check_workers(request.real_principal)
     messages.info(request, "Asked the background workers to answer: watch Notifications.")

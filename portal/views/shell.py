@@ -89,7 +89,9 @@ def search(request):
                         "where": _where(obj),
                     }
                 )
-    service_pages = find_service_pages(query, trainer=services.can_play_personas(request.user)) if query else []
+    who = request.real_principal
+    service_pages = find_service_pages(query, trainer=services.can_play_personas(who),
+                                       labs=services.can_open_labs(who)) if query else []
     template = "portal/search.html#results" if request.htmx else "portal/search.html"
     return render(request, template, {"query": query, "results": results, "service_pages": service_pages})
 

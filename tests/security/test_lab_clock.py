@@ -1,8 +1,8 @@
 """The lab clock (issue 13): who may move it, and what moving it back never undoes.
 
-GIVEN the seeded lab (the trainer is Owner at the root; the personas hold roles below it) WHEN someone
-moves the lab clock THEN only a principal holding ``Strongroom.Lab/clock/write`` at the root may (the
-page too); WHEN the trainer resets it to real time THEN everything due at the lab time being left is
+GIVEN the seeded lab (the trainer is Owner and Lab Instructor at the root; the personas hold roles below
+it) WHEN someone moves the lab clock THEN only a principal holding the data action
+``Strongroom.Lab/clock/write`` at the root may (the page too); WHEN the trainer resets it to real time THEN everything due at the lab time being left is
 recorded first (settlers), a locked setting stays locked, and rows stamped while the clock was ahead
 never sort above rows written after the reset. Grants, purges and expiries have their own tests in
 tests/security/test_mua.py, tests/protection/test_soft_delete.py and tests/protection/test_retention.py.
@@ -11,6 +11,7 @@ tests/security/test_mua.py, tests/protection/test_soft_delete.py and tests/prote
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -46,7 +47,7 @@ def test_no_persona_may_move_the_clock(lab, persona):
     assert denied.filter(principal=principal).count() == 2
 
 
-def test_the_trainer_holds_the_clock_permission_as_owner_at_the_root(lab):
+def test_the_trainer_holds_the_clock_permission_as_lab_instructor_at_the_root(lab):
     assert security_services.can_move_lab_clock(lab.trainer)
     security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(hours=5))
     entry = ActivityLogEntry.objects.filter(operation=security_services.LAB_CLOCK_WRITE).latest("id")
@@ -54,13 +55,19 @@ def test_the_trainer_holds_the_clock_permission_as_owner_at_the_root(lab):
 
 
 def test_the_clock_page_is_only_for_those_who_may_move_it(client, lab, settings):
-    """A user with the persona-switching permission but no lab-clock right (not Owner at the root) gets
-    no page and no menu entry; the trainer has both."""
-    from django.contrib.auth.models import Permission
+    """A user with the persona-switching right but no lab-clock right gets no page and no menu entry; the
+    trainer (Lab Instructor) has both."""
+    from security import operations as ops
+    from security import scopes
+    from security.models import RoleDefinition
 
-    admin_user = lab.personas["backup-admin"].principal.user
-    admin_user.user_permissions.add(Permission.objects.get(codename="play_personas"))
+    personas_only = RoleDefinition.objects.create(id=str(uuid.uuid4()), name="Lab persona player (test)",
+                                                  description="Plays personas only.", data_actions=[ops.PERSONA_ASSUME])
+    backup_admin = lab.personas["backup-admin"].principal
+    security_services.assign_role(lab.trainer, assignee=backup_admin, role=personas_only, scope=scopes.ROOT)
+    admin_user = backup_admin.user
     client.force_login(admin_user)
+    assert 'id="persona-select"' in client.get(reverse("portal:home")).content.decode()  # the other right holds
     assert client.get(reverse("portal:lab_clock")).status_code == 404
     assert client.post(reverse("portal:lab_clock"), {"amount": 1, "unit": "days"}).status_code == 404
     assert "Lab clock</a>" not in client.get(reverse("portal:home")).content.decode()
