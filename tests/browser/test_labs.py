@@ -148,3 +148,56 @@ def test_a_trainee_completes_the_vault_lab_by_clicking(page, live_server, lab_pe
     expect(page.locator(".lab-meter")).to_contain_text("4 of 4 steps done")
     both_widths(page, "lab-complete")
     assert BackupVault.objects.filter(name="bv-training").exists()
+
+
+def test_a_trainee_resets_a_sandbox_with_locked_data_and_the_old_one_is_kept(page, live_server, lab_people, worker):
+    from labs.models import Sandbox
+    from vaults.models import BackupVault
+
+    sign_in(page, live_server, "tina", PASSWORD)
+    open_lab_from_home(page, live_server, "Ransomware drill")
+    page.locator("#start-lab").click()
+    expect(page.locator(".messages")).to_contain_text("is ready. Follow step 1 below.", timeout=90_000)
+    old = current_run(lab_people["tina"], "ransomware-drill").sandbox
+    vault_name = f"bv-drill-{old.code}"
+
+    # Step 1 as the lab page says: Properties > Immutable vault > Settings, enable, then lock (irreversible).
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Backup vaults").click()
+    page.get_by_role("link", name=vault_name).click()
+    page.locator(".blade-menu").get_by_role("link", name="Properties").click()
+    page.locator("#immutability-settings").click()
+    page.get_by_label("Enable vault immutability").check()
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#immutability-card")).to_contain_text("Enabled")
+    page.locator("#immutability-settings").click()
+    page.get_by_label("Lock immutability (irreversible)").check()
+    page.get_by_label(re.compile("Type the vault name to confirm locking")).fill(vault_name)
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#immutability-card")).to_contain_text("Enabled and locked")
+
+    # Reset sandbox: a fresh one at once; the old one leaves the trainee's view and is kept for its data.
+    open_lab_from_home(page, live_server, "Ransomware drill")
+    both_widths(page, "lab-ransomware-step")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#reset-sandbox").click()
+    expect(page.locator(".messages")).to_contain_text(f"Your old sandbox {old.code} is retired", timeout=90_000)
+    new = current_run(lab_people["tina"], "ransomware-drill").sandbox
+    assert new.code != old.code
+    expect(page.locator("#sandbox-title")).to_contain_text(new.code)
+    expect(page.locator(".lab-step").first).to_contain_text("Now")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Backup vaults").click()
+    expect(page.get_by_role("link", name=f"bv-drill-{new.code}")).to_be_visible()
+    expect(page.get_by_role("link", name=vault_name)).to_have_count(0)
+
+    old.refresh_from_db()
+    assert old.status == Sandbox.Status.RETIRED
+    assert BackupVault.objects.get(name=vault_name).immutability_state == "Locked"  # nothing went around the guard
+
+    # The lab's owner (the instructor) sees it kept, with the reason.
+    page.context.clear_cookies()
+    sign_in(page, live_server, "ivan", PASSWORD)
+    page.goto(f"{live_server.url}/labs/")
+    retired = page.locator("#retired-title").locator("xpath=..")
+    expect(retired).to_contain_text(old.code)
+    expect(retired).to_contain_text("mmutab", timeout=30_000)
+    both_widths(page, "labs-instructor")
