@@ -15,7 +15,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from labs import sandboxes, services, teardown
+from labs import sandboxes, services, tasks, teardown
 from labs.models import LabRun, Sandbox
 from labs.sandboxes import SandboxWorld
 from portal import services as portal_services
@@ -172,7 +172,8 @@ def test_always_on_soft_deleted_data_keeps_the_sandbox_until_its_purge(lab, trai
     assert purging.status == Sandbox.Status.RETIRED and "is being purged" in purging.kept_because
     [purge] = Job.objects.filter(instance=instance, operation=JobOperation.PURGE)
     jobs.run(purge.pk)
-    assert teardown.take_down(purging).status == Sandbox.Status.DELETED
+    tasks.take_down_retired()  # the hourly sweep: every retired sandbox
+    assert Sandbox.objects.get(pk=purging.pk).status == Sandbox.Status.DELETED
     assert not BackupVault.objects.filter(pk=vault.pk).exists()
 
 
