@@ -56,7 +56,7 @@ PROVISIONER_ROLE = SystemRole(
         ops.POSTGRES_READ, ops.POSTGRES_WRITE, ops.POSTGRES_DELETE,
         ops.POSTGRES_DATABASE_READ, ops.POSTGRES_DATABASE_WRITE, ops.POSTGRES_DATABASE_DELETE,
         ops.GUARD_READ, ops.GUARD_WRITE, ops.GUARD_DELETE,
-        ops.VAULT_READ, ops.VAULT_DELETE, ops.POLICY_READ, ops.POLICY_DELETE,
+        ops.VAULT_READ, ops.VAULT_WRITE, ops.VAULT_DELETE, ops.POLICY_READ, ops.POLICY_DELETE,
         ops.INSTANCE_READ, ops.INSTANCE_DELETE, ops.STOP_PROTECTION, ops.PROXY_READ, ops.PROXY_DELETE,
         ops.DELETED_INSTANCE_READ, ops.PURGE, ops.JOB_READ, ops.RECOVERY_POINT_READ,
     ),
@@ -273,7 +273,8 @@ def cluster_admin() -> postgres.ConnectionParams:
 
 
 def drop_pg_login(name: str) -> None:
-    """Drop the databases ``name`` owns on the lab cluster, then the login (nothing orphaned)."""
+    """Drop the databases ``name`` owns on the lab cluster, what it still owns or was granted in the
+    others, then the login (nothing orphaned). Nothing happens when the login is already gone."""
     admin = cluster_admin()
     with postgres.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
@@ -282,6 +283,14 @@ def drop_pg_login(name: str) -> None:
             "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = %s)", [name])]
         for database in owned:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        # Objects or grants it has in other databases (pg_shdepend says where): DROP OWNED works per database.
+        elsewhere = {r[0] for r in conn.execute(
+            "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid "
+            "WHERE s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %s)", [name])}
+    for database in sorted(elsewhere - {admin.dbname}):
+        with postgres.connect(admin.with_database(database), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+    with postgres.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
@@ -334,7 +343,7 @@ def provision(trainee: Principal, lab_slug: str) -> Sandbox:
     if not probe.ok:
         raise ValidationError(
             f"The lab's PostgreSQL cluster does not answer, so the sandbox's database cannot be made: {probe.message} "
-            "Start PostgreSQL (see the README), then start the lab again. Nothing was created.")
+            "Start PostgreSQL (see the README), then start the lab (or reset it) again. Nothing was created.")
     code = _new_code()
     names = SandboxNames(code)
     sandbox = Sandbox(code=code, owner=trainee, lab=lab_slug, created_at=clock.now(), pg_login=names.pg_login)
@@ -359,6 +368,12 @@ def provision(trainee: Principal, lab_slug: str) -> Sandbox:
         if isinstance(exc, ValidationError):
             raise ValidationError(f"The sandbox could not be seeded, and nothing of it was kept: "
                                   f"{' '.join(exc.messages)}") from exc
+        if isinstance(exc, Exception):  # a full disk, a lost connection: said in words, not a server error
+            logger.exception("Seeding the sandbox %s failed", code)
+            raise ValidationError(
+                f"The sandbox could not be seeded ({type(exc).__name__}: {exc}), and nothing of it was kept. "
+                "Start the lab (or reset it) again; if it fails again, tell your instructor what this message says."
+            ) from exc
         raise
     return sandbox
 

@@ -1,5 +1,6 @@
 """Checks run when a trainee acts (the activity log gains an entry of theirs, or one played for them) or a
-job they started ends: the lab page then shows the outcome without "Check my work"."""
+job they started ends: the lab page then shows the outcome without "Check my work". A job that ends in a
+retired sandbox (the deletion or purge its take-down started) sends the take-down on again."""
 
 from __future__ import annotations
 
@@ -26,10 +27,14 @@ def _after_activity(sender, instance: ActivityLogEntry, created: bool, **kwargs)
 
 
 def _after_job(sender, job: Job, **kwargs) -> None:
-    if job.initiated_by_id:
-        from labs import services
+    from labs import services, teardown
+    from portal import enqueue
 
+    if job.initiated_by_id:
         services.check_runs_of([job.initiated_by_id])
+    retired = teardown.retired_sandbox_of(job)
+    if retired is not None:
+        enqueue.after_commit(services.TEARDOWN_TASK, str(retired.pk))
 
 
 def connect() -> None:

@@ -165,6 +165,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "close-expired-mua-grants": {"task": "security.tasks.close_expired_grants", "schedule": 60.0,
                                  "options": {"expires": 50}},
     "purge-soft-deleted": {"task": "protection.tasks.start_purges", "schedule": 600.0, "options": {"expires": 540}},
+    # labs: retired training sandboxes whose data the guards kept are tried again (retention ended, the lab
+    # clock moved); a job ending in one sends its take-down on at once.
+    "take-down-retired-sandboxes": {"task": "labs.tasks.take_down_retired", "schedule": 3600.0,
+                                    "options": {"expires": 3000}},
 }
 
 # Strongroom

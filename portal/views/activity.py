@@ -15,24 +15,38 @@ from django_htmx.http import HttpResponseStopPolling
 from portal import services
 from portal.models import Operation
 from portal.shortcuts import page_number, report_outcome, search_text
-from portal.templatetags.portal_ui import describe_scopes
+from portal import resources
+from portal.templatetags.portal_ui import ScopeInfo, describe_scope, describe_scopes
 from security import clock, scopes
 from security import services as security_services
 from security.models import ActivityLogEntry, Alert
-from security.rbac import active_assignments
+from security.rbac import active_assignments, authorize
 
 # --- activity log -------------------------------------------------------------------------------
 
 
 def activity_for(principal):
-    """Entries at scopes where the principal holds any role (Azure: read on the scope)."""
-    held = [a.scope for a in active_assignments(principal)]
+    """Entries at scopes where the principal holds any role (Azure: read on the scope). A role of data actions
+    only (Strongroom's Lab Trainee and Lab Instructor at '/') reads no resource, so it shows no entry, as it
+    shows no subscription (`services.subscriptions_for`)."""
+    held = [a.scope for a in active_assignments(principal).select_related("role") if a.role.actions or a.role.not_actions]
     if any(scopes.normalize(s) == scopes.ROOT for s in held):
         return ActivityLogEntry.objects.all()
     query = Q(principal=principal)
     for scope in held:
         query |= Q(scope__iexact=scope) | Q(scope__istartswith=scope.rstrip("/") + "/")
     return ActivityLogEntry.objects.filter(query)
+
+
+def filter_scope(principal, text: str) -> ScopeInfo | None:
+    """What the scope filter names: the resource, by its name, for whoever may read it; else only the text
+    typed (a resource id must not tell its name to someone who cannot see the resource)."""
+    if not text:
+        return None
+    rtype = resources.type_of(text)
+    if rtype is None or authorize(principal, rtype.read_action, scopes.normalize(text)).allowed:
+        return describe_scope(text)
+    return ScopeInfo(text, text, rtype.label, "")
 
 
 TIMESPANS = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
@@ -67,6 +81,7 @@ def activity_log(request):
             "page": page,
             "filters": filters,
             "filtered": any(filters.values()),
+            "filter_scope": filter_scope(request.principal, filters["scope"]),
             "timespans": TIMESPAN_LABELS,
             "statuses": ActivityLogEntry.Status.values,
             "operations": sorted(set(visible_entries.order_by().values_list("operation_name", flat=True).distinct())),

@@ -1,0 +1,181 @@
+"""Isolation between sandboxes is real (issue 16, "Sandboxes"): RBAC hides one trainee's sandbox from
+another, and on the shared PostgreSQL cluster a sandbox's login can neither open nor list another's database.
+
+Trainee A and trainee B each start a lab; B also backs up their PostgreSQL server and has a Resource Guard.
+Signed in as A, every GET route of the URL resolver is requested, its path parameters filled with B's
+objects, and nothing of B's may appear in any answer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from labs import services
+from labs.sandboxes import SandboxWorld
+from portal.inventory import postgres
+from portal.lab import LAB_REGION
+from protection import datasource_types
+from security import mua
+from security.models import RoleAssignment
+from tests.labs._trainee_backups import backup_now, probe_lab, protect  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.django_db
+
+# Routes with a parameter that none of B's objects fits (B has no snapshot, alert or access request).
+UNFILLED = {"portal:snapshot_detail", "portal:alert_change_state", "mua:cancel_request"}
+
+
+@dataclass
+class Pair:
+    a: object
+    b: object
+    world_a: SandboxWorld
+    world_b: SandboxWorld
+    run_b: object
+    vault_b: object
+    instance_b: object
+    job_b: object
+    guard_b: object
+
+
+@pytest.fixture
+def pair(lab, make_trainee, probe_lab):
+    a, b = make_trainee("traineea"), make_trainee("traineeb")
+    services.start_lab(a, probe_lab.slug, run_jobs_inline=True)
+    run_b = services.start_lab(b, probe_lab.slug, run_jobs_inline=True)
+    world_a, world_b = SandboxWorld(services.active_run(a, probe_lab.slug).sandbox), SandboxWorld(run_b.sandbox)
+    vault_b, instance_b = protect(b, world_b, world_b.pg_server, datasource_types.POSTGRES_FLEX)
+    job_b = backup_now(b, instance_b)
+    guard_b = mua.create_resource_guard(world_b.security_admin, resource_group_id=world_b.security_group.resource_id,
+                                        name=f"guard-{world_b.names.code}", region=LAB_REGION)
+    return Pair(a, b, world_a, world_b, run_b, vault_b, instance_b, job_b, guard_b)
+
+
+def markers(trainee, world: SandboxWorld) -> list[str]:
+    """Text that names a sandbox or its trainee: every resource name carries the sandbox's code."""
+    code = world.names.code
+    return [f"sbx{code}", f"-{code}", f"sbx_{code}", f"sandbox {code}", trainee.user.username, trainee.display_name]
+
+
+def routes():
+    """(key, pattern) of every route outside the Django admin (A is no staff member: the admin turns them away)."""
+    out = []
+
+    def walk(patterns, namespace=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                if p.namespace != "admin":
+                    walk(p.url_patterns, f"{namespace}:{p.namespace}".strip(":") if p.namespace else namespace)
+            elif isinstance(p, URLPattern) and p.name:
+                out.append((f"{namespace}:{p.name}" if namespace else p.name, p))
+
+    walk(get_resolver().url_patterns)
+    return out
+
+
+def b_objects(pair: Pair) -> list[tuple[str, object]]:
+    """B's object for a route, by the route's name (most specific first)."""
+    w = pair.world_b
+    point = pair.job_b.recovery_point
+    assignment = RoleAssignment.objects.filter(principal=pair.b, scope=w.subscription.resource_id).first()
+    return [
+        ("container_create", w.source_account), ("volume_group_create", w.elastic_san),
+        ("volume_create", w.volume.volume_group), ("postgres_database_create", w.pg_server),
+        ("subscription_", w.subscription), ("resource_group_", w.backup_group), ("iam_remove", assignment),
+        ("storage_account_", w.source_account), ("container_", w.source_account.containers.get(name="documents")),
+        ("blob_", w.source_account.containers.get(name="documents")), ("elastic_san_", w.elastic_san),
+        ("volume_group_", w.volume.volume_group), ("volume_", w.volume), ("postgres_server_", w.pg_server),
+        ("postgres_database_", w.pg_database), ("vault_", pair.vault_b), ("policy_", pair.instance_b.policy),
+        ("instance_", pair.instance_b), ("job_", pair.job_b), ("recovery_point_", point), ("guard_", pair.guard_b),
+        ("request_access", pair.guard_b), ("run_page", pair.run_b), ("solve", pair.run_b),
+        ("reset_for_trainee", pair.run_b),
+    ]
+
+
+def url_for(key: str, pattern: URLPattern, pair: Pair, slug: str) -> tuple[str | None, bool]:
+    """(the route's URL with B's objects in it, whether it names one of B's objects); None when none fits."""
+    params = list(pattern.pattern.converters)
+    if not params:
+        return reverse(key), False
+    name = key.split(":")[-1]
+    if params == ["slug"] or params == ["slug", "step"]:  # a lab by its slug: A's own run of it
+        return reverse(key, args=[slug, "scratch"][: len(params)]), False
+    obj = next((o for prefix, o in b_objects(pair) if name.startswith(prefix)), None)
+    if obj is None:
+        return None, False
+    extra = {"database": pair.world_b.names.pg_database, "step": "scratch"}
+    return reverse(key, args=[obj.pk] + [extra[p] for p in params[1:]]), True
+
+
+def queries(pair: Pair) -> list[str]:
+    """Pages opened with one of B's objects in the query string, as links and wizards open them."""
+    w, vault, instance = pair.world_b, pair.vault_b, pair.instance_b
+    return [
+        reverse("portal:search") + f"?q={w.names.code}",
+        reverse("portal:iam") + f"?scope={vault.resource_id}",
+        reverse("portal:iam_check_access") + f"?scope={vault.resource_id}&member={pair.b.pk}",
+        reverse("portal:resource_group_list") + f"?subscription={w.subscription.pk}",
+        reverse("portal:activity_log") + f"?scope={w.subscription.resource_id}",
+        reverse("protection:configure_protection") + f"?vault={vault.pk}&type=pg",
+        reverse("protection:policy_create") + f"?vault={vault.pk}",
+        reverse("protection:restore_wizard") + f"?instance={instance.pk}",
+        reverse("protection:instance_list") + f"?vault={vault.pk}",
+        reverse("protection:job_list") + f"?vault={vault.pk}",
+        reverse("protection:recovery_point_browse", args=[pair.job_b.recovery_point.pk]) + "?container=documents",
+    ]
+
+
+def leaks(response, names: list[str]) -> list[str]:
+    text = response.content.decode(errors="replace") + response.get("Location", "")
+    return [n for n in names if n in text]
+
+
+def test_trainee_a_finds_nothing_of_trainee_b_at_any_url(pair, probe_lab, client):
+    client.force_login(pair.a.user)
+    b_names, problems, requested, unfilled = markers(pair.b, pair.world_b), [], 0, set()
+    for key, pattern in routes():
+        url, names_b_object = url_for(key, pattern, pair, probe_lab.slug)
+        if url is None:
+            unfilled.add(key)
+            continue
+        response = client.get(url)
+        requested += 1
+        if found := leaks(response, b_names):
+            problems.append(f"{key} ({url}, {response.status_code}) shows {found}")
+        if names_b_object and response.status_code == 200:
+            problems.append(f"{key} ({url}) answered 200 for one of B's objects")
+    for url in queries(pair):
+        response = client.get(url)
+        requested += 1
+        if found := leaks(response, b_names):
+            problems.append(f"{url} ({response.status_code}) shows {found}")
+    assert not problems, "\n".join(problems)
+    assert unfilled == UNFILLED and requested > 120
+    # The same client still sees A's own sandbox (signed in all along), and B sees what A was refused.
+    assert f"sbx{pair.world_a.names.code}src" in client.get(reverse("portal:storage_account_list")).content.decode()
+    client.force_login(pair.b.user)
+    for url in (reverse("vaults:vault_detail", args=[pair.vault_b.pk]),
+                reverse("protection:recovery_point_detail", args=[pair.job_b.recovery_point.pk]),
+                reverse("portal:postgres_server_databases", args=[pair.world_b.pg_server.pk]),
+                reverse("labs:run_page", args=[pair.run_b.pk])):
+        response = client.get(url)
+        assert response.status_code == 200 and leaks(response, b_names), url
+
+
+def test_b_login_cannot_open_and_b_backup_neither_reads_nor_lists_a_database(pair):
+    a_database, b_database = pair.world_a.names.pg_database, pair.world_b.names.pg_database
+    b_params = pair.world_b.pg_server.connection_params()
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        postgres.connect(b_params.with_database(a_database)).close()
+    assert [d.name for d in postgres.discover_databases(b_params, owned_only=True)] == [b_database]
+
+    job, point = pair.job_b, pair.job_b.recovery_point
+    assert job.status == "Completed", job.error_message
+    assert [m["database"] for m in point.manifests if m.get("database")] == [b_database]
+    recorded = json.dumps([job.extended_info, job.error_message, point.manifests, point.verify_details], default=str)
+    assert b_database in recorded and a_database not in recorded
