@@ -70,8 +70,11 @@ def lab_list(request):
         raise Http404("Training labs are available in lab mode to Lab Trainees and Lab Instructors.")
     context = home_panel_context(request)
     if services.is_instructor(principal):
-        context["retired"] = services.retired_sandboxes()[:50]
-        context["runs"] = LabRun.objects.filter(active=True).select_related("trainee", "sandbox")[:200]
+        titles = {lab.slug: lab.title for lab in catalogue.all_labs()}
+        context["retired"] = list(services.retired_sandboxes()[:50])
+        context["runs"] = list(LabRun.objects.filter(active=True).select_related("trainee", "sandbox")[:200])
+        for row in (*context["retired"], *context["runs"]):
+            row.lab_title = titles.get(row.lab, row.lab)
     context["unavailable"] = [(lab, lab.unavailable()) for lab in catalogue.all_labs() if lab.unavailable()]
     return render(request, "labs/lab_list.html", context)
 

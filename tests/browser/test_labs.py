@@ -196,8 +196,12 @@ def test_a_trainee_resets_a_sandbox_with_locked_data_and_the_old_one_is_kept(pag
     # The lab's owner (the instructor) sees it kept, with the reason.
     page.context.clear_cookies()
     sign_in(page, live_server, "ivan", PASSWORD)
-    page.goto(f"{live_server.url}/labs/")
-    retired = page.locator("#retired-title").locator("xpath=..")
-    expect(retired).to_contain_text(old.code)
-    expect(retired).to_contain_text("mmutab", timeout=30_000)
+    from tests.conftest import wait_until
+
+    def kept_with_reason():  # the take-down runs on the worker; the page is read again until it has
+        page.goto(f"{live_server.url}/labs/")
+        text = page.locator("#retired-title").locator("xpath=..").inner_text()
+        return old.code in text and "mmutab" in text
+
+    wait_until(kept_with_reason, 60, "the retired sandbox to be listed with its reason", every=1)
     both_widths(page, "labs-instructor")
