@@ -66,6 +66,25 @@ class ProcessReader(io.RawIOBase):
         return 0
 
 
+_ROLE_LINE = re.compile(rb'^(?:CREATE ROLE|ALTER ROLE|COMMENT ON ROLE)\s+("(?:[^"]|"")+"|[^\s;]+)')
+_GRANT_LINE = re.compile(rb'^GRANT\s.*\sTO\s+("(?:[^"]|"")+"|[^\s;]+)')
+
+
+def own_roles_only(globals_sql: bytes, login: str) -> bytes:
+    """The globals of a server that holds only its login's databases (a training sandbox on a shared
+    cluster): the roles of other logins are left out, so a backup never lists another sandbox's."""
+    def name(raw: bytes) -> str:
+        text = raw.decode("utf-8", "replace")
+        return text[1:-1].replace('""', '"') if text.startswith('"') else text
+
+    kept = []
+    for line in globals_sql.splitlines(keepends=True):
+        role = _ROLE_LINE.match(line) or _GRANT_LINE.match(line)
+        if role is None or name(role.group(1)) == login:
+            kept.append(line)
+    return b"".join(kept)
+
+
 def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -213,6 +232,8 @@ class PostgresDriver(Driver):
                                    stdin=subprocess.DEVNULL, env=env, bufsize=0) as proc:
                 try:
                     reader = ProcessReader(proc, os.path.basename(command[0]), stderr_file)
+                    if item == GLOBALS_ITEM and self.server(instance).only_owned_databases:
+                        reader = io.BytesIO(own_roles_only(reader.read(), params.user))  # a few kB
                     return store.backup_stream(reader, name=item, source_id=source_id(instance, item),
                                                tags=tags + [f"item:{item}"], progress=run.engine_progress(item),
                                                cancel=run.cancel, retain_until=run.retain_until,

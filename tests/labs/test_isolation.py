@@ -179,3 +179,17 @@ def test_b_login_cannot_open_and_b_backup_neither_reads_nor_lists_a_database(pai
     assert [m["database"] for m in point.manifests if m.get("database")] == [b_database]
     recorded = json.dumps([job.extended_info, job.error_message, point.manifests, point.verify_details], default=str)
     assert b_database in recorded and a_database not in recorded
+
+
+def test_b_backup_of_the_roles_names_no_other_sandbox_login(pair, tmp_path):
+    """pg_dumpall --globals-only lists every role of the cluster: for a sandbox's server only its own login
+    is kept (another sandbox's login would name it)."""
+    from vaults.storage import open_store
+
+    point = pair.job_b.recovery_point
+    globals_part = next(m for m in point.manifests if m["item"] == "globals.sql")
+    with open_store(pair.instance_b.vault) as store, open(tmp_path / "globals.sql", "wb") as out:
+        store.restore_stream(globals_part["id"], out)
+    text = (tmp_path / "globals.sql").read_text()
+    assert f"CREATE ROLE {pair.world_b.names.pg_login};" in text
+    assert pair.world_a.names.pg_login not in text and "CREATE ROLE postgres;" not in text
