@@ -57,7 +57,7 @@ PROVISIONER_ROLE = SystemRole(
         ops.POSTGRES_DATABASE_READ, ops.POSTGRES_DATABASE_WRITE, ops.POSTGRES_DATABASE_DELETE,
         ops.GUARD_READ, ops.GUARD_WRITE, ops.GUARD_DELETE,
         ops.VAULT_READ, ops.VAULT_WRITE, ops.VAULT_DELETE, ops.POLICY_READ, ops.POLICY_DELETE,
-        ops.INSTANCE_READ, ops.INSTANCE_DELETE, ops.STOP_PROTECTION, ops.PROXY_READ, ops.PROXY_DELETE,
+        ops.INSTANCE_READ, ops.INSTANCE_DELETE, ops.STOP_PROTECTION, ops.SUSPEND_BACKUPS, ops.PROXY_READ, ops.PROXY_DELETE,
         ops.DELETED_INSTANCE_READ, ops.PURGE, ops.JOB_READ, ops.RECOVERY_POINT_READ,
     ),
     "Held by the Strongroom system principal only, in lab mode: creates training sandboxes (subscription, "

@@ -36,6 +36,7 @@ from portal import services as portal_services
 from portal.inventory import services as inventory
 from portal.inventory.models import ElasticSan, PostgresServer, Snapshot, StorageAccount
 from portal.models import ResourceGroup
+from protection.backups import services as backups
 from protection.deletion import services as deletion
 from protection.models import TERMINAL_JOB_STATUSES, BackupInstance, BackupPolicy, Job, ProtectionState
 from protection.policies import services as policy_services
@@ -172,6 +173,8 @@ def _empty_vaults(actor, world: SandboxWorld) -> None:
 
 def _empty_vault(actor, vault: BackupVault) -> None:
     deletable = list(BackupInstance.objects.filter(vault=vault, protection_state__in=deletion.DELETABLE_STATES))
+    if deletable and vault.immutability_state == ImmutabilityState.LOCKED:
+        _stop_new_backups(actor, vault, deletable)
     if deletable:
         _lower_protection(actor, vault)
         for instance in deletable:
@@ -188,6 +191,22 @@ def _empty_vault(actor, vault: BackupVault) -> None:
             f"Delete the backup policy '{policy.name}'")
     _do(vault_services.delete_preview(actor, vault), lambda: vault_services.delete_vault(actor, vault),
         f"Delete the Backup vault '{vault.name}'")
+
+
+def _stop_new_backups(actor, vault: BackupVault, instances) -> None:
+    """A locked vault keeps its data until it expires: stop its schedules (Stop backup, Retain as per policy)
+    so that the kept sandbox does not go on growing. Refused (by a Resource Guard) or not, the deletion that
+    follows says why the sandbox is kept."""
+    for instance in instances:
+        if instance.protection_state != ProtectionState.CONFIGURED:
+            continue
+        try:
+            _do(evaluate(actor, ops.SUSPEND_BACKUPS, instance, {"retain": backups.RETAIN_AS_PER_POLICY}),
+                lambda i=instance: backups.stop_backup(actor, i, retain=backups.RETAIN_AS_PER_POLICY,
+                                                       comments="The training sandbox was reset."),
+                f"Stop backup of '{instance.name}'")
+        except Kept:
+            pass
 
 
 def _lower_protection(actor, vault: BackupVault) -> None:

@@ -113,9 +113,10 @@ def test_locked_immutable_data_keeps_the_old_sandbox_retired_with_the_reason(lab
     assert kept.status == Sandbox.Status.RETIRED
     assert f"Delete backup data of '{instance.name}' in the Backup vault '{vault.name}'" in kept.kept_because
     assert "immutable (immutability enabled and locked)" in kept.kept_because
-    # Nothing went around the guard: the data, the vault, the seeded resources and the database stay.
+    # Nothing went around the guard: the data, the vault, the seeded resources and the database stay; only
+    # its schedule stopped (Stop backup, Retain as per policy), so the kept sandbox does not grow.
     instance.refresh_from_db()
-    assert instance.protection_state == ProtectionState.CONFIGURED
+    assert instance.protection_state == ProtectionState.BACKUPS_SUSPENDED
     assert RecoveryPoint.objects.filter(instance=instance).exists()
     assert BackupVault.objects.filter(pk=vault.pk).exists() and world.source_account is not None
     assert world.pg_database is not None and on_cluster(world.names.pg_login, world.names.pg_database) == (True, True)
