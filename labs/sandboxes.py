@@ -29,7 +29,7 @@ from labs.models import Sandbox
 from portal import services as portal_services
 from portal.inventory import postgres
 from portal.inventory import services as inventory
-from portal.inventory.lab import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER
+from portal.inventory.lab import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, sample_text
 from portal.inventory.models import ElasticSan, data_root, PostgresDatabase, PostgresServer, StorageAccount, Volume
 from portal.lab import LAB_REGION
 from portal.models import Region, ResourceGroup, Subscription
@@ -193,28 +193,15 @@ class SandboxWorld:
 
 # --- sample data -----------------------------------------------------------------------------------------
 
-_WORDS = ("backup vault restore policy retention snapshot container blob volume recovery point daily weekly "
-          "monthly immutable soft delete guard approval region redundancy checksum incremental").split()
-
-
-def _text(rng: random.Random, size: int) -> bytes:
-    lines, total = [], 0
-    while total < size:
-        line = " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(6, 14))).capitalize() + ".\n"
-        lines.append(line)
-        total += len(line)
-    return "".join(lines).encode()[:size]
-
-
 def sample_blobs(code: str) -> dict[str, list[tuple[str, bytes]]]:
     """A sandbox's blobs per container: small (about 1 MiB in all), varied, different in every sandbox."""
     rng = random.Random(f"strongroom-sandbox-{code}")
     return {
-        "documents": [(f"reports/2024/q{q}/summary.md", _text(rng, 6_000 + q * 500)) for q in range(1, 5)]
-        + [("contracts/acme-renewal.docx", rng.randbytes(90_000)), ("notes with spaces.txt", _text(rng, 3_000)),
-           ("résumé café.txt", _text(rng, 2_000))],
+        "documents": [(f"reports/2024/q{q}/summary.md", sample_text(rng, 6_000 + q * 500)) for q in range(1, 5)]
+        + [("contracts/acme-renewal.docx", rng.randbytes(90_000)), ("notes with spaces.txt", sample_text(rng, 3_000)),
+           ("résumé café.txt", sample_text(rng, 2_000))],
         "images": [(f"photos/IMG_{i:04d}.raw", rng.randbytes(120_000)) for i in range(1, 5)],
-        "logs": [(f"app/2024-06-{day:02d}.log", _text(rng, 24_000)) for day in range(1, 6)],
+        "logs": [(f"app/2024-06-{day:02d}.log", sample_text(rng, 24_000)) for day in range(1, 6)],
     }
 
 

@@ -62,7 +62,8 @@ class InventoryLab:
     sample_database: PostgresDatabase | None
 
 
-def _text(rng: random.Random, size: int) -> bytes:
+def sample_text(rng: random.Random, size: int) -> bytes:
+    """``size`` bytes of sentences from the backup vocabulary (compressible, readable sample text)."""
     out, total = [], 0
     while total < size:
         line = " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(6, 16))).capitalize() + ".\n"
@@ -90,15 +91,15 @@ def sample_blobs() -> dict[str, list[tuple[str, bytes]]]:
     """Deterministic sample content per container (about 30 MiB in all)."""
     rng = random.Random("strongroom-lab-blobs")
     documents = [
-        (f"reports/2024/q{q}/summary.md", _text(rng, 40_000 + q * 5_000)) for q in range(1, 5)
+        (f"reports/2024/q{q}/summary.md", sample_text(rng, 40_000 + q * 5_000)) for q in range(1, 5)
     ] + [
-        (f"reports/2024/q{q}/figures-{i}.csv", _text(rng, 120_000)) for q in range(1, 5) for i in range(1, 3)
+        (f"reports/2024/q{q}/figures-{i}.csv", sample_text(rng, 120_000)) for q in range(1, 5) for i in range(1, 3)
     ] + [
         ("reports/2023/annual report.pdf", rng.randbytes(900_000)),
-        ("notes with spaces.txt", _text(rng, 8_000)),
-        ("résumé café.txt", _text(rng, 6_000)),
-        ("日本語/メモ.txt", _text(rng, 5_000)),
-        ("Ünïcödé folder/naïve file.md", _text(rng, 7_000)),
+        ("notes with spaces.txt", sample_text(rng, 8_000)),
+        ("résumé café.txt", sample_text(rng, 6_000)),
+        ("日本語/メモ.txt", sample_text(rng, 5_000)),
+        ("Ünïcödé folder/naïve file.md", sample_text(rng, 7_000)),
         ("contracts/2024/acme-renewal.docx", rng.randbytes(450_000)),
         ("contracts/2024/globex-nda.docx", rng.randbytes(380_000)),
         ("README.md", b"# Documents\n\nSample documents for the Strongroom lab.\n"),
