@@ -196,6 +196,8 @@ URLS: dict[str, object] = {
     "labs:reset": {f"{LAB}/sandboxes/reset/action"},
     "labs:solve": {f"{LAB}/trainees/solve/action"},
     "labs:reset_for_trainee": {f"{LAB}/trainees/reset/action"},
+    # self-study MUA: the trainee decides their own request as their sandbox's security admin (role-played)
+    "labs:role_play": {f"{LAB}/sandboxes/securityAdmin/action"},
 }
 
 # Admin: every registration of a Strongroom model is read-only (add, change and delete refused by the
@@ -396,7 +398,7 @@ WIZARDS = {"vaults:vault_create", "protection:policy_create", "protection:config
            "protection:restore_wizard", "mua:guard_create"}
 # Who clicks (default: the trainer, Owner and Lab Instructor at the root, so that only the lockdown refuses).
 ACTORS = {"mua:approvals": "security-admin", "mua:cancel_request": "backup-admin", "mua:request_access": "backup-admin",
-          **{f"labs:{name}": "trainee" for name in ("lab_page", "start", "check", "hint", "reset")}}
+          **{f"labs:{name}": "trainee" for name in ("lab_page", "start", "check", "hint", "reset", "role_play")}}
 # htmx helpers that post a wizard's form from one of its tabs: (wizard, its start query, the tab).
 WIZARD_HELPERS = {
     "protection:configure_revalidate": ("protection:configure_protection", "datasources"),
@@ -434,6 +436,7 @@ def overrides(key: str, w, data: dict) -> dict:
         "portal:iam_remove": {"scope": w.vault.resource_id},
         "portal:alert_change_state": {"state": "Acknowledged"},
         "portal:lab_clock": {"amount": "1", "unit": "days"},
+        "labs:role_play": {"request_id": str(w.pending_request.pk), "decision": "approve"},
         "portal:switch_persona": {"persona": str(lab.personas["reader"].pk)},
         "portal:storage_account_create": {"name": "sanewentry", "resource_group": lab.lab_group.pk},
         "portal:container_create": {"name": "newcontainer"},
