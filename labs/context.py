@@ -16,6 +16,9 @@ class LabContext:
     started_at: dt.datetime  # lab time; activity before it is not the trainee's work in this lab
     # Tests (and a command run by hand) run the jobs a solve starts in this process, at once.
     run_jobs_inline: bool = False
+    # In a class, the trainee's partner for paired labs (each is the other's security admin), or None.
+    partner: Principal | None = None
+    partner_world: SandboxWorld | None = None
     jobs: list = field(default_factory=list)
 
     @property

@@ -45,7 +45,8 @@ class LabRun(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     trainee = models.ForeignKey(Principal, on_delete=models.CASCADE, related_name="lab_runs")
     lab = models.CharField(max_length=60, db_index=True)
-    sandbox = models.OneToOneField(Sandbox, on_delete=models.PROTECT, related_name="run")
+    # A class seat's sandbox serves every lab of the class; outside a class each run has its own.
+    sandbox = models.ForeignKey(Sandbox, on_delete=models.PROTECT, related_name="runs")
     started_at = models.DateTimeField()  # lab time
     completed_at = models.DateTimeField(null=True, blank=True)
     active = models.BooleanField(default=True, db_index=True)  # False once reset away
@@ -74,3 +75,44 @@ class StepResult(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "step"], name="one_result_per_run_step")]
+
+
+class LabClass(models.Model):
+    """A class an instructor runs: its labs, and a seat (account and sandbox) per trainee."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=60)
+    slug = models.CharField(max_length=24, unique=True)  # the trainees' usernames start with it
+    labs = models.JSONField(default=list)  # lab slugs, in the order the class does them
+    size = models.PositiveSmallIntegerField()
+    instructor = models.ForeignKey(Principal, on_delete=models.PROTECT, related_name="taught_classes")
+    stuck_minutes = models.PositiveSmallIntegerField(default=10)  # "stuck" on the class page after this
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Seat(models.Model):
+    """One trainee of a class: a generated account, its sandbox, and its partner for paired labs (the seat
+    of the same class with the same ``pair``; none for self-study)."""
+
+    lab_class = models.ForeignKey(LabClass, on_delete=models.CASCADE, related_name="seats")
+    number = models.PositiveSmallIntegerField()
+    trainee = models.OneToOneField(Principal, on_delete=models.PROTECT, related_name="seat")
+    sandbox = models.ForeignKey(Sandbox, on_delete=models.PROTECT, null=True, related_name="seats")
+    pair = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["lab_class", "number"], name="one_seat_number_per_class")]
+
+    def partner(self) -> "Seat | None":
+        if self.pair is None:
+            return None
+        return (Seat.objects.filter(lab_class_id=self.lab_class_id, pair=self.pair).exclude(pk=self.pk)
+                .select_related("trainee", "sandbox").first())

@@ -226,7 +226,7 @@ def _security_admin(names: SandboxNames) -> Principal:
     return security_services.principal_for_user(user)
 
 
-def _assign(actor, assignee, role_name: str, scope: str) -> None:
+def assign(actor, assignee, role_name: str, scope: str) -> None:
     security_services.assign_role(actor, assignee=assignee, role=RoleDefinition.objects.get(name=role_name),
                                   scope=scope, description="Training sandbox")
 
@@ -344,9 +344,9 @@ def provision(trainee: Principal, lab_slug: str) -> Sandbox:
                 portal_services.create_resource_group(actor, subscription=subscription, name=group, region=region)
             world = SandboxWorld(sandbox)
             security_admin = _security_admin(names)
-            _assign(actor, security_admin, roles.OWNER, world.security_group.resource_id)
+            assign(actor, security_admin, roles.OWNER, world.security_group.resource_id)
             for role_name, scope in trainee_roles(world):
-                _assign(actor, trainee, role_name, scope)
+                assign(actor, trainee, role_name, scope)
             _seed_storage(actor, world, region, made)
             _seed_elastic_san(actor, world, region, made)
             _seed_postgres(actor, world, region)
@@ -363,6 +363,14 @@ def provision(trainee: Principal, lab_slug: str) -> Sandbox:
             ) from exc
         raise
     return sandbox
+
+
+def undo_external(names: SandboxNames) -> None:
+    """What a sandbox whose rows were rolled back left outside the database (by its names alone)."""
+    root = data_root()
+    folders = [root / "storage" / names.source_account, root / "storage" / names.target_account]
+    folders += list((root / "elasticsan").glob(f"*-{names.elastic_san}"))
+    _undo_external(names, folders)
 
 
 def _undo_external(names: SandboxNames, made: list[Path]) -> None:

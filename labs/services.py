@@ -16,7 +16,7 @@ from django.db import transaction
 
 from labs import catalogue, sandboxes, teardown
 from labs.context import LabContext
-from labs.models import LabRun, Sandbox, StepResult
+from labs.models import LabRun, Sandbox, Seat, StepResult
 from portal import enqueue
 from security import clock, scopes
 from security import operations as ops
@@ -66,7 +66,12 @@ def active_run(trainee: Principal, slug: str) -> LabRun | None:
 
 
 def context_for(run: LabRun, *, run_jobs_inline: bool = False) -> LabContext:
-    return LabContext(run.trainee, sandboxes.SandboxWorld(run.sandbox), run.started_at, run_jobs_inline=run_jobs_inline)
+    ctx = LabContext(run.trainee, sandboxes.SandboxWorld(run.sandbox), run.started_at, run_jobs_inline=run_jobs_inline)
+    seat = Seat.objects.filter(trainee_id=run.trainee_id).first()
+    partner = seat.partner() if seat is not None else None
+    if partner is not None and partner.sandbox is not None:
+        ctx.partner, ctx.partner_world = partner.trainee, sandboxes.SandboxWorld(partner.sandbox)
+    return ctx
 
 
 # --- start ----------------------------------------------------------------------------------------------
@@ -88,7 +93,11 @@ def start_lab(trainee: Principal, slug: str, *, run_jobs_inline: bool = False) -
 
 
 def _new_run(trainee: Principal, lab: catalogue.Lab, *, run_jobs_inline: bool) -> LabRun:
-    sandbox = sandboxes.provision(trainee, lab.slug)
+    return begin_run(trainee, lab, sandboxes.provision(trainee, lab.slug), run_jobs_inline=run_jobs_inline)
+
+
+def begin_run(trainee: Principal, lab: catalogue.Lab, sandbox: Sandbox, *, run_jobs_inline: bool = False) -> LabRun:
+    """Begin ``lab`` for ``trainee`` in ``sandbox``: its steps to do, and what the lab starts from."""
     run = LabRun.objects.create(trainee=trainee, lab=lab.slug, sandbox=sandbox, started_at=clock.now())
     StepResult.objects.bulk_create([StepResult(run=run, step=s.key) for s in lab.steps])
     if lab.prepare is not None:
@@ -214,6 +223,9 @@ def reset_lab(principal: Principal, run: LabRun, *, run_jobs_inline: bool = Fals
         run = LabRun.objects.select_for_update().select_related("sandbox", "trainee").get(pk=run.pk)
         if not run.active:
             raise LabError("This sandbox was already reset. Open the lab again to see the new one.")
+        if Seat.objects.filter(trainee_id=run.trainee_id).exists():
+            raise LabError("This trainee is in a class: reset their seat from the class (labs.classes.reset_seats), "
+                           "which also resets a partner's sandbox.")
         running = teardown.running_jobs(run.sandbox)
         if running:
             raise LabError(f"A job is still running in this sandbox ({running}). Wait for it to end, or cancel it "

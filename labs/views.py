@@ -8,7 +8,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labs import catalogue, roleplay, services
+from labs import catalogue, classes, roleplay, services
 from labs.models import LabRun
 from labs.sandboxes import SandboxNames, SandboxWorld
 from portal.shortcuts import parse_uuid, report_outcome, require_id
@@ -147,7 +147,7 @@ def hint(request, slug, step):
 @require_POST
 def reset(request, slug):
     run = _own_run(request, slug)
-    report_outcome(request, lambda: services.reset_lab(request.real_principal, run),
+    report_outcome(request, lambda: classes.reset_run(request.real_principal, run),
                    lambda new: f"Your old sandbox {run.sandbox.code} is retired; your new sandbox {new.sandbox.code} "
                                "is ready. The lab starts again at step 1.")
     return redirect("labs:lab_page", slug=slug)
@@ -193,6 +193,6 @@ def solve(request, run_id, step):
 @require_POST
 def reset_for_trainee(request, run_id):
     run = get_object_or_404(LabRun.objects.select_related("sandbox", "trainee"), pk=run_id)
-    report_outcome(request, lambda: services.reset_lab(request.real_principal, run),
+    report_outcome(request, lambda: classes.reset_run(request.real_principal, run),
                    lambda new: f"{run.trainee.display_name} has a new sandbox {new.sandbox.code}.")
     return redirect("labs:lab_list")

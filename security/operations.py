@@ -127,6 +127,9 @@ LAB_SANDBOX_RESET = _op(f"{STRONGROOM_LAB}/sandboxes/reset/action", "Reset lab s
 LAB_SECURITY_ROLE_PLAY = _op(f"{STRONGROOM_LAB}/sandboxes/securityAdmin/action",
                              "Role-play the sandbox's security admin", data_action=True)
 LAB_SOLVE_FOR_TRAINEE = _op(f"{STRONGROOM_LAB}/trainees/solve/action", "Solve a trainee's lab step", data_action=True)
+LAB_CLASS_READ = _op(f"{STRONGROOM_LAB}/classes/read", data_action=True)
+LAB_CLASS_WRITE = _op(f"{STRONGROOM_LAB}/classes/write", "Create lab class", data_action=True)
+LAB_CLASS_CLOSE = _op(f"{STRONGROOM_LAB}/classes/close/action", "Close lab class", data_action=True)
 LAB_RESET_FOR_TRAINEE = _op(f"{STRONGROOM_LAB}/trainees/reset/action", "Reset a trainee's sandbox", data_action=True)
 
 # --- Resource Guards ----------------------------------------------------------------------------------

@@ -88,6 +88,9 @@ class Lab:
     # Seeds what the lab starts from, through the services as the trainee (after the sandbox exists).
     prepare: Callable | None = None
     order: int = 100
+    # A role-play lab: in a class, trainees do it in pairs (each the other's security admin); alone, in
+    # self-study with the sandbox's built-in security admin.
+    paired: bool = False
 
     def step(self, key: str) -> Step:
         for step in self.steps:

@@ -47,7 +47,7 @@ def test_neither_a_superuser_nor_owner_at_the_root_may_solve_or_reset_a_trainees
     assert client.post(reverse("labs:reset_for_trainee", args=[run.pk])).status_code == 403
     assert LabRun.objects.get(pk=run.pk).active and LabRun.objects.filter(trainee=trainee).count() == 1
     assert StepResult.objects.get(run=run, step="scratch").solved_by == ""
-    assert not run.sandbox.run.results.filter(passed=True).exists()
+    assert not run.results.filter(passed=True).exists()
     refused = ActivityLogEntry.objects.filter(principal=principal, status=ActivityLogEntry.Status.FAILED)
     assert set(refused.values_list("operation", flat=True)) == {ops.LAB_SOLVE_FOR_TRAINEE, ops.LAB_RESET_FOR_TRAINEE}
 
