@@ -95,8 +95,8 @@ def _new_slug(name: str) -> str:
     raise RuntimeError("Could not find a free class name.")
 
 
-def _account(slug: str, number: int) -> tuple[Principal, str]:
-    password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(12))
+def _account(slug: str, number: int, password: str | None = None) -> tuple[Principal, str]:
+    password = password or "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(12))
     user = get_user_model().objects.create_user(f"{slug}-{number:02d}", password=password,
                                                 first_name="Trainee", last_name=f"{number:02d} ({slug})")
     return security_services.principal_for_user(user), password
@@ -121,27 +121,35 @@ def _seat_runs(seat: Seat, labs: list[catalogue.Lab], *, run_jobs_inline: bool) 
         services.begin_run(seat.trainee, lab, seat.sandbox, run_jobs_inline=run_jobs_inline)
 
 
+DEMO_SLUG = "demo-class"
+
+
 def create_class(instructor: Principal, *, name: str, labs: list[str], trainees: int, stuck_minutes: int = 10,
-                 run_jobs_inline: bool = False) -> ClassCreated:
+                 run_jobs_inline: bool = False, demo: bool = False) -> ClassCreated:
     """Create the class, its accounts and a sandbox per trainee (complete when this returns), pair the
-    trainees for paired labs, and begin every lab for every trainee. All or nothing."""
+    trainees for paired labs, and begin every lab for every trainee. All or nothing.
+
+    ``demo`` (the seed only): the demo class of `make run`, with fixed usernames (demo-class-01, -02) and the
+    demo password, allowed on SQLite too since its two trainees are one person trying it out."""
     name = (name or "").strip()
     details = {"name": name, "labs": list(labs or []), "trainees": trainees}
     made: list[Sandbox] = []
     try:
         with guarded(instructor, ops.LAB_CLASS_WRITE, scopes.ROOT, change=_DATA, details=details) as op:
             services._require_lab_mode()
-            problem = database_problem()
+            problem = "" if demo else database_problem()
             if problem:
                 raise ValidationError(problem)
             chosen = _validate(name, list(labs or []), trainees)
-            lab_class = LabClass.objects.create(name=name, slug=_new_slug(name), labs=[lab.slug for lab in chosen],
+            lab_class = LabClass.objects.create(name=name, slug=DEMO_SLUG if demo else _new_slug(name),
+                                                labs=[lab.slug for lab in chosen],
                                                 size=trainees, instructor=instructor, created_at=clock.now(),
                                                 stuck_minutes=max(1, int(stuck_minutes or 10)))
             actor = sandboxes.provisioner()
             seats, passwords = [], {}
             for number in range(1, trainees + 1):
-                principal, passwords[number] = _account(lab_class.slug, number)
+                principal, passwords[number] = _account(
+                    lab_class.slug, number, settings.STRONGROOM_DEMO_PASSWORD if demo else None)
                 _trainee_role(actor, principal)
                 sandbox = sandboxes.provision(principal, f"class:{lab_class.slug}")
                 made.append(sandbox)

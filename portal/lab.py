@@ -1,6 +1,6 @@
 """The portal's part of the demo lab: tenancy, the trainer (a Lab Instructor), the personas and a trainee.
 
-`protection`'s `seed_lab` command calls this first, then each app's own part. Every write goes
+`labs`'s `seed_lab` command calls this first, then each app's own part. Every write goes
 through the services as the trainer, so seeded data obeys the same rules as a person's clicks.
 """
 

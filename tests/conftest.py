@@ -100,6 +100,28 @@ def _fresh_clock():
     clock.forget_cached_offset()
 
 
+@pytest.fixture(autouse=True)
+def _drop_sandbox_logins(request):
+    """Training sandboxes made in a test leave no login or database on the shared PostgreSQL cluster
+    (dropped before the test's rows go, so that they can still be listed)."""
+    names = request.fixturenames
+    database = next((f for f in ("transactional_db", "db") if f in names), None)
+    if database is None and request.node.get_closest_marker("django_db") is None:
+        yield
+        return
+    if database is not None:
+        request.getfixturevalue(database)
+    yield
+    from labs.models import Sandbox
+    from labs.sandboxes import drop_pg_login
+
+    for login in Sandbox.objects.exclude(pg_login="").values_list("pg_login", flat=True):
+        try:
+            drop_pg_login(login)
+        except Exception:  # noqa: BLE001 - the cluster may be down in the test that says so
+            pass
+
+
 @pytest.fixture
 def lab(db):
     """The seeded lab tenancy: trainer (Owner and Lab Instructor at /), subscriptions, resource groups, personas,

@@ -47,20 +47,6 @@ def instructor(django_user_model, lab):
     return _person(django_user_model, lab, roles.LAB_INSTRUCTOR, "instructor")
 
 
-@pytest.fixture(autouse=True)
-def _drop_sandbox_logins(db):
-    """Every sandbox made in the test leaves no login or database on the shared cluster."""
-    yield
-    from labs.models import Sandbox
-    from labs.sandboxes import drop_pg_login
-
-    for login in Sandbox.objects.exclude(pg_login="").values_list("pg_login", flat=True):
-        try:
-            drop_pg_login(login)
-        except Exception:  # noqa: BLE001 - the cluster may be down in the test that says so
-            pass
-
-
 @pytest.fixture
 def start(trainee):
     """Start a lab for the trainee (jobs its solves start run inline): ``start("vault-basics")``."""

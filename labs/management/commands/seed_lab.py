@@ -1,4 +1,5 @@
-"""Seed the demo lab, idempotently, through every app's services (run by `make run`)."""
+"""Seed the demo lab, idempotently, through every app's services (run by `make run`). It lives in the
+top-floor app, which may import every other app's seed."""
 
 from django.core.management.base import BaseCommand
 
@@ -8,6 +9,7 @@ from portal.mua.lab import seed_mua
 from protection.lab import seed_protection
 from protection.lab_drill import seed_drill
 from vaults.lab import seed_vaults
+from labs.lab import seed_demo_class
 from vaults.mua import seed_mua_vault
 
 
@@ -24,5 +26,6 @@ class Command(BaseCommand):
         seed_mua(lab, stdout=self.stdout)
         seed_mua_vault(lab, stdout=self.stdout)
         seed_drill(lab, stdout=self.stdout)
+        seed_demo_class(lab, stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("The demo lab is ready."))
         return None
