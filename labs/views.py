@@ -33,7 +33,7 @@ def _progress(run: LabRun | None, lab: catalogue.Lab) -> dict:
     if run is None:
         return {"steps": [{"step": s, "state": "todo", "title": catalogue.fill_names(s.title, PREVIEW_NAMES)} for s in lab.steps],
                 "done": 0, "current": None}
-    names = SandboxWorld(run.sandbox).names
+    names = catalogue.names_for(lab, services.context_for(run))
     results = {r.step: r for r in run.results.all()}
     current = next((s for s in lab.steps if not getattr(results.get(s.key), "passed", False)), None)
     rows = []
@@ -43,7 +43,7 @@ def _progress(run: LabRun | None, lab: catalogue.Lab) -> dict:
         current_row = step is current
         rows.append({"step": step, "state": state, "result": result, "title": catalogue.fill_names(step.title, names),
                      "instructions": step.instructions_html(names) if current_row else "",
-                     "hints": [catalogue.fill_names(h, names) for h in services.visible_hints(run, step)] if current_row else (),
+                     "hints": step.hints_for(names)[:len(services.visible_hints(run, step))] if current_row else (),
                      "more_hints": current_row and len(services.visible_hints(run, step)) < len(step.hints)})
     done = sum(1 for r in rows if r["state"] == "passed")
     checking = bool(run.check_requested_at and (run.checked_at is None or run.check_requested_at > run.checked_at))

@@ -50,6 +50,36 @@ def fill_names(text: str, names) -> str:
 
 
 @dataclass(frozen=True)
+class PairNames:
+    """What a paired lab's text may name for a trainee with a partner: their own sandbox's names (``{code}``,
+    ``{security_group}``, ...), the partner (``{partner}``: display name, ``{partner_username}``) and the
+    partner's sandbox (``{partner_code}``, ``{partner_security_group}``: any sandbox name after ``partner_``)."""
+
+    own: object
+    partner: str
+    partner_username: str
+    partner_sandbox: object
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name in ("own", "partner_sandbox"):
+            raise AttributeError(name)
+        if name.startswith("partner_"):
+            return getattr(self.partner_sandbox, name[len("partner_"):], None)
+        return getattr(self.own, name, None)
+
+
+def names_for(lab: "Lab", ctx):
+    """The names a run's text is filled with: its sandbox's, and in a paired lab with a partner the pair's."""
+    if lab.paired and ctx.partner is not None and ctx.partner_world is not None:
+        return PairNames(ctx.names, ctx.partner.display_name, ctx.partner.sign_in_name, ctx.partner_world.names)
+    return ctx.names
+
+
+def _paired(names) -> bool:
+    return isinstance(names, PairNames)
+
+
+@dataclass(frozen=True)
 class Step:
     key: str
     title: str
@@ -59,13 +89,19 @@ class Step:
     hints: tuple[str, ...] = ()
     # Said above the step when it needs lab time to pass (grant expiry, purge, retention).
     needs_time: str = ""
+    # A paired lab's instructions and hints for a trainee with a partner (`PairNames`), when they differ
+    # from the self-study ones (as many hints, in the same order).
+    paired_instructions: str = ""
+    paired_hints: tuple[str, ...] = ()
 
     def instructions_html(self, names=None) -> str:
         """The instructions as HTML, with the sandbox's names put in for ``{backup_group}``-style fields."""
-        return _markdown.markdown(fill_names(self.instructions, names), extensions=["sane_lists"])
+        text = self.paired_instructions if self.paired_instructions and _paired(names) else self.instructions
+        return _markdown.markdown(fill_names(text, names), extensions=["sane_lists"])
 
     def hints_for(self, names=None) -> tuple[str, ...]:
-        return tuple(fill_names(hint, names) for hint in self.hints)
+        hints = self.paired_hints if self.paired_hints and _paired(names) else self.hints
+        return tuple(fill_names(hint, names) for hint in hints)
 
 
 @dataclass(frozen=True)
@@ -120,6 +156,8 @@ def register(lab: Lab) -> Lab:
     keys = [s.key for s in lab.steps]
     if len(set(keys)) != len(keys):
         raise ValueError(f"Lab {lab.slug!r} has two steps with the same key.")
+    if any(s.paired_hints and len(s.paired_hints) != len(s.hints) for s in lab.steps):
+        raise ValueError(f"Lab {lab.slug!r}: a step's paired hints must be as many as its hints.")
     _LABS[lab.slug] = lab
     return lab
 
