@@ -4,12 +4,15 @@ retired sandbox (the deletion or purge its take-down started) sends the take-dow
 
 from __future__ import annotations
 
+import uuid
+
 from django.db.models.signals import post_save
 
 from protection.jobs.runner import job_finished
 from protection.models import Job
 from security import context
-from security.models import ActivityLogEntry
+from security import operations as ops
+from security.models import AccessRequest, ActivityLogEntry
 
 
 def _after_activity(sender, instance: ActivityLogEntry, created: bool, **kwargs) -> None:
@@ -21,9 +24,21 @@ def _after_activity(sender, instance: ActivityLogEntry, created: bool, **kwargs)
     real = context.real_actor()
     if real is not None:
         people.add(real.pk)
+    people.update(_requester_of(instance))
     people.discard(None)
     if people:
         services.check_runs_of(list(people))
+
+
+def _requester_of(entry: ActivityLogEntry) -> list:
+    """A decision on an access request is the requester's progress too (a partner decides it in a pair)."""
+    request_id = (entry.details or {}).get("accessRequestId")
+    if entry.operation not in (ops.APPROVE_REQUEST, ops.REJECT_REQUEST) or not request_id:
+        return []
+    try:
+        return list(AccessRequest.objects.filter(pk=uuid.UUID(str(request_id))).values_list("requester_id", flat=True))
+    except ValueError:
+        return []
 
 
 def _after_job(sender, job: Job, **kwargs) -> None:
