@@ -6,7 +6,8 @@ approver of the guard decides, only a pending request). It is marked role-played
 the activity log (``rolePlayed``, ``rolePlayedBy``), and every entry names the trainee who played the part
 (the real person behind the persona, as when an instructor plays one). Role-play decides only requests on
 the guard in the trainee's own sandbox's security group: never another sandbox's, never a guard the
-trainee made themselves.
+trainee made themselves. A trainee paired in a class has none: their partner, a person, decides in their
+own browser.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from labs.models import LabRun, Sandbox
+from labs.models import LabRun, Sandbox, Seat
 from labs.sandboxes import SandboxWorld
 from security import clock, context, mua, scopes
 from security import operations as ops
@@ -34,9 +35,19 @@ def sandbox_guard(world: SandboxWorld) -> ResourceGuard | None:
             .order_by("created_at", "name").first())
 
 
+def partner_of(trainee: Principal) -> Principal | None:
+    """The trainee's partner for paired labs, in a class (None in self-study)."""
+    seat = Seat.objects.filter(trainee_id=trainee.pk).first()
+    partner = seat.partner() if seat is not None else None
+    return partner.trainee if partner is not None else None
+
+
 def pending_requests(run: LabRun) -> list[AccessRequest]:
-    """The trainee's pending requests on their sandbox's guard: what the lab page offers to role-play."""
+    """The trainee's pending requests on their sandbox's guard: what the lab page offers to role-play (nothing
+    to a paired trainee: their partner decides)."""
     guard = sandbox_guard(SandboxWorld(run.sandbox)) if run and run.active else None
+    if guard is not None and partner_of(run.trainee) is not None:
+        return []
     if guard is None:
         return []
     return list(AccessRequest.objects.select_related("guard", "role")
@@ -55,10 +66,13 @@ def _sandbox_for(trainee: Principal, request: AccessRequest) -> Sandbox | None:
     return None
 
 
-def _refusal(trainee: Principal, request: AccessRequest, sandbox: Sandbox | None, admin) -> str:
+def _refusal(trainee: Principal, request: AccessRequest, sandbox: Sandbox | None, admin, partner) -> str:
     """Why this trainee may not role-play a decision on ``request`` ("" when they may)."""
     if not settings.STRONGROOM_LAB_MODE:
         return "Role-play of the security admin exists only in lab mode."
+    if partner is not None:
+        return (f"You are paired with {partner.display_name} ({partner.sign_in_name}): a person decides your access request, not a role-play. Your partner "
+                "approves or rejects it in their own browser, from Approvals.")
     if sandbox is None:
         return (f"The Resource Guard '{request.guard.name}' is not your sandbox's: role-play decides only requests "
                 "on the guard in your own sandbox's security group (rg-security-<code>).")
@@ -78,11 +92,12 @@ def decide_as_security_admin(trainee: Principal, request: AccessRequest, *, appr
     request = AccessRequest.objects.select_related("guard", "requester", "role").get(pk=request.pk)
     sandbox = _sandbox_for(trainee, request)
     admin = SandboxWorld(sandbox).security_admin if sandbox else None
+    partner = partner_of(trainee)
     verb = "approve" if approve else "reject"
     details = {"accessRequestId": str(request.pk), "resourceGuard": request.guard.name, "decision": verb,
                "sandbox": sandbox.code if sandbox else "", "securityAdmin": admin.display_name if admin else ""}
     with guarded(trainee, ops.LAB_SECURITY_ROLE_PLAY, scopes.ROOT, change=_DATA, details=details) as op:
-        problem = _refusal(trainee, request, sandbox, admin)
+        problem = _refusal(trainee, request, sandbox, admin, partner)
         if problem:
             raise ValidationError(problem)
         op.result_scope = request.guard.resource_id  # in the sandbox: its activity shows the role-play

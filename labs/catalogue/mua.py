@@ -5,6 +5,10 @@ and the Resource Guard guard-<code> that the sandbox's security admin owns in rg
 approves on. The trainee, the backup admin, links the guard, is refused Delete backup data, requests
 time-bound access, has it approved by another principal (in self-study: the security admin role-played from
 the lab page), deletes the data with the grant, lets the grant end and is refused again.
+
+Paired in a class (``ctx.partner``): the guard guard-<code> that protects the trainee's vault is the
+partner's, in the partner's rg-security (they own that group and approve on the guard), and only the
+partner's own decision counts: never the trainee's, never a role-play.
 """
 
 from __future__ import annotations
@@ -32,21 +36,53 @@ def vault_name(ctx) -> str:
     return f"bv-mua-{ctx.names.code}"
 
 
+def paired(ctx) -> bool:
+    """A trainee with a partner in a class: the partner is the security admin of their vault."""
+    return ctx.partner is not None and ctx.partner_world is not None
+
+
+def _home(ctx):
+    """Where the guard protecting the trainee's vault is: the partner's sandbox (paired), else their own (None)."""
+    return ctx.partner_world if paired(ctx) else None
+
+
+def partner_label(ctx) -> str:
+    return f"{ctx.partner.display_name} ({ctx.partner.sign_in_name})"
+
+
+def create_partner_guard(ctx):
+    """Paired: the partner's Resource Guard in the partner's security group (they own the group), with the
+    partner as its only approver; it protects this trainee's vault."""
+    partner, group, code = ctx.partner, ctx.partner_world.security_group, ctx.names.code
+    description = (f"Critical operations on the vaults of sandbox {code} ({ctx.trainee.display_name}) need "
+                   f"{partner.display_name}'s approval: {ctx.trainee.display_name} selects Request access on the "
+                   f"refusal, and {partner.display_name} approves or rejects it in Approvals.")
+    return mua.create_resource_guard(partner, resource_group_id=group.resource_id, name=pv.guard_name(code),
+                                     region=group.region_id, description=description, approvers=[partner])
+
+
 def prepare(ctx) -> None:
     ctx = pv.inline(ctx)
     vault = pv.create_vault(ctx, vault_name(ctx))
     instance = pv.protect_account(ctx, vault, pv.create_policy(ctx, vault, POLICY, datasource_types.ADLS))
     pv.back_up(ctx, instance)
-    pv.create_guard(ctx)
+    if paired(ctx):
+        create_partner_guard(ctx)
+    else:
+        pv.create_guard(ctx)
 
 
 def _world(ctx):
     """(vault, its item of the source account, the guard), or a CheckResult saying what is gone."""
-    vault, guard = pv.vault_named(ctx, vault_name(ctx)), pv.guard_of(ctx)
+    vault, guard = pv.vault_named(ctx, vault_name(ctx)), pv.guard_of(ctx, _home(ctx))
     account = ctx.world.source_account
     item = pv.item_of(vault, account.resource_id if account else None)
     if vault is None:
         return pv.gone(f"The Backup vault {vault_name(ctx)}")
+    if guard is None and paired(ctx):
+        return CheckResult.missing(
+            f"Your partner's Resource Guard {pv.guard_name(ctx.names.code)} is gone from "
+            f"{ctx.partner_world.names.security_group}. Reset your sandbox (your partner's is reset with it).")
     if guard is None:
         return pv.gone(f"The Resource Guard {pv.guard_name(ctx.names.code)}")
     if item is None:
@@ -67,11 +103,17 @@ def _requests(ctx, guard):
                 .filter(requester=ctx.trainee, guard=guard, created_at__gte=ctx.started_at).order_by("created_at"))
 
 
+def _by_another(ctx, r: AccessRequest) -> bool:
+    """Decided by another principal (never the trainee, never the automatic approval of a guard without
+    approvers); paired, by the partner themselves (not role-played)."""
+    if not r.decided_by_id or r.decided_by_id == ctx.trainee.pk or r.auto_approved:
+        return False
+    return not paired(ctx) or (r.decided_by_id == ctx.partner.pk and not r.role_played_by_id)
+
+
 def _approved(ctx, guard) -> list[AccessRequest]:
-    """The trainee's requests on the guard that another principal approved (never the trainee, never the
-    automatic approval of a guard without approvers)."""
-    return [r for r in _requests(ctx, guard) if r.state in _DECIDED and r.decided_by_id
-            and r.decided_by_id != ctx.trainee.pk and not r.auto_approved]
+    """The trainee's requests on the guard that another principal approved (`_by_another`)."""
+    return [r for r in _requests(ctx, guard) if r.state in _DECIDED and _by_another(ctx, r)]
 
 
 def _at(moment) -> str:
@@ -82,11 +124,13 @@ def _at(moment) -> str:
 
 
 def check_link(ctx) -> CheckResult:
+    if paired(ctx):
+        return pv.check_link(ctx, vault_name(ctx), _home(ctx), "your partner's")
     return pv.check_link(ctx, vault_name(ctx))
 
 
 def solve_link(ctx) -> None:
-    pv.solve_link(ctx, vault_name(ctx))
+    pv.solve_link(ctx, vault_name(ctx), _home(ctx))
 
 
 # --- 2. refused ---------------------------------------------------------------------------------------------
@@ -173,6 +217,8 @@ def check_approved(ctx) -> CheckResult:
                               f"{_at(r.expires_at)}.")
     requests = _requests(ctx, guard)
     last = requests[-1] if requests else None
+    if paired(ctx):
+        return _paired_not_approved(ctx, guard, last)
     if last is not None and last.state == AccessRequest.State.REJECTED:
         return CheckResult.missing(
             f"{mua.approvers_label(last)} rejected your request (“{last.decision_comment}”). Request access again "
@@ -185,11 +231,31 @@ def check_approved(ctx) -> CheckResult:
     return CheckResult.missing(f"No request of yours on {guard.name} is approved yet: request access first.")
 
 
+def _paired_not_approved(ctx, guard, last) -> CheckResult:
+    partner = partner_label(ctx)
+    if last is not None and last.state == AccessRequest.State.REJECTED:
+        return CheckResult.missing(
+            f"{mua.approvers_label(last)} rejected your request (“{last.decision_comment}”). Request access again "
+            f"(on the refusal, or the Resource Guard's page) and ask {partner} to approve it.")
+    if last is not None and last.state == AccessRequest.State.PENDING:
+        return CheckResult.missing(
+            f"Your request on {guard.name} is Pending approval. Your partner {partner} approves or rejects it in "
+            "their own browser, from Approvals: tell them it is waiting. Nobody approves their own request.")
+    if last is not None and last.state in _DECIDED:
+        return CheckResult.missing(
+            f"Your request on {guard.name} was approved by {mua.approvers_label(last)}, not by your partner "
+            f"{partner}: in a pair only they decide. When that access ends, request access again and ask them.")
+    return CheckResult.missing(f"No request of yours on {guard.name} is approved yet: request access first.")
+
+
 def solve_approved(ctx) -> None:
     _vault, _item, guard = _need(ctx)
     pending = mua.pending_request(ctx.trainee, guard)
     if pending is None:
         raise ValidationError(f"There is no pending request on {guard.name} to approve: request access first.")
+    if paired(ctx):  # the partner's own decision, through the approval service (a Lab Instructor unblocks a pair)
+        mua.approve_request(ctx.partner, pending, comment="Approved for the lab (Solve this step).")
+        return
     roleplay.decide_as_security_admin(ctx.trainee, pending, approve=True)
 
 
@@ -284,6 +350,20 @@ admin of your sandbox owns the Resource Guard `guard-{code}` in `{security_group
 4. Select **Save**.
 """
 
+INSTRUCTIONS_LINK_PAIRED = """\
+Your vault `bv-mua-{code}` (in `{backup_group}`) protects the storage account `{source_account}`. You work
+in a pair: your partner **{partner}** (`{partner_username}`) is the security admin for your vault. They own
+the Resource Guard `guard-{code}` in their `{partner_security_group}` and approve on it; you hold only
+**Reader** on it, which is what linking needs and all a backup admin should hold. (You do the same for
+them: `guard-{partner_code}` in your `{security_group}` protects their vault.)
+
+1. Open **Backup vaults** and select `bv-mua-{code}`.
+2. Select **Properties**; under **Multi-user authorization** select **Update**.
+3. Tick **Protect with Resource Guard**, choose **Select Resource Guard** and pick
+   `guard-{code} ({partner_security_group})`: your partner's, not the one in your own group.
+4. Select **Save**.
+"""
+
 INSTRUCTIONS_REFUSED = """\
 Now act as the backup admin on a critical operation.
 
@@ -300,6 +380,9 @@ lab, **5 minutes** lets you watch it end) and select **Request access**. **My ac
 *Pending approval*.
 """
 
+INSTRUCTIONS_REQUEST_PAIRED = INSTRUCTIONS_REQUEST.rstrip() + """ Your partner **{partner}** is notified.
+"""
+
 INSTRUCTIONS_APPROVED = """\
 Another person must approve: an approver of the guard, in **Approvals**. Nobody approves their own
 request (try it: it is refused).
@@ -307,6 +390,17 @@ request (try it: it is refused).
 In self-study, play the security admin yourself: below the steps, under **Role-play the security admin**,
 select **Approve as the security admin**. The approval is made by the sandbox's security admin and marked
 *role-played*, naming you, in the activity log and on the request.
+"""
+
+INSTRUCTIONS_APPROVED_PAIRED = """\
+A person must approve: your partner **{partner}** (`{partner_username}`), the approver of `guard-{code}`.
+They approve or reject your request **in their own browser**, from **Approvals**, with a comment you see:
+tell them it is waiting. Nobody approves their own request (try it: it is refused), and in a pair there is
+no role-play.
+
+- If they **reject** it, read their comment (here, and in **My access requests**), select **Request
+  access** again and ask them once more.
+- Meanwhile, decide your partner's request on `guard-{partner_code}` in your own **Approvals**.
 """
 
 INSTRUCTIONS_DELETE = """\
@@ -337,20 +431,29 @@ LAB = register(Lab(
     document=Document("Securing your Microsoft Azure Backups (Resource Guard)", "004_c5682cf263c5ebe6.txt"),
     prepare=prepare,
     order=40,
+    paired=True,
     steps=(
         Step("link", "Protect the vault with the Resource Guard", INSTRUCTIONS_LINK, check_link, solve_link,
              hints=("Properties > Multi-user authorization > Update > Protect with Resource Guard.",
                     "Pick guard-{code} from {security_group}: a guard in your own resource group would be one "
-                    "you can pass yourself.")),
+                    "you can pass yourself."),
+             paired_instructions=INSTRUCTIONS_LINK_PAIRED,
+             paired_hints=("Properties > Multi-user authorization > Update > Protect with Resource Guard.",
+                           "Pick guard-{code} from {partner_security_group}, your partner's: guard-{partner_code} "
+                           "in your own {security_group} is one you can pass yourself.")),
         Step("refused", "Be refused Delete backup data", INSTRUCTIONS_REFUSED, check_refused, solve_refused,
              hints=("Backup instances > {source_account} > Delete.",
                     "Type the backup item's name exactly; the Resource Guard must be the reason of the refusal.")),
         Step("request", "Request time-bound access", INSTRUCTIONS_REQUEST, check_request, solve_request,
-             hints=("The refusal page offers Request access; so does the Resource Guard's page.",)),
+             hints=("The refusal page offers Request access; so does the Resource Guard's page.",),
+             paired_instructions=INSTRUCTIONS_REQUEST_PAIRED),
         Step("approved", "Have the request approved by another principal", INSTRUCTIONS_APPROVED, check_approved,
              solve_approved,
              hints=("Use Approve as the security admin (role-play) on this page.",
-                    "If your request was rejected, request access again.")),
+                    "If your request was rejected, request access again."),
+             paired_instructions=INSTRUCTIONS_APPROVED_PAIRED,
+             paired_hints=("Your partner {partner} ({partner_username}) decides in Approvals, in their own browser.",
+                           "If your request was rejected, request access again.")),
         Step("delete", "Delete backup data with the grant", INSTRUCTIONS_DELETE, check_delete, solve_delete,
              hints=("Backup instances > {source_account} > Delete, while My access requests shows the grant Active.",)),
         Step("expired", "Watch the grant expire, and be refused again", INSTRUCTIONS_EXPIRED, check_expired,

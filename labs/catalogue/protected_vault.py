@@ -125,8 +125,16 @@ def item_of(vault, resource_id: str) -> BackupInstance | None:
             .order_by("-created_at").first())
 
 
-def guard_of(ctx) -> ResourceGuard | None:
-    return sandbox_guard(ctx.world)
+def guard_of(ctx, home=None) -> ResourceGuard | None:
+    """The Resource Guard meant to protect the sandbox's vault: the security admin's in the sandbox's security
+    group or, given ``home`` (a paired lab: the partner's SandboxWorld), guard-<code> in the partner's."""
+    if home is None:
+        return sandbox_guard(ctx.world)
+    group = home.security_group
+    if group is None:
+        return None
+    return ResourceGuard.objects.filter(resource_group_id__iexact=group.resource_id,
+                                        name__iexact=guard_name(ctx.names.code)).first()
 
 
 def in_vault(ctx, vault, **filters):
@@ -154,10 +162,15 @@ def gone(what: str) -> CheckResult:
 # --- the link (both labs) -----------------------------------------------------------------------------------
 
 
-def check_link(ctx, vault_name: str) -> CheckResult:
-    vault, guard = vault_named(ctx, vault_name), guard_of(ctx)
+def check_link(ctx, vault_name: str, home=None, whose: str = "the security admin's") -> CheckResult:
+    """``home`` and ``whose``: where the guard is and whose it is, in a paired lab (see `guard_of`)."""
+    vault, guard = vault_named(ctx, vault_name), guard_of(ctx, home)
+    group = (home or ctx.world).names.security_group
     if vault is None:
         return gone(f"The Backup vault {vault_name}")
+    if guard is None and home is not None:
+        return CheckResult.missing(f"{whose.capitalize()} Resource Guard {guard_name(ctx.names.code)} is gone from "
+                                   f"{group}. Reset your sandbox (your partner's is reset with it) to get both again.")
     if guard is None:
         return gone(f"The security admin's Resource Guard {guard_name(ctx.names.code)}")
     proxy = mua.proxy_for(vault.resource_id)
@@ -169,14 +182,13 @@ def check_link(ctx, vault_name: str) -> CheckResult:
     if proxy.guard_id != guard.pk:
         return CheckResult.missing(
             f"The vault {vault.name} is protected by the Resource Guard '{proxy.guard.name}' in "
-            f"{group_name(proxy.guard.resource_id)}, not by {guard.name} in {ctx.names.security_group}. A guard "
-            "the backup admin can pass alone protects nothing: remove that MUA protection and link the security "
-            f"admin's guard {guard.name}.")
+            f"{group_name(proxy.guard.resource_id)}, not by {guard.name} in {group}. A guard the backup admin "
+            f"can pass alone protects nothing: remove that MUA protection and link {whose} guard {guard.name}.")
     return CheckResult.ok(f"{vault.name} is protected by the Resource Guard {guard.name} (multi-user authorization).")
 
 
-def solve_link(ctx, vault_name: str) -> None:
-    vault, guard = vault_named(ctx, vault_name), guard_of(ctx)
+def solve_link(ctx, vault_name: str, home=None) -> None:
+    vault, guard = vault_named(ctx, vault_name), guard_of(ctx, home)
     if mua.is_linked(vault.resource_id):
         return
     mua.link_resource_guard(ctx.trainee, vault, guard_id=guard.resource_id, region=vault.region_id)
