@@ -47,7 +47,7 @@ def _home(ctx):
 
 
 def partner_label(ctx) -> str:
-    return f"{ctx.partner.display_name} ({ctx.partner.sign_in_name})"
+    return f"{ctx.partner.display_name}, signed in as {ctx.partner.sign_in_name},"
 
 
 def create_partner_guard(ctx):
@@ -236,7 +236,7 @@ def _paired_not_approved(ctx, guard, last) -> CheckResult:
     if last is not None and last.state == AccessRequest.State.REJECTED:
         return CheckResult.missing(
             f"{mua.approvers_label(last)} rejected your request (“{last.decision_comment}”). Request access again "
-            f"(on the refusal, or the Resource Guard's page) and ask {partner} to approve it.")
+            "(on the refusal, or the Resource Guard's page) and ask them to approve it.")
     if last is not None and last.state == AccessRequest.State.PENDING:
         return CheckResult.missing(
             f"Your request on {guard.name} is Pending approval. Your partner {partner} approves or rejects it in "
@@ -244,7 +244,7 @@ def _paired_not_approved(ctx, guard, last) -> CheckResult:
     if last is not None and last.state in _DECIDED:
         return CheckResult.missing(
             f"Your request on {guard.name} was approved by {mua.approvers_label(last)}, not by your partner "
-            f"{partner}: in a pair only they decide. When that access ends, request access again and ask them.")
+            f"{partner} and in a pair only they decide. When that access ends, request access again and ask them.")
     return CheckResult.missing(f"No request of yours on {guard.name} is approved yet: request access first.")
 
 
@@ -452,7 +452,8 @@ LAB = register(Lab(
              hints=("Use Approve as the security admin (role-play) on this page.",
                     "If your request was rejected, request access again."),
              paired_instructions=INSTRUCTIONS_APPROVED_PAIRED,
-             paired_hints=("Your partner {partner} ({partner_username}) decides in Approvals, in their own browser.",
+             paired_hints=("Your partner {partner}, signed in as {partner_username}, decides in Approvals, in their "
+                           "own browser.",
                            "If your request was rejected, request access again.")),
         Step("delete", "Delete backup data with the grant", INSTRUCTIONS_DELETE, check_delete, solve_delete,
              hints=("Backup instances > {source_account} > Delete, while My access requests shows the grant Active.",)),

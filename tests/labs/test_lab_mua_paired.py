@@ -65,21 +65,13 @@ def _decide(who, run, ctx, *, approve: bool, comment: str):
     return decide(who, pending, comment=comment)
 
 
-def test_the_partner_owns_the_guard_and_decides_in_person_both_ways(pair, client, instructor,
-                                                                   django_capture_on_commit_callbacks):
-    from django.urls import reverse
-
-    from labs import roleplay, services
-    from labs.catalogue import mua as lab4
+def _guards_are_the_partners(pair):
     from labs.catalogue import protected_vault as pv
-    from security import mua
-    from security.guards import GuardDenied
 
     (run_a, ctx_a), (run_b, ctx_b) = pair
     a, b = run_a.trainee, run_b.trainee
     assert ctx_a.partner == b and ctx_b.partner == a
-    _vault_a, _item_a, guard_a = _parts(ctx_a)
-    _vault_b, _item_b, guard_b = _parts(ctx_b)
+    guard_a, guard_b = _parts(ctx_a)[2], _parts(ctx_b)[2]
     # A's vault is guarded from B's rg-security: B made it and approves; B's from A's.
     assert guard_a.resource_group_id.lower() == ctx_b.world.security_group.resource_id.lower()
     assert guard_a.created_by == b and list(guard_a.approvers.all()) == [b]
@@ -89,9 +81,16 @@ def test_the_partner_owns_the_guard_and_decides_in_person_both_ways(pair, client
     for run in (run_a, run_b):
         for step in STEPS:
             _fails(run, step)
+    return guard_a, guard_b
 
-    # 1. Near miss: A links the guard in A's own group (A's, for B's vault): A can pass it alone.
-    vault_a, item_a, _ = _parts(ctx_a)
+
+def _a_links_is_refused_and_requests(pair, guard_a, guard_b):
+    from security import mua
+
+    (run_a, ctx_a), (_run_b, ctx_b) = pair
+    a = run_a.trainee
+    # Near miss: A links the guard in A's own group (A's, for B's vault): A can pass it alone.
+    vault_a = _parts(ctx_a)[0]
     mua.link_resource_guard(a, vault_a, guard_id=guard_b.resource_id, region=vault_a.region_id)
     _fails(run_a, "link", guard_b.name, guard_a.name, ctx_b.world.names.security_group, "your partner's")
     mua.unlink_resource_guard(a, vault_a)  # allowed: A holds Owner on that guard
@@ -102,7 +101,17 @@ def test_the_partner_owns_the_guard_and_decides_in_person_both_ways(pair, client
     solve(run_a, "request")
     _passes(run_a, "request", guard_a.name)
 
-    # 2. The request waits for B. A cannot approve it, nor role-play it; the page names B, offers no role-play.
+
+def _a_cannot_decide_alone(pair, client, guard_a):
+    """The request waits for B: A can neither approve it nor role-play it; the page names B, offers no role-play."""
+    from django.urls import reverse
+
+    from labs import roleplay
+    from security import mua
+    from security.guards import GuardDenied
+
+    (run_a, _ctx_a), (run_b, _ctx_b) = pair
+    a, b = run_a.trainee, run_b.trainee
     pending = mua.pending_request(a, guard_a)
     message = _fails(run_a, "approved", "Pending approval", b.display_name, b.sign_in_name, "Approvals")
     assert "role-play" not in message
@@ -122,24 +131,14 @@ def test_the_partner_owns_the_guard_and_decides_in_person_both_ways(pair, client
     pending.refresh_from_db()
     assert pending.state == "Pending"
 
-    # 3. B rejects with a comment: A's check runs (B's decision is A's progress) and says it; A asks again and
-    # B approves.
-    with django_capture_on_commit_callbacks() as callbacks:
-        _decide(b, run_a, ctx_a, approve=False, comment="Which change ticket is this for?")
-    assert (services.CHECK_TASK, str(run_a.pk)) in [getattr(cb, "args", None) for cb in callbacks]
-    _fails(run_a, "approved", "rejected", "Which change ticket is this for?", b.display_name)
-    solve(run_a, "request")
-    _fails(run_a, "approved", "Pending approval")
-    _decide(b, run_a, ctx_a, approve=True, comment="CHG-42: go ahead.")
-    _passes(run_a, "approved", b.display_name)
 
-    # 4. A deletes with the grant.
-    _fails(run_a, "delete", "while your access lasts")
-    solve(run_a, "delete")
-    _passes(run_a, "delete", b.display_name)
-    _fails(run_a, "expired", "lasts until")
+def _b_side_until_another_approves(pair, instructor, guard_b):
+    """B, in A's guard: B cannot approve their own request; another approver's approval does not count."""
+    from security import mua
+    from security.guards import GuardDenied
 
-    # B's side, in A's guard: B cannot approve their own request; another approver's approval does not count.
+    (run_a, _ctx_a), (run_b, ctx_b) = pair
+    a, b = run_a.trainee, run_b.trainee
     solve(run_b, "link")
     _passes(run_b, "link", guard_b.name)
     solve(run_b, "refused")
@@ -153,6 +152,34 @@ def test_the_partner_owns_the_guard_and_decides_in_person_both_ways(pair, client
     _decide(instructor, run_b, ctx_b, approve=True, comment="I can, but I am not the partner.")
     _fails(run_b, "approved", "not by your partner", a.display_name)
     _fails(run_b, "delete", "approved first")
+
+
+def test_the_partner_owns_the_guard_and_decides_in_person_both_ways(pair, client, instructor,
+                                                                   django_capture_on_commit_callbacks):
+    from labs import services
+
+    (run_a, ctx_a), (run_b, ctx_b) = pair
+    a, b = run_a.trainee, run_b.trainee
+    guard_a, guard_b = _guards_are_the_partners(pair)
+    _a_links_is_refused_and_requests(pair, guard_a, guard_b)
+    _a_cannot_decide_alone(pair, client, guard_a)
+
+    # B rejects with a comment: A's check runs (B's decision is A's progress) and says it; A asks again and B
+    # approves; A deletes with the grant.
+    with django_capture_on_commit_callbacks() as callbacks:
+        _decide(b, run_a, ctx_a, approve=False, comment="Which change ticket is this for?")
+    assert (services.CHECK_TASK, str(run_a.pk)) in [getattr(cb, "args", None) for cb in callbacks]
+    _fails(run_a, "approved", "rejected", "Which change ticket is this for?", b.display_name)
+    solve(run_a, "request")
+    _fails(run_a, "approved", "Pending approval")
+    _decide(b, run_a, ctx_a, approve=True, comment="CHG-42: go ahead.")
+    _passes(run_a, "approved", b.display_name)
+    _fails(run_a, "delete", "while your access lasts")
+    solve(run_a, "delete")
+    _passes(run_a, "delete", b.display_name)
+    _fails(run_a, "expired", "lasts until")
+
+    _b_side_until_another_approves(pair, instructor, guard_b)
 
     later = timezone.now() + dt.timedelta(minutes=6)  # A's and the instructor's grants end
     with time_machine.travel(later, tick=True):
@@ -172,7 +199,6 @@ def test_the_partner_owns_the_guard_and_decides_in_person_both_ways(pair, client
     for run in (run_a, run_b):
         run.refresh_from_db()
         assert run.completed_at is not None
-    assert lab4.paired(ctx_a) and lab4.LAB.paired
 
 
 def test_a_paired_solve_of_the_approval_is_the_partners_decision(pair):
