@@ -40,14 +40,7 @@ def pair_class(seeded_lab, django_user_model, settings, worker):
     instructor = security_services.principal_for_user(user)
     security_services.assign_role(seeded_lab.trainer, assignee=instructor, scope=scopes.ROOT,
                                   role=RoleDefinition.objects.get(name=roles.LAB_INSTRUCTOR))
-    created = classes.create_class(instructor, name="MUA pairs", labs=[SLUG], trainees=2)
-    yield instructor, created
-    security_services.move_lab_clock(instructor, reset=True)
-    from labs.models import Sandbox
-    from labs.sandboxes import drop_pg_login
-
-    for login in Sandbox.objects.exclude(pg_login="").values_list("pg_login", flat=True):
-        drop_pg_login(login)
+    return instructor, classes.create_class(instructor, name="MUA pairs", labs=[SLUG], trainees=2)
 
 
 @pytest.fixture
