@@ -83,7 +83,7 @@ def test_a_trainee_completes_the_vault_lab_by_clicking(page, live_server, lab_pe
     both_widths(page, "home-with-labs")
     open_lab_from_home(page, live_server, title)
     both_widths(page, "lab-before-start")
-    page.locator("#start-lab").click()
+    page.locator("#start-lab").click(timeout=90_000)  # the sandbox is made before the page answers
     expect(page.locator(".messages")).to_contain_text("is ready. Follow step 1 below.", timeout=60_000)
     code = current_run(lab_people["tina"], "vault-basics").sandbox.code
     expect(page.locator(".lab-step-current")).to_contain_text(f"rg-lab-{code}")
@@ -156,7 +156,7 @@ def test_a_trainee_resets_a_sandbox_with_locked_data_and_the_old_one_is_kept(pag
 
     sign_in(page, live_server, "tina", PASSWORD)
     open_lab_from_home(page, live_server, "Ransomware drill")
-    page.locator("#start-lab").click()
+    page.locator("#start-lab").click(timeout=90_000)  # the sandbox is made before the page answers
     expect(page.locator(".messages")).to_contain_text("is ready. Follow step 1 below.", timeout=90_000)
     old = current_run(lab_people["tina"], "ransomware-drill").sandbox
     vault_name = f"bv-drill-{old.code}"
@@ -179,7 +179,7 @@ def test_a_trainee_resets_a_sandbox_with_locked_data_and_the_old_one_is_kept(pag
     open_lab_from_home(page, live_server, "Ransomware drill")
     both_widths(page, "lab-ransomware-step")
     page.once("dialog", lambda dialog: dialog.accept())
-    page.locator("#reset-sandbox").click()
+    page.locator("#reset-sandbox").click(timeout=90_000)  # a new sandbox is made before the page answers
     expect(page.locator(".messages")).to_contain_text(f"Your old sandbox {old.code} is retired", timeout=90_000)
     new = current_run(lab_people["tina"], "ransomware-drill").sandbox
     assert new.code != old.code
