@@ -82,7 +82,8 @@ def lab_list(request):
 def _page_context(request, lab: catalogue.Lab, run: LabRun | None) -> dict:
     world = SandboxWorld(run.sandbox) if run else None
     own = run is not None and run.trainee_id == request.real_principal.pk
-    return {"lab": lab, "run": run, "world": world, **_progress(run, lab),
+    partner = services.context_for(run).partner if run is not None else None
+    return {"lab": lab, "run": run, "world": world, **_progress(run, lab), "partner": partner,
             "is_instructor": services.is_instructor(request.real_principal),
             "role_play": roleplay.pending_requests(run) if own else []}
 
