@@ -451,7 +451,7 @@ def overrides(key: str, w, data: dict) -> dict:
         "portal:alert_change_state": {"state": "Acknowledged"},
         "portal:lab_clock": {"amount": "1", "unit": "days"},
         "labs:role_play": {"request_id": str(w.pending_request.pk), "decision": "approve"},
-        "labs:class_create": {"name": "Entry class two", "labs": [ENTRY_LAB], "trainees": "2"},
+        "labs:class_create": {"name": "Entry class two", "labs": [ENTRY_LAB], "trainees": "1"},
         "labs:class_reset": {"confirm_name": w.lab_class.name if w.lab_class else ""},
         "labs:class_close": {"confirm_name": w.lab_class.name if w.lab_class else ""},
         "portal:switch_persona": {"persona": str(lab.personas["reader"].pk)},
