@@ -34,8 +34,9 @@ class ClassForm(forms.Form):
     name = forms.CharField(max_length=60, label="Class name")
     labs = forms.MultipleChoiceField(label="Labs", widget=forms.CheckboxSelectMultiple, choices=())
     trainees = forms.IntegerField(min_value=1, label="Number of trainees", initial=20)
-    stuck_minutes = forms.IntegerField(min_value=1, max_value=240, initial=10, label="Stuck after (minutes)",
-                                       help_text="A trainee on the same step for longer shows as stuck on the class page.")
+    stuck_minutes = forms.IntegerField(
+        min_value=1, max_value=240, initial=10, label="Stuck after (minutes)",
+        help_text="A trainee on the same step for longer shows as stuck on the class page.")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -106,7 +107,6 @@ def _page_context(request, lab_class: LabClass) -> dict:
     labs = class_progress.class_labs(lab_class)
     return {"lab_class": lab_class, "rows": rows, "labs": labs, "closed": lab_class.closed_at is not None,
             "stuck_count": sum(1 for r in rows if r.stuck), "now": clock.now(),
-            "can_solve": services.is_instructor(principal),
             "can_move_clock": security_services.can_move_lab_clock(principal),
             "clock_form": ClockForm(initial={"amount": 1, "unit": "hours"}),
             "open_classes": list(class_progress.open_classes())}

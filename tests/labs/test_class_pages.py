@@ -35,10 +35,10 @@ def class_probe():
     def make(name):
         return lambda ctx: inv.create_container(ctx.trainee, ctx.world.source_account, name=name)
 
+    steps = (Step("one", "Make container one", "Create **one** in {source_account}.", has("one"), make("one")),
+             Step("two", "Make container two", "Create **two**.", has("two"), make("two")))
     lab = catalogue.register(Lab(PROBE, "Class probe", "A test lab.", ("steps",), 5, catalogue.Document("Test", "none"),
-                                 (Step("one", "Make container one", "Create **one** in {source_account}.", has("one"), make("one")),
-                                  Step("two", "Make container two", "Create **two**.", has("two"), make("two"))),
-                                 paired=True))
+                                 steps, paired=True))
     yield lab
     catalogue._LABS.pop(lab.slug, None)
 
