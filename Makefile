@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test bench drills migrate seed clean-venv
+.PHONY: run test bench bench-labs drills migrate seed clean-venv
 
 $(VENV)/.runtime-deps: pyproject.toml scripts/pydeps.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: $(VENV)/.test-deps
 
 bench: $(VENV)/.test-deps
 	$(PY) bench/engine.py $(BENCH_ARGS)
+
+# A class of 20 trainees on PostgreSQL (a throwaway database on BENCH_DATABASE_URL's server): creation time
+# and the class page's server time mid-lab; prints figures, not a test.
+bench-labs: $(VENV)/.runtime-deps
+	$(PY) bench/labs_class.py $(BENCH_ARGS)
 
 # Fault drills (not CI): own redis-server and PostgreSQL on free ports, real workers; prints a table.
 drills: $(VENV)/.runtime-deps

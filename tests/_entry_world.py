@@ -283,6 +283,7 @@ class World:
     restore_target: object = None
     trainee: object = None  # the demo trainee (Lab Trainee at the root)
     lab_run: object = None  # their run of the entry lab, in a sandbox of their own
+    lab_class: object = None  # a class of two (a pair) doing the entry lab (`add_class`)
 
 
 # --- a training lab -----------------------------------------------------------------------------------
@@ -311,8 +312,9 @@ def entry_lab():
 
         step = catalogue.Step(ENTRY_STEP, "Make a container", "Create the container **entry**.", check, solve,
                               hints=("Open the storage account, then + Container.",))
+        # Paired, so that a class of it pairs its trainees (the class pages reset a pair).
         _entry_lab = catalogue.Lab(ENTRY_LAB, "Entry points", "A lab for the entry-point proof.", ("nothing",), 1,
-                                   catalogue.Document("Test", "none"), (step,))
+                                   catalogue.Document("Test", "none"), (step,), paired=True)
     return _entry_lab
 
 
@@ -460,3 +462,11 @@ def build_world(lab) -> World:
                  database, documents, admin_user, account=account, san=san, volume_group=group, volume=volumes[1],
                  server=server, account2=account2, account3=account3, restore_target=restore_target,
                  trainee=lab.trainee, lab_run=lab_run)
+
+
+def add_class(w: World) -> World:
+    """The trainer creates a class of two trainees (one pair) doing the entry lab: the class pages' world."""
+    from labs import classes
+
+    w.lab_class = classes.create_class(w.lab.trainer, name="Entry class", labs=[ENTRY_LAB], trainees=2).lab_class
+    return w

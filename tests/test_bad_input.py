@@ -24,7 +24,7 @@ from django.db import transaction
 from django.http import QueryDict
 from django.urls import NoReverseMatch, reverse
 
-from tests._entry_world import build_world, entry_lab_registered, form_data
+from tests._entry_world import add_class, build_world, entry_lab_registered, form_data
 from tests.test_entry_points import WIZARD_HELPERS, overrides, url_args, url_patterns, wizard_query
 
 pytestmark = pytest.mark.django_db
@@ -196,7 +196,7 @@ def test_no_server_error_from_bad_input_on_any_url_as_any_persona(client, lab, m
     from protection.jobs import runner as jobs
 
     monkeypatch.setattr(jobs, "enqueue", lambda job: None)  # nothing runs in the background
-    w = build_world(lab)
+    w = add_class(build_world(lab))
     probe = Probe(client)
     keys = [k for k, _route, _p in url_patterns() if not k.startswith("admin:") and k not in SKIP]
     started, cpu_started = time.monotonic(), time.process_time()

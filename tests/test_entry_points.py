@@ -26,7 +26,7 @@ import pytest
 from django.core.management import call_command, get_commands
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from tests._entry_world import ENTRY_LAB, ENTRY_STEP, build_world, difference, entry_lab_registered, fingerprint
+from tests._entry_world import ENTRY_LAB, ENTRY_STEP, add_class, build_world, difference, entry_lab_registered, fingerprint
 from tests._entry_world import form_data, lockdown
 
 pytestmark = pytest.mark.django_db
@@ -198,6 +198,16 @@ URLS: dict[str, object] = {
     "labs:reset_for_trainee": {f"{LAB}/trainees/reset/action"},
     # self-study MUA: the trainee decides their own request as their sandbox's security admin (role-played)
     "labs:role_play": {f"{LAB}/sandboxes/securityAdmin/action"},
+    # classes: a Lab Instructor's (the pages ask for Strongroom.Lab/classes/read; 404 without it)
+    "labs:class_list": READ,
+    "labs:class_create": {f"{LAB}/classes/write"},  # answered with the sign-in sheet
+    "labs:class_page": READ,
+    "labs:class_export": READ,
+    "labs:class_reset_seat": {f"{LAB}/trainees/reset/action"},  # the seat and its partner: a pair resets together
+    "labs:class_reset_pair": {f"{LAB}/trainees/reset/action"},
+    "labs:class_reset": {f"{LAB}/trainees/reset/action"},
+    "labs:class_close": {f"{LAB}/classes/close/action"},
+    "labs:class_clock": {f"{LAB}/clock/write"},  # after naming every open class it moves
 }
 
 # Admin: every registration of a Strongroom model is read-only (add, change and delete refused by the
@@ -348,6 +358,10 @@ def url_args(key: str, w) -> list:
     """The arguments of ``key``'s pattern in the world."""
     lab = w.lab
     name = key.split(":")[-1]
+    if key.startswith("labs:class_"):
+        slug = w.lab_class.slug
+        return {"class_list": [], "class_create": [], "class_reset_seat": [slug, 1],
+                "class_reset_pair": [slug, 1]}.get(name, [slug])
     if key.startswith("labs:"):
         return {"lab_list": [], "run_page": [w.lab_run.pk], "solve": [w.lab_run.pk, ENTRY_STEP],
                 "reset_for_trainee": [w.lab_run.pk], "hint": [ENTRY_LAB, ENTRY_STEP]}.get(name, [ENTRY_LAB])
@@ -437,6 +451,9 @@ def overrides(key: str, w, data: dict) -> dict:
         "portal:alert_change_state": {"state": "Acknowledged"},
         "portal:lab_clock": {"amount": "1", "unit": "days"},
         "labs:role_play": {"request_id": str(w.pending_request.pk), "decision": "approve"},
+        "labs:class_create": {"name": "Entry class two", "labs": [ENTRY_LAB], "trainees": "1"},
+        "labs:class_reset": {"confirm_name": w.lab_class.name if w.lab_class else ""},
+        "labs:class_close": {"confirm_name": w.lab_class.name if w.lab_class else ""},
         "portal:switch_persona": {"persona": str(lab.personas["reader"].pk)},
         "portal:storage_account_create": {"name": "sanewentry", "resource_group": lab.lab_group.pk},
         "portal:container_create": {"name": "newcontainer"},
@@ -601,7 +618,7 @@ def test_every_url_is_refused_when_the_guard_says_so(client, lab):
     """GIVEN the world and a guard refusing everything but reads WHEN every URL is driven with a real
     form (POST; wizards tab by tab) THEN nothing changed, each write was refused at an operation of its
     row, and each read-only page asked for nothing."""
-    w = build_world(lab)
+    w = add_class(build_world(lab))
     problems, driven = [], 0
     for key, _route, _p in url_patterns():
         if key.startswith("admin:") or key == "logout":
