@@ -76,6 +76,10 @@ def _validate(name: str, labs: list[str], trainees: int) -> list[catalogue.Lab]:
         errors["labs"] = "Choose at least one lab for the class."
     elif any(lab is None or lab.unavailable() for lab in chosen):
         errors["labs"] = "Choose labs from the list: " + ", ".join(lab.slug for lab in catalogue.available()) + "."
+    else:
+        clash = _clash(chosen)
+        if clash:
+            errors["labs"] = clash
     if not isinstance(trainees, int) or trainees < 1:
         errors["trainees"] = "A class has at least one trainee."
     elif trainees > cap():
@@ -84,6 +88,22 @@ def _validate(name: str, labs: list[str], trainees: int) -> list[catalogue.Lab]:
     if errors:
         raise ValidationError(errors)
     return chosen
+
+
+_WHAT = {"source_account": "the storage account sbx‹code›src", "volume": "the Elastic SAN volume vol-data"}
+
+
+def _clash(chosen: list[catalogue.Lab]) -> str:
+    """Why these labs cannot share each trainee's sandbox ("" when they can): two protect one datasource."""
+    seen: dict[str, catalogue.Lab] = {}
+    for lab in chosen:
+        for datasource in lab.protects:
+            other = seen.setdefault(datasource, lab)
+            if other is not lab:
+                return (f"'{other.title}' and '{lab.title}' both protect {_WHAT.get(datasource, datasource)}, and a "
+                        "datasource is protected in one vault only: a class's labs share each trainee's sandbox, "
+                        "so run these two in separate classes.")
+    return ""
 
 
 def _new_slug(name: str) -> str:

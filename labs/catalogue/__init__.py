@@ -127,6 +127,10 @@ class Lab:
     # A role-play lab: in a class, trainees do it in pairs (each the other's security admin); alone, in
     # self-study with the sandbox's built-in security admin.
     paired: bool = False
+    # The sandbox datasources the lab protects (SandboxNames attributes: "source_account", "volume"). A
+    # datasource is protected in one vault only, so a class (whose labs share each trainee's sandbox) may
+    # not hold two labs that protect the same one.
+    protects: tuple[str, ...] = ()
 
     def step(self, key: str) -> Step:
         for step in self.steps:

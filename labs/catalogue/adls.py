@@ -425,6 +425,7 @@ LAB = register(Lab(
     minutes=30,
     document=Document("About Azure Data Lake Storage backup", "001_d49106e70ab95382.txt"),
     order=30,
+    protects=("source_account",),
     steps=(
         Step("vault", "Create a Backup vault", _VAULT, check_vault, solve_vault, hints=(
             "Backup vaults > + Create. The region must be East US, where {source_account} is.",

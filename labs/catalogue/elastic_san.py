@@ -487,6 +487,7 @@ LAB = register(Lab(
     minutes=30,
     document=Document("Configure Azure Elastic SAN backup using Azure portal (preview)", "000_83cfb95f813fca61.txt"),
     order=20,
+    protects=("volume",),
     steps=STEPS,
     unavailable=_unavailable,
     prepare=prepare,

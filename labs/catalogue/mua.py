@@ -431,6 +431,7 @@ LAB = register(Lab(
     document=Document("Securing your Microsoft Azure Backups (Resource Guard)", "004_c5682cf263c5ebe6.txt"),
     prepare=prepare,
     order=40,
+    protects=("source_account",),
     paired=True,
     steps=(
         Step("link", "Protect the vault with the Resource Guard", INSTRUCTIONS_LINK, check_link, solve_link,

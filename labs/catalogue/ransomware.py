@@ -381,6 +381,7 @@ LAB = register(Lab(
                       "004_c5682cf263c5ebe6.txt"),
     prepare=prepare,
     order=50,
+    protects=("source_account", "volume"),
     steps=(
         Step("immutability", "Enable and lock immutability", INSTRUCTIONS_IMMUTABILITY, check_immutability,
              solve_immutability, hints=("Enable first (Apply), then lock (a second Apply, with the vault name).",)),

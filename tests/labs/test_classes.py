@@ -99,3 +99,12 @@ def test_a_pair_resets_together_and_closing_retires_and_disables(lab, instructor
     assert not first.trainee.user.is_active
     assert set(Sandbox.objects.filter(pk__in=[first.sandbox_id, second.sandbox_id]).values_list("status", flat=True)) == {"Retired"}
     assert services.active_run(first.trainee, "paired-probe") is None
+
+
+def test_labs_that_protect_the_same_datasource_cannot_share_a_class(lab, instructor):
+    from labs import classes
+
+    with pytest.raises(ValidationError, match="both protect the storage account sbx‹code›src"):
+        classes.create_class(instructor, name="Clash", labs=["adls-backup", "mua-resource-guard"], trainees=1)
+    with pytest.raises(ValidationError, match="both protect the Elastic SAN volume vol-data"):
+        classes.create_class(instructor, name="Clash", labs=["elastic-san-backup", "ransomware-drill"], trainees=1)
