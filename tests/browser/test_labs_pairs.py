@@ -43,9 +43,7 @@ def pair_class(seeded_lab, django_user_model, settings, worker):
     return instructor, classes.create_class(instructor, name="MUA pairs", labs=[SLUG], trainees=2)
 
 
-@pytest.fixture
-def second_page(browser, request):
-    """B's own browser context (cookies apart from A's); a screenshot is kept if the test fails."""
+def _own_context(browser, request, name):
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -53,8 +51,20 @@ def second_page(browser, request):
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "test_labs_pairs_B.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / f"test_labs_pairs_{name}.png"), full_page=True)
     context.close()
+
+
+@pytest.fixture
+def second_page(browser, request):
+    """B's own browser context (cookies apart from A's); a screenshot is kept if the test fails."""
+    yield from _own_context(browser, request, "B")
+
+
+@pytest.fixture
+def instructor_page(browser, request):
+    """The instructor's browser, watching the class page."""
+    yield from _own_context(browser, request, "instructor")
 
 
 def open_lab(page, live_server):
@@ -105,7 +115,12 @@ def decide(page, requester, decision, comment):
     expect(page.locator(".message-success")).to_contain_text(f"{requester}'s request")
 
 
-def test_two_trainees_do_the_mua_lab_as_each_others_security_admin(page, second_page, live_server, pair_class):
+def done_cells(page, seat):
+    return page.locator(f"#seat-{seat} td[data-state=done]")
+
+
+def test_two_trainees_do_the_mua_lab_as_each_others_security_admin(page, second_page, instructor_page, live_server,
+                                                                   pair_class):
     from labs import services
     from labs.catalogue import mua as lab4
     from security import services as security_services
@@ -117,6 +132,12 @@ def test_two_trainees_do_the_mua_lab_as_each_others_security_admin(page, second_
     vault_a, vault_b = f"bv-mua-{code_a}", f"bv-mua-{code_b}"
     item_a = lab4._need(services.context_for(services.active_run(seat_a.trainee, SLUG)))[1].name
     page_b = second_page
+
+    # The instructor watches the class page (it polls): nobody has done anything yet.
+    sign_in(instructor_page, live_server, "ines", "instructor-pw")
+    instructor_page.goto(f"{live_server.url}{reverse('labs:class_page', args=[created.lab_class.slug])}")
+    expect(instructor_page.locator("#class-matrix")).to_contain_text(cred_a.username)
+    expect(done_cells(instructor_page, 1)).to_have_count(0)
 
     # A's lab page names B as the security admin of A's vault, and B's group as the guard's home.
     sign_in(page, live_server, cred_a.username, cred_a.password)
@@ -133,6 +154,8 @@ def test_two_trainees_do_the_mua_lab_as_each_others_security_admin(page, second_
     expect(page.locator(".lab-step-current")).to_contain_text("in their own browser, from Approvals")
     expect(page.locator("#role-play")).to_have_count(0)  # a person decides: no role-play in a pair
     shot(page, "a-02-waiting")
+    expect(done_cells(instructor_page, 1)).to_have_count(3, timeout=LIVE)  # live on the class page, no reload
+    shot(instructor_page, "instructor-01-live")
 
     # B, in B's own browser: B's lab page, B's own link (B's progress shows live too), then Approvals.
     sign_in(page_b, live_server, cred_b.username, cred_b.password)
@@ -171,3 +194,14 @@ def test_two_trainees_do_the_mua_lab_as_each_others_security_admin(page, second_
     expect(page.locator("#lab-complete")).to_be_visible(timeout=LIVE)
     expect(page.locator(".lab-meter")).to_contain_text("6 of 6 steps done")
     shot(page, "a-04-complete")
+    expect(done_cells(instructor_page, 1)).to_have_count(6, timeout=LIVE)
+
+    # The instructor resets the pair: both get fresh sandboxes, wired to each other again, at step 1.
+    instructor_page.once("dialog", lambda dialog: dialog.accept())
+    instructor_page.get_by_role("button", name="Reset pair 1–2").click(timeout=90_000)
+    expect(instructor_page.locator(".messages")).to_be_visible(timeout=90_000)
+    seat_a.refresh_from_db()
+    seat_b.refresh_from_db()
+    assert {seat_a.sandbox.code, seat_b.sandbox.code}.isdisjoint({code_a, code_b})
+    expect(done_cells(instructor_page, 1)).to_have_count(0, timeout=LIVE)
+    shot(instructor_page, "instructor-02-reset")
