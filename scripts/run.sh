@@ -88,7 +88,7 @@ cat <<MSG
   Sign in as the trainee:  trainee / same password   (Lab Trainee: Home → Training labs,
    http://$HOST:$PORT/labs/, then Start lab; sandboxes use the PostgreSQL lab cluster)
   A demo class of one pair:  demo-class-01 and demo-class-02 / same password   (two browsers: the
-   Resource Guard lab together; the trainer watches from Training labs → Classes)
+   Resource Guard lab together; the trainer watches from Training labs → Lab classes)
   (personas: backup-admin, backup-operator, security-admin, reader, outsider — same password;
    the trainer can also play them from the top bar)
   Web, worker and beat are restarted if they stop. Ctrl-C stops all three.
