@@ -26,8 +26,11 @@ from tests.labs._trainee_backups import backup_now, probe_lab, protect  # noqa: 
 
 pytestmark = pytest.mark.django_db
 
-# Routes with a parameter that none of B's objects fits (B has no snapshot, alert or access request).
-UNFILLED = {"portal:snapshot_detail", "portal:alert_change_state", "mua:cancel_request"}
+# Routes with a parameter that none of B's objects fits (B has no snapshot, alert or access request, and is
+# in no class: a trainee is refused every class page, tests/labs/test_class_pages.py).
+UNFILLED = {"portal:snapshot_detail", "portal:alert_change_state", "mua:cancel_request",
+            *(f"labs:{name}" for name in ("class_page", "class_export", "class_reset_seat", "class_reset_pair",
+                                          "class_reset", "class_close", "class_clock"))}
 
 
 @dataclass

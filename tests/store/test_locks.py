@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from tests.conftest import wait_until
+
 from tests.store.helpers import write_tree
 from vaults.store import EXCLUSIVE, SHARED, LockError
 from vaults.store import lock as locks
@@ -84,10 +86,14 @@ def test_stale_locks_are_broken_live_ones_are_not(make_store):
 
 
 def test_a_held_lock_is_refreshed_and_a_broken_one_stops_the_backup(make_store, tmp_path):
-    store = make_store(lock_ttl=0.6)
+    store = make_store(lock_ttl=3.0)
     lk = store.lock(SHARED, owner="long backup", wait=0)
     first = store.locks()[0].refreshed
-    time.sleep(1.3)  # twice the TTL: only the refresher keeps it alive
+    # Past the TTL, only the refresher keeps it alive: wait for its refreshes (not a fixed sleep, which a
+    # loaded machine outruns), until the lock has lived longer than one TTL.
+    started = time.monotonic()
+    wait_until(lambda: time.monotonic() - started > 3.5 and store.locks()[0].refreshed > first, 30,
+               "the lock to be refreshed past its TTL", every=0.1)
     info = store.locks()[0]
     assert info.refreshed > first and not info.stale()
     with pytest.raises(LockError, match="long backup"):
