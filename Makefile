@@ -18,6 +18,10 @@ $(VENV)/.test-deps: $(VENV)/.runtime-deps
 	$(PIP) install -q -r $(VENV)/requirements-test.txt
 	touch $@
 
+# `make run` is lab mode (demo users, training labs, keys generated under var/); production starts
+# differently (README: Production).
+run seed: export STRONGROOM_MODE ?= lab
+
 migrate: $(VENV)/.runtime-deps
 	$(PY) manage.py migrate --noinput
 

@@ -16,7 +16,6 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -25,6 +24,7 @@ from django.utils.text import slugify
 from labs import catalogue, sandboxes, services, teardown
 from labs.models import LabClass, LabRun, Sandbox, Seat
 from portal import enqueue
+from portal.lab import demo_password_for
 from security import clock, roles, scopes
 from security import operations as ops
 from security import services as security_services
@@ -169,7 +169,7 @@ def create_class(instructor: Principal, *, name: str, labs: list[str], trainees:
             seats, passwords = [], {}
             for number in range(1, trainees + 1):
                 principal, passwords[number] = _account(
-                    lab_class.slug, number, settings.STRONGROOM_DEMO_PASSWORD if demo else None)
+                    lab_class.slug, number, demo_password_for(f"{lab_class.slug}-{number:02d}") if demo else None)
                 _trainee_role(actor, principal)
                 sandbox = sandboxes.provision(principal, f"class:{lab_class.slug}")
                 made.append(sandbox)

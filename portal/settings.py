@@ -5,23 +5,42 @@ under ./var, so `make run` works on a fresh machine. DATABASE_URL and CELERY_BRO
 PostgreSQL and Redis.
 """
 
+import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import env_bool, env_int, env_list, env_secret, env_str
+from portal.env import check_master_key, ensure_private_dir, ensure_private_file, env_bool, env_choice, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("STRONGROOM_VAR_DIR", str(BASE_DIR / "var")))
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = env_secret("SECRET_KEY", debug=DEBUG, generated_file=VAR_DIR / "secret_key")
-# The platform key: encrypts secrets at rest and wraps every vault store's data key.
+# Django's debug pages (the whole URL conf on every 404) only when asked for, in either mode.
+DEBUG = env_bool("DEBUG", False)
+# Two modes. "lab" (what `make run` uses): training labs, demo users, persona switching, the lab clock and
+# keys generated under var/ on first start. "production" (the default): none of those; keys, hosts and
+# TLS settings must be given, and `manage.py check --deploy` is clean.
+STRONGROOM_MODE = env_choice("STRONGROOM_MODE", ("lab", "production"), "lab" if DEBUG else "production")
+STRONGROOM_LAB_MODE = STRONGROOM_MODE == "lab"
+PRODUCTION = not STRONGROOM_LAB_MODE
+
+# var/ holds the SQLite file, the generated keys and the demo passwords: nobody else may read it.
+ensure_private_dir(VAR_DIR)
+SECRET_KEY = env_secret("SECRET_KEY", generate=STRONGROOM_LAB_MODE, generated_file=VAR_DIR / "secret_key")
+# The platform key: encrypts secrets at rest and wraps every vault store's data key. 32 random bytes, as
+# 64 hex digits or base64 (`python -c 'import secrets; print(secrets.token_hex(32))'`).
 STRONGROOM_MASTER_KEY = env_secret(
-    "STRONGROOM_MASTER_KEY", debug=DEBUG, generated_file=VAR_DIR / "master_key"
+    "STRONGROOM_MASTER_KEY", generate=STRONGROOM_LAB_MODE, generated_file=VAR_DIR / "master_key",
+    validate=check_master_key, generator=lambda: secrets.token_hex(32),
 )
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if STRONGROOM_LAB_MODE else [])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS is required in production mode: the host names the portal is reached by, comma-separated "
+        "(e.g. ALLOWED_HOSTS=backup.example.com)."
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -35,6 +54,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "formtools",
+    "csp",
     "security",
     "portal",
     "vaults",
@@ -54,7 +74,26 @@ MIDDLEWARE = [
     "portal.shortcuts.GuardDeniedMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
+
+# Content-Security-Policy, the same in both modes (the browser tests run in lab mode and fail on any CSP
+# violation): scripts only from static/ (htmx with allowEval off, behaviour in static/strongroom.js, no
+# inline script or on* handler), nothing from another site, no framing. Inline style attributes remain.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
@@ -81,7 +120,7 @@ if DATABASE_URL:
     # instead of failing one request per thread.
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    ensure_private_file(VAR_DIR / "strongroom.sqlite3")  # SQLite gives its -wal and -shm files the same mode
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -175,14 +214,15 @@ CELERY_BEAT_SCHEDULE: dict = {
 STRONGROOM_DATA_ROOT = Path(env_str("STRONGROOM_DATA_ROOT", str(VAR_DIR / "data")))
 # Existing folders and images may be attached only below these roots (never /etc, /dev, ...).
 STRONGROOM_ATTACH_ROOTS = [Path(p) for p in env_list("STRONGROOM_ATTACH_ROOTS", [])]
-# Lab mode: training labs, demo accounts; a Lab Instructor may play personas and move the lab clock.
-STRONGROOM_LAB_MODE = env_bool("STRONGROOM_LAB_MODE", DEBUG)
 # The PostgreSQL cluster training-lab sandboxes make their servers on (labs.sandboxes.cluster_admin): each
 # sandbox gets its own non-superuser login and database there, created and dropped by this admin login.
 STRONGROOM_LAB_POSTGRES_HOST = env_str("STRONGROOM_LAB_POSTGRES_HOST", "127.0.0.1")
 STRONGROOM_LAB_POSTGRES_PORT = env_int("STRONGROOM_LAB_POSTGRES_PORT", 5432)
 STRONGROOM_LAB_POSTGRES_USER = env_str("STRONGROOM_LAB_POSTGRES_USER", "postgres")
-STRONGROOM_DEMO_PASSWORD = env_str("STRONGROOM_DEMO_PASSWORD", "strongroom-lab")
+# The demo users' password (lab mode). Unset, `seed_lab` generates one per user and installation and writes
+# them once to var/demo-passwords.txt (0600); set it to give a classroom one password of its own.
+STRONGROOM_DEMO_PASSWORD = env_str("STRONGROOM_DEMO_PASSWORD", "")
+STRONGROOM_DEMO_PASSWORDS_FILE = VAR_DIR / "demo-passwords.txt"
 # Seconds a running job may go without a byte or an item moving before it fails with JobStalled, per
 # phase (see protection.jobs.runner.DEFAULT_STALL_SECONDS): transfer (reading or writing data), finishing
 # (pg_restore building indexes after the last byte), reclaim (garbage collection).
@@ -208,6 +248,14 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+# Behind a TLS proxy (production): HTTPS only, secure cookies, HSTS. Each can be turned off for a proxy that
+# does it itself; `manage.py check --deploy` then says so.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("STRONGROOM_TLS_PROXY", PRODUCTION) else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"

@@ -74,24 +74,30 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-supervise web $PY manage.py runserver --noreload "$HOST:$PORT" &
+# --insecure: the development server serves static/ with DEBUG off too (production: a proxy serves it)
+supervise web $PY manage.py runserver --noreload --insecure "$HOST:$PORT" &
 supervisors+=($!)
 supervise worker $PY -m celery -A portal worker --loglevel=INFO --concurrency=2 &
 supervisors+=($!)
 supervise beat $PY -m celery -A portal beat --loglevel=INFO --schedule "$VAR/celerybeat-schedule" &
 supervisors+=($!)
 sleep 2
+if [[ -n "${STRONGROOM_DEMO_PASSWORD:-}" ]]; then
+  PASSWORDS="the password in STRONGROOM_DEMO_PASSWORD"
+else
+  PASSWORDS="their passwords are in $VAR/demo-passwords.txt (generated for this installation, readable by you only)"
+fi
 cat <<MSG
 
-  Strongroom is running at http://$HOST:$PORT/
-  Sign in as the trainer:  trainer / ${STRONGROOM_DEMO_PASSWORD:-strongroom-lab}   (Lab Instructor)
-  Sign in as the trainee:  trainee / same password   (Lab Trainee: Home → Training labs,
-   http://$HOST:$PORT/labs/, then Start lab; sandboxes use the PostgreSQL lab cluster)
-  A demo class of one pair:  demo-class-01 and demo-class-02 / same password   (two browsers: the
-   Resource Guard lab together; the trainer watches from Training labs → Lab classes)
-  (personas: backup-admin, backup-operator, security-admin, reader, outsider — same password;
-   the trainer can also play them from the top bar)
+  Strongroom is running at http://$HOST:$PORT/   (lab mode: demo users, training labs, the lab clock)
+  Demo accounts: $PASSWORDS
+  Sign in as the trainer:  trainer   (Lab Instructor: plays the personas, moves the lab clock, runs classes)
+  Sign in as the trainee:  trainee   (Lab Trainee: Home → Training labs, http://$HOST:$PORT/labs/, then
+   Start lab; sandboxes use the PostgreSQL lab cluster)
+  A demo class of one pair:  demo-class-01 and demo-class-02   (two browsers: the Resource Guard lab
+   together; the trainer watches from Training labs → Lab classes)
+  Personas: backup-admin, backup-operator, security-admin, reader, outsider (the trainer can also play
+   them from the top bar)
   Web, worker and beat are restarted if they stop. Ctrl-C stops all three.
 
-MSG
-wait
+MSGwait

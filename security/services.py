@@ -328,10 +328,54 @@ __all__ = [
     "principal_for_user",
     "raise_alert",
     "record",
+    "create_first_owner",
+    "root_owners",
     "remove_assignments_of_deleted_scope",
     "remove_role_assignment",
     "system_principal",
 ]
+
+
+def root_owners():
+    """The principals who hold Owner at the root scope now."""
+    owner = RoleDefinition.objects.get(name=OWNER)
+    held = RoleAssignment.objects.active_at(clock.now()).filter(role=owner, scope=scopes.ROOT)
+    return Principal.objects.filter(pk__in=held.values("principal_id"))
+
+
+def create_first_owner(*, username: str, password: str, display_name: str = "", email: str = "") -> Principal:
+    """A production installation's first administrator: a sign-in account that is Owner at the root scope.
+
+    Refused once an Owner exists (later Owners are assigned in Access control (IAM) by an Owner, through the
+    guards), and for a username already taken or a password the validators refuse; on refusal nothing is
+    made. The assignment is the one bootstrap write (`bootstrap_root_owner`), logged as the system's."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.password_validation import validate_password
+
+    username = (username or "").strip()
+    if not username:
+        raise ValidationError({"username": "Give the Owner a username."})
+    existing = list(root_owners().values_list("display_name", flat=True)[:3])
+    if existing:
+        raise ValidationError(
+            f"This installation already has an Owner ({', '.join(existing)}). Further Owners are assigned by an "
+            f"Owner in Access control (IAM), where the guards and the activity log see it.")
+    User = get_user_model()
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": f"The username '{username}' is taken; choose another."})
+    first, _, last = (display_name or "").strip().partition(" ")
+    user = User(username=username, email=(email or "").strip(), first_name=first, last_name=last, is_staff=True)
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from None
+    with transaction.atomic():
+        user.set_password(password)
+        user.save()
+        principal = principal_for_user(user)
+        if bootstrap_root_owner(principal) is None:  # another process made an Owner meanwhile
+            raise ValidationError("Another Owner was created at the same moment; nothing was made.")
+    return principal
 
 
 def bootstrap_root_owner(principal: Principal) -> RoleAssignment | None:

@@ -48,6 +48,7 @@ READ = "read-only"  # changes nothing (reads, previews, downloads)
 SESSION = "session"  # changes only the caller's own session or notification list, no resource
 ACCOUNTS = "accounts"  # Django sign-in accounts and groups (superusers only): no Strongroom resource or right
 SCHEDULES = "schedules"  # creates job rows only; the job's work is guarded when run_job runs it
+BOOTSTRAP = "bootstrap"  # the installation's first Owner (no one can authorize it); refused once an Owner exists
 EXPIRY = "expiry"  # records the end of MUA grants whose time is up (they already count as absent): no right is added
 
 # --- the tables ----------------------------------------------------------------------------------------
@@ -241,6 +242,8 @@ ADMIN_SITE_URLS = {  # the admin site's own pages: index, login, logout, passwor
 }
 
 COMMANDS: dict[str, object] = {
+    # A production installation's first Owner: the one bootstrap write, refused (nothing made) once an Owner is.
+    "create_owner": BOOTSTRAP,
     # The demo lab, through every app's services as the trainer.
     "seed_lab": {RG_WRITE, ROLE_WRITE, f"{STORAGE}/write", f"{BV}/write", f"{DP}/resourceGuards/write",
                  "Microsoft.Resources/subscriptions/write", "Microsoft.Subscription/aliases/write"},
@@ -689,6 +692,21 @@ def test_seed_lab_is_refused_when_the_guard_says_so(db):
     [bootstrap] = RoleAssignment.objects.all()
     assert bootstrap.role.name == "Owner" and bootstrap.scope == scopes.ROOT
     assert bootstrap.principal.display_name == "Terry Trainer"
+
+
+def test_create_owner_makes_nothing_once_an_owner_exists(lab, monkeypatch):
+    """GIVEN an installation with an Owner (the lab's trainer) WHEN create_owner runs under lockdown THEN it is
+    refused before making anything: later Owners are assigned in IAM, through the guards."""
+    from django.core.management.base import CommandError
+
+    monkeypatch.setenv("STRONGROOM_OWNER_USERNAME", "second-owner")
+    monkeypatch.setenv("STRONGROOM_OWNER_PASSWORD", "a long enough passphrase 7")
+    before = fingerprint()
+    with lockdown() as state:
+        with pytest.raises(CommandError, match="already has an Owner"):
+            call_command("create_owner", "--no-input", stdout=open(os.devnull, "w"))
+    assert not difference(before, fingerprint()) and not state.refused
+    assert COMMANDS["create_owner"] == BOOTSTRAP
 
 
 def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):

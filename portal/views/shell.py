@@ -37,7 +37,9 @@ class SignInView(auth_views.LoginView):
                     demo.append({"username": user.get_username(), "name": persona.principal.display_name,
                                  "title": persona.title, "description": persona.description})
             context["demo_accounts"] = demo
-            context["demo_password"] = settings.STRONGROOM_DEMO_PASSWORD
+            # Never the passwords themselves: whoever reaches this page is not yet anyone.
+            context["demo_password_classroom"] = bool(settings.STRONGROOM_DEMO_PASSWORD)
+            context["demo_passwords_file"] = settings.STRONGROOM_DEMO_PASSWORDS_FILE
         return context
 
 

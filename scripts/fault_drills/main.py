@@ -61,7 +61,7 @@ def _django_against(base: Path, redis: OwnRedis, postgres: OwnPostgres) -> dict:
     env = {**os.environ,
            "DATABASE_URL": postgres.url("strongroom"), "CELERY_BROKER_URL": redis.url,
            "CELERY_TASK_DEFAULT_QUEUE": "strongroom-drills", "STRONGROOM_VAR_DIR": str(base / "var"),
-           "STRONGROOM_DATA_ROOT": str(base / "data"), "DEBUG": "true", "STRONGROOM_LAB_MODE": "true",
+           "STRONGROOM_DATA_ROOT": str(base / "data"), "STRONGROOM_MODE": "lab",
            "LOG_LEVEL": "WARNING"}
     os.environ.update(env)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")

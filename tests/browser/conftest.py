@@ -26,6 +26,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CSP_PREFIX = "CSP violation:"
+CSP_LISTENER = """document.addEventListener('securitypolicyviolation', function (e) {
+  console.error('%s ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber);
+});""" % CSP_PREFIX
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -51,22 +55,35 @@ def browser():
     playwright.stop()
 
 
-@pytest.fixture
-def page(browser, live_server, transactional_db, request):
-    """A fresh browser context and page for one test; a screenshot is kept if the test fails."""
+def open_page(browser, request, artifact_name: str):
+    """A fresh browser context (cookies, storage) and page, closed after the test; a screenshot named
+    ``artifact_name`` is kept if the test fails. Every page runs under the Content-Security-Policy (the same in
+    lab and production mode): a violation (an inline script or handler, eval, a resource from elsewhere) fails
+    the test that met it. ``page.csp_violations`` lists what was seen."""
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
     context.set_default_timeout(10_000)
+    context.add_init_script(CSP_LISTENER)
     page = context.new_page()
+    violations = page.csp_violations = []
+    page.on("console", lambda message: violations.append(f"{page.url}: {message.text}")
+            if "Content Security Policy" in message.text or message.text.startswith(CSP_PREFIX) else None)
     yield page
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         ARTIFACTS.mkdir(exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
         try:
-            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / f"{artifact_name}.png"), full_page=True)
         except Exception:  # a crashed page must not hide the test's own failure
             pass
     context.close()
+    if violations and not (failed is not None and failed.failed):
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(dict.fromkeys(violations)))
+
+
+@pytest.fixture
+def page(browser, live_server, transactional_db, request):
+    """A fresh browser context and page for one test (``open_page``)."""
+    yield from open_page(browser, request, re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:])
 
 
 @pytest.fixture(autouse=True)

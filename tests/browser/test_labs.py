@@ -178,6 +178,10 @@ def test_a_trainee_resets_a_sandbox_with_locked_data_and_the_old_one_is_kept(pag
     # Reset sandbox: a fresh one at once; the old one leaves the trainee's view and is kept for its data.
     open_lab_from_home(page, live_server, "Ransomware drill")
     both_widths(page, "lab-ransomware-step")
+    page.once("dialog", lambda dialog: dialog.dismiss())  # Cancel keeps the sandbox (static/strongroom.js asks)
+    page.locator("#reset-sandbox").click()
+    expect(page.locator("#sandbox-title")).to_contain_text(old.code)
+    assert current_run(lab_people["tina"], "ransomware-drill").sandbox.code == old.code
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#reset-sandbox").click(timeout=90_000)  # a new sandbox is made before the page answers
     expect(page.locator(".messages")).to_contain_text(f"Your old sandbox {old.code} is retired", timeout=90_000)

@@ -18,7 +18,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, screenshots, sign_in
+from tests.browser.conftest import open_page, screenshots, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -44,15 +44,7 @@ def pair_class(seeded_lab, django_user_model, settings, worker):
 
 
 def _own_context(browser, request, name):
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"test_labs_pairs_{name}.png"), full_page=True)
-    context.close()
+    yield from open_page(browser, request, f"test_labs_pairs_{name}")
 
 
 @pytest.fixture
