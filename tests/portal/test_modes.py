@@ -21,7 +21,7 @@ from security.models import Principal, RoleAssignment
 
 ROOT = Path(__file__).resolve().parents[2]
 STRIPPED = {"SECRET_KEY", "STRONGROOM_MASTER_KEY", "DEBUG", "STRONGROOM_MODE", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE",
-            "STRONGROOM_DEMO_PASSWORD", "DATABASE_URL"}
+            "STRONGROOM_DEMO_PASSWORD", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
 
 
 def _production_env(tmp_path) -> dict:
