@@ -36,6 +36,18 @@ def shell(request):
         "can_move_lab_clock": (lambda: can_move_lab_clock(owner)) if settings.STRONGROOM_LAB_MODE else False,
         # Likewise for the Training labs entry (the labs app's pages act as the real person, never a persona).
         "can_open_labs": (lambda: can_open_labs(owner)) if settings.STRONGROOM_LAB_MODE else False,
+        # Security > Sign-in lockouts: None for whoever may not read them, else how many are in force now.
+        "signin_lockouts_nav": lambda: _signin_lockouts_nav(request.principal),
         "lab_clock_offset": offset,
         "notifications_running": running,
     }
+
+
+def _signin_lockouts_nav(principal):
+    from security import scopes, signin
+    from security.operations import SIGN_IN_LOCKOUT_READ
+    from security.rbac import authorize
+
+    if principal is None or not authorize(principal, SIGN_IN_LOCKOUT_READ, scopes.ROOT).allowed:
+        return None
+    return len(signin.current_lockouts())

@@ -1,4 +1,6 @@
 from django import forms
+from django.contrib.auth import authenticate
+from django.contrib.auth import forms as auth_forms
 
 from portal.models import Region, Subscription
 from security.models import Principal, RoleDefinition
@@ -73,3 +75,22 @@ class ClockForm(forms.Form):
     UNITS = [("hours", "hours"), ("days", "days")]
     amount = forms.IntegerField(min_value=1, max_value=3650, label="Move forward by")
     unit = forms.ChoiceField(choices=UNITS, label="Unit")
+
+
+class OwnPasswordChangeForm(auth_forms.PasswordChangeForm):
+    """Django's password change, with the old password checked through `authenticate`: wrong guesses count
+    as failed sign-ins (throttled, logged) like those on the sign-in page, so a session left open is no way
+    around the lockout."""
+
+    def __init__(self, user, *args, request=None, **kwargs):
+        self.request = request
+        super().__init__(user, *args, **kwargs)
+        self.fields["old_password"].label = "Current password"
+
+    def clean_old_password(self):
+        old_password = self.cleaned_data["old_password"]
+        username = self.user.get_username()
+        if authenticate(self.request, username=username, password=old_password) is None:
+            raise forms.ValidationError("Your current password was entered incorrectly. Enter it again.",
+                                        code="password_incorrect")
+        return old_password

@@ -5,6 +5,7 @@ under ./var, so `make run` works on a fresh machine. DATABASE_URL and CELERY_BRO
 PostgreSQL and Redis.
 """
 
+import datetime as dt
 import secrets
 from pathlib import Path
 
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "template_partials",
     "formtools",
     "csp",
+    "axes",  # before security: its sign-in failure receiver reads what axes decided (security.signin)
     "security",
     "portal",
     "vaults",
@@ -74,7 +76,8 @@ MIDDLEWARE = [
     "portal.shortcuts.GuardDeniedMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "csp.middleware.CSPMiddleware",  # before axes: the lockout page gets the policy too
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into the lockout page (429)
 ]
 
 # Content-Security-Policy, the same in both modes (the browser tests run in lab mode and fail on any CSP
@@ -137,11 +140,50 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# The sign-in throttle first (it refuses a locked-out username and address before any password is checked;
+# security.signin), then Django's accounts.
+AUTHENTICATION_BACKENDS = [
+    "security.signin.SignInThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sessions end after STRONGROOM_SESSION_HOURS, and in production when the browser closes.
+STRONGROOM_SESSION_HOURS = env_int("STRONGROOM_SESSION_HOURS", 8)
+SESSION_COOKIE_AGE = STRONGROOM_SESSION_HOURS * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = PRODUCTION
+
+# Sign-in throttling (django-axes; security.signin): after STRONGROOM_SIGNIN_FAILURE_LIMIT failed sign-ins of
+# one username from one address, that username is locked for that address (other addresses still get in) for
+# STRONGROOM_SIGNIN_LOCKOUT_MINUTES, or until an Owner unlocks it (Security > Sign-in lockouts). The portal's
+# /signin/ and /admin/login/ alike. STRONGROOM_SIGNIN_BURST_FAILURES failed sign-ins within
+# STRONGROOM_SIGNIN_BURST_MINUTES (of one username, or across the installation) raise one alert.
+STRONGROOM_SIGNIN_FAILURE_LIMIT = env_int("STRONGROOM_SIGNIN_FAILURE_LIMIT", 5)
+STRONGROOM_SIGNIN_LOCKOUT_MINUTES = env_int("STRONGROOM_SIGNIN_LOCKOUT_MINUTES", 30)
+STRONGROOM_SIGNIN_BURST_FAILURES = env_int("STRONGROOM_SIGNIN_BURST_FAILURES", 10)
+STRONGROOM_SIGNIN_BURST_MINUTES = env_int("STRONGROOM_SIGNIN_BURST_MINUTES", 5)
+# How many reverse proxies in front of the portal append to X-Forwarded-For. 0: the header is ignored and the
+# client's address is the connection's (REMOTE_ADDR); N: the address the outermost of the N proxies saw.
+STRONGROOM_TRUSTED_PROXIES = env_int("STRONGROOM_TRUSTED_PROXIES", 0)
+AXES_FAILURE_LIMIT = STRONGROOM_SIGNIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = dt.timedelta(minutes=STRONGROOM_SIGNIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a lockout ends when it said it would
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in forgets that username's earlier failures from its address
+AXES_CLIENT_IP_CALLABLE = "security.signin.client_address"  # honours STRONGROOM_TRUSTED_PROXIES
+AXES_LOCKOUT_CALLABLE = "portal.views.account.locked_out"  # the lockout page, in the portal's look
+AXES_DISABLE_ACCESS_LOG = True  # the activity log records sign-in failures and lockouts
+AXES_ENABLE_ADMIN = False  # unlocking is an Owner's guarded operation in the portal, not an admin edit
+AXES_VERBOSE = False
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "old_password", "new_password1",
+                             "new_password2", "csrfmiddlewaretoken"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -245,7 +287,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes: its warnings (a failure, a lockout) are kept; the activity log has each with its words.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # Behind a TLS proxy (production): HTTPS only, secure cookies, HSTS. Each can be turned off for a proxy that

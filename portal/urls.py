@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from portal import views
-from portal.views import activity, iam, lab, shell, tenancy
+from portal.views import account, activity, iam, lab, shell, tenancy
 
 
 portal_patterns = [
@@ -24,6 +24,9 @@ portal_patterns = [
     path("alerts/<uuid:pk>/state/", activity.alert_change_state, name="alert_change_state"),
     path("notifications/", activity.notifications, name="notifications"),
     path("notifications/dismiss/", activity.notifications_dismiss, name="notifications_dismiss"),
+    path("account/password/", account.PasswordChangeView.as_view(), name="password_change"),
+    path("signin-lockouts/", account.signin_lockouts, name="signin_lockouts"),
+    path("signin-lockouts/unlock/", account.signin_unlock, name="signin_unlock"),
     path("lab/persona/", lab.switch_persona, name="switch_persona"),
     path("lab/clock/", lab.lab_clock, name="lab_clock"),
     path("lab/workers/check/", lab.check_workers, name="check_workers"),

@@ -8,11 +8,12 @@ class SecurityConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from security import clock, guards, roles, signals
+        from security import clock, guards, roles, signals, signin
         from security.mua import expiry
         from security.mua import guard as mua_guard
 
         signals.connect()
+        signin.connect()  # failed and locked-out sign-ins in the activity log, and the burst alert
         guards.register_builtin_guards()
         mua_guard.register()
         clock.register_settler("security.grants", lambda now: expiry.close_expired_grants(now=now))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 DATA_PROTECTION = "Microsoft.DataProtection"
 AUTHORIZATION = "Microsoft.Authorization"
 STRONGROOM_LAB = "Strongroom.Lab"
+STRONGROOM_IDENTITY = "Strongroom.Identity"
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,16 @@ CANCEL_REQUEST = _op(f"{AUTHORIZATION}/roleAssignmentScheduleRequests/cancel/act
 APPROVE_REQUEST = _op(f"{AUTHORIZATION}/roleAssignmentApprovals/approve/action", "Approve access request")
 REJECT_REQUEST = _op(f"{AUTHORIZATION}/roleAssignmentApprovals/reject/action", "Reject access request")
 EXPIRE_ACCESS = _op(f"{AUTHORIZATION}/roleAssignmentSchedules/expire/action", "Resource Guard access expired")
+
+# --- sign-in (security.signin) -------------------------------------------------------------------------
+# Sign-ins and password changes are Strongroom's own identity events: recorded in the activity log, never
+# authorized by a role (anyone may try to sign in, and change their own password). Sign-in lockouts are
+# managed through RBAC at the root ("/"), under Microsoft.Authorization so that Owner's "*" (and User Access
+# Administrator's "Microsoft.Authorization/*") holds the unlock and Contributor's notActions exclude it.
+SIGN_IN = _op(f"{STRONGROOM_IDENTITY}/signIns/action", "Sign in")
+PASSWORD_CHANGE = _op(f"{STRONGROOM_IDENTITY}/users/changePassword/action", "Change password")
+SIGN_IN_LOCKOUT_READ = _op(f"{AUTHORIZATION}/signInLockouts/read")
+SIGN_IN_LOCKOUT_DELETE = _op(f"{AUTHORIZATION}/signInLockouts/delete", "Unlock sign-in")
 
 # --- alerts and the lab -------------------------------------------------------------------------------
 ALERT_READ = _op("Microsoft.AlertsManagement/alerts/read")

@@ -50,6 +50,7 @@ ACCOUNTS = "accounts"  # Django sign-in accounts and groups (superusers only): n
 SCHEDULES = "schedules"  # creates job rows only; the job's work is guarded when run_job runs it
 BOOTSTRAP = "bootstrap"  # the installation's first Owner (no one can authorize it); refused once an Owner exists
 EXPIRY = "expiry"  # records the end of MUA grants whose time is up (they already count as absent): no right is added
+OWN_PASSWORD = "own password"  # the signed-in person's own password (anyone may; logged): no Strongroom resource or right
 
 # --- the tables ----------------------------------------------------------------------------------------
 
@@ -78,8 +79,11 @@ URLS: dict[str, object] = {
     "portal:switch_persona": {f"{LAB}/personas/assume/action"},  # logged; the session keeps the persona only then
     "portal:lab_clock": {f"{LAB}/clock/write"},
     "portal:check_workers": {f"{LAB}/workers/check/action"},
-    "login": SESSION,
+    "login": SESSION,  # failed sign-ins are counted (axes) and logged; a lockout is lifted by signin_unlock
     "logout": SESSION,
+    "portal:password_change": OWN_PASSWORD,
+    "portal:signin_lockouts": READ,
+    "portal:signin_unlock": {"Microsoft.Authorization/signInLockouts/delete"},
     # inventory
     "portal:storage_account_list": READ,
     "portal:storage_account_create": {f"{STORAGE}/write"},
@@ -452,6 +456,7 @@ def overrides(key: str, w, data: dict) -> dict:
                            "role": str(RoleDefinition.objects.get(name="Backup Contributor").pk)},
         "portal:iam_remove": {"scope": w.vault.resource_id},
         "portal:alert_change_state": {"state": "Acknowledged"},
+        "portal:signin_unlock": {"username": "outsider", "ip_address": "127.0.0.1"},
         "portal:lab_clock": {"amount": "1", "unit": "days"},
         "labs:role_play": {"request_id": str(w.pending_request.pk), "decision": "approve"},
         "labs:class_create": {"name": "Entry class two", "labs": [ENTRY_LAB], "trainees": "1"},
