@@ -360,9 +360,10 @@ def _settings_values(env: dict) -> list[str]:
 
 
 def test_the_settings_come_from_the_environment(tmp_path):
-    assert _settings_values({"STRONGROOM_VAR_DIR": str(tmp_path), "DEBUG": "true", "STRONGROOM_SESSION_HOURS": "2",
+    assert _settings_values({"STRONGROOM_VAR_DIR": str(tmp_path), "STRONGROOM_MODE": "lab", "STRONGROOM_SESSION_HOURS": "2",
                              "STRONGROOM_SIGNIN_FAILURE_LIMIT": "7", "STRONGROOM_SIGNIN_LOCKOUT_MINUTES": "10",
                              "STRONGROOM_TRUSTED_PROXIES": "1"}) == ["7200", "False", "7", "600", "1"]
-    production = _settings_values({"STRONGROOM_VAR_DIR": str(tmp_path), "DEBUG": "false", "SECRET_KEY": "k" * 50,
-                                   "STRONGROOM_MASTER_KEY": "ab" * 32, "ALLOWED_HOSTS": "portal.example.org"})
+    production = _settings_values({"STRONGROOM_VAR_DIR": str(tmp_path), "STRONGROOM_MODE": "production",
+                                   "SECRET_KEY": "k" * 50, "STRONGROOM_MASTER_KEY": bytes(range(32)).hex(),
+                                   "ALLOWED_HOSTS": "portal.example.org"})
     assert production[:2] == ["28800", "True"]  # 8 hours, and the session ends with the browser
