@@ -1,6 +1,7 @@
 from django import forms
 
 from portal.models import Region, Subscription
+from security import conditions, roles
 from security.models import Principal, RoleDefinition
 
 
@@ -40,11 +41,35 @@ def _members():
     return Principal.objects.exclude(kind=Principal.Kind.SYSTEM).select_related("user")
 
 
+class RoleRadioSelect(forms.RadioSelect):
+    """The role picker: a role whose assignments may carry a delegation condition is marked
+    (``data-delegation``), so the page shows the Conditions section when it is chosen (CSS only)."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        instance = getattr(value, "instance", None)
+        if instance is not None and instance.name in roles.DELEGATION_ROLES:
+            option["attrs"]["data-delegation"] = "true"
+        return option
+
+
+# "What user can do", as Azure's Conditions tab words the choices.
+DELEGATE_CONSTRAINED = "constrained"
+DELEGATE_ALL_BUT_PRIVILEGED = "allButPrivileged"
+DELEGATE_ALL = "all"
+DELEGATION_CHOICES = [
+    (DELEGATE_ALL_BUT_PRIVILEGED, "Allow user to assign all roles except privileged administrator roles Owner, UAA, "
+                                  "RBAC (Recommended)"),
+    (DELEGATE_CONSTRAINED, "Allow user to only assign selected roles to selected principals (fewer privileges)"),
+    (DELEGATE_ALL, "Allow user to assign all roles (highly privileged)"),
+]
+
+
 class RoleAssignmentForm(forms.Form):
     role = forms.ModelChoiceField(
         queryset=RoleDefinition.objects.all(),
         empty_label=None,
-        widget=forms.RadioSelect,
+        widget=RoleRadioSelect,
         error_messages={"required": "Select a role."},
     )
     member = PrincipalChoiceField(
@@ -63,6 +88,41 @@ class RoleAssignmentForm(forms.Form):
     description = forms.CharField(
         required=False, max_length=500, help_text="Why this access is needed (shown in the list)."
     )
+    # Conditions (Role Based Access Control Administrator and User Access Administrator only).
+    delegation = forms.ChoiceField(
+        required=False, choices=DELEGATION_CHOICES, initial=DELEGATE_ALL_BUT_PRIVILEGED, widget=forms.RadioSelect,
+        label="What user can do",
+    )
+    condition_roles = forms.ModelMultipleChoiceField(
+        queryset=RoleDefinition.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
+        label="Roles the member may assign and remove",
+    )
+    condition_principal_types = forms.MultipleChoiceField(
+        required=False, choices=list(conditions.PRINCIPAL_TYPES.items()), widget=forms.CheckboxSelectMultiple,
+        label="To principal types",
+        help_text="Select none to allow every type.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        data["condition"] = None
+        role = data.get("role")
+        if role is None or role.name not in roles.DELEGATION_ROLES:
+            return data  # the Conditions section is not offered for this role: nothing to keep
+        choice = data.get("delegation") or DELEGATE_ALL  # not sent (an API-style post): no condition, as in Azure
+        if choice == DELEGATE_ALL_BUT_PRIVILEGED:
+            data["condition"] = conditions.all_but_privileged_administrators()
+        elif choice == DELEGATE_CONSTRAINED:
+            picked = data.get("condition_roles") or []
+            if not picked:
+                self.add_error("condition_roles", "Select the roles the member may assign, or choose another option "
+                                                  "under “What user can do”.")
+                return data
+            data["condition"] = conditions.Condition(
+                conditions.ALLOW_ROLES, tuple(str(r.pk).lower() for r in picked),
+                tuple(data.get("condition_principal_types") or ()),
+            ).to_data()
+        return data
 
 
 class CheckAccessForm(forms.Form):

@@ -16,6 +16,7 @@ from portal.shortcuts import can, submit
 from portal.templatetags.portal_ui import describe_scopes
 from security import clock, scopes
 from security import services as security_services
+from security.conditions import CONDITION_VERSION, parse_stored, request_for
 from security.models import RoleAssignment
 from security.operations import RESOURCE_GROUP_WRITE, ROLE_ASSIGNMENT_DELETE, ROLE_ASSIGNMENT_WRITE, SUBSCRIPTION_READ
 from security.rbac import authorize
@@ -69,15 +70,24 @@ def _iam_context(request, scope, rtype, obj, **extra):
         key=lambda e: (e.inherited, e.assignment.role.name, e.assignment.principal.display_name),
     )
     info = describe_scopes(e.assignment.scope for e in entries)
+    conditioned = {e.assignment.pk: parse_stored(e.assignment.condition) for e in entries if e.assignment.condition}
+    names = security_services.role_names(r for c in conditioned.values() for r in c.role_ids)
     rows = [
         {
             "entry": entry,
             "assignment": entry.assignment,
             "inherited": entry.inherited,
             "from": info[scopes.normalize(entry.assignment.scope).lower()],
+            "condition": _condition_row(conditioned.get(entry.assignment.pk), names),
+            # Removing it: the signed-in user's own conditions judge this assignment's role and principal.
+            "can_remove": not entry.inherited and authorize(
+                request.principal, ROLE_ASSIGNMENT_DELETE, scope, request=request_for(entry.assignment.role,
+                                                                                      entry.assignment.principal)
+            ).allowed,
         }
         for entry in entries
     ]
+    write = authorize(request.principal, ROLE_ASSIGNMENT_WRITE, scope)
     tab = request.GET.get("tab", "assignments")
     if tab not in ("assignments", "add", "check"):
         tab = "assignments"
@@ -90,7 +100,8 @@ def _iam_context(request, scope, rtype, obj, **extra):
         "entries": entries,
         "direct_count": sum(1 for r in rows if not r["inherited"]),
         "inherited_count": sum(1 for r in rows if r["inherited"]),
-        "can_write": can(request.principal, ROLE_ASSIGNMENT_WRITE, scope),
+        "can_write": write.allowed or bool(write.unfulfilled),
+        "write_conditions": [] if write.allowed else _my_conditions(write),
         "can_delete": can(request.principal, ROLE_ASSIGNMENT_DELETE, scope),
         "tab": tab,
         "blade": "iam",
@@ -99,6 +110,18 @@ def _iam_context(request, scope, rtype, obj, **extra):
         "check_form": extra.pop("check_form", None) or CheckAccessForm(),
         **extra,
     }
+
+
+def _condition_row(condition, names):
+    """What the Condition column shows: the condition in words and as Azure's code view has it."""
+    if condition is None:
+        return None
+    return {"summary": condition.describe(names), "text": condition.render(), "version": CONDITION_VERSION}
+
+
+def _my_conditions(write) -> list[str]:
+    names = security_services.role_names(r for _, c in write.unfulfilled for r in c.role_ids)
+    return [f"{label}: {condition.describe(names)}" for label, condition in write.unfulfilled]
 
 
 @login_required
@@ -121,6 +144,7 @@ def iam_add(request):
             scope=scope,
             ends_at=form.cleaned_data["ends_at"],
             description=form.cleaned_data["description"],
+            condition=form.cleaned_data["condition"],
         ),
         lambda assignment: f"Added {assignment.role.name} for {assignment.principal.display_name}.",
         f"{reverse('portal:iam')}?scope={scope}",
@@ -154,7 +178,8 @@ def iam_check_access(request):
     if form.is_valid():
         result = security_services.check_access(request.principal, form.cleaned_data["member"], scope)
         capabilities = [
-            {"label": label, "action": action, "allowed": result.can(action)} for label, action in _capabilities(rtype, scope)
+            {"label": label, "action": action, "allowed": result.can(action), "conditions": result.conditions(action)}
+            for label, action in _capabilities(rtype, scope)
         ]
     info = describe_scopes(e.assignment.scope for e in (result.entries if result else []))
     check_rows = [
