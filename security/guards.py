@@ -140,8 +140,8 @@ def _condition_remedy(result, operation: str) -> str:
 
     ids = {r for _, condition in result.unfulfilled for r in condition.role_ids}
     names = {str(pk).lower(): name for pk, name in RoleDefinition.objects.filter(pk__in=ids).values_list("pk", "name")}
-    allowed = " ".join(f"Your {label} carries a condition: {condition.describe(names)}"
-                       for label, condition in result.unfulfilled)
+    allowed = " ".join(f"Your {label.replace(' @ ', ' assignment at ', 1)} carries a condition: "
+                       f"{condition.describe(names)}" for label, condition in result.unfulfilled)
     return (f"{allowed} This request is outside it. Ask an Owner (or a delegate whose condition allows it) to "
             f"make this change, or to change the condition of your role assignment ('{operation}').")
 
