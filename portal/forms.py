@@ -65,7 +65,59 @@ DELEGATION_CHOICES = [
 ]
 
 
-class RoleAssignmentForm(forms.Form):
+class ConditionForm(forms.Form):
+    """Azure's Conditions tab: what the holder of Role Based Access Control Administrator or User Access
+    Administrator may do with role assignments. ``condition_for(role)`` gives the condition data."""
+
+    delegation = forms.ChoiceField(
+        required=False, choices=DELEGATION_CHOICES, initial=DELEGATE_ALL_BUT_PRIVILEGED, widget=forms.RadioSelect,
+        label="What user can do",
+    )
+    condition_roles = forms.ModelMultipleChoiceField(
+        queryset=RoleDefinition.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
+        label="Roles the member may assign and remove",
+    )
+    condition_principal_types = forms.MultipleChoiceField(
+        required=False, choices=list(conditions.PRINCIPAL_TYPES.items()), widget=forms.CheckboxSelectMultiple,
+        label="To principal types",
+        help_text="Select none to allow every type.",
+    )
+
+    @classmethod
+    def initial_for(cls, data) -> dict:
+        """The form's initial values for a stored condition (None: no condition)."""
+        condition = conditions.parse_stored(data)
+        if condition is None:
+            return {"delegation": DELEGATE_ALL}
+        if condition.to_data() == conditions.all_but_privileged_administrators():
+            return {"delegation": DELEGATE_ALL_BUT_PRIVILEGED}
+        if condition.kind == conditions.ALLOW_ROLES:
+            return {"delegation": DELEGATE_CONSTRAINED, "condition_roles": list(condition.role_ids),
+                    "condition_principal_types": list(condition.principal_types)}
+        return {"delegation": ""}  # a condition none of the three choices describes: saving replaces it
+
+    def condition_for(self, role, data) -> dict | None:
+        """The condition the choices describe for ``role`` (None for a role that cannot carry one), or None
+        with an error added to the form."""
+        if role is None or role.name not in roles.DELEGATION_ROLES:
+            return None  # the Conditions section is not offered for this role: nothing to keep
+        choice = data.get("delegation") or DELEGATE_ALL  # not sent (an API-style post): no condition, as in Azure
+        if choice == DELEGATE_ALL_BUT_PRIVILEGED:
+            return conditions.all_but_privileged_administrators()
+        if choice == DELEGATE_CONSTRAINED:
+            picked = data.get("condition_roles") or []
+            if not picked:
+                self.add_error("condition_roles", "Select the roles the member may assign, or choose another option "
+                                                  "under “What user can do”.")
+                return None
+            return conditions.Condition(
+                conditions.ALLOW_ROLES, tuple(str(r.pk).lower() for r in picked),
+                tuple(data.get("condition_principal_types") or ()),
+            ).to_data()
+        return None
+
+
+class RoleAssignmentForm(ConditionForm):
     role = forms.ModelChoiceField(
         queryset=RoleDefinition.objects.all(),
         empty_label=None,
@@ -88,40 +140,12 @@ class RoleAssignmentForm(forms.Form):
     description = forms.CharField(
         required=False, max_length=500, help_text="Why this access is needed (shown in the list)."
     )
-    # Conditions (Role Based Access Control Administrator and User Access Administrator only).
-    delegation = forms.ChoiceField(
-        required=False, choices=DELEGATION_CHOICES, initial=DELEGATE_ALL_BUT_PRIVILEGED, widget=forms.RadioSelect,
-        label="What user can do",
-    )
-    condition_roles = forms.ModelMultipleChoiceField(
-        queryset=RoleDefinition.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
-        label="Roles the member may assign and remove",
-    )
-    condition_principal_types = forms.MultipleChoiceField(
-        required=False, choices=list(conditions.PRINCIPAL_TYPES.items()), widget=forms.CheckboxSelectMultiple,
-        label="To principal types",
-        help_text="Select none to allow every type.",
-    )
+
+    field_order = ["role", "member", "ends_at", "description"]
 
     def clean(self):
         data = super().clean()
-        data["condition"] = None
-        role = data.get("role")
-        if role is None or role.name not in roles.DELEGATION_ROLES:
-            return data  # the Conditions section is not offered for this role: nothing to keep
-        choice = data.get("delegation") or DELEGATE_ALL  # not sent (an API-style post): no condition, as in Azure
-        if choice == DELEGATE_ALL_BUT_PRIVILEGED:
-            data["condition"] = conditions.all_but_privileged_administrators()
-        elif choice == DELEGATE_CONSTRAINED:
-            picked = data.get("condition_roles") or []
-            if not picked:
-                self.add_error("condition_roles", "Select the roles the member may assign, or choose another option "
-                                                  "under “What user can do”.")
-                return data
-            data["condition"] = conditions.Condition(
-                conditions.ALLOW_ROLES, tuple(str(r.pk).lower() for r in picked),
-                tuple(data.get("condition_principal_types") or ()),
-            ).to_data()
+        data["condition"] = self.condition_for(data.get("role"), data)
         return data
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal import resources
-from portal.forms import CheckAccessForm, RoleAssignmentForm
+from portal.forms import CheckAccessForm, ConditionForm, RoleAssignmentForm
 from portal.models import ResourceGroup, Subscription
-from portal.shortcuts import can, submit
+from portal.shortcuts import can, form_errors_from, parse_uuid, submit
 from portal.templatetags.portal_ui import describe_scopes
-from security import clock, scopes
+from security import clock, roles, scopes
 from security import services as security_services
 from security.conditions import CONDITION_VERSION, parse_stored, request_for
 from security.models import RoleAssignment
@@ -84,12 +85,20 @@ def _iam_context(request, scope, rtype, obj, **extra):
                 request.principal, ROLE_ASSIGNMENT_DELETE, scope, request=request_for(entry.assignment.role,
                                                                                       entry.assignment.principal)
             ).allowed,
+            # Changing its condition is a write of this assignment, judged the same way.
+            "can_edit": not entry.inherited and entry.assignment.role.name in roles.DELEGATION_ROLES and authorize(
+                request.principal, ROLE_ASSIGNMENT_WRITE, scope, request=request_for(entry.assignment.role,
+                                                                                     entry.assignment.principal)
+            ).allowed,
         }
         for entry in entries
     ]
     write = authorize(request.principal, ROLE_ASSIGNMENT_WRITE, scope)
     tab = request.GET.get("tab", "assignments")
-    if tab not in ("assignments", "add", "check"):
+    if tab not in ("assignments", "add", "check", "condition"):
+        tab = "assignments"
+    editing = _editing(request, scope, rows) if tab == "condition" else None
+    if tab == "condition" and editing is None:
         tab = "assignments"
     return {
         "scope": scope,
@@ -108,8 +117,22 @@ def _iam_context(request, scope, rtype, obj, **extra):
         "lab_now": clock.now(),
         "add_form": extra.pop("add_form", None) or RoleAssignmentForm(),
         "check_form": extra.pop("check_form", None) or CheckAccessForm(),
+        "editing": editing,
+        "condition_form": extra.pop("condition_form", None) or (
+            ConditionForm(initial=ConditionForm.initial_for(editing["assignment"].condition)) if editing else None),
         **extra,
     }
+
+
+def _editing(request, scope, rows):
+    """The row whose condition "View/Edit" opened (?assignment=<id>): one assigned at this scope to a role
+    that may carry a condition; None otherwise (the list is shown instead)."""
+    wanted = parse_uuid(request.GET.get("assignment") or request.POST.get("assignment"))
+    for row in rows:
+        a = row["assignment"]
+        if a.pk == wanted and not row["inherited"] and a.role.name in roles.DELEGATION_ROLES:
+            return row
+    return None
 
 
 def _condition_row(condition, names):
@@ -167,6 +190,34 @@ def iam_remove(request, assignment_id):
     security_services.remove_role_assignment(request.principal, assignment)
     messages.success(request, f"Removed {assignment.role.name} for {assignment.principal.display_name}.")
     return redirect(f"{reverse('portal:iam')}?scope={scope}")
+
+
+@login_required
+@require_POST
+def iam_condition(request, assignment_id):
+    """Save the condition of a role assignment ("View/Edit" in the Condition column)."""
+    scope, rtype, obj = _scope_context(request, request.POST.get("scope", ""))
+    assignment = get_object_or_404(RoleAssignment.objects.select_related("role", "principal"), pk=assignment_id)
+    if scopes.normalize(assignment.scope).lower() != scope.lower():
+        raise Http404("That assignment is not assigned at this scope.")
+    form = ConditionForm(request.POST)
+    if form.is_valid() and not form.cleaned_data.get("delegation"):
+        form.add_error("delegation", "Choose what the user can do.")
+    if form.is_valid():
+        condition = form.condition_for(assignment.role, form.cleaned_data)
+        if form.is_valid():  # condition_for may add an error
+            try:
+                security_services.set_assignment_condition(request.principal, assignment, condition)
+            except ValidationError as exc:
+                form_errors_from(form, exc)
+            else:
+                said = "Saved the condition of" if condition else "Removed the condition of"
+                messages.success(request, f"{said} {assignment.role.name} for {assignment.principal.display_name}.")
+                return redirect(f"{reverse('portal:iam')}?scope={scope}")
+    request.GET = request.GET.copy()
+    request.GET.update({"tab": "condition", "assignment": str(assignment.pk)})
+    context = _iam_context(request, scope, rtype, obj, condition_form=form)
+    return render(request, "portal/iam.html", context, status=400)
 
 
 @login_required

@@ -8,6 +8,8 @@ affected; assigning a privileged administrator role raises "Privileged role assi
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
@@ -365,3 +367,43 @@ def test_iam_as_the_constrained_backup_admin(client, lab, backup_admin, outsider
     body = response.content.decode()
     assert "does not have authorization or an ABAC condition not fulfilled" in body
     assert not RoleAssignment.objects.filter(principal=backup_admin, role__name=roles.OWNER).exists()
+
+
+def test_iam_edits_a_condition(client, lab, trainer, backup_admin):
+    """View/Edit: the Edit page starts from the condition it has; saving another choice changes it (logged);
+    "all roles" removes it and raises the alert again; an empty choice of roles is refused, saying why."""
+    client.force_login(trainer.user)
+    scope = lab.lab_group.resource_id
+    held = RoleAssignment.objects.get(principal=backup_admin, role__name=roles.RBAC_ADMINISTRATOR, scope=scope)
+    listing = client.get(_iam(scope)).content.decode()
+    assert f"tab=condition&amp;assignment={held.pk}" in listing
+    page = client.get(_iam(scope, "condition") + f"&assignment={held.pk}").content.decode()
+    assert "Role assignment condition" in page and re.search(r'value="constrained"[^>]*checked', page)
+    assert re.search(f'value="{roles.role_id(roles.STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR)}"[^>]*checked', page)
+    assert not re.search(f'value="{roles.role_id(roles.OWNER)}"[^>]*checked', page)
+    url = reverse("portal:iam_condition", args=[held.pk])
+
+    refused = client.post(url, {"scope": scope, "delegation": "constrained"})
+    assert refused.status_code == 400 and "Select the roles the member may assign" in refused.content.decode()
+    assert client.post(url, {"scope": scope, "delegation": "allButPrivileged"}).status_code == 302
+    held.refresh_from_db()
+    assert held.condition == conditions.all_but_privileged_administrators()
+    entry = ActivityLogEntry.objects.filter(operation=ROLE_ASSIGNMENT_WRITE, details__assignmentId=str(held.pk)).first()
+    assert "GuidNotEquals" in entry.details["condition"] and "GuidEquals" in entry.details["previousCondition"]
+
+    seeded = len(_privileged_alerts(severity="Sev1"))
+    assert client.post(url, {"scope": scope, "delegation": "all"}).status_code == 302
+    held.refresh_from_db()
+    assert held.condition is None
+    assert len(_privileged_alerts(severity="Sev1")) == seeded + 1
+
+
+def test_the_constrained_backup_admin_cannot_loosen_its_own_condition(client, lab, backup_admin):
+    client.force_login(backup_admin.user)
+    scope = lab.lab_group.resource_id
+    held = RoleAssignment.objects.get(principal=backup_admin, role__name=roles.RBAC_ADMINISTRATOR, scope=scope)
+    assert "tab=condition" not in client.get(_iam(scope)).content.decode()
+    response = client.post(reverse("portal:iam_condition", args=[held.pk]), {"scope": scope, "delegation": "all"})
+    assert response.status_code == 403
+    held.refresh_from_db()
+    assert held.condition == conditions.vault_identity_delegation()
