@@ -101,6 +101,10 @@ class ConditionForm(forms.Form):
         with an error added to the form."""
         if role is None or role.name not in roles.DELEGATION_ROLES:
             return None  # the Conditions section is not offered for this role: nothing to keep
+        return self.condition_data(data)
+
+    def condition_data(self, data) -> dict | None:
+        """The condition the choices describe (None: "all roles", no condition)."""
         choice = data.get("delegation") or DELEGATE_ALL  # not sent (an API-style post): no condition, as in Azure
         if choice == DELEGATE_ALL_BUT_PRIVILEGED:
             return conditions.all_but_privileged_administrators()

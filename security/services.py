@@ -190,6 +190,9 @@ def set_assignment_condition(principal, assignment: RoleAssignment, condition: d
                "assignmentId": str(assignment.id), "previousCondition": condition_text(assignment)}
     change = request_for(assignment.role, assignment.principal).as_change()
     with guarded(principal, ROLE_ASSIGNMENT_WRITE, assignment.scope, change=change, details=details) as op:
+        if assignment.role.name not in roles.DELEGATION_ROLES:
+            raise ValidationError({"condition": f"Only {' and '.join(roles.DELEGATION_ROLES)} assignments can carry "
+                                                f"a condition; {assignment.role.name} cannot."})
         parsed = _valid_condition(assignment.role, condition)
         assignment.condition = parsed.to_data() if parsed else None
         assignment.condition_version = CONDITION_VERSION if parsed else ""

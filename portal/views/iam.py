@@ -204,11 +204,14 @@ def iam_condition(request, assignment_id):
     if form.is_valid() and not form.cleaned_data.get("delegation"):
         form.add_error("delegation", "Choose what the user can do.")
     if form.is_valid():
-        condition = form.condition_for(assignment.role, form.cleaned_data)
-        if form.is_valid():  # condition_for may add an error
+        condition = form.condition_data(form.cleaned_data)
+        if form.is_valid():  # condition_data may add an error
             try:
                 security_services.set_assignment_condition(request.principal, assignment, condition)
             except ValidationError as exc:
+                if assignment.role.name not in roles.DELEGATION_ROLES:  # no Edit page to show it on
+                    messages.error(request, " ".join(exc.messages))
+                    return redirect(f"{reverse('portal:iam')}?scope={scope}")
                 form_errors_from(form, exc)
             else:
                 said = "Saved the condition of" if condition else "Removed the condition of"

@@ -407,3 +407,16 @@ def test_the_constrained_backup_admin_cannot_loosen_its_own_condition(client, la
     assert response.status_code == 403
     held.refresh_from_db()
     assert held.condition == conditions.vault_identity_delegation()
+
+
+def test_a_role_that_cannot_carry_a_condition_is_not_given_one(client, lab, trainer, backup_operator):
+    client.force_login(trainer.user)
+    scope = lab.lab_group.resource_id
+    held = RoleAssignment.objects.get(principal=backup_operator, role__name=roles.BACKUP_OPERATOR)
+    response = client.post(reverse("portal:iam_condition", args=[held.pk]),
+                           {"scope": scope, "delegation": "allButPrivileged"}, follow=True)
+    assert "Backup Operator cannot" in response.content.decode()
+    held.refresh_from_db()
+    assert held.condition is None
+    with pytest.raises(ValidationError):
+        security_services.set_assignment_condition(trainer, held, None)
