@@ -34,7 +34,7 @@ from portal.inventory.models import ElasticSan, data_root, PostgresDatabase, Pos
 from portal.lab import LAB_REGION
 from portal.models import Region, ResourceGroup, Subscription
 from protection.system_access import SystemRole, ensure_system_role
-from security import clock, roles
+from security import clock, conditions, roles
 from security import operations as ops
 from security import services as security_services
 from security.models import Principal, RoleDefinition
@@ -226,19 +226,26 @@ def _security_admin(names: SandboxNames) -> Principal:
     return security_services.principal_for_user(user)
 
 
-def assign(actor, assignee, role_name: str, scope: str) -> None:
+def assign(actor, assignee, role_name: str, scope: str, condition: dict | None = None) -> None:
     security_services.assign_role(actor, assignee=assignee, role=RoleDefinition.objects.get(name=role_name),
-                                  scope=scope, description="Training sandbox")
+                                  scope=scope, description="Training sandbox", condition=condition)
 
 
 def trainee_roles(world: SandboxWorld) -> list[tuple[str, str]]:
     """(role, scope) the trainee holds in their sandbox: the lab's backup admin on its two groups, a reader
-    of the rest (the security group's Resource Guard belongs to the sandbox's security admin)."""
+    of the rest (the security group's Resource Guard belongs to the sandbox's security admin). Role Based
+    Access Control Administrator carries `trainee_condition` (as the seeded lab's backup admin)."""
     grants = [(roles.READER, world.subscription.resource_id)]
     for group in (world.backup_group, world.restore_group):
         grants += [(roles.CONTRIBUTOR, group.resource_id), (roles.RBAC_ADMINISTRATOR, group.resource_id),
                    (roles.STORAGE_BLOB_DATA_CONTRIBUTOR, group.resource_id)]
     return grants
+
+
+def trainee_condition(role_name: str) -> dict | None:
+    """The delegation condition of a trainee's role: Role Based Access Control Administrator only lets them
+    assign the roles a vault identity needs ("Assign missing roles"), to managed identities only."""
+    return conditions.vault_identity_delegation() if role_name == roles.RBAC_ADMINISTRATOR else None
 
 
 def _create_pg_login(names: SandboxNames) -> tuple[str, postgres.ConnectionParams]:
@@ -346,7 +353,7 @@ def provision(trainee: Principal, lab_slug: str) -> Sandbox:
             security_admin = _security_admin(names)
             assign(actor, security_admin, roles.OWNER, world.security_group.resource_id)
             for role_name, scope in trainee_roles(world):
-                assign(actor, trainee, role_name, scope)
+                assign(actor, trainee, role_name, scope, trainee_condition(role_name))
             _seed_storage(actor, world, region, made)
             _seed_elastic_san(actor, world, region, made)
             _seed_postgres(actor, world, region)

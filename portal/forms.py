@@ -3,6 +3,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth import forms as auth_forms
 
 from portal.models import Region, Subscription
+from security import conditions, roles
 from security.models import Principal, RoleDefinition
 
 
@@ -42,11 +43,91 @@ def _members():
     return Principal.objects.exclude(kind=Principal.Kind.SYSTEM).select_related("user")
 
 
-class RoleAssignmentForm(forms.Form):
+class RoleRadioSelect(forms.RadioSelect):
+    """The role picker: a role whose assignments may carry a delegation condition is marked
+    (``data-delegation``), so the page shows the Conditions section when it is chosen (CSS only)."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        instance = getattr(value, "instance", None)
+        if instance is not None and instance.name in roles.DELEGATION_ROLES:
+            option["attrs"]["data-delegation"] = "true"
+        return option
+
+
+# "What user can do", as Azure's Conditions tab words the choices.
+DELEGATE_CONSTRAINED = "constrained"
+DELEGATE_ALL_BUT_PRIVILEGED = "allButPrivileged"
+DELEGATE_ALL = "all"
+DELEGATION_CHOICES = [
+    (DELEGATE_ALL_BUT_PRIVILEGED, "Allow user to assign all roles except privileged administrator roles Owner, UAA, "
+                                  "RBAC (Recommended)"),
+    (DELEGATE_CONSTRAINED, "Allow user to only assign selected roles to selected principals (fewer privileges)"),
+    (DELEGATE_ALL, "Allow user to assign all roles (highly privileged)"),
+]
+
+
+class ConditionForm(forms.Form):
+    """Azure's Conditions tab: what the holder of Role Based Access Control Administrator or User Access
+    Administrator may do with role assignments. ``condition_for(role)`` gives the condition data."""
+
+    delegation = forms.ChoiceField(
+        required=False, choices=DELEGATION_CHOICES, initial=DELEGATE_ALL_BUT_PRIVILEGED, widget=forms.RadioSelect,
+        label="What user can do",
+    )
+    condition_roles = forms.ModelMultipleChoiceField(
+        queryset=RoleDefinition.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
+        label="Roles the member may assign and remove",
+    )
+    condition_principal_types = forms.MultipleChoiceField(
+        required=False, choices=list(conditions.PRINCIPAL_TYPES.items()), widget=forms.CheckboxSelectMultiple,
+        label="To principal types",
+        help_text="Select none to allow every type.",
+    )
+
+    @classmethod
+    def initial_for(cls, data) -> dict:
+        """The form's initial values for a stored condition (None: no condition)."""
+        condition = conditions.parse_stored(data)
+        if condition is None:
+            return {"delegation": DELEGATE_ALL}
+        if condition.to_data() == conditions.all_but_privileged_administrators():
+            return {"delegation": DELEGATE_ALL_BUT_PRIVILEGED}
+        if condition.kind == conditions.ALLOW_ROLES:
+            return {"delegation": DELEGATE_CONSTRAINED, "condition_roles": list(condition.role_ids),
+                    "condition_principal_types": list(condition.principal_types)}
+        return {"delegation": ""}  # a condition none of the three choices describes: saving replaces it
+
+    def condition_for(self, role, data) -> dict | None:
+        """The condition the choices describe for ``role`` (None for a role that cannot carry one), or None
+        with an error added to the form."""
+        if role is None or role.name not in roles.DELEGATION_ROLES:
+            return None  # the Conditions section is not offered for this role: nothing to keep
+        return self.condition_data(data)
+
+    def condition_data(self, data) -> dict | None:
+        """The condition the choices describe (None: "all roles", no condition)."""
+        choice = data.get("delegation") or DELEGATE_ALL  # not sent (an API-style post): no condition, as in Azure
+        if choice == DELEGATE_ALL_BUT_PRIVILEGED:
+            return conditions.all_but_privileged_administrators()
+        if choice == DELEGATE_CONSTRAINED:
+            picked = data.get("condition_roles") or []
+            if not picked:
+                self.add_error("condition_roles", "Select the roles the member may assign, or choose another option "
+                                                  "under “What user can do”.")
+                return None
+            return conditions.Condition(
+                conditions.ALLOW_ROLES, tuple(str(r.pk).lower() for r in picked),
+                tuple(data.get("condition_principal_types") or ()),
+            ).to_data()
+        return None
+
+
+class RoleAssignmentForm(ConditionForm):
     role = forms.ModelChoiceField(
         queryset=RoleDefinition.objects.all(),
         empty_label=None,
-        widget=forms.RadioSelect,
+        widget=RoleRadioSelect,
         error_messages={"required": "Select a role."},
     )
     member = PrincipalChoiceField(
@@ -65,6 +146,13 @@ class RoleAssignmentForm(forms.Form):
     description = forms.CharField(
         required=False, max_length=500, help_text="Why this access is needed (shown in the list)."
     )
+
+    field_order = ["role", "member", "ends_at", "description"]
+
+    def clean(self):
+        data = super().clean()
+        data["condition"] = self.condition_for(data.get("role"), data)
+        return data
 
 
 class CheckAccessForm(forms.Form):

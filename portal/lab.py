@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from portal import services
 from portal.models import LabPersona, Region, ResourceGroup, Subscription
-from security import roles, scopes
+from security import conditions, roles, scopes
 from security import services as security_services
 from security.models import RoleAssignment, RoleDefinition
 
@@ -32,7 +32,8 @@ TRAINEE_USERNAME = "trainee"  # the demo trainee: role "Lab Trainee" at the root
 PERSONAS = [
     # key, username, display name, title, description
     ("backup-admin", "backup-admin", "Ben Admin", "Backup admin",
-     "Backup Contributor and Role Based Access Control Administrator on the lab resource group."),
+     "Backup Contributor and Role Based Access Control Administrator on the lab resource group, constrained to "
+     "the roles a vault's identity needs, for managed identities only."),
     ("backup-operator", "backup-operator", "Olga Operator", "Backup operator",
      "Backup Operator on the lab resource group: runs backups and restores, changes nothing else."),
     ("security-admin", "security-admin", "Sam Security", "Security admin",
@@ -108,11 +109,15 @@ def _user(username: str, display: str, *, staff: bool = False):
     return user
 
 
-def _ensure_role(actor, assignee, role_name: str, scope: str) -> None:
+def _ensure_role(actor, assignee, role_name: str, scope: str, *, condition: dict | None = None) -> None:
+    """``assignee`` holds ``role_name`` at ``scope`` (with ``condition`` when one is given). An assignment
+    seeded before it had a condition gets it now, through the service (logged)."""
     role = RoleDefinition.objects.get(name=role_name)
-    if RoleAssignment.objects.filter(principal=assignee, role=role, scope__iexact=scope).exists():
-        return
-    security_services.assign_role(actor, assignee=assignee, role=role, scope=scope)
+    existing = RoleAssignment.objects.filter(principal=assignee, role=role, scope__iexact=scope).first()
+    if existing is None:
+        security_services.assign_role(actor, assignee=assignee, role=role, scope=scope, condition=condition)
+    elif condition is not None and not existing.condition:
+        security_services.set_assignment_condition(actor, existing, condition)
 
 
 def _ensure_group(actor, subscription, name, region) -> ResourceGroup:
@@ -155,19 +160,22 @@ def seed_tenancy(*, stdout=None) -> Lab:
         )
         personas[key] = persona
 
+    # The backup admin's delegation is constrained to what "Assign missing roles" grants a vault identity:
+    # it can fix backup readiness, and cannot make itself (or anyone) Owner.
+    delegation = conditions.vault_identity_delegation()
     grants = [
-        ("backup-admin", roles.BACKUP_CONTRIBUTOR, lab_group.resource_id),
-        ("backup-admin", roles.RBAC_ADMINISTRATOR, lab_group.resource_id),
-        ("backup-admin", roles.BACKUP_CONTRIBUTOR, target_group.resource_id),
-        ("backup-admin", roles.RBAC_ADMINISTRATOR, target_group.resource_id),
-        ("backup-operator", roles.BACKUP_OPERATOR, lab_group.resource_id),
-        ("backup-operator", roles.READER, lab_group.resource_id),
-        ("security-admin", roles.OWNER, sec_sub.resource_id),
-        ("reader", roles.READER, lab_sub.resource_id),
+        ("backup-admin", roles.BACKUP_CONTRIBUTOR, lab_group.resource_id, None),
+        ("backup-admin", roles.RBAC_ADMINISTRATOR, lab_group.resource_id, delegation),
+        ("backup-admin", roles.BACKUP_CONTRIBUTOR, target_group.resource_id, None),
+        ("backup-admin", roles.RBAC_ADMINISTRATOR, target_group.resource_id, delegation),
+        ("backup-operator", roles.BACKUP_OPERATOR, lab_group.resource_id, None),
+        ("backup-operator", roles.READER, lab_group.resource_id, None),
+        ("security-admin", roles.OWNER, sec_sub.resource_id, None),
+        ("reader", roles.READER, lab_sub.resource_id, None),
     ]
-    for key, role_name, scope in grants:
+    for key, role_name, scope, condition in grants:
         try:
-            _ensure_role(trainer, personas[key].principal, role_name, scope)
+            _ensure_role(trainer, personas[key].principal, role_name, scope, condition=condition)
         except ValidationError:
             pass  # already held: seeding is idempotent
     if stdout:

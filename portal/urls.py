@@ -18,6 +18,7 @@ portal_patterns = [
     path("iam/", iam.iam, name="iam"),
     path("iam/add/", iam.iam_add, name="iam_add"),
     path("iam/remove/<uuid:assignment_id>/", iam.iam_remove, name="iam_remove"),
+    path("iam/condition/<uuid:assignment_id>/", iam.iam_condition, name="iam_condition"),
     path("iam/check/", iam.iam_check_access, name="iam_check_access"),
     path("activity-log/", activity.activity_log, name="activity_log"),
     path("alerts/", activity.alert_list, name="alert_list"),

@@ -34,6 +34,7 @@ from protection import datasource_types
 from security import clock, roles, scopes
 from security import operations as ops
 from security import services as security_services
+from security.conditions import SERVICE_PRINCIPAL, AssignmentRequest
 from security.guards import evaluate
 from security.models import RoleAssignment, RoleDefinition
 from security.rbac import authorize
@@ -96,8 +97,16 @@ class Datasource:
     snapshot_resource_group_id: str = ""  # Elastic SAN only
 
 
+def vault_identity_need(role: str, check_scope: str, resource_scope: str, where: str, actions) -> RoleNeed:
+    """A role the vault identity needs; only `roles.VAULT_IDENTITY_ROLES` (what "Assign missing roles" may
+    grant, and what the seeded backup admin's delegation condition allows) can be one."""
+    if role not in roles.VAULT_IDENTITY_ROLES:
+        raise ValueError(f"{role} is not a vault identity role (security.roles.VAULT_IDENTITY_ROLES).")
+    return RoleNeed(role, check_scope, resource_scope, where, tuple(actions))
+
+
 def _backup_need(role: str, check_scope: str, resource_scope: str, where: str) -> RoleNeed:
-    return RoleNeed(role, check_scope, resource_scope, where, BACKUP_ROLE_ACTIONS[role])
+    return vault_identity_need(role, check_scope, resource_scope, where, BACKUP_ROLE_ACTIONS[role])
 
 
 def needs_for(ds: Datasource) -> list[RoleNeed]:
@@ -167,8 +176,14 @@ class Readiness:
         return {SUCCESS: "status-ok", ROLE_ASSIGNMENT_NOT_DONE: "status-warn"}.get(self.status, "status-failed")
 
 
+def _request(need: RoleNeed) -> AssignmentRequest:
+    """What a delegation condition judges: this role, for the vault's managed identity (a service principal)."""
+    return AssignmentRequest(roles.role_id(need.role), SERVICE_PRINCIPAL)
+
+
 def user_may_assign(user, need: RoleNeed, level: str = SCOPE_RESOURCE) -> bool:
-    return authorize(user, ops.ROLE_ASSIGNMENT_WRITE, need.scope_for(level)).allowed
+    """Whether ``user`` may assign ``need``'s role to the vault identity at ``level`` (conditions included)."""
+    return authorize(user, ops.ROLE_ASSIGNMENT_WRITE, need.scope_for(level), request=_request(need)).allowed
 
 
 def assess(user, vault, needs, *, subject: str, then: str) -> Readiness:
@@ -222,8 +237,8 @@ def assign_missing(principal, vault, needs, level: str, *, purpose: str) -> list
             continue
         plan.append((role, scope, need))
     # Refusals first, outside any transaction, so the refusal is logged and nothing is half-assigned.
-    for role, scope, _need in plan:
-        if not evaluate(principal, ops.ROLE_ASSIGNMENT_WRITE, scope).allowed:
+    for role, scope, need in plan:
+        if not evaluate(principal, ops.ROLE_ASSIGNMENT_WRITE, scope, _request(need).as_change()).allowed:
             security_services.assign_role(principal, assignee=identity, role=role, scope=scope)  # logs, raises
     created = []
     with transaction.atomic():

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from security.conditions import AssignmentRequest
 from security.rbac import authorize
 from security.scopes import normalize
 
@@ -109,9 +110,18 @@ def target_scope(target) -> str:
 
 def rbac_guard(principal, operation, target, change) -> Refusal | None:
     scope = target_scope(target)
-    result = authorize(principal, operation, scope, data_action=bool(change.get("data_action")))
+    result = authorize(principal, operation, scope, data_action=bool(change.get("data_action")),
+                       request=AssignmentRequest.from_change(change))
     if result.allowed:
         return None
+    if result.unfulfilled:
+        return Refusal(
+            guard="RBAC",
+            code="AuthorizationFailed",
+            reason=result.message(),
+            remedy=_condition_remedy(result, operation),
+            extra={"conditions": [label for label, _ in result.unfulfilled]},
+        )
     return Refusal(
         guard="RBAC",
         code="AuthorizationFailed",
@@ -122,6 +132,18 @@ def rbac_guard(principal, operation, target, change) -> Refusal | None:
             f"'{operation}'."
         ),
     )
+
+
+def _condition_remedy(result, operation: str) -> str:
+    """What the conditions that refused allow, in words, and who could do the rest."""
+    from security.models import RoleDefinition
+
+    ids = {r for _, condition in result.unfulfilled for r in condition.role_ids}
+    names = {str(pk).lower(): name for pk, name in RoleDefinition.objects.filter(pk__in=ids).values_list("pk", "name")}
+    allowed = " ".join(f"Your {label.replace(' @ ', ' assignment at ', 1)} carries a condition: "
+                       f"{condition.describe(names)}" for label, condition in result.unfulfilled)
+    return (f"{allowed} This request is outside it. Ask an Owner (or a delegate whose condition allows it) to "
+            f"make this change, or to change the condition of your role assignment ('{operation}').")
 
 
 def register_builtin_guards() -> None:

@@ -98,6 +98,10 @@ class RoleAssignment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # Set when a time-bound assignment's end has been noticed, logged and closed.
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Azure's "constrain roles" delegation condition (`security.conditions`), only on assignments of Role
+    # Based Access Control Administrator or User Access Administrator; kept as data, rendered as Azure's text.
+    condition = models.JSONField(null=True, blank=True)
+    condition_version = models.CharField(max_length=8, blank=True)
 
     objects = RoleAssignmentQuerySet.as_manager()
 
@@ -111,6 +115,7 @@ class RoleAssignment(models.Model):
     @property
     def is_time_bound(self) -> bool:
         return self.ends_at is not None
+
 
 
 class ActivityLogQuerySet(models.QuerySet):

@@ -3,6 +3,12 @@
 An action is allowed when some role assigned to the principal, at the scope or above it and in force
 now, lists an action pattern that matches it and none of that role's notActions match it. Patterns use
 `*` as a wildcard and compare case-insensitively, as Azure does.
+
+An assignment may carry a condition (`security.conditions`: Azure's "constrain roles" delegation). For
+the actions the condition constrains (adding and removing role assignments) that assignment counts only
+when the request — the role being assigned or removed and the assignee's type — fulfils it; an
+unconditioned grant (Owner's ``*``) is unaffected. Without a request to judge, a condition is not
+fulfilled (Azure's condition reads attributes of the request: none, no access).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from security import clock
+from security.conditions import AssignmentRequest, Condition, parse_stored
 from security.scopes import ROOT, ancestors, covers, normalize
 
 
@@ -50,32 +57,54 @@ class Authorization:
     action: str
     scope: str
     granted_by: tuple[str, ...] = ()  # "Role @ scope" of the assignments that allow it
+    # Assignments that include the action but whose condition the request did not fulfil:
+    # ("Role @ scope", Condition) pairs.
+    unfulfilled: tuple[tuple[str, Condition], ...] = ()
+
+    @property
+    def condition_not_fulfilled(self) -> bool:
+        return not self.allowed and bool(self.unfulfilled)
 
     def message(self) -> str:
-        return authorization_failed_message(self.principal_name, self.principal_id, self.action, self.scope)
+        return authorization_failed_message(self.principal_name, self.principal_id, self.action, self.scope,
+                                            abac=bool(self.unfulfilled))
 
 
-def authorization_failed_message(principal_name, principal_id, action, scope) -> str:
+def authorization_failed_message(principal_name, principal_id, action, scope, *, abac: bool = False) -> str:
+    """Azure's AuthorizationFailed text; with ``abac``, the wording Azure uses when a role assignment
+    condition may be what refused it."""
+    refused = "does not have authorization or an ABAC condition not fulfilled" if abac else "does not have authorization"
     return (
-        f"The client '{principal_name}' with object id '{principal_id}' does not have "
-        f"authorization to perform action '{action}' over scope '{scope}' or the scope is "
+        f"The client '{principal_name}' with object id '{principal_id}' {refused} "
+        f"to perform action '{action}' over scope '{scope}' or the scope is "
         f"invalid. If access was recently granted, please refresh your credentials."
     )
 
 
-def authorize(principal, action: str, scope: str, *, data_action: bool = False) -> Authorization:
+def authorize(
+    principal, action: str, scope: str, *, data_action: bool = False, request: AssignmentRequest | None = None
+) -> Authorization:
+    """Whether ``principal`` may perform ``action`` at ``scope``. ``request`` is what a role assignment
+    condition judges (the role being assigned or removed, the assignee's type); see the module docstring."""
     scope = normalize(scope)
     name = getattr(principal, "display_name", "anonymous")
     pid = str(getattr(principal, "id", ""))
     if principal is None or not getattr(principal, "enabled", False):
         return Authorization(False, name, pid, action, scope)
     scopes = {s.lower() for s in ancestors(scope)}
-    grants = tuple(
-        f"{a.role.name} @ {a.scope}"
-        for a in active_assignments(principal)
-        if normalize(a.scope).lower() in scopes and role_allows(a.role, action, data_action=data_action)
-    )
-    return Authorization(bool(grants), name, pid, action, scope, grants)
+    grants, unfulfilled = [], []
+    for a in active_assignments(principal):
+        if normalize(a.scope).lower() not in scopes or not role_allows(a.role, action, data_action=data_action):
+            continue
+        label = f"{a.role.name} @ {a.scope}"
+        condition = None if data_action else parse_stored(a.condition)
+        if condition is None or not condition.constrains(action):
+            grants.append(label)
+        elif condition.allows(request):
+            grants.append(f"{label} (condition fulfilled)")
+        else:
+            unfulfilled.append((label, condition))
+    return Authorization(bool(grants), name, pid, action, scope, tuple(grants), tuple(unfulfilled))
 
 
 def is_allowed(principal, action: str, scope: str, **kwargs) -> bool:

@@ -342,6 +342,40 @@ BUILT_IN_ROLES += [
 ]
 
 
+# The roles a Backup vault's managed identity may need, as "Assign missing roles" grants them for backup
+# and for restore (reference §2.2; `protection.readiness` and `protection.restores.readiness` assign only
+# these). The seeded lab constrains the backup admin's delegation to them.
+VAULT_IDENTITY_BACKUP_ROLES = (
+    STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR,
+    ELASTIC_SAN_SNAPSHOT_EXPORTER,
+    DISK_SNAPSHOT_CONTRIBUTOR,
+    POSTGRES_LTR_BACKUP_ROLE,
+    READER,
+)
+VAULT_IDENTITY_RESTORE_ROLES = (
+    STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR,
+    ELASTIC_SAN_VOLUME_IMPORTER,
+    READER,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
+    CONTRIBUTOR,  # restoring a PostgreSQL database into the target server (decision 2)
+)
+VAULT_IDENTITY_ROLES = tuple(dict.fromkeys(VAULT_IDENTITY_BACKUP_ROLES + VAULT_IDENTITY_RESTORE_ROLES))
+
+# Azure's "privileged administrator roles": assigning one raises "Privileged role assigned", and the
+# recommended delegation condition lets a delegate assign every role but these.
+PRIVILEGED_ADMINISTRATOR_ROLES = (OWNER, USER_ACCESS_ADMINISTRATOR, RBAC_ADMINISTRATOR)
+
+# The roles whose assignments may carry a delegation condition ("constrain roles").
+DELEGATION_ROLES = (RBAC_ADMINISTRATOR, USER_ACCESS_ADMINISTRATOR)
+
+_IDS = {spec["name"]: spec["id"] for spec in BUILT_IN_ROLES}
+
+
+def role_id(name: str) -> str:
+    """The id of a built-in role, from the data above (no database)."""
+    return _IDS[name]
+
+
 def seed_builtin_roles(sender=None, **kwargs):
     """Create or refresh the built-in roles. Idempotent; safe to run after every migrate."""
     from security.models import RoleDefinition

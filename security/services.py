@@ -16,8 +16,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from security import clock, scopes
-from security.audit import guarded, record
+from security import clock, roles, scopes
+from security.audit import caller_label, guarded, record
+from security.conditions import CONDITION_VERSION, Condition, ConditionError, parse_stored, request_for
 from security.guards import GuardDenied, evaluate
 from security.models import ActivityLogEntry, Alert, LabClock, Principal, RoleAssignment, RoleDefinition
 from security.operations import (  # callers read these names here too
@@ -27,12 +28,13 @@ from security.operations import (  # callers read these names here too
     ROLE_ASSIGNMENT_READ,
     ROLE_ASSIGNMENT_WRITE,
 )
-from security.rbac import active_assignments, authorize, role_allows
+from security.rbac import authorize
 from security.roles import OWNER
 
 logger = logging.getLogger(__name__)
 
 SYSTEM_PRINCIPAL_NAME = "Strongroom system"
+PRIVILEGED_ROLE_ALERT = "Privileged role assigned"  # Strongroom's own alert, beside the reference's
 
 
 # --- principals -----------------------------------------------------------------------------
@@ -88,15 +90,21 @@ def assign_role(
     starts_at: dt.datetime | None = None,
     ends_at: dt.datetime | None = None,
     description: str = "",
+    condition: dict | None = None,
 ) -> RoleAssignment:
+    """Assign ``role`` to ``assignee`` at ``scope``. ``condition`` (`security.conditions` data) constrains
+    which roles the assignee may then assign and remove: only on Role Based Access Control Administrator
+    or User Access Administrator. Assigning a privileged administrator role raises "Privileged role assigned"."""
     scope = scopes.normalize(scope)
     details = {"role": role.name, "assignee": assignee.display_name, "assigneeId": str(assignee.id)}
     if ends_at:
         details["endsAt"] = ends_at.isoformat()
-    with guarded(principal, ROLE_ASSIGNMENT_WRITE, scope, details=details) as op:
+    change = request_for(role, assignee).as_change()
+    with guarded(principal, ROLE_ASSIGNMENT_WRITE, scope, change=change, details=details) as op:
         now = clock.now()
         if ends_at is not None and ends_at <= (starts_at or now):
             raise ValidationError({"ends_at": "The end must be after the start (and in the future)."})
+        parsed = _valid_condition(role, condition)
         existing = (
             RoleAssignment.objects.active_at(now)
             .filter(principal=assignee, role=role, scope__iexact=scope)
@@ -114,8 +122,84 @@ def assign_role(
             ends_at=ends_at,
             description=description,
             created_by=principal if isinstance(principal, Principal) else None,
+            condition=parsed.to_data() if parsed else None,
+            condition_version=CONDITION_VERSION if parsed else "",
         )
         op.details["assignmentId"] = str(assignment.id)
+        if parsed:
+            op.details["condition"] = parsed.render()
+            op.details["conditionVersion"] = CONDITION_VERSION
+        _alert_if_privileged(principal, assignment)
+    return assignment
+
+
+def _valid_condition(role: RoleDefinition, data) -> Condition | None:
+    """The condition ``data`` describes, checked for ``role``; a ValidationError saying what is wrong."""
+    if data is None:
+        return None
+    if role.name not in roles.DELEGATION_ROLES:
+        raise ValidationError({"condition": f"Only {' and '.join(roles.DELEGATION_ROLES)} assignments can carry a "
+                                            f"condition; {role.name} cannot. Assign it without one."})
+    try:
+        condition = Condition.parse(data)
+    except ConditionError as exc:
+        raise ValidationError({"condition": str(exc)}) from None
+    known = {str(pk).lower() for pk in RoleDefinition.objects.filter(pk__in=condition.role_ids).values_list("pk", flat=True)}
+    unknown = [r for r in condition.role_ids if r not in known]
+    if unknown:
+        raise ValidationError({"condition": f"No role definition has the id {unknown[0]}: select the roles from the list."})
+    return condition
+
+
+def _alert_if_privileged(principal, assignment: RoleAssignment) -> None:
+    """"Privileged role assigned" for Owner, User Access Administrator or Role Based Access Control
+    Administrator (Sev1; Sev2 when a condition constrains the delegation). Work Strongroom does itself
+    (the system principal: training sandboxes) is in the activity log only; the first Owner's bootstrap and
+    the system roles are not assigned through here."""
+    role = assignment.role
+    if role.name not in roles.PRIVILEGED_ADMINISTRATOR_ROLES or getattr(principal, "kind", "") == Principal.Kind.SYSTEM:
+        return
+    condition = condition_text(assignment)
+    scope = assignment.scope
+    raise_alert(
+        name=PRIVILEGED_ROLE_ALERT,
+        category=Alert.Category.SECURITY,
+        severity=Alert.Severity.SEV2 if condition else Alert.Severity.SEV1,
+        resource_id=scope,
+        description=(
+            f"{caller_label(principal)} assigned {role.name} to {assignment.principal.display_name} at {scope}. "
+            + ("A condition constrains which roles it may assign." if condition else
+               "Nothing constrains it: the assignee can grant any role here, including Owner.")
+        ),
+        details={"role": role.name, "roleDefinitionId": str(role.id), "assignee": assignment.principal.display_name,
+                 "assigneeId": str(assignment.principal_id), "assignmentId": str(assignment.id),
+                 "assignedBy": caller_label(principal), "condition": condition},
+    )
+
+
+def condition_text(assignment: RoleAssignment) -> str:
+    """The assignment's condition as Azure's code view shows it ("" without one)."""
+    condition = parse_stored(assignment.condition)
+    return condition.render() if condition else ""
+
+
+def set_assignment_condition(principal, assignment: RoleAssignment, condition: dict | None) -> RoleAssignment:
+    """Add, change or remove the condition of ``assignment`` (a write of the role assignment, as Azure's
+    PUT with a new condition is). Removing the condition of a privileged assignment raises the alert again."""
+    details = {"role": assignment.role.name, "assignee": assignment.principal.display_name,
+               "assignmentId": str(assignment.id), "previousCondition": condition_text(assignment)}
+    change = request_for(assignment.role, assignment.principal).as_change()
+    with guarded(principal, ROLE_ASSIGNMENT_WRITE, assignment.scope, change=change, details=details) as op:
+        if assignment.role.name not in roles.DELEGATION_ROLES:
+            raise ValidationError({"condition": f"Only {' and '.join(roles.DELEGATION_ROLES)} assignments can carry "
+                                                f"a condition; {assignment.role.name} cannot."})
+        parsed = _valid_condition(assignment.role, condition)
+        assignment.condition = parsed.to_data() if parsed else None
+        assignment.condition_version = CONDITION_VERSION if parsed else ""
+        assignment.save(update_fields=["condition", "condition_version"])
+        op.details["condition"] = parsed.render() if parsed else ""
+        if parsed is None and details["previousCondition"]:
+            _alert_if_privileged(principal, assignment)
     return assignment
 
 
@@ -125,7 +209,8 @@ def remove_role_assignment(principal, assignment: RoleAssignment) -> None:
         "assignee": assignment.principal.display_name,
         "assignmentId": str(assignment.id),
     }
-    with guarded(principal, ROLE_ASSIGNMENT_DELETE, assignment.scope, details=details):
+    change = request_for(assignment.role, assignment.principal).as_change()  # Azure's @Resource attributes
+    with guarded(principal, ROLE_ASSIGNMENT_DELETE, assignment.scope, change=change, details=details):
         RoleAssignment.objects.filter(pk=assignment.pk).delete()
 
 
@@ -192,7 +277,23 @@ class CheckAccessResult:
     entries: list[AccessEntry]
 
     def can(self, action: str) -> bool:
+        """Whether the subject may perform ``action`` here whatever it concerns (a condition that
+        constrains it is not enough: see `conditions`)."""
         return authorize(self.subject, action, self.scope).allowed
+
+    def conditions(self, action: str) -> list[str]:
+        """The conditions under which the subject may still perform ``action`` here, in words."""
+        result = authorize(self.subject, action, self.scope)
+        if result.allowed or not result.unfulfilled:
+            return []
+        names = role_names(r for _, c in result.unfulfilled for r in c.role_ids)
+        return [f"{label}: {condition.describe(names)}" for label, condition in result.unfulfilled]
+
+
+def role_names(ids) -> dict[str, str]:
+    """Role definition id (lower case) -> name, for the ids given."""
+    ids = set(ids)
+    return {str(pk).lower(): name for pk, name in RoleDefinition.objects.filter(pk__in=ids).values_list("pk", "name")}
 
 
 def check_access(principal, subject: Principal, scope: str) -> CheckAccessResult:
@@ -205,9 +306,7 @@ def check_access(principal, subject: Principal, scope: str) -> CheckAccessResult
 
 
 def effective_actions_for(subject: Principal, scope: str, actions: list[str]) -> dict[str, bool]:
-    scope_set = {s.lower() for s in scopes.ancestors(scope)}
-    held = [a.role for a in active_assignments(subject) if scopes.normalize(a.scope).lower() in scope_set]
-    return {action: any(role_allows(r, action) for r in held) for action in actions}
+    return {action: authorize(subject, action, scope).allowed for action in actions}
 
 
 # --- lab clock -------------------------------------------------------------------------------
@@ -332,6 +431,7 @@ __all__ = [
     "root_owners",
     "remove_assignments_of_deleted_scope",
     "remove_role_assignment",
+    "set_assignment_condition",
     "system_principal",
 ]
 

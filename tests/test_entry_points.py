@@ -70,6 +70,7 @@ URLS: dict[str, object] = {
     "portal:iam": READ,
     "portal:iam_add": {ROLE_WRITE},
     "portal:iam_remove": {ROLE_DELETE},
+    "portal:iam_condition": {ROLE_WRITE},  # changing an assignment's condition writes the assignment
     "portal:iam_check_access": READ,
     "portal:activity_log": READ,
     "portal:alert_list": READ,
@@ -375,7 +376,7 @@ def url_args(key: str, w) -> list:
     by_name = {
         "subscription_detail": [lab.lab_subscription.pk],
         "resource_group_detail": [w.empty_group.pk], "resource_group_delete": [w.empty_group.pk],
-        "iam_remove": [w.assignment.pk], "alert_change_state": [w.alert.pk],
+        "iam_remove": [w.assignment.pk], "iam_condition": [w.assignment.pk], "alert_change_state": [w.alert.pk],
         "storage_account_detail": [w.account.pk], "storage_account_containers": [w.account.pk],
         "container_create": [w.account.pk], "storage_account_delete": [w.account.pk],
         "container_detail": [w.blob_container.pk], "container_upload": [w.blob_container.pk],
@@ -455,6 +456,7 @@ def overrides(key: str, w, data: dict) -> dict:
         "portal:iam_add": {"scope": w.vault.resource_id, "member": str(lab.personas["reader"].principal.pk),
                            "role": str(RoleDefinition.objects.get(name="Backup Contributor").pk)},
         "portal:iam_remove": {"scope": w.vault.resource_id},
+        "portal:iam_condition": {"scope": w.vault.resource_id, "delegation": "allButPrivileged"},
         "portal:alert_change_state": {"state": "Acknowledged"},
         "portal:signin_unlock": {"username": "outsider", "ip_address": "127.0.0.1"},
         "portal:lab_clock": {"amount": "1", "unit": "days"},

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal import resources
-from portal.forms import CheckAccessForm, RoleAssignmentForm
+from portal.forms import CheckAccessForm, ConditionForm, RoleAssignmentForm
 from portal.models import ResourceGroup, Subscription
-from portal.shortcuts import can, submit
+from portal.shortcuts import can, form_errors_from, parse_uuid, submit
 from portal.templatetags.portal_ui import describe_scopes
-from security import clock, scopes
+from security import clock, roles, scopes
 from security import services as security_services
+from security.conditions import CONDITION_VERSION, parse_stored, request_for
 from security.models import RoleAssignment
 from security.operations import RESOURCE_GROUP_WRITE, ROLE_ASSIGNMENT_DELETE, ROLE_ASSIGNMENT_WRITE, SUBSCRIPTION_READ
 from security.rbac import authorize
@@ -69,17 +71,34 @@ def _iam_context(request, scope, rtype, obj, **extra):
         key=lambda e: (e.inherited, e.assignment.role.name, e.assignment.principal.display_name),
     )
     info = describe_scopes(e.assignment.scope for e in entries)
+    conditioned = {e.assignment.pk: parse_stored(e.assignment.condition) for e in entries if e.assignment.condition}
+    names = security_services.role_names(r for c in conditioned.values() for r in c.role_ids)
     rows = [
         {
             "entry": entry,
             "assignment": entry.assignment,
             "inherited": entry.inherited,
             "from": info[scopes.normalize(entry.assignment.scope).lower()],
+            "condition": _condition_row(conditioned.get(entry.assignment.pk), names),
+            # Removing it: the signed-in user's own conditions judge this assignment's role and principal.
+            "can_remove": not entry.inherited and authorize(
+                request.principal, ROLE_ASSIGNMENT_DELETE, scope, request=request_for(entry.assignment.role,
+                                                                                      entry.assignment.principal)
+            ).allowed,
+            # Changing its condition is a write of this assignment, judged the same way.
+            "can_edit": not entry.inherited and entry.assignment.role.name in roles.DELEGATION_ROLES and authorize(
+                request.principal, ROLE_ASSIGNMENT_WRITE, scope, request=request_for(entry.assignment.role,
+                                                                                     entry.assignment.principal)
+            ).allowed,
         }
         for entry in entries
     ]
+    write = authorize(request.principal, ROLE_ASSIGNMENT_WRITE, scope)
     tab = request.GET.get("tab", "assignments")
-    if tab not in ("assignments", "add", "check"):
+    if tab not in ("assignments", "add", "check", "condition"):
+        tab = "assignments"
+    editing = _editing(request, scope, rows) if tab == "condition" else None
+    if tab == "condition" and editing is None:
         tab = "assignments"
     return {
         "scope": scope,
@@ -90,15 +109,42 @@ def _iam_context(request, scope, rtype, obj, **extra):
         "entries": entries,
         "direct_count": sum(1 for r in rows if not r["inherited"]),
         "inherited_count": sum(1 for r in rows if r["inherited"]),
-        "can_write": can(request.principal, ROLE_ASSIGNMENT_WRITE, scope),
+        "can_write": write.allowed or bool(write.unfulfilled),
+        "write_conditions": [] if write.allowed else _my_conditions(write),
         "can_delete": can(request.principal, ROLE_ASSIGNMENT_DELETE, scope),
         "tab": tab,
         "blade": "iam",
         "lab_now": clock.now(),
         "add_form": extra.pop("add_form", None) or RoleAssignmentForm(),
         "check_form": extra.pop("check_form", None) or CheckAccessForm(),
+        "editing": editing,
+        "condition_form": extra.pop("condition_form", None) or (
+            ConditionForm(initial=ConditionForm.initial_for(editing["assignment"].condition)) if editing else None),
         **extra,
     }
+
+
+def _editing(request, scope, rows):
+    """The row whose condition "View/Edit" opened (?assignment=<id>): one assigned at this scope to a role
+    that may carry a condition; None otherwise (the list is shown instead)."""
+    wanted = parse_uuid(request.GET.get("assignment") or request.POST.get("assignment"))
+    for row in rows:
+        a = row["assignment"]
+        if a.pk == wanted and not row["inherited"] and a.role.name in roles.DELEGATION_ROLES:
+            return row
+    return None
+
+
+def _condition_row(condition, names):
+    """What the Condition column shows: the condition in words and as Azure's code view has it."""
+    if condition is None:
+        return None
+    return {"summary": condition.describe(names), "text": condition.render(), "version": CONDITION_VERSION}
+
+
+def _my_conditions(write) -> list[str]:
+    names = security_services.role_names(r for _, c in write.unfulfilled for r in c.role_ids)
+    return [f"{label}: {condition.describe(names)}" for label, condition in write.unfulfilled]
 
 
 @login_required
@@ -121,6 +167,7 @@ def iam_add(request):
             scope=scope,
             ends_at=form.cleaned_data["ends_at"],
             description=form.cleaned_data["description"],
+            condition=form.cleaned_data["condition"],
         ),
         lambda assignment: f"Added {assignment.role.name} for {assignment.principal.display_name}.",
         f"{reverse('portal:iam')}?scope={scope}",
@@ -146,6 +193,37 @@ def iam_remove(request, assignment_id):
 
 
 @login_required
+@require_POST
+def iam_condition(request, assignment_id):
+    """Save the condition of a role assignment ("View/Edit" in the Condition column)."""
+    scope, rtype, obj = _scope_context(request, request.POST.get("scope", ""))
+    assignment = get_object_or_404(RoleAssignment.objects.select_related("role", "principal"), pk=assignment_id)
+    if scopes.normalize(assignment.scope).lower() != scope.lower():
+        raise Http404("That assignment is not assigned at this scope.")
+    form = ConditionForm(request.POST)
+    if form.is_valid() and not form.cleaned_data.get("delegation"):
+        form.add_error("delegation", "Choose what the user can do.")
+    if form.is_valid():
+        condition = form.condition_data(form.cleaned_data)
+        if form.is_valid():  # condition_data may add an error
+            try:
+                security_services.set_assignment_condition(request.principal, assignment, condition)
+            except ValidationError as exc:
+                if assignment.role.name not in roles.DELEGATION_ROLES:  # no Edit page to show it on
+                    messages.error(request, " ".join(exc.messages))
+                    return redirect(f"{reverse('portal:iam')}?scope={scope}")
+                form_errors_from(form, exc)
+            else:
+                said = "Saved the condition of" if condition else "Removed the condition of"
+                messages.success(request, f"{said} {assignment.role.name} for {assignment.principal.display_name}.")
+                return redirect(f"{reverse('portal:iam')}?scope={scope}")
+    request.GET = request.GET.copy()
+    request.GET.update({"tab": "condition", "assignment": str(assignment.pk)})
+    context = _iam_context(request, scope, rtype, obj, condition_form=form)
+    return render(request, "portal/iam.html", context, status=400)
+
+
+@login_required
 def iam_check_access(request):
     scope, rtype, obj = _scope_context(request, request.GET.get("scope", ""))
     form = CheckAccessForm(request.GET if "member" in request.GET else None)
@@ -154,7 +232,8 @@ def iam_check_access(request):
     if form.is_valid():
         result = security_services.check_access(request.principal, form.cleaned_data["member"], scope)
         capabilities = [
-            {"label": label, "action": action, "allowed": result.can(action)} for label, action in _capabilities(rtype, scope)
+            {"label": label, "action": action, "allowed": result.can(action), "conditions": result.conditions(action)}
+            for label, action in _capabilities(rtype, scope)
         ]
     info = describe_scopes(e.assignment.scope for e in (result.entries if result else []))
     check_rows = [

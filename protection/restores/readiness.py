@@ -43,7 +43,7 @@ RESTORE_ROLE_ACTIONS = {
 
 
 def _restore_need(role: str, check_scope: str, resource_scope: str, where: str) -> RoleNeed:
-    return RoleNeed(role, check_scope, resource_scope, where, RESTORE_ROLE_ACTIONS[role])
+    return shared.vault_identity_need(role, check_scope, resource_scope, where, RESTORE_ROLE_ACTIONS[role])
 
 
 def _name(resource_id: str) -> str:

@@ -71,7 +71,7 @@ def test_iam_add_check_and_remove_a_role_assignment(page, live_server, seeded_la
     expect(page.get_by_role("heading", name="Role assignments")).to_be_visible()
 
     page.get_by_role("navigation", name="Access control views").get_by_role("link", name="Add role assignment").click()
-    page.get_by_label("Reader", exact=True).check()
+    page.get_by_role("radio", name="Reader", exact=True).check()
     page.get_by_label("Member").select_option(label="Oscar Outsider (outsider)")
     page.get_by_role("button", name="Assign").click()
     expect(page.locator(".message-success")).to_have_text("Added Reader for Oscar Outsider.")
@@ -97,6 +97,46 @@ def test_iam_add_check_and_remove_a_role_assignment(page, live_server, seeded_la
     expect(page.locator(".message-success")).to_have_text("Removed Reader for Oscar Outsider.")
     expect(page.locator("#role-assignments tbody tr", has_text="Oscar Outsider")).to_have_count(0)
     assert not RoleAssignment.objects.filter(principal=outsider, scope__iexact=group.resource_id).exists()
+
+
+def test_iam_add_role_assignment_with_a_condition(page, live_server, seeded_lab):
+    """GIVEN the trainer on the restore group's Add role assignment WHEN they pick Role Based Access Control
+    Administrator THEN the Conditions section appears (hidden for Reader); WHEN they allow only Storage Account
+    Backup Contributor for service principals THEN the assignment carries that condition, and its row's
+    Condition column shows it in words and as Azure's expression."""
+    from security.models import RoleAssignment
+
+    outsider = seeded_lab.personas["outsider"].principal
+    group = seeded_lab.target_group
+    sign_in(page, live_server, "trainer")
+    page.goto(f"{live_server.url}/iam/?scope={group.resource_id}&tab=add")
+    conditions = page.locator("#conditions")
+    page.get_by_role("radio", name="Reader", exact=True).check()
+    expect(conditions).to_be_hidden()
+    page.get_by_role("radio", name="Role Based Access Control Administrator", exact=True).check()
+    expect(conditions).to_be_visible()
+    recommended = conditions.get_by_role(
+        "radio", name="Allow user to assign all roles except privileged administrator roles Owner, UAA, RBAC (Recommended)")
+    expect(recommended).to_be_checked()
+    expect(conditions.locator(".constrained-options")).to_be_hidden()
+    conditions.get_by_role(
+        "radio", name="Allow user to only assign selected roles to selected principals (fewer privileges)").check()
+    expect(conditions.locator(".constrained-options")).to_be_visible()
+    conditions.get_by_role("checkbox", name="Storage Account Backup Contributor", exact=True).check()
+    conditions.get_by_role("checkbox", name="Service principals (managed identities)").check()
+    page.get_by_label("Member").select_option(label="Oscar Outsider (outsider)")
+    page.get_by_role("button", name="Assign").click()
+    expect(page.locator(".message-success")).to_have_text("Added Role Based Access Control Administrator for Oscar Outsider.")
+
+    assignment = RoleAssignment.objects.get(principal=outsider, scope__iexact=group.resource_id)
+    assert assignment.condition["principalTypes"] == ["ServicePrincipal"] and assignment.condition_version == "2.0"
+    row = page.locator(f'#role-assignments tr[data-assignment="{assignment.pk}"]')
+    row.locator(".condition-view summary").click()
+    expect(row.locator(".condition-panel")).to_contain_text(
+        "Add or remove only role assignments of Storage Account Backup Contributor, for service principals")
+    expect(row.locator("pre.condition-text")).to_contain_text(
+        "@Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase "
+        "{'ServicePrincipal'}")
 
 
 def test_a_denial_is_explained_and_lands_in_the_activity_log(page, live_server, seeded_lab):

@@ -90,6 +90,7 @@ def b_objects(pair: Pair) -> list[tuple[str, object]]:
         ("container_create", w.source_account), ("volume_group_create", w.elastic_san),
         ("volume_create", w.volume.volume_group), ("postgres_database_create", w.pg_server),
         ("subscription_", w.subscription), ("resource_group_", w.backup_group), ("iam_remove", assignment),
+        ("iam_condition", assignment),
         ("storage_account_", w.source_account), ("container_", w.source_account.containers.get(name="documents")),
         ("blob_", w.source_account.containers.get(name="documents")), ("elastic_san_", w.elastic_san),
         ("volume_group_", w.volume.volume_group), ("volume_", w.volume), ("postgres_server_", w.pg_server),

@@ -136,10 +136,13 @@ def test_without_the_role_the_persona_ends_at_the_next_request(client, lab, inst
 
 def test_every_action_while_playing_a_persona_names_the_real_person(client, lab, instructor, outsider):
     """GIVEN an instructor WHEN they play the Reader and try to add a role (refused), then play the Backup
-    admin and add it (allowed) THEN both entries are the persona's, name the instructor as who played it,
-    and each switch is logged as the instructor's own."""
+    admin and add it (allowed: Reader for a managed identity is within its delegation condition) THEN both
+    entries are the persona's, name the instructor as who played it, and each switch is logged as the
+    instructor's own."""
     group, reader_role = lab.lab_group, RoleDefinition.objects.get(name="Reader")
-    add = {"scope": group.resource_id, "role": reader_role.pk, "member": outsider.pk}
+    identity = security_services.create_managed_identity(
+        f"{group.resource_id}/providers/Microsoft.DataProtection/backupVaults/bv-played", "bv-played")
+    add = {"scope": group.resource_id, "role": reader_role.pk, "member": identity.pk}
     client.force_login(instructor.user)
     client.post(reverse("portal:switch_persona"), {"persona": lab.personas["reader"].pk})
     assert client.post(reverse("portal:iam_add"), add).status_code == 403
@@ -149,7 +152,7 @@ def test_every_action_while_playing_a_persona_names_the_real_person(client, lab,
 
     entries = ActivityLogEntry.objects.filter(operation=ROLE_ASSIGNMENT_WRITE, scope__iexact=group.resource_id)
     refused = entries.get(status=ActivityLogEntry.Status.FAILED)
-    allowed = entries.get(status=ActivityLogEntry.Status.SUCCEEDED, details__assignee=outsider.display_name)
+    allowed = entries.get(status=ActivityLogEntry.Status.SUCCEEDED, details__assignee=identity.display_name)
     name = instructor.display_name
     assert refused.principal == lab.personas["reader"].principal and allowed.principal == lab.personas["backup-admin"].principal
     assert (refused.caller, refused.details["playedBy"]) == (f"{name} as Reader", name)

@@ -139,11 +139,13 @@ def test_every_built_in_role_of_the_issue_is_seeded(db):
 
 # --- through the services and the views ------------------------------------------------------
 
-# persona -> can create a resource group in the lab subscription / can add a role assignment on the
-# lab resource group. Literal, from the seeded roles.
+# persona -> can create a resource group in the lab subscription / can give a user (the outsider) Reader on
+# the lab resource group. Literal, from the seeded roles.
 SERVICE_MATRIX = [
     ("trainer", True, True),  # Owner at /
-    ("backup-admin", False, True),  # Backup Contributor + RBAC Administrator on the lab RG
+    # Backup Contributor + RBAC Administrator on the lab RG, constrained to the roles a vault identity needs,
+    # for managed identities only: a user is refused (tests/security/test_constrained_delegation.py)
+    ("backup-admin", False, False),
     ("backup-operator", False, False),  # Backup Operator + Reader on the lab RG
     ("security-admin", False, False),  # Owner of the Security subscription only
     ("reader", False, False),  # Reader on the lab subscription
@@ -208,6 +210,9 @@ def test_view_matrix(lab, client, persona, can_create_group, can_assign):
         assert response.status_code == 302
     elif persona == "outsider" or persona == "security-admin":
         assert response.status_code == 404  # cannot even read the lab resource group
+    elif persona == "backup-admin":  # its delegation condition refused it
+        assert response.status_code == 403
+        assert b"does not have authorization or an ABAC condition not fulfilled to perform action" in response.content
     else:
         assert response.status_code == 403
         assert b"does not have authorization to perform action" in response.content

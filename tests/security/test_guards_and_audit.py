@@ -71,9 +71,15 @@ def test_a_failing_block_rolls_back_and_logs_the_failure(trainer, lab):
 def test_role_play_is_shown_as_trainer_as_persona(lab):
     from security import context
 
+    from security import roles
+    from security.conditions import AssignmentRequest
+
     backup_admin = lab.personas["backup-admin"].principal
+    # What its delegation condition allows: a vault identity's role, for a managed identity.
+    change = AssignmentRequest(roles.role_id(roles.READER), "ServicePrincipal").as_change()
     with context.acting(real_actor=lab.trainer, played_as="Backup admin"):
-        with guarded(backup_admin, "Microsoft.Authorization/roleAssignments/write", lab.lab_group.resource_id):
+        with guarded(backup_admin, "Microsoft.Authorization/roleAssignments/write", lab.lab_group.resource_id,
+                     change=change):
             pass
     entry = ActivityLogEntry.objects.latest("id")
     assert entry.caller == "Terry Trainer as Backup admin"

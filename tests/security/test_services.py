@@ -13,11 +13,14 @@ def _role(name):
     return RoleDefinition.objects.get(name=name)
 
 
-def test_assign_and_remove_through_iam(backup_admin, outsider, lab):
-    assignment = services.assign_role(backup_admin, assignee=outsider, role=_role("Reader"), scope=lab.lab_group.resource_id)
-    assert services.check_access(backup_admin, outsider, lab.lab_group.resource_id).entries[0].assignment == assignment
+def test_assign_and_remove_through_iam(backup_admin, lab):
+    """The backup admin's delegation allows a vault identity's roles, for managed identities."""
+    identity = services.create_managed_identity(f"{lab.lab_group.resource_id}/providers/Microsoft.DataProtection/"
+                                                "backupVaults/bv-iam", "bv-iam")
+    assignment = services.assign_role(backup_admin, assignee=identity, role=_role("Reader"), scope=lab.lab_group.resource_id)
+    assert services.check_access(backup_admin, identity, lab.lab_group.resource_id).entries[0].assignment == assignment
     services.remove_role_assignment(backup_admin, assignment)
-    assert services.check_access(backup_admin, outsider, lab.lab_group.resource_id).entries == []
+    assert services.check_access(backup_admin, identity, lab.lab_group.resource_id).entries == []
 
 
 def test_rbac_admin_cannot_assign_outside_their_scope(backup_admin, outsider, lab):

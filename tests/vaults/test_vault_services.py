@@ -262,8 +262,10 @@ def test_shortening_retention_is_a_reduce_operation_raising_it_is_not(vault, tra
     assert spy_guard[-1][1]["critical_operation"].endswith("#reduceSoftDeleteSecurity")
     vault.refresh_from_db()
     assert vault.soft_delete_retention_days == 30
-    # Raising it fired nothing; shortening it fired Strongroom's own alert (tested below).
-    assert list(Alert.objects.values_list("name", flat=True)) == [services.SOFT_DELETE_RETENTION_SHORTENED_ALERT]
+    # Raising it fired nothing; shortening it fired Strongroom's own alert (tested below). (The vault's alerts:
+    # seeding the lab assigned privileged roles, which raised "Privileged role assigned" on their scopes.)
+    on_vault = Alert.objects.filter(affected_resource_id=vault.resource_id)
+    assert list(on_vault.values_list("name", flat=True)) == [services.SOFT_DELETE_RETENTION_SHORTENED_ALERT]
 
 
 def test_shortening_the_retention_raises_strongroom_s_own_alert(vault, trainer, reader):
@@ -273,22 +275,23 @@ def test_shortening_the_retention_raises_strongroom_s_own_alert(vault, trainer, 
     fire nothing; turning soft delete off fires only "Soft Delete Disabled for Vault"."""
     from security.guards import GuardDenied
 
+    on_vault = Alert.objects.filter(affected_resource_id=vault.resource_id)  # not the seed's privileged-role alerts
     services.update_soft_delete(trainer, vault, state="On", retention_days=60)
     with pytest.raises(GuardDenied):
         services.update_soft_delete(reader, vault, state="On", retention_days=20)
-    assert not Alert.objects.exists()
+    assert not on_vault.exists()
     services.update_soft_delete(trainer, vault, state="On", retention_days=20)
-    alert = Alert.objects.get()
+    alert = on_vault.get()
     assert (alert.name, alert.category, alert.severity) == ("Soft delete retention shortened", "Security", "Sev2")
     assert alert.affected_resource_id == vault.resource_id
     assert "from 60 to 20 days" in alert.description and trainer.display_name in alert.description
     assert alert.details == {"previousRetentionDays": 60, "retentionDays": 20}
     services.update_soft_delete(trainer, vault, state="Off")
-    assert sorted(Alert.objects.values_list("name", flat=True)) == ["Soft Delete Disabled for Vault",
+    assert sorted(on_vault.values_list("name", flat=True)) == ["Soft Delete Disabled for Vault",
                                                                     "Soft delete retention shortened"]
     services.update_soft_delete(trainer, vault, state="On", retention_days=14)  # was off: nothing shortened
     services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=90, acknowledge_irreversible=True)
-    assert Alert.objects.count() == 2
+    assert on_vault.count() == 2
     services.update_soft_delete(trainer, vault, state="AlwaysOn", retention_days=30, acknowledge_irreversible=True)
     assert Alert.objects.filter(name="Soft delete retention shortened").count() == 2
 
