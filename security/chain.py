@@ -1,0 +1,277 @@
+"""The activity log's hash chain: how an entry is sealed, appended and checked.
+
+Each entry's ``entry_hash`` is a keyed BLAKE2b-256 (the key derived from STRONGROOM_MASTER_KEY, so that
+someone with rights on the database alone cannot forge a link) over a canonical serialization of its
+content: JSON with sorted keys of every column below, times as UTC ISO 8601 with microseconds, its
+``sequence`` and the previous entry's hash. Editing, deleting or inserting a row breaks the chain there.
+
+Appending is serialized by a lock on the chain's head (`ActivityLogHead`, one row, SELECT … FOR UPDATE
+on PostgreSQL; SQLite's IMMEDIATE transactions serialize writers already) held until the writer's
+transaction ends, so concurrent writers (web and workers) never fork the chain. The head is taken when
+the entry is written: `guarded` writes its entry last, just before its commit, so a guarded block holds it
+for a moment; a transaction that records and then goes on working holds it longer (see
+``HOLD_WARNING_SECONDS``).
+
+`walk` checks the chain in sequence order, streaming, and names the first break: an entry **edited**
+(its hash no longer matches its content), **deleted** (a gap in the sequence, a link to an entry that is
+gone, or the newest entries missing from what the head remembers) or **inserted** (an entry the chain
+skips over, or one the head never recorded).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+GENESIS = "0" * 64  # the previous hash of entry #1
+FORMAT = 1  # bumped if the serialization ever changes (then existing entries keep theirs)
+EDITED, DELETED, INSERTED = "edited", "deleted", "inserted"
+# A transaction holding the head longer than this is logged: every other writer waited for it.
+HOLD_WARNING_SECONDS = 2.0
+
+# The columns a hash covers, in the order `walk` reads them (values_list).
+HASHED = ("timestamp", "recorded_at", "principal_ref", "principal_name", "actor_ref", "actor_name", "caller",
+          "operation", "operation_name", "scope", "status", "sub_status", "level", "correlation_id", "message",
+          "details")
+COLUMNS = ("sequence", "previous_hash", "entry_hash") + HASHED
+
+
+def _key() -> bytes:
+    from security.crypto import derive_key
+
+    return derive_key("strongroom activity log chain v1")
+
+
+# --- the canonical form ----------------------------------------------------------------------------------
+
+
+def utc(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:
+        raise ValueError("Activity log times must be aware (USE_TZ).")
+    return moment.astimezone(dt.timezone.utc)
+
+
+def _time(moment: dt.datetime) -> str:
+    return utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def normalize_details(value):
+    """Details as the database gives them back: JSON types only (tuples become lists, keys text), an integral
+    float too large for plain digits as the integer PostgreSQL's jsonb returns for it, NaN and infinities
+    (which no JSON column takes) as text."""
+    if isinstance(value, dict):
+        return {str(k): normalize_details(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [normalize_details(v) for v in value]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value.is_integer() and abs(value) >= 1e16:
+            return int(value)
+    return value
+
+
+def canonical(sequence: int, previous_hash: str, values: dict) -> bytes:
+    doc = {name: values[name] for name in HASHED}
+    doc["timestamp"] = _time(doc["timestamp"])
+    doc["recorded_at"] = _time(doc["recorded_at"])
+    doc["correlation_id"] = str(doc["correlation_id"])
+    doc["details"] = normalize_details(doc["details"] or {})
+    doc.update(format=FORMAT, sequence=sequence, previous_hash=previous_hash)
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compute_hash(sequence: int, previous_hash: str, values: dict, key: bytes | None = None) -> str:
+    data = canonical(sequence, previous_hash, values)
+    return hashlib.blake2b(data, digest_size=32, key=key or _key(), person=b"strongroom-log").hexdigest()
+
+
+# --- appending -------------------------------------------------------------------------------------------
+
+
+def _lock_head():
+    """The head row, locked until the transaction ends (made from the newest entry when it is missing:
+    after a test's flush, or if someone deleted it; `walk` reports the latter while nothing is appended)."""
+    from security.models import ActivityLogEntry, ActivityLogHead
+
+    head = ActivityLogHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        newest = ActivityLogEntry.objects.order_by("-sequence").values_list("sequence", "entry_hash").first()
+        if newest is not None:
+            logger.warning("The activity log's head was missing: made again from entry #%s.", newest[0])
+        sequence, entry_hash = newest or (0, GENESIS)
+        ActivityLogHead.objects.bulk_create([ActivityLogHead(pk=1, sequence=sequence, entry_hash=entry_hash)],
+                                            ignore_conflicts=True)
+        head = ActivityLogHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+def append(**content):
+    """Write the next entry of the chain (``content``: every column of ``HASHED``) and return it."""
+    from security.models import ActivityLogEntry, ActivityLogHead
+
+    content["timestamp"] = utc(content["timestamp"])
+    content["recorded_at"] = utc(content["recorded_at"])
+    content["details"] = normalize_details(content["details"])
+    content["correlation_id"] = uuid.UUID(str(content["correlation_id"]))
+    with transaction.atomic(savepoint=False):
+        waited = time.monotonic()
+        head = _lock_head()
+        locked = time.monotonic()
+        entry = ActivityLogEntry(sequence=head.sequence + 1, previous_hash=head.entry_hash, **content)
+        entry.entry_hash = compute_hash(entry.sequence, entry.previous_hash, content)
+        # The head moves first: a post_save receiver that records in turn finds it already advanced.
+        ActivityLogHead.objects.filter(pk=1).update(sequence=entry.sequence, entry_hash=entry.entry_hash)
+        entry.save(force_insert=True)
+        transaction.on_commit(lambda: _released(entry, locked, locked - waited))
+    return entry
+
+
+def _released(entry, locked: float, waited: float) -> None:
+    held = time.monotonic() - locked
+    if held > HOLD_WARNING_SECONDS:
+        logger.warning("The activity log's head was held %.1f s (after entry #%s, %s on %s; it waited %.2f s for "
+                       "it): every other writer waited meanwhile.", held, entry.sequence, entry.operation,
+                       entry.scope, waited)
+
+
+# --- checking --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Break:
+    kind: str  # EDITED, DELETED or INSERTED
+    sequence: int  # the entry where the chain breaks
+    detail: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}#{self.sequence}"
+
+
+@dataclass(frozen=True)
+class Walk:
+    entries: int  # entries read
+    last_sequence: int
+    last_hash: str
+    first_break: Break | None
+    seconds: float
+
+    @property
+    def clean(self) -> bool:
+        return self.first_break is None
+
+
+def _head():
+    from security.models import ActivityLogHead
+
+    return ActivityLogHead.objects.filter(pk=1).values_list("sequence", "entry_hash").first()
+
+
+def _rows(chunk_size: int):
+    from security.models import ActivityLogEntry
+
+    rows = ActivityLogEntry.objects.order_by("sequence").values_list(*COLUMNS)
+    return rows.iterator(chunk_size=chunk_size)
+
+
+def walk(checkpoint: tuple[int, str] | None = None, *, chunk_size: int = 2000) -> Walk:
+    """Check the whole chain, streaming in sequence order, and name its first break (None: unbroken).
+
+    ``checkpoint``: (sequence, hash) of the last entry an earlier clean check covered; the entry must still
+    be there, unchanged (so cutting off the newest entries and the head together is found too)."""
+    started = time.monotonic()
+    head = _head()
+    state = _State(head, checkpoint)
+    found = None
+    rows = _rows(chunk_size)
+    current = next(rows, None)
+    while current is not None and found is None:
+        following = next(rows, None)
+        found = state.step(current, following)
+        current = following
+    if found is None:
+        found = state.finish()
+    return Walk(state.count, state.last_sequence, state.previous, found, time.monotonic() - started)
+
+
+class _State:
+    """The walk's position: the sequence expected next, the hashes of the last two good entries."""
+
+    def __init__(self, head, checkpoint):
+        self.head = head  # (sequence, hash) read before the walk, or None
+        self.checkpoint = checkpoint if checkpoint and checkpoint[0] > 0 else None
+        self.expected, self.previous, self.before_previous = 1, GENESIS, None
+        self.count, self.last_sequence = 0, 0
+        self.key = _key()
+
+    def step(self, row, following) -> Break | None:
+        sequence, previous_hash, entry_hash = row[0], row[1], row[2]
+        self.count += 1
+        if sequence > self.expected:
+            first = self.expected
+            gap = f"Entry #{first} is" if sequence == first + 1 else f"Entries #{first}–#{sequence - 1} are"
+            jump = f"goes from #{first - 1} to #{sequence}" if first > 1 else f"starts at #{sequence}"
+            return Break(DELETED, first, f"{gap} missing: the chain {jump}.")
+        if sequence < self.expected:
+            return Break(INSERTED, sequence, f"Entry #{sequence} appears twice.")
+        linked = previous_hash == self.previous
+        sealed = compute_hash(sequence, previous_hash, dict(zip(HASHED, row[3:])), self.key) == entry_hash
+        if not (linked and sealed):
+            return self._classify(row, following, linked)
+        for mark, what in ((self.head, "the chain's head"), (self.checkpoint, "the last clean check")):
+            if mark is not None and mark[0] == sequence and mark[1] != entry_hash:
+                return Break(EDITED, sequence, f"Entry #{sequence} is not the one {what} recorded: it was "
+                             "replaced by another with a hash of its own.")
+        self.before_previous, self.previous = self.previous, entry_hash
+        self.expected, self.last_sequence = sequence + 1, sequence
+        return None
+
+    def _classify(self, row, following, linked: bool) -> Break:
+        sequence = row[0]
+        fresh = _head()  # entries appended since the walk began are legitimate; ones past the head are not
+        if fresh is not None and sequence > fresh[0]:
+            return Break(INSERTED, sequence, f"Entry #{sequence} was added after the chain's newest entry "
+                         f"(#{fresh[0]}) without going through Strongroom.")
+        if following is not None and following[1] == self.previous:
+            return Break(INSERTED, sequence, f"Entry #{sequence} was inserted: the entry after it links to "
+                         f"#{sequence - 1}, skipping it.")
+        if linked:
+            return Break(EDITED, sequence, f"Entry #{sequence} was changed after it was written: its content no "
+                         "longer matches its hash.")
+        if self.before_previous is not None and row[1] == self.before_previous:
+            return Break(INSERTED, sequence - 1, f"Entry #{sequence - 1} was inserted: entry #{sequence} links to "
+                         f"#{sequence - 2}, skipping it.")
+        return Break(DELETED, sequence, f"The entry before #{sequence} is not the one it was chained to: an entry "
+                     "was deleted there and the rest renumbered (or its link was changed).")
+
+    def finish(self) -> Break | None:
+        if self.checkpoint is not None and self.last_sequence < self.checkpoint[0]:
+            return self._cut(self.checkpoint[0], "an earlier check verified")
+        if self.head is None:
+            if self.count:
+                return Break(DELETED, self.last_sequence + 1, "The chain's head record was deleted: the newest "
+                             "entries may have been removed with it.")
+            return None
+        if self.last_sequence < self.head[0]:
+            return self._cut(self.head[0], "the chain's head records")
+        fresh = _head()
+        if fresh is not None and self.last_sequence > fresh[0]:
+            return Break(INSERTED, fresh[0] + 1, f"Entries after #{fresh[0]}, the newest the chain's head "
+                         "records, were added without going through Strongroom.")
+        return None
+
+    def _cut(self, newest: int, who: str) -> Break:
+        first = self.last_sequence + 1
+        gap = f"The newest entry (#{first}) is" if first == newest else f"The newest entries (#{first}–#{newest}) are"
+        return Break(DELETED, first, f"{gap} missing: {who} #{newest}.")
