@@ -168,16 +168,26 @@ def guarded(principal, operation: str, target, *, change: dict | None = None, de
     op = GuardedOperation(principal, operation, target_scope(target), decision, dict(details or {}))
     for note in decision.notes:  # e.g. the MUA grant this operation used, naming requester and approver
         op.details.setdefault("guards", {})[note.guard] = note.details
+    # The outermost guarded block seals the entries of the operations nested in it when it ends, so that
+    # the chain's head is held only from then to its commit (security.chain).
+    deferring = chain.begin_deferring()
     try:
-        with transaction.atomic():
-            yield op
-            record(
-                principal,
-                operation,
-                op.result_scope or op.scope,
-                status=ActivityLogEntry.Status.SUCCEEDED,
-                details=op.details,
-            )
+        try:
+            with transaction.atomic():
+                yield op
+                if deferring is not None:
+                    chain.end_deferring(deferring, seal=True)
+                    deferring = None
+                record(
+                    principal,
+                    operation,
+                    op.result_scope or op.scope,
+                    status=ActivityLogEntry.Status.SUCCEEDED,
+                    details=op.details,
+                )
+        finally:
+            if deferring is not None:  # the block failed: its entries were rolled back with it
+                chain.end_deferring(deferring, seal=False)
     except GuardDenied as exc:  # a nested service refused: its own entry is already written
         raise exc
     except ValidationError as exc:

@@ -7,10 +7,13 @@ content: JSON with sorted keys of every column below, times as UTC ISO 8601 with
 
 Appending is serialized by a lock on the chain's head (`ActivityLogHead`, one row, SELECT … FOR UPDATE
 on PostgreSQL; SQLite's IMMEDIATE transactions serialize writers already) held until the writer's
-transaction ends, so concurrent writers (web and workers) never fork the chain. The head is taken when
-the entry is written: `guarded` writes its entry last, just before its commit, so a guarded block holds it
-for a moment; a transaction that records and then goes on working holds it longer (see
-``HOLD_WARNING_SECONDS``).
+transaction ends, so concurrent writers (web and workers) never fork the chain. `guarded` writes its entry
+last, just before its commit, so it holds the head for a moment. Operations nested in an outer guarded
+block (a lab's sandbox is made of dozens, for seconds) would hold it from their entry to the outer
+commit: there entries are inserted *unsealed* (no sequence yet) and the outer block seals them in order
+when it ends (`begin_deferring`, `end_deferring`); a rolled-back savepoint takes its unsealed entries
+with it. The trigger lets an unsealed row get its place once and nothing else; a committed unsealed row
+is an entry added behind Strongroom's back.
 
 `walk` checks the chain in sequence order, streaming, and names the first break: an entry **edited**
 (its hash no longer matches its content), **deleted** (a gap in the sequence, a link to an entry that is
@@ -20,6 +23,7 @@ skips over, or one the head never recorded).
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import hashlib
 import json
@@ -36,8 +40,6 @@ logger = logging.getLogger(__name__)
 GENESIS = "0" * 64  # the previous hash of entry #1
 FORMAT = 1  # bumped if the serialization ever changes (then existing entries keep theirs)
 EDITED, DELETED, INSERTED = "edited", "deleted", "inserted"
-# A transaction holding the head longer than this is logged: every other writer waited for it.
-HOLD_WARNING_SECONDS = 2.0
 
 # The columns a hash covers, in the order `walk` reads them (values_list).
 HASHED = ("timestamp", "recorded_at", "principal_ref", "principal_name", "actor_ref", "actor_name", "caller",
@@ -106,7 +108,8 @@ def _lock_head():
 
     head = ActivityLogHead.objects.select_for_update().filter(pk=1).first()
     if head is None:
-        newest = ActivityLogEntry.objects.order_by("-sequence").values_list("sequence", "entry_hash").first()
+        newest = (ActivityLogEntry.objects.filter(sequence__isnull=False).order_by("-sequence")
+                  .values_list("sequence", "entry_hash").first())
         if newest is not None:
             logger.warning("The activity log's head was missing: made again from entry #%s.", newest[0])
         sequence, entry_hash = newest or (0, GENESIS)
@@ -116,33 +119,75 @@ def _lock_head():
     return head
 
 
+# Entries written inside an outer guarded block, waiting to be sealed at its end (None: not in one).
+_pending: contextvars.ContextVar[list | None] = contextvars.ContextVar("activity_log_pending", default=None)
+
+
+def begin_deferring():
+    """Called by the outermost `guarded` block: entries written inside it (nested operations, whose work goes
+    on after their entry) are inserted unsealed, and sealed by `end_deferring` when the block ends, so the
+    head is held only from then to the commit. Returns a token, or None when a block is already deferring."""
+    if _pending.get() is not None:
+        return None
+    return _pending.set([])
+
+
+def end_deferring(token, *, seal: bool) -> None:
+    """End the block's deferral: seal its surviving entries in order (``seal``; inside its transaction), or
+    forget them (its transaction rolled back, and they with it)."""
+    pending = _pending.get()
+    _pending.reset(token)
+    if seal and pending:
+        with transaction.atomic(savepoint=False):
+            _seal(pending, _lock_head())
+
+
+def _seal(entries: list, head) -> None:
+    """Chain entries inserted unsealed (those a rolled-back savepoint took away are skipped)."""
+    from security.models import ActivityLogEntry, ActivityLogHead
+
+    alive = set(ActivityLogEntry.objects.filter(pk__in=[e.pk for e in entries], sequence__isnull=True)
+                .values_list("pk", flat=True))
+    sealed = []
+    sequence, previous = head.sequence, head.entry_hash
+    for entry in sorted((e for e in entries if e.pk in alive), key=lambda e: e.pk):
+        sequence += 1
+        entry.sequence, entry.previous_hash = sequence, previous
+        entry.entry_hash = previous = compute_hash(sequence, entry.previous_hash, _values(entry))
+        sealed.append(entry)
+    if sealed:
+        # The only UPDATE the table takes: an unsealed row gets its place, nothing else (the trigger checks).
+        ActivityLogEntry._base_manager.bulk_update(sealed, ["sequence", "previous_hash", "entry_hash"])
+        ActivityLogHead.objects.filter(pk=1).update(sequence=sequence, entry_hash=previous)
+
+
+def _values(entry) -> dict:
+    return {name: getattr(entry, name) for name in HASHED}
+
+
 def append(**content):
-    """Write the next entry of the chain (``content``: every column of ``HASHED``) and return it."""
+    """Write the next entry of the chain (``content``: every column of ``HASHED``) and return it: at once,
+    or unsealed inside a deferring block (sealed at its end)."""
     from security.models import ActivityLogEntry, ActivityLogHead
 
     content["timestamp"] = utc(content["timestamp"])
     content["recorded_at"] = utc(content["recorded_at"])
     content["details"] = normalize_details(content["details"])
     content["correlation_id"] = uuid.UUID(str(content["correlation_id"]))
+    pending = _pending.get()
+    if pending is not None and transaction.get_connection().in_atomic_block:
+        entry = ActivityLogEntry(sequence=None, previous_hash="", entry_hash="", **content)
+        entry.save(force_insert=True)
+        pending.append(entry)
+        return entry
     with transaction.atomic(savepoint=False):
-        waited = time.monotonic()
         head = _lock_head()
-        locked = time.monotonic()
         entry = ActivityLogEntry(sequence=head.sequence + 1, previous_hash=head.entry_hash, **content)
         entry.entry_hash = compute_hash(entry.sequence, entry.previous_hash, content)
         # The head moves first: a post_save receiver that records in turn finds it already advanced.
         ActivityLogHead.objects.filter(pk=1).update(sequence=entry.sequence, entry_hash=entry.entry_hash)
         entry.save(force_insert=True)
-        transaction.on_commit(lambda: _released(entry, locked, locked - waited))
     return entry
-
-
-def _released(entry, locked: float, waited: float) -> None:
-    held = time.monotonic() - locked
-    if held > HOLD_WARNING_SECONDS:
-        logger.warning("The activity log's head was held %.1f s (after entry #%s, %s on %s; it waited %.2f s for "
-                       "it): every other writer waited meanwhile.", held, entry.sequence, entry.operation,
-                       entry.scope, waited)
 
 
 # --- checking --------------------------------------------------------------------------------------------
@@ -151,12 +196,13 @@ def _released(entry, locked: float, waited: float) -> None:
 @dataclass(frozen=True)
 class Break:
     kind: str  # EDITED, DELETED or INSERTED
-    sequence: int  # the entry where the chain breaks
+    sequence: int | None  # the entry where the chain breaks (None: a row with no place in it)
     detail: str
+    entry_id: int | None = None
 
     @property
     def key(self) -> str:
-        return f"{self.kind}#{self.sequence}"
+        return f"{self.kind}#{self.sequence}" if self.sequence is not None else f"{self.kind}#id{self.entry_id}"
 
 
 @dataclass(frozen=True)
@@ -181,8 +227,19 @@ def _head():
 def _rows(chunk_size: int):
     from security.models import ActivityLogEntry
 
-    rows = ActivityLogEntry.objects.order_by("sequence").values_list(*COLUMNS)
+    rows = ActivityLogEntry.objects.filter(sequence__isnull=False).order_by("sequence").values_list(*COLUMNS)
     return rows.iterator(chunk_size=chunk_size)
+
+
+def _unsealed() -> Break | None:
+    """A committed row with no place in the chain: Strongroom seals its rows before they commit."""
+    from security.models import ActivityLogEntry
+
+    found = ActivityLogEntry.objects.filter(sequence__isnull=True).order_by("id").values_list("id", flat=True).first()
+    if found is None:
+        return None
+    return Break(INSERTED, None, f"An entry (id {found}) with no place in the chain was added without going "
+                 "through Strongroom.", entry_id=found)
 
 
 def walk(checkpoint: tuple[int, str] | None = None, *, chunk_size: int = 2000) -> Walk:
@@ -201,7 +258,7 @@ def walk(checkpoint: tuple[int, str] | None = None, *, chunk_size: int = 2000) -
         found = state.step(current, following)
         current = following
     if found is None:
-        found = state.finish()
+        found = state.finish() or _unsealed()
     return Walk(state.count, state.last_sequence, state.previous, found, time.monotonic() - started)
 
 

@@ -163,7 +163,8 @@ class ActivityLogEntry(models.Model):
         CRITICAL = "Critical"
 
     id = models.BigAutoField(primary_key=True)
-    sequence = models.BigIntegerField(unique=True)  # 1, 2, 3… in chain order
+    # 1, 2, 3… in chain order; None only while an outer guarded block has not yet sealed it (security.chain)
+    sequence = models.BigIntegerField(unique=True, null=True)
     timestamp = models.DateTimeField(db_index=True)  # from the one clock (lab time)
     recorded_at = models.DateTimeField(default=timezone.now)  # wall time
     # Who did it, as text: the principal's id and display name when it was written (a deleted principal,

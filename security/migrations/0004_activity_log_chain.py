@@ -13,6 +13,10 @@ import security.models
 
 TABLE = "security_activitylogentry"
 FUNCTION = "security_activity_log_append_only"
+# What an entry says: the trigger lets none of it change when an unsealed entry is sealed.
+CONTENT_COLUMNS = ("id", "timestamp", "recorded_at", "principal_ref", "principal_name", "actor_ref", "actor_name",
+                   "caller", "operation", "operation_name", "scope", "status", "sub_status", "level", "correlation_id",
+                   "message", "details")
 TRIGGERS = (
     ("security_activitylogentry_append_only", "BEFORE UPDATE OR DELETE", "FOR EACH ROW"),
     ("security_activitylogentry_no_truncate", "BEFORE TRUNCATE", "FOR EACH STATEMENT"),
@@ -74,6 +78,12 @@ def create_triggers(apps, schema_editor):
     schema_editor.execute(f"""
         CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
+            -- An entry written inside a longer transaction gets its place in the chain once, before its
+            -- commit (security.chain.end_deferring): only its sequence and hashes change.
+            IF TG_OP = 'UPDATE' AND OLD.sequence IS NULL AND NEW.sequence IS NOT NULL
+               AND {" AND ".join(f"NEW.{c} IS NOT DISTINCT FROM OLD.{c}" for c in CONTENT_COLUMNS)} THEN
+                RETURN NEW;
+            END IF;
             IF TG_OP = 'TRUNCATE' AND current_setting('strongroom.allow_activity_log_truncate', true) = 'on' THEN
                 RETURN NULL;  -- the test suite empties its database between tests
             END IF;
@@ -178,7 +188,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="activitylogentry",
             name="sequence",
-            field=models.BigIntegerField(unique=True),
+            field=models.BigIntegerField(null=True, unique=True),
         ),
         migrations.RunPython(create_triggers, drop_triggers),
     ]

@@ -450,3 +450,125 @@ def test_the_migration_chains_an_installations_existing_entries():
     assert ActivityLogHead.objects.get().sequence == 4
     [after] = write(Principal.objects.get(pk=kept.pk), 1)
     assert after.sequence == 5 and after.previous_hash == entries[-1].entry_hash and chain.walk().clean
+
+
+# --- entries of operations nested in a longer one --------------------------------------------------------------
+
+
+def test_nested_operations_are_sealed_in_order_when_the_outer_block_ends(lab, trainer):
+    """GIVEN an outer guarded block running two nested operations WHEN it is under way THEN their entries are in the
+    table without a place yet; WHEN it ends THEN they are chained in order, followed by the outer entry."""
+    from security.audit import guarded
+
+    with guarded(trainer, OPERATION, "/", details={"step": "outer"}):
+        with guarded(trainer, OPERATION, "/", details={"step": "first"}):
+            pass
+        nested = record(trainer, OPERATION, "/", status="Succeeded", details={"step": "second"})
+        assert nested.sequence is None and ActivityLogEntry.objects.filter(sequence__isnull=True).count() == 2
+    steps = list(ActivityLogEntry.objects.filter(operation=OPERATION).order_by("sequence")
+                 .values_list("details__step", "sequence"))
+    assert [s for s, _ in steps] == ["first", "second", "outer"]
+    assert [n for _, n in steps] == list(range(steps[0][1], steps[0][1] + 3))
+    assert nested.sequence == steps[1][1]  # the object record() returned got its place too
+    assert not ActivityLogEntry.objects.filter(sequence__isnull=True).exists() and chain.walk().clean
+
+
+def test_an_entry_rolled_back_with_its_savepoint_is_not_sealed(lab, trainer):
+    """GIVEN an outer block where a nested operation succeeds inside a savepoint that is then rolled back WHEN the
+    outer block ends THEN that entry is gone (as its operation) and the chain has no gap."""
+    from security.audit import guarded
+
+    with guarded(trainer, OPERATION, "/", details={"step": "outer"}):
+        with contextlib.suppress(RuntimeError), transaction.atomic():
+            with guarded(trainer, OPERATION, "/", details={"step": "undone"}):
+                pass
+            raise RuntimeError("rolled back")
+    steps = list(ActivityLogEntry.objects.filter(operation=OPERATION).values_list("details__step", flat=True))
+    assert steps == ["outer"] and chain.walk().clean
+
+
+def test_a_failed_outer_block_leaves_no_unsealed_entry(lab, trainer):
+    """GIVEN an outer block whose nested operation succeeded WHEN the outer block fails THEN the nested entry is
+    rolled back with it, the failure is logged, and nothing is left unsealed."""
+    from security.audit import guarded
+
+    with pytest.raises(ValueError):
+        with guarded(trainer, OPERATION, "/", details={"step": "outer"}):
+            with guarded(trainer, OPERATION, "/", details={"step": "nested"}):
+                pass
+            raise ValueError("the outer work failed")
+    entries = list(ActivityLogEntry.objects.filter(operation=OPERATION).values_list("details__step", "status"))
+    assert entries == [("outer", "Failed")]
+    assert not ActivityLogEntry.objects.filter(sequence__isnull=True).exists() and chain.walk().clean
+
+
+def test_a_committed_unsealed_row_is_found(actor):
+    """GIVEN a clean chain WHEN a row is INSERTed without a place in it (no sequence) THEN the walk reports an
+    inserted entry, by its id."""
+    write(actor, 3)
+    values = forged(4, hash_of(3))
+    insert_raw(**{**values, "sequence": None, "previous_hash": "", "entry_hash": ""})
+    found = first_break()
+    assert found.kind == chain.INSERTED and found.sequence is None and "no place in the chain" in found.detail
+    assert found.key.startswith("inserted#id")
+
+
+def test_the_trigger_lets_an_unsealed_row_get_its_place_and_nothing_else(actor):
+    """GIVEN PostgreSQL WHEN an unsealed row's content is changed, or a sealed row renumbered THEN the trigger refuses;
+    giving the unsealed row only its place is let through (as sealing does)."""
+    if not on_postgres():
+        pytest.skip("The trigger is PostgreSQL's.")
+    write(actor, 2)
+    insert_raw(**{**forged(3, hash_of(2)), "sequence": None, "previous_hash": "", "entry_hash": ""})
+    unsealed = ActivityLogEntry.objects.get(sequence__isnull=True).pk
+    for sql in (f"UPDATE {TABLE} SET message = 'x', sequence = 3 WHERE id = %s",
+                f"UPDATE {TABLE} SET sequence = 9 WHERE sequence = 2 AND %s > 0"):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [unsealed])
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {TABLE} SET sequence = 3, previous_hash = 'p', entry_hash = 'e' WHERE id = %s", [unsealed])
+    assert ActivityLogEntry.objects.get(pk=unsealed).sequence == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_outer_block_does_not_hold_the_head_while_it_works():
+    """GIVEN PostgreSQL and an outer guarded block that has run a nested operation and goes on working WHEN another
+    writer appends meanwhile THEN it is not kept waiting; both end chained, in commit order."""
+    import threading
+
+    from security import services as security_services
+    from security.audit import guarded
+
+    if not on_postgres():
+        pytest.skip("PostgreSQL: SQLite serializes writers on the whole database.")
+    from portal.lab import seed_tenancy
+
+    trainer = seed_tenancy().trainer
+    other = Principal.objects.create(kind=Principal.Kind.USER, display_name="Meanwhile Writer")
+    nested_done, other_done = threading.Event(), threading.Event()
+    failures = []
+
+    def long_operation():
+        try:
+            with guarded(trainer, OPERATION, "/", details={"step": "outer"}):
+                security_services.system_principal()
+                with guarded(trainer, OPERATION, "/", details={"step": "nested"}):
+                    pass
+                nested_done.set()
+                if not other_done.wait(30):  # "goes on working" until the other writer is through
+                    failures.append("the other writer waited for the outer block")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=long_operation)
+    worker.start()
+    assert nested_done.wait(30)
+    record(other, OPERATION, "/", status="Succeeded", details={"step": "meanwhile"})
+    other_done.set()
+    worker.join(60)
+    assert not failures, failures
+    steps = list(ActivityLogEntry.objects.filter(operation=OPERATION).order_by("sequence")
+                 .values_list("details__step", flat=True))
+    assert steps == ["meanwhile", "nested", "outer"] and chain.walk().clean
