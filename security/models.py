@@ -149,7 +149,8 @@ class ActivityLogEntry(models.Model):
     ``entry_hash`` is a keyed BLAKE2b-256 over its content, its actors (ids and names as text, never a
     foreign key that a deletion would change), its ``sequence`` and the previous entry's hash; appending
     holds a lock on the chain's head (`ActivityLogHead`) until the writer's transaction ends. On
-    PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE of the table.
+    PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE of the table (except giving an entry written
+    unsealed inside a longer operation its place in the chain, once, before it commits).
     """
 
     class Status(models.TextChoices):
