@@ -164,7 +164,8 @@ CELERY_BEAT_SCHEDULE: dict = {
                                "options": {"expires": 3000}},
     "close-expired-mua-grants": {"task": "security.tasks.close_expired_grants", "schedule": 60.0,
                                  "options": {"expires": 50}},
-    # security: the activity log's hash chain, walked whole (about 1 s per 100,000 entries, see bench/activity_log.py).
+    # security: the activity log's hash chain, walked whole (about 5 s per 100,000 entries on two busy
+    # cores; bench/activity_log.py).
     "verify-activity-log": {"task": "security.tasks.verify_activity_log", "schedule": 3600.0,
                             "options": {"expires": 3000}},
     "purge-soft-deleted": {"task": "protection.tasks.start_purges", "schedule": 600.0, "options": {"expires": 540}},

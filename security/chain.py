@@ -57,23 +57,30 @@ def _key() -> bytes:
 # --- the canonical form ----------------------------------------------------------------------------------
 
 
+_UTC = dt.timezone.utc
+
+
 def utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         raise ValueError("Activity log times must be aware (USE_TZ).")
-    return moment.astimezone(dt.timezone.utc)
+    return moment if moment.tzinfo is _UTC else moment.astimezone(_UTC)
 
 
 def _time(moment: dt.datetime) -> str:
-    return utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """2026-12-04T16:33:06.123456+00:00: UTC, always with microseconds."""
+    return utc(moment).isoformat(timespec="microseconds")
 
 
 def normalize_details(value):
     """Details as the database gives them back: JSON types only (tuples become lists, keys text), an integral
     float too large for plain digits as the integer PostgreSQL's jsonb returns for it, NaN and infinities
     (which no JSON column takes) as text."""
-    if isinstance(value, dict):
-        return {str(k): normalize_details(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict or isinstance(value, dict):
+        return {k if type(k) is str else str(k): normalize_details(v) for k, v in value.items()}
+    if kind is list or isinstance(value, (list, tuple)):
         return [normalize_details(v) for v in value]
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -84,12 +91,13 @@ def normalize_details(value):
 
 
 def canonical(sequence: int, previous_hash: str, values: dict) -> bytes:
+    """The bytes an entry's hash covers: JSON with sorted keys of its content, its sequence, the previous hash."""
     doc = {name: values[name] for name in HASHED}
     doc["timestamp"] = _time(doc["timestamp"])
     doc["recorded_at"] = _time(doc["recorded_at"])
     doc["correlation_id"] = str(doc["correlation_id"])
     doc["details"] = normalize_details(doc["details"] or {})
-    doc.update(format=FORMAT, sequence=sequence, previous_hash=previous_hash)
+    doc["format"], doc["sequence"], doc["previous_hash"] = FORMAT, sequence, previous_hash
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -242,7 +250,7 @@ def _unsealed() -> Break | None:
                  "through Strongroom.", entry_id=found)
 
 
-def walk(checkpoint: tuple[int, str] | None = None, *, chunk_size: int = 2000) -> Walk:
+def walk(checkpoint: tuple[int, str] | None = None, *, chunk_size: int = 5000) -> Walk:
     """Check the whole chain, streaming in sequence order, and name its first break (None: unbroken).
 
     ``checkpoint``: (sequence, hash) of the last entry an earlier clean check covered; the entry must still

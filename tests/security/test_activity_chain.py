@@ -240,7 +240,8 @@ def test_the_trigger_refuses_update_delete_and_truncate(actor):
     for sql in statements:
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [entry.pk])
-    with pytest.raises(DatabaseError, match="append-only: TRUNCATE"), transaction.atomic(), connection.cursor() as cursor:
+    refused = pytest.raises(DatabaseError, match="append-only: TRUNCATE")
+    with refused, transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL strongroom.allow_activity_log_truncate = 'off'")  # as an installation's session
         cursor.execute(f"TRUNCATE {TABLE}")
     assert ActivityLogEntry.objects.get(pk=entry.pk).message == entry.message
@@ -285,7 +286,8 @@ def _append_from_process(principal_pk: str, writer: int, count: int, start) -> N
 
 
 def write_one(principal, writer: int, i: int) -> None:
-    record(principal, OPERATION, f"/subscriptions/writer-{writer}", status="Succeeded", details={"writer": writer, "i": i})
+    record(principal, OPERATION, f"/subscriptions/writer-{writer}", status="Succeeded",
+           details={"writer": writer, "i": i})
 
 
 @pytest.mark.django_db(transaction=True)
@@ -405,7 +407,8 @@ def test_verify_now_is_refused_to_read_only_roles(client, lab, trainer):
     page = client.get(reverse("portal:activity_log")).content.decode()
     assert "Verified</span></strong>, last checked" in page and 'id="verify-chain"' not in page
     assert client.post(reverse("portal:activity_log_verify")).status_code == 403
-    refused = ActivityLogEntry.objects.filter(operation=ops.ACTIVITY_LOG_VERIFY, status="Failed", sub_status="Forbidden")
+    refused = ActivityLogEntry.objects.filter(operation=ops.ACTIVITY_LOG_VERIFY, status="Failed",
+                                              sub_status="Forbidden")
     assert set(refused.values_list("principal_ref", flat=True)) == {str(root_reader.pk), str(reader.pk)}
 
 
@@ -526,7 +529,8 @@ def test_the_trigger_lets_an_unsealed_row_get_its_place_and_nothing_else(actor):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [unsealed])
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {TABLE} SET sequence = 3, previous_hash = 'p', entry_hash = 'e' WHERE id = %s", [unsealed])
+        cursor.execute(f"UPDATE {TABLE} SET sequence = 3, previous_hash = 'p', entry_hash = 'e' WHERE id = %s",
+                       [unsealed])
     assert ActivityLogEntry.objects.get(pk=unsealed).sequence == 3
 
 

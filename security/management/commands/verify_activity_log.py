@@ -16,11 +16,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--record", action="store_true",
                             help="Store the outcome for the Activity log page and raise the alert on a new break.")
-        parser.add_argument("--chunk-size", type=int, default=2000, help="Entries read per round trip (default 2000).")
+        parser.add_argument("--chunk-size", type=int, default=5000, help="Entries read per round trip (default 5000).")
 
-    def handle(self, *args, record=False, chunk_size=2000, **options):
+    def handle(self, *args, record=False, chunk_size=5000, **options):
         if chunk_size < 1:
-            raise CommandError("--chunk-size must be a positive number of entries, such as 2000.")
+            raise CommandError("--chunk-size must be a positive number of entries, such as 5000.")
         if record:
             row = chain_check.run_check(chunk_size=chunk_size)
             found = (chain.Break(row.break_kind, row.break_sequence, row.break_detail)
@@ -28,7 +28,9 @@ class Command(BaseCommand):
             entries, seconds, last = row.entries_checked, row.seconds, row.verified_sequence
         else:
             previous = chain_check.latest()
-            checkpoint = (previous.verified_sequence, previous.verified_hash) if previous and previous.verified_sequence else None
+            checkpoint = None
+            if previous is not None and previous.verified_sequence:
+                checkpoint = (previous.verified_sequence, previous.verified_hash)
             walked = chain.walk(checkpoint, chunk_size=chunk_size)
             found, entries, seconds, last = walked.first_break, walked.entries, walked.seconds, walked.last_sequence
         rate = f", {entries / seconds:,.0f} entries/s" if seconds > 0 and entries else ""
