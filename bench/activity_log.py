@@ -33,7 +33,7 @@ OPERATION = "Strongroom.Bench/things/write"
 def _environment(database_url: str, tmp: str) -> None:
     os.environ.update({
         "DJANGO_SETTINGS_MODULE": "portal.settings", "DATABASE_URL": database_url, "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(48), "STRONGROOM_MASTER_KEY": secrets.token_urlsafe(48),
+        "SECRET_KEY": secrets.token_urlsafe(48), "STRONGROOM_MASTER_KEY": secrets.token_hex(32),
         "STRONGROOM_VAR_DIR": tmp, "STRONGROOM_DATA_ROOT": os.path.join(tmp, "data"), "ALLOWED_HOSTS": "testserver",
         "LOG_LEVEL": "WARNING", "CELERY_BROKER_URL": "filesystem://",
     })
