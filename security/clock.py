@@ -1,6 +1,7 @@
 """The one clock. Every time-dependent rule (grants, locks, schedules, purges) asks it.
 
-In lab mode a trainer can move it forward; the offset lives in the database so web, worker and beat
+In lab mode a trainer can move it forward (in production it is real time, whatever was left in the
+database); the offset lives in the database so web, worker and beat
 agree. It is cached for a second per process to keep pages cheap. The base is Django's
 ``timezone.now()`` (so a test that travels in time with time-machine moves this clock too).
 
@@ -25,7 +26,13 @@ CACHE_SECONDS = 1.0
 
 
 def offset_seconds() -> int:
+    """How far the lab clock is ahead of real time. Only in lab mode: a clock left ahead in a database that
+    later serves in production counts for nothing there (nobody could move it back)."""
     global _cached_offset
+    from django.conf import settings
+
+    if not settings.STRONGROOM_LAB_MODE:
+        return 0
     with _cache_lock:
         if _cached_offset and time.monotonic() - _cached_offset[0] < CACHE_SECONDS:
             return _cached_offset[1]

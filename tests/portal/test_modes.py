@@ -147,7 +147,25 @@ def test_no_template_has_an_inline_script_or_handler():
     for folder in ("templates", "portal", "vaults", "protection", "security", "labs"):
         for path in (ROOT / folder).rglob("*.html"):
             text = path.read_text()
-            for pattern in (r"<script(?![^>]*\bsrc=)[^>]*>", r"\son[a-z]+\s*=", r"\shx-on[:-]", r"javascript:"):
+            for pattern in (r"<script(?![^>]*\bsrc=)[^>]*>", r"\son[a-z]+\s*=", r"\shx-on[:-]", r"javascript:", *HTMX_EVAL):
+                offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in re.finditer(pattern, text)]
+    assert offenders == []
+
+
+# htmx features that evaluate code (refused with allowEval off, so they would silently do nothing): a trigger's
+# [filter], js: values in hx-vals or hx-headers, hx-vars.
+HTMX_EVAL = (r"hx-trigger=(\"[^\"]*\[|'[^']*\[)", r"hx-(vals|headers)=[\"']\s*(js|javascript):", r"\shx-vars\s*=")
+
+
+def test_no_python_built_html_has_an_inline_script_or_handler():
+    """HTML written in Python (format_html, mark_safe, template tags) follows the same rule as templates."""
+    import re
+
+    offenders = []
+    for folder in ("portal", "vaults", "protection", "security", "labs"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text()
+            for pattern in (r"<script(?![^>]*\bsrc=)[^>]*>", r"<[a-z][^<>]*\son[a-z]+\s*=", r"\shx-on[:-]", *HTMX_EVAL):
                 offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in re.finditer(pattern, text)]
     assert offenders == []
 

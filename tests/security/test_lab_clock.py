@@ -78,6 +78,20 @@ def test_the_clock_page_is_only_for_those_who_may_move_it(client, lab, settings)
     assert "Lab clock</a>" in client.get(reverse("portal:home")).content.decode()
 
 
+def test_a_clock_left_ahead_in_lab_mode_counts_for_nothing_in_production(client, lab, settings):
+    """A database that ran in lab mode with the clock moved ahead, then served in production: retention,
+    purges, locks and grants follow real time (nobody there could move it back), and no page says lab time."""
+    from django.utils import timezone
+
+    security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(days=400))
+    assert clock.now() - timezone.now() > dt.timedelta(days=399)
+    settings.STRONGROOM_LAB_MODE = False
+    clock.forget_cached_offset()
+    assert clock.is_real_time() and abs(clock.now() - timezone.now()) < dt.timedelta(minutes=1)
+    client.force_login(lab.trainer.user)
+    assert "Lab time" not in client.get(reverse("portal:home")).content.decode()
+
+
 def test_the_clock_only_moves_forward_or_back_to_real_time(lab):
     with pytest.raises(ValidationError):
         security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(0))

@@ -320,6 +320,23 @@ def test_a_wrong_current_password_is_refused_and_counts_as_a_failed_sign_in(clie
     assert response.status_code == 429  # guessing it from an open session locks it like the sign-in page
 
 
+def test_the_admin_s_password_change_is_the_throttled_one(client, person, settings):
+    """A staff member's open session is no way around the lockout either: the admin site's Change password
+    (Django's form checks the current password without the throttle) leads to the portal's page."""
+    person.is_staff = True
+    person.save()
+    client.force_login(person)
+    new = "Quiet-lantern-orchard-58"
+    guess = {"old_password": WRONG, "new_password1": new, "new_password2": new}
+    response = client.get(reverse("admin:password_change"))
+    assert response.status_code == 302 and response["Location"] == reverse("portal:password_change")
+    for _ in range(settings.AXES_FAILURE_LIMIT + 1):
+        client.post(reverse("admin:password_change"), guess, REMOTE_ADDR=HOME)
+    response = client.post(reverse("admin:password_change"), {**guess, "old_password": PASSWORD}, REMOTE_ADDR=HOME)
+    person.refresh_from_db()
+    assert person.check_password(PASSWORD) and not person.check_password(new)
+
+
 @pytest.mark.parametrize("new, complaint", [
     ("Short-1a", "at least 12 characters"),
     ("password1234", "too common"),
