@@ -470,11 +470,14 @@ def create_first_owner(*, username: str, password: str, display_name: str = "", 
     except ValidationError as exc:
         raise ValidationError({"password": exc.messages}) from None
     with transaction.atomic():
+        # Two runs at once: the Owner role's row serializes them, so the second sees the first's Owner.
+        RoleDefinition.objects.select_for_update().get(name=OWNER)
+        if root_owners().exists():
+            raise ValidationError("Another Owner was created at the same moment; nothing was made.")
         user.set_password(password)
         user.save()
         principal = principal_for_user(user)
-        if bootstrap_root_owner(principal) is None:  # another process made an Owner meanwhile
-            raise ValidationError("Another Owner was created at the same moment; nothing was made.")
+        bootstrap_root_owner(principal)
     return principal
 
 

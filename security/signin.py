@@ -53,8 +53,26 @@ def _is_address(text: str) -> bool:
     return True
 
 
+def lockout_address(text: str | None) -> str | None:
+    """The address a lockout counts against: an IPv4 address as it is (also when written IPv4-mapped,
+    ::ffff:a.b.c.d), and an IPv6 address as its /64 network's first address, since one client holds a whole
+    /64 and could otherwise try 5 passwords from each of its addresses."""
+    if not text:
+        return text
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False).network_address)
+    return str(address)
+
+
 def client_address(request) -> str | None:
-    """The address a sign-in comes from (axes' AXES_CLIENT_IP_CALLABLE).
+    """The address a sign-in comes from (axes' AXES_CLIENT_IP_CALLABLE), as a lockout counts it
+    (`lockout_address`: an IPv6 client by its /64).
 
     Without trusted proxies (STRONGROOM_TRUSTED_PROXIES = 0) it is the connection's own address, and an
     X-Forwarded-For header is ignored: anyone can send one. Behind N proxies, each appending the address it
@@ -64,13 +82,13 @@ def client_address(request) -> str | None:
     remote = (request.META.get("REMOTE_ADDR") or "").strip() or None
     trusted = max(0, int(getattr(settings, "STRONGROOM_TRUSTED_PROXIES", 0) or 0))
     if not trusted:
-        return remote
+        return lockout_address(remote)
     forwarded = [hop.strip() for hop in (request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",") if hop.strip()]
     hops = forwarded + ([remote] if remote else [])
     if not hops:
-        return remote
+        return lockout_address(remote)
     candidate = hops[-(trusted + 1)] if len(hops) > trusted else hops[0]
-    return candidate if _is_address(candidate) else remote
+    return lockout_address(candidate if _is_address(candidate) else remote)
 
 
 class SignInThrottleBackend(AxesStandaloneBackend):

@@ -384,3 +384,20 @@ def test_the_settings_come_from_the_environment(tmp_path):
                                    "SECRET_KEY": "k" * 50, "STRONGROOM_MASTER_KEY": bytes(range(32)).hex(),
                                    "ALLOWED_HOSTS": "portal.example.org"})
     assert production[:2] == ["28800", "True"]  # 8 hours, and the session ends with the browser
+
+
+def test_an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_as_ipv4(client, person):
+    """One IPv6 client holds a whole /64: trying 5 passwords from each of its addresses gets no further."""
+    for n in range(settings_limit()):
+        sign_in(client, person.username, WRONG, address=f"2001:db8:1:2::{n + 1:x}")
+    locked = sign_in(client, person.username, PASSWORD, address="2001:db8:1:2:ffff::9")
+    assert locked.status_code == 429 and not signed_in(client)
+    assert sign_in(client, person.username, PASSWORD, address="2001:db8:1:3::1").status_code == 302  # another /64
+    assert signin.lockout_address("::ffff:192.0.2.7") == "192.0.2.7"
+    assert signin.lockout_address("2001:db8:1:2:aaaa:bbbb:cccc:dddd") == "2001:db8:1:2::"
+
+
+def settings_limit() -> int:
+    from django.conf import settings
+
+    return settings.AXES_FAILURE_LIMIT
