@@ -100,4 +100,5 @@ cat <<MSG
    them from the top bar)
   Web, worker and beat are restarted if they stop. Ctrl-C stops all three.
 
-MSGwait
+MSG
+wait

@@ -85,7 +85,7 @@ def test_create_answers_with_the_sheet_and_the_passwords_are_shown_once(as_instr
         assert credential.username in html and credential.password in html
         assert authenticate(username=credential.username, password=credential.password) is not None
     assert f"Seat 2 ({slips[1]['credential'].username}): you approve each other" in html
-    assert "These passwords are shown only once." in html and 'onclick="window.print()"' in html
+    assert "These passwords are shown only once." in html and 'data-print id="print-sheet"' in html
     assert "no-store" in response["Cache-Control"]
     assert "//cdn" not in html and "https://" not in html  # served offline
     page = _page(as_instructor, lab_class)
