@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from security import chain, scopes
+from security import chain, context, scopes
 from security import operations as ops
 from security.audit import guarded, record
 from security.models import ActivityLogCheck, ActivityLogEntry, Alert
@@ -67,9 +67,11 @@ def _alert_once(found: chain.Break, row: ActivityLogCheck) -> None:
                "entriesChecked": row.entries_checked}
     raise_alert(name=TAMPERED_ALERT, category=Alert.Category.SECURITY, severity=Alert.Severity.SEV0,
                 resource_id=scopes.ROOT, description=f"{headline} {found.detail} {what_to_do(row)}", details=details)
-    record(system_principal(), ops.ACTIVITY_LOG_VERIFY, scopes.ROOT, status=ActivityLogEntry.Status.FAILED,
-           sub_status="Conflict", level=ActivityLogEntry.Level.CRITICAL, message=f"{headline} {found.detail}",
-           details=details)
+    # The finding is the system's own, also when a person's Verify now found it (their entry says they asked).
+    with context.acting(None, correlation=context.correlation_id()):
+        record(system_principal(), ops.ACTIVITY_LOG_VERIFY, scopes.ROOT, status=ActivityLogEntry.Status.FAILED,
+               sub_status="Conflict", level=ActivityLogEntry.Level.CRITICAL, message=f"{headline} {found.detail}",
+               details=details)
 
 
 def verify_now(principal) -> ActivityLogCheck:

@@ -36,3 +36,5 @@ def test_verify_now_then_an_edited_entry_is_found(page, live_server, seeded_lab)
     assert Alert.objects.filter(name="Activity log tampered").count() == 1
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Alerts").click()
     expect(page.get_by_text("Activity log tampered").first).to_be_visible()
+    finding = ActivityLogEntry.objects.filter(operation="Strongroom.ActivityLog/verify/action", status="Failed").get()
+    assert finding.caller == "Strongroom system"  # the system's finding, not a role-play of it
