@@ -107,14 +107,13 @@ def recent_activity(principal_ids: list, per_principal: int = FEED_LENGTH) -> di
     name (an instructor's "Solve this step" runs as the trainee, and the entry says who played it)."""
     if not principal_ids:
         return {}
-    by_ref = {str(pk): pk for pk in principal_ids}
-    ranked = (ActivityLogEntry.objects.filter(principal_ref__in=list(by_ref))
-              .annotate(rank=Window(RowNumber(), partition_by=[F("principal_ref")],
+    ranked = (ActivityLogEntry.objects.filter(principal_id__in=principal_ids)
+              .annotate(rank=Window(RowNumber(), partition_by=[F("principal_id")],
                                     order_by=[F("timestamp").desc(), F("id").desc()]))
-              .filter(rank__lte=per_principal).order_by("principal_ref", "rank"))
+              .filter(rank__lte=per_principal).order_by("principal_id", "rank"))
     out: dict = {pk: [] for pk in principal_ids}
     for entry in ranked:
-        out[by_ref[entry.principal_ref]].append(entry)
+        out[entry.principal_id].append(entry)
     return out
 
 

@@ -6,8 +6,7 @@
 
 `guarded` asks `evaluate`; a refusal is logged and raised as GuardDenied. Otherwise the block runs in
 one transaction, and the success entry is written in that same transaction (so a rolled-back change
-leaves no success entry); a failure is logged after the rollback, so it survives it. Each entry is the
-next link of the activity log's hash chain (`security.chain`).
+leaves no success entry); a failure is logged after the rollback, so it survives it.
 """
 
 from __future__ import annotations
@@ -19,9 +18,8 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
-from security import chain, clock, context, operations
+from security import clock, context, operations
 from security.guards import Decision, GuardDenied, evaluate, target_scope
 
 logger = logging.getLogger(__name__)
@@ -90,18 +88,12 @@ def record(
         )
     actor = context.real_actor()
     entry_details = dict(details or {})
-    acting_for = actor is not None and getattr(actor, "pk", None) != getattr(principal, "pk", None)
-    if acting_for:
+    if actor is not None and getattr(actor, "pk", None) != getattr(principal, "pk", None):
         entry_details.setdefault("playedBy", actor.display_name)
         entry_details.setdefault("persona", context.played_as() or getattr(principal, "display_name", ""))
-    principal_pk = getattr(principal, "pk", None)
-    return chain.append(
+    return ActivityLogEntry.objects.create(
         timestamp=clock.now(),
-        recorded_at=timezone.now(),
-        principal_ref=str(principal_pk) if principal_pk else "",
-        principal_name=getattr(principal, "display_name", "system"),
-        actor_ref=str(getattr(actor, "pk", "") or "") if acting_for else "",
-        actor_name=getattr(actor, "display_name", "") if acting_for else "",
+        principal=principal if getattr(principal, "pk", None) else None,
         caller=caller_label(principal),
         operation=operation,
         operation_name=operation_name(operation),
@@ -168,26 +160,16 @@ def guarded(principal, operation: str, target, *, change: dict | None = None, de
     op = GuardedOperation(principal, operation, target_scope(target), decision, dict(details or {}))
     for note in decision.notes:  # e.g. the MUA grant this operation used, naming requester and approver
         op.details.setdefault("guards", {})[note.guard] = note.details
-    # The outermost guarded block seals the entries of the operations nested in it when it ends, so that
-    # the chain's head is held only from then to its commit (security.chain).
-    deferring = chain.begin_deferring()
     try:
-        try:
-            with transaction.atomic():
-                yield op
-                if deferring is not None:
-                    chain.end_deferring(deferring, seal=True)
-                    deferring = None
-                record(
-                    principal,
-                    operation,
-                    op.result_scope or op.scope,
-                    status=ActivityLogEntry.Status.SUCCEEDED,
-                    details=op.details,
-                )
-        finally:
-            if deferring is not None:  # the block failed: its entries were rolled back with it
-                chain.end_deferring(deferring, seal=False)
+        with transaction.atomic():
+            yield op
+            record(
+                principal,
+                operation,
+                op.result_scope or op.scope,
+                status=ActivityLogEntry.Status.SUCCEEDED,
+                details=op.details,
+            )
     except GuardDenied as exc:  # a nested service refused: its own entry is already written
         raise exc
     except ValidationError as exc:
