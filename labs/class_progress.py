@@ -107,13 +107,14 @@ def recent_activity(principal_ids: list, per_principal: int = FEED_LENGTH) -> di
     name (an instructor's "Solve this step" runs as the trainee, and the entry says who played it)."""
     if not principal_ids:
         return {}
-    ranked = (ActivityLogEntry.objects.filter(principal_id__in=principal_ids)
-              .annotate(rank=Window(RowNumber(), partition_by=[F("principal_id")],
+    by_ref = {str(pk): pk for pk in principal_ids}
+    ranked = (ActivityLogEntry.objects.filter(principal_ref__in=list(by_ref))
+              .annotate(rank=Window(RowNumber(), partition_by=[F("principal_ref")],
                                     order_by=[F("timestamp").desc(), F("id").desc()]))
-              .filter(rank__lte=per_principal).order_by("principal_id", "rank"))
+              .filter(rank__lte=per_principal).order_by("principal_ref", "rank"))
     out: dict = {pk: [] for pk in principal_ids}
     for entry in ranked:
-        out[entry.principal_id].append(entry)
+        out[by_ref[entry.principal_ref]].append(entry)
     return out
 
 

@@ -245,6 +245,10 @@ CELERY_BEAT_SCHEDULE: dict = {
                                "options": {"expires": 3000}},
     "close-expired-mua-grants": {"task": "security.tasks.close_expired_grants", "schedule": 60.0,
                                  "options": {"expires": 50}},
+    # security: the activity log's hash chain, walked whole (about 5 s per 100,000 entries on two busy
+    # cores; bench/activity_log.py).
+    "verify-activity-log": {"task": "security.tasks.verify_activity_log", "schedule": 3600.0,
+                            "options": {"expires": 3000}},
     "purge-soft-deleted": {"task": "protection.tasks.start_purges", "schedule": 600.0, "options": {"expires": 540}},
     # labs: retired training sandboxes whose data the guards kept are tried again (retention ended, the lab
     # clock moved); a job ending in one sends its take-down on at once.

@@ -21,6 +21,7 @@ portal_patterns = [
     path("iam/condition/<uuid:assignment_id>/", iam.iam_condition, name="iam_condition"),
     path("iam/check/", iam.iam_check_access, name="iam_check_access"),
     path("activity-log/", activity.activity_log, name="activity_log"),
+    path("activity-log/verify/", activity.activity_log_verify, name="activity_log_verify"),
     path("alerts/", activity.alert_list, name="alert_list"),
     path("alerts/<uuid:pk>/state/", activity.alert_change_state, name="alert_change_state"),
     path("notifications/", activity.notifications, name="notifications"),

@@ -45,8 +45,9 @@ class RoleAssignmentAdmin(ReadOnlyAdmin):
 
 @admin.register(ActivityLogEntry)
 class ActivityLogEntryAdmin(ReadOnlyAdmin):
-    list_display = ("timestamp", "operation_name", "status", "caller", "scope")
+    list_display = ("sequence", "timestamp", "operation_name", "status", "caller", "scope")
     list_filter = ("status",)
+    search_fields = ("principal_name", "caller", "scope")
 
 
 @admin.register(Alert)

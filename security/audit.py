@@ -6,7 +6,8 @@
 
 `guarded` asks `evaluate`; a refusal is logged and raised as GuardDenied. Otherwise the block runs in
 one transaction, and the success entry is written in that same transaction (so a rolled-back change
-leaves no success entry); a failure is logged after the rollback, so it survives it.
+leaves no success entry); a failure is logged after the rollback, so it survives it. Each entry is
+sealed into the activity log's hash chain (`security.chain`) once its transaction commits.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from security import clock, context, operations
+from security import chain, clock, context, operations
 from security.guards import Decision, GuardDenied, evaluate, target_scope
 
 logger = logging.getLogger(__name__)
@@ -88,12 +90,18 @@ def record(
         )
     actor = context.real_actor()
     entry_details = dict(details or {})
-    if actor is not None and getattr(actor, "pk", None) != getattr(principal, "pk", None):
+    acting_for = actor is not None and getattr(actor, "pk", None) != getattr(principal, "pk", None)
+    if acting_for:
         entry_details.setdefault("playedBy", actor.display_name)
         entry_details.setdefault("persona", context.played_as() or getattr(principal, "display_name", ""))
-    return ActivityLogEntry.objects.create(
+    principal_pk = getattr(principal, "pk", None)
+    return chain.append(
         timestamp=clock.now(),
-        principal=principal if getattr(principal, "pk", None) else None,
+        recorded_at=timezone.now(),
+        principal_ref=str(principal_pk) if principal_pk else "",
+        principal_name=getattr(principal, "display_name", "system"),
+        actor_ref=str(getattr(actor, "pk", "") or "") if acting_for else "",
+        actor_name=getattr(actor, "display_name", "") if acting_for else "",
         caller=caller_label(principal),
         operation=operation,
         operation_name=operation_name(operation),

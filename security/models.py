@@ -9,6 +9,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from security import operations
 
@@ -117,8 +118,27 @@ class RoleAssignment(models.Model):
         return self.ends_at is not None
 
 
+class PrincipalRefField(models.CharField):
+    """A principal's id kept as text: no foreign key, so deleting the principal changes no entry.
+
+    Lookups accept a Principal (or its UUID) as well as the text: ``filter(principal_ref=reader)``."""
+
+    def get_prep_value(self, value):
+        value = getattr(value, "pk", value)
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        return super().get_prep_value(value)
+
+
+# filter(principal=p) and filter(principal_id__in=[...]) as they were written before the principal became text.
+_PRINCIPAL_LOOKUPS = {"principal": "principal_ref", "principal_id": "principal_ref",
+                      "principal__in": "principal_ref__in", "principal_id__in": "principal_ref__in"}
+
 
 class ActivityLogQuerySet(models.QuerySet):
+    def _filter_or_exclude(self, negate, args, kwargs):
+        return super()._filter_or_exclude(negate, args, {_PRINCIPAL_LOOKUPS.get(k, k): v for k, v in kwargs.items()})
+
     def update(self, **kwargs):
         raise PermissionError("Activity log entries cannot be changed.")
 
@@ -127,7 +147,15 @@ class ActivityLogQuerySet(models.QuerySet):
 
 
 class ActivityLogEntry(models.Model):
-    """One write, allowed or refused. Append-only: entries cannot be edited or deleted."""
+    """One write, allowed or refused. Append-only: entries cannot be edited or deleted.
+
+    Tamper-evident (``security.chain``): an entry is written with ``content_mac``, a keyed BLAKE2b-256 over
+    its content (its actors as ids and names in text, never a foreign key that a deletion would change, and a
+    random ``uid``), and sealed into one hash chain after its transaction commits: its ``sequence`` and
+    ``entry_hash``, a keyed hash of the sequence, the previous entry's hash and the content MAC. On
+    PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE of the table, except giving an unsealed entry
+    its place in the chain, once.
+    """
 
     class Status(models.TextChoices):
         SUCCEEDED = "Succeeded"
@@ -140,11 +168,17 @@ class ActivityLogEntry(models.Model):
         CRITICAL = "Critical"
 
     id = models.BigAutoField(primary_key=True)
+    # 1, 2, 3… in chain order; None from its write until it is sealed, just after its transaction commits
+    sequence = models.BigIntegerField(unique=True, null=True)
+    uid = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)  # makes every entry's content unique
     timestamp = models.DateTimeField(db_index=True)  # from the one clock (lab time)
-    recorded_at = models.DateTimeField(auto_now_add=True)  # wall time
-    principal = models.ForeignKey(
-        Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    recorded_at = models.DateTimeField(default=timezone.now)  # wall time
+    # Who did it, as text: the principal's id and display name when it was written (a deleted principal,
+    # such as a deleted vault's identity, keeps its entries), and the real person when role-playing.
+    principal_ref = PrincipalRefField(max_length=64, blank=True, db_index=True)
+    principal_name = models.CharField(max_length=200, blank=True)
+    actor_ref = PrincipalRefField(max_length=64, blank=True)
+    actor_name = models.CharField(max_length=200, blank=True)
     # Who did it, as shown: "trainer as Backup admin" when role-playing.
     caller = models.CharField(max_length=300)
     operation = models.CharField(max_length=300, db_index=True)
@@ -156,12 +190,18 @@ class ActivityLogEntry(models.Model):
     correlation_id = models.UUIDField(db_index=True)
     message = models.TextField(blank=True)
     details = models.JSONField(default=dict, blank=True)
+    content_mac = models.CharField(max_length=64)
+    previous_hash = models.CharField(max_length=64, blank=True)  # empty until sealed
+    entry_hash = models.CharField(max_length=64, blank=True)
 
     objects = ActivityLogQuerySet.as_manager()
 
     class Meta:
         ordering = ["-timestamp", "-id"]
         verbose_name_plural = "activity log entries"
+        # What each seal reads: the few entries waiting for their place, however long the log.
+        indexes = [models.Index(fields=["id"], condition=models.Q(sequence__isnull=True),
+                                name="activitylog_unsealed")]
 
     def save(self, *args, **kwargs):
         if self.pk is not None and not self._state.adding:
@@ -170,6 +210,51 @@ class ActivityLogEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Activity log entries cannot be deleted.")
+
+    @property
+    def principal_id(self) -> uuid.UUID | None:
+        try:
+            return uuid.UUID(self.principal_ref) if self.principal_ref else None
+        except ValueError:
+            return None
+
+    @property
+    def principal(self) -> "Principal | None":
+        """The principal as it is now, or None once it was deleted (the entry keeps ``principal_name``)."""
+        if "_principal" not in self.__dict__:
+            pk = self.principal_id
+            self.__dict__["_principal"] = Principal.objects.filter(pk=pk).first() if pk else None
+        return self.__dict__["_principal"]
+
+
+class ActivityLogHead(models.Model):
+    """The chain's head: the last sealed entry's sequence and hash. One row, locked while sealing."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    sequence = models.BigIntegerField(default=0)
+    entry_hash = models.CharField(max_length=64)
+
+
+class ActivityLogCheck(models.Model):
+    """The outcome of the last check of the chain (one row): what the Activity log page shows."""
+
+    class State(models.TextChoices):
+        VERIFIED = "Verified"
+        BROKEN = "Broken"
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    state = models.CharField(max_length=20, choices=State.choices)
+    checked_at = models.DateTimeField()  # wall time
+    entries_checked = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0)
+    # The first break: its kind (edited, deleted, inserted), the entry's sequence number, what was found.
+    break_kind = models.CharField(max_length=20, blank=True)
+    break_sequence = models.BigIntegerField(null=True, blank=True)
+    break_detail = models.TextField(blank=True)
+    # The last entry a clean check covered: a later check finds it again, or the tail was cut off.
+    verified_sequence = models.BigIntegerField(default=0)
+    verified_hash = models.CharField(max_length=64, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
 
 
 class Alert(models.Model):

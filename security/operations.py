@@ -125,6 +125,8 @@ SIGN_IN_LOCKOUT_DELETE = _op(f"{AUTHORIZATION}/signInLockouts/delete", "Unlock s
 # --- alerts and the lab -------------------------------------------------------------------------------
 ALERT_READ = _op("Microsoft.AlertsManagement/alerts/read")
 ALERT_CHANGE_STATE = _op("Microsoft.AlertsManagement/alerts/changestate/action", "Change alert state")
+# The activity log's hash chain (security.chain): checking it on request (the hourly check is the system's).
+ACTIVITY_LOG_VERIFY = _op("Strongroom.ActivityLog/verify/action", "Verify activity log chain")
 # The lab's controls and the training labs: data actions, so that Owner's "*" does not include them (nor
 # does superuser status): a trainee's own actions come with role "Lab Trainee", the instructor's (switching
 # persona, moving the lab clock, acting on another trainee's lab) with role "Lab Instructor", each granted

@@ -35,11 +35,12 @@ from security.guards import GuardDenied, Refusal, register_guard, unregister_gua
 
 LOCKDOWN = "Lockdown (test)"
 
-# Bookkeeping, not guarded state: the activity log (it records the refusals), long-running operation
-# notifications, job rows (requests for work whose work is guarded when it runs), fired alerts,
-# sessions and Django's own tables.
+# Bookkeeping, not guarded state: the activity log (it records the refusals) with its chain's head and
+# last check, long-running operation notifications, job rows (requests for work whose work is guarded
+# when it runs), fired alerts, sessions and Django's own tables.
 NOT_GUARDED_STATE = {
-    "security.ActivityLogEntry", "portal.Operation", "protection.Job", "security.Alert",
+    "security.ActivityLogEntry", "security.ActivityLogHead", "security.ActivityLogCheck",
+    "portal.Operation", "protection.Job", "security.Alert",
     "sessions.Session", "admin.LogEntry", "contenttypes.ContentType", "auth.Permission",
 }
 

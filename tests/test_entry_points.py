@@ -51,6 +51,7 @@ SCHEDULES = "schedules"  # creates job rows only; the job's work is guarded when
 BOOTSTRAP = "bootstrap"  # the installation's first Owner (no one can authorize it); refused once an Owner exists
 EXPIRY = "expiry"  # records the end of MUA grants whose time is up (they already count as absent): no right is added
 OWN_PASSWORD = "own password"  # the signed-in person's own password (anyone may; logged): no Strongroom resource or right
+LOG_CHECK = "log check"  # checks the activity log's chain: stores the outcome, raises an alert on a break (bookkeeping)
 
 # --- the tables ----------------------------------------------------------------------------------------
 
@@ -73,6 +74,7 @@ URLS: dict[str, object] = {
     "portal:iam_condition": {ROLE_WRITE},  # changing an assignment's condition writes the assignment
     "portal:iam_check_access": READ,
     "portal:activity_log": READ,
+    "portal:activity_log_verify": {"Strongroom.ActivityLog/verify/action"},
     "portal:alert_list": READ,
     "portal:alert_change_state": {"Microsoft.AlertsManagement/alerts/changestate/action"},
     "portal:notifications": READ,
@@ -249,6 +251,8 @@ ADMIN_SITE_URLS = {  # the admin site's own pages: index, login, logout, passwor
 COMMANDS: dict[str, object] = {
     # A production installation's first Owner: the one bootstrap write, refused (nothing made) once an Owner is.
     "create_owner": BOOTSTRAP,
+    # Walks the activity log's chain and reports; --record stores the outcome as the hourly task does.
+    "verify_activity_log": READ,
     # The demo lab, through every app's services as the trainer.
     "seed_lab": {RG_WRITE, ROLE_WRITE, f"{STORAGE}/write", f"{BV}/write", f"{DP}/resourceGuards/write",
                  "Microsoft.Resources/subscriptions/write", "Microsoft.Subscription/aliases/write"},
@@ -266,6 +270,7 @@ TASKS: dict[str, object] = {
     "protection.tasks.start_purges": SCHEDULES,
     "protection.tasks.start_verifies": {f"{BV}/backupInstances/validateRestore/action"},
     "security.tasks.close_expired_grants": EXPIRY,
+    "security.tasks.verify_activity_log": LOG_CHECK,
     "portal.tasks.answer_worker_check": READ,  # completes the worker-check notification
     "portal.inventory.run_volume_job": {f"{ESAN}/volumeGroups/volumes/write"},
     # A lab's checks read real state; the outcome they store for the lab page is bookkeeping.
@@ -716,6 +721,23 @@ def test_create_owner_makes_nothing_once_an_owner_exists(lab, monkeypatch):
     assert COMMANDS["create_owner"] == BOOTSTRAP
 
 
+def test_verify_activity_log_reads_only(lab):
+    """GIVEN the world WHEN verify_activity_log runs under lockdown (reads refused too) THEN it reports the
+    chain unbroken, asked the guards nothing and changed nothing, its own bookkeeping included."""
+    import io
+
+    from security.models import ActivityLogCheck
+
+    build_world(lab)
+    before = fingerprint()
+    out = io.StringIO()
+    with lockdown(total=True) as state:
+        call_command("verify_activity_log", stdout=out)
+    assert "the chain is unbroken" in out.getvalue()
+    assert not state.asked and not difference(before, fingerprint())
+    assert not ActivityLogCheck.objects.exists()
+
+
 def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):
     """GIVEN the world, where every periodic task has work (a due scheduled backup, an expired recovery
     point, a soft-deleted instance past its purge, queued jobs of each kind, an ended grant, a volume
@@ -780,6 +802,8 @@ def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):
     run("protection.tasks.reconcile_jobs", protection_tasks.reconcile_jobs, TASKS["protection.tasks.reconcile_jobs"])
     run("security.tasks.close_expired_grants", security_tasks.close_expired_grants,
         TASKS["security.tasks.close_expired_grants"])
+    run("security.tasks.verify_activity_log", security_tasks.verify_activity_log,
+        TASKS["security.tasks.verify_activity_log"])
     run("portal.tasks.answer_worker_check", lambda: portal_tasks.answer_worker_check(str(operation.pk)),
         TASKS["portal.tasks.answer_worker_check"])
     run("portal.inventory.run_volume_job", lambda: inventory_tasks.run_volume_job(w.volume.pk, str(operation.pk)),

@@ -140,7 +140,7 @@ def guard_of(ctx, home=None) -> ResourceGuard | None:
 def in_vault(ctx, vault, **filters):
     """The sandbox's activity since the lab started on the vault or anything in it (the trainee's)."""
     vault_id = vault.resource_id.lower()
-    return [e for e in ctx.activity(principal=ctx.trainee, **filters)
+    return [e for e in ctx.activity(principal_ref=ctx.trainee, **filters)
             if e.scope.lower() == vault_id or e.scope.lower().startswith(vault_id + "/")]
 
 

@@ -253,7 +253,7 @@ def check_undelete(ctx) -> CheckResult:
         return CheckResult.missing(
             f"{item.name} is still {item.get_protection_state_display().lower()}: in Backup instances filter "
             f"Protection status to Soft deleted, select {item.name} and Undelete it.")
-    undone = [e for e in ctx.activity(principal=ctx.trainee, operation=ops.UNDELETE, status=pv.SUCCEEDED)
+    undone = [e for e in ctx.activity(principal_ref=ctx.trainee, operation=ops.UNDELETE, status=pv.SUCCEEDED)
               if e.scope.lower() == item.resource_id.lower()]
     if not undone:
         return CheckResult.missing(f"{item.name} is {item.get_protection_state_display()}, but it was not undeleted "

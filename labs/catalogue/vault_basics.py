@@ -169,7 +169,7 @@ def solve_policy(ctx) -> None:
 
 
 def _refusals(ctx):
-    return ctx.activity(operation__iexact=ops.VAULT_DELETE, principal=ctx.trainee,
+    return ctx.activity(operation__iexact=ops.VAULT_DELETE, principal_ref=ctx.trainee,
                         status=ActivityLogEntry.Status.FAILED)
 
 
