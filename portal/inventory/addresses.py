@@ -1,0 +1,52 @@
+"""Address arithmetic for virtual networks: CIDR checks and the private IPs a subnet hands out.
+
+Azure keeps five addresses of every subnet: the network address, .1 (the default gateway), .2 and .3 (Azure
+DNS), and the broadcast address. The smallest subnet Azure allows is a /29 (three usable addresses).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+RESERVED_PER_SUBNET = 5
+SMALLEST_PREFIX = 29
+
+
+class AddressError(ValueError):
+    """What was wrong with an address range, said so a person can fix it."""
+
+
+def parse_prefix(text: str, *, what: str = "Address range") -> ipaddress.IPv4Network:
+    """A CIDR such as ``10.20.0.0/16``; host bits set (``10.20.1.5/24``) are refused, naming the network."""
+    text = (text or "").strip()
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise AddressError(f"{what} '{text}' is not a CIDR range such as 10.20.0.0/16.") from None
+    if network.version != 4:
+        raise AddressError(f"{what} '{text}' is IPv6; Strongroom's virtual networks are IPv4.")
+    if "/" not in text:
+        raise AddressError(f"{what} '{text}' has no prefix length: write it as {network.network_address}/24, say.")
+    if network.network_address != ipaddress.ip_interface(text).ip:
+        raise AddressError(f"{what} '{text}' has host bits set: did you mean {network}?")
+    return network
+
+
+def usable_addresses(subnet: ipaddress.IPv4Network) -> list[ipaddress.IPv4Address]:
+    """The addresses a subnet can hand out: all but Azure's five reserved ones."""
+    hosts = list(subnet)
+    return hosts[4:-1] if len(hosts) > RESERVED_PER_SUBNET else []
+
+
+def allocate(prefix: str, in_use: Iterable[str], count: int) -> list[str]:
+    """``count`` free addresses of the subnet ``prefix``, lowest first, never one of ``in_use`` nor a reserved
+    one; AddressError (saying how many are free) when the subnet has too few."""
+    network = parse_prefix(prefix, what="Subnet")
+    taken = {ipaddress.ip_address(a) for a in in_use}
+    free = [a for a in usable_addresses(network) if a not in taken]
+    if len(free) < count:
+        raise AddressError(f"Subnet {network} has {len(free)} free address{'es' if len(free) != 1 else ''}, and "
+                           f"{count} are needed. Choose a larger subnet (a /25 is recommended for private "
+                           "endpoints) or remove endpoints from this one.")
+    return [str(a) for a in free[:count]]
