@@ -24,3 +24,6 @@ class VaultsConfig(AppConfig):
             )
         )
         register_vault_guards()
+        from vaults.networking.guard import register_endpoint_rules
+
+        register_endpoint_rules()
