@@ -55,6 +55,13 @@ def _instance(target):
     return None
 
 
+def _fresh_vault(instance):
+    """The vault as stored now (a page's or a job's instance may carry a vault read before Deny was applied)."""
+    from vaults.models import BackupVault
+
+    return BackupVault.objects.select_related("region").filter(pk=instance.vault_id).first()
+
+
 def movements(principal, operation: str, target, change: dict):
     """The network guard's adapter: [(vault, datasource, what)] for an operation that moves data."""
     op = operation.lower()
@@ -63,7 +70,7 @@ def movements(principal, operation: str, target, change: dict):
     instance = _instance(target)
     if instance is None:
         return []
-    vault = instance.vault
+    vault = _fresh_vault(instance)
     if op == ops.BACKUP_ACTION.lower():
         return [(vault, datasource_for(instance.datasource_resource_id), BACKUP_WHAT)]
     target_id = change.get("targetResourceId") or instance.datasource_resource_id
@@ -74,7 +81,7 @@ def refusal(instance, *, what: str = BROWSE_WHAT, target_resource_id: str = ""):
     """The network guard's refusal for moving data of ``instance`` (None: allowed)."""
     from vaults.networking.guard import data_path_refusal
 
-    return data_path_refusal(instance.vault, datasource_for(target_resource_id or instance.datasource_resource_id),
+    return data_path_refusal(_fresh_vault(instance), datasource_for(target_resource_id or instance.datasource_resource_id),
                              what=what)
 
 

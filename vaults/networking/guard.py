@@ -89,6 +89,10 @@ def data_path_refusal(vault, datasource, *, what: str = "Data movement", group_i
                       f"'{vnet.name}' (Networking > Private access > Approve), ")
         else:
             found = f"'{vnet.name}' has no private endpoint to the vault"
+            gone = vault.private_endpoint_connections.filter(private_endpoint__isnull=True).count()
+            if gone:
+                found += (f" (the vault has {gone} Disconnected connection{'s' if gone != 1 else ''} whose endpoint was "
+                          "deleted)")
             remedy = (f"Create a private endpoint to '{vault.name}' (target sub-resource {group_id}) in a subnet of "
                       f"'{vnet.name}' and have it approved (Networking > Private access > + Private endpoint), ")
         return Refusal(
