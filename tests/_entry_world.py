@@ -285,6 +285,8 @@ class World:
     trainee: object = None  # the demo trainee (Lab Trainee at the root)
     lab_run: object = None  # their run of the entry lab, in a sandbox of their own
     lab_class: object = None  # a class of two (a pair) doing the entry lab (`add_class`)
+    pe_subnet: object = None  # a subnet with the vault's private endpoint (made before protection, as the rules want)
+    pe_connection: object = None
 
 
 # --- a training lab -----------------------------------------------------------------------------------
@@ -388,6 +390,13 @@ def build_world(lab) -> World:
     from protection.policies import services as policy_services
 
     vault = vault_services.create_vault(t, name="bv-entry", region=lab.region, resource_group=lab.lab_group)
+    # The vault's private endpoint, before anything is protected (a vault's first endpoint needs that).
+    from tests.vaults._network_fixtures import make_vnet
+    from vaults.networking import services as networking
+
+    pe_subnet = make_vnet(lab, name="vnet-entry-pe", prefix="10.91.0.0/16", subnet_prefix="10.91.1.0/24")
+    pe_connection = networking.create_private_endpoint(t, name="pe-entry", resource_group=lab.lab_group, vault=vault,
+                                                       subnet=pe_subnet, integrate_dns=True, tags={})
 
     def policy(kind, name, **kw):
         return policy_services.create_policy(t, vault=vault, name=name, datasource_type=kind, spec=spec(kind, **kw))
@@ -462,7 +471,7 @@ def build_world(lab) -> World:
                  volume_point, snapshot, soft_deleted, queued, guard, pending, alert, assignment, empty_group,
                  database, documents, admin_user, account=account, san=san, volume_group=group, volume=volumes[1],
                  server=server, account2=account2, account3=account3, restore_target=restore_target,
-                 trainee=lab.trainee, lab_run=lab_run)
+                 trainee=lab.trainee, lab_run=lab_run, pe_subnet=pe_subnet, pe_connection=pe_connection)
 
 
 def add_class(w: World) -> World:

@@ -138,6 +138,11 @@ URLS: dict[str, object] = {
     "vaults:vault_mua": {f"{BV}/backupResourceGuardProxies/write", f"{BV}/backupResourceGuardProxies/delete"},
     "vaults:vault_identity": {f"{BV}/write"},
     "vaults:vault_delete": {f"{BV}/delete"},
+    "vaults:vault_networking": {f"{BV}/publicNetworkAccess/write"},  # the Public access tab's Apply
+    # Create a private endpoint: joining the subnet is asked first, then the endpoint's write in its group.
+    "vaults:private_endpoint_create": {"Microsoft.Network/virtualNetworks/subnets/join/action"},
+    # Approve (driven here) and Reject ask the vault's approval action; Remove the connection's delete.
+    "vaults:private_endpoint_connection_action": {f"{BV}/privateEndpointConnectionsApproval/action"},
     # protection
     "protection:policy_list": READ,
     "protection:policy_create": {f"{BV}/backupPolicies/write"},
@@ -404,13 +409,15 @@ def url_args(key: str, w) -> list:
         "recovery_point_toc": [w.point.pk, "documents"],
         "guard_detail": [w.guard.pk], "guard_operations": [w.guard.pk], "guard_approvers": [w.guard.pk],
         "guard_delete": [w.guard.pk], "request_access": [w.guard.pk], "cancel_request": [w.pending_request.pk],
+        "private_endpoint_connection_action": [w.vault.pk, w.pe_connection.pk, "approve"],
     }
     if name in by_name:
         return by_name[name]
     vault_pages = {"vault_detail", "vault_properties", "vault_soft_delete", "vault_immutability",
                    "vault_cross_region_restore", "vault_cross_subscription_restore", "vault_storage_redundancy",
                    "vault_mua", "vault_identity", "vault_delete", "vault_policies", "vault_instances", "vault_jobs",
-                   "vault_jobs_tile", "vault_instances_tile", "vault_alerts"}
+                   "vault_jobs_tile", "vault_instances_tile", "vault_alerts", "vault_networking",
+                   "private_endpoint_create"}
     if name in vault_pages:
         return [w.vault.pk]
     if name.startswith("instance_") and name != "instance_list":
@@ -421,7 +428,7 @@ def url_args(key: str, w) -> list:
 
 
 HX = {"HTTP_HX_REQUEST": "true"}
-WIZARDS = {"vaults:vault_create", "protection:policy_create", "protection:configure_protection",
+WIZARDS = {"vaults:vault_create", "vaults:private_endpoint_create", "protection:policy_create", "protection:configure_protection",
            "protection:restore_wizard", "mua:guard_create"}
 # Who clicks (default: the trainer, Owner and Lab Instructor at the root, so that only the lockdown refuses).
 ACTORS = {"mua:approvals": "security-admin", "mua:cancel_request": "backup-admin", "mua:request_access": "backup-admin",
@@ -494,6 +501,8 @@ def overrides(key: str, w, data: dict) -> dict:
         "vaults:vault_mua": {"guard": str(w.guard.pk)},
         "vaults:vault_identity": {"status": "off"},
         "vaults:vault_delete": {"confirm_name": w.vault.name},
+        "vaults:vault_networking": {"public_network_access": "Disabled"},
+        "vaults:private_endpoint_connection_action": {"description": "entry-point test"},
         "protection:policy_delete": {"confirm_name": w.adls_policy.name},
         "protection:instance_change_policy": {"policy": str(w.vault.backup_policies.get(name="adls-30d").pk)},
         "protection:instance_backup_now": {"retention_rule": "Default"},
@@ -506,6 +515,9 @@ def overrides(key: str, w, data: dict) -> dict:
         "mua:approvals": {"request": str(w.pending_request.pk), "decision": "approve", "comment": "ok"},
         # wizards (fields of every tab; each tab takes its own)
         "vaults:vault_create": {"basics-name": "bv-new-entry", "basics-resource_group": lab.lab_group.pk},
+        "vaults:private_endpoint_create": {"basics-name": "pe-entry-new", "basics-resource_group": lab.lab_group.pk,
+                                           "network-virtual_network": w.pe_subnet.virtual_network.pk,
+                                           "network-subnet": w.pe_subnet.pk},
         "protection:policy_create": {"basics-name": "new-policy", "basics-vault": w.vault.pk},
         "mua:guard_create": {"basics-name": "rg-guard-new", "basics-resource_group": lab.security_group.pk},
         "protection:configure_protection": {f"datasources-{hns2}_selected": "on", f"datasources-{hns2}_name": "bi-new",
