@@ -543,7 +543,7 @@ def _current_step(data: dict) -> str:
 def wizard_to(client, key: str, w, tab: str | None):
     """Walk the wizard with Next from its first tab up to ``tab`` (None: the review tab). Returns the
     form data of that tab (with the overrides), or None when it could not get there."""
-    path = reverse(key)
+    path = reverse(key, args=url_args(key, w))
     html = client.get(path + wizard_query(key, w)).content.decode(errors="replace")
     extra = overrides(key, w, {})
     for _ in range(8):
