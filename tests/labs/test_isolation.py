@@ -97,7 +97,7 @@ def b_objects(pair: Pair) -> list[tuple[str, object]]:
         ("postgres_database_", w.pg_database), ("vault_", pair.vault_b), ("policy_", pair.instance_b.policy),
         ("instance_", pair.instance_b), ("job_", pair.job_b), ("recovery_point_", point), ("guard_", pair.guard_b),
         ("request_access", pair.guard_b), ("run_page", pair.run_b), ("solve", pair.run_b),
-        ("reset_for_trainee", pair.run_b),
+        ("reset_for_trainee", pair.run_b), ("private_endpoint_", pair.vault_b),
     ]
 
 
@@ -112,7 +112,8 @@ def url_for(key: str, pattern: URLPattern, pair: Pair, slug: str) -> tuple[str |
     obj = next((o for prefix, o in b_objects(pair) if name.startswith(prefix)), None)
     if obj is None:
         return None, False
-    extra = {"database": pair.world_b.names.pg_database, "step": "scratch"}
+    # B's vault has no private endpoint connection: any id does (the vault is not found first).
+    extra = {"database": pair.world_b.names.pg_database, "step": "scratch", "connection_pk": 1, "action": "approve"}
     return reverse(key, args=[obj.pk] + [extra[p] for p in params[1:]]), True
 
 
