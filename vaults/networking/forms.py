@@ -162,6 +162,9 @@ class EndpointDnsForm(forms.Form):
     def __init__(self, *args, principal=None, vault=None, **kwargs):
         super().__init__(*args, **kwargs)
 
+    def summary(self):
+        return [("Integrate with private DNS zone", "Yes" if self.cleaned_data.get("integrate_dns") else "No")]
+
 
 class EndpointTagsForm(VaultTagsForm):
     def __init__(self, *args, principal=None, vault=None, **kwargs):
