@@ -160,3 +160,23 @@ def test_configure_protection_marks_the_attempt_even_when_it_fails(lab, vault, m
     subnet = make_vnet(lab)
     _refused(guard.FIRST_ENDPOINT_CODE, net.create_private_endpoint, lab.trainer, name="pe-late",
              resource_group=lab.lab_group, vault=vault, subnet=subnet, integrate_dns=True, tags={})
+
+
+@pytest.mark.date_sensitive
+def test_a_scheduled_backup_the_network_refuses_fails_with_its_code(lab, vault, make_policy, filled):
+    import datetime as dt
+
+    from protection.models import Job
+    from security import services as security_services
+    from security.models import Alert
+
+    instance = protect(lab, vault, make_policy(ADLS), filled.account)  # on the public network
+    net.set_public_network_access(lab.trainer, vault, PublicNetworkAccess.DISABLED)
+    security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(days=2))
+    report = backups.dispatch_due_backups()
+    [job] = Job.objects.filter(instance=instance, operation="Backup", is_user_triggered=False)
+    assert report.enqueued == [job.pk] and report.refused == 0
+    job = run_job(job)
+    assert job.status == JobStatus.FAILED and job.error_code == guard.PUBLIC_ACCESS_DENIED
+    assert "public network" in job.error_message
+    assert Alert.objects.filter(name=backups.BACKUP_FAILURE_ALERT, affected_resource_id__iexact=instance.resource_id).exists()
