@@ -301,3 +301,12 @@ def test_management_operations_stay_allowed_while_denied(trainer, vault):
     deny(trainer, vault)
     for operation in (ops.VAULT_WRITE, ops.POLICY_WRITE, ops.VAULT_PUBLIC_ACCESS_WRITE, ops.ROLE_ASSIGNMENT_WRITE):
         assert evaluate(trainer, operation, vault).allowed, operation
+
+
+def test_an_endpoint_deleted_from_the_inventory_side_leaves_the_connection_disconnected(trainer, vault, subnet):
+    connection = create(trainer, vault, subnet)
+    endpoint = connection.private_endpoint
+    PrivateEndpoint.objects.filter(pk=endpoint.pk).delete()  # as a delete outside vaults would
+    connection.refresh_from_db()
+    assert connection.state == State.DISCONNECTED and connection.private_endpoint is None
+    assert not DnsRecord.objects.exists()

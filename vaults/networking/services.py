@@ -359,3 +359,12 @@ def endpoint_state(endpoint) -> str:
     """The connection state the endpoint's side shows: its vault connection's, or Disconnected when removed."""
     connection = PrivateEndpointConnection.objects.filter(private_endpoint=endpoint).first()
     return connection.state if connection else State.DISCONNECTED
+
+
+def disconnect_on_endpoint_delete(sender, instance, **kwargs) -> None:
+    """``pre_delete`` of a private endpoint, however it is deleted (this service, or the inventory's own Delete on
+    the endpoint's page, which `portal` cannot route here): its vault connections become Disconnected and the
+    A records it wrote go, in the deleting transaction — as Azure does when an endpoint resource is removed."""
+    DnsRecord.objects.filter(private_endpoint=instance).delete()
+    PrivateEndpointConnection.objects.filter(private_endpoint=instance).exclude(state=State.DISCONNECTED).update(
+        state=State.DISCONNECTED)
