@@ -180,3 +180,31 @@ def test_a_scheduled_backup_the_network_refuses_fails_with_its_code(lab, vault, 
     assert job.status == JobStatus.FAILED and job.error_code == guard.PUBLIC_ACCESS_DENIED
     assert "public network" in job.error_message
     assert Alert.objects.filter(name=backups.BACKUP_FAILURE_ALERT, affected_resource_id__iexact=instance.resource_id).exists()
+
+
+def test_the_restore_wizard_says_the_network_refusal_on_review(lab, vault, make_policy, filled, signed_in_client):
+    from django.urls import reverse
+
+    from protection.models import Job
+    from tests.protection._restore_fixtures import backup as back_up
+
+    instance = protect(lab, vault, make_policy(ADLS), filled.account)
+    point = back_up(lab, instance)
+    target = new_account(lab)
+    restores.assign_restore_roles(lab.trainer, point, targets.AdlsTarget(target.resource_id, True, ()),
+                                  readiness.SCOPE_RESOURCE)
+    net.set_public_network_access(lab.trainer, vault, PublicNetworkAccess.DISABLED)
+    client = signed_in_client(lab.trainer)
+    client.get(f"{reverse('protection:restore_wizard')}?instance={instance.pk}&point={point.pk}")
+
+    def post(step, data=None):
+        return client.post(reverse("protection:restore_wizard"), {"restore-current_step": step, **(data or {})})
+
+    page = post("parameters", {"parameters-restore_option": "all",
+                               "parameters-target_subscription": str(lab.lab_subscription.pk),
+                               "parameters-target_storage_account": target.resource_id})
+    assert "Validation passed" in page.content.decode()
+    page = post("review")
+    html = page.content.decode()
+    assert page.status_code == 200 and guard.PUBLIC_ACCESS_DENIED in html and target.name in html
+    assert not Job.objects.filter(operation="Restore").exists()
