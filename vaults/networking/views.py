@@ -11,6 +11,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
+from portal import resources
 from portal.inventory import dns
 from portal.shortcuts import can, parse_id, submit
 from security import operations as ops
@@ -67,6 +68,9 @@ def _rows(request, vault) -> list[dict]:
             "connection": connection,
             "endpoint": endpoint,
             "subnet": endpoint.subnet if endpoint else None,
+            # Links once the inventory registers these resource types (empty until then: plain text).
+            "endpoint_url": resources.url_of(endpoint.resource_id) if endpoint else "",
+            "vnet_url": resources.url_of(endpoint.subnet.virtual_network.resource_id) if endpoint else "",
             "dns": dns_configuration(vault, connection),
             "can_approve": may_decide and connection.state != State.APPROVED and endpoint is not None,
             "can_reject": may_decide and connection.state != State.REJECTED and endpoint is not None,
