@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from portal.inventory import forms, services
 from portal.inventory.models import PostgresDatabase, PostgresServer
+from portal.inventory.views.network import datasource_network_view
 from portal.inventory.views.generic import Kind, add_child_view, blade_with_form, create_view, delete_view, list_view
 from portal.shortcuts import confirmed_delete, safe_next, visible
 from security import operations as ops
@@ -113,3 +114,6 @@ postgres_server_delete = delete_view(
         "and its databases are not touched."
     ),
 )
+
+
+postgres_server_network = datasource_network_view(SERVER)

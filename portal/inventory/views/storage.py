@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.inventory import blobs, forms, services
 from portal.inventory.models import Container, StorageAccount
+from portal.inventory.views.network import datasource_network_view
 from portal.inventory.views.generic import (
     Kind,
     add_child_view,
@@ -237,3 +238,6 @@ container_delete = delete_view(
     # This page has always shown the "your roles do not allow deleting" note to everyone: no can_delete.
     context=lambda request, container: {"resource": container, "container": container, "account": container.account},
 )
+
+
+storage_account_network = datasource_network_view(ACCOUNT)
