@@ -103,7 +103,7 @@ class Responder:
         """Open a socket for each new VNet and close those of deleted ones (or of a renumbered one)."""
         from portal.inventory.models import VirtualNetwork
 
-        close_old_connections()
+        _refresh_connection()
         current = {v.pk: v for v in VirtualNetwork.objects.only("id", "name", "resolver_number")}
         for pk in list(self.listeners):
             listener = self.listeners[pk]
@@ -147,7 +147,7 @@ class Responder:
         except (BlockingIOError, InterruptedError):
             return
         try:
-            close_old_connections()
+            _refresh_connection()
             reply = answer(listener.vnet, wire)
         except Exception:  # noqa: BLE001 - one bad query (or a database hiccup) must not stop the resolver
             logger.exception("DNS query on VNet %s failed", listener.vnet.name)
@@ -171,7 +171,15 @@ class Responder:
             for pk in list(self.listeners):
                 self._close(pk)
             self.selector.close()
-            connection.close()
+            if not connection.in_atomic_block:  # never close a connection inside the caller's transaction
+                connection.close()
+
+
+def _refresh_connection() -> None:
+    """Drop a broken or too old database connection before using it (a long-running process), unless the
+    caller runs us inside a transaction of its own (a test's)."""
+    if not connection.in_atomic_block:
+        close_old_connections()
 
 
 def _servfail(wire: bytes) -> bytes | None:

@@ -22,17 +22,29 @@ class Command(BaseCommand):
                             help="UDP port of every resolver (default: STRONGROOM_DNS_PORT).")
         parser.add_argument("--refresh", type=float, default=dns_server.REFRESH_SECONDS,
                             help="Seconds between re-reads of the virtual networks.")
+        parser.add_argument("--seconds", type=float, default=0,
+                            help="Stop after this many seconds (default 0: serve until stopped).")
 
-    def handle(self, *args, port=None, refresh=dns_server.REFRESH_SECONDS, **options):
+    def handle(self, *args, port=None, refresh=dns_server.REFRESH_SECONDS, seconds=0, **options):
         port = settings.STRONGROOM_DNS_PORT if port is None else port
         stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-        responder = dns_server.Responder(port, refresh=refresh)
-        responder.sync()
-        listening = ", ".join(f"{listener.vnet.name} on {host}:{bound}"
-                              for listener in responder.listeners.values()
-                              for host, bound in [listener.address]) or "no virtual network yet"
-        self.stdout.write(f"DNS resolvers (UDP, port {port}): {listening}. New virtual networks are picked up "
-                          f"every {refresh:g} s.")
-        responder.serve(stop)
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, lambda *_: stop.set())
+        if seconds:
+            timer = threading.Timer(seconds, stop.set)
+            timer.daemon = True
+            timer.start()
+        try:
+            responder = dns_server.Responder(port, refresh=refresh)
+            responder.sync()
+            listening = ", ".join(f"{listener.vnet.name} on {host}:{bound}"
+                                  for listener in responder.listeners.values()
+                                  for host, bound in [listener.address]) or "no virtual network yet"
+            self.stdout.write(f"DNS resolvers (UDP, port {port}): {listening}. New virtual networks are picked up "
+                              f"every {refresh:g} s.")
+            responder.serve(stop)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
