@@ -147,7 +147,7 @@ def create_virtual_network(
         validate_vnet_name(name)
         region = check_region(region)
         spaces = [str(n) for n in parse_address_space(address_prefixes)]
-        if subnet_name or subnet_prefix:
+        if subnet_name:  # no name: no first subnet (its range field is ignored)
             validate_subnet_name(subnet_name, "subnet_name")
             check_subnet_prefix(spaces, [], subnet_prefix, "subnet_prefix")
         if VirtualNetwork.objects.filter(resource_group=resource_group, name__iexact=name).exists():

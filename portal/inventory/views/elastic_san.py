@@ -229,4 +229,4 @@ def snapshot_detail(request, pk):
     return render(request, "portal/inventory/snapshot_detail.html", SNAPSHOT.context(request, snapshot))
 
 
-elastic_san_network = datasource_network_view(SAN)
+elastic_san_network = datasource_network_view(SAN, "portal/inventory/_san_base.html")

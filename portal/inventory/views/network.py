@@ -148,8 +148,9 @@ subnet_delete = delete_view(
 # --- a datasource's network --------------------------------------------------------------------------------------
 
 
-def datasource_network_view(kind: Kind):
-    """The Networking page of a datasource kind: the current network and the change form."""
+def datasource_network_view(kind: Kind, base_template: str):
+    """The Networking blade of a datasource kind (``base_template``: its pages' base): the current network and
+    the change form."""
 
     @login_required
     def view(request, pk):
@@ -166,7 +167,7 @@ def datasource_network_view(kind: Kind):
             return redirect(kind.detail_url, pk=obj.pk)
 
         def page(form):
-            context = kind.context(request, obj, "networking", form=form, kind=kind,
+            context = kind.context(request, obj, "networking", form=form, kind=kind, base_template=base_template,
                                    can_change=can(request.principal, services.DATASOURCE_WRITE[type(obj)], obj.resource_id))
             return render(request, "portal/inventory/datasource_network.html", context,
                           status=400 if form.is_bound else 200)

@@ -116,4 +116,4 @@ postgres_server_delete = delete_view(
 )
 
 
-postgres_server_network = datasource_network_view(SERVER)
+postgres_server_network = datasource_network_view(SERVER, "portal/inventory/_server_base.html")

@@ -240,4 +240,4 @@ container_delete = delete_view(
 )
 
 
-storage_account_network = datasource_network_view(ACCOUNT)
+storage_account_network = datasource_network_view(ACCOUNT, "portal/inventory/_account_base.html")
