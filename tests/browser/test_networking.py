@@ -85,6 +85,30 @@ def test_a_vnet_with_a_subnet_a_storage_account_in_it_and_the_resolver_line(page
         reply = dns.query.udp(dns.message.make_query(line.split()[-1], "A"), host, port=bound, timeout=5)
         addresses = [r.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for r in rrset]
         assert len(addresses) == 1 and addresses[0].startswith("203.0.113.")  # the public answer: no zone yet
+
+        # A private DNS zone with the account's record, linked to the VNet: the same question, the private answer.
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Private DNS zones").click()
+        page.get_by_role("link", name="Create private DNS zone").click()
+        page.get_by_label("Name").fill("privatelink.blob.core.windows.net")
+        page.get_by_role("button", name="Review + create").click()
+        expect(page.get_by_text("Private DNS zone 'privatelink.blob.core.windows.net' created.")).to_be_visible()
+        page.get_by_role("toolbar").get_by_role("link", name="+ Record set").click()
+        page.get_by_label("Name").fill("sanetbrowser")
+        page.get_by_label("IP address").fill("10.40.1.999")
+        page.get_by_role("button", name="OK").click()
+        expect(page.get_by_role("alert")).to_contain_text("not an IPv4 address")
+        page.get_by_label("IP address").fill("10.40.1.4")
+        page.get_by_role("button", name="OK").click()
+        page.get_by_role("toolbar").get_by_role("link", name="+ Virtual network link").click()
+        page.get_by_label("Link name").fill("link-browser")
+        page.get_by_role("combobox", name="Virtual network").select_option(label="vnet-browser (rg-backup-lab)")
+        page.get_by_role("button", name="OK").click()
+        expect(page.get_by_text("Virtual network link 'link-browser' to 'vnet-browser' added.")).to_be_visible()
+        expect(page.locator("#records")).to_be_visible()
+        shot(page, "dns-zone-detail")
+        reply = dns.query.udp(dns.message.make_query(line.split()[-1], "A"), host, port=bound, timeout=5)
+        addresses = [r.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for r in rrset]
+        assert addresses == ["10.40.1.4"]
     finally:
         stop.set()
         thread.join(10)
