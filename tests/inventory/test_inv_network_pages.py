@@ -173,3 +173,17 @@ def test_search_finds_vnets_and_zones(owner, lab, vnet):
     page = owner.get(reverse("portal:search") + f"?q={vnet.name}").content.decode()
     assert reverse("portal:vnet_detail", args=[vnet.pk]) in page
     assert "Virtual networks" in owner.get(reverse("portal:search") + "?q=virtual").content.decode()
+
+
+def test_private_endpoints_are_connected_devices_with_their_ips(owner, lab, vnet):
+    from portal.inventory.models import PrivateEndpoint
+
+    subnet = vnet.subnets.get()
+    # The endpoint's row as the vault-networking services make it (test setup: its own pages are elsewhere).
+    PrivateEndpoint.objects.create(name="pe-devices", resource_group=lab.lab_group, region=lab.region, subnet=subnet,
+                                   target_resource_id="/x", target_sub_resource="AzureBackup",
+                                   ip_configurations=[{"fqdn": "a", "ip": "10.20.1.4"}, {"fqdn": "b", "ip": "10.20.1.5"}])
+    page = owner.get(reverse("portal:vnet_detail", args=[vnet.pk])).content.decode()
+    assert "pe-devices" in page and "10.20.1.4, 10.20.1.5" in page and "249" in page  # 251 usable - 2 in use
+    delete_page = owner.get(reverse("portal:subnet_delete", args=[subnet.pk])).content.decode()
+    assert "private endpoint &#x27;pe-devices&#x27;" in delete_page

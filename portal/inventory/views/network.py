@@ -44,12 +44,13 @@ vnet_create = create_view(
 
 
 def _device_rows(usage: dict, subnet: Subnet) -> list[dict]:
-    """A subnet's connected devices: private endpoints (with their IPs), then datasources."""
-    rows = [{"kind": "Private endpoint", "name": pe.name, "subnet": subnet, "ips": pe.private_ips, "url": ""}
-            for pe in usage["private_endpoints"]]
-    for obj in usage["datasources"]:
+    """A subnet's connected devices: private endpoints (with their IPs), then datasources, each linked to its
+    page when its kind has one."""
+    rows = []
+    for obj in [*usage["private_endpoints"], *usage["datasources"]]:
         rtype = resources.type_of(obj.resource_id)
-        rows.append({"kind": rtype.label if rtype else "Resource", "name": obj.name, "subnet": subnet, "ips": [],
+        label = rtype.label if rtype else "Private endpoint" if hasattr(obj, "private_ips") else "Resource"
+        rows.append({"kind": label, "name": obj.name, "subnet": subnet, "ips": getattr(obj, "private_ips", []),
                      "url": rtype.url_for(obj) if rtype else ""})
     return rows
 
