@@ -3,7 +3,7 @@
 from django import forms
 from django.core.validators import RegexValidator
 
-from portal.inventory.models import ElasticSan, StorageAccount
+from portal.inventory.models import ElasticSan, StorageAccount, Subnet
 from portal.models import Region
 
 
@@ -34,7 +34,24 @@ class _ResourceForm(forms.Form):
             self.initial["region"] = "eastus"
 
 
-class StorageAccountForm(_ResourceForm):
+class _DatasourceForm(_ResourceForm):
+    """A datasource's create form: its network too (the public network, or a subnet the principal can see)."""
+
+    network_subnet = forms.ModelChoiceField(
+        queryset=Subnet.objects.none(), required=False, empty_label="Public network", label="Network",
+        help_text="Where it reaches Backup vaults from. A subnet must be in a virtual network of the same region, "
+                  "and you need the right to join it (Network Contributor, for example).",
+    )
+
+    def __init__(self, *args, subnets=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if subnets is not None:
+            self.fields["network_subnet"].queryset = subnets
+        self.fields["network_subnet"].label_from_instance = (
+            lambda s: f"{s.virtual_network.name} / {s.name} ({s.address_prefix}) · {s.virtual_network.region.display_name}")
+
+
+class StorageAccountForm(_DatasourceForm):
     DATA_CHOICES = [("new", "Create a new, empty folder"), ("attach", "Attach an existing folder")]
 
     name = forms.CharField(
@@ -69,7 +86,7 @@ class UploadForm(forms.Form):
     overwrite = forms.BooleanField(required=False, label="Overwrite if files already exist")
 
 
-class ElasticSanForm(_ResourceForm):
+class ElasticSanForm(_DatasourceForm):
     name = forms.CharField(
         label="Elastic SAN name", max_length=24,
         help_text="3 to 24 characters: lowercase letters, numbers, hyphens and underscores.",
@@ -102,7 +119,7 @@ class VolumeForm(forms.Form):
     )
 
 
-class PostgresServerForm(_ResourceForm):
+class PostgresServerForm(_DatasourceForm):
     name = forms.CharField(
         label="Server name", max_length=63,
         help_text="3 to 63 characters: lowercase letters, numbers and hyphens; not starting or ending with a hyphen.",

@@ -247,3 +247,40 @@ def test_a_reader_cannot_create_or_delete_networks(lab):
                  lambda: services.delete_virtual_network(reader, vnet)):
         with pytest.raises(GuardDenied):
             call()
+
+
+def test_datasources_are_created_in_a_subnet_with_the_right_to_join_it(lab):
+    from portal import services as portal_services
+
+    network_group = portal_services.create_resource_group(lab.trainer, subscription=lab.lab_subscription,
+                                                          name=_name("rg-net"), region=lab.region)
+    vnet = services.create_virtual_network(lab.trainer, resource_group=network_group, name=_name(), region=lab.region,
+                                           address_prefixes="10.20.0.0/16", subnet_name="s", subnet_prefix="10.20.1.0/24")
+    subnet = vnet.subnets.get()
+    account = services.create_storage_account(lab.trainer, resource_group=lab.lab_group, name="sa" + uuid.uuid4().hex[:8],
+                                              region=lab.region, network_subnet=subnet)
+    san = services.create_elastic_san(lab.trainer, resource_group=lab.lab_group, name=_name("esan"), region=lab.region,
+                                      network_subnet=subnet)
+    server = services.create_postgres_server(lab.trainer, resource_group=lab.lab_group, name=_name("pg"),
+                                             region=lab.region, host="127.0.0.1", port=1, admin_user="postgres",
+                                             network_subnet=subnet)
+    assert account.network_subnet == san.network_subnet == server.network_subnet == subnet
+    # Contributor on the datasources' group, nothing on the network's: refused at the join, nothing made.
+    storage_only = _person(lab, [("Contributor", lab.lab_group.resource_id)])
+    name = "sa" + uuid.uuid4().hex[:8]
+    with pytest.raises(GuardDenied) as exc:
+        services.create_storage_account(storage_only, resource_group=lab.lab_group, name=name, region=lab.region,
+                                        network_subnet=subnet)
+    assert exc.value.decision.operation == ops.SUBNET_JOIN
+    from portal.inventory.models import StorageAccount
+
+    assert not StorageAccount.objects.filter(name=name).exists()
+    assert ActivityLogEntry.objects.filter(operation=ops.SUBNET_JOIN, status="Failed").exists()
+    # A subnet of another region is refused beside the field.
+    from portal.models import Region
+
+    other = Region.objects.exclude(pk=lab.region.pk).first()
+    with pytest.raises(ValidationError) as exc:
+        services.create_elastic_san(lab.trainer, resource_group=lab.lab_group, name=_name("esan"), region=other,
+                                    network_subnet=subnet)
+    assert "same region" in " ".join(exc.value.message_dict["network_subnet"])

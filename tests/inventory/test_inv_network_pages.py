@@ -187,3 +187,20 @@ def test_private_endpoints_are_connected_devices_with_their_ips(owner, lab, vnet
     assert "pe-devices" in page and "10.20.1.4, 10.20.1.5" in page and "249" in page  # 251 usable - 2 in use
     delete_page = owner.get(reverse("portal:subnet_delete", args=[subnet.pk])).content.decode()
     assert "private endpoint &#x27;pe-devices&#x27;" in delete_page
+
+
+def test_the_create_forms_offer_the_network(owner, lab, vnet):
+    subnet = vnet.subnets.get()
+    page = owner.get(reverse("portal:storage_account_create")).content.decode()
+    assert "Public network" in page and f"{vnet.name} / snet-workload (10.20.1.0/24)" in page
+    response = owner.post(reverse("portal:storage_account_create"), {
+        "resource_group": lab.lab_group.pk, "name": "sanetcreate", "region": lab.region.pk, "sku": "Standard_LRS",
+        "data": "new", "network_subnet": str(subnet.pk)})
+    assert response.status_code == 302
+    from portal.inventory.models import StorageAccount
+
+    assert StorageAccount.objects.get(name="sanetcreate").network_subnet == subnet
+    bad = owner.post(reverse("portal:elastic_san_create"), {
+        "resource_group": lab.lab_group.pk, "name": "esan-netcreate", "region": lab.region.pk, "sku": "Premium_LRS",
+        "base_size_tib": "1", "extended_capacity_size_tib": "0", "network_subnet": "2" + "0" * 25})
+    assert bad.status_code == 400 and "network_subnet" in bad.context["form"].errors

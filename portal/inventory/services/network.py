@@ -225,19 +225,31 @@ def set_datasource_network(principal, datasource, subnet: Subnet | None):
     if write is None:
         raise ValidationError(f"A {type(datasource).__name__} has no network setting.")
     if subnet is not None:
-        decision = evaluate(principal, SUBNET_JOIN, subnet)
-        if not decision.allowed:
-            record_denial(principal, decision, {"datasource": datasource.resource_id})
-            raise GuardDenied(decision)
+        check_subnet_join(principal, subnet, datasource.resource_id)
     before = datasource.network_subnet
     details = {"networkBefore": before.resource_id if before else "Public network",
                "networkAfter": subnet.resource_id if subnet else "Public network"}
     with guarded(principal, write, datasource, change=network_change(subnet), details=details):
-        if subnet is not None and subnet.virtual_network.region_id != datasource.region_id:
-            raise ValidationError({"network": f"Virtual network '{subnet.virtual_network.name}' is in "
-                                              f"{subnet.virtual_network.region.display_name}, and "
-                                              f"'{datasource.name}' in {datasource.region.display_name}: choose a "
-                                              "virtual network in the same region."})
+        if subnet is not None:
+            check_same_region(subnet, datasource.region, datasource.name, "network")
         type(datasource).objects.filter(pk=datasource.pk).update(network_subnet=subnet)
         datasource.network_subnet = subnet
     return datasource
+
+
+def check_subnet_join(principal, subnet: Subnet, resource_id: str) -> None:
+    """Refuse (logged, GuardDenied) unless ``principal`` may join ``subnet``: asked before the datasource's own
+    write, outside its transaction, so that the refusal stays in the activity log."""
+    decision = evaluate(principal, SUBNET_JOIN, subnet)
+    if not decision.allowed:
+        record_denial(principal, decision, {"datasource": resource_id})
+        raise GuardDenied(decision)
+
+
+def check_same_region(subnet: Subnet, region, name: str, field: str = "network_subnet") -> None:
+    """A datasource joins a virtual network of its own region."""
+    vnet = subnet.virtual_network
+    if vnet.region_id != getattr(region, "pk", region):
+        where = getattr(region, "display_name", region)
+        raise ValidationError({field: f"Virtual network '{vnet.name}' is in {vnet.region.display_name}, and "
+                                      f"'{name}' in {where}: choose a virtual network in the same region."})

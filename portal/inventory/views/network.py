@@ -149,6 +149,13 @@ subnet_delete = delete_view(
 # --- a datasource's network --------------------------------------------------------------------------------------
 
 
+def subnet_choices(request) -> dict:
+    """The create forms' network choices: every subnet the principal can see (the service checks the region
+    and the right to join)."""
+    subnets = visible(request.principal, Subnet.objects.select_related("virtual_network__region"), ops.SUBNET_READ)
+    return {"subnets": subnets.order_by("virtual_network__name", "name")}
+
+
 def datasource_network_view(kind: Kind, base_template: str):
     """The Networking blade of a datasource kind (``base_template``: its pages' base): the current network and
     the change form."""

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.inventory import blobs, forms, services
 from portal.inventory.models import Container, StorageAccount
-from portal.inventory.views.network import datasource_network_view
+from portal.inventory.views.network import datasource_network_view, subnet_choices
 from portal.inventory.views.generic import (
     Kind,
     add_child_view,
@@ -70,6 +70,7 @@ storage_account_create = create_view(
     create=_create_account,
     created=lambda request, account: messages.success(request, f"Storage account '{account.name}' created."),
     prepare=lambda form: with_attach_roots(form, "attach_path"),
+    form_kwargs=subnet_choices,
 )
 
 
