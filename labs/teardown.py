@@ -34,7 +34,14 @@ from labs.models import Sandbox
 from labs.sandboxes import SandboxWorld, drop_pg_login, provisioner
 from portal import services as portal_services
 from portal.inventory import services as inventory
-from portal.inventory.models import ElasticSan, PostgresServer, Snapshot, StorageAccount
+from portal.inventory.models import (
+    ElasticSan,
+    PostgresServer,
+    PrivateDnsZone,
+    Snapshot,
+    StorageAccount,
+    VirtualNetwork,
+)
 from portal.models import ResourceGroup
 from protection.backups import services as backups
 from protection.deletion import services as deletion
@@ -259,6 +266,11 @@ def _delete_contents(actor, group: ResourceGroup, sandbox: Sandbox) -> None:
         _delete_elastic_san(actor, san)
     for server in PostgresServer.objects.filter(resource_group=group):
         _delete_postgres(actor, server, sandbox)
+    # Networks last: a subnet holding a datasource cannot be deleted (the datasources above are gone by now).
+    for zone in PrivateDnsZone.objects.filter(resource_group=group):
+        _do(None, lambda z=zone: inventory.delete_private_dns_zone(actor, z), f"Delete the private DNS zone '{zone.name}'")
+    for vnet in VirtualNetwork.objects.filter(resource_group=group):
+        _do(None, lambda v=vnet: inventory.delete_virtual_network(actor, v), f"Delete the virtual network '{vnet.name}'")
 
 
 def _delete_elastic_san(actor, san: ElasticSan) -> None:

@@ -38,6 +38,9 @@ BV = f"{DP}/backupVaults"
 STORAGE = "Microsoft.Storage/storageAccounts"
 ESAN = "Microsoft.ElasticSan/elasticSans"
 PG = "Microsoft.DBforPostgreSQL/flexibleServers"
+VNET = "Microsoft.Network/virtualNetworks"
+SUBNET_JOIN = f"{VNET}/subnets/join/action"
+DNS_ZONE = "Microsoft.Network/privateDnsZones"
 RG_WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write"
 RG_DELETE = "Microsoft.Resources/subscriptions/resourceGroups/delete"
 ROLE_WRITE = "Microsoft.Authorization/roleAssignments/write"
@@ -123,6 +126,28 @@ URLS: dict[str, object] = {
     "portal:postgres_server_delete": {f"{PG}/delete"},
     "portal:postgres_database_detail": READ,
     "portal:postgres_database_delete": {f"{PG}/databases/delete"},
+    # a datasource's network: its write, and joining the subnet it is put in
+    "portal:storage_account_network": {f"{STORAGE}/write", SUBNET_JOIN},
+    "portal:elastic_san_network": {f"{ESAN}/write", SUBNET_JOIN},
+    "portal:postgres_server_network": {f"{PG}/write", SUBNET_JOIN},
+    # virtual networks and private DNS zones
+    "portal:vnet_list": READ,
+    "portal:vnet_create": {f"{VNET}/write"},
+    "portal:vnet_detail": READ,
+    "portal:subnet_create": {f"{VNET}/subnets/write"},
+    "portal:vnet_delete": {f"{VNET}/delete"},
+    "portal:subnet_detail": READ,
+    "portal:subnet_delete": {f"{VNET}/subnets/delete"},
+    "portal:dns_zone_list": READ,
+    "portal:dns_zone_create": {f"{DNS_ZONE}/write"},
+    "portal:dns_zone_detail": READ,
+    "portal:dns_record_create": {f"{DNS_ZONE}/A/write"},
+    "portal:dns_link_create": {f"{DNS_ZONE}/virtualNetworkLinks/write"},
+    "portal:dns_zone_delete": {f"{DNS_ZONE}/delete"},
+    "portal:dns_record_detail": READ,  # leads to its zone's page
+    "portal:dns_record_delete": {f"{DNS_ZONE}/A/delete"},
+    "portal:dns_link_detail": READ,
+    "portal:dns_link_delete": {f"{DNS_ZONE}/virtualNetworkLinks/delete"},
     # vaults
     "vaults:vault_list": READ,
     "vaults:vault_create": {f"{BV}/write", f"{DP}/locations/checkNameAvailability/action"},
@@ -260,7 +285,10 @@ COMMANDS: dict[str, object] = {
     "verify_activity_log": READ,
     # The demo lab, through every app's services as the trainer.
     "seed_lab": {RG_WRITE, ROLE_WRITE, f"{STORAGE}/write", f"{BV}/write", f"{DP}/resourceGuards/write",
-                 "Microsoft.Resources/subscriptions/write", "Microsoft.Subscription/aliases/write"},
+                 "Microsoft.Resources/subscriptions/write", "Microsoft.Subscription/aliases/write",
+                 f"{VNET}/write", f"{VNET}/subnets/write", SUBNET_JOIN, f"{ESAN}/write", f"{PG}/write"},
+    # Each virtual network's DNS resolver: answers queries from the private DNS zones, changes nothing.
+    "dns_responder": READ,
 }
 
 TASKS: dict[str, object] = {
@@ -410,6 +438,13 @@ def url_args(key: str, w) -> list:
         "guard_detail": [w.guard.pk], "guard_operations": [w.guard.pk], "guard_approvers": [w.guard.pk],
         "guard_delete": [w.guard.pk], "request_access": [w.guard.pk], "cancel_request": [w.pending_request.pk],
         "private_endpoint_connection_action": [w.vault.pk, w.pe_connection.pk, "approve"],
+        "storage_account_network": [w.account.pk], "elastic_san_network": [w.san.pk],
+        "postgres_server_network": [w.server.pk],
+        "vnet_detail": [w.vnet.pk], "subnet_create": [w.vnet.pk], "vnet_delete": [w.vnet.pk],
+        "subnet_detail": [w.subnet.pk], "subnet_delete": [w.subnet.pk],
+        "dns_zone_detail": [w.dns_zone.pk], "dns_record_create": [w.dns_zone.pk], "dns_link_create": [w.dns_zone.pk],
+        "dns_zone_delete": [w.dns_zone.pk], "dns_record_detail": [w.dns_record.pk],
+        "dns_record_delete": [w.dns_record.pk], "dns_link_detail": [w.dns_link.pk], "dns_link_delete": [w.dns_link.pk],
     }
     if name in by_name:
         return by_name[name]
@@ -493,6 +528,17 @@ def overrides(key: str, w, data: dict) -> dict:
         "portal:postgres_database_create": {"name": "newdb"},
         "portal:postgres_server_delete": {"confirm_name": w.server.name},
         "portal:postgres_database_delete": {"confirm_name": w.database.name},
+        "portal:storage_account_network": {"network": str(w.subnet.pk)},
+        "portal:elastic_san_network": {"network": str(w.subnet.pk)},
+        "portal:postgres_server_network": {"network": ""},  # back to the public network: the write alone
+        "portal:vnet_create": {"name": "vnet-new", "resource_group": lab.lab_group.pk},
+        "portal:subnet_create": {"name": "snet-new", "address_prefix": "10.20.5.0/24"},
+        "portal:vnet_delete": {"confirm_name": w.vnet.name},
+        "portal:subnet_delete": {"confirm_name": w.subnet.name},
+        "portal:dns_zone_create": {"name": "privatelink.queue.core.windows.net", "resource_group": lab.lab_group.pk},
+        "portal:dns_record_create": {"name": "rec-new", "ip": "10.20.2.9"},
+        "portal:dns_link_create": {"name": "link-new", "virtual_network": str(w.vnet.pk)},
+        "portal:dns_zone_delete": {"confirm_name": w.dns_zone.name},
         "vaults:vault_soft_delete": {"state": "Off"},
         "vaults:vault_immutability": {"enabled": "on"},
         "vaults:vault_cross_region_restore": {"state": "Enabled"},
@@ -748,6 +794,21 @@ def test_verify_activity_log_reads_only(lab):
     assert "the chain is unbroken" in out.getvalue()
     assert not state.asked and not difference(before, fingerprint())
     assert not ActivityLogCheck.objects.exists()
+
+
+def test_dns_responder_reads_only(lab):
+    """GIVEN the world (a VNet) WHEN dns_responder serves briefly under lockdown (reads refused too) THEN it
+    listened for the VNet, asked the guards nothing and changed nothing."""
+    import io
+
+    w = build_world(lab)
+    before = fingerprint()
+    out = io.StringIO()
+    with lockdown(total=True) as state:
+        call_command("dns_responder", port=0, seconds=0.2, refresh=0.05, stdout=out)
+    assert f"{w.vnet.name} on 127.53." in out.getvalue()
+    assert not state.asked and not difference(before, fingerprint())
+    assert COMMANDS["dns_responder"] == READ
 
 
 def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):

@@ -44,6 +44,7 @@ class Pair:
     instance_b: object
     job_b: object
     guard_b: object
+    network_b: dict  # B's VNet, a subnet, a private DNS zone with a record and a link (made by the trainer)
 
 
 @pytest.fixture
@@ -56,7 +57,22 @@ def pair(lab, make_trainee, probe_lab):
     job_b = backup_now(b, instance_b)
     guard_b = mua.create_resource_guard(world_b.security_admin, resource_group_id=world_b.security_group.resource_id,
                                         name=f"guard-{world_b.names.code}", region=LAB_REGION)
-    return Pair(a, b, world_a, world_b, run_b, vault_b, instance_b, job_b, guard_b)
+    return Pair(a, b, world_a, world_b, run_b, vault_b, instance_b, job_b, guard_b, b_network(lab, world_b))
+
+
+def b_network(lab, world: SandboxWorld) -> dict:
+    """Networking in B's sandbox: every name carries B's code, and B's source account sits in the subnet."""
+    from portal.inventory import services as inventory
+
+    code, group = world.names.code, world.backup_group
+    vnet = inventory.create_virtual_network(lab.trainer, resource_group=group, name=f"vnet-{code}",
+                                            region=world.source_account.region, address_prefixes="10.20.0.0/16",
+                                            subnet_name=f"snet-{code}", subnet_prefix="10.20.1.0/24")
+    inventory.set_datasource_network(lab.trainer, world.source_account, vnet.subnets.get())
+    zone = inventory.create_private_dns_zone(lab.trainer, resource_group=group, name=f"zone-{code}.contoso.internal")
+    record = inventory.add_a_record(lab.trainer, zone, name=f"rec-{code}", ip="10.20.1.4")
+    link = inventory.add_vnet_link(lab.trainer, zone, name=f"link-{code}", virtual_network=vnet)
+    return {"vnet": vnet, "subnet": vnet.subnets.get(), "zone": zone, "record": record, "link": link}
 
 
 def markers(trainee, world: SandboxWorld) -> list[str]:
@@ -98,6 +114,10 @@ def b_objects(pair: Pair) -> list[tuple[str, object]]:
         ("instance_", pair.instance_b), ("job_", pair.job_b), ("recovery_point_", point), ("guard_", pair.guard_b),
         ("request_access", pair.guard_b), ("run_page", pair.run_b), ("solve", pair.run_b),
         ("reset_for_trainee", pair.run_b), ("private_endpoint_", pair.vault_b),
+        ("vnet_", pair.network_b["vnet"]), ("subnet_create", pair.network_b["vnet"]),
+        ("subnet_", pair.network_b["subnet"]), ("dns_zone_", pair.network_b["zone"]),
+        ("dns_record_create", pair.network_b["zone"]), ("dns_link_create", pair.network_b["zone"]),
+        ("dns_record_", pair.network_b["record"]), ("dns_link_", pair.network_b["link"]),
     ]
 
 
