@@ -289,7 +289,7 @@ class World:
     pe_connection: object = None
     vnet: object = None  # vnet-entry: snet-entry holds the storage account saentryhns2, snet-free holds nothing
     subnet: object = None  # snet-free
-    dns_zone: object = None  # privatelink.blob.core.windows.net, linked to vnet-entry, one A record
+    dns_zone: object = None  # privatelink.dfs.core.windows.net, linked to vnet-entry, one A record
     dns_record: object = None
     dns_link: object = None
 
@@ -478,7 +478,7 @@ def build_world(lab) -> World:
                                       subnet_prefix="10.20.1.0/24")
     free_subnet = inv.add_subnet(t, vnet, name="snet-free", address_prefix="10.20.2.0/25")
     inv.set_datasource_network(t, account2, vnet.subnets.get(name="snet-entry"))
-    zone = inv.create_private_dns_zone(t, resource_group=lab.lab_group, name="privatelink.blob.core.windows.net")
+    zone = inv.create_private_dns_zone(t, resource_group=lab.lab_group, name="privatelink.dfs.core.windows.net")
     record = inv.add_a_record(t, zone, name="saentryhns2", ip="10.20.2.4")
     link = inv.add_vnet_link(t, zone, name="link-entry", virtual_network=vnet)
     return World(lab, None, vault, adls_policy, esan_policy, pg_policy, instance, point, volume_instance,

@@ -398,7 +398,7 @@ class PostgresDatabase(models.Model):
 class VirtualNetwork(TrackedResource):
     """A virtual network: address spaces (CIDR), subnets, and a DNS resolver of its own.
 
-    ``resolver_number`` (1, 2, 3…, never reused) gives the VNet its resolver's loopback address
+    ``resolver_number`` (the highest in use plus one) gives the VNet its resolver's loopback address
     (`portal.inventory.network.dns.resolver_address`): the answers there come from the private DNS
     zones linked to this VNet, otherwise the public answer.
     """
