@@ -55,6 +55,30 @@ def network_lab(seeded_lab, worker):
     postgres.drop_database(params, inventory.sample_database.name)
 
 
+@pytest.fixture
+def resolver():
+    """A DNS responder of this test's own (port 0: a free one), as `make run` starts one."""
+    from portal.inventory import dns_server
+
+    responder, stop, thread = dns_server.start_in_thread(0, refresh=0.05)
+    yield responder
+    stop.set()
+    thread.join(10)
+
+
+def _dig(responder, vnet, name) -> list[str]:
+    """``dig @<the VNet's resolver> -p <port> <name>``: the A addresses answered."""
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+
+    from tests.conftest import wait_until
+
+    host, port = wait_until(lambda: responder.address_of(vnet), 10, "the VNet's resolver", every=0.02)
+    reply = dns.query.udp(dns.message.make_query(name, "A"), host, port=port, timeout=5)
+    return [r.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for r in rrset]
+
+
 def _networking(page, live_server, vault, tab="public"):
     page.goto(f"{live_server.url}/vaults/{vault.pk}/networking/?tab={tab}")
     expect(page.locator("#tab-" + tab)).to_have_attribute("aria-current", "page")
@@ -75,8 +99,16 @@ def _backup_now(page, live_server, instance):
     return pane
 
 
-def test_deny_public_access_then_a_pending_endpoint_approved_lets_backups_through(page, live_server, network_lab):
+def test_deny_public_access_then_a_pending_endpoint_approved_lets_backups_through(page, live_server, network_lab,
+                                                                                   resolver):
+    from portal.inventory.models import PrivateEndpoint
+    from vaults.networking.names import data_fqdn
+
     vault, instance = network_lab["vault"], network_lab["instance"]
+    workload_vnet = network_lab["workload"].virtual_network
+    vault_name = data_fqdn(vault)
+    public = _dig(resolver, workload_vnet, vault_name)
+    assert len(public) == 1 and public[0].startswith("203.0.113."), public  # no endpoint: the public answer
 
     # The owner (the trainer, Owner at the root) denies public network access.
     play_as(page, live_server, "Backup admin")
@@ -139,6 +171,10 @@ def test_deny_public_access_then_a_pending_endpoint_approved_lets_backups_throug
     page.locator("#confirm-decision").click()
     row = page.locator("#pe-connections tr[data-state]", has_text="pe-workload")
     expect(row.locator("[data-connection-state]")).to_have_text("Approved")
+    # dig @<vnet-workload's resolver> <the vault's name>: the endpoint's private IP now.
+    endpoint = PrivateEndpoint.objects.get(name="pe-workload")
+    private = _dig(resolver, workload_vnet, vault_name)
+    assert len(private) == 1 and private[0] in endpoint.private_ips, (private, endpoint.private_ips)
     page.locator("#pe-connections details summary").last.click()
     expect(page.locator("#pe-connections details").last).to_contain_text("this endpoint")
     _both_widths(page, "private-access-approved")
@@ -157,6 +193,7 @@ def test_deny_public_access_then_a_pending_endpoint_approved_lets_backups_throug
     page.get_by_label("Description").fill("Moving the workload")
     page.locator("#confirm-decision").click()
     expect(page.locator("#pe-connections")).not_to_contain_text("pe-workload")
+    assert _dig(resolver, workload_vnet, vault_name) == public  # its records went with it
     play(page, "Backup admin")
     pane = _backup_now(page, live_server, instance)
     pane.get_by_role("button", name="Backup now").click()
