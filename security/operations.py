@@ -284,6 +284,8 @@ POSTGRES_USE_ADMIN_LOGIN = POSTGRES_WRITE  # reading the server admin's password
 VNET_READ = _op(f"{VIRTUAL_NETWORK_TYPE}/read")
 VNET_WRITE = _op(f"{VIRTUAL_NETWORK_TYPE}/write", "Create or Update Virtual Network")
 VNET_DELETE = _op(f"{VIRTUAL_NETWORK_TYPE}/delete", "Delete Virtual Network")
+# Linking a private DNS zone to a VNet joins the VNet (its resolver answers from the zone from then on).
+VNET_JOIN = _op(f"{VIRTUAL_NETWORK_TYPE}/join/action", "Join Virtual Network")
 SUBNET_READ = _op(f"{SUBNET_TYPE}/read")
 SUBNET_WRITE = _op(f"{SUBNET_TYPE}/write", "Create or Update Subnet")
 SUBNET_DELETE = _op(f"{SUBNET_TYPE}/delete", "Delete Subnet")

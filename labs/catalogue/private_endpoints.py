@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from labs.catalogue import CheckResult, Document, Lab, Step, register
 from portal.inventory import dns
-from portal.inventory.models import Subnet, VirtualNetwork
+from portal.inventory.models import PrivateEndpoint, Subnet, VirtualNetwork
 from protection import datasource_types, readiness
 from protection.models import BackupInstance, BackupPolicy, Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from vaults.models import BackupVault, PrivateEndpointConnection, PrivateEndpointConnectionState, PublicNetworkAccess
@@ -173,7 +173,8 @@ def solve_endpoint(ctx) -> None:
     if connection is not None and connection.state == PrivateEndpointConnectionState.PENDING:
         net.approve_connection(ctx.trainee, connection, description="Approved for the lab's backups")
         return
-    taken = set(vault.private_endpoint_connections.values_list("private_endpoint__name", flat=True))
+    taken = {n.lower() for n in PrivateEndpoint.objects.filter(resource_group=ctx.world.backup_group)
+             .values_list("name", flat=True)}
     name = next(n for n in (ENDPOINT_NAME, *(f"{ENDPOINT_NAME}-{i}" for i in range(2, 13))) if n not in taken)
     net.create_private_endpoint(ctx.trainee, name=name, resource_group=ctx.world.backup_group, vault=vault,
                                 subnet=subnet, integrate_dns=True, tags={})

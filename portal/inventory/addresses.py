@@ -33,10 +33,22 @@ def parse_prefix(text: str, *, what: str = "Address range") -> ipaddress.IPv4Net
     return network
 
 
-def usable_addresses(subnet: ipaddress.IPv4Network) -> list[ipaddress.IPv4Address]:
-    """The addresses a subnet can hand out: all but Azure's five reserved ones."""
-    hosts = list(subnet)
-    return hosts[4:-1] if len(hosts) > RESERVED_PER_SUBNET else []
+def usable_count(subnet: ipaddress.IPv4Network) -> int:
+    """How many addresses a subnet can hand out: all but Azure's five reserved ones (counted, never listed: a /8
+    holds 16 million)."""
+    return max(0, subnet.num_addresses - RESERVED_PER_SUBNET)
+
+
+def is_usable(subnet: ipaddress.IPv4Network, address: ipaddress.IPv4Address) -> bool:
+    first = int(subnet.network_address) + 4
+    return address in subnet and first <= int(address) < int(subnet.broadcast_address)
+
+
+def free_count(prefix: str, in_use: Iterable[str]) -> int:
+    """The usable addresses of ``prefix`` not in ``in_use``."""
+    network = ipaddress.ip_network(prefix)
+    taken = {a for a in (ipaddress.ip_address(x) for x in in_use) if is_usable(network, a)}
+    return usable_count(network) - len(taken)
 
 
 def allocate(prefix: str, in_use: Iterable[str], count: int) -> list[str]:
@@ -44,9 +56,16 @@ def allocate(prefix: str, in_use: Iterable[str], count: int) -> list[str]:
     one; AddressError (saying how many are free) when the subnet has too few."""
     network = parse_prefix(prefix, what="Subnet")
     taken = {ipaddress.ip_address(a) for a in in_use}
-    free = [a for a in usable_addresses(network) if a not in taken]
-    if len(free) < count:
-        raise AddressError(f"Subnet {network} has {len(free)} free address{'es' if len(free) != 1 else ''}, and "
+    free = usable_count(network) - len({a for a in taken if is_usable(network, a)})
+    if free < count:
+        raise AddressError(f"Subnet {network} has {free} free address{'es' if free != 1 else ''}, and "
                            f"{count} are needed. Choose a larger subnet (a /25 is recommended for private "
                            "endpoints) or remove endpoints from this one.")
-    return [str(a) for a in free[:count]]
+    found: list[str] = []
+    candidate = int(network.network_address) + 4
+    while len(found) < count:  # at most count + len(taken) steps
+        address = ipaddress.IPv4Address(candidate)
+        if address not in taken:
+            found.append(str(address))
+        candidate += 1
+    return found

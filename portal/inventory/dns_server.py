@@ -118,7 +118,11 @@ class Responder:
         self.synced.set()
 
     def _open(self, vnet) -> None:
-        host = self.host_for(vnet)
+        try:
+            host = self.host_for(vnet)
+        except ValueError as exc:  # past the loopback range: that VNet has no resolver, the others keep theirs
+            logger.warning("VNet %s gets no DNS resolver: %s", vnet.name, exc)
+            return
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.bind((host, self.port))

@@ -35,7 +35,7 @@ from security.guards import GuardDenied, evaluate
 from vaults.models import BackupVault, PrivateEndpointConnection, PublicNetworkAccess
 from vaults.models import PrivateEndpointConnectionState as State
 from vaults.networking import names
-from vaults.networking.guard import endpoint_change
+from vaults.networking.guard import endpoint_change, endpoint_rules_refusal
 from vaults.services.rows import locked, refresh
 
 NAME_MAX = 64
@@ -117,7 +117,12 @@ def _ensure_zone(endpoint, zone_name: str) -> PrivateDnsZone:
                                              region=endpoint.region)
     vnet = endpoint.subnet.virtual_network
     if not VirtualNetworkLink.objects.filter(zone=zone, virtual_network=vnet).exists():
-        VirtualNetworkLink.objects.create(zone=zone, virtual_network=vnet, name=f"{vnet.name}-link"[:80])
+        # "<vnet>-link", unless a link of that name exists already (a same-named VNet of another resource group,
+        # or one made by hand): then the VNet's number makes it unique.
+        name = f"{vnet.name}-link"[:80]
+        if zone.links.filter(name__iexact=name).exists():
+            name = f"{vnet.name[:60]}-link-{vnet.resolver_number}"
+        VirtualNetworkLink.objects.create(zone=zone, virtual_network=vnet, name=name)
     return zone
 
 
@@ -202,10 +207,16 @@ def create_private_endpoint(principal, *, name: str, resource_group, vault, grou
                                              f"{'paired region of the vault' if group_id == names.SECONDARY else 'vault'}"
                                              f"'s region: choose a virtual network there ('{subnet.virtual_network.name}' "
                                              f"is in {subnet.virtual_network.region.display_name})."})
-        if PrivateEndpoint.objects.filter(name__iexact=name).exists():
-            raise ValidationError({"name": f"A private endpoint named '{name}' already exists: endpoint names must be "
-                                           "unique."})
-        BackupVault.objects.select_for_update(of=("self",)).filter(pk=vault.pk).first()  # the 12 and the first: one at a time
+        if PrivateEndpoint.objects.filter(resource_group=resource_group, name__iexact=name).exists():
+            raise ValidationError({"name": f"A private endpoint named '{name}' already exists in {resource_group.name}: "
+                                           "endpoint names must be unique in their resource group."})
+        # The 12 and the first endpoint, one creation at a time: judged again under the vault's lock, since the guard
+        # judged them before this transaction, and a creation beside this one may have committed since.
+        locked_vault = (BackupVault.objects.select_for_update(of=("self",)).select_related("region")
+                        .filter(pk=vault.pk).first())
+        refusal = endpoint_rules_refusal(locked_vault, group_id) if locked_vault is not None else None
+        if refusal is not None:
+            raise ValidationError(f"{refusal.reason} {refusal.remedy}")
         subnet, ips = _allocate(subnet.pk)
         configs = [{"fqdn": n.private_fqdn, "ip": ip} for n, ip in zip(names.endpoint_names(vault, group_id), ips)]
         try:

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from portal.inventory.addresses import SMALLEST_PREFIX, AddressError, parse_prefix, usable_addresses
+from portal.inventory.addresses import SMALLEST_PREFIX, AddressError, free_count, parse_prefix
 from portal.inventory.models import ElasticSan, PostgresServer, StorageAccount, Subnet, VirtualNetwork
 from portal.inventory.services.common import check_region, forget_assignments, new_resource_id
 from portal.models import ResourceGroup
@@ -114,9 +114,8 @@ def subnet_usage(subnet: Subnet) -> dict:
 
 def free_addresses(subnet: Subnet) -> int:
     """Addresses a subnet can still hand out: all but Azure's five reserved ones and the endpoints' IPs."""
-    usable = {str(a) for a in usable_addresses(ipaddress.ip_network(subnet.address_prefix))}
     taken = {ip for pe in subnet.private_endpoints.all() for ip in pe.private_ips}
-    return len(usable - taken)
+    return free_count(subnet.address_prefix, taken)
 
 
 # --- virtual networks ------------------------------------------------------------------------------------------

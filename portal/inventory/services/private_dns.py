@@ -16,8 +16,10 @@ from portal.inventory.dns import normalize
 from portal.inventory.models import DnsRecord, PrivateDnsZone, VirtualNetwork, VirtualNetworkLink
 from portal.inventory.services.common import forget_assignments, new_resource_id
 from portal.models import ResourceGroup
-from security.audit import guarded
+from security.audit import guarded, record_denial
+from security.guards import GuardDenied, evaluate
 from security.operations import (
+    VNET_JOIN,
     DNS_LINK_DELETE,
     DNS_LINK_WRITE,
     DNS_RECORD_DELETE,
@@ -130,6 +132,12 @@ def add_vnet_link(principal, zone: PrivateDnsZone, *, name: str, virtual_network
     """Link the zone to a VNet: that VNet's resolver answers from the zone from now on."""
     name = (name or "").strip()
     target = f"{zone.resource_id}/virtualNetworkLinks/{name or '-'}"
+    # As in Azure, the link also needs the right to join the VNet: reading it is not enough to change what its
+    # resolver answers. Asked first, outside the link's transaction, so the refusal stays in the activity log.
+    joining = evaluate(principal, VNET_JOIN, virtual_network)
+    if not joining.allowed:
+        record_denial(principal, joining, {"zone": zone.resource_id})
+        raise GuardDenied(joining)
     with guarded(principal, DNS_LINK_WRITE, target, details={"virtualNetwork": virtual_network.resource_id}) as op:
         if not _LINK_NAME.match(name):
             raise ValidationError({"name": f"The link name '{name}' is not valid: 1 to 80 letters, numbers, "

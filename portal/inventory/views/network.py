@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from portal.inventory import dns, forms, services, subnet_guard
-from portal.inventory.addresses import usable_addresses
+from portal.inventory.addresses import usable_count
 from portal.inventory.models import DnsRecord, StorageAccount, Subnet, VirtualNetwork
 from portal.inventory.views.generic import Kind, create_view, delete_view, list_view, submit
 from portal import resources
@@ -62,7 +62,7 @@ def _subnet_rows(vnet: VirtualNetwork) -> tuple[list[dict], list[dict]]:
         rows = _device_rows(usage, subnet)
         devices += rows
         subnets.append({"subnet": subnet, "free": services.free_addresses(subnet), "devices": len(rows),
-                        "usable": len(usable_addresses(ipaddress.ip_network(subnet.address_prefix)))})
+                        "usable": usable_count(ipaddress.ip_network(subnet.address_prefix))})
     return subnets, devices
 
 
@@ -124,7 +124,7 @@ def subnet_detail(request, pk):
     subnet = SUBNET.get(request, pk)
     devices = _device_rows(services.subnet_usage(subnet), subnet)
     context = SUBNET.context(request, subnet, devices=devices, free=services.free_addresses(subnet),
-                             usable=len(usable_addresses(ipaddress.ip_network(subnet.address_prefix))),
+                             usable=usable_count(ipaddress.ip_network(subnet.address_prefix)),
                              **resolver_context(subnet.virtual_network))
     return render(request, "portal/inventory/subnet_detail.html", context)
 
