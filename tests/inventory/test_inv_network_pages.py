@@ -204,3 +204,27 @@ def test_the_create_forms_offer_the_network(owner, lab, vnet):
         "resource_group": lab.lab_group.pk, "name": "esan-netcreate", "region": lab.region.pk, "sku": "Premium_LRS",
         "base_size_tib": "1", "extended_capacity_size_tib": "0", "network_subnet": "2" + "0" * 25})
     assert bad.status_code == 400 and "network_subnet" in bad.context["form"].errors
+
+
+def test_the_vnet_page_shows_only_the_zone_links_the_person_may_read(client, lab, vnet):
+    """GIVEN a zone in the target group linked to the VNet WHEN someone who reads only the lab group opens the VNet
+    THEN neither the zone nor its record is named; the trainer sees both."""
+    from security import roles
+    from security import services as security_services
+    from security.models import RoleDefinition
+
+    zone = services.create_private_dns_zone(lab.trainer, resource_group=lab.target_group, name="privatelink.secret.example")
+    services.add_a_record(lab.trainer, zone, name="hidden", ip="10.20.1.9")
+    services.add_vnet_link(lab.trainer, zone, name="link-secret", virtual_network=vnet)
+    user = type(lab.trainer.user).objects.create_user(f"reader-{uuid.uuid4().hex[:6]}", password="x" * 12)
+    reader = security_services.principal_for_user(user)
+    security_services.assign_role(lab.trainer, assignee=reader, role=RoleDefinition.objects.get(name=roles.READER),
+                                  scope=lab.lab_group.resource_id)
+    client.force_login(user)
+    response = client.get(reverse("portal:vnet_detail", args=[vnet.pk]))
+    page = response.content.decode()
+    assert response.status_code == 200 and vnet.name in page and "Private DNS zones linked" in page
+    assert "privatelink.secret.example" not in page and "link-secret" not in page
+    client.force_login(lab.trainer.user)
+    page = client.get(reverse("portal:vnet_detail", args=[vnet.pk])).content.decode()
+    assert "privatelink.secret.example</a>" in page and "hidden.privatelink.secret.example" in page

@@ -66,18 +66,21 @@ def _subnet_rows(vnet: VirtualNetwork) -> tuple[list[dict], list[dict]]:
     return subnets, devices
 
 
-def example_name(vnet: VirtualNetwork) -> str:
-    """A name worth asking this VNet's resolver: a record of a linked zone, else a storage account's blob name."""
-    record = DnsRecord.objects.filter(zone__links__virtual_network=vnet).select_related("zone").order_by("id").first()
+def example_name(vnet: VirtualNetwork, principal=None) -> str:
+    """A name worth asking this VNet's resolver: a record of a linked zone the person may read, else a storage
+    account's blob name."""
+    records = DnsRecord.objects.filter(zone__links__virtual_network=vnet).select_related("zone").order_by("id")[:50]
+    record = next((r for r in records if principal is None or can(principal, ops.DNS_ZONE_READ, r.zone.resource_id)),
+                  None)
     if record is not None:
         return record.fqdn
     account = StorageAccount.objects.filter(network_subnet__virtual_network=vnet).order_by("name").first()
     return f"{account.name if account else 'contoso'}.{dns.BLOB_SUFFIX}"
 
 
-def resolver_context(vnet: VirtualNetwork) -> dict:
+def resolver_context(vnet: VirtualNetwork, principal=None) -> dict:
     address, port = dns.resolver_address(vnet), settings.STRONGROOM_DNS_PORT
-    name = example_name(vnet)
+    name = example_name(vnet, principal)
     return {"resolver_address": address, "resolver_port": port, "dig_name": name,
             "dig_line": f"dig @{address} -p {port} {name}"}
 
@@ -86,12 +89,14 @@ def resolver_context(vnet: VirtualNetwork) -> dict:
 def vnet_detail(request, pk, subnet_form=None):
     vnet = VNET.get(request, pk)
     subnets, devices = _subnet_rows(vnet)
-    links = vnet.dns_links.select_related("zone")
+    # Links of zones the person may read (a zone in another group is not theirs to see).
+    links = [link for link in vnet.dns_links.select_related("zone")
+             if can(request.principal, ops.DNS_ZONE_READ, link.zone.resource_id)]
     context = VNET.context(request, vnet, subnets=subnets, devices=devices, dns_links=links,
                            can_add_subnet=can(request.principal, ops.SUBNET_WRITE, vnet.resource_id),
                            subnet_form=subnet_form or forms.SubnetForm(),
                            show_subnet_form=subnet_form is not None or "new" in request.GET,
-                           **resolver_context(vnet))
+                           **resolver_context(vnet, request.principal))
     return render(request, "portal/inventory/vnet_detail.html", context, status=400 if subnet_form else 200)
 
 
@@ -125,7 +130,7 @@ def subnet_detail(request, pk):
     devices = _device_rows(services.subnet_usage(subnet), subnet)
     context = SUBNET.context(request, subnet, devices=devices, free=services.free_addresses(subnet),
                              usable=usable_count(ipaddress.ip_network(subnet.address_prefix)),
-                             **resolver_context(subnet.virtual_network))
+                             **resolver_context(subnet.virtual_network, request.principal))
     return render(request, "portal/inventory/subnet_detail.html", context)
 
 
