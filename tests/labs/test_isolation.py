@@ -44,7 +44,7 @@ class Pair:
     instance_b: object
     job_b: object
     guard_b: object
-    network_b: dict  # B's VNet, a subnet, a private DNS zone with a record and a link, a private endpoint (the trainer's)
+    network_b: dict  # B's VNet, subnet, private DNS zone with a record and a link, private endpoint
 
 
 @pytest.fixture

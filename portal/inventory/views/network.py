@@ -228,7 +228,8 @@ private_endpoint_delete = delete_view(
     ENDPOINT,
     noun="private endpoint",
     delete=services.delete_private_endpoint,
-    warning=lambda endpoint: f"Its {len(endpoint.private_ips)} private IPs go back to subnet '{endpoint.subnet.name}' and "
-                             "the A records it wrote in private DNS zones are deleted. Its target keeps the "
-                             "connection, Disconnected: nothing reaches the target through this endpoint any more.",
+    warning=lambda endpoint: f"Its {len(endpoint.private_ips)} private IPs go back to subnet "
+                             f"'{endpoint.subnet.name}' and the A records it wrote in private DNS zones are deleted. "
+                             "Its target keeps the connection, Disconnected: nothing reaches the target through this "
+                             "endpoint any more.",
 )
