@@ -83,6 +83,7 @@ def test_it_is_a_resource_type_found_by_search_and_resource_ids(owner, connectio
     assert resources.url_of(endpoint.resource_id) == reverse("portal:private_endpoint_detail", args=[endpoint.pk])
     page = owner.get(reverse("portal:search") + f"?q={endpoint.name}").content.decode()
     assert reverse("portal:private_endpoint_detail", args=[endpoint.pk]) in page
+    assert "Private endpoints" in owner.get(reverse("portal:search") + "?q=private endpoint").content.decode()
     group = owner.get(reverse("portal:resource_group_detail", args=[endpoint.resource_group.pk])).content.decode()
     assert endpoint.name in group
 
