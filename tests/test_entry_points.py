@@ -315,12 +315,14 @@ TASKS: dict[str, object] = {
     "labs.tasks.check_run": READ,
     # A retired sandbox is taken down through the services as the sandbox provisioner, in a person's order:
     # lower the vaults' protection where it may be lowered, delete backup data, policies, vaults, Resource
-    # Guards, then what the resource groups hold, then the groups (previews ask the same operations).
+    # Guards, then what the resource groups hold (private endpoints before DNS zones and VNets), then the groups
+    # (previews ask the same operations).
     "labs.tasks.take_down_retired": {
         f"{BV}/write", f"{BV}/backupInstances/delete", f"{BV}/backupPolicies/delete", f"{BV}/delete",
         f"{DP}/resourceGuards/delete", "Microsoft.Compute/snapshots/delete", f"{STORAGE}/delete",
         f"{ESAN}/volumeGroups/volumes/delete", f"{ESAN}/volumeGroups/delete", f"{ESAN}/delete",
-        f"{PG}/databases/delete", f"{PG}/delete", RG_DELETE,
+        f"{PG}/databases/delete", f"{PG}/delete", f"{PRIVATE_ENDPOINT}/delete", f"{DNS_ZONE}/delete",
+        f"{VNET}/delete", RG_DELETE,
     },
 }
 
