@@ -359,9 +359,11 @@ def endpoint_state(endpoint) -> str:
 
 
 def disconnect_on_endpoint_delete(sender, instance, **kwargs) -> None:
-    """``pre_delete`` of a private endpoint, however it is deleted (this service, or the inventory's own Delete on
-    the endpoint's page, which `portal` cannot route here): its vault connections become Disconnected and the
-    A records it wrote go, in the deleting transaction — as Azure does when an endpoint resource is removed."""
+    """``pre_delete`` of a private endpoint, however it is deleted (the inventory's service,
+    `portal.inventory.services.network.delete_private_endpoint`, called by its Delete page, by the sandbox
+    take-down and by `delete_private_endpoint` above; `portal` cannot import this floor): its vault connections
+    become Disconnected and the A records it wrote go, in the deleting transaction — as Azure does when an
+    endpoint resource is removed."""
     DnsRecord.objects.filter(private_endpoint=instance).delete()
     PrivateEndpointConnection.objects.filter(private_endpoint=instance).exclude(state=State.DISCONNECTED).update(
         state=State.DISCONNECTED)
