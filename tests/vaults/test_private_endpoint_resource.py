@@ -86,6 +86,8 @@ def test_it_is_a_resource_type_found_by_search_and_resource_ids(owner, connectio
     assert "Private endpoints" in owner.get(reverse("portal:search") + "?q=private endpoint").content.decode()
     group = owner.get(reverse("portal:resource_group_detail", args=[endpoint.resource_group.pk])).content.decode()
     assert endpoint.name in group
+    iam = owner.get(reverse("portal:iam") + f"?scope={endpoint.resource_id}")
+    assert iam.status_code == 200 and endpoint.name in iam.content.decode()
 
 
 def test_list_detail_and_delete_pages(owner, connection, vault, subnet):
