@@ -26,3 +26,13 @@ def test_take_down_after_the_private_endpoint_lab(lab, trainee, start):
     for model in (PrivateEndpoint, PrivateDnsZone, VirtualNetwork):
         assert not model.objects.filter(resource_id__istartswith=subscription_id + "/").exists(), model
     assert not PrivateEndpointConnection.objects.filter(vault__resource_id__istartswith=subscription_id + "/").exists()
+
+
+def test_two_trainees_do_the_private_endpoint_lab(lab, make_trainee):
+    """Each sandbox has its own 'pe-backup': an endpoint's name is unique in its resource group, as in Azure."""
+    runs = [services.start_lab(make_trainee(), "private-endpoints", run_jobs_inline=True) for _ in range(2)]
+    for run in runs:
+        for key in ("network", "vault", "deny", "endpoint"):
+            solve(run, key)
+    endpoints = [PrivateEndpoint.objects.get(resource_id__istartswith=run.sandbox.subscription_id + "/") for run in runs]
+    assert endpoints[0].name == endpoints[1].name and endpoints[0].resource_group != endpoints[1].resource_group

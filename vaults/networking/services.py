@@ -204,9 +204,11 @@ def create_private_endpoint(principal, *, name: str, resource_group, vault, grou
                                              f"{'paired region of the vault' if group_id == names.SECONDARY else 'vault'}"
                                              f"'s region: choose a virtual network there ('{subnet.virtual_network.name}' "
                                              f"is in {subnet.virtual_network.region.display_name})."})
-        if PrivateEndpoint.objects.filter(name__iexact=name).exists():
-            raise ValidationError({"name": f"A private endpoint named '{name}' already exists: endpoint names must be "
-                                           "unique."})
+        # As in Azure, an endpoint's name is unique in its resource group (two trainees' sandboxes both have
+        # their 'pe-backup').
+        if PrivateEndpoint.objects.filter(resource_group=resource_group, name__iexact=name).exists():
+            raise ValidationError({"name": f"A private endpoint named '{name}' already exists in the resource group "
+                                           f"'{resource_group.name}': choose another name."})
         BackupVault.objects.select_for_update(of=("self",)).filter(pk=vault.pk).first()  # the 12 and the first: one at a time
         subnet, ips = _allocate(subnet.pk)
         configs = [{"fqdn": n.private_fqdn, "ip": ip} for n, ip in zip(names.endpoint_names(vault, group_id), ips)]
@@ -218,7 +220,8 @@ def create_private_endpoint(principal, *, name: str, resource_group, vault, grou
                     integrate_with_private_dns=bool(integrate_dns), request_message=request_message or "",
                     tags=tags or {})
         except IntegrityError:
-            raise ValidationError({"name": f"A private endpoint named '{name}' already exists."}) from None
+            raise ValidationError({"name": f"A private endpoint named '{name}' already exists in the resource group "
+                                           f"'{resource_group.name}': choose another name."}) from None
         approved = evaluate(principal, ops.PE_CONNECTION_APPROVAL, vault).allowed
         connection = PrivateEndpointConnection.objects.create(
             vault=vault, name=f"{name}.{uuid.uuid4()}", private_endpoint=endpoint,
