@@ -34,5 +34,6 @@ def test_two_trainees_do_the_private_endpoint_lab(lab, make_trainee):
     for run in runs:
         for key in ("network", "vault", "deny", "endpoint"):
             solve(run, key)
-    endpoints = [PrivateEndpoint.objects.get(resource_id__istartswith=run.sandbox.subscription_id + "/") for run in runs]
+    endpoints = [PrivateEndpoint.objects.get(resource_id__istartswith=f"{run.sandbox.subscription_id}/")
+                 for run in runs]
     assert endpoints[0].name == endpoints[1].name and endpoints[0].resource_group != endpoints[1].resource_group
