@@ -41,6 +41,7 @@ PG = "Microsoft.DBforPostgreSQL/flexibleServers"
 VNET = "Microsoft.Network/virtualNetworks"
 SUBNET_JOIN = f"{VNET}/subnets/join/action"
 DNS_ZONE = "Microsoft.Network/privateDnsZones"
+PRIVATE_ENDPOINT = "Microsoft.Network/privateEndpoints"
 RG_WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write"
 RG_DELETE = "Microsoft.Resources/subscriptions/resourceGroups/delete"
 ROLE_WRITE = "Microsoft.Authorization/roleAssignments/write"
@@ -138,6 +139,10 @@ URLS: dict[str, object] = {
     "portal:vnet_delete": {f"{VNET}/delete"},
     "portal:subnet_detail": READ,
     "portal:subnet_delete": {f"{VNET}/subnets/delete"},
+    # private endpoints (created from a vault's Networking blade; here they are listed, shown and deleted)
+    "portal:private_endpoint_list": READ,
+    "portal:private_endpoint_detail": READ,
+    "portal:private_endpoint_delete": {f"{PRIVATE_ENDPOINT}/delete"},
     "portal:dns_zone_list": READ,
     "portal:dns_zone_create": {f"{DNS_ZONE}/write"},
     "portal:dns_zone_detail": READ,
@@ -310,12 +315,14 @@ TASKS: dict[str, object] = {
     "labs.tasks.check_run": READ,
     # A retired sandbox is taken down through the services as the sandbox provisioner, in a person's order:
     # lower the vaults' protection where it may be lowered, delete backup data, policies, vaults, Resource
-    # Guards, then what the resource groups hold, then the groups (previews ask the same operations).
+    # Guards, then what the resource groups hold (private endpoints before DNS zones and VNets), then the groups
+    # (previews ask the same operations).
     "labs.tasks.take_down_retired": {
         f"{BV}/write", f"{BV}/backupInstances/delete", f"{BV}/backupPolicies/delete", f"{BV}/delete",
         f"{DP}/resourceGuards/delete", "Microsoft.Compute/snapshots/delete", f"{STORAGE}/delete",
         f"{ESAN}/volumeGroups/volumes/delete", f"{ESAN}/volumeGroups/delete", f"{ESAN}/delete",
-        f"{PG}/databases/delete", f"{PG}/delete", RG_DELETE,
+        f"{PG}/databases/delete", f"{PG}/delete", f"{PRIVATE_ENDPOINT}/delete", f"{DNS_ZONE}/delete",
+        f"{VNET}/delete", RG_DELETE,
     },
 }
 
@@ -445,6 +452,8 @@ def url_args(key: str, w) -> list:
         "dns_zone_detail": [w.dns_zone.pk], "dns_record_create": [w.dns_zone.pk], "dns_link_create": [w.dns_zone.pk],
         "dns_zone_delete": [w.dns_zone.pk], "dns_record_detail": [w.dns_record.pk],
         "dns_record_delete": [w.dns_record.pk], "dns_link_detail": [w.dns_link.pk], "dns_link_delete": [w.dns_link.pk],
+        "private_endpoint_detail": [w.pe_connection.private_endpoint_id],
+        "private_endpoint_delete": [w.pe_connection.private_endpoint_id],
     }
     if name in by_name:
         return by_name[name]
@@ -539,6 +548,7 @@ def overrides(key: str, w, data: dict) -> dict:
         "portal:dns_record_create": {"name": "rec-new", "ip": "10.20.2.9"},
         "portal:dns_link_create": {"name": "link-new", "virtual_network": str(w.vnet.pk)},
         "portal:dns_zone_delete": {"confirm_name": w.dns_zone.name},
+        "portal:private_endpoint_delete": {"confirm_name": w.pe_connection.private_endpoint.name},
         "vaults:vault_soft_delete": {"state": "Off"},
         "vaults:vault_immutability": {"enabled": "on"},
         "vaults:vault_cross_region_restore": {"state": "Enabled"},

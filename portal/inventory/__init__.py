@@ -1,5 +1,5 @@
 """The inventory: storage accounts, Elastic SAN, PostgreSQL servers, each with real data; virtual networks
-and private DNS zones, the networks they are reached through.
+private endpoints and private DNS zones, the networks they are reached through.
 
 `PortalConfig.ready()` calls `register_resource_types()` so that IAM, search, resource-group
 contents and breadcrumbs find these resources by their resource ids.
@@ -32,6 +32,7 @@ def register_resource_types() -> None:
         PostgresDatabase,
         PostgresServer,
         PrivateDnsZone,
+        PrivateEndpoint,
         Snapshot,
         StorageAccount,
         Subnet,
@@ -56,6 +57,8 @@ def register_resource_types() -> None:
          ops.POSTGRES_DATABASE_READ, "database", False),
         (VirtualNetwork, "Virtual network", "portal:vnet_detail", ops.VNET_READ, "vnet", True),
         (Subnet, "Subnet", "portal:subnet_detail", ops.SUBNET_READ, "subnet", False),
+        (PrivateEndpoint, "Private endpoint", "portal:private_endpoint_detail", ops.PRIVATE_ENDPOINT_READ,
+         "private-endpoint", True),
         (PrivateDnsZone, "Private DNS zone", "portal:dns_zone_detail", ops.DNS_ZONE_READ, "dns-zone", True),
         (DnsRecord, "Private DNS A record", "portal:dns_record_detail", ops.DNS_RECORD_READ, "dns-record", False),
         (VirtualNetworkLink, "Virtual network link", "portal:dns_link_detail", ops.DNS_LINK_READ, "dns-link", False),

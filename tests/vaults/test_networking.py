@@ -210,7 +210,7 @@ def test_at_most_twelve_endpoints_and_names_are_unique(lab, trainer, vault):
         create(trainer, vault, subnet, "pe-12")
     assert exc.value.decision.code == guard.TOO_MANY_CODE
     PrivateEndpointConnection.objects.filter(name__startswith="pe-11.").delete()
-    with pytest.raises(ValidationError, match="unique"):
+    with pytest.raises(ValidationError, match="already exists in the resource group"):
         create(trainer, vault, subnet, "PE-0")
 
 

@@ -29,7 +29,7 @@ def test_endpoint_names_are_unique_per_resource_group(lab, trainer, make_vault):
     net.create_private_endpoint(trainer, name="pe-backup", resource_group=lab.lab_group, vault=first, subnet=subnet)
     net.create_private_endpoint(trainer, name="pe-backup", resource_group=lab.target_group, vault=second, subnet=subnet)
     assert PrivateEndpoint.objects.filter(name="pe-backup").count() == 2
-    with pytest.raises(ValidationError, match=f"already exists in {lab.lab_group.name}"):
+    with pytest.raises(ValidationError, match=f"already exists in the resource group '{lab.lab_group.name}'"):
         net.create_private_endpoint(trainer, name="PE-BACKUP", resource_group=lab.lab_group, vault=second,
                                     subnet=subnet)
 

@@ -9,7 +9,8 @@
   so the wizard's preview says them before the click.
 * `approve_connection`, `reject_connection`, `remove_connection` — the vault owner's decisions, each with a
   description; Removed deletes the vault's connection (the endpoint then shows Disconnected on its side).
-* `delete_private_endpoint` — the network's side goes; the vault's connection stays, Disconnected.
+* `delete_private_endpoint` — the network's side goes (the inventory's service, `portal.inventory.services.network`);
+  the vault's connection stays, Disconnected, and the vault's approvers are told.
 
 With *Integrate with private DNS zone* = Yes an Approved connection writes the endpoint's A records into the
 three private DNS zones (created in the endpoint's resource group when missing, and linked to the subnet's
@@ -25,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from portal.inventory import addresses
+from portal.inventory.services import network as inventory_network
 from portal.inventory.models import (
     DnsRecord, PrivateDnsZone, PrivateEndpoint, Subnet, VirtualNetworkLink,
 )
@@ -208,8 +210,8 @@ def create_private_endpoint(principal, *, name: str, resource_group, vault, grou
                                              f"'s region: choose a virtual network there ('{subnet.virtual_network.name}' "
                                              f"is in {subnet.virtual_network.region.display_name})."})
         if PrivateEndpoint.objects.filter(resource_group=resource_group, name__iexact=name).exists():
-            raise ValidationError({"name": f"A private endpoint named '{name}' already exists in {resource_group.name}: "
-                                           "endpoint names must be unique in their resource group."})
+            raise ValidationError({"name": f"A private endpoint named '{name}' already exists in the resource group "
+                                           f"'{resource_group.name}': choose another name."})
         # The 12 and the first endpoint, one creation at a time: judged again under the vault's lock, since the guard
         # judged them before this transaction, and a creation beside this one may have committed since.
         locked_vault = (BackupVault.objects.select_for_update(of=("self",)).select_related("region")
@@ -227,7 +229,8 @@ def create_private_endpoint(principal, *, name: str, resource_group, vault, grou
                     integrate_with_private_dns=bool(integrate_dns), request_message=request_message or "",
                     tags=tags or {})
         except IntegrityError:
-            raise ValidationError({"name": f"A private endpoint named '{name}' already exists."}) from None
+            raise ValidationError({"name": f"A private endpoint named '{name}' already exists in the resource group "
+                                           f"'{resource_group.name}': choose another name."}) from None
         approved = evaluate(principal, ops.PE_CONNECTION_APPROVAL, vault).allowed
         connection = PrivateEndpointConnection.objects.create(
             vault=vault, name=f"{name}.{uuid.uuid4()}", private_endpoint=endpoint,
@@ -334,25 +337,20 @@ def remove_connection(principal, connection, *, description: str = "") -> None:
 
 
 def delete_private_endpoint(principal, endpoint) -> None:
-    """Delete the endpoint resource (its IPs and DNS records go); the vault's connection stays, Disconnected."""
-    details = {"name": endpoint.name, "subnet": str(endpoint.subnet), "target": endpoint.target_resource_id}
-    with guarded(principal, ops.PRIVATE_ENDPOINT_DELETE, endpoint, details=details) as op:
-        row = PrivateEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-        op.details["dnsRecordsDeleted"] = delete_dns_records(row)
-        connections = list(PrivateEndpointConnection.objects.select_for_update(of=("self",))
-                           .select_related("vault").filter(private_endpoint=row))
-        for connection in connections:
-            connection.state = State.DISCONNECTED
-            connection.private_endpoint = None
-            connection.save(update_fields=["state", "private_endpoint", "updated_at"])
-            _notify(approvers(connection.vault), title=f"Private endpoint connection to '{connection.vault.name}' "
-                                                        "disconnected",
-                    message=f"{principal.display_name} deleted the private endpoint '{row.name}': its connection "
-                            f"'{connection.name}' is Disconnected.",
-                    resource_id=connection.vault.resource_id, link=_link(connection.vault), status="Failed",
-                    skip=principal)
-        op.details["connectionsDisconnected"] = [c.name for c in connections]
-        row.delete()
+    """Delete the endpoint resource through the inventory's service (`portal.inventory.services.network`: its IPs
+    and DNS records go; `disconnect_on_endpoint_delete` leaves the vault's connection Disconnected), then tell
+    the vaults' approvers."""
+    connections = list(PrivateEndpointConnection.objects.select_related("vault").filter(private_endpoint=endpoint)
+                       .exclude(state=State.DISCONNECTED))
+    name = endpoint.name
+    inventory_network.delete_private_endpoint(principal, endpoint)
+    for connection in connections:
+        _notify(approvers(connection.vault), title=f"Private endpoint connection to '{connection.vault.name}' "
+                                                    "disconnected",
+                message=f"{principal.display_name} deleted the private endpoint '{name}': its connection "
+                        f"'{connection.name}' is Disconnected.",
+                resource_id=connection.vault.resource_id, link=_link(connection.vault), status="Failed",
+                skip=principal)
 
 
 # =================================================================================================
@@ -373,9 +371,11 @@ def endpoint_state(endpoint) -> str:
 
 
 def disconnect_on_endpoint_delete(sender, instance, **kwargs) -> None:
-    """``pre_delete`` of a private endpoint, however it is deleted (this service, or the inventory's own Delete on
-    the endpoint's page, which `portal` cannot route here): its vault connections become Disconnected and the
-    A records it wrote go, in the deleting transaction — as Azure does when an endpoint resource is removed."""
+    """``pre_delete`` of a private endpoint, however it is deleted (the inventory's service,
+    `portal.inventory.services.network.delete_private_endpoint`, called by its Delete page, by the sandbox
+    take-down and by `delete_private_endpoint` above; `portal` cannot import this floor): its vault connections
+    become Disconnected and the A records it wrote go, in the deleting transaction — as Azure does when an
+    endpoint resource is removed."""
     DnsRecord.objects.filter(private_endpoint=instance).delete()
     PrivateEndpointConnection.objects.filter(private_endpoint=instance).exclude(state=State.DISCONNECTED).update(
         state=State.DISCONNECTED)

@@ -39,6 +39,7 @@ from portal.inventory.services.network import (  # noqa: F401
     DATASOURCE_WRITE,
     add_subnet,
     create_virtual_network,
+    delete_private_endpoint,
     delete_subnet,
     delete_virtual_network,
     free_addresses,

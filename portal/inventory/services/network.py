@@ -7,6 +7,10 @@ gives its DNS resolver a loopback address of its own (`portal.inventory.dns.reso
 
 A subnet that holds private endpoints or datasources cannot be deleted, nor its VNet: that refusal is a
 guard (`portal.inventory.subnet_guard`), so it is logged and can be previewed like any other.
+
+A private endpoint is deleted here too (`delete_private_endpoint`): its IPs go back to the subnet. Its target's
+side is not the inventory's: the vaults' ``pre_delete`` receiver turns the vault's connection Disconnected and
+deletes the A records the endpoint wrote, in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from portal.inventory.addresses import SMALLEST_PREFIX, AddressError, free_count, parse_prefix
-from portal.inventory.models import ElasticSan, PostgresServer, StorageAccount, Subnet, VirtualNetwork
+from portal.inventory.models import (
+    DnsRecord, ElasticSan, PostgresServer, PrivateEndpoint, StorageAccount, Subnet, VirtualNetwork,
+)
 from portal.inventory.services.common import check_region, forget_assignments, new_resource_id
 from portal.models import ResourceGroup
 from security.audit import guarded, record_denial
@@ -27,6 +33,7 @@ from security.guards import GuardDenied, evaluate
 from security.operations import (
     ELASTIC_SAN_WRITE,
     POSTGRES_WRITE,
+    PRIVATE_ENDPOINT_DELETE,
     STORAGE_ACCOUNT_WRITE,
     SUBNET_DELETE,
     SUBNET_JOIN,
@@ -205,6 +212,25 @@ def delete_subnet(principal, subnet: Subnet) -> None:
     with guarded(principal, SUBNET_DELETE, subnet, details={"addressPrefix": subnet.address_prefix}) as op:
         forget_assignments(op, subnet.resource_id, "subnet")
         subnet.delete()
+
+
+# --- private endpoints -----------------------------------------------------------------------------------------
+
+
+def delete_private_endpoint(principal, endpoint: PrivateEndpoint) -> list[str]:
+    """Delete the endpoint: its private IPs go back to its subnet, its A records go, and its target's connection
+    becomes Disconnected (the target's own ``pre_delete`` receiver). Returns the names of the connections
+    that were not Disconnected before (the target's side may tell their owners)."""
+    details = {"name": endpoint.name, "subnet": endpoint.subnet.resource_id, "target": endpoint.target_resource_id,
+               "subResource": endpoint.target_sub_resource, "privateIPs": endpoint.private_ips}
+    with guarded(principal, PRIVATE_ENDPOINT_DELETE, endpoint, details=details) as op:
+        row = PrivateEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        op.details["dnsRecordsDeleted"] = DnsRecord.objects.filter(private_endpoint=row).count()
+        connected = [c.name for c in row.vault_connections.exclude(state="Disconnected")]
+        op.details["connectionsDisconnected"] = connected
+        forget_assignments(op, row.resource_id, "private endpoint")
+        row.delete()
+    return connected
 
 
 # --- a datasource's network ------------------------------------------------------------------------------------

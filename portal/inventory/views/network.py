@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from portal.inventory import dns, forms, services, subnet_guard
 from portal.inventory.addresses import usable_count
-from portal.inventory.models import DnsRecord, StorageAccount, Subnet, VirtualNetwork
+from portal.inventory.models import DnsRecord, PrivateEndpoint, StorageAccount, Subnet, VirtualNetwork
 from portal.inventory.views.generic import Kind, create_view, delete_view, list_view, submit
 from portal import resources
 from portal.shortcuts import can, visible
@@ -189,3 +189,52 @@ def datasource_network_view(kind: Kind, base_template: str):
                       created=changed, invalid=page)
 
     return view
+
+
+# --- private endpoints -------------------------------------------------------------------------------------------
+
+ENDPOINT = Kind(
+    PrivateEndpoint, "endpoint", ops.PRIVATE_ENDPOINT_READ, "portal:private_endpoint_detail",
+    delete=ops.PRIVATE_ENDPOINT_DELETE,
+    related=("resource_group__subscription", "region", "subnet__virtual_network"),
+    parents=(("subnet", "subnet"), ("vnet", "subnet.virtual_network")),
+    write=ops.PRIVATE_ENDPOINT_WRITE, label="private endpoint", plural="private endpoints",
+    list_url="portal:private_endpoint_list",
+)
+
+private_endpoint_list = list_view(ENDPOINT, template="portal/inventory/private_endpoint_list.html")
+
+
+def connection_state(endpoint: PrivateEndpoint) -> str:
+    """The state the endpoint's side shows: its target's connection's, or Disconnected once the target removed it
+    (or was deleted)."""
+    connection = endpoint.vault_connections.first()
+    return connection.state if connection else "Disconnected"
+
+
+def target_of(request, endpoint: PrivateEndpoint) -> dict:
+    """The endpoint's target: its name and type, and its page when the principal may read it."""
+    resource_id = endpoint.target_resource_id
+    rtype = resources.type_of(resource_id)
+    readable = rtype is not None and can(request.principal, rtype.read_action, resource_id)
+    return {"target_name": resource_id.rstrip("/").rsplit("/", 1)[-1],
+            "target_type": resources.label_of(resource_id),
+            "target_url": resources.url_of(resource_id) if readable else ""}
+
+
+@login_required
+def private_endpoint_detail(request, pk):
+    endpoint = ENDPOINT.get(request, pk)
+    context = ENDPOINT.context(request, endpoint, state=connection_state(endpoint), **target_of(request, endpoint))
+    return render(request, "portal/inventory/private_endpoint_detail.html", context)
+
+
+private_endpoint_delete = delete_view(
+    ENDPOINT,
+    noun="private endpoint",
+    delete=services.delete_private_endpoint,
+    warning=lambda endpoint: f"Its {len(endpoint.private_ips)} private IPs go back to subnet "
+                             f"'{endpoint.subnet.name}' and the A records it wrote in private DNS zones are deleted. "
+                             "Its target keeps the connection, Disconnected: nothing reaches the target through this "
+                             "endpoint any more.",
+)
