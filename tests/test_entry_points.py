@@ -147,7 +147,7 @@ URLS: dict[str, object] = {
     "portal:dns_zone_create": {f"{DNS_ZONE}/write"},
     "portal:dns_zone_detail": READ,
     "portal:dns_record_create": {f"{DNS_ZONE}/A/write"},
-    "portal:dns_link_create": {f"{DNS_ZONE}/virtualNetworkLinks/write"},
+    "portal:dns_link_create": {f"{DNS_ZONE}/virtualNetworkLinks/write", f"{VNET}/join/action"},
     "portal:dns_zone_delete": {f"{DNS_ZONE}/delete"},
     "portal:dns_record_detail": READ,  # leads to its zone's page
     "portal:dns_record_delete": {f"{DNS_ZONE}/A/delete"},
