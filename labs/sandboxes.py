@@ -59,6 +59,9 @@ PROVISIONER_ROLE = SystemRole(
         ops.VAULT_READ, ops.VAULT_WRITE, ops.VAULT_DELETE, ops.POLICY_READ, ops.POLICY_DELETE,
         ops.INSTANCE_READ, ops.INSTANCE_DELETE, ops.STOP_PROTECTION, ops.SUSPEND_BACKUPS, ops.PROXY_READ, ops.PROXY_DELETE,
         ops.DELETED_INSTANCE_READ, ops.PURGE, ops.JOB_READ, ops.RECOVERY_POINT_READ,
+        # a trainee's own networks, taken down with the sandbox
+        ops.VNET_READ, ops.VNET_DELETE, ops.SUBNET_READ, ops.SUBNET_DELETE, ops.DNS_ZONE_READ, ops.DNS_ZONE_DELETE,
+        ops.DNS_RECORD_READ, ops.DNS_LINK_READ, ops.PRIVATE_ENDPOINT_READ, ops.PRIVATE_ENDPOINT_DELETE,
     ),
     "Held by the Strongroom system principal only, in lab mode: creates training sandboxes (subscription, "
     "resource groups, sample data, the trainee's roles) and takes them down again when the guards allow it. "

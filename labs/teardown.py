@@ -12,7 +12,8 @@ a person would have to follow:
 2. the Resource Guards in rg-security;
 3. what the resource groups hold (snapshots, storage accounts, Elastic SAN volumes, volume groups and
    SANs, PostgreSQL databases, the sandbox's login on the lab cluster, then the server registration),
-   whoever made it (the seed, or the trainee's restores);
+   whoever made it (the seed, or the trainee's restores), then the networks: the private endpoints of all
+   groups first, then each group's private DNS zones and virtual networks;
 4. the resource groups (their role assignments go with them).
 
 Where a guard or a rule refuses (locked immutability, always-on soft delete, soft-delete retention, a
@@ -34,7 +35,15 @@ from labs.models import Sandbox
 from labs.sandboxes import SandboxWorld, drop_pg_login, provisioner
 from portal import services as portal_services
 from portal.inventory import services as inventory
-from portal.inventory.models import ElasticSan, PostgresServer, Snapshot, StorageAccount
+from portal.inventory.models import (
+    ElasticSan,
+    PostgresServer,
+    PrivateDnsZone,
+    PrivateEndpoint,
+    Snapshot,
+    StorageAccount,
+    VirtualNetwork,
+)
 from portal.models import ResourceGroup
 from protection.backups import services as backups
 from protection.deletion import services as deletion
@@ -124,6 +133,7 @@ def _take_down(actor, world: SandboxWorld) -> None:
         for guard in ResourceGuard.objects.filter(resource_id__istartswith=subscription.resource_id + "/"):
             _do(evaluate(actor, ops.GUARD_DELETE, guard), lambda g=guard: mua.delete_resource_guard(actor, g),
                 f"Delete the Resource Guard '{guard.name}'")
+        _delete_private_endpoints(actor, groups)
         for group in groups:
             _delete_contents(actor, group, sandbox)
     if sandbox.pg_login:
@@ -259,6 +269,21 @@ def _delete_contents(actor, group: ResourceGroup, sandbox: Sandbox) -> None:
         _delete_elastic_san(actor, san)
     for server in PostgresServer.objects.filter(resource_group=group):
         _delete_postgres(actor, server, sandbox)
+    # Networks last: a subnet holding a datasource or a private endpoint cannot be deleted (the datasources above
+    # are gone by now, the private endpoints of every group went before, `_delete_private_endpoints`).
+    for zone in PrivateDnsZone.objects.filter(resource_group=group):
+        _do(None, lambda z=zone: inventory.delete_private_dns_zone(actor, z), f"Delete the private DNS zone '{zone.name}'")
+    for vnet in VirtualNetwork.objects.filter(resource_group=group):
+        _do(None, lambda v=vnet: inventory.delete_virtual_network(actor, v), f"Delete the virtual network '{vnet.name}'")
+
+
+def _delete_private_endpoints(actor, groups) -> None:
+    """Every private endpoint of the sandbox, before any group's networks: an endpoint may sit in a subnet of a
+    VNet in another resource group. Each gives its IPs back and takes its A records along; the vault's
+    connection (if the vault still exists) becomes Disconnected."""
+    for endpoint in PrivateEndpoint.objects.filter(resource_group__in=groups).select_related("subnet"):
+        _do(None, lambda e=endpoint: inventory.delete_private_endpoint(actor, e),
+            f"Delete the private endpoint '{endpoint.name}'")
 
 
 def _delete_elastic_san(actor, san: ElasticSan) -> None:

@@ -30,4 +30,5 @@ class PortalConfig(AppConfig):
         worker_process_init.connect(die_with_the_worker(os.getpid()), weak=False)
 
         __import__("portal.inventory").inventory.register_resource_types()
+        __import__("portal.inventory").inventory.register_guards()
         __import__("portal.mua").mua.register()

@@ -286,6 +286,10 @@ STRONGROOM_PG_STATEMENT_TIMEOUT = env_int("STRONGROOM_PG_STATEMENT_TIMEOUT", 3 *
 # watch and cancel (3 GiB: 22 s the first time, 11 s after, on 2 cores; 8 GiB for about a minute).
 STRONGROOM_LAB_LARGE_VOLUME_MIB = env_int("STRONGROOM_LAB_LARGE_VOLUME_MIB", 3072)
 
+# Each virtual network's DNS resolver (`manage.py dns_responder`, started by `make run`) answers on its own
+# loopback address (127.53.<n>.1) and this UDP port.
+STRONGROOM_DNS_PORT = env_int("STRONGROOM_DNS_PORT", 5353)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

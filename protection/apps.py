@@ -56,6 +56,7 @@ def register_pages() -> None:
 
 def register_hooks() -> None:
     """What protection adds to the rules of the layers below it."""
+    from protection import network
     from protection.backups import retention
     from protection.deletion import services as deletion
     from protection.instances import services as instances
@@ -63,6 +64,8 @@ def register_hooks() -> None:
     from vaults.guards import register_contents_check
     from vaults.services import register_immutability_listener
 
+    # While a vault denies public network access, data moves only through its approved private endpoints.
+    network.register()
     # A vault with backup instances or policies cannot be deleted.
     register_contents_check(instances.vault_has_contents)
     # A vault that becomes immutable retains the recovery points already in its store.

@@ -43,6 +43,7 @@ SUCCESS = "Success"
 ROLE_ASSIGNMENT_NOT_DONE = "Role assignment not done"
 INSUFFICIENT_PERMISSION = "Insufficient permission for role assignment"
 IDENTITY_OFF = "Vault identity is off"
+NETWORK_DENIED = "Network access denied"
 
 # Scope levels of the "Grant missing permissions" pane.
 SCOPE_RESOURCE = "Resource"
@@ -211,8 +212,25 @@ def assess(user, vault, needs, *, subject: str, then: str) -> Readiness:
 
 
 def check(user, vault, ds: Datasource) -> Readiness:
-    """Backup readiness of ``ds`` for ``vault`` as ``user`` sees it."""
-    return assess(user, vault, needs_for(ds), subject="this datasource", then="revalidate")
+    """Backup readiness of ``ds`` for ``vault`` as ``user`` sees it: the identity's roles, then the vault's
+    network (a vault that denies public access backs up only datasources its private endpoints reach)."""
+    ready = assess(user, vault, needs_for(ds), subject="this datasource", then="revalidate")
+    refusal = network_refusal(vault, ds)
+    if refusal is None:
+        return ready
+    words = f"{refusal.code}: {refusal.reason} What would lift it: {refusal.remedy}"
+    if not ready.ok:
+        return Readiness(ready.status, ready.missing, f"{ready.message} {words}", ready.can_assign,
+                         ready.assignable_levels, ready.needs)
+    return Readiness(NETWORK_DENIED, (), words, needs=ready.needs)
+
+
+def network_refusal(vault, ds: Datasource):
+    """The network guard's refusal of backing ``ds`` up into ``vault`` (None: its network lets it through)."""
+    from protection.network import BACKUP_WHAT, datasource_for
+    from vaults.networking.guard import data_path_refusal
+
+    return data_path_refusal(vault, datasource_for(ds.resource_id), what=BACKUP_WHAT)
 
 
 def assign_missing(principal, vault, needs, level: str, *, purpose: str) -> list[RoleAssignment]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Start web, Celery worker and Celery beat, each supervised: whichever exits is started again with a
+# Start web, Celery worker, Celery beat and (in lab mode) the VNets' DNS responder, each supervised: whichever exits is started again with a
 # backoff (1 s, doubling to 30 s; back to 1 s after a minute of running), and the others keep going,
-# so the web server keeps serving while a worker is down. Ctrl-C (or SIGTERM) stops all three.
+# so the web server keeps serving while a worker is down. Ctrl-C (or SIGTERM) stops them all.
 # Production: run each under systemd instead (docs/operations.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ PORT=${STRONGROOM_PORT:-8000}
 VAR=${STRONGROOM_VAR_DIR:-var}
 RUN_DIR="$VAR/run"            # NAME.pid: the process running now (for drills and for people)
 STOP_TIMEOUT=${STRONGROOM_STOP_TIMEOUT:-20}  # seconds a worker may take to finish its task on stop
+DNS_PORT=${STRONGROOM_DNS_PORT:-5353}  # each VNet's resolver: 127.53.<n>.1 on this UDP port
 mkdir -p "$RUN_DIR"
 rm -f "$RUN_DIR/stopping"
 
@@ -81,6 +82,19 @@ supervise worker $PY -m celery -A portal worker --loglevel=INFO --concurrency=2 
 supervisors+=($!)
 supervise beat $PY -m celery -A portal beat --loglevel=INFO --schedule "$VAR/celerybeat-schedule" &
 supervisors+=($!)
+MODE=${STRONGROOM_MODE:-}
+if [[ -z "$MODE" ]]; then  # as portal/settings.py decides: lab when DEBUG is on
+  case "${DEBUG:-}" in [Tt][Rr][Uu][Ee]|1|[Yy][Ee][Ss]|[Oo][Nn]) MODE=lab ;; *) MODE=production ;; esac
+fi
+if [[ "$MODE" == "lab" ]]; then
+  # Each virtual network's DNS resolver (dig @127.53.<n>.1 -p $DNS_PORT <name>), answering from its linked zones.
+  supervise dns $PY manage.py dns_responder --port "$DNS_PORT" &
+  supervisors+=($!)
+  DNS_LINE="  DNS: each virtual network's resolver answers on 127.53.<n>.1, UDP port $DNS_PORT (vnet-lab: try
+   dig @127.53.1.1 -p $DNS_PORT contosolabsource.blob.core.windows.net; every VNet's page shows its own line)"
+else
+  DNS_LINE="  DNS responder: not started (lab mode only; run manage.py dns_responder yourself)"
+fi
 sleep 2
 if [[ -n "${STRONGROOM_DEMO_PASSWORD:-}" ]]; then
   PASSWORDS="the password in STRONGROOM_DEMO_PASSWORD"
@@ -98,7 +112,8 @@ cat <<MSG
    together; the trainer watches from Training labs → Lab classes)
   Personas: backup-admin, backup-operator, security-admin, reader, outsider (the trainer can also play
    them from the top bar)
-  Web, worker and beat are restarted if they stop. Ctrl-C stops all three.
+$DNS_LINE
+  Web, worker, beat and the DNS responder are restarted if they stop. Ctrl-C stops them all.
 
 MSG
 wait

@@ -89,6 +89,14 @@ DISK_TYPE = f"{COMPUTE}/disks"
 DISK_SNAPSHOT_TYPE = f"{COMPUTE}/snapshots"
 POSTGRES_SERVER_TYPE = f"{POSTGRES}/flexibleServers"
 POSTGRES_DATABASE_TYPE = f"{POSTGRES_SERVER_TYPE}/databases"
+NETWORK = "Microsoft.Network"
+VIRTUAL_NETWORK_TYPE = f"{NETWORK}/virtualNetworks"
+SUBNET_TYPE = f"{VIRTUAL_NETWORK_TYPE}/subnets"
+PRIVATE_ENDPOINT_TYPE = f"{NETWORK}/privateEndpoints"
+PRIVATE_DNS_ZONE_TYPE = f"{NETWORK}/privateDnsZones"
+DNS_A_RECORD_TYPE = f"{PRIVATE_DNS_ZONE_TYPE}/A"
+VIRTUAL_NETWORK_LINK_TYPE = f"{PRIVATE_DNS_ZONE_TYPE}/virtualNetworkLinks"
+PRIVATE_ENDPOINT_CONNECTION_TYPE = f"{VAULT_TYPE}/privateEndpointConnections"
 # Named only by the built-in roles' patterns: no Strongroom operation checks them.
 DEPLOYMENT_TYPE = "Microsoft.Resources/deployments"
 FEATURES = "Microsoft.Features"
@@ -270,3 +278,36 @@ POSTGRES_DATABASE_READ = _op(f"{POSTGRES_DATABASE_TYPE}/read", "List PostgreSQL 
 POSTGRES_DATABASE_WRITE = _op(f"{POSTGRES_DATABASE_TYPE}/write", "Create/Update PostgreSQL Database")
 POSTGRES_DATABASE_DELETE = _op(f"{POSTGRES_DATABASE_TYPE}/delete", "Delete PostgreSQL Database")
 POSTGRES_USE_ADMIN_LOGIN = POSTGRES_WRITE  # reading the server admin's password is a server write in Azure
+
+
+# --- networking (issue 19): virtual networks, private endpoints, private DNS, the vault's network access --------
+VNET_READ = _op(f"{VIRTUAL_NETWORK_TYPE}/read")
+VNET_WRITE = _op(f"{VIRTUAL_NETWORK_TYPE}/write", "Create or Update Virtual Network")
+VNET_DELETE = _op(f"{VIRTUAL_NETWORK_TYPE}/delete", "Delete Virtual Network")
+# Linking a private DNS zone to a VNet joins the VNet (its resolver answers from the zone from then on).
+VNET_JOIN = _op(f"{VIRTUAL_NETWORK_TYPE}/join/action", "Join Virtual Network")
+SUBNET_READ = _op(f"{SUBNET_TYPE}/read")
+SUBNET_WRITE = _op(f"{SUBNET_TYPE}/write", "Create or Update Subnet")
+SUBNET_DELETE = _op(f"{SUBNET_TYPE}/delete", "Delete Subnet")
+# Putting something in a subnet (a private endpoint, a datasource's network setting) joins it.
+SUBNET_JOIN = _op(f"{SUBNET_TYPE}/join/action", "Join Subnet")
+PRIVATE_ENDPOINT_READ = _op(f"{PRIVATE_ENDPOINT_TYPE}/read")
+PRIVATE_ENDPOINT_WRITE = _op(f"{PRIVATE_ENDPOINT_TYPE}/write", "Create or Update Private Endpoint")
+PRIVATE_ENDPOINT_DELETE = _op(f"{PRIVATE_ENDPOINT_TYPE}/delete", "Delete Private Endpoint")
+DNS_ZONE_READ = _op(f"{PRIVATE_DNS_ZONE_TYPE}/read")
+DNS_ZONE_WRITE = _op(f"{PRIVATE_DNS_ZONE_TYPE}/write", "Create or Update Private DNS Zone")
+DNS_ZONE_DELETE = _op(f"{PRIVATE_DNS_ZONE_TYPE}/delete", "Delete Private DNS Zone")
+DNS_RECORD_READ = _op(f"{DNS_A_RECORD_TYPE}/read")
+DNS_RECORD_WRITE = _op(f"{DNS_A_RECORD_TYPE}/write", "Create or Update Private DNS Zone A Record")
+DNS_RECORD_DELETE = _op(f"{DNS_A_RECORD_TYPE}/delete", "Delete Private DNS Zone A Record")
+DNS_LINK_READ = _op(f"{VIRTUAL_NETWORK_LINK_TYPE}/read")
+DNS_LINK_WRITE = _op(f"{VIRTUAL_NETWORK_LINK_TYPE}/write", "Create or Update Virtual Network Link")
+DNS_LINK_DELETE = _op(f"{VIRTUAL_NETWORK_LINK_TYPE}/delete", "Delete Virtual Network Link")
+# The vault's side of a private endpoint: its connection, and the vault owner's approval (Owner, Contributor).
+PE_CONNECTION_READ = _op(f"{PRIVATE_ENDPOINT_CONNECTION_TYPE}/read")
+PE_CONNECTION_WRITE = _op(f"{PRIVATE_ENDPOINT_CONNECTION_TYPE}/write", "Update Private Endpoint Connection")
+PE_CONNECTION_DELETE = _op(f"{PRIVATE_ENDPOINT_CONNECTION_TYPE}/delete", "Remove Private Endpoint Connection")
+PE_CONNECTION_APPROVAL = _op(f"{VAULT_TYPE}/privateEndpointConnectionsApproval/action",
+                             "Approve or Reject Private Endpoint Connection")
+# Strongroom's own action for the Networking blade's Public access tab (Azure folds it into the vault's write).
+VAULT_PUBLIC_ACCESS_WRITE = _op(f"{VAULT_TYPE}/publicNetworkAccess/write", "Update Backup Vault Public Network Access")

@@ -33,6 +33,7 @@ ELASTIC_SAN_SNAPSHOT_EXPORTER = "Elastic SAN Snapshot Exporter"
 ELASTIC_SAN_VOLUME_IMPORTER = "Elastic SAN Volume Importer"
 POSTGRES_LTR_BACKUP_ROLE = "PostgreSQL Flexible Server Long Term Retention Backup Role"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "Storage Blob Data Contributor"
+NETWORK_CONTRIBUTOR = "Network Contributor"
 LAB_TRAINEE = "Lab Trainee"
 LAB_INSTRUCTOR = "Lab Instructor"
 
@@ -319,6 +320,20 @@ BUILT_IN_ROLES = [
             ops.BLOB_WRITE,
             f"{ops.CONTAINER_TYPE}/blobs/move/action",
             f"{ops.CONTAINER_TYPE}/blobs/add/action",
+        ],
+    },
+]
+
+
+BUILT_IN_ROLES += [
+    {
+        "name": NETWORK_CONTRIBUTOR,
+        "id": "4d97b98b-1d4f-4787-a291-c67834d212e7",
+        "description": "Lets you manage networks, but not access to them.",
+        "actions": [
+            f"{ops.AUTHORIZATION}/*/read",
+            f"{ops.NETWORK}/*",
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
         ],
     },
 ]

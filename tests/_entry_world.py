@@ -285,6 +285,13 @@ class World:
     trainee: object = None  # the demo trainee (Lab Trainee at the root)
     lab_run: object = None  # their run of the entry lab, in a sandbox of their own
     lab_class: object = None  # a class of two (a pair) doing the entry lab (`add_class`)
+    pe_subnet: object = None  # a subnet with the vault's private endpoint (made before protection, as the rules want)
+    pe_connection: object = None
+    vnet: object = None  # vnet-entry: snet-entry holds the storage account saentryhns2, snet-free holds nothing
+    subnet: object = None  # snet-free
+    dns_zone: object = None  # privatelink.dfs.core.windows.net, linked to vnet-entry, one A record
+    dns_record: object = None
+    dns_link: object = None
 
 
 # --- a training lab -----------------------------------------------------------------------------------
@@ -388,6 +395,13 @@ def build_world(lab) -> World:
     from protection.policies import services as policy_services
 
     vault = vault_services.create_vault(t, name="bv-entry", region=lab.region, resource_group=lab.lab_group)
+    # The vault's private endpoint, before anything is protected (a vault's first endpoint needs that).
+    from tests.vaults._network_fixtures import make_vnet
+    from vaults.networking import services as networking
+
+    pe_subnet = make_vnet(lab, name="vnet-entry-pe", prefix="10.91.0.0/16", subnet_prefix="10.91.1.0/24")
+    pe_connection = networking.create_private_endpoint(t, name="pe-entry", resource_group=lab.lab_group, vault=vault,
+                                                       subnet=pe_subnet, integrate_dns=True, tags={})
 
     def policy(kind, name, **kw):
         return policy_services.create_policy(t, vault=vault, name=name, datasource_type=kind, spec=spec(kind, **kw))
@@ -458,11 +472,21 @@ def build_world(lab) -> World:
     from labs import services as lab_services
 
     lab_run = lab_services.start_lab(lab.trainee, ENTRY_LAB, run_jobs_inline=True)
+    # Networking: a VNet with a subnet in use (by a storage account) and a free one, a linked zone with a record.
+    vnet = inv.create_virtual_network(t, resource_group=lab.lab_group, name="vnet-entry", region=lab.region,
+                                      address_prefixes="10.20.0.0/16", subnet_name="snet-entry",
+                                      subnet_prefix="10.20.1.0/24")
+    free_subnet = inv.add_subnet(t, vnet, name="snet-free", address_prefix="10.20.2.0/25")
+    inv.set_datasource_network(t, account2, vnet.subnets.get(name="snet-entry"))
+    zone = inv.create_private_dns_zone(t, resource_group=lab.lab_group, name="privatelink.dfs.core.windows.net")
+    record = inv.add_a_record(t, zone, name="saentryhns2", ip="10.20.2.4")
+    link = inv.add_vnet_link(t, zone, name="link-entry", virtual_network=vnet)
     return World(lab, None, vault, adls_policy, esan_policy, pg_policy, instance, point, volume_instance,
                  volume_point, snapshot, soft_deleted, queued, guard, pending, alert, assignment, empty_group,
                  database, documents, admin_user, account=account, san=san, volume_group=group, volume=volumes[1],
                  server=server, account2=account2, account3=account3, restore_target=restore_target,
-                 trainee=lab.trainee, lab_run=lab_run)
+                 trainee=lab.trainee, lab_run=lab_run, pe_subnet=pe_subnet, pe_connection=pe_connection,
+                 vnet=vnet, subnet=free_subnet, dns_zone=zone, dns_record=record, dns_link=link)
 
 
 def add_class(w: World) -> World:

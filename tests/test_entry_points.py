@@ -38,6 +38,10 @@ BV = f"{DP}/backupVaults"
 STORAGE = "Microsoft.Storage/storageAccounts"
 ESAN = "Microsoft.ElasticSan/elasticSans"
 PG = "Microsoft.DBforPostgreSQL/flexibleServers"
+VNET = "Microsoft.Network/virtualNetworks"
+SUBNET_JOIN = f"{VNET}/subnets/join/action"
+DNS_ZONE = "Microsoft.Network/privateDnsZones"
+PRIVATE_ENDPOINT = "Microsoft.Network/privateEndpoints"
 RG_WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write"
 RG_DELETE = "Microsoft.Resources/subscriptions/resourceGroups/delete"
 ROLE_WRITE = "Microsoft.Authorization/roleAssignments/write"
@@ -123,6 +127,32 @@ URLS: dict[str, object] = {
     "portal:postgres_server_delete": {f"{PG}/delete"},
     "portal:postgres_database_detail": READ,
     "portal:postgres_database_delete": {f"{PG}/databases/delete"},
+    # a datasource's network: its write, and joining the subnet it is put in
+    "portal:storage_account_network": {f"{STORAGE}/write", SUBNET_JOIN},
+    "portal:elastic_san_network": {f"{ESAN}/write", SUBNET_JOIN},
+    "portal:postgres_server_network": {f"{PG}/write", SUBNET_JOIN},
+    # virtual networks and private DNS zones
+    "portal:vnet_list": READ,
+    "portal:vnet_create": {f"{VNET}/write"},
+    "portal:vnet_detail": READ,
+    "portal:subnet_create": {f"{VNET}/subnets/write"},
+    "portal:vnet_delete": {f"{VNET}/delete"},
+    "portal:subnet_detail": READ,
+    "portal:subnet_delete": {f"{VNET}/subnets/delete"},
+    # private endpoints (created from a vault's Networking blade; here they are listed, shown and deleted)
+    "portal:private_endpoint_list": READ,
+    "portal:private_endpoint_detail": READ,
+    "portal:private_endpoint_delete": {f"{PRIVATE_ENDPOINT}/delete"},
+    "portal:dns_zone_list": READ,
+    "portal:dns_zone_create": {f"{DNS_ZONE}/write"},
+    "portal:dns_zone_detail": READ,
+    "portal:dns_record_create": {f"{DNS_ZONE}/A/write"},
+    "portal:dns_link_create": {f"{DNS_ZONE}/virtualNetworkLinks/write", f"{VNET}/join/action"},
+    "portal:dns_zone_delete": {f"{DNS_ZONE}/delete"},
+    "portal:dns_record_detail": READ,  # leads to its zone's page
+    "portal:dns_record_delete": {f"{DNS_ZONE}/A/delete"},
+    "portal:dns_link_detail": READ,
+    "portal:dns_link_delete": {f"{DNS_ZONE}/virtualNetworkLinks/delete"},
     # vaults
     "vaults:vault_list": READ,
     "vaults:vault_create": {f"{BV}/write", f"{DP}/locations/checkNameAvailability/action"},
@@ -138,6 +168,11 @@ URLS: dict[str, object] = {
     "vaults:vault_mua": {f"{BV}/backupResourceGuardProxies/write", f"{BV}/backupResourceGuardProxies/delete"},
     "vaults:vault_identity": {f"{BV}/write"},
     "vaults:vault_delete": {f"{BV}/delete"},
+    "vaults:vault_networking": {f"{BV}/publicNetworkAccess/write"},  # the Public access tab's Apply
+    # Create a private endpoint: joining the subnet is asked first, then the endpoint's write in its group.
+    "vaults:private_endpoint_create": {"Microsoft.Network/virtualNetworks/subnets/join/action"},
+    # Approve (driven here) and Reject ask the vault's approval action; Remove the connection's delete.
+    "vaults:private_endpoint_connection_action": {f"{BV}/privateEndpointConnectionsApproval/action"},
     # protection
     "protection:policy_list": READ,
     "protection:policy_create": {f"{BV}/backupPolicies/write"},
@@ -255,7 +290,10 @@ COMMANDS: dict[str, object] = {
     "verify_activity_log": READ,
     # The demo lab, through every app's services as the trainer.
     "seed_lab": {RG_WRITE, ROLE_WRITE, f"{STORAGE}/write", f"{BV}/write", f"{DP}/resourceGuards/write",
-                 "Microsoft.Resources/subscriptions/write", "Microsoft.Subscription/aliases/write"},
+                 "Microsoft.Resources/subscriptions/write", "Microsoft.Subscription/aliases/write",
+                 f"{VNET}/write", f"{VNET}/subnets/write", SUBNET_JOIN, f"{ESAN}/write", f"{PG}/write"},
+    # Each virtual network's DNS resolver: answers queries from the private DNS zones, changes nothing.
+    "dns_responder": READ,
 }
 
 TASKS: dict[str, object] = {
@@ -277,12 +315,14 @@ TASKS: dict[str, object] = {
     "labs.tasks.check_run": READ,
     # A retired sandbox is taken down through the services as the sandbox provisioner, in a person's order:
     # lower the vaults' protection where it may be lowered, delete backup data, policies, vaults, Resource
-    # Guards, then what the resource groups hold, then the groups (previews ask the same operations).
+    # Guards, then what the resource groups hold (private endpoints before DNS zones and VNets), then the groups
+    # (previews ask the same operations).
     "labs.tasks.take_down_retired": {
         f"{BV}/write", f"{BV}/backupInstances/delete", f"{BV}/backupPolicies/delete", f"{BV}/delete",
         f"{DP}/resourceGuards/delete", "Microsoft.Compute/snapshots/delete", f"{STORAGE}/delete",
         f"{ESAN}/volumeGroups/volumes/delete", f"{ESAN}/volumeGroups/delete", f"{ESAN}/delete",
-        f"{PG}/databases/delete", f"{PG}/delete", RG_DELETE,
+        f"{PG}/databases/delete", f"{PG}/delete", f"{PRIVATE_ENDPOINT}/delete", f"{DNS_ZONE}/delete",
+        f"{VNET}/delete", RG_DELETE,
     },
 }
 
@@ -404,13 +444,24 @@ def url_args(key: str, w) -> list:
         "recovery_point_toc": [w.point.pk, "documents"],
         "guard_detail": [w.guard.pk], "guard_operations": [w.guard.pk], "guard_approvers": [w.guard.pk],
         "guard_delete": [w.guard.pk], "request_access": [w.guard.pk], "cancel_request": [w.pending_request.pk],
+        "private_endpoint_connection_action": [w.vault.pk, w.pe_connection.pk, "approve"],
+        "storage_account_network": [w.account.pk], "elastic_san_network": [w.san.pk],
+        "postgres_server_network": [w.server.pk],
+        "vnet_detail": [w.vnet.pk], "subnet_create": [w.vnet.pk], "vnet_delete": [w.vnet.pk],
+        "subnet_detail": [w.subnet.pk], "subnet_delete": [w.subnet.pk],
+        "dns_zone_detail": [w.dns_zone.pk], "dns_record_create": [w.dns_zone.pk], "dns_link_create": [w.dns_zone.pk],
+        "dns_zone_delete": [w.dns_zone.pk], "dns_record_detail": [w.dns_record.pk],
+        "dns_record_delete": [w.dns_record.pk], "dns_link_detail": [w.dns_link.pk], "dns_link_delete": [w.dns_link.pk],
+        "private_endpoint_detail": [w.pe_connection.private_endpoint_id],
+        "private_endpoint_delete": [w.pe_connection.private_endpoint_id],
     }
     if name in by_name:
         return by_name[name]
     vault_pages = {"vault_detail", "vault_properties", "vault_soft_delete", "vault_immutability",
                    "vault_cross_region_restore", "vault_cross_subscription_restore", "vault_storage_redundancy",
                    "vault_mua", "vault_identity", "vault_delete", "vault_policies", "vault_instances", "vault_jobs",
-                   "vault_jobs_tile", "vault_instances_tile", "vault_alerts"}
+                   "vault_jobs_tile", "vault_instances_tile", "vault_alerts", "vault_networking",
+                   "private_endpoint_create"}
     if name in vault_pages:
         return [w.vault.pk]
     if name.startswith("instance_") and name != "instance_list":
@@ -421,7 +472,7 @@ def url_args(key: str, w) -> list:
 
 
 HX = {"HTTP_HX_REQUEST": "true"}
-WIZARDS = {"vaults:vault_create", "protection:policy_create", "protection:configure_protection",
+WIZARDS = {"vaults:vault_create", "vaults:private_endpoint_create", "protection:policy_create", "protection:configure_protection",
            "protection:restore_wizard", "mua:guard_create"}
 # Who clicks (default: the trainer, Owner and Lab Instructor at the root, so that only the lockdown refuses).
 ACTORS = {"mua:approvals": "security-admin", "mua:cancel_request": "backup-admin", "mua:request_access": "backup-admin",
@@ -486,6 +537,18 @@ def overrides(key: str, w, data: dict) -> dict:
         "portal:postgres_database_create": {"name": "newdb"},
         "portal:postgres_server_delete": {"confirm_name": w.server.name},
         "portal:postgres_database_delete": {"confirm_name": w.database.name},
+        "portal:storage_account_network": {"network": str(w.subnet.pk)},
+        "portal:elastic_san_network": {"network": str(w.subnet.pk)},
+        "portal:postgres_server_network": {"network": ""},  # back to the public network: the write alone
+        "portal:vnet_create": {"name": "vnet-new", "resource_group": lab.lab_group.pk},
+        "portal:subnet_create": {"name": "snet-new", "address_prefix": "10.20.5.0/24"},
+        "portal:vnet_delete": {"confirm_name": w.vnet.name},
+        "portal:subnet_delete": {"confirm_name": w.subnet.name},
+        "portal:dns_zone_create": {"name": "privatelink.queue.core.windows.net", "resource_group": lab.lab_group.pk},
+        "portal:dns_record_create": {"name": "rec-new", "ip": "10.20.2.9"},
+        "portal:dns_link_create": {"name": "link-new", "virtual_network": str(w.vnet.pk)},
+        "portal:dns_zone_delete": {"confirm_name": w.dns_zone.name},
+        "portal:private_endpoint_delete": {"confirm_name": w.pe_connection.private_endpoint.name},
         "vaults:vault_soft_delete": {"state": "Off"},
         "vaults:vault_immutability": {"enabled": "on"},
         "vaults:vault_cross_region_restore": {"state": "Enabled"},
@@ -494,6 +557,8 @@ def overrides(key: str, w, data: dict) -> dict:
         "vaults:vault_mua": {"guard": str(w.guard.pk)},
         "vaults:vault_identity": {"status": "off"},
         "vaults:vault_delete": {"confirm_name": w.vault.name},
+        "vaults:vault_networking": {"public_network_access": "Disabled"},
+        "vaults:private_endpoint_connection_action": {"description": "entry-point test"},
         "protection:policy_delete": {"confirm_name": w.adls_policy.name},
         "protection:instance_change_policy": {"policy": str(w.vault.backup_policies.get(name="adls-30d").pk)},
         "protection:instance_backup_now": {"retention_rule": "Default"},
@@ -506,6 +571,9 @@ def overrides(key: str, w, data: dict) -> dict:
         "mua:approvals": {"request": str(w.pending_request.pk), "decision": "approve", "comment": "ok"},
         # wizards (fields of every tab; each tab takes its own)
         "vaults:vault_create": {"basics-name": "bv-new-entry", "basics-resource_group": lab.lab_group.pk},
+        "vaults:private_endpoint_create": {"basics-name": "pe-entry-new", "basics-resource_group": lab.lab_group.pk,
+                                           "network-virtual_network": w.pe_subnet.virtual_network.pk,
+                                           "network-subnet": w.pe_subnet.pk},
         "protection:policy_create": {"basics-name": "new-policy", "basics-vault": w.vault.pk},
         "mua:guard_create": {"basics-name": "rg-guard-new", "basics-resource_group": lab.security_group.pk},
         "protection:configure_protection": {f"datasources-{hns2}_selected": "on", f"datasources-{hns2}_name": "bi-new",
@@ -531,7 +599,7 @@ def _current_step(data: dict) -> str:
 def wizard_to(client, key: str, w, tab: str | None):
     """Walk the wizard with Next from its first tab up to ``tab`` (None: the review tab). Returns the
     form data of that tab (with the overrides), or None when it could not get there."""
-    path = reverse(key)
+    path = reverse(key, args=url_args(key, w))
     html = client.get(path + wizard_query(key, w)).content.decode(errors="replace")
     extra = overrides(key, w, {})
     for _ in range(8):
@@ -736,6 +804,21 @@ def test_verify_activity_log_reads_only(lab):
     assert "the chain is unbroken" in out.getvalue()
     assert not state.asked and not difference(before, fingerprint())
     assert not ActivityLogCheck.objects.exists()
+
+
+def test_dns_responder_reads_only(lab):
+    """GIVEN the world (a VNet) WHEN dns_responder serves briefly under lockdown (reads refused too) THEN it
+    listened for the VNet, asked the guards nothing and changed nothing."""
+    import io
+
+    w = build_world(lab)
+    before = fingerprint()
+    out = io.StringIO()
+    with lockdown(total=True) as state:
+        call_command("dns_responder", port=0, seconds=0.2, refresh=0.05, stdout=out)
+    assert f"{w.vnet.name} on 127.53." in out.getvalue()
+    assert not state.asked and not difference(before, fingerprint())
+    assert COMMANDS["dns_responder"] == READ
 
 
 def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):

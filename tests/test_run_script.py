@@ -61,7 +61,8 @@ def test_run_restarts_a_dead_worker_and_web_keeps_serving_and_ctrl_c_stops_all(t
     port = _free_port()
     var = tmp_path / "var"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
-    env.update(STRONGROOM_VAR_DIR=str(var), STRONGROOM_PORT=str(port), STRONGROOM_STOP_TIMEOUT="5", DEBUG="true")
+    env.update(STRONGROOM_VAR_DIR=str(var), STRONGROOM_PORT=str(port), STRONGROOM_STOP_TIMEOUT="5", DEBUG="true",
+               STRONGROOM_DNS_PORT=str(_free_port()))
     log = tmp_path / "run.log"
     subprocess.run([str(ROOT / ".venv/bin/python"), "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     main = subprocess.Popen(["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=log.open("wb"),
@@ -76,7 +77,7 @@ def test_run_restarts_a_dead_worker_and_web_keeps_serving_and_ctrl_c_stops_all(t
         return pid if _alive(pid) else None
 
     try:
-        for name in ("web", "worker", "beat"):
+        for name in ("web", "worker", "beat", "dns"):
             _wait(lambda: pid_of(name), 60, f"{name} to start", log)
         _wait(lambda: _status(port) == 200, 60, "the sign-in page", log)
 

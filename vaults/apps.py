@@ -24,3 +24,12 @@ class VaultsConfig(AppConfig):
             )
         )
         register_vault_guards()
+        from django.db.models.signals import pre_delete
+
+        from portal.inventory.models import PrivateEndpoint
+        from vaults.networking.guard import register_endpoint_rules
+        from vaults.networking.services import disconnect_on_endpoint_delete
+
+        register_endpoint_rules()
+        # An endpoint deleted from the inventory's side leaves the vault's connection Disconnected.
+        pre_delete.connect(disconnect_on_endpoint_delete, sender=PrivateEndpoint, dispatch_uid="vaults.pe_disconnect")

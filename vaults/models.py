@@ -12,6 +12,7 @@ from django.db.models.functions import Lower
 
 from portal.models import TrackedResource
 from security.models import Principal
+from security import operations as ops
 from security.operations import VAULT_TYPE
 
 
@@ -54,6 +55,22 @@ class ProvisioningState(models.TextChoices):
     SUCCEEDED = "Succeeded", "Succeeded"
     UPDATING = "Updating", "Updating"
     FAILED = "Failed", "Failed"
+
+
+class PublicNetworkAccess(models.TextChoices):
+    """`properties.publicNetworkAccess`; the Networking blade's labels."""
+
+    ENABLED = "Enabled", "Allow from all networks"
+    DISABLED = "Disabled", "Deny"
+
+
+class PrivateEndpointConnectionState(models.TextChoices):
+    """Private Link's connection states (`privateLinkServiceConnectionState.status`)."""
+
+    PENDING = "Pending", "Pending"
+    APPROVED = "Approved", "Approved"
+    REJECTED = "Rejected", "Rejected"
+    DISCONNECTED = "Disconnected", "Disconnected"
 
 
 class SecurityLevel(models.TextChoices):
@@ -101,6 +118,11 @@ class BackupVault(TrackedResource):
     # Set once by protection (`services.mark_protected_item_added`) and never cleared: the storage
     # redundancy is frozen from then on, as in Azure.
     has_ever_protected_item = models.BooleanField(default=False)
+    # Set by configure protection's first attempt, succeeded or not, and never cleared: a vault's first private
+    # endpoint needs a vault that never had one (reference §4).
+    protection_attempted = models.BooleanField(default=False)
+    public_network_access = models.CharField(max_length=10, choices=PublicNetworkAccess.choices,
+                                             default=PublicNetworkAccess.ENABLED)
     provisioning_state = models.CharField(
         max_length=20, choices=ProvisioningState.choices, default=ProvisioningState.SUCCEEDED
     )
@@ -144,3 +166,52 @@ class BackupVault(TrackedResource):
     @property
     def immutability_enabled(self) -> bool:
         return self.immutability_state in (ImmutabilityState.UNLOCKED, ImmutabilityState.LOCKED)
+
+
+class PrivateEndpointConnection(models.Model):
+    """The vault's side of a private endpoint: its state, set by the vault owner's approval.
+
+    ``private_endpoint`` is the network's side (`portal.inventory.models.PrivateEndpoint`); when that resource
+    is deleted the connection stays, Disconnected. Only an Approved connection carries traffic.
+    """
+
+    RESOURCE_TYPE = ops.PRIVATE_ENDPOINT_CONNECTION_TYPE
+
+    vault = models.ForeignKey(BackupVault, on_delete=models.CASCADE, related_name="private_endpoint_connections")
+    name = models.CharField(max_length=200)  # "<endpoint name>.<guid>", as Azure names them
+    private_endpoint = models.ForeignKey("portal.PrivateEndpoint", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="vault_connections")
+    private_endpoint_resource_id = models.CharField(max_length=512)  # kept when the endpoint is deleted
+    group_id = models.CharField(max_length=40)  # "AzureBackup" or "AzureBackup_Secondary"
+    state = models.CharField(max_length=20, choices=PrivateEndpointConnectionState.choices,
+                             default=PrivateEndpointConnectionState.PENDING)
+    description = models.CharField(max_length=140, blank=True)  # the request message, then the decision's
+    requested_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "name"]
+        constraints = [models.UniqueConstraint(Lower("name"), "vault", name="unique_pe_connection_per_vault")]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.resource_id = f"{self.vault.resource_id}/privateEndpointConnections/{self.name}"
+        super().save(*args, **kwargs)
+
+    @property
+    def carries_traffic(self) -> bool:
+        return self.state == PrivateEndpointConnectionState.APPROVED and self.private_endpoint_id is not None
+
+    @property
+    def resource_group(self):
+        return self.vault.resource_group
+
+    @property
+    def region(self):
+        return self.vault.region

@@ -1,6 +1,8 @@
 from django.urls import path
 
 from vaults import views
+from vaults.networking import views as networking
+from vaults.networking.wizard import PrivateEndpointCreateWizard
 from vaults.views_mua import vault_mua
 from vaults.wizards import VaultCreateWizard
 
@@ -22,4 +24,9 @@ urlpatterns = [
     path("<int:pk>/properties/mua/", vault_mua, name="vault_mua"),
     path("<int:pk>/identity/", views.vault_identity, name="vault_identity"),
     path("<int:pk>/delete/", views.vault_delete, name="vault_delete"),
+    path("<int:pk>/networking/", networking.vault_networking, name="vault_networking"),
+    path("<int:pk>/networking/private-endpoints/create/", PrivateEndpointCreateWizard.as_view(),
+         name="private_endpoint_create"),
+    path("<int:pk>/networking/connections/<int:connection_pk>/<str:action>/", networking.connection_action,
+         name="private_endpoint_connection_action"),
 ]

@@ -151,6 +151,7 @@ BUILTIN_MODULES = (
     "labs.catalogue.adls",
     "labs.catalogue.mua",
     "labs.catalogue.ransomware",
+    "labs.catalogue.private_endpoints",
 )
 
 

@@ -1,4 +1,5 @@
-"""The inventory: storage accounts, Elastic SAN, PostgreSQL servers, each with real data.
+"""The inventory: storage accounts, Elastic SAN, PostgreSQL servers, each with real data; virtual networks
+private endpoints and private DNS zones, the networks they are reached through.
 
 `PortalConfig.ready()` calls `register_resource_types()` so that IAM, search, resource-group
 contents and breadcrumbs find these resources by their resource ids.
@@ -26,11 +27,17 @@ def register_resource_types() -> None:
     from portal import resources
     from portal.inventory.models import (
         Container,
+        DnsRecord,
         ElasticSan,
         PostgresDatabase,
         PostgresServer,
+        PrivateDnsZone,
+        PrivateEndpoint,
         Snapshot,
         StorageAccount,
+        Subnet,
+        VirtualNetwork,
+        VirtualNetworkLink,
         Volume,
         VolumeGroup,
     )
@@ -48,8 +55,22 @@ def register_resource_types() -> None:
          ops.POSTGRES_READ, "postgres", True),
         (PostgresDatabase, "PostgreSQL database", "portal:postgres_database_detail",
          ops.POSTGRES_DATABASE_READ, "database", False),
+        (VirtualNetwork, "Virtual network", "portal:vnet_detail", ops.VNET_READ, "vnet", True),
+        (Subnet, "Subnet", "portal:subnet_detail", ops.SUBNET_READ, "subnet", False),
+        (PrivateEndpoint, "Private endpoint", "portal:private_endpoint_detail", ops.PRIVATE_ENDPOINT_READ,
+         "private-endpoint", True),
+        (PrivateDnsZone, "Private DNS zone", "portal:dns_zone_detail", ops.DNS_ZONE_READ, "dns-zone", True),
+        (DnsRecord, "Private DNS A record", "portal:dns_record_detail", ops.DNS_RECORD_READ, "dns-record", False),
+        (VirtualNetworkLink, "Virtual network link", "portal:dns_link_detail", ops.DNS_LINK_READ, "dns-link", False),
     ]:
         model, label, url_name, read_action, icon, in_group = spec
         resources.register(
             ResourceType(model.RESOURCE_TYPE, label, model, url_name, read_action, icon=icon, in_resource_group=in_group)
         )
+
+
+def register_guards() -> None:
+    """The inventory's guards (`PortalConfig.ready`): a subnet in use cannot be deleted, nor its VNet."""
+    from portal.inventory import subnet_guard
+
+    subnet_guard.register()

@@ -3,7 +3,7 @@
 from django import forms
 from django.core.validators import RegexValidator
 
-from portal.inventory.models import ElasticSan, StorageAccount
+from portal.inventory.models import ElasticSan, StorageAccount, Subnet
 from portal.models import Region
 
 
@@ -34,7 +34,24 @@ class _ResourceForm(forms.Form):
             self.initial["region"] = "eastus"
 
 
-class StorageAccountForm(_ResourceForm):
+class _DatasourceForm(_ResourceForm):
+    """A datasource's create form: its network too (the public network, or a subnet the principal can see)."""
+
+    network_subnet = forms.ModelChoiceField(
+        queryset=Subnet.objects.none(), required=False, empty_label="Public network", label="Network",
+        help_text="Where it reaches Backup vaults from. A subnet must be in a virtual network of the same region, "
+                  "and you need the right to join it (Network Contributor, for example).",
+    )
+
+    def __init__(self, *args, subnets=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if subnets is not None:
+            self.fields["network_subnet"].queryset = subnets
+        self.fields["network_subnet"].label_from_instance = (
+            lambda s: f"{s.virtual_network.name} / {s.name} ({s.address_prefix}) · {s.virtual_network.region.display_name}")
+
+
+class StorageAccountForm(_DatasourceForm):
     DATA_CHOICES = [("new", "Create a new, empty folder"), ("attach", "Attach an existing folder")]
 
     name = forms.CharField(
@@ -69,7 +86,7 @@ class UploadForm(forms.Form):
     overwrite = forms.BooleanField(required=False, label="Overwrite if files already exist")
 
 
-class ElasticSanForm(_ResourceForm):
+class ElasticSanForm(_DatasourceForm):
     name = forms.CharField(
         label="Elastic SAN name", max_length=24,
         help_text="3 to 24 characters: lowercase letters, numbers, hyphens and underscores.",
@@ -102,7 +119,7 @@ class VolumeForm(forms.Form):
     )
 
 
-class PostgresServerForm(_ResourceForm):
+class PostgresServerForm(_DatasourceForm):
     name = forms.CharField(
         label="Server name", max_length=63,
         help_text="3 to 63 characters: lowercase letters, numbers and hyphens; not starting or ending with a hyphen.",
@@ -127,3 +144,74 @@ class DatabaseForm(forms.Form):
         max_length=63, label="Database name",
         help_text="Letters, numbers and underscores, starting with a letter or an underscore.",
     )
+
+
+# --- networking -------------------------------------------------------------------------------------------------
+
+
+class VirtualNetworkForm(_ResourceForm):
+    name = forms.CharField(
+        label="Virtual network name", max_length=64,
+        help_text="2 to 64 characters: letters, numbers, underscores, periods and hyphens.",
+    )
+    address_prefixes = forms.CharField(
+        label="IPv4 address space", max_length=400, initial="10.0.0.0/16",
+        help_text="One or more CIDR ranges, separated by commas, such as 10.0.0.0/16.",
+    )
+    subnet_name = forms.CharField(label="Subnet name", max_length=80, initial="default", required=False)
+    subnet_prefix = forms.CharField(
+        label="Subnet address range", max_length=43, initial="10.0.0.0/24", required=False,
+        help_text="Inside the address space; at least a /29. Azure keeps the first four addresses and the last.",
+    )
+
+
+class SubnetForm(forms.Form):
+    name = forms.CharField(max_length=80, help_text="1 to 80 characters: letters, numbers, underscores, periods and hyphens.")
+    address_prefix = forms.CharField(
+        label="Subnet address range", max_length=43,
+        help_text="A CIDR range inside the virtual network's address space, at least a /29 (such as 10.0.1.0/24).",
+    )
+
+
+class PrivateDnsZoneForm(forms.Form):
+    resource_group = forms.ModelChoiceField(queryset=None, label="Resource group", empty_label=None)
+    name = forms.CharField(
+        max_length=253, label="Name",
+        help_text="The zone's DNS name, such as privatelink.blob.core.windows.net or privatelink.eus.backup.windowsazure.com.",
+    )
+
+    def __init__(self, *args, resource_groups, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["resource_group"].queryset = resource_groups
+        self.fields["resource_group"].label_from_instance = lambda g: f"{g.name} ({g.subscription.display_name})"
+
+
+class DnsRecordForm(forms.Form):
+    name = forms.CharField(max_length=253, help_text="Relative to the zone, such as contosovault-ab-pod01-prot1.")
+    ip = forms.CharField(label="IP address", max_length=15, help_text="An IPv4 address, such as 10.20.2.4.")
+
+
+class VirtualNetworkLinkForm(forms.Form):
+    name = forms.CharField(label="Link name", max_length=80)
+    virtual_network = forms.ModelChoiceField(queryset=None, label="Virtual network", empty_label="Select a virtual network")
+
+    def __init__(self, *args, virtual_networks, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["virtual_network"].queryset = virtual_networks
+        self.fields["virtual_network"].label_from_instance = lambda v: f"{v.name} ({v.resource_group.name})"
+
+
+class DatasourceNetworkForm(forms.Form):
+    """Public network, or a subnet of a VNet the principal can see, in the datasource's region."""
+
+    network = forms.ChoiceField(label="Network", required=False)
+
+    def __init__(self, *args, subnets, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.subnets = {str(s.pk): s for s in subnets}
+        self.fields["network"].choices = [("", "Public network")] + [
+            (pk, f"{s.virtual_network.name} / {s.name} ({s.address_prefix})") for pk, s in self.subnets.items()]
+
+    def clean_network(self):
+        value = self.cleaned_data.get("network") or ""
+        return self.subnets.get(value) if value else None

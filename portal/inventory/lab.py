@@ -12,6 +12,9 @@
   progress and ETA and to try Cancel
 - PostgreSQL server ``pg-lab`` at 127.0.0.1:5432 (user postgres) with one sample database, when that
   server answers; a notice otherwise
+- Virtual network ``vnet-lab`` (10.20.0.0/16) in the lab resource group, with subnets ``snet-workload``
+  (10.20.1.0/24) and ``snet-endpoints`` (10.20.2.0/25, for private endpoints). The seed that creates it puts
+  the datasources above in ``snet-workload``; later seeds leave each datasource's network as it is.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from portal.inventory.models import (
     PostgresDatabase,
     PostgresServer,
     StorageAccount,
+    VirtualNetwork,
     Volume,
     VolumeGroup,
 )
@@ -41,6 +45,9 @@ LARGE_VOLUME = "vol-large"
 POSTGRES_SERVER = "pg-lab"
 POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER = "127.0.0.1", 5432, "postgres"
 SAMPLE_DATABASE = "contoso_sample"
+VNET, VNET_SPACE = "vnet-lab", "10.20.0.0/16"
+WORKLOAD_SUBNET, WORKLOAD_PREFIX = "snet-workload", "10.20.1.0/24"
+ENDPOINT_SUBNET, ENDPOINT_PREFIX = "snet-endpoints", "10.20.2.0/25"
 
 MIB = 1024 * 1024
 _WORDS = (
@@ -60,6 +67,7 @@ class InventoryLab:
     large_volume: Volume
     postgres_server: PostgresServer | None
     sample_database: PostgresDatabase | None
+    virtual_network: VirtualNetwork | None = None
 
 
 def sample_text(rng: random.Random, size: int) -> bytes:
@@ -211,6 +219,30 @@ def _seed_postgres(lab, say, sample_name: str):
     return server, sample
 
 
+def _seed_network(lab, say, datasources) -> VirtualNetwork:
+    """vnet-lab and its two subnets; the seed that creates the VNet puts the datasources in the workload subnet."""
+    from portal.inventory import dns
+
+    trainer = lab.trainer
+    vnet = VirtualNetwork.objects.filter(resource_group=lab.lab_group, name__iexact=VNET).first()
+    created = vnet is None
+    if created:
+        vnet = services.create_virtual_network(trainer, resource_group=lab.lab_group, name=VNET, region=lab.region,
+                                               address_prefixes=[VNET_SPACE], subnet_name=WORKLOAD_SUBNET,
+                                               subnet_prefix=WORKLOAD_PREFIX)
+    for name, prefix in ((WORKLOAD_SUBNET, WORKLOAD_PREFIX), (ENDPOINT_SUBNET, ENDPOINT_PREFIX)):
+        if not vnet.subnets.filter(name__iexact=name).exists():
+            services.add_subnet(trainer, vnet, name=name, address_prefix=prefix)
+    workload = vnet.subnets.get(name__iexact=WORKLOAD_SUBNET)
+    if created:
+        for datasource in datasources:
+            if datasource is not None and datasource.network_subnet_id is None:
+                services.set_datasource_network(trainer, datasource, workload)
+    say(f"Network: {VNET} ({VNET_SPACE}) with {WORKLOAD_SUBNET} ({WORKLOAD_PREFIX}, the lab's datasources) and "
+        f"{ENDPOINT_SUBNET} ({ENDPOINT_PREFIX}); its DNS resolver answers at {dns.resolver_address(vnet)}.")
+    return vnet
+
+
 def seed_inventory(lab, *, stdout=None, sample_database_name: str = SAMPLE_DATABASE) -> InventoryLab:
     """Seed the inventory (see the module docstring). Safe to run again: nothing is duplicated."""
 
@@ -222,7 +254,8 @@ def seed_inventory(lab, *, stdout=None, sample_database_name: str = SAMPLE_DATAB
     san, group, volume = _seed_elastic_san(lab, say)
     large = _seed_large_volume(lab, say, group)
     server, sample = _seed_postgres(lab, say, sample_database_name)
-    return InventoryLab(source, target, flat, san, group, volume, large, server, sample)
+    vnet = _seed_network(lab, say, [source, target, flat, san, server])
+    return InventoryLab(source, target, flat, san, group, volume, large, server, sample, vnet)
 
 
 def lab_containers() -> list[Container]:

@@ -4,6 +4,9 @@
 - ElasticSan → VolumeGroup → Volume (a sparse raw image file), and Snapshot (Elastic SAN recovery
   points, tracked resources in a snapshot resource group)
 - PostgresServer (a DSN; the password sealed at rest) → PostgresDatabase (discovered)
+- VirtualNetwork → Subnet; PrivateEndpoint (in a subnet, with private IPs from it); PrivateDnsZone → DnsRecord
+  (A records) and VirtualNetworkLink. Each datasource sits on the public network or in a subnet
+  (``network_subnet``), the network it reaches a vault from.
 
 Where the real data lives is answered by the models (`StorageAccount.data_path`,
 `Container.path`, `Volume.image_path`, `PostgresServer.connection_params()`), so backups and
@@ -50,6 +53,8 @@ class StorageAccount(TrackedResource):
     # Empty: a folder Strongroom manages under STRONGROOM_DATA_ROOT/storage/<name>.
     # Otherwise an existing folder, attached from below STRONGROOM_ATTACH_ROOTS.
     attached_path = models.CharField(max_length=1024, blank=True)
+    # None: the public network; otherwise the subnet it reaches a vault from.
+    network_subnet = models.ForeignKey("Subnet", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta(TrackedResource.Meta):
         constraints = [models.UniqueConstraint(Lower("name"), name="unique_storage_account_name")]
@@ -127,6 +132,7 @@ class ElasticSan(TrackedResource):
     sku = models.CharField(max_length=20, choices=Sku.choices, default=Sku.PREMIUM_LRS)
     base_size_tib = models.PositiveIntegerField(default=1)
     extended_capacity_size_tib = models.PositiveIntegerField(default=0)
+    network_subnet = models.ForeignKey("Subnet", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta(TrackedResource.Meta):
         constraints = [
@@ -322,6 +328,7 @@ class PostgresServer(TrackedResource):
     # A training sandbox's server on the shared lab cluster: discovery and backups see only the databases
     # the login owns (as an Azure flexible server holds only its own), never another sandbox's.
     only_owned_databases = models.BooleanField(default=False)
+    network_subnet = models.ForeignKey("Subnet", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta(TrackedResource.Meta):
         constraints = [models.UniqueConstraint(Lower("name"), name="unique_postgres_server_name")]
@@ -383,3 +390,160 @@ class PostgresDatabase(models.Model):
 
     def connection_params(self):
         return self.server.connection_params(dbname=self.name)
+
+
+# --- networking -----------------------------------------------------------------------------------
+
+
+class VirtualNetwork(TrackedResource):
+    """A virtual network: address spaces (CIDR), subnets, and a DNS resolver of its own.
+
+    ``resolver_number`` (the highest in use plus one) gives the VNet its resolver's loopback address
+    (`portal.inventory.network.dns.resolver_address`): the answers there come from the private DNS
+    zones linked to this VNet, otherwise the public answer.
+    """
+
+    RESOURCE_TYPE = ops.VIRTUAL_NETWORK_TYPE
+
+    address_prefixes = models.JSONField(default=list)  # ["10.20.0.0/16"]
+    resolver_number = models.PositiveIntegerField(unique=True)
+
+    class Meta(TrackedResource.Meta):
+        constraints = [models.UniqueConstraint(Lower("name"), "resource_group", name="unique_vnet_per_group")]
+
+
+class Subnet(models.Model):
+    """A subnet of a VNet: one CIDR inside the VNet's address space, overlapping no other subnet of it.
+    Azure keeps five addresses of each (network, .1 gateway, .2 and .3 DNS, broadcast)."""
+
+    RESOURCE_TYPE = ops.SUBNET_TYPE
+
+    virtual_network = models.ForeignKey(VirtualNetwork, on_delete=models.CASCADE, related_name="subnets")
+    name = models.CharField(max_length=80)
+    address_prefix = models.CharField(max_length=43)  # "10.20.1.0/24"
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), "virtual_network", name="unique_subnet_per_vnet")]
+
+    def __str__(self):
+        return f"{self.virtual_network.name}/{self.name}"
+
+    def save(self, *args, **kwargs):
+        self.resource_id = f"{self.virtual_network.resource_id}/subnets/{self.name}"
+        super().save(*args, **kwargs)
+
+    @property
+    def resource_group(self):
+        return self.virtual_network.resource_group
+
+    @property
+    def region(self):
+        return self.virtual_network.region
+
+
+class PrivateEndpoint(TrackedResource):
+    """A private endpoint (Microsoft.Network/privateEndpoints): private IPs in a subnet, connected to a
+    target resource's sub-resource (a vault's ``AzureBackup`` or ``AzureBackup_Secondary``).
+
+    The target's side of the connection (its state: Pending, Approved, Rejected, Disconnected) belongs to the
+    target (`vaults.models.PrivateEndpointConnection`); this row is the network's side.
+    """
+
+    RESOURCE_TYPE = ops.PRIVATE_ENDPOINT_TYPE
+
+    subnet = models.ForeignKey(Subnet, on_delete=models.PROTECT, related_name="private_endpoints")
+    target_resource_id = models.CharField(max_length=512)
+    target_sub_resource = models.CharField(max_length=40)  # "AzureBackup", "AzureBackup_Secondary"
+    # [{"fqdn": "<vault>-ab-pod01-prot1.privatelink.eus.backup.windowsazure.com", "ip": "10.20.1.4"}, …]
+    ip_configurations = models.JSONField(default=list)
+    integrate_with_private_dns = models.BooleanField(default=True)
+    request_message = models.CharField(max_length=140, blank=True)
+
+    class Meta(TrackedResource.Meta):
+        constraints = [models.UniqueConstraint(Lower("name"), "resource_group", name="unique_private_endpoint_per_group")]
+
+    @property
+    def private_ips(self) -> list[str]:
+        return [c["ip"] for c in self.ip_configurations]
+
+
+class PrivateDnsZone(TrackedResource):
+    """A private DNS zone (``privatelink.eus.backup.windowsazure.com``): A records, and the VNets it answers in."""
+
+    RESOURCE_TYPE = ops.PRIVATE_DNS_ZONE_TYPE
+
+    class Meta(TrackedResource.Meta):
+        constraints = [models.UniqueConstraint(Lower("name"), "resource_group", name="unique_dns_zone_per_group")]
+
+
+class DnsRecord(models.Model):
+    """An A record of a private DNS zone: ``name`` is relative to the zone (``<vault>-ab-pod01-prot1``)."""
+
+    RESOURCE_TYPE = ops.DNS_A_RECORD_TYPE
+
+    zone = models.ForeignKey(PrivateDnsZone, on_delete=models.CASCADE, related_name="records")
+    name = models.CharField(max_length=253)
+    ip = models.GenericIPAddressField(protocol="IPv4")
+    ttl = models.PositiveIntegerField(default=10)
+    # The endpoint that wrote it (Integrate with private DNS zone = Yes); None: added by hand.
+    private_endpoint = models.ForeignKey(PrivateEndpoint, null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="dns_records")
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), "zone", name="unique_a_record_per_zone")]
+
+    def __str__(self):
+        return f"{self.name}.{self.zone.name}"
+
+    def save(self, *args, **kwargs):
+        self.resource_id = f"{self.zone.resource_id}/A/{self.name}"
+        super().save(*args, **kwargs)
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.zone.name}".lower()
+
+    @property
+    def resource_group(self):
+        return self.zone.resource_group
+
+    @property
+    def region(self):
+        return self.zone.region
+
+
+class VirtualNetworkLink(models.Model):
+    """A private DNS zone linked to a VNet: the VNet's resolver answers from the zone."""
+
+    RESOURCE_TYPE = ops.VIRTUAL_NETWORK_LINK_TYPE
+
+    zone = models.ForeignKey(PrivateDnsZone, on_delete=models.CASCADE, related_name="links")
+    virtual_network = models.ForeignKey(VirtualNetwork, on_delete=models.CASCADE, related_name="dns_links")
+    name = models.CharField(max_length=80)
+    resource_id = models.CharField(max_length=512, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint("zone", "virtual_network", name="unique_link_per_zone_and_vnet")]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.resource_id = f"{self.zone.resource_id}/virtualNetworkLinks/{self.name}"
+        super().save(*args, **kwargs)
+
+    @property
+    def resource_group(self):
+        return self.zone.resource_group
+
+    @property
+    def region(self):
+        return self.zone.region

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from portal.inventory.models import Volume
-from portal.inventory.views import elastic_san, postgresql, storage
+from portal.inventory.views import elastic_san, network, postgresql, private_dns, storage
 
 urlpatterns = [
     path("storage-accounts/", storage.storage_account_list, name="storage_account_list"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("storage-accounts/<int:pk>/", storage.storage_account_detail, name="storage_account_detail"),
     path("storage-accounts/<int:pk>/containers/", storage.storage_account_containers, name="storage_account_containers"),
     path("storage-accounts/<int:pk>/containers/create/", storage.container_create, name="container_create"),
+    path("storage-accounts/<int:pk>/networking/", storage.storage_account_network, name="storage_account_network"),
     path("storage-accounts/<int:pk>/delete/", storage.storage_account_delete, name="storage_account_delete"),
     path("containers/<int:pk>/", storage.container_detail, name="container_detail"),
     path("containers/<int:pk>/upload/", storage.container_upload, name="container_upload"),
@@ -23,6 +24,7 @@ urlpatterns = [
     path("elastic-sans/<int:pk>/volume-groups/", elastic_san.elastic_san_volume_groups, name="elastic_san_volume_groups"),
     path("elastic-sans/<int:pk>/volume-groups/create/", elastic_san.volume_group_create, name="volume_group_create"),
     path("elastic-sans/<int:pk>/volumes/", elastic_san.elastic_san_volumes, name="elastic_san_volumes"),
+    path("elastic-sans/<int:pk>/networking/", elastic_san.elastic_san_network, name="elastic_san_network"),
     path("elastic-sans/<int:pk>/delete/", elastic_san.elastic_san_delete, name="elastic_san_delete"),
     path("volume-groups/<int:pk>/", elastic_san.volume_group_detail, name="volume_group_detail"),
     path("volume-groups/<int:pk>/volumes/create/", elastic_san.volume_create, name="volume_create"),
@@ -48,7 +50,28 @@ urlpatterns = [
     path("postgresql-servers/<int:pk>/databases/", postgresql.postgres_server_databases, name="postgres_server_databases"),
     path("postgresql-servers/<int:pk>/databases/create/", postgresql.postgres_database_create, name="postgres_database_create"),
     path("postgresql-servers/<int:pk>/test-connection/", postgresql.postgres_server_refresh, name="postgres_server_refresh"),
+    path("postgresql-servers/<int:pk>/networking/", postgresql.postgres_server_network, name="postgres_server_network"),
     path("postgresql-servers/<int:pk>/delete/", postgresql.postgres_server_delete, name="postgres_server_delete"),
     path("postgresql-databases/<int:pk>/", postgresql.postgres_database_detail, name="postgres_database_detail"),
     path("postgresql-databases/<int:pk>/delete/", postgresql.postgres_database_delete, name="postgres_database_delete"),
+    path("virtual-networks/", network.vnet_list, name="vnet_list"),
+    path("virtual-networks/create/", network.vnet_create, name="vnet_create"),
+    path("virtual-networks/<int:pk>/", network.vnet_detail, name="vnet_detail"),
+    path("virtual-networks/<int:pk>/subnets/create/", network.subnet_add, name="subnet_create"),
+    path("virtual-networks/<int:pk>/delete/", network.vnet_delete, name="vnet_delete"),
+    path("subnets/<int:pk>/", network.subnet_detail, name="subnet_detail"),
+    path("subnets/<int:pk>/delete/", network.subnet_delete, name="subnet_delete"),
+    path("private-endpoints/", network.private_endpoint_list, name="private_endpoint_list"),
+    path("private-endpoints/<int:pk>/", network.private_endpoint_detail, name="private_endpoint_detail"),
+    path("private-endpoints/<int:pk>/delete/", network.private_endpoint_delete, name="private_endpoint_delete"),
+    path("private-dns-zones/", private_dns.dns_zone_list, name="dns_zone_list"),
+    path("private-dns-zones/create/", private_dns.dns_zone_create, name="dns_zone_create"),
+    path("private-dns-zones/<int:pk>/", private_dns.dns_zone_detail, name="dns_zone_detail"),
+    path("private-dns-zones/<int:pk>/records/create/", private_dns.dns_record_add, name="dns_record_create"),
+    path("private-dns-zones/<int:pk>/links/create/", private_dns.dns_link_add, name="dns_link_create"),
+    path("private-dns-zones/<int:pk>/delete/", private_dns.dns_zone_delete, name="dns_zone_delete"),
+    path("private-dns-records/<int:pk>/", private_dns.dns_record_detail, name="dns_record_detail"),
+    path("private-dns-records/<int:pk>/delete/", private_dns.dns_record_delete, name="dns_record_delete"),
+    path("virtual-network-links/<int:pk>/", private_dns.dns_link_detail, name="dns_link_detail"),
+    path("virtual-network-links/<int:pk>/delete/", private_dns.dns_link_delete, name="dns_link_delete"),
 ]

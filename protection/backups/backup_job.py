@@ -31,6 +31,7 @@ from security import clock
 from security.audit import record_denial
 from security.guards import evaluate
 from security.operations import BACKUP_ACTION
+from vaults.networking.guard import NETWORK_GUARD
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,9 @@ def _authorize_run(job: Job, instance: BackupInstance) -> None:
                                                          job.scheduled_time.isoformat() if job.scheduled_time else None})
     if not decision.allowed:
         record_denial(actor, decision, {"instance": instance.name, "jobId": str(job.pk)})
-        raise jobs.JobError("UserErrorBackupNotAuthorized", f"{decision.reason} {decision.remedy}".strip())
+        # A refusal of the vault's network keeps its own code (PublicNetworkAccessDenied, ...).
+        code = decision.code if decision.guard == NETWORK_GUARD else "UserErrorBackupNotAuthorized"
+        raise jobs.JobError(code, f"{decision.reason} {decision.remedy}".strip())
 
 
 def _back_up(job: Job, instance: BackupInstance, driver, run: RunContext, new: NewPoint):

@@ -32,6 +32,7 @@ from security import clock
 from security.audit import caller_label, guarded, record_denial
 from security.guards import evaluate
 from security.operations import BACKUP_ACTION, RESUME_BACKUPS, RESUME_PROTECTION, STOP_PROTECTION, SUSPEND_BACKUPS
+from vaults.networking.guard import NETWORK_GUARD
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +212,9 @@ def _dispatch_one(instance, policy, now, system, report: DispatchReport) -> None
             report.advanced += 1
             return
         decision = evaluate(system, BACKUP_ACTION, instance, {"scheduled_time": slot.isoformat()})
-        if not decision.allowed:
+        # A slot the vault's network refuses still gets its job, which fails with the network's code (and
+        # raises Backup Failure) when it runs: a trainee sees the scheduled backup fail, not vanish.
+        if not decision.allowed and decision.guard != NETWORK_GUARD:
             record_denial(system, decision, {"instance": instance.name, "scheduledTime": slot.isoformat()})
             report.refused += 1
             return

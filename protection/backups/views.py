@@ -51,7 +51,8 @@ def _actions_context(request, instance, **extra):
     preview["undelete"] = deletion.undelete_preview(principal, instance)
     return {
         "instance": instance,
-        "can_backup": state == ProtectionState.CONFIGURED and preview["backup"].allowed,
+        # Clickable unless RBAC refuses: another guard (the vault's network) is previewed beside it.
+        "can_backup": state == ProtectionState.CONFIGURED and _actionable(preview["backup"]),
         "backup_refusal": preview["backup"].reason,
         "can_stop": state in (ProtectionState.CONFIGURED, ProtectionState.PROTECTION_ERROR, ProtectionState.BACKUPS_SUSPENDED)
         and (_actionable(preview["stop"]) or _actionable(preview["suspend"])),
@@ -85,7 +86,7 @@ def instance_backup_now(request, pk):
     instance = _instance_or_404(request, pk)
     if request.method == "GET":  # someone who may read but not back up meets the explained denial
         decision = evaluate(request.principal, ops.BACKUP_ACTION, instance)
-        if not decision.allowed:
+        if not _actionable(decision):
             raise GuardDenied(decision)
     form = BackupNowForm(instance, request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -93,6 +94,11 @@ def instance_backup_now(request, pk):
             job = backups.backup_now(request.principal, instance, retention_rule=form.cleaned_data["retention_rule"])
         except ValidationError as exc:
             form_errors_from(form, exc)
+        except GuardDenied as exc:  # another guard than RBAC (the vault's network): said in the pane
+            if exc.decision.guard == "RBAC":
+                raise
+            refusal = exc.decision
+            form.add_error(None, f"{refusal.code}: {refusal.reason} What would lift it: {refusal.remedy}")
         else:
             if request.htmx:
                 response = render(request, "protection/backups/_backup_started.html", {"job": decorate(job), "instance": instance})

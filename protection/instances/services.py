@@ -43,6 +43,7 @@ from security.operations import (
 )
 from security.rbac import authorize
 from vaults.guards import retention_reduced
+from vaults import services as vault_services
 
 INSTANCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 INSTANCE_NAME_MAX = 150
@@ -377,6 +378,8 @@ def configure_protection(principal, *, vault, policy: BackupPolicy, selections: 
         if not evaluate(principal, INSTANCE_WRITE, target, change).allowed:
             with guarded(principal, INSTANCE_WRITE, target, change=change):
                 pass  # logs the refusal and raises GuardDenied
+    # An authorized attempt counts, whatever comes of it: before anything below can fail and roll back.
+    vault_services.mark_protection_attempted(vault)
     names = [s.instance_name.lower() for s in selections]
     errors: dict[str, list[str]] = {}
     for sel in selections:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from protection import datasource_types
+from protection import datasource_types, network
 from protection.models import ProtectionState
 from security.audit import record_denial
 from security.guards import Decision, GuardDenied, Refusal, evaluate
@@ -133,6 +133,10 @@ def decide(principal, point, kind: str, item: str = "") -> Decision:
         raise ValueError(kind)
     if not decision.allowed:
         return decision
+    network_refused = network.decision(principal, instance, RESTORE,
+                                       what=network.BROWSE_WHAT if kind == LIST else "Downloading from the recovery point")
+    if network_refused is not None:
+        return network_refused
     refusal = state_refusal(instance)
     if refusal is not None:
         return Decision(False, RESTORE, instance.resource_id, _name(principal), refusal)

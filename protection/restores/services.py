@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from protection import datasource_types
+from protection import network
 from protection.datasources.base import RunContext
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState, RecoveryPoint
@@ -183,7 +184,8 @@ def start_restore(principal, point: RecoveryPoint, target) -> Job:
     """**Restore**: validate again, then create and enqueue the Restore job."""
     instance = point.instance
     vault = instance.vault
-    with guarded(principal, RESTORE, instance, change={"recoveryPointId": str(point.pk)},
+    change = {"recoveryPointId": str(point.pk), "targetResourceId": network.target_resource_id(target)}
+    with guarded(principal, RESTORE, instance, change=change,
                  details=_details(point, target)) as op:
         row = BackupInstance.objects.select_for_update().select_related("vault").get(pk=instance.pk)
         point.instance = row
@@ -259,6 +261,10 @@ def run_restore_job(job: Job, progress: jobs.Progress) -> dict:
     started = clock.now()
     try:
         _leftovers(job, point, target)
+        refused = network.refusal(point.instance, what=network.RESTORE_WHAT,
+                                  target_resource_id=network.target_resource_id(target))
+        if refused is not None:  # the vault's network, asked again when the job runs
+            raise jobs.JobError(refused.code, f"{refused.reason} {refused.remedy}")
         problem = _identity_problem(point.instance.vault)
         if problem:
             raise jobs.JobError(validation.MISSING_PERMISSIONS, f"{validation.MISSING_PERMISSIONS_TEXT} {problem}")

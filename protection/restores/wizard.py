@@ -9,6 +9,7 @@ on the last tab starts the Restore job and opens its page.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -20,6 +21,8 @@ from protection.pages import ProtectionWizard
 from protection.restores import readiness, services
 from protection.restores.forms import RecoveryPointForm, RestoreBasicsForm, RestoreParametersForm
 from security import clock
+from security.guards import GuardDenied
+from vaults.networking.guard import NETWORK_GUARD
 
 
 class RestoreWizard(ProtectionWizard):
@@ -112,6 +115,12 @@ class RestoreWizard(ProtectionWizard):
     def done(self, form_list, form_dict, **kwargs):
         params = form_dict["parameters"]
         point = form_dict["point"].cleaned_data["recovery_point"]
-        job = services.start_restore(self.request.principal, point, params.target())
+        try:
+            job = services.start_restore(self.request.principal, point, params.target())
+        except GuardDenied as exc:  # the vault's network: said on Review, as the rules are (others: the 403 page)
+            if exc.decision.guard != NETWORK_GUARD:
+                raise
+            decision = exc.decision
+            raise ValidationError(f"{decision.code}: {decision.reason} What would lift it: {decision.remedy}") from None
         messages.success(self.request, f"Restore of '{point.instance.name}' started: progress shows below.")
         return redirect("protection:job_detail", pk=job.pk)

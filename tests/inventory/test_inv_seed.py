@@ -52,3 +52,28 @@ def test_the_seed_builds_the_inventory_with_real_data_and_can_run_again(lab, pg_
     assert ElasticSan.objects.count() == 1 and Volume.objects.get(name=VOLUME).sample_writes == 1
     assert Volume.objects.get(name=LARGE_VOLUME).sample_writes == 1  # generated once, left alone after
     assert PostgresDatabase.objects.filter(is_sample=True).count() == 1
+
+
+def test_the_seed_puts_the_lab_datasources_in_vnet_lab_once(lab, pg_name, local_postgres):
+    """GIVEN the lab tenancy WHEN the inventory is seeded THEN vnet-lab (10.20.0.0/16) has snet-workload and
+    snet-endpoints and every seeded datasource is in snet-workload; a datasource moved to the public network
+    stays there when the seed runs again, and nothing is duplicated."""
+    from portal.inventory import services
+    from portal.inventory.lab import ENDPOINT_SUBNET, VNET, WORKLOAD_SUBNET
+    from portal.inventory.models import Subnet, VirtualNetwork
+
+    first = seed_inventory(lab, sample_database_name=pg_name("sr_inv_seed_net"))
+    vnet = first.virtual_network
+    assert vnet.name == VNET and vnet.address_prefixes == ["10.20.0.0/16"] and vnet.resource_group == lab.lab_group
+    subnets = {s.name: s.address_prefix for s in vnet.subnets.all()}
+    assert subnets == {WORKLOAD_SUBNET: "10.20.1.0/24", ENDPOINT_SUBNET: "10.20.2.0/25"}
+    workload = vnet.subnets.get(name=WORKLOAD_SUBNET)
+    for datasource in (first.source_account, first.target_account, first.flat_account, first.elastic_san,
+                       first.postgres_server):
+        datasource.refresh_from_db()
+        assert datasource.network_subnet == workload, datasource.name
+    services.set_datasource_network(lab.trainer, first.flat_account, None)
+    seed_inventory(lab, sample_database_name=first.sample_database.name)
+    first.flat_account.refresh_from_db()
+    assert first.flat_account.network_subnet is None
+    assert VirtualNetwork.objects.count() == 1 and Subnet.objects.count() == 2

@@ -44,6 +44,7 @@ class Pair:
     instance_b: object
     job_b: object
     guard_b: object
+    network_b: dict  # B's VNet, subnet, private DNS zone with a record and a link, private endpoint
 
 
 @pytest.fixture
@@ -56,7 +57,30 @@ def pair(lab, make_trainee, probe_lab):
     job_b = backup_now(b, instance_b)
     guard_b = mua.create_resource_guard(world_b.security_admin, resource_group_id=world_b.security_group.resource_id,
                                         name=f"guard-{world_b.names.code}", region=LAB_REGION)
-    return Pair(a, b, world_a, world_b, run_b, vault_b, instance_b, job_b, guard_b)
+    return Pair(a, b, world_a, world_b, run_b, vault_b, instance_b, job_b, guard_b, b_network(lab, world_b, vault_b))
+
+
+def b_network(lab, world: SandboxWorld, vault) -> dict:
+    """Networking in B's sandbox: every name carries B's code, and B's source account sits in the subnet, beside a
+    private endpoint to B's vault (its row as the vault networking service makes it: B's vault protects already)."""
+    from portal.inventory import services as inventory
+    from portal.inventory.models import PrivateEndpoint
+
+    code, group = world.names.code, world.backup_group
+    vnet = inventory.create_virtual_network(lab.trainer, resource_group=group, name=f"vnet-{code}",
+                                            region=world.source_account.region, address_prefixes="10.20.0.0/16",
+                                            subnet_name=f"snet-{code}", subnet_prefix="10.20.1.0/24")
+    inventory.set_datasource_network(lab.trainer, world.source_account, vnet.subnets.get())
+    zone = inventory.create_private_dns_zone(lab.trainer, resource_group=group, name=f"zone-{code}.contoso.internal")
+    record = inventory.add_a_record(lab.trainer, zone, name=f"rec-{code}", ip="10.20.1.4")
+    link = inventory.add_vnet_link(lab.trainer, zone, name=f"link-{code}", virtual_network=vnet)
+    endpoint = PrivateEndpoint.objects.create(
+        name=f"pe-{code}", resource_group=group, region=vnet.region, subnet=vnet.subnets.get(),
+        target_resource_id=vault.resource_id, target_sub_resource="AzureBackup",
+        ip_configurations=[{"fqdn": f"{vault.name}-ab-pod01-prot1.privatelink.eus.backup.windowsazure.com",
+                            "ip": "10.20.1.5"}])
+    return {"vnet": vnet, "subnet": vnet.subnets.get(), "zone": zone, "record": record, "link": link,
+            "endpoint": endpoint}
 
 
 def markers(trainee, world: SandboxWorld) -> list[str]:
@@ -97,7 +121,12 @@ def b_objects(pair: Pair) -> list[tuple[str, object]]:
         ("postgres_database_", w.pg_database), ("vault_", pair.vault_b), ("policy_", pair.instance_b.policy),
         ("instance_", pair.instance_b), ("job_", pair.job_b), ("recovery_point_", point), ("guard_", pair.guard_b),
         ("request_access", pair.guard_b), ("run_page", pair.run_b), ("solve", pair.run_b),
-        ("reset_for_trainee", pair.run_b),
+        ("reset_for_trainee", pair.run_b), ("private_endpoint_detail", pair.network_b["endpoint"]),
+        ("private_endpoint_delete", pair.network_b["endpoint"]), ("private_endpoint_", pair.vault_b),
+        ("vnet_", pair.network_b["vnet"]), ("subnet_create", pair.network_b["vnet"]),
+        ("subnet_", pair.network_b["subnet"]), ("dns_zone_", pair.network_b["zone"]),
+        ("dns_record_create", pair.network_b["zone"]), ("dns_link_create", pair.network_b["zone"]),
+        ("dns_record_", pair.network_b["record"]), ("dns_link_", pair.network_b["link"]),
     ]
 
 
@@ -112,7 +141,8 @@ def url_for(key: str, pattern: URLPattern, pair: Pair, slug: str) -> tuple[str |
     obj = next((o for prefix, o in b_objects(pair) if name.startswith(prefix)), None)
     if obj is None:
         return None, False
-    extra = {"database": pair.world_b.names.pg_database, "step": "scratch"}
+    # B's vault has no private endpoint connection: any id does (the vault is not found first).
+    extra = {"database": pair.world_b.names.pg_database, "step": "scratch", "connection_pk": 1, "action": "approve"}
     return reverse(key, args=[obj.pk] + [extra[p] for p in params[1:]]), True
 
 

@@ -70,6 +70,16 @@ def test_reset_gives_a_fresh_sandbox_and_the_old_one_is_hidden_then_taken_down(l
     names = old.names
     folders = [old.source_account.data_path, old.target_account.data_path, old.elastic_san.data_path]
     blob_names = names_in(old.source_account)
+    # The trainee made a network of their own and put their account in it: the take-down removes it too.
+    from portal.inventory import services as inventory
+    from portal.inventory.models import PrivateDnsZone, VirtualNetwork
+
+    vnet = inventory.create_virtual_network(trainee, resource_group=old.backup_group, name=f"vnet-{names.code}",
+                                            region=old.source_account.region, address_prefixes="10.20.0.0/16",
+                                            subnet_name="snet-a", subnet_prefix="10.20.1.0/24")
+    inventory.set_datasource_network(trainee, old.source_account, vnet.subnets.get())
+    zone = inventory.create_private_dns_zone(trainee, resource_group=old.backup_group, name=f"zone-{names.code}.internal")
+    inventory.add_vnet_link(trainee, zone, name="link-a", virtual_network=vnet)
 
     new_run = services.reset_lab(trainee, run, run_jobs_inline=True)
 
@@ -90,6 +100,7 @@ def test_reset_gives_a_fresh_sandbox_and_the_old_one_is_hidden_then_taken_down(l
     assert on_cluster(names.pg_login, names.pg_database) == (False, False)
     assert not any(p.exists() for p in folders) and paths_of(names.code, settings) == []
     assert not ResourceGroup.objects.filter(subscription__resource_id=retired.subscription_id).exists()
+    assert not VirtualNetwork.objects.filter(pk=vnet.pk).exists() and not PrivateDnsZone.objects.filter(pk=zone.pk).exists()
     world = SandboxWorld(gone)
     assert (world.source_account, world.target_account, world.pg_server, world.security_admin is not None) == (
         None, None, None, True)

@@ -8,6 +8,7 @@ which guard) must be the service's: called inside a transaction that is rolled b
 is "allowed", a `GuardDenied` is "refused by" its guard, and a `ValidationError` (a refusal no preview can
 see) fails the test.
 
+The lab vault denies public network access, so its backups are previewed as the network guard refuses them.
 Restore is left out: its pages decide with the restore target and the instance's own state rule
 (`protection.restores.access`), not with the instance alone.
 """
@@ -119,6 +120,10 @@ def world(monkeypatch):
     inventory.create_container(t, account, name="reports")
     stopped = protect(lab, vault, adls_long, account, name="bi-stopped")
     backups.stop_backup(t, stopped, retain=backups.RETAIN_FOREVER)
+    # The lab vault denies public network access: its datasources reach it through no approved endpoint.
+    from vaults.networking import services as networking
+
+    networking.set_public_network_access(t, vault, "Disabled")
     return lab
 
 
@@ -151,6 +156,13 @@ def _vault_cases(vault) -> list[Case]:
         cases.append(Case(f"{vault.name}: immutability blade", ops.VAULT_WRITE, load,
                           lambda p, v: services.update_immutability(p, v, state="Disabled"),
                           lambda v: services.immutability_change(v, state="Disabled")))
+    # The Networking blade's Public access tab: Apply (Deny, or back to Allow).
+    from vaults.networking import services as networking
+
+    flip = "Enabled" if vault.public_network_access == "Disabled" else "Disabled"
+    cases.append(Case(f"{vault.name}: public network access {flip}", ops.VAULT_PUBLIC_ACCESS_WRITE, load,
+                      lambda p, v: networking.set_public_network_access(p, v, flip),
+                      lambda v: networking.public_access_change(v, flip)))
     if mua.is_linked(vault.resource_id):
         cases.append(Case(f"{vault.name}: remove MUA protection", ops.PROXY_DELETE, load, mua.unlink_resource_guard))
     return cases
@@ -246,4 +258,4 @@ def test_every_preview_is_the_service_s_decision_for_every_persona(world):
     assert not mismatches, "\n".join(mismatches)
     # The lab shows every kind of decision, soft delete's own refusals among them.
     assert {ALLOWED, ("refused", "RBAC"), ("refused", "MUA"), ("refused", "Immutability"),
-            ("refused", "Soft delete"), ("refused", "Vault deletion rules")} <= seen
+            ("refused", "Soft delete"), ("refused", "Vault deletion rules"), ("refused", "Network access")} <= seen

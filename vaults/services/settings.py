@@ -131,3 +131,13 @@ def mark_protected_item_added(vault) -> None:
     """
     BackupVault.objects.filter(pk=vault.pk, has_ever_protected_item=False).update(has_ever_protected_item=True)
     vault.has_ever_protected_item = True
+
+
+def mark_protection_attempted(vault) -> None:
+    """Record that protection was attempted on the vault, whatever comes of it (a vault's first private
+    endpoint needs a vault that never had one, reference §4). Protection calls it once the person is
+    authorized and before anything can fail: outside a transaction the update commits at once, so the
+    attempt's own failure and rollback leave it set."""
+    if not vault.protection_attempted:
+        BackupVault.objects.filter(pk=vault.pk, protection_attempted=False).update(protection_attempted=True)
+    vault.protection_attempted = True

@@ -6,7 +6,8 @@ data rolls the row back.
 
 One module per kind of resource: `storage` (accounts, containers), `blob_data` (blobs), `elastic_san`
 (SANs, volume groups, volumes, snapshots), `volume_jobs` (sample data and checksums, on a worker) and
-`postgresql` (servers, databases). This package gathers their names, so callers keep writing
+`postgresql` (servers, databases), `network` (virtual networks, subnets, a datasource's network) and
+`private_dns` (private DNS zones, A records, virtual network links). This package gathers their names, so callers keep writing
 ``from portal.inventory import services`` and ``services.create_volume(...)``; the action names it
 offers are the operations catalogue's (`security.operations`).
 """
@@ -34,6 +35,17 @@ from portal.inventory.services.elastic_san import (  # noqa: F401
     delete_volume,
     delete_volume_group,
 )
+from portal.inventory.services.network import (  # noqa: F401
+    DATASOURCE_WRITE,
+    add_subnet,
+    create_virtual_network,
+    delete_private_endpoint,
+    delete_subnet,
+    delete_virtual_network,
+    free_addresses,
+    set_datasource_network,
+    subnet_usage,
+)
 from portal.inventory.services.postgresql import (  # noqa: F401
     create_database,
     create_postgres_server,
@@ -41,6 +53,14 @@ from portal.inventory.services.postgresql import (  # noqa: F401
     delete_database,
     delete_postgres_server,
     refresh_postgres_server,
+)
+from portal.inventory.services.private_dns import (  # noqa: F401
+    add_a_record,
+    add_vnet_link,
+    create_private_dns_zone,
+    delete_a_record,
+    delete_private_dns_zone,
+    delete_vnet_link,
 )
 from portal.inventory.services.storage import (  # noqa: F401
     container_resource_id,

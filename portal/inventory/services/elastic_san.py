@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from portal.inventory import fs, naming, volumes
 from portal.inventory.models import GIB, ElasticSan, Snapshot, Volume, VolumeGroup
 from portal.inventory.services.common import check_region, forget_assignments, make_data_dir, new_resource_id
+from portal.inventory.services.network import check_same_region, check_subnet_join
 from portal.inventory.services.volume_jobs import lock_idle_volume
 from portal.models import ResourceGroup
 from security import clock
@@ -38,12 +39,19 @@ def create_elastic_san(
     base_size_tib: int = 1,
     extended_capacity_size_tib: int = 0,
     tags: dict | None = None,
+    network_subnet=None,
 ) -> ElasticSan:
     name = (name or "").strip()
     target = new_resource_id(resource_group, ElasticSan.RESOURCE_TYPE, name or "-")
-    with guarded(principal, ELASTIC_SAN_WRITE, target, details={"sku": sku, "baseSizeTiB": base_size_tib}) as op:
+    details = {"sku": sku, "baseSizeTiB": base_size_tib}
+    if network_subnet is not None:  # in a subnet: the right to join it first
+        check_subnet_join(principal, network_subnet, target)
+        details["networkSubnet"] = network_subnet.resource_id
+    with guarded(principal, ELASTIC_SAN_WRITE, target, details=details) as op:
         naming.validate_elastic_san_name(name)
         region = check_region(region)
+        if network_subnet is not None:
+            check_same_region(network_subnet, region, name)
         if sku not in ElasticSan.Sku.values:
             raise ValidationError({"sku": "Choose Premium_LRS or Premium_ZRS."})
         if not isinstance(base_size_tib, int) or not 1 <= base_size_tib <= 100:
@@ -60,6 +68,7 @@ def create_elastic_san(
             base_size_tib=base_size_tib,
             extended_capacity_size_tib=extended_capacity_size_tib,
             tags=tags or {},
+            network_subnet=network_subnet,
         )
         op.result_scope = san.resource_id
         make_data_dir(san.data_path)

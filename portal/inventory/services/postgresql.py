@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from portal.inventory import naming, postgres
 from portal.inventory.models import PostgresDatabase, PostgresServer
 from portal.inventory.services.common import check_region, forget_assignments, new_resource_id
+from portal.inventory.services.network import check_same_region, check_subnet_join
 from portal.models import ResourceGroup
 from security import clock
 from security.audit import guarded
@@ -41,21 +42,29 @@ def create_postgres_server(
     password: str = "",
     tags: dict | None = None,
     only_owned_databases: bool = False,
+    network_subnet=None,
 ) -> PostgresServer:
     """Register a PostgreSQL server by its connection details; the password is sealed at rest."""
     name = (name or "").strip()
     host = (host or "").strip()
     admin_user = (admin_user or "").strip()
     target = new_resource_id(resource_group, PostgresServer.RESOURCE_TYPE, name or "-")
-    with guarded(principal, POSTGRES_WRITE, target, details={"host": host, "port": port, "adminUser": admin_user}) as op:
+    details = {"host": host, "port": port, "adminUser": admin_user}
+    if network_subnet is not None:  # in a subnet: the right to join it first
+        check_subnet_join(principal, network_subnet, target)
+        details["networkSubnet"] = network_subnet.resource_id
+    with guarded(principal, POSTGRES_WRITE, target, details=details) as op:
         naming.validate_postgres_server_name(name)
         region = check_region(region)
+        if network_subnet is not None:
+            check_same_region(network_subnet, region, name)
         _check_connection_details(host, port, admin_user)
         if PostgresServer.objects.filter(name__iexact=name).exists():
             raise ValidationError({"name": f"The server name '{name}' is already in use. Choose another name."})
         server = PostgresServer(
             name=name, resource_group=resource_group, region=region, host=host, port=port,
             admin_user=admin_user, tags=tags or {}, only_owned_databases=only_owned_databases,
+            network_subnet=network_subnet,
         )
         server.resource_id = server.build_resource_id()
         if password:

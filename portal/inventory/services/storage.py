@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from portal.inventory import blobs, fs, naming
 from portal.inventory.models import Container, StorageAccount
 from portal.inventory.services.common import check_region, forget_assignments, make_data_dir, new_resource_id
+from portal.inventory.services.network import check_same_region, check_subnet_join
 from portal.models import ResourceGroup
 from security.audit import guarded
 from security.operations import CONTAINER_DELETE, CONTAINER_WRITE, STORAGE_ACCOUNT_DELETE, STORAGE_ACCOUNT_WRITE
@@ -26,6 +27,7 @@ def create_storage_account(
     sku: str = StorageAccount.Redundancy.LRS,
     attach_path: str = "",
     tags: dict | None = None,
+    network_subnet=None,
 ) -> StorageAccount:
     """Create a storage account with a new empty folder, or attach an existing folder.
 
@@ -36,9 +38,14 @@ def create_storage_account(
     details = {"hierarchicalNamespace": hierarchical_namespace, "sku": sku}
     if attach_path:
         details["attachedPath"] = attach_path
+    if network_subnet is not None:  # in a subnet: the right to join it first (Public network: nothing to join)
+        check_subnet_join(principal, network_subnet, target)
+        details["networkSubnet"] = network_subnet.resource_id
     with guarded(principal, STORAGE_ACCOUNT_WRITE, target, details=details) as op:
         naming.validate_storage_account_name(name)
         region = check_region(region)
+        if network_subnet is not None:
+            check_same_region(network_subnet, region, name)
         if sku not in StorageAccount.Redundancy.values:
             raise ValidationError({"sku": "Choose a redundancy option."})
         if StorageAccount.objects.filter(name__iexact=name).exists():
@@ -54,6 +61,7 @@ def create_storage_account(
                     sku=sku,
                     attached_path=attached,
                     tags=tags or {},
+                    network_subnet=network_subnet,
                 )
         except IntegrityError as exc:
             raise ValidationError({"name": f"The storage account named {name} is already taken."}) from exc

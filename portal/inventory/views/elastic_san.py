@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from portal.inventory import forms, services, volumes
 from portal.inventory.models import ElasticSan, Snapshot, Volume, VolumeGroup
 from portal.inventory.services.volume_jobs import JOB_ACTION, WAITING_FOR_BACKUP, activity_stale
+from portal.inventory.views.network import datasource_network_view, subnet_choices
 from portal.inventory.views.generic import (
     Kind,
     add_child_view,
@@ -62,6 +63,7 @@ elastic_san_create = create_view(
     template="portal/inventory/elastic_san_create.html",
     create=services.create_elastic_san,
     created=lambda request, san: messages.success(request, f"Elastic SAN '{san.name}' created. Add a volume group next."),
+    form_kwargs=subnet_choices,
 )
 
 
@@ -226,3 +228,6 @@ volume_delete = delete_view(
 def snapshot_detail(request, pk):
     snapshot = SNAPSHOT.get(request, pk)
     return render(request, "portal/inventory/snapshot_detail.html", SNAPSHOT.context(request, snapshot))
+
+
+elastic_san_network = datasource_network_view(SAN, "portal/inventory/_san_base.html")

@@ -98,16 +98,18 @@ def list_view(kind: Kind, *, template: str):
 
 
 def create_view(kind: Kind, *, form_class, template: str, create: Callable, created: Callable,
-                prepare: Callable | None = None):
+                prepare: Callable | None = None, form_kwargs: Callable | None = None):
     """A kind's create page: a form with a resource group the principal may create ``kind`` in.
 
     ``create(principal, **cleaned_data)`` is the service (the form's fields are its arguments);
-    ``created(request, obj)`` says so, and the page goes on to the new object's overview."""
+    ``created(request, obj)`` says so, and the page goes on to the new object's overview.
+    ``form_kwargs(request)`` gives the form more choices narrowed to the principal (a datasource's subnets)."""
 
     @login_required
     def view(request):
         groups = resource_groups_for(request.principal, kind.write)
-        form = form_class(request.POST or None, resource_groups=groups)
+        extra = form_kwargs(request) if form_kwargs else {}
+        form = form_class(request.POST or None, resource_groups=groups, **extra)
         if prepare:
             prepare(form)
 

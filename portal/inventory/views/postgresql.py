@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from portal.inventory import forms, services
 from portal.inventory.models import PostgresDatabase, PostgresServer
+from portal.inventory.views.network import datasource_network_view, subnet_choices
 from portal.inventory.views.generic import Kind, add_child_view, blade_with_form, create_view, delete_view, list_view
 from portal.shortcuts import confirmed_delete, safe_next, visible
 from security import operations as ops
@@ -42,6 +43,7 @@ postgres_server_create = create_view(
     template="portal/inventory/postgres_server_create.html",
     create=services.create_postgres_server,
     created=_created,
+    form_kwargs=subnet_choices,
 )
 
 
@@ -113,3 +115,6 @@ postgres_server_delete = delete_view(
         "and its databases are not touched."
     ),
 )
+
+
+postgres_server_network = datasource_network_view(SERVER, "portal/inventory/_server_base.html")

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.inventory import blobs, forms, services
 from portal.inventory.models import Container, StorageAccount
+from portal.inventory.views.network import datasource_network_view, subnet_choices
 from portal.inventory.views.generic import (
     Kind,
     add_child_view,
@@ -69,6 +70,7 @@ storage_account_create = create_view(
     create=_create_account,
     created=lambda request, account: messages.success(request, f"Storage account '{account.name}' created."),
     prepare=lambda form: with_attach_roots(form, "attach_path"),
+    form_kwargs=subnet_choices,
 )
 
 
@@ -237,3 +239,6 @@ container_delete = delete_view(
     # This page has always shown the "your roles do not allow deleting" note to everyone: no can_delete.
     context=lambda request, container: {"resource": container, "container": container, "account": container.account},
 )
+
+
+storage_account_network = datasource_network_view(ACCOUNT, "portal/inventory/_account_base.html")
