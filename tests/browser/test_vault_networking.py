@@ -198,3 +198,26 @@ def test_deny_public_access_then_a_pending_endpoint_approved_lets_backups_throug
     pane = _backup_now(page, live_server, instance)
     pane.get_by_role("button", name="Backup now").click()
     expect(page.locator("#backup-now-errors")).to_contain_text("PrivateEndpointNotApproved")
+
+
+def test_an_endpoint_page_and_its_deletion_leave_the_vault_connection_disconnected(page, live_server, network_lab):
+    """The owner opens Private endpoints, the hub endpoint's page (Approved, its IPs), deletes it by typing its name;
+    the vault's Private access tab then shows its connection Disconnected."""
+    vault = network_lab["vault"]
+    play_as(page, live_server, "Backup admin")
+    play(page, None)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Private endpoints").click()
+    page.get_by_role("link", name="pe-hub").click()
+    expect(page.locator("main")).to_contain_text("Approved")
+    expect(page.locator("main")).to_contain_text("10.10.1.4")
+    _both_widths(page, "private-endpoint-detail")
+    page.get_by_role("link", name="Delete").first.click()
+    page.get_by_label("Type the private endpoint name to confirm").fill("pe-hub")
+    _both_widths(page, "private-endpoint-delete")
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("Deleted private endpoint 'pe-hub'.")).to_be_visible()
+    expect(page.get_by_role("link", name="pe-hub")).to_have_count(0)
+    _networking(page, live_server, vault, "private")
+    row = page.locator("#pe-connections tr[data-state]", has_text="pe-hub")
+    expect(row.locator("[data-connection-state]")).to_have_text("Disconnected")
+    _both_widths(page, "private-access-disconnected")
