@@ -33,6 +33,12 @@ class CheckResult:
         return cls(False, message)
 
 
+def first_free_name(base: str, taken, most: int = 50) -> str:
+    """``base``, else ``base-2``, ``base-3``… the first name ``taken(name)`` says is free (a solve's name for what
+    it creates, beside what the trainee may have made already)."""
+    return next(n for n in (base, *(f"{base}-{i}" for i in range(2, most))) if not taken(n))
+
+
 _FIELD = re.compile(r"\{([a-z_]+)\}")
 
 

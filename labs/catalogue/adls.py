@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from labs.catalogue import CheckResult, Document, Lab, Step, adls_restore, register
+from labs.catalogue import CheckResult, Document, Lab, Step, adls_restore, first_free_name, register
 from labs.catalogue.adls_restore import EXCLUDED, PROTECTED, WANTED_RESTORE, names_of, when
 from protection import datasource_types, readiness
 from protection.models import BackupInstance, BackupPolicy, Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
@@ -112,7 +112,7 @@ def solve_vault(ctx) -> None:
     from vaults.services.names import name_taken
 
     group = ctx.world.backup_group
-    name = next(n for n in (VAULT_NAME, *(f"{VAULT_NAME}-{i}" for i in range(2, 50))) if not name_taken(group, n))
+    name = first_free_name(VAULT_NAME, lambda n: name_taken(group, n))
     vault_services.create_vault(ctx.trainee, name=name, region=ctx.world.source_account.region, resource_group=group)
 
 
@@ -141,7 +141,7 @@ def solve_policy(ctx) -> None:
 
     vault = _lab_vault(ctx)
     taken = set(BackupPolicy.objects.filter(vault=vault).values_list("name", flat=True))
-    name = next(n for n in (POLICY_NAME, *(f"{POLICY_NAME}-{i}" for i in range(2, 50))) if n not in taken)
+    name = first_free_name(POLICY_NAME, taken.__contains__)
     policy_services.create_policy(ctx.trainee, vault=vault, name=name, datasource_type=ADLS,
                                   spec=policy_services.default_spec(ADLS))
 

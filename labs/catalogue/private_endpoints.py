@@ -14,7 +14,7 @@ recovery points); every solve acts through the services as the trainee.
 
 from __future__ import annotations
 
-from labs.catalogue import CheckResult, Document, Lab, Step, register
+from labs.catalogue import CheckResult, Document, Lab, Step, first_free_name, register
 from portal.inventory import dns
 from portal.inventory.models import PrivateEndpoint, Subnet, VirtualNetwork
 from protection import datasource_types, readiness
@@ -118,7 +118,7 @@ def solve_vault(ctx) -> None:
     from vaults.services.names import name_taken
 
     group = ctx.world.backup_group
-    name = next(n for n in (VAULT_NAME, *(f"{VAULT_NAME}-{i}" for i in range(2, 50))) if not name_taken(group, n))
+    name = first_free_name(VAULT_NAME, lambda n: name_taken(group, n))
     vault_services.create_vault(ctx.trainee, name=name, region=ctx.world.source_account.region, resource_group=group)
 
 
@@ -175,7 +175,7 @@ def solve_endpoint(ctx) -> None:
         return
     taken = {n.lower() for n in PrivateEndpoint.objects.filter(resource_group=ctx.world.backup_group)
              .values_list("name", flat=True)}
-    name = next(n for n in (ENDPOINT_NAME, *(f"{ENDPOINT_NAME}-{i}" for i in range(2, 13))) if n not in taken)
+    name = first_free_name(ENDPOINT_NAME, lambda n: n.lower() in taken)
     net.create_private_endpoint(ctx.trainee, name=name, resource_group=ctx.world.backup_group, vault=vault,
                                 subnet=subnet, integrate_dns=True, tags={})
 
