@@ -158,3 +158,36 @@ class LabPersona(models.Model):
 
     def __str__(self):
         return self.title
+
+
+class AsyncOperation(models.Model):
+    """An API request's long-running operation, polled at its ``Azure-AsyncOperation`` URL.
+
+    One that follows a Job (``job_id``) takes the job's outcome when the job ends; see
+    ``portal.api.lro``."""
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "InProgress", "In progress"
+        SUCCEEDED = "Succeeded", "Succeeded"
+        FAILED = "Failed", "Failed"
+        CANCELED = "Canceled", "Canceled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    principal = models.ForeignKey(Principal, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=200)  # the ARM action it performs
+    subscription_id = models.CharField(max_length=36)
+    location = models.CharField(max_length=40)
+    resource_id = models.CharField(max_length=512, blank=True)
+    job_id = models.CharField(max_length=64, blank=True, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.IN_PROGRESS)
+    error = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status != self.Status.IN_PROGRESS

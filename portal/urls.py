@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from portal import views
+from portal.api.arm import build_api
 from portal.views import account, activity, iam, lab, shell, tenancy
 
 
@@ -35,7 +36,10 @@ portal_patterns = [
     path("", include("portal.inventory.urls")),
 ]
 
+arm_api = build_api()
+
 urlpatterns = [
+    path("", arm_api.urls),
     path("", include((portal_patterns, "portal"))),
     path("vaults/", include("vaults.urls")),
     path("backup/", include("protection.urls")),

@@ -40,7 +40,7 @@ LOCKDOWN = "Lockdown (test)"
 # when it runs), fired alerts, sessions and Django's own tables.
 NOT_GUARDED_STATE = {
     "security.ActivityLogEntry", "security.ActivityLogHead", "security.ActivityLogCheck",
-    "portal.Operation", "protection.Job", "security.Alert",
+    "portal.Operation", "portal.AsyncOperation", "protection.Job", "security.Alert",
     "sessions.Session", "admin.LogEntry", "contenttypes.ContentType", "auth.Permission",
 }
 

@@ -1,0 +1,11 @@
+"""The management API in the shape of Azure Resource Manager's ``Microsoft.DataProtection``.
+
+This package is the plumbing every resource route stands on: the one NinjaAPI (``arm``), bearer
+tokens (``tokens``, ``auth``), ARM's error envelope (``errors``), resource envelopes and paging
+(``envelope``), lookups with ARM's 403/404 rules (``lookups``) and long-running operations (``lro``).
+Resource routes live with their features (``vaults.api``, ``protection.api``) and call the same
+services as the pages; ``wiring`` names them by string, as the root urls do.
+"""
+
+API_VERSION = "2026-06-01"
+SUPPORTED_API_VERSIONS = (API_VERSION,)

@@ -1,0 +1,156 @@
+"""The one NinjaAPI that serves every ARM route, with ARM's errors for everything that can go wrong.
+
+``build_api()`` is called once by the root urls (the composition root): it adds the plumbing's own
+routes and each app's router, named by dotted string (``wiring.ROUTERS``), so no floor imports up.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.http import Http404
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, Throttled
+from ninja.errors import ValidationError as RequestValidationError
+
+from portal.api import API_VERSION, SUPPORTED_API_VERSIONS
+from portal.api.auth import BearerToken
+from portal.api.errors import ArmError, from_guard_denied, from_validation_error
+from security.guards import GuardDenied
+
+log = logging.getLogger(__name__)
+
+ARM_PATH_MARK = "/providers/microsoft.dataprotection/"
+
+
+def is_arm_path(path: str) -> bool:
+    return ARM_PATH_MARK in path.lower()
+
+
+def check_api_version(request) -> None:
+    """ARM's answer to a missing or unsupported ``api-version``, before anything else is looked at."""
+    if not is_arm_path(request.path):
+        return
+    version = request.GET.get("api-version")
+    supported = ", ".join(f"'{v}'" for v in SUPPORTED_API_VERSIONS)
+    if not version:
+        raise ArmError(
+            400,
+            "MissingApiVersionParameter",
+            f"The api-version query parameter (?api-version=) is required for all requests. The supported api-versions are {supported}.",
+            target="api-version",
+        )
+    if version not in SUPPORTED_API_VERSIONS:
+        raise ArmError(
+            400,
+            "InvalidApiVersionParameter",
+            f"The api-version '{version}' is invalid. The supported versions are {supported}.",
+            target="api-version",
+        )
+
+
+class VersionedBearer(BearerToken):
+    def __call__(self, request):
+        check_api_version(request)
+        return super().__call__(request)
+
+
+class ArmApi(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        version_param = {
+            "in": "query",
+            "name": "api-version",
+            "required": True,
+            "schema": {"type": "string", "enum": list(SUPPORTED_API_VERSIONS), "default": API_VERSION},
+        }
+        for path, operations in schema.get("paths", {}).items():
+            if not is_arm_path(path):
+                continue
+            for operation in operations.values():
+                params = operation.setdefault("parameters", [])
+                if not any(p.get("name") == "api-version" for p in params):
+                    params.append(dict(version_param))
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["BearerToken"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+        }
+        return schema
+
+
+def _arm_error(request, exc: ArmError):
+    return exc.response()
+
+
+def _guard_denied(request, exc: GuardDenied):
+    return from_guard_denied(exc).response()
+
+
+def _validation_error(request, exc: ValidationError):
+    return from_validation_error(exc).response()
+
+
+def _request_validation_error(request, exc: RequestValidationError):
+    details = []
+    for error in exc.errors:
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "payload", "query", "path")]
+        details.append({"code": "InvalidRequestContent", "message": error.get("msg", "Invalid value."), "target": ".".join(location) or None})
+    first = details[0] if details else {"message": "The request content is not valid.", "target": None}
+    message = f"The request content was invalid and could not be deserialized: {first['message']}"
+    if first["target"]:
+        message += f" (at '{first['target']}')"
+    return ArmError(400, "InvalidRequestContent", message, target=first["target"], details=details[1:]).response()
+
+
+def _not_found(request, exc):
+    message = str(exc) if isinstance(exc, Http404) and str(exc) else "The requested resource was not found."
+    return ArmError(404, "ResourceNotFound", message).response()
+
+
+def _authentication(request, exc):
+    return ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.").response()
+
+
+def _throttled(request, exc: Throttled):
+    return ArmError(429, "TooManyRequests", "Too many requests; retry after the interval in Retry-After.").response()
+
+
+def _http_error(request, exc: HttpError):
+    code = {400: "BadRequest", 404: "ResourceNotFound", 405: "MethodNotAllowed", 415: "UnsupportedMediaType"}.get(
+        exc.status_code, "BadRequest"
+    )
+    return ArmError(exc.status_code, code, str(exc.message)).response()
+
+
+def _unexpected(request, exc: Exception):
+    log.exception("API request failed: %s %s", request.method, request.path)
+    return ArmError(500, "InternalServerError", "The server had an unexpected error; the request changed nothing that was not committed. Try again, and report it if it persists.").response()
+
+
+def build_api() -> ArmApi:
+    from portal.api import wiring
+
+    api = ArmApi(
+        title="Strongroom Data Protection API",
+        version=API_VERSION,
+        description="Microsoft.DataProtection, as the Azure SDK for Python (azure-mgmt-dataprotection) speaks it.",
+        urls_namespace="arm",
+        auth=VersionedBearer(),
+        docs_url=None,
+        openapi_url="/providers/Strongroom/openapi.json",
+    )
+    api.add_exception_handler(ArmError, _arm_error)
+    api.add_exception_handler(GuardDenied, _guard_denied)
+    api.add_exception_handler(ValidationError, _validation_error)
+    api.add_exception_handler(RequestValidationError, _request_validation_error)
+    api.add_exception_handler(ObjectDoesNotExist, _not_found)
+    api.add_exception_handler(Http404, _not_found)
+    api.add_exception_handler(AuthenticationError, _authentication)
+    api.add_exception_handler(Throttled, _throttled)
+    api.add_exception_handler(HttpError, _http_error)
+    api.add_exception_handler(Exception, _unexpected)
+    for prefix, dotted in wiring.ROUTERS:
+        api.add_router(prefix, dotted)
+    return api

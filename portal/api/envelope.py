@@ -1,0 +1,100 @@
+"""ARM's resource envelope and list pages.
+
+A tracked resource is ``{id, name, type, location, tags, systemData, properties}``; a child (proxy)
+resource has no location or tags. Lists answer ``{"value": [...], "nextLink": ...}`` with an opaque
+``$skiptoken`` cursor: keyset over the primary key, so page 10,000 costs what page 1 costs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DataError
+
+from portal.api.errors import ArmError
+
+SKIP_TOKEN = "$skiptoken"
+
+
+def timestamp(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def system_data(created_at: dt.datetime | None, modified_at: dt.datetime | None = None) -> dict:
+    data = {}
+    if created_at:
+        data["createdAt"] = timestamp(created_at)
+    if modified_at:
+        data["lastModifiedAt"] = timestamp(modified_at)
+    return data
+
+
+def tracked(obj, type_name: str, properties: dict, **extra) -> dict:
+    """The envelope of a tracked resource (``obj`` has name, resource_id, region, tags, created_at)."""
+    body = {
+        "id": obj.resource_id,
+        "name": obj.name,
+        "type": type_name,
+        "location": obj.region_id,
+        "tags": dict(obj.tags or {}),
+    }
+    created = getattr(obj, "created_at", None)
+    if created:
+        body["systemData"] = system_data(created)
+    body.update({k: v for k, v in extra.items() if v is not None})
+    body["properties"] = properties
+    return body
+
+
+def proxy(resource_id: str, name: str, type_name: str, properties: dict, **extra) -> dict:
+    body = {"id": resource_id, "name": name, "type": type_name}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    body["properties"] = properties
+    return body
+
+
+def page_size() -> int:
+    return int(getattr(settings, "STRONGROOM_API_PAGE_SIZE", 200))
+
+
+def _encode(value) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def _decode(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ArmError(400, "InvalidSkipToken", "The $skiptoken is not one this API gave out; start the list again without it.", target=SKIP_TOKEN) from None
+
+
+def page(request, queryset, serialize, *, size: int | None = None, order: str = "pk") -> dict:
+    """One page of ``queryset`` in ``order`` (a unique, indexed field; "-field" for descending),
+    serialized, with the ``nextLink`` that continues after its last item."""
+    size = size or page_size()
+    field = order.lstrip("-")
+    token = request.GET.get(SKIP_TOKEN)
+    if token:
+        after = _decode(token)
+        lookup = f"{field}__lt" if order.startswith("-") else f"{field}__gt"
+        try:
+            queryset = queryset.filter(**{lookup: after})
+            rows = list(queryset.order_by(order)[: size + 1])
+        except (ValueError, TypeError, ArithmeticError, ValidationError, DataError):
+            raise ArmError(400, "InvalidSkipToken", "The $skiptoken is not valid; start the list again without it.", target=SKIP_TOKEN) from None
+    else:
+        rows = list(queryset.order_by(order)[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    body = {"value": [serialize(row) for row in rows]}
+    if more:
+        params = request.GET.copy()
+        params[SKIP_TOKEN] = _encode(getattr(rows[-1], field))
+        body["nextLink"] = request.build_absolute_uri(request.path) + "?" + urlencode(sorted(params.items()))
+    return body

@@ -1,0 +1,105 @@
+"""The ARM plumbing: api-version, bearer tokens, the error envelope, long-running operations."""
+
+import datetime as dt
+import uuid
+
+import jwt
+import pytest
+
+from portal.api import API_VERSION, lro, tokens
+from portal.models import AsyncOperation
+
+pytestmark = pytest.mark.django_db
+
+STATUS = "/subscriptions/{sub}/providers/Microsoft.DataProtection/locations/eastus/operationStatus/{op}"
+
+
+def _status_path(sub, op):
+    return STATUS.format(sub=sub, op=op)
+
+
+def test_missing_and_unsupported_api_version_name_the_supported_one(arm, backup_admin):
+    client = arm(backup_admin)
+    missing = client.get(_status_path(uuid.uuid4(), uuid.uuid4()), api_version=None)
+    assert missing.status_code == 400
+    assert missing.json()["error"]["code"] == "MissingApiVersionParameter"
+    assert API_VERSION in missing.json()["error"]["message"]
+    wrong = client.get(_status_path(uuid.uuid4(), uuid.uuid4()), api_version="2021-01-01")
+    assert wrong.status_code == 400
+    error = wrong.json()["error"]
+    assert error["code"] == "InvalidApiVersionParameter"
+    assert "'2021-01-01' is invalid" in error["message"] and API_VERSION in error["message"]
+
+
+def test_no_token_is_401_and_a_session_cookie_is_not_a_credential(client, signed_in_client, backup_admin):
+    path = _status_path(uuid.uuid4(), uuid.uuid4()) + f"?api-version={API_VERSION}"
+    assert client.get(path).json()["error"]["code"] == "AuthenticationFailed"
+    response = signed_in_client(backup_admin).get(path)
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("problem", ["expired", "wrong key", "malformed", "disabled", "unknown principal"])
+def test_bad_tokens_get_invalid_authentication_token(client, backup_admin, problem):
+    now = dt.datetime.now(dt.timezone.utc)
+    if problem == "expired":
+        token, _ = tokens.issue(backup_admin, now=now - dt.timedelta(hours=3))
+    elif problem == "wrong key":
+        good, _ = tokens.issue(backup_admin)
+        claims = jwt.decode(good, options={"verify_signature": False})
+        token = jwt.encode(claims, b"not-the-installation-key-0123456789abcdef", algorithm="HS256")
+    elif problem == "malformed":
+        token = "not.a.token"
+    elif problem == "disabled":
+        token, _ = tokens.issue(backup_admin)
+        backup_admin.enabled = False
+        backup_admin.save(update_fields=["enabled"])
+    else:
+        good, _ = tokens.issue(backup_admin)
+        claims = jwt.decode(good, options={"verify_signature": False}) | {"oid": str(uuid.uuid4())}
+        token = jwt.encode(claims, tokens._key(), algorithm="HS256")
+    response = client.get(
+        _status_path(uuid.uuid4(), uuid.uuid4()) + f"?api-version={API_VERSION}", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert "Bearer" in response["WWW-Authenticate"]
+
+
+class _Request:
+    def __init__(self, principal):
+        self.auth = principal
+
+
+def test_operation_status_follows_the_operation_and_is_private_to_its_caller(arm, backup_admin, reader, lab):
+    sub = uuid.uuid4()
+    resource = f"/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v"
+    op = lro.start(_Request(backup_admin), kind="Microsoft.DataProtection/backupVaults/write", resource_id=resource, location="eastus")
+    client = arm(backup_admin)
+    body = client.get(_status_path(sub, op.id)).json()
+    assert body["status"] == "InProgress" and body["name"] == str(op.id)
+    result = client.get(_status_path(sub, op.id).replace("operationStatus", "operationResults"))
+    assert result.status_code == 202 and "api-version=" in result["Location"]
+    lro.fail(op, "UserErrorSomething", "It went wrong.")
+    body = client.get(_status_path(sub, op.id)).json()
+    assert body["status"] == "Failed" and body["error"] == {"code": "UserErrorSomething", "message": "It went wrong."}
+    assert arm(reader).get(_status_path(sub, op.id)).status_code == 404
+
+
+def test_job_following_operation_takes_the_jobs_outcome(arm, backup_admin, monkeypatch):
+    outcomes = {}
+    monkeypatch.setattr(lro, "_job_outcome", [lambda job_id: outcomes.get(job_id)])
+    sub = uuid.uuid4()
+    op = lro.start(_Request(backup_admin), kind="x/backup/action", resource_id=f"/subscriptions/{sub}/resourceGroups/r", location="eastus", job_id="job-1")
+    client = arm(backup_admin)
+    assert client.get(_status_path(sub, op.id)).json()["status"] == "InProgress"
+    outcomes["job-1"] = lro.JobOutcome(True, "job-1")
+    assert client.get(_status_path(sub, op.id)).json()["status"] == "Succeeded"
+    result = client.get(_status_path(sub, op.id).replace("operationStatus", "operationResults"))
+    assert result.status_code == 200
+    assert result.json() == {"objectType": "OperationJobExtendedInfo", "jobId": "job-1"}
+    assert AsyncOperation.objects.get(pk=op.id).ended_at is not None
+
+
+def test_malformed_operation_id_is_404_not_500(arm, backup_admin):
+    response = arm(backup_admin).get(_status_path(uuid.uuid4(), "not-a-uuid"))
+    assert response.status_code == 404 and response.json()["error"]["code"] == "ResourceNotFound"
