@@ -1,0 +1,36 @@
+"""The policy, instance, recovery point or job a path names, inside the vault it names (see
+``vaults.api.lookups.vault``: authorized at the path's scope first, then found)."""
+
+from portal.api import lookups
+from portal.api.errors import not_found
+from protection.models import BackupInstance, BackupPolicy
+from security import operations as ops
+from vaults.api.lookups import vault, vault_scope
+
+
+def child_scope(subscription_id, resource_group_name, vault_name, kind: str, name: str) -> str:
+    return f"{vault_scope(subscription_id, resource_group_name, vault_name)}/{kind}/{name}"
+
+
+def policy(request, subscription_id, resource_group_name, vault_name, policy_name, *, action=ops.POLICY_READ) -> BackupPolicy:
+    if action:
+        lookups.require(request.auth, action, child_scope(subscription_id, resource_group_name, vault_name, "backupPolicies", policy_name))
+    found_vault = vault(request, subscription_id, resource_group_name, vault_name, action=None)
+    found = BackupPolicy.objects.filter(vault=found_vault, name__iexact=policy_name).first()
+    if found is None:
+        raise not_found(ops.POLICY_TYPE, f"{vault_name}/{policy_name}", found_vault.resource_group.name)
+    return found
+
+
+def instance(request, subscription_id, resource_group_name, vault_name, instance_name, *, action=ops.INSTANCE_READ, deleted=False) -> BackupInstance:
+    """A backup instance by name; ``deleted`` finds a soft-deleted one (``deletedBackupInstances``),
+    otherwise a soft-deleted instance is not found."""
+    if action:
+        lookups.require(request.auth, action, child_scope(subscription_id, resource_group_name, vault_name, "backupInstances", instance_name))
+    found_vault = vault(request, subscription_id, resource_group_name, vault_name, action=None)
+    rows = BackupInstance.objects.filter(vault=found_vault, name__iexact=instance_name)
+    rows = rows.filter(deleted_at__isnull=not deleted)
+    found = rows.select_related("vault", "policy").first()
+    if found is None:
+        raise not_found(ops.INSTANCE_TYPE, f"{vault_name}/{instance_name}", found_vault.resource_group.name)
+    return found
