@@ -56,6 +56,29 @@ class VersionedBearer(BearerToken):
         return super().__call__(request)
 
 
+LRO_RESPONSES = {
+    "201": "Created; poll the Azure-AsyncOperation URL",
+    "202": "Accepted; poll the Azure-AsyncOperation URL, then the Location URL",
+    "204": "No content",
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "target": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    },
+}
+
+
 class ArmApi(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
@@ -72,11 +95,15 @@ class ArmApi(NinjaAPI):
                 params = operation.setdefault("parameters", [])
                 if not any(p.get("name") == "api-version" for p in params):
                     params.append(dict(version_param))
-        schema.setdefault("components", {}).setdefault("securitySchemes", {})["BearerToken"] = {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "JWT",
-        }
+                responses = operation.setdefault("responses", {})
+                # ARM answers any request with its error envelope, and long-running ones with 201/202.
+                for status, description in LRO_RESPONSES.items():
+                    responses.setdefault(status, {"description": description})
+                responses["default"] = {
+                    "description": "ARM's error envelope",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ArmErrorResponse"}}},
+                }
+        schema.setdefault("components", {}).setdefault("schemas", {})["ArmErrorResponse"] = ERROR_SCHEMA
         return schema
 
 
