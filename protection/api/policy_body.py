@@ -32,6 +32,7 @@ RULES = f"{PROPS}.policyRules"
 TAGS = ("Default", *EXTRA_RULES)
 UTC_NAMES = ("UTC", "Coordinated Universal Time")
 PERIODS = {Duration(days=1): "Daily", Duration(weeks=1): "Weekly"}
+LAST_START_YEAR = 9000  # later starts would overflow the calendar arithmetic of schedules
 BAD_CONTENT, BAD_VALUE = "InvalidRequestContent", "InvalidParameter"
 
 
@@ -175,6 +176,8 @@ def _schedule(schedule: dict, target: str, targets: dict) -> dict:
             interval = RepeatingInterval.parse(_str(text, f"{at}[{j}]"))
         except PolicyError as exc:
             raise bad(f"{at}[{j}]", str(exc)) from None
+        if interval.start.year > LAST_START_YEAR:
+            raise bad(f"{at}[{j}]", f"A schedule starts by {LAST_START_YEAR} at the latest (found '{text}').")
         if interval.start.utcoffset() != dt.timedelta(0):
             raise bad(f"{at}[{j}]", f"Strongroom runs schedules in UTC: give the start with +00:00 (found '{text}').")
         if interval.period not in PERIODS:
@@ -244,7 +247,7 @@ def _retention_rules(rules: list, tags: dict, kind, targets: dict, tag_target: s
             continue
         at = f"{RULES}[{i}]"
         name = rule.get("name")
-        if name not in tags:
+        if not isinstance(name, str) or name not in tags:
             raise bad(f"{at}.name", f"A retention rule is named after a tag of the backup rule's taggingCriteria "
                       f"({', '.join(tags)}; found {name!r}).")
         if name in found:

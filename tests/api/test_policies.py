@@ -270,6 +270,10 @@ BAD = {
     "wrong backup type": (
         lambda d: d["properties"]["policyRules"][0]["backupParameters"].update(backupType="Incremental"),
         f"{RULES}[0].backupParameters.backupType", "Discrete"),
+    "a start past the calendar": (
+        lambda d: d["properties"]["policyRules"][0]["trigger"]["schedule"].update(
+            repeatingTimeIntervals=["R/9999-12-31T02:00:00+00:00/P1W"]),
+        f"{RULES}[0].trigger.schedule.repeatingTimeIntervals[0]", "at the latest"),
     "not a policy": (lambda d: d["properties"].update(objectType="Nope"), "properties.objectType", "BackupPolicy"),
     "no rules": (lambda d: d["properties"].update(policyRules="x"), RULES, "array"),
 }
@@ -366,3 +370,49 @@ def test_a_policy_made_by_the_wizard_reads_back_through_the_api(arm, lab, vault,
     again = arm(backup_admin).put(path(vault, "adls-wizard"), copy.deepcopy(sent))
     assert again.status_code == 200, again.content
     assert svc.retention_map(BackupPolicy.objects.get(pk=policy.pk).policy_rules) == svc.retention_map(policy.policy_rules)
+
+
+# --- no 500, whatever the body holds --------------------------------------------------------------
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _paths(value, (*prefix, index))
+
+
+def _replaced(data, where, value):
+    data = copy.deepcopy(data)
+    if not where:
+        return value
+    parent = data
+    for step in where[:-1]:
+        parent = parent[step]
+    if value is _DROP:
+        del parent[where[-1]]
+    else:
+        parent[where[-1]] = value
+    return data
+
+
+_DROP = object()
+
+
+def test_every_field_replaced_by_junk_is_answered_without_a_500(arm, lab, vault):
+    """GIVEN a valid policy body WHEN each of its fields in turn is dropped or replaced by null, a number,
+    a string, a list or an object THEN every answer is 200 or a 400 in ARM's envelope."""
+    valid = body(ADLS, extra={"Weekly": "P12W"})
+    client = arm(lab.trainer)
+    problems = []
+    for where in list(_paths(valid)):
+        for junk in (_DROP, None, 7, "x", [], {}):
+            if junk is _DROP and not where:
+                continue
+            response = client.put(path(vault, "adls-junk"), _replaced(valid, where, junk))
+            if response.status_code not in (200, 400) or (response.status_code == 400 and "error" not in response.json()):
+                problems.append(f"{where} = {junk!r}: {response.status_code} {response.content[:200]!r}")
+    assert not problems, "\n".join(problems)
