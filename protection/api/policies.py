@@ -23,7 +23,8 @@ from vaults.api.lookups import vault, vault_scope
 
 router = Router(tags=["Backup policies"])
 
-VAULT = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DataProtection/backupVaults/{vaultName}"
+VAULT = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
+         "/providers/Microsoft.DataProtection/backupVaults/{vaultName}")
 POLICIES = VAULT + "/backupPolicies"
 POLICY = POLICIES + "/{backupPolicyName}"
 

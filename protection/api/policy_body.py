@@ -76,12 +76,15 @@ class Parsed:
     spec: PolicySpec
     targets: dict = field(default_factory=dict)  # wizard field -> ARM target
 
+    def _target(self, field_name: str) -> str:
+        return self.targets.get(field_name, RULES if field_name == NON_FIELD_ERRORS else field_name)
+
     def arm_error(self, exc: ValidationError) -> ArmError:
         """The services' ValidationError (keyed by the wizard's fields) as a 400 naming this body's fields."""
         if not hasattr(exc, "error_dict"):
             return bad(RULES, " ".join(exc.messages))
         details = [
-            {"code": BAD_VALUE, "message": message, "target": self.targets.get(key, RULES if key == NON_FIELD_ERRORS else key)}
+            {"code": BAD_VALUE, "message": message, "target": self._target(key)}
             for key, messages in exc.message_dict.items()
             for message in messages
         ]
@@ -98,8 +101,8 @@ def parse(body) -> Parsed:
     backup_at = [i for i, r in enumerate(rules) if _obj(r, f"{RULES}[{i}]").get("objectType") == "AzureBackupRule"]
     for i, rule in enumerate(rules):
         if rule.get("objectType") not in ("AzureBackupRule", "AzureRetentionRule"):
-            raise bad(f"{RULES}[{i}].objectType", "A policy rule's objectType is 'AzureBackupRule' or 'AzureRetentionRule' "
-                      f"(found {rule.get('objectType')!r}).", BAD_CONTENT)
+            raise bad(f"{RULES}[{i}].objectType", "A policy rule's objectType is 'AzureBackupRule' or "
+                      f"'AzureRetentionRule' (found {rule.get('objectType')!r}).", BAD_CONTENT)
     if len(backup_at) != 1:
         raise bad(RULES, f"A backup policy has exactly one AzureBackupRule (found {len(backup_at)}).")
     b = backup_at[0]
@@ -122,7 +125,8 @@ def _datasource_type(props: dict) -> datasource_types.DatasourceType:
     found = next((t for t in datasource_types.TYPES.values() if t.api_name.lower() == name.lower()), None)
     if found is None:
         supported = ", ".join(f"'{t.api_name}' ({t.label})" for t in datasource_types.TYPES.values())
-        raise bad(f"{target}[0]", f"Strongroom does not protect the datasource type '{name}'. Supported types: {supported}.")
+        raise bad(f"{target}[0]", f"Strongroom does not protect the datasource type '{name}'. "
+                  f"Supported types: {supported}.")
     return found
 
 
@@ -148,15 +152,18 @@ def _backup_rule(rule: dict, target: str, kind, targets: dict) -> tuple[dict, di
     _datastore(rule.get("dataStore"), f"{target}.dataStore", kind)
     trigger = _obj(rule.get("trigger"), f"{target}.trigger")
     if trigger.get("objectType") == "AdhocBasedTriggerContext":
-        raise bad(f"{target}.trigger.objectType", "Strongroom's backup policies are scheduled ('ScheduleBasedTriggerContext'); "
-                  "take an on-demand backup with the backup action of a backup instance.")
+        raise bad(f"{target}.trigger.objectType", "Strongroom's backup policies are scheduled "
+                  "('ScheduleBasedTriggerContext'); take an on-demand backup with the backup action of a "
+                  "backup instance.")
     _object_type(trigger, f"{target}.trigger", "ScheduleBasedTriggerContext")
-    schedule = _schedule(_obj(trigger.get("schedule"), f"{target}.trigger.schedule"), f"{target}.trigger.schedule", targets)
-    name = rule.get("name")
-    if name != f"Backup{schedule['frequency']}":
-        raise bad(f"{target}.name", f"Strongroom names the backup rule after its schedule: 'Backup{schedule['frequency']}' "
-                  f"for this {schedule['frequency'].lower()} schedule (found {name!r}).")
-    tags = _tagging(_list(trigger.get("taggingCriteria"), f"{target}.trigger.taggingCriteria"), f"{target}.trigger.taggingCriteria")
+    at = f"{target}.trigger.schedule"
+    schedule = _schedule(_obj(trigger.get("schedule"), at), at, targets)
+    name, frequency = rule.get("name"), schedule["frequency"]
+    if name != f"Backup{frequency}":
+        raise bad(f"{target}.name", f"Strongroom names the backup rule after its schedule: 'Backup{frequency}' "
+                  f"for this {frequency.lower()} schedule (found {name!r}).")
+    at = f"{target}.trigger.taggingCriteria"
+    tags = _tagging(_list(trigger.get("taggingCriteria"), at), at)
     return schedule, tags
 
 
@@ -169,7 +176,8 @@ def _schedule(schedule: dict, target: str, targets: dict) -> dict:
     targets.update(frequency=at, days=at, time=at)
     texts = _list(schedule.get("repeatingTimeIntervals"), at)
     if not texts:
-        raise bad(at, "A schedule needs at least one repeating time interval, such as 'R/2026-01-05T02:00:00+00:00/P1D'.")
+        raise bad(at, "A schedule needs at least one repeating time interval, such as "
+                  "'R/2026-01-05T02:00:00+00:00/P1D'.")
     intervals = []
     for j, text in enumerate(texts):
         try:
@@ -206,7 +214,8 @@ def _tagging(criteria: list, target: str) -> dict:
         entry = _obj(entry, at)
         tag = _obj(entry.get("tagInfo"), f"{at}.tagInfo").get("tagName")
         if tag not in TAGS:
-            raise bad(f"{at}.tagInfo.tagName", f"Strongroom keeps the retention tags {', '.join(TAGS)} (found {tag!r}).")
+            raise bad(f"{at}.tagInfo.tagName",
+                      f"Strongroom keeps the retention tags {', '.join(TAGS)} (found {tag!r}).")
         if tag in tags:
             raise bad(f"{at}.tagInfo.tagName", f"The tag '{tag}' is named twice.")
         if entry.get("taggingPriority") != TAG_PRIORITY[tag]:
@@ -233,8 +242,9 @@ def _criteria(criteria: list, target: str, tag: str) -> None:
     _object_type(criterion, f"{target}[0]", "ScheduleBasedBackupCriteria")
     for other in ("daysOfMonth", "daysOfTheWeek", "monthsOfYear", "scheduleTimes", "weeksOfTheMonth"):
         if criterion.get(other):
+            period = tag.lower().removesuffix("ly")
             raise bad(f"{target}[0].{other}", f"Strongroom's {tag} rule keeps the first successful backup of each "
-                      f"{tag.lower().removesuffix('ly')}: only absoluteCriteria ['{wanted}'] is supported, not {other}.")
+                      f"{period}: only absoluteCriteria ['{wanted}'] is supported, not {other}.")
     if criterion.get("absoluteCriteria") != [wanted]:
         raise bad(f"{target}[0].absoluteCriteria", f"The {tag} tag's absoluteCriteria is ['{wanted}'] "
                   f"(found {criterion.get('absoluteCriteria')!r}).")
@@ -253,10 +263,12 @@ def _retention_rules(rules: list, tags: dict, kind, targets: dict, tag_target: s
         if name in found:
             raise bad(f"{at}.name", f"The retention rule '{name}' is given twice.")
         if rule.get("isDefault") not in (name == "Default", None):
-            raise bad(f"{at}.isDefault", f"isDefault is {'true' if name == 'Default' else 'false'} for the {name} rule.")
+            value = "true" if name == "Default" else "false"
+            raise bad(f"{at}.isDefault", f"isDefault is {value} for the {name} rule.")
         lifecycles = _list(rule.get("lifecycles"), f"{at}.lifecycles")
         if len(lifecycles) != 1:
-            raise bad(f"{at}.lifecycles", f"Strongroom keeps one lifecycle per retention rule (found {len(lifecycles)}).")
+            raise bad(f"{at}.lifecycles",
+                      f"Strongroom keeps one lifecycle per retention rule (found {len(lifecycles)}).")
         found[name] = _lifecycle(_obj(lifecycles[0], f"{at}.lifecycles[0]"), f"{at}.lifecycles[0]", kind)
         targets[RULE_FIELD[name]] = f"{at}.lifecycles[0].deleteAfter.duration"
     for tag, k in tags.items():
