@@ -45,6 +45,7 @@ from vaults.guards import retention_reduced
 
 
 TIME_ZONE = "UTC"  # schedules are kept in UTC (the summary says so)
+POLICY_IN_USE = "BackupPolicyInUse"  # the code of `delete_policy`'s refusal (the API answers it 409)
 
 # Units and the reference's per-unit maxima (ADLS: daily 3,650 d, weekly 521 w, monthly 120 m,
 # yearly 10 y; "up to 10 years" everywhere).
@@ -142,6 +143,7 @@ class PolicySpec:
     days: tuple[str, ...] = ()
     default: Retention = Retention(30, "Days")
     extra: dict = field(default_factory=dict)  # {"Weekly": Retention(12, "Weeks"), ...}
+    start: dt.date | None = None  # the earliest day the schedule may begin (the API's interval start)
 
     def retentions(self) -> dict[str, Retention]:
         return {"Default": self.default, **{k: v for k, v in self.extra.items() if v is not None}}
@@ -187,8 +189,10 @@ def build_rules(datasource_type: str, spec: PolicySpec, *, now: dt.datetime | No
     """policyRules (API shape) for ``spec``. Call `validate_spec` first."""
     kind = datasource_types.get(datasource_type)
     now = now or clock.now()
-    intervals = schedule_intervals(spec.frequency, time=spec.time, days=list(spec.days) or None,
-                                   start=_first_slot_start(now, spec.time))
+    start = _first_slot_start(now, spec.time)
+    if spec.start is not None and spec.start > start:  # a later start asked for is kept; never an earlier one
+        start = spec.start
+    intervals = schedule_intervals(spec.frequency, time=spec.time, days=list(spec.days) or None, start=start)
     return build_policy_rules(
         datastore=kind.datastore,
         backup_type=kind.backup_type,
@@ -448,6 +452,7 @@ def delete_policy(principal, policy: BackupPolicy) -> None:
             shown = ", ".join(f"'{n}'" for n in users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
             raise ValidationError(
                 f"The backup policy '{policy.name}' is used by {len(users)} backup instance"
-                f"{'s' if len(users) != 1 else ''}: {shown}. Change their policy or delete them, then delete the policy."
+                f"{'s' if len(users) != 1 else ''}: {shown}. Change their policy or delete them, then delete the policy.",
+                code=POLICY_IN_USE,
             )
         BackupPolicy.objects.filter(pk=policy.pk).delete()

@@ -25,15 +25,25 @@ BV = f"{DP}/backupVaults"
 LOCATION = "/subscriptions/{subscriptionId}/providers/Microsoft.DataProtection/locations/{location}"
 RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DataProtection"
 VAULT = RG + "/backupVaults/{vaultName}"
+POLICY = VAULT + "/backupPolicies/{backupPolicyName}"
 
 # (method, path template) -> READ or the set of guarded operations it may be refused at.
 API_ROUTES: dict[tuple[str, str], object] = {
     ("GET", LOCATION + "/operationStatus/{operationId}"): READ,
     ("GET", LOCATION + "/operationResults/{operationId}"): READ,
+    ("GET", VAULT + "/backupPolicies"): READ,
+    ("GET", POLICY): READ,
+    ("PUT", POLICY): {f"{BV}/backupPolicies/write"},
+    ("DELETE", POLICY): {f"{BV}/backupPolicies/delete"},
 }
 
 # (method, path template) -> w -> the JSON body a client would send.
-BODIES: dict[tuple[str, str], object] = {}
+BODIES: dict[tuple[str, str], object] = {
+    ("PUT", POLICY): lambda w: {"properties": {
+        "objectType": "BackupPolicy", "datasourceTypes": [w.adls_policy.datasource_type],
+        "policyRules": w.adls_policy.policy_rules,
+    }},
+}
 
 
 def path_values(w) -> dict:
