@@ -80,8 +80,12 @@ ERROR_SCHEMA = {
 
 
 class ArmApi(NinjaAPI):
+    def _get_urls(self):
+        # ninja adds an "api-root" pattern at the prefix; mounted at "" it would take the portal's Home page.
+        return [url for url in super()._get_urls() if getattr(url, "name", "") != "api-root"]
+
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
-        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        schema = super().get_openapi_schema(path_prefix="" if path_prefix is None else path_prefix, path_params=path_params)
         version_param = {
             "in": "query",
             "name": "api-version",
