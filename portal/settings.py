@@ -183,7 +183,7 @@ AXES_DISABLE_ACCESS_LOG = True  # the activity log records sign-in failures and 
 AXES_ENABLE_ADMIN = False  # unlocking is an Owner's guarded operation in the portal, not an admin edit
 AXES_VERBOSE = False
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "old_password", "new_password1",
-                             "new_password2", "csrfmiddlewaretoken"]
+                             "new_password2", "csrfmiddlewaretoken", "client_secret", "client_assertion"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from portal import views
+from portal.api import identity
 from portal.api.arm import build_api
 from portal.views import account, activity, iam, lab, shell, tenancy
 
@@ -38,7 +39,16 @@ portal_patterns = [
 
 arm_api = build_api()
 
+# Entra ID's endpoints for the client credentials grant (azure-identity's ClientSecretCredential), by tenant.
+identity_patterns = [
+    path("<str:tenant>/v2.0/.well-known/openid-configuration", identity.openid_configuration, name="openid_configuration"),
+    path("<str:tenant>/.well-known/openid-configuration", identity.openid_configuration, name="openid_configuration_v1"),
+    path("<str:tenant>/discovery/v2.0/keys", identity.keys, name="keys"),
+    path("<str:tenant>/oauth2/v2.0/token", identity.token, name="token"),
+]
+
 urlpatterns = [
+    path("", include((identity_patterns, "identity"))),
     path("", arm_api.urls),
     path("", include((portal_patterns, "portal"))),
     path("vaults/", include("vaults.urls")),
