@@ -32,3 +32,8 @@ class PortalConfig(AppConfig):
         __import__("portal.inventory").inventory.register_resource_types()
         __import__("portal.inventory").inventory.register_guards()
         __import__("portal.mua").mua.register()
+        # A service principal's token stands only while the secret it was issued against does.
+        from portal.api import tokens
+        from security.applications import token_problem
+
+        tokens.register_check(token_problem)

@@ -38,6 +38,8 @@ def shell(request):
         "can_open_labs": (lambda: can_open_labs(owner)) if settings.STRONGROOM_LAB_MODE else False,
         # Security > Sign-in lockouts: None for whoever may not read them, else how many are in force now.
         "signin_lockouts_nav": lambda: _signin_lockouts_nav(request.principal),
+        # Security > App registrations: shown to whoever may read them (Reader or more at the root).
+        "app_registrations_nav": lambda: _can_read_apps(request.principal),
         "lab_clock_offset": offset,
         "notifications_running": running,
     }
@@ -51,3 +53,11 @@ def _signin_lockouts_nav(principal):
     if principal is None or not authorize(principal, SIGN_IN_LOCKOUT_READ, scopes.ROOT).allowed:
         return None
     return len(signin.current_lockouts())
+
+
+def _can_read_apps(principal) -> bool:
+    from security import scopes
+    from security.operations import APPLICATION_READ
+    from security.rbac import authorize
+
+    return principal is not None and authorize(principal, APPLICATION_READ, scopes.ROOT).allowed

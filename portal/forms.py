@@ -182,3 +182,23 @@ class OwnPasswordChangeForm(auth_forms.PasswordChangeForm):
             raise forms.ValidationError("Your current password was entered incorrectly. Enter it again.",
                                         code="password_incorrect")
         return old_password
+
+
+class AppRegistrationForm(forms.Form):
+    display_name = forms.CharField(
+        max_length=120, label="Name", help_text="The user-facing display name for this application (it can be "
+        "changed later in Azure; here it names the service principal in Access control too).",
+        error_messages={"required": "Enter a name for the application."},
+    )
+
+
+class ClientSecretForm(forms.Form):
+    description = forms.CharField(required=False, max_length=100, label="Description")
+    expires = forms.ChoiceField(label="Expires", initial="180", choices=())
+    end_date = forms.DateField(required=False, label="End (custom)", help_text="Only for Custom: the last day the "
+                               "secret works (UTC), at most 24 months away.",
+                               widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, choices=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expires"].choices = choices

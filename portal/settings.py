@@ -183,7 +183,7 @@ AXES_DISABLE_ACCESS_LOG = True  # the activity log records sign-in failures and 
 AXES_ENABLE_ADMIN = False  # unlocking is an Owner's guarded operation in the portal, not an admin edit
 AXES_VERBOSE = False
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "old_password", "new_password1",
-                             "new_password2", "csrfmiddlewaretoken"]
+                             "new_password2", "csrfmiddlewaretoken", "client_secret", "client_assertion"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -289,6 +289,8 @@ STRONGROOM_LAB_LARGE_VOLUME_MIB = env_int("STRONGROOM_LAB_LARGE_VOLUME_MIB", 307
 # Each virtual network's DNS resolver (`manage.py dns_responder`, started by `make run`) answers on its own
 # loopback address (127.53.<n>.1) and this UDP port.
 STRONGROOM_DNS_PORT = env_int("STRONGROOM_DNS_PORT", 5353)
+# The directory (tenant) id the token endpoint answers for (portal.api.tokens.tenant_id): derived from the master key if unset.
+STRONGROOM_TENANT_ID = env_str("STRONGROOM_TENANT_ID", "")
 
 LOGGING = {
     "version": 1,

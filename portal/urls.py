@@ -3,8 +3,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from portal import views
+from portal.api import identity
 from portal.api.arm import build_api
-from portal.views import account, activity, iam, lab, shell, tenancy
+from portal.views import account, activity, apps, iam, lab, shell, tenancy
 
 
 portal_patterns = [
@@ -30,6 +31,12 @@ portal_patterns = [
     path("account/password/", account.PasswordChangeView.as_view(), name="password_change"),
     path("signin-lockouts/", account.signin_lockouts, name="signin_lockouts"),
     path("signin-lockouts/unlock/", account.signin_unlock, name="signin_unlock"),
+    path("app-registrations/", apps.app_list, name="app_list"),
+    path("app-registrations/new/", apps.app_create, name="app_create"),
+    path("app-registrations/<uuid:pk>/", apps.app_detail, name="app_detail"),
+    path("app-registrations/<uuid:pk>/secrets/", apps.app_secret_add, name="app_secret_add"),
+    path("app-registrations/<uuid:pk>/secrets/<uuid:secret_id>/delete/", apps.app_secret_remove, name="app_secret_remove"),
+    path("app-registrations/<uuid:pk>/delete/", apps.app_delete, name="app_delete"),
     path("lab/persona/", lab.switch_persona, name="switch_persona"),
     path("lab/clock/", lab.lab_clock, name="lab_clock"),
     path("lab/workers/check/", lab.check_workers, name="check_workers"),
@@ -38,7 +45,16 @@ portal_patterns = [
 
 arm_api = build_api()
 
+# Entra ID's endpoints for the client credentials grant (azure-identity's ClientSecretCredential), by tenant.
+identity_patterns = [
+    path("<str:tenant>/v2.0/.well-known/openid-configuration", identity.openid_configuration, name="openid_configuration"),
+    path("<str:tenant>/.well-known/openid-configuration", identity.openid_configuration, name="openid_configuration_v1"),
+    path("<str:tenant>/discovery/v2.0/keys", identity.keys, name="keys"),
+    path("<str:tenant>/oauth2/v2.0/token", identity.token, name="token"),
+]
+
 urlpatterns = [
+    path("", include((identity_patterns, "identity"))),
     path("", arm_api.urls),
     path("", include((portal_patterns, "portal"))),
     path("vaults/", include("vaults.urls")),

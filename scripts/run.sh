@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start web, Celery worker, Celery beat and (in lab mode) the VNets' DNS responder, each supervised: whichever exits is started again with a
+# Start web, the API over TLS, Celery worker, Celery beat and (in lab mode) the VNets' DNS responder, each supervised: whichever exits is started again with a
 # backoff (1 s, doubling to 30 s; back to 1 s after a minute of running), and the others keep going,
 # so the web server keeps serving while a worker is down. Ctrl-C (or SIGTERM) stops them all.
 # Production: run each under systemd instead (docs/operations.md).
@@ -12,6 +12,8 @@ VAR=${STRONGROOM_VAR_DIR:-var}
 RUN_DIR="$VAR/run"            # NAME.pid: the process running now (for drills and for people)
 STOP_TIMEOUT=${STRONGROOM_STOP_TIMEOUT:-20}  # seconds a worker may take to finish its task on stop
 DNS_PORT=${STRONGROOM_DNS_PORT:-5353}  # each VNet's resolver: 127.53.<n>.1 on this UDP port
+API_PORT=${STRONGROOM_API_PORT:-8443}  # the app (and its ARM API) over HTTPS, for the Azure SDK
+TLS_DIR="$VAR/tls"            # Strongroom's CA (ca.pem: what a client trusts) and the server certificate
 mkdir -p "$RUN_DIR"
 rm -f "$RUN_DIR/stopping"
 
@@ -78,6 +80,17 @@ trap stop INT TERM EXIT
 # --insecure: the development server serves static/ with DEBUG off too (production: a proxy serves it)
 supervise web $PY manage.py runserver --noreload --insecure "$HOST:$PORT" &
 supervisors+=($!)
+# The API over TLS (the SDK sends bearer tokens over HTTPS only), with a certificate from Strongroom's own CA,
+# made on first run and renewed when it nears its end.
+if $PY manage.py tls_certificate --dir "$TLS_DIR" --name "$HOST" >/dev/null; then
+  supervise api $PY -m gunicorn portal.wsgi:application --bind "$HOST:$API_PORT" --workers 2 --threads 4 \
+    --certfile "$TLS_DIR/server.pem" --keyfile "$TLS_DIR/server-key.pem" --graceful-timeout "$STOP_TIMEOUT" &
+  supervisors+=($!)
+  API_LINE="  API (HTTPS, for the Azure SDK): https://$HOST:$API_PORT/   trust the CA in $TLS_DIR/ca.pem
+   (connection_verify=\"$TLS_DIR/ca.pem\"); App registrations in the portal give a client id and secret"
+else
+  API_LINE="  API over HTTPS: not started (manage.py tls_certificate failed; see above)"
+fi
 supervise worker $PY -m celery -A portal worker --loglevel=INFO --concurrency=2 &
 supervisors+=($!)
 supervise beat $PY -m celery -A portal beat --loglevel=INFO --schedule "$VAR/celerybeat-schedule" &
@@ -112,8 +125,9 @@ cat <<MSG
    together; the trainer watches from Training labs → Lab classes)
   Personas: backup-admin, backup-operator, security-admin, reader, outsider (the trainer can also play
    them from the top bar)
+$API_LINE
 $DNS_LINE
-  Web, worker, beat and the DNS responder are restarted if they stop. Ctrl-C stops them all.
+  Web, the API, worker, beat and the DNS responder are restarted if they stop. Ctrl-C stops them all.
 
 MSG
 wait

@@ -43,7 +43,8 @@ _SOURCES = {WRITE: "@Request", DELETE: "@Resource"}  # Azure's attribute source 
 USER = "User"
 SERVICE_PRINCIPAL = "ServicePrincipal"
 PRINCIPAL_TYPES = {USER: "Users", SERVICE_PRINCIPAL: "Service principals (managed identities)"}
-_KIND_TO_TYPE = {"User": USER, "ManagedIdentity": SERVICE_PRINCIPAL, "System": SERVICE_PRINCIPAL}
+_KIND_TO_TYPE = {"User": USER, "ManagedIdentity": SERVICE_PRINCIPAL, "ServicePrincipal": SERVICE_PRINCIPAL,
+                 "System": SERVICE_PRINCIPAL}
 
 _ATTRIBUTE = "Microsoft.Authorization/roleAssignments"
 

@@ -20,6 +20,7 @@ class Principal(models.Model):
     class Kind(models.TextChoices):
         USER = "User", "User"
         MANAGED_IDENTITY = "ManagedIdentity", "Managed identity"
+        SERVICE_PRINCIPAL = "ServicePrincipal", "Service principal"
         SYSTEM = "System", "System"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -50,6 +51,50 @@ class Principal(models.Model):
     @property
     def sign_in_name(self) -> str:
         return self.user.get_username() if self.user_id else ""
+
+
+class AppRegistration(models.Model):
+    """An app registration (Entra ID's application object): a client id, a name, and its service principal,
+    the principal that holds roles and signs in with the client credentials grant (`security.applications`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)  # the application's object id
+    client_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)  # "Application (client) ID"
+    display_name = models.CharField(max_length=120)
+    principal = models.OneToOneField(Principal, on_delete=models.CASCADE, related_name="application")
+    created_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["display_name", "created_at"]
+
+    def __str__(self):
+        return self.display_name
+
+    @property
+    def name(self) -> str:  # what the portal's "type the name to confirm" compares
+        return self.display_name
+
+
+class ClientSecret(models.Model):
+    """A client secret of an app registration: only a keyed hash of the value is kept (the value is shown
+    once, when it is added), with its first three characters as the hint the list shows. Removing it
+    revokes it (the row stays, so tokens issued against it are refused by name)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)  # the secret's "Secret ID"
+    application = models.ForeignKey(AppRegistration, on_delete=models.CASCADE, related_name="secrets")
+    description = models.CharField(max_length=100, blank=True)
+    hint = models.CharField(max_length=3)
+    value_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()  # lab time, as its expiry
+    expires_at = models.DateTimeField()
+    created_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.description or self.hint + '…'} ({self.application})"
 
 
 class RoleDefinition(models.Model):

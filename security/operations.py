@@ -18,6 +18,7 @@ DATA_PROTECTION = "Microsoft.DataProtection"
 AUTHORIZATION = "Microsoft.Authorization"
 STRONGROOM_LAB = "Strongroom.Lab"
 STRONGROOM_IDENTITY = "Strongroom.Identity"
+DIRECTORY = "Microsoft.Directory"
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,16 @@ SIGN_IN = _op(f"{STRONGROOM_IDENTITY}/signIns/action", "Sign in")
 PASSWORD_CHANGE = _op(f"{STRONGROOM_IDENTITY}/users/changePassword/action", "Change password")
 SIGN_IN_LOCKOUT_READ = _op(f"{AUTHORIZATION}/signInLockouts/read")
 SIGN_IN_LOCKOUT_DELETE = _op(f"{AUTHORIZATION}/signInLockouts/delete", "Unlock sign-in")
+
+# --- app registrations and their service principals (security.applications) --------------------------------
+# Entra ID's directory actions, checked at the root ("/"): Owner's "*" holds them, Reader's "*/read" the read.
+# A service principal's token request is logged like a sign-in, never authorized by a role.
+APPLICATION_READ = _op(f"{DIRECTORY}/applications/read")
+APPLICATION_CREATE = _op(f"{DIRECTORY}/applications/create", "Add application")
+APPLICATION_DELETE = _op(f"{DIRECTORY}/applications/delete", "Delete application")
+APPLICATION_CREDENTIALS_UPDATE = _op(f"{DIRECTORY}/applications/credentials/update",
+                                     "Update application – Certificates and secrets management")
+SERVICE_PRINCIPAL_SIGN_IN = _op(f"{STRONGROOM_IDENTITY}/servicePrincipalSignIns/action", "Service principal sign-in")
 
 # --- alerts and the lab -------------------------------------------------------------------------------
 ALERT_READ = _op("Microsoft.AlertsManagement/alerts/read")

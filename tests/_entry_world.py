@@ -283,6 +283,8 @@ class World:
     account3: object = None
     restore_target: object = None
     trainee: object = None  # the demo trainee (Lab Trainee at the root)
+    app: object = None  # an app registration with one client secret (app_secret)
+    app_secret: object = None
     lab_run: object = None  # their run of the entry lab, in a sandbox of their own
     lab_class: object = None  # a class of two (a pair) doing the entry lab (`add_class`)
     pe_subnet: object = None  # a subnet with the vault's private endpoint (made before protection, as the rules want)
@@ -481,12 +483,17 @@ def build_world(lab) -> World:
     zone = inv.create_private_dns_zone(t, resource_group=lab.lab_group, name="privatelink.dfs.core.windows.net")
     record = inv.add_a_record(t, zone, name="saentryhns2", ip="10.20.2.4")
     link = inv.add_vnet_link(t, zone, name="link-entry", virtual_network=vnet)
+    from security import applications
+
+    app = applications.create_application(t, "app-entry")
+    app_secret, _ = applications.add_client_secret(t, app, description="entry")
     return World(lab, None, vault, adls_policy, esan_policy, pg_policy, instance, point, volume_instance,
                  volume_point, snapshot, soft_deleted, queued, guard, pending, alert, assignment, empty_group,
                  database, documents, admin_user, account=account, san=san, volume_group=group, volume=volumes[1],
                  server=server, account2=account2, account3=account3, restore_target=restore_target,
                  trainee=lab.trainee, lab_run=lab_run, pe_subnet=pe_subnet, pe_connection=pe_connection,
-                 vnet=vnet, subnet=free_subnet, dns_zone=zone, dns_record=record, dns_link=link)
+                 vnet=vnet, subnet=free_subnet, dns_zone=zone, dns_record=record, dns_link=link, app=app,
+                 app_secret=app_secret)
 
 
 def add_class(w: World) -> World:

@@ -55,6 +55,7 @@ SCHEDULES = "schedules"  # creates job rows only; the job's work is guarded when
 BOOTSTRAP = "bootstrap"  # the installation's first Owner (no one can authorize it); refused once an Owner exists
 EXPIRY = "expiry"  # records the end of MUA grants whose time is up (they already count as absent): no right is added
 OWN_PASSWORD = "own password"  # the signed-in person's own password (anyone may; logged): no Strongroom resource or right
+TLS_FILES = "tls files"  # writes the local CA and the API's certificate under var/tls: no Strongroom resource or right
 LOG_CHECK = "log check"  # checks the activity log's chain: stores the outcome, raises an alert on a break (bookkeeping)
 
 # --- the tables ----------------------------------------------------------------------------------------
@@ -91,6 +92,18 @@ URLS: dict[str, object] = {
     "portal:password_change": OWN_PASSWORD,
     "portal:signin_lockouts": READ,
     "portal:signin_unlock": {"Microsoft.Authorization/signInLockouts/delete"},
+    # app registrations (security.applications) and the token endpoint of their service principals
+    "portal:app_list": READ,
+    "portal:app_create": {"Microsoft.Directory/applications/create"},
+    "portal:app_detail": READ,
+    "portal:app_secret_add": {"Microsoft.Directory/applications/credentials/update"},
+    "portal:app_secret_remove": {"Microsoft.Directory/applications/credentials/update"},
+    "portal:app_delete": {"Microsoft.Directory/applications/delete"},
+    "identity:openid_configuration": READ,
+    "identity:openid_configuration_v1": READ,
+    "identity:keys": READ,
+    # a client's secret checked: failures counted (axes) and logged, a token issued (no state) when it is good
+    "identity:token": SESSION,
     # inventory
     "portal:storage_account_list": READ,
     "portal:storage_account_create": {f"{STORAGE}/write"},
@@ -294,6 +307,8 @@ COMMANDS: dict[str, object] = {
                  f"{VNET}/write", f"{VNET}/subnets/write", SUBNET_JOIN, f"{ESAN}/write", f"{PG}/write"},
     # Each virtual network's DNS resolver: answers queries from the private DNS zones, changes nothing.
     "dns_responder": READ,
+    # The local CA and the API's TLS certificate: files under var/tls, no Strongroom resource or right.
+    "tls_certificate": TLS_FILES,
 }
 
 TASKS: dict[str, object] = {
@@ -455,7 +470,13 @@ def url_args(key: str, w) -> list:
         "dns_record_delete": [w.dns_record.pk], "dns_link_detail": [w.dns_link.pk], "dns_link_delete": [w.dns_link.pk],
         "private_endpoint_detail": [w.pe_connection.private_endpoint_id],
         "private_endpoint_delete": [w.pe_connection.private_endpoint_id],
+        "app_detail": [w.app.pk], "app_secret_add": [w.app.pk], "app_secret_remove": [w.app.pk, w.app_secret.pk],
+        "app_delete": [w.app.pk],
     }
+    if key.startswith("identity:"):
+        from portal.api import tokens
+
+        return [tokens.tenant_id()]
     if name in by_name:
         return by_name[name]
     vault_pages = {"vault_detail", "vault_properties", "vault_soft_delete", "vault_immutability",
@@ -516,6 +537,9 @@ def overrides(key: str, w, data: dict) -> dict:
         "portal:iam_condition": {"scope": w.vault.resource_id, "delegation": "allButPrivileged"},
         "portal:alert_change_state": {"state": "Acknowledged"},
         "portal:signin_unlock": {"username": "outsider", "ip_address": "127.0.0.1"},
+        "portal:app_create": {"display_name": "app-entry-two"},
+        "portal:app_secret_add": {"description": "entry two", "expires": "90"},
+        "portal:app_delete": {"confirm_name": "app-entry"},
         "portal:lab_clock": {"amount": "1", "unit": "days"},
         "labs:role_play": {"request_id": str(w.pending_request.pk), "decision": "approve"},
         "labs:class_create": {"name": "Entry class two", "labs": [ENTRY_LAB], "trainees": "1"},
@@ -805,6 +829,24 @@ def test_verify_activity_log_reads_only(lab):
     assert "the chain is unbroken" in out.getvalue()
     assert not state.asked and not difference(before, fingerprint())
     assert not ActivityLogCheck.objects.exists()
+
+
+def test_tls_certificate_asks_nothing_and_changes_no_row(lab, tmp_path):
+    """GIVEN the world WHEN tls_certificate runs under total lockdown THEN it made its files (0600 keys), asked the
+    guards nothing and changed no row; a second run keeps the CA."""
+    import io
+
+    build_world(lab)
+    before = fingerprint()
+    with lockdown(total=True) as state:
+        call_command("tls_certificate", dir=str(tmp_path / "tls"), stdout=io.StringIO())
+        ca = (tmp_path / "tls" / "ca.pem").read_bytes()
+        out = io.StringIO()
+        call_command("tls_certificate", dir=str(tmp_path / "tls"), stdout=out)
+    assert "Kept the existing CA" in out.getvalue() and (tmp_path / "tls" / "ca.pem").read_bytes() == ca
+    assert (tmp_path / "tls" / "ca-key.pem").stat().st_mode & 0o777 == 0o600
+    assert not state.asked and not [c for c in difference(before, fingerprint()) if not c.startswith("file ")]
+    assert COMMANDS["tls_certificate"] == TLS_FILES
 
 
 def test_dns_responder_reads_only(lab):

@@ -53,6 +53,20 @@ def _status(port: int) -> int | None:
         return None
 
 
+def _tls_status(port: int, ca: Path) -> int | None:
+    """The sign-in page's status over HTTPS, verifying the certificate against Strongroom's CA."""
+    import ssl
+
+    try:
+        context = ssl.create_default_context(cafile=str(ca))
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/signin/", timeout=5, context=context) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ssl.SSLError):
+        return None
+
+
 def _wait(predicate, timeout, what, log: Path):
     return wait_until(predicate, timeout, what, every=0.1, explain=lambda: log.read_text(errors="replace")[-4000:])
 
@@ -62,7 +76,7 @@ def test_run_restarts_a_dead_worker_and_web_keeps_serving_and_ctrl_c_stops_all(t
     var = tmp_path / "var"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     env.update(STRONGROOM_VAR_DIR=str(var), STRONGROOM_PORT=str(port), STRONGROOM_STOP_TIMEOUT="5", DEBUG="true",
-               STRONGROOM_DNS_PORT=str(_free_port()))
+               STRONGROOM_DNS_PORT=str(_free_port()), STRONGROOM_API_PORT=str(api_port := _free_port()))
     log = tmp_path / "run.log"
     subprocess.run([str(ROOT / ".venv/bin/python"), "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     main = subprocess.Popen(["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=log.open("wb"),
@@ -77,9 +91,11 @@ def test_run_restarts_a_dead_worker_and_web_keeps_serving_and_ctrl_c_stops_all(t
         return pid if _alive(pid) else None
 
     try:
-        for name in ("web", "worker", "beat", "dns"):
+        for name in ("web", "api", "worker", "beat", "dns"):
             _wait(lambda: pid_of(name), 60, f"{name} to start", log)
         _wait(lambda: _status(port) == 200, 60, "the sign-in page", log)
+        _wait(lambda: _tls_status(api_port, var / "tls" / "ca.pem") == 200, 60, "the sign-in page over TLS", log)
+        assert (var / "tls" / "ca-key.pem").stat().st_mode & 0o777 == 0o600
 
         worker = pid_of("worker")
         os.kill(worker, signal.SIGKILL)

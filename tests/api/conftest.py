@@ -95,3 +95,58 @@ def operation_status(arm_client, response):
     url = response["Azure-AsyncOperation"]
     path = url.split("://", 1)[1].split("/", 1)[1]
     return arm_client.get("/" + path).json()
+
+
+# --- the API over real TLS ---------------------------------------------------------------------------------
+
+
+class TlsLiveServer:
+    """A live server over HTTPS with a certificate from Strongroom's own CA (`portal.tls`): ``url``
+    ("https://127.0.0.1:<port>"), ``ca`` (the CA file a client verifies against), ``stop()``."""
+
+    def __init__(self, tls_dir):
+        import ssl
+
+        from django.test.testcases import LiveServerThread
+        from django.test.utils import modify_settings
+
+        from portal import tls
+
+        files, _ = tls.ensure(tls_dir, ["127.0.0.1", "localhost"])
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(files.certificate, files.key)
+
+        class Thread(LiveServerThread):
+            def _create_server(self, connections_override=None):
+                server = super()._create_server(connections_override)
+                # Handshake in the request's own thread (not in accept), so one stalled client holds up nobody.
+                server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+                server.base_environ["HTTPS"] = "on"  # wsgi.url_scheme "https": request.scheme, absolute URLs
+                return server
+
+        self.ca = str(files.ca)
+        from django.contrib.staticfiles.handlers import StaticFilesHandler
+
+        self.thread = Thread("127.0.0.1", static_handler=StaticFilesHandler)
+        self.thread.daemon = True
+        self._settings = modify_settings(ALLOWED_HOSTS={"append": "127.0.0.1"})
+        self._settings.enable()
+        self.thread.start()
+        self.thread.is_ready.wait()
+        if self.thread.error:
+            self.stop()
+            raise self.thread.error
+        self.url = f"https://127.0.0.1:{self.thread.port}"
+
+    def stop(self):
+        self.thread.terminate()
+        self._settings.disable()
+
+
+@pytest.fixture
+def tls_live_server(transactional_db, tmp_path_factory):
+    """The app served over TLS on 127.0.0.1 (a thread, as ``live_server``; the data is the test's own, so a
+    transactional database): ``.url``, ``.ca``."""
+    server = TlsLiveServer(tmp_path_factory.getbasetemp() / "tls")
+    yield server
+    server.stop()

@@ -1,0 +1,133 @@
+"""App registrations (Entra ID's, for machines): the list, registering one, its page with the client id, the
+tenant id and its client secrets (a new secret's value shown once), and deleting a secret or the app.
+`security.applications` does the work; the pages call it and say how it went."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from portal.api import tokens
+from portal.forms import AppRegistrationForm, ClientSecretForm
+from portal.shortcuts import confirmed_delete, form_errors_from, report_outcome, submit
+from security import applications, clock, scopes
+from security.guards import GuardDenied, evaluate
+from security.models import AppRegistration, ClientSecret
+from security.operations import (
+    APPLICATION_CREATE,
+    APPLICATION_CREDENTIALS_UPDATE,
+    APPLICATION_DELETE,
+    APPLICATION_READ,
+)
+
+
+def _require_read(request) -> None:
+    read = evaluate(request.principal, APPLICATION_READ, scopes.ROOT)
+    if not read.allowed:
+        raise GuardDenied(read)
+
+
+@login_required
+def app_list(request):
+    _require_read(request)
+    apps = AppRegistration.objects.select_related("principal").order_by("display_name", "created_at")
+    now = clock.now()
+    rows = [{"app": a, "secrets": [s for s in a.secrets.all() if applications.is_active(s, now)]}
+            for a in apps.prefetch_related("secrets")]
+    return render(request, "portal/apps/app_list.html", {
+        "rows": rows, "create": evaluate(request.principal, APPLICATION_CREATE, scopes.ROOT),
+    })
+
+
+@login_required
+def app_create(request):
+    _require_read(request)
+    form = AppRegistrationForm(request.POST or None)
+    if request.method == "POST":
+        saved = submit(request, form,
+                       lambda: applications.create_application(request.principal, form.cleaned_data["display_name"]),
+                       lambda app: f"Registered '{app.display_name}'. Add a client secret for it to sign in, then give "
+                                   f"it a role in Access control (IAM).",
+                       lambda app: reverse("portal:app_detail", args=[app.pk]))
+        if saved:
+            return saved
+    return render(request, "portal/apps/app_create.html", {
+        "form": form, "create": evaluate(request.principal, APPLICATION_CREATE, scopes.ROOT),
+    }, status=400 if request.method == "POST" else 200)
+
+
+def _secret_form(data=None):
+    return ClientSecretForm(data, choices=applications.EXPIRY_CHOICES)
+
+
+def _detail(request, app, *, status=200, **extra):
+    now = clock.now()
+    secrets = [{"secret": s, "expired": not applications.is_active(s, now)} for s in applications.active_secrets(app)]
+    context = {
+        "app": app, "secrets": secrets, "tenant_id": tokens.tenant_id(), "secret_form": _secret_form(),
+        "credentials": evaluate(request.principal, APPLICATION_CREDENTIALS_UPDATE, scopes.ROOT),
+        "can_delete": evaluate(request.principal, APPLICATION_DELETE, scopes.ROOT).allowed,
+        **extra,
+    }
+    response = render(request, "portal/apps/app_detail.html", context, status=status)
+    response["Cache-Control"] = "no-store"  # a new secret's value is on the page once: no cache keeps it
+    return response
+
+
+@login_required
+def app_detail(request, pk):
+    _require_read(request)
+    return _detail(request, get_object_or_404(AppRegistration.objects.select_related("principal"), pk=pk))
+
+
+@never_cache
+@login_required
+@require_POST
+def app_secret_add(request, pk):
+    """"+ New client secret": the page again, showing the value this once (never stored, never redirected with)."""
+    _require_read(request)
+    app = get_object_or_404(AppRegistration.objects.select_related("principal"), pk=pk)
+    form = _secret_form(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            expires_at = applications.expiry_for(data["expires"], data.get("end_date"))
+            secret, value = applications.add_client_secret(request.principal, app, description=data["description"],
+                                                           expires_at=expires_at)
+        except ValidationError as exc:
+            form_errors_from(form, exc)
+        else:
+            return _detail(request, app, new_secret=secret, new_value=value)
+    return _detail(request, app, status=400, secret_form=form, adding=True)
+
+
+@login_required
+@require_POST
+def app_secret_remove(request, pk, secret_id):
+    _require_read(request)
+    secret = get_object_or_404(ClientSecret.objects.select_related("application"), pk=secret_id, application_id=pk)
+    report_outcome(request, lambda: applications.remove_client_secret(request.principal, secret),
+                   lambda s: f"Deleted the client secret {s.description or s.hint + '…'}: it no longer signs in, and "
+                             f"the tokens issued with it no longer work.")
+    return redirect("portal:app_detail", pk=pk)
+
+
+@login_required
+def app_delete(request, pk):
+    _require_read(request)
+    app = get_object_or_404(AppRegistration.objects.select_related("principal"), pk=pk)
+    deleted, error = confirmed_delete(request, app, kind="application",
+                                      delete=lambda: applications.delete_application(request.principal, app))
+    if deleted:
+        messages.success(request, f"Deleted the app registration '{app.display_name}', its secrets, its service "
+                                  f"principal and its role assignments.")
+        return redirect("portal:app_list")
+    return render(request, "portal/apps/app_delete.html", {
+        "app": app, "error": error, "can_delete": evaluate(request.principal, APPLICATION_DELETE, scopes.ROOT).allowed,
+        "assignments": app.principal.assignments.select_related("role").order_by("scope"),
+    }, status=400 if error else 200)
