@@ -2,4 +2,5 @@
 
 ROUTERS = [
     ("", "portal.api.operations.router"),
+    ("", "vaults.api.vaults.router"),
 ]
