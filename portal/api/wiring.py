@@ -2,5 +2,7 @@
 
 ROUTERS = [
     ("", "portal.api.operations.router"),
+    ("", "portal.api.resource_guards.router"),
     ("", "vaults.api.vaults.router"),
+    ("", "vaults.api.guard_proxies.router"),
 ]
