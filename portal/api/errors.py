@@ -7,13 +7,15 @@ page would have said.
 
 from __future__ import annotations
 
+import contextlib
+
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 
 from security.guards import GuardDenied
 
 # Guards whose refusal is a conflict with the resource's state rather than a bad request.
-CONFLICT_GUARDS = {"Deletion rules", "Subnet in use", "Soft delete", "Immutability"}
+CONFLICT_GUARDS = {"Vault deletion rules", "Subnet in use", "Soft delete", "Immutability"}
 
 
 class ArmError(Exception):
@@ -78,3 +80,16 @@ def _code(error: ValidationError) -> str:
     if code.isalnum() and code[:1].isupper():  # an Azure-style code a service chose ("UserErrorX")
         return code
     return "InvalidParameter"
+
+
+@contextlib.contextmanager
+def renamed_fields(mapping: dict):
+    """Inside the block, a service's ValidationError names its fields as the request's JSON does
+    (``{"retention_days": "properties.securitySettings.softDeleteSettings.retentionDurationInDays"}``),
+    so the 400's target is a path the client sent."""
+    try:
+        yield
+    except ValidationError as exc:
+        if not hasattr(exc, "error_dict"):
+            raise
+        raise ValidationError({mapping.get(f, f): errors for f, errors in exc.error_dict.items()}) from None

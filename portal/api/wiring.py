@@ -3,4 +3,7 @@
 ROUTERS = [
     ("", "portal.api.operations.router"),
     ("", "protection.api.policies.router"),
+    ("", "portal.api.resource_guards.router"),
+    ("", "vaults.api.vaults.router"),
+    ("", "vaults.api.guard_proxies.router"),
 ]

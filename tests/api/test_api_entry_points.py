@@ -16,6 +16,7 @@ import pytest
 
 from tests._entry_world import build_world, difference, entry_lab_registered, fingerprint, lockdown
 from tests.api.conftest import ArmClient
+from security import operations as ops
 from tests.test_entry_points import READ, refusal_problems
 
 pytestmark = pytest.mark.django_db
@@ -26,6 +27,9 @@ LOCATION = "/subscriptions/{subscriptionId}/providers/Microsoft.DataProtection/l
 RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DataProtection"
 VAULT = RG + "/backupVaults/{vaultName}"
 POLICY = VAULT + "/backupPolicies/{backupPolicyName}"
+SUB = "/subscriptions/{subscriptionId}/providers/Microsoft.DataProtection"
+GUARD = RG + "/resourceGuards/{resourceGuardsName}"
+PROXY = VAULT + "/backupResourceGuardProxies/{resourceGuardProxyName}"
 
 # (method, path template) -> READ or the set of guarded operations it may be refused at.
 API_ROUTES: dict[tuple[str, str], object] = {
@@ -35,6 +39,27 @@ API_ROUTES: dict[tuple[str, str], object] = {
     ("GET", POLICY): READ,
     ("PUT", POLICY): {f"{BV}/backupPolicies/write"},
     ("DELETE", POLICY): {f"{BV}/backupPolicies/delete"},
+    # backupVaults (vaults.api.vaults)
+    ("PUT", VAULT): {ops.VAULT_WRITE},
+    ("GET", VAULT): READ,
+    ("PATCH", VAULT): {ops.VAULT_WRITE},
+    ("DELETE", VAULT): {ops.VAULT_DELETE},
+    ("GET", RG + "/backupVaults"): READ,
+    ("GET", SUB + "/backupVaults"): READ,
+    ("POST", RG + "/locations/{location}/checkNameAvailability"): {ops.CHECK_NAME_AVAILABILITY},
+    # resourceGuards (portal.api.resource_guards)
+    ("PUT", GUARD): {ops.GUARD_WRITE},
+    ("GET", GUARD): READ,
+    ("PATCH", GUARD): {ops.GUARD_WRITE},
+    ("DELETE", GUARD): {ops.GUARD_DELETE},
+    ("GET", RG + "/resourceGuards"): READ,
+    ("GET", SUB + "/resourceGuards"): READ,
+    # backupResourceGuardProxies (vaults.api.guard_proxies)
+    ("PUT", PROXY): {ops.PROXY_WRITE},
+    ("GET", PROXY): READ,
+    ("DELETE", PROXY): {ops.PROXY_DELETE},
+    ("GET", VAULT + "/backupResourceGuardProxies"): READ,
+    ("POST", PROXY + "/unlockDelete"): {ops.PROXY_DELETE},
 }
 
 # (method, path template) -> w -> the JSON body a client would send.
@@ -43,7 +68,26 @@ BODIES: dict[tuple[str, str], object] = {
         "objectType": "BackupPolicy", "datasourceTypes": [w.adls_policy.datasource_type],
         "policyRules": w.adls_policy.policy_rules,
     }},
+    ("PUT", VAULT): lambda w: {"location": w.vault.region_id, "tags": {"changed": "yes"}, "properties": {
+        "storageSettings": [{"datastoreType": "VaultStore", "type": w.vault.storage_redundancy}]}},
+    ("PATCH", VAULT): lambda w: {"tags": {"changed": "yes"}},
+    ("POST", RG + "/locations/{location}/checkNameAvailability"): lambda w: {"name": "bv-free", "type": BV},
+    ("PUT", GUARD): lambda w: {"location": w.guard.region, "tags": {"changed": "yes"}},
+    ("PATCH", GUARD): lambda w: {"tags": {"changed": "yes"}},
+    ("PUT", PROXY): lambda w: {"properties": {"resourceGuardResourceId": w.guard.resource_id}},
+    ("POST", PROXY + "/unlockDelete"): lambda w: {"resourceGuardOperationRequests": []},
 }
+
+
+def path_overrides(w, template: str) -> dict:
+    """Names that differ by route: a Resource Guard lives in the security subscription's group, and the
+    Resource Guard proxy routes name the vault the world's guard protects."""
+    if "/resourceGuards" in template:
+        guard_group = w.guard.resource_group_id.strip("/").split("/")
+        return {"subscriptionId": guard_group[1], "resourceGroupName": guard_group[3]}
+    if "/backupResourceGuardProxies" in template:
+        return {"vaultName": w.guard.proxies.first().protected_resource_name}
+    return {}
 
 
 def path_values(w) -> dict:
@@ -95,7 +139,7 @@ def test_every_api_route_is_refused_when_the_guard_says_so(lab):
     problems = []
     for method, template, _name in api_routes():
         expected = API_ROUTES[(method, template)]
-        path = template.format(**values)
+        path = template.format(**(values | path_overrides(w, template)))
         body = BODIES.get((method, template), lambda w: {})(w)
         before = fingerprint()
         with lockdown() as state:

@@ -33,6 +33,7 @@ from vaults.services.settings import (
     update_cross_region_restore,
     update_cross_subscription_restore,
     update_storage_redundancy,
+    update_tags,
 )
 from vaults.services.soft_delete import (
     SOFT_DELETE_RETENTION_SHORTENED_ALERT,
@@ -49,5 +50,5 @@ __all__ = [
     "register_immutability_listener", "register_mua_link_check", "resource_groups_for_create", "security_level",
     "set_identity_enabled", "soft_delete_change", "unregister_mua_link_check", "update_cross_region_restore",
     "update_cross_subscription_restore", "update_immutability", "update_soft_delete", "update_storage_redundancy",
-    "validate_tags", "vaults_for",
+    "update_tags", "validate_tags", "vaults_for",
 ]
