@@ -2,4 +2,5 @@
 
 ROUTERS = [
     ("", "portal.api.operations.router"),
+    ("", "protection.api.instances.router"),
 ]
