@@ -400,7 +400,7 @@ def configure_protection(principal, *, vault, policy: BackupPolicy, selections: 
         result = check_readiness(principal, vault, cand, sel.snapshot_resource_group_id)
         if not result.ok:
             errors.setdefault(f"{sel.key}_selected" if sel.key else "datasources", []).append(
-                readiness_error(cand, result))
+                readiness_error(cand.name, result))
     if errors:
         raise ValidationError(errors)
     created = []
@@ -414,9 +414,9 @@ READINESS_CODES = {readiness.ROLE_ASSIGNMENT_NOT_DONE: MISSING_PERMISSIONS, read
                    readiness.IDENTITY_OFF: "UserErrorMSIDisabled"}
 
 
-def readiness_error(cand: Candidate, result: readiness.Readiness) -> ValidationError:
+def readiness_error(name: str, result: readiness.Readiness) -> ValidationError:
     """A row's failed backup readiness, as the page words it, with Azure's code (the API's error code)."""
-    return ValidationError(f"{cand.name}: backup readiness is '{result.status}'. {result.message}",
+    return ValidationError(f"{name}: backup readiness is '{result.status}'. {result.message}",
                            code=READINESS_CODES.get(result.status, "UserErrorBackupReadinessFailed"))
 
 
