@@ -6,4 +6,5 @@ ROUTERS = [
     ("", "portal.api.resource_guards.router"),
     ("", "vaults.api.vaults.router"),
     ("", "vaults.api.guard_proxies.router"),
+    ("", "protection.api.instances.router"),
 ]

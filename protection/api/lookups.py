@@ -3,9 +3,12 @@
 
 from portal.api import lookups
 from portal.api.errors import not_found
-from protection.models import BackupInstance, BackupPolicy
+from protection.models import BackupInstance, BackupPolicy, ProtectionState
 from security import operations as ops
 from vaults.api.lookups import vault, vault_scope
+
+
+SOFT_DELETED_STATES = (ProtectionState.SOFT_DELETING, ProtectionState.SOFT_DELETED)
 
 
 def child_scope(subscription_id, resource_group_name, vault_name, kind: str, name: str) -> str:
@@ -26,11 +29,15 @@ def instance(request, subscription_id, resource_group_name, vault_name, instance
     """A backup instance by name; ``deleted`` finds a soft-deleted one (``deletedBackupInstances``),
     otherwise a soft-deleted instance is not found."""
     if action:
-        lookups.require(request.auth, action, child_scope(subscription_id, resource_group_name, vault_name, "backupInstances", instance_name))
+        kind = "deletedBackupInstances" if deleted else "backupInstances"
+        lookups.require(request.auth, action, child_scope(subscription_id, resource_group_name, vault_name, kind, instance_name))
     found_vault = vault(request, subscription_id, resource_group_name, vault_name, action=None)
     rows = BackupInstance.objects.filter(vault=found_vault, name__iexact=instance_name)
-    rows = rows.filter(deleted_at__isnull=not deleted)
+    # As `BackupInstance.is_soft_deleted` says: a hard delete in progress (deleted_at set, UpdatingProtection)
+    # is no deleted backup instance, and stays a backup instance until its job removes it.
+    rows = rows.filter(protection_state__in=SOFT_DELETED_STATES) if deleted else rows.exclude(protection_state__in=SOFT_DELETED_STATES)
     found = rows.select_related("vault", "policy").first()
     if found is None:
-        raise not_found(ops.INSTANCE_TYPE, f"{vault_name}/{instance_name}", found_vault.resource_group.name)
+        kind = f"{ops.VAULT_TYPE}/deletedBackupInstances" if deleted else ops.INSTANCE_TYPE
+        raise not_found(kind, f"{vault_name}/{instance_name}", found_vault.resource_group.name)
     return found

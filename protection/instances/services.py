@@ -30,6 +30,7 @@ from portal.models import ResourceGroup
 from portal.shortcuts import visible
 from protection import datasource_types, readiness
 from protection.datasources.adls import CONTAINER_LIMIT_CODE, MAX_CONTAINERS, container_limit_error
+from protection.datasources.base import MISSING_PERMISSIONS
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, BackupPolicy, Job, JobCategory, JobOperation, ProtectionState
 from protection.scheduling import reschedule
@@ -324,7 +325,8 @@ def _validate_selection(principal, vault, policy, cand: Candidate | None, sel: D
         )
         return
     if not cand.offered:
-        errors.setdefault(f"{key}_selected", []).append(f"{cand.name}: {cand.reason}")
+        errors.setdefault(f"{key}_selected", []).append(
+            ValidationError(f"{cand.name}: {cand.reason}", code=cand.code or "UserErrorDatasourceNotProtectable"))
         return
     if problem := name_rule_error(sel.instance_name):
         errors.setdefault(f"{key}_name", []).append(problem)
@@ -398,7 +400,7 @@ def configure_protection(principal, *, vault, policy: BackupPolicy, selections: 
         result = check_readiness(principal, vault, cand, sel.snapshot_resource_group_id)
         if not result.ok:
             errors.setdefault(f"{sel.key}_selected" if sel.key else "datasources", []).append(
-                f"{cand.name}: backup readiness is '{result.status}'. {result.message}")
+                readiness_error(cand.name, result))
     if errors:
         raise ValidationError(errors)
     created = []
@@ -406,6 +408,31 @@ def configure_protection(principal, *, vault, policy: BackupPolicy, selections: 
         for sel, cand in resolved:
             created.append(_create_instance(principal, vault, policy, cand, sel))
     return created
+
+
+READINESS_CODES = {readiness.ROLE_ASSIGNMENT_NOT_DONE: MISSING_PERMISSIONS, readiness.INSUFFICIENT_PERMISSION: MISSING_PERMISSIONS,
+                   readiness.IDENTITY_OFF: "UserErrorMSIDisabled"}
+
+
+def readiness_error(name: str, result: readiness.Readiness) -> ValidationError:
+    """A row's failed backup readiness, as the page words it, with Azure's code (the API's error code)."""
+    return ValidationError(f"{name}: backup readiness is '{result.status}'. {result.message}",
+                           code=READINESS_CODES.get(result.status, "UserErrorBackupReadinessFailed"))
+
+
+def validate_for_backup(principal, *, vault, policy: BackupPolicy, selection: DatasourceSelection) -> readiness.Readiness:
+    """``validateForBackup``: the checks `configure_protection` makes of one datasource, creating nothing.
+    Input problems (the policy, the datasource, its containers) raise ValidationError; the outcome is
+    the row's backup readiness."""
+    if policy is None or policy.vault_id != vault.pk:
+        raise ValidationError({"policy": "Choose a backup policy of this vault."})
+    errors: dict[str, list[str]] = {}
+    cand = {c.resource_id.lower(): c for c in candidates(principal, vault, policy.datasource_type)}.get(
+        selection.resource_id.lower())
+    _validate_selection(principal, vault, policy, cand, selection, errors)
+    if errors:
+        raise ValidationError(errors)
+    return check_readiness(principal, vault, cand, selection.snapshot_resource_group_id)
 
 
 def _create_change(policy, cand) -> dict:
@@ -538,5 +565,5 @@ def vault_has_contents(vault) -> bool:
 
 __all__ = [
     "CONTAINER_LIMIT_CODE", "MAX_CONTAINERS", "Candidate", "DatasourceSelection", "assign_missing_roles", "candidates", "change_policy", "check_readiness",
-    "configure_protection", "instances_for", "vault_has_contents",
+    "configure_protection", "instances_for", "readiness_error", "validate_for_backup", "vault_has_contents",
 ]

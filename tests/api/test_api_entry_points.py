@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from security import operations as ops
 from tests._entry_world import build_world, difference, entry_lab_registered, fingerprint, lockdown
 from tests.api.conftest import ArmClient
 from security import operations as ops
@@ -32,6 +33,9 @@ GUARD = RG + "/resourceGuards/{resourceGuardsName}"
 PROXY = VAULT + "/backupResourceGuardProxies/{resourceGuardProxyName}"
 
 # (method, path template) -> READ or the set of guarded operations it may be refused at.
+BI = VAULT + "/backupInstances/{backupInstanceName}"
+DELETED_BI = VAULT + "/deletedBackupInstances/{backupInstanceName}"
+
 API_ROUTES: dict[tuple[str, str], object] = {
     ("GET", LOCATION + "/operationStatus/{operationId}"): READ,
     ("GET", LOCATION + "/operationResults/{operationId}"): READ,
@@ -60,7 +64,36 @@ API_ROUTES: dict[tuple[str, str], object] = {
     ("DELETE", PROXY): {ops.PROXY_DELETE},
     ("GET", VAULT + "/backupResourceGuardProxies"): READ,
     ("POST", PROXY + "/unlockDelete"): {ops.PROXY_DELETE},
+    # backupInstances (protection/api/instances.py)
+    ("GET", VAULT + "/backupInstances"): READ,
+    ("GET", BI): READ,
+    ("PUT", BI): {ops.INSTANCE_WRITE},
+    ("DELETE", BI): {ops.INSTANCE_DELETE},
+    ("POST", VAULT + "/validateForBackup"): READ,  # readiness only: creates nothing, asks no guard
+    ("POST", BI + "/stopProtection"): {ops.STOP_PROTECTION},
+    ("POST", BI + "/suspendBackups"): {ops.SUSPEND_BACKUPS},
+    ("POST", BI + "/resumeProtection"): {ops.RESUME_PROTECTION, ops.RESUME_BACKUPS},
+    ("POST", BI + "/resumeBackups"): {ops.RESUME_PROTECTION, ops.RESUME_BACKUPS},
+    ("GET", VAULT + "/deletedBackupInstances"): READ,
+    ("GET", DELETED_BI): READ,
+    ("POST", DELETED_BI + "/undelete"): {ops.UNDELETE},
 }
+
+
+def _instance_body(w, policy, resource_id, name) -> dict:
+    return {"properties": {
+        "objectType": "BackupInstance", "friendlyName": name,
+        "dataSourceInfo": {"objectType": "Datasource", "datasourceType": policy.datasource_type, "resourceID": resource_id},
+        "policyInfo": {"policyId": policy.resource_id, "policyParameters": {"backupDatasourceParametersList": [
+            {"objectType": "AdlsBlobBackupDatasourceParameters", "containersList": ["documents"]}]}},
+    }}
+
+
+def _other_adls_policy(w):
+    from protection.models import BackupPolicy
+
+    return BackupPolicy.objects.get(vault=w.vault, name="adls-30d")
+
 
 # (method, path template) -> w -> the JSON body a client would send.
 BODIES: dict[tuple[str, str], object] = {
@@ -76,6 +109,16 @@ BODIES: dict[tuple[str, str], object] = {
     ("PATCH", GUARD): lambda w: {"tags": {"changed": "yes"}},
     ("PUT", PROXY): lambda w: {"properties": {"resourceGuardResourceId": w.guard.resource_id}},
     ("POST", PROXY + "/unlockDelete"): lambda w: {"resourceGuardOperationRequests": []},
+    # bi-entry moved to another policy (Change policy).
+    ("PUT", BI): lambda w: _instance_body(w, _other_adls_policy(w), w.instance.datasource_resource_id, w.instance.name),
+    ("POST", VAULT + "/validateForBackup"): lambda w: {
+        "backupInstance": _instance_body(w, w.adls_policy, w.account2.resource_id, "bi-entry-2")["properties"]},
+}
+
+# (method, path template) -> w -> path values that differ from `path_values` for that route.
+PATH_OVERRIDES: dict[tuple[str, str], object] = {
+    ("GET", DELETED_BI): lambda w: {"backupInstanceName": w.soft_deleted.name},
+    ("POST", DELETED_BI + "/undelete"): lambda w: {"backupInstanceName": w.soft_deleted.name},
 }
 
 
@@ -139,7 +182,7 @@ def test_every_api_route_is_refused_when_the_guard_says_so(lab):
     problems = []
     for method, template, _name in api_routes():
         expected = API_ROUTES[(method, template)]
-        path = template.format(**(values | path_overrides(w, template)))
+        path = template.format(**(values | path_overrides(w, template) | PATH_OVERRIDES.get((method, template), lambda w: {})(w)))
         body = BODIES.get((method, template), lambda w: {})(w)
         before = fingerprint()
         with lockdown() as state:
