@@ -2,4 +2,8 @@
 
 ROUTERS = [
     ("", "portal.api.operations.router"),
+    ("", "protection.api.backups.router"),
+    ("", "protection.api.recovery_points.router"),
+    ("", "protection.api.restores.router"),
+    ("", "protection.api.jobs.router"),
 ]
