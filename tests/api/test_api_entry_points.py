@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from security import operations as ops
 from tests._entry_world import build_world, difference, entry_lab_registered, fingerprint, lockdown
 from tests.api.conftest import ArmClient
 from tests.test_entry_points import READ, refusal_problems
@@ -25,15 +26,43 @@ BV = f"{DP}/backupVaults"
 LOCATION = "/subscriptions/{subscriptionId}/providers/Microsoft.DataProtection/locations/{location}"
 RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DataProtection"
 VAULT = RG + "/backupVaults/{vaultName}"
+INSTANCE = VAULT + "/backupInstances/{backupInstanceName}"
 
 # (method, path template) -> READ or the set of guarded operations it may be refused at.
 API_ROUTES: dict[tuple[str, str], object] = {
     ("GET", LOCATION + "/operationStatus/{operationId}"): READ,
     ("GET", LOCATION + "/operationResults/{operationId}"): READ,
+    ("POST", INSTANCE + "/backup"): {ops.BACKUP_ACTION},
+    ("POST", INSTANCE + "/validateRestore"): {ops.VALIDATE_RESTORE},
+    ("POST", INSTANCE + "/restore"): {ops.RESTORE},
+    ("GET", INSTANCE + "/recoveryPoints"): READ,
+    ("GET", INSTANCE + "/recoveryPoints/{recoveryPointId}"): READ,
+    ("GET", VAULT + "/backupJobs"): READ,
+    ("GET", VAULT + "/backupJobs/{jobId}"): READ,
 }
 
 # (method, path template) -> w -> the JSON body a client would send.
-BODIES: dict[tuple[str, str], object] = {}
+def _restore_request(w) -> dict:
+    """Every container of the world's ADLS point into the restore target account."""
+    return {
+        "objectType": "AzureBackupRecoveryPointBasedRestoreRequest",
+        "recoveryPointId": str(w.point.pk),
+        "sourceDataStoreType": w.point.datastore,
+        "restoreTargetInfo": {
+            "objectType": "ItemLevelRestoreTargetInfo", "recoveryOption": "FailIfExists",
+            "restoreLocation": w.vault.region_id,
+            "datasourceInfo": {"objectType": "Datasource", "resourceID": w.restore_target.resource_id},
+            "restoreCriteria": [],
+        },
+    }
+
+
+BODIES: dict[tuple[str, str], object] = {
+    ("POST", INSTANCE + "/backup"): lambda w: {"backupRuleOptions": {
+        "ruleName": w.adls_policy.parsed.backup_rule_name, "triggerOption": {"retentionTagOverride": "Default"}}},
+    ("POST", INSTANCE + "/validateRestore"): lambda w: {"restoreRequestObject": _restore_request(w)},
+    ("POST", INSTANCE + "/restore"): _restore_request,
+}
 
 
 def path_values(w) -> dict:
