@@ -4,6 +4,7 @@ live server (the jobs run inline while its pollers wait), and the refusals in AR
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 
@@ -14,8 +15,8 @@ from protection.restores import readiness, services as restore_services
 from security import clock
 from tests.api.conftest import operation_status
 from tests.protection._restore_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, _fast_passwords, adls_target, backup, filled, inventory, latest_point, make_policy, new_account, protect,
-    tree_of, vault,
+    ADLS, ESAN, PG, _fast_passwords, adls_target, backup, filled, inventory, latest_point, make_policy, new_account,
+    pg_database, protect, tree_of, vault,
 )
 from vaults.models import PublicNetworkAccess
 from vaults.networking import services as net
@@ -251,3 +252,77 @@ def test_restore_with_prefix_and_rename_through_the_api(lab, arm, backed_up, fil
     assert operation_status(client, response)["status"] == "Succeeded"
     source = tree_of(filled.account.data_path / "documents")
     assert tree_of(account.data_path / "docs-restored") == {k: v for k, v in source.items() if k.startswith("dir0/")}
+
+
+# =================================================================================================
+# Elastic SAN (a new volume) and PostgreSQL (files into a container), through the API
+# =================================================================================================
+
+
+def _restore(client, instance, body):
+    response = client.post(f"{instance.resource_id}/restore", body)
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(operation=JobOperation.RESTORE, instance=instance)
+    jobs.run(job.pk)
+    status = operation_status(client, response)
+    assert status["status"] == "Succeeded", status
+    return job
+
+
+def test_elastic_san_restores_as_a_new_volume(lab, arm, vault, make_policy, filled):
+    from portal.inventory import volumes as volume_files
+    from portal.inventory.models import Volume
+    from protection.restores import targets
+
+    volume = filled.volumes[0]
+    instance = protect(lab, vault, make_policy(ESAN), volume)
+    point = backup(lab, instance)
+    group = volume.volume_group
+    restore_services.assign_restore_roles(lab.trainer, point, targets.VolumeTarget(group.resource_id, "vol-api"),
+                                          readiness.SCOPE_RESOURCE)
+    body = {
+        "objectType": "AzureBackupRecoveryPointBasedRestoreRequest", "recoveryPointId": str(point.pk),
+        "sourceDataStoreType": "OperationalStore",
+        "restoreTargetInfo": {"objectType": "RestoreTargetInfo", "recoveryOption": "FailIfExists",
+                              "restoreLocation": vault.region_id,
+                              "datasourceInfo": {"objectType": "Datasource", "datasourceType": ESAN,
+                                                 "resourceID": f"{group.resource_id}/volumes/vol-api"}},
+    }
+    client = arm(lab.trainer)
+    assert client.post(f"{instance.resource_id}/validateRestore", {"restoreRequestObject": body}).status_code == 202
+    _restore(client, instance, body)
+    restored = Volume.objects.get(volume_group=group, name="vol-api")
+    assert volume_files.image_checksum(restored.image_path) == volume_files.image_checksum(volume.image_path)
+    again = client.post(f"{instance.resource_id}/restore", body)  # never overwrites
+    assert again.status_code == 400
+    assert again.json()["error"]["target"] == "restoreTargetInfo.datasourceInfo.resourceID"
+
+
+def test_postgres_restores_as_files_named_by_the_containers_url(lab, arm, vault, make_policy, inventory, pg_database):
+    from portal.inventory import services as inv
+    from protection.restores import layout, targets
+
+    source = pg_database("sr_api")
+    inv.refresh_postgres_server(lab.trainer, inventory.server)
+    instance = protect(lab, vault, make_policy(PG), inventory.server)
+    point = backup(lab, instance)
+    account = new_account(lab)
+    container = inv.create_container(lab.trainer, account, name="pgdumps")
+    restore_services.assign_restore_roles(lab.trainer, point, targets.PgFilesTarget(container.resource_id, "", ""),
+                                          readiness.SCOPE_RESOURCE)
+    body = {
+        "objectType": "AzureBackupRecoveryPointBasedRestoreRequest", "recoveryPointId": str(point.pk),
+        "sourceDataStoreType": "VaultStore",
+        "restoreTargetInfo": {"objectType": "RestoreFilesTargetInfo", "recoveryOption": "FailIfExists",
+                              "restoreLocation": vault.region_id, "sourceDatabaseName": source,
+                              "targetDetails": {"url": f"https://{account.name}.blob.core.windows.net/pgdumps",
+                                                "filePrefix": "api/", "restoreTargetLocationType": "AzureBlobs"}},
+    }
+    _restore(arm(lab.trainer), instance, body)
+    files = tree_of(container.path)
+    assert set(files) == {"api/globals.sql", f"api/{source}.dump"}
+    with layout.open_point_store(point) as store:
+        part = next(p for p in layout.databases(point) if p.database == source)
+        out = io.BytesIO()
+        store.restore_stream(part.snapshot_id, out)
+    assert files[f"api/{source}.dump"] == out.getvalue()
