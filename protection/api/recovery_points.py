@@ -77,6 +77,8 @@ def _bad_filter(message: str) -> ArmError:
 
 
 def _moment(name: str, value: str) -> dt.datetime:
+    if "T" in value and " " in value:  # an offset's "+" that arrived unescaped in the query string
+        value = value.replace(" ", "+")
     try:
         moment = parse_datetime(value.replace(" ", "T", 1) if "T" not in value else value)
         if moment is None and (day := parse_date(value)) is not None:

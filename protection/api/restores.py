@@ -87,6 +87,13 @@ def _bad(code: str, message: str, target: str, prefix: str) -> ArmError:
     return ArmError(400, code, message, target=prefix + target)
 
 
+def _obj(data: dict, key: str, where: str, prefix: str) -> dict:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise _bad("InvalidRequestContent", f"'{where}.{key}' is required, as an object.", f"{where}.{key}", prefix)
+    return value
+
+
 def _text(data: dict, key: str, where: str, prefix: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
@@ -118,7 +125,7 @@ def _point(found, body: RestoreRequest, prefix: str) -> RecoveryPoint:
 
 
 def _adls(info: dict, point, prefix: str) -> targets.AdlsTarget:
-    account = _text(info.get("datasourceInfo") or {}, "resourceID", f"{TARGET}.datasourceInfo", prefix)
+    account = _text(_obj(info, "datasourceInfo", TARGET, prefix), "resourceID", f"{TARGET}.datasourceInfo", prefix)
     if info.get("objectType") == "RestoreTargetInfo":
         return targets.AdlsTarget(account, True)
     criteria = info.get("restoreCriteria") or []
@@ -152,7 +159,7 @@ def _split(resource_id: str, child: str, where: str, prefix: str) -> tuple[str, 
 
 def _volume(info: dict, prefix: str) -> targets.VolumeTarget:
     where = f"{TARGET}.datasourceInfo.resourceID"
-    group, name = _split(_text(info.get("datasourceInfo") or {}, "resourceID", f"{TARGET}.datasourceInfo", prefix),
+    group, name = _split(_text(_obj(info, "datasourceInfo", TARGET, prefix), "resourceID", f"{TARGET}.datasourceInfo", prefix),
                          "volumes", where, prefix)
     return targets.VolumeTarget(group, name)
 
@@ -160,7 +167,9 @@ def _volume(info: dict, prefix: str) -> targets.VolumeTarget:
 def _source_database(info: dict, point, prefix: str) -> str:
     named = info.get("sourceDatabaseName") or ""
     if named:
-        return str(named)
+        if not isinstance(named, str):
+            raise _bad("InvalidRequestContent", "sourceDatabaseName is a string.", f"{TARGET}.sourceDatabaseName", prefix)
+        return named
     databases = [p.database for p in layout.databases(point)]
     if len(databases) == 1:
         return databases[0]
@@ -173,8 +182,8 @@ def _container_id(details: dict, prefix: str) -> str:
     """The container a RestoreFilesTargetInfo names: ``targetResourceArmId``, or found from its ``url``."""
     from portal.inventory.models import Container
 
-    if details.get("targetResourceArmId"):
-        return str(details["targetResourceArmId"])
+    if isinstance(details.get("targetResourceArmId"), str) and details["targetResourceArmId"]:
+        return details["targetResourceArmId"]
     url = _text(details, "url", f"{TARGET}.targetDetails", prefix)
     parts = urlsplit(url)
     account = (parts.hostname or "").split(".", 1)[0]
@@ -188,17 +197,17 @@ def _container_id(details: dict, prefix: str) -> str:
 
 def _postgres(info: dict, point, prefix: str) -> targets.Target:
     if info.get("objectType") == "RestoreFilesTargetInfo":
-        details = info.get("targetDetails") or {}
+        details = _obj(info, "targetDetails", TARGET, prefix)
         kind = details.get("restoreTargetLocationType", "AzureBlobs")
         if kind != "AzureBlobs":
             raise _bad("InvalidParameter", f"Strongroom restores files to blob containers (AzureBlobs), not {kind}.",
                        f"{TARGET}.targetDetails.restoreTargetLocationType", prefix)
         file_prefix = details.get("filePrefix")
+        database = _source_database(info, point, prefix) if info.get("sourceDatabaseName") else ""
         return targets.PgFilesTarget(_container_id(details, prefix),
-                                     file_prefix if isinstance(file_prefix, str) else "",
-                                     str(info.get("sourceDatabaseName") or ""))
+                                     file_prefix if isinstance(file_prefix, str) else "", database)
     where = f"{TARGET}.datasourceInfo.resourceID"
-    server, name = _split(_text(info.get("datasourceInfo") or {}, "resourceID", f"{TARGET}.datasourceInfo", prefix),
+    server, name = _split(_text(_obj(info, "datasourceInfo", TARGET, prefix), "resourceID", f"{TARGET}.datasourceInfo", prefix),
                           "databases", where, prefix)
     return targets.PgDatabaseTarget(_source_database(info, point, prefix), server, name)
 

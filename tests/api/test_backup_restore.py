@@ -326,3 +326,33 @@ def test_postgres_restores_as_files_named_by_the_containers_url(lab, arm, vault,
         out = io.BytesIO()
         store.restore_stream(part.snapshot_id, out)
     assert files[f"api/{source}.dump"] == out.getvalue()
+
+
+HOSTILE = [
+    lambda b: b | {"restoreTargetInfo": {**b["restoreTargetInfo"], "datasourceInfo": "x"}},
+    lambda b: b | {"restoreTargetInfo": {**b["restoreTargetInfo"], "datasourceInfo": {"resourceID": 7}}},
+    lambda b: b | {"restoreTargetInfo": {**b["restoreTargetInfo"], "restoreCriteria": "documents"}},
+    lambda b: b | {"restoreTargetInfo": {**b["restoreTargetInfo"], "restoreCriteria": [
+        {"objectType": "ItemPathBasedRestoreCriteria", "itemPath": "documents", "subItemPathPrefix": "a"}]}},
+    lambda b: b | {"restoreTargetInfo": {**b["restoreTargetInfo"], "restoreCriteria": [
+        {"objectType": "ItemPathBasedRestoreCriteria", "itemPath": "documents", "renameTo": 5}]}},
+    lambda b: b | {"restoreTargetInfo": {**b["restoreTargetInfo"], "restoreCriteria": [
+        {"objectType": "ItemPathBasedRestoreCriteria", "itemPath": ""}]}},
+    lambda b: b | {"restoreTargetInfo": "x"},
+    lambda b: b | {"identityDetails": {"useSystemAssignedIdentity": False}},
+    lambda b: b | {"objectType": "Nonsense"},
+    lambda b: {},
+]
+
+
+def test_hostile_restore_bodies_are_400_never_500(lab, arm, backed_up):
+    instance, point = backed_up
+    account = new_account(lab)
+    client = arm(lab.trainer)
+    for i, mangle in enumerate(HOSTILE):
+        body = mangle(_restore_body(point, account, "documents"))
+        for path, data in ((f"{instance.resource_id}/restore", body),
+                           (f"{instance.resource_id}/validateRestore", {"restoreRequestObject": body})):
+            response = client.post(path, data)
+            assert response.status_code == 400, (i, path, response.content)
+            assert response.json()["error"]["code"]
