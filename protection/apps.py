@@ -12,6 +12,7 @@ class ProtectionConfig(AppConfig):
         register_job_handlers()
         register_pages()
         register_hooks()
+        register_api()
 
 
 def register_job_handlers() -> None:
@@ -74,3 +75,11 @@ def register_hooks() -> None:
     # (the purge and retention runs then carry them out, whatever the clock reads).
     clock.register_settler("protection.purges", deletion.record_due_purges)
     clock.register_settler("protection.expiries", retention.record_expiries)
+
+
+def register_api() -> None:
+    """What the ARM API's plumbing asks of protection: the outcome of a Job an operation follows."""
+    from portal.api import lro
+    from protection.api import jobs
+
+    lro.register_job_outcome(jobs.job_outcome)

@@ -7,4 +7,8 @@ ROUTERS = [
     ("", "vaults.api.vaults.router"),
     ("", "vaults.api.guard_proxies.router"),
     ("", "protection.api.instances.router"),
+    ("", "protection.api.backups.router"),
+    ("", "protection.api.recovery_points.router"),
+    ("", "protection.api.restores.router"),
+    ("", "protection.api.jobs.router"),
 ]

@@ -31,6 +31,7 @@ POLICY = VAULT + "/backupPolicies/{backupPolicyName}"
 SUB = "/subscriptions/{subscriptionId}/providers/Microsoft.DataProtection"
 GUARD = RG + "/resourceGuards/{resourceGuardsName}"
 PROXY = VAULT + "/backupResourceGuardProxies/{resourceGuardProxyName}"
+INSTANCE = VAULT + "/backupInstances/{backupInstanceName}"
 
 # (method, path template) -> READ or the set of guarded operations it may be refused at.
 BI = VAULT + "/backupInstances/{backupInstanceName}"
@@ -77,6 +78,13 @@ API_ROUTES: dict[tuple[str, str], object] = {
     ("GET", VAULT + "/deletedBackupInstances"): READ,
     ("GET", DELETED_BI): READ,
     ("POST", DELETED_BI + "/undelete"): {ops.UNDELETE},
+    ("POST", INSTANCE + "/backup"): {ops.BACKUP_ACTION},
+    ("POST", INSTANCE + "/validateRestore"): {ops.VALIDATE_RESTORE},
+    ("POST", INSTANCE + "/restore"): {ops.RESTORE},
+    ("GET", INSTANCE + "/recoveryPoints"): READ,
+    ("GET", INSTANCE + "/recoveryPoints/{recoveryPointId}"): READ,
+    ("GET", VAULT + "/backupJobs"): READ,
+    ("GET", VAULT + "/backupJobs/{jobId}"): READ,
 }
 
 
@@ -96,7 +104,26 @@ def _other_adls_policy(w):
 
 
 # (method, path template) -> w -> the JSON body a client would send.
+def _restore_request(w) -> dict:
+    """Every container of the world's ADLS point into the restore target account."""
+    return {
+        "objectType": "AzureBackupRecoveryPointBasedRestoreRequest",
+        "recoveryPointId": str(w.point.pk),
+        "sourceDataStoreType": w.point.datastore,
+        "restoreTargetInfo": {
+            "objectType": "ItemLevelRestoreTargetInfo", "recoveryOption": "FailIfExists",
+            "restoreLocation": w.vault.region_id,
+            "datasourceInfo": {"objectType": "Datasource", "resourceID": w.restore_target.resource_id},
+            "restoreCriteria": [],
+        },
+    }
+
+
 BODIES: dict[tuple[str, str], object] = {
+    ("POST", INSTANCE + "/backup"): lambda w: {"backupRuleOptions": {
+        "ruleName": w.adls_policy.parsed.backup_rule_name, "triggerOption": {"retentionTagOverride": "Default"}}},
+    ("POST", INSTANCE + "/validateRestore"): lambda w: {"restoreRequestObject": _restore_request(w)},
+    ("POST", INSTANCE + "/restore"): _restore_request,
     ("PUT", POLICY): lambda w: {"properties": {
         "objectType": "BackupPolicy", "datasourceTypes": [w.adls_policy.datasource_type],
         "policyRules": w.adls_policy.policy_rules,
