@@ -6,6 +6,7 @@ Each write goes through `guarded` (evaluate, one transaction, the activity log).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 import logging
 from dataclasses import dataclass
 
@@ -91,8 +92,10 @@ def assign_role(
     ends_at: dt.datetime | None = None,
     description: str = "",
     condition: dict | None = None,
+    assignment_id: uuid.UUID | None = None,
 ) -> RoleAssignment:
-    """Assign ``role`` to ``assignee`` at ``scope``. ``condition`` (`security.conditions` data) constrains
+    """Assign ``role`` to ``assignee`` at ``scope`` (as ``assignment_id``, when the caller names it, as
+    ARM's PUT does). ``condition`` (`security.conditions` data) constrains
     which roles the assignee may then assign and remove: only on Role Based Access Control Administrator
     or User Access Administrator. Assigning a privileged administrator role raises "Privileged role assigned"."""
     scope = scopes.normalize(scope)
@@ -112,9 +115,16 @@ def assign_role(
         )
         if existing:
             raise ValidationError(
-                f"RoleAssignmentExists: {assignee.display_name} already holds {role.name} at this scope."
+                f"RoleAssignmentExists: {assignee.display_name} already holds {role.name} at this scope.",
+                code="RoleAssignmentExists",
+            )
+        if assignment_id is not None and RoleAssignment.objects.filter(pk=assignment_id).exists():
+            raise ValidationError(
+                f"RoleAssignmentExists: a role assignment named '{assignment_id}' already exists; choose a new GUID.",
+                code="RoleAssignmentExists",
             )
         assignment = RoleAssignment.objects.create(
+            **({"id": assignment_id} if assignment_id is not None else {}),
             principal=assignee,
             role=role,
             scope=scope,

@@ -9,3 +9,5 @@ services as the pages; ``wiring`` names them by string, as the root urls do.
 
 API_VERSION = "2026-06-01"
 SUPPORTED_API_VERSIONS = (API_VERSION,)
+# Microsoft.Authorization (role assignments and definitions, PIM requests), as Azure's scripts call it.
+AUTHORIZATION_API_VERSIONS = ("2022-04-01", "2020-10-01")

@@ -2,6 +2,7 @@
 
 ROUTERS = [
     ("", "portal.api.operations.router"),
+    ("", "portal.api.authorization.router"),
     ("", "protection.api.policies.router"),
     ("", "portal.api.resource_guards.router"),
     ("", "vaults.api.vaults.router"),

@@ -33,11 +33,20 @@ GUARD = RG + "/resourceGuards/{resourceGuardsName}"
 PROXY = VAULT + "/backupResourceGuardProxies/{resourceGuardProxyName}"
 INSTANCE = VAULT + "/backupInstances/{backupInstanceName}"
 
-# (method, path template) -> READ or the set of guarded operations it may be refused at.
 BI = VAULT + "/backupInstances/{backupInstanceName}"
 DELETED_BI = VAULT + "/deletedBackupInstances/{backupInstanceName}"
 
+AUTHZ_VERSION = "2022-04-01"
+ASSIGNMENT = "/{path:scope}/providers/Microsoft.Authorization/roleAssignments"
+
+# (method, path template) -> READ or the set of guarded operations it may be refused at.
 API_ROUTES: dict[tuple[str, str], object] = {
+    # Microsoft.Authorization (portal.api.authorization)
+    ("PUT", ASSIGNMENT + "/{roleAssignmentName}"): {ops.ROLE_ASSIGNMENT_WRITE},
+    ("GET", ASSIGNMENT + "/{roleAssignmentName}"): READ,
+    ("DELETE", ASSIGNMENT + "/{roleAssignmentName}"): {ops.ROLE_ASSIGNMENT_DELETE},
+    ("GET", ASSIGNMENT): READ,
+    ("GET", "/{path:scope}/providers/Microsoft.Authorization/roleDefinitions"): READ,
     ("GET", LOCATION + "/operationStatus/{operationId}"): READ,
     ("GET", LOCATION + "/operationResults/{operationId}"): READ,
     ("GET", VAULT + "/backupPolicies"): READ,
@@ -120,6 +129,9 @@ def _restore_request(w) -> dict:
 
 
 BODIES: dict[tuple[str, str], object] = {
+    ("PUT", ASSIGNMENT + "/{roleAssignmentName}"): lambda w: {"properties": {
+        "roleDefinitionId": f"/providers/Microsoft.Authorization/roleDefinitions/{w.assignment.role_id}",
+        "principalId": str(w.lab.personas["backup-operator"].principal.id)}},
     ("POST", INSTANCE + "/backup"): lambda w: {"backupRuleOptions": {
         "ruleName": w.adls_policy.parsed.backup_rule_name, "triggerOption": {"retentionTagOverride": "Default"}}},
     ("POST", INSTANCE + "/validateRestore"): lambda w: {"restoreRequestObject": _restore_request(w)},
@@ -177,6 +189,9 @@ def path_values(w) -> dict:
         "resourceGuardsName": w.guard.name,
         "resourceGuardProxyName": "DppResourceGuardProxy",
         "requestName": "default",
+        # a role assignment's routes: the world's assignment, at its scope
+        "scope": w.assignment.scope.lstrip("/"),
+        "roleAssignmentName": str(w.assignment.id),
     }
 
 
@@ -209,11 +224,13 @@ def test_every_api_route_is_refused_when_the_guard_says_so(lab):
     problems = []
     for method, template, _name in api_routes():
         expected = API_ROUTES[(method, template)]
-        path = template.format(**(values | path_overrides(w, template) | PATH_OVERRIDES.get((method, template), lambda w: {})(w)))
+        names = values | path_overrides(w, template) | PATH_OVERRIDES.get((method, template), lambda w: {})(w)
+        path = template.replace("{path:scope}", "{scope}").format(**names)
         body = BODIES.get((method, template), lambda w: {})(w)
+        version = {"api_version": AUTHZ_VERSION} if "Microsoft.Authorization" in template else {}
         before = fingerprint()
         with lockdown() as state:
-            response = getattr(client, method.lower())(path, **({} if method in ("GET", "DELETE") else {"data": body}))
+            response = getattr(client, method.lower())(path, **version, **({} if method in ("GET", "DELETE") else {"data": body}))
         if response.status_code >= 500:
             problems.append(f"{method} {template}: server error {response.status_code}")
         if changed := difference(before, fingerprint()):
