@@ -34,7 +34,11 @@ def _uuid(text: str):
 
 @router.get(LOCATION_PATH + "/operationStatus/{operationId}", url_name="operation_status")
 def operation_status(request, subscriptionId: str, location: str, operationId: str):
-    return JsonResponse(lro.status_body(_operation(request, subscriptionId, operationId)))
+    op = _operation(request, subscriptionId, operationId)
+    response = JsonResponse(lro.status_body(op))
+    if not op.is_finished:  # without it the SDK falls back to polling every 30 s
+        response["Retry-After"] = str(lro.RETRY_AFTER_SECONDS)
+    return response
 
 
 @router.get(LOCATION_PATH + "/operationResults/{operationId}", url_name="operation_result")

@@ -75,8 +75,10 @@ def test_operation_status_follows_the_operation_and_is_private_to_its_caller(arm
     resource = f"/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v"
     op = lro.start(_Request(backup_admin), kind="Microsoft.DataProtection/backupVaults/write", resource_id=resource, location="eastus")
     client = arm(backup_admin)
-    body = client.get(_status_path(sub, op.id)).json()
+    in_progress = client.get(_status_path(sub, op.id))
+    body = in_progress.json()
     assert body["status"] == "InProgress" and body["name"] == str(op.id)
+    assert in_progress["Retry-After"] == "1"  # the SDK polls again after a second, not its default 30
     result = client.get(_status_path(sub, op.id).replace("operationStatus", "operationResults"))
     assert result.status_code == 202 and "api-version=" in result["Location"]
     lro.fail(op, "UserErrorSomething", "It went wrong.")
