@@ -44,6 +44,7 @@ portal_patterns = [
 ]
 
 arm_api = build_api()
+handler404 = "portal.api.arm.not_found_handler"
 
 # Entra ID's endpoints for the client credentials grant (azure-identity's ClientSecretCredential), by tenant.
 identity_patterns = [

@@ -174,6 +174,22 @@ def _unexpected(request, exc: Exception):
     return ArmError(500, "InternalServerError", "The server had an unexpected error; the request changed nothing that was not committed. Try again, and report it if it persists.").response()
 
 
+def not_found_handler(request, exception):
+    """The site's 404: ARM's error envelope for a path addressed to an API provider (a route that does not
+    exist, or a name no route can match), the portal's page otherwise."""
+    if is_arm_path(request.path):
+        provider = provider_of(request.path)
+        return ArmError(
+            404,
+            "InvalidResourceType" if request.GET.get("api-version") else "NotFound",
+            f"No route of the '{provider}' provider answers {request.method} {request.path!r}; check the path "
+            "against the SDK's operation (names may not contain '/' or control characters).",
+        ).response()
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
 def build_api() -> ArmApi:
     from portal.api import wiring
 
