@@ -164,3 +164,23 @@ def test_service_principals_are_assignable_and_checkable_in_iam(signed_in_client
     assert RoleAssignment.objects.filter(principal=app.principal, role=role, scope=scope).exists()
     check = client.get(f"/iam/check/?scope={scope}&member={app.principal_id}").content.decode()
     assert role.name in check
+
+
+def test_the_same_secret_form_posted_again_adds_nothing_and_shows_no_value(signed_in_client, trainer):
+    """A reload of the page that showed a new secret posts its form again: no second secret, no value."""
+    client = signed_in_client(trainer)
+    app = applications.create_application(trainer, _name())
+    page = client.get(f"/app-registrations/{app.pk}/").content.decode()
+    token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    form = {"description": "ci", "expires": "90", "form_token": token}
+    first = client.post(f"/app-registrations/{app.pk}/secrets/", form)
+    value = re.search(r'id="new-secret-value"[^>]*value="([^"]+)"', first.content.decode()).group(1)
+    again = client.post(f"/app-registrations/{app.pk}/secrets/", form)
+    body = again.content.decode()
+    assert again.status_code == 409 and "No new secret was added" in body and 'id="new-secret-value"' not in body
+    assert value not in body and "no-store" in again["Cache-Control"]
+    assert ClientSecret.objects.filter(application=app).count() == 1
+    fresh = re.search(r'name="form_token" value="([^"]+)"', body).group(1)
+    assert fresh != token
+    assert client.post(f"/app-registrations/{app.pk}/secrets/", {**form, "form_token": fresh}).status_code == 200
+    assert ClientSecret.objects.filter(application=app).count() == 2
