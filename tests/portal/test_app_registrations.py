@@ -40,6 +40,31 @@ def test_only_those_allowed_at_the_root_manage_app_registrations(backup_admin, r
                                                           APPLICATION_CREDENTIALS_UPDATE], status="Failed").count() == 4
 
 
+def test_contributor_at_the_root_reads_app_registrations_but_cannot_manage_them(trainer, outsider, signed_in_client):
+    """As in Azure, where app registrations are Entra objects outside Azure RBAC: Contributor's "*" does not
+    register, change or delete them (its notActions exclude the directory's writes); reading them stays."""
+    from security import rbac, services
+
+    contributor = RoleDefinition.objects.get(name=roles.CONTRIBUTOR)
+    for action in (APPLICATION_CREATE, APPLICATION_DELETE, APPLICATION_CREDENTIALS_UPDATE):
+        assert not rbac.role_allows(contributor, action), action
+        assert rbac.role_allows(RoleDefinition.objects.get(name=roles.OWNER), action), action
+    assert rbac.role_allows(contributor, "Microsoft.Directory/applications/read")
+    assert rbac.role_allows(contributor, "Microsoft.DataProtection/backupVaults/delete")  # the rest of "*" stays
+    services.assign_role(trainer, assignee=outsider, role=contributor, scope="/")
+    app = applications.create_application(trainer, _name())
+    for attempt in (lambda: applications.create_application(outsider, _name()),
+                    lambda: applications.add_client_secret(outsider, app),
+                    lambda: applications.delete_application(outsider, app)):
+        with pytest.raises(GuardDenied):
+            attempt()
+    client = signed_in_client(outsider)
+    listed = client.get("/app-registrations/")
+    assert listed.status_code == 200 and app.display_name in listed.content.decode()
+    assert client.post("/app-registrations/new/", {"display_name": _name()}).status_code == 403
+    assert AppRegistration.objects.count() == 1
+
+
 def test_a_secret_is_kept_hashed_with_its_hint_and_expiry(trainer):
     app = applications.create_application(trainer, _name())
     secret, value = applications.add_client_secret(trainer, app, description="deploy")
