@@ -186,8 +186,8 @@ class OwnPasswordChangeForm(auth_forms.PasswordChangeForm):
 
 class AppRegistrationForm(forms.Form):
     display_name = forms.CharField(
-        max_length=120, label="Name", help_text="The user-facing display name for this application (it can be "
-        "changed later in Azure; here it names the service principal in Access control too).",
+        max_length=120, label="Name", help_text="The user-facing display name for this application; it also names its "
+        "service principal in Access control (IAM).",
         error_messages={"required": "Enter a name for the application."},
     )
 

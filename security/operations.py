@@ -134,6 +134,8 @@ SIGN_IN_LOCKOUT_DELETE = _op(f"{AUTHORIZATION}/signInLockouts/delete", "Unlock s
 
 # --- app registrations and their service principals (security.applications) --------------------------------
 # Entra ID's directory actions, checked at the root ("/"): Owner's "*" holds them, Reader's "*/read" the read.
+# Contributor's notActions exclude the directory's writes (create, delete, update): in Azure, app registrations
+# are Entra objects that no Azure RBAC role manages, so a Contributor cannot register one.
 # A service principal's token request is logged like a sign-in, never authorized by a role.
 APPLICATION_READ = _op(f"{DIRECTORY}/applications/read")
 APPLICATION_CREATE = _op(f"{DIRECTORY}/applications/create", "Add application")

@@ -84,6 +84,13 @@ BUILT_IN_ROLES = [
             f"{ops.AUTHORIZATION}/elevateAccess/Action",
             f"{ops.SUBSCRIPTION_PROVIDER}/cancel/action",
             f"{ops.SUBSCRIPTION_PROVIDER}/enable/action",
+            # Not in Azure's definition, because there Entra ID's objects are outside Azure RBAC altogether:
+            # Contributor (at any scope) cannot register or delete applications nor add their secrets. Here
+            # the directory's actions are checked by the same evaluator, so its writes are excluded by name;
+            # reading them stays (as Reader's "*/read" reads them).
+            f"{ops.DIRECTORY}/*/create",
+            f"{ops.DIRECTORY}/*/delete",
+            f"{ops.DIRECTORY}/*/update",
         ],
     },
     {

@@ -10,6 +10,9 @@
    data-empty="id"                on a button: empty the element with that id
    data-toggle-body-class="name"  on a button: toggle a class on <body> (the navigation's ☰)
    data-print                     on a button: print the page
+   data-copy="id"                 on a button: copy the value of the field with that id to the clipboard (and
+                                  select it); data-copied-note="id" names where to say it was copied
+   data-select-on-focus           on a read-only field: select all of it when it gets focus
    data-hide-after-success="id"   on an htmx element: hide that element after a successful request, unless
                                   the answer put a #readiness-error on the page
    .wizard [data-refresh]         a wizard field whose change re-renders the tab (clicks #refresh-tab)
@@ -56,6 +59,32 @@
     if (emptied) emptied.innerHTML = "";
     if (el.hasAttribute("data-toggle-body-class")) document.body.classList.toggle(el.getAttribute("data-toggle-body-class"));
     if (el.hasAttribute("data-print")) window.print();
+  });
+
+  function copied(button, ok) {
+    var note = byId(button.getAttribute("data-copied-note"));
+    if (note) note.textContent = ok ? "Copied to the clipboard." : "Selected: press Ctrl+C to copy.";
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    var field = button && byId(button.getAttribute("data-copy"));
+    if (!field) return;
+    field.focus();
+    field.select();
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(function () { copied(button, true); },
+                                                      function () { copied(button, false); });
+    } else {
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      copied(button, ok);
+    }
+  });
+
+  document.addEventListener("focusin", function (event) {
+    var el = event.target;
+    if (el && el.hasAttribute && el.hasAttribute("data-select-on-focus") && el.select) el.select();
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {

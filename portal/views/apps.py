@@ -4,6 +4,8 @@ tenant id and its client secrets (a new secret's value shown once), and deleting
 
 from __future__ import annotations
 
+import secrets as _random
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -65,11 +67,31 @@ def _secret_form(data=None):
     return ClientSecretForm(data, choices=applications.EXPIRY_CHOICES)
 
 
+# "+ New client secret" answers its POST with the value (no redirect may carry it), so a reload would post the
+# form again and add a second secret. Each rendering of the form carries a one-time token; the session keeps
+# the last tokens used (never a value), and a form posted again adds nothing.
+_USED_TOKENS = "app_secret_forms_used"
+_KEPT_TOKENS = 20
+
+
+def _first_use(request, token: str) -> bool:
+    """True the first time this form token is posted (a form without one counts as new)."""
+    if not token:
+        return True
+    used = request.session.get(_USED_TOKENS, [])
+    if token in used:
+        return False
+    request.session[_USED_TOKENS] = (used + [token])[-_KEPT_TOKENS:]
+    return True
+
+
 def _detail(request, app, *, status=200, **extra):
     now = clock.now()
     secrets = [{"secret": s, "expired": not applications.is_active(s, now)} for s in applications.active_secrets(app)]
     context = {
         "app": app, "secrets": secrets, "tenant_id": tokens.tenant_id(), "secret_form": _secret_form(),
+        "form_token": _random.token_urlsafe(16),
+        "assignments": app.principal.assignments.select_related("role").order_by("scope"),
         "credentials": evaluate(request.principal, APPLICATION_CREDENTIALS_UPDATE, scopes.ROOT),
         "can_delete": evaluate(request.principal, APPLICATION_DELETE, scopes.ROOT).allowed,
         **extra,
@@ -89,9 +111,12 @@ def app_detail(request, pk):
 @login_required
 @require_POST
 def app_secret_add(request, pk):
-    """"+ New client secret": the page again, showing the value this once (never stored, never redirected with)."""
+    """"+ New client secret": the page again, showing the value this once (never stored, never redirected with).
+    The same form posted again (a reload) adds nothing and says why."""
     _require_read(request)
     app = get_object_or_404(AppRegistration.objects.select_related("principal"), pk=pk)
+    if not _first_use(request, request.POST.get("form_token", "")):
+        return _detail(request, app, status=409, resubmitted=True)
     form = _secret_form(request.POST)
     if form.is_valid():
         data = form.cleaned_data

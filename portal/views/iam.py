@@ -33,13 +33,23 @@ def _scope_context(request, scope: str):
     return scope, rtype, obj
 
 
+# Product names keep their capitals inside a sentence ("Create Elastic SANs here", not "elastic SANs").
+_PRODUCT_NAMES = ("Azure ", "Elastic SAN")
+
+
+def _plural_in_sentence(label: str) -> str:
+    if not label.startswith(_PRODUCT_NAMES):
+        label = label[0].lower() + label[1:]
+    return f"{label}s"
+
+
 def _capabilities(rtype, scope: str) -> list[tuple[str, str]]:
     """What "Check access" asks about at a scope: (plain words, action), per kind of resource."""
     label = rtype.label.lower()
     manage_access = ("Manage access here (add or remove role assignments)", ROLE_ASSIGNMENT_WRITE)
     # Resources that live in groups (vaults, ...): "Create backup vaults here", from the registry.
     contained = [
-        (f"Create {t.label[0].lower() + t.label[1:]}s here", _action_base(t.read_action) + "/write")
+        (f"Create {_plural_in_sentence(t.label)} here", _action_base(t.read_action) + "/write")
         for t in resources.all_types()
         if t.in_resource_group
     ]

@@ -178,6 +178,11 @@ def test_wrong_secrets_lock_the_client_id_at_its_address_like_sign_in(settings, 
     assert locked["Content-Type"] == "application/json"  # Entra's JSON, not the sign-in lockout page
     lockouts = signin.current_lockouts()
     assert [(lo.username, lo.ip_address) for lo in lockouts] == [(str(app.client_id), "127.0.0.1")]
+    owner = Client()
+    owner.force_login(lab.trainer.user)
+    page = owner.get("/signin-lockouts/").content.decode()
+    assert ">Username or client ID</th>" in page and str(app.client_id) in page
+    assert "operation=Service+principal+sign-in&amp;status=Failed" in page
     entries = list(_failures().order_by("id"))
     assert [e.details["errorCode"] for e in entries] == ["AADSTS7000215"] * 3 + ["AADSTS50053"]
     assert entries[2].details.get("lockedOut") and entries[3].sub_status == "TooManyRequests"

@@ -40,6 +40,31 @@ def test_only_those_allowed_at_the_root_manage_app_registrations(backup_admin, r
                                                           APPLICATION_CREDENTIALS_UPDATE], status="Failed").count() == 4
 
 
+def test_contributor_at_the_root_reads_app_registrations_but_cannot_manage_them(trainer, outsider, signed_in_client):
+    """As in Azure, where app registrations are Entra objects outside Azure RBAC: Contributor's "*" does not
+    register, change or delete them (its notActions exclude the directory's writes); reading them stays."""
+    from security import rbac, services
+
+    contributor = RoleDefinition.objects.get(name=roles.CONTRIBUTOR)
+    for action in (APPLICATION_CREATE, APPLICATION_DELETE, APPLICATION_CREDENTIALS_UPDATE):
+        assert not rbac.role_allows(contributor, action), action
+        assert rbac.role_allows(RoleDefinition.objects.get(name=roles.OWNER), action), action
+    assert rbac.role_allows(contributor, "Microsoft.Directory/applications/read")
+    assert rbac.role_allows(contributor, "Microsoft.DataProtection/backupVaults/delete")  # the rest of "*" stays
+    services.assign_role(trainer, assignee=outsider, role=contributor, scope="/")
+    app = applications.create_application(trainer, _name())
+    for attempt in (lambda: applications.create_application(outsider, _name()),
+                    lambda: applications.add_client_secret(outsider, app),
+                    lambda: applications.delete_application(outsider, app)):
+        with pytest.raises(GuardDenied):
+            attempt()
+    client = signed_in_client(outsider)
+    listed = client.get("/app-registrations/")
+    assert listed.status_code == 200 and app.display_name in listed.content.decode()
+    assert client.post("/app-registrations/new/", {"display_name": _name()}).status_code == 403
+    assert AppRegistration.objects.count() == 1
+
+
 def test_a_secret_is_kept_hashed_with_its_hint_and_expiry(trainer):
     app = applications.create_application(trainer, _name())
     secret, value = applications.add_client_secret(trainer, app, description="deploy")
@@ -164,3 +189,23 @@ def test_service_principals_are_assignable_and_checkable_in_iam(signed_in_client
     assert RoleAssignment.objects.filter(principal=app.principal, role=role, scope=scope).exists()
     check = client.get(f"/iam/check/?scope={scope}&member={app.principal_id}").content.decode()
     assert role.name in check
+
+
+def test_the_same_secret_form_posted_again_adds_nothing_and_shows_no_value(signed_in_client, trainer):
+    """A reload of the page that showed a new secret posts its form again: no second secret, no value."""
+    client = signed_in_client(trainer)
+    app = applications.create_application(trainer, _name())
+    page = client.get(f"/app-registrations/{app.pk}/").content.decode()
+    token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    form = {"description": "ci", "expires": "90", "form_token": token}
+    first = client.post(f"/app-registrations/{app.pk}/secrets/", form)
+    value = re.search(r'id="new-secret-value"[^>]*value="([^"]+)"', first.content.decode()).group(1)
+    again = client.post(f"/app-registrations/{app.pk}/secrets/", form)
+    body = again.content.decode()
+    assert again.status_code == 409 and "No new secret was added" in body and 'id="new-secret-value"' not in body
+    assert value not in body and "no-store" in again["Cache-Control"]
+    assert ClientSecret.objects.filter(application=app).count() == 1
+    fresh = re.search(r'name="form_token" value="([^"]+)"', body).group(1)
+    assert fresh != token
+    assert client.post(f"/app-registrations/{app.pk}/secrets/", {**form, "form_token": fresh}).status_code == 200
+    assert ClientSecret.objects.filter(application=app).count() == 2
