@@ -179,12 +179,18 @@ def seed(n_instances: int, n_jobs: int, seed_value: int = 8):
         [JobStatus.CANCELLED] * 2
     horizon = 100 * 86400
 
+    running_backup = set()  # an instance has at most one backup in progress (one_active_backup_per_instance)
+
     def job_rows():
         for _ in range(n_jobs):
             pk_i, name, kind = instances[rng.randrange(len(instances))]
             op = rng.choice(ops)
             start = now - dt.timedelta(seconds=rng.randrange(horizon))
             status = rng.choice(statuses) if start < now - dt.timedelta(hours=2) else JobStatus.IN_PROGRESS
+            if status == JobStatus.IN_PROGRESS and op == JobOperation.BACKUP:
+                if pk_i in running_backup:
+                    status = JobStatus.COMPLETED
+                running_backup.add(pk_i)
             yield {"id": uuid.UUID(int=rng.getrandbits(128), version=4), "vault": vault.pk, "instance": pk_i,
                    "instance_name": name, "datasource_type": kind, "datasource_name": name.replace("bi-", "ds-"),
                    "operation": op, "category": JobCategory.BACKUP if op != JobOperation.RESTORE else JobCategory.RESTORE,
