@@ -25,6 +25,7 @@ from protection.deletion import services as deletion
 from protection.instances import services as instance_services
 from protection.models import BackupInstance, Job, JobOperation, ProtectionState
 from security import operations as ops
+from security.guards import GuardDenied, evaluate
 from vaults.api.lookups import vault as find_vault
 from vaults.api.lookups import vault_scope
 
@@ -86,6 +87,10 @@ def get_deleted(request, subscriptionId: str, resourceGroupName: str, vaultName:
 
 @router.put(INSTANCE, url_name="backup_instance_put")
 def put_instance(request, subscriptionId: str, resourceGroupName: str, vaultName: str, backupInstanceName: str):
+    # RBAC first: nothing about the vault, its policies or an existing instance is said to a caller who
+    # may not write the instance (the services' guards then judge the change itself).
+    arm_lookups.require(request.auth, ops.INSTANCE_WRITE, lookups.child_scope(
+        subscriptionId, resourceGroupName, vaultName, "backupInstances", backupInstanceName))
     body = shapes.json_body(request)
     vault = find_vault(request, subscriptionId, resourceGroupName, vaultName, action=None)
     with _service_errors("properties"):
@@ -116,6 +121,10 @@ def _update(request, existing: BackupInstance, wanted: shapes.Requested):
     if wanted.policy.pk != existing.policy_id:
         with _service_errors("properties"):
             instance_services.change_policy(request.auth, existing, wanted.policy)
+    else:  # nothing to change: still the write it is, judged by the guards (as a vault PUT is)
+        decision = evaluate(request.auth, ops.INSTANCE_WRITE, existing)
+        if not decision.allowed:
+            raise GuardDenied(decision)
     return shapes.resource(existing)
 
 

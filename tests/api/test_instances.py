@@ -14,6 +14,7 @@ from protection.deletion import services as deletion
 from protection.instances import services as instance_services
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobOperation, JobStatus, ProtectionState
+from security import operations as ops
 from tests.api.conftest import operation_status
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
     _fast_passwords, inventory, make_policy, protect, vault,
@@ -205,6 +206,35 @@ def test_403_for_those_without_the_role(arm, lab, vault, inventory, make_policy,
         response = arm(outsider).get(path)
         assert response.status_code == 403, path
         assert response.json()["error"]["code"] == "AuthorizationFailed"
+
+
+def test_a_put_on_an_existing_instance_tells_a_caller_without_the_write_nothing(arm, lab, vault, inventory, make_policy,
+                                                                              reader, outsider):
+    """A PUT that would change nothing (or its datasource) is still authorized before it answers: neither the
+    instance (200 with its body) nor its datasource (the 400's words) is told to a reader or an outsider."""
+    policy = make_policy(ADLS)
+    protect(lab, vault, policy, inventory.account, name="bi-kept")
+    same = body_of(sdk_instance(lab, inventory, ADLS, policy, "bi-kept"))
+    other = body_of(sdk_instance(lab, inventory, ADLS, policy, "bi-kept"))
+    other["properties"]["dataSourceInfo"]["resourceID"] = inventory.flat_account.resource_id
+    for who in (reader, outsider):
+        for body in (same, other):
+            response = arm(who).put(instance_path(vault, "bi-kept"), body)
+            assert response.status_code == 403, response.content
+            assert response.json()["error"]["code"] == "AuthorizationFailed"
+            assert inventory.account.resource_id not in response.content.decode()
+
+
+def test_a_put_that_changes_nothing_is_judged_by_the_guards(arm, lab, vault, inventory, make_policy):
+    from security.guards import Refusal
+    from tests.conftest import refusing
+
+    policy = make_policy(ADLS)
+    protect(lab, vault, policy, inventory.account, name="bi-same")
+    body = body_of(sdk_instance(lab, inventory, ADLS, policy, "bi-same"))
+    with refusing(ops.INSTANCE_WRITE, Refusal("Test", "UserErrorLockedDown", "Locked down.")):
+        response = arm(lab.trainer).put(instance_path(vault, "bi-same"), body)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "UserErrorLockedDown", response.content
 
 
 def test_404_for_an_unknown_instance_and_a_live_one_is_no_deleted_one(arm, lab, vault, inventory, make_policy):
