@@ -158,7 +158,8 @@ def validate_for_backup(request, subscriptionId: str, resourceGroupName: str, va
 
 @router.delete(INSTANCE, url_name="backup_instance_delete")
 def delete_instance(request, subscriptionId: str, resourceGroupName: str, vaultName: str, backupInstanceName: str):
-    found = _instance(request, subscriptionId, resourceGroupName, vaultName, backupInstanceName, action=None)
+    found = _instance(request, subscriptionId, resourceGroupName, vaultName, backupInstanceName, action=None,
+                      write=ops.INSTANCE_DELETE)
     with _service_errors("properties"):
         job = deletion.delete_backup_data(request.auth, found, confirm_name=found.name)
     op = lro.start(request, kind=ops.INSTANCE_DELETE, resource_id=found.resource_id, location=found.vault.region_id,
@@ -175,7 +176,7 @@ def _done(request, instance: BackupInstance, kind: str):
 
 def _stop(request, path: dict, retain: str, kind: str):
     shapes.json_body(request)  # StopProtectionRequest / SuspendBackupsRequest: MUA request ids only
-    found = _instance(request, **path, action=None)
+    found = _instance(request, **path, action=None, write=kind)
     with _service_errors("properties"):
         backups.stop_backup(request.auth, found, retain=retain)
     return _done(request, found, kind)
@@ -203,9 +204,10 @@ _RESUMES = {
 
 
 def _resume(request, path: dict, action: str):
-    found = _instance(request, **path, action=None)
     wrong_state, other, kind = _RESUMES[action]
-    if found.protection_state == wrong_state:
+    found = _instance(request, **path, action=None, write=kind)
+    if found.protection_state == wrong_state:  # said only to a caller who may resume it
+        arm_lookups.require(request.auth, kind, found.resource_id)
         raise ArmError(400, "UserErrorInvalidOperationForCurrentState",
                        f"The backup instance '{found.name}' is {found.protection_state}: use {other}, not {action}.")
     with _service_errors("properties"):
@@ -230,7 +232,7 @@ def resume_backups(request, subscriptionId: str, resourceGroupName: str, vaultNa
 @router.post(DELETED + "/{backupInstanceName}/undelete", url_name="deleted_backup_instance_undelete")
 def undelete(request, subscriptionId: str, resourceGroupName: str, vaultName: str, backupInstanceName: str):
     found = _instance(request, subscriptionId, resourceGroupName, vaultName, backupInstanceName, action=None,
-                      deleted=True)
+                      deleted=True, write=ops.UNDELETE)
     with _service_errors("properties"):
         deletion.undelete(request.auth, found)
     return _done(request, found, ops.UNDELETE)

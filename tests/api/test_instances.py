@@ -237,6 +237,29 @@ def test_a_put_that_changes_nothing_is_judged_by_the_guards(arm, lab, vault, inv
     assert response.status_code == 400 and response.json()["error"]["code"] == "UserErrorLockedDown", response.content
 
 
+@pytest.mark.parametrize("method,suffix,deleted", [
+    ("delete", "", False), ("post", "/stopProtection", False), ("post", "/suspendBackups", False),
+    ("post", "/resumeProtection", False), ("post", "/resumeBackups", False), ("post", "/undelete", True),
+])
+def test_a_write_tells_a_caller_without_the_right_no_name_that_exists(method, suffix, deleted, arm, lab, vault, inventory,
+                                                                      make_policy, outsider):
+    """403 whether the vault and the instance exist or not (a 404 for the missing ones would let anyone list
+    the names in any resource group); a resume in the wrong state is 403 too, not the 400 naming the state."""
+    protect(lab, vault, make_policy(ADLS), inventory.account, name="bi-there")
+    BackupInstance.objects.filter(name="bi-there").update(protection_state=ProtectionState.SOFT_DELETED if deleted
+                                                          else ProtectionState.CONFIGURED)
+    client = arm(outsider)
+    ghost_vault = vault.resource_id.replace(vault.name, vault.name + "-none")
+    for path in (instance_path(vault, "bi-there", deleted), instance_path(vault, "bi-none", deleted),
+                 f"{ghost_vault}/{'deletedBackupInstances' if deleted else 'backupInstances'}/bi-none"):
+        response = getattr(client, method)(path + suffix)
+        assert response.status_code == 403, (path, response.content)
+        assert response.json()["error"]["code"] == "AuthorizationFailed"
+    if suffix == "/resumeProtection":  # the wrong state for it
+        BackupInstance.objects.filter(name="bi-there").update(protection_state=ProtectionState.BACKUPS_SUSPENDED)
+        assert client.post(instance_path(vault, "bi-there") + suffix).status_code == 403
+
+
 def test_404_for_an_unknown_instance_and_a_live_one_is_no_deleted_one(arm, lab, vault, inventory, make_policy):
     protect(lab, vault, make_policy(ADLS), inventory.account, name="bi-live")
     client = arm(lab.trainer)
