@@ -192,3 +192,13 @@ def test_the_secret_is_not_kept_in_axes_records(settings, app, secret):
 
     _ask(app.client_id, "a-wrong-secret-value")
     assert "a-wrong-secret-value" not in str(list(AccessAttempt.objects.values()))
+
+
+def test_a_client_id_with_control_characters_is_refused_counted_and_logged_not_a_500(app, secret):
+    row, value = secret
+    for client_id in ("\x00", f"{app.client_id}\x00", "a\x07b"):
+        response = _ask(client_id, value)
+        assert response.status_code in (400, 401), response.content
+        assert response.json()["error"] in ("unauthorized_client", "invalid_client")
+    assert _failures().count() == 3
+
