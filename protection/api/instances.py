@@ -59,7 +59,7 @@ def list_instances(request, subscriptionId: str, resourceGroupName: str, vaultNa
     vault = find_vault(request, subscriptionId, resourceGroupName, vaultName, action=ops.INSTANCE_READ)
     rows = (instance_services.instances_for(request.auth).filter(vault=vault)
             .exclude(protection_state__in=lookups.SOFT_DELETED_STATES))
-    return page(request, rows, shapes.resource, order="pk")
+    return page(request, rows, shapes.resource, order="pk", prepare=shapes.load_containers)
 
 
 @router.get(INSTANCE, url_name="backup_instance")
@@ -72,7 +72,7 @@ def list_deleted(request, subscriptionId: str, resourceGroupName: str, vaultName
     vault = find_vault(request, subscriptionId, resourceGroupName, vaultName, action=ops.DELETED_INSTANCE_READ)
     rows = BackupInstance.objects.filter(vault=vault, protection_state__in=lookups.SOFT_DELETED_STATES).select_related(
         "vault", "policy")
-    return page(request, rows, shapes.deleted_resource, order="pk")
+    return page(request, rows, shapes.deleted_resource, order="pk", prepare=shapes.load_containers)
 
 
 @router.get(DELETED + "/{backupInstanceName}", url_name="deleted_backup_instance")

@@ -3,6 +3,7 @@ type with the SDK's own models (readiness validated), reads, 403/404/400, soft d
 stop / suspend / resume (MUA keeps its code), validateForBackup, and the SDK round-trip per type."""
 
 import json
+import secrets
 
 import pytest
 from azure.mgmt.dataprotection import models as m
@@ -427,3 +428,45 @@ def test_list_pages_with_next_link(arm, lab, vault, inventory, make_policy, sett
     second = client.get("/" + first["nextLink"].split("://", 1)[1].split("/", 1)[1]).json()
     assert "nextLink" not in second
     assert sorted(i["name"] for i in first["value"] + second["value"]) == ["bi-p1", "bi-p2"]
+
+
+def test_a_page_of_instances_costs_no_query_per_instance(arm, lab, vault, inventory, make_policy):
+    """No query per instance (the containers of "all containers" accounts are loaded for the page at once)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.inventory import services as inv
+
+    policy = make_policy(ADLS)
+    protect(lab, vault, policy, inventory.account, name="bi-q0", all_containers=True)
+    client = arm(lab.trainer)
+
+    def cost():
+        counts = {}
+        for kind in ("backupInstances", "deletedBackupInstances"):
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(f"{vault.resource_id}/{kind}").status_code == 200
+            counts[kind] = len(queries.captured_queries)
+        return counts
+
+    first = BackupInstance.objects.get(name="bi-q0")
+
+    def add(count):  # each on an account of its own, half of them soft-deleted
+        for _ in range(count):
+            i = BackupInstance.objects.filter(vault=vault).count()
+            account = inv.create_storage_account(lab.trainer, resource_group=lab.lab_group,
+                                                 name=f"saq{i}{secrets.token_hex(4)}", region=lab.region)
+            inv.create_container(lab.trainer, account, name="docs")
+            first.pk, first.name, first.datasource_resource_id = None, f"bi-q{i}", account.resource_id
+            first.protection_state = ProtectionState.SOFT_DELETED if i % 2 else ProtectionState.CONFIGURED
+            first.save()
+
+    add(4)
+    few = cost()
+    add(26)
+    listed = client.get(f"{vault.resource_id}/backupInstances").json()["value"]
+    assert len(listed) == 16 and all(
+        i["properties"]["policyInfo"]["policyParameters"]["backupDatasourceParametersList"][0]["containersList"]
+        for i in listed)
+    many = cost()  # 15 more rows each; one query either way is a cached lookup refreshed in one request or the other
+    assert all(abs(many[kind] - few[kind]) <= 1 for kind in few), (few, many)
