@@ -39,6 +39,9 @@ def sign_in(request, client_id: str, secret: str, *, tenant: str) -> tuple[AppRe
     request's address is refused before its secret is checked (AADSTS50053)."""
     from axes.handlers.proxy import AxesProxyHandler
 
+    # Counted, logged and echoed as text the database can hold: no control characters (NUL is refused by
+    # PostgreSQL in text and JSON). A real client id is a GUID, so nothing that was one is changed.
+    client_id = "".join(c if c.isprintable() else "\ufffd" for c in str(client_id or ""))
     credentials = _credentials(client_id)
     if not AxesProxyHandler.is_allowed(request, credentials):
         request.axes_locked_out = False  # the endpoint answers in Entra's JSON, not with the lockout page

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import DataError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled
@@ -169,6 +170,14 @@ def _http_error(request, exc: HttpError):
     return ArmError(exc.status_code, code, str(exc.message)).response()
 
 
+def _data_error(request, exc: DataError):
+    # The database refused a value the request carried (a NUL character in a name, a number out of range):
+    # the request's fault, and its transaction has rolled back.
+    log.warning("API request refused by the database: %s %s: %s", request.method, request.path, exc)
+    return ArmError(400, "InvalidRequestContent", "The request holds a value that cannot be stored or searched "
+                    "for (a NUL character, or a number out of range).").response()
+
+
 def _unexpected(request, exc: Exception):
     log.exception("API request failed: %s %s", request.method, request.path)
     return ArmError(500, "InternalServerError", "The server had an unexpected error; the request changed nothing that was not committed. Try again, and report it if it persists.").response()
@@ -211,6 +220,7 @@ def build_api() -> ArmApi:
     api.add_exception_handler(AuthenticationError, _authentication)
     api.add_exception_handler(Throttled, _throttled)
     api.add_exception_handler(HttpError, _http_error)
+    api.add_exception_handler(DataError, _data_error)
     api.add_exception_handler(Exception, _unexpected)
     for prefix, dotted in wiring.ROUTERS:
         api.add_router(prefix, dotted)

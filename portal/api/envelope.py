@@ -107,10 +107,12 @@ def _cursor(token: str, fields: list[str]) -> list:
     return values
 
 
-def page(request, queryset, serialize, *, size: int | None = None, order: str | tuple[str, ...] = "pk") -> dict:
+def page(request, queryset, serialize, *, size: int | None = None, order: str | tuple[str, ...] = "pk",
+         prepare=None) -> dict:
     """One page of ``queryset`` in ``order`` (a unique, indexed field, or a tuple of fields that is
     unique together, all in one direction; "-field" for descending), serialized, with the
-    ``nextLink`` that continues after its last item."""
+    ``nextLink`` that continues after its last item. ``prepare(rows)``, when given, runs once on the
+    page's rows before they are serialized (to load what they need in one query, not one per row)."""
     size = size or page_size()
     orders = (order,) if isinstance(order, str) else tuple(order)
     fields = [o.lstrip("-") for o in orders]
@@ -129,6 +131,8 @@ def page(request, queryset, serialize, *, size: int | None = None, order: str | 
         rows = list(queryset.order_by(*orders)[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
+    if prepare is not None:
+        prepare(rows)
     body = {"value": [serialize(row) for row in rows]}
     if more:
         params = request.GET.copy()

@@ -20,6 +20,7 @@ import uuid
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.api import tokens
@@ -137,6 +138,7 @@ def _basic_credentials(request) -> tuple[str, str]:
 
 
 @csrf_exempt
+@sensitive_post_parameters("client_secret", "client_assertion")  # never in an error report
 @never_cache
 @require_http_methods(["POST"])
 def token(request, tenant: str):

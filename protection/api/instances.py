@@ -25,6 +25,7 @@ from protection.deletion import services as deletion
 from protection.instances import services as instance_services
 from protection.models import BackupInstance, Job, JobOperation, ProtectionState
 from security import operations as ops
+from security.guards import GuardDenied, evaluate
 from vaults.api.lookups import vault as find_vault
 from vaults.api.lookups import vault_scope
 
@@ -58,7 +59,7 @@ def list_instances(request, subscriptionId: str, resourceGroupName: str, vaultNa
     vault = find_vault(request, subscriptionId, resourceGroupName, vaultName, action=ops.INSTANCE_READ)
     rows = (instance_services.instances_for(request.auth).filter(vault=vault)
             .exclude(protection_state__in=lookups.SOFT_DELETED_STATES))
-    return page(request, rows, shapes.resource, order="pk")
+    return page(request, rows, shapes.resource, order="pk", prepare=shapes.load_containers)
 
 
 @router.get(INSTANCE, url_name="backup_instance")
@@ -71,7 +72,7 @@ def list_deleted(request, subscriptionId: str, resourceGroupName: str, vaultName
     vault = find_vault(request, subscriptionId, resourceGroupName, vaultName, action=ops.DELETED_INSTANCE_READ)
     rows = BackupInstance.objects.filter(vault=vault, protection_state__in=lookups.SOFT_DELETED_STATES).select_related(
         "vault", "policy")
-    return page(request, rows, shapes.deleted_resource, order="pk")
+    return page(request, rows, shapes.deleted_resource, order="pk", prepare=shapes.load_containers)
 
 
 @router.get(DELETED + "/{backupInstanceName}", url_name="deleted_backup_instance")
@@ -86,6 +87,10 @@ def get_deleted(request, subscriptionId: str, resourceGroupName: str, vaultName:
 
 @router.put(INSTANCE, url_name="backup_instance_put")
 def put_instance(request, subscriptionId: str, resourceGroupName: str, vaultName: str, backupInstanceName: str):
+    # RBAC first: nothing about the vault, its policies or an existing instance is said to a caller who
+    # may not write the instance (the services' guards then judge the change itself).
+    arm_lookups.require(request.auth, ops.INSTANCE_WRITE, lookups.child_scope(
+        subscriptionId, resourceGroupName, vaultName, "backupInstances", backupInstanceName))
     body = shapes.json_body(request)
     vault = find_vault(request, subscriptionId, resourceGroupName, vaultName, action=None)
     with _service_errors("properties"):
@@ -116,6 +121,10 @@ def _update(request, existing: BackupInstance, wanted: shapes.Requested):
     if wanted.policy.pk != existing.policy_id:
         with _service_errors("properties"):
             instance_services.change_policy(request.auth, existing, wanted.policy)
+    else:  # nothing to change: still the write it is, judged by the guards (as a vault PUT is)
+        decision = evaluate(request.auth, ops.INSTANCE_WRITE, existing)
+        if not decision.allowed:
+            raise GuardDenied(decision)
     return shapes.resource(existing)
 
 
@@ -149,7 +158,8 @@ def validate_for_backup(request, subscriptionId: str, resourceGroupName: str, va
 
 @router.delete(INSTANCE, url_name="backup_instance_delete")
 def delete_instance(request, subscriptionId: str, resourceGroupName: str, vaultName: str, backupInstanceName: str):
-    found = _instance(request, subscriptionId, resourceGroupName, vaultName, backupInstanceName, action=None)
+    found = _instance(request, subscriptionId, resourceGroupName, vaultName, backupInstanceName, action=None,
+                      write=ops.INSTANCE_DELETE)
     with _service_errors("properties"):
         job = deletion.delete_backup_data(request.auth, found, confirm_name=found.name)
     op = lro.start(request, kind=ops.INSTANCE_DELETE, resource_id=found.resource_id, location=found.vault.region_id,
@@ -166,7 +176,7 @@ def _done(request, instance: BackupInstance, kind: str):
 
 def _stop(request, path: dict, retain: str, kind: str):
     shapes.json_body(request)  # StopProtectionRequest / SuspendBackupsRequest: MUA request ids only
-    found = _instance(request, **path, action=None)
+    found = _instance(request, **path, action=None, write=kind)
     with _service_errors("properties"):
         backups.stop_backup(request.auth, found, retain=retain)
     return _done(request, found, kind)
@@ -194,9 +204,10 @@ _RESUMES = {
 
 
 def _resume(request, path: dict, action: str):
-    found = _instance(request, **path, action=None)
     wrong_state, other, kind = _RESUMES[action]
-    if found.protection_state == wrong_state:
+    found = _instance(request, **path, action=None, write=kind)
+    if found.protection_state == wrong_state:  # said only to a caller who may resume it
+        arm_lookups.require(request.auth, kind, found.resource_id)
         raise ArmError(400, "UserErrorInvalidOperationForCurrentState",
                        f"The backup instance '{found.name}' is {found.protection_state}: use {other}, not {action}.")
     with _service_errors("properties"):
@@ -221,7 +232,7 @@ def resume_backups(request, subscriptionId: str, resourceGroupName: str, vaultNa
 @router.post(DELETED + "/{backupInstanceName}/undelete", url_name="deleted_backup_instance_undelete")
 def undelete(request, subscriptionId: str, resourceGroupName: str, vaultName: str, backupInstanceName: str):
     found = _instance(request, subscriptionId, resourceGroupName, vaultName, backupInstanceName, action=None,
-                      deleted=True)
+                      deleted=True, write=ops.UNDELETE)
     with _service_errors("properties"):
         deletion.undelete(request.auth, found)
     return _done(request, found, ops.UNDELETE)

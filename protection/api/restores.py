@@ -185,8 +185,11 @@ def _container_id(details: dict, prefix: str) -> str:
     if isinstance(details.get("targetResourceArmId"), str) and details["targetResourceArmId"]:
         return details["targetResourceArmId"]
     url = _text(details, "url", f"{TARGET}.targetDetails", prefix)
-    parts = urlsplit(url)
-    account = (parts.hostname or "").split(".", 1)[0]
+    try:
+        parts = urlsplit(url)
+        account = (parts.hostname or "").split(".", 1)[0]
+    except ValueError:  # "https://[x/..." (an unclosed IPv6 host), a port that is no number
+        account, parts = "", urlsplit("")
     container = parts.path.strip("/").split("/", 1)[0]
     found = Container.objects.filter(account__name__iexact=account, name__iexact=container).first()
     if found is None:

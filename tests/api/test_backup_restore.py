@@ -356,3 +356,14 @@ def test_hostile_restore_bodies_are_400_never_500(lab, arm, backed_up):
             response = client.post(path, data)
             assert response.status_code == 400, (i, path, response.content)
             assert response.json()["error"]["code"]
+
+
+@pytest.mark.parametrize("url", ["https://[x/pgdumps", "https://a.blob.core.windows.net:port/pgdumps", ""])
+def test_a_restore_files_url_that_does_not_parse_is_a_400(url):
+    from portal.api.errors import ArmError
+    from protection.api import restores
+
+    with pytest.raises(ArmError) as raised:
+        restores._container_id({"url": url}, "restoreRequestObject.")
+    assert raised.value.status == 400
+    assert raised.value.target.startswith("restoreRequestObject.restoreTargetInfo.targetDetails")

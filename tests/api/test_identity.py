@@ -197,3 +197,30 @@ def test_the_secret_is_not_kept_in_axes_records(settings, app, secret):
 
     _ask(app.client_id, "a-wrong-secret-value")
     assert "a-wrong-secret-value" not in str(list(AccessAttempt.objects.values()))
+
+
+def test_a_client_id_with_control_characters_is_refused_counted_and_logged_not_a_500(app, secret):
+    row, value = secret
+    for client_id in ("\x00", f"{app.client_id}\x00", "a\x07b"):
+        response = _ask(client_id, value)
+        assert response.status_code in (400, 401), response.content
+        assert response.json()["error"] in ("unauthorized_client", "invalid_client")
+    assert _failures().count() == 3
+
+
+
+def test_an_unexpected_failure_reports_no_client_secret(monkeypatch, app, secret):
+    """Should the endpoint ever fail, Django's error report (mail to ADMINS, the log) masks the secret."""
+    from django.views.debug import SafeExceptionReporterFilter
+
+    row, value = secret
+    seen = {}
+
+    def broken(request, *args, **kwargs):
+        seen["post"] = SafeExceptionReporterFilter().get_post_parameters(request)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("portal.api.identity.sign_in", broken)
+    response = _ask(app.client_id, value, client=Client(raise_request_exception=False))
+    assert response.status_code == 500
+    assert seen["post"]["client_secret"] != value and value not in str(seen["post"])

@@ -3,6 +3,7 @@ type with the SDK's own models (readiness validated), reads, 403/404/400, soft d
 stop / suspend / resume (MUA keeps its code), validateForBackup, and the SDK round-trip per type."""
 
 import json
+import secrets
 
 import pytest
 from azure.mgmt.dataprotection import models as m
@@ -14,6 +15,7 @@ from protection.deletion import services as deletion
 from protection.instances import services as instance_services
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobOperation, JobStatus, ProtectionState
+from security import operations as ops
 from tests.api.conftest import operation_status
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
     _fast_passwords, inventory, make_policy, protect, vault,
@@ -207,6 +209,58 @@ def test_403_for_those_without_the_role(arm, lab, vault, inventory, make_policy,
         assert response.json()["error"]["code"] == "AuthorizationFailed"
 
 
+def test_a_put_on_an_existing_instance_tells_a_caller_without_the_write_nothing(arm, lab, vault, inventory, make_policy,
+                                                                              reader, outsider):
+    """A PUT that would change nothing (or its datasource) is still authorized before it answers: neither the
+    instance (200 with its body) nor its datasource (the 400's words) is told to a reader or an outsider."""
+    policy = make_policy(ADLS)
+    protect(lab, vault, policy, inventory.account, name="bi-kept")
+    same = body_of(sdk_instance(lab, inventory, ADLS, policy, "bi-kept"))
+    other = body_of(sdk_instance(lab, inventory, ADLS, policy, "bi-kept"))
+    other["properties"]["dataSourceInfo"]["resourceID"] = inventory.flat_account.resource_id
+    for who in (reader, outsider):
+        for body in (same, other):
+            response = arm(who).put(instance_path(vault, "bi-kept"), body)
+            assert response.status_code == 403, response.content
+            assert response.json()["error"]["code"] == "AuthorizationFailed"
+            assert inventory.account.resource_id not in response.content.decode()
+
+
+def test_a_put_that_changes_nothing_is_judged_by_the_guards(arm, lab, vault, inventory, make_policy):
+    from security.guards import Refusal
+    from tests.conftest import refusing
+
+    policy = make_policy(ADLS)
+    protect(lab, vault, policy, inventory.account, name="bi-same")
+    body = body_of(sdk_instance(lab, inventory, ADLS, policy, "bi-same"))
+    with refusing(ops.INSTANCE_WRITE, Refusal("Test", "UserErrorLockedDown", "Locked down.")):
+        response = arm(lab.trainer).put(instance_path(vault, "bi-same"), body)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "UserErrorLockedDown", response.content
+
+
+@pytest.mark.parametrize("method,suffix,deleted", [
+    ("delete", "", False), ("post", "/stopProtection", False), ("post", "/suspendBackups", False),
+    ("post", "/resumeProtection", False), ("post", "/resumeBackups", False), ("post", "/undelete", True),
+])
+def test_a_write_tells_a_caller_without_the_right_no_name_that_exists(method, suffix, deleted, arm, lab, vault, inventory,
+                                                                      make_policy, outsider):
+    """403 whether the vault and the instance exist or not (a 404 for the missing ones would let anyone list
+    the names in any resource group); a resume in the wrong state is 403 too, not the 400 naming the state."""
+    protect(lab, vault, make_policy(ADLS), inventory.account, name="bi-there")
+    BackupInstance.objects.filter(name="bi-there").update(protection_state=ProtectionState.SOFT_DELETED if deleted
+                                                          else ProtectionState.CONFIGURED)
+    client = arm(outsider)
+    ghost_vault = vault.resource_id.replace(vault.name, vault.name + "-none")
+    for path in (instance_path(vault, "bi-there", deleted), instance_path(vault, "bi-none", deleted),
+                 f"{ghost_vault}/{'deletedBackupInstances' if deleted else 'backupInstances'}/bi-none"):
+        response = getattr(client, method)(path + suffix)
+        assert response.status_code == 403, (path, response.content)
+        assert response.json()["error"]["code"] == "AuthorizationFailed"
+    if suffix == "/resumeProtection":  # the wrong state for it
+        BackupInstance.objects.filter(name="bi-there").update(protection_state=ProtectionState.BACKUPS_SUSPENDED)
+        assert client.post(instance_path(vault, "bi-there") + suffix).status_code == 403
+
+
 def test_404_for_an_unknown_instance_and_a_live_one_is_no_deleted_one(arm, lab, vault, inventory, make_policy):
     protect(lab, vault, make_policy(ADLS), inventory.account, name="bi-live")
     client = arm(lab.trainer)
@@ -374,3 +428,45 @@ def test_list_pages_with_next_link(arm, lab, vault, inventory, make_policy, sett
     second = client.get("/" + first["nextLink"].split("://", 1)[1].split("/", 1)[1]).json()
     assert "nextLink" not in second
     assert sorted(i["name"] for i in first["value"] + second["value"]) == ["bi-p1", "bi-p2"]
+
+
+def test_a_page_of_instances_costs_no_query_per_instance(arm, lab, vault, inventory, make_policy):
+    """No query per instance (the containers of "all containers" accounts are loaded for the page at once)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.inventory import services as inv
+
+    policy = make_policy(ADLS)
+    protect(lab, vault, policy, inventory.account, name="bi-q0", all_containers=True)
+    client = arm(lab.trainer)
+
+    def cost():
+        counts = {}
+        for kind in ("backupInstances", "deletedBackupInstances"):
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(f"{vault.resource_id}/{kind}").status_code == 200
+            counts[kind] = len(queries.captured_queries)
+        return counts
+
+    first = BackupInstance.objects.get(name="bi-q0")
+
+    def add(count):  # each on an account of its own, half of them soft-deleted
+        for _ in range(count):
+            i = BackupInstance.objects.filter(vault=vault).count()
+            account = inv.create_storage_account(lab.trainer, resource_group=lab.lab_group,
+                                                 name=f"saq{i}{secrets.token_hex(4)}", region=lab.region)
+            inv.create_container(lab.trainer, account, name="docs")
+            first.pk, first.name, first.datasource_resource_id = None, f"bi-q{i}", account.resource_id
+            first.protection_state = ProtectionState.SOFT_DELETED if i % 2 else ProtectionState.CONFIGURED
+            first.save()
+
+    add(4)
+    few = cost()
+    add(26)
+    listed = client.get(f"{vault.resource_id}/backupInstances").json()["value"]
+    assert len(listed) == 16 and all(
+        i["properties"]["policyInfo"]["policyParameters"]["backupDatasourceParametersList"][0]["containersList"]
+        for i in listed)
+    many = cost()  # 15 more rows each; one query either way is a cached lookup refreshed in one request or the other
+    assert all(abs(many[kind] - few[kind]) <= 1 for kind in few), (few, many)

@@ -105,3 +105,15 @@ def test_job_following_operation_takes_the_jobs_outcome(arm, backup_admin, monke
 def test_malformed_operation_id_is_404_not_500(arm, backup_admin):
     response = arm(backup_admin).get(_status_path(uuid.uuid4(), "not-a-uuid"))
     assert response.status_code == 404 and response.json()["error"]["code"] == "ResourceNotFound"
+
+
+def test_a_nul_character_in_a_name_is_a_400_not_a_500(arm, lab):
+    """PostgreSQL refuses NUL in text (DataError): a name in the path or a value in the body carrying one is
+    the request's fault."""
+    group = lab.lab_group
+    base = f"{group.resource_id}/providers/Microsoft.DataProtection/backupVaults"
+    client = arm(lab.trainer)
+    for response in (client.get(f"{base}/bv%00x"), client.get(f"{base}/bv%00x/backupPolicies/p%00"),
+                     client.put(f"{base}/bv-nul", {"location": "eastus\u0000", "properties": {}})):
+        assert response.status_code == 400, response.content
+        assert response.json()["error"]["code"] == "InvalidRequestContent"
