@@ -9,3 +9,6 @@ services as the pages; ``wiring`` names them by string, as the root urls do.
 
 API_VERSION = "2026-06-01"
 SUPPORTED_API_VERSIONS = (API_VERSION,)
+# Microsoft.Authorization's routes (PIM's role assignment schedule requests, `portal.api.pim`) speak that
+# provider's own api-versions, as ARM does: a path is versioned by its last provider.
+AUTHORIZATION_API_VERSIONS = ("2020-10-01", "2022-04-01-preview")

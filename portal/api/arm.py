@@ -7,6 +7,7 @@ routes and each app's router, named by dotted string (``wiring.ROUTERS``), so no
 from __future__ import annotations
 
 import logging
+import re
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.http import Http404
@@ -14,26 +15,39 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled
 from ninja.errors import ValidationError as RequestValidationError
 
-from portal.api import API_VERSION, SUPPORTED_API_VERSIONS
+from portal.api import API_VERSION, AUTHORIZATION_API_VERSIONS, SUPPORTED_API_VERSIONS
 from portal.api.auth import BearerToken
 from portal.api.errors import ArmError, from_guard_denied, from_validation_error
 from security.guards import GuardDenied
 
 log = logging.getLogger(__name__)
 
-ARM_PATH_MARK = "/providers/microsoft.dataprotection/"
+# ARM routes a path by its last provider (an extension resource such as a PIM request on a Resource Guard
+# is Microsoft.Authorization's), and each provider names its own api-versions: (supported, default).
+PROVIDER_API_VERSIONS = {
+    "microsoft.dataprotection": (SUPPORTED_API_VERSIONS, API_VERSION),
+    "microsoft.authorization": (AUTHORIZATION_API_VERSIONS, AUTHORIZATION_API_VERSIONS[0]),
+}
+_PROVIDER = re.compile(r"/providers/([^/]+)/", re.IGNORECASE)
+
+
+def provider_of(path: str) -> str:
+    """The namespace of the last ``/providers/{namespace}/`` in ``path``, lower case ("" if none)."""
+    found = _PROVIDER.findall(path)
+    return found[-1].lower() if found else ""
 
 
 def is_arm_path(path: str) -> bool:
-    return ARM_PATH_MARK in path.lower()
+    return provider_of(path) in PROVIDER_API_VERSIONS
 
 
 def check_api_version(request) -> None:
     """ARM's answer to a missing or unsupported ``api-version``, before anything else is looked at."""
     if not is_arm_path(request.path):
         return
+    versions, _default = PROVIDER_API_VERSIONS[provider_of(request.path)]
     version = request.GET.get("api-version")
-    supported = ", ".join(f"'{v}'" for v in SUPPORTED_API_VERSIONS)
+    supported = ", ".join(f"'{v}'" for v in versions)
     if not version:
         raise ArmError(
             400,
@@ -41,7 +55,7 @@ def check_api_version(request) -> None:
             f"The api-version query parameter (?api-version=) is required for all requests. The supported api-versions are {supported}.",
             target="api-version",
         )
-    if version not in SUPPORTED_API_VERSIONS:
+    if version not in versions:
         raise ArmError(
             400,
             "InvalidApiVersionParameter",
@@ -86,15 +100,16 @@ class ArmApi(NinjaAPI):
 
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
         schema = super().get_openapi_schema(path_prefix="" if path_prefix is None else path_prefix, path_params=path_params)
-        version_param = {
-            "in": "query",
-            "name": "api-version",
-            "required": True,
-            "schema": {"type": "string", "enum": list(SUPPORTED_API_VERSIONS), "default": API_VERSION},
-        }
         for path, operations in schema.get("paths", {}).items():
             if not is_arm_path(path):
                 continue
+            versions, default = PROVIDER_API_VERSIONS[provider_of(path)]
+            version_param = {
+                "in": "query",
+                "name": "api-version",
+                "required": True,
+                "schema": {"type": "string", "enum": list(versions), "default": default},
+            }
             for operation in operations.values():
                 params = operation.setdefault("parameters", [])
                 if not any(p.get("name") == "api-version" for p in params):
