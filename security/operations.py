@@ -115,6 +115,7 @@ RESOURCE_GROUP_DELETE = _op("Microsoft.Resources/subscriptions/resourceGroups/de
 ROLE_ASSIGNMENT_READ = _op(f"{AUTHORIZATION}/roleAssignments/read")
 ROLE_ASSIGNMENT_WRITE = _op(f"{AUTHORIZATION}/roleAssignments/write", "Create role assignment")
 ROLE_ASSIGNMENT_DELETE = _op(f"{AUTHORIZATION}/roleAssignments/delete", "Delete role assignment")
+REQUEST_READ = _op(f"{AUTHORIZATION}/roleAssignmentScheduleRequests/read")
 REQUEST_ACCESS = _op(f"{AUTHORIZATION}/roleAssignmentScheduleRequests/write", "Request Resource Guard access")
 CANCEL_REQUEST = _op(f"{AUTHORIZATION}/roleAssignmentScheduleRequests/cancel/action", "Cancel access request")
 APPROVE_REQUEST = _op(f"{AUTHORIZATION}/roleAssignmentApprovals/approve/action", "Approve access request")
