@@ -275,6 +275,9 @@ def put_request(request, subscriptionId: str, resourceGroupName: str, resourceGu
         raise ArmError(400, "InvalidParameter", f"The request type '{properties.requestType[:40]}' is not supported on "
                        f"a Resource Guard: a principal asks for its own time-bound access with '{SELF_ACTIVATE}'; "
                        "approvers decide in the portal's Approvals page.", target="properties.requestType")
+    if "\x00" in (properties.justification or ""):
+        raise ArmError(400, "InvalidParameter", "The justification cannot contain null characters.",
+                       target=FIELDS["justification"])
     _check_principal(request.auth, properties.principalId)
     _check_role(properties.roleDefinitionId)
     hours = _duration_choice(properties.scheduleInfo, clock.now())

@@ -216,6 +216,7 @@ def test_denied_and_timed_out_in_pims_words(lab, guard, sp, security_admin):
      "properties.scheduleInfo.startDateTime"),
     (lambda b: b["properties"].update(justification=""), "properties.justification"),
     (lambda b: b["properties"].update(justification="x" * 600), "properties.justification"),
+    (lambda b: b["properties"].update(justification="night\x00ly"), "properties.justification"),
     (lambda b: b["properties"].pop("principalId"), "properties.principalId"),
 ])
 def test_bad_input_is_a_400_naming_the_field(guard, sp, change, target):
