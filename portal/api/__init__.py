@@ -9,5 +9,7 @@ services as the pages; ``wiring`` names them by string, as the root urls do.
 
 API_VERSION = "2026-06-01"
 SUPPORTED_API_VERSIONS = (API_VERSION,)
-# Microsoft.Authorization (role assignments and definitions, PIM requests), as Azure's scripts call it.
-AUTHORIZATION_API_VERSIONS = ("2022-04-01", "2020-10-01")
+# Microsoft.Authorization's routes (role assignments and definitions, `portal.api.authorization`; PIM's
+# role assignment schedule requests, `portal.api.pim`) speak that provider's own api-versions, as ARM does:
+# a path is versioned by its last provider.
+AUTHORIZATION_API_VERSIONS = ("2022-04-01", "2020-10-01", "2022-04-01-preview")

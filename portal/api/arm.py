@@ -7,6 +7,7 @@ routes and each app's router, named by dotted string (``wiring.ROUTERS``), so no
 from __future__ import annotations
 
 import logging
+import re
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import DataError
@@ -22,30 +23,30 @@ from security.guards import GuardDenied
 
 log = logging.getLogger(__name__)
 
-# The api-versions each resource provider's routes accept (ARM checks the version per provider).
-PROVIDER_VERSIONS = {
-    "microsoft.dataprotection": SUPPORTED_API_VERSIONS,
-    "microsoft.authorization": AUTHORIZATION_API_VERSIONS,
+# ARM routes a path by its last provider (an extension resource such as a PIM request on a Resource Guard
+# is Microsoft.Authorization's), and each provider names its own api-versions: (supported, default).
+PROVIDER_API_VERSIONS = {
+    "microsoft.dataprotection": (SUPPORTED_API_VERSIONS, API_VERSION),
+    "microsoft.authorization": (AUTHORIZATION_API_VERSIONS, AUTHORIZATION_API_VERSIONS[0]),
 }
+_PROVIDER = re.compile(r"/providers/([^/]+)/", re.IGNORECASE)
 
 
 def provider_of(path: str) -> str:
-    """The resource provider a path addresses (after its last ``/providers/``), lower-case; "" if none."""
-    lowered = path.lower()
-    if "/providers/" not in lowered:
-        return ""
-    return lowered.rsplit("/providers/", 1)[1].split("/", 1)[0]
+    """The namespace of the last ``/providers/{namespace}/`` in ``path``, lower case ("" if none)."""
+    found = _PROVIDER.findall(path)
+    return found[-1].lower() if found else ""
 
 
 def is_arm_path(path: str) -> bool:
-    return provider_of(path) in PROVIDER_VERSIONS
+    return provider_of(path) in PROVIDER_API_VERSIONS
 
 
 def check_api_version(request) -> None:
     """ARM's answer to a missing or unsupported ``api-version``, before anything else is looked at."""
-    versions = PROVIDER_VERSIONS.get(provider_of(request.path))
-    if versions is None:
+    if not is_arm_path(request.path):
         return
+    versions, _default = PROVIDER_API_VERSIONS[provider_of(request.path)]
     version = request.GET.get("api-version")
     supported = ", ".join(f"'{v}'" for v in versions)
     if not version:
@@ -101,14 +102,14 @@ class ArmApi(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
         schema = super().get_openapi_schema(path_prefix="" if path_prefix is None else path_prefix, path_params=path_params)
         for path, operations in schema.get("paths", {}).items():
-            versions = PROVIDER_VERSIONS.get(provider_of(path))
-            if versions is None:
+            if not is_arm_path(path):
                 continue
+            versions, default = PROVIDER_API_VERSIONS[provider_of(path)]
             version_param = {
                 "in": "query",
                 "name": "api-version",
                 "required": True,
-                "schema": {"type": "string", "enum": list(versions), "default": versions[0]},
+                "schema": {"type": "string", "enum": list(versions), "default": default},
             }
             for operation in operations.values():
                 params = operation.setdefault("parameters", [])

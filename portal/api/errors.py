@@ -53,7 +53,7 @@ def from_guard_denied(exc: GuardDenied) -> ArmError:
     refusal = exc.decision.refusal
     if refusal is None:  # pragma: no cover - a GuardDenied always carries its refusal
         return ArmError(403, "AuthorizationFailed", str(exc))
-    if refusal.guard == "RBAC":
+    if refusal.guard == "RBAC" or refusal.code == "AuthorizationFailed":  # ARM's 403, whichever guard said it
         return ArmError(403, refusal.code, refusal.reason)
     message = refusal.reason if not refusal.remedy else f"{refusal.reason} {refusal.remedy}"
     status = 409 if refusal.guard in CONFLICT_GUARDS else 400

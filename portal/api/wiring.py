@@ -5,6 +5,7 @@ ROUTERS = [
     ("", "portal.api.authorization.router"),
     ("", "protection.api.policies.router"),
     ("", "portal.api.resource_guards.router"),
+    ("", "portal.api.pim.router"),
     ("", "vaults.api.vaults.router"),
     ("", "vaults.api.guard_proxies.router"),
     ("", "protection.api.instances.router"),

@@ -8,6 +8,7 @@ approved automatically. Every step is in the activity log naming both people.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.core.exceptions import ValidationError
 
@@ -65,12 +66,14 @@ def _refuse_needless_request(principal, guard: ResourceGuard, now) -> None:
     if grant is not None:
         raise ValidationError(
             f"You already have {grant.role.name} on the Resource Guard '{guard.name}' until "
-            f"{grant.expires_at:%Y-%m-%d %H:%M} UTC: there is no need to ask again."
+            f"{grant.expires_at:%Y-%m-%d %H:%M} UTC: there is no need to ask again.",
+            code="RoleAssignmentExists",
         )
     if pending_request(principal, guard) is not None:
         raise ValidationError(
             f"You already have a pending request on the Resource Guard '{guard.name}'. Wait for an approver "
-            "to decide it, or cancel it in My access requests."
+            "to decide it, or cancel it in My access requests.",
+            code="PendingRoleAssignmentRequest",
         )
 
 
@@ -117,12 +120,15 @@ def request_access(
     hours,
     operation: str = "",
     target_resource_id: str = "",
+    request_id: uuid.UUID | None = None,
 ) -> AccessRequest:
     """Ask for Backup MUA Operator on ``guard`` for ``hours`` (1, 2, 4 or 8; or "5m" or "15m" in lab mode),
     with a justification.
 
-    Anyone who can read the guard may ask. With no approvers configured the request is approved at
-    once (and logged as an automatic approval); otherwise the approvers are notified.
+    Anyone who can read the guard may ask, a person in the portal or a service principal through the
+    API (PIM's ``roleAssignmentScheduleRequests``, whose client names the request: ``request_id``).
+    With no approvers configured the request is approved at once (and logged as an automatic
+    approval); otherwise the approvers are notified.
     """
     justification = (justification or "").strip()
     details = {"resourceGuard": guard.name, "requester": getattr(principal, "display_name", ""),
@@ -133,7 +139,11 @@ def request_access(
         ResourceGuard.objects.select_for_update().get(pk=guard.pk)  # one request at a time per guard
         now = clock.now()
         _refuse_needless_request(principal, guard, now)
+        if request_id is not None and AccessRequest.objects.filter(pk=request_id).exists():
+            raise ValidationError(f"An access request with the id '{request_id}' exists already: a request is "
+                                  "never changed; ask again under a new id.", code="RoleAssignmentRequestExists")
         request = AccessRequest.objects.create(
+            **({"id": request_id} if request_id is not None else {}),
             guard=guard,
             requester=principal,
             role=operator_role(),

@@ -76,8 +76,9 @@ def sdk_client(live_server):
     class Bearer(_StaticBearer, SansIOHTTPPolicy):
         pass
 
-    def make(principal, subscription_id):
-        token, _ = tokens.issue(principal)
+    def make(principal, subscription_id, *, token=None):
+        """``token``: one the principal got elsewhere (a service principal's, from the token endpoint)."""
+        token = token or tokens.issue(principal)[0]
         return DataProtectionMgmtClient(
             credential=object(),
             subscription_id=str(subscription_id),

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from portal.api import API_VERSION
 from security import operations as ops
 from tests._entry_world import build_world, difference, entry_lab_registered, fingerprint, lockdown
 from tests.api.conftest import ArmClient
@@ -32,6 +33,7 @@ SUB = "/subscriptions/{subscriptionId}/providers/Microsoft.DataProtection"
 GUARD = RG + "/resourceGuards/{resourceGuardsName}"
 PROXY = VAULT + "/backupResourceGuardProxies/{resourceGuardProxyName}"
 INSTANCE = VAULT + "/backupInstances/{backupInstanceName}"
+PIM_REQUEST = GUARD + "/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{roleAssignmentScheduleRequestName}"
 
 BI = VAULT + "/backupInstances/{backupInstanceName}"
 DELETED_BI = VAULT + "/deletedBackupInstances/{backupInstanceName}"
@@ -68,6 +70,10 @@ API_ROUTES: dict[tuple[str, str], object] = {
     ("DELETE", GUARD): {ops.GUARD_DELETE},
     ("GET", RG + "/resourceGuards"): READ,
     ("GET", SUB + "/resourceGuards"): READ,
+    # PIM's access requests on a Resource Guard (portal.api.pim; Microsoft.Authorization's api-version)
+    ("PUT", PIM_REQUEST): {ops.REQUEST_ACCESS},
+    ("GET", PIM_REQUEST): READ,
+    ("POST", PIM_REQUEST + "/cancel"): {ops.CANCEL_REQUEST},
     # backupResourceGuardProxies (vaults.api.guard_proxies)
     ("PUT", PROXY): {ops.PROXY_WRITE},
     ("GET", PROXY): READ,
@@ -148,6 +154,10 @@ BODIES: dict[tuple[str, str], object] = {
     ("PATCH", GUARD): lambda w: {"tags": {"changed": "yes"}},
     ("PUT", PROXY): lambda w: {"properties": {"resourceGuardResourceId": w.guard.resource_id}},
     ("POST", PROXY + "/unlockDelete"): lambda w: {"resourceGuardOperationRequests": []},
+    ("PUT", PIM_REQUEST): lambda w: {"properties": {
+        "principalId": str(w.lab.trainer.pk), "requestType": "SelfActivate", "justification": "entry drill",
+        "roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/f54b6d04-23c6-443e-b462-9c16ab7b4a52",
+        "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": "PT1H"}}}},
     # bi-entry moved to another policy (Change policy).
     ("PUT", BI): lambda w: _instance_body(w, _other_adls_policy(w), w.instance.datasource_resource_id, w.instance.name),
     ("POST", VAULT + "/validateForBackup"): lambda w: {
@@ -158,6 +168,14 @@ BODIES: dict[tuple[str, str], object] = {
 PATH_OVERRIDES: dict[tuple[str, str], object] = {
     ("GET", DELETED_BI): lambda w: {"backupInstanceName": w.soft_deleted.name},
     ("POST", DELETED_BI + "/undelete"): lambda w: {"backupInstanceName": w.soft_deleted.name},
+    ("PUT", PIM_REQUEST): lambda w: {"roleAssignmentScheduleRequestName": str(uuid.uuid4())},  # a new request
+}
+# Who calls (default: the trainer, Owner at the root, so that only the lockdown refuses): only its
+# requester cancels a request.
+API_ACTORS: dict[tuple[str, str], str] = {("POST", PIM_REQUEST + "/cancel"): "backup-admin"}
+# Routes of another provider speak its api-version.
+API_VERSIONS: dict[tuple[str, str], str] = {
+    ("PUT", PIM_REQUEST): "2020-10-01", ("GET", PIM_REQUEST): "2020-10-01", ("POST", PIM_REQUEST + "/cancel"): "2020-10-01",
 }
 
 
@@ -192,6 +210,7 @@ def path_values(w) -> dict:
         # a role assignment's routes: the world's assignment, at its scope
         "scope": w.assignment.scope.lstrip("/"),
         "roleAssignmentName": str(w.assignment.id),
+        "roleAssignmentScheduleRequestName": str(w.pending_request.pk),  # the backup admin's pending request
     }
 
 
@@ -220,14 +239,16 @@ def test_every_api_route_is_refused_when_the_guard_says_so(lab):
     with entry_lab_registered():
         w = build_world(lab)
     values = path_values(w)
-    client = ArmClient(lab.trainer)
+    trainer = ArmClient(lab.trainer)
     problems = []
     for method, template, _name in api_routes():
+        actor = API_ACTORS.get((method, template))
+        client = ArmClient(lab.personas[actor].principal) if actor else trainer
         expected = API_ROUTES[(method, template)]
         names = values | path_overrides(w, template) | PATH_OVERRIDES.get((method, template), lambda w: {})(w)
         path = template.replace("{path:scope}", "{scope}").format(**names)
         body = BODIES.get((method, template), lambda w: {})(w)
-        version = {"api_version": AUTHZ_VERSION} if "Microsoft.Authorization" in template else {}
+        version = {"api_version": API_VERSIONS.get((method, template), AUTHZ_VERSION if "Microsoft.Authorization" in template else API_VERSION)}
         before = fingerprint()
         with lockdown() as state:
             response = getattr(client, method.lower())(path, **version, **({} if method in ("GET", "DELETE") else {"data": body}))
