@@ -76,8 +76,8 @@ def sdk_client(live_server):
     class Bearer(_StaticBearer, SansIOHTTPPolicy):
         pass
 
-    def make(principal, subscription_id):
-        token, _ = tokens.issue(principal)
+    def make(principal, subscription_id, **claims):  # claims: a service principal's ``sid`` (its secret's id)
+        token, _ = tokens.issue(principal, **claims)
         return DataProtectionMgmtClient(
             credential=object(),
             subscription_id=str(subscription_id),
