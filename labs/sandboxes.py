@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import random
 import secrets
 import shutil
@@ -62,6 +63,8 @@ PROVISIONER_ROLE = SystemRole(
         # a trainee's own networks, taken down with the sandbox
         ops.VNET_READ, ops.VNET_DELETE, ops.SUBNET_READ, ops.SUBNET_DELETE, ops.DNS_ZONE_READ, ops.DNS_ZONE_DELETE,
         ops.DNS_RECORD_READ, ops.DNS_LINK_READ, ops.PRIVATE_ENDPOINT_READ, ops.PRIVATE_ENDPOINT_DELETE,
+        # the app registrations a trainee made for the sandbox (labs.teardown.sandbox_apps)
+        ops.APPLICATION_READ, ops.APPLICATION_DELETE,
     ),
     "Held by the Strongroom system principal only, in lab mode: creates training sandboxes (subscription, "
     "resource groups, sample data, the trainee's roles) and takes them down again when the guards allow it. "
@@ -130,6 +133,28 @@ class SandboxNames:
     @property
     def security_admin(self) -> str:
         return f"sbx-{self.code}-security"
+
+    # What a script needs besides the names (the SDK lab's instructions): ids that are not derived from the code.
+    @property
+    def tenant_id(self) -> str:
+        from portal.api import tokens
+
+        return tokens.tenant_id()
+
+    @property
+    def subscription_id(self) -> str:
+        found = Subscription.objects.filter(display_name=self.subscription).values_list("subscription_id", flat=True)
+        return str(found.first() or "<your sandbox's subscription id>")
+
+    @property
+    def source_account_id(self) -> str:
+        found = StorageAccount.objects.filter(name=self.source_account).values_list("resource_id", flat=True)
+        return found.first() or "<the resource id of the storage account>"
+
+    @property
+    def api_base_url(self) -> str:
+        """Where `make run` serves the ARM API over HTTPS (STRONGROOM_API_PORT, 8443 by default)."""
+        return f"https://127.0.0.1:{os.environ.get('STRONGROOM_API_PORT') or 8443}"
 
 
 class SandboxWorld:
@@ -245,10 +270,18 @@ def trainee_roles(world: SandboxWorld) -> list[tuple[str, str]]:
     return grants
 
 
+# What a trainee may assign in their sandbox: the roles a vault identity needs ("Assign missing roles") and
+# Backup Contributor (for their own app's service principal, in the SDK lab), to service principals only.
+TRAINEE_ASSIGNABLE_ROLES = (*roles.VAULT_IDENTITY_ROLES, roles.BACKUP_CONTRIBUTOR)
+
+
 def trainee_condition(role_name: str) -> dict | None:
     """The delegation condition of a trainee's role: Role Based Access Control Administrator only lets them
-    assign the roles a vault identity needs ("Assign missing roles"), to managed identities only."""
-    return conditions.vault_identity_delegation() if role_name == roles.RBAC_ADMINISTRATOR else None
+    assign `TRAINEE_ASSIGNABLE_ROLES` to service principals (managed identities, their apps') only."""
+    if role_name != roles.RBAC_ADMINISTRATOR:
+        return None
+    ids = tuple(roles.role_id(name) for name in TRAINEE_ASSIGNABLE_ROLES)
+    return conditions.Condition(conditions.ALLOW_ROLES, ids, (conditions.SERVICE_PRINCIPAL,)).to_data()
 
 
 def _create_pg_login(names: SandboxNames) -> tuple[str, postgres.ConnectionParams]:

@@ -1,6 +1,7 @@
 """Retiring a sandbox (a reset, a closed class) and taking it down through the services.
 
-Retiring hides it from the trainee at once (their role assignments in it go). Taking it down deletes what
+Retiring hides it from the trainee at once (their role assignments in it go, and the app registrations they
+made for it: `sandbox_apps`, their service principals and those principals' roles with them). Taking it down deletes what
 it holds through the same services and guards as anyone's clicks, as the sandbox provisioner, in the order
 a person would have to follow:
 
@@ -15,6 +16,9 @@ a person would have to follow:
    whoever made it (the seed, or the trainee's restores), then the networks: the private endpoints of all
    groups first, then each group's private DNS zones and virtual networks;
 4. the resource groups (their role assignments go with them).
+
+Before all that, the sandbox's app registrations that retiring could not delete (refused by a guard: kept and
+named for the lab's owner like everything else).
 
 Where a guard or a rule refuses (locked immutability, always-on soft delete, soft-delete retention, a
 Resource Guard), or a job of the deletion still runs, it stops: the sandbox stays Retired with the words
@@ -49,11 +53,11 @@ from protection.backups import services as backups
 from protection.deletion import services as deletion
 from protection.models import TERMINAL_JOB_STATUSES, BackupInstance, BackupPolicy, Job, ProtectionState
 from protection.policies import services as policy_services
-from security import clock, mua, scopes
+from security import applications, clock, mua, scopes
 from security import operations as ops
 from security import services as security_services
 from security.guards import GuardDenied, evaluate
-from security.models import ResourceGuard, RoleAssignment
+from security.models import AppRegistration, ResourceGuard, RoleAssignment
 from vaults import services as vault_services
 from vaults.guards import always_on_refusal
 from vaults.models import BackupVault, ImmutabilityState, SoftDeleteState
@@ -84,15 +88,39 @@ def retired_sandbox_of(job: Job) -> Sandbox | None:
     return Sandbox.objects.filter(status=Sandbox.Status.RETIRED, subscription_id__iexact=subscription_id).first()
 
 
+def sandbox_apps(sandbox: Sandbox) -> list[AppRegistration]:
+    """The app registrations the sandbox's trainee made for it: theirs, whose service principal holds roles in
+    this sandbox's subscription only, or no role at all when no sandbox of theirs still in use is newer (the lab
+    they made it for; an app with roles elsewhere is another sandbox's, or not a lab's)."""
+    if not sandbox.subscription_id:
+        return []
+    newer = (Sandbox.objects.filter(owner=sandbox.owner, status=Sandbox.Status.ACTIVE,
+                                    created_at__gt=sandbox.created_at).exclude(pk=sandbox.pk).exists())
+    found = []
+    for app in (AppRegistration.objects.filter(created_by=sandbox.owner).select_related("principal")
+                .prefetch_related("principal__assignments").order_by("created_at")):
+        held = [a.scope for a in app.principal.assignments.all()]
+        if all(scopes.covers(sandbox.subscription_id, scope) for scope in held) and (held or not newer):
+            found.append(app)
+    return found
+
+
 def retire(sandbox: Sandbox) -> Sandbox:
-    """Hide the sandbox from its trainee (their role assignments in it are removed) and mark it Retired."""
+    """Hide the sandbox from its trainee (their role assignments in it are removed, the apps they made for it are
+    deleted) and mark it Retired. An app a guard keeps is deleted by the take-down, or named in its words."""
     actor = provisioner()
     with transaction.atomic():
+        apps = sandbox_apps(sandbox)  # before the trainee's roles go: they tell which sandbox an app is for
         if sandbox.subscription_id:
             mine = RoleAssignment.objects.filter(principal=sandbox.owner,
                                                  scope__istartswith=sandbox.subscription_id)
             for assignment in mine.select_related("role", "principal"):
                 security_services.remove_role_assignment(actor, assignment)
+        for app in apps:
+            try:
+                applications.delete_application(actor, app)
+            except (GuardDenied, ValidationError):
+                logger.info("The app registration %s stays until the take-down of %s", app.pk, sandbox.code)
         Sandbox.objects.filter(pk=sandbox.pk).update(status=Sandbox.Status.RETIRED, retired_at=clock.now())
     sandbox.refresh_from_db()
     return sandbox
@@ -128,6 +156,9 @@ def _keep(sandbox: Sandbox, words: str) -> None:
 def _take_down(actor, world: SandboxWorld) -> None:
     sandbox, subscription = world.sandbox, world.subscription
     groups = list(ResourceGroup.objects.filter(subscription=subscription)) if subscription else []
+    for app in sandbox_apps(sandbox):
+        _do(evaluate(actor, ops.APPLICATION_DELETE, app), lambda a=app: applications.delete_application(actor, a),
+            f"Delete the app registration '{app.display_name}' (client id {app.client_id})")
     if subscription is not None:
         _empty_vaults(actor, world)
         for guard in ResourceGuard.objects.filter(resource_id__istartswith=subscription.resource_id + "/"):

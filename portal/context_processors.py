@@ -56,8 +56,6 @@ def _signin_lockouts_nav(principal):
 
 
 def _can_read_apps(principal) -> bool:
-    from security import scopes
-    from security.operations import APPLICATION_READ
-    from security.rbac import authorize
+    from security import applications
 
-    return principal is not None and authorize(principal, APPLICATION_READ, scopes.ROOT).allowed
+    return principal is not None and applications.may_list(principal)

@@ -43,6 +43,27 @@ def _members():
     return Principal.objects.exclude(kind=Principal.Kind.SYSTEM).select_related("user")
 
 
+def members_for(viewer):
+    """The members a people picker offers ``viewer``: everyone but the system, and of the service principals of
+    app registrations only those of apps ``viewer`` may see (a trainee picks their own app, never another's)."""
+    from security import applications
+
+    if viewer is None or applications.reads_all(viewer):
+        return _members()
+    hidden = Principal.objects.filter(kind=Principal.Kind.SERVICE_PRINCIPAL).exclude(
+        application__in=applications.visible_applications(viewer))
+    return _members().exclude(pk__in=hidden)
+
+
+class _MemberPicker:
+    """Narrows the form's ``member`` choices to `members_for(viewer)`."""
+
+    def __init__(self, *args, viewer=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if viewer is not None:
+            self.fields["member"].queryset = members_for(viewer)
+
+
 class RoleRadioSelect(forms.RadioSelect):
     """The role picker: a role whose assignments may carry a delegation condition is marked
     (``data-delegation``), so the page shows the Conditions section when it is chosen (CSS only)."""
@@ -123,7 +144,7 @@ class ConditionForm(forms.Form):
         return None
 
 
-class RoleAssignmentForm(ConditionForm):
+class RoleAssignmentForm(_MemberPicker, ConditionForm):
     role = forms.ModelChoiceField(
         queryset=RoleDefinition.objects.all(),
         empty_label=None,
@@ -155,7 +176,7 @@ class RoleAssignmentForm(ConditionForm):
         return data
 
 
-class CheckAccessForm(forms.Form):
+class CheckAccessForm(_MemberPicker, forms.Form):
     member = PrincipalChoiceField(queryset=_members(), empty_label="Select a member", label="Member")
 
 

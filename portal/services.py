@@ -39,10 +39,10 @@ RESOURCE_GROUP_NAME = re.compile(r"^[\w\-.()]{1,90}$", re.UNICODE)
 def subscriptions_for(principal):
     """Subscriptions in which the principal holds any role (as the Azure subscription picker). A role of
     data actions only (Strongroom's Lab Trainee at '/') shows no subscription."""
-    from security.rbac import active_assignments
+    from security.rbac import active_assignments, reaches_resources
 
     assignment_scopes = [a.scope for a in active_assignments(principal).select_related("role")
-                         if a.role.actions or a.role.not_actions]
+                         if reaches_resources(a.role)]
     if any(scopes.normalize(s) == scopes.ROOT for s in assignment_scopes):
         return Subscription.objects.all()
     ids = {scopes.subscription_of(s) for s in assignment_scopes} - {None}

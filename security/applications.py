@@ -5,6 +5,11 @@ the `Principal` that holds roles and signs in. Creating and deleting one, and ad
 secret, are guarded directory operations at the root (``Microsoft.Directory/applications/...``), in the
 activity log like every change.
 
+Who registers an app is its owner (``created_by``), as in Entra ID. Directory admins (``applications/create``
+etc. at the root: Owner) manage every app; a principal holding only ``applications/createAsOwner`` (Entra's
+Application Developer; Lab Trainee in lab mode) registers apps of its own and sees and manages those alone
+(`visible_applications`; the RBAC guard lets an owner through, `security.guards`).
+
 A client secret's value is generated here, returned once by `add_client_secret` and never stored: only a
 keyed hash (HMAC-SHA256 under a key derived from the master key) and its first three characters (the hint
 the portal lists). `verify_client_secret` compares in constant time. Expiry follows the one clock (lab time),
@@ -27,7 +32,14 @@ from security import clock, scopes
 from security.audit import guarded
 from security.crypto import derive_key
 from security.models import AppRegistration, ClientSecret, Principal
-from security.operations import APPLICATION_CREATE, APPLICATION_CREDENTIALS_UPDATE, APPLICATION_DELETE
+from security.operations import (
+    APPLICATION_CREATE,
+    APPLICATION_CREATE_AS_OWNER,
+    APPLICATION_CREDENTIALS_UPDATE,
+    APPLICATION_DELETE,
+    APPLICATION_READ,
+)
+from security.rbac import is_allowed
 
 MAX_NAME = 120
 MAX_DESCRIPTION = 100
@@ -72,10 +84,37 @@ def _clean_name(display_name: str) -> str:
     return name
 
 
+def creation_action(principal) -> str:
+    """The action registering an app is checked as: a directory admin's ``applications/create``, else
+    ``applications/createAsOwner`` (what Entra's Application Developer and the Lab Trainee hold)."""
+    return APPLICATION_CREATE if is_allowed(principal, APPLICATION_CREATE, scopes.ROOT) else APPLICATION_CREATE_AS_OWNER
+
+
+def reads_all(principal) -> bool:
+    return is_allowed(principal, APPLICATION_READ, scopes.ROOT)
+
+
+def may_list(principal) -> bool:
+    """Whether App registrations opens for ``principal``: a reader of the directory, or one who may register apps
+    as their owner (and then sees their own)."""
+    return reads_all(principal) or is_allowed(principal, APPLICATION_CREATE_AS_OWNER, scopes.ROOT)
+
+
+def visible_applications(principal):
+    """The app registrations ``principal`` may see: every one for a reader of the directory, else those they
+    own while they may register apps as owners, else none."""
+    apps = AppRegistration.objects.select_related("principal")
+    if reads_all(principal):
+        return apps
+    if isinstance(principal, Principal) and is_allowed(principal, APPLICATION_CREATE_AS_OWNER, scopes.ROOT):
+        return apps.filter(created_by=principal)
+    return apps.none()
+
+
 def create_application(principal, display_name: str) -> AppRegistration:
-    """Register an application and create its service principal (holding no role yet)."""
+    """Register an application and create its service principal (holding no role yet); ``principal`` owns it."""
     details = {"displayName": str(display_name or "")[:MAX_NAME]}
-    with guarded(principal, APPLICATION_CREATE, scopes.ROOT, details=details) as op:
+    with guarded(principal, creation_action(principal), scopes.ROOT, details=details) as op:
         name = _clean_name(display_name)
         service_principal = Principal.objects.create(kind=Principal.Kind.SERVICE_PRINCIPAL, display_name=name)
         app = AppRegistration.objects.create(
@@ -91,7 +130,7 @@ def delete_application(principal, app: AppRegistration) -> None:
     """Delete the registration, its secrets, its service principal and that principal's role assignments:
     every token issued to it stops working at once (its principal no longer exists)."""
     details = {"displayName": app.display_name, "appId": str(app.client_id), "servicePrincipalId": str(app.principal_id)}
-    with guarded(principal, APPLICATION_DELETE, scopes.ROOT, details=details) as op:
+    with guarded(principal, APPLICATION_DELETE, app, details=details) as op:
         service_principal = Principal.objects.select_for_update().get(pk=app.principal_id)
         op.details["roleAssignmentsRemoved"] = service_principal.assignments.count()
         service_principal.assignments.all().delete()
@@ -130,7 +169,7 @@ def add_client_secret(principal, app: AppRegistration, *, description: str = "",
     description = " ".join(str(description or "").split())
     details = {"displayName": app.display_name, "appId": str(app.client_id), "change": "Add client secret",
                "description": description[:MAX_DESCRIPTION]}
-    with guarded(principal, APPLICATION_CREDENTIALS_UPDATE, scopes.ROOT, details=details) as op:
+    with guarded(principal, APPLICATION_CREDENTIALS_UPDATE, app, details=details) as op:
         if len(description) > MAX_DESCRIPTION:
             raise ValidationError({"description": f"The description can be at most {MAX_DESCRIPTION} characters."})
         now = clock.now()
@@ -151,7 +190,7 @@ def remove_client_secret(principal, secret: ClientSecret) -> ClientSecret:
     app = secret.application
     details = {"displayName": app.display_name, "appId": str(app.client_id), "change": "Remove client secret",
                "secretId": str(secret.pk), "hint": secret.hint, "description": secret.description}
-    with guarded(principal, APPLICATION_CREDENTIALS_UPDATE, scopes.ROOT, details=details):
+    with guarded(principal, APPLICATION_CREDENTIALS_UPDATE, app, details=details):
         locked = ClientSecret.objects.select_for_update().get(pk=secret.pk)
         if locked.revoked_at is not None:
             raise ValidationError("That client secret was removed already.")

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from security import operations as ops
 from security.conditions import AssignmentRequest
 from security.rbac import authorize
-from security.scopes import normalize
+from security.scopes import ROOT, normalize
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def rbac_guard(principal, operation, target, change) -> Refusal | None:
     scope = target_scope(target)
     result = authorize(principal, operation, scope, data_action=bool(change.get("data_action")),
                        request=AssignmentRequest.from_change(change))
-    if result.allowed:
+    if result.allowed or _owner_may(principal, operation, target):
         return None
     if result.unfulfilled:
         return Refusal(
@@ -132,6 +133,18 @@ def rbac_guard(principal, operation, target, change) -> Refusal | None:
             f"'{operation}'."
         ),
     )
+
+
+def _owner_may(principal, operation: str, target) -> bool:
+    """Entra ID's app owners: the principal who registered an app (its ``owned_by``) may read it, manage its
+    secrets and delete it without a directory role, while they may still register applications as owners."""
+    owned_by = getattr(target, "owned_by", None)
+    if owned_by is None or operation.lower() not in _OWNER_ACTIONS or not owned_by(principal):
+        return False
+    return authorize(principal, ops.APPLICATION_CREATE_AS_OWNER, ROOT).allowed
+
+
+_OWNER_ACTIONS = frozenset(a.lower() for a in ops.APPLICATION_OWNER_ACTIONS)
 
 
 def _condition_remedy(result, operation: str) -> str:

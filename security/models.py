@@ -74,6 +74,13 @@ class AppRegistration(models.Model):
     def name(self) -> str:  # what the portal's "type the name to confirm" compares
         return self.display_name
 
+    # A directory object: its operations are checked at the directory's root ("/"), as Entra ID's are.
+    resource_id = "/"
+
+    def owned_by(self, principal) -> bool:
+        """Whether ``principal`` registered this app (Entra ID makes the registering user its owner)."""
+        return self.created_by_id is not None and self.created_by_id == getattr(principal, "pk", None)
+
 
 class ClientSecret(models.Model):
     """A client secret of an app registration: only a keyed hash of the value is kept (the value is shown

@@ -143,6 +143,11 @@ APPLICATION_CREATE = _op(f"{DIRECTORY}/applications/create", "Add application")
 APPLICATION_DELETE = _op(f"{DIRECTORY}/applications/delete", "Delete application")
 APPLICATION_CREDENTIALS_UPDATE = _op(f"{DIRECTORY}/applications/credentials/update",
                                      "Update application – Certificates and secrets management")
+# Entra ID's "Application Developer" action: register an application and become its owner. An app's owner may
+# read it, manage its secrets and delete it without a directory role (`security.guards.rbac_guard`), as in Entra
+# ID, while they may still register applications; others' apps stay out of their sight.
+APPLICATION_CREATE_AS_OWNER = _op(f"{DIRECTORY}/applications/createAsOwner", "Add application")
+APPLICATION_OWNER_ACTIONS = (APPLICATION_READ, APPLICATION_CREDENTIALS_UPDATE, APPLICATION_DELETE)
 SERVICE_PRINCIPAL_SIGN_IN = _op(f"{STRONGROOM_IDENTITY}/servicePrincipalSignIns/action", "Service principal sign-in")
 
 # --- alerts and the lab -------------------------------------------------------------------------------

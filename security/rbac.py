@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from security import clock
+from security.operations import DIRECTORY
 from security.conditions import AssignmentRequest, Condition, parse_stored
 from security.scopes import ROOT, ancestors, covers, normalize
 
@@ -40,6 +41,15 @@ def role_allows(role, action: str, *, data_action: bool = False) -> bool:
     return any(action_matches(p, action) for p in allowed) and not any(
         action_matches(p, action) for p in denied
     )
+
+
+def reaches_resources(role) -> bool:
+    """Whether ``role`` is about Azure resources: it has an action (or notAction) outside the directory. A role of
+    data actions only (Lab Trainee) or of Entra ID's directory actions (``Microsoft.Directory/...``: Lab Trainee's
+    ``applications/createAsOwner``) shows no subscription, no resource and no activity log, as in Azure, where
+    Entra's roles are not Azure RBAC's."""
+    directory = DIRECTORY.lower() + "/"
+    return any(not p.lower().startswith(directory) for p in (*role.actions, *role.not_actions))
 
 
 def active_assignments(principal, moment=None):

@@ -351,7 +351,9 @@ BUILT_IN_ROLES += [
     {
         "name": LAB_TRAINEE,
         "id": _name_id(LAB_TRAINEE),
-        "description": "Lets you start training labs in lab mode, check your work and reset your own sandboxes.",
+        "description": "Lets you start training labs in lab mode, check your work and reset your own sandboxes, "
+        "and register applications of your own (their owner: no one else's).",
+        "actions": [ops.APPLICATION_CREATE_AS_OWNER],
         "data_actions": [ops.LAB_START, ops.LAB_CHECK, ops.LAB_SANDBOX_RESET, ops.LAB_SECURITY_ROLE_PLAY],
     },
     {

@@ -158,6 +158,7 @@ BUILTIN_MODULES = (
     "labs.catalogue.mua",
     "labs.catalogue.ransomware",
     "labs.catalogue.private_endpoints",
+    "labs.catalogue.sdk_automation",
 )
 
 

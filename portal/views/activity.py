@@ -22,14 +22,14 @@ from security import chain_check, clock, scopes
 from security import operations as ops
 from security import services as security_services
 from security.models import ActivityLogCheck, ActivityLogEntry, Alert
-from security.rbac import active_assignments, authorize
+from security.rbac import active_assignments, authorize, reaches_resources
 
 # --- activity log -------------------------------------------------------------------------------
 
 
 def reads_whole_log(principal) -> bool:
     """A role with actions at the root: every entry is visible (and so is the chain's size)."""
-    return any(scopes.normalize(a.scope) == scopes.ROOT and (a.role.actions or a.role.not_actions)
+    return any(scopes.normalize(a.scope) == scopes.ROOT and reaches_resources(a.role)
                for a in active_assignments(principal).select_related("role"))
 
 
@@ -37,7 +37,7 @@ def activity_for(principal):
     """Entries at scopes where the principal holds any role (Azure: read on the scope). A role of data actions
     only (Strongroom's Lab Trainee and Lab Instructor at '/') reads no resource, so it shows no entry, as it
     shows no subscription (`services.subscriptions_for`)."""
-    held = [a.scope for a in active_assignments(principal).select_related("role") if a.role.actions or a.role.not_actions]
+    held = [a.scope for a in active_assignments(principal).select_related("role") if reaches_resources(a.role)]
     if any(scopes.normalize(s) == scopes.ROOT for s in held):
         return ActivityLogEntry.objects.all()
     query = Q(principal_ref=principal)

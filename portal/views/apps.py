@@ -21,7 +21,6 @@ from security import applications, clock, scopes
 from security.guards import GuardDenied, evaluate
 from security.models import AppRegistration, ClientSecret
 from security.operations import (
-    APPLICATION_CREATE,
     APPLICATION_CREDENTIALS_UPDATE,
     APPLICATION_DELETE,
     APPLICATION_READ,
@@ -29,20 +28,32 @@ from security.operations import (
 
 
 def _require_read(request) -> None:
-    read = evaluate(request.principal, APPLICATION_READ, scopes.ROOT)
-    if not read.allowed:
-        raise GuardDenied(read)
+    """App registrations open for a reader of the directory, and for one who may register apps of their own
+    (who then sees only those)."""
+    if not applications.may_list(request.principal):
+        raise GuardDenied(evaluate(request.principal, APPLICATION_READ, scopes.ROOT))
+
+
+def _app(request, pk) -> AppRegistration:
+    """An app ``request.principal`` may see (its owner, or a reader of the directory), else 404 (another
+    trainee's app is not even said to exist)."""
+    _require_read(request)
+    return get_object_or_404(applications.visible_applications(request.principal), pk=pk)
+
+
+def _create_decision(principal):
+    return evaluate(principal, applications.creation_action(principal), scopes.ROOT)
 
 
 @login_required
 def app_list(request):
     _require_read(request)
-    apps = AppRegistration.objects.select_related("principal").order_by("display_name", "created_at")
+    apps = applications.visible_applications(request.principal).order_by("display_name", "created_at")
     now = clock.now()
     rows = [{"app": a, "secrets": [s for s in a.secrets.all() if applications.is_active(s, now)]}
             for a in apps.prefetch_related("secrets")]
     return render(request, "portal/apps/app_list.html", {
-        "rows": rows, "create": evaluate(request.principal, APPLICATION_CREATE, scopes.ROOT),
+        "rows": rows, "create": _create_decision(request.principal),
     })
 
 
@@ -59,7 +70,7 @@ def app_create(request):
         if saved:
             return saved
     return render(request, "portal/apps/app_create.html", {
-        "form": form, "create": evaluate(request.principal, APPLICATION_CREATE, scopes.ROOT),
+        "form": form, "create": _create_decision(request.principal),
     }, status=400 if request.method == "POST" else 200)
 
 
@@ -92,8 +103,8 @@ def _detail(request, app, *, status=200, **extra):
         "app": app, "secrets": secrets, "tenant_id": tokens.tenant_id(), "secret_form": _secret_form(),
         "form_token": _random.token_urlsafe(16),
         "assignments": app.principal.assignments.select_related("role").order_by("scope"),
-        "credentials": evaluate(request.principal, APPLICATION_CREDENTIALS_UPDATE, scopes.ROOT),
-        "can_delete": evaluate(request.principal, APPLICATION_DELETE, scopes.ROOT).allowed,
+        "credentials": evaluate(request.principal, APPLICATION_CREDENTIALS_UPDATE, app),
+        "can_delete": evaluate(request.principal, APPLICATION_DELETE, app).allowed,
         **extra,
     }
     response = render(request, "portal/apps/app_detail.html", context, status=status)
@@ -103,8 +114,7 @@ def _detail(request, app, *, status=200, **extra):
 
 @login_required
 def app_detail(request, pk):
-    _require_read(request)
-    return _detail(request, get_object_or_404(AppRegistration.objects.select_related("principal"), pk=pk))
+    return _detail(request, _app(request, pk))
 
 
 @never_cache
@@ -113,8 +123,7 @@ def app_detail(request, pk):
 def app_secret_add(request, pk):
     """"+ New client secret": the page again, showing the value this once (never stored, never redirected with).
     The same form posted again (a reload) adds nothing and says why."""
-    _require_read(request)
-    app = get_object_or_404(AppRegistration.objects.select_related("principal"), pk=pk)
+    app = _app(request, pk)
     if not _first_use(request, request.POST.get("form_token", "")):
         return _detail(request, app, status=409, resubmitted=True)
     form = _secret_form(request.POST)
@@ -134,8 +143,8 @@ def app_secret_add(request, pk):
 @login_required
 @require_POST
 def app_secret_remove(request, pk, secret_id):
-    _require_read(request)
-    secret = get_object_or_404(ClientSecret.objects.select_related("application"), pk=secret_id, application_id=pk)
+    app = _app(request, pk)
+    secret = get_object_or_404(ClientSecret.objects.select_related("application"), pk=secret_id, application=app)
     report_outcome(request, lambda: applications.remove_client_secret(request.principal, secret),
                    lambda s: f"Deleted the client secret {s.description or s.hint + '…'}: it no longer signs in, and "
                              f"the tokens issued with it no longer work.")
@@ -144,8 +153,7 @@ def app_secret_remove(request, pk, secret_id):
 
 @login_required
 def app_delete(request, pk):
-    _require_read(request)
-    app = get_object_or_404(AppRegistration.objects.select_related("principal"), pk=pk)
+    app = _app(request, pk)
     deleted, error = confirmed_delete(request, app, kind="application",
                                       delete=lambda: applications.delete_application(request.principal, app))
     if deleted:
@@ -153,6 +161,6 @@ def app_delete(request, pk):
                                   f"principal and its role assignments.")
         return redirect("portal:app_list")
     return render(request, "portal/apps/app_delete.html", {
-        "app": app, "error": error, "can_delete": evaluate(request.principal, APPLICATION_DELETE, scopes.ROOT).allowed,
+        "app": app, "error": error, "can_delete": evaluate(request.principal, APPLICATION_DELETE, app).allowed,
         "assignments": app.principal.assignments.select_related("role").order_by("scope"),
     }, status=400 if error else 200)

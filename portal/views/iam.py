@@ -125,8 +125,8 @@ def _iam_context(request, scope, rtype, obj, **extra):
         "tab": tab,
         "blade": "iam",
         "lab_now": clock.now(),
-        "add_form": extra.pop("add_form", None) or RoleAssignmentForm(),
-        "check_form": extra.pop("check_form", None) or CheckAccessForm(),
+        "add_form": extra.pop("add_form", None) or RoleAssignmentForm(viewer=request.principal),
+        "check_form": extra.pop("check_form", None) or CheckAccessForm(viewer=request.principal),
         "editing": editing,
         "condition_form": extra.pop("condition_form", None) or (
             ConditionForm(initial=ConditionForm.initial_for(editing["assignment"].condition)) if editing else None),
@@ -167,7 +167,7 @@ def iam(request):
 @require_POST
 def iam_add(request):
     scope, rtype, obj = _scope_context(request, request.POST.get("scope", ""))
-    form = RoleAssignmentForm(request.POST)
+    form = RoleAssignmentForm(request.POST, viewer=request.principal)
     saved = submit(
         request, form,
         lambda: security_services.assign_role(
@@ -236,7 +236,7 @@ def iam_condition(request, assignment_id):
 @login_required
 def iam_check_access(request):
     scope, rtype, obj = _scope_context(request, request.GET.get("scope", ""))
-    form = CheckAccessForm(request.GET if "member" in request.GET else None)
+    form = CheckAccessForm(request.GET if "member" in request.GET else None, viewer=request.principal)
     result = None
     capabilities = []
     if form.is_valid():

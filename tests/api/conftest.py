@@ -76,9 +76,10 @@ def sdk_client(live_server):
     class Bearer(_StaticBearer, SansIOHTTPPolicy):
         pass
 
-    def make(principal, subscription_id, *, token=None):
-        """``token``: one the principal got elsewhere (a service principal's, from the token endpoint)."""
-        token = token or tokens.issue(principal)[0]
+    def make(principal, subscription_id, *, token=None, **claims):
+        """``token``: one the principal got elsewhere (a service principal's, from the token endpoint);
+        ``claims``: added to a token issued here (a service principal's ``sid``, its secret's id)."""
+        token = token or tokens.issue(principal, **claims)[0]
         return DataProtectionMgmtClient(
             credential=object(),
             subscription_id=str(subscription_id),

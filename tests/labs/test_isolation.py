@@ -20,7 +20,7 @@ from labs.sandboxes import SandboxWorld
 from portal.inventory import postgres
 from portal.lab import LAB_REGION
 from protection import datasource_types
-from security import mua
+from security import applications, mua
 from security.models import RoleAssignment
 from tests.labs._trainee_backups import backup_now, probe_lab, protect  # noqa: F401  (fixture)
 
@@ -45,6 +45,8 @@ class Pair:
     job_b: object
     guard_b: object
     network_b: dict  # B's VNet, subnet, private DNS zone with a record and a link, private endpoint
+    app_b: object = None  # B's app registration (B owns it: Lab Trainee registers apps as their owner)
+    secret_b: object = None
 
 
 @pytest.fixture
@@ -57,7 +59,10 @@ def pair(lab, make_trainee, probe_lab):
     job_b = backup_now(b, instance_b)
     guard_b = mua.create_resource_guard(world_b.security_admin, resource_group_id=world_b.security_group.resource_id,
                                         name=f"guard-{world_b.names.code}", region=LAB_REGION)
-    return Pair(a, b, world_a, world_b, run_b, vault_b, instance_b, job_b, guard_b, b_network(lab, world_b, vault_b))
+    app_b = applications.create_application(b, f"app-{world_b.names.code}")
+    secret_b, _ = applications.add_client_secret(b, app_b, description=f"secret-{world_b.names.code}")
+    return Pair(a, b, world_a, world_b, run_b, vault_b, instance_b, job_b, guard_b, b_network(lab, world_b, vault_b),
+                app_b, secret_b)
 
 
 def b_network(lab, world: SandboxWorld, vault) -> dict:
@@ -89,14 +94,20 @@ def markers(trainee, world: SandboxWorld) -> list[str]:
     return [f"sbx{code}", f"-{code}", f"sbx_{code}", f"sandbox {code}", trainee.user.username, trainee.display_name]
 
 
+# The management API's routes (ARM paths, a bearer token, no session): isolation there is proved per route by
+# tests/api (403/404 for a principal without a role at the path's scope), not by this walk of pages.
+API_NAMESPACES = ("arm", "identity")
+
+
 def routes():
-    """(key, pattern) of every route outside the Django admin (A is no staff member: the admin turns them away)."""
+    """(key, pattern) of every page route outside the Django admin (A is no staff member: the admin turns them
+    away) and outside the management API (`API_NAMESPACES`)."""
     out = []
 
     def walk(patterns, namespace=""):
         for p in patterns:
             if isinstance(p, URLResolver):
-                if p.namespace != "admin":
+                if p.namespace not in ("admin", *API_NAMESPACES):
                     walk(p.url_patterns, f"{namespace}:{p.namespace}".strip(":") if p.namespace else namespace)
             elif isinstance(p, URLPattern) and p.name:
                 out.append((f"{namespace}:{p.name}" if namespace else p.name, p))
@@ -126,7 +137,7 @@ def b_objects(pair: Pair) -> list[tuple[str, object]]:
         ("vnet_", pair.network_b["vnet"]), ("subnet_create", pair.network_b["vnet"]),
         ("subnet_", pair.network_b["subnet"]), ("dns_zone_", pair.network_b["zone"]),
         ("dns_record_create", pair.network_b["zone"]), ("dns_link_create", pair.network_b["zone"]),
-        ("dns_record_", pair.network_b["record"]), ("dns_link_", pair.network_b["link"]),
+        ("dns_record_", pair.network_b["record"]), ("dns_link_", pair.network_b["link"]), ("app_", pair.app_b),
     ]
 
 
@@ -142,7 +153,8 @@ def url_for(key: str, pattern: URLPattern, pair: Pair, slug: str) -> tuple[str |
     if obj is None:
         return None, False
     # B's vault has no private endpoint connection: any id does (the vault is not found first).
-    extra = {"database": pair.world_b.names.pg_database, "step": "scratch", "connection_pk": 1, "action": "approve"}
+    extra = {"database": pair.world_b.names.pg_database, "step": "scratch", "connection_pk": 1, "action": "approve",
+             "secret_id": pair.secret_b.pk}
     return reverse(key, args=[obj.pk] + [extra[p] for p in params[1:]]), True
 
 
@@ -199,6 +211,30 @@ def test_trainee_a_finds_nothing_of_trainee_b_at_any_url(pair, probe_lab, client
                 reverse("labs:run_page", args=[pair.run_b.pk])):
         response = client.get(url)
         assert response.status_code == 200 and leaks(response, b_names), url
+
+
+def test_a_neither_sees_nor_touches_b_app_registration(pair, client):
+    """B's app is B's alone: A's App registrations list and IAM picker leave it out, its pages and POSTs answer
+    404, and the services refuse A (A holds no directory role; owning an app is what lets B manage it)."""
+    from security.guards import GuardDenied
+
+    own = applications.create_application(pair.a, f"app-{pair.world_a.names.code}")
+    client.force_login(pair.a.user)
+    listing = client.get(reverse("portal:app_list")).content.decode()
+    assert own.display_name in listing and pair.app_b.display_name not in listing
+    picker = client.get(reverse("portal:iam") + f"?scope={pair.world_a.backup_group.resource_id}&tab=add").content.decode()
+    assert own.display_name in picker and pair.app_b.display_name not in picker
+    b_app = pair.app_b.pk
+    for url in (reverse("portal:app_secret_add", args=[b_app]), reverse("portal:app_delete", args=[b_app]),
+                reverse("portal:app_secret_remove", args=[b_app, pair.secret_b.pk])):
+        assert client.post(url, {"confirm": pair.app_b.display_name, "expires": "90"}).status_code == 404, url
+    for attempt in (lambda: applications.add_client_secret(pair.a, pair.app_b),
+                    lambda: applications.remove_client_secret(pair.a, pair.secret_b),
+                    lambda: applications.delete_application(pair.a, pair.app_b)):
+        with pytest.raises(GuardDenied):
+            attempt()
+    pair.secret_b.refresh_from_db()
+    assert pair.secret_b.revoked_at is None and applications.visible_applications(pair.b).get() == pair.app_b
 
 
 def test_b_login_cannot_open_and_b_backup_neither_reads_nor_lists_a_database(pair):

@@ -10,7 +10,12 @@ import pytest
 from security import applications, roles
 from security.guards import GuardDenied
 from security.models import ActivityLogEntry, AppRegistration, ClientSecret, Principal, RoleAssignment, RoleDefinition
-from security.operations import APPLICATION_CREATE, APPLICATION_CREDENTIALS_UPDATE, APPLICATION_DELETE
+from security.operations import (
+    APPLICATION_CREATE,
+    APPLICATION_CREATE_AS_OWNER,
+    APPLICATION_CREDENTIALS_UPDATE,
+    APPLICATION_DELETE,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -36,8 +41,10 @@ def test_only_those_allowed_at_the_root_manage_app_registrations(backup_admin, r
         applications.add_client_secret(reader, app)
     with pytest.raises(GuardDenied):
         applications.delete_application(backup_admin, app)
+    # One without a directory role is refused the least they would need: registering an app as its owner.
+    assert ActivityLogEntry.objects.filter(operation=APPLICATION_CREATE_AS_OWNER, status="Failed").count() == 2
     assert ActivityLogEntry.objects.filter(operation__in=[APPLICATION_CREATE, APPLICATION_DELETE,
-                                                          APPLICATION_CREDENTIALS_UPDATE], status="Failed").count() == 4
+                                                          APPLICATION_CREDENTIALS_UPDATE], status="Failed").count() == 2
 
 
 def test_contributor_at_the_root_reads_app_registrations_but_cannot_manage_them(trainer, outsider, signed_in_client):
