@@ -91,6 +91,7 @@ BUILT_IN_ROLES = [
             f"{ops.DIRECTORY}/*/create",
             f"{ops.DIRECTORY}/*/delete",
             f"{ops.DIRECTORY}/*/update",
+            f"{ops.DIRECTORY}/*/createAsOwner",
         ],
     },
     {
