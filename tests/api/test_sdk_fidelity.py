@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -161,72 +162,108 @@ def test_vault_level_operation_groups_read_and_refuse_in_the_sdks_terms(lab, sdk
 # =================================================================================================
 
 
+@dataclass
+class Scene:
+    """One instance's scenario: the SDK as the Owner (``client``), as an outsider (``stranger``) and as a
+    Reader (``looker``), in ``group`` / ``vault``, for the instance ``name``."""
+
+    lab: object
+    client: object
+    stranger: object
+    looker: object
+    group: str
+    vault: object
+    name: str = "bi-fid"
+
+    @property
+    def at(self) -> tuple:
+        return self.group, self.vault.name, self.name
+
+    def state(self) -> str:
+        return self.client.backup_instances.get(*self.at).properties.current_protection_state
+
+
 def test_instance_operation_groups_poll_to_their_results_and_refuse_in_the_sdks_terms(lab, vault, inventory, make_policy,
                                                                                       sdk_client, settings):
     settings.STRONGROOM_API_PAGE_SIZE = 2
-    reader, outsider = lab.personas["reader"].principal, lab.personas["outsider"].principal
-    group = lab.lab_group.name
     subscription = lab.lab_group.subscription.subscription_id
-    client, stranger, looker = (sdk_client(p, subscription) for p in (lab.trainer, outsider, reader))
+    scene = Scene(lab, *(sdk_client(p, subscription) for p in (
+        lab.trainer, lab.personas["outsider"].principal, lab.personas["reader"].principal)), lab.lab_group.name, vault)
     policy = make_policy(ADLS)
-    name = "bi-fid"
-    wanted = sdk_instance(lab, inventory, ADLS, policy, name)
+    _protect(scene, inventory, policy)
+    backup_job, point = _back_up(scene, policy)
+    restore_job = _restore(scene, point)
+    _jobs(scene, backup_job, restore_job)
+    _stop_suspend_resume(scene)
+    _delete_and_undelete(scene)
 
-    # --- validate (fails on the missing role, then succeeds) and configure protection
+
+def _protect(scene, inventory, policy):
+    """validateForBackup (Failed on the missing role, then Succeeded), configure protection, get, list."""
+    client, group, vault, name = scene.client, scene.group, scene.vault, scene.name
+    wanted = sdk_instance(scene.lab, inventory, ADLS, policy, name)
     check = m.ValidateForBackupRequest(backup_instance=wanted.properties)
     failed(client.backup_instances.begin_validate_for_backup(group, vault.name, check), "UserErrorMissingRequiredPermissions")
-    grant_roles(lab, vault, inventory, ADLS)
-    validated = done(client.backup_instances.begin_validate_for_backup(group, vault.name, check))
-    assert isinstance(validated, m.OperationJobExtendedInfo)
-    poller = client.backup_instances.begin_create_or_update(group, vault.name, name, wanted)
+    grant_roles(scene.lab, vault, inventory, ADLS)
+    assert isinstance(done(client.backup_instances.begin_validate_for_backup(group, vault.name, check)),
+                      m.OperationJobExtendedInfo)
+    poller = client.backup_instances.begin_create_or_update(*scene.at, wanted)
     _run(name, JobOperation.CONFIGURE_PROTECTION)
     instance = done(poller)
     assert isinstance(instance, m.BackupInstanceResource)
     assert instance.properties.current_protection_state == "ProtectionConfigured"
-    assert client.backup_instances.get(group, vault.name, name).as_dict() == instance.as_dict()
+    assert client.backup_instances.get(*scene.at).as_dict() == instance.as_dict()
     assert [i.name for i in client.backup_instances.list(group, vault.name)] == [name]
-    refused(lambda: looker.backup_instances.begin_create_or_update(group, vault.name, "bi-fid-2", wanted), 403,
+    refused(lambda: scene.looker.backup_instances.begin_create_or_update(group, vault.name, "bi-fid-2", wanted), 403,
             "AuthorizationFailed")
     refused(lambda: client.backup_instances.get(group, vault.name, "bi-none"), 404, "ResourceNotFound")
     refused(lambda: client.backup_policies.delete(group, vault.name, policy.name), 409, "BackupPolicyInUse")
 
-    # --- an ad hoc backup and its recovery point
-    rule = policy.parsed.backup_rule_name
+
+def _back_up(scene, policy):
+    """An ad hoc backup followed to its job, and its recovery point through recovery_points."""
+    client, at = scene.client, scene.at
     trigger = m.TriggerBackupRequest(backup_rule_options=m.AdHocBackupRuleOptions(
-        rule_name=rule, trigger_option=m.AdhocBackupTriggerOption(retention_tag_override="Default")))
-    poller = client.backup_instances.begin_adhoc_backup(group, vault.name, name, trigger)
-    backup_job = _run(name, JobOperation.BACKUP)
+        rule_name=policy.parsed.backup_rule_name, trigger_option=m.AdhocBackupTriggerOption(retention_tag_override="Default")))
+    poller = client.backup_instances.begin_adhoc_backup(*at, trigger)
+    backup_job = _run(scene.name, JobOperation.BACKUP)
     backed_up = done(poller)
     assert isinstance(backed_up, m.OperationJobExtendedInfo) and backed_up.job_id == str(backup_job.pk)
-    refused(lambda: client.backup_instances.begin_adhoc_backup(group, vault.name, name, m.TriggerBackupRequest(
+    refused(lambda: client.backup_instances.begin_adhoc_backup(*at, m.TriggerBackupRequest(
         backup_rule_options=m.AdHocBackupRuleOptions(rule_name="NoSuchRule", trigger_option=m.AdhocBackupTriggerOption()))),
         400, "UserErrorInvalidBackupRule")
-    refused(lambda: looker.backup_instances.begin_adhoc_backup(group, vault.name, name, trigger), 403, "AuthorizationFailed")
+    refused(lambda: scene.looker.backup_instances.begin_adhoc_backup(*at, trigger), 403, "AuthorizationFailed")
     point = latest_point(backup_job.instance)
-    points = list(client.recovery_points.list(group, vault.name, name))
+    points = list(client.recovery_points.list(*at))
     assert [p.name for p in points] == [str(point.pk)] and isinstance(points[0], m.AzureBackupRecoveryPointResource)
-    got = client.recovery_points.get(group, vault.name, name, str(point.pk))
+    got = client.recovery_points.get(*at, str(point.pk))
     assert isinstance(got.properties, m.AzureBackupDiscreteRecoveryPoint) and got.as_dict() == points[0].as_dict()
-    refused(lambda: next(client.recovery_points.list(group, vault.name, name, filter="startDate eq 'soon'")), 400,
-            "InvalidFilter")
-    refused(lambda: stranger.recovery_points.get(group, vault.name, name, str(point.pk)), 403, "AuthorizationFailed")
-    refused(lambda: client.recovery_points.get(group, vault.name, name, str(uuid.uuid4())), 404, "ResourceNotFound")
+    refused(lambda: next(client.recovery_points.list(*at, filter="startDate eq 'soon'")), 400, "InvalidFilter")
+    refused(lambda: scene.stranger.recovery_points.get(*at, str(point.pk)), 403, "AuthorizationFailed")
+    refused(lambda: client.recovery_points.get(*at, str(uuid.uuid4())), 404, "ResourceNotFound")
+    return backup_job, point
 
-    # --- validate a restore and restore
-    target = new_account(lab)
+
+def _restore(scene, point):
+    client, at = scene.client, scene.at
+    target = new_account(scene.lab)
     restore = m.AzureBackupRecoveryPointBasedRestoreRequest(_restore_body(point, target, "documents"))
-    restore_services.assign_restore_roles(lab.trainer, point, adls_target(target), restore_readiness.SCOPE_RESOURCE)
+    restore_services.assign_restore_roles(scene.lab.trainer, point, adls_target(target), restore_readiness.SCOPE_RESOURCE)
     validated = done(client.backup_instances.begin_validate_for_restore(
-        group, vault.name, name, m.ValidateRestoreRequestObject(restore_request_object=restore)))
+        *at, m.ValidateRestoreRequestObject(restore_request_object=restore)))
     assert isinstance(validated, m.OperationJobExtendedInfo)
-    poller = client.backup_instances.begin_trigger_restore(group, vault.name, name, restore)
-    restore_job = _run(name, JobOperation.RESTORE)
+    poller = client.backup_instances.begin_trigger_restore(*at, restore)
+    restore_job = _run(scene.name, JobOperation.RESTORE)
     restored = done(poller)
     assert isinstance(restored, m.OperationJobExtendedInfo) and restored.job_id == str(restore_job.pk)
-    refused(lambda: client.backup_instances.begin_trigger_restore(group, vault.name, name, m.AzureBackupRecoveryPointBasedRestoreRequest(
+    refused(lambda: client.backup_instances.begin_trigger_restore(*at, m.AzureBackupRecoveryPointBasedRestoreRequest(
         {**restore.as_dict(), "recoveryPointId": "not-a-point"})), 400, "UserErrorRecoveryPointNotFound")
+    return restore_job
 
-    # --- jobs: pages of two, followed by the SDK
+
+def _jobs(scene, backup_job, restore_job):
+    """backupJobs in pages of two (STRONGROOM_API_PAGE_SIZE), the SDK following nextLink."""
+    client, group, vault = scene.client, scene.group, scene.vault
     pages = [list(page) for page in client.jobs.list(group, vault.name).by_page()]
     assert len(pages) >= 2 and all(len(page) <= 2 for page in pages)
     listed = [job for page in pages for job in page]
@@ -236,50 +273,49 @@ def test_instance_operation_groups_poll_to_their_results_and_refuse_in_the_sdks_
     assert one.properties.operation == "Restore" and one.properties.status == "Completed"
     refused(lambda: next(client.jobs.list(group, vault.name, params={"$skiptoken": "bm90LWpzb24"})), 400,
             "InvalidSkipToken")
-    refused(lambda: stranger.jobs.get(group, vault.name, str(restore_job.pk)), 403, "AuthorizationFailed")
+    refused(lambda: scene.stranger.jobs.get(group, vault.name, str(restore_job.pk)), 403, "AuthorizationFailed")
     refused(lambda: client.jobs.get(group, vault.name, str(uuid.uuid4())), 404, "ResourceNotFound")
 
-    # --- stop, resume, suspend, resume (pollers with no result)
-    def state():
-        return client.backup_instances.get(group, vault.name, name).properties.current_protection_state
 
+def _stop_suspend_resume(scene):
+    """Pollers with no result: each reaches Succeeded and returns None."""
+    instances, at = scene.client.backup_instances, scene.at
     stop = m.StopProtectionRequest(resource_guard_operation_requests=[])
-    assert done(client.backup_instances.begin_stop_protection(group, vault.name, name, stop)) is None
-    assert state() == "ProtectionStopped"
-    refused(lambda: done(client.backup_instances.begin_resume_backups(group, vault.name, name)), 400,
-            "UserErrorInvalidOperationForCurrentState")
-    assert done(client.backup_instances.begin_resume_protection(group, vault.name, name)) is None
-    assert state() == "ProtectionConfigured"
+    assert done(instances.begin_stop_protection(*at, stop)) is None
+    assert scene.state() == "ProtectionStopped"
+    refused(lambda: done(instances.begin_resume_backups(*at)), 400, "UserErrorInvalidOperationForCurrentState")
+    assert done(instances.begin_resume_protection(*at)) is None
+    assert scene.state() == "ProtectionConfigured"
     suspend = m.SuspendBackupRequest(resource_guard_operation_requests=[])
-    assert done(client.backup_instances.begin_suspend_backups(group, vault.name, name, suspend)) is None
-    assert state() == "BackupSchedulesSuspended"
-    assert done(client.backup_instances.begin_resume_backups(group, vault.name, name)) is None
-    assert state() == "ProtectionConfigured"
-    refused(lambda: looker.backup_instances.begin_stop_protection(group, vault.name, name, stop), 403,
-            "AuthorizationFailed")
+    assert done(instances.begin_suspend_backups(*at, suspend)) is None
+    assert scene.state() == "BackupSchedulesSuspended"
+    assert done(instances.begin_resume_backups(*at)) is None
+    assert scene.state() == "ProtectionConfigured"
+    refused(lambda: scene.looker.backup_instances.begin_stop_protection(*at, stop), 403, "AuthorizationFailed")
 
-    # --- delete: refused while the vault is immutable (the immutability guard's 409), then soft deleted
-    vault_services.update_immutability(lab.trainer, vault, state="Unlocked")
-    refused(lambda: client.backup_instances.begin_delete(group, vault.name, name), 409,
-            "UserErrorImmutableVaultOperationNotAllowed")
-    vault_services.update_immutability(lab.trainer, vault, state="Disabled")
-    poller = client.backup_instances.begin_delete(group, vault.name, name)
+
+def _delete_and_undelete(scene):
+    """Refused while the vault is immutable (the immutability guard's 409), soft deleted, read as a deleted
+    instance, undeleted; deleted again and left past its purge time: the soft delete guard's 409."""
+    client, group, vault, name, trainer = scene.client, scene.group, scene.vault, scene.name, scene.lab.trainer
+    vault_services.update_immutability(trainer, vault, state="Unlocked")
+    refused(lambda: client.backup_instances.begin_delete(*scene.at), 409, "UserErrorImmutableVaultOperationNotAllowed")
+    vault_services.update_immutability(trainer, vault, state="Disabled")
+    poller = client.backup_instances.begin_delete(*scene.at)
     _run(name, JobOperation.UNCONFIGURE)
     assert done(poller) is None
-    refused(lambda: client.backup_instances.get(group, vault.name, name), 404, "ResourceNotFound")
+    refused(lambda: client.backup_instances.get(*scene.at), 404, "ResourceNotFound")
     deleted = list(client.deleted_backup_instances.list(group, vault.name))
     assert [d.name for d in deleted] == [name] and isinstance(deleted[0], m.DeletedBackupInstanceResource)
-    assert client.deleted_backup_instances.get(group, vault.name, name).as_dict() == deleted[0].as_dict()
+    assert client.deleted_backup_instances.get(*scene.at).as_dict() == deleted[0].as_dict()
     assert deleted[0].properties.current_protection_state == "SoftDeleted"
-    assert done(client.deleted_backup_instances.begin_undelete(group, vault.name, name)) is None
-    assert state() == "ProtectionStopped"
-    refused(lambda: client.deleted_backup_instances.get(group, vault.name, name), 404, "ResourceNotFound")
-    refused(lambda: next(stranger.deleted_backup_instances.list(group, vault.name)), 403, "AuthorizationFailed")
-    # Deleted again and left past its purge time: the soft delete guard's 409.
-    poller = client.backup_instances.begin_delete(group, vault.name, name)
+    assert done(client.deleted_backup_instances.begin_undelete(*scene.at)) is None
+    assert scene.state() == "ProtectionStopped"
+    refused(lambda: client.deleted_backup_instances.get(*scene.at), 404, "ResourceNotFound")
+    refused(lambda: next(scene.stranger.deleted_backup_instances.list(group, vault.name)), 403, "AuthorizationFailed")
+    poller = client.backup_instances.begin_delete(*scene.at)
     _run(name, JobOperation.UNCONFIGURE)
     done(poller)
-    security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(days=20))
+    security_services.move_lab_clock(trainer, forward=dt.timedelta(days=20))
     clock.forget_cached_offset()
-    refused(lambda: client.deleted_backup_instances.begin_undelete(group, vault.name, name), 409,
-            "UserErrorSoftDeletePurgeStarted")
+    refused(lambda: client.deleted_backup_instances.begin_undelete(*scene.at), 409, "UserErrorSoftDeletePurgeStarted")
