@@ -84,7 +84,7 @@ def vault_list(request):
     if isinstance(order, str):
         order = Lower(order) if key in ("region",) else order
     vaults = vaults.order_by(order.desc() if sort.startswith("-") else order.asc(), "pk")
-    page = Paginator(vaults, PAGE_SIZE).get_page(page_number(request.GET.get("page")))
+    page = Paginator(services.with_resource_guard_link(vaults), PAGE_SIZE).get_page(page_number(request.GET.get("page")))
     for vault in page.object_list:
         vault.assessment = services.security_level(vault)
     query = request.GET.copy()

@@ -4,7 +4,8 @@ A PUT answers 201 with ``Azure-AsyncOperation``; a POST or DELETE answers 202 wi
 ``Azure-AsyncOperation`` and ``Location``. Both URLs are absolute (built from the request's own host,
 so the SDK comes back to the server it called), carry ``api-version`` and come with ``Retry-After``.
 The status resource goes InProgress -> Succeeded | Failed (with ARM's error object); the result at
-``Location`` is 202 while running, then the operation's result (200) or nothing (204).
+``Location`` is 202 while running, then the operation's result (200; an OperationJobExtendedInfo naming no
+job when it has none: the SDK's ``operation_result.get`` accepts 200 or 202, never 204).
 
 An operation that follows a Job takes the job's outcome: the upper floor that owns jobs registers
 ``register_job_outcome(fn)``, with ``fn(job_id) -> JobOutcome | None`` (None while the job runs), and

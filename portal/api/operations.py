@@ -52,6 +52,6 @@ def operation_result(request, subscriptionId: str, location: str, operationId: s
     if op.status == AsyncOperation.Status.FAILED:
         error = op.error or {"code": "OperationFailed", "message": "The operation failed."}
         raise ArmError(400, error.get("code", "OperationFailed"), error.get("message", ""))
-    if op.result:
-        return JsonResponse(op.result)
-    return HttpResponse(status=204)
+    # Never 204: the SDK's operation_result.get declares 200 or 202 only. A finished operation that ran no
+    # job (stopProtection, a delete) is an OperationJobExtendedInfo naming none.
+    return JsonResponse(op.result or {"objectType": "OperationJobExtendedInfo"})

@@ -102,6 +102,26 @@ def test_job_following_operation_takes_the_jobs_outcome(arm, backup_admin, monke
     assert AsyncOperation.objects.get(pk=op.id).ended_at is not None
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_sdks_operation_groups_read_every_finished_operation(backup_admin, sdk_client):
+    """``operation_status.get`` and ``operation_result.get`` (the SDK declares 200 or 202 for a result, never
+    204): an operation that finished without a result (stopProtection, a delete) reads as an
+    OperationJobExtendedInfo naming no job, one that ran a job names it."""
+    from azure.mgmt.dataprotection import models
+
+    sub = uuid.uuid4()
+    client = sdk_client(backup_admin, sub)
+    start = lambda **kw: lro.start(_Request(backup_admin), kind="x/stopProtection/action",  # noqa: E731
+                                   resource_id=f"/subscriptions/{sub}/resourceGroups/r", location="eastus", **kw)
+    bare = lro.succeed(start())
+    with_job = lro.succeed(start(), {"objectType": "OperationJobExtendedInfo", "jobId": "job-1"})
+    assert client.operation_status.get("eastus", str(bare.id)).status == "Succeeded"
+    result = client.operation_result.get(str(bare.id), "eastus")
+    assert isinstance(result, models.OperationJobExtendedInfo) and result.job_id is None
+    assert result.as_dict() == {"objectType": "OperationJobExtendedInfo"}
+    assert client.operation_result.get(str(with_job.id), "eastus").job_id == "job-1"
+
+
 def test_malformed_operation_id_is_404_not_500(arm, backup_admin):
     response = arm(backup_admin).get(_status_path(uuid.uuid4(), "not-a-uuid"))
     assert response.status_code == 404 and response.json()["error"]["code"] == "ResourceNotFound"

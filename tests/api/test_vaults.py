@@ -272,3 +272,48 @@ def test_the_sdk_creates_reads_lists_updates_and_deletes_a_vault(lab, sdk_client
     assert updated.properties.feature_settings.cross_region_restore_settings.state == "Enabled"
     client.backup_vaults.begin_delete(group, name).result()
     assert not BackupVault.objects.filter(name=name).exists()
+
+
+def test_the_vault_lists_cost_no_query_per_vault(arm, lab, backup_admin):
+    """Both lists read each vault's Resource Guard link (security level, isVaultProtectedByResourceGuard)
+    for the whole page in the page's query: 20 vaults cost what 2 do, and the linked one still says so."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.mua.lab import seed_mua
+    from security import mua
+    from vaults import services as vault_services
+
+    guard = seed_mua(lab)
+    client = arm(backup_admin)
+    paths = (f"{_rg_path(lab)}/backupVaults",
+             f"/subscriptions/{lab.lab_group.subscription.subscription_id}/providers/{BV}")
+
+    def add(count):
+        for _ in range(count):
+            vault_services.create_vault(backup_admin, name=_name("bv-cost"), region=lab.region,
+                                        resource_group=lab.lab_group, soft_delete_state="AlwaysOn",
+                                        acknowledge_irreversible=True)
+
+    def cost():
+        counts = []
+        for path in paths:
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(path)
+            assert response.status_code == 200, response.content
+            # (the lab clock's offset is cached for a second: read in one request or the other)
+            counts.append(len([q for q in queries.captured_queries if "security_labclock" not in q["sql"]]))
+        return counts, response.json()["value"]
+
+    add(2)
+    linked = BackupVault.objects.filter(name__startswith="bv-cost").first()
+    mua.link_resource_guard(backup_admin, linked, guard_id=guard.resource_id, region=linked.region_id)
+    few, _ = cost()
+    add(18)
+    many, listed = cost()
+    assert many == few, (few, many)
+    scores = {v["name"]: (v["properties"]["isVaultProtectedByResourceGuard"], v["properties"]["secureScore"])
+              for v in listed if v["name"].startswith("bv-cost")}
+    assert len(scores) == 20
+    assert scores.pop(linked.name) == (True, "Maximum")
+    assert set(scores.values()) == {(False, "Adequate")}

@@ -324,3 +324,38 @@ def test_a_vault_is_a_registered_resource_for_iam_search_and_its_group(vault, tr
     assert reverse("vaults:vault_detail", args=[vault.pk]) in found
     group = client.get(reverse("portal:resource_group_detail", args=[lab.lab_group.pk])).content.decode()
     assert "bv-test" in group and "Backup vault" in group
+
+
+def test_the_list_costs_no_query_per_vault(lab, make_vault, as_user):
+    """The security level column reads each vault's Resource Guard link with the page's query: a page of
+    20 vaults costs what 2 do, and the linked vault still shows Excellent."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.mua.lab import seed_mua
+    from security import mua
+
+    guard = seed_mua(lab)
+    admin = lab.personas["backup-admin"].principal
+    client = as_user(admin)
+
+    def add(first, count):
+        return [make_vault(f"bv-cost-{i:02d}", principal=admin, soft_delete_state="AlwaysOn",
+                           acknowledge_irreversible=True) for i in range(first, first + count)]
+
+    def cost():
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(reverse("vaults:vault_list"), {"q": "bv-cost"}).content.decode()
+        # (the lab clock's offset is cached for a second: read in one request or the other)
+        return len([q for q in queries.captured_queries if "security_labclock" not in q["sql"]]), page
+
+    linked = add(0, 2)[0]
+    mua.link_resource_guard(admin, linked, guard_id=guard.resource_id, region=linked.region_id)
+    few, _ = cost()
+    add(2, 18)
+    many, page = cost()
+    assert many == few, (few, many)
+    rows = {row.split("</a>")[0].rsplit(">", 1)[-1]: row for row in page.split("<tr>")[1:] if "bv-cost-" in row}
+    assert len(rows) == 20
+    assert "Excellent" in rows.pop("bv-cost-00")
+    assert all("Excellent" not in row and "Good" in row for row in rows.values())

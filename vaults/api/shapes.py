@@ -12,7 +12,7 @@ from portal.api import envelope, tokens
 from security import mua
 from security.operations import VAULT_TYPE
 from vaults.models import SecurityLevel
-from vaults.services import security_level
+from vaults.services import is_resource_guard_linked, security_level
 
 PROXY_TYPE = f"{VAULT_TYPE}/backupResourceGuardProxies"
 VAULT_STORE = "VaultStore"
@@ -51,7 +51,7 @@ def vault_properties(vault) -> dict:
         },
         "monitoringSettings": {"azureMonitorAlertSettings": {"alertsForAllJobFailures": JOB_FAILURE_ALERTS}},
         "publicNetworkAccess": vault.public_network_access,
-        "isVaultProtectedByResourceGuard": mua.is_linked(vault.resource_id),
+        "isVaultProtectedByResourceGuard": is_resource_guard_linked(vault),
         "secureScore": SECURE_SCORE[level],
         "bcdrSecurityLevel": level,
     }

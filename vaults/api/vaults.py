@@ -121,7 +121,7 @@ def _listing(request, scope: str, rows):
     in it is told 403, as for a GET."""
     if not authorize(request.auth, ops.VAULT_READ, scope).allowed and not rows.exists():
         lookups.require(request.auth, ops.VAULT_READ, scope)
-    return envelope.page(request, rows, shapes.vault_json)
+    return envelope.page(request, services.with_resource_guard_link(rows), shapes.vault_json)
 
 
 @router.get(VAULTS, url_name="backup_vaults_in_resource_group")

@@ -25,7 +25,13 @@ from vaults.services.delete import delete_preview, delete_vault
 from vaults.services.immutability import immutability_change, register_immutability_listener, update_immutability
 from vaults.services.names import NAME_RULE_MESSAGE, NameAvailability, check_name_availability, name_rule_error
 from vaults.services.reads import resource_groups_for_create, vaults_for
-from vaults.services.security_level import register_mua_link_check, security_level, unregister_mua_link_check
+from vaults.services.security_level import (
+    is_resource_guard_linked,
+    register_mua_link_check,
+    security_level,
+    unregister_mua_link_check,
+    with_resource_guard_link,
+)
 from vaults.services.settings import (
     mark_protected_item_added,
     mark_protection_attempted,
@@ -46,9 +52,10 @@ from vaults.services.validation import validate_tags
 __all__ = [
     "NAME_RULE_MESSAGE", "SOFT_DELETE_RETENTION_SHORTENED_ALERT", "VAULT_DELETE", "VAULT_READ", "VAULT_WRITE",
     "NameAvailability", "check_name_availability", "create_vault", "delete_preview", "delete_vault",
-    "immutability_change", "mark_protected_item_added", "mark_protection_attempted", "name_rule_error", "reduction_change",
+    "immutability_change", "is_resource_guard_linked", "mark_protected_item_added", "mark_protection_attempted",
+    "name_rule_error", "reduction_change",
     "register_immutability_listener", "register_mua_link_check", "resource_groups_for_create", "security_level",
     "set_identity_enabled", "soft_delete_change", "unregister_mua_link_check", "update_cross_region_restore",
     "update_cross_subscription_restore", "update_immutability", "update_soft_delete", "update_storage_redundancy",
-    "update_tags", "validate_tags", "vaults_for",
+    "update_tags", "validate_tags", "vaults_for", "with_resource_guard_link",
 ]
