@@ -91,9 +91,8 @@ def load_containers(rows) -> None:
              .filter(account_key__in=keys).values_list("account_key", "name"))
     for account_key, name in found:
         by_account.setdefault(account_key, []).append(name)
-    for bi in wanted:  # an account none was found for is left to _containers' own query
-        if bi.datasource_resource_id.upper() in by_account:
-            bi._account_containers = by_account[bi.datasource_resource_id.upper()]
+    for bi in wanted:  # an account with no container (or gone) has none: no query of its own either
+        bi._account_containers = by_account.get(bi.datasource_resource_id.upper(), [])
 
 
 def _policy_info(bi: BackupInstance) -> dict:
