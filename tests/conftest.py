@@ -427,3 +427,20 @@ def pg_login(worker_id):
         yield login
     finally:
         drop_pg_login(admin, name)
+
+
+@pytest.fixture
+def pg_cluster_turn():
+    """One test at a time, across the parallel test processes, among those that lock a table on the shared
+    PostgreSQL cluster or back up every database a login sees there: a whole-cluster backup would otherwise
+    wait on another process's deliberately held lock (and fail UserErrorPostgresLockTimeout)."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "strongroom-test-pg-cluster.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+

@@ -89,7 +89,7 @@ def assert_no_password_hash(files: dict, md5_hash: str) -> None:
 
 
 def test_a_non_superuser_login_backs_up_every_readable_database_and_names_each_one_it_skips(
-        lab, vault, make_policy, inventory, pg_login, pg_database, admin_made, md5_role):
+        lab, vault, make_policy, inventory, pg_login, pg_database, admin_made, md5_role, pg_cluster_turn):
     """GIVEN the server registered with a login that is not a superuser, a database the login made,
     databases it may not read (no SELECT on a table, no CONNECT), a test_* one and Strongroom's own
     WHEN the server is backed up THEN the job is CompletedWithWarnings, the readable database is in the
@@ -141,7 +141,7 @@ def test_a_non_superuser_login_backs_up_every_readable_database_and_names_each_o
 
 
 def test_a_superuser_login_keeps_password_hashes_out_of_the_recovery_point_too(
-        lab, vault, make_policy, inventory, pg_login, pg_database, md5_role):
+        lab, vault, make_policy, inventory, pg_login, pg_database, md5_role, pg_cluster_turn):
     """GIVEN the server registered with the superuser (which may read pg_authid) WHEN backed up and
     restored as files THEN globals.sql holds the roles but no SCRAM or md5 hash."""
     from portal.inventory.models import PostgresServer

@@ -57,7 +57,8 @@ class FakeClock:
 @pytest.mark.celery
 @pytest.mark.django_db(transaction=True)
 def test_a_pg_dump_waiting_on_a_lock_is_stopped_by_a_stall_and_by_cancel(lab, vault, make_policy, inventory,
-                                                                         pg_database, worker, monkeypatch):
+                                                                         pg_database, worker, monkeypatch,
+                                                                         pg_cluster_turn):
     """GIVEN a table locked by another session, so pg_dump waits without writing a byte WHEN no byte
     moves for the stall time THEN the job fails JobStalled; WHEN the next backup is cancelled THEN it
     ends Cancelled within seconds. Neither leaves a pg_dump process, a recovery point or a snapshot."""
