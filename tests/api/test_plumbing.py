@@ -4,6 +4,7 @@ import datetime as dt
 import uuid
 
 import jwt
+import time_machine
 import pytest
 
 from portal.api import API_VERSION, lro, tokens
@@ -39,10 +40,13 @@ def test_no_token_is_401_and_a_session_cookie_is_not_a_credential(client, signed
 
 
 @pytest.mark.parametrize("problem", ["expired", "wrong key", "malformed", "disabled", "unknown principal"])
-def test_bad_tokens_get_invalid_authentication_token(client, backup_admin, problem):
-    now = dt.datetime.now(dt.timezone.utc)
-    if problem == "expired":
-        token, _ = tokens.issue(backup_admin, now=now - dt.timedelta(hours=3))
+def test_bad_tokens_get_invalid_authentication_token(request, client, backup_admin, problem):
+    if problem == "expired":  # issued at a fixed moment; checked an hour past its lifetime (wall time, frozen)
+        issued = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+        token, _ = tokens.issue(backup_admin, now=issued)
+        stack = time_machine.travel(issued + dt.timedelta(hours=2), tick=False)
+        stack.start()
+        request.addfinalizer(stack.stop)
     elif problem == "wrong key":
         good, _ = tokens.issue(backup_admin)
         claims = jwt.decode(good, options={"verify_signature": False})
