@@ -279,7 +279,8 @@ def stop_backup(principal, instance: BackupInstance, *, retain: str, reason: str
                                   "there is no backup to stop.")
         if reason and reason not in STOP_REASONS:
             raise ValidationError({"reason": f"Choose a reason: {', '.join(STOP_REASONS)}."})
-        points = RecoveryPoint.objects.filter(instance=row)
+        # A point being soft deleted keeps its purge time (issue 21): it is purged once retention runs again.
+        points = RecoveryPoint.objects.filter(instance=row, soft_deleted_at__isnull=True)
         if retain == RETAIN_FOREVER:
             points.update(expiry_time=None)
             row.protection_state = ProtectionState.STOPPED
