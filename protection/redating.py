@@ -62,6 +62,20 @@ class Redated:
                 "softDeleted": self.soft_deleted, "broughtBack": self.brought_back,
                 "expiredWithoutSoftDelete": self.expire_now, "keptByImmutability": self.kept_by_immutability}
 
+    def summary(self) -> str:
+        """For the page's message after the change: what happened to the existing points."""
+        if not (self.shorter or self.longer):
+            return ""
+        parts = []
+        if self.shorter:
+            parts.append(f"{self.shorter} now expire earlier")
+        if self.longer:
+            parts.append(f"{self.longer} now expire later" + (f" ({self.brought_back} no longer {SOFT_DELETED_LABEL})"
+                                                              if self.brought_back else ""))
+        if self.soft_deleted:
+            parts.append(f"{self.soft_deleted} {'are' if self.soft_deleted != 1 else 'is'} {SOFT_DELETED_LABEL}")
+        return f"Existing recovery points re-dated: {', '.join(parts)}."
+
     def describe(self) -> str:
         """A sentence for the alert (empty when no point got shorter)."""
         if not self.shorter:

@@ -546,6 +546,7 @@ def change_policy(principal, instance: BackupInstance, policy: BackupPolicy) -> 
         op.details["redated"] = redated.as_details()
         _alert_protection_shorter(principal, row, old, policy, retention_reduced(change), redated)
     instance.policy, instance.next_backup_at = row.policy, row.next_backup_at
+    instance.redated = redated  # for the page's message
     return instance
 
 

@@ -426,6 +426,7 @@ def update_policy(principal, policy: BackupPolicy, *, spec: PolicySpec) -> Backu
                                      "retention_before": change["retention_before"],
                                      "retention_after": retention_map(row.policy_rules)})
         _alert_policy_shorter(principal, row, reduced, redated, change["instances"])
+    policy.redated = redated  # for the page's message
     return policy
 
 
