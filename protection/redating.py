@@ -29,13 +29,15 @@ not already recorded as expired):
   take their new expiry and go at the next retention run.
 
 The work is one SELECT of the affected points (only the columns needed) and bulk UPDATEs of the points
-that change (``BULK_BATCH`` rows per statement), whatever the number of points.
+that change (``BULK_BATCH`` rows per statement, see `_write`), whatever the number of points.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+
+from django.db import connection
 
 from protection.models import RETENTION_STATES, RecoveryPoint
 from protection.policy_rules import Policy, PolicyError, RetentionRule
@@ -155,6 +157,27 @@ def redate(instances, policy_rules: list[dict], vault, *, now: dt.datetime | Non
         done.examined += 1
         if _apply(point, policy, rules, now, done):
             changed.append(point)
-    if changed:
-        RecoveryPoint.objects.bulk_update(changed, ["expiry_time", "soft_deleted_at"], batch_size=BULK_BATCH)
+    _write(changed)
     return done
+
+
+def _write(changed: list[RecoveryPoint]) -> None:
+    """Store the new expiries, ``BULK_BATCH`` points per UPDATE. On PostgreSQL one ``UPDATE … FROM
+    (VALUES …)`` per batch: Django's ``bulk_update`` builds a CASE WHEN per point (about 1 s of Python for
+    1,000 points, and a CASE the database scans once per row); elsewhere (SQLite, the embedded default)
+    ``bulk_update`` does the same work, only slower."""
+    if not changed:
+        return
+    if connection.vendor != "postgresql":
+        RecoveryPoint.objects.bulk_update(changed, ["expiry_time", "soft_deleted_at"], batch_size=BULK_BATCH)
+        return
+    quote = connection.ops.quote_name
+    table, pk = quote(RecoveryPoint._meta.db_table), quote(RecoveryPoint._meta.pk.column)
+    expiry, soft = quote("expiry_time"), quote("soft_deleted_at")
+    with connection.cursor() as cursor:
+        for start in range(0, len(changed), BULK_BATCH):
+            batch = changed[start:start + BULK_BATCH]
+            rows = ", ".join(["(%s::uuid, %s::timestamptz, %s::timestamptz)"] * len(batch))
+            params = [value for point in batch for value in (point.pk, point.expiry_time, point.soft_deleted_at)]
+            cursor.execute(f"UPDATE {table} AS p SET {expiry} = v.expiry, {soft} = v.soft FROM (VALUES {rows}) "
+                           f"AS v(id, expiry, soft) WHERE p.{pk} = v.id", params)
