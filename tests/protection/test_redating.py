@@ -196,3 +196,36 @@ def test_redating_takes_the_same_queries_for_25_points_and_a_thousand(lab, vault
         assert len(alone) == 1  # only the SELECT
         assert RecoveryPoint.objects.filter(instance=instance, soft_deleted_at__isnull=False).count() == n * 15 // 25
     assert counts[25] == counts[1000], counts
+
+
+def test_a_removed_rule_whose_points_fall_back_to_a_longer_default_is_not_a_reduction(lab, vault, thirty):
+    """Immutability refuses only what is shorter: dropping Weekly (12 weeks) for a one-year Default is
+    allowed on a locked vault, and its Weekly point now lives a year; dropping it for a 30-day Default is not."""
+    from security.guards import GuardDenied
+    from vaults.guards import retention_reduced
+
+    assert retention_reduced({"retention_before": {"Default": "P30D", "Weekly": "P12W"},
+                              "retention_after": {"Default": "P1Y"}}) == []
+    assert retention_reduced({"retention_before": {"Default": "P30D", "Weekly": "P12W"},
+                              "retention_after": {"Default": "P30D"}}) == ["the Weekly rule (P12W) is removed"]
+    policy, _, made = thirty
+    vault_services.update_immutability(lab.trainer, vault, state="Unlocked")
+    with pytest.raises(GuardDenied, match="the Weekly rule"):
+        policy_services.update_policy(lab.trainer, policy, spec=spec(ADLS, default=Retention(30, "Days")))
+    policy_services.update_policy(lab.trainer, policy, spec=spec(ADLS, default=Retention(1, "Years")))
+    weekly = fresh(made[3])
+    assert weekly.expiry_time == weekly.recovery_point_time + dt.timedelta(days=365)
+
+
+def test_stopping_or_undeleting_keeps_a_soft_deleted_points_purge(lab, thirty):
+    """Retain forever clears every expiry except a point being soft deleted: it keeps its purge time (it is
+    purged once retention runs for the instance again), and stays not restorable."""
+    from protection.backups import services as backups
+
+    policy, instance, (p1, p10, _, _) = thirty
+    policy_services.update_policy(lab.trainer, policy, spec=spec(ADLS, default=Retention(7, "Days"),
+                                                                 extra={"Weekly": Retention(12, "Weeks")}))
+    purge = fresh(p10).expiry_time
+    backups.stop_backup(lab.trainer, instance, retain=backups.RETAIN_FOREVER)
+    assert fresh(p1).expiry_time is None
+    assert fresh(p10).expiry_time == purge and fresh(p10).is_soft_deleted
