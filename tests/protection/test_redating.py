@@ -78,6 +78,11 @@ def test_shorter_retention_soft_deletes_what_it_expired_and_longer_brings_it_bac
     assert set(restore_services.points_of(instance)) == {p1, w40}
     with pytest.raises(ValidationError, match="being soft deleted.*cannot be restored"):
         restore_services._check_point(p10)
+    from protection.restores import access
+
+    browse = access.decide(lab.trainer, p10, access.LIST, "documents")  # nor browsed or downloaded
+    assert not browse.allowed and browse.refusal.code == access.POINT_SOFT_DELETED_CODE
+    assert access.decide(lab.trainer, p1, access.LIST, "documents").allowed
     assert retention.start_retention_runs() == []
 
     # Raising retention before the purge brings them back with their recomputed expiry.
