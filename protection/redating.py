@@ -20,10 +20,11 @@ not already recorded as expired):
   data first, then the row) on Strongroom's clock. It cannot be restored meanwhile;
 * raising retention again before the purge brings a soft-deleted point back: if its recomputed expiry
   is in the future it is no longer soft-deleted and gets that expiry;
-* **soft delete Off** on the vault: Azure keeps nothing then — a disabled soft delete means deleted
-  data is gone (reference §3.2: "Delete Backup Data … not fired if soft delete is disabled", and the
-  soft-deleted state exists only while the feature is on). Such points simply take their new, past,
-  expiry and the next retention run (every 10 minutes) deletes them like any expired point;
+* **soft delete Off** on the vault: what Azure does is what it does for every other deletion with the
+  feature disabled (reference §3.2) — nothing is kept: points "removed by reducing policy retention"
+  go soft-deleted only because soft delete is on, and Azure removes them in its regular clean-up
+  (the 24 h SLA), not at the click. So such points take their new, past, expiry and the next
+  retention run (every 10 minutes, on Strongroom's clock) deletes them like any expired point;
 * **operational-tier** points (Elastic SAN snapshots) are outside soft delete as they are outside
   immutability (reference §3.2: "Snapshots of disks and VMs can still be deleted directly"): they too
   take their new expiry and go at the next retention run.
