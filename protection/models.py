@@ -80,6 +80,14 @@ class ProtectionState(models.TextChoices):
     SOFT_DELETED = "SoftDeleted", "Soft deleted"
 
 
+# The states retention runs in: protection configured or suspended ("Retain as per policy"); it stops for
+# ProtectionStopped (retain forever: no expiry anyway) and for soft-deleted instances (issue 10).
+RETENTION_STATES = [
+    ProtectionState.CONFIGURED, ProtectionState.BACKUPS_SUSPENDED, ProtectionState.PROTECTION_ERROR,
+    ProtectionState.UPDATING, ProtectionState.CONFIGURING_FAILED,
+]
+
+
 # The reasons a person may give for stopping backup or deleting backup data (``BackupInstance.delete_reason``).
 STOP_REASONS = ["Decommissioned", "Moved to another backup solution", "Not needed any more", "Others"]
 
@@ -188,6 +196,11 @@ class RecoveryPoint(models.Model):
     # When retention found it past ``expiry_time`` (lab time): recorded, so it is deleted even if the
     # lab clock is then moved back before its expiry (an expired point never comes back).
     expired_at = models.DateTimeField(null=True, blank=True)
+    # --- re-dating (issue 21): soft delete of points a shorter retention expired (reference §3.2) ---
+    # Set when a policy change made the point expire: it is "being soft deleted" (not restorable) and
+    # ``expiry_time`` then holds the end of the vault's soft-delete period, when retention purges it.
+    # Raising retention again before then clears it (protection.redating).
+    soft_deleted_at = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.COMPLETED)
     is_user_triggered = models.BooleanField(default=False)
     # The engine's snapshot (manifest) id in the vault store; for Elastic SAN, in the operational
@@ -216,6 +229,11 @@ class RecoveryPoint(models.Model):
     @property
     def name(self) -> str:
         return str(self.id)
+
+    @property
+    def is_soft_deleted(self) -> bool:
+        """Being soft deleted: a shorter retention expired it; purged at ``expiry_time`` (issue 21)."""
+        return self.soft_deleted_at is not None
 
     @property
     def resource_id(self) -> str:

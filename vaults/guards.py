@@ -135,7 +135,8 @@ def iso_days(duration) -> float | None:
 def retention_reduced(change: dict) -> list[str]:
     """What in ``change`` makes retention shorter, as readable lines (empty when nothing does).
 
-    A new policy or instance (``max_retention_days_before`` None) reduces nothing."""
+    A new policy or instance (``max_retention_days_before`` None) reduces nothing. A removed tag reduces
+    retention only when the new Default, which its points fall back to, is shorter than it was."""
     before, after = change.get("max_retention_days_before"), change.get("max_retention_days_after")
     lines = []
     if before is not None and after is not None and float(after) < float(before):
@@ -145,7 +146,10 @@ def retention_reduced(change: dict) -> list[str]:
         for tag, duration in old.items():
             was, becomes = iso_days(duration), iso_days(new.get(tag))
             if tag not in new:
-                lines.append(f"the {tag} rule ({duration}) is removed")
+                # Its points fall back to Default: shorter only if the new Default is (issue 21).
+                fallback = iso_days(new.get("Default"))
+                if was is None or fallback is None or fallback < was:
+                    lines.append(f"the {tag} rule ({duration}) is removed")
             elif was is not None and becomes is not None and becomes < was:
                 lines.append(f"{tag} goes from {duration} to {new[tag]}")
     return lines

@@ -28,6 +28,10 @@ INSTANCE_PATH = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupN
                  "/backupVaults/{vaultName}/backupInstances/{backupInstanceName}")
 POINT_TYPE = f"{ops.INSTANCE_TYPE}/recoveryPoints"
 FILTER = "$filter"
+# A point a shorter retention expired (issue 21, reference §3.2) stays listed until its purge, as the
+# portal lists it "being soft deleted": its data store says SOFT_DELETED with ``visible`` false (so
+# ``isVisible eq 'true'`` leaves it out), ``expiryTime`` is when it is purged; restoring it is refused.
+SOFT_DELETED_STATE = "SOFT_DELETED"
 ORDER = ("-recovery_point_time", "-id")
 _CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
@@ -42,8 +46,10 @@ def point_properties(point: RecoveryPoint) -> dict:
     instance_row = point.instance
     incremental = instance_row.datasource.backup_type == "Incremental"
     state = "COMMITTED" if point.state == RecoveryPoint.State.COMPLETED else "PARTIAL"
+    if point.is_soft_deleted:  # issue 21: listed, not visible (not restorable), expiryTime = its purge
+        state = SOFT_DELETED_STATE
     store = {"id": str(point.pk), "type": point.datastore, "creationTime": timestamp(point.recovery_point_time),
-             "state": state, "visible": True}
+             "state": state, "visible": not point.is_soft_deleted}
     if point.expiry_time:
         store["expiryTime"] = timestamp(point.expiry_time)
     props = {
@@ -115,7 +121,7 @@ def apply_filter(queryset, text: str | None):
         elif name == "isvisible":
             if value.lower() not in ("true", "false"):
                 raise _bad_filter("isVisible is 'true' or 'false'.")
-            queryset = queryset if value.lower() == "true" else queryset.none()
+            queryset = queryset.filter(soft_deleted_at__isnull=value.lower() == "true")
         else:
             raise _bad_filter(f"'{match.group(1)}' is not a filter this list supports (startDate, endDate, "
                               "restorePointState, isVisible).")

@@ -31,7 +31,7 @@ from protection import datasource_types
 from protection.backups.leftovers import FAILED_BEFORE_WRITING, remove_attempt_leftovers
 from protection.deletion.point_data import Deferred, delete_inventory_snapshot, delete_snapshots, reclaim
 from protection.jobs import runner as jobs
-from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState, RecoveryPoint
+from protection.models import RETENTION_STATES, BackupInstance, Job, JobCategory, JobOperation, JobStatus, RecoveryPoint
 from security import clock
 from security.audit import guarded
 from security.guards import GuardDenied
@@ -40,12 +40,7 @@ from security.operations import RECOVERY_POINT_DELETE
 logger = logging.getLogger(__name__)
 
 
-# Retention runs while protection is configured or suspended ("Retain as per policy"); it stops for
-# ProtectionStopped (retain forever: no expiry anyway) and for soft-deleted instances (issue 10).
-RETENTION_STATES = [
-    ProtectionState.CONFIGURED, ProtectionState.BACKUPS_SUSPENDED, ProtectionState.PROTECTION_ERROR,
-    ProtectionState.UPDATING, ProtectionState.CONFIGURING_FAILED,
-]
+# Retention runs while protection is configured or suspended (protection.models.RETENTION_STATES).
 ESAN_POINT_LIMIT = datasource_types.get(datasource_types.ELASTIC_SAN).max_recovery_points  # 450
 
 

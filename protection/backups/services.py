@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from protection import redating
 from protection.datasources import base as datasource_base
 from protection.jobs import runner as jobs
 from protection.jobs.services import cancel_job  # noqa: F401  (re-exported: Cancel on a backup job)
@@ -279,7 +280,8 @@ def stop_backup(principal, instance: BackupInstance, *, retain: str, reason: str
                                   "there is no backup to stop.")
         if reason and reason not in STOP_REASONS:
             raise ValidationError({"reason": f"Choose a reason: {', '.join(STOP_REASONS)}."})
-        points = RecoveryPoint.objects.filter(instance=row)
+        # A point being soft deleted keeps its purge time (issue 21): it is purged once retention runs again.
+        points = RecoveryPoint.objects.filter(instance=row, soft_deleted_at__isnull=True)
         if retain == RETAIN_FOREVER:
             points.update(expiry_time=None)
             row.protection_state = ProtectionState.STOPPED
@@ -309,10 +311,7 @@ def resume_backup(principal, instance: BackupInstance) -> BackupInstance:
                                   "or suspended backup can be resumed.")
         policy = row.policy.parsed
         for point in RecoveryPoint.objects.filter(instance=row, expiry_time__isnull=True):
-            try:
-                rule = policy.rule(point.retention_tag)
-            except PolicyError:
-                rule = policy.default_rule()
+            rule = redating.rule_for(policy, point.retention_tag)  # Default when the policy lacks the tag
             point.expiry_time = rule.duration.add_to(point.recovery_point_time)
             point.save(update_fields=["expiry_time"])
         row.protection_state = ProtectionState.CONFIGURED

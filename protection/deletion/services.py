@@ -245,7 +245,9 @@ def undelete(principal, instance: BackupInstance) -> BackupInstance:
             jobs.request_cancel(waiting)
         points = RecoveryPoint.objects.filter(instance=row)
         op.details["recoveryPoints"] = points.count()
-        points.update(expiry_time=None)  # ProtectionStopped = retain forever; Resume backup restores expiries
+        # ProtectionStopped = retain forever; Resume backup restores expiries. A point being soft deleted
+        # (issue 21) keeps its purge time.
+        points.filter(soft_deleted_at__isnull=True).update(expiry_time=None)
         row.protection_state = ProtectionState.STOPPED
         row.deleted_at = row.scheduled_purge_at = None
         row.delete_reason, row.delete_comments = "", ""

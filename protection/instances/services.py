@@ -28,7 +28,7 @@ from django.db.models import Q
 from portal.inventory.models import Container, ElasticSan, PostgresServer, StorageAccount, Volume
 from portal.models import ResourceGroup
 from portal.shortcuts import visible
-from protection import datasource_types, readiness
+from protection import datasource_types, readiness, redating
 from protection.datasources.adls import CONTAINER_LIMIT_CODE, MAX_CONTAINERS, container_limit_error
 from protection.datasources.base import MISSING_PERMISSIONS
 from protection.jobs import runner as jobs
@@ -523,7 +523,7 @@ def change_policy(principal, instance: BackupInstance, policy: BackupPolicy) -> 
     old = instance.policy
     change = change_policy_change(instance, policy)
     details = {"name": instance.name, "from": old.name, "to": policy.name if policy else None}
-    with guarded(principal, INSTANCE_WRITE, instance, change=change, details=details):
+    with guarded(principal, INSTANCE_WRITE, instance, change=change, details=details) as op:
         row = BackupInstance.objects.select_for_update().get(pk=instance.pk)
         if policy is None:
             raise ValidationError({"policy": "Choose a backup policy."})
@@ -541,17 +541,29 @@ def change_policy(principal, instance: BackupInstance, policy: BackupPolicy) -> 
         row.policy = policy
         row.save(update_fields=["policy", "updated_at"])
         reschedule(row)
-        reduced = retention_reduced(change)
-        if reduced:
-            from protection.policies.services import raise_shorter_retention_alert
-
-            raise_shorter_retention_alert(
-                "Modify Protection with Shorter Retention", resource_id=row.resource_id, principal=principal,
-                description=f"The backup instance '{row.name}' moved from the policy '{old.name}' to '{policy.name}', "
-                            f"which keeps recovery points for less time: {'; '.join(reduced)}.",
-                details={"instance": row.name, "from": old.name, "to": policy.name, "changes": reduced})
+        # The new retention applies to the instance's existing recovery points (issue 21, §5.5).
+        redated = redating.redate(BackupInstance.objects.filter(pk=row.pk), policy.policy_rules, row.vault)
+        op.details["redated"] = redated.as_details()
+        _alert_protection_shorter(principal, row, old, policy, retention_reduced(change), redated)
     instance.policy, instance.next_backup_at = row.policy, row.next_backup_at
+    instance.redated = redated  # for the page's message
     return instance
+
+
+def _alert_protection_shorter(principal, row, old, policy, reduced: list[str], redated) -> None:
+    """"Modify Protection with Shorter Retention": only when something actually gets shorter (a rule
+    of the new policy, or an existing point's expiry); see `_alert_policy_shorter` in policies."""
+    if not reduced and not redated.shorter:
+        return
+    from protection.policies.services import raise_shorter_retention_alert
+
+    what = "; ".join(reduced) if reduced else "its retention rules are not shorter"
+    raise_shorter_retention_alert(
+        "Modify Protection with Shorter Retention", resource_id=row.resource_id, principal=principal,
+        description=f"The backup instance '{row.name}' moved from the policy '{old.name}' to '{policy.name}', "
+                    f"which keeps recovery points for less time: {what}. {redated.describe()}".rstrip(),
+        details={"instance": row.name, "from": old.name, "to": policy.name, "changes": reduced,
+                 "redated": redated.as_details()})
 
 
 # --- vault contents (the vault deletion rule) ---------------------------------------------------

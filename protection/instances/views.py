@@ -148,7 +148,8 @@ def instance_change_policy(request, pk):
     status = 200
     if request.method == "POST":
         saved = submit(request, form, lambda: svc.change_policy(request.principal, instance, form.cleaned_data["policy"]),
-                       lambda _: f"Backup instance '{instance.name}' now uses the policy '{instance.policy.name}'.",
+                       lambda _: f"Backup instance '{instance.name}' now uses the policy '{instance.policy.name}'. "
+                                 f"{instance.redated.summary() if getattr(instance, 'redated', None) else ''}".rstrip(),
                        "protection:instance_detail", pk=instance.pk)
         if saved:
             return saved

@@ -32,7 +32,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 
 from portal.shortcuts import visible
-from protection import datasource_types
+from protection import datasource_types, redating
 from protection.models import BackupInstance, BackupPolicy
 from protection.policy_rules import (
     DAYS, Duration, Policy, PolicyError, RepeatingInterval, build_policy_rules, schedule_intervals,
@@ -417,18 +417,32 @@ def update_policy(principal, policy: BackupPolicy, *, spec: PolicySpec) -> Backu
         row.save(update_fields=["policy_rules", "updated_at"])
         policy.policy_rules, policy.updated_at = row.policy_rules, row.updated_at
         rescheduled = reschedule_policy_instances(row)
-        op.details.update(summary=row.parsed.summary(), rescheduledInstances=rescheduled)
+        # The new retention applies to the existing recovery points of every instance (issue 21).
+        redated = redating.redate(instances_using(row), row.policy_rules, row.vault)
+        op.details.update(summary=row.parsed.summary(), rescheduledInstances=rescheduled,
+                          redated=redated.as_details())
         reduced = retention_reduced({"max_retention_days_before": change["max_retention_days_before"],
                                      "max_retention_days_after": row.parsed.max_retention_days(),
                                      "retention_before": change["retention_before"],
                                      "retention_after": retention_map(row.policy_rules)})
-        if reduced:
-            raise_shorter_retention_alert(
-                "Modify Policy with Shorter Retention", resource_id=row.resource_id, principal=principal,
-                description=f"The backup policy '{row.name}' of the Backup vault '{row.vault.name}' now keeps recovery "
-                            f"points for less time: {'; '.join(reduced)}.",
-                details={"policy": row.name, "changes": reduced, "instances": change["instances"]})
+        _alert_policy_shorter(principal, row, reduced, redated, change["instances"])
+    policy.redated = redated  # for the page's message
     return policy
+
+
+def _alert_policy_shorter(principal, row: BackupPolicy, reduced: list[str], redated, instances: list[str]) -> None:
+    """"Modify Policy with Shorter Retention" fires when something actually gets shorter: a rule of
+    the policy keeps points for less time (or is removed and its points fall back to a shorter
+    Default), or an existing recovery point's expiry moved earlier. Longer, equal and schedule-only
+    changes raise nothing."""
+    if not reduced and not redated.shorter:
+        return
+    what = "; ".join(reduced) if reduced else "its retention rules are not shorter"
+    raise_shorter_retention_alert(
+        "Modify Policy with Shorter Retention", resource_id=row.resource_id, principal=principal,
+        description=f"The backup policy '{row.name}' of the Backup vault '{row.vault.name}' now keeps recovery "
+                    f"points for less time: {what}. {redated.describe()}".rstrip(),
+        details={"policy": row.name, "changes": reduced, "instances": instances, "redated": redated.as_details()})
 
 
 def raise_shorter_retention_alert(name: str, *, resource_id: str, principal, description: str, details: dict) -> None:

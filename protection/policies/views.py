@@ -98,8 +98,9 @@ def policy_detail(request, pk):
 
 def _updated_message(policy) -> str:
     count = svc.instances_using(policy).count()
+    redated = getattr(policy, "redated", None)
     return (f"Backup policy '{policy.name}' was updated. It applies to "
-            f"{count} backup instance{'s' if count != 1 else ''}.")
+            f"{count} backup instance{'s' if count != 1 else ''}. {redated.summary() if redated else ''}").rstrip()
 
 
 @login_required

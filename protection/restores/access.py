@@ -38,6 +38,7 @@ from security.operations import RESTORE, UNDELETE
 STATE_GUARD = "Backup instance state"
 SOFT_DELETED_CODE = "UserErrorBackupInstanceSoftDeleted"
 NOT_PROTECTED_CODE = "UserErrorBackupInstanceNotProtected"
+POINT_SOFT_DELETED_CODE = "UserErrorRecoveryPointSoftDeleted"
 
 _SOFT_DELETED = (ProtectionState.SOFT_DELETED, ProtectionState.SOFT_DELETING)
 _CONFIGURING = (ProtectionState.CONFIGURING, ProtectionState.CONFIGURING_FAILED)
@@ -137,10 +138,24 @@ def decide(principal, point, kind: str, item: str = "") -> Decision:
                                        what=network.BROWSE_WHAT if kind == LIST else "Downloading from the recovery point")
     if network_refused is not None:
         return network_refused
-    refusal = state_refusal(instance)
+    refusal = state_refusal(instance) or point_refusal(point)
     if refusal is not None:
         return Decision(False, RESTORE, instance.resource_id, _name(principal), refusal)
     return decision
+
+
+def point_refusal(point) -> Refusal | None:
+    """A point being soft deleted (a shorter retention expired it, issue 21) is not read: like a restore."""
+    if not getattr(point, "is_soft_deleted", False):
+        return None
+    return Refusal(
+        guard=STATE_GUARD, code=POINT_SOFT_DELETED_CODE,
+        reason=(f"This recovery point is being soft deleted: the backup policy's shorter retention expired it, and it "
+                f"is purged on {point.expiry_time:%Y-%m-%d %H:%M} UTC. Its data cannot be browsed, downloaded or "
+                "restored."),
+        remedy="Raise the retention of the instance's backup policy before the purge to bring it back, or use another "
+               "recovery point.",
+    )
 
 
 def require(principal, point, kind: str, item: str = "", *, what: str = "") -> Decision:

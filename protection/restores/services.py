@@ -83,7 +83,8 @@ def restorable_instances(principal, datasource_type: str | None = None):
 
 
 def points_of(instance, start=None, end=None):
-    qs = RecoveryPoint.objects.filter(instance=instance, state=RecoveryPoint.State.COMPLETED)
+    # A point being soft deleted (a shorter retention expired it, issue 21) is not offered.
+    qs = RecoveryPoint.objects.filter(instance=instance, state=RecoveryPoint.State.COMPLETED, soft_deleted_at__isnull=True)
     if start is not None:
         qs = qs.filter(recovery_point_time__gte=start)
     if end is not None:
@@ -112,6 +113,14 @@ def _check_point(point) -> None:
                          "from now."})
     if point.state != RecoveryPoint.State.COMPLETED:
         raise ValidationError({"recovery_point": "Choose a completed recovery point."})
+    fresh = RecoveryPoint.objects.filter(pk=point.pk).values_list("soft_deleted_at", "expiry_time").first()
+    if fresh is not None:  # read again: a policy change may have soft deleted it since the page loaded
+        point.soft_deleted_at, point.expiry_time = fresh
+    if point.is_soft_deleted:
+        raise ValidationError({"recovery_point": (
+            f"This recovery point is being soft deleted: the backup policy's shorter retention expired it, and it "
+            f"is purged on {point.expiry_time:%Y-%m-%d %H:%M} UTC. It cannot be restored. Choose another recovery "
+            f"point, or raise the policy's retention before then to bring it back.")})
 
 
 def _printable(value):

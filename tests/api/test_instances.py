@@ -299,13 +299,22 @@ def test_400_for_a_body_that_is_not_json(arm, lab, vault):
 
 
 def test_put_on_an_existing_instance_changes_its_policy_not_its_datasource(arm, lab, vault, inventory, make_policy):
-    first, second = make_policy(ADLS), make_policy(ADLS)
-    protect(lab, vault, first, inventory.account, name="bi-move")
+    from protection.policies.services import Retention
+    from tests.protection._redating_fixtures import DAY, points
+
+    first, second = make_policy(ADLS, default=Retention(30, "Days")), make_policy(ADLS, default=Retention(7, "Days"))
+    moved = protect(lab, vault, first, inventory.account, name="bi-move")
+    recent, old = points(moved, [(2, "Default", 30), (12, "Default", 30)])
     client = arm(lab.trainer)
     body = body_of(sdk_instance(lab, inventory, ADLS, second, "bi-move"))
     response = client.put(instance_path(vault, "bi-move"), body)
     assert response.status_code == 200
     assert response.json()["properties"]["policyInfo"]["policyId"] == second.resource_id
+    # The new policy's retention applies to the existing points (issue 21): the 12-day-old one it expired
+    # is being soft deleted, the other expires 7 days after it was taken.
+    old.refresh_from_db(), recent.refresh_from_db()
+    assert old.is_soft_deleted and not recent.is_soft_deleted
+    assert recent.expiry_time == recent.recovery_point_time + DAY * 7
     body["properties"]["dataSourceInfo"]["resourceID"] = inventory.flat_account.resource_id
     response = client.put(instance_path(vault, "bi-move"), body)
     assert response.status_code == 400 and response.json()["error"]["code"] == "UserErrorDatasourceCannotBeChanged"
