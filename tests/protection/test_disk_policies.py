@@ -245,3 +245,29 @@ def test_hourly_slots_are_dispatched_across_a_day_of_lab_time(lab, vault, enqueu
     assert instance.last_scheduled_slot == job.scheduled_time
     assert instance.next_backup_at == job.scheduled_time + dt.timedelta(hours=4)
     assert backups.dispatch_due_backups().enqueued == []
+
+
+@pytest.mark.django_db
+def test_the_edit_page_changes_an_hourly_disk_policy(lab, vault, client):
+    """The Edit page shows Every and the added rules, and saves every 12 hours with a weekly rule; a
+    weekly rule past a year stays beside its field."""
+    from django.urls import reverse
+
+    policy = svc.create_policy(lab.trainer, vault=vault, name="disk-edit", datasource_type=DISK,
+                               spec=hourly(every=4, extra={"Daily": Retention(30, "Days")}))
+    client.force_login(lab.trainer.user)
+    url = reverse("protection:policy_edit", args=[policy.pk])
+    page = client.get(url).content.decode()
+    assert 'name="every"' in page and "+ Add retention rule" in page and "First successful backup taken weekly" in page
+    assert 'id="added-rules" open' in page and 'name="monthly_count"' not in page and 'name="days"' not in page
+    data = {"frequency": "Hourly", "every": "12", "time": "20:00", "default_count": "30", "default_unit": "Days",
+            "daily_enabled": "on", "daily_count": "30", "daily_unit": "Days",
+            "weekly_enabled": "on", "weekly_count": "53", "weekly_unit": "Weeks"}
+    refused = client.post(url, data)
+    assert refused.status_code == 400
+    assert "The Weekly rule can keep backups for at most 52 weeks (1 year)." in refused.content.decode()
+    saved = client.post(url, {**data, "weekly_count": "12"})
+    assert saved.status_code == 302
+    policy.refresh_from_db()
+    assert policy.parsed.summary()[0] == "Backup: every 12 hours from 20:00 (UTC)"
+    assert svc.retention_map(policy.policy_rules) == {"Weekly": "P12W", "Daily": "P30D", "Default": "P30D"}
