@@ -14,7 +14,8 @@ ValidationError is mapped back onto the fields of this body (`Parsed.arm_error`)
 
 What Strongroom stores is what `policy_rules.build_policy_rules` builds from that, so a GET answers the
 stored policy: tag ids ``<Tag>_``, rules in the wizard's order, ``timeZone`` "UTC", and each interval's
-start moved to the first slot that is not in the past (a later start asked for is kept).
+start moved to the first slot that is not in the past (a later start asked for is kept); an hourly
+schedule starts today at its start time, its first backup being the next slot after now.
 """
 
 from __future__ import annotations
