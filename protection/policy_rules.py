@@ -152,8 +152,18 @@ class RepeatingInterval:
 # --- building policies -------------------------------------------------------------------------
 
 
-def schedule_intervals(frequency: str, *, time: dt.time, days: list[str] | None, start: dt.date) -> list[str]:
-    """ISO intervals for a Daily schedule (one) or a Weekly one (one per chosen day)."""
+HOURLY_EVERY = (1, 2, 4, 6, 8, 12)  # Azure Disk: every 1, 2, 4, 6, 8 or 12 hours (PT<n>H)
+
+
+def schedule_intervals(frequency: str, *, time: dt.time, days: list[str] | None, start: dt.date,
+                       every_hours: int | None = None) -> list[str]:
+    """ISO intervals for an Hourly schedule (one, ``R/<start>/PT<n>H`` as Azure Disk policies store it),
+    a Daily one (one) or a Weekly one (one per chosen day)."""
+    if frequency == "Hourly":
+        if every_hours not in HOURLY_EVERY:
+            raise PolicyError("An hourly schedule runs every 1, 2, 4, 6, 8 or 12 hours.")
+        first = dt.datetime.combine(start, time, tzinfo=dt.timezone.utc)
+        return [f"R/{first.isoformat()}/{Duration(hours=every_hours).iso()}"]
     if frequency == "Daily":
         first = dt.datetime.combine(start, time, tzinfo=dt.timezone.utc)
         return [f"R/{first.isoformat()}/P1D"]
@@ -271,6 +281,14 @@ class Policy:
         return self.backup_rule["name"].removeprefix("Backup")
 
     @property
+    def every_hours(self) -> int | None:
+        """Hours between backups of an hourly schedule (None for daily and weekly ones)."""
+        period = self.intervals[0].period
+        if self.frequency != "Hourly" or period.days or period.weeks or period.minutes:
+            return None
+        return period.hours or None
+
+    @property
     def backup_rule_name(self) -> str:
         return self.backup_rule["name"]
 
@@ -315,7 +333,10 @@ class Policy:
     def summary(self) -> list[str]:
         lines = []
         times = sorted({i.start.astimezone(_zone(self.time_zone)).strftime("%H:%M") for i in self.intervals})
-        if self.frequency == "Weekly":
+        if self.frequency == "Hourly" and self.every_hours:
+            every = "every hour" if self.every_hours == 1 else f"every {self.every_hours} hours"
+            lines.append(f"Backup: {every} from {', '.join(times)} ({self.time_zone})")
+        elif self.frequency == "Weekly":
             days = sorted({DAYS[i.start.astimezone(_zone(self.time_zone)).weekday()] for i in self.intervals}, key=DAYS.index)
             lines.append(f"Backup: weekly on {', '.join(days)} at {', '.join(times)} ({self.time_zone})")
         else:

@@ -5,7 +5,8 @@
 and when the instance changes policy (`reschedule`), and when a stopped backup resumes
 (`schedule_next`, which also counts every slot up to now as done: no backlog). ``last_scheduled_slot``
 is otherwise left to the dispatcher (`protection.backups.services.dispatch_due_backups`). Schedules
-never start in the past (see `protection.policies.services._first_slot_start`).
+never start in the past (see `protection.policies.services._first_slot_start`); an hourly one starts
+today at its start time, so the next slot after now is its first, and no earlier slot ever runs.
 """
 
 from __future__ import annotations

@@ -1,18 +1,21 @@
 """A ``BaseBackupPolicyResource`` body (reference §1.3) read into what the policy wizard fills in.
 
 The API calls the same `create_policy` / `update_policy` as the wizard, so a policy sent as JSON must
-say what the wizard can say: one scheduled AzureBackupRule (daily, or weekly on chosen days, at one
-UTC time), the Default retention rule and optionally Weekly / Monthly / Yearly ones (first backup of
-the week / month / year), each with one lifecycle in the datasource type's own datastore (VaultStore,
-or OperationalStore for Elastic SAN) deleting after a whole number of days, weeks, months or years.
-Anything else Azure's model can express (hourly schedules, other time zones, ad hoc triggers, custom
+say what the wizard can say: one scheduled AzureBackupRule (hourly every 1, 2, 4, 6, 8 or 12 hours
+from a start time — ``R/<start>/PT<n>H``, Azure Disk only — daily, or weekly on chosen days, at one
+UTC time), the Default retention rule and optionally Daily / Weekly / Monthly / Yearly ones (first backup
+of the day / week / month / year, as the type allows), each with one lifecycle in the datasource type's own
+datastore (VaultStore, or OperationalStore for Elastic SAN and Azure Disk) deleting after a whole number
+of days, weeks, months or years.
+Anything else Azure's model can express (other intervals, other time zones, ad hoc triggers, custom
 criteria, copies to another datastore) is refused here with a 400 naming the field, never dropped.
 The per-type limits (frequencies, retention ranges, the 450-point limit) stay the services' own: their
 ValidationError is mapped back onto the fields of this body (`Parsed.arm_error`).
 
 What Strongroom stores is what `policy_rules.build_policy_rules` builds from that, so a GET answers the
 stored policy: tag ids ``<Tag>_``, rules in the wizard's order, ``timeZone`` "UTC", and each interval's
-start moved to the first slot that is not in the past (a later start asked for is kept).
+start moved to the first slot that is not in the past (a later start asked for is kept); an hourly
+schedule starts today at its start time, its first backup being the next slot after now.
 """
 
 from __future__ import annotations
@@ -25,13 +28,17 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from portal.api.errors import ArmError
 from protection import datasource_types
 from protection.policies.services import EXTRA_RULES, RULE_FIELD, UNITS, PolicySpec, Retention
-from protection.policy_rules import DAYS, TAG_CRITERIA, TAG_PRIORITY, Duration, PolicyError, RepeatingInterval
+from protection.policy_rules import (
+    DAYS, HOURLY_EVERY, TAG_CRITERIA, TAG_PRIORITY, Duration, PolicyError, RepeatingInterval,
+)
 
 PROPS = "properties"
 RULES = f"{PROPS}.policyRules"
 TAGS = ("Default", *EXTRA_RULES)
 UTC_NAMES = ("UTC", "Coordinated Universal Time")
-PERIODS = {Duration(days=1): "Daily", Duration(weeks=1): "Weekly"}
+PERIODS = {Duration(days=1): "Daily", Duration(weeks=1): "Weekly", **{Duration(hours=n): "Hourly" for n in HOURLY_EVERY}}
+PERIOD_TEXT = {"Daily": "daily (P1D)", "Weekly": "weekly (P1W)",
+               "Hourly": "hourly every 1, 2, 4, 6, 8 or 12 hours (PT1H, PT2H, PT4H, PT6H, PT8H or PT12H)"}
 LAST_START_YEAR = 9000  # later starts would overflow the calendar arithmetic of schedules
 BAD_CONTENT, BAD_VALUE = "InvalidRequestContent", "InvalidParameter"
 
@@ -111,6 +118,7 @@ def parse(body) -> Parsed:
     retentions = _retention_rules(rules, tags, kind, targets, f"{RULES}[{b}].trigger.taggingCriteria")
     spec = PolicySpec(
         frequency=schedule["frequency"], time=schedule["time"], days=schedule["days"], start=schedule["start"],
+        every=schedule["every"],
         default=retentions.pop("Default"), extra=retentions,
     )
     return Parsed(kind.api_name, spec, targets)
@@ -157,7 +165,7 @@ def _backup_rule(rule: dict, target: str, kind, targets: dict) -> tuple[dict, di
                   "backup instance.")
     _object_type(trigger, f"{target}.trigger", "ScheduleBasedTriggerContext")
     at = f"{target}.trigger.schedule"
-    schedule = _schedule(_obj(trigger.get("schedule"), at), at, targets)
+    schedule = _schedule(_obj(trigger.get("schedule"), at), at, targets, kind)
     name, frequency = rule.get("name"), schedule["frequency"]
     if name != f"Backup{frequency}":
         raise bad(f"{target}.name", f"Strongroom names the backup rule after its schedule: 'Backup{frequency}' "
@@ -167,13 +175,14 @@ def _backup_rule(rule: dict, target: str, kind, targets: dict) -> tuple[dict, di
     return schedule, tags
 
 
-def _schedule(schedule: dict, target: str, targets: dict) -> dict:
+def _schedule(schedule: dict, target: str, targets: dict, kind) -> dict:
     zone = schedule.get("timeZone")
     if zone not in (None, "", *UTC_NAMES):
         raise bad(f"{target}.timeZone", f"Strongroom runs schedules in UTC: timeZone must be 'UTC' (found {zone!r}). "
                   "Give the times in UTC (+00:00) instead.")
     at = f"{target}.repeatingTimeIntervals"
-    targets.update(frequency=at, days=at, time=at)
+    targets.update(frequency=at, days=at, time=at, every=at)
+    offered = " or ".join(PERIOD_TEXT[f] for f in ("Hourly", "Daily", "Weekly") if f in kind.schedules)
     texts = _list(schedule.get("repeatingTimeIntervals"), at)
     if not texts:
         raise bad(at, "A schedule needs at least one repeating time interval, such as "
@@ -188,8 +197,9 @@ def _schedule(schedule: dict, target: str, targets: dict) -> dict:
             raise bad(f"{at}[{j}]", f"A schedule starts by {LAST_START_YEAR} at the latest (found '{text}').")
         if interval.start.utcoffset() != dt.timedelta(0):
             raise bad(f"{at}[{j}]", f"Strongroom runs schedules in UTC: give the start with +00:00 (found '{text}').")
-        if interval.period not in PERIODS:
-            raise bad(f"{at}[{j}]", f"Strongroom runs daily (P1D) or weekly (P1W) schedules; '{interval.period.iso()}' "
+        found = PERIODS.get(interval.period)
+        if found is None or (found == "Hourly" and found not in kind.schedules):  # Daily/Weekly: the services judge
+            raise bad(f"{at}[{j}]", f"{kind.label} backups are scheduled {offered}; '{interval.period.iso()}' "
                       f"is not one (found '{text}').")
         intervals.append(interval)
     frequencies = {PERIODS[i.period] for i in intervals}
@@ -201,10 +211,13 @@ def _schedule(schedule: dict, target: str, targets: dict) -> dict:
     days = [DAYS[i.start.weekday()] for i in intervals]
     if frequency == "Daily" and len(intervals) != 1:
         raise bad(at, "A daily schedule has one repeating time interval (one scheduled backup a day).")
+    if frequency == "Hourly" and len(intervals) != 1:
+        raise bad(at, "An hourly schedule has one repeating time interval, such as 'R/2026-01-05T08:00:00+00:00/PT4H'.")
     if len(set(days)) != len(days):
         raise bad(at, "A weekly schedule has one interval per day of the week; a day is named twice.")
     return {"frequency": frequency, "time": times.pop(), "start": min(i.start.date() for i in intervals),
-            "days": tuple(sorted(days, key=DAYS.index)) if frequency == "Weekly" else ()}
+            "days": tuple(sorted(days, key=DAYS.index)) if frequency == "Weekly" else (),
+            "every": intervals[0].period.hours if frequency == "Hourly" else None}
 
 
 def _tagging(criteria: list, target: str) -> dict:
@@ -220,7 +233,8 @@ def _tagging(criteria: list, target: str) -> dict:
             raise bad(f"{at}.tagInfo.tagName", f"The tag '{tag}' is named twice.")
         if entry.get("taggingPriority") != TAG_PRIORITY[tag]:
             raise bad(f"{at}.taggingPriority", f"The {tag} tag's priority is {TAG_PRIORITY[tag]} "
-                      f"(Yearly 10 > Monthly 15 > Weekly 20 > Default 99; found {entry.get('taggingPriority')!r}).")
+                      f"(Yearly 10 > Monthly 15 > Weekly 20 > Daily 25 > Default 99; "
+                      f"found {entry.get('taggingPriority')!r}).")
         if entry.get("isDefault") is not (tag == "Default"):
             raise bad(f"{at}.isDefault", f"isDefault is {'true' if tag == 'Default' else 'false'} for the {tag} tag.")
         _criteria(_list(entry.get("criteria"), f"{at}.criteria", required=False), f"{at}.criteria", tag)
@@ -242,7 +256,7 @@ def _criteria(criteria: list, target: str, tag: str) -> None:
     _object_type(criterion, f"{target}[0]", "ScheduleBasedBackupCriteria")
     for other in ("daysOfMonth", "daysOfTheWeek", "monthsOfYear", "scheduleTimes", "weeksOfTheMonth"):
         if criterion.get(other):
-            period = tag.lower().removesuffix("ly")
+            period = {"Daily": "day", "Weekly": "week", "Monthly": "month", "Yearly": "year"}[tag]
             raise bad(f"{target}[0].{other}", f"Strongroom's {tag} rule keeps the first successful backup of each "
                       f"{period}: only absoluteCriteria ['{wanted}'] is supported, not {other}.")
     if criterion.get("absoluteCriteria") != [wanted]:

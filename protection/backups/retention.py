@@ -1,8 +1,8 @@
 """Retention: expiring recovery points when their time has come, and reclaiming the space.
 
 `start_retention_runs` (Celery beat, every 10 minutes) creates one Retention job per vault that has
-something to expire — recovery points past their expiry, or Elastic SAN instances above the
-450-point limit — and the job handler `run_retention_job` expires them one by one as the *system
+something to expire — recovery points past their expiry, or Elastic SAN and Azure Disk instances above
+the 450-point limit — and the job handler `run_retention_job` expires them one by one as the *system
 principal*, through `expire_recovery_point`, i.e. through `guarded` and every guard (a future
 immutability or soft-delete guard can refuse it; a refusal is logged and the point stays).
 
@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 # Retention runs while protection is configured or suspended (protection.models.RETENTION_STATES).
 ESAN_POINT_LIMIT = datasource_types.get(datasource_types.ELASTIC_SAN).max_recovery_points  # 450
+# Types whose snapshots are capped (Elastic SAN, Azure Disk: 450 each): the oldest above the cap go.
+POINT_LIMITS = {t.api_name: t.max_recovery_points for t in datasource_types.TYPES.values() if t.max_recovery_points}
 
 
 def _due(now):
@@ -59,11 +61,13 @@ def record_expiries(now) -> int:
 
 
 def _over_limit_instances(vault_id=None):
-    qs = BackupInstance.objects.filter(datasource_type=datasource_types.ELASTIC_SAN,
-                                       protection_state__in=RETENTION_STATES)
+    over = Q()
+    for kind, limit in POINT_LIMITS.items():
+        over |= Q(datasource_type=kind, points__gt=limit)
+    qs = BackupInstance.objects.filter(datasource_type__in=list(POINT_LIMITS), protection_state__in=RETENTION_STATES)
     if vault_id is not None:
         qs = qs.filter(vault_id=vault_id)
-    return qs.annotate(points=Count("recovery_points")).filter(points__gt=ESAN_POINT_LIMIT)
+    return qs.annotate(points=Count("recovery_points")).filter(over)
 
 
 LEFTOVER_BATCH = 50  # failed backup jobs cleaned up per run
@@ -147,7 +151,7 @@ def _start_runs(vault_ids, now, extra=None) -> list[Job]:
 def expire_recovery_point(principal, rp: RecoveryPoint, *, reason: str) -> set:
     """Delete one recovery point (its snapshots, then its row) as ``principal``, through the guards.
 
-    ``reason`` is "expired" (past its expiry) or "limit" (above the Elastic SAN 450-point limit).
+    ``reason`` is "expired" (past its expiry) or "limit" (above the 450-point limit of Elastic SAN and Azure Disk).
     Returns {store key: opener} of the stores a GC may now reclaim. Raises `Deferred`, `GuardDenied`.
     """
     # A recorded expiry is judged at the moment it was recorded, whatever the clock reads now.
@@ -206,7 +210,7 @@ def run_retention_job(job: Job, progress: jobs.Progress) -> dict:
     excess, due_pks = [], {rp.pk for rp in due}
     for instance in _over_limit_instances(job.vault_id):
         keep = set(instance.recovery_points.order_by("-recovery_point_time")
-                   .values_list("pk", flat=True)[:ESAN_POINT_LIMIT])
+                   .values_list("pk", flat=True)[:POINT_LIMITS[instance.datasource_type]])
         excess += [rp for rp in instance.recovery_points.select_related("instance__vault__identity")
                    .order_by("recovery_point_time") if rp.pk not in keep and rp.pk not in due_pks]
     work = [(rp, "expired") for rp in due] + [(rp, "limit") for rp in excess]

@@ -110,7 +110,10 @@ class DatasourcesForm(forms.Form):
         if datasource_type == datasource_types.ELASTIC_SAN:
             self._elastic_san_fields()
         else:
-            self.rows = svc.candidates(principal, vault, datasource_type)
+            try:
+                self.rows = svc.candidates(principal, vault, datasource_type)
+            except forms.ValidationError:  # a listed type whose inventory is not built here offers no datasource
+                self.rows = []
         for row in self.rows:
             self._row_fields(row)
 

@@ -12,7 +12,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from portal.wizards import ReviewForm
 from protection import datasource_types
 from protection.policies import services as svc
-from protection.policy_rules import DAYS, Policy
+from protection.policy_rules import DAYS, HOURLY_EVERY, Policy
 from security import operations as ops
 from security.rbac import authorize
 
@@ -82,11 +82,17 @@ class PolicyScheduleForm(forms.Form):
     """Schedule + retention, per datasource type (reference §5.3)."""
 
     frequency = forms.ChoiceField(label="Backup frequency", widget=forms.RadioSelect, choices=())
+    every = forms.TypedChoiceField(label="Every", coerce=int, required=False, empty_value=None,
+                                   choices=[(n, f"{n} hour{'s' if n != 1 else ''}") for n in HOURLY_EVERY],
+                                   error_messages={"invalid_choice": "Choose every 1, 2, 4, 6, 8 or 12 hours."})
     time = forms.TimeField(label="Time (UTC)", initial=dt.time(2, 0), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
                            error_messages={"required": "Enter the backup time (HH:MM, UTC).", "invalid": "Enter a time as HH:MM."})
     days = forms.MultipleChoiceField(label="Days of the week", choices=[(d, d) for d in DAYS], required=False,
                                      widget=forms.CheckboxSelectMultiple)
     default_count, default_unit = _retention_fields("Default", required=True)
+    daily_enabled = forms.BooleanField(required=False, label="Daily rule",
+                                       widget=forms.CheckboxInput(attrs={"text": "Keep the first successful backup of each day"}))
+    daily_count, daily_unit = _retention_fields("Daily", required=False)
     weekly_enabled = forms.BooleanField(required=False, label="Weekly rule",
                                         widget=forms.CheckboxInput(attrs={"text": "Keep the first successful backup of each week"}))
     weekly_count, weekly_unit = _retention_fields("Weekly", required=False)
@@ -97,7 +103,10 @@ class PolicyScheduleForm(forms.Form):
                                         widget=forms.CheckboxInput(attrs={"text": "Keep the first successful backup of each year"}))
     yearly_count, yearly_unit = _retention_fields("Yearly", required=False)
 
-    EXTRA = (("Weekly", "weekly"), ("Monthly", "monthly"), ("Yearly", "yearly"))
+    ALL_EXTRA = (("Daily", "daily"), ("Weekly", "weekly"), ("Monthly", "monthly"), ("Yearly", "yearly"))
+    EXTRA = ALL_EXTRA[1:]  # a type's own rules replace these (`type_rules.rules`)
+    # Azure Disk's words (reference §5.3): "first successful backup taken daily or weekly".
+    TAKEN = {"Daily": "First successful backup taken daily", "Weekly": "First successful backup taken weekly"}
 
     def __init__(self, *args, datasource_type=None, spec: svc.PolicySpec | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -108,22 +117,66 @@ class PolicyScheduleForm(forms.Form):
             self.fields["frequency"].choices = [("Daily", "Daily"), ("Weekly", "Weekly")]
             return
         self.fields["frequency"].choices = [(f, f) for f in self.type_rules.frequencies]
+        self.EXTRA = tuple((tag, p) for tag, p in self.ALL_EXTRA if tag in self.type_rules.rules)
+        for tag, prefix in self.ALL_EXTRA:  # a rule the type does not have is not asked for
+            if (tag, prefix) not in self.EXTRA:
+                for name in ("enabled", "count", "unit"):
+                    del self.fields[f"{prefix}_{name}"]
+        if "Hourly" not in self.type_rules.frequencies:
+            del self.fields["every"]
+        if "Weekly" not in self.type_rules.frequencies:
+            del self.fields["days"]
         spec = spec or svc.default_spec(datasource_type)
         initial = {
             "frequency": spec.frequency, "time": spec.time, "days": list(spec.days) or ["Sunday"],
             "default_count": spec.default.count, "default_unit": spec.default.unit,
+            "every": spec.every or self.type_rules.default_every,
         }
+        initial = {k: v for k, v in initial.items() if k in self.fields}
         for tag, prefix in self.EXTRA:
             rule = spec.extra.get(tag)
             initial[f"{prefix}_enabled"] = rule is not None
-            initial[f"{prefix}_count"] = rule.count if rule else {"Weekly": 12, "Monthly": 12, "Yearly": 3}[tag]
+            initial[f"{prefix}_count"] = rule.count if rule else {"Daily": 30, "Weekly": 12, "Monthly": 12, "Yearly": 3}[tag]
             initial[f"{prefix}_unit"] = rule.unit if rule else svc.RULE_UNIT[tag]
         for key, value in initial.items():
             self.fields[key].initial = value
+        most = self.type_rules.unit_max or svc.UNIT_MAX
         self.fields["default_count"].help_text = (
-            f"At least {self.type_rules.min_days} day{'s' if self.type_rules.min_days != 1 else ''}; at most 3,650 days, "
-            "521 weeks, 120 months or 10 years."
+            f"At least {self.type_rules.min_days} day{'s' if self.type_rules.min_days != 1 else ''}; at most "
+            f"{most['Days']:,} days, {most['Weeks']} weeks, {most['Months']} months or {self.type_rules.max_label}."
         )
+        if "Hourly" in self.type_rules.frequencies:  # Azure Disk's Backup policy tab (reference §5.3)
+            self.fields["frequency"].label = "Frequency"
+            self.fields["time"].label = "Start time (UTC)"
+            self.fields["time"].help_text = "When the first backup of the day starts (not when it completes)."
+            self.fields["every"].help_text = "Premium SSD v2 and Ultra disks: every 12 hours only."
+            for tag, prefix in self.EXTRA:
+                self.fields[f"{prefix}_enabled"].widget.attrs["text"] = self.TAKEN[tag]
+
+    @property
+    def hourly(self) -> bool:
+        return bool(self.type_rules and "Hourly" in self.type_rules.frequencies)
+
+    @property
+    def weekly_days(self) -> bool:
+        return bool(self.type_rules and "Weekly" in self.type_rules.frequencies)
+
+    @property
+    def has_extra_rules(self) -> bool:
+        """A rule besides Default is on (or has an error): the wizard shows the added rules open."""
+        for _, prefix in self.EXTRA:
+            if self[f"{prefix}_count"].errors:
+                return True
+            enabled = self[f"{prefix}_enabled"]
+            if self.fields[enabled.name].widget.value_from_datadict(self.data, self.files, enabled.html_name) \
+                    if self.is_bound else self.fields[enabled.name].initial:
+                return True
+        return False
+
+    @property
+    def rule_priority(self) -> str:
+        tags = [t for t in ("Yearly", "Monthly", "Weekly", "Daily") if not self.type_rules or t in self.type_rules.rules]
+        return " > ".join([*tags, "Default"])
 
     @property
     def schedule_notes(self):
@@ -144,6 +197,7 @@ class PolicyScheduleForm(forms.Form):
             frequency=d.get("frequency"), time=d.get("time"),
             days=tuple(sorted(d.get("days") or (), key=DAYS.index)) if d.get("frequency") == "Weekly" else (),
             default=svc.Retention(d.get("default_count"), d.get("default_unit")), extra=extra,
+            every=d.get("every") if d.get("frequency") == "Hourly" else None,
         )
 
     def clean(self):

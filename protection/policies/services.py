@@ -18,6 +18,8 @@ Limits per type (reference §5.3, §5.8):
 * Elastic SAN: Daily (default) or Weekly; default retention 7 days; at most 450 recovery points kept
   at any moment across all rules (`max_recovery_points` computes the worst case from the schedule).
 * PostgreSQL flexible servers: Weekly only, on chosen days; every rule 7 days to 10 years.
+* Azure Disk: Hourly every 1, 2, 4, 6, 8 or 12 hours (``R/<start>/PT<n>H``) or Daily; Default rule plus
+  "first successful backup taken daily / weekly" rules; at most 1 year per rule and 450 snapshots kept.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from portal.shortcuts import visible
 from protection import datasource_types, redating
 from protection.models import BackupInstance, BackupPolicy
 from protection.policy_rules import (
-    DAYS, Duration, Policy, PolicyError, RepeatingInterval, build_policy_rules, schedule_intervals,
+    DAYS, HOURLY_EVERY, Duration, Policy, PolicyError, RepeatingInterval, build_policy_rules, schedule_intervals,
 )
 from protection.scheduling import reschedule_policy_instances
 from security import clock
@@ -52,12 +54,13 @@ POLICY_IN_USE = "BackupPolicyInUse"  # the code of `delete_policy`'s refusal (th
 UNITS = {"Days": "D", "Weeks": "W", "Months": "M", "Years": "Y"}
 UNIT_MAX = {"Days": 3650, "Weeks": 521, "Months": 120, "Years": 10}
 UNIT_DAYS = {"Days": 1, "Weeks": 7, "Months": 30.4375, "Years": 365}
-EXTRA_RULES = ("Weekly", "Monthly", "Yearly")  # besides Default, in the order the portal lists them
-RULE_UNIT = {"Default": "Days", "Weekly": "Weeks", "Monthly": "Months", "Yearly": "Years"}
-RULE_FIELD = {"Default": "default_count", "Weekly": "weekly_count", "Monthly": "monthly_count",
+EXTRA_RULES = ("Daily", "Weekly", "Monthly", "Yearly")  # besides Default, in the order the portal lists them
+RULE_UNIT = {"Default": "Days", "Daily": "Days", "Weekly": "Weeks", "Monthly": "Months", "Yearly": "Years"}
+RULE_FIELD = {"Default": "default_count", "Daily": "daily_count", "Weekly": "weekly_count", "Monthly": "monthly_count",
               "Yearly": "yearly_count"}
 RULE_TEXT = {
     "Default": "Default (every backup that no other rule keeps)",
+    "Daily": "Daily (first successful backup of each day)",
     "Weekly": "Weekly (first successful backup of each week)",
     "Monthly": "Monthly (first successful backup of each month)",
     "Yearly": "Yearly (first successful backup of each year)",
@@ -80,8 +83,13 @@ class TypeRules:
     default_retention: tuple[int, str]  # (count, unit)
     min_days: int
     max_recovery_points: int | None
-    rules: tuple[str, ...] = ("Default", *EXTRA_RULES)
+    rules: tuple[str, ...] = ("Default", "Weekly", "Monthly", "Yearly")
     notes: tuple[str, ...] = field(default=())
+    every_hours: tuple[int, ...] = ()  # what an Hourly schedule offers
+    default_every: int | None = None
+    default_time: dt.time = dt.time(2, 0)
+    unit_max: dict | None = None  # a rule's longest retention per unit, when shorter than UNIT_MAX
+    max_label: str = "10 years"
 
 
 TYPE_RULES = {
@@ -102,6 +110,18 @@ TYPE_RULES = {
         notes=("The whole server is backed up weekly, on the days you choose, into the vault store.",
                "Every retention rule keeps backups from 7 days to 10 years.",
                "Priority when a backup qualifies for several rules: Yearly > Monthly > Weekly > Default."),
+    ),
+    datasource_types.AZURE_DISK: TypeRules(
+        ("Hourly", "Daily"), "Hourly", (7, "Days"), 1, 450, rules=("Default", "Daily", "Weekly"),
+        every_hours=HOURLY_EVERY, default_every=4, default_time=dt.time(8, 0),
+        unit_max={"Days": 365, "Weeks": 52, "Months": 12, "Years": 1}, max_label="1 year",
+        notes=("Backups are incremental snapshots in the snapshot resource group (operational tier), several a day "
+               "with an hourly schedule. The start time is when the backup starts, not when it completes.",
+               "Premium SSD v2 and Ultra disks can be backed up every 12 hours (or daily) only: a policy cannot know "
+               "which disks will use it, so choose Every 12 hours or Daily for those.",
+               "Retention: up to 1 year per rule, and at most 450 snapshots kept at any time across all rules "
+               "(Azure's limit is 500 incremental snapshots per disk); for example every 12 hours allows 225 days.",
+               "Priority when a backup qualifies for several rules: Weekly > Daily > Default."),
     ),
 }
 
@@ -144,6 +164,7 @@ class PolicySpec:
     default: Retention = Retention(30, "Days")
     extra: dict = field(default_factory=dict)  # {"Weekly": Retention(12, "Weeks"), ...}
     start: dt.date | None = None  # the earliest day the schedule may begin (the API's interval start)
+    every: int | None = None  # hours between backups of an Hourly schedule
 
     def retentions(self) -> dict[str, Retention]:
         return {"Default": self.default, **{k: v for k, v in self.extra.items() if v is not None}}
@@ -152,7 +173,8 @@ class PolicySpec:
 def default_spec(datasource_type: str) -> PolicySpec:
     rules = type_rules(datasource_type)
     days = ("Sunday",) if rules.default_frequency == "Weekly" else ()
-    return PolicySpec(rules.default_frequency, dt.time(2, 0), days, Retention(*rules.default_retention), {})
+    return PolicySpec(rules.default_frequency, rules.default_time, days, Retention(*rules.default_retention), {},
+                      every=rules.default_every)
 
 
 def spec_of(policy: BackupPolicy) -> PolicySpec:
@@ -164,6 +186,7 @@ def spec_of(policy: BackupPolicy) -> PolicySpec:
     return PolicySpec(
         parsed.frequency, first.start.timetz().replace(tzinfo=None), days,
         retentions.pop("Default"), {k: v for k, v in retentions.items() if k in EXTRA_RULES},
+        every=parsed.every_hours,
     )
 
 
@@ -189,10 +212,16 @@ def build_rules(datasource_type: str, spec: PolicySpec, *, now: dt.datetime | No
     """policyRules (API shape) for ``spec``. Call `validate_spec` first."""
     kind = datasource_types.get(datasource_type)
     now = now or clock.now()
-    start = _first_slot_start(now, spec.time)
+    if spec.frequency == "Hourly":
+        # Several slots a day from the start time: the schedule starts today, and the first backup is the
+        # next slot after now (today's start time may have passed; nothing earlier ever runs).
+        start = now.astimezone(dt.timezone.utc).date()
+    else:
+        start = _first_slot_start(now, spec.time)
     if spec.start is not None and spec.start > start:  # a later start asked for is kept; never an earlier one
         start = spec.start
-    intervals = schedule_intervals(spec.frequency, time=spec.time, days=list(spec.days) or None, start=start)
+    intervals = schedule_intervals(spec.frequency, time=spec.time, days=list(spec.days) or None, start=start,
+                                   every_hours=spec.every)
     return build_policy_rules(
         datastore=kind.datastore,
         backup_type=kind.backup_type,
@@ -224,6 +253,9 @@ def validate_spec(datasource_type: str, spec: PolicySpec) -> list[dict]:
             errors["days"] = ["Choose at least one day of the week for a weekly schedule."]
         elif any(d not in DAYS for d in spec.days):
             errors["days"] = ["Choose days of the week by name (Monday to Sunday)."]
+    if spec.frequency == "Hourly" and rules.every_hours and spec.every not in rules.every_hours:
+        hours = ", ".join(str(h) for h in rules.every_hours[:-1]) + f" or {rules.every_hours[-1]}"
+        errors["every"] = [f"Choose how often an hourly schedule runs: every {hours} hours."]
     if not isinstance(spec.time, dt.time):
         errors["time"] = ["Enter the backup time as HH:MM (UTC)."]
     for tag, retention in spec.retentions().items():
@@ -245,9 +277,21 @@ def validate_spec(datasource_type: str, spec: PolicySpec) -> list[dict]:
             raise ValidationError({NON_FIELD_ERRORS: [
                 f"This schedule and these retention rules could keep up to {worst} recovery points at once; "
                 f"{kind.label} allows at most {rules.max_recovery_points} across all rules. Shorten a retention "
-                "duration or back up less often."
+                "duration or back up less often." + _hourly_hint(spec, rules.max_recovery_points)
             ]})
     return policy_rules
+
+
+def _hourly_hint(spec: PolicySpec, limit: int) -> str:
+    """What an hourly schedule allows: every n hours keeps 24/n points a day, so the Default rule can
+    keep at most limit * n / 24 days of them (every 12 hours: 225 days)."""
+    if spec.frequency != "Hourly" or not spec.every:
+        return ""
+    per_day = 24 // spec.every
+    longest = limit * spec.every // 24
+    every = "Every hour" if spec.every == 1 else f"Every {spec.every} hours"
+    return (f" {every} makes {per_day} backups a day: keep them at most {longest} days (Default rule, with no "
+            f"other rule), or choose a longer interval (every 12 hours allows {limit * 12 // 24} days).")
 
 
 def _retention_error(kind, rules: TypeRules, tag: str, retention: Retention) -> str:
@@ -255,9 +299,10 @@ def _retention_error(kind, rules: TypeRules, tag: str, retention: Retention) -> 
         return f"Enter how long the {tag} rule keeps backups: a whole number of at least 1."
     if retention.unit not in UNITS:
         return "Choose Days, Weeks, Months or Years."
-    if retention.count > UNIT_MAX[retention.unit]:
-        return (f"The {tag} rule can keep backups for at most {UNIT_MAX[retention.unit]:,} "
-                f"{retention.unit.lower()} (10 years).")
+    most = (rules.unit_max or UNIT_MAX)[retention.unit]
+    if retention.count > most:
+        return (f"The {tag} rule can keep backups for at most {most:,} "
+                f"{retention.unit.lower() if most != 1 else retention.unit.lower().rstrip('s')} ({rules.max_label}).")
     if retention.days < rules.min_days:
         return f"{kind.label} backups must be kept at least {rules.min_days} day{'s' if rules.min_days != 1 else ''}."
     return ""
@@ -272,7 +317,9 @@ def max_recovery_points(policy_rules: list[dict]) -> int:
     makes its first backup the first of a partial period, so a daily policy keeping weekly points for
     four weeks can hold five of them at once. The limit must hold for every start, so this is the
     maximum over starts on each weekday at and just before a year's end, each simulated over the
-    longest retention plus a year (in seven different years, so every calendar alignment is seen)."""
+    longest retention plus a year (in seven different years, so every calendar alignment is seen); with
+    no monthly or yearly rule, two weeks past the longest retention show every alignment already (an
+    hourly disk policy simulates thousands of slots per start)."""
     return _max_recovery_points(json.dumps(policy_rules, sort_keys=True))
 
 
@@ -280,7 +327,9 @@ def max_recovery_points(policy_rules: list[dict]) -> int:
 def _max_recovery_points(rules_json: str) -> int:
     policy = Policy(json.loads(rules_json))
     longest = max(r.duration.approx_days() for r in policy.retention_rules)
-    return max(_most_alive(policy, begin, begin + dt.timedelta(days=longest + 400)) for begin in _alignment_starts(policy))
+    calendar = {c for r in policy.retention_rules for c in r.criteria} & {"FirstOfMonth", "FirstOfYear"}
+    margin = 400 if calendar else 14
+    return max(_most_alive(policy, begin, begin + dt.timedelta(days=longest + margin)) for begin in _alignment_starts(policy))
 
 
 def _alignment_starts(policy: Policy) -> list[dt.datetime]:

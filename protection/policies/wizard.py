@@ -55,6 +55,15 @@ class PolicyCreateWizard(ProtectionWizard):
             return {"datasource_type": kind}
         return {}
 
+    def step_title(self, step) -> str:
+        # For disks the tab is named "Backup policy" (reference §5.3).
+        if step == "schedule" and self._chosen_type() == datasource_types.AZURE_DISK:
+            return "Backup policy"
+        return super().step_title(step)
+
+    def _chosen_type(self):
+        return self._posted_type() or self.preset.get("datasource_type")
+
     def _posted_type(self):
         data = self.storage.get_step_data("basics")
         if data is not None:
