@@ -18,6 +18,7 @@ from portal.shortcuts import parse_uuid
 from portal.wizards import ReviewForm
 from protection import datasource_types
 from protection.pages import ProtectionWizard
+from protection import regions
 from protection.restores import readiness, services
 from protection.restores.forms import RecoveryPointForm, RestoreBasicsForm, RestoreParametersForm
 from security import clock
@@ -35,18 +36,23 @@ class RestoreWizard(ProtectionWizard):
     submit_label = "Restore"
     review_label = "Review + restore"
     prefix_name = "restore"
+    cross_region = False  # Restore to secondary region (`CrossRegionRestoreWizard`)
+
+    def restorable(self):
+        instances = services.restorable_instances(self.request.principal)
+        return regions.secondary_instances(instances) if self.cross_region else instances
 
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)  # resets the wizard
         preset = {}
         instance_id = request.GET.get("instance", "")
         if instance_id:
-            instance = services.restorable_instances(request.principal).filter(pk=instance_id).first() \
-                if parse_uuid(instance_id) else None
+            instance = self.restorable().filter(pk=instance_id).first() if parse_uuid(instance_id) else None
             if instance is not None:
                 preset = {"datasource_type": instance.datasource_type, "instance": str(instance.pk)}
                 point_id = parse_uuid(request.GET.get("point", ""))
-                if point_id and services.points_of(instance).filter(pk=point_id).exists():
+                points = services.points_of(instance)
+                if point_id and (regions.secondary_points(points) if self.cross_region else points).filter(pk=point_id).exists():
                     preset["point"] = str(point_id)
         elif kind := datasource_types.by_short(request.GET.get("type", "")):
             preset = {"datasource_type": kind.api_name}
@@ -93,19 +99,21 @@ class RestoreWizard(ProtectionWizard):
 
     def get_form_kwargs(self, step=None):
         principal = self.request.principal
+        region = {"cross_region": True} if self.cross_region else {}
         if step == "basics":
-            return {"principal": principal}
+            return {"principal": principal, **region}
         if step == "point":
-            return {"principal": principal, "instance": self.chosen_instance()}
+            return {"principal": principal, "instance": self.chosen_instance(), **region}
         if step == "parameters":
             instance = self.chosen_instance()
-            return {"principal": principal, "instance": instance, "point": self.chosen_point() if instance else None}
+            return {"principal": principal, "instance": instance, "point": self.chosen_point() if instance else None,
+                    **region}
         return {}
 
     def get_context_data(self, form, **kwargs):
         context = super().get_context_data(form=form, **kwargs)
         instance = self.chosen_instance() if self.steps.current != "basics" else None
-        context.update(instance=instance, scope_levels=readiness.SCOPE_LEVELS,
+        context.update(instance=instance, scope_levels=readiness.SCOPE_LEVELS, cross_region=self.cross_region,
                        datasource=datasource_types.TYPES.get(instance.datasource_type) if instance else None)
         if instance is not None:
             context["may_validate"] = services.may_validate(self.request.principal, instance)
@@ -116,11 +124,21 @@ class RestoreWizard(ProtectionWizard):
         params = form_dict["parameters"]
         point = form_dict["point"].cleaned_data["recovery_point"]
         try:
-            job = services.start_restore(self.request.principal, point, params.target())
+            job = services.start_restore(self.request.principal, point, params.target(), cross_region=self.cross_region)
         except GuardDenied as exc:  # the vault's network: said on Review, as the rules are (others: the 403 page)
             if exc.decision.guard != NETWORK_GUARD:
                 raise
             decision = exc.decision
             raise ValidationError(f"{decision.code}: {decision.reason} What would lift it: {decision.remedy}") from None
-        messages.success(self.request, f"Restore of '{point.instance.name}' started: progress shows below.")
+        where = " in the secondary region" if self.cross_region else ""
+        messages.success(self.request, f"Restore of '{point.instance.name}'{where} started: progress shows below.")
         return redirect("protection:job_detail", pk=job.pk)
+
+
+class CrossRegionRestoreWizard(RestoreWizard):
+    """**Restore to secondary region** (reference §3.7): the same tabs, with the secondary region's
+    recovery points, a target in the secondary region, and a restore that reads the secondary copy only."""
+
+    title = "Restore to secondary region"
+    prefix_name = "crr_restore"
+    cross_region = True
