@@ -48,11 +48,12 @@ class RestoreBasicsForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.principal = principal
         kind = _value(self, "datasource_type") or datasource_types.ADLS
-        instances = services.restorable_instances(principal, kind)
         if cross_region:  # Restore to secondary region: PostgreSQL instances with points copied there
-            self.fields["datasource_type"].choices = [(datasource_types.POSTGRES_FLEX,
-                                                       datasource_types.get(datasource_types.POSTGRES_FLEX).label)]
-            instances = regions.secondary_instances(instances.filter(datasource_type=datasource_types.POSTGRES_FLEX))
+            kind = datasource_types.POSTGRES_FLEX
+            self.fields["datasource_type"].choices = [(kind, datasource_types.get(kind).label)]
+        instances = services.restorable_instances(principal, kind)
+        if cross_region:
+            instances = regions.secondary_instances(instances)
             self.fields["instance"].help_text = ("Secondary-region instances: PostgreSQL servers in vaults with Cross "
                                                  "Region Restore enabled whose recovery points are copied there.")
         self.instances = {str(i.pk): i for i in instances.select_related("vault__resource_group")}

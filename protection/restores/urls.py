@@ -4,12 +4,11 @@ recovery point's page (Verify, browse, download a blob, a database's table of co
 from django.urls import path
 
 from protection.restores import views
-from protection.restores.wizard import CrossRegionRestoreWizard, RestoreWizard
+from protection.restores.wizard import RestoreWizard
 
 urlpatterns = [
     path("restore/start/", views.restore_start, name="restore_start"),
     path("restore/", RestoreWizard.as_view(), name="restore_wizard"),
-    path("restore/secondary/", CrossRegionRestoreWizard.as_view(), name="cross_region_restore_wizard"),
     path("restore/validate/", views.restore_validate, name="restore_validate"),
     path("restore/assign-roles/", views.restore_assign_roles, name="restore_assign_roles"),
     path("recovery-points/<uuid:pk>/", views.recovery_point_detail, name="recovery_point_detail"),

@@ -36,26 +36,34 @@ class RestoreWizard(ProtectionWizard):
     submit_label = "Restore"
     review_label = "Review + restore"
     prefix_name = "restore"
-    cross_region = False  # Restore to secondary region (`CrossRegionRestoreWizard`)
 
-    def restorable(self):
+    @property
+    def cross_region(self) -> bool:
+        """**Restore to secondary region** (opened with ``?region=Secondary``): the secondary region's
+        PostgreSQL instances and points, a target there, a restore that reads the secondary copy only."""
+        return self.preset.get("region") == regions.SECONDARY
+
+    def restorable(self, cross_region: bool):
         instances = services.restorable_instances(self.request.principal)
-        return regions.secondary_instances(instances) if self.cross_region else instances
+        if cross_region:
+            return regions.secondary_instances(instances.filter(datasource_type=datasource_types.POSTGRES_FLEX))
+        return instances
 
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)  # resets the wizard
-        preset = {}
+        secondary = request.GET.get("region") == regions.SECONDARY
+        preset = {"region": regions.SECONDARY} if secondary else {}
         instance_id = request.GET.get("instance", "")
         if instance_id:
-            instance = self.restorable().filter(pk=instance_id).first() if parse_uuid(instance_id) else None
+            instance = self.restorable(secondary).filter(pk=instance_id).first() if parse_uuid(instance_id) else None
             if instance is not None:
-                preset = {"datasource_type": instance.datasource_type, "instance": str(instance.pk)}
+                preset.update({"datasource_type": instance.datasource_type, "instance": str(instance.pk)})
                 point_id = parse_uuid(request.GET.get("point", ""))
                 points = services.points_of(instance)
-                if point_id and (regions.secondary_points(points) if self.cross_region else points).filter(pk=point_id).exists():
+                if point_id and (regions.secondary_points(points) if secondary else points).filter(pk=point_id).exists():
                     preset["point"] = str(point_id)
         elif kind := datasource_types.by_short(request.GET.get("type", "")):
-            preset = {"datasource_type": kind.api_name}
+            preset["datasource_type"] = kind.api_name
         if preset:
             self.remember_preset(preset)
             if preset.get("point"):
@@ -76,6 +84,12 @@ class RestoreWizard(ProtectionWizard):
             return self.render(self.get_form(step=self.storage.current_step,
                                              data=self.storage.get_step_data(self.storage.current_step)))
         return response
+
+    def get_context_data(self, form, **kwargs):
+        context = self._restore_context(form, **kwargs)
+        if self.cross_region:
+            context["wizard_title"] = "Restore to secondary region"
+        return context
 
     def get_form_initial(self, step):
         if step == "basics":
@@ -110,7 +124,7 @@ class RestoreWizard(ProtectionWizard):
                     **region}
         return {}
 
-    def get_context_data(self, form, **kwargs):
+    def _restore_context(self, form, **kwargs):
         context = super().get_context_data(form=form, **kwargs)
         instance = self.chosen_instance() if self.steps.current != "basics" else None
         context.update(instance=instance, scope_levels=readiness.SCOPE_LEVELS, cross_region=self.cross_region,
@@ -134,11 +148,3 @@ class RestoreWizard(ProtectionWizard):
         messages.success(self.request, f"Restore of '{point.instance.name}'{where} started: progress shows below.")
         return redirect("protection:job_detail", pk=job.pk)
 
-
-class CrossRegionRestoreWizard(RestoreWizard):
-    """**Restore to secondary region** (reference §3.7): the same tabs, with the secondary region's
-    recovery points, a target in the secondary region, and a restore that reads the secondary copy only."""
-
-    title = "Restore to secondary region"
-    prefix_name = "crr_restore"
-    cross_region = True
