@@ -77,7 +77,7 @@ def _list_context(request, instances, *, vault=None):
     secondary = filters["region"] == regions.SECONDARY
     if secondary:  # Instance Region = Secondary Region: the instances Cross Region Restore makes visible there
         instances = regions.secondary_instances(instances)
-    instances = instances.order_by("vault__name", "name")
+    instances = regions.with_lag(instances.order_by("vault__name", "name"))
     page = Paginator(instances, PAGE_SIZE).get_page(page_number(request.GET.get("page")))
     for instance in page.object_list:
         instance.status_class = STATUS_CLASS.get(instance.protection_state, "status-info")
