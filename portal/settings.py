@@ -258,6 +258,10 @@ CELERY_BEAT_SCHEDULE: dict = {
 
 # Strongroom
 STRONGROOM_DATA_ROOT = Path(env_str("STRONGROOM_DATA_ROOT", str(VAR_DIR / "data")))
+# Where geo-redundant vaults keep their secondary-region copy (the paired region's stores): in production
+# another disk or host, never inside STRONGROOM_DATA_ROOT (a system check warns). Unset, a folder tree beside
+# the data root (``<data root>-secondary``), which a lab may use but a real deployment should not.
+STRONGROOM_SECONDARY_ROOT = Path(env_str("STRONGROOM_SECONDARY_ROOT", "")) if env_str("STRONGROOM_SECONDARY_ROOT", "") else None
 # Existing folders and images may be attached only below these roots (never /etc, /dev, ...).
 STRONGROOM_ATTACH_ROOTS = [Path(p) for p in env_list("STRONGROOM_ATTACH_ROOTS", [])]
 # The PostgreSQL cluster training-lab sandboxes make their servers on (labs.sandboxes.cluster_admin): each

@@ -217,6 +217,9 @@ class RecoveryPoint(models.Model):
     item_count = models.BigIntegerField(default=0)
     # Where copies live: [{"region": "eastus", "role": "primary"}, {"region": "westus", "role": "secondary", ...}]
     copies = models.JSONField(default=list, blank=True)
+    # When the secondary-region copy was completed and verified (None: not replicated yet). Cross Region
+    # Restore lists and restores only points that have it; the replication lag is read from it.
+    secondary_copied_at = models.DateTimeField(null=True, blank=True, db_index=True)
     health = models.CharField(max_length=20, choices=Health.choices, default=Health.NOT_VERIFIED)
     verified_at = models.DateTimeField(null=True, blank=True)
     verify_details = models.JSONField(default=dict, blank=True)

@@ -24,6 +24,7 @@ from security.guards import Decision
 
 BACKUP_WHAT = "Backup"
 RESTORE_WHAT = "Restore"
+CROSS_REGION_WHAT = "Restore to the secondary region"
 BROWSE_WHAT = "Browsing the recovery point"
 
 
@@ -74,15 +75,21 @@ def movements(principal, operation: str, target, change: dict):
     if op == ops.BACKUP_ACTION.lower():
         return [(vault, datasource_for(instance.datasource_resource_id), BACKUP_WHAT)]
     target_id = change.get("targetResourceId") or instance.datasource_resource_id
+    if change.get("crossRegion"):  # a restore to the secondary region goes through the secondary endpoints
+        from vaults.networking.names import SECONDARY
+
+        return [(vault, datasource_for(target_id), CROSS_REGION_WHAT, SECONDARY)]
     return [(vault, datasource_for(target_id), RESTORE_WHAT)]
 
 
-def refusal(instance, *, what: str = BROWSE_WHAT, target_resource_id: str = ""):
-    """The network guard's refusal for moving data of ``instance`` (None: allowed)."""
+def refusal(instance, *, what: str = BROWSE_WHAT, target_resource_id: str = "", secondary: bool = False):
+    """The network guard's refusal for moving data of ``instance`` (None: allowed); ``secondary``: through the
+    vault's secondary-region endpoints (``AzureBackup_Secondary``), as a restore to the secondary region."""
     from vaults.networking.guard import data_path_refusal
+    from vaults.networking.names import PRIMARY, SECONDARY
 
     return data_path_refusal(_fresh_vault(instance), datasource_for(target_resource_id or instance.datasource_resource_id),
-                             what=what)
+                             what=what, group_id=SECONDARY if secondary else PRIMARY)
 
 
 def decision(principal, instance, operation: str, *, what: str = BROWSE_WHAT) -> Decision | None:

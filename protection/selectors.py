@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 
 from portal.shortcuts import filter_by_id, parse_uuid, search_text
-from protection import datasource_types
+from protection import datasource_types, regions
 from protection.models import BackupInstance, Job, JobOperation, JobStatus, ProtectionState
 from security import clock
 from security.operations import JOB_READ
@@ -66,17 +66,19 @@ class JobFilters:
     range: str = DEFAULT_RANGE
     instance: str = ""
     q: str = ""
+    region: str = ""  # Instance Region: "" (all), Primary or Secondary (`protection.regions`)
 
     @classmethod
     def from_query(cls, query) -> "JobFilters":
         f = cls(**{k: (query.get(k) or "").strip() for k in ("vault", "type", "operation", "status", "instance", "q")})
         f.q = search_text(f.q)
+        f.region = regions.parse((query.get("region") or "").strip())
         f.range = time_range(query.get("range") or DEFAULT_RANGE)[0]
         return f
 
     @property
     def any(self) -> bool:
-        return any((self.vault, self.type, self.operation, self.status, self.instance, self.q)) or self.range != DEFAULT_RANGE
+        return any((self.vault, self.type, self.operation, self.status, self.instance, self.q, self.region)) or self.range != DEFAULT_RANGE
 
 
 def filter_jobs(jobs, f: JobFilters, *, now=None):
@@ -99,7 +101,7 @@ def filter_jobs(jobs, f: JobFilters, *, now=None):
     jobs = filter_by_id(jobs, "instance_id", f.instance, parse=parse_uuid)
     if f.q:
         jobs = jobs.filter(Q(instance_name__icontains=f.q) | Q(datasource_name__icontains=f.q))
-    return jobs
+    return regions.filter_jobs(jobs, f.region)
 
 
 @dataclass

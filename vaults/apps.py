@@ -24,6 +24,11 @@ class VaultsConfig(AppConfig):
             )
         )
         register_vault_guards()
+        from django.core import checks
+
+        from vaults.checks import secondary_root_check
+
+        checks.register(secondary_root_check, "vaults")
         from django.db.models.signals import pre_delete
 
         from portal.inventory.models import PrivateEndpoint

@@ -21,6 +21,20 @@ def vault_or_404(request, pk) -> BackupVault:
     return get_visible_or_404(request.principal, services.vaults_for(request.principal), VAULT_READ, pk=pk)
 
 
+def _secondary_storage_note(vault) -> str:
+    """A geo-redundant vault's secondary copy on storage that is not apart from the primary's (lab mode's
+    default): what the Overview and Properties say ('' when the secondary root is configured apart)."""
+    from vaults.storage import secondary_root, secondary_root_problem
+
+    if not vault.is_geo_redundant or vault.secondary_region is None:
+        return ""
+    kind, _text = secondary_root_problem()
+    if not kind:
+        return ""
+    return (f"The copy in the secondary region is kept in {secondary_root()} on this machine, beside the primary's "
+            "store. A real deployment needs separate storage: set STRONGROOM_SECONDARY_ROOT to another disk or host.")
+
+
 def vault_page_context(request, vault, blade: str, **extra) -> dict:
     """What the vault's page frame needs: its blades (from `vaults.panels`), the commands the principal
     may use, and the security level; ``extra`` adds the blade's own."""
@@ -33,5 +47,6 @@ def vault_page_context(request, vault, blade: str, **extra) -> dict:
         "can_write": can(principal, VAULT_WRITE, vault.resource_id),
         "can_delete": can(principal, VAULT_DELETE, vault.resource_id),
         "assessment": services.security_level(vault),
+        "secondary_storage_note": _secondary_storage_note(vault),
         **extra,
     }

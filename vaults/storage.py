@@ -54,10 +54,60 @@ def open_store(vault):
     return Store.open(LocalBackend(str(store_path(vault))), platform_key(), cache_dir=str(cache_path(vault)))
 
 
+# --- the secondary region (geo-redundant vaults) ----------------------------------------------------
+# A geo-redundant vault's copy lives under STRONGROOM_SECONDARY_ROOT, configured apart from the data root
+# (production: another disk or host): ``<secondary root>/<paired region>/vaults/<vault uuid>``, its index
+# cache beside it in ``.../vault-cache/<vault uuid>``. Replicas made before this setting existed live in
+# ``<data root>/vaults-secondary/<region>/<vault uuid>``: they are read (and written) where they are until
+# moved; `secondary_store_path` prefers the new place and falls back to that one only when it holds a
+# replica and the new place does not. Restores from the secondary region open only these stores.
+
+
+def secondary_root() -> Path:
+    """STRONGROOM_SECONDARY_ROOT, or (unset) the folder tree beside the data root: ``<data root>-secondary``."""
+    configured = getattr(settings, "STRONGROOM_SECONDARY_ROOT", None)
+    if configured:
+        return Path(configured)
+    data = Path(settings.STRONGROOM_DATA_ROOT)
+    return data.with_name(data.name + "-secondary")
+
+
+SECONDARY_INSIDE = "inside"
+SECONDARY_UNSET = "unset"
+
+
+def secondary_root_problem() -> tuple[str, str]:
+    """Why the secondary root is not storage apart from the primary's: (``SECONDARY_INSIDE`` or
+    ``SECONDARY_UNSET``, the text), or ("", "") when it is configured apart."""
+    data = Path(settings.STRONGROOM_DATA_ROOT).resolve()
+    root = secondary_root().resolve()
+    if root == data or data in root.parents:
+        return SECONDARY_INSIDE, (f"STRONGROOM_SECONDARY_ROOT ({root}) is inside STRONGROOM_DATA_ROOT ({data}): a geo-redundant "
+                "vault's secondary copy would share the primary's disk and be lost with it.")
+    if not getattr(settings, "STRONGROOM_SECONDARY_ROOT", None):
+        return SECONDARY_UNSET, (f"STRONGROOM_SECONDARY_ROOT is not set: secondary-region copies go to {root}, beside the data "
+                "root on the same machine. A real deployment needs separate storage (another disk or host).")
+    return "", ""
+
+
+def _legacy_secondary_path(vault, region_key: str) -> Path:
+    return Path(settings.STRONGROOM_DATA_ROOT) / "vaults-secondary" / region_key / str(vault.uuid)
+
+
 def secondary_store_path(vault) -> Path:
-    """Where a geo-redundant vault's replica lives: a folder per paired region (the "secondary region")."""
+    """Where a geo-redundant vault's replica lives: under the secondary root, per paired region."""
     region = vault.secondary_region
-    return Path(settings.STRONGROOM_DATA_ROOT) / "vaults-secondary" / (region.pk if region else "none") / str(vault.uuid)
+    key = region.pk if region else "none"
+    path = secondary_root() / key / "vaults" / str(vault.uuid)
+    legacy = _legacy_secondary_path(vault, key)
+    if not (path / "config").is_file() and (legacy / "config").is_file():
+        return legacy
+    return path
+
+
+def secondary_cache_path(vault) -> Path:
+    region = vault.secondary_region
+    return secondary_root() / (region.pk if region else "none") / "vault-cache" / str(vault.uuid)
 
 
 def open_secondary_store(vault, *, create: bool = False):
@@ -65,7 +115,8 @@ def open_secondary_store(vault, *, create: bool = False):
 
     With ``create`` a missing replica is made (`Store.init_replica`, sharing the primary's secret)
     under an exclusive file lock, so two replication jobs never make two replicas with different
-    keys. Raises the engine's `NotFound` when it does not exist and ``create`` is false.
+    keys. Raises the engine's `NotFound` when it does not exist and ``create`` is false. Without
+    ``create`` it opens the secondary store only: the primary is never read.
     """
     import fcntl
     import os
@@ -73,7 +124,7 @@ def open_secondary_store(vault, *, create: bool = False):
     from vaults.store import LocalBackend, NotFound, Store
 
     path = secondary_store_path(vault)
-    cache = Path(settings.STRONGROOM_DATA_ROOT) / "vault-cache" / f"{vault.uuid}-secondary"
+    cache = secondary_cache_path(vault)
     if not (path / "config").is_file():
         if not create:
             raise NotFound(f"no secondary store for vault {vault.name}")
@@ -101,7 +152,8 @@ def destroy_store(vault) -> None:
     Only the deletion service calls this (after its guards allowed the delete, and after commit).
     """
     root = Path(settings.STRONGROOM_DATA_ROOT)
-    replicas = list((root / "vaults-secondary").glob(f"*/{vault.uuid}"))
+    replicas = [*(root / "vaults-secondary").glob(f"*/{vault.uuid}"), *secondary_root().glob(f"*/vaults/{vault.uuid}"),
+                *secondary_root().glob(f"*/vault-cache/{vault.uuid}")]
     for path in (store_path(vault), cache_path(vault), *replicas, root / "vault-cache" / f"{vault.uuid}-secondary"):
         if path.exists():
             # Retained objects are read-only on disk; the vault itself is being deleted (its guards

@@ -13,4 +13,6 @@ ROUTERS = [
     ("", "protection.api.recovery_points.router"),
     ("", "protection.api.restores.router"),
     ("", "protection.api.jobs.router"),
+    # Cross Region Restore (locations/{location}/...)
+    ("", "protection.api.cross_region.router"),
 ]

@@ -253,7 +253,7 @@ def translate(found, body: RestoreRequest, prefix: str = ""):
     return point, target_of(point, body.restoreTargetInfo, prefix)
 
 
-def _as_arm(exc: ValidationError, prefix: str) -> ArmError:
+def as_arm(exc: ValidationError, prefix: str) -> ArmError:
     """A restore service's ValidationError, with the fields named as the restore request names them."""
     error = from_validation_error(exc)
     if error.target:
@@ -279,7 +279,7 @@ def validate_restore(request, subscriptionId: str, resourceGroupName: str, vault
     try:
         services.validate_restore(request.auth, point, target)
     except ValidationError as exc:
-        raise _as_arm(exc, prefix) from None
+        raise as_arm(exc, prefix) from None
     # The wizard's Validate is immediate: the operation is over when it answers.
     op = lro.start(request, kind=ops.VALIDATE_RESTORE, resource_id=found.resource_id, location=found.vault.region_id)
     lro.succeed(op, {"objectType": "OperationJobExtendedInfo"})
@@ -294,7 +294,7 @@ def restore(request, subscriptionId: str, resourceGroupName: str, vaultName: str
     try:
         job = services.start_restore(request.auth, point, target)
     except ValidationError as exc:
-        raise _as_arm(exc, "") from None
+        raise as_arm(exc, "") from None
     op = lro.start(request, kind=ops.RESTORE, resource_id=found.resource_id, location=found.vault.region_id,
                    job_id=str(job.pk))
     return lro.accepted(request, op)

@@ -36,6 +36,19 @@ def start_replication(backup_job: Job, point: RecoveryPoint) -> Job:
     return job
 
 
+def _refuse_shared_disk() -> None:
+    """Production refuses to copy the secondary region into the primary's own tree (lab mode warns only)."""
+    from django.conf import settings
+
+    from vaults.storage import SECONDARY_INSIDE, secondary_root_problem
+
+    kind, problem = secondary_root_problem()
+    if kind == SECONDARY_INSIDE and not settings.STRONGROOM_LAB_MODE:
+        raise jobs.JobError("UserErrorSecondaryStorageNotSeparate",
+                            f"{problem} Set STRONGROOM_SECONDARY_ROOT to storage on another disk or host, restart, "
+                            "and run the replication again.")
+
+
 def run_replication_job(job: Job, progress: jobs.Progress) -> dict:
     """The REPLICATION job handler."""
     from vaults.storage import open_secondary_store, open_store
@@ -49,6 +62,7 @@ def run_replication_job(job: Job, progress: jobs.Progress) -> dict:
     region = vault.secondary_region
     if region is None:
         raise jobs.JobError("UserErrorNoPairedRegion", f"The vault's region {vault.region.display_name} has no paired region.")
+    _refuse_shared_disk()
     cancelled = {"flag": False}
 
     def engine_progress(label):
@@ -78,10 +92,12 @@ def run_replication_job(job: Job, progress: jobs.Progress) -> dict:
         if locked is None:  # expired meanwhile: the copy is garbage for the replica's next GC
             raise jobs.JobError("UserErrorRecoveryPointNotFound", "The recovery point was deleted while it was replicated.")
         copies = [c for c in locked.copies if c.get("role") != "secondary"]
+        copied_at = clock.now()
         copies.append({"region": region.pk, "role": "secondary", "store": "vault", "verified": True,
-                       "replicatedAt": clock.now().isoformat()})
+                       "replicatedAt": copied_at.isoformat()})
         locked.copies = copies
-        locked.save(update_fields=["copies"])
+        locked.secondary_copied_at = copied_at
+        locked.save(update_fields=["copies", "secondary_copied_at"])
     return {"extended_info": {"targetRegion": region.pk, "items": reports,
                               "bytesCopied": sum(r["bytes"] for r in reports)},
             "bytes_done": sum(r["bytes"] for r in reports)}

@@ -24,7 +24,7 @@ from portal import resources
 from portal.shortcuts import (
     can, filter_by_id, get_visible_or_404, page_number, parse_id, search_text, submit, unknown_filters,
 )
-from protection import datasource_types, readiness, selectors
+from protection import datasource_types, readiness, regions, selectors
 from protection.instances import services as svc
 from protection.instances.forms import ChangePolicyForm, ConfigureStartForm
 from protection.models import ProtectionState
@@ -61,7 +61,8 @@ def instance_or_404(request, pk, *, related=()):
 def _list_context(request, instances, *, vault=None):
     from vaults.services import vaults_for
 
-    filters = {k: request.GET.get(k, "") for k in ("type", "status", "vault", "q")}
+    filters = {k: request.GET.get(k, "") for k in ("type", "status", "vault", "q", "region")}
+    filters["region"] = regions.parse(filters["region"])
     if vault is not None:
         filters["vault"] = ""
     kind = datasource_types.by_short(filters["type"])
@@ -73,10 +74,16 @@ def _list_context(request, instances, *, vault=None):
     filters["q"] = search_text(filters["q"])
     if filters["q"]:
         instances = instances.filter(name__icontains=filters["q"])
-    instances = instances.order_by("vault__name", "name")
+    secondary = filters["region"] == regions.SECONDARY
+    if secondary:  # Instance Region = Secondary Region: the instances Cross Region Restore makes visible there
+        instances = regions.secondary_instances(instances)
+    instances = regions.with_lag(instances.order_by("vault__name", "name"))
     page = Paginator(instances, PAGE_SIZE).get_page(page_number(request.GET.get("page")))
     for instance in page.object_list:
         instance.status_class = STATUS_CLASS.get(instance.protection_state, "status-info")
+        instance.replication_lag = regions.lag_text(instance)
+        if secondary:
+            instance.secondary_restore_problem = regions.secondary_restore_problem(instance)
     query = request.GET.copy()
     query.pop("page", None)
     principal = request.principal
@@ -84,6 +91,7 @@ def _list_context(request, instances, *, vault=None):
         "page": page, "filters": filters, "page_query": query.urlencode(), "any_filter": any(filters.values()),
         "unknown_filters": unknown_filters(filters, {"vault": "vault"}),
         "types": datasource_types.TYPES.values(), "states": ProtectionState.choices,
+        "instance_regions": regions.REGION_CHOICES, "secondary": secondary,
         "vaults": vaults_for(principal) if vault is None else None,
         "configuring": any(i.protection_state == ProtectionState.CONFIGURING for i in page.object_list),
         "table_url": request.path,
@@ -136,6 +144,7 @@ def instance_detail(request, pk):
         "can_change_policy": can(principal, ops.INSTANCE_WRITE, instance.resource_id),
         "policy_readable": can(principal, ops.POLICY_READ, policy.resource_id),
         "last_configure_job": instance.jobs.filter(operation="ConfigureProtection").order_by("-real_start_time").first(),
+        "replication_lag": regions.lag_text(instance),
     }
     return render(request, "protection/instances/detail.html", context)
 

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from portal.shortcuts import can, page_number, unknown_filters
-from protection import datasource_types, selectors
+from protection import datasource_types, regions, selectors
 from protection.jobs.services import CANCELLABLE_OPERATIONS, cancel_job
 from protection.models import Job, JobOperation, JobStatus
 from protection.pages import render_list, vault_context, vault_or_404
@@ -89,6 +89,7 @@ def _list_context(request, jobs, *, vault=None):
         "unknown_filters": unknown_filters({"vault": filters.vault}, {"vault": "vault"}),
         "running": running,
         "types": datasource_types.TYPES.values(), "operations": JobOperation.choices,
+        "instance_regions": regions.REGION_CHOICES,
         "statuses": [(s, JobStatus(s).label) for s in selectors.TILE_STATUSES],
         "ranges": [(k, label) for k, label, _ in selectors.TIME_RANGES],
         "vaults": list(vaults_for(request.principal).select_related(None).only("pk", "name")) if vault is None else None,

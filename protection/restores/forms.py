@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 
 from portal.shortcuts import visible
 from protection import datasource_types
+from protection import regions
+from protection.restores import cross_region as crr
 from protection.restores import layout, readiness, services, targets, validation
 from security import clock
 
@@ -42,12 +44,19 @@ class RestoreBasicsForm(forms.Form):
                                  "you may read that have a recovery point are listed.",
                                  error_messages={"required": "Select the backup instance to restore."})
 
-    def __init__(self, *args, principal, **kwargs):
+    def __init__(self, *args, principal, cross_region=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.principal = principal
         kind = _value(self, "datasource_type") or datasource_types.ADLS
-        self.instances = {str(i.pk): i for i in services.restorable_instances(principal, kind)
-                          .select_related("vault__resource_group")}
+        if cross_region:  # Restore to secondary region: PostgreSQL instances with points copied there
+            kind = datasource_types.POSTGRES_FLEX
+            self.fields["datasource_type"].choices = [(kind, datasource_types.get(kind).label)]
+        instances = services.restorable_instances(principal, kind)
+        if cross_region:
+            instances = regions.secondary_instances(instances)
+            self.fields["instance"].help_text = ("Secondary-region instances: PostgreSQL servers in vaults with Cross "
+                                                 "Region Restore enabled whose recovery points are copied there.")
+        self.instances = {str(i.pk): i for i in instances.select_related("vault__resource_group")}
         self.fields["instance"].choices = [("", "Select backup instance")] + [
             (pk, f"{i.name} — {i.datasource_name} (vault {i.vault.name})") for pk, i in self.instances.items()]
 
@@ -79,14 +88,15 @@ class RecoveryPointForm(forms.Form):
     recovery_point = forms.ChoiceField(label="Recovery point", widget=forms.RadioSelect,
                                        error_messages={"required": "Select a recovery point."})
 
-    def __init__(self, *args, principal, instance=None, **kwargs):
+    def __init__(self, *args, principal, instance=None, cross_region=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance = instance
         self.points = []
+        self.cross_region = cross_region
         if instance is None:
             self.fields["recovery_point"].choices = []
             return
-        latest = services.points_of(instance).first()
+        latest = self._points().first()
         today = clock.now().date()
         newest = latest.recovery_point_time.date() if latest else today
         self.fields["end"].initial = today
@@ -97,11 +107,16 @@ class RecoveryPointForm(forms.Form):
             start, end = end, start
         utc = dt.timezone.utc
         self.range = (dt.datetime.combine(start, dt.time.min, tzinfo=utc), dt.datetime.combine(end, dt.time.max, tzinfo=utc))
-        self.points = list(services.points_of(instance, *self.range)[:200])
+        self.points = list(self._points(*self.range)[:200])
         self.fields["recovery_point"].choices = [(str(p.pk), f"{p.recovery_point_time:%Y-%m-%d %H:%M:%S} UTC")
                                                  for p in self.points]
         if self.points:  # the latest is preselected
             self.fields["recovery_point"].initial = str(self.points[0].pk)
+
+    def _points(self, *time_range):
+        """The instance's points; for a restore to the secondary region, the secondary region's points only."""
+        points = services.points_of(self.instance, *time_range)
+        return regions.secondary_points(points) if self.cross_region else points
 
     def clean_recovery_point(self):
         point = next((p for p in self.points if str(p.pk) == self.cleaned_data["recovery_point"]), None)
@@ -127,9 +142,10 @@ class RestoreParametersForm(forms.Form):
     """The target of the restore; fields depend on the datasource type (and, for PostgreSQL, the
     restore type)."""
 
-    def __init__(self, *args, principal, instance=None, point=None, **kwargs):
+    def __init__(self, *args, principal, instance=None, point=None, cross_region=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.principal, self.instance, self.point = principal, instance, point
+        self.cross_region = cross_region
         self.kind = instance.datasource_type if instance else None
         self.readiness = None
         if instance is None or point is None:
@@ -230,11 +246,13 @@ class RestoreParametersForm(forms.Form):
         from portal.inventory.services import CONTAINER_READ, POSTGRES_READ
 
         dbs = [p.database for p in layout.databases(self.point)]
+        kinds = [(targets.PG_DATABASE_KIND, "Restore as a new database (Strongroom)"),
+                 (targets.PG_FILES_KIND, "Restore as files into a storage container")]
+        if self.cross_region:  # as Azure: the secondary region restores the dumps as files
+            kinds = kinds[1:]
         self.fields["restore_type"] = forms.ChoiceField(
-            label="Restore type", widget=forms.RadioSelect(attrs=REFRESH_ATTRS), initial=targets.PG_DATABASE_KIND,
-            choices=[(targets.PG_DATABASE_KIND, "Restore as a new database (Strongroom)"),
-                     (targets.PG_FILES_KIND, "Restore as files into a storage container")])
-        restore_type = _value(self, "restore_type") or targets.PG_DATABASE_KIND
+            label="Restore type", widget=forms.RadioSelect(attrs=REFRESH_ATTRS), initial=kinds[0][0], choices=kinds)
+        restore_type = _value(self, "restore_type") or kinds[0][0]
         self.restore_type = restore_type
         self.fields["database"] = forms.ChoiceField(
             label="Database", choices=([("", "All databases")] if restore_type == targets.PG_FILES_KIND else [])
@@ -263,8 +281,13 @@ class RestoreParametersForm(forms.Form):
             sub = self._target_subscription(containers, lambda c: c.account.resource_group.subscription,
                                             self.instance.vault.resource_group.subscription_id)
             in_sub = [c for c in containers if str(c.account.resource_group.subscription_id) == str(sub)]
+            help_text = ""
+            if self.cross_region:
+                region = self.instance.vault.secondary_region
+                in_sub = [c for c in in_sub if c.account.region_id == region.pk]
+                help_text = f"A container of a storage account in the secondary region, {region.display_name}."
             self.fields["target_container"] = forms.ChoiceField(
-                label="Target storage container", choices=[("", "Select container")] +
+                label="Target storage container", help_text=help_text, choices=[("", "Select container")] +
                 [(c.resource_id, f"{c.account.name} / {c.name}") for c in in_sub],
                 error_messages={"required": "Select the container the files go into."})
             self.fields["file_prefix"] = forms.CharField(
@@ -311,6 +334,8 @@ class RestoreParametersForm(forms.Form):
                         and data.get("restore_option") == "selected":
                     self.add_error(f"prefixes_{i}", f"Select '{name}' to restore it with these prefixes.")
         try:
+            if self.cross_region:
+                crr.check(self.point, self.target())
             resolved = validation.resolve(self.point, self.target(), principal=self.principal)
         except ValidationError as exc:
             self._apply(exc)

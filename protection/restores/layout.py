@@ -106,7 +106,8 @@ def snapshot_group_id(point) -> str:
 
 
 def open_point_store(point):
-    """The open engine store holding ``point`` (use as a context manager)."""
+    """The open engine store holding ``point`` (use as a context manager): the vault's secondary-region store
+    for a point marked by `cross_region.read_from_secondary`, which never opens the primary."""
     if point.instance.datasource_type == datasource_types.ELASTIC_SAN:
         from protection.operational_store import open_operational_store
         from vaults.store import NotFound
@@ -116,6 +117,15 @@ def open_point_store(point):
         except NotFound:
             raise jobs.JobError("UserErrorRecoveryPointNotFound",
                                 "The operational store of this recovery point's snapshot resource group is missing.") from None
+    if getattr(point, "read_from_secondary", False):  # a restore to the secondary region (`cross_region`)
+        from vaults.storage import open_secondary_store
+        from vaults.store import NotFound
+
+        try:
+            return open_secondary_store(point.instance.vault)
+        except NotFound:
+            raise jobs.JobError("UserErrorRecoveryPointNotFound",
+                                "The vault's store in the secondary region is missing: nothing was restored.") from None
     from vaults.storage import open_store
 
     return open_store(point.instance.vault)

@@ -34,6 +34,8 @@ from protection.datasources.base import RunContext
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from protection.readiness import describe
+from protection import regions
+from protection.restores import cross_region as crr
 from protection.restores import layout, readiness, targets, validation
 from security import clock
 from security.audit import caller_label, guarded
@@ -143,10 +145,14 @@ def _ready(principal, point, target, resolved) -> readiness.Readiness:
     return readiness.check(principal, point.instance.vault, readiness.needs_for(point, target, resolved))
 
 
-def validate_restore(principal, point: RecoveryPoint, target) -> Validation:
-    """The wizard's Validate: rules and the vault identity's roles (see the module docstring)."""
-    with guarded(principal, VALIDATE_RESTORE, point.instance, details=_details(point, target)) as op:
+def validate_restore(principal, point: RecoveryPoint, target, *, cross_region: bool = False) -> Validation:
+    """The wizard's Validate: rules and the vault identity's roles (see the module docstring); with
+    ``cross_region`` also the rules of a restore to the secondary region (`cross_region.check`)."""
+    details = _details(point, target) | ({regions.JOB_FLAG: True} if cross_region else {})
+    with guarded(principal, VALIDATE_RESTORE, point.instance, details=details) as op:
         _check_point(point)
+        if cross_region:
+            crr.check(point, target)
         resolved = validation.resolve(point, target, principal=principal)
         ready = _ready(principal, point, target, resolved)
         if not ready.ok:
@@ -189,16 +195,27 @@ def _running_targets(vault_ids=None) -> set[str]:
     return keys
 
 
-def start_restore(principal, point: RecoveryPoint, target) -> Job:
-    """**Restore**: validate again, then create and enqueue the Restore job."""
+def _region_parameters(vault, cross_region: bool) -> dict:
+    if not cross_region:
+        return {}
+    return {regions.JOB_FLAG: True, "sourceRegion": vault.region_id, "targetRegion": vault.secondary_region.pk}
+
+
+def start_restore(principal, point: RecoveryPoint, target, *, cross_region: bool = False) -> Job:
+    """**Restore** (or, with ``cross_region``, **Restore to secondary region**): validate again, then create
+    and enqueue the Restore job."""
     instance = point.instance
     vault = instance.vault
     change = {"recoveryPointId": str(point.pk), "targetResourceId": network.target_resource_id(target)}
+    if cross_region:
+        change["crossRegion"] = True  # the network guard judges the vault's secondary endpoints
     with guarded(principal, RESTORE, instance, change=change,
-                 details=_details(point, target)) as op:
+                 details=_details(point, target) | ({regions.JOB_FLAG: True} if cross_region else {})) as op:
         row = BackupInstance.objects.select_for_update().select_related("vault").get(pk=instance.pk)
         point.instance = row
         _check_point(point)
+        if cross_region:
+            crr.check(point, target)
         resolved = validation.resolve(point, target, principal=principal)
         ready = _ready(principal, point, target, resolved)
         if not ready.ok:
@@ -219,7 +236,9 @@ def start_restore(principal, point: RecoveryPoint, target) -> Job:
                 "restoreType": "ALR", "recoveryPointId": str(point.pk),
                 "recoveryPointTime": point.recovery_point_time.isoformat(),
                 "target": targets.to_json(target), "targetKeys": sorted(keys),
-                "request": targets.as_api(point, target, region=vault.region_id),
+                "request": targets.as_api(point, target, region=vault.secondary_region.pk if cross_region
+                                          else vault.region_id),
+                **_region_parameters(vault, cross_region),
             },
             extended_info={"recoveryPointTime": point.recovery_point_time.isoformat()},
         )
@@ -266,12 +285,15 @@ def run_restore_job(job: Job, progress: jobs.Progress) -> dict:
         raise jobs.JobError("UserErrorRecoveryPointNotFound",
                             "The recovery point no longer exists (it expired or was deleted); nothing was restored.")
     target = targets.from_json(job.parameters["target"])
+    secondary = regions.is_cross_region(job)
+    if secondary:
+        crr.read_from_secondary(point)  # from here on only the secondary store is opened
     run = RunContext(job, progress)
     started = clock.now()
     try:
         _leftovers(job, point, target)
-        refused = network.refusal(point.instance, what=network.RESTORE_WHAT,
-                                  target_resource_id=network.target_resource_id(target))
+        refused = network.refusal(point.instance, what=network.CROSS_REGION_WHAT if secondary else network.RESTORE_WHAT,
+                                  target_resource_id=network.target_resource_id(target), secondary=secondary)
         if refused is not None:  # the vault's network, asked again when the job runs
             raise jobs.JobError(refused.code, f"{refused.reason} {refused.remedy}")
         problem = _identity_problem(point.instance.vault)
@@ -279,6 +301,8 @@ def run_restore_job(job: Job, progress: jobs.Progress) -> dict:
             raise jobs.JobError(validation.MISSING_PERMISSIONS, f"{validation.MISSING_PERMISSIONS_TEXT} {problem}")
         try:
             # The worker's own check, before any byte: the target may exist by now, a role may be gone.
+            if secondary:
+                crr.check(point, target)
             resolved = validation.resolve(point, target, job=job)
         except ValidationError as exc:
             codes = sorted(validation.codes_of(exc)) or ["UserErrorRestoreValidationFailed"]

@@ -19,6 +19,7 @@ from protection.instances.views import instance_or_404
 from protection.models import RecoveryPoint
 from protection.pages import start_page
 from protection.restores import access, browse, layout, services, validation
+from protection import regions
 from protection.restores.forms import AssignRolesForm, RestoreParametersForm, RestoreStartForm
 from security import operations as ops
 from security.guards import Decision, GuardDenied, evaluate
@@ -50,13 +51,15 @@ def restore_start(request):
 def _parameters_form(request):
     instance = instance_or_404(request, request.POST.get("instance", ""))
     point_id = require_id(request.POST.get("point", ""), "recovery point", parse=parse_uuid)
-    point = services.points_of(instance).filter(pk=point_id).first()
+    cross_region = request.POST.get("region") == regions.SECONDARY
+    points = services.points_of(instance)
+    point = (regions.secondary_points(points) if cross_region else points).filter(pk=point_id).first()
     if point is None:
         raise Http404("No such recovery point in this backup instance. Choose the recovery point again on the Recovery point tab.")
     if not services.may_validate(request.principal, instance):
         raise GuardDenied(evaluate(request.principal, ops.VALIDATE_RESTORE, instance))
     form = RestoreParametersForm(request.POST, prefix="parameters", principal=request.principal, instance=instance,
-                                 point=point)
+                                 point=point, cross_region=cross_region)
     return instance, point, form
 
 
@@ -93,7 +96,7 @@ def restore_validate(request):
     instance, point, form = _parameters_form(request)
     if form.is_valid() or (form.readiness is not None and not _rule_errors(form)):
         try:
-            services.validate_restore(request.principal, point, form.target())
+            services.validate_restore(request.principal, point, form.target(), cross_region=form.cross_region)
         except services.RestoreNotReady:
             pass  # the pane offers Assign missing roles
         except ValidationError as exc:
@@ -119,11 +122,11 @@ def restore_assign_roles(request):
     except ValidationError as exc:
         return _validation_pane(request, instance, point, form, error=" ".join(exc.messages))
     form = RestoreParametersForm(request.POST, prefix="parameters", principal=request.principal, instance=instance,
-                                 point=point)
+                                 point=point, cross_region=form.cross_region)
     form.is_valid()
     if form.readiness is not None and form.readiness.ok:
         try:
-            services.validate_restore(request.principal, point, form.target())
+            services.validate_restore(request.principal, point, form.target(), cross_region=form.cross_region)
         except ValidationError:
             pass
     level = assign.cleaned_data["scope"].lower()

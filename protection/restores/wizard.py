@@ -18,6 +18,7 @@ from portal.shortcuts import parse_uuid
 from portal.wizards import ReviewForm
 from protection import datasource_types
 from protection.pages import ProtectionWizard
+from protection import regions
 from protection.restores import readiness, services
 from protection.restores.forms import RecoveryPointForm, RestoreBasicsForm, RestoreParametersForm
 from security import clock
@@ -36,20 +37,33 @@ class RestoreWizard(ProtectionWizard):
     review_label = "Review + restore"
     prefix_name = "restore"
 
+    @property
+    def cross_region(self) -> bool:
+        """**Restore to secondary region** (opened with ``?region=Secondary``): the secondary region's
+        PostgreSQL instances and points, a target there, a restore that reads the secondary copy only."""
+        return self.preset.get("region") == regions.SECONDARY
+
+    def restorable(self, cross_region: bool):
+        instances = services.restorable_instances(self.request.principal)
+        if cross_region:
+            return regions.secondary_instances(instances.filter(datasource_type=datasource_types.POSTGRES_FLEX))
+        return instances
+
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)  # resets the wizard
-        preset = {}
+        secondary = request.GET.get("region") == regions.SECONDARY
+        preset = {"region": regions.SECONDARY} if secondary else {}
         instance_id = request.GET.get("instance", "")
         if instance_id:
-            instance = services.restorable_instances(request.principal).filter(pk=instance_id).first() \
-                if parse_uuid(instance_id) else None
+            instance = self.restorable(secondary).filter(pk=instance_id).first() if parse_uuid(instance_id) else None
             if instance is not None:
-                preset = {"datasource_type": instance.datasource_type, "instance": str(instance.pk)}
+                preset.update({"datasource_type": instance.datasource_type, "instance": str(instance.pk)})
                 point_id = parse_uuid(request.GET.get("point", ""))
-                if point_id and services.points_of(instance).filter(pk=point_id).exists():
+                points = services.points_of(instance)
+                if point_id and (regions.secondary_points(points) if secondary else points).filter(pk=point_id).exists():
                     preset["point"] = str(point_id)
         elif kind := datasource_types.by_short(request.GET.get("type", "")):
-            preset = {"datasource_type": kind.api_name}
+            preset["datasource_type"] = kind.api_name
         if preset:
             self.remember_preset(preset)
             if preset.get("point"):
@@ -70,6 +84,12 @@ class RestoreWizard(ProtectionWizard):
             return self.render(self.get_form(step=self.storage.current_step,
                                              data=self.storage.get_step_data(self.storage.current_step)))
         return response
+
+    def get_context_data(self, form, **kwargs):
+        context = self._restore_context(form, **kwargs)
+        if self.cross_region:
+            context["wizard_title"] = "Restore to secondary region"
+        return context
 
     def get_form_initial(self, step):
         if step == "basics":
@@ -93,19 +113,21 @@ class RestoreWizard(ProtectionWizard):
 
     def get_form_kwargs(self, step=None):
         principal = self.request.principal
+        region = {"cross_region": True} if self.cross_region else {}
         if step == "basics":
-            return {"principal": principal}
+            return {"principal": principal, **region}
         if step == "point":
-            return {"principal": principal, "instance": self.chosen_instance()}
+            return {"principal": principal, "instance": self.chosen_instance(), **region}
         if step == "parameters":
             instance = self.chosen_instance()
-            return {"principal": principal, "instance": instance, "point": self.chosen_point() if instance else None}
+            return {"principal": principal, "instance": instance, "point": self.chosen_point() if instance else None,
+                    **region}
         return {}
 
-    def get_context_data(self, form, **kwargs):
+    def _restore_context(self, form, **kwargs):
         context = super().get_context_data(form=form, **kwargs)
         instance = self.chosen_instance() if self.steps.current != "basics" else None
-        context.update(instance=instance, scope_levels=readiness.SCOPE_LEVELS,
+        context.update(instance=instance, scope_levels=readiness.SCOPE_LEVELS, cross_region=self.cross_region,
                        datasource=datasource_types.TYPES.get(instance.datasource_type) if instance else None)
         if instance is not None:
             context["may_validate"] = services.may_validate(self.request.principal, instance)
@@ -116,11 +138,13 @@ class RestoreWizard(ProtectionWizard):
         params = form_dict["parameters"]
         point = form_dict["point"].cleaned_data["recovery_point"]
         try:
-            job = services.start_restore(self.request.principal, point, params.target())
+            job = services.start_restore(self.request.principal, point, params.target(), cross_region=self.cross_region)
         except GuardDenied as exc:  # the vault's network: said on Review, as the rules are (others: the 403 page)
             if exc.decision.guard != NETWORK_GUARD:
                 raise
             decision = exc.decision
             raise ValidationError(f"{decision.code}: {decision.reason} What would lift it: {decision.remedy}") from None
-        messages.success(self.request, f"Restore of '{point.instance.name}' started: progress shows below.")
+        where = " in the secondary region" if self.cross_region else ""
+        messages.success(self.request, f"Restore of '{point.instance.name}'{where} started: progress shows below.")
         return redirect("protection:job_detail", pk=job.pk)
+

@@ -96,6 +96,12 @@ API_ROUTES: dict[tuple[str, str], object] = {
     ("POST", INSTANCE + "/backup"): {ops.BACKUP_ACTION},
     ("POST", INSTANCE + "/validateRestore"): {ops.VALIDATE_RESTORE},
     ("POST", INSTANCE + "/restore"): {ops.RESTORE},
+    # Cross Region Restore (locations/{location} = the vault's secondary region)
+    ("POST", RG + "/locations/{location}/fetchSecondaryRecoveryPoints"): READ,
+    ("POST", RG + "/locations/{location}/validateCrossRegionRestore"): {ops.VALIDATE_RESTORE},
+    ("POST", RG + "/locations/{location}/crossRegionRestore"): {ops.RESTORE},
+    ("POST", RG + "/locations/{location}/fetchCrossRegionRestoreJob"): READ,
+    ("POST", RG + "/locations/{location}/fetchCrossRegionRestoreJobs"): READ,
     ("GET", INSTANCE + "/recoveryPoints"): READ,
     ("GET", INSTANCE + "/recoveryPoints/{recoveryPointId}"): READ,
     ("GET", VAULT + "/backupJobs"): READ,
@@ -134,6 +140,14 @@ def _restore_request(w) -> dict:
     }
 
 
+def _crr_details(w) -> dict:
+    return {"sourceRegion": w.vault.region_id, "sourceBackupInstanceId": w.instance.resource_id}
+
+
+def _crr_jobs_request(w) -> dict:
+    return {"sourceRegion": w.vault.region_id, "sourceBackupVaultId": w.vault.resource_id, "jobId": str(w.queued_job.pk)}
+
+
 BODIES: dict[tuple[str, str], object] = {
     ("PUT", ASSIGNMENT + "/{roleAssignmentName}"): lambda w: {"properties": {
         "roleDefinitionId": f"/providers/Microsoft.Authorization/roleDefinitions/{w.assignment.role_id}",
@@ -162,6 +176,14 @@ BODIES: dict[tuple[str, str], object] = {
     ("PUT", BI): lambda w: _instance_body(w, _other_adls_policy(w), w.instance.datasource_resource_id, w.instance.name),
     ("POST", VAULT + "/validateForBackup"): lambda w: {
         "backupInstance": _instance_body(w, w.adls_policy, w.account2.resource_id, "bi-entry-2")["properties"]},
+    # Cross Region Restore
+    ("POST", RG + "/locations/{location}/fetchSecondaryRecoveryPoints"): _crr_details,
+    ("POST", RG + "/locations/{location}/validateCrossRegionRestore"): lambda w: {
+        "restoreRequestObject": _restore_request(w), "crossRegionRestoreDetails": _crr_details(w)},
+    ("POST", RG + "/locations/{location}/crossRegionRestore"): lambda w: {
+        "restoreRequestObject": _restore_request(w), "crossRegionRestoreDetails": _crr_details(w)},
+    ("POST", RG + "/locations/{location}/fetchCrossRegionRestoreJob"): _crr_jobs_request,
+    ("POST", RG + "/locations/{location}/fetchCrossRegionRestoreJobs"): _crr_jobs_request,
 }
 
 # (method, path template) -> w -> path values that differ from `path_values` for that route.
@@ -169,6 +191,10 @@ PATH_OVERRIDES: dict[tuple[str, str], object] = {
     ("GET", DELETED_BI): lambda w: {"backupInstanceName": w.soft_deleted.name},
     ("POST", DELETED_BI + "/undelete"): lambda w: {"backupInstanceName": w.soft_deleted.name},
     ("PUT", PIM_REQUEST): lambda w: {"roleAssignmentScheduleRequestName": str(uuid.uuid4())},  # a new request
+    # Cross Region Restore: locations/{the vault's secondary region}
+    **{("POST", RG + f"/locations/{{location}}/{name}"): lambda w: {"location": w.vault.secondary_region.pk}
+       for name in ("fetchSecondaryRecoveryPoints", "validateCrossRegionRestore", "crossRegionRestore",
+                    "fetchCrossRegionRestoreJob", "fetchCrossRegionRestoreJobs")},
 }
 # Who calls (default: the trainer, Owner at the root, so that only the lockdown refuses): only its
 # requester cancels a request.

@@ -28,7 +28,8 @@ def _production_env(tmp_path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in STRIPPED}
     env.update({"STRONGROOM_MODE": "production", "STRONGROOM_VAR_DIR": str(tmp_path / "var"),
                 "SECRET_KEY": secrets.token_urlsafe(50), "STRONGROOM_MASTER_KEY": secrets.token_hex(32),
-                "ALLOWED_HOSTS": "backup.example.com", "DJANGO_SETTINGS_MODULE": "portal.settings"})
+                "ALLOWED_HOSTS": "backup.example.com", "DJANGO_SETTINGS_MODULE": "portal.settings",
+                "STRONGROOM_SECONDARY_ROOT": str(tmp_path / "secondary-disk")})
     return env
 
 

@@ -74,7 +74,7 @@ def data_path_refusal(vault, datasource, *, what: str = "Data movement", group_i
             reason=(f"{what} between '{ds_name}' and the Backup vault '{vault.name}' is refused: '{ds_name}' reaches "
                     f"the vault from the public network, and the vault denies public network access."),
             remedy=(f"Put '{ds_name}' in a virtual network (its Networking setting) that has an approved private "
-                    f"endpoint to '{vault.name}', " + _allow_remedy(vault)),
+                    f"endpoint (target sub-resource {group_id}) to '{vault.name}', " + _allow_remedy(vault)),
         )
     vnet = subnet.virtual_network
     connections = list(vault.private_endpoint_connections.filter(
@@ -88,7 +88,8 @@ def data_path_refusal(vault, datasource, *, what: str = "Data movement", group_i
             remedy = (f"Ask an Owner or Contributor of '{vault.name}' to approve the private endpoint in "
                       f"'{vnet.name}' (Networking > Private access > Approve), ")
         else:
-            found = f"'{vnet.name}' has no private endpoint to the vault"
+            found = f"'{vnet.name}' has no private endpoint to the vault" + (
+                f" for its secondary region ({group_id})" if group_id == names.SECONDARY else "")
             gone = vault.private_endpoint_connections.filter(private_endpoint__isnull=True).count()
             if gone:
                 found += (f" (the vault has {gone} Disconnected connection{'s' if gone != 1 else ''} whose endpoint was "
@@ -131,7 +132,8 @@ def records_to_add(vault, endpoint, group_id: str = names.PRIMARY) -> list[str]:
 
 
 # The adapter protection registers: (principal, operation, target, change) → [(vault, datasource, what)] — the
-# data movements an operation makes (empty: not a data movement).
+# data movements an operation makes (empty: not a data movement); a fourth item, when given, is the endpoints'
+# sub-resource the movement goes through (``AzureBackup_Secondary`` for a restore to the secondary region).
 DataMovements = Callable[[object, str, object, dict], Iterable[tuple]]
 
 
@@ -139,8 +141,8 @@ def register_network_guard(movements: DataMovements) -> None:
     """Register the network guard with `evaluate`, judging the data movements ``movements`` finds."""
 
     def network_guard(principal, operation, target, change) -> Refusal | None:
-        for vault, datasource, what in movements(principal, operation, target, change or {}):
-            refusal = data_path_refusal(vault, datasource, what=what)
+        for vault, datasource, what, *group in movements(principal, operation, target, change or {}):
+            refusal = data_path_refusal(vault, datasource, what=what, group_id=group[0] if group else names.PRIMARY)
             if refusal is not None:
                 return refusal
         return None
