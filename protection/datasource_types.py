@@ -10,6 +10,7 @@ from security import operations as ops
 ADLS = ops.ADLS_DATASOURCE_TYPE
 ELASTIC_SAN = ops.VOLUME_TYPE
 POSTGRES_FLEX = ops.POSTGRES_SERVER_TYPE
+AZURE_DISK = ops.DISK_TYPE
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ TYPES = {
                                 ("Daily", "Weekly"), "P7D", 1, 3650, 450, 10, 10),
     POSTGRES_FLEX: DatasourceType(POSTGRES_FLEX, "Azure Database for PostgreSQL flexible servers", "pgflex", "Full",
                                   "VaultStore", ("Weekly",), "P3M", 7, 3650, None, None, None),
+    AZURE_DISK: DatasourceType(AZURE_DISK, "Azure Disk", "disk", "Incremental", "OperationalStore",
+                               ("Hourly", "Daily"), "P7D", 1, 365, 450, None, None),
 }
 
 CHOICES = [(t.api_name, t.label) for t in TYPES.values()]

@@ -25,6 +25,7 @@ Where backups read and restores write (all paths walked without following links,
 
 def register_resource_types() -> None:
     from portal import resources
+    from portal.inventory.disks.models import ManagedDisk
     from portal.inventory.models import (
         Container,
         DnsRecord,
@@ -50,6 +51,7 @@ def register_resource_types() -> None:
         (ElasticSan, "Elastic SAN", "portal:elastic_san_detail", ops.ELASTIC_SAN_READ, "elastic-san", True),
         (VolumeGroup, "Volume group", "portal:volume_group_detail", ops.VOLUME_GROUP_READ, "volume-group", False),
         (Volume, "Volume", "portal:volume_detail", ops.VOLUME_READ, "volume", False),
+        (ManagedDisk, "Disk", "portal:disk_detail", ops.DISK_READ, "disk", True),
         (Snapshot, "Snapshot", "portal:snapshot_detail", ops.SNAPSHOT_READ, "snapshot", True),
         (PostgresServer, "Azure Database for PostgreSQL flexible server", "portal:postgres_server_detail",
          ops.POSTGRES_READ, "postgres", True),

@@ -103,6 +103,13 @@ TYPE_RULES = {
                "Every retention rule keeps backups from 7 days to 10 years.",
                "Priority when a backup qualifies for several rules: Yearly > Monthly > Weekly > Default."),
     ),
+    # Azure Disk, Daily only here: the Hourly schedules and their "first successful backup taken daily or
+    # weekly" rules come with the hourly policies (branch `hourly`), which replace this entry.
+    datasource_types.AZURE_DISK: TypeRules(
+        ("Daily",), "Daily", (7, "Days"), 1, 450, rules=("Default",),
+        notes=("Recovery points are incremental snapshots (operational tier) in the snapshot resource group.",
+               "Retention: up to 1 year, and at most 450 snapshots at any time."),
+    ),
 }
 
 

@@ -49,7 +49,7 @@ VOLUME = Kind(
 )
 SNAPSHOT = Kind(
     Snapshot, "snapshot", ops.SNAPSHOT_READ, "portal:snapshot_detail",
-    related=("resource_group__subscription", "region", "source_volume"),
+    related=("resource_group__subscription", "region", "source_volume", "source_disk"),
 )
 
 
