@@ -131,3 +131,33 @@ def test_snapshot_group_rules_and_backup_readiness(lab, vault, make_policy, disk
     assert readiness.missing_needs(vault.identity, ds) == []
     [instance] = instance_services.configure_protection(lab.trainer, vault=vault, policy=policy, selections=[ok])
     assert instance.snapshot_resource_group_id.lower() == lab.target_group.resource_id.lower()
+
+
+def test_disk_points_are_outside_immutability_and_expire_with_their_snapshot(lab, vault, make_policy, disk):
+    """GIVEN a locked (immutable) vault WHEN a disk's recovery point passes its 7 days THEN retention deletes it,
+    its Snapshot resource and its data in the snapshot resource group's store: the operational tier is outside
+    vault immutability, as in Azure."""
+    import datetime as dt
+
+    from portal.models import ResourceGroup
+    from protection.backups import retention
+    from protection.jobs import runner as jobs
+    from protection.models import RecoveryPoint
+    from protection.operational_store import open_operational_store
+    from security import services as security_services
+    from vaults import services as vault_services
+
+    vault_services.update_immutability(lab.trainer, vault, state="Unlocked")
+    vault_services.update_immutability(lab.trainer, vault, state="Locked", confirm_name=vault.name)
+    scribble(disk, seed=2, count=1)
+    instance = protect_disk(lab, vault, make_policy, disk)
+    point = backup(lab, instance)
+    assert Snapshot.objects.filter(resource_id=point.snapshot_resource_id).exists()
+    security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(days=8))
+    for job in retention.start_retention_runs():
+        assert jobs.run(job.pk).status == "Completed"
+    assert not RecoveryPoint.objects.filter(pk=point.pk).exists()
+    assert not Snapshot.objects.filter(source_disk=disk).exists()
+    group = ResourceGroup.objects.get(pk=lab.target_group.pk)
+    with open_operational_store(group, create=False) as store:
+        assert [s for s in store.list_snapshots() if s.source_id.startswith(f"bi:{instance.pk}")] == []
