@@ -131,6 +131,7 @@ URLS: dict[str, object] = {
     "portal:volume_compute_checksum": {f"{ESAN}/volumeGroups/volumes/write"},  # a job over the whole volume: no read-only role
     "portal:volume_delete": {f"{ESAN}/volumeGroups/volumes/delete"},
     "portal:snapshot_detail": READ,
+    "portal:snapshot_delete": {"Microsoft.Compute/snapshots/delete"},
     "portal:disk_list": READ,
     "portal:disk_create": {"Microsoft.Compute/disks/write"},
     "portal:disk_detail": READ,
@@ -455,6 +456,7 @@ def url_args(key: str, w) -> list:
         "volume_detail": [w.volume.pk], "volume_write_sample_data": [w.volume.pk],
         "volume_compute_checksum": [w.volume.pk], "volume_delete": [w.volume.pk],
         "snapshot_detail": [w.snapshot.pk],
+        "snapshot_delete": [w.snapshot.pk],
         "disk_detail": [w.disk.pk], "disk_write_sample_data": [w.disk.pk], "disk_delete": [w.disk.pk],
         "postgres_server_detail": [w.server.pk], "postgres_server_databases": [w.server.pk],
         "postgres_database_create": [w.server.pk], "postgres_server_refresh": [w.server.pk],
@@ -566,6 +568,7 @@ def overrides(key: str, w, data: dict) -> dict:
         "portal:volume_delete": {"confirm_name": w.volume.name},
         "portal:disk_create": {"name": "disk-new", "resource_group": lab.lab_group.pk},
         "portal:disk_delete": {"confirm_name": w.disk.name},
+        "portal:snapshot_delete": {"confirm_name": w.snapshot.name},
         "portal:postgres_server_create": {"name": "pg-new", "resource_group": lab.lab_group.pk},
         "portal:postgres_database_create": {"name": "newdb"},
         "portal:postgres_server_delete": {"confirm_name": w.server.name},

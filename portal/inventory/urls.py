@@ -45,6 +45,7 @@ urlpatterns = [
     ),
     path("volumes/<int:pk>/delete/", elastic_san.volume_delete, name="volume_delete"),
     path("snapshots/<int:pk>/", elastic_san.snapshot_detail, name="snapshot_detail"),
+    path("snapshots/<int:pk>/delete/", elastic_san.snapshot_delete, name="snapshot_delete"),
     path("disks/", disks.disk_list, name="disk_list"),
     path("disks/create/", disks.disk_create, name="disk_create"),
     path("disks/<int:pk>/", disks.disk_detail, name="disk_detail"),

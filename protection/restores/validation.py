@@ -38,6 +38,7 @@ RENAME_REQUIRED = "UserErrorContainerRenameRequired"
 INVALID_PREFIX = "UserErrorInvalidRestorePrefix"
 VOLUME_EXISTS = "UserErrorTargetVolumeAlreadyExists"
 DISK_EXISTS = "UserErrorTargetDiskAlreadyExists"
+SNAPSHOT_MISSING = "UserErrorSnapshotNotFound"
 DATABASE_EXISTS = "UserErrorTargetDatabaseAlreadyExists"
 FILES_EXIST = "UserErrorTargetFilesExist"
 THROTTLED = "UserErrorRestoreRequestThrottled"
@@ -263,6 +264,7 @@ def _resolve_disk(point, target: targets.DiskTarget, principal, job=None) -> dic
     """A new disk in a resource group the principal can see, in the vault's region (``restoreLocation``),
     under a name no disk of that group has (``UserErrorTargetDiskAlreadyExists``): never an overwrite."""
     from portal.inventory.disks import services as disks
+    from portal.inventory.models import Snapshot
     from portal.models import ResourceGroup
     from security.operations import RESOURCE_GROUP_READ
 
@@ -282,6 +284,11 @@ def _resolve_disk(point, target: targets.DiskTarget, principal, job=None) -> dic
         except ValidationError as exc:
             problems.add("disk_name", DISK_EXISTS, " ".join(exc.messages) + " A restore never overwrites a disk.")
     _cross_subscription(point, group.subscription_id, problems, "target_resource_group")
+    if point.snapshot_resource_id and not Snapshot.objects.filter(resource_id__iexact=point.snapshot_resource_id).exists():
+        problems.add("recovery_point", SNAPSHOT_MISSING,
+                     f"The recovery point's snapshot {point.snapshot_resource_id.rsplit('/', 1)[-1]} was deleted or moved "
+                     "from its snapshot resource group (operational-tier snapshots are outside soft delete and "
+                     "immutability). Choose another recovery point.")
     part = layout.volume_part(point)
     problems.raise_if_any()
     return {"resource_group": group, "size_bytes": part.bytes, "size_gib": max(1, -(-part.bytes // (1024 ** 3)))}

@@ -107,6 +107,15 @@ def test_restore_never_overwrites_and_needs_disk_restore_operator(lab, vault, ma
         restore_services.start_restore(lab.trainer, point, target)
     assert not ManagedDisk.objects.filter(name="disk-new").exists()
 
+    # Outside soft delete and immutability, the snapshot can be deleted in its resource group: the point can
+    # then no longer be restored, and validation says why.
+    from portal.inventory import services as inventory
+
+    inventory.delete_snapshot(lab.trainer, Snapshot.objects.get(resource_id=point.snapshot_resource_id))
+    with pytest.raises(ValidationError) as exc:
+        restore_services.validate_restore(lab.trainer, point, target)
+    assert validation.SNAPSHOT_MISSING in validation.codes_of(exc.value) and "deleted or moved" in str(exc.value)
+
 
 def test_snapshot_group_rules_and_backup_readiness(lab, vault, make_policy, disk):
     """The snapshot RG must be in the disk's subscription and must NOT be the disk's own RG; readiness names
