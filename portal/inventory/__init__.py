@@ -15,6 +15,9 @@ Where backups read and restores write (all paths walked without following links,
   zeros); ``volumes.open_image(path, write=...)``. Services: ``create_volume`` (a new sparse image
   for a restore target), ``create_snapshot`` / ``delete_snapshot`` (recovery points as Snapshot
   resources in a snapshot resource group), ``compute_checksum_now``.
+- Managed disks (`portal.inventory.disks`): ``ManagedDisk.image_path`` (raw image, sparse, as a volume's);
+  services ``create_disk`` (a new sparse image, or a restored image adopted in place), ``delete_disk``,
+  ``write_sample_data``; their recovery points are ``Snapshot`` rows too (``source_disk``).
 - PostgreSQL: ``PostgresServer.connection_params(dbname)`` → ``ConnectionParams`` with ``kwargs()``
   for psycopg and ``env()`` for pg_dump/pg_restore (PGPASSWORD, never argv);
   ``postgres.discover_databases(params)`` (user databases only), ``postgres.table_counts(params)``.
