@@ -170,3 +170,28 @@ def test_disk_points_are_outside_immutability_and_expire_with_their_snapshot(lab
     group = ResourceGroup.objects.get(pk=lab.target_group.pk)
     with open_operational_store(group, create=False) as store:
         assert [s for s in store.list_snapshots() if s.source_id.startswith(f"bi:{instance.pk}")] == []
+
+
+def test_the_disk_roles_are_azures_built_in_roles(lab):
+    """Disk Backup Reader, Disk Snapshot Contributor and Disk Restore Operator with Azure's ids and actions."""
+    from security.models import RoleDefinition
+
+    expected = {
+        roles.DISK_BACKUP_READER: ("3e5e47e6-65f7-47ef-90b5-e5dd4d455f24", {
+            "Microsoft.Authorization/*/read", "Microsoft.Compute/disks/read",
+            "Microsoft.Compute/disks/beginGetAccess/action"}),
+        roles.DISK_SNAPSHOT_CONTRIBUTOR: ("7efff54f-a5b4-42b5-a1c5-5411624893ce", {
+            "Microsoft.Authorization/*/read", "Microsoft.Compute/snapshots/delete", "Microsoft.Compute/snapshots/write",
+            "Microsoft.Compute/snapshots/read", "Microsoft.Compute/snapshots/beginGetAccess/action",
+            "Microsoft.Compute/snapshots/endGetAccess/action", "Microsoft.Compute/disks/beginGetAccess/action",
+            "Microsoft.Storage/storageAccounts/listkeys/action", "Microsoft.Storage/storageAccounts/write",
+            "Microsoft.Storage/storageAccounts/read", "Microsoft.Storage/storageAccounts/delete",
+            "Microsoft.Resources/subscriptions/resourceGroups/read"}),
+        roles.DISK_RESTORE_OPERATOR: ("b50d9833-a0cb-478e-945f-707fcc997c13", {
+            "Microsoft.Authorization/*/read", "Microsoft.Compute/disks/write", "Microsoft.Compute/disks/read",
+            "Microsoft.Resources/subscriptions/resourceGroups/read"}),
+    }
+    for name, (role_id, actions) in expected.items():
+        role = RoleDefinition.objects.get(name=name)
+        assert str(role.id) == role_id and set(role.actions) == actions and role.built_in, name
+        assert name in roles.VAULT_IDENTITY_ROLES  # "Assign missing roles" may grant it to a vault identity
