@@ -234,7 +234,7 @@ def _retention(data, tag):
 
 BAD = {
     "unsupported datasource type": (
-        lambda d: d["properties"].update(datasourceTypes=["Microsoft.Compute/disks"]), "properties.datasourceTypes[0]",
+        lambda d: d["properties"].update(datasourceTypes=["Microsoft.Storage/storageAccounts/blobServices"]), "properties.datasourceTypes[0]",
         "does not protect the datasource type"),
     "hourly schedule": (
         lambda d: d["properties"]["policyRules"][0]["trigger"]["schedule"].update(
