@@ -89,6 +89,11 @@ def delete_disk(principal, disk: ManagedDisk) -> None:
         forget_assignments(op, disk.resource_id, "disk")
         disk.delete()
         volumes.remove_image(path)
+        try:  # the resource group's disk folder goes with its last disk
+            with fs.opened_dir(path.parent.parent) as parent_fd:
+                os.rmdir(path.parent.name, dir_fd=parent_fd)
+        except OSError:
+            pass
 
 
 def write_sample_data(principal, disk: ManagedDisk) -> int:
