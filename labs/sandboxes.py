@@ -65,6 +65,8 @@ PROVISIONER_ROLE = SystemRole(
         ops.DNS_RECORD_READ, ops.DNS_LINK_READ, ops.PRIVATE_ENDPOINT_READ, ops.PRIVATE_ENDPOINT_DELETE,
         # the app registrations a trainee made for the sandbox (labs.teardown.sandbox_apps)
         ops.APPLICATION_READ, ops.APPLICATION_DELETE,
+        # a trainee's managed disks
+        ops.DISK_READ, ops.DISK_DELETE,
     ),
     "Held by the Strongroom system principal only, in lab mode: creates training sandboxes (subscription, "
     "resource groups, sample data, the trainee's roles) and takes them down again when the guards allow it. "

@@ -39,6 +39,8 @@ from labs.models import Sandbox
 from labs.sandboxes import SandboxWorld, drop_pg_login, provisioner
 from portal import services as portal_services
 from portal.inventory import services as inventory
+from portal.inventory.disks import services as disk_services
+from portal.inventory.disks.models import ManagedDisk
 from portal.inventory.models import (
     ElasticSan,
     PostgresServer,
@@ -300,6 +302,8 @@ def _delete_contents(actor, group: ResourceGroup, sandbox: Sandbox) -> None:
         _delete_elastic_san(actor, san)
     for server in PostgresServer.objects.filter(resource_group=group):
         _delete_postgres(actor, server, sandbox)
+    for disk in ManagedDisk.objects.filter(resource_group=group):
+        _do(None, lambda d=disk: disk_services.delete_disk(actor, d), f"Delete the disk '{disk.name}'")
     # Networks last: a subnet holding a datasource or a private endpoint cannot be deleted (the datasources above
     # are gone by now, the private endpoints of every group went before, `_delete_private_endpoints`).
     for zone in PrivateDnsZone.objects.filter(resource_group=group):

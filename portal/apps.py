@@ -13,6 +13,7 @@ class PortalConfig(AppConfig):
         super().import_models()
         # The inventory's models live in their own module (app label "portal", the same tables); Django
         # registers a model when its module is imported, and must know them all before the apps are ready.
+        import portal.inventory.disks.models  # noqa: F401
         import portal.inventory.models  # noqa: F401
 
     def ready(self):

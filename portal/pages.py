@@ -52,6 +52,8 @@ SERVICE_PAGES: tuple[ServicePage, ...] = (
                 ("Azure Data Lake Storage", "ADLS", "Containers")),
     ServicePage("Elastic SANs", "portal:elastic_san_list", "Elastic SAN instances, volume groups and volumes",
                 ("Elastic SAN", "Volumes")),
+    ServicePage("Disks", "portal:disk_list", "Azure managed disks: sparse images, sample data, snapshots",
+                ("Managed disks", "Azure Disk", "Microsoft.Compute/disks")),
     ServicePage("PostgreSQL servers", "portal:postgres_server_list", "Azure Database for PostgreSQL flexible servers",
                 ("Azure Database for PostgreSQL flexible servers", "PostgreSQL", "Databases")),
     ServicePage("Virtual networks", "portal:vnet_list", "Virtual networks, their subnets and DNS resolvers",

@@ -102,7 +102,7 @@ def decision(principal, instance, operation: str, *, what: str = BROWSE_WHAT) ->
 
 def target_resource_id(target) -> str:
     """The resource a restore target writes into (its datasource is found from it)."""
-    for attr in ("account_id", "volume_group_id", "server_id", "container_id"):
+    for attr in ("account_id", "volume_group_id", "server_id", "container_id", "resource_group_id"):
         value = getattr(target, attr, "")
         if value:
             return value

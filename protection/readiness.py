@@ -9,6 +9,8 @@ For each datasource type the reference names the built-in roles the vault identi
 |  | Disk Snapshot Contributor | the snapshot resource group |
 | PostgreSQL flexible server | PostgreSQL Flexible Server Long Term Retention Backup Role | the server |
 |  | Reader | the server's resource group |
+| Azure Disk | Disk Backup Reader | the disk |
+|  | Disk Snapshot Contributor | the snapshot resource group |
 
 Readiness never looks for those role *names*: it asks `security.rbac.authorize(identity, action, scope)`
 for the actions each role stands for, so an inherited assignment (on the resource group or the
@@ -61,6 +63,7 @@ BACKUP_ROLE_ACTIONS = {
         ops.VOLUME_SNAPSHOT_WRITE, ops.VOLUME_SNAPSHOT_GET_ACCESS, ops.VOLUME_GROUP_PRE_BACKUP,
     ),
     roles.DISK_SNAPSHOT_CONTRIBUTOR: (ops.SNAPSHOT_WRITE, ops.SNAPSHOT_READ, ops.SNAPSHOT_DELETE),
+    roles.DISK_BACKUP_READER: (ops.DISK_READ, ops.DISK_BEGIN_GET_ACCESS),
     roles.POSTGRES_LTR_BACKUP_ROLE: (ops.POSTGRES_LTR_PRE_BACKUP, ops.POSTGRES_START_LTR_BACKUP),
     roles.READER: (ops.POSTGRES_READ,),
 }
@@ -95,7 +98,7 @@ class Datasource:
     resource_id: str  # storage account, Elastic SAN volume or PostgreSQL server
     name: str
     set_resource_id: str = ""  # the Elastic SAN instance of a volume
-    snapshot_resource_group_id: str = ""  # Elastic SAN only
+    snapshot_resource_group_id: str = ""  # Elastic SAN and Azure Disk
 
 
 def vault_identity_need(role: str, check_scope: str, resource_scope: str, where: str, actions) -> RoleNeed:
@@ -110,6 +113,11 @@ def _backup_need(role: str, check_scope: str, resource_scope: str, where: str) -
     return vault_identity_need(role, check_scope, resource_scope, where, BACKUP_ROLE_ACTIONS[role])
 
 
+def _snapshot_group_need(resource_group_id: str) -> RoleNeed:
+    rg = scopes.normalize(resource_group_id)
+    return _backup_need(roles.DISK_SNAPSHOT_CONTRIBUTOR, rg, rg, f"snapshot resource group {rg.rsplit('/', 1)[-1]}")
+
+
 def needs_for(ds: Datasource) -> list[RoleNeed]:
     """The roles of reference §2.2 (backup column) for ``ds``."""
     if ds.datasource_type == datasource_types.ADLS:
@@ -120,9 +128,12 @@ def needs_for(ds: Datasource) -> list[RoleNeed]:
         san_name = san.rstrip("/").rsplit("/", 1)[-1]
         needs = [_backup_need(roles.ELASTIC_SAN_SNAPSHOT_EXPORTER, ds.resource_id, san, f"Elastic SAN {san_name}")]
         if ds.snapshot_resource_group_id:
-            rg = scopes.normalize(ds.snapshot_resource_group_id)
-            needs.append(_backup_need(roles.DISK_SNAPSHOT_CONTRIBUTOR, rg, rg,
-                                      f"snapshot resource group {rg.rsplit('/', 1)[-1]}"))
+            needs.append(_snapshot_group_need(ds.snapshot_resource_group_id))
+        return needs
+    if ds.datasource_type == datasource_types.AZURE_DISK:
+        needs = [_backup_need(roles.DISK_BACKUP_READER, ds.resource_id, ds.resource_id, f"disk {ds.name}")]
+        if ds.snapshot_resource_group_id:
+            needs.append(_snapshot_group_need(ds.snapshot_resource_group_id))
         return needs
     if ds.datasource_type == datasource_types.POSTGRES_FLEX:
         rg = scopes.resource_group_of(ds.resource_id) or ds.resource_id

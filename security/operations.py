@@ -288,6 +288,14 @@ SNAPSHOT_READ = _op(f"{DISK_SNAPSHOT_TYPE}/read")
 SNAPSHOT_WRITE = _op(f"{DISK_SNAPSHOT_TYPE}/write", "Create or update snapshot")
 SNAPSHOT_DELETE = _op(f"{DISK_SNAPSHOT_TYPE}/delete", "Delete snapshot")
 
+# --- Azure managed disks ------------------------------------------------------------------------------------
+DISK_READ = _op(f"{DISK_TYPE}/read", "Get Disk")
+DISK_WRITE = _op(f"{DISK_TYPE}/write", "Create or Update Disk")
+DISK_DELETE = _op(f"{DISK_TYPE}/delete", "Delete Disk")
+DISK_BEGIN_GET_ACCESS = _op(f"{DISK_TYPE}/beginGetAccess/action", "Get Disk SAS URI")
+SNAPSHOT_BEGIN_GET_ACCESS = _op(f"{DISK_SNAPSHOT_TYPE}/beginGetAccess/action", "Get Snapshot SAS URI")
+SNAPSHOT_END_GET_ACCESS = _op(f"{DISK_SNAPSHOT_TYPE}/endGetAccess/action", "Revoke Snapshot SAS URI")
+
 # --- Azure Database for PostgreSQL flexible servers --------------------------------------------------------
 POSTGRES_READ = _op(f"{POSTGRES_SERVER_TYPE}/read")
 POSTGRES_WRITE = _op(f"{POSTGRES_SERVER_TYPE}/write", "Create/Update PostgreSQL Server")

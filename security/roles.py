@@ -216,6 +216,7 @@ BUILT_IN_ROLES = [
         "id": "7efff54f-a5b4-42b5-a1c5-5411624893ce",
         "description": "Provides permission to backup vault to manage disk snapshots.",
         "actions": [
+            _READ_ACCESS_CONTROL,
             ops.SNAPSHOT_DELETE,
             ops.SNAPSHOT_WRITE,
             ops.SNAPSHOT_READ,
@@ -234,6 +235,7 @@ BUILT_IN_ROLES = [
         "id": "b50d9833-a0cb-478e-945f-707fcc997c13",
         "description": "Provides permission to backup vault to perform disk restore.",
         "actions": [
+            _READ_ACCESS_CONTROL,
             f"{ops.DISK_TYPE}/write",
             f"{ops.DISK_TYPE}/read",
             ops.RESOURCE_GROUP_READ,
@@ -376,6 +378,7 @@ VAULT_IDENTITY_BACKUP_ROLES = (
     DISK_SNAPSHOT_CONTRIBUTOR,
     POSTGRES_LTR_BACKUP_ROLE,
     READER,
+    DISK_BACKUP_READER,  # Azure Disk: on the source disk
 )
 VAULT_IDENTITY_RESTORE_ROLES = (
     STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR,
@@ -383,6 +386,8 @@ VAULT_IDENTITY_RESTORE_ROLES = (
     READER,
     STORAGE_BLOB_DATA_CONTRIBUTOR,
     CONTRIBUTOR,  # restoring a PostgreSQL database into the target server (decision 2)
+    DISK_RESTORE_OPERATOR,  # Azure Disk: on the target resource group
+    DISK_SNAPSHOT_CONTRIBUTOR,  # Azure Disk: the snapshot resource group's access must still be there
 )
 VAULT_IDENTITY_ROLES = tuple(dict.fromkeys(VAULT_IDENTITY_BACKUP_ROLES + VAULT_IDENTITY_RESTORE_ROLES))
 

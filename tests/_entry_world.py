@@ -294,6 +294,7 @@ class World:
     dns_zone: object = None  # privatelink.dfs.core.windows.net, linked to vnet-entry, one A record
     dns_record: object = None
     dns_link: object = None
+    disk: object = None  # disk-entry: an Azure managed disk (1 GiB sparse image)
 
 
 # --- a training lab -----------------------------------------------------------------------------------
@@ -493,7 +494,13 @@ def build_world(lab) -> World:
                  server=server, account2=account2, account3=account3, restore_target=restore_target,
                  trainee=lab.trainee, lab_run=lab_run, pe_subnet=pe_subnet, pe_connection=pe_connection,
                  vnet=vnet, subnet=free_subnet, dns_zone=zone, dns_record=record, dns_link=link, app=app,
-                 app_secret=app_secret)
+                 app_secret=app_secret, disk=_entry_disk(lab))
+
+
+def _entry_disk(lab):
+    from portal.inventory.disks import services as disks
+
+    return disks.create_disk(lab.trainer, resource_group=lab.lab_group, name="disk-entry", region=lab.region, size_gib=1)
 
 
 def add_class(w: World) -> World:

@@ -15,6 +15,9 @@ Where backups read and restores write (all paths walked without following links,
   zeros); ``volumes.open_image(path, write=...)``. Services: ``create_volume`` (a new sparse image
   for a restore target), ``create_snapshot`` / ``delete_snapshot`` (recovery points as Snapshot
   resources in a snapshot resource group), ``compute_checksum_now``.
+- Managed disks (`portal.inventory.disks`): ``ManagedDisk.image_path`` (raw image, sparse, as a volume's);
+  services ``create_disk`` (a new sparse image, or a restored image adopted in place), ``delete_disk``,
+  ``write_sample_data``; their recovery points are ``Snapshot`` rows too (``source_disk``).
 - PostgreSQL: ``PostgresServer.connection_params(dbname)`` → ``ConnectionParams`` with ``kwargs()``
   for psycopg and ``env()`` for pg_dump/pg_restore (PGPASSWORD, never argv);
   ``postgres.discover_databases(params)`` (user databases only), ``postgres.table_counts(params)``.
@@ -25,6 +28,7 @@ Where backups read and restores write (all paths walked without following links,
 
 def register_resource_types() -> None:
     from portal import resources
+    from portal.inventory.disks.models import ManagedDisk
     from portal.inventory.models import (
         Container,
         DnsRecord,
@@ -50,6 +54,7 @@ def register_resource_types() -> None:
         (ElasticSan, "Elastic SAN", "portal:elastic_san_detail", ops.ELASTIC_SAN_READ, "elastic-san", True),
         (VolumeGroup, "Volume group", "portal:volume_group_detail", ops.VOLUME_GROUP_READ, "volume-group", False),
         (Volume, "Volume", "portal:volume_detail", ops.VOLUME_READ, "volume", False),
+        (ManagedDisk, "Disk", "portal:disk_detail", ops.DISK_READ, "disk", True),
         (Snapshot, "Snapshot", "portal:snapshot_detail", ops.SNAPSHOT_READ, "snapshot", True),
         (PostgresServer, "Azure Database for PostgreSQL flexible server", "portal:postgres_server_detail",
          ops.POSTGRES_READ, "postgres", True),

@@ -43,6 +43,7 @@ VOLUME_GROUP = "vg-lab"
 VOLUME = "vol-data"
 LARGE_VOLUME = "vol-large"
 POSTGRES_SERVER = "pg-lab"
+DISK = "disk-lab"  # an Azure managed disk in the lab resource group
 POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER = "127.0.0.1", 5432, "postgres"
 SAMPLE_DATABASE = "contoso_sample"
 VNET, VNET_SPACE = "vnet-lab", "10.20.0.0/16"
@@ -68,6 +69,7 @@ class InventoryLab:
     postgres_server: PostgresServer | None
     sample_database: PostgresDatabase | None
     virtual_network: VirtualNetwork | None = None
+    disk: object = None  # the managed disk (portal.inventory.disks)
 
 
 def sample_text(rng: random.Random, size: int) -> bytes:
@@ -188,6 +190,19 @@ def _seed_large_volume(lab, say, group: VolumeGroup) -> Volume:
     return volume
 
 
+def _seed_disk(lab, say):
+    """The managed disk: 4 GiB Premium SSD, sparse, with one "Write sample data" (4 MiB)."""
+    from portal.inventory.disks import services as disks
+    from portal.inventory.disks.models import ManagedDisk
+
+    disk = ManagedDisk.objects.filter(resource_group=lab.lab_group, name=DISK).first() or disks.create_disk(
+        lab.trainer, resource_group=lab.lab_group, name=DISK, region=lab.region, size_gib=4)
+    if not disk.sample_writes:
+        disks.write_sample_data(lab.trainer, disk)
+    say(f"Disk: {DISK} ({disk.size_gib} GiB {disk.sku}, {disk.allocated_bytes / MIB:.1f} MiB allocated).")
+    return disk
+
+
 def _seed_postgres(lab, say, sample_name: str):
     trainer = lab.trainer
     params = postgres.ConnectionParams(POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER)
@@ -255,7 +270,8 @@ def seed_inventory(lab, *, stdout=None, sample_database_name: str = SAMPLE_DATAB
     large = _seed_large_volume(lab, say, group)
     server, sample = _seed_postgres(lab, say, sample_database_name)
     vnet = _seed_network(lab, say, [source, target, flat, san, server])
-    return InventoryLab(source, target, flat, san, group, volume, large, server, sample, vnet)
+    disk = _seed_disk(lab, say)
+    return InventoryLab(source, target, flat, san, group, volume, large, server, sample, vnet, disk)
 
 
 def lab_containers() -> list[Container]:

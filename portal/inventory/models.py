@@ -273,9 +273,9 @@ class Volume(models.Model):
 
 
 class Snapshot(TrackedResource):
-    """An incremental snapshot of an Elastic SAN volume in a snapshot resource group.
+    """An incremental snapshot of an Elastic SAN volume or an Azure managed disk in a snapshot resource group.
 
-    Backups of Elastic SAN volumes create these as their recovery points
+    Backups of Elastic SAN volumes and managed disks create these as their recovery points
     (``AzureBackup_<datasource id>_<timestamp>``); the data itself lives in the operational store
     the backup names in ``store_location`` / ``manifest_id``.
     """
@@ -284,6 +284,9 @@ class Snapshot(TrackedResource):
 
     source_volume = models.ForeignKey(Volume, null=True, blank=True, on_delete=models.SET_NULL, related_name="snapshots")
     source_resource_id = models.CharField(max_length=512)  # kept when the volume is deleted
+    # Azure Disk backups: the managed disk the snapshot was taken of (None for volumes, or once deleted).
+    source_disk = models.ForeignKey("portal.ManagedDisk", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="snapshots")
     size_bytes = models.BigIntegerField(default=0)
     incremental = models.BooleanField(default=True)
     checksum = models.CharField(max_length=64, blank=True)

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from portal.inventory.disks import views as disks
 from portal.inventory.models import Volume
 from portal.inventory.views import elastic_san, network, postgresql, private_dns, storage
 
@@ -44,6 +45,12 @@ urlpatterns = [
     ),
     path("volumes/<int:pk>/delete/", elastic_san.volume_delete, name="volume_delete"),
     path("snapshots/<int:pk>/", elastic_san.snapshot_detail, name="snapshot_detail"),
+    path("snapshots/<int:pk>/delete/", elastic_san.snapshot_delete, name="snapshot_delete"),
+    path("disks/", disks.disk_list, name="disk_list"),
+    path("disks/create/", disks.disk_create, name="disk_create"),
+    path("disks/<int:pk>/", disks.disk_detail, name="disk_detail"),
+    path("disks/<int:pk>/write-sample-data/", disks.disk_write_sample_data, name="disk_write_sample_data"),
+    path("disks/<int:pk>/delete/", disks.disk_delete, name="disk_delete"),
     path("postgresql-servers/", postgresql.postgres_server_list, name="postgres_server_list"),
     path("postgresql-servers/create/", postgresql.postgres_server_create, name="postgres_server_create"),
     path("postgresql-servers/<int:pk>/", postgresql.postgres_server_detail, name="postgres_server_detail"),

@@ -86,14 +86,14 @@ def image_info(path: Path) -> ImageInfo:
     return ImageInfo(info.st_size, info.st_blocks * 512)
 
 
-def plan_extents(size_bytes: int, seed: int) -> list[tuple[int, int]]:
-    """Deterministic (offset, length) extents for a seed: about 1/32 of the volume, ≤ 32 MiB.
+def plan_extents(size_bytes: int, seed: int, budget: int | None = None) -> list[tuple[int, int]]:
+    """Deterministic (offset, length) extents for a seed: about 1/32 of the volume, ≤ 32 MiB (or ``budget``).
 
     Offsets and lengths are 4 KiB aligned; lengths 64 KiB to 1 MiB. The same seed always gives the
     same extents (and, with ``extent_bytes``, the same data), so tests and labs are reproducible.
     """
     rng = random.Random(f"extents:{seed}")
-    budget = max(min(size_bytes // 32, 32 * MIB), min(size_bytes, 64 * 1024))
+    budget = budget or max(min(size_bytes // 32, 32 * MIB), min(size_bytes, 64 * 1024))
     extents = []
     total = 0
     while total < budget:
@@ -129,7 +129,7 @@ def held_by_backup(path: Path) -> bool:
 
 
 def write_sample_extents(path: Path, seed: int, progress: Progress | None = None, *, wait: float | None = None,
-                         on_wait: Callable[[], None] | None = None) -> int:
+                         on_wait: Callable[[], None] | None = None, budget: int | None = None) -> int:
     """Write the seed's extents of random bytes onto the image. Returns bytes written.
 
     A backup reading the volume without a reflink clone holds it (`image_lock`): the write
@@ -137,7 +137,7 @@ def write_sample_extents(path: Path, seed: int, progress: Progress | None = None
     ``TimeoutError`` with nothing written after ``wait`` seconds."""
     with open_image(path, write=True) as fd, image_lock.hold_for_writing(fd, wait=wait, on_wait=on_wait):
         size = os.fstat(fd).st_size
-        extents = plan_extents(size, seed)
+        extents = plan_extents(size, seed, budget)
         total = sum(length for _, length in extents)
         done = 0
         for index, (offset, length) in enumerate(extents):

@@ -31,7 +31,10 @@ RESOURCE_TYPES = {
     datasource_types.ADLS: (ops.STORAGE_ACCOUNT_TYPE, ops.STORAGE_ACCOUNT_TYPE),
     datasource_types.ELASTIC_SAN: (ops.VOLUME_TYPE, ops.ELASTIC_SAN_TYPE),
     datasource_types.POSTGRES_FLEX: (ops.POSTGRES_SERVER_TYPE, ops.POSTGRES_SERVER_TYPE),
+    datasource_types.AZURE_DISK: (ops.DISK_TYPE, ops.DISK_TYPE),
 }
+# Datasource types whose instances name a snapshot resource group (AzureOperationalStoreParameters).
+SNAPSHOT_GROUP_TYPES = (datasource_types.ELASTIC_SAN, datasource_types.AZURE_DISK)
 
 # provisioningState (reference §1.4: Provisioning / Updating / Succeeded / Failed) from the stored state.
 PROVISIONING = {
@@ -99,7 +102,7 @@ def _policy_info(bi: BackupInstance) -> dict:
     parameters: dict = {}
     if bi.datasource_type == datasource_types.ADLS:
         parameters["backupDatasourceParametersList"] = [{"objectType": ADLS_PARAMETERS, "containersList": _containers(bi)}]
-    if bi.datasource_type == datasource_types.ELASTIC_SAN:
+    if bi.datasource_type in SNAPSHOT_GROUP_TYPES:
         parameters["dataStoreParametersList"] = [{"objectType": OPERATIONAL_STORE_PARAMETERS,
                                                   "dataStoreType": "OperationalStore",
                                                   "resourceGroupId": bi.snapshot_resource_group_id}]
@@ -213,7 +216,7 @@ def _adls_containers(parameters: dict, target: str) -> tuple[bool, tuple[str, ..
 def _snapshot_group(parameters: dict, target: str) -> str:
     entries = parameters.get("dataStoreParametersList")
     if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
-        raise bad(f"Elastic SAN backup needs the snapshot resource group: one {OPERATIONAL_STORE_PARAMETERS} "
+        raise bad(f"Elastic SAN and Azure Disk backups need the snapshot resource group: one {OPERATIONAL_STORE_PARAMETERS} "
                   "with its resourceGroupId.", target)
     entry = entries[0]
     if entry.get("objectType") != OPERATIONAL_STORE_PARAMETERS:
@@ -249,7 +252,7 @@ def parse_instance(vault, props, name: str, target: str = "properties") -> Reque
     if kind == datasource_types.ADLS:
         every, names = _adls_containers(params, f"{ptarget}.backupDatasourceParametersList")
         selection.update(all_containers=every, containers=names)
-    elif kind == datasource_types.ELASTIC_SAN:
+    elif kind in SNAPSHOT_GROUP_TYPES:
         selection["snapshot_resource_group_id"] = _snapshot_group(params, f"{ptarget}.dataStoreParametersList")
     return Requested(policy, DatasourceSelection(**selection))
 

@@ -50,6 +50,8 @@ FIELD_TARGETS = {
     "target_storage_account": f"{TARGET}.datasourceInfo.resourceID",
     "target_volume_group": f"{TARGET}.datasourceInfo.resourceID",
     "volume_name": f"{TARGET}.datasourceInfo.resourceID",
+    "target_resource_group": f"{TARGET}.datasourceInfo.resourceID",
+    "disk_name": f"{TARGET}.datasourceInfo.resourceID",
     "target_server": f"{TARGET}.datasourceInfo.resourceID",
     "database_name": f"{TARGET}.datasourceInfo.resourceID",
     "database": f"{TARGET}.sourceDatabaseName",
@@ -164,6 +166,20 @@ def _volume(info: dict, prefix: str) -> targets.VolumeTarget:
     return targets.VolumeTarget(group, name)
 
 
+def _disk(info: dict, point, prefix: str) -> targets.DiskTarget:
+    """Azure Disk: ``datasourceInfo.resourceID`` is the new disk (``<resource group>/providers/Microsoft.Compute/
+    disks/<name>``), created in ``restoreLocation``, which must be the vault's region."""
+    where = f"{TARGET}.datasourceInfo.resourceID"
+    group, name = _split(_text(_obj(info, "datasourceInfo", TARGET, prefix), "resourceID", f"{TARGET}.datasourceInfo", prefix),
+                         f"providers/{ops.DISK_TYPE}", where, prefix)
+    region = point.instance.vault.region_id
+    location = info.get("restoreLocation") or region
+    if not isinstance(location, str) or location.lower() != region.lower():
+        raise _bad("UserErrorRestoreTargetInDifferentRegion", f"A disk is restored in the vault's region ({region}); "
+                   f"restoreLocation is {location!r}.", f"{TARGET}.restoreLocation", prefix)
+    return targets.DiskTarget(group, name)
+
+
 def _source_database(info: dict, point, prefix: str) -> str:
     named = info.get("sourceDatabaseName") or ""
     if named:
@@ -218,6 +234,7 @@ def _postgres(info: dict, point, prefix: str) -> targets.Target:
 _TARGET_KINDS = {
     datasource_types.ADLS: ("ItemLevelRestoreTargetInfo", "RestoreTargetInfo"),
     datasource_types.ELASTIC_SAN: ("RestoreTargetInfo",),
+    datasource_types.AZURE_DISK: ("RestoreTargetInfo",),
     datasource_types.POSTGRES_FLEX: ("RestoreFilesTargetInfo", "RestoreTargetInfo"),
 }
 
@@ -237,6 +254,8 @@ def target_of(point, info: dict, prefix: str = "") -> targets.Target:
         return _adls(info, point, prefix)
     if kind == datasource_types.ELASTIC_SAN:
         return _volume(info, prefix)
+    if kind == datasource_types.AZURE_DISK:
+        return _disk(info, point, prefix)
     return _postgres(info, point, prefix)
 
 

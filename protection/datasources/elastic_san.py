@@ -55,6 +55,7 @@ def source_id(instance) -> str:
 class ElasticSanDriver(Driver):
     datasource_type = datasource_types.ELASTIC_SAN
     datastore = "OperationalStore"
+    noun = "volume"  # what the protected image is called in messages
 
     def volume(self, instance):
         from portal.inventory.models import Volume
@@ -82,7 +83,7 @@ class ElasticSanDriver(Driver):
         try:
             st = os.stat(path, follow_symlinks=False)
         except FileNotFoundError:
-            raise jobs.JobError("UserErrorDatasourceNotFound", f"The image of volume '{volume.name}' is missing ({path}).") from None
+            raise jobs.JobError("UserErrorDatasourceNotFound", f"The image of {self.noun} '{volume.name}' is missing ({path}).") from None
         allocated = min(st.st_size, st.st_blocks * 512)
         with open_operational_store(group) as store:
             # Percent by the blocks the engine will read (those holding data; holes are skipped), not

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
+from portal.inventory.disks.models import ManagedDisk
 from portal.inventory.models import PostgresServer, StorageAccount, Volume
 from portal.models import ResourceGroup
 from protection import datasource_types, readiness
@@ -56,6 +57,14 @@ def _datasource_problem(instance: BackupInstance) -> tuple[str, str] | None:
                     f"The snapshot resource group '{instance.snapshot_resource_group_id}' no longer exists.")
         ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name,
                                   instance.datasource_set_resource_id, instance.snapshot_resource_group_id)
+    elif instance.datasource_type == datasource_types.AZURE_DISK:
+        if not ManagedDisk.objects.filter(resource_id__iexact=rid).exists():
+            return ("UserErrorDatasourceNotFound", f"The disk '{instance.datasource_name}' no longer exists.")
+        if not ResourceGroup.objects.filter(resource_id__iexact=instance.snapshot_resource_group_id).exists():
+            return ("UserErrorSnapshotResourceGroupNotFound",
+                    f"The snapshot resource group '{instance.snapshot_resource_group_id}' no longer exists.")
+        ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name,
+                                  snapshot_resource_group_id=instance.snapshot_resource_group_id)
     elif instance.datasource_type == datasource_types.POSTGRES_FLEX:
         if not PostgresServer.objects.filter(resource_id__iexact=rid).exists():
             return ("UserErrorDatasourceNotFound", f"The PostgreSQL server '{instance.datasource_name}' no longer exists.")

@@ -110,10 +110,9 @@ class DatasourcesForm(forms.Form):
         if datasource_type == datasource_types.ELASTIC_SAN:
             self._elastic_san_fields()
         else:
-            try:
-                self.rows = svc.candidates(principal, vault, datasource_type)
-            except forms.ValidationError:  # a listed type whose inventory is not built here offers no datasource
-                self.rows = []
+            self.rows = svc.candidates(principal, vault, datasource_type)
+        if datasource_type == datasource_types.AZURE_DISK:
+            self._disk_fields()
         for row in self.rows:
             self._row_fields(row)
 
@@ -147,6 +146,16 @@ class DatasourcesForm(forms.Form):
             self.data = self.data.copy()
             self.data[key] = default_rg
 
+    def _disk_fields(self):
+        """Azure Disk: one snapshot resource group for the disks chosen here; in the vault's (and so the
+        disks') subscription, never a chosen disk's own resource group (checked by the service)."""
+        rgs = svc.snapshot_resource_groups_for(self.principal, self.vault.resource_group.subscription)
+        self.fields["snapshot_resource_group"] = forms.ChoiceField(
+            label="Snapshot resource group", choices=[("", "Select resource group")] + [(g.resource_id, g.name) for g in rgs],
+            error_messages={"required": "Select the snapshot resource group."},
+            help_text="Where the recovery points (incremental snapshots) are kept: a resource group of the disk's "
+                      "subscription other than the disk's own (a dedicated one is recommended). It cannot be changed later.")
+
     def _row_fields(self, row: svc.Candidate):
         k = row.key
         self.fields[f"{k}_selected"] = forms.BooleanField(required=False, label=f"Select {row.name}", disabled=not row.offered)
@@ -167,7 +176,7 @@ class DatasourcesForm(forms.Form):
 
     @property
     def snapshot_resource_group_id(self) -> str:
-        if self.datasource_type != datasource_types.ELASTIC_SAN:
+        if self.datasource_type not in svc.SNAPSHOT_GROUP_TYPES:
             return ""
         if hasattr(self, "cleaned_data") and self.cleaned_data.get("snapshot_resource_group"):
             return self.cleaned_data["snapshot_resource_group"]
@@ -235,6 +244,9 @@ class DatasourcesForm(forms.Form):
                     self.add_error(f"{k}_scope", problem)
         rg = self.snapshot_resource_group_id
         for row in chosen:
+            if self.datasource_type == datasource_types.AZURE_DISK and (problem := svc.snapshot_group_error(row, rg)):
+                self.add_error("snapshot_resource_group" if rg else None, f"{row.name}: {problem}")
+                continue
             result = svc.check_readiness(self.principal, self.vault, row, rg)
             if not result.ok:
                 self.add_error(f"{row.key}_selected", f"{row.name}: backup readiness is '{result.status}'. {result.message}")
@@ -259,13 +271,13 @@ class DatasourcesForm(forms.Form):
 
     def summary(self):
         rows = []
-        if self.datasource_type == datasource_types.ELASTIC_SAN:
+        if self.datasource_type in svc.SNAPSHOT_GROUP_TYPES:
             rows.append(("Snapshot resource group", self.snapshot_resource_group_id.rsplit("/", 1)[-1]))
         by_id = {r.resource_id: r for r in self.rows}
         for sel in self.selections():
             row = by_id[sel.resource_id]
             what = {datasource_types.ADLS: "Storage account", datasource_types.ELASTIC_SAN: "Volume",
-                    datasource_types.POSTGRES_FLEX: "Server"}[row.datasource_type]
+                    datasource_types.POSTGRES_FLEX: "Server", datasource_types.AZURE_DISK: "Disk"}[row.datasource_type]
             text = f"{what} {row.name}"
             if row.datasource_type == datasource_types.ADLS:
                 if sel.all_containers:

@@ -25,6 +25,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from portal.inventory.disks.models import ManagedDisk
 from portal.inventory.models import Container, ElasticSan, PostgresServer, StorageAccount, Volume
 from portal.models import ResourceGroup
 from portal.shortcuts import visible
@@ -39,7 +40,7 @@ from security.audit import caller_label, guarded
 from security.guards import evaluate
 from security.models import RoleAssignment
 from security.operations import (
-    CONTAINER_READ, ELASTIC_SAN_READ, INSTANCE_READ, INSTANCE_WRITE, POSTGRES_READ, RESOURCE_GROUP_READ,
+    CONTAINER_READ, DISK_READ, ELASTIC_SAN_READ, INSTANCE_READ, INSTANCE_WRITE, POSTGRES_READ, RESOURCE_GROUP_READ,
     STORAGE_ACCOUNT_READ, VALIDATE_FOR_BACKUP, VAULT_READ, VOLUME_READ,
 )
 from security.rbac import authorize
@@ -52,6 +53,10 @@ INSTANCE_NAME_RULE = (
     "A backup instance name must be 1 to 150 characters long, start with a letter or a digit, and contain "
     "only letters, digits, periods, underscores and hyphens."
 )
+
+# Recovery points are snapshots in the instance's snapshot resource group; datasources in the vault's
+# subscription too, not only its region (reference §5.4).
+SNAPSHOT_GROUP_TYPES = (datasource_types.ELASTIC_SAN, datasource_types.AZURE_DISK)
 
 # One datasource, one vault (Azure's validateForBackup / PUT answer when another vault protects it).
 ALREADY_PROTECTED_CODE = "UserErrorDppDatasourceAlreadyProtected"
@@ -102,7 +107,7 @@ class Candidate:
 
     def datasource(self, snapshot_resource_group_id: str = "") -> readiness.Datasource:
         return readiness.Datasource(self.datasource_type, self.resource_id, self.name, self.set_resource_id,
-                                    snapshot_resource_group_id if self.datasource_type == datasource_types.ELASTIC_SAN else "")
+                                    snapshot_resource_group_id if self.datasource_type in SNAPSHOT_GROUP_TYPES else "")
 
 
 def _taken_reason(existing: BackupInstance, where: str = " in this vault") -> str:
@@ -264,6 +269,21 @@ def postgres_candidates(principal, vault) -> list[Candidate]:
     return result
 
 
+def disk_candidates(principal, vault) -> list[Candidate]:
+    """Managed disks in the vault's subscription *and* region the user can read; each becomes its own instance."""
+    disks = list(visible(principal, ManagedDisk.objects.filter(
+        region=vault.region, resource_group__subscription=vault.resource_group.subscription)
+        .select_related("resource_group__subscription"), DISK_READ).order_by("name"))
+    protected = _protected_in(vault, [d.resource_id for d in disks])
+    result = []
+    for disk in disks:
+        result.append(cand := Candidate(f"disk{disk.pk}", datasource_types.AZURE_DISK, disk, disk.resource_id, disk.name,
+                                        disk.region_id, disk.name, disk.resource_group))
+        if (existing := protected.get(disk.resource_id.lower())) is not None:
+            cand.offered, (cand.code, cand.reason) = False, _taken(principal, vault, existing)
+    return result
+
+
 def candidates(principal, vault, datasource_type: str, *, elastic_san=None) -> list[Candidate]:
     if datasource_type == datasource_types.ADLS:
         return storage_account_candidates(principal, vault)
@@ -271,6 +291,8 @@ def candidates(principal, vault, datasource_type: str, *, elastic_san=None) -> l
         return volume_candidates(principal, vault, elastic_san)
     if datasource_type == datasource_types.POSTGRES_FLEX:
         return postgres_candidates(principal, vault)
+    if datasource_type == datasource_types.AZURE_DISK:
+        return disk_candidates(principal, vault)
     raise ValidationError({"datasource_type": "Choose a datasource type."})
 
 
@@ -321,7 +343,7 @@ def _validate_selection(principal, vault, policy, cand: Candidate | None, sel: D
     if cand is None:
         errors.setdefault("datasources", []).append(
             f"The datasource '{sel.resource_id}' cannot be protected in this vault: it does not exist, you cannot read it, "
-            "or it is not in the vault's region" + (" and subscription" if policy.datasource_type == datasource_types.ELASTIC_SAN else "") + "."
+            "or it is not in the vault's region" + (" and subscription" if policy.datasource_type in SNAPSHOT_GROUP_TYPES else "") + "."
         )
         return
     if not cand.offered:
@@ -351,14 +373,23 @@ def _validate_selection(principal, vault, policy, cand: Candidate | None, sel: D
                 errors.setdefault(f"{key}_containers", []).append(problem)
             elif unknown := [c for c in sel.containers if c not in existing]:
                 errors.setdefault(f"{key}_containers", []).append(f"No such container: {', '.join(unknown)}.")
-    if cand.datasource_type == datasource_types.ELASTIC_SAN:
-        rg_id = sel.snapshot_resource_group_id
-        rg = ResourceGroup.objects.filter(resource_id__iexact=rg_id).select_related("subscription").first() if rg_id else None
-        if rg is None:
-            errors.setdefault("snapshot_resource_group", []).append("Select the snapshot resource group.")
-        elif rg.subscription_id != cand.resource_group.subscription_id:
-            errors.setdefault("snapshot_resource_group", []).append(
-                "The snapshot resource group must be in the volume's subscription.")
+    if cand.datasource_type in SNAPSHOT_GROUP_TYPES:
+        if problem := snapshot_group_error(cand, sel.snapshot_resource_group_id):
+            errors.setdefault("snapshot_resource_group", []).append(problem)
+
+
+def snapshot_group_error(cand: Candidate, rg_id: str) -> str:
+    """What is wrong with ``rg_id`` as ``cand``'s snapshot resource group ("" if nothing; reference §5.4)."""
+    what = "disk" if cand.datasource_type == datasource_types.AZURE_DISK else "volume"
+    rg = ResourceGroup.objects.filter(resource_id__iexact=rg_id).select_related("subscription").first() if rg_id else None
+    if rg is None:
+        return "Select the snapshot resource group."
+    if rg.subscription_id != cand.resource_group.subscription_id:
+        return f"The snapshot resource group must be in the {what}'s subscription."
+    if what == "disk" and rg.pk == cand.resource_group.pk:
+        return (f"The snapshot resource group cannot be the disk's own resource group ('{rg.name}'). Choose another "
+                "resource group of the disk's subscription (a dedicated one for snapshots is recommended).")
+    return ""
 
 
 def configure_protection(principal, *, vault, policy: BackupPolicy, selections: list[DatasourceSelection]) -> list[BackupInstance]:
@@ -457,7 +488,7 @@ def _create_instance(principal, vault, policy, cand: Candidate, sel: DatasourceS
             instance.containers = [] if sel.all_containers else sorted(sel.containers)
             instance.excluded_containers = sorted(sel.excluded_containers) if sel.all_containers else []
             op.details["containers"] = "all" if sel.all_containers else instance.containers
-        if policy.datasource_type == datasource_types.ELASTIC_SAN:
+        if policy.datasource_type in SNAPSHOT_GROUP_TYPES:
             instance.snapshot_resource_group_id = scopes.normalize(sel.snapshot_resource_group_id)
             op.details["snapshotResourceGroup"] = instance.snapshot_resource_group_id
         # One datasource, one vault: re-checked under a lock on the datasource's inventory row, so two

@@ -154,6 +154,8 @@ class RestoreParametersForm(forms.Form):
             self._adls_fields()
         elif self.kind == datasource_types.ELASTIC_SAN:
             self._esan_fields()
+        elif self.kind == datasource_types.AZURE_DISK:
+            self._disk_fields()
         else:
             self._pg_fields()
 
@@ -241,6 +243,25 @@ class RestoreParametersForm(forms.Form):
             label="Volume name", max_length=63, initial=f"{part.item}-restore"[:63],
             help_text="A new volume; a restore never overwrites one, and the name cannot be changed later.")
 
+    def _disk_fields(self):
+        """Azure Disk: Target subscription, Target resource group, Restored disk name (a new disk, ALR only)."""
+        from portal.models import ResourceGroup
+        from security.operations import RESOURCE_GROUP_READ
+
+        groups = list(visible(self.principal, ResourceGroup.objects.select_related("subscription"), RESOURCE_GROUP_READ)
+                      .order_by("name"))
+        sub = self._target_subscription(groups, lambda g: g.subscription,
+                                        self.instance.vault.resource_group.subscription_id)
+        self.fields["target_resource_group"] = forms.ChoiceField(
+            label="Target resource group", error_messages={"required": "Select the target resource group."},
+            choices=[("", "Select resource group")] + [(g.resource_id, g.name) for g in groups
+                                                       if str(g.subscription_id) == str(sub)],
+            help_text="The new disk is created here, in the vault's region; the vault's identity needs Disk Restore "
+                      "Operator on it.")
+        self.fields["disk_name"] = forms.CharField(
+            label="Restored disk name", max_length=80, initial=f"{self.instance.datasource_name}-restored"[:80],
+            help_text="A new disk: a restore never overwrites a disk, so the name must not exist in the resource group.")
+
     def _pg_fields(self):
         from portal.inventory.models import Container, PostgresServer
         from portal.inventory.services import CONTAINER_READ, POSTGRES_READ
@@ -316,6 +337,8 @@ class RestoreParametersForm(forms.Form):
                                       tuple(targets.ContainerChoice(n, (), r) for n, r in renames.items() if r))
         if self.kind == datasource_types.ELASTIC_SAN:
             return targets.VolumeTarget(d.get("target_volume_group", ""), (d.get("volume_name") or "").strip())
+        if self.kind == datasource_types.AZURE_DISK:
+            return targets.DiskTarget(d.get("target_resource_group", ""), (d.get("disk_name") or "").strip())
         if self.restore_type == targets.PG_FILES_KIND:
             return targets.PgFilesTarget(d.get("target_container", ""), (d.get("file_prefix") or "").strip(),
                                          d.get("database") or "")
@@ -380,6 +403,9 @@ class RestoreParametersForm(forms.Form):
             group = self.resolved["volume_group"]
             rows += [("Target Elastic SAN", group.elastic_san.name), ("Target volume group", group.name),
                      ("New volume name", t.volume_name), ("Size", f"{self.resolved['size_gib']} GiB")]
+        elif isinstance(t, targets.DiskTarget):
+            rows += [("Target resource group", self.resolved["resource_group"].name), ("Restored disk name", t.disk_name),
+                     ("Size", f"{self.resolved['size_gib']} GiB")]
         elif isinstance(t, targets.PgDatabaseTarget):
             rows += [("Restore type", "As a new database"), ("Database", t.database),
                      ("Target server", self.resolved["server"].name), ("New database name", t.database_name)]

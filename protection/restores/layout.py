@@ -9,6 +9,8 @@ it only through this module, so a change in a driver is a change here and nowher
   resource group (``{"item": <volume>, "kind": "volume", "store": "operational",
   "resource_group_id": ...}``); the image's SHA-256 is kept in ``verify_details["backup"]["checksum"]``
   and on the Snapshot resource.
+* Azure Disk: as Elastic SAN (``"item": <disk>``), the disk's image in the snapshot resource group's
+  operational store.
 * PostgreSQL: one *stream* snapshot for ``globals.sql`` and one per database (``<db>.dump``, a
   ``pg_dump -Fc`` stream, ``"database": <db>``) in the vault store.
 """
@@ -41,7 +43,8 @@ def parts(point) -> list[Part]:
         out.append(Part(item=str(m.get("item", "")), kind=str(m.get("kind", "")), snapshot_id=str(m["id"]),
                         bytes=int(m.get("bytes") or 0), files=m.get("files"), database=str(m.get("database") or "")))
     if not out and point.manifest_id:  # points made before manifests were recorded
-        kind = {datasource_types.ADLS: "tree", datasource_types.ELASTIC_SAN: "volume"}.get(
+        kind = {datasource_types.ADLS: "tree", datasource_types.ELASTIC_SAN: "volume",
+                datasource_types.AZURE_DISK: "volume"}.get(
             point.instance.datasource_type, "stream")
         out.append(Part(item=point.instance.datasource_name, kind=kind, snapshot_id=point.manifest_id))
     return out
@@ -108,7 +111,7 @@ def snapshot_group_id(point) -> str:
 def open_point_store(point):
     """The open engine store holding ``point`` (use as a context manager): the vault's secondary-region store
     for a point marked by `cross_region.read_from_secondary`, which never opens the primary."""
-    if point.instance.datasource_type == datasource_types.ELASTIC_SAN:
+    if point.instance.datasource_type in (datasource_types.ELASTIC_SAN, datasource_types.AZURE_DISK):
         from protection.operational_store import open_operational_store
         from vaults.store import NotFound
 

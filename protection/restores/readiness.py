@@ -7,6 +7,8 @@
 |  | Reader | the snapshot resource group |
 | PostgreSQL as files | Storage Blob Data Contributor | the target storage account |
 | PostgreSQL as a database | Contributor | the target server (decision 2) |
+| Azure Disk | Disk Restore Operator | the target resource group |
+|  | Disk Snapshot Contributor | the snapshot resource group (its access must still be there) |
 
 This module only says which roles a restore target needs; the check and "Assign missing roles" are
 backup readiness's own (`protection.readiness`): nothing looks for role *names*, `authorize` is asked
@@ -39,6 +41,8 @@ RESTORE_ROLE_ACTIONS = {
     roles.READER: (ops.SNAPSHOT_READ, ops.RESOURCE_GROUP_READ),
     roles.STORAGE_BLOB_DATA_CONTRIBUTOR: (ops.BLOB_WRITE,),  # a data action
     roles.CONTRIBUTOR: (ops.POSTGRES_DATABASE_WRITE, ops.POSTGRES_DATABASE_DELETE),
+    roles.DISK_RESTORE_OPERATOR: (ops.DISK_WRITE, ops.DISK_READ),
+    roles.DISK_SNAPSHOT_CONTRIBUTOR: (ops.SNAPSHOT_READ, ops.SNAPSHOT_BEGIN_GET_ACCESS),
 }
 
 
@@ -65,6 +69,14 @@ def needs_for(point, target, resolved) -> list[RoleNeed]:
         rg = scopes.normalize(layout.snapshot_group_id(point))
         if rg and rg != scopes.ROOT:
             needs.append(_restore_need(roles.READER, rg, rg, f"snapshot resource group {_name(rg)}"))
+        return needs
+    if isinstance(target, targets.DiskTarget):
+        group = resolved["resource_group"]
+        needs = [_restore_need(roles.DISK_RESTORE_OPERATOR, group.resource_id, group.resource_id,
+                               f"target resource group {group.name}")]
+        rg = scopes.normalize(layout.snapshot_group_id(point))
+        if rg and rg != scopes.ROOT:
+            needs.append(_restore_need(roles.DISK_SNAPSHOT_CONTRIBUTOR, rg, rg, f"snapshot resource group {_name(rg)}"))
         return needs
     if isinstance(target, targets.PgFilesTarget):
         container = resolved["container"]

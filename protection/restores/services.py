@@ -182,6 +182,8 @@ def _target_keys(target, resolved) -> set[str]:
         return {f"{target.account_id.lower()}/{c.target_name}" for c in resolved["containers"]}
     if isinstance(target, targets.VolumeTarget):
         return {f"{target.volume_group_id.lower()}/{target.volume_name.lower()}"}
+    if isinstance(target, targets.DiskTarget):
+        return {target.disk_id.lower()}
     if isinstance(target, targets.PgDatabaseTarget):
         return {f"{target.server_id.lower()}/{target.database_name}"}
     return {f"{target.container_id.lower()}/{name}" for name, _ in resolved["files"]}
@@ -323,6 +325,7 @@ def run_restore_job(job: Job, progress: jobs.Progress) -> dict:
         raise
     except ValidationError as exc:  # an inventory service refused (a target that appeared meanwhile)
         code = {targets.ADLS_KIND: validation.TARGET_CONTAINERS_EXIST, targets.VOLUME_KIND: validation.VOLUME_EXISTS,
+                targets.DISK_KIND: validation.DISK_EXISTS,
                 targets.PG_DATABASE_KIND: validation.DATABASE_EXISTS, targets.PG_FILES_KIND: validation.FILES_EXIST}[target.kind]
         message = " ".join(exc.messages) + " Nothing was restored."
         _raise_restore_alert(job, point, code, message)
@@ -351,12 +354,14 @@ def run_restore_job(job: Job, progress: jobs.Progress) -> dict:
 
 
 def _restore(job, point, target, resolved, run) -> dict:
-    from protection.restores import adls, elastic_san, postgres
+    from protection.restores import adls, elastic_san, managed_disk, postgres
 
     if isinstance(target, targets.AdlsTarget):
         return adls.restore(job, point, target, resolved, run)
     if isinstance(target, targets.VolumeTarget):
         return elastic_san.restore(job, point, target, resolved, run)
+    if isinstance(target, targets.DiskTarget):
+        return managed_disk.restore(job, point, target, resolved, run)
     if isinstance(target, targets.PgDatabaseTarget):
         return postgres.restore_database(job, point, target, resolved, run)
     return postgres.restore_files(job, point, target, resolved, run)
@@ -392,6 +397,10 @@ def remove_restore_leftovers(job, target) -> None:
         group = VolumeGroup.objects.filter(resource_id__iexact=target.volume_group_id).first()
         if group is not None:
             elastic_san.remove_leftovers(group, job)
+    elif isinstance(target, targets.DiskTarget):
+        from protection.restores import managed_disk
+
+        managed_disk.remove_leftovers(target, job)
     elif isinstance(target, targets.PgDatabaseTarget):
         postgres.remove_leftovers(job)
 

@@ -15,6 +15,7 @@ ADLS_KIND = "adls"
 VOLUME_KIND = "volume"
 PG_DATABASE_KIND = "pgDatabase"
 PG_FILES_KIND = "pgFiles"
+DISK_KIND = "disk"
 
 MAX_CONTAINERS = 100
 MAX_PREFIXES = 5
@@ -82,7 +83,21 @@ class PgFilesTarget:
     kind: str = field(default=PG_FILES_KIND, init=False)
 
 
-Target = AdlsTarget | VolumeTarget | PgDatabaseTarget | PgFilesTarget
+@dataclass(frozen=True)
+class DiskTarget:
+    """Azure Disk: a new managed disk in a resource group (RestoreTargetInfo; original location is not
+    supported, and a restore never overwrites a disk)."""
+
+    resource_group_id: str
+    disk_name: str
+    kind: str = field(default=DISK_KIND, init=False)
+
+    @property
+    def disk_id(self) -> str:
+        return f"{self.resource_group_id}/providers/{ops.DISK_TYPE}/{self.disk_name}"
+
+
+Target = AdlsTarget | VolumeTarget | PgDatabaseTarget | PgFilesTarget | DiskTarget
 
 
 def to_json(target: Target) -> dict:
@@ -106,6 +121,8 @@ def from_json(data: dict) -> Target:
         return PgDatabaseTarget(**data)
     if kind == PG_FILES_KIND:
         return PgFilesTarget(**data)
+    if kind == DISK_KIND:
+        return DiskTarget(**data)
     raise ValueError(f"Unknown restore target kind {kind!r}.")
 
 
@@ -114,6 +131,7 @@ def kinds_for(datasource_type: str) -> tuple[str, ...]:
         datasource_types.ADLS: (ADLS_KIND,),
         datasource_types.ELASTIC_SAN: (VOLUME_KIND,),
         datasource_types.POSTGRES_FLEX: (PG_DATABASE_KIND, PG_FILES_KIND),
+        datasource_types.AZURE_DISK: (DISK_KIND,),
     }[datasource_type]
 
 
@@ -154,6 +172,15 @@ def as_api(point, target: Target, *, region: str, resolved: dict | None = None) 
                                "resourceType": ops.VOLUME_TYPE},
             "datasourceSetInfo": {"objectType": "DatasourceSet", "resourceID": target.volume_group_id.rsplit("/volumeGroups/", 1)[0],
                                   "resourceType": ops.ELASTIC_SAN_TYPE},
+        }
+    elif isinstance(target, DiskTarget):
+        request["restoreTargetInfo"] = {
+            "objectType": "RestoreTargetInfo",
+            "recoveryOption": "FailIfExists",
+            "restoreLocation": region,
+            "datasourceInfo": {"objectType": "Datasource", "datasourceType": datasource_types.AZURE_DISK,
+                               "resourceID": target.disk_id, "resourceName": target.disk_name,
+                               "resourceLocation": region, "resourceType": ops.DISK_TYPE},
         }
     elif isinstance(target, PgDatabaseTarget):
         request["restoreTargetInfo"] = {

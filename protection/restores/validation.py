@@ -11,7 +11,7 @@ The codes from the reference: ``UserErrorTargetContainersExistOnAccount``,
 Strongroom's own (the reference names no code for these rules): ``UserErrorRestoreTargetInDifferentRegion``,
 ``UserErrorCrossSubscriptionRestoreNotEnabled``, ``UserErrorContainerRenameRequired``,
 ``UserErrorInvalidRestorePrefix``, ``UserErrorTargetVolumeAlreadyExists``,
-``UserErrorTargetDatabaseAlreadyExists``, ``UserErrorTargetFilesExist``, ``UserErrorRestoreRequestThrottled``,
+``UserErrorTargetDatabaseAlreadyExists``, ``UserErrorTargetDiskAlreadyExists``, ``UserErrorTargetFilesExist``, ``UserErrorRestoreRequestThrottled``,
 ``UserErrorRestoreTargetNotFound``, ``UserErrorInvalidRestoreTargetName``.
 """
 
@@ -37,6 +37,8 @@ CSR_DISABLED = "UserErrorCrossSubscriptionRestoreNotEnabled"
 RENAME_REQUIRED = "UserErrorContainerRenameRequired"
 INVALID_PREFIX = "UserErrorInvalidRestorePrefix"
 VOLUME_EXISTS = "UserErrorTargetVolumeAlreadyExists"
+DISK_EXISTS = "UserErrorTargetDiskAlreadyExists"
+SNAPSHOT_MISSING = "UserErrorSnapshotNotFound"
 DATABASE_EXISTS = "UserErrorTargetDatabaseAlreadyExists"
 FILES_EXIST = "UserErrorTargetFilesExist"
 THROTTLED = "UserErrorRestoreRequestThrottled"
@@ -106,6 +108,8 @@ def resolve(point, target, *, principal=None, job=None) -> dict:
         return _resolve_adls(point, target, principal)
     if isinstance(target, targets.VolumeTarget):
         return _resolve_volume(point, target, principal, job)
+    if isinstance(target, targets.DiskTarget):
+        return _resolve_disk(point, target, principal, job)
     if isinstance(target, targets.PgDatabaseTarget):
         return _resolve_pg_database(point, target, principal)
     return _resolve_pg_files(point, target, principal)
@@ -251,6 +255,43 @@ def _resolve_volume(point, target: targets.VolumeTarget, principal, job=None) ->
                      f"'{point.instance.name}' has had {limit} today. Try again after midnight (UTC).")
     problems.raise_if_any()
     return {"volume_group": group, "size_bytes": part.bytes, "size_gib": size_gib}
+
+
+# --- Azure Disk -----------------------------------------------------------------------------------------
+
+
+def _resolve_disk(point, target: targets.DiskTarget, principal, job=None) -> dict:
+    """A new disk in a resource group the principal can see, in the vault's region (``restoreLocation``),
+    under a name no disk of that group has (``UserErrorTargetDiskAlreadyExists``): never an overwrite."""
+    from portal.inventory.disks import services as disks
+    from portal.inventory.models import Snapshot
+    from portal.models import ResourceGroup
+    from security.operations import RESOURCE_GROUP_READ
+
+    problems = Problems()
+    group = (ResourceGroup.objects.select_related("subscription")
+             .filter(resource_id__iexact=target.resource_group_id).first())
+    if group is None or not _readable(principal, RESOURCE_GROUP_READ, group.resource_id):
+        problems.add("target_resource_group", TARGET_NOT_FOUND, "Choose the target resource group.")
+        problems.raise_if_any()
+    try:
+        disks.validate_disk_name(target.disk_name, field="disk_name")
+    except ValidationError as exc:
+        problems.add("disk_name", INVALID_NAME, " ".join(exc.messages))
+    else:
+        try:
+            disks.check_name_free(group, target.disk_name, field="disk_name")
+        except ValidationError as exc:
+            problems.add("disk_name", DISK_EXISTS, " ".join(exc.messages) + " A restore never overwrites a disk.")
+    _cross_subscription(point, group.subscription_id, problems, "target_resource_group")
+    if point.snapshot_resource_id and not Snapshot.objects.filter(resource_id__iexact=point.snapshot_resource_id).exists():
+        problems.add("recovery_point", SNAPSHOT_MISSING,
+                     f"The recovery point's snapshot {point.snapshot_resource_id.rsplit('/', 1)[-1]} was deleted or moved "
+                     "from its snapshot resource group (operational-tier snapshots are outside soft delete and "
+                     "immutability). Choose another recovery point.")
+    part = layout.volume_part(point)
+    problems.raise_if_any()
+    return {"resource_group": group, "size_bytes": part.bytes, "size_gib": max(1, -(-part.bytes // (1024 ** 3)))}
 
 
 def restores_today(instance, exclude=None) -> int:

@@ -174,7 +174,7 @@ def recovery_point_detail(request, pk):
     point = _point_or_404(request, pk)
     context = _point_context(request, point)
     kind = context["kind"]
-    if kind == "esan":
+    if kind in ("esan", "disk"):
         context["volume"] = browse.volume_facts(point)
     elif kind == "adls":  # each container's files may be listed by whoever may read that container live
         rows = [(p, _access(request, point, access.LIST, p.item)) for p in context["parts"]]

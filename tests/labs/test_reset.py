@@ -80,6 +80,10 @@ def test_reset_gives_a_fresh_sandbox_and_the_old_one_is_hidden_then_taken_down(l
     inventory.set_datasource_network(trainee, old.source_account, vnet.subnets.get())
     zone = inventory.create_private_dns_zone(trainee, resource_group=old.backup_group, name=f"zone-{names.code}.internal")
     inventory.add_vnet_link(trainee, zone, name="link-a", virtual_network=vnet)
+    from portal.inventory.disks import services as disks  # and a managed disk
+
+    disk = disks.create_disk(trainee, resource_group=old.backup_group, name="disk-a", region=old.source_account.region,
+                             size_gib=1)
 
     new_run = services.reset_lab(trainee, run, run_jobs_inline=True)
 
@@ -101,6 +105,7 @@ def test_reset_gives_a_fresh_sandbox_and_the_old_one_is_hidden_then_taken_down(l
     assert not any(p.exists() for p in folders) and paths_of(names.code, settings) == []
     assert not ResourceGroup.objects.filter(subscription__resource_id=retired.subscription_id).exists()
     assert not VirtualNetwork.objects.filter(pk=vnet.pk).exists() and not PrivateDnsZone.objects.filter(pk=zone.pk).exists()
+    assert not disk.image_path.exists()
     world = SandboxWorld(gone)
     assert (world.source_account, world.target_account, world.pg_server, world.security_admin is not None) == (
         None, None, None, True)

@@ -1,5 +1,5 @@
 """Elastic SAN: SANs, their volume groups and volumes (a raw image file each), and the snapshots
-backups take of volumes (incremental snapshots in a snapshot resource group)."""
+backups take of volumes and managed disks (incremental snapshots in a snapshot resource group)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from security import clock
 from security.audit import guarded, record_denial
 from security.guards import GuardDenied, evaluate
 from security.operations import (
+    DISK_BEGIN_GET_ACCESS,
+    DISK_TYPE,
     ELASTIC_SAN_DELETE,
     ELASTIC_SAN_WRITE,
     SNAPSHOT_DELETE,
@@ -184,7 +186,7 @@ def delete_volume(principal, volume: Volume) -> None:
 
 def create_snapshot(
     principal,
-    volume: Volume,
+    source,
     *,
     resource_group: ResourceGroup,
     name: str,
@@ -194,32 +196,40 @@ def create_snapshot(
     manifest_id: str = "",
     taken_at=None,
 ) -> Snapshot:
-    """Record an incremental snapshot of ``volume`` in ``resource_group`` (the snapshot RG).
+    """Record an incremental snapshot of ``source`` (an Elastic SAN volume or a managed disk) in
+    ``resource_group`` (the snapshot RG).
 
-    As in Azure, this needs both the Elastic SAN's snapshot right on the volume group (the temporary
-    volume snapshot) and the right to write snapshots in the snapshot resource group.
+    As in Azure, this needs both the right to read the source for a snapshot (a volume: the Elastic
+    SAN's snapshot right on the volume group, for the temporary volume snapshot; a disk: its
+    beginGetAccess, which Disk Backup Reader grants) and the right to write snapshots in the snapshot
+    resource group.
     """
     name = (name or "").strip()
     target = new_resource_id(resource_group, Snapshot.RESOURCE_TYPE, name or "-")
-    decision = evaluate(principal, VOLUME_SNAPSHOT_WRITE, f"{volume.volume_group.resource_id}/snapshots/{name or '-'}")
+    is_disk = source.RESOURCE_TYPE == DISK_TYPE
+    what = "disk" if is_disk else "volume"
+    read_action, read_scope = ((DISK_BEGIN_GET_ACCESS, source.resource_id) if is_disk else
+                               (VOLUME_SNAPSHOT_WRITE, f"{source.volume_group.resource_id}/snapshots/{name or '-'}"))
+    decision = evaluate(principal, read_action, read_scope)
     if not decision.allowed:
         record_denial(principal, decision)
         raise GuardDenied(decision)
-    with guarded(principal, SNAPSHOT_WRITE, target, details={"sourceResourceId": volume.resource_id}) as op:
+    with guarded(principal, SNAPSHOT_WRITE, target, details={"sourceResourceId": source.resource_id}) as op:
         naming.validate_snapshot_name(name)
-        if resource_group.subscription_id != volume.resource_group.subscription_id:
+        if resource_group.subscription_id != source.resource_group.subscription_id:
             raise ValidationError(
-                {"resource_group": "The snapshot resource group must be in the volume's subscription."}
+                {"resource_group": f"The snapshot resource group must be in the {what}'s subscription."}
             )
         if Snapshot.objects.filter(resource_group=resource_group, name__iexact=name).exists():
             raise ValidationError({"name": f"A snapshot named '{name}' already exists in {resource_group.name}."})
         snapshot = Snapshot.objects.create(
             name=name,
             resource_group=resource_group,
-            region=volume.region,
-            source_volume=volume,
-            source_resource_id=volume.resource_id,
-            size_bytes=volume.size_bytes if size_bytes is None else size_bytes,
+            region=source.region,
+            source_volume=None if is_disk else source,
+            source_disk=source if is_disk else None,
+            source_resource_id=source.resource_id,
+            size_bytes=source.size_bytes if size_bytes is None else size_bytes,
             checksum=checksum,
             store_location=store_location,
             manifest_id=manifest_id,

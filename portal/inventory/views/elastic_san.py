@@ -49,7 +49,7 @@ VOLUME = Kind(
 )
 SNAPSHOT = Kind(
     Snapshot, "snapshot", ops.SNAPSHOT_READ, "portal:snapshot_detail",
-    related=("resource_group__subscription", "region", "source_volume"),
+    delete=ops.SNAPSHOT_DELETE, related=("resource_group__subscription", "region", "source_volume", "source_disk"),
 )
 
 
@@ -228,6 +228,17 @@ volume_delete = delete_view(
 def snapshot_detail(request, pk):
     snapshot = SNAPSHOT.get(request, pk)
     return render(request, "portal/inventory/snapshot_detail.html", SNAPSHOT.context(request, snapshot))
+
+
+snapshot_delete = delete_view(
+    SNAPSHOT,
+    noun="snapshot",
+    delete=services.delete_snapshot,
+    done_url=lambda snapshot: reverse("portal:resource_group_detail", args=[snapshot.resource_group_id]),
+    warning=lambda snapshot: "A snapshot is an operational-tier recovery point outside the vault: vault immutability, "
+                             "soft delete and multi-user authorization do not protect it. Once it is deleted, its "
+                             "recovery point can no longer be restored.",
+)
 
 
 elastic_san_network = datasource_network_view(SAN, "portal/inventory/_san_base.html")
