@@ -67,7 +67,8 @@ def inventory(lab, pg_login):
 
 def spec(datasource_type, **overrides):
     base = policy_services.default_spec(datasource_type)
-    values = {"frequency": base.frequency, "time": base.time, "days": base.days, "default": base.default, "extra": {}}
+    values = {"frequency": base.frequency, "time": base.time, "days": base.days, "default": base.default, "extra": {},
+              "every": base.every}
     values.update(overrides)
     return policy_services.PolicySpec(**values)
 
