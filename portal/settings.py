@@ -258,6 +258,9 @@ CELERY_BEAT_SCHEDULE: dict = {
 
 # Strongroom
 STRONGROOM_DATA_ROOT = Path(env_str("STRONGROOM_DATA_ROOT", str(VAR_DIR / "data")))
+# The vault-archive tier's own root (a colder disk or host in production); unset, `archive` beside the data
+# root (vaults.storage.archive_root). Never a folder inside the standard stores' root.
+STRONGROOM_ARCHIVE_ROOT = Path(env_str("STRONGROOM_ARCHIVE_ROOT")) if env_str("STRONGROOM_ARCHIVE_ROOT", "") else None
 # Existing folders and images may be attached only below these roots (never /etc, /dev, ...).
 STRONGROOM_ATTACH_ROOTS = [Path(p) for p in env_list("STRONGROOM_ATTACH_ROOTS", [])]
 # The PostgreSQL cluster training-lab sandboxes make their servers on (labs.sandboxes.cluster_admin): each

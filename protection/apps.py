@@ -32,6 +32,11 @@ def register_job_handlers() -> None:
     jobs.register_handler(JobOperation.VERIFY, restores.run_verify_job)
     jobs.register_handler(JobOperation.UNCONFIGURE, deletion.run_unconfigure_job)
     jobs.register_handler(JobOperation.PURGE, deletion.run_purge_job)
+    # archive tier (issue 21)
+    from protection.tiering import rehydration, services as tiering
+
+    jobs.register_handler(JobOperation.TIERING, tiering.run_tiering_job)
+    jobs.register_handler(JobOperation.REHYDRATE, rehydration.run_rehydrate_job)
 
 
 def register_pages() -> None:

@@ -112,6 +112,11 @@ def _check_point(point) -> None:
                          "from now."})
     if point.state != RecoveryPoint.State.COMPLETED:
         raise ValidationError({"recovery_point": "Choose a completed recovery point."})
+    if point.is_archived and not point.is_rehydrated():  # archive tier (issue 21)
+        raise ValidationError({"recovery_point": ValidationError(
+            "UserErrorRecoveryPointNotRehydrated: This recovery point is in the archive tier (Vault-archive): restore "
+            "it with rehydration (choose a rehydration priority and duration), or wait until its rehydration completes.",
+            code="UserErrorRecoveryPointNotRehydrated")})
 
 
 def _printable(value):

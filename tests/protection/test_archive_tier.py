@@ -1,0 +1,183 @@
+"""The vault-archive tier on real data: Move to archive (copied, verified, removed from the standard store),
+rehydration then restore byte for byte, the rehydrated copy's end on the lab clock, expiry from the archive
+store, a failed move leaving the point whole, the policy's tiering rule, and the reasons a point is not eligible."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from portal.inventory import services as inv
+from protection import datasource_types
+from protection.jobs import runner as jobs
+from protection.models import BackupInstance, Job, JobOperation, RecoveryPoint
+from protection.policies.services import Retention, Tiering
+from protection.restores import layout, services, targets, validation
+from protection.tiering import eligibility, rehydration
+from protection.tiering import services as tiering
+from security import clock
+from security import services as security_services
+from tests.protection._restore_fixtures import (  # noqa: F401
+    PG, _fast_passwords, backup, inventory, make_policy, new_account, pg_database, protect, tree_of, vault,
+)
+from vaults import storage
+
+pytestmark = pytest.mark.django_db
+
+
+def forward(lab, **delta):
+    security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(**delta))
+
+
+def snapshot_ids(opener) -> set:
+    with opener() as store:
+        return {s.id for s in store.list_snapshots()}
+
+
+@pytest.fixture
+def pg_old_point(lab, vault, make_policy, inventory, pg_database):
+    """A PostgreSQL point kept a year, made 4 months ago on the lab clock."""
+    source = pg_database("sr_arch")
+    inv.refresh_postgres_server(lab.trainer, inventory.server)
+    instance = protect(lab, vault, make_policy(PG, default=Retention(1, "Years")), inventory.server)
+    point = backup(lab, instance)
+    forward(lab, days=122)
+    return source, point
+
+
+def run(job) -> Job:
+    jobs.run(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def test_ineligible_points_say_why(lab, vault, make_policy, inventory, pg_database):
+    now = clock.now()
+    adls = RecoveryPoint(instance=BackupInstance(datasource_type=datasource_types.ADLS, vault=vault),
+                         datastore="VaultStore", recovery_point_time=now, expiry_time=now + dt.timedelta(days=900))
+    assert eligibility.ineligible_reason(adls) == "Archive isn't supported for Azure Data Lake Storage"
+    esan = RecoveryPoint(instance=BackupInstance(datasource_type=datasource_types.ELASTIC_SAN, vault=vault),
+                         datastore="OperationalStore", recovery_point_time=now, expiry_time=None)
+    assert eligibility.ineligible_reason(esan).startswith("Archive isn't supported for operational-tier snapshots")
+    young = RecoveryPoint(instance=BackupInstance(datasource_type=PG, vault=vault), datastore="VaultStore",
+                          recovery_point_time=now - dt.timedelta(days=12), expiry_time=now + dt.timedelta(days=900))
+    assert eligibility.ineligible_reason(young, now, running=set()) == (
+        "Only points at least 3 months old can move to archive (this one is 12 days old)")
+    short = RecoveryPoint(instance=BackupInstance(datasource_type=PG, vault=vault), datastore="VaultStore",
+                          recovery_point_time=now - dt.timedelta(days=100), expiry_time=now + dt.timedelta(days=40))
+    assert eligibility.ineligible_reason(short, now, running=set()) == (
+        "Only points with at least 6 months of retention left can move to archive (this one expires in 40 days)")
+
+
+def test_move_rehydrate_restore_and_the_copy_ends(lab, pg_old_point):
+    source, point = pg_old_point
+    vault = point.instance.vault
+    ids = {m["id"] for m in point.manifests}
+    assert eligibility.ineligible_reason(point) == ""
+    job = run(tiering.move_to_archive(lab.trainer, point))
+    assert (job.operation, job.category, job.status) == (JobOperation.TIERING, "Tiering", "Completed"), job.error_message
+    point.refresh_from_db()
+    assert point.datastore == "ArchiveStore" and all(m["store"] == "archive" for m in point.manifests)
+    assert ids <= snapshot_ids(lambda: storage.open_archive_store(vault))
+    assert not ids & snapshot_ids(lambda: storage.open_store(vault))
+    assert not str(storage.archive_store_path(vault)).startswith(str(storage.store_path(vault)))
+    with pytest.raises(ValidationError, match="UserErrorRecoveryPointNotEligibleForArchive: Already in the archive"):
+        tiering.move_to_archive(lab.trainer, point)
+
+    account = new_account(lab)
+    container = inv.create_container(lab.trainer, account, name="pgdumps")
+    target = targets.PgFilesTarget(container.resource_id, "arch/", source)
+    from protection.restores import readiness
+    services.assign_restore_roles(lab.trainer, point, target, readiness.SCOPE_RESOURCE)
+    with pytest.raises(ValidationError, match="UserErrorRecoveryPointNotRehydrated"):
+        services.start_restore(lab.trainer, point, target)
+    with pytest.raises(ValidationError, match="10 to 30 days"):
+        rehydration.start_rehydrated_restore(lab.trainer, point, target, priority="High", duration="P5D")
+
+    rehydrate = run(rehydration.start_rehydrated_restore(lab.trainer, point, target, priority="High", duration="P10D"))
+    assert (rehydrate.operation, rehydrate.status) == ("Rehydrate", "Completed"), rehydrate.error_message
+    assert ids <= snapshot_ids(lambda: storage.open_store(vault))
+    point.refresh_from_db()
+    assert point.rehydration_status == "CREATE_IN_PROGRESS" and not point.is_rehydrated()
+    assert rehydration.settle()["restoresStarted"] == 0  # High: an hour on Strongroom's clock first
+
+    forward(lab, minutes=61)
+    assert rehydration.settle()["restoresStarted"] == 1
+    rehydrate.refresh_from_db()
+    restore = Job.objects.get(pk=rehydrate.extended_info["restoreJobId"])
+    assert restore.parameters["rehydrateJobId"] == str(rehydrate.pk)
+    restore = run(restore)
+    assert restore.status == "Completed", (restore.error_code, restore.error_message)
+    files = tree_of(container.path)
+    point.refresh_from_db()
+    with storage.open_archive_store(vault) as archive:  # byte for byte what the archive tier holds
+        for name, part in validation.file_names(point, target):
+            from io import BytesIO
+            out = BytesIO()
+            archive.restore_stream(part.snapshot_id, out)
+            assert files[name] == out.getvalue()
+
+    forward(lab, days=10)
+    assert rehydration.settle()["rehydratedCopiesRemoved"] == 1
+    point.refresh_from_db()
+    assert point.rehydration_status == "DELETED" and point.datastore == "ArchiveStore"
+    assert not ids & snapshot_ids(lambda: storage.open_store(vault))
+    assert ids <= snapshot_ids(lambda: storage.open_archive_store(vault))
+    with layout.open_point_store(point) as store:  # verify reads the archive copy
+        assert store.verify(point.manifest_id).ok
+
+
+def test_expiry_removes_an_archived_point_from_the_archive_store(lab, pg_old_point):
+    from protection.backups import retention
+
+    _source, point = pg_old_point
+    vault = point.instance.vault
+    run(tiering.move_to_archive(lab.trainer, point))
+    forward(lab, days=300)
+    [job] = retention.start_retention_runs()
+    assert run(job).status == "Completed", job.error_message
+    assert not RecoveryPoint.objects.filter(pk=point.pk).exists()
+    assert not {m["id"] for m in point.manifests} & snapshot_ids(lambda: storage.open_archive_store(vault))
+
+
+def test_a_failed_move_leaves_the_point_in_the_standard_tier(lab, pg_old_point, monkeypatch):
+    _source, point = pg_old_point
+    vault = point.instance.vault
+    ids = {m["id"] for m in point.manifests}
+
+    def broken(*args, **kwargs):
+        raise jobs.JobError("UserErrorTieringVerificationFailed", "The copy did not verify.")
+
+    monkeypatch.setattr(tiering, "copy_point", broken)
+    job = run(tiering.move_to_archive(lab.trainer, point))
+    assert job.status == "Failed" and job.error_code == "UserErrorTieringVerificationFailed"
+    point.refresh_from_db()
+    assert point.datastore == "VaultStore"
+    assert ids <= snapshot_ids(lambda: storage.open_store(vault))
+
+
+def test_the_policy_tiering_rule_moves_points_and_sets_their_expiry(lab, vault, make_policy, inventory, pg_database):
+    pg_database("sr_archp")
+    inv.refresh_postgres_server(lab.trainer, inventory.server)
+    policy = make_policy(PG, default=Retention(6, "Months"), tiering=Tiering(3, Retention(2, "Years")))
+    lifecycle = policy.policy_rules[1]["lifecycles"]
+    assert lifecycle[0]["targetDataStoreCopySettings"] == [{
+        "copyAfter": {"objectType": "CustomCopyOption", "duration": "P3M"},
+        "dataStore": {"dataStoreType": "ArchiveStore", "objectType": "DataStoreInfoBase"}}]
+    assert lifecycle[1]["sourceDataStore"]["dataStoreType"] == "ArchiveStore"
+    assert lifecycle[1]["deleteAfter"]["duration"] == "P2Y"
+    instance = protect(lab, vault, policy, inventory.server)
+    point = backup(lab, instance)
+    assert point.expiry_time.year == point.recovery_point_time.year + 2
+    assert tiering.points_due_for_tiering() == []
+    forward(lab, days=93)
+    assert rehydration.settle()["tieringJobs"] == 1
+    job = Job.objects.get(operation=JobOperation.TIERING, recovery_point=point)
+    assert job.initiated_by_name == "Tiering rule (policy)"
+    assert run(job).status == "Completed", job.error_message
+    point.refresh_from_db()
+    assert point.datastore == "ArchiveStore"
+    with pytest.raises(ValidationError, match="Archive isn't supported for Azure Data Lake Storage"):
+        make_policy(datasource_types.ADLS, tiering=Tiering(3, Retention(2, "Years")))
