@@ -33,7 +33,8 @@ def register_job_handlers() -> None:
     jobs.register_handler(JobOperation.UNCONFIGURE, deletion.run_unconfigure_job)
     jobs.register_handler(JobOperation.PURGE, deletion.run_purge_job)
     # archive tier (issue 21)
-    from protection.tiering import rehydration, services as tiering
+    from protection.restores import rehydration
+    from protection.tiering import services as tiering
 
     jobs.register_handler(JobOperation.TIERING, tiering.run_tiering_job)
     jobs.register_handler(JobOperation.REHYDRATE, rehydration.run_rehydrate_job)

@@ -11,7 +11,7 @@ from protection.backups import services as backups
 from protection.deletion import services as deletion
 from protection.jobs import runner as jobs
 from protection.restores import services as restores
-from protection.tiering import rehydration
+from protection.restores import rehydration
 
 
 @shared_task(name=jobs.RUN_JOB_TASK, acks_late=True, ignore_result=True)

@@ -112,7 +112,11 @@ def _check_point(point) -> None:
                          "from now."})
     if point.state != RecoveryPoint.State.COMPLETED:
         raise ValidationError({"recovery_point": "Choose a completed recovery point."})
-    if point.is_archived and not point.is_rehydrated():  # archive tier (issue 21)
+
+
+def _check_rehydrated(point) -> None:
+    """Archive tier (issue 21): an archived point restores only from its rehydrated copy."""
+    if point.is_archived and not point.is_rehydrated():
         raise ValidationError({"recovery_point": ValidationError(
             "UserErrorRecoveryPointNotRehydrated: This recovery point is in the archive tier (Vault-archive): restore "
             "it with rehydration (choose a rehydration priority and duration), or wait until its rehydration completes.",
@@ -195,6 +199,7 @@ def start_restore(principal, point: RecoveryPoint, target) -> Job:
         row = BackupInstance.objects.select_for_update().select_related("vault").get(pk=instance.pk)
         point.instance = row
         _check_point(point)
+        _check_rehydrated(point)
         resolved = validation.resolve(point, target, principal=principal)
         ready = _ready(principal, point, target, resolved)
         if not ready.ok:

@@ -114,8 +114,19 @@ class RestoreWizard(ProtectionWizard):
 
     def done(self, form_list, form_dict, **kwargs):
         params = form_dict["parameters"]
-        point = form_dict["point"].cleaned_data["recovery_point"]
+        point_form = form_dict["point"]
+        point = point_form.cleaned_data["recovery_point"]
         try:
+            if point_form.needs_rehydration():  # archive tier (issue 21): rehydrate, then restore
+                from protection.restores import rehydration
+
+                job = rehydration.start_rehydrated_restore(
+                    self.request.principal, point, params.target(),
+                    priority=point_form.cleaned_data["rehydration_priority"],
+                    duration=point_form.cleaned_data["rehydration_duration"])
+                messages.success(self.request, f"Rehydrating the recovery point of '{point.instance.name}': the Restore "
+                                               "job starts once it is restorable.")
+                return redirect("protection:job_detail", pk=job.pk)
             job = services.start_restore(self.request.principal, point, params.target())
         except GuardDenied as exc:  # the vault's network: said on Review, as the rules are (others: the 403 page)
             if exc.decision.guard != NETWORK_GUARD:

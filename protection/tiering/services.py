@@ -18,7 +18,7 @@ from protection import datasource_types
 from protection.jobs import runner as jobs
 from protection.models import Job, JobCategory, JobOperation, JobStatus, RecoveryPoint
 from protection.policy_rules import PolicyError, tiering_rules
-from protection.tiering.eligibility import ineligible_reason
+from protection.archive_eligibility import ineligible_reason
 from security import clock
 from security import operations as ops
 from security.audit import caller_label, guarded
@@ -187,13 +187,16 @@ def _remove_standard_copy(point) -> int:
 
 def points_due_for_tiering(now=None, limit: int = POLICY_BATCH) -> list:
     """Vault-standard points whose policy's tiering rule says they move now, and may."""
-    from protection.backups.retention import RETENTION_STATES
-    from protection.models import BackupInstance
+    from protection.models import BackupInstance, ProtectionState
+
+    # as retention: while protection is configured or suspended (a soft-deleted or stopped instance keeps its tier)
+    active = [ProtectionState.CONFIGURED, ProtectionState.BACKUPS_SUSPENDED, ProtectionState.PROTECTION_ERROR,
+              ProtectionState.UPDATING]
 
     now = now or clock.now()
     due = []
     for instance in (BackupInstance.objects.filter(datasource_type=datasource_types.POSTGRES_FLEX,
-                                                   protection_state__in=RETENTION_STATES)
+                                                   protection_state__in=active)
                      .select_related("policy", "vault")):
         try:
             rules = tiering_rules(instance.policy.policy_rules)

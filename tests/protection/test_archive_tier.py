@@ -15,7 +15,8 @@ from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobOperation, RecoveryPoint
 from protection.policies.services import Retention, Tiering
 from protection.restores import layout, services, targets, validation
-from protection.tiering import eligibility, rehydration
+from protection import archive_eligibility as eligibility
+from protection.restores import rehydration
 from protection.tiering import services as tiering
 from security import clock
 from security import services as security_services
