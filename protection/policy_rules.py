@@ -325,6 +325,8 @@ class Policy:
                     "FirstOfYear": "first successful backup of each year", "FirstOfDay": "first successful backup of each day"}
             applies = ", ".join(what.get(c, c) for c in rule.criteria) or "every other backup"
             lines.append(f"Retention {rule.tag} ({applies}): {rule.duration.label()}")
+        for tiering in tiering_rules(self.rules).values():  # archive tier (issue 21)
+            lines.append(f"Tiering {tiering.tag}: {tiering.label()}")
         return lines
 
 
