@@ -50,7 +50,7 @@ class RecoveryPointRangeForm(forms.Form):
                                                                      ("OperationalStore", "Operational tier (snapshot)")])
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
-    def tier(self) -> str:
+    def chosen_tier(self) -> str:
         return (self.cleaned_data.get("tier") or "") if self.is_bound and self.is_valid() else ""
 
     def range(self) -> tuple[dt.datetime, dt.datetime]:

@@ -164,8 +164,8 @@ def instance_recovery_points(request, pk):
     form = RecoveryPointRangeForm(request.GET or None)
     start, end = form.range()
     points = RecoveryPoint.objects.filter(instance=instance, recovery_point_time__gte=start, recovery_point_time__lte=end)
-    if form.tier():  # archive tier (issue 21): filter by tier
-        points = points.filter(datastore=form.tier())
+    if form.chosen_tier():  # archive tier (issue 21): filter by tier
+        points = points.filter(datastore=form.chosen_tier())
     points = list(points.order_by("-recovery_point_time")[:200])
     for point in points:
         point.snapshot_name = point.snapshot_resource_id.rsplit("/", 1)[-1] if point.snapshot_resource_id else ""
@@ -173,7 +173,7 @@ def instance_recovery_points(request, pk):
     geo = instance.vault.is_geo_redundant and instance.vault.secondary_region is not None
     return render(request, "protection/backups/_recovery_points.html",
                   {"instance": instance, "points": points, "form": form, "start": start, "end": end, "geo": geo,
-                   "tier": form.tier(), **archive})
+                   "tier": form.chosen_tier(), **archive})
 
 
 def tier_context(principal, instance, points) -> dict:

@@ -135,7 +135,7 @@ def run_rehydrate_job(job: Job, progress: jobs.Progress) -> dict:
             rehydration_status=CREATE_IN_PROGRESS, rehydration_ready_at=ready, rehydration_expiry_time=expiry)
         if not updated:
             raise jobs.JobError("UserErrorRecoveryPointNotFound", "The recovery point was deleted while it was rehydrated.")
-    info = {**(job.extended_info or {}), "items": reports, "bytesCopied": sum(r["bytes"] for r in reports),
+    info = {**(job.extended_info or {}), "copies": reports, "bytesCopied": sum(r["bytes"] for r in reports),
             "rehydrationReadyAt": ready.isoformat(), "rehydrationExpiryTime": expiry.isoformat(),
             "restoreStartsAt": ready.isoformat(),
             "summary": f"Rehydrated with {priority} priority: restorable from {ready:%Y-%m-%d %H:%M} UTC; the Restore "

@@ -61,6 +61,8 @@ class RestoreWizard(ProtectionWizard):
                 data["point-start"] = point.recovery_point_time.date().isoformat()
                 data["point-end"] = max(point.recovery_point_time.date(), clock.now().date()).isoformat()
                 data["point-recovery_point"] = preset["point"]
+                if point.is_archived and not point.is_rehydrated():  # archive tier: the form's defaults, shown on Review
+                    data["point-rehydration_priority"], data["point-rehydration_duration"] = "Standard", "15"
                 data[f"{self.prefix}-current_step"] = "point"
                 self.storage.set_step_data("point", data)
             if preset.get("instance"):

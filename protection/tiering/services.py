@@ -152,9 +152,12 @@ def run_tiering_job(job: Job, progress: jobs.Progress) -> dict:
         raise jobs.JobError("UserErrorRecoveryPointNotEligibleForArchive",
                             f"The recovery point is in {point.get_datastore_display()}, which has no archive tier.")
     removed = _remove_standard_copy(point)
-    progress(current_item="Reclaiming space", phase="reclaim", force=True)
+    try:
+        progress(current_item="Reclaiming space", phase="reclaim", force=True)
+    except jobs.JobCancelled:  # the point is in the archive tier already: too late to cancel, the space is reclaimed
+        pass
     gc = reclaim([lambda: open_store(vault)])
-    return {"extended_info": {**(job.extended_info or {}), "items": reports, "bytesCopied": sum(r["bytes"] for r in reports),
+    return {"extended_info": {**(job.extended_info or {}), "copies": reports, "bytesCopied": sum(r["bytes"] for r in reports),
                               "standardCopiesRemoved": removed, "gc": gc,
                               "sourceDataStoreName": "VaultStore", "destinationDataStoreName": "ArchiveStore"},
             "bytes_done": sum(r["bytes"] for r in reports)}

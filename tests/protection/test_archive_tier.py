@@ -86,6 +86,11 @@ def test_move_rehydrate_restore_and_the_copy_ends(lab, pg_old_point):
     assert not str(storage.archive_store_path(vault)).startswith(str(storage.store_path(vault)))
     with pytest.raises(ValidationError, match="UserErrorRecoveryPointNotEligibleForArchive: Already in the archive"):
         tiering.move_to_archive(lab.trainer, point)
+    # Immutability reaches the archive tier: a vault made immutable retains the archive copy until its expiry.
+    from protection.deletion.services import apply_store_retention
+    assert apply_store_retention(vault, "Unlocked")["storeRetention"]["recoveryPoints"] == 1
+    with storage.open_archive_store(vault) as archive:
+        assert archive.backend.get_retention(f"snapshots/{point.manifest_id}").active()
 
     account = new_account(lab)
     container = inv.create_container(lab.trainer, account, name="pgdumps")
@@ -182,3 +187,28 @@ def test_the_policy_tiering_rule_moves_points_and_sets_their_expiry(lab, vault, 
     assert point.datastore == "ArchiveStore"
     with pytest.raises(ValidationError, match="Archive isn't supported for Azure Data Lake Storage"):
         make_policy(datasource_types.ADLS, tiering=Tiering(3, Retention(2, "Years")))
+
+
+def test_a_cancelled_rehydration_removes_its_copy_and_the_point_stays_archived(lab, pg_old_point, monkeypatch):
+    source, point = pg_old_point
+    vault = point.instance.vault
+    ids = {m["id"] for m in point.manifests}
+    run(tiering.move_to_archive(lab.trainer, point))
+    point.refresh_from_db()
+    real = tiering.copy_point
+
+    def copy_then_cancel(*args, **kwargs):
+        real(*args, **kwargs)  # every snapshot copied, then the cancel lands
+        raise jobs.JobCancelled()
+
+    monkeypatch.setattr(tiering, "copy_point", copy_then_cancel)
+    account = new_account(lab)
+    target = targets.PgFilesTarget(inv.create_container(lab.trainer, account, name="pgdumps").resource_id, "", source)
+    from protection.restores import readiness
+    services.assign_restore_roles(lab.trainer, point, target, readiness.SCOPE_RESOURCE)
+    job = run(rehydration.start_rehydrated_restore(lab.trainer, point, target, priority="Standard", duration=12))
+    assert job.status == "Cancelled"
+    point.refresh_from_db()
+    assert point.datastore == "ArchiveStore" and point.rehydration_status == "FAILED"
+    assert not ids & snapshot_ids(lambda: storage.open_store(vault))
+    assert ids <= snapshot_ids(lambda: storage.open_archive_store(vault))
