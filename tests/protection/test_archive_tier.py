@@ -212,3 +212,31 @@ def test_a_cancelled_rehydration_removes_its_copy_and_the_point_stays_archived(l
     assert point.datastore == "ArchiveStore" and point.rehydration_status == "FAILED"
     assert not ids & snapshot_ids(lambda: storage.open_store(vault))
     assert ids <= snapshot_ids(lambda: storage.open_archive_store(vault))
+
+
+def test_the_policy_wizard_offers_tiering_for_postgresql_only():
+    from protection.policies.forms import PolicyScheduleForm
+    from protection.policy_rules import Policy
+
+    data = {"frequency": "Weekly", "time": "03:00", "days": ["Sunday"], "default_count": "6", "default_unit": "Months",
+            "weekly_unit": "Weeks", "monthly_unit": "Months", "yearly_unit": "Years",
+            "tier_enabled": "on", "tier_when": "expiry", "tier_archive_count": "2", "tier_archive_unit": "Years"}
+    form = PolicyScheduleForm(data, datasource_type=PG)
+    assert form.tiering_offered and form.is_valid(), form.errors
+    assert form.spec().tiering == Tiering(None, Retention(2, "Years"))
+    assert "Tiering Default: Tier to archive on expiry (6 months); kept 2 years in all" in Policy(form.policy_rules).summary()
+    too_short = PolicyScheduleForm({**data, "tier_archive_count": "9", "tier_archive_unit": "Months"}, datasource_type=PG)
+    assert not too_short.is_valid()
+    assert "must last at least 6 months past the move to archive" in str(too_short.errors)
+    assert not PolicyScheduleForm(data, datasource_type=datasource_types.ADLS).tiering_offered
+    from django.template.loader import render_to_string
+    html = render_to_string("protection/policies/_schedule_fields.html", {"form": PolicyScheduleForm(datasource_type=PG)})
+    assert "Tier to archive" in html and "After (months)" in html and "On expiry" in html
+
+
+def test_the_archive_root_is_never_inside_the_standard_stores(settings, tmp_path):
+    settings.STRONGROOM_ARCHIVE_ROOT = settings.STRONGROOM_DATA_ROOT / "vaults" / "archive"
+    with pytest.raises(ValueError, match="inside the standard stores' folder"):
+        storage.archive_root()
+    settings.STRONGROOM_ARCHIVE_ROOT = tmp_path / "cold"
+    assert storage.archive_root() == tmp_path / "cold"
