@@ -81,6 +81,10 @@ def register_hooks() -> None:
     # (the purge and retention runs then carry them out, whatever the clock reads).
     clock.register_settler("protection.purges", deletion.record_due_purges)
     clock.register_settler("protection.expiries", retention.record_expiries)
+    # archive tier (issue 21): rehydrations whose delay has passed stay restorable when the clock moves back
+    from protection.restores import rehydration
+
+    clock.register_settler("protection.rehydrations", rehydration.complete_rehydrations)
 
 
 def register_api() -> None:

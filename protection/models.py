@@ -231,12 +231,12 @@ class RecoveryPoint(models.Model):
         return self.datastore == self.Datastore.ARCHIVE
 
     def is_rehydrated(self, now=None) -> bool:
-        """An archived point whose rehydrated copy is in the standard store and past its priority's delay."""
+        """An archived point whose rehydrated copy is in the standard store, past its priority's delay (the
+        scheduled check marks it COMPLETED then; a lab clock moved back keeps it so) and not yet removed."""
         from security import clock
 
         now = now or clock.now()
-        return (self.is_archived and self.rehydration_status == "COMPLETED" and self.rehydration_ready_at is not None
-                and self.rehydration_ready_at <= now
+        return (self.is_archived and self.rehydration_status == "COMPLETED"
                 and (self.rehydration_expiry_time is None or self.rehydration_expiry_time > now))
     # --- end archive tier
 

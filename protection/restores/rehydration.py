@@ -8,8 +8,8 @@ The point stays in the archive tier; a temporary copy lands in the standard stor
 2. The Rehydrate job really copies the point's snapshots from the archive store into the standard store
    (verified, without the archive's retention lock: it is a temporary copy) and sets when the copy becomes
    restorable: the priority's delay on Strongroom's clock (Standard 15 hours, High 1 hour). Nothing sleeps.
-3. ``settle`` (run by the retention schedule, every 10 minutes, and after the lab clock moves) marks a
-   rehydration COMPLETED once its delay has passed and then starts the **Restore** job the person asked for
+3. ``settle`` (run by the retention schedule, every 10 minutes; before the lab clock moves back its settler
+   records the completions due) marks a rehydration COMPLETED once its delay has passed and then starts the **Restore** job the person asked for
    (as them, through the same guards); it removes a rehydrated copy at the end of its duration (status
    DELETED: the point stays archived), and starts the policy's tiering moves.
 """
@@ -166,7 +166,8 @@ def _failed(point) -> None:
 # =================================================================================================
 
 
-def _complete_rehydrations(now) -> int:
+def complete_rehydrations(now) -> int:
+    """Mark COMPLETED every rehydration whose priority's delay has passed at ``now`` (also the lab clock's settler)."""
     return RecoveryPoint.objects.filter(rehydration_status=CREATE_IN_PROGRESS, rehydration_ready_at__lte=now).update(
         rehydration_status=COMPLETED)
 
@@ -228,7 +229,7 @@ def expire_rehydrated_copy(principal, point: RecoveryPoint) -> bool:
 def settle(now=None) -> dict:
     """Run by the retention schedule (see the module docstring)."""
     now = now or clock.now()
-    completed = _complete_rehydrations(now)
+    completed = complete_rehydrations(now)
     restores_started = _start_pending_restores(now)
     ended = 0
     due = (RecoveryPoint.objects.filter(rehydration_status__in=[COMPLETED, CREATE_IN_PROGRESS],
