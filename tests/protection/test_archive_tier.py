@@ -110,6 +110,10 @@ def test_move_rehydrate_restore_and_the_copy_ends(lab, pg_old_point):
     assert rehydration.settle()["restoresStarted"] == 0  # High: an hour on Strongroom's clock first
 
     forward(lab, minutes=61)
+    # The trainer puts the clock back before the scheduled check ran: its settler records the completion.
+    security_services.move_lab_clock(lab.trainer, reset=True)
+    point.refresh_from_db()
+    assert point.is_rehydrated() and point.rehydration_ready_at > clock.now()
     assert rehydration.settle()["restoresStarted"] == 1
     rehydrate.refresh_from_db()
     restore = Job.objects.get(pk=rehydrate.extended_info["restoreJobId"])
@@ -125,7 +129,7 @@ def test_move_rehydrate_restore_and_the_copy_ends(lab, pg_old_point):
             archive.restore_stream(part.snapshot_id, out)
             assert files[name] == out.getvalue()
 
-    forward(lab, days=10)
+    forward(lab, days=122 + 10 + 1)  # (the clock is back at real time) past the rehydration duration
     assert rehydration.settle()["rehydratedCopiesRemoved"] == 1
     point.refresh_from_db()
     assert point.rehydration_status == "DELETED" and point.datastore == "ArchiveStore"
