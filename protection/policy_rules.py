@@ -310,7 +310,9 @@ class Policy:
         return self.default_rule()
 
     def max_retention_days(self) -> float:
-        return max(r.duration.approx_days() for r in self.retention_rules)
+        tiers = tiering_rules(self.rules)  # archive tier: a tiered rule's points live their archive retention
+        return max((tiers[r.tag].archive_duration if r.tag in tiers else r.duration).approx_days()
+                   for r in self.retention_rules)
 
     def summary(self) -> list[str]:
         lines = []

@@ -377,7 +377,11 @@ def _most_alive(policy: Policy, begin: dt.datetime, end: dt.datetime) -> int:
 
 
 def retention_map(policy_rules: list[dict]) -> dict[str, str]:
-    return {r.tag: r.duration.iso() for r in Policy(policy_rules).retention_rules}
+    from protection.policy_rules import tiering_rules
+
+    tiers = tiering_rules(policy_rules)  # archive tier: a tiered rule's points live their archive retention
+    return {r.tag: (tiers[r.tag].archive_duration if r.tag in tiers else r.duration).iso()
+            for r in Policy(policy_rules).retention_rules}
 
 
 # --- reads -------------------------------------------------------------------------------------

@@ -244,3 +244,18 @@ def test_the_archive_root_is_never_inside_the_standard_stores(settings, tmp_path
         storage.archive_root()
     settings.STRONGROOM_ARCHIVE_ROOT = tmp_path / "cold"
     assert storage.archive_root() == tmp_path / "cold"
+
+
+def test_dropping_the_tiering_rule_is_a_shorter_retention(lab, vault, make_policy):
+    from protection.policies import services as policy_services
+
+    policy = make_policy(PG, default=Retention(6, "Months"), tiering=Tiering(3, Retention(2, "Years")))
+    assert policy_services.retention_map(policy.policy_rules) == {"Default": "P2Y"}
+    assert policy.parsed.max_retention_days() == 730
+    from security.guards import GuardDenied
+    from tests.protection._protection_fixtures import spec
+    from vaults import services as vault_services
+
+    vault_services.update_immutability(lab.trainer, vault, state="Unlocked")
+    with pytest.raises(GuardDenied, match="Default goes from P2Y to P6M"):  # immutability reaches the archive tier
+        policy_services.update_policy(lab.trainer, policy, spec=spec(PG, default=Retention(6, "Months")))
