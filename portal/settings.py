@@ -262,6 +262,9 @@ STRONGROOM_DATA_ROOT = Path(env_str("STRONGROOM_DATA_ROOT", str(VAR_DIR / "data"
 # another disk or host, never inside STRONGROOM_DATA_ROOT (a system check warns). Unset, a folder tree beside
 # the data root (``<data root>-secondary``), which a lab may use but a real deployment should not.
 STRONGROOM_SECONDARY_ROOT = Path(env_str("STRONGROOM_SECONDARY_ROOT", "")) if env_str("STRONGROOM_SECONDARY_ROOT", "") else None
+# The vault-archive tier's own root (a colder disk or host in production); unset, `archive` beside the data
+# root (vaults.storage.archive_root). Never a folder inside the standard stores' root.
+STRONGROOM_ARCHIVE_ROOT = Path(env_str("STRONGROOM_ARCHIVE_ROOT")) if env_str("STRONGROOM_ARCHIVE_ROOT", "") else None
 # Existing folders and images may be attached only below these roots (never /etc, /dev, ...).
 STRONGROOM_ATTACH_ROOTS = [Path(p) for p in env_list("STRONGROOM_ATTACH_ROOTS", [])]
 # The PostgreSQL cluster training-lab sandboxes make their servers on (labs.sandboxes.cluster_admin): each

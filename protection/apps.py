@@ -32,6 +32,12 @@ def register_job_handlers() -> None:
     jobs.register_handler(JobOperation.VERIFY, restores.run_verify_job)
     jobs.register_handler(JobOperation.UNCONFIGURE, deletion.run_unconfigure_job)
     jobs.register_handler(JobOperation.PURGE, deletion.run_purge_job)
+    # archive tier (issue 21)
+    from protection.restores import rehydration
+    from protection.tiering import services as tiering
+
+    jobs.register_handler(JobOperation.TIERING, tiering.run_tiering_job)
+    jobs.register_handler(JobOperation.REHYDRATE, rehydration.run_rehydrate_job)
 
 
 def register_pages() -> None:
@@ -75,6 +81,10 @@ def register_hooks() -> None:
     # (the purge and retention runs then carry them out, whatever the clock reads).
     clock.register_settler("protection.purges", deletion.record_due_purges)
     clock.register_settler("protection.expiries", retention.record_expiries)
+    # archive tier (issue 21): rehydrations whose delay has passed stay restorable when the clock moves back
+    from protection.restores import rehydration
+
+    clock.register_settler("protection.rehydrations", rehydration.complete_rehydrations)
 
 
 def register_api() -> None:

@@ -224,6 +224,14 @@ class RecoveryPoint(models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)
     verify_details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # --- archive tier (issue 21): when the point moved to the vault-archive store, and its temporary
+    # rehydrated copy in the standard store (`protection.tiering`); rehydrationStatus is the API's enum.
+    archived_at = models.DateTimeField(null=True, blank=True)
+    rehydration_status = models.CharField(max_length=30, blank=True)  # CREATE_IN_PROGRESS, COMPLETED, ...
+    rehydration_priority = models.CharField(max_length=20, blank=True)  # Standard | High
+    rehydration_ready_at = models.DateTimeField(null=True, blank=True)  # restorable from (the priority's delay)
+    rehydration_expiry_time = models.DateTimeField(null=True, blank=True, db_index=True)  # copy removed then
+    # --- end archive tier
 
     class Meta:
         ordering = ["-recovery_point_time"]
@@ -232,6 +240,21 @@ class RecoveryPoint(models.Model):
     @property
     def name(self) -> str:
         return str(self.id)
+
+    # --- archive tier (issue 21)
+    @property
+    def is_archived(self) -> bool:
+        return self.datastore == self.Datastore.ARCHIVE
+
+    def is_rehydrated(self, now=None) -> bool:
+        """An archived point whose rehydrated copy is in the standard store, past its priority's delay (the
+        scheduled check marks it COMPLETED then; a lab clock moved back keeps it so) and not yet removed."""
+        from security import clock
+
+        now = now or clock.now()
+        return (self.is_archived and self.rehydration_status == "COMPLETED"
+                and (self.rehydration_expiry_time is None or self.rehydration_expiry_time > now))
+    # --- end archive tier
 
     @property
     def is_soft_deleted(self) -> bool:
@@ -253,6 +276,9 @@ class JobOperation(models.TextChoices):
     VERIFY = "Verify"
     REPLICATION = "Replication"
     PURGE = "Purge"
+    # archive tier (issue 21): moving a point to the vault-archive store, and copying it back for a restore
+    TIERING = "Tiering", "Move to archive"
+    REHYDRATE = "Rehydrate"
 
 
 class JobCategory(models.TextChoices):

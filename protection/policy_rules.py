@@ -328,7 +328,9 @@ class Policy:
         return self.default_rule()
 
     def max_retention_days(self) -> float:
-        return max(r.duration.approx_days() for r in self.retention_rules)
+        tiers = tiering_rules(self.rules)  # archive tier: a tiered rule's points live their archive retention
+        return max((tiers[r.tag].archive_duration if r.tag in tiers else r.duration).approx_days()
+                   for r in self.retention_rules)
 
     def summary(self) -> list[str]:
         lines = []
@@ -346,6 +348,8 @@ class Policy:
                     "FirstOfYear": "first successful backup of each year", "FirstOfDay": "first successful backup of each day"}
             applies = ", ".join(what.get(c, c) for c in rule.criteria) or "every other backup"
             lines.append(f"Retention {rule.tag} ({applies}): {rule.duration.label()}")
+        for tiering in tiering_rules(self.rules).values():  # archive tier (issue 21)
+            lines.append(f"Tiering {tiering.tag}: {tiering.label()}")
         return lines
 
 
@@ -369,3 +373,118 @@ def _qualifies(criterion: str, local: dt.datetime, earlier: list[dt.datetime]) -
     if key is None:
         return False
     return not any(key(e) == key(local) for e in earlier)
+
+
+# --- archive tier (issue 21): the tiering rule of a retention rule ------------------------------------
+#
+# In the API's shape: the retention rule's first lifecycle (its backup datastore) carries
+# ``targetDataStoreCopySettings`` = [{"copyAfter": {"objectType": "CopyOnExpiryOption"} or
+# {"objectType": "CustomCopyOption", "duration": "P3M"}, "dataStore": {"dataStoreType": "ArchiveStore", ...}}],
+# and a second lifecycle whose ``sourceDataStore`` is ArchiveStore has its own ``deleteAfter``. Strongroom
+# reads the archive ``deleteAfter`` as the point's whole life from its backup time (as the Recovery Services
+# vault's tiering counts retention), so a tiered point expires at backup time + that duration; it moves to
+# archive at backup time + ``duration`` (CustomCopyOption) or + the vault lifecycle's ``deleteAfter``
+# (CopyOnExpiryOption). Only PostgreSQL policies offer it (`protection.tiering` says why others do not).
+
+ARCHIVE_STORE = "ArchiveStore"
+TIERING_MIN_AGE = Duration(months=3)  # a point moves to archive at least 3 months after its backup
+TIERING_MIN_LEFT = Duration(months=6)  # ... with at least 6 months of retention left
+
+
+@dataclass(frozen=True)
+class TieringRule:
+    tag: str
+    copy_after: Duration | None  # None: CopyOnExpiryOption (when the vault lifecycle ends)
+    vault_duration: Duration
+    archive_duration: Duration
+
+    def move_at(self, point_time: dt.datetime) -> dt.datetime:
+        return (self.copy_after or self.vault_duration).add_to(point_time)
+
+    def expiry(self, point_time: dt.datetime) -> dt.datetime:
+        return self.archive_duration.add_to(point_time)
+
+    def label(self) -> str:
+        when = f"after {self.copy_after.label()}" if self.copy_after else f"on expiry ({self.vault_duration.label()})"
+        return f"Tier to archive {when}; kept {self.archive_duration.label()} in all"
+
+
+def _tiering_of(rule: dict) -> TieringRule | None:
+    lifecycles = rule.get("lifecycles") or []
+    copies = [c for lc in lifecycles for c in (lc.get("targetDataStoreCopySettings") or [])]
+    archive = [lc for lc in lifecycles if (lc.get("sourceDataStore") or {}).get("dataStoreType") == ARCHIVE_STORE]
+    if not copies and not archive:
+        return None
+    name = rule.get("name", "?")
+    if len(copies) != 1 or len(archive) != 1 or len(lifecycles) != 2 or lifecycles[0] is archive[0]:
+        raise PolicyError(f"Retention rule '{name}': a tiering rule is one targetDataStoreCopySettings entry on the "
+                          "first lifecycle plus one ArchiveStore lifecycle with its own deleteAfter.")
+    copy = copies[0]
+    if (copy.get("dataStore") or {}).get("dataStoreType") != ARCHIVE_STORE:
+        raise PolicyError(f"Retention rule '{name}': targetDataStoreCopySettings can only copy to ArchiveStore.")
+    after = copy.get("copyAfter") or {}
+    kind = after.get("objectType")
+    if kind == "CopyOnExpiryOption":
+        copy_after = None
+    elif kind == "CustomCopyOption":
+        copy_after = Duration.parse(after.get("duration") or "")
+    else:
+        raise PolicyError(f"Retention rule '{name}': copyAfter is CopyOnExpiryOption or CustomCopyOption (with a "
+                          f"duration such as P3M), not '{kind}'.")
+    vault = Duration.parse(lifecycles[0]["deleteAfter"]["duration"])
+    archive_duration = Duration.parse(((archive[0].get("deleteAfter") or {}).get("duration")) or "")
+    return TieringRule(str(name), copy_after, vault, archive_duration)
+
+
+def tiering_rules(rules: list[dict]) -> dict[str, TieringRule]:
+    """{retention tag: its tiering rule} of stored policyRules (raises PolicyError on a malformed one)."""
+    found = {}
+    for rule in rules:
+        if rule.get("objectType") == "AzureRetentionRule":
+            tiering = _tiering_of(rule)
+            if tiering is not None:
+                found[tiering.tag] = tiering
+    return found
+
+
+def check_tiering(rules: list[dict], *, datasource_label: str, supports_archive: bool) -> None:
+    """Refuse a tiering rule the datasource does not support, or one that could never move a point."""
+    found = tiering_rules(rules)
+    if found and not supports_archive:
+        raise PolicyError(f"Archive isn't supported for {datasource_label}: remove targetDataStoreCopySettings and "
+                          "the ArchiveStore lifecycle.")
+    epoch = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)
+    for rule in found.values():
+        move = rule.move_at(epoch)
+        if move < TIERING_MIN_AGE.add_to(epoch):
+            raise PolicyError(f"Retention rule '{rule.tag}': points can move to archive only when at least 3 months "
+                              f"old; tier after 3 months or more (not {(rule.copy_after or rule.vault_duration).label()}).")
+        if rule.expiry(epoch) < TIERING_MIN_LEFT.add_to(move):
+            raise PolicyError(f"Retention rule '{rule.tag}': the archive retention ({rule.archive_duration.label()}) must "
+                              "last at least 6 months past the move to archive.")
+
+
+def with_tiering(rules: list[dict], *, tag: str, copy_after: str | None, archive_duration: str) -> list[dict]:
+    """policyRules with a tiering rule on retention rule ``tag`` (``copy_after`` None: on expiry)."""
+    Duration.parse(archive_duration)
+    after = {"objectType": "CopyOnExpiryOption"} if not copy_after else {
+        "objectType": "CustomCopyOption", "duration": Duration.parse(copy_after).iso()}
+    out = []
+    for rule in rules:
+        if rule.get("objectType") == "AzureRetentionRule" and rule.get("name") == tag:
+            first = dict(rule["lifecycles"][0])
+            first["targetDataStoreCopySettings"] = [{
+                "copyAfter": after, "dataStore": {"dataStoreType": ARCHIVE_STORE, "objectType": "DataStoreInfoBase"}}]
+            archive = {"sourceDataStore": {"dataStoreType": ARCHIVE_STORE, "objectType": "DataStoreInfoBase"},
+                       "deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": archive_duration},
+                       "targetDataStoreCopySettings": []}
+            rule = {**rule, "lifecycles": [first, archive]}
+        out.append(rule)
+    return out
+
+
+def point_expiry(rules: list[dict], rule: RetentionRule, point_time: dt.datetime) -> dt.datetime:
+    """When a point of ``rule`` expires: its tiering rule's archive retention, else the rule's deleteAfter."""
+    tiering = tiering_rules(rules).get(rule.tag)
+    return tiering.expiry(point_time) if tiering else rule.duration.add_to(point_time)
+# --- end archive tier

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from protection.models import RETENTION_STATES, RecoveryPoint
-from protection.policy_rules import Policy, PolicyError, RetentionRule
+from protection.policy_rules import Policy, PolicyError, RetentionRule, point_expiry
 from security import clock
 
 BULK_BATCH = 1000  # rows per UPDATE … CASE statement
@@ -113,7 +113,8 @@ def _vault_rules(vault) -> _VaultRules:
 
 def _apply(point: RecoveryPoint, policy: Policy, rules: _VaultRules, now: dt.datetime, done: Redated) -> bool:
     """Re-date one point in memory; True when it changed."""
-    new = rule_for(policy, point.retention_tag).duration.add_to(point.recovery_point_time)
+    # A rule that tiers to archive keeps its points for the archive's retention (point_expiry).
+    new = point_expiry(policy.rules, rule_for(policy, point.retention_tag), point.recovery_point_time)
     vault_tier = point.datastore != RecoveryPoint.Datastore.OPERATIONAL
     if point.soft_deleted_at is not None:
         if new <= now:

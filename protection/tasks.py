@@ -11,6 +11,7 @@ from protection.backups import services as backups
 from protection.deletion import services as deletion
 from protection.jobs import runner as jobs
 from protection.restores import services as restores
+from protection.restores import rehydration
 
 
 @shared_task(name=jobs.RUN_JOB_TASK, acks_late=True, ignore_result=True)
@@ -31,8 +32,11 @@ def dispatch_backups() -> None:
 
 @shared_task(ignore_result=True, expires=540)
 def start_retention() -> None:
-    """Beat, every 10 minutes: a Retention job per vault with recovery points to expire."""
+    """Beat, every 10 minutes: a Retention job per vault with recovery points to expire; the archive tier's
+    rehydrations that completed (and the restores waiting on them), rehydrated copies that ended, and the
+    policies' tiering moves."""
     retention.start_retention_runs()
+    rehydration.settle()
 
 
 @shared_task(ignore_result=True, expires=3000)

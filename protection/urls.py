@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("protection.backups.urls")),
     path("", include("protection.restores.urls")),
     path("", include("protection.deletion.urls")),
+    path("", include("protection.tiering.urls")),  # archive tier (issue 21)
 ]

@@ -247,6 +247,8 @@ RESUME_BACKUPS = _op(f"{INSTANCE_TYPE}/resumeBackups/action", "Resume backups")
 VALIDATE_RESTORE = _op(f"{INSTANCE_TYPE}/validateRestore/action", "Validate restore")
 RECOVERY_POINT_READ = _op(f"{INSTANCE_TYPE}/recoveryPoints/read")
 RECOVERY_POINT_DELETE = _op(f"{INSTANCE_TYPE}/recoveryPoints/delete", "Delete recovery point")
+# archive tier (issue 21): Move to archive, and removing a rehydrated copy at the end of its duration
+RECOVERY_POINT_MOVE = _op(f"{INSTANCE_TYPE}/recoveryPoints/move/action", "Move recovery point to archive")
 JOB_READ = _op(f"{VAULT_TYPE}/backupJobs/read")
 JOB_CANCEL = _op(f"{VAULT_TYPE}/backupJobs/cancel/action", "Cancel backup job")
 DELETED_INSTANCE_READ = _op(f"{VAULT_TYPE}/deletedBackupInstances/read")

@@ -136,6 +136,7 @@ BUILT_IN_ROLES = [
             ops.SUSPEND_BACKUPS,
             ops.RESUME_PROTECTION,
             ops.RESUME_BACKUPS,
+            ops.RECOVERY_POINT_MOVE,  # archive tier (issue 21): Move to archive
             f"{ops.INSTANCE_TYPE}/sync/action",
             f"{ops.INSTANCE_TYPE}/validateForModifyBackup/action",
             ops.UNDELETE,

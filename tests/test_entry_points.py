@@ -231,6 +231,8 @@ URLS: dict[str, object] = {
     "protection:restore_assign_roles": {ROLE_WRITE, f"{BV}/backupInstances/validateRestore/action"},
     "protection:recovery_point_detail": READ,
     "protection:recovery_point_verify": {f"{BV}/backupInstances/validateRestore/action"},
+    # archive tier (issue 21)
+    "protection:recovery_point_move_to_archive": {f"{BV}/backupInstances/recoveryPoints/move/action"},
     # Data access (protection/restores/access.py): the live blob read (data action, or the account key) or
     # the restore permission; a download needs both.
     "protection:recovery_point_browse": POINT_DATA,

@@ -142,6 +142,64 @@ def open_secondary_store(vault, *, create: bool = False):
     return Store.open(LocalBackend(str(path)), platform_key(), cache_dir=str(cache))
 
 
+# --- the vault-archive tier ---------------------------------------------------------------------------
+
+
+def archive_root() -> Path:
+    """``STRONGROOM_ARCHIVE_ROOT``, or ``archive`` beside the data root. Never inside the standard stores'
+    folder (``<data root>/vaults``): the archive tier must be storage of its own."""
+    configured = getattr(settings, "STRONGROOM_ARCHIVE_ROOT", None)
+    root = Path(configured) if configured else Path(settings.STRONGROOM_DATA_ROOT).parent / "archive"
+    standard = (Path(settings.STRONGROOM_DATA_ROOT) / "vaults").resolve()
+    resolved = root.resolve()
+    if resolved == standard or standard in resolved.parents:
+        raise ValueError(f"STRONGROOM_ARCHIVE_ROOT ({root}) lies inside the standard stores' folder ({standard}); "
+                         "give the archive tier a root of its own.")
+    return root
+
+
+def archive_store_path(vault) -> Path:
+    return archive_root() / str(vault.uuid)
+
+
+def _archive_cache(vault) -> Path:
+    return Path(settings.STRONGROOM_DATA_ROOT) / "vault-cache" / f"{vault.uuid}-archive"
+
+
+def archive_exists(vault) -> bool:
+    return (archive_store_path(vault) / "config").is_file()
+
+
+def open_archive_store(vault, *, create: bool = False):
+    """The open vault-archive `Store` of ``vault`` (its colder tier, under `archive_root`).
+
+    Made like the geo replica (`Store.init_replica`, sharing the vault's secret, so a recovery point's
+    packs and manifests move byte for byte and restore with the same keys), under an exclusive file lock
+    when ``create``. Raises the engine's `NotFound` when it does not exist and ``create`` is false.
+    """
+    import fcntl
+    import os
+
+    from vaults.store import LocalBackend, NotFound, Store
+
+    path = archive_store_path(vault)
+    if not (path / "config").is_file():
+        if not create:
+            raise NotFound(f"no archive store for vault {vault.name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(str(path.parent / f".{path.name}.init-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not (path / "config").is_file():
+                with open_store(vault) as primary:
+                    return Store.init_replica(LocalBackend(str(path), create=True), primary, platform_key(),
+                                              cache_dir=str(_archive_cache(vault)))
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+    return Store.open(LocalBackend(str(path)), platform_key(), cache_dir=str(_archive_cache(vault)))
+
+
 def store_exists(vault) -> bool:
     return (store_path(vault) / "config").is_file()
 
@@ -154,7 +212,9 @@ def destroy_store(vault) -> None:
     root = Path(settings.STRONGROOM_DATA_ROOT)
     replicas = [*(root / "vaults-secondary").glob(f"*/{vault.uuid}"), *secondary_root().glob(f"*/vaults/{vault.uuid}"),
                 *secondary_root().glob(f"*/vault-cache/{vault.uuid}")]
-    for path in (store_path(vault), cache_path(vault), *replicas, root / "vault-cache" / f"{vault.uuid}-secondary"):
+    archive = [archive_store_path(vault), _archive_cache(vault)]
+    for path in (store_path(vault), cache_path(vault), *replicas, root / "vault-cache" / f"{vault.uuid}-secondary",
+                 *archive):
         if path.exists():
             # Retained objects are read-only on disk; the vault itself is being deleted (its guards
             # allowed it), so the folder goes as a whole.

@@ -84,6 +84,9 @@ def _arm_parts(resource_id: str) -> tuple[str, str]:
 
 def _data_stores(job: Job) -> tuple[str, str]:
     """(sourceDataStoreName, destinationDataStoreName)."""
+    params = job.parameters or {}
+    if params.get("sourceDataStoreName") and params.get("destinationDataStoreName"):  # archive tier: a move
+        return params["sourceDataStoreName"], params["destinationDataStoreName"]
     kind = datasource_types.TYPES.get(job.datasource_type)
     store = job.recovery_point.datastore if job.recovery_point_id else (kind.datastore if kind else "")
     if job.category == JobCategory.BACKUP:
@@ -144,6 +147,7 @@ def job_properties(job: Job) -> dict:
         "policyName": (job.parameters or {}).get("policyName") or (instance.policy.name if instance else None),
         "progressEnabled": job.operation in (JobOperation.BACKUP, JobOperation.RESTORE),
         "restoreType": (job.parameters or {}).get("restoreType") if job.category == JobCategory.RESTORE else None,
+        "rehydrationPriority": (job.parameters or {}).get("rehydrationPriority"),  # archive tier (issue 21)
         "sourceResourceGroup": source_group,
         "sourceSubscriptionID": source_sub,
         "startTime": timestamp(job.start_time),

@@ -27,7 +27,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from portal.api.errors import ArmError
 from protection import datasource_types
-from protection.policies.services import EXTRA_RULES, RULE_FIELD, UNITS, PolicySpec, Retention
+from protection.policies.services import EXTRA_RULES, RULE_FIELD, UNITS, PolicySpec, Retention, Tiering
 from protection.policy_rules import (
     DAYS, HOURLY_EVERY, TAG_CRITERIA, TAG_PRIORITY, Duration, PolicyError, RepeatingInterval,
 )
@@ -115,11 +115,12 @@ def parse(body) -> Parsed:
     b = backup_at[0]
     targets = {"datasource_type": f"{PROPS}.datasourceTypes[0]", "name": "backupPolicyName"}
     schedule, tags = _backup_rule(rules[b], f"{RULES}[{b}]", kind, targets)
-    retentions = _retention_rules(rules, tags, kind, targets, f"{RULES}[{b}].trigger.taggingCriteria")
+    tiering = {}
+    retentions = _retention_rules(rules, tags, kind, targets, f"{RULES}[{b}].trigger.taggingCriteria", tiering)
     spec = PolicySpec(
         frequency=schedule["frequency"], time=schedule["time"], days=schedule["days"], start=schedule["start"],
         every=schedule["every"],
-        default=retentions.pop("Default"), extra=retentions,
+        default=retentions.pop("Default"), extra=retentions, tiering=tiering.get("Default"),
     )
     return Parsed(kind.api_name, spec, targets)
 
@@ -264,7 +265,7 @@ def _criteria(criteria: list, target: str, tag: str) -> None:
                   f"(found {criterion.get('absoluteCriteria')!r}).")
 
 
-def _retention_rules(rules: list, tags: dict, kind, targets: dict, tag_target: str) -> dict:
+def _retention_rules(rules: list, tags: dict, kind, targets: dict, tag_target: str, tiering: dict) -> dict:
     found: dict[str, Retention] = {}
     for i, rule in enumerate(rules):
         if rule.get("objectType") != "AzureRetentionRule":
@@ -280,9 +281,12 @@ def _retention_rules(rules: list, tags: dict, kind, targets: dict, tag_target: s
             value = "true" if name == "Default" else "false"
             raise bad(f"{at}.isDefault", f"isDefault is {value} for the {name} rule.")
         lifecycles = _list(rule.get("lifecycles"), f"{at}.lifecycles")
+        if len(lifecycles) == 2 and name == "Default" and kind.api_name == datasource_types.POSTGRES_FLEX:
+            tiering[name] = _tiering(lifecycles, f"{at}.lifecycles", targets)  # archive tier (issue 21)
+            lifecycles = [{**lifecycles[0], "targetDataStoreCopySettings": []}]
         if len(lifecycles) != 1:
-            raise bad(f"{at}.lifecycles",
-                      f"Strongroom keeps one lifecycle per retention rule (found {len(lifecycles)}).")
+            raise bad(f"{at}.lifecycles", f"Strongroom keeps one lifecycle per retention rule (found {len(lifecycles)}); "
+                      "a PostgreSQL policy's Default rule may add an ArchiveStore lifecycle (tiering).")
         found[name] = _lifecycle(_obj(lifecycles[0], f"{at}.lifecycles[0]"), f"{at}.lifecycles[0]", kind)
         targets[RULE_FIELD[name]] = f"{at}.lifecycles[0].deleteAfter.duration"
     for tag, k in tags.items():
@@ -291,12 +295,55 @@ def _retention_rules(rules: list, tags: dict, kind, targets: dict, tag_target: s
     return found
 
 
+# --- archive tier (issue 21): the Default rule's tiering (targetDataStoreCopySettings + an ArchiveStore lifecycle)
+
+
+def _tiering(lifecycles: list, target: str, targets: dict):
+    first, archive = (_obj(lc, f"{target}[{i}]") for i, lc in enumerate(lifecycles))
+    copies = _list(first.get("targetDataStoreCopySettings"), f"{target}[0].targetDataStoreCopySettings")
+    where = f"{target}[0].targetDataStoreCopySettings"
+    if len(copies) != 1:
+        raise bad(where, "A tiering rule has one targetDataStoreCopySettings entry (to ArchiveStore).")
+    copy = _obj(copies[0], f"{where}[0]")
+    store = _obj(copy.get("dataStore"), f"{where}[0].dataStore")
+    if store.get("dataStoreType") != "ArchiveStore":
+        raise bad(f"{where}[0].dataStore.dataStoreType", "Recovery points can be copied to ArchiveStore only.")
+    after = _obj(copy.get("copyAfter"), f"{where}[0].copyAfter")
+    months = None
+    if after.get("objectType") == "CustomCopyOption":
+        at = f"{where}[0].copyAfter.duration"
+        try:
+            duration = Duration.parse(_str(after.get("duration"), at))
+        except PolicyError as exc:
+            raise bad(at, str(exc)) from None
+        if duration.weeks or duration.days or duration.hours or duration.minutes:
+            raise bad(at, "Tier after a whole number of months or years (P3M, P1Y).")
+        months = duration.months + 12 * duration.years
+        targets["tier_after_months"] = at
+    elif after.get("objectType") != "CopyOnExpiryOption":
+        raise bad(f"{where}[0].copyAfter.objectType", "copyAfter is CopyOnExpiryOption or CustomCopyOption.", BAD_CONTENT)
+    source = _obj(archive.get("sourceDataStore"), f"{target}[1].sourceDataStore")
+    if source.get("dataStoreType") != "ArchiveStore":
+        raise bad(f"{target}[1].sourceDataStore.dataStoreType", "The second lifecycle of a tiering rule is the "
+                  "ArchiveStore's (sourceDataStore ArchiveStore, with its own deleteAfter).")
+    retention = _duration_of(_obj(archive.get("deleteAfter"), f"{target}[1].deleteAfter"), f"{target}[1].deleteAfter")
+    targets["tiering"] = f"{target}[1].deleteAfter.duration"
+    return Tiering(months, retention)
+# --- end archive tier
+
+
 def _lifecycle(lifecycle: dict, target: str, kind) -> Retention:
     _datastore(lifecycle.get("sourceDataStore"), f"{target}.sourceDataStore", kind)
     if _list(lifecycle.get("targetDataStoreCopySettings"), f"{target}.targetDataStoreCopySettings", required=False):
-        raise bad(f"{target}.targetDataStoreCopySettings", f"Strongroom keeps {kind.label} recovery points in "
-                  f"{kind.datastore} only: copies to another datastore (archive tier) are not supported.")
-    delete_after = _obj(lifecycle.get("deleteAfter"), f"{target}.deleteAfter")
+        why = (f"Archive isn't supported for {kind.label}" if kind.api_name != datasource_types.POSTGRES_FLEX else
+               "Only the Default retention rule of a PostgreSQL policy tiers to archive (with an ArchiveStore lifecycle)")
+        raise bad(f"{target}.targetDataStoreCopySettings", f"{why}: Strongroom keeps these {kind.label} recovery "
+                  f"points in {kind.datastore}.")
+    return _duration_of(_obj(lifecycle.get("deleteAfter"), f"{target}.deleteAfter"), f"{target}.deleteAfter")
+
+
+def _duration_of(delete_after: dict, where: str) -> Retention:
+    target = where.removesuffix(".deleteAfter")
     _object_type(delete_after, f"{target}.deleteAfter", "AbsoluteDeleteOption")
     at = f"{target}.deleteAfter.duration"
     text = _str(delete_after.get("duration"), at)

@@ -52,6 +52,10 @@ def point_properties(point: RecoveryPoint) -> dict:
              "state": state, "visible": not point.is_soft_deleted}
     if point.expiry_time:
         store["expiryTime"] = timestamp(point.expiry_time)
+    if point.datastore == RecoveryPoint.Datastore.ARCHIVE and point.rehydration_status:  # archive tier (issue 21)
+        store["rehydrationStatus"] = point.rehydration_status
+        if point.rehydration_expiry_time:
+            store["rehydrationExpiryTime"] = timestamp(point.rehydration_expiry_time)
     props = {
         "objectType": "AzureBackupDiscreteRecoveryPoint",
         "friendlyName": str(point.pk),

@@ -13,8 +13,11 @@ What each datasource takes, as in Azure (the inverse of `targets.as_api`):
   (``.../flexibleServers/{s}/databases/{new}``; Strongroom's ``sourceDatabaseName`` says which database of
   the point, needed when it holds more than one).
 
-Only ``AzureBackupRecoveryPointBasedRestoreRequest`` with ``recoveryOption`` FailIfExists is served:
-Strongroom keeps no archive tier (rehydration) and no continuous backups (point in time), and says so.
+``AzureBackupRecoveryPointBasedRestoreRequest`` restores a Vault-standard point (or an archived one already
+rehydrated); ``AzureBackupRestoreWithRehydrationRequest`` (``rehydrationPriority`` Standard | High,
+``rehydrationRetentionDuration`` P10D–P30D) restores an archived point after its rehydration (a Rehydrate job,
+then the Restore job: `protection.restores.rehydration`); the operation follows the Rehydrate job. Always with
+``recoveryOption`` FailIfExists; no continuous backups (point in time), and it says so.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from portal.api.errors import ArmError, from_validation_error
 from protection import datasource_types
 from protection.api.lookups import instance
 from protection.models import RecoveryPoint
-from protection.restores import layout, services, targets, validation
+from protection.restores import layout, rehydration, services, targets, validation
 from security import operations as ops
 
 router = ninja.Router(tags=["Backup instances"])
@@ -60,6 +63,8 @@ FIELD_TARGETS = {
     "restore_roles": "identityDetails",
     "recovery_point": "recoveryPointId",
     "restore_type": f"{TARGET}.objectType",
+    "rehydration_priority": "rehydrationPriority",
+    "rehydration_duration": "rehydrationRetentionDuration",
 }
 
 
@@ -72,6 +77,8 @@ class RestoreRequest(ninja.Schema):
     sourceDataStoreType: str
     recoveryPointId: str | None = None
     recoveryPointTime: str | None = None
+    rehydrationPriority: str | None = None
+    rehydrationRetentionDuration: str | None = None
     sourceResourceId: str | None = None
     identityDetails: dict | None = None
 
@@ -104,16 +111,13 @@ def _text(data: dict, key: str, where: str, prefix: str) -> str:
 
 
 def _point(found, body: RestoreRequest, prefix: str) -> RecoveryPoint:
-    if body.objectType == REHYDRATION:
-        raise _bad("UserErrorRehydrationNotSupported", "Strongroom keeps no recovery points in the archive tier, so "
-                   f"none needs rehydration: restore with {POINT_BASED}.", "objectType", prefix)
     if body.objectType == TIME_BASED:
         raise _bad("UserErrorPointInTimeRestoreNotSupported", "A restore to a point in time needs continuous "
                    "(operational) backup, which none of Strongroom's datasources use: choose a recovery point "
                    f"(recoveryPoints) and restore with {POINT_BASED}.", "objectType", prefix)
-    if body.objectType != POINT_BASED:
-        raise _bad("InvalidRequestContent", f"'{body.objectType}' is not a restore request type; use {POINT_BASED}.",
-                   "objectType", prefix)
+    if body.objectType not in (POINT_BASED, REHYDRATION):
+        raise _bad("InvalidRequestContent", f"'{body.objectType}' is not a restore request type; use {POINT_BASED} "
+                   f"(or {REHYDRATION} for a point in ArchiveStore).", "objectType", prefix)
     try:
         key = uuid.UUID(str(body.recoveryPointId or ""))
         point = RecoveryPoint.objects.select_related("instance__vault").get(instance=found, pk=key, expired_at__isnull=True)
@@ -311,7 +315,12 @@ def restore(request, subscriptionId: str, resourceGroupName: str, vaultName: str
     found = instance(request, subscriptionId, resourceGroupName, vaultName, backupInstanceName, action=ops.RESTORE)
     point, target = translate(found, payload)
     try:
-        job = services.start_restore(request.auth, point, target)
+        if payload.objectType == REHYDRATION:  # archive tier (issue 21): Rehydrate job, then the Restore job
+            job = rehydration.start_rehydrated_restore(
+                request.auth, point, target, priority=payload.rehydrationPriority or "",
+                duration=payload.rehydrationRetentionDuration or "")
+        else:
+            job = services.start_restore(request.auth, point, target)
     except ValidationError as exc:
         raise as_arm(exc, "") from None
     op = lro.start(request, kind=ops.RESTORE, resource_id=found.resource_id, location=found.vault.region_id,

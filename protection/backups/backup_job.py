@@ -25,7 +25,7 @@ from protection.datasources import driver_for
 from protection.datasources.base import MISSING_PERMISSIONS_MESSAGE, RunContext
 from protection.jobs import runner as jobs
 from protection.models import BackupInstance, Job, JobStatus, RecoveryPoint
-from protection.policy_rules import PolicyError, RetentionRule
+from protection.policy_rules import PolicyError, RetentionRule, point_expiry
 from protection.system_access import ensure_system_access
 from security import clock
 from security.audit import record_denial
@@ -91,7 +91,7 @@ def _run_backup_job(job: Job, progress: jobs.Progress) -> dict:
 
     now = clock.now()
     rule = choose_rule(instance, job, now)
-    new = NewPoint(now, rule, rule.duration.add_to(now))
+    new = NewPoint(now, rule, point_expiry(instance.policy.policy_rules, rule, now))  # archive tier: tiering rule's retention
     vault = instance.vault
     immutable = vault.immutability_enabled and driver.datastore == RecoveryPoint.Datastore.VAULT
     run = RunContext(job, progress, point_retain_until=new.expiry if immutable else None,

@@ -44,7 +44,14 @@ class RecoveryPointRangeForm(forms.Form):
     """The recovery points' time range (UTC dates, both included); the last 30 days by default."""
 
     start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    # archive tier (issue 21): the recovery points of one tier
+    tier = forms.ChoiceField(label="Tier", required=False, choices=[("", "All tiers"), ("VaultStore", "Vault-standard"),
+                                                                     ("ArchiveStore", "Vault-archive"),
+                                                                     ("OperationalStore", "Operational tier (snapshot)")])
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def chosen_tier(self) -> str:
+        return (self.cleaned_data.get("tier") or "") if self.is_bound and self.is_valid() else ""
 
     def range(self) -> tuple[dt.datetime, dt.datetime]:
         now = clock.now()

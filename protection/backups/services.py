@@ -27,7 +27,7 @@ from protection.datasources import base as datasource_base
 from protection.jobs import runner as jobs
 from protection.jobs.services import cancel_job  # noqa: F401  (re-exported: Cancel on a backup job)
 from protection.models import STOP_REASONS, BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState, RecoveryPoint
-from protection.policy_rules import PolicyError
+from protection.policy_rules import PolicyError, point_expiry
 from protection.scheduling import schedule_next
 from security import clock
 from security.audit import caller_label, guarded, record_denial
@@ -312,7 +312,7 @@ def resume_backup(principal, instance: BackupInstance) -> BackupInstance:
         policy = row.policy.parsed
         for point in RecoveryPoint.objects.filter(instance=row, expiry_time__isnull=True):
             rule = redating.rule_for(policy, point.retention_tag)  # Default when the policy lacks the tag
-            point.expiry_time = rule.duration.add_to(point.recovery_point_time)
+            point.expiry_time = point_expiry(row.policy.policy_rules, rule, point.recovery_point_time)  # archive tier
             point.save(update_fields=["expiry_time"])
         row.protection_state = ProtectionState.CONFIGURED
         schedule_next(row)

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
 from portal.shortcuts import can, form_errors_from
+from protection import datasource_types
 from protection.backups import services as backups
 from protection.backups.forms import BackupNowForm, RecoveryPointRangeForm, StopBackupForm
 from protection.deletion import services as deletion
@@ -162,13 +163,31 @@ def instance_recovery_points(request, pk):
         raise Http404("No such backup instance, or you cannot read its recovery points.")
     form = RecoveryPointRangeForm(request.GET or None)
     start, end = form.range()
-    points = list(RecoveryPoint.objects.filter(instance=instance, recovery_point_time__gte=start,
-                                               recovery_point_time__lte=end).order_by("-recovery_point_time")[:200])
+    points = RecoveryPoint.objects.filter(instance=instance, recovery_point_time__gte=start, recovery_point_time__lte=end)
+    if form.chosen_tier():  # archive tier (issue 21): filter by tier
+        points = points.filter(datastore=form.chosen_tier())
+    points = list(points.order_by("-recovery_point_time")[:200])
     for point in points:
         point.snapshot_name = point.snapshot_resource_id.rsplit("/", 1)[-1] if point.snapshot_resource_id else ""
+    archive = tier_context(request.principal, instance, points)
     geo = instance.vault.is_geo_redundant and instance.vault.secondary_region is not None
     return render(request, "protection/backups/_recovery_points.html",
-                  {"instance": instance, "points": points, "form": form, "start": start, "end": end, "geo": geo})
+                  {"instance": instance, "points": points, "form": form, "start": start, "end": end, "geo": geo,
+                   "tier": form.chosen_tier(), **archive})
+
+
+def tier_context(principal, instance, points) -> dict:
+    """Archive tier (issue 21): each point's reason it may not move to archive ('' when it may), whether the
+    principal may move points, and when an archived point's rehydrated copy is restorable."""
+    from protection.archive_eligibility import ineligible_reason, tiering_in_progress
+
+    now = clock.now()
+    running = tiering_in_progress([p.pk for p in points])
+    for point in points:
+        point.archive_reason = ineligible_reason(point, now, running=running)
+        point.rehydrated = point.is_rehydrated(now)
+    return {"can_move": can(principal, ops.RECOVERY_POINT_MOVE, instance.resource_id),
+            "tiering_offered": instance.datasource_type == datasource_types.POSTGRES_FLEX}
 
 
 @login_required

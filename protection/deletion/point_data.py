@@ -24,7 +24,24 @@ def _store_of(rp, manifest):
     from vaults.storage import open_store
 
     vault = rp.instance.vault
+    if manifest.get("store") == "archive":  # archive tier (issue 21): the point's copy in the vault-archive store
+        from vaults.storage import open_archive_store
+
+        return ("archive", vault.pk), lambda: open_archive_store(vault)
     return ("vault", vault.pk), lambda: open_store(vault)
+
+
+# archive tier (issue 21): an archived point's rehydrated copy in the standard store goes with it
+REHYDRATED_COPY_STATES = ("CREATE_IN_PROGRESS", "COMPLETED", "DELETE_IN_PROGRESS")
+
+
+def _rehydrated_copy(rp, manifests) -> list:
+    if rp.datastore != RecoveryPoint.Datastore.ARCHIVE or rp.rehydration_status not in REHYDRATED_COPY_STATES:
+        return []
+    from vaults.storage import open_store
+
+    vault = rp.instance.vault
+    return [(("vault", vault.pk), lambda: open_store(vault), m) for m in manifests]
 
 
 def delete_snapshots(rp, *, bypass_governance: bool = False) -> dict:
@@ -35,7 +52,7 @@ def delete_snapshots(rp, *, bypass_governance: bool = False) -> dict:
 
     touched = {}
     manifests = rp.manifests or ([{"id": rp.manifest_id}] if rp.manifest_id else [])
-    stores = [_store_of(rp, manifest) + (manifest,) for manifest in manifests]
+    stores = [_store_of(rp, manifest) + (manifest,) for manifest in manifests] + _rehydrated_copy(rp, manifests)
     if any(c.get("role") == "secondary" for c in rp.copies or []):
         from vaults.storage import open_secondary_store
 

@@ -462,12 +462,18 @@ def retain_in_store(point: RecoveryPoint, vault, mode: str) -> int:
     from vaults.storage import open_secondary_store, open_store
     from vaults.store import NotFound
 
-    if point.datastore != RecoveryPoint.Datastore.VAULT or point.expiry_time is None:
+    archived = point.datastore == RecoveryPoint.Datastore.ARCHIVE  # archive tier (issue 21): its archive copy
+    if (point.datastore != RecoveryPoint.Datastore.VAULT and not archived) or point.expiry_time is None:
         return 0
     if point.expiry_time <= timezone.now():  # the store's retention runs on real time
         return 0
     manifests = point.manifests or ([{"id": point.manifest_id}] if point.manifest_id else [])
-    openers = [lambda: open_store(vault)]
+    if archived:
+        from vaults.storage import open_archive_store
+
+        openers = [lambda: open_archive_store(vault)]
+    else:
+        openers = [lambda: open_store(vault)]
     if any(c.get("role") == "secondary" for c in point.copies or []):
         openers.append(lambda: open_secondary_store(vault))
     changed = 0
@@ -488,8 +494,8 @@ def apply_store_retention(vault, state: str) -> dict:
     from vaults.store import COMPLIANCE, GOVERNANCE, ImmutabilityUnsupported, RetentionError
 
     mode = COMPLIANCE if state == "Locked" else GOVERNANCE
-    points = RecoveryPoint.objects.filter(instance__vault_id=vault.pk, datastore=RecoveryPoint.Datastore.VAULT,
-                                          expiry_time__gt=timezone.now())
+    points = RecoveryPoint.objects.filter(instance__vault_id=vault.pk, expiry_time__gt=timezone.now(),
+                                          datastore__in=[RecoveryPoint.Datastore.VAULT, RecoveryPoint.Datastore.ARCHIVE])
     count = objects = 0
     try:
         for point in points.iterator():

@@ -10,7 +10,8 @@ from security.audit import guarded
 from security.operations import JOB_CANCEL
 
 # Jobs that move data stop at their next progress write; management jobs run to their end.
-CANCELLABLE_OPERATIONS = (JobOperation.BACKUP, JobOperation.RESTORE, JobOperation.VERIFY, JobOperation.REPLICATION)
+CANCELLABLE_OPERATIONS = (JobOperation.BACKUP, JobOperation.RESTORE, JobOperation.VERIFY, JobOperation.REPLICATION,
+                          JobOperation.TIERING, JobOperation.REHYDRATE)  # archive tier: both stop before changing the point
 
 
 def cancel_job(principal, job: Job) -> Job:

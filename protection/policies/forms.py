@@ -107,6 +107,28 @@ class PolicyScheduleForm(forms.Form):
     EXTRA = ALL_EXTRA[1:]  # a type's own rules replace these (`type_rules.rules`)
     # Azure Disk's words (reference §5.3): "first successful backup taken daily or weekly".
     TAKEN = {"Daily": "First successful backup taken daily", "Weekly": "First successful backup taken weekly"}
+    # --- archive tier (issue 21): "Tier to archive" of the Default rule (PostgreSQL policies)
+    tier_enabled = forms.BooleanField(required=False, label="Tier to archive")
+    tier_when = forms.ChoiceField(label="Tier to archive", widget=forms.RadioSelect, required=False, initial="after",
+                                  choices=[("after", "After (months)"), ("expiry", "On expiry")])
+    tier_after_months = forms.IntegerField(label="Months in Vault-standard", required=False, min_value=3, max_value=120,
+                                           initial=3, error_messages={"min_value": "Points move to archive at 3 months old at the earliest."})
+    tier_archive_count = forms.IntegerField(label="Retention in all (archive included)", required=False, min_value=1,
+                                            initial=2)
+    tier_archive_unit = forms.ChoiceField(label="Retention unit", choices=[("Months", "Months"), ("Years", "Years")],
+                                          initial="Years", required=False)
+
+    @property
+    def tiering_offered(self) -> bool:
+        return self.datasource_type == datasource_types.POSTGRES_FLEX
+
+    def _tiering(self):
+        d = self.cleaned_data
+        if not d.get("tier_enabled"):
+            return None
+        after = d.get("tier_after_months") if d.get("tier_when") != "expiry" else None
+        return svc.Tiering(after, svc.Retention(d.get("tier_archive_count") or 0, d.get("tier_archive_unit") or "Years"))
+    # --- end archive tier
 
     def __init__(self, *args, datasource_type=None, spec: svc.PolicySpec | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -138,6 +160,10 @@ class PolicyScheduleForm(forms.Form):
             initial[f"{prefix}_enabled"] = rule is not None
             initial[f"{prefix}_count"] = rule.count if rule else {"Daily": 30, "Weekly": 12, "Monthly": 12, "Yearly": 3}[tag]
             initial[f"{prefix}_unit"] = rule.unit if rule else svc.RULE_UNIT[tag]
+        if spec.tiering is not None:  # archive tier
+            initial.update(tier_enabled=True, tier_when="after" if spec.tiering.after_months else "expiry",
+                           tier_after_months=spec.tiering.after_months or 3,
+                           tier_archive_count=spec.tiering.archive.count, tier_archive_unit=spec.tiering.archive.unit)
         for key, value in initial.items():
             self.fields[key].initial = value
         most = self.type_rules.unit_max or svc.UNIT_MAX
@@ -198,6 +224,7 @@ class PolicyScheduleForm(forms.Form):
             days=tuple(sorted(d.get("days") or (), key=DAYS.index)) if d.get("frequency") == "Weekly" else (),
             default=svc.Retention(d.get("default_count"), d.get("default_unit")), extra=extra,
             every=d.get("every") if d.get("frequency") == "Hourly" else None,
+            tiering=self._tiering(),  # archive tier
         )
 
     def clean(self):
@@ -207,6 +234,11 @@ class PolicyScheduleForm(forms.Form):
         for tag, prefix in self.EXTRA:
             if data.get(f"{prefix}_enabled") and data.get(f"{prefix}_count") is None and f"{prefix}_count" not in self.errors:
                 self.add_error(f"{prefix}_count", f"Enter how long the {tag} rule keeps backups.")
+        if data.get("tier_enabled") and data.get("tier_when") != "expiry" and data.get("tier_after_months") is None \
+                and "tier_after_months" not in self.errors:  # archive tier
+            self.add_error("tier_after_months", "Enter after how many months points move to archive (3 or more).")
+        if data.get("tier_enabled") and not data.get("tier_archive_count") and "tier_archive_count" not in self.errors:
+            self.add_error("tier_archive_count", "Enter how long tiered points are kept in all.")
         if self.errors:
             return data
         try:

@@ -154,6 +154,40 @@ class Retention:
         return Duration.parse(self.iso()).label()
 
 
+# --- archive tier (issue 21) ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tiering:
+    """"Tier to archive" of the Default retention rule: after ``after_months`` (None: on expiry of the
+    Vault-standard retention), kept ``archive`` in all (from the backup time)."""
+
+    after_months: int | None
+    archive: Retention
+
+
+def _tiering_of(policy_rules) -> Tiering | None:
+    from protection.policy_rules import tiering_rules
+
+    rule = tiering_rules(policy_rules).get("Default")
+    if rule is None:
+        return None
+    after = rule.copy_after.months + 12 * rule.copy_after.years if rule.copy_after else None
+    return Tiering(after, Retention.from_iso(rule.archive_duration.iso()))
+
+
+def _apply_tiering(datasource_type: str, spec, policy_rules: list[dict]) -> list[dict]:
+    from protection.policy_rules import check_tiering, with_tiering
+
+    if spec.tiering is None:
+        return policy_rules
+    tiered = with_tiering(policy_rules, tag="Default",
+                          copy_after=f"P{spec.tiering.after_months}M" if spec.tiering.after_months else None,
+                          archive_duration=spec.tiering.archive.iso())
+    kind = datasource_types.get(datasource_type)
+    check_tiering(tiered, datasource_label=kind.label, supports_archive=datasource_type == datasource_types.POSTGRES_FLEX)
+    return tiered
+# --- end archive tier
+
+
 @dataclass(frozen=True)
 class PolicySpec:
     """A policy as the wizard fills it in: schedule and retention rules."""
@@ -165,6 +199,7 @@ class PolicySpec:
     extra: dict = field(default_factory=dict)  # {"Weekly": Retention(12, "Weeks"), ...}
     start: dt.date | None = None  # the earliest day the schedule may begin (the API's interval start)
     every: int | None = None  # hours between backups of an Hourly schedule
+    tiering: "Tiering | None" = None  # archive tier (issue 21): the Default rule's tiering rule
 
     def retentions(self) -> dict[str, Retention]:
         return {"Default": self.default, **{k: v for k, v in self.extra.items() if v is not None}}
@@ -187,6 +222,7 @@ def spec_of(policy: BackupPolicy) -> PolicySpec:
         parsed.frequency, first.start.timetz().replace(tzinfo=None), days,
         retentions.pop("Default"), {k: v for k, v in retentions.items() if k in EXTRA_RULES},
         every=parsed.every_hours,
+        tiering=_tiering_of(policy.policy_rules),  # archive tier
     )
 
 
@@ -271,6 +307,10 @@ def validate_spec(datasource_type: str, spec: PolicySpec) -> list[dict]:
         policy_rules = build_rules(datasource_type, spec)
     except PolicyError as exc:
         raise ValidationError({NON_FIELD_ERRORS: [str(exc)]}) from None
+    try:  # archive tier (issue 21)
+        policy_rules = _apply_tiering(datasource_type, spec, policy_rules)
+    except PolicyError as exc:
+        raise ValidationError({"tiering": [str(exc)]}) from None
     if rules.max_recovery_points is not None:
         worst = max_recovery_points(policy_rules)
         if worst > rules.max_recovery_points:
@@ -386,7 +426,11 @@ def _most_alive(policy: Policy, begin: dt.datetime, end: dt.datetime) -> int:
 
 
 def retention_map(policy_rules: list[dict]) -> dict[str, str]:
-    return {r.tag: r.duration.iso() for r in Policy(policy_rules).retention_rules}
+    from protection.policy_rules import tiering_rules
+
+    tiers = tiering_rules(policy_rules)  # archive tier: a tiered rule's points live their archive retention
+    return {r.tag: (tiers[r.tag].archive_duration if r.tag in tiers else r.duration).iso()
+            for r in Policy(policy_rules).retention_rules}
 
 
 # --- reads -------------------------------------------------------------------------------------

@@ -87,6 +87,34 @@ class RecoveryPointForm(forms.Form):
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     recovery_point = forms.ChoiceField(label="Recovery point", widget=forms.RadioSelect,
                                        error_messages={"required": "Select a recovery point."})
+    # --- archive tier (issue 21): the tier filter, and rehydration of an archived point
+    tier = forms.ChoiceField(label="Tier", required=False, choices=[
+        ("", "All tiers"), ("VaultStore", "Vault-standard"), ("ArchiveStore", "Vault-archive"),
+        ("OperationalStore", "Operational tier (snapshot)")])
+    rehydration_priority = forms.ChoiceField(
+        label="Rehydration priority", required=False, widget=forms.RadioSelect, initial="Standard",
+        choices=[("Standard", "Standard (restorable after up to 15 hours)"), ("High", "High (restorable after 1 hour)")])
+    rehydration_duration = forms.IntegerField(
+        label="Rehydration duration (days)", required=False, min_value=10, max_value=30, initial=15,
+        help_text="How long the rehydrated copy stays in Vault-standard (10 to 30 days); the point stays in archive.")
+
+    @property
+    def archived_points(self) -> bool:
+        return any(p.is_archived and not p.is_rehydrated() for p in self.points)
+
+    def needs_rehydration(self) -> bool:
+        point = (self.cleaned_data or {}).get("recovery_point") if hasattr(self, "cleaned_data") else None
+        return bool(point is not None and point.is_archived and not point.is_rehydrated())
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.needs_rehydration():
+            if cleaned.get("rehydration_priority") not in ("Standard", "High"):
+                self.add_error("rehydration_priority", "This recovery point is in the archive tier: choose a rehydration priority.")
+            if cleaned.get("rehydration_duration") is None:
+                self.add_error("rehydration_duration", "Choose how long the rehydrated copy stays: 10 to 30 days.")
+        return cleaned
+    # --- end archive tier
 
     def __init__(self, *args, principal, instance=None, cross_region=False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -107,7 +135,10 @@ class RecoveryPointForm(forms.Form):
             start, end = end, start
         utc = dt.timezone.utc
         self.range = (dt.datetime.combine(start, dt.time.min, tzinfo=utc), dt.datetime.combine(end, dt.time.max, tzinfo=utc))
-        self.points = list(self._points(*self.range)[:200])
+        points = self._points(*self.range)
+        if _value(self, "tier") in ("VaultStore", "ArchiveStore", "OperationalStore"):  # archive tier: filter by tier
+            points = points.filter(datastore=_value(self, "tier"))
+        self.points = list(points[:200])
         self.fields["recovery_point"].choices = [(str(p.pk), f"{p.recovery_point_time:%Y-%m-%d %H:%M:%S} UTC")
                                                  for p in self.points]
         if self.points:  # the latest is preselected
@@ -126,8 +157,14 @@ class RecoveryPointForm(forms.Form):
 
     def summary(self):
         p = self.cleaned_data["recovery_point"]
-        return [("Recovery point", f"{p.recovery_point_time:%Y-%m-%d %H:%M:%S} UTC"), ("Datastore", p.get_datastore_display()),
+        rows = [("Recovery point", f"{p.recovery_point_time:%Y-%m-%d %H:%M:%S} UTC"), ("Datastore", p.get_datastore_display()),
                 ("Retention tag", p.retention_tag), ("Health", p.get_health_display())]
+        if self.needs_rehydration():  # archive tier
+            rows += [("Rehydration priority", self.cleaned_data["rehydration_priority"]),
+                     ("Rehydration duration", f"{self.cleaned_data['rehydration_duration']} days"),
+                     ("Then", "A Rehydrate job copies the point to Vault-standard; the Restore job starts once it is "
+                              "restorable (Standard: 15 hours, High: 1 hour, on Strongroom's clock).")]
+        return rows
 
 
 def _subscription_choices(objects, sub_of) -> list:

@@ -131,6 +131,17 @@ def open_point_store(point):
                                 "The vault's store in the secondary region is missing: nothing was restored.") from None
     from vaults.storage import open_store
 
+    if point.datastore == "ArchiveStore" and not point.is_rehydrated():
+        # archive tier (issue 21): an archived point is read from the archive store (verify); a restore
+        # reads its rehydrated copy in the standard store (restores refuse an archived point without one)
+        from vaults.storage import open_archive_store
+        from vaults.store import NotFound
+
+        try:
+            return open_archive_store(point.instance.vault)
+        except NotFound:
+            raise jobs.JobError("UserErrorRecoveryPointNotFound",
+                                "The vault's archive store that holds this recovery point is missing.") from None
     return open_store(point.instance.vault)
 
 

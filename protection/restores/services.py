@@ -125,6 +125,15 @@ def _check_point(point) -> None:
             f"point, or raise the policy's retention before then to bring it back.")})
 
 
+def _check_rehydrated(point) -> None:
+    """Archive tier (issue 21): an archived point restores only from its rehydrated copy."""
+    if point.is_archived and not point.is_rehydrated():
+        raise ValidationError({"recovery_point": ValidationError(
+            "UserErrorRecoveryPointNotRehydrated: This recovery point is in the archive tier (Vault-archive): restore "
+            "it with rehydration (choose a rehydration priority and duration), or wait until its rehydration completes.",
+            code="UserErrorRecoveryPointNotRehydrated")})
+
+
 def _printable(value):
     """JSON the activity log can store whatever was typed (PostgreSQL's jsonb refuses NUL)."""
     if isinstance(value, str):
@@ -218,6 +227,7 @@ def start_restore(principal, point: RecoveryPoint, target, *, cross_region: bool
         _check_point(point)
         if cross_region:
             crr.check(point, target)
+        _check_rehydrated(point)
         resolved = validation.resolve(point, target, principal=principal)
         ready = _ready(principal, point, target, resolved)
         if not ready.ok:

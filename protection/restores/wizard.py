@@ -75,6 +75,8 @@ class RestoreWizard(ProtectionWizard):
                 data["point-start"] = point.recovery_point_time.date().isoformat()
                 data["point-end"] = max(point.recovery_point_time.date(), clock.now().date()).isoformat()
                 data["point-recovery_point"] = preset["point"]
+                if point.is_archived and not point.is_rehydrated():  # archive tier: the form's defaults, shown on Review
+                    data["point-rehydration_priority"], data["point-rehydration_duration"] = "Standard", "15"
                 data[f"{self.prefix}-current_step"] = "point"
                 self.storage.set_step_data("point", data)
             if preset.get("instance"):
@@ -136,8 +138,19 @@ class RestoreWizard(ProtectionWizard):
 
     def done(self, form_list, form_dict, **kwargs):
         params = form_dict["parameters"]
-        point = form_dict["point"].cleaned_data["recovery_point"]
+        point_form = form_dict["point"]
+        point = point_form.cleaned_data["recovery_point"]
         try:
+            if point_form.needs_rehydration() and not self.cross_region:  # archive tier (issue 21): rehydrate, then restore
+                from protection.restores import rehydration
+
+                job = rehydration.start_rehydrated_restore(
+                    self.request.principal, point, params.target(),
+                    priority=point_form.cleaned_data["rehydration_priority"],
+                    duration=point_form.cleaned_data["rehydration_duration"])
+                messages.success(self.request, f"Rehydrating the recovery point of '{point.instance.name}': the Restore "
+                                               "job starts once it is restorable.")
+                return redirect("protection:job_detail", pk=job.pk)
             job = services.start_restore(self.request.principal, point, params.target(), cross_region=self.cross_region)
         except GuardDenied as exc:  # the vault's network: said on Review, as the rules are (others: the 403 page)
             if exc.decision.guard != NETWORK_GUARD:

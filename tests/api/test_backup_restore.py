@@ -198,7 +198,7 @@ def test_restore_requests_azure_cannot_map_get_an_honest_400(lab, arm, backed_up
     body = _restore_body(point, account, "documents")
     cases = [
         ({**body, "objectType": "AzureBackupRestoreWithRehydrationRequest", "rehydrationPriority": "High",
-          "rehydrationRetentionDuration": "P7D"}, "UserErrorRehydrationNotSupported", "objectType"),
+          "rehydrationRetentionDuration": "P10D"}, "UserErrorRehydrationNotNeeded", "recoveryPointId"),
         ({**body, "objectType": "AzureBackupRecoveryTimeBasedRestoreRequest", "recoveryPointTime": "2026-01-01T00:00:00Z"},
          "UserErrorPointInTimeRestoreNotSupported", "objectType"),
         ({**body, "recoveryPointId": "not-a-point"}, "UserErrorRecoveryPointNotFound", "recoveryPointId"),

@@ -263,7 +263,7 @@ BAD = {
         lambda d: _retention(d, "Default")["lifecycles"][0].update(targetDataStoreCopySettings=[
             {"dataStore": {"dataStoreType": "ArchiveStore", "objectType": "DataStoreInfoBase"},
              "copyAfter": {"objectType": "CopyOnExpiryOption"}}]),
-        f"{RULES}[1].lifecycles[0].targetDataStoreCopySettings", "not supported"),
+        f"{RULES}[1].lifecycles[0].targetDataStoreCopySettings", "Archive isn't supported for Azure Data Lake Storage"),
     "custom criteria": (
         lambda d: d["properties"]["policyRules"][0]["trigger"]["taggingCriteria"][1]["criteria"][0].update(
             daysOfTheWeek=["Sunday"]),

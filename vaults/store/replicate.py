@@ -73,7 +73,8 @@ def _same_keys(a, b) -> bool:
     return a.keys.id_key == b.keys.id_key and a.keys.data_key == b.keys.data_key
 
 
-def replicate(source, snap_id: str, target, *, verify: bool = True, progress=None, cancel=None) -> ReplicationReport:
+def replicate(source, snap_id: str, target, *, verify: bool = True, progress=None, cancel=None,
+              retention: bool = True) -> ReplicationReport:
     if target is source or target.id == source.id:
         raise StoreError("a store cannot be replicated into itself")
     if not _same_keys(source, target):
@@ -85,7 +86,8 @@ def replicate(source, snap_id: str, target, *, verify: bool = True, progress=Non
     mname = f"snapshots/{snap_id}"
     with source._op, source.lock(owner=source.owner or "replication (source)"):
         with target._op, target.lock(owner=target.owner or "replication (target)") as tlk:
-            ret = source.backend.get_retention(mname)
+            # ``retention=False``: a temporary copy (an archive tier's rehydrated copy) carries no lock
+            ret = source.backend.get_retention(mname) if retention else None
             if ret is not None and ret.active():
                 target.require_immutability()
                 rep.retention = f"{ret.mode} until {ret.until.isoformat()}"

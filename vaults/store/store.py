@@ -242,12 +242,14 @@ class Store:
                        repack_threshold=DEFAULT_REPACK_THRESHOLD if repack_threshold is None else repack_threshold,
                        dry_run=dry_run, wait=wait, owner=owner, progress=progress, cancel=cancel)
 
-    def replicate(self, snap_id: str, target: "Store", *, verify: bool = True, progress=None, cancel=None):
+    def replicate(self, snap_id: str, target: "Store", *, verify: bool = True, progress=None, cancel=None,
+                  retention: bool = True):
         """Copy recovery point ``snap_id`` into the replica store ``target`` (made with
         :meth:`init_replica`): resumable, idempotent, every copied object read back and checked,
-        retention carried over, and (``verify``) the replica's copy verified in full.
+        retention carried over (unless ``retention`` is false: a temporary copy), and (``verify``) the replica's copy verified in full.
         Returns a :class:`~vaults.store.replicate.ReplicationReport`."""
-        return copy_to_replica(self, snap_id, target, verify=verify, progress=progress, cancel=cancel)
+        return copy_to_replica(self, snap_id, target, verify=verify, progress=progress, cancel=cancel,
+                               retention=retention)
 
     # -- index -----------------------------------------------------------------------
     def sync_index(self, errors: Optional[list] = None) -> None:
