@@ -107,6 +107,8 @@ class BackupSession:
     def _upload_loop(self):
         while True:
             item = self.uploads.get()
+            with self.uploaded:
+                self.uploaded.notify_all()  # taken: the main thread may start the next pack
             if item is None:
                 return
             name, parts, entries = item
@@ -213,6 +215,13 @@ class BackupSession:
                 break
             except queue.Full:
                 continue
+        del parts
+        # flat memory: the next pack is built only once the uploader has taken this one (one pack
+        # being written, one being filled, none waiting between them)
+        with self.uploaded:
+            while not self.uploads.empty() and self.upload_error is None:
+                self.uploaded.wait(0.5)
+        self._check_upload()
         with self.uploaded:
             n = len(self.unindexed)
         if n >= INDEX_EVERY:
