@@ -173,6 +173,22 @@ class Strongroom(Tool):
         return os.path.join(target, "image.img")
 
 
+class StrongroomBaseline(Strongroom):
+    """The engine of another checkout (``--baseline DIR``, e.g. ``git worktree add`` of the commit
+    before a change): before/after and restic in one interleaved run, under the same load."""
+
+    name = "baseline"
+
+    def __init__(self, work, log, root):
+        self.root = os.path.abspath(root)
+        super().__init__(work, log)
+
+    def env(self):
+        e = super().env()
+        e["PYTHONPATH"] = self.root + os.pathsep + os.environ.get("PYTHONPATH", "")
+        return e
+
+
 class StrongroomS3(Strongroom):
     """The same engine with the store in a bucket on a loopback S3 server (one prefix per run)."""
 
@@ -356,6 +372,7 @@ def main(argv=None):
     ap.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-check", action="store_true", help="skip checking restored bytes")
     ap.add_argument("--no-ceiling", action="store_true", help="do not time bench/ceiling.py beside each run")
+    ap.add_argument("--baseline", metavar="DIR", help="also run the engine of this checkout (a 'baseline' column)")
     args = ap.parse_args(argv)
     args.work = os.path.abspath(args.work)
     os.makedirs(args.work, exist_ok=True)
@@ -386,6 +403,8 @@ def main(argv=None):
           f"({iinfo['data_written'] / 2**20:.0f} MiB data); prepared in {time.time() - t:.0f}s", flush=True)
 
     tools = [Strongroom(args.work, log)]
+    if args.baseline:
+        tools.append(StrongroomBaseline(args.work, log, args.baseline))
     moto = None
     if not args.no_s3:
         moto = MotoServer(args.work)
@@ -461,15 +480,22 @@ def _report(args, tools, runs, info, iinfo):
     ratios = {}
     mib_keys = ("store_size", "image_store", "image_restored_allocated", "store_before_gc", "gc_freed")
     s3 = "strongroom-s3" in summary
+    base = "baseline" in summary
     print(f"\nmedians of {args.runs} run(s), {args.size_mib} MiB tree, {args.volume_gib} GiB image")
     print(f"{'metric':32} {'strongroom':>12}" + (f" {'s3 (moto)':>12}" if s3 else "") +
-          f" {'restic':>12} {'ratio':>7}  target")
+          (f" {'baseline':>12} {'b.ratio':>7}" if base else "") + f" {'restic':>12} {'ratio':>7}  target")
     for label, key in rows:
         a = summary["strongroom"][key]
         scale = 2**20 if key in mib_keys else 1
         line = f"{label:32} {a / scale:12.2f}"
         if s3:
             line += f" {summary['strongroom-s3'][key] / scale:12.2f}"
+        if base:
+            bv = summary["baseline"][key]
+            rb = summary["restic"][key] if "restic" in summary else 0
+            line += f" {bv / scale:12.2f} {(bv / rb if rb else float('nan')):7.2f}"
+            if rb:
+                ratios[f"baseline_{key}"] = bv / rb
         if "restic" in summary:
             b = summary["restic"][key]
             ratio = a / b if b else float("nan")

@@ -170,3 +170,37 @@ def test_a_store_created_before_keeps_fixed_blocks_and_restores(tmp_path):
         assert next(iter(new.records(snap.id)))["ck"] == "cdc"
     finally:
         new.close()
+
+
+def test_a_missing_pack_spoils_only_the_files_in_it(make_local_store, tmp_path):
+    """A batch spans several files and packs: a pack gone names exactly the files with chunks in
+    it (removed), and every other file is restored whole."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rnd = random.Random(8)
+    for i in range(12):
+        (src / f"f{i:02d}").write_bytes(rnd.randbytes(rnd.randint(50_000, 400_000)))
+    store = make_local_store(small=True)
+    snap = store.backup_tree(str(src))
+    packs = sorted(store.backend.list("packs/"))
+    assert len(packs) >= 3
+    victim = packs[len(packs) // 2]
+    in_victim = set()
+    for rec in store.records(snap.id):
+        for h, _ in rec.get("c", ()):
+            loc = store.index.locate(bytes.fromhex(h))
+            if loc and victim.endswith(loc[0]):
+                in_victim.add(rec["p"])
+    assert in_victim
+    os.unlink(store.backend._path(victim))
+    out = tmp_path / "out"
+    from vaults.store import DamageError
+    with pytest.raises(DamageError) as ei:
+        store.restore(snap.id, str(out))
+    assert set(ei.value.items) == in_victim
+    for i in range(12):
+        name = f"f{i:02d}"
+        if name in in_victim:
+            assert not (out / name).exists()
+        else:
+            assert file_sha(out / name) == file_sha(src / name)

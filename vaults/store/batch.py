@@ -51,7 +51,7 @@ def run_batch(store, batch, tls):
         pack, start, total, members = run
         try:
             blob = store.backend.get_range(pack_object(pack), start, total)
-        except NotFound:
+        except (NotFound, IntegrityError, OSError):  # as before: the items concerned are damaged
             damaged.extend((t, cid) for t, _, cid, _, _ in members)
             continue
         mv = memoryview(blob)
