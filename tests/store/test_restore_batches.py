@@ -53,6 +53,8 @@ def test_tree_restore_in_batches_is_byte_identical(make_local_store, tmp_path, m
 
 
 def test_runs_of_adjacent_chunks_are_read_in_one_range(make_local_store, tmp_path, monkeypatch):
+    monkeypatch.setattr(batch, "BATCH_BYTES", 4 * MiB)
+    monkeypatch.setattr(batch, "BATCH_ITEMS", 64)
     src = tmp_path / "src"
     src.mkdir()
     (src / "big").write_bytes(random.Random(4).randbytes(3 * MiB))

@@ -149,7 +149,7 @@ def restore_volume(store, snap, target, progress, cancel) -> dict:
         damaged.extend(cid.hex() for _, cid in bad)
         prog.update(nbytes=nbytes)
 
-    fetches = _Fetches(store.pool, store.workers + 1, collect)
+    fetches = _Fetches(store.pool, store.workers * 3, collect)
     batch = Batch(sparse=True)
     try:
         for rec in store.records(snap.id):
@@ -273,7 +273,7 @@ class _TreeRestore:
         self.dirs = _DirCache(self.root_fd)
         self.prog = Throttle(progress, "restore")
         self.tls = threading.local()
-        self.fetches = _Fetches(store.pool, store.workers + 1, self._collect)
+        self.fetches = _Fetches(store.pool, store.workers * 4, self._collect)
         self.batch = Batch()
         self.damaged_items, self.damaged_chunks = [], []
         self.dir_attrs = []
