@@ -188,6 +188,10 @@ class StrongroomBaseline(Strongroom):
         e["PYTHONPATH"] = self.root + os.pathsep + os.environ.get("PYTHONPATH", "")
         return e
 
+    def base(self):
+        # -P: `python -m` would put the working directory (maybe the other checkout) first
+        return [sys.executable, "-P", "-m", "vaults.store", "--store", self.repo, "--cache-dir", self.cache]
+
 
 class StrongroomS3(Strongroom):
     """The same engine with the store in a bucket on a loopback S3 server (one prefix per run)."""
