@@ -11,6 +11,10 @@ collection runs (Strongroom: ``delete`` x2 + ``gc``; restic: ``forget`` + ``prun
 the bytes it freed. Wall time and peak RSS per command (os.wait4), repository size. Both tools
 fsync their writes. Medians of the runs, ratios Strongroom / restic, targets from issue 3.
 
+Beside each run's initial backups, bench/ceiling.py times the bare work of one (read, hash,
+compress, encrypt, write + fsync on two processes) on the same tree: the machine's ceiling,
+printed with the engine's time over it (skip with ``--no-ceiling``).
+
 Columns: ``strongroom`` (local directory), ``strongroom-s3`` (the same engine on an S3 API
 server on loopback: moto's server mode, started here in its own process; skip with
 ``--no-s3``), ``restic``. The ratios compare the local column with restic.
@@ -34,8 +38,10 @@ import dataset  # noqa: E402
 
 KEYHEX = "5a" * 32
 PHASES = ["initial", "incremental", "restore", "image_backup", "image_restore", "incremental2", "gc"]
-TARGETS = {"initial": 0.6, "incremental": 0.6, "restore": 0.7, "image_backup": 0.8, "store_size": 1.0}
-RSS_LIMIT_MIB = 256
+TARGETS = {"initial": 0.6, "incremental": 0.6, "restore": 0.6, "image_backup": 0.8, "store_size": 1.0,
+           "image_store": 1.0}  # issue 22
+RSS_LIMIT_MIB = 128
+CEILING_TARGET = 1.5  # the initial backup within 1.5x of bench/ceiling.py's time
 
 
 def du(path):
@@ -165,6 +171,26 @@ class Strongroom(Tool):
 
     def restored_image(self, target, img):
         return os.path.join(target, "image.img")
+
+
+class StrongroomBaseline(Strongroom):
+    """The engine of another checkout (``--baseline DIR``, e.g. ``git worktree add`` of the commit
+    before a change): before/after and restic in one interleaved run, under the same load."""
+
+    name = "baseline"
+
+    def __init__(self, work, log, root):
+        self.root = os.path.abspath(root)
+        super().__init__(work, log)
+
+    def env(self):
+        e = super().env()
+        e["PYTHONPATH"] = self.root + os.pathsep + os.environ.get("PYTHONPATH", "")
+        return e
+
+    def base(self):
+        # -P: `python -m` would put the working directory (maybe the other checkout) first
+        return [sys.executable, "-P", "-m", "vaults.store", "--store", self.repo, "--cache-dir", self.cache]
 
 
 class StrongroomS3(Strongroom):
@@ -349,6 +375,8 @@ def main(argv=None):
     ap.add_argument("--no-s3", action="store_true", help="no S3 column (the engine on a loopback S3 server)")
     ap.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-check", action="store_true", help="skip checking restored bytes")
+    ap.add_argument("--no-ceiling", action="store_true", help="do not time bench/ceiling.py beside each run")
+    ap.add_argument("--baseline", metavar="DIR", help="also run the engine of this checkout (a 'baseline' column)")
     args = ap.parse_args(argv)
     args.work = os.path.abspath(args.work)
     os.makedirs(args.work, exist_ok=True)
@@ -379,6 +407,8 @@ def main(argv=None):
           f"({iinfo['data_written'] / 2**20:.0f} MiB data); prepared in {time.time() - t:.0f}s", flush=True)
 
     tools = [Strongroom(args.work, log)]
+    if args.baseline:
+        tools.append(StrongroomBaseline(args.work, log, args.baseline))
     moto = None
     if not args.no_s3:
         moto = MotoServer(args.work)
@@ -388,17 +418,30 @@ def main(argv=None):
             raise SystemExit(f"{args.restic} not found (use --no-restic to run the Strongroom side only)")
         tools.append(Restic(args.work, log, args.restic))
     runs = {t.name: [] for t in tools}
+    runs["ceiling"] = []
     try:
-        _runs(args, tools, runs, pristine, img)
+        _runs(args, tools, runs, pristine, img, log)
     finally:
         if moto is not None:
             moto.stop()
     return _report(args, tools, runs, info, iinfo)
 
 
-def _runs(args, tools, runs, pristine, img):
+def ceiling(args, pristine, log):
+    """Wall seconds of bench/ceiling.py on the tree (its output removed afterwards)."""
+    out = os.path.join(args.work, "ceiling")
+    shutil.rmtree(out, ignore_errors=True)
+    w, _, _ = measure([sys.executable, os.path.join(HERE, "ceiling.py"), pristine, out], dict(os.environ), log)
+    shutil.rmtree(out, ignore_errors=True)
+    return w
+
+
+def _runs(args, tools, runs, pristine, img, log):
     for i in range(args.warmup + args.runs):
         order = tools if i % 2 == 0 else list(reversed(tools))
+        if not args.no_ceiling and i >= args.warmup:
+            runs["ceiling"].append(ceiling(args, pristine, log))
+            print(f"run {i - args.warmup + 1} ceiling    initial={runs['ceiling'][-1]:.2f}s", flush=True)
         for tool in order:
             warm = i < args.warmup
             r = one_run(tool, args, pristine, img, check=not args.no_check)
@@ -441,15 +484,22 @@ def _report(args, tools, runs, info, iinfo):
     ratios = {}
     mib_keys = ("store_size", "image_store", "image_restored_allocated", "store_before_gc", "gc_freed")
     s3 = "strongroom-s3" in summary
+    base = "baseline" in summary
     print(f"\nmedians of {args.runs} run(s), {args.size_mib} MiB tree, {args.volume_gib} GiB image")
     print(f"{'metric':32} {'strongroom':>12}" + (f" {'s3 (moto)':>12}" if s3 else "") +
-          f" {'restic':>12} {'ratio':>7}  target")
+          (f" {'baseline':>12} {'b.ratio':>7}" if base else "") + f" {'restic':>12} {'ratio':>7}  target")
     for label, key in rows:
         a = summary["strongroom"][key]
         scale = 2**20 if key in mib_keys else 1
         line = f"{label:32} {a / scale:12.2f}"
         if s3:
             line += f" {summary['strongroom-s3'][key] / scale:12.2f}"
+        if base:
+            bv = summary["baseline"][key]
+            rb = summary["restic"][key] if "restic" in summary else 0
+            line += f" {bv / scale:12.2f} {(bv / rb if rb else float('nan')):7.2f}"
+            if rb:
+                ratios[f"baseline_{key}"] = bv / rb
         if "restic" in summary:
             b = summary["restic"][key]
             ratio = a / b if b else float("nan")
@@ -462,9 +512,16 @@ def _report(args, tools, runs, info, iinfo):
                 verdict = f"<= {RSS_LIMIT_MIB} MiB  {'met' if a <= RSS_LIMIT_MIB else 'MISSED'}"
             line += f" {b / scale:12.2f} {ratio:7.2f}  {verdict}"
         print(line)
+    if runs["ceiling"] and "strongroom" in summary:
+        c = statistics.median(runs["ceiling"])
+        r = summary["strongroom"]["initial"] / c
+        ratios["initial_vs_ceiling"] = r
+        print(f"{'initial backup ceiling (s)':32} {c:12.2f}  strongroom initial / ceiling {r:.2f}  "
+              f"target <= {CEILING_TARGET}  {'met' if r <= CEILING_TARGET else 'MISSED'}")
     result = {"args": vars(args), "dataset": info, "image": iinfo,
               "commands": {t.name: t.commands for t in tools}, "runs": runs, "median": summary,
               "ratios": ratios, "targets": TARGETS, "rss_limit_mib": RSS_LIMIT_MIB,
+              "ceiling": runs["ceiling"],
               "restic_version": subprocess.run([args.restic, "version"], capture_output=True, text=True).stdout.strip()
               if not args.no_restic else None}
     with open(args.out, "w") as f:

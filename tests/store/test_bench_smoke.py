@@ -29,6 +29,9 @@ def test_bench_smoke(tmp_path):
         assert res["runs"]["restic"][0]["restore_ok"]
         assert "ratios" in res and res["ratios"]["initial"] > 0
     assert "initial backup" in r.stdout
+    assert len(res["ceiling"]) == 1 and res["ceiling"][0] > 0  # the machine's ceiling, timed beside
+    if "restic" in res["runs"]:
+        assert "initial backup ceiling (s)" in r.stdout and res["ratios"]["initial_vs_ceiling"] > 0
     # the S3 column (the engine on the loopback S3 server) and the GC figures
     s3 = res["runs"]["strongroom-s3"][0]
     assert s3["restore_ok"] and s3["gc_freed"] > 0 and s3["gc_report"]["snapshots"] == 2

@@ -18,7 +18,7 @@ import time
 import warnings
 
 from . import pit
-from .chunker import WHOLE_FILE_LIMIT, volume_blocks
+from .chunker import WHOLE_FILE_LIMIT, volume_blocks, volume_chunks
 from .config import FORMAT_VERSION, now_iso
 from .errors import IntegrityError, NotFound, StoreError
 from .manifest import path_key
@@ -285,26 +285,43 @@ class _VolumeBackup:
             os.close(fd)
 
     def _read_image(self, sess, fd, st, how, mode):
-        root, bs = self.root, self.store.block_size
+        """Read the image (content-defined chunks of its data regions, or fixed blocks, see
+        ``Store.volume_chunking``), hashing it whole (holes as zeros) in the same pass."""
+        root = self.root
         size = st.st_size if stat.S_ISREG(st.st_mode) else os.lseek(fd, 0, os.SEEK_END)
-        e = Entry({"t": "v", "p": os.path.basename(root), "s": size, "bs": bs,
-                   "m": stat.S_IMODE(mode)}, streaming=True)
+        rec = {"t": "v", "p": os.path.basename(root), "s": size, "m": stat.S_IMODE(mode)}
+        rec.update(self._chunking())
+        e = Entry(rec, streaming=True)
         sess.prog.p.bytes_total = size
         digest = hashlib.sha256()
         pos = 0
-        for off, ln in volume_blocks(fd, size, bs):
-            data = os.pread(fd, ln, off)
-            if len(data) < ln:
-                raise StoreError(f"{root} shrank during the backup")
+        for off, data in self._pieces(fd, size):
             _hash_zeros(digest, off - pos)
             digest.update(data)
-            pos = off + ln
+            pos = off + len(data)
             sess.submit(e, data, offset=off, volume=True)
         _hash_zeros(digest, size - pos)
         sess.end_entry(e)
         h = header("volume", self.source_id, self.tags, root, None, self.t0)
         h["stats"] = {"size": size, "sha256": digest.hexdigest(), "point_in_time": how}
         return h
+
+    def _chunking(self) -> dict:
+        if self.store.volume_chunking == "blocks":
+            return {"bs": self.store.block_size}
+        return {"ck": "cdc"}
+
+    def _pieces(self, fd, size):
+        """(offset, data) of what to store: content-defined chunks of the data regions, or (a store
+        created before them, see ``Store.volume_chunking``) the fixed blocks touching them."""
+        if self.store.volume_chunking != "blocks":
+            yield from volume_chunks(fd, size, self.store.cdc)
+            return
+        for off, ln in volume_blocks(fd, size, self.store.block_size):
+            data = os.pread(fd, ln, off)
+            if len(data) < ln:
+                raise StoreError(f"{self.root} shrank during the backup")
+            yield off, data
 
 
 _ZEROS_1M = bytes(1 << 20)

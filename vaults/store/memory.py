@@ -8,7 +8,7 @@ to 200 MiB (4 GiB).
 
 * :func:`tune_malloc` (once per process, when a :class:`~vaults.store.Store` is created)
   limits malloc to 2 arenas;
-* :func:`trim` (after each pack a backup writes, at most once a second) hands the free pages
+* :func:`trim` (after each pack a backup writes) hands the free pages
   of every arena back to the system (``malloc_trim``).
 
 A fixed 256 KiB mmap threshold flattens it too, but costs 1.5-2x in backup and restore speed
@@ -61,8 +61,8 @@ def tune_malloc() -> bool:
     return _tuned
 
 
-def trim(min_interval: float = 1.0) -> None:
-    """Give free heap pages back to the system, at most every ``min_interval`` seconds."""
+def trim(min_interval: float = 0.0) -> None:
+    """Give free heap pages back to the system (at most every ``min_interval`` seconds if given)."""
     global _last_trim
     if not enabled():
         return

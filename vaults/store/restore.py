@@ -15,6 +15,7 @@ import stat
 import threading
 from typing import Optional
 
+from .batch import Batch, run_batch
 from .errors import DamageError, IntegrityError, NotFound
 from .pack import decode_chunk, pack_object
 from .progress import Throttle, check_cancel
@@ -134,47 +135,54 @@ def _write_zeros(out, n):
 
 # -- volumes -------------------------------------------------------------------------------------
 def restore_volume(store, snap, target, progress, cancel) -> dict:
-    """Write a volume recovery point into the sparse image file ``target``."""
+    """Write a volume recovery point into the sparse image file ``target``: holes stay holes, and
+    so do aligned all-zero blocks inside the chunks (the file is truncated to its size first)."""
     prog = Throttle(progress, "restore")
     tls = threading.local()
-    fd = os.open(target, _NEW_FILE, 0o600)
+    out = _Target(os.open(target, _NEW_FILE, 0o600))
     damaged = []
     size = 0
     mode = None
 
-    def work(cid, off):
-        data = fetch_chunk(store, cid, tls)
-        os.pwrite(fd, data, off)
-        return len(data)
-
-    def collect(fut, cid):
-        try:
-            prog.update(nbytes=fut.result())
-        except (IntegrityError, NotFound):
-            damaged.append(cid.hex())
+    def collect(fut, batch):
+        nbytes, bad = fut.result()
+        damaged.extend(cid.hex() for _, cid in bad)
+        prog.update(nbytes=nbytes)
 
     fetches = _Fetches(store.pool, store.workers * 3, collect)
+    batch = Batch(sparse=True)
     try:
         for rec in store.records(snap.id):
             if rec["t"] == "v":
                 size, mode = rec["s"], rec.get("m")
-                os.ftruncate(fd, size)
+                os.ftruncate(out.fd, size)
             for off, h, n in rec.get("c", ()):
                 check_cancel(cancel)
-                cid = bytes.fromhex(h)
-                fetches.submit(cid, work, cid, off)
+                batch.add(out, off, bytes.fromhex(h), n)
+                if batch.full():
+                    fetches.submit(batch, run_batch, store, batch, tls)
+                    batch = Batch(sparse=True)
+        if len(batch):
+            fetches.submit(batch, run_batch, store, batch, tls)
         fetches.drain()
-        os.ftruncate(fd, size)
+        os.ftruncate(out.fd, size)
         if mode is not None:
-            os.fchmod(fd, mode)
-        os.fsync(fd)
+            os.fchmod(out.fd, mode)
+        os.fsync(out.fd)
     finally:
         fetches.drain_quietly()
-        os.close(fd)
+        os.close(out.fd)
     prog.update(force=True)
     if damaged:
         raise DamageError([snap.root or "<volume>"], damaged)
     return {"bytes": size, "items": 1}
+
+
+class _Target:
+    __slots__ = ("fd",)
+
+    def __init__(self, fd):
+        self.fd = fd
 
 
 # -- trees ---------------------------------------------------------------------------------------
@@ -266,6 +274,7 @@ class _TreeRestore:
         self.prog = Throttle(progress, "restore")
         self.tls = threading.local()
         self.fetches = _Fetches(store.pool, store.workers * 4, self._collect)
+        self.batch = Batch()
         self.damaged_items, self.damaged_chunks = [], []
         self.dir_attrs = []
         self.stats = collections.Counter()
@@ -274,6 +283,7 @@ class _TreeRestore:
     def run(self) -> dict:
         try:
             self._restore_records()
+            self._submit_batch()
             self._end_current()
             self.fetches.drain()
             self._set_directory_attributes()
@@ -349,27 +359,31 @@ class _TreeRestore:
         self.stats["bytes"] += rec["s"]
 
     def _schedule_chunks(self, of, chunks, off):
+        batch = self.batch
         for h, n in chunks:
-            cid = bytes.fromhex(h)
             of.pending += 1
-            self.fetches.submit((of, cid), self._write_chunk, of, cid, off)
+            batch.add(of, off, bytes.fromhex(h), n)
             off += n
+            if batch.full():
+                self._submit_batch()
+                batch = self.batch
 
-    def _write_chunk(self, of, cid, off):
-        data = fetch_chunk(self.store, cid, self.tls)
-        os.pwrite(of.fd, data, off)
-        return len(data)
+    def _submit_batch(self):
+        batch = self.batch
+        if len(batch):
+            self.batch = Batch()
+            self.fetches.submit(batch, run_batch, self.store, batch, self.tls)
 
-    def _collect(self, fut, tag):
-        of, cid = tag
-        try:
-            self.prog.update(nbytes=fut.result())
-        except (IntegrityError, NotFound, OSError):
+    def _collect(self, fut, batch):
+        nbytes, bad = fut.result()
+        self.prog.update(nbytes=nbytes)
+        for of, cid in bad:
             of.damaged = True
             self.damaged_chunks.append(cid.hex())
-        of.pending -= 1
-        if of.ended and of.pending == 0:
-            self._finish_file(of)
+        for of, _, _, _ in batch.items:
+            of.pending -= 1
+            if of.ended and of.pending == 0:
+                self._finish_file(of)
 
     def _end_current(self):
         cur = self.cur

@@ -28,7 +28,6 @@ from .progress import Throttle, check_cancel
 
 BATCH = 1024  # chunk refs per manifest record
 INDEX_EVERY = 64  # packs per index file during a long backup
-ZERO = bytes(BLOCK_SIZE)
 PROBE = 64 * 1024  # compressibility probe of big chunks
 
 
@@ -74,6 +73,8 @@ class BackupSession:
         self.snap_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:12]
         self.manifest = ManifestWriter(self.keys, self.snap_id, store.cache_dir)
         self.tls = threading.local()
+        # a volume's all-zero chunks are dropped (restored as holes); never touched, so never resident
+        self.zero = bytes(max(BLOCK_SIZE, store.block_size, store.cdc.params[2]))
 
     # -- worker side --------------------------------------------------------------
     def _zc(self):
@@ -84,7 +85,7 @@ class BackupSession:
 
     def _process(self, data, volume):
         n = len(data)
-        if volume and data == ZERO[:n]:
+        if volume and self.zero.startswith(data):  # all zeros (memcmp, no copy)
             return None
         cid = self.keys.chunk_id(data)
         with self.lock:
@@ -106,6 +107,8 @@ class BackupSession:
     def _upload_loop(self):
         while True:
             item = self.uploads.get()
+            with self.uploaded:
+                self.uploaded.notify_all()  # taken: the main thread may start the next pack
             if item is None:
                 return
             name, parts, entries = item
@@ -212,6 +215,13 @@ class BackupSession:
                 break
             except queue.Full:
                 continue
+        del parts
+        # flat memory: the next pack is built only once the uploader has taken this one (one pack
+        # being written, one being filled, none waiting between them)
+        with self.uploaded:
+            while not self.uploads.empty() and self.upload_error is None:
+                self.uploaded.wait(0.5)
+        self._check_upload()
         with self.uploaded:
             n = len(self.unindexed)
         if n >= INDEX_EVERY:

@@ -13,9 +13,11 @@ Manifest records (JSON lines, after the header)::
     {"t": "f", "p": path, "m", "mt", "ct", "i", "u", "g", "s": size, "c": [[id hex, len], ...], "r": racy}
     {"t": "l", "p": path, "lt": link target, "mt": mtime_ns}
     {"t": "s", "p": name}                                   a stream; chunks follow in "+" records
-    {"t": "v", "p": name, "s": size, "bs": block size}      a volume; blocks follow in "+" records
+    {"t": "v", "p": name, "s": size, "ck": "cdc"}             a volume; its chunks follow in "+" records
+                                                            (stores before issue 22: "bs": block size)
     {"t": "+", "o": offset, "c": [[id hex, len], ...]}       more chunks of the entry above
-    {"t": "+", "c": [[offset, id hex, len], ...]}            more blocks of the volume above
+    {"t": "+", "c": [[offset, id hex, len], ...]}            more chunks of the volume above (any offsets
+                                                            and lengths: both volume formats restore alike)
 
 Paths are relative, ``/``-separated, and may hold any bytes (non-UTF-8 bytes travel as
 surrogate escapes).
@@ -111,6 +113,10 @@ class Store:
         ch = config["chunker"]
         self.cdc = CDC(self.keys.chunker_seed, ch["min"], ch["avg"], ch["max"])
         self.block_size = config.get("block_size", BLOCK_SIZE)
+        #: how volume images are cut: "cdc" (content-defined chunks inside each data region, stores
+        #: created since issue 22) or "blocks" (fixed blocks; stores created before keep them, so
+        #: their images go on deduplicating against their earlier recovery points)
+        self.volume_chunking = config.get("volume_chunking", "blocks")
         self.workers = max(1, int(workers))
         self.zstd_level = zstd_level
         self.pack_target = int(config.get("pack_size", PACK_TARGET))
@@ -149,18 +155,20 @@ class Store:
     def init(cls, backend: Backend, platform_key: bytes, *, cache_dir: Optional[str] = None,
              workers: int = 2, chunk_min: int = 256 << 10, chunk_avg: int = 1 << 20,
              chunk_max: int = 4 << 20, block_size: int = BLOCK_SIZE, pack_size: int = PACK_TARGET,
-             **options) -> "Store":
+             volume_chunking: str = "cdc", **options) -> "Store":
         """Create a new store in an empty backend and return it open.
 
         ``platform_key`` (32 bytes) wraps the store's random secret; keep it (the Django side
         derives it from ``STRONGROOM_MASTER_KEY``)."""
         compiled_fastcdc()
+        if volume_chunking not in ("cdc", "blocks"):
+            raise ValueError("volume_chunking must be 'cdc' or 'blocks'")
         refuse_existing(backend)
         secret = os.urandom(32)
         cfg = {"v": FORMAT_VERSION, "id": uuid.uuid4().hex, "created": now_iso(),
                "chunker": {"min": chunk_min, "avg": chunk_avg, "max": chunk_max},
                "block_size": block_size, "pack_size": pack_size, "compression": "zstd", "cipher": "aes-256-gcm",
-               "id_hash": "blake3-keyed"}
+               "id_hash": "blake3-keyed", "volume_chunking": volume_chunking}
         write_config(backend, cfg, platform_key, secret)
         return cls(backend, cfg, secret, cache_dir=cache_dir, workers=workers, **options)
 
