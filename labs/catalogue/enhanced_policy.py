@@ -1,0 +1,567 @@
+"""Lab "Enhanced policy and tiering": an Azure Disk policy with an Hourly schedule and a "first successful
+backup taken daily" rule, protection of a managed disk with snapshots in another resource group, hourly
+backups seen happening and tagged by the rules, a PostgreSQL policy whose Default rule tiers to archive
+after 3 months, and a point of it moved to Vault-archive once it is old enough.
+
+Follows "Securing your Microsoft Azure Backups" (../shared/seeds/004_*.txt), its Enhanced Policy and
+Intelligent Tiering sections, with the Backup-vault labels of reference §3.5, §3.6 and §5.3: the document's
+Enhanced policy is a Recovery Services vault's (Azure VM); a Backup vault's Azure Disk policy is its analogue
+(Hourly every 1, 2, 4, 6, 8 or 12 hours). `prepare` makes the lab's vault ``bv-tiering`` and a 1 GiB managed
+disk ``disk-data`` (sparse, with sample data) in the sandbox's ``rg-lab`` group, as the trainee.
+
+Time: scheduled backups come every 4 hours, and a point may move to archive at 3 months old. A trainee cannot
+move time; a Lab Instructor can move the lab clock. The steps that need time say so, their checks say what is
+still missing (the next slot, the point's age and the eligibility rule's reason), and their solves refuse
+with that reason rather than pretend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+
+from labs.catalogue import CheckResult, Document, Lab, Step, register
+from portal.inventory.disks import services as disk_services
+from portal.inventory.disks.models import ManagedDisk
+from portal.lab import LAB_REGION
+from portal.models import Region
+from protection import archive_eligibility, datasource_types, readiness
+from protection.backups import services as backup_services
+from protection.instances import services as instance_services
+from protection.models import BackupInstance, BackupPolicy, Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
+from protection.policies import services as policy_services
+from protection.policies.services import PolicySpec, Retention, Tiering
+from protection.policy_rules import PolicyError, tiering_rules
+from protection.tiering import services as tiering_services
+from security import scopes
+from vaults import services as vault_services
+from vaults.models import BackupVault, StorageRedundancy
+
+VAULT_NAME = "bv-tiering"
+DISK_NAME = "disk-data"
+DISK_POLICY = "disk-hourly"
+PG_POLICY = "pg-archive"
+EVERY_HOURS = 4
+TIER_AFTER_MONTHS = 3
+DISK = datasource_types.AZURE_DISK
+PG = datasource_types.POSTGRES_FLEX
+DISK_LABEL = datasource_types.get(DISK).label
+PG_LABEL = datasource_types.get(PG).label
+DISK_SPEC = PolicySpec("Hourly", dt.time(8, 0), (), Retention(7, "Days"), {"Daily": Retention(30, "Days")},
+                       every=EVERY_HOURS)
+PG_SPEC = PolicySpec("Weekly", dt.time(2, 0), ("Sunday",), Retention(3, "Months"), {},
+                     tiering=Tiering(TIER_AFTER_MONTHS, Retention(1, "Years")))
+_GONE = (ProtectionState.SOFT_DELETED, ProtectionState.SOFT_DELETING)
+_RUNNING = (JobStatus.IN_PROGRESS, JobStatus.CANCELLING)
+CLOCK_WORDS = "a Lab Instructor can move the lab clock (Lab clock, on the Training labs page)"
+
+
+def _at(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+# --- what the checks look at -----------------------------------------------------------------------------
+
+
+def _vault(ctx) -> BackupVault | None:
+    group = ctx.world.backup_group
+    return BackupVault.objects.filter(resource_group=group, name__iexact=VAULT_NAME).first() if group else None
+
+
+def _disk(ctx) -> ManagedDisk | None:
+    group = ctx.world.backup_group
+    return ManagedDisk.objects.filter(resource_group=group, name__iexact=DISK_NAME).first() if group else None
+
+
+def _missing_world(ctx, *, disk: bool = False, server: bool = False) -> CheckResult | None:
+    """None when the lab's vault (and the disk or server asked for) are there; else what is gone."""
+    if _vault(ctx) is None:
+        return CheckResult.missing(f"The Backup vault {VAULT_NAME} is no longer in {ctx.names.backup_group}: reset the "
+                                   "sandbox to get it back.")
+    if disk and _disk(ctx) is None:
+        return CheckResult.missing(f"The disk {DISK_NAME} is no longer in {ctx.names.backup_group}: reset the sandbox "
+                                   "to get it back.")
+    if server and ctx.world.pg_server is None:
+        return CheckResult.missing(f"The PostgreSQL server {ctx.names.pg_server} is gone: reset the sandbox to get it back.")
+    return None
+
+
+def _refuse_unless(result: CheckResult | None) -> None:
+    if result is not None and not result.passed:
+        raise ValidationError(result.message)
+
+
+def _policies(ctx, kind: str):
+    return BackupPolicy.objects.filter(vault=_vault(ctx), datasource_type=kind).order_by("created_at")
+
+
+def _instance(ctx, resource_id: str) -> BackupInstance | None:
+    return (BackupInstance.objects.filter(vault=_vault(ctx), datasource_resource_id__iexact=resource_id)
+            .exclude(protection_state__in=_GONE).select_related("vault", "policy").first())
+
+
+def _disk_instance(ctx) -> BackupInstance | None:
+    disk = _disk(ctx)
+    return _instance(ctx, disk.resource_id) if disk else None
+
+
+def _pg_instance(ctx) -> BackupInstance | None:
+    server = ctx.world.pg_server
+    return _instance(ctx, server.resource_id) if server else None
+
+
+def _points(instance):
+    return RecoveryPoint.objects.filter(instance=instance, state=RecoveryPoint.State.COMPLETED).order_by("recovery_point_time")
+
+
+# --- 1. the hourly disk policy ---------------------------------------------------------------------------
+
+
+def _hourly_problem(policy: BackupPolicy) -> str:
+    """'' when ``policy`` is Hourly every 4 hours with a Daily rule, else what differs."""
+    parsed = policy.parsed
+    if parsed.frequency != "Hourly":
+        return f"its Backup frequency is {parsed.frequency}, not Hourly"
+    if parsed.every_hours != EVERY_HOURS:
+        return f"it backs up every {parsed.every_hours} hours (PT{parsed.every_hours}H), not every {EVERY_HOURS} hours"
+    if not any(r.tag == "Daily" and "FirstOfDay" in r.criteria for r in parsed.retention_rules):
+        return "it has no Daily retention rule (First successful backup taken daily)"
+    return ""
+
+
+def _good_disk_policy(ctx) -> BackupPolicy | None:
+    return next((p for p in _policies(ctx, DISK) if not _hourly_problem(p)), None)
+
+
+def check_disk_policy(ctx) -> CheckResult:
+    if gone := _missing_world(ctx):
+        return gone
+    policies = list(_policies(ctx, DISK))
+    if not policies:
+        return CheckResult.missing(
+            f"The vault {VAULT_NAME} has no backup policy with Datasource type {DISK_LABEL} yet: Protection policies > "
+            "+ Create Policy > Create Backup Policy.")
+    good = _good_disk_policy(ctx)
+    if good is None:
+        return CheckResult.missing(
+            f"The {DISK_LABEL} policy {policies[0].name} is not the one asked for: {_hourly_problem(policies[0])}. Edit "
+            f"it (or create another): Backup frequency Hourly, Every {EVERY_HOURS} hours, and tick First successful "
+            "backup taken daily.")
+    interval = good.parsed.backup_rule["trigger"]["schedule"]["repeatingTimeIntervals"][0]
+    daily = good.parsed.rule("Daily")
+    return CheckResult.ok(f"The policy {good.name} backs up every {EVERY_HOURS} hours ({interval}) and keeps the first "
+                          f"successful backup of each day {daily.duration.label()}.")
+
+
+def solve_disk_policy(ctx) -> None:
+    _refuse_unless(_missing_world(ctx))
+    if _good_disk_policy(ctx) is None:
+        taken = set(_policies(ctx, DISK).values_list("name", flat=True)) | set(
+            BackupPolicy.objects.filter(vault=_vault(ctx)).values_list("name", flat=True))
+        name = next(n for n in (DISK_POLICY, *(f"{DISK_POLICY}-{i}" for i in range(2, 50))) if n not in taken)
+        policy_services.create_policy(ctx.trainee, vault=_vault(ctx), name=name, datasource_type=DISK, spec=DISK_SPEC)
+
+
+# --- 2. protect the disk, snapshots in another resource group ----------------------------------------------
+
+
+def _disk_datasource(ctx, snapshot_group_id: str) -> readiness.Datasource:
+    disk = _disk(ctx)
+    return readiness.Datasource(DISK, disk.resource_id, disk.name, snapshot_resource_group_id=snapshot_group_id)
+
+
+def check_disk_protected(ctx) -> CheckResult:
+    if gone := _missing_world(ctx, disk=True):
+        return gone
+    instance = _disk_instance(ctx)
+    if instance is None:
+        return CheckResult.missing(
+            f"The vault {VAULT_NAME} has no backup instance of {DISK_NAME} yet: + Backup (Configure protection), Datasource "
+            f"type {DISK_LABEL}, your hourly policy, then add {DISK_NAME} with the Snapshot resource group "
+            f"{ctx.names.restore_group}.")
+    if instance.protection_state == ProtectionState.CONFIGURING:
+        return CheckResult.missing(f"The backup instance {instance.name} is still Configuring protection: wait for its "
+                                   "Configure protection job (Backup jobs).")
+    if instance.protection_state != ProtectionState.CONFIGURED:
+        why = f" ({instance.error_code}: {instance.error_message})" if instance.error_code else ""
+        return CheckResult.missing(f"The backup instance {instance.name} is {instance.get_protection_state_display()}"
+                                   f"{why}, not Protection configured.")
+    if problem := _hourly_problem(instance.policy):
+        return CheckResult.missing(f"{instance.name} uses the policy {instance.policy.name}, but {problem}: change its "
+                                   "policy to your hourly one (Change policy on the backup instance).")
+    group = scopes.normalize(instance.snapshot_resource_group_id).rsplit("/", 1)[-1]
+    missing = readiness.missing_needs(instance.vault.identity, _disk_datasource(ctx, instance.snapshot_resource_group_id))
+    if missing:
+        return CheckResult.missing(f"The vault's identity no longer holds {readiness.describe(missing)}: the next backup "
+                                   "would fail. Assign missing roles again (Configure protection > Datasources).")
+    return CheckResult.ok(f"{instance.name} protects {DISK_NAME} with {instance.policy.name}; its snapshots go to {group}, "
+                          "apart from the disk.")
+
+
+def solve_disk_protected(ctx) -> None:
+    _refuse_unless(_missing_world(ctx, disk=True))
+    if _disk_instance(ctx) is not None:
+        return
+    policy = _good_disk_policy(ctx)
+    if policy is None:
+        raise ValidationError(f"{VAULT_NAME} has no hourly {DISK_LABEL} policy with a Daily rule: solve step 1 first.")
+    vault, disk = _vault(ctx), _disk(ctx)
+    group = ctx.world.restore_group.resource_id
+    instance_services.assign_missing_roles(ctx.trainee, vault=vault, datasources=[_disk_datasource(ctx, group)],
+                                           level=readiness.SCOPE_RESOURCE)
+    candidate = next(c for c in instance_services.candidates(ctx.trainee, vault, DISK) if c.resource_id == disk.resource_id)
+    selection = instance_services.DatasourceSelection(candidate.resource_id, candidate.default_instance_name,
+                                                      key=candidate.key, snapshot_resource_group_id=group)
+    for instance in instance_services.configure_protection(ctx.trainee, vault=vault, policy=policy, selections=[selection]):
+        for job in Job.objects.filter(instance=instance, operation=JobOperation.CONFIGURE_PROTECTION, status__in=_RUNNING):
+            ctx.job_started(job)
+
+
+# --- 3. hourly backups happen, tagged by the rules ---------------------------------------------------------
+
+
+def _tag_problems(instance, points) -> list[str]:
+    """Scheduled points whose retention tag is not the one the policy's rules give (first of the day: Daily)."""
+    policy = instance.policy.parsed
+    scheduled = [p for p in points if not p.is_user_triggered]
+    problems = []
+    for index, point in enumerate(scheduled):
+        expected = policy.tag_for(point.recovery_point_time, [p.recovery_point_time for p in scheduled[:index]]).tag
+        if point.retention_tag != expected:
+            problems.append(f"the point of {_at(point.recovery_point_time)} is kept by {point.retention_tag}, not {expected}")
+    return problems
+
+
+def _needs_disk_instance(ctx) -> CheckResult | None:
+    if gone := _missing_world(ctx, disk=True):
+        return gone
+    if _disk_instance(ctx) is None:
+        return CheckResult.missing(f"The vault {VAULT_NAME} has no backup instance of {DISK_NAME}: do step 2 first.")
+    return None
+
+
+def check_hourly(ctx) -> CheckResult:
+    if gone := _needs_disk_instance(ctx):
+        return gone
+    instance = _disk_instance(ctx)
+    points = list(_points(instance))
+    scheduled = [p for p in points if not p.is_user_triggered]
+    running = Job.objects.filter(instance=instance, operation=JobOperation.BACKUP, status__in=_RUNNING).exists()
+    wait = " A backup is running now: wait for it." if running else ""
+    if not scheduled:
+        nxt = f" The next is due at {_at(instance.next_backup_at)}." if instance.next_backup_at else ""
+        return CheckResult.missing(
+            f"{instance.name} has {len(points)} recovery point(s), none yet from the hourly schedule.{nxt} Wait for it "
+            f"(or {CLOCK_WORDS}).{wait}")
+    if len(points) < 2:
+        return CheckResult.missing(
+            f"{instance.name} has one recovery point, from the schedule ({scheduled[0].retention_tag}). Take a second: "
+            f"wait {EVERY_HOURS} hours for the next slot, or select Backup now (Retention rule Default).{wait}")
+    if problems := _tag_problems(instance, points):
+        return CheckResult.missing("The retention tags are not what the policy's rules give: " + "; ".join(problems) + ".")
+    tags = ", ".join(f"{_at(p.recovery_point_time)} {p.retention_tag}{' (Backup now)' if p.is_user_triggered else ''}"
+                     for p in points[-4:])
+    return CheckResult.ok(f"{instance.name} has {len(points)} recovery points ({len(scheduled)} from the schedule): {tags}. "
+                          "The first scheduled backup of a day is kept by the Daily rule, the others by Default.")
+
+
+def solve_hourly(ctx) -> None:
+    _refuse_unless(_needs_disk_instance(ctx))
+    instance = _disk_instance(ctx)
+    points = list(_points(instance))
+    if not any(not p.is_user_triggered for p in points):
+        when = f" (the next at {_at(instance.next_backup_at)})" if instance.next_backup_at else ""
+        raise ValidationError(f"No scheduled backup of {instance.name} has happened yet{when}: only time brings it. Wait, "
+                              f"or {CLOCK_WORDS} past the slot.")
+    if len(points) < 2:
+        ctx.job_started(backup_services.backup_now(ctx.trainee, instance, retention_rule="Default"))
+
+
+# --- 4. a PostgreSQL policy that tiers to archive ----------------------------------------------------------
+
+
+def _tiering(policy: BackupPolicy):
+    """The Default rule's tiering rule (read from its targetDataStoreCopySettings), or None."""
+    try:
+        return tiering_rules(policy.policy_rules).get("Default")
+    except PolicyError:
+        return None
+
+
+def _tier_problem(policy: BackupPolicy) -> str:
+    rule = _tiering(policy)
+    if rule is None:
+        return "its Default rule has no Tier to archive (no targetDataStoreCopySettings)"
+    if rule.copy_after is None:
+        return (f"it tiers On expiry (CopyOnExpiryOption, after {rule.vault_duration.label()}), not After "
+                f"{TIER_AFTER_MONTHS} months")
+    months = rule.copy_after.months + 12 * rule.copy_after.years
+    if months != TIER_AFTER_MONTHS or rule.copy_after.days or rule.copy_after.weeks:
+        return f"it tiers after {rule.copy_after.label()} (CustomCopyOption {rule.copy_after.iso()}), not after {TIER_AFTER_MONTHS} months"
+    return ""
+
+
+def _good_pg_policy(ctx) -> BackupPolicy | None:
+    return next((p for p in _policies(ctx, PG) if not _tier_problem(p)), None)
+
+
+def check_pg_policy(ctx) -> CheckResult:
+    if gone := _missing_world(ctx):
+        return gone
+    policies = list(_policies(ctx, PG))
+    if not policies:
+        return CheckResult.missing(
+            f"The vault {VAULT_NAME} has no backup policy with Datasource type {PG_LABEL} yet: Protection policies > "
+            "+ Create Policy, then the Tiering section.")
+    good = _good_pg_policy(ctx)
+    if good is None:
+        return CheckResult.missing(
+            f"The {PG_LABEL} policy {policies[0].name} is not the one asked for: {_tier_problem(policies[0])}. In its "
+            f"Tiering section tick Tier to archive, choose After (months) {TIER_AFTER_MONTHS}.")
+    rule = _tiering(good)
+    return CheckResult.ok(f"The policy {good.name}'s Default rule copies to ArchiveStore after {rule.copy_after.label()} "
+                          f"(targetDataStoreCopySettings: CustomCopyOption {rule.copy_after.iso()}); a point is kept "
+                          f"{rule.archive_duration.label()} in all.")
+
+
+def solve_pg_policy(ctx) -> None:
+    _refuse_unless(_missing_world(ctx))
+    if _good_pg_policy(ctx) is None:
+        taken = set(BackupPolicy.objects.filter(vault=_vault(ctx)).values_list("name", flat=True))
+        name = next(n for n in (PG_POLICY, *(f"{PG_POLICY}-{i}" for i in range(2, 50))) if n not in taken)
+        policy_services.create_policy(ctx.trainee, vault=_vault(ctx), name=name, datasource_type=PG, spec=PG_SPEC)
+
+
+# --- 5. back the server up with it, and read when its point may move ---------------------------------------
+
+
+def _pg_datasource(ctx) -> readiness.Datasource:
+    server = ctx.world.pg_server
+    return readiness.Datasource(PG, server.resource_id, server.name)
+
+
+def _tiered_points(ctx):
+    """The PostgreSQL instance (with a policy tiering after 3 months) and its completed points, or (None, [])."""
+    instance = _pg_instance(ctx)
+    if instance is None or _tier_problem(instance.policy):
+        return instance, []
+    return instance, list(_points(instance))
+
+
+def check_pg_backup(ctx) -> CheckResult:
+    if gone := _missing_world(ctx, server=True):
+        return gone
+    instance, points = _tiered_points(ctx)
+    server = ctx.names.pg_server
+    if instance is None:
+        return CheckResult.missing(
+            f"The vault {VAULT_NAME} has no backup instance of the server {server} yet: + Backup, Datasource type "
+            f"{PG_LABEL}, your tiering policy, add {server}, Assign missing roles, then Configure Backup.")
+    if problem := _tier_problem(instance.policy):
+        return CheckResult.missing(f"{instance.name} uses the policy {instance.policy.name}, but {problem}: Change policy "
+                                   "to your tiering one.")
+    if not points:
+        job = Job.objects.filter(instance=instance, operation=JobOperation.BACKUP).order_by("-start_time").first()
+        if job is not None and job.status in _RUNNING:
+            return CheckResult.missing(f"The backup of {instance.name} is still {job.get_status_display()}: wait for it.")
+        failed = f" Its last backup {job.get_status_display()}: {job.error_code} {job.error_message}" if job else ""
+        return CheckResult.missing(f"{instance.name} has no recovery point yet: select Backup now (Retention rule "
+                                   f"Default).{failed}")
+    point = points[-1]
+    rule = _tiering(instance.policy)
+    moves = rule.move_at(point.recovery_point_time)
+    why = archive_eligibility.ineligible_reason(point)
+    state = "It is in Vault-archive already." if point.datastore == RecoveryPoint.Datastore.ARCHIVE else (
+        f"Move to archive says: {why}." if why else "It may move to archive now.")
+    return CheckResult.ok(f"The recovery point of {_at(point.recovery_point_time)} is in {point.datastore}; the policy "
+                          f"moves it to archive at {_at(moves)} and it expires at {_at(point.expiry_time)}. {state}")
+
+
+def solve_pg_backup(ctx) -> None:
+    _refuse_unless(_missing_world(ctx, server=True))
+    vault = _vault(ctx)
+    if _pg_instance(ctx) is None:
+        policy = _good_pg_policy(ctx)
+        if policy is None:
+            raise ValidationError(f"{VAULT_NAME} has no {PG_LABEL} policy tiering after {TIER_AFTER_MONTHS} months: "
+                                  "solve step 4 first.")
+        instance_services.assign_missing_roles(ctx.trainee, vault=vault, datasources=[_pg_datasource(ctx)],
+                                               level=readiness.SCOPE_RESOURCE)
+        server = ctx.world.pg_server
+        candidate = next(c for c in instance_services.candidates(ctx.trainee, vault, PG) if c.resource_id == server.resource_id)
+        selection = instance_services.DatasourceSelection(candidate.resource_id, candidate.default_instance_name,
+                                                          key=candidate.key)
+        for instance in instance_services.configure_protection(ctx.trainee, vault=vault, policy=policy, selections=[selection]):
+            for job in Job.objects.filter(instance=instance, operation=JobOperation.CONFIGURE_PROTECTION, status__in=_RUNNING):
+                ctx.job_started(job)
+    instance, points = _tiered_points(ctx)
+    if instance is not None and not points and instance.protection_state == ProtectionState.CONFIGURED:
+        ctx.job_started(backup_services.backup_now(ctx.trainee, instance, retention_rule="Default"))
+
+
+# --- 6. Move to archive ------------------------------------------------------------------------------------
+
+
+def check_archived(ctx) -> CheckResult:
+    if gone := _missing_world(ctx, server=True):
+        return gone
+    instance, points = _tiered_points(ctx)
+    if not points:
+        return CheckResult.missing("There is no recovery point of the server under a tiering policy yet: do step 5 first.")
+    archived = [p for p in points if p.datastore == RecoveryPoint.Datastore.ARCHIVE]
+    if archived:
+        point = archived[-1]
+        return CheckResult.ok(f"The recovery point of {_at(point.recovery_point_time)} is in Vault-archive; restoring it "
+                              "needs rehydration first (Restore > Rehydration priority, Rehydration duration).")
+    running = Job.objects.filter(instance=instance, operation=JobOperation.TIERING, status__in=_RUNNING).exists()
+    if running:
+        return CheckResult.missing("A Move to archive (Tiering) job is running: wait for it.")
+    oldest = points[0]
+    why = archive_eligibility.ineligible_reason(oldest)
+    if why:
+        moves = _tiering(instance.policy).move_at(oldest.recovery_point_time)
+        return CheckResult.missing(
+            f"The recovery point of {_at(oldest.recovery_point_time)} cannot move yet: {why}. It may move from "
+            f"{_at(moves)} (the policy moves it then by itself). That takes lab time: {CLOCK_WORDS}.")
+    return CheckResult.missing(f"The recovery point of {_at(oldest.recovery_point_time)} may move to archive now: open it "
+                               "in the backup instance's recovery points and select Move to archive.")
+
+
+def solve_archived(ctx) -> None:
+    _refuse_unless(_missing_world(ctx, server=True))
+    instance, points = _tiered_points(ctx)
+    if not points:
+        raise ValidationError("There is no recovery point of the server under a tiering policy yet: solve step 5 first.")
+    if any(p.datastore == RecoveryPoint.Datastore.ARCHIVE for p in points):
+        return
+    oldest = points[0]
+    if why := archive_eligibility.ineligible_reason(oldest):
+        raise ValidationError(f"Move to archive is refused for the point of {_at(oldest.recovery_point_time)}: {why}. "
+                              f"Only lab time makes it old enough: {CLOCK_WORDS}.")
+    ctx.job_started(tiering_services.move_to_archive(ctx.trainee, oldest))
+
+
+# --- the lab -----------------------------------------------------------------------------------------------
+
+
+def prepare(ctx) -> None:
+    """The lab's vault and a small managed disk with sample data, made by the trainee's own hand."""
+    region = Region.objects.get(name=LAB_REGION)
+    if _vault(ctx) is None:
+        vault_services.create_vault(ctx.trainee, name=VAULT_NAME, region=region, resource_group=ctx.world.backup_group,
+                                    storage_redundancy=StorageRedundancy.LOCALLY_REDUNDANT)
+    if _disk(ctx) is None:
+        disk = disk_services.create_disk(ctx.trainee, resource_group=ctx.world.backup_group, name=DISK_NAME,
+                                         region=region, size_gib=1, sku=ManagedDisk.Sku.STANDARDSSD_LRS)
+        disk_services.write_sample_data(ctx.trainee, disk)
+
+
+def _unavailable() -> str:
+    if DISK not in datasource_types.TYPES or PG not in datasource_types.TYPES:
+        return "Azure Disk or PostgreSQL backup is not part of this installation."
+    return ""
+
+
+INSTRUCTIONS_DISK_POLICY = f"""The article's *Enhanced policy* backs a virtual machine up every 4 hours. A Backup vault's
+**{DISK_LABEL}** policy is its analogue: **Hourly** every 1, 2, 4, 6, 8 or 12 hours, snapshots kept in the
+operational tier next to the disk.
+
+Your sandbox has a Backup vault **{VAULT_NAME}** and a 1 GiB managed disk **{DISK_NAME}** in `{{backup_group}}`,
+made when the lab started. Go to **Protection policies** > **+ Create Policy** > **Create Backup Policy**:
+
+- **Basics**: **Policy name** `{DISK_POLICY}`, **Datasource type** *{DISK_LABEL}*, **Vault** `{VAULT_NAME}`.
+- **Schedule + retention**: **Backup frequency** *Hourly*, **Every** *{EVERY_HOURS} hours*, **Time (UTC)** 08:00.
+  Keep the **Default** rule at 7 Days and tick **Daily rule** (*First successful backup taken daily*), 30 Days.
+  At most 450 snapshots are kept at any time across all rules.
+
+Select **Review + create**, then **Create**. The policy's schedule is stored as `R/<start>/PT{EVERY_HOURS}H`."""
+
+INSTRUCTIONS_DISK_PROTECT = f"""Open **{VAULT_NAME}** > **+ Backup** (or **Home** > **+ Configure protection**, Datasource
+type *{DISK_LABEL}*). On **Backup policy** choose your hourly policy. On **Datasources** select **+ Add**, choose
+`{DISK_NAME}`, and set the **Snapshot resource group** to `{{restore_group}}`: the snapshots may not live in the
+disk's own resource group (a dedicated one for snapshots is recommended).
+
+The **Backup readiness** says *{readiness.ROLE_ASSIGNMENT_NOT_DONE}*: the vault's identity needs **Disk Backup
+Reader** on the disk and **Disk Snapshot Contributor** on the snapshot resource group. Select **Assign missing
+roles** (Scope *Resource*), **Revalidate**, then **Review + configure** > **Configure Backup**."""
+
+INSTRUCTIONS_HOURLY = f"""The schedule backs `{DISK_NAME}` up every {EVERY_HOURS} hours from 08:00 UTC (the next slot is on the
+backup instance's page). Each scheduled backup is tagged by the policy's rules: the **first successful backup
+of a day** is kept by the **Daily** rule (30 days), the others by **Default** (7 days).
+
+Wait for a scheduled backup ({CLOCK_WORDS}). When one has happened, take a second recovery point: the next
+slot, or **Backup now** with the **Retention rule** *Default*. Open the backup instance's recovery points and
+compare their **Retention tag**s."""
+
+INSTRUCTIONS_PG_POLICY = f"""The article's *Intelligent Tiering* moves recovery points older than 3 months from
+Vault-standard to the cheaper **Vault-archive** tier. In Strongroom's Backup vault only **{PG_LABEL}** points can
+move (Data Lake Storage has no archive tier; disk and Elastic SAN points are snapshots that never reach the vault).
+
+Create a policy in `{VAULT_NAME}`: **Policy name** `{PG_POLICY}`, **Datasource type** *{PG_LABEL}*, Weekly on
+Sunday, **Default** 3 Months. In **Tiering** tick **Tier to archive**, choose **After (months)** and **Months in
+Vault-standard** {TIER_AFTER_MONTHS}, **Retention in all (archive included)** 1 Years (at least 6 months past
+the move). Create it: the Default rule now has `targetDataStoreCopySettings` with a `CustomCopyOption` of
+`P{TIER_AFTER_MONTHS}M` to `ArchiveStore`."""
+
+INSTRUCTIONS_PG_BACKUP = f"""Protect your PostgreSQL server `{{pg_server}}` in `{VAULT_NAME}` with `{PG_POLICY}`: **+ Backup**,
+Datasource type *{PG_LABEL}*, **Assign missing roles** (the vault's identity needs **PostgreSQL Flexible Server
+Long Term Retention Backup Role** on the server and **Reader** on its resource group), **Configure Backup**.
+Then open the backup instance and select **Backup now** (Retention rule *Default*).
+
+Open the new recovery point: it is in Vault-standard, and **Move to archive** tells you why it may not move yet.
+Its expiry counts the archive retention (1 year from the backup), not the 3 months in Vault-standard."""
+
+INSTRUCTIONS_ARCHIVED = """Once the recovery point is 3 months old (with at least 6 months of retention left), select
+**Move to archive** on it; the policy's tiering rule would also move it by itself. A **Tiering** job copies it to
+Vault-archive, checks it and removes the Vault-standard copy.
+
+A trainee cannot make a point 3 months old: a Lab Instructor can move the lab clock. Until then this step's
+check tells you exactly why the point is not eligible and from when it will be."""
+
+STEPS = (
+    Step("disk-policy", "Create an hourly Azure Disk policy", INSTRUCTIONS_DISK_POLICY, check_disk_policy,
+         solve_disk_policy,
+         hints=(f"Hourly is offered for {DISK_LABEL} only; Every appears once Hourly is chosen.",
+                "The Daily rule is the checkbox First successful backup taken daily.")),
+    Step("disk-protect", "Protect the disk, snapshots in their own resource group", INSTRUCTIONS_DISK_PROTECT,
+         check_disk_protected, solve_disk_protected,
+         hints=("Choosing {backup_group} as Snapshot resource group is refused: it is the disk's own.",
+                "Assign missing roles needs Role Based Access Control Administrator on both groups: you hold it.")),
+    Step("hourly", "See hourly backups happen", INSTRUCTIONS_HOURLY, check_hourly, solve_hourly,
+         needs_time=(f"This step needs time to pass: a scheduled backup comes every {EVERY_HOURS} hours. Wait, or ask "
+                     "your Lab Instructor to move the lab clock past the next slot."),
+         hints=("The backup instance's page shows the next scheduled backup.",
+                "A Backup now point is kept by the rule you choose; a scheduled one by the policy's rules.")),
+    Step("pg-policy", "A PostgreSQL policy that tiers to archive", INSTRUCTIONS_PG_POLICY, check_pg_policy,
+         solve_pg_policy,
+         hints=("The Tiering section appears only for PostgreSQL policies.",
+                "After (months) is below 3? Points can move at 3 months old at the earliest.")),
+    Step("pg-backup", "Back the server up and read its tiering", INSTRUCTIONS_PG_BACKUP, check_pg_backup,
+         solve_pg_backup,
+         hints=("Configure Backup is refused until the readiness says Success: Assign missing roles first.",)),
+    Step("archive", "Move the point to archive", INSTRUCTIONS_ARCHIVED, check_archived, solve_archived,
+         needs_time=("This step needs the recovery point to be 3 months old: ask your Lab Instructor to move the lab "
+                     "clock about 92 days ahead."),
+         hints=("Move to archive is on the recovery point's row, or it says why the point is not eligible.",)),
+)
+
+LAB = register(Lab(
+    slug="enhanced-policy-tiering",
+    title="Enhanced policy and tiering",
+    summary="Back a managed disk up every 4 hours with a daily rule, watch the schedule tag its snapshots, and give "
+            "a PostgreSQL policy a Tier to archive rule whose points move to Vault-archive at 3 months old.",
+    learn=(
+        "An Azure Disk policy: Hourly every 4 hours, a First successful backup taken daily rule, 450 snapshots at most",
+        "A snapshot resource group apart from the disk, and the roles the vault's identity needs",
+        "How scheduled backups are tagged: the first of the day Daily, the others Default",
+        "Tier to archive (targetDataStoreCopySettings) and why a point is not yet eligible for Move to archive",
+    ),
+    minutes=40,
+    document=Document("Securing your Microsoft Azure Backups", "004_c5682cf263c5ebe6.txt"),
+    order=80,
+    protects=("pg_server",),
+    steps=STEPS,
+    unavailable=_unavailable,
+    prepare=prepare,
+))
