@@ -1,7 +1,7 @@
 """Lab "Enhanced policy and tiering": an Azure Disk policy with an Hourly schedule and a "first successful
 backup taken daily" rule, protection of a managed disk with snapshots in another resource group, hourly
 backups seen happening and tagged by the rules, a PostgreSQL policy whose Default rule tiers to archive
-after 3 months, and a point of it moved to Vault-archive once it is old enough.
+after 3 months, a point of it moved to Vault-archive once it is old enough, then rehydrated and restored.
 
 Follows "Securing your Microsoft Azure Backups" (../shared/seeds/004_*.txt), its Enhanced Policy and
 Intelligent Tiering sections, with the Backup-vault labels of reference §3.5, §3.6 and §5.3: the document's
@@ -9,7 +9,8 @@ Enhanced policy is a Recovery Services vault's (Azure VM); a Backup vault's Azur
 (Hourly every 1, 2, 4, 6, 8 or 12 hours). `prepare` makes the lab's vault ``bv-tiering`` and a 1 GiB managed
 disk ``disk-data`` (sparse, with sample data) in the sandbox's ``rg-lab`` group, as the trainee.
 
-Time: scheduled backups come every 4 hours, and a point may move to archive at 3 months old. A trainee cannot
+Time: scheduled backups come every 4 hours, a point may move to archive at 3 months old, and a High priority
+rehydration takes an hour. A trainee cannot
 move time; a Lab Instructor can move the lab clock. The steps that need time say so, their checks say what is
 still missing (the next slot, the point's age and the eligibility rule's reason), and their solves refuse
 with that reason rather than pretend.
@@ -17,102 +18,27 @@ with that reason rather than pretend.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.core.exceptions import ValidationError
 
 from labs.catalogue import CheckResult, Document, Lab, Step, register
+from labs.catalogue.enhanced_policy_tiering import (
+    _RUNNING, CLOCK_WORDS, DISK, DISK_LABEL, DISK_NAME, DISK_POLICY, DISK_SPEC, EVERY_HOURS, PG, PG_LABEL, PG_POLICY,
+    RESTORE_CONTAINER, RESTORE_PREFIX, TIER_AFTER_MONTHS, VAULT_NAME, _at, _disk, _disk_instance, _missing_world,
+    _points, _policies, _refuse_unless, _vault, check_archived, check_pg_backup, check_pg_policy, check_rehydrated,
+    solve_archived, solve_pg_backup, solve_pg_policy, solve_rehydrated,
+)
 from portal.inventory.disks import services as disk_services
 from portal.inventory.disks.models import ManagedDisk
 from portal.lab import LAB_REGION
 from portal.models import Region
-from protection import archive_eligibility, datasource_types, readiness
+from protection import datasource_types, readiness
 from protection.backups import services as backup_services
 from protection.instances import services as instance_services
-from protection.models import BackupInstance, BackupPolicy, Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
+from protection.models import BackupPolicy, Job, JobOperation, ProtectionState
 from protection.policies import services as policy_services
-from protection.policies.services import PolicySpec, Retention, Tiering
-from protection.policy_rules import PolicyError, tiering_rules
-from protection.tiering import services as tiering_services
 from security import scopes
 from vaults import services as vault_services
-from vaults.models import BackupVault, StorageRedundancy
-
-VAULT_NAME = "bv-tiering"
-DISK_NAME = "disk-data"
-DISK_POLICY = "disk-hourly"
-PG_POLICY = "pg-archive"
-EVERY_HOURS = 4
-TIER_AFTER_MONTHS = 3
-DISK = datasource_types.AZURE_DISK
-PG = datasource_types.POSTGRES_FLEX
-DISK_LABEL = datasource_types.get(DISK).label
-PG_LABEL = datasource_types.get(PG).label
-DISK_SPEC = PolicySpec("Hourly", dt.time(8, 0), (), Retention(7, "Days"), {"Daily": Retention(30, "Days")},
-                       every=EVERY_HOURS)
-PG_SPEC = PolicySpec("Weekly", dt.time(2, 0), ("Sunday",), Retention(3, "Months"), {},
-                     tiering=Tiering(TIER_AFTER_MONTHS, Retention(1, "Years")))
-_GONE = (ProtectionState.SOFT_DELETED, ProtectionState.SOFT_DELETING)
-_RUNNING = (JobStatus.IN_PROGRESS, JobStatus.CANCELLING)
-CLOCK_WORDS = "a Lab Instructor can move the lab clock (Lab clock, on the Training labs page)"
-
-
-def _at(moment) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
-
-
-# --- what the checks look at -----------------------------------------------------------------------------
-
-
-def _vault(ctx) -> BackupVault | None:
-    group = ctx.world.backup_group
-    return BackupVault.objects.filter(resource_group=group, name__iexact=VAULT_NAME).first() if group else None
-
-
-def _disk(ctx) -> ManagedDisk | None:
-    group = ctx.world.backup_group
-    return ManagedDisk.objects.filter(resource_group=group, name__iexact=DISK_NAME).first() if group else None
-
-
-def _missing_world(ctx, *, disk: bool = False, server: bool = False) -> CheckResult | None:
-    """None when the lab's vault (and the disk or server asked for) are there; else what is gone."""
-    if _vault(ctx) is None:
-        return CheckResult.missing(f"The Backup vault {VAULT_NAME} is no longer in {ctx.names.backup_group}: reset the "
-                                   "sandbox to get it back.")
-    if disk and _disk(ctx) is None:
-        return CheckResult.missing(f"The disk {DISK_NAME} is no longer in {ctx.names.backup_group}: reset the sandbox "
-                                   "to get it back.")
-    if server and ctx.world.pg_server is None:
-        return CheckResult.missing(f"The PostgreSQL server {ctx.names.pg_server} is gone: reset the sandbox to get it back.")
-    return None
-
-
-def _refuse_unless(result: CheckResult | None) -> None:
-    if result is not None and not result.passed:
-        raise ValidationError(result.message)
-
-
-def _policies(ctx, kind: str):
-    return BackupPolicy.objects.filter(vault=_vault(ctx), datasource_type=kind).order_by("created_at")
-
-
-def _instance(ctx, resource_id: str) -> BackupInstance | None:
-    return (BackupInstance.objects.filter(vault=_vault(ctx), datasource_resource_id__iexact=resource_id)
-            .exclude(protection_state__in=_GONE).select_related("vault", "policy").first())
-
-
-def _disk_instance(ctx) -> BackupInstance | None:
-    disk = _disk(ctx)
-    return _instance(ctx, disk.resource_id) if disk else None
-
-
-def _pg_instance(ctx) -> BackupInstance | None:
-    server = ctx.world.pg_server
-    return _instance(ctx, server.resource_id) if server else None
-
-
-def _points(instance):
-    return RecoveryPoint.objects.filter(instance=instance, state=RecoveryPoint.State.COMPLETED).order_by("recovery_point_time")
+from vaults.models import StorageRedundancy
 
 
 # --- 1. the hourly disk policy ---------------------------------------------------------------------------
@@ -278,170 +204,6 @@ def solve_hourly(ctx) -> None:
         ctx.job_started(backup_services.backup_now(ctx.trainee, instance, retention_rule="Default"))
 
 
-# --- 4. a PostgreSQL policy that tiers to archive ----------------------------------------------------------
-
-
-def _tiering(policy: BackupPolicy):
-    """The Default rule's tiering rule (read from its targetDataStoreCopySettings), or None."""
-    try:
-        return tiering_rules(policy.policy_rules).get("Default")
-    except PolicyError:
-        return None
-
-
-def _tier_problem(policy: BackupPolicy) -> str:
-    rule = _tiering(policy)
-    if rule is None:
-        return "its Default rule has no Tier to archive (no targetDataStoreCopySettings)"
-    if rule.copy_after is None:
-        return (f"it tiers On expiry (CopyOnExpiryOption, after {rule.vault_duration.label()}), not After "
-                f"{TIER_AFTER_MONTHS} months")
-    months = rule.copy_after.months + 12 * rule.copy_after.years
-    if months != TIER_AFTER_MONTHS or rule.copy_after.days or rule.copy_after.weeks:
-        return f"it tiers after {rule.copy_after.label()} (CustomCopyOption {rule.copy_after.iso()}), not after {TIER_AFTER_MONTHS} months"
-    return ""
-
-
-def _good_pg_policy(ctx) -> BackupPolicy | None:
-    return next((p for p in _policies(ctx, PG) if not _tier_problem(p)), None)
-
-
-def check_pg_policy(ctx) -> CheckResult:
-    if gone := _missing_world(ctx):
-        return gone
-    policies = list(_policies(ctx, PG))
-    if not policies:
-        return CheckResult.missing(
-            f"The vault {VAULT_NAME} has no backup policy with Datasource type {PG_LABEL} yet: Protection policies > "
-            "+ Create Policy, then the Tiering section.")
-    good = _good_pg_policy(ctx)
-    if good is None:
-        return CheckResult.missing(
-            f"The {PG_LABEL} policy {policies[0].name} is not the one asked for: {_tier_problem(policies[0])}. In its "
-            f"Tiering section tick Tier to archive, choose After (months) {TIER_AFTER_MONTHS}.")
-    rule = _tiering(good)
-    return CheckResult.ok(f"The policy {good.name}'s Default rule copies to ArchiveStore after {rule.copy_after.label()} "
-                          f"(targetDataStoreCopySettings: CustomCopyOption {rule.copy_after.iso()}); a point is kept "
-                          f"{rule.archive_duration.label()} in all.")
-
-
-def solve_pg_policy(ctx) -> None:
-    _refuse_unless(_missing_world(ctx))
-    if _good_pg_policy(ctx) is None:
-        taken = set(BackupPolicy.objects.filter(vault=_vault(ctx)).values_list("name", flat=True))
-        name = next(n for n in (PG_POLICY, *(f"{PG_POLICY}-{i}" for i in range(2, 50))) if n not in taken)
-        policy_services.create_policy(ctx.trainee, vault=_vault(ctx), name=name, datasource_type=PG, spec=PG_SPEC)
-
-
-# --- 5. back the server up with it, and read when its point may move ---------------------------------------
-
-
-def _pg_datasource(ctx) -> readiness.Datasource:
-    server = ctx.world.pg_server
-    return readiness.Datasource(PG, server.resource_id, server.name)
-
-
-def _tiered_points(ctx):
-    """The PostgreSQL instance (with a policy tiering after 3 months) and its completed points, or (None, [])."""
-    instance = _pg_instance(ctx)
-    if instance is None or _tier_problem(instance.policy):
-        return instance, []
-    return instance, list(_points(instance))
-
-
-def check_pg_backup(ctx) -> CheckResult:
-    if gone := _missing_world(ctx, server=True):
-        return gone
-    instance, points = _tiered_points(ctx)
-    server = ctx.names.pg_server
-    if instance is None:
-        return CheckResult.missing(
-            f"The vault {VAULT_NAME} has no backup instance of the server {server} yet: + Backup, Datasource type "
-            f"{PG_LABEL}, your tiering policy, add {server}, Assign missing roles, then Configure Backup.")
-    if problem := _tier_problem(instance.policy):
-        return CheckResult.missing(f"{instance.name} uses the policy {instance.policy.name}, but {problem}: Change policy "
-                                   "to your tiering one.")
-    if not points:
-        job = Job.objects.filter(instance=instance, operation=JobOperation.BACKUP).order_by("-start_time").first()
-        if job is not None and job.status in _RUNNING:
-            return CheckResult.missing(f"The backup of {instance.name} is still {job.get_status_display()}: wait for it.")
-        failed = f" Its last backup {job.get_status_display()}: {job.error_code} {job.error_message}" if job else ""
-        return CheckResult.missing(f"{instance.name} has no recovery point yet: select Backup now (Retention rule "
-                                   f"Default).{failed}")
-    point = points[-1]
-    rule = _tiering(instance.policy)
-    moves = rule.move_at(point.recovery_point_time)
-    why = archive_eligibility.ineligible_reason(point)
-    state = "It is in Vault-archive already." if point.datastore == RecoveryPoint.Datastore.ARCHIVE else (
-        f"Move to archive says: {why}." if why else "It may move to archive now.")
-    return CheckResult.ok(f"The recovery point of {_at(point.recovery_point_time)} is in {point.datastore}; the policy "
-                          f"moves it to archive at {_at(moves)} and it expires at {_at(point.expiry_time)}. {state}")
-
-
-def solve_pg_backup(ctx) -> None:
-    _refuse_unless(_missing_world(ctx, server=True))
-    vault = _vault(ctx)
-    if _pg_instance(ctx) is None:
-        policy = _good_pg_policy(ctx)
-        if policy is None:
-            raise ValidationError(f"{VAULT_NAME} has no {PG_LABEL} policy tiering after {TIER_AFTER_MONTHS} months: "
-                                  "solve step 4 first.")
-        instance_services.assign_missing_roles(ctx.trainee, vault=vault, datasources=[_pg_datasource(ctx)],
-                                               level=readiness.SCOPE_RESOURCE)
-        server = ctx.world.pg_server
-        candidate = next(c for c in instance_services.candidates(ctx.trainee, vault, PG) if c.resource_id == server.resource_id)
-        selection = instance_services.DatasourceSelection(candidate.resource_id, candidate.default_instance_name,
-                                                          key=candidate.key)
-        for instance in instance_services.configure_protection(ctx.trainee, vault=vault, policy=policy, selections=[selection]):
-            for job in Job.objects.filter(instance=instance, operation=JobOperation.CONFIGURE_PROTECTION, status__in=_RUNNING):
-                ctx.job_started(job)
-    instance, points = _tiered_points(ctx)
-    if instance is not None and not points and instance.protection_state == ProtectionState.CONFIGURED:
-        ctx.job_started(backup_services.backup_now(ctx.trainee, instance, retention_rule="Default"))
-
-
-# --- 6. Move to archive ------------------------------------------------------------------------------------
-
-
-def check_archived(ctx) -> CheckResult:
-    if gone := _missing_world(ctx, server=True):
-        return gone
-    instance, points = _tiered_points(ctx)
-    if not points:
-        return CheckResult.missing("There is no recovery point of the server under a tiering policy yet: do step 5 first.")
-    archived = [p for p in points if p.datastore == RecoveryPoint.Datastore.ARCHIVE]
-    if archived:
-        point = archived[-1]
-        return CheckResult.ok(f"The recovery point of {_at(point.recovery_point_time)} is in Vault-archive; restoring it "
-                              "needs rehydration first (Restore > Rehydration priority, Rehydration duration).")
-    running = Job.objects.filter(instance=instance, operation=JobOperation.TIERING, status__in=_RUNNING).exists()
-    if running:
-        return CheckResult.missing("A Move to archive (Tiering) job is running: wait for it.")
-    oldest = points[0]
-    why = archive_eligibility.ineligible_reason(oldest)
-    if why:
-        moves = _tiering(instance.policy).move_at(oldest.recovery_point_time)
-        return CheckResult.missing(
-            f"The recovery point of {_at(oldest.recovery_point_time)} cannot move yet: {why}. It may move from "
-            f"{_at(moves)} (the policy moves it then by itself). That takes lab time: {CLOCK_WORDS}.")
-    return CheckResult.missing(f"The recovery point of {_at(oldest.recovery_point_time)} may move to archive now: open it "
-                               "in the backup instance's recovery points and select Move to archive.")
-
-
-def solve_archived(ctx) -> None:
-    _refuse_unless(_missing_world(ctx, server=True))
-    instance, points = _tiered_points(ctx)
-    if not points:
-        raise ValidationError("There is no recovery point of the server under a tiering policy yet: solve step 5 first.")
-    if any(p.datastore == RecoveryPoint.Datastore.ARCHIVE for p in points):
-        return
-    oldest = points[0]
-    if why := archive_eligibility.ineligible_reason(oldest):
-        raise ValidationError(f"Move to archive is refused for the point of {_at(oldest.recovery_point_time)}: {why}. "
-                              f"Only lab time makes it old enough: {CLOCK_WORDS}.")
-    ctx.job_started(tiering_services.move_to_archive(ctx.trainee, oldest))
-
-
 # --- the lab -----------------------------------------------------------------------------------------------
 
 
@@ -519,6 +281,17 @@ Vault-archive, checks it and removes the Vault-standard copy.
 A trainee cannot make a point 3 months old: a Lab Instructor can move the lab clock. Until then this step's
 check tells you exactly why the point is not eligible and from when it will be."""
 
+INSTRUCTIONS_REHYDRATE = f"""An archived point cannot be restored directly: it is **rehydrated** first, a temporary copy in
+Vault-standard kept for the **Rehydration duration**, while the point stays in archive.
+
+Open the backup instance, select **Restore** and the archived recovery point. Choose **Restore as files** into
+the storage account `{{target_account}}`, container `{RESTORE_CONTAINER}` (create it first), file prefix
+`{RESTORE_PREFIX}`. Under **Rehydration** choose **Rehydration priority** *High* (about an hour; Standard takes up
+to 15 hours) and **Rehydration duration** 10 days; **Assign missing roles** if Validate asks, then **Restore**.
+
+A **Rehydrate** job copies the point back; once its priority's delay has passed the **Restore** job starts by
+itself and writes the dumps. The Rehydrate job's page links to it."""
+
 STEPS = (
     Step("disk-policy", "Create an hourly Azure Disk policy", INSTRUCTIONS_DISK_POLICY, check_disk_policy,
          solve_disk_policy,
@@ -544,18 +317,25 @@ STEPS = (
          needs_time=("This step needs the recovery point to be 3 months old: ask your Lab Instructor to move the lab "
                      "clock about 92 days ahead."),
          hints=("Move to archive is on the recovery point's row, or it says why the point is not eligible.",)),
+    Step("rehydrate", "Rehydrate, then restore", INSTRUCTIONS_REHYDRATE, check_rehydrated, solve_rehydrated,
+         needs_time=("Rehydration with High priority takes an hour on the lab clock before the restore starts: wait, or "
+                     "ask your Lab Instructor to move the lab clock an hour ahead."),
+         hints=("An archived point's Restore asks for Rehydration priority and Rehydration duration (10 to 30 days).",
+                f"Create the container {RESTORE_CONTAINER} in {{target_account}} first, or choose another.")),
 )
 
 LAB = register(Lab(
     slug="enhanced-policy-tiering",
     title="Enhanced policy and tiering",
-    summary="Back a managed disk up every 4 hours with a daily rule, watch the schedule tag its snapshots, and give "
-            "a PostgreSQL policy a Tier to archive rule whose points move to Vault-archive at 3 months old.",
+    summary="Back a managed disk up every 4 hours with a daily rule, watch the schedule tag its snapshots, give a "
+            "PostgreSQL policy a Tier to archive rule whose points move to Vault-archive at 3 months old, and restore "
+            "one after rehydration.",
     learn=(
         "An Azure Disk policy: Hourly every 4 hours, a First successful backup taken daily rule, 450 snapshots at most",
         "A snapshot resource group apart from the disk, and the roles the vault's identity needs",
         "How scheduled backups are tagged: the first of the day Daily, the others Default",
         "Tier to archive (targetDataStoreCopySettings) and why a point is not yet eligible for Move to archive",
+        "Restoring an archived point: rehydration priority and duration, then the restore",
     ),
     minutes=40,
     document=Document("Securing your Microsoft Azure Backups", "004_c5682cf263c5ebe6.txt"),

@@ -16,7 +16,7 @@ from tests.labs.conftest import check, solve, step_check
 pytestmark = pytest.mark.django_db
 
 SLUG = "enhanced-policy-tiering"
-STEPS = ["disk-policy", "disk-protect", "hourly", "pg-policy", "pg-backup", "archive"]
+STEPS = ["disk-policy", "disk-protect", "hourly", "pg-policy", "pg-backup", "archive", "rehydrate"]
 
 
 def _fails(run, step, *words):
@@ -54,9 +54,16 @@ def _forward(lab, instance, *, past_minutes=5):
     return report
 
 
+def vault_policy(vault, name):
+    from protection.models import BackupPolicy
+
+    return BackupPolicy.objects.get(vault=vault, name=name)
+
+
 def test_enhanced_policy_and_tiering_step_by_step(lab, trainee, start):
     from labs import services
     from labs.catalogue import enhanced_policy as lab_module
+    from labs.catalogue import enhanced_policy_tiering as tier
     from protection import datasource_types
     from protection.models import RecoveryPoint
     from protection.policies import services as policy_services
@@ -80,7 +87,15 @@ def test_enhanced_policy_and_tiering_step_by_step(lab, trainee, start):
     solve(run, "disk-policy")
     _passes(run, "disk-policy", "disk-hourly", "/PT4H", "first successful backup of each day 30 days")
 
-    # 2. Protection: the disk's own group is refused by the service; the solve uses rg-restore.
+    # 2. Protection: the disk's own group as Snapshot resource group is refused by the service; the solve uses rg-restore.
+    from protection.instances import services as instance_services
+
+    _fails(run, "disk-protect", "no backup instance of disk-data")
+    hourly = vault_policy(vault, "disk-hourly")
+    with pytest.raises(ValidationError, match="cannot be the disk's own resource group"):
+        instance_services.configure_protection(trainee, vault=vault, policy=hourly, selections=[
+            instance_services.DatasourceSelection(disk.resource_id, "disk-data-own",
+                                                  snapshot_resource_group_id=ctx.world.backup_group.resource_id)])
     _fails(run, "disk-protect", "no backup instance of disk-data")
     solve(run, "disk-protect")
     _passes(run, "disk-protect", f"snapshots go to {ctx.names.restore_group}")
@@ -108,7 +123,7 @@ def test_enhanced_policy_and_tiering_step_by_step(lab, trainee, start):
 
     # 4. A PostgreSQL policy tiering On expiry is a near miss.
     pg_kind = datasource_types.POSTGRES_FLEX
-    on_expiry = dataclasses.replace(lab_module.PG_SPEC, tiering=policy_services.Tiering(
+    on_expiry = dataclasses.replace(tier.PG_SPEC, tiering=policy_services.Tiering(
         None, policy_services.Retention(1, "Years")))
     policy_services.create_policy(trainee, vault=vault, name="pg-on-expiry", datasource_type=pg_kind, spec=on_expiry)
     _fails(run, "pg-policy", "pg-on-expiry", "On expiry (CopyOnExpiryOption")
@@ -118,10 +133,24 @@ def test_enhanced_policy_and_tiering_step_by_step(lab, trainee, start):
     # 5. Back the server up under the tiering policy; the check reads when the point moves and why not yet.
     _fails(run, "pg-backup", f"no backup instance of the server {ctx.names.pg_server}")
     _fails(run, "archive", "do step 5 first")
+    # Near miss: the server protected with the policy that tiers On expiry; then Change policy to pg-archive.
+    from protection import readiness
+    from protection.jobs import runner
+
+    server = ctx.world.pg_server
+    instance_services.assign_missing_roles(trainee, vault=vault, datasources=[readiness.Datasource(
+        pg_kind, server.resource_id, server.name)], level=readiness.SCOPE_RESOURCE)
+    [pg_instance] = instance_services.configure_protection(trainee, vault=vault, policy=vault_policy(vault, "pg-on-expiry"),
+                                                           selections=[instance_services.DatasourceSelection(
+                                                               server.resource_id, server.name)])
+    for job in pg_instance.jobs.filter(operation="ConfigureProtection", status="InProgress"):
+        runner.run(job.pk)
+    _fails(run, "pg-backup", "uses the policy pg-on-expiry", "On expiry")
+    instance_services.change_policy(trainee, pg_instance, vault_policy(vault, "pg-archive"))
     solve(run, "pg-backup")
     message = _passes(run, "pg-backup", "VaultStore", "Only points at least 3 months old can move to archive")
-    point = RecoveryPoint.objects.get(instance=lab_module._pg_instance(ctx))
-    assert point.expiry_time == lab_module._tiering(point.instance.policy).expiry(point.recovery_point_time), message
+    point = RecoveryPoint.objects.get(instance=tier._pg_instance(ctx))
+    assert point.expiry_time == tier._tiering(point.instance.policy).expiry(point.recovery_point_time), message
 
     # 6. Too young: the check and the solve say why; 92 days later the solve moves it.
     _fails(run, "archive", "cannot move yet", "Only points at least 3 months old", "Lab Instructor")
@@ -133,5 +162,20 @@ def test_enhanced_policy_and_tiering_step_by_step(lab, trainee, start):
     _fails(run, "archive", "may move to archive now")
     solve(run, "archive")
     _passes(run, "archive", "is in Vault-archive")
+
+    # 7. Rehydrate, then restore: High priority is an hour on the lab clock before the restore starts.
+    from protection.models import Job
+    from protection.restores import rehydration
+
+    _fails(run, "rehydrate", "has not been rehydrated for a restore yet", "pg-rehydrated")
+    solve(run, "rehydrate")
+    _fails(run, "rehydrate", "being rehydrated (High priority)", "restorable from")
+    with pytest.raises(ValidationError, match="Only time brings it"):
+        solve(run, "rehydrate")
+    security_services.move_lab_clock(lab.trainer, forward=dt.timedelta(minutes=61))
+    assert rehydration.settle()["restoresStarted"] == 1
+    restore = Job.objects.get(operation="Restore", instance=point.instance)
+    runner.run(restore.pk)
+    _passes(run, "rehydrate", "Restore after rehydration completed")
     results = check(run)
     assert all(results[s][0] for s in STEPS), results
