@@ -179,3 +179,19 @@ def test_enhanced_policy_and_tiering_step_by_step(lab, trainee, start):
     _passes(run, "rehydrate", "Restore after rehydration completed")
     results = check(run)
     assert all(results[s][0] for s in STEPS), results
+
+    # Reset: the old sandbox, with its disk, the snapshots in rg-restore and an archived point, is taken down.
+    from labs import teardown
+    from labs.models import Sandbox
+    from portal.inventory.disks.models import ManagedDisk
+
+    old, image = run.sandbox, disk.image_path
+    services.reset_lab(trainee, run, run_jobs_inline=True)
+    for _ in range(4):
+        old = teardown.take_down(old)
+        if old.status == Sandbox.Status.DELETED:
+            break
+        for job in Job.objects.filter(vault=vault, status="InProgress"):
+            runner.run(job.pk)
+    assert old.status == Sandbox.Status.DELETED, old.kept_because
+    assert not ManagedDisk.objects.filter(pk=disk.pk).exists() and not image.exists()
