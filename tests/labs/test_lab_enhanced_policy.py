@@ -195,3 +195,18 @@ def test_enhanced_policy_and_tiering_step_by_step(lab, trainee, start):
             runner.run(job.pk)
     assert old.status == Sandbox.Status.DELETED, old.kept_because
     assert not ManagedDisk.objects.filter(pk=disk.pk).exists() and not image.exists()
+
+
+def test_every_step_names_the_sandbox_and_the_reference_labels():
+    from labs import catalogue
+    from labs.sandboxes import SandboxNames
+
+    lab = catalogue.get(SLUG)
+    assert lab is not None and not lab.unavailable() and [s.key for s in lab.steps] == STEPS
+    names = SandboxNames("abc123")
+    text = " ".join(step.instructions_html(names) + " ".join(step.hints_for(names)) for step in lab.steps)
+    assert "{" not in text and "rg-restore-abc123" in text and "pg-abc123" in text and "sbxabc123dst" in text
+    for label in ("Hourly", "Every", "First successful backup taken daily", "Snapshot resource group",
+                  "Assign missing roles", "Tier to archive", "Move to archive", "Rehydration priority"):
+        assert label in text, label
+    assert [bool(s.needs_time) for s in lab.steps] == [False, False, True, False, False, True, True]
