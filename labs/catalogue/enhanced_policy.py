@@ -13,7 +13,9 @@ Time: scheduled backups come every 4 hours, a point may move to archive at 3 mon
 rehydration takes an hour. A trainee cannot
 move time; a Lab Instructor can move the lab clock. The steps that need time say so, their checks say what is
 still missing (the next slot, the point's age and the eligibility rule's reason), and their solves refuse
-with that reason rather than pretend.
+with that reason rather than pretend. They come last (hourly, archive, rehydrate), so that a trainee waiting
+for a slot has done everything else; one jump of the clock past 3 months serves the hourly step too (the
+dispatcher runs the latest slot after a jump, then Backup now gives the second point).
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ def solve_disk_protected(ctx) -> None:
             ctx.job_started(job)
 
 
-# --- 3. hourly backups happen, tagged by the rules ---------------------------------------------------------
+# --- 5. hourly backups happen, tagged by the rules ---------------------------------------------------------
 
 
 def _tag_problems(instance, points) -> list[str]:
@@ -248,8 +250,8 @@ The **Backup readiness** says *{readiness.ROLE_ASSIGNMENT_NOT_DONE}*: the vault'
 Reader** on the disk and **Disk Snapshot Contributor** on the snapshot resource group. Select **Assign missing
 roles** (Scope *Resource*), **Revalidate**, then **Review + configure** > **Configure Backup**."""
 
-INSTRUCTIONS_HOURLY = f"""The schedule backs `{DISK_NAME}` up every {EVERY_HOURS} hours from 08:00 UTC (the next slot is on the
-backup instance's page). Each scheduled backup is tagged by the policy's rules: the **first successful backup
+INSTRUCTIONS_HOURLY = f"""Back to the disk: the schedule backs `{DISK_NAME}` up every {EVERY_HOURS} hours from 08:00 UTC (the
+next slot is on the backup instance's page). Each scheduled backup is tagged by the policy's rules: the **first successful backup
 of a day** is kept by the **Daily** rule (30 days), the others by **Default** (7 days).
 
 Wait for a scheduled backup ({CLOCK_WORDS}). When one has happened, take a second recovery point: the next
@@ -301,11 +303,6 @@ STEPS = (
          check_disk_protected, solve_disk_protected,
          hints=("Choosing {backup_group} as Snapshot resource group is refused: it is the disk's own.",
                 "Assign missing roles needs Role Based Access Control Administrator on both groups: you hold it.")),
-    Step("hourly", "See hourly backups happen", INSTRUCTIONS_HOURLY, check_hourly, solve_hourly,
-         needs_time=(f"This step needs time to pass: a scheduled backup comes every {EVERY_HOURS} hours. Wait, or ask "
-                     "your Lab Instructor to move the lab clock past the next slot."),
-         hints=("The backup instance's page shows the next scheduled backup.",
-                "A Backup now point is kept by the rule you choose; a scheduled one by the policy's rules.")),
     Step("pg-policy", "A PostgreSQL policy that tiers to archive", INSTRUCTIONS_PG_POLICY, check_pg_policy,
          solve_pg_policy,
          hints=("The Tiering section appears only for PostgreSQL policies.",
@@ -313,6 +310,11 @@ STEPS = (
     Step("pg-backup", "Back the server up and read its tiering", INSTRUCTIONS_PG_BACKUP, check_pg_backup,
          solve_pg_backup,
          hints=("Configure Backup is refused until the readiness says Success: Assign missing roles first.",)),
+    Step("hourly", "See hourly backups happen", INSTRUCTIONS_HOURLY, check_hourly, solve_hourly,
+         needs_time=(f"This step needs time to pass: a scheduled backup comes every {EVERY_HOURS} hours. Wait, or ask "
+                     "your Lab Instructor to move the lab clock past the next slot."),
+         hints=("The backup instance's page shows the next scheduled backup.",
+                "A Backup now point is kept by the rule you choose; a scheduled one by the policy's rules.")),
     Step("archive", "Move the point to archive", INSTRUCTIONS_ARCHIVED, check_archived, solve_archived,
          needs_time=("This step needs the recovery point to be 3 months old: ask your Lab Instructor to move the lab "
                      "clock about 92 days ahead."),

@@ -109,7 +109,7 @@ def _points(instance):
     return RecoveryPoint.objects.filter(instance=instance, state=RecoveryPoint.State.COMPLETED).order_by("recovery_point_time")
 
 
-# --- 4. a PostgreSQL policy that tiers to archive ----------------------------------------------------------
+# --- 3. a PostgreSQL policy that tiers to archive ----------------------------------------------------------
 
 
 def _tiering(policy: BackupPolicy):
@@ -164,7 +164,7 @@ def solve_pg_policy(ctx) -> None:
         policy_services.create_policy(ctx.trainee, vault=_vault(ctx), name=name, datasource_type=PG, spec=PG_SPEC)
 
 
-# --- 5. back the server up with it, and read when its point may move ---------------------------------------
+# --- 4. back the server up with it, and read when its point may move ---------------------------------------
 
 
 def _pg_datasource(ctx) -> readiness.Datasource:
@@ -216,7 +216,7 @@ def solve_pg_backup(ctx) -> None:
         policy = _good_pg_policy(ctx)
         if policy is None:
             raise ValidationError(f"{VAULT_NAME} has no {PG_LABEL} policy tiering after {TIER_AFTER_MONTHS} months: "
-                                  "solve step 4 first.")
+                                  "solve step 3 first.")
         instance_services.assign_missing_roles(ctx.trainee, vault=vault, datasources=[_pg_datasource(ctx)],
                                                level=readiness.SCOPE_RESOURCE)
         server = ctx.world.pg_server
@@ -239,7 +239,7 @@ def check_archived(ctx) -> CheckResult:
         return gone
     instance, points = _tiered_points(ctx)
     if not points:
-        return CheckResult.missing("There is no recovery point of the server under a tiering policy yet: do step 5 first.")
+        return CheckResult.missing("There is no recovery point of the server under a tiering policy yet: do step 4 first.")
     archived = [p for p in points if p.datastore == RecoveryPoint.Datastore.ARCHIVE]
     if archived:
         point = archived[-1]
@@ -263,7 +263,7 @@ def solve_archived(ctx) -> None:
     _refuse_unless(_missing_world(ctx, server=True))
     instance, points = _tiered_points(ctx)
     if not points:
-        raise ValidationError("There is no recovery point of the server under a tiering policy yet: solve step 5 first.")
+        raise ValidationError("There is no recovery point of the server under a tiering policy yet: solve step 4 first.")
     if any(p.datastore == RecoveryPoint.Datastore.ARCHIVE for p in points):
         return
     oldest = points[0]

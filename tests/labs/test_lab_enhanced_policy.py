@@ -1,7 +1,9 @@
 """Lab "Enhanced policy and tiering" in a fresh sandbox: each check fails before its step and on a near miss
-(a Daily disk policy, then Hourly every 6 hours; no scheduled backup yet, then a scheduled one alone; a policy
-tiering On expiry; a backup under a policy that does not tier; a point too young to move) and passes after
-its solve, in order. The lab clock moves (as a Lab Instructor would) for the hourly slots and the 3 months."""
+(a Daily disk policy, then Hourly every 6 hours; the disk's own group for its snapshots; a policy tiering On
+expiry, and the server protected by it; no scheduled backup yet, then a scheduled one alone, then a wrong tag; a
+point too young to move; a rehydration not yet restorable) and passes after
+its solve, in order. The lab clock moves (as a Lab Instructor would) for the hourly slots, the 3 months and the
+hour of a High priority rehydration; then a reset takes the old sandbox down whole."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from tests.labs.conftest import check, solve, step_check
 pytestmark = pytest.mark.django_db
 
 SLUG = "enhanced-policy-tiering"
-STEPS = ["disk-policy", "disk-protect", "hourly", "pg-policy", "pg-backup", "archive", "rehydrate"]
+STEPS = ["disk-policy", "disk-protect", "pg-policy", "pg-backup", "hourly", "archive", "rehydrate"]
 
 
 def _fails(run, step, *words):
@@ -101,27 +103,7 @@ def test_enhanced_policy_and_tiering_step_by_step(lab, trainee, start):
     _passes(run, "disk-protect", f"snapshots go to {ctx.names.restore_group}")
     instance = lab_module._disk_instance(ctx)
 
-    # 3. No scheduled backup yet: the check and the solve say the next slot; a Backup now alone does not count.
-    _fails(run, "hourly", "none yet from the hourly schedule", "The next is due at")
-    with pytest.raises(ValidationError, match="only time brings it"):
-        solve(run, "hourly")
-    _forward(lab, instance)
-    _fails(run, "hourly", "one recovery point, from the schedule (Daily)")
-    solve(run, "hourly")  # Backup now, Default
-    message = _passes(run, "hourly", "2 recovery points (1 from the schedule)", "Daily", "Default (Backup now)")
-    # The next slot of the same day is tagged Default by the rules (a near miss would be a second Daily).
-    _forward(lab, instance)
-    points = list(RecoveryPoint.objects.filter(instance=instance, is_user_triggered=False).order_by("recovery_point_time"))
-    assert len(points) == 2 and message
-    if points[0].recovery_point_time.date() == points[1].recovery_point_time.date():
-        assert [p.retention_tag for p in points] == ["Daily", "Default"]
-    RecoveryPoint.objects.filter(pk=points[-1].pk).update(retention_tag="Daily" if points[-1].retention_tag == "Default"
-                                                          else "Default")
-    _fails(run, "hourly", "not what the policy's rules give")
-    RecoveryPoint.objects.filter(pk=points[-1].pk).update(retention_tag=points[-1].retention_tag)
-    _passes(run, "hourly")
-
-    # 4. A PostgreSQL policy tiering On expiry is a near miss.
+    # 3. A PostgreSQL policy tiering On expiry is a near miss.
     pg_kind = datasource_types.POSTGRES_FLEX
     on_expiry = dataclasses.replace(tier.PG_SPEC, tiering=policy_services.Tiering(
         None, policy_services.Retention(1, "Years")))
@@ -130,9 +112,9 @@ def test_enhanced_policy_and_tiering_step_by_step(lab, trainee, start):
     solve(run, "pg-policy")
     _passes(run, "pg-policy", "pg-archive", "CustomCopyOption P3M")
 
-    # 5. Back the server up under the tiering policy; the check reads when the point moves and why not yet.
+    # 4. Back the server up under the tiering policy; the check reads when the point moves and why not yet.
     _fails(run, "pg-backup", f"no backup instance of the server {ctx.names.pg_server}")
-    _fails(run, "archive", "do step 5 first")
+    _fails(run, "archive", "do step 4 first")
     # Near miss: the server protected with the policy that tiers On expiry; then Change policy to pg-archive.
     from protection import readiness
     from protection.jobs import runner
@@ -151,6 +133,26 @@ def test_enhanced_policy_and_tiering_step_by_step(lab, trainee, start):
     message = _passes(run, "pg-backup", "VaultStore", "Only points at least 3 months old can move to archive")
     point = RecoveryPoint.objects.get(instance=tier._pg_instance(ctx))
     assert point.expiry_time == tier._tiering(point.instance.policy).expiry(point.recovery_point_time), message
+
+    # 5. No scheduled backup yet: the check and the solve say the next slot; a Backup now alone does not count.
+    _fails(run, "hourly", "none yet from the hourly schedule", "The next is due at")
+    with pytest.raises(ValidationError, match="only time brings it"):
+        solve(run, "hourly")
+    _forward(lab, instance)
+    _fails(run, "hourly", "one recovery point, from the schedule (Daily)")
+    solve(run, "hourly")  # Backup now, Default
+    message = _passes(run, "hourly", "2 recovery points (1 from the schedule)", "Daily", "Default (Backup now)")
+    # The next slot of the same day is tagged Default by the rules (a near miss would be a second Daily).
+    _forward(lab, instance)
+    points = list(RecoveryPoint.objects.filter(instance=instance, is_user_triggered=False).order_by("recovery_point_time"))
+    assert len(points) == 2 and message
+    if points[0].recovery_point_time.date() == points[1].recovery_point_time.date():
+        assert [p.retention_tag for p in points] == ["Daily", "Default"]
+    RecoveryPoint.objects.filter(pk=points[-1].pk).update(retention_tag="Daily" if points[-1].retention_tag == "Default"
+                                                          else "Default")
+    _fails(run, "hourly", "not what the policy's rules give")
+    RecoveryPoint.objects.filter(pk=points[-1].pk).update(retention_tag=points[-1].retention_tag)
+    _passes(run, "hourly")
 
     # 6. Too young: the check and the solve say why; 92 days later the solve moves it.
     _fails(run, "archive", "cannot move yet", "Only points at least 3 months old", "Lab Instructor")
@@ -209,4 +211,4 @@ def test_every_step_names_the_sandbox_and_the_reference_labels():
     for label in ("Hourly", "Every", "First successful backup taken daily", "Snapshot resource group",
                   "Assign missing roles", "Tier to archive", "Move to archive", "Rehydration priority"):
         assert label in text, label
-    assert [bool(s.needs_time) for s in lab.steps] == [False, False, True, False, False, True, True]
+    assert [bool(s.needs_time) for s in lab.steps] == [False, False, False, False, True, True, True]
