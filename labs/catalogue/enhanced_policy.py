@@ -10,12 +10,11 @@ Enhanced policy is a Recovery Services vault's (Azure VM); a Backup vault's Azur
 disk ``disk-data`` (sparse, with sample data) in the sandbox's ``rg-lab`` group, as the trainee.
 
 Time: scheduled backups come every 4 hours, a point may move to archive at 3 months old, and a High priority
-rehydration takes an hour. A trainee cannot
-move time; a Lab Instructor can move the lab clock. The steps that need time say so, their checks say what is
+rehydration takes an hour. A trainee cannot move time; a Lab Instructor can move the lab clock. The steps that need time say so, their checks say what is
 still missing (the next slot, the point's age and the eligibility rule's reason), and their solves refuse
 with that reason rather than pretend. They come last (hourly, archive, rehydrate), so that a trainee waiting
-for a slot has done everything else; one jump of the clock past 3 months serves the hourly step too (the
-dispatcher runs the latest slot after a jump, then Backup now gives the second point).
+for a slot has done everything else; any jump of the clock past a slot brings one scheduled backup (the
+dispatcher runs the latest slot after a jump), and Backup now gives the second point.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from portal.models import Region
 from protection import datasource_types, readiness
 from protection.backups import services as backup_services
 from protection.instances import services as instance_services
-from protection.models import BackupPolicy, Job, JobOperation, ProtectionState
+from protection.models import BackupPolicy, Job, JobOperation, ProtectionState, RecoveryPoint
 from protection.policies import services as policy_services
 from security import scopes
 from vaults import services as vault_services
@@ -152,10 +151,12 @@ def solve_disk_protected(ctx) -> None:
 def _tag_problems(instance, points) -> list[str]:
     """Scheduled points whose retention tag is not the one the policy's rules give (first of the day: Daily)."""
     policy = instance.policy.parsed
-    scheduled = [p for p in points if not p.is_user_triggered]
+    # As the backup job decides: against every earlier scheduled point, an expired one included.
+    times = sorted(RecoveryPoint.objects.filter(instance=instance, is_user_triggered=False)
+                   .values_list("recovery_point_time", flat=True))
     problems = []
-    for index, point in enumerate(scheduled):
-        expected = policy.tag_for(point.recovery_point_time, [p.recovery_point_time for p in scheduled[:index]]).tag
+    for point in (p for p in points if not p.is_user_triggered):
+        expected = policy.tag_for(point.recovery_point_time, [t for t in times if t < point.recovery_point_time]).tag
         if point.retention_tag != expected:
             problems.append(f"the point of {_at(point.recovery_point_time)} is kept by {point.retention_tag}, not {expected}")
     return problems
