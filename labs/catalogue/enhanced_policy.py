@@ -236,9 +236,10 @@ Your sandbox has a Backup vault **{VAULT_NAME}** and a 1 GiB managed disk **{DIS
 made when the lab started. Go to **Protection policies** > **+ Create Policy** > **Create Backup Policy**:
 
 - **Basics**: **Policy name** `{DISK_POLICY}`, **Datasource type** *{DISK_LABEL}*, **Vault** `{VAULT_NAME}`.
-- **Schedule + retention**: **Backup frequency** *Hourly*, **Every** *{EVERY_HOURS} hours*, **Time (UTC)** 08:00.
-  Keep the **Default** rule at 7 Days and tick **Daily rule** (*First successful backup taken daily*), 30 Days.
-  At most 450 snapshots are kept at any time across all rules.
+- **Backup policy** (the disk policy's schedule tab): **Backup frequency** *Hourly*, **Every** *{EVERY_HOURS} hours*,
+  **Start time (UTC)** 08:00. Keep the **Default retention** at 7 Days, select **+ Add retention rule**, tick
+  **First successful backup taken daily** and set its **Daily retention** to 30 Days. At most 450 snapshots are
+  kept at any time across all rules.
 
 Select **Review + create**, then **Create**. The policy's schedule is stored as `R/<start>/PT{EVERY_HOURS}H`."""
 
@@ -263,10 +264,10 @@ INSTRUCTIONS_PG_POLICY = f"""The article's *Intelligent Tiering* moves recovery 
 Vault-standard to the cheaper **Vault-archive** tier. In Strongroom's Backup vault only **{PG_LABEL}** points can
 move (Data Lake Storage has no archive tier; disk and Elastic SAN points are snapshots that never reach the vault).
 
-Create a policy in `{VAULT_NAME}`: **Policy name** `{PG_POLICY}`, **Datasource type** *{PG_LABEL}*, Weekly on
-Sunday, **Default** 3 Months. In **Tiering** tick **Tier to archive**, choose **After (months)** and **Months in
-Vault-standard** {TIER_AFTER_MONTHS}, **Retention in all (archive included)** 1 Years (at least 6 months past
-the move). Create it: the Default rule now has `targetDataStoreCopySettings` with a `CustomCopyOption` of
+Create a policy in `{VAULT_NAME}`: **Policy name** `{PG_POLICY}`, **Datasource type** *{PG_LABEL}*; on
+**Schedule + retention** keep Weekly on Sunday and the **Default retention** 3 Months. In the **Tiering** section
+tick **Tier to archive**, choose **After (months)** with **Months in Vault-standard** {TIER_AFTER_MONTHS}, and
+**Retention in all (archive included)** 1 Years (at least 6 months past the move). Create it: the Default rule now has `targetDataStoreCopySettings` with a `CustomCopyOption` of
 `P{TIER_AFTER_MONTHS}M` to `ArchiveStore`."""
 
 INSTRUCTIONS_PG_BACKUP = f"""Protect your PostgreSQL server `{{pg_server}}` in `{VAULT_NAME}` with `{PG_POLICY}`: **+ Backup**,
@@ -287,10 +288,12 @@ check tells you exactly why the point is not eligible and from when it will be."
 INSTRUCTIONS_REHYDRATE = f"""An archived point cannot be restored directly: it is **rehydrated** first, a temporary copy in
 Vault-standard kept for the **Rehydration duration**, while the point stays in archive.
 
-Open the backup instance, select **Restore** and the archived recovery point. Choose **Restore as files** into
-the storage account `{{target_account}}`, container `{RESTORE_CONTAINER}` (create it first), file prefix
-`{RESTORE_PREFIX}`. Under **Rehydration** choose **Rehydration priority** *High* (about an hour; Standard takes up
-to 15 hours) and **Rehydration duration** 10 days; **Assign missing roles** if Validate asks, then **Restore**.
+First create the container `{RESTORE_CONTAINER}` in the storage account `{{target_account}}` (in
+`{{restore_group}}`). Then open the backup instance, select **Restore** and the archived recovery point. **Restore
+type** *Restore as files into a storage container*, **Target storage container** `{RESTORE_CONTAINER}`, **File
+prefix** `{RESTORE_PREFIX}`. Under **Rehydration** choose **Rehydration priority** *High* (about an hour; Standard
+takes up to 15 hours) and **Rehydration duration (days)** 10; **Assign missing roles** if Validate asks, then
+**Restore**.
 
 A **Rehydrate** job copies the point back; once its priority's delay has passed the **Restore** job starts by
 itself and writes the dumps. The Rehydrate job's page links to it."""

@@ -307,8 +307,9 @@ def check_rehydrated(ctx) -> CheckResult:
         return CheckResult.missing(f"The point is being rehydrated ({point.rehydration_priority} priority): it is "
                                    f"restorable{when}, then the restore starts by itself. Wait (or {CLOCK_WORDS}).")
     return CheckResult.missing(
-        "The archived point has not been rehydrated for a restore yet: Restore, choose it, Restore as files into "
-        f"{ctx.names.target_account} > {RESTORE_CONTAINER}, Rehydration priority High, Rehydration duration 10 days.")
+        "The archived point has not been rehydrated for a restore yet: Restore, choose it, Restore type Restore as "
+        f"files into a storage container ({ctx.names.target_account} > {RESTORE_CONTAINER}), Rehydration priority High, "
+        "Rehydration duration (days) 10.")
 
 
 def _restore_target(ctx) -> targets.PgFilesTarget:
