@@ -2,6 +2,8 @@
 the lab's vault bv-tiering and its managed disk disk-data), follows step 1's instructions in the policy
 wizard (Azure Disk, Backup policy tab: Hourly every 4 hours, + Add retention rule, First successful backup
 taken daily) and Check my work turns the step Done, with the next step's instructions shown.
+
+Set LABS_SHOTS=/some/dir for a screenshot of the lab page after step 1 (1440 px).
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import screenshots, sign_in
 from tests.browser.test_labs import PASSWORD, check_my_work_until_done, current_run, lab_people, open_lab_from_home  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
 TITLE = "Enhanced policy and tiering"
+shot = screenshots("LABS_SHOTS")
 
 
 def test_a_trainee_creates_the_hourly_disk_policy_the_lab_asks_for(page, live_server, lab_people, worker):  # noqa: F811
@@ -54,3 +57,5 @@ def test_a_trainee_creates_the_hourly_disk_policy_the_lab_asks_for(page, live_se
     check_my_work_until_done(page, 1, "Create an hourly Azure Disk policy")
     expect(page.locator(".lab-step").nth(0)).to_contain_text("/PT4H")
     expect(page.locator(".lab-step-current")).to_contain_text("Snapshot resource group")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    shot(page, "lab-enhanced-policy-step-2")
