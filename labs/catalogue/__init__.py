@@ -159,6 +159,7 @@ BUILTIN_MODULES = (
     "labs.catalogue.ransomware",
     "labs.catalogue.private_endpoints",
     "labs.catalogue.sdk_automation",
+    "labs.catalogue.enhanced_policy",
 )
 
 
