@@ -45,6 +45,9 @@ def ineligible_reason(point: RecoveryPoint, now=None, *, running: set | None = N
         return "This recovery point has expired: retention deletes it"
     if point.instance.is_soft_deleted:
         return "The backup instance is soft deleted"
+    if point.is_soft_deleted:  # a shorter retention expired it (protection.redating): purged, not moved
+        return (f"This recovery point is being soft deleted (purged on {point.expiry_time:%Y-%m-%d %H:%M} UTC); "
+                "raise the policy's retention to bring it back first")
     if TIERING_MIN_AGE.add_to(point.recovery_point_time) > now:
         return (f"Only points at least 3 months old can move to archive (this one is "
                 f"{_days(now - point.recovery_point_time)} old)")
