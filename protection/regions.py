@@ -54,7 +54,6 @@ def secondary_points(points):
 
 def secondary_restore_problem(instance) -> str:
     """Why **Restore to secondary region** is not offered for a secondary-region instance ('' when it is)."""
-
     if instance.datasource_type != datasource_types.POSTGRES_FLEX:
         label = datasource_types.get(instance.datasource_type).label
         return (f"Cross Region Restore is available only for PostgreSQL servers; {label} backups are restored in "
