@@ -222,7 +222,7 @@ def spec_of(policy: BackupPolicy) -> PolicySpec:
         parsed.frequency, first.start.timetz().replace(tzinfo=None), days,
         retentions.pop("Default"), {k: v for k, v in retentions.items() if k in EXTRA_RULES},
         every=parsed.every_hours,
-        tiering=_tiering_of(policy.policy_rules),  # archive tier
+        tiering=_tiering_of(parsed.rules),  # archive tier (the parsed policy's own rules)
     )
 
 
