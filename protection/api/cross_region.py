@@ -139,7 +139,14 @@ def _restore_input(request, subscriptionId, resourceGroupName, location, payload
     details = payload.crossRegionRestoreDetails
     found = _source_instance(request, subscriptionId, resourceGroupName, location, details.sourceBackupInstanceId,
                              details.sourceRegion, "crossRegionRestoreDetails", action=action, enabled=False)
+    from protection.restores.cross_region import TARGET_REGION
+
     prefix = "restoreRequestObject."
+    secondary = found.vault.secondary_region
+    location = payload.restoreRequestObject.restoreTargetInfo.get("restoreLocation") or secondary.pk
+    if not isinstance(location, str) or location.lower() != secondary.pk.lower():
+        raise _bad(TARGET_REGION, f"A restore to the secondary region restores in {secondary.display_name} "
+                   f"({secondary.pk}); restoreLocation is {location!r}.", f"{prefix}restoreTargetInfo.restoreLocation")
     point, target = translate(found, payload.restoreRequestObject, prefix)
     return found, point, target, prefix
 
