@@ -2,7 +2,7 @@
 
 Azure lists no Backup-vault workload as eligible (reference §3.6), so Strongroom follows the Recovery
 Services rule for full backups: a **PostgreSQL** point in **Vault-standard**, at least **3 months** old, with
-at least **6 months** of retention left. Azure Data Lake Storage has no archive tier; Elastic SAN points are
+at least **6 months** of retention left. Azure Data Lake Storage has no archive tier; Elastic SAN and Azure Disk points are
 operational-tier snapshots, which never reach the vault. Each refusal is said in words on the page.
 """
 
@@ -14,7 +14,7 @@ from protection.policy_rules import TIERING_MIN_AGE, TIERING_MIN_LEFT
 from security import clock
 
 ADLS_REASON = "Archive isn't supported for Azure Data Lake Storage"
-OPERATIONAL_REASON = "Archive isn't supported for operational-tier snapshots (Elastic SAN): they never reach the vault"
+OPERATIONAL_REASON = "Archive isn't supported for operational-tier snapshots ({label}): they never reach the vault"
 LOCKED_REASON = ("This vault's immutability is locked: its Vault-standard copies can't be removed before they "
                  "expire, so points can't move to archive")
 
@@ -37,14 +37,18 @@ def ineligible_reason(point: RecoveryPoint, now=None, *, running: set | None = N
     if kind == datasource_types.ADLS:
         return ADLS_REASON
     if kind != datasource_types.POSTGRES_FLEX or point.datastore != RecoveryPoint.Datastore.VAULT:
-        return OPERATIONAL_REASON if point.datastore == RecoveryPoint.Datastore.OPERATIONAL else (
-            f"Archive isn't supported for {datasource_types.get(kind).label}")
+        label = datasource_types.get(kind).label
+        return OPERATIONAL_REASON.format(label=label) if point.datastore == RecoveryPoint.Datastore.OPERATIONAL else (
+            f"Archive isn't supported for {label}")
     if point.state != RecoveryPoint.State.COMPLETED:
         return "Only completed recovery points can move to archive"
     if point.expired_at is not None or (point.expiry_time is not None and point.expiry_time <= now):
         return "This recovery point has expired: retention deletes it"
     if point.instance.is_soft_deleted:
         return "The backup instance is soft deleted"
+    if point.is_soft_deleted:  # a shorter retention expired it (protection.redating): purged, not moved
+        return (f"This recovery point is being soft deleted (purged on {point.expiry_time:%Y-%m-%d %H:%M} UTC); "
+                "raise the policy's retention to bring it back first")
     if TIERING_MIN_AGE.add_to(point.recovery_point_time) > now:
         return (f"Only points at least 3 months old can move to archive (this one is "
                 f"{_days(now - point.recovery_point_time)} old)")

@@ -12,8 +12,9 @@ not already recorded as expired):
 * its expiry is recomputed from its retention tag (the rule of the same name in the new policy; a tag
   the policy lacks falls back to Default, as Resume backup does) and its ``recovery_point_time``;
 * **immutability** (vault-tier data of an Enabled or Enabled-and-locked vault): a point's expiry only
-  ever moves later. The Immutability guard already refuses a policy change that shortens a rule; this
-  holds per point too (a point carried over from an older, longer policy keeps its expiry);
+  ever moves later, and the store's retain-until of its snapshots follows it (`_retain_in_store`). The
+  Immutability guard already refuses a policy change that shortens a rule; this holds per point too (a
+  point carried over from an older, longer policy keeps its expiry);
 * a point the new, shorter retention has **already expired** is not purged at once: it goes
   **soft-deleted** ("being soft deleted") for the vault's soft-delete retention period — its
   ``expiry_time`` becomes the end of that period, when the ordinary retention run purges it (engine
@@ -154,13 +155,37 @@ def redate(instances, policy_rules: list[dict], vault, *, now: dt.datetime | Non
               .filter(instance__in=instances.filter(protection_state__in=RETENTION_STATES).values("pk"),
                       expiry_time__isnull=False, expired_at__isnull=True)
               .only("pk", "recovery_point_time", "retention_tag", "expiry_time", "soft_deleted_at", "datastore"))
-    done, changed = Redated(), []
+    done, changed, later = Redated(), [], []
     for point in points:
         done.examined += 1
+        before = point.expiry_time
         if _apply(point, policy, rules, now, done):
             changed.append(point)
+            if rules.immutable and point.expiry_time > before and point.datastore != RecoveryPoint.Datastore.OPERATIONAL:
+                later.append(point.pk)
     _write(changed)
+    _retain_in_store(later, vault)
     return done
+
+
+def _retain_in_store(point_ids: list, vault) -> None:
+    """Immutability: the store retains a point whose expiry moved later until its new expiry, as it retained
+    it until the old one (the store's retain-until only ever grows). Inside the caller's transaction, as the
+    immutability listener does it: a store that refuses refuses the change."""
+    if not point_ids:
+        return
+    from django.core.exceptions import ValidationError
+
+    from protection.store_retention import retain_in_store
+    from vaults.models import ImmutabilityState
+    from vaults.store import RetentionError
+
+    mode = "compliance" if vault.immutability_state == ImmutabilityState.LOCKED else "governance"
+    try:
+        for point in RecoveryPoint.objects.filter(pk__in=point_ids).iterator():
+            retain_in_store(point, vault, mode)
+    except RetentionError as exc:
+        raise ValidationError(f"The vault's store refused to retain a re-dated recovery point: {exc}") from None
 
 
 def _write(changed: list[RecoveryPoint]) -> None:

@@ -10,12 +10,15 @@ A restore run in the secondary region is a Restore job whose parameters carry ``
 
 from __future__ import annotations
 
+from protection import datasource_types
 from protection.models import RecoveryPoint
 
 PRIMARY = "Primary"
 SECONDARY = "Secondary"
 REGION_CHOICES = [(PRIMARY, "Primary Region"), (SECONDARY, "Secondary Region")]
 JOB_FLAG = "crossRegionRestore"  # Job.parameters key of a restore run in the secondary region
+# Elastic SAN and Azure Disk points are snapshots in the operational tier: never copied to the paired region
+OPERATIONAL_LAG = "Not replicated: operational-tier snapshots stay in the primary region"
 
 
 def parse(value: str) -> str:
@@ -51,8 +54,6 @@ def secondary_points(points):
 
 def secondary_restore_problem(instance) -> str:
     """Why **Restore to secondary region** is not offered for a secondary-region instance ('' when it is)."""
-    from protection import datasource_types
-
     if instance.datasource_type != datasource_types.POSTGRES_FLEX:
         label = datasource_types.get(instance.datasource_type).label
         return (f"Cross Region Restore is available only for PostgreSQL servers; {label} backups are restored in "
@@ -94,13 +95,15 @@ def with_lag(instances):
 def lag_text(instance, now=None) -> str:
     """The instance's replication lag: "last copy 2 h behind" (the latest vault-tier point's secondary copy
     time against its primary time), "last copy 1 d 3 h behind (the latest recovery point is not copied yet)",
-    or "Not replicated yet"; '' when there is no secondary copy to speak of (not geo-redundant, or
-    operational-tier points only). Reads `with_lag`'s annotations when the instance has them."""
+    or "Not replicated yet"; for an operational-tier datasource (Elastic SAN, Azure Disk) `OPERATIONAL_LAG`;
+    '' when there is no secondary copy to speak of (not geo-redundant, or no vault-tier point yet). Reads `with_lag`'s annotations when the instance has them."""
     from security import clock
 
     vault = instance.vault
     if not vault.is_geo_redundant or vault.region.paired_region_id is None:
         return ""
+    if datasource_types.get(instance.datasource_type).datastore == RecoveryPoint.Datastore.OPERATIONAL:
+        return OPERATIONAL_LAG
     if not hasattr(instance, "lag_latest_time"):
         instance = with_lag(type(instance).objects.filter(pk=instance.pk)).select_related("vault__region").get()
     if instance.lag_latest_time is None:

@@ -509,3 +509,58 @@ def add_class(w: World) -> World:
 
     w.lab_class = classes.create_class(w.lab.trainer, name="Entry class", labs=[ENTRY_LAB], trainees=2).lab_class
     return w
+
+
+def add_archive_work(w: World) -> dict:
+    """The archive tier's scheduled work (`protection.restores.rehydration.settle`, run by the retention task):
+    a PostgreSQL instance whose policy tiers Default to archive after 3 months, with three points — one the
+    tiering rule moves now, one archived whose rehydrated copy's duration has ended, one archived and rehydrated
+    whose Rehydrate job waits to start the person's restore. The points are rows as the Tiering and Rehydrate
+    jobs leave them (their engine data is what tests/protection/test_archive_tier.py proves); the proof only
+    needs each piece of work to reach its guarded operation. Returns {"due", "ended", "pending"}: the points."""
+    from portal.inventory import services as inv
+    from portal.inventory.models import PostgresDatabase
+    from protection import datasource_types
+    from protection.models import Job, JobCategory, JobOperation, JobStatus, RecoveryPoint
+    from protection.policies import services as policy_services
+    from protection.policies.services import Retention, Tiering
+    from protection.restores import targets
+    from security import clock
+    from tests.protection._protection_fixtures import protect, spec
+
+    lab, t, pg = w.lab, w.lab.trainer, datasource_types.POSTGRES_FLEX
+    server = inv.create_postgres_server(t, resource_group=lab.lab_group, name="pg-entry-arch", region=lab.region,
+                                        host="127.0.0.1", admin_user="postgres")
+    PostgresDatabase.objects.create(server=server, name="sales", discovered_at=dt.datetime.now(dt.timezone.utc))
+    policy = policy_services.create_policy(t, vault=w.vault, name="pg-tiered", datasource_type=pg,
+                                           spec=spec(pg, default=Retention(1, "Years"),
+                                                     tiering=Tiering(3, Retention(2, "Years"))))
+    instance = protect(lab, w.vault, policy, server, name="bi-entry-pg-arch")
+    now = clock.now()
+
+    def point(age_days, **fields):
+        time = now - dt.timedelta(days=age_days)
+        return RecoveryPoint.objects.create(
+            instance=instance, recovery_point_time=time, expiry_time=time + dt.timedelta(days=730),
+            policy_name=policy.name, rule_name="BackupWeekly", retention_tag="Default", manifest_id=f"entry{age_days}",
+            manifests=[{"item": "sales", "kind": "dump", "id": f"entry{age_days}"}], **fields)
+
+    archived = {"datastore": RecoveryPoint.Datastore.ARCHIVE, "archived_at": now - dt.timedelta(days=20),
+                "rehydration_status": "COMPLETED", "rehydration_priority": "High"}
+    due = point(100, datastore=RecoveryPoint.Datastore.VAULT)
+    ended = point(150, rehydration_ready_at=now - dt.timedelta(days=11), rehydration_expiry_time=now - dt.timedelta(hours=1),
+                  **archived)
+    pending = point(160, rehydration_ready_at=now - dt.timedelta(hours=1), rehydration_expiry_time=now + dt.timedelta(days=10),
+                    **archived)
+    target = targets.PgFilesTarget(w.blob_container.resource_id, "entry/")
+    Job.objects.create(
+        vault=w.vault, instance=instance, instance_name=instance.name, datasource_type=pg,
+        datasource_name=instance.datasource_name, operation=JobOperation.REHYDRATE, category=JobCategory.RESTORE,
+        status=JobStatus.COMPLETED, is_user_triggered=True, initiated_by=t, initiated_by_name="trainer",
+        recovery_point=pending, start_time=now - dt.timedelta(hours=2), end_time=now - dt.timedelta(hours=2),
+        parameters={"recoveryPointId": str(pending.pk), "rehydrationPriority": "High",
+                    "rehydrationRetentionDuration": "P10D", "target": targets.to_json(target), "restorePending": True})
+    from protection.tiering import services as tiering
+
+    tiering.system_principal()  # the system's tiering role exists from the first scheduled run on (as ensure_system_access)
+    return {"due": due, "ended": ended, "pending": pending}

@@ -26,7 +26,7 @@ import pytest
 from django.core.management import call_command, get_commands
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from tests._entry_world import ENTRY_LAB, ENTRY_STEP, add_class, build_world, difference, entry_lab_registered, fingerprint
+from tests._entry_world import ENTRY_LAB, ENTRY_STEP, add_archive_work, add_class, build_world, difference, entry_lab_registered, fingerprint
 from tests._entry_world import form_data, lockdown
 
 pytestmark = pytest.mark.django_db
@@ -326,8 +326,14 @@ TASKS: dict[str, object] = {
     },
     "protection.tasks.reconcile_jobs": READ,  # job bookkeeping only (re-sends or fails lost jobs)
     "protection.tasks.dispatch_backups": {f"{BV}/backupInstances/backup/action"},
-    # Create Retention / Purge jobs (and raise Upcoming Purge): job rows only; run_job does the guarded work.
-    "protection.tasks.start_retention": SCHEDULES,
+    # Creates Retention jobs (rows only; run_job does the guarded work), then the archive tier's settle
+    # (protection.restores.rehydration.settle): the policies' tiering moves and the end of rehydrated copies
+    # (move/action, as the system principal) and the restores that waited on a rehydration (restore/action, as
+    # the person who asked). Marking a rehydration COMPLETED once its delay passed is bookkeeping on the clock,
+    # as recording an expiry is (the lab clock's settler runs both).
+    "protection.tasks.start_retention": {f"{BV}/backupInstances/recoveryPoints/move/action",
+                                         f"{BV}/backupInstances/restore/action"},
+    # Create Purge jobs (and raise Upcoming Purge): job rows only; run_job does the guarded work.
     "protection.tasks.start_purges": SCHEDULES,
     "protection.tasks.start_verifies": {f"{BV}/backupInstances/validateRestore/action"},
     "security.tasks.close_expired_grants": EXPIRY,
@@ -898,6 +904,7 @@ def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):
 
     monkeypatch.setattr(jobs, "enqueue", lambda job: None)  # the test runs every job itself
     w = build_world(lab)
+    archive = add_archive_work(w)  # a point to tier, a rehydrated copy that ended, a restore waiting on rehydration
     # A scheduled backup is due, and a Configure protection job is waiting.
     BackupInstance.objects.filter(pk=w.instance.pk).update(next_backup_at=clock.now() - dt.timedelta(minutes=1))
     operation = inv.start_volume_job(lab.trainer, w.volume, "WriteSampleData", enqueue=False)
@@ -936,7 +943,13 @@ def test_every_task_is_refused_when_the_guard_says_so(lab, monkeypatch):
             TASKS["protection.tasks.run_job"])
     run("protection.tasks.dispatch_backups", protection_tasks.dispatch_backups, TASKS["protection.tasks.dispatch_backups"])
     run("protection.tasks.start_purges", protection_tasks.start_purges, TASKS["protection.tasks.start_purges"])
-    run("protection.tasks.start_retention", protection_tasks.start_retention, TASKS["protection.tasks.start_retention"])
+    settled = run("protection.tasks.start_retention", protection_tasks.start_retention,
+                  TASKS["protection.tasks.start_retention"])
+    # each piece of the archive tier's work reached its guarded operation, and was refused there
+    assert settled.asked.count(f"{BV}/backupInstances/recoveryPoints/move/action") == 2, settled.asked
+    assert f"{BV}/backupInstances/restore/action" in settled.asked, settled.asked
+    assert not Job.objects.filter(operation__in=[JobOperation.TIERING, JobOperation.RESTORE],
+                                  recovery_point__in=list(archive.values())).exists()
     run("protection.tasks.start_verifies", protection_tasks.start_verifies, TASKS["protection.tasks.start_verifies"])
     run("protection.tasks.reconcile_jobs", protection_tasks.reconcile_jobs, TASKS["protection.tasks.reconcile_jobs"])
     run("security.tasks.close_expired_grants", security_tasks.close_expired_grants,

@@ -118,16 +118,22 @@ def open_secondary_store(vault, *, create: bool = False):
     keys. Raises the engine's `NotFound` when it does not exist and ``create`` is false. Without
     ``create`` it opens the secondary store only: the primary is never read.
     """
+    return _open_replica(vault, secondary_store_path(vault), secondary_cache_path(vault), create=create,
+                         what="secondary store")
+
+
+def _open_replica(vault, path: Path, cache: Path, *, create: bool, what: str):
+    """Open the replica `Store` of ``vault`` at ``path`` (the secondary region's, the archive tier's); with
+    ``create`` a missing one is made from the primary (`Store.init_replica`, sharing its secret) under an
+    exclusive file lock, so two jobs never make two replicas with different keys."""
     import fcntl
     import os
 
     from vaults.store import LocalBackend, NotFound, Store
 
-    path = secondary_store_path(vault)
-    cache = secondary_cache_path(vault)
     if not (path / "config").is_file():
         if not create:
-            raise NotFound(f"no secondary store for vault {vault.name}")
+            raise NotFound(f"no {what} for vault {vault.name}")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(str(path.parent / f".{path.name}.init-lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -177,27 +183,7 @@ def open_archive_store(vault, *, create: bool = False):
     packs and manifests move byte for byte and restore with the same keys), under an exclusive file lock
     when ``create``. Raises the engine's `NotFound` when it does not exist and ``create`` is false.
     """
-    import fcntl
-    import os
-
-    from vaults.store import LocalBackend, NotFound, Store
-
-    path = archive_store_path(vault)
-    if not (path / "config").is_file():
-        if not create:
-            raise NotFound(f"no archive store for vault {vault.name}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(str(path.parent / f".{path.name}.init-lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if not (path / "config").is_file():
-                with open_store(vault) as primary:
-                    return Store.init_replica(LocalBackend(str(path), create=True), primary, platform_key(),
-                                              cache_dir=str(_archive_cache(vault)))
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-    return Store.open(LocalBackend(str(path)), platform_key(), cache_dir=str(_archive_cache(vault)))
+    return _open_replica(vault, archive_store_path(vault), _archive_cache(vault), create=create, what="archive store")
 
 
 def store_exists(vault) -> bool:

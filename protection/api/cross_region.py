@@ -67,6 +67,11 @@ class CrossRegionRestoreJobRequest(ninja.Schema):
     jobId: str | None = None
 
 
+def _at(where: str, field: str) -> str:
+    """A body field's target: ``where.field``, or ``field`` when the field is at the body's top level."""
+    return f"{where}.{field}" if where else field
+
+
 def _bad(code: str, message: str, target: str) -> ArmError:
     return ArmError(400, code, message, target=target)
 
@@ -84,7 +89,7 @@ def _check_regions(found_vault, location: str, source_region: str | None, where:
                    f"{secondary.pk}: call locations/{secondary.pk}, not locations/{location}.", "location")
     if source_region is not None and source_region.lower() != found_vault.region_id.lower():
         raise _bad("InvalidParameter", f"sourceRegion is the vault's own region, {found_vault.region_id}, not "
-                   f"'{source_region}'.", f"{where}.sourceRegion")
+                   f"'{source_region}'.", _at(where, "sourceRegion"))
 
 
 def _source_instance(request, subscriptionId, resourceGroupName, location, instance_id, source_region, where, *, action,
@@ -93,11 +98,11 @@ def _source_instance(request, subscriptionId, resourceGroupName, location, insta
     if not match:
         raise _bad("InvalidParameter", "sourceBackupInstanceId is the backup instance's resource id, "
                    "/subscriptions/{id}/resourceGroups/{group}/providers/Microsoft.DataProtection/backupVaults/{vault}/"
-                   "backupInstances/{name}.", f"{where}.sourceBackupInstanceId")
+                   "backupInstances/{name}.", _at(where, "sourceBackupInstanceId"))
     sub, group, vault_name, name = match.groups()
     if sub.lower() != subscriptionId.lower() or group.lower() != resourceGroupName.lower():
         raise _bad("InvalidParameter", "Call the vault's own subscription and resource group: the backup instance is "
-                   f"in /subscriptions/{sub}/resourceGroups/{group}.", f"{where}.sourceBackupInstanceId")
+                   f"in /subscriptions/{sub}/resourceGroups/{group}.", _at(where, "sourceBackupInstanceId"))
     found = instance(request, sub, group, vault_name, name, action=action)
     _check_regions(found.vault, location, source_region, where, enabled=enabled)
     return found
@@ -134,7 +139,14 @@ def _restore_input(request, subscriptionId, resourceGroupName, location, payload
     details = payload.crossRegionRestoreDetails
     found = _source_instance(request, subscriptionId, resourceGroupName, location, details.sourceBackupInstanceId,
                              details.sourceRegion, "crossRegionRestoreDetails", action=action, enabled=False)
+    from protection.restores.cross_region import TARGET_REGION
+
     prefix = "restoreRequestObject."
+    secondary = found.vault.secondary_region
+    location = payload.restoreRequestObject.restoreTargetInfo.get("restoreLocation") or secondary.pk
+    if not isinstance(location, str) or location.lower() != secondary.pk.lower():
+        raise _bad(TARGET_REGION, f"A restore to the secondary region restores in {secondary.display_name} "
+                   f"({secondary.pk}); restoreLocation is {location!r}.", f"{prefix}restoreTargetInfo.restoreLocation")
     point, target = translate(found, payload.restoreRequestObject, prefix)
     return found, point, target, prefix
 

@@ -319,6 +319,9 @@ def _tiering(lifecycles: list, target: str, targets: dict):
         if duration.weeks or duration.days or duration.hours or duration.minutes:
             raise bad(at, "Tier after a whole number of months or years (P3M, P1Y).")
         months = duration.months + 12 * duration.years
+        if months < 3:  # said here, beside its field (P0M would otherwise read as "on expiry")
+            raise bad(at, f"Points can move to archive only when at least 3 months old: tier after 3 months or more "
+                          f"(P3M or longer), not '{after.get('duration')}'.")
         targets["tier_after_months"] = at
     elif after.get("objectType") != "CopyOnExpiryOption":
         raise bad(f"{where}[0].copyAfter.objectType", "copyAfter is CopyOnExpiryOption or CustomCopyOption.", BAD_CONTENT)

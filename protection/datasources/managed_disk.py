@@ -18,9 +18,7 @@ checked again at that step.
 from __future__ import annotations
 
 from protection import datasource_types
-from protection.datasources.base import MISSING_PERMISSIONS, MISSING_PERMISSIONS_MESSAGE, BackupOutcome, RunContext
-from protection.datasources.elastic_san import ElasticSanDriver, snapshot_name
-from protection.jobs import runner as jobs
+from protection.datasources.elastic_san import ElasticSanDriver
 
 
 class ManagedDiskDriver(ElasticSanDriver):
@@ -34,20 +32,4 @@ class ManagedDiskDriver(ElasticSanDriver):
 
         return self.datasource_row(ManagedDisk.objects.select_related("resource_group__subscription"), instance, "disk")
 
-    def finalize(self, instance, outcome: BackupOutcome, run: RunContext, rp_time) -> None:
-        """Create the disk's Snapshot resource as the vault identity (inside the recovery point's transaction)."""
-        from portal.inventory import services as inventory
-        from protection.operational_store import store_path
-        from security.guards import GuardDenied
-
-        disk = self.volume(instance)
-        group = self.snapshot_group(instance)
-        try:
-            snapshot = inventory.create_snapshot(
-                instance.vault.identity, disk, resource_group=group, name=snapshot_name(instance, rp_time),
-                size_bytes=outcome.logical_bytes, checksum=outcome.details.get("checksum", ""),
-                store_location=str(store_path(group)), manifest_id=outcome.manifests[0]["id"], taken_at=rp_time,
-            )
-        except GuardDenied as exc:
-            raise jobs.JobError(MISSING_PERMISSIONS, f"{MISSING_PERMISSIONS_MESSAGE} {exc.decision.reason}") from None
-        outcome.snapshot_resource_id = snapshot.resource_id
+    # finalize: the Elastic SAN driver's (the disk's Snapshot resource, as the vault identity, from `volume`)

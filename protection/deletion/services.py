@@ -456,37 +456,6 @@ def remove_deleted_instance(system, instance: BackupInstance, *, purged: bool, p
 # =================================================================================================
 
 
-def retain_in_store(point: RecoveryPoint, vault, mode: str) -> int:
-    """Set the retain-until of every engine snapshot of ``point`` to its expiry (primary and, when it
-    has one, secondary copy). Returns the number of objects changed."""
-    from vaults.storage import open_secondary_store, open_store
-    from vaults.store import NotFound
-
-    archived = point.datastore == RecoveryPoint.Datastore.ARCHIVE  # archive tier (issue 21): its archive copy
-    if (point.datastore != RecoveryPoint.Datastore.VAULT and not archived) or point.expiry_time is None:
-        return 0
-    if point.expiry_time <= timezone.now():  # the store's retention runs on real time
-        return 0
-    manifests = point.manifests or ([{"id": point.manifest_id}] if point.manifest_id else [])
-    if archived:
-        from vaults.storage import open_archive_store
-
-        openers = [lambda: open_archive_store(vault)]
-    else:
-        openers = [lambda: open_store(vault)]
-    if any(c.get("role") == "secondary" for c in point.copies or []):
-        openers.append(lambda: open_secondary_store(vault))
-    changed = 0
-    for opener in openers:
-        with opener() as store:
-            for manifest in manifests:
-                try:
-                    changed += store.set_snapshot_retention(manifest["id"], point.expiry_time, mode)
-                except NotFound:
-                    continue
-    return changed
-
-
 def apply_store_retention(vault, state: str) -> dict:
     """Immutability listener: when ``vault`` becomes immutable (governance) or locked (compliance),
     every vault-tier recovery point already in it is retained in the store until its expiry.
@@ -496,6 +465,8 @@ def apply_store_retention(vault, state: str) -> dict:
     mode = COMPLIANCE if state == "Locked" else GOVERNANCE
     points = RecoveryPoint.objects.filter(instance__vault_id=vault.pk, expiry_time__gt=timezone.now(),
                                           datastore__in=[RecoveryPoint.Datastore.VAULT, RecoveryPoint.Datastore.ARCHIVE])
+    from protection.store_retention import retain_in_store
+
     count = objects = 0
     try:
         for point in points.iterator():

@@ -180,7 +180,7 @@ def _apply_tiering(datasource_type: str, spec, policy_rules: list[dict]) -> list
     if spec.tiering is None:
         return policy_rules
     tiered = with_tiering(policy_rules, tag="Default",
-                          copy_after=f"P{spec.tiering.after_months}M" if spec.tiering.after_months else None,
+                          copy_after=f"P{spec.tiering.after_months}M" if spec.tiering.after_months is not None else None,
                           archive_duration=spec.tiering.archive.iso())
     kind = datasource_types.get(datasource_type)
     check_tiering(tiered, datasource_label=kind.label, supports_archive=datasource_type == datasource_types.POSTGRES_FLEX)
@@ -222,7 +222,7 @@ def spec_of(policy: BackupPolicy) -> PolicySpec:
         parsed.frequency, first.start.timetz().replace(tzinfo=None), days,
         retentions.pop("Default"), {k: v for k, v in retentions.items() if k in EXTRA_RULES},
         every=parsed.every_hours,
-        tiering=_tiering_of(policy.policy_rules),  # archive tier
+        tiering=_tiering_of(parsed.rules),  # archive tier (the parsed policy's own rules)
     )
 
 

@@ -140,6 +140,13 @@ def _restore_request(w) -> dict:
     }
 
 
+def _crr_request(w) -> dict:
+    """The same restore, in the secondary region (a cross-region restore's restoreLocation)."""
+    request = _restore_request(w)
+    request["restoreTargetInfo"]["restoreLocation"] = w.vault.secondary_region.pk
+    return request
+
+
 def _crr_details(w) -> dict:
     return {"sourceRegion": w.vault.region_id, "sourceBackupInstanceId": w.instance.resource_id}
 
@@ -179,9 +186,9 @@ BODIES: dict[tuple[str, str], object] = {
     # Cross Region Restore
     ("POST", RG + "/locations/{location}/fetchSecondaryRecoveryPoints"): _crr_details,
     ("POST", RG + "/locations/{location}/validateCrossRegionRestore"): lambda w: {
-        "restoreRequestObject": _restore_request(w), "crossRegionRestoreDetails": _crr_details(w)},
+        "restoreRequestObject": _crr_request(w), "crossRegionRestoreDetails": _crr_details(w)},
     ("POST", RG + "/locations/{location}/crossRegionRestore"): lambda w: {
-        "restoreRequestObject": _restore_request(w), "crossRegionRestoreDetails": _crr_details(w)},
+        "restoreRequestObject": _crr_request(w), "crossRegionRestoreDetails": _crr_details(w)},
     ("POST", RG + "/locations/{location}/fetchCrossRegionRestoreJob"): _crr_jobs_request,
     ("POST", RG + "/locations/{location}/fetchCrossRegionRestoreJobs"): _crr_jobs_request,
 }

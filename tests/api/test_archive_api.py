@@ -105,3 +105,21 @@ def test_a_rehydrating_restore_through_the_sdk(lab, vault, make_policy, inventor
     restore.refresh_from_db()
     assert restore.status == "Completed", restore.error_message
     assert {"sdk/globals.sql", f"sdk/{source}.dump"} <= set(tree_of(container.path))
+
+
+@pytest.mark.parametrize("after", ["P0M", "P2M"])
+def test_a_move_before_three_months_is_a_400_at_copy_after(lab, vault, arm, after):
+    """P0M was stored as CopyOnExpiryOption (a falsy month count read as 'on expiry'); P2M named the archive
+    lifecycle's deleteAfter instead of the field that was wrong."""
+    from azure.mgmt.dataprotection import models as m
+    from tests.api.test_policies import path
+
+    body = tiered_policy(m.CustomCopyOption(duration="P3M")).as_dict()
+    default = next(r for r in body["properties"]["policyRules"] if r["name"] == "Default")
+    default["lifecycles"][0]["targetDataStoreCopySettings"][0]["copyAfter"]["duration"] = after
+    response = arm(lab.trainer).put(path(vault, "pg-early"), body)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["target"].endswith("lifecycles[0].targetDataStoreCopySettings[0].copyAfter.duration"), error
+    assert "at least 3 months old" in error["message"] and after in error["message"]
+    assert not BackupPolicy.objects.filter(vault=vault, name="pg-early").exists()

@@ -122,3 +122,19 @@ def test_a_primary_region_container_is_a_400_naming_the_field(lab, arm, vault, r
         "sourceRegion": vault.region_id, "sourceBackupInstanceId": "not-an-id"}})
     assert bad.status_code == 400 and bad.json()["error"]["target"] == "crossRegionRestoreDetails.sourceBackupInstanceId"
     assert not Job.objects.filter(operation=JobOperation.RESTORE).exists()
+    # restoreLocation is the secondary region (the primary's, or any other, was accepted and ignored)
+    in_secondary = inv.create_container(lab.trainer, new_account(lab, "sasecapi", region=vault.secondary_region),
+                                        name="crrloc")
+    for location in (vault.region_id, "nowhere1"):
+        elsewhere = _body(point, in_secondary, region=location)
+        wrong = arm(lab.trainer).post(path, data={**body, "restoreRequestObject": elsewhere})
+        assert wrong.status_code == 400, wrong.content
+        assert wrong.json()["error"]["target"] == "restoreRequestObject.restoreTargetInfo.restoreLocation"
+        assert wrong.json()["error"]["code"] == crr.TARGET_REGION
+    # fetchSecondaryRecoveryPoints' fields are at the body's top level (the target had a leading dot)
+    fetch = path.replace("/crossRegionRestore", "/fetchSecondaryRecoveryPoints")
+    for fields, target in (({"sourceRegion": "nowhere1"}, "sourceRegion"), ({"sourceBackupInstanceId": "x"},
+                                                                          "sourceBackupInstanceId")):
+        sent = {"sourceRegion": vault.region_id, "sourceBackupInstanceId": point.instance.resource_id, **fields}
+        wrong = arm(lab.trainer).post(fetch, data=sent)
+        assert wrong.status_code == 400 and wrong.json()["error"]["target"] == target, wrong.content

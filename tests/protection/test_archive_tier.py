@@ -61,7 +61,12 @@ def test_ineligible_points_say_why(lab, vault, make_policy, inventory, pg_databa
     assert eligibility.ineligible_reason(adls) == "Archive isn't supported for Azure Data Lake Storage"
     esan = RecoveryPoint(instance=BackupInstance(datasource_type=datasource_types.ELASTIC_SAN, vault=vault),
                          datastore="OperationalStore", recovery_point_time=now, expiry_time=None)
-    assert eligibility.ineligible_reason(esan).startswith("Archive isn't supported for operational-tier snapshots")
+    assert eligibility.ineligible_reason(esan) == (
+        "Archive isn't supported for operational-tier snapshots (Elastic SAN (Preview)): they never reach the vault")
+    disk = RecoveryPoint(instance=BackupInstance(datasource_type=datasource_types.AZURE_DISK, vault=vault),
+                         datastore="OperationalStore", recovery_point_time=now, expiry_time=now + dt.timedelta(days=7))
+    assert eligibility.ineligible_reason(disk) == (
+        "Archive isn't supported for operational-tier snapshots (Azure Disk): they never reach the vault")
     young = RecoveryPoint(instance=BackupInstance(datasource_type=PG, vault=vault), datastore="VaultStore",
                           recovery_point_time=now - dt.timedelta(days=12), expiry_time=now + dt.timedelta(days=900))
     assert eligibility.ineligible_reason(young, now, running=set()) == (
@@ -70,6 +75,12 @@ def test_ineligible_points_say_why(lab, vault, make_policy, inventory, pg_databa
                           recovery_point_time=now - dt.timedelta(days=100), expiry_time=now + dt.timedelta(days=40))
     assert eligibility.ineligible_reason(short, now, running=set()) == (
         "Only points with at least 6 months of retention left can move to archive (this one expires in 40 days)")
+    # a point being soft deleted (a shorter retention expired it) is purged, never moved, whatever its purge date
+    being_deleted = RecoveryPoint(instance=BackupInstance(datasource_type=PG, vault=vault), datastore="VaultStore",
+                                  recovery_point_time=now - dt.timedelta(days=100), soft_deleted_at=now,
+                                  expiry_time=now + dt.timedelta(days=365))
+    assert eligibility.ineligible_reason(being_deleted, now, running=set()).startswith(
+        "This recovery point is being soft deleted (purged on ")
 
 
 def test_move_rehydrate_restore_and_the_copy_ends(lab, pg_old_point):

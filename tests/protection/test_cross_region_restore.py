@@ -179,3 +179,14 @@ def test_instance_region_filters_and_the_replication_lag(lab, vault, crr_point, 
     RecoveryPoint.objects.filter(instance=instance).update(secondary_copied_at=None)
     assert regions.lag_text(instance) == "Not replicated yet"
     assert instance.name not in client.get(reverse("protection:instance_list"), {"region": "Secondary"}).content.decode()
+
+
+def test_an_operational_tier_instance_says_it_is_not_replicated(lab, vault):
+    """A disk or Elastic SAN instance of a geo-redundant vault showed '—' as its replication lag, unexplained."""
+    from protection import datasource_types
+    from protection.models import BackupInstance
+
+    assert vault.is_geo_redundant and vault.region.paired_region_id
+    for kind in (datasource_types.AZURE_DISK, datasource_types.ELASTIC_SAN):
+        assert regions.lag_text(BackupInstance(vault=vault, datasource_type=kind)) == (
+            "Not replicated: operational-tier snapshots stay in the primary region")

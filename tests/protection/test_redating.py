@@ -234,3 +234,25 @@ def test_stopping_or_undeleting_keeps_a_soft_deleted_points_purge(lab, thirty):
     backups.stop_backup(lab.trainer, instance, retain=backups.RETAIN_FOREVER)
     assert fresh(p1).expiry_time is None
     assert fresh(p10).expiry_time == purge and fresh(p10).is_soft_deleted
+
+
+def test_a_longer_retention_on_an_immutable_vault_extends_the_stores_retention(lab, vault, make_policy, filled):
+    """Re-dating moved a point's expiry later but the store kept retaining its snapshots until the old expiry
+    only: the immutable store's promise fell short of the point's expiry."""
+    from protection.backups import services as backups
+    from vaults import storage
+
+    policy = make_policy(ADLS, default=Retention(30, "Days"))
+    instance = protect(lab, vault, policy, filled.account)
+    point = jobs.run(backups.backup_now(lab.trainer, instance, retention_rule="Default").pk).recovery_point
+    vault_services.update_immutability(lab.trainer, vault, state="Unlocked")
+
+    def retained_until():
+        with storage.open_store(vault) as store:
+            return store.backend.get_retention(f"snapshots/{point.manifest_id}").until
+
+    assert retained_until() == point.expiry_time
+    policy_services.update_policy(lab.trainer, policy, spec=spec(ADLS, default=Retention(60, "Days")))
+    later = fresh(point).expiry_time
+    assert later == point.recovery_point_time + dt.timedelta(days=60)
+    assert retained_until() == later
