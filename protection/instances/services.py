@@ -60,11 +60,10 @@ ALREADY_PROTECTED_CODE = "UserErrorDppDatasourceAlreadyProtected"
 
 def instances_for(principal):
     """Backup instances the principal may read (every list starts here)."""
-    return visible(
-        principal,
-        BackupInstance.objects.select_related("vault__resource_group__subscription", "vault__region", "policy"),
-        INSTANCE_READ,
-    )
+    from protection.selectors import visible_instances
+
+    return visible_instances(
+        principal, BackupInstance.objects.select_related("vault__resource_group__subscription", "vault__region", "policy"))
 
 
 def may_validate(principal, vault) -> bool:

@@ -14,7 +14,6 @@ import re
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
@@ -73,8 +72,8 @@ def _list_context(request, instances, *, vault=None):
     filters["q"] = search_text(filters["q"])
     if filters["q"]:
         instances = instances.filter(name__icontains=filters["q"])
-    instances = instances.order_by("vault__name", "name")
-    page = Paginator(instances, PAGE_SIZE).get_page(page_number(request.GET.get("page")))
+    page = selectors.instance_page(instances, page_number(request.GET.get("page")), PAGE_SIZE,
+                                   one_vault=vault is not None or bool(filters["vault"]))
     for instance in page.object_list:
         instance.status_class = STATUS_CLASS.get(instance.protection_state, "status-info")
     query = request.GET.copy()
