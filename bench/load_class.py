@@ -168,7 +168,7 @@ def _jobs_outcome(job_ids: list, wait_s: float) -> list[dict]:
 
 def _locust(args, port: int, tmp: str, accounts: str) -> None:
     env = dict(os.environ, LOAD_ACCOUNTS=accounts, LOAD_MAX_REQUESTS=str(args.max_requests),
-               LOAD_SAMPLES=os.path.join(tmp, "samples.json"))
+               LOAD_SAMPLES=os.path.join(tmp, "samples.json"), LOAD_THINK=args.think)
     users = args.trainees + 1
     subprocess.run([_locust_binary(), "-f", os.path.join(HERE, "locustfile.py"), "--headless", "--only-summary",
                     "-u", str(users), "-r", str(args.spawn_rate), "--run-time", f"{args.run_time}s", "--stop-timeout", "5",
@@ -247,7 +247,7 @@ def _report(args, prepared: dict, tmp: str, jobs: list[dict], queries: dict, loa
     n, failures = len(samples), sum(1 for _n, _t, failed in samples if failed)
     p95 = pages["p95"]
     verdict = "ok" if failures == 0 and p95 < P95_TARGET_MS else "OVER TARGET"
-    print(f"class of {args.trainees} created in {prepared['create_s']:.0f} s; gunicorn {args.web_workers} workers × "
+    print(f"think time {args.think} s; class of {args.trainees} created in {prepared['create_s']:.0f} s; gunicorn {args.web_workers} workers × "
           f"{args.threads} threads, {args.celery_workers} Celery workers at nice 10; load average before "
           f"{load[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     print(f"{n} requests, {failures} errors, {float(total['Requests/s']):.1f} requests/s; end to end, every request: "
@@ -281,6 +281,7 @@ def main() -> int:
     parser.add_argument("--celery-workers", type=int, default=2)
     parser.add_argument("--spawn-rate", type=float, default=2.0,
                         help="users started a second (a class signs in over ~10 s, not in one instant)")
+    parser.add_argument("--think", default="1,3", help="seconds between a trainee's clicks, min,max (0,0: flat out)")
     parser.add_argument("--no-jobs", action="store_true", help="no backups and restore during the load")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()

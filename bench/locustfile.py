@@ -21,6 +21,7 @@ from locust import HttpUser, between, events, task
 
 ACCOUNTS = json.load(open(os.environ["LOAD_ACCOUNTS"])) if os.environ.get("LOAD_ACCOUNTS") else {}
 MAX_REQUESTS = int(os.environ.get("LOAD_MAX_REQUESTS", "0") or 0)
+THINK = tuple(float(x) for x in os.environ.get("LOAD_THINK", "1,3").split(","))  # seconds between a trainee's clicks
 _seats = itertools.count()
 _sent = itertools.count(1)
 _JOB_LINK = re.compile(r'href="(/backup/jobs/[0-9a-f-]{36}/)"')
@@ -85,7 +86,7 @@ class _SignedIn(HttpUser):
 
 class Trainee(_SignedIn):
     weight = 20
-    wait_time = between(1, 3)
+    wait_time = between(*THINK)
 
     def on_start(self):
         seats = ACCOUNTS.get("trainees", [])
