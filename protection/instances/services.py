@@ -39,7 +39,7 @@ from security.audit import caller_label, guarded
 from security.guards import evaluate
 from security.models import RoleAssignment
 from security.operations import (
-    CONTAINER_READ, ELASTIC_SAN_READ, INSTANCE_READ, INSTANCE_WRITE, POSTGRES_READ, RESOURCE_GROUP_READ,
+    CONTAINER_READ, ELASTIC_SAN_READ, INSTANCE_WRITE, POSTGRES_READ, RESOURCE_GROUP_READ,
     STORAGE_ACCOUNT_READ, VALIDATE_FOR_BACKUP, VAULT_READ, VOLUME_READ,
 )
 from security.rbac import authorize
