@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test bench bench-labs drills migrate seed clean-venv
+.PHONY: run test bench bench-labs bench-load drills migrate seed clean-venv
 
 $(VENV)/.runtime-deps: pyproject.toml scripts/pydeps.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ bench: $(VENV)/.test-deps
 # and the class page's server time mid-lab; prints figures, not a test.
 bench-labs: $(VENV)/.runtime-deps
 	$(PY) bench/labs_class.py $(BENCH_ARGS)
+
+# A class under load (issue 22): 20 trainees and their instructor (locust, 127.0.0.1 only) on gunicorn, with
+# two backups and a restore run by 2 Celery workers at nice 10 on Redis (LOAD_BROKER_URL, default db 9), in a
+# throwaway database on BENCH_DATABASE_URL's server; prints throughput, p50/p95/p99 and errors. Not a test.
+bench-load: $(VENV)/.test-deps
+	$(PY) bench/load_class.py $(BENCH_ARGS)
 
 # Fault drills (not CI): own redis-server and PostgreSQL on free ports, real workers; prints a table.
 drills: $(VENV)/.runtime-deps

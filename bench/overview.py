@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""Benchmark: the busy pages with 10k backup instances and 1M jobs in PostgreSQL (not run in CI).
+"""Benchmark: the busy pages with 10k backup instances, 1M jobs and 100 vaults in PostgreSQL (not run in CI).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/sr_bench_overview \\
-        .venv/bin/python bench/overview.py --instances 10000 --jobs 1000000 [--runs 20] [--keep]
+        .venv/bin/python bench/overview.py --instances 10000 --jobs 1000000 --vaults 100 [--runs 20] [--keep]
+    DATABASE_URL=… .venv/bin/python bench/overview.py --reuse --measure-only [--keep]   # the same rows again
 
 It creates the database named in DATABASE_URL (refusing one that already has tables unless --reuse),
 migrates it, seeds the lab tenancy, one vault and one policy per datasource type through the
-services, then loads the generated rows with PostgreSQL's COPY: N backup instances in that vault
+services (and --vaults - 1 more, which share half the instances), then loads the generated rows with
+PostgreSQL's COPY: N backup instances (half of them in the measured vault)
 (a mix of types and protection states) and M jobs spread over the last 100 days (so about a
 hundredth of them fall in the last 24 hours the Jobs tile counts). After ANALYZE it requests each
 page in-process through Django's test client, signed in as the backup admin persona, and prints the
 median and 95th percentile server time (request in, response out: middleware, views, queries,
-templates) and the number of queries per request. The target of issue 8 is < 150 ms each.
+templates) and the number of queries per request. The target (issue 22): p95 under 100 ms each.
 
 The database is dropped at the end unless --keep.
 """
@@ -34,7 +36,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 os.environ.setdefault("STRONGROOM_MODE", "lab")
-TARGET_MS = 150.0
+TARGET_MS = 100.0  # issue 22: p95 server time
 
 
 def _db_name_and_admin_dsn():
@@ -130,7 +132,23 @@ def copy_rows(model, rows, *, batch: int = 50_000) -> int:
 # --- data ------------------------------------------------------------------------------------------
 
 
-def seed(n_instances: int, n_jobs: int, seed_value: int = 8):
+def _other_vaults(lab, n_vaults: int, policy: dict):
+    """The other vaults (through the service) and their policies (copies of the first vault's rows): the
+    measured vault keeps half the instances, the rest are spread over the others."""
+    from protection.models import BackupPolicy
+    from vaults import services as vault_services
+
+    others = [vault_services.create_vault(lab.trainer, name=f"bv-bench-{n:03d}", region=lab.region,
+                                          resource_group=lab.lab_group) for n in range(1, n_vaults)]
+    other_policy = {}
+    for v in others:
+        for k, p in policy.items():
+            other_policy[(v.pk, k)] = BackupPolicy.objects.create(vault=v, name=p.name, datasource_type=k,
+                                                                  policy_rules=p.policy_rules)
+    return others, other_policy
+
+
+def seed(n_instances: int, n_jobs: int, n_vaults: int = 1, seed_value: int = 8):
     from django.db import connection
 
     from portal.lab import seed_tenancy
@@ -146,6 +164,7 @@ def seed(n_instances: int, n_jobs: int, seed_value: int = 8):
     kinds = [datasource_types.ADLS, datasource_types.ELASTIC_SAN, datasource_types.POSTGRES_FLEX]
     policy = {k: policies.create_policy(lab.trainer, vault=vault, name=f"bench-{datasource_types.get(k).short}",
                                         datasource_type=k, spec=policies.default_spec(k)) for k in kinds}
+    others, other_policy = _other_vaults(lab, n_vaults, policy)
     now = clock.now()
     states = [ProtectionState.CONFIGURED] * 90 + [ProtectionState.BACKUPS_SUSPENDED] * 4 + [ProtectionState.STOPPED] * 4 \
         + [ProtectionState.CONFIGURING_FAILED] * 2
@@ -156,6 +175,7 @@ def seed(n_instances: int, n_jobs: int, seed_value: int = 8):
     def instance_rows():
         for i in range(n_instances):
             kind = kinds[i % 3]
+            in_vault = vault if not others or i % 2 == 0 else others[(i // 2) % len(others)]
             pk = uuid.UUID(int=rng.getrandbits(128), version=4)
             name = f"bi-{i:06d}"
             ds_id = {
@@ -164,12 +184,12 @@ def seed(n_instances: int, n_jobs: int, seed_value: int = 8):
                 datasource_types.POSTGRES_FLEX: f"{sub}/providers/Microsoft.DBforPostgreSQL/flexibleServers/pg-bench-{i:06d}",
             }[kind]
             state = rng.choice(states)
-            instances.append((pk, name, kind))
-            yield {"id": pk, "vault": vault.pk, "name": name, "datasource_type": kind,
+            instances.append((pk, name, kind, in_vault.pk))
+            yield {"id": pk, "vault": in_vault.pk, "name": name, "datasource_type": kind,
                    "datasource_resource_id": ds_id, "datasource_name": ds_id.rsplit("/", 1)[-1], "datasource_location": "eastus",
-                   "policy": policy[kind].pk, "protection_state": state, "all_containers": kind == datasource_types.ADLS,
+                   "policy": policy[kind].pk if in_vault is vault else other_policy[(in_vault.pk, kind)].pk, "protection_state": state, "all_containers": kind == datasource_types.ADLS,
                    "next_backup_at": now + dt.timedelta(minutes=rng.randrange(1, 1440)) if state == ProtectionState.CONFIGURED else None,
-                   "resource_id": f"{vault.resource_id}/backupInstances/{name}", "created_at": now, "updated_at": now,
+                   "resource_id": f"{in_vault.resource_id}/backupInstances/{name}", "created_at": now, "updated_at": now,
                    "snapshot_resource_group_id": sub if kind == datasource_types.ELASTIC_SAN else ""}
 
     copy_rows(BackupInstance, instance_rows())
@@ -183,7 +203,7 @@ def seed(n_instances: int, n_jobs: int, seed_value: int = 8):
 
     def job_rows():
         for _ in range(n_jobs):
-            pk_i, name, kind = instances[rng.randrange(len(instances))]
+            pk_i, name, kind, vault_pk = instances[rng.randrange(len(instances))]
             op = rng.choice(ops)
             start = now - dt.timedelta(seconds=rng.randrange(horizon))
             status = rng.choice(statuses) if start < now - dt.timedelta(hours=2) else JobStatus.IN_PROGRESS
@@ -191,7 +211,7 @@ def seed(n_instances: int, n_jobs: int, seed_value: int = 8):
                 if pk_i in running_backup:
                     status = JobStatus.COMPLETED
                 running_backup.add(pk_i)
-            yield {"id": uuid.UUID(int=rng.getrandbits(128), version=4), "vault": vault.pk, "instance": pk_i,
+            yield {"id": uuid.UUID(int=rng.getrandbits(128), version=4), "vault": vault_pk, "instance": pk_i,
                    "instance_name": name, "datasource_type": kind, "datasource_name": name.replace("bi-", "ds-"),
                    "operation": op, "category": JobCategory.BACKUP if op != JobOperation.RESTORE else JobCategory.RESTORE,
                    "status": status, "initiated_by_name": "Schedule", "start_time": start, "real_start_time": start,
@@ -205,6 +225,30 @@ def seed(n_instances: int, n_jobs: int, seed_value: int = 8):
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
     return lab, vault, loaded_instances, loaded_jobs
+
+
+def _seeded(args):
+    """The lab and the measured vault of a database an earlier run seeded (--measure-only)."""
+    from portal.lab import seed_tenancy
+    from protection.models import BackupInstance
+    from vaults.models import BackupVault
+
+    args.instances, args.jobs = BackupInstance.objects.count(), _job_estimate()
+    return seed_tenancy(), BackupVault.objects.get(name="bv-bench")
+
+
+def _vault_count() -> int:
+    from vaults.models import BackupVault
+
+    return BackupVault.objects.count()
+
+
+def _job_estimate() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cur:  # the planner's estimate: exact enough for a header, no scan
+        cur.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'protection_job'")
+        return cur.fetchone()[0]
 
 
 # --- measuring -------------------------------------------------------------------------------------
@@ -262,7 +306,7 @@ def measure_api(lab, vault, runs) -> dict:
     for label, url in calls:
         r = measure(api, url, runs)
         results[label] = {"url": url, **r}
-        ok = "ok" if r["median_ms"] < TARGET_MS else "SLOW"
+        ok = "ok" if r["p95_ms"] < TARGET_MS else "SLOW"
         print(f"{label:36} {r['median_ms']:7.1f}ms {r['p95_ms']:7.1f}ms {r['queries']:8d}  {ok}")
     return results
 
@@ -271,10 +315,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=10_000)
     parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--vaults", type=int, default=100, help="vaults; the measured one holds half the instances")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="load into an existing (migrated) database")
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="with --reuse: migrate and measure a database seeded by an earlier --keep run")
     args = parser.parse_args()
 
     name, admin = _db_name_and_admin_dsn()
@@ -295,9 +342,12 @@ def main():
     settings.STRONGROOM_DATA_ROOT = tempfile.mkdtemp(prefix="sr-bench-")
     try:
         call_command("migrate", verbosity=0)
-        print(f"Loading {args.instances:,} instances and {args.jobs:,} jobs into {name} with COPY …", flush=True)
-        lab, vault, t_inst, t_jobs = seed(args.instances, args.jobs)
-        print(f"  instances {t_inst:.1f} s, jobs {t_jobs:.1f} s", flush=True)
+        if args.measure_only:
+            lab, vault = _seeded(args)
+        else:
+            print(f"Loading {args.instances:,} instances and {args.jobs:,} jobs into {name} with COPY …", flush=True)
+            lab, vault, t_inst, t_jobs = seed(args.instances, args.jobs, args.vaults)
+            print(f"  instances {t_inst:.1f} s, jobs {t_jobs:.1f} s", flush=True)
         setup_test_environment()
         client = Client()
         client.force_login(lab.personas["backup-admin"].principal.user)
@@ -318,13 +368,14 @@ def main():
             ("Vault's Backup instances blade", f"/backup/vaults/{vault.pk}/instances/"),
         ]
         results = {}
-        print(f"\n{args.instances:,} backup instances, {args.jobs:,} jobs ({recent:,} in the last 24 hours), one vault; "
+        print(f"\n{args.instances:,} backup instances, {args.jobs:,} jobs ({recent:,} in the last 24 hours), "
+              f"{_vault_count()} vaults (the measured one holds half the instances); "
               f"{args.runs} requests each, backup admin persona\n")
         print(f"{'page':36} {'median':>9} {'p95':>9} {'queries':>8}  target < {TARGET_MS:.0f} ms")
         for label, url in pages:
             r = measure(client, url, args.runs)
             results[label] = {"url": url, **r}
-            ok = "ok" if r["median_ms"] < TARGET_MS else "SLOW"
+            ok = "ok" if r["p95_ms"] < TARGET_MS else "SLOW"
             print(f"{label:36} {r['median_ms']:7.1f}ms {r['p95_ms']:7.1f}ms {r['queries']:8d}  {ok}")
         results.update(measure_api(lab, vault, args.runs))
         t0 = time.perf_counter()

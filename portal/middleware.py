@@ -1,9 +1,10 @@
 """Who acts for this request: the signed-in user's principal, or the lab persona they play."""
 
+import contextlib
 import uuid
 
 from portal.models import LabPersona
-from security import context
+from security import context, rbac
 from security.services import principal_for_user
 
 SESSION_PERSONA = "lab_persona_id"
@@ -30,7 +31,8 @@ class PrincipalMiddleware:
                     request.persona = persona
                     request.principal = persona.principal
         played_as = request.persona.title if request.persona else ""
-        with context.acting(real_actor=request.real_principal, correlation=uuid.uuid4(), played_as=played_as):
+        reads = rbac.reading() if request.method in ("GET", "HEAD") else contextlib.nullcontext()
+        with context.acting(real_actor=request.real_principal, correlation=uuid.uuid4(), played_as=played_as), reads:
             return self.get_response(request)
 
 

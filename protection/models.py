@@ -140,7 +140,9 @@ class BackupInstance(models.Model):
             # A datasource is protected once per vault; a soft-deleted one still counts (reference §3.2).
             models.UniqueConstraint(fields=["vault", "datasource_resource_id"], name="one_instance_per_datasource_per_vault"),
         ]
-        indexes = [models.Index(fields=["protection_state", "next_backup_at"], name="instance_due_idx")]
+        indexes = [models.Index(fields=["protection_state", "next_backup_at"], name="instance_due_idx"),
+                   # A vault's Backup instances blade: the page in name order, walked (selectors.instance_page).
+                   models.Index(fields=["vault", "name"], name="instance_vault_name_idx")]
 
     def __str__(self):
         return self.name

@@ -13,6 +13,8 @@ fulfilled (Azure's condition reads attributes of the request: none, no access).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import re
 from dataclasses import dataclass
@@ -59,6 +61,30 @@ def active_assignments(principal, moment=None):
     return RoleAssignment.objects.active_at(moment).filter(principal=principal).select_related("role")
 
 
+# A page asks `authorize`/`visible_to` a dozen times (navigation, lists, buttons); inside `reading()` the
+# principal's assignments are read once. Only a request that changes nothing reads this way (GET and HEAD:
+# portal.middleware), so no assignment can change under it; the next request reads them afresh.
+_reading: contextvars.ContextVar[dict | None] = contextvars.ContextVar("rbac_reading", default=None)
+
+
+@contextlib.contextmanager
+def reading():
+    token = _reading.set({})
+    try:
+        yield
+    finally:
+        _reading.reset(token)
+
+
+def _assignments(principal) -> list:
+    cache = _reading.get()
+    if cache is None:
+        return list(active_assignments(principal))
+    if principal.pk not in cache:
+        cache[principal.pk] = list(active_assignments(principal))
+    return cache[principal.pk]
+
+
 @dataclass(frozen=True)
 class Authorization:
     allowed: bool
@@ -103,7 +129,7 @@ def authorize(
         return Authorization(False, name, pid, action, scope)
     scopes = {s.lower() for s in ancestors(scope)}
     grants, unfulfilled = [], []
-    for a in active_assignments(principal):
+    for a in _assignments(principal):
         if normalize(a.scope).lower() not in scopes or not role_allows(a.role, action, data_action=data_action):
             continue
         label = f"{a.role.name} @ {a.scope}"
@@ -159,7 +185,7 @@ def visible_to(principal, action: str, *, data_action: bool = False) -> ScopeSet
     scopes = sorted(
         {
             normalize(a.scope)
-            for a in active_assignments(principal)
+            for a in _assignments(principal)
             if role_allows(a.role, action, data_action=data_action)
         }
     )
@@ -172,5 +198,5 @@ def holds_any_role_related_to(principal, scope: str) -> bool:
     Azure lists a subscription to anyone with a role somewhere inside it; pickers use this.
     """
     return any(
-        covers(a.scope, scope) or covers(scope, a.scope) for a in active_assignments(principal)
+        covers(a.scope, scope) or covers(scope, a.scope) for a in _assignments(principal)
     )

@@ -41,7 +41,7 @@ from security import clock, scopes
 from security.audit import caller_label, guarded
 from security.guards import evaluate
 from security.models import RoleAssignment
-from security.operations import INSTANCE_READ, INSTANCE_WRITE, VALIDATE_FOR_BACKUP
+from security.operations import INSTANCE_WRITE, VALIDATE_FOR_BACKUP
 from security.rbac import authorize
 from vaults.guards import retention_reduced
 from vaults import services as vault_services
@@ -58,11 +58,10 @@ INSTANCE_NAME_RULE = (
 
 def instances_for(principal):
     """Backup instances the principal may read (every list starts here)."""
-    return visible(
-        principal,
-        BackupInstance.objects.select_related("vault__resource_group__subscription", "vault__region", "policy"),
-        INSTANCE_READ,
-    )
+    from protection.selectors import visible_instances
+
+    return visible_instances(
+        principal, BackupInstance.objects.select_related("vault__resource_group__subscription", "vault__region", "policy"))
 
 
 def may_validate(principal, vault) -> bool:

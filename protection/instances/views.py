@@ -14,7 +14,6 @@ import re
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
@@ -77,8 +76,8 @@ def _list_context(request, instances, *, vault=None):
     secondary = filters["region"] == regions.SECONDARY
     if secondary:  # Instance Region = Secondary Region: the instances Cross Region Restore makes visible there
         instances = regions.secondary_instances(instances)
-    instances = regions.with_lag(instances.order_by("vault__name", "name"))
-    page = Paginator(instances, PAGE_SIZE).get_page(page_number(request.GET.get("page")))
+    page = selectors.instance_page(regions.with_lag(instances), page_number(request.GET.get("page")), PAGE_SIZE,
+                                   one_vault=vault is not None or bool(filters["vault"]))
     for instance in page.object_list:
         instance.status_class = STATUS_CLASS.get(instance.protection_state, "status-info")
         instance.replication_lag = regions.lag_text(instance)
