@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('protection', '0004_lab_clock_records'),
+        ('protection', '0007_cross_region_restore'),
     ]
 
     operations = [
