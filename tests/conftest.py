@@ -444,3 +444,13 @@ def pg_cluster_turn():
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    """The endpoint URL of a moto S3 server on loopback (one per session; see tests/_s3.py)."""
+    from tests._s3 import start_moto
+
+    server, endpoint = start_moto()
+    yield endpoint
+    server.stop()
