@@ -4,6 +4,8 @@ one per session on loopback, buckets with or without Object Lock, and a vault lo
 import logging
 import uuid
 
+import pytest
+
 ACCESS_KEY = {"access_key_id": "strongroom-test", "secret_access_key": "strongroom-test-secret"}
 
 
@@ -31,3 +33,15 @@ def make_bucket(endpoint: str, *, object_lock: bool = True) -> str:
 def s3_spec(endpoint: str, bucket: str, prefix: str = "", **extra) -> dict:
     return {"location_type": "S3", "endpoint_url": endpoint, "bucket": bucket, "prefix": prefix,
             "region": "us-east-1", "credential_source": "AccessKey", **ACCESS_KEY, **extra}
+
+
+# run a test once with a local store and once with its vault's store in an S3 bucket (moto)
+BOTH_BACKENDS = pytest.mark.parametrize("store_backend", ["local", "s3"], indirect=True)
+
+
+def location_for(request, store_backend: str):
+    """The ``storage_location`` for `create_vault` that ``store_backend`` names (None: Local)."""
+    if store_backend != "s3":
+        return None
+    endpoint = request.getfixturevalue("moto_s3")
+    return s3_spec(endpoint, make_bucket(endpoint), "vault")

@@ -454,3 +454,10 @@ def moto_s3():
     server, endpoint = start_moto()
     yield endpoint
     server.stop()
+
+
+@pytest.fixture
+def store_backend(request):
+    """Where the protection tests' ``vault`` keeps its store: "local" (the default) or "s3" (a fresh
+    Object Lock bucket on moto's server). Tests run on both with `tests._s3.BOTH_BACKENDS`."""
+    return getattr(request, "param", "local")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
+from tests._s3 import BOTH_BACKENDS
 from django.core.exceptions import ValidationError
 
 from portal.inventory import services as inv
@@ -139,6 +141,7 @@ def test_move_rehydrate_restore_and_the_copy_ends(lab, pg_old_point):
         assert store.verify(point.manifest_id).ok
 
 
+@BOTH_BACKENDS
 def test_expiry_removes_an_archived_point_from_the_archive_store(lab, pg_old_point):
     from protection.backups import retention
 

@@ -8,6 +8,8 @@ import datetime as dt
 
 import pytest
 
+from tests._s3 import BOTH_BACKENDS
+
 from protection.jobs import runner as jobs
 from protection.models import Job, JobStatus, ProtectionState, RecoveryPoint
 from protection.backups import services as backups
@@ -60,6 +62,7 @@ def tiered(lab, vault, make_policy, filled):
     return protect(lab, vault, policy, filled.account, name="bi-tiered")
 
 
+@BOTH_BACKENDS
 @pytest.mark.date_sensitive
 def test_scheduled_points_get_the_tag_of_their_highest_priority_rule(lab, tiered, monkeypatch):
     """GIVEN Default 7 days, Weekly 4 weeks, Monthly 6 months WHEN scheduled backups run on Mon 1 March,
@@ -125,6 +128,7 @@ def test_retention_acts_as_the_system_principal_through_the_guards(lab, vault, m
     assert job.initiated_by_name == "Retention schedule" and job.vault_id == vault.pk
 
 
+@BOTH_BACKENDS
 def test_points_kept_forever_or_soft_deleted_never_expire(lab, vault, make_policy, filled):
     instance = protect(lab, vault, make_policy(ADLS, "short2", default=Retention(7, "Days")), filled.account, name="bi-keep")
     backup_now_and_run(lab.trainer, instance)
@@ -138,6 +142,7 @@ def test_points_kept_forever_or_soft_deleted_never_expire(lab, vault, make_polic
     assert run_retention() == []
 
 
+@BOTH_BACKENDS
 def test_a_store_lock_defers_the_deletion(lab, vault, make_policy, filled):
     """GIVEN an immutable (Enabled) vault WHEN a point is past its expiry by the lab clock but the store's
     retain-until (real time) is not yet reached THEN retention defers it instead of failing."""
@@ -197,6 +202,7 @@ def test_elastic_san_keeps_at_most_450_points(lab, vault, make_policy, filled):
     assert Job.objects.filter(operation="Retention").count() == 1
 
 
+@BOTH_BACKENDS
 @pytest.mark.date_sensitive
 def test_an_expiry_that_fell_due_while_the_clock_was_ahead_stands_after_a_reset(lab, vault, make_policy, filled):
     """GIVEN a point that expires while the lab clock is ahead, before any Retention run WHEN the trainer

@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
+from tests._s3 import BOTH_BACKENDS
 from django.core import mail
 from django.core.exceptions import ValidationError
 
@@ -233,6 +235,7 @@ def test_undelete_needs_its_own_permission(lab, backed_up, reader):
     assert exc.value.decision.guard == "RBAC" and deletion.UNDELETE in exc.value.decision.reason
 
 
+@BOTH_BACKENDS
 def test_with_soft_delete_off_the_data_goes_at_once_without_an_alert(lab, vault, backed_up):
     """GIVEN soft delete Off WHEN the backup data is deleted THEN the UnConfigure job deletes every engine
     snapshot and point, runs the GC and removes the instance; no Delete Backup Data alert (§6.1)."""
@@ -268,6 +271,7 @@ def test_an_elastic_san_instance_with_soft_delete_off_loses_its_snapshot_resourc
     assert not BackupInstance.objects.filter(pk=instance.pk).exists()
 
 
+@BOTH_BACKENDS
 @pytest.mark.date_sensitive
 def test_upcoming_purge_then_purge_exactly_on_time(lab, vault, backed_up):
     """GIVEN a soft-deleted instance (14 days) WHEN the lab clock moves THEN Upcoming Purge fires once,
