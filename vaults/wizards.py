@@ -11,6 +11,7 @@ from portal.wizards import TabbedWizardView
 from vaults import services
 from vaults.forms import VaultBasicsForm, VaultPropertiesForm, VaultReviewForm, VaultTagsForm
 from vaults.models import CrossRegionRestoreState, ImmutabilityState
+from vaults.storage_forms import location_spec
 
 
 class VaultCreateWizard(LoginRequiredMixin, TabbedWizardView):
@@ -30,6 +31,7 @@ class VaultCreateWizard(LoginRequiredMixin, TabbedWizardView):
     subtitle = "Backup vault"
     submit_label = "Create"
     error_field_aliases = {"cross_region_restore_state": "cross_region_restore", "immutability_state": "immutability"}
+    # the storage location's service errors ("bucket", "prefix", ...) are the Vault Properties tab's own fields
 
     def get_prefix(self, request, *args, **kwargs):
         return "vault_create"
@@ -67,6 +69,7 @@ class VaultCreateWizard(LoginRequiredMixin, TabbedWizardView):
             identity_enabled=bool(props.get("identity_enabled")),
             acknowledge_irreversible=bool(props.get("acknowledge_irreversible")),
             tags=tags,
+            storage_location=location_spec(props),
         )
         messages.success(self.request, f"Backup vault '{vault.name}' was created.")
         return redirect("vaults:vault_detail", pk=vault.pk)

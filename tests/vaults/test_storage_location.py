@@ -102,3 +102,49 @@ def test_a_vault_holding_recovery_points_cannot_move(make_vault, trainer, moto_s
         update_storage_location(trainer, vault, {"location_type": "S3", "endpoint_url": moto_s3, "bucket": bucket})
     assert "holds recovery points" in str(exc.value.message_dict["location_type"])
     assert storage.s3_location(BackupVault.objects.get(pk=vault.pk)) is None
+
+
+# --- the pages: the create wizard's Vault Properties tab and the vault's blade ---------------------------
+
+
+def test_the_wizard_creates_a_vault_on_a_bucket_and_puts_a_refusal_on_its_tab(client, backup_admin, lab, moto_s3):
+    from django.urls import reverse
+
+    from tests.vaults.test_vault_wizard import Wizard, basics
+
+    client.force_login(backup_admin.user)
+    wizard = Wizard(client)
+    wizard.post(basics(lab), goto="properties")
+    props = {"soft_delete_state": "On", "soft_delete_retention_days": "14", "encryption_type": "PlatformManagedKey",
+             "cross_subscription_restore_state": "Enabled", "identity_enabled": "on"}
+    wizard.post({**props, **s3_spec(moto_s3, "no-such-bucket-here")}, goto="review")
+    wizard.post()
+    assert wizard.current == "properties" and "no-such-bucket-here" in wizard.html and "Check the endpoint URL" in wizard.html
+    bucket = make_bucket(moto_s3)
+    wizard.post({**props, **s3_spec(moto_s3, bucket, "wiz")}, goto="review")
+    assert f"s3://{bucket}/wiz" in wizard.html and ACCESS_KEY["secret_access_key"] not in wizard.html
+    response = wizard.post()
+    vault = BackupVault.objects.get(name="bv-wizard")
+    assert response.status_code == 302 and storage.s3_location(vault).bucket == bucket and storage.store_exists(vault)
+    page = client.get(reverse("vaults:vault_properties", args=[vault.pk])).content.decode()
+    assert f"s3://{bucket}/wiz ({moto_s3})" in page
+
+
+def test_the_blade_never_shows_the_key_back_and_refuses_a_move_with_points(client, backup_admin, make_vault, moto_s3,
+                                                                           tmp_path):
+    from django.urls import reverse
+
+    bucket = make_bucket(moto_s3)
+    vault = make_vault(storage_location=s3_spec(moto_s3, bucket, "blade"))
+    client.force_login(backup_admin.user)
+    url = reverse("vaults:vault_storage_location", args=[vault.pk])
+    page = client.get(url).content.decode()
+    assert "stored (encrypted)" in page and f'value="{bucket}"' in page
+    assert ACCESS_KEY["secret_access_key"] not in page and ACCESS_KEY["access_key_id"] not in page
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"data")
+    with storage.open_store(vault) as store:
+        store.backup_tree(str(tmp_path / "src"))
+    response = client.post(url, {"location_type": "Local"})
+    assert response.status_code == 400
+    assert "holds recovery points" in response.content.decode() and storage.s3_location(vault) is not None
