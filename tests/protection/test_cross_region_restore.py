@@ -11,7 +11,6 @@ import shutil
 
 import pytest
 
-from tests._s3 import BOTH_BACKENDS
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
@@ -95,7 +94,6 @@ def test_restore_to_the_secondary_region_reads_only_the_secondary_copy(lab, vaul
     assert failed.status == JobStatus.FAILED
 
 
-@BOTH_BACKENDS
 def test_the_rules_of_a_restore_to_the_secondary_region(lab, vault, crr_point, make_policy, filled):
     source, point = crr_point
     container = _secondary_container(lab, vault)

@@ -217,7 +217,6 @@ def test_retention_defers_a_point_the_store_still_retains(lab, vault, adls):
         assert store.verify(point.manifest_id).ok
 
 
-@BOTH_BACKENDS
 def test_disabled_immutability_lets_retention_through_governance_locks(lab, vault, adls):
     """GIVEN points retained in governance mode WHEN immutability is disabled and the lab clock passes
     their expiry THEN retention deletes them (governance is bypassed once immutability is off)."""

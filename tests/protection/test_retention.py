@@ -202,7 +202,6 @@ def test_elastic_san_keeps_at_most_450_points(lab, vault, make_policy, filled):
     assert Job.objects.filter(operation="Retention").count() == 1
 
 
-@BOTH_BACKENDS
 @pytest.mark.date_sensitive
 def test_an_expiry_that_fell_due_while_the_clock_was_ahead_stands_after_a_reset(lab, vault, make_policy, filled):
     """GIVEN a point that expires while the lab clock is ahead, before any Retention run WHEN the trainer

@@ -271,7 +271,6 @@ def test_an_elastic_san_instance_with_soft_delete_off_loses_its_snapshot_resourc
     assert not BackupInstance.objects.filter(pk=instance.pk).exists()
 
 
-@BOTH_BACKENDS
 @pytest.mark.date_sensitive
 def test_upcoming_purge_then_purge_exactly_on_time(lab, vault, backed_up):
     """GIVEN a soft-deleted instance (14 days) WHEN the lab clock moves THEN Upcoming Purge fires once,
