@@ -62,7 +62,6 @@ def tiered(lab, vault, make_policy, filled):
     return protect(lab, vault, policy, filled.account, name="bi-tiered")
 
 
-@BOTH_BACKENDS
 @pytest.mark.date_sensitive
 def test_scheduled_points_get_the_tag_of_their_highest_priority_rule(lab, tiered, monkeypatch):
     """GIVEN Default 7 days, Weekly 4 weeks, Monthly 6 months WHEN scheduled backups run on Mon 1 March,
