@@ -123,6 +123,10 @@ def test_the_wizard_creates_a_vault_on_a_bucket_and_puts_a_refusal_on_its_tab(cl
     bucket = make_bucket(moto_s3)
     wizard.post({**props, **s3_spec(moto_s3, bucket, "wiz")}, goto="review")
     assert f"s3://{bucket}/wiz" in wizard.html and ACCESS_KEY["secret_access_key"] not in wizard.html
+    from django.contrib.sessions.models import Session
+
+    sessions = "".join(str(s.get_decoded()) for s in Session.objects.all())
+    assert "wiz" in sessions and ACCESS_KEY["secret_access_key"] not in sessions  # the step data holds it sealed
     response = wizard.post()
     vault = BackupVault.objects.get(name="bv-wizard")
     assert response.status_code == 302 and storage.s3_location(vault).bucket == bucket and storage.store_exists(vault)
@@ -148,3 +152,13 @@ def test_the_blade_never_shows_the_key_back_and_refuses_a_move_with_points(clien
     response = client.post(url, {"location_type": "Local"})
     assert response.status_code == 400
     assert "holds recovery points" in response.content.decode() and storage.s3_location(vault) is not None
+
+
+def test_deleting_an_s3_vault_removes_its_objects(make_vault, trainer, moto_s3, django_capture_on_commit_callbacks):
+    bucket = make_bucket(moto_s3)
+    vault = make_vault(storage_location=s3_spec(moto_s3, bucket, "gone"))
+    backend = storage.s3_backend(vault.storage_location)
+    assert list(backend.list("primary/"))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_vault(trainer, vault)
+    assert not list(backend.list("")) and not VaultStorageLocation.objects.filter(vault_id=vault.pk).exists()
