@@ -74,6 +74,7 @@ def test_ineligible_points_say_why(lab, vault, make_policy, inventory, pg_databa
         "Only points with at least 6 months of retention left can move to archive (this one expires in 40 days)")
 
 
+@BOTH_BACKENDS
 def test_move_rehydrate_restore_and_the_copy_ends(lab, pg_old_point):
     source, point = pg_old_point
     vault = point.instance.vault
@@ -141,7 +142,6 @@ def test_move_rehydrate_restore_and_the_copy_ends(lab, pg_old_point):
         assert store.verify(point.manifest_id).ok
 
 
-@BOTH_BACKENDS
 def test_expiry_removes_an_archived_point_from_the_archive_store(lab, pg_old_point):
     from protection.backups import retention
 
