@@ -218,6 +218,10 @@ elif CELERY_BROKER_URL.startswith("redis://"):
     # kombu's Redis transport with the fix for a worker that died when Redis restarted (see portal/broker.py).
     CELERY_BROKER_TRANSPORT = "portal.broker:Transport"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "strongroom")
+# Several hosts (README): the queue of the host holding STRONGROOM_DATA_ROOT. Jobs of vaults whose store is
+# Local go there; jobs of vaults whose store is in an S3 bucket go to the default queue (any host). Unset: all
+# jobs go to the default queue (one host).
+STRONGROOM_LOCAL_STORE_QUEUE = env_str("STRONGROOM_LOCAL_STORE_QUEUE", "")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None

@@ -234,7 +234,7 @@ class WorkerProcess:
     in a process group of its own (so SIGKILL takes the whole of it, like the OOM killer); its output
     goes to ``log_path``."""
 
-    def __init__(self, queue: str, log_path: Path):
+    def __init__(self, queue: str, log_path: Path, *, extra_env: dict | None = None, nice: bool = False):
         from django.conf import settings
         from django.db import connection
 
@@ -249,10 +249,11 @@ class WorkerProcess:
         }
         if db.get("PASSWORD"):
             env["PGPASSWORD"] = db["PASSWORD"]
+        env.update(extra_env or {})
         self.log_path = log_path
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue, "-P", "solo", "-c", "1",
+            [*(["nice", "-n", "10"] if nice else []), sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue, "-P", "solo", "-c", "1",
              "-n", f"{log_path.stem}@%h", "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -444,3 +445,20 @@ def pg_cluster_turn():
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    """The endpoint URL of a moto S3 server on loopback (one per session; see tests/_s3.py)."""
+    from tests._s3 import start_moto
+
+    server, endpoint = start_moto()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def store_backend(request):
+    """Where the protection tests' ``vault`` keeps its store: "local" (the default) or "s3" (a fresh
+    Object Lock bucket on moto's server). Tests run on both with `tests._s3.BOTH_BACKENDS`."""
+    return getattr(request, "param", "local")

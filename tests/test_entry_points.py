@@ -184,6 +184,7 @@ URLS: dict[str, object] = {
     "vaults:vault_cross_region_restore": {f"{BV}/write"},
     "vaults:vault_cross_subscription_restore": {f"{BV}/write"},
     "vaults:vault_storage_redundancy": {f"{BV}/write"},
+    "vaults:vault_storage_location": {f"{BV}/write"},  # issue 22: S3 per vault
     "vaults:vault_mua": {f"{BV}/backupResourceGuardProxies/write", f"{BV}/backupResourceGuardProxies/delete"},
     "vaults:vault_identity": {f"{BV}/write"},
     "vaults:vault_delete": {f"{BV}/delete"},
@@ -500,6 +501,7 @@ def url_args(key: str, w) -> list:
                    "vault_mua", "vault_identity", "vault_delete", "vault_policies", "vault_instances", "vault_jobs",
                    "vault_jobs_tile", "vault_instances_tile", "vault_alerts", "vault_networking",
                    "private_endpoint_create"}
+    vault_pages |= {"vault_storage_location"}  # issue 22: S3 per vault
     if name in vault_pages:
         return [w.vault.pk]
     if name.startswith("instance_") and name != "instance_list":
@@ -598,6 +600,7 @@ def overrides(key: str, w, data: dict) -> dict:
         "vaults:vault_cross_region_restore": {"state": "Enabled"},
         "vaults:vault_cross_subscription_restore": {"state": "Disabled"},
         "vaults:vault_storage_redundancy": {"storage_redundancy": "LocallyRedundant"},
+        "vaults:vault_storage_location": {"location_type": "Local"},  # issue 22: S3 per vault
         "vaults:vault_mua": {"guard": str(w.guard.pk)},
         "vaults:vault_identity": {"status": "off"},
         "vaults:vault_delete": {"confirm_name": w.vault.name},

@@ -16,6 +16,7 @@ from portal.shortcuts import parse_id
 from portal.wizards import ReviewForm
 from security.guards import GuardDenied
 from vaults import services
+from vaults.storage_forms import clean_location, location_fields, location_label
 from vaults.services.soft_delete import ALWAYS_ON_ACK_LABEL, ALWAYS_ON_ACK_REQUIRED, always_on_unacknowledged
 from vaults.models import (
     SOFT_DELETE_DEFAULT_DAYS,
@@ -246,9 +247,11 @@ class VaultPropertiesForm(forms.Form):
 
     def __init__(self, *args, principal=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields.update(location_fields())
 
     def clean(self):
         data = super().clean()
+        clean_location(self, data)
         state = data.get("soft_delete_state")
         if state and state != SoftDeleteState.OFF and data.get("soft_delete_retention_days") is None \
                 and "soft_delete_retention_days" not in self.errors:
@@ -268,6 +271,7 @@ class VaultPropertiesForm(forms.Form):
             ("Soft delete", soft_delete),
             ("Immutable vault", "Enabled" if data["immutability"] else "Disabled"),
             ("Cross Subscription Restore", CrossSubscriptionRestoreState(data["cross_subscription_restore_state"]).label),
+            ("Backup storage location", location_label(data)),
         ]
 
 

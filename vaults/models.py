@@ -215,3 +215,65 @@ class PrivateEndpointConnection(models.Model):
     @property
     def region(self):
         return self.vault.region
+
+
+# --- the backup storage location (issue 22: S3 per vault) -------------------------------------------------
+
+
+class StorageLocationType(models.TextChoices):
+    LOCAL = "Local", "Local"
+    S3 = "S3", "S3-compatible bucket"
+
+
+class S3CredentialSource(models.TextChoices):
+    ENVIRONMENT = "Environment", "From the environment"
+    ACCESS_KEY = "AccessKey", "Access key"
+
+
+class VaultStorageLocation(models.Model):
+    """Where a vault's store lives when it is not the local default (no row = Local).
+
+    An S3 location names a bucket (and key prefix) on an S3-compatible endpoint: the primary store is
+    ``<prefix>/primary``, the secondary-region replica ``<prefix>/secondary/<paired region>`` and the
+    archive tier ``<prefix>/archive`` (see `vaults.storage`). Credentials come from the environment
+    (``AWS_*`` / ``STRONGROOM_S3_*`` or a named ``profile``) or are an access key sealed at rest
+    (`security.crypto.encrypt_secret`, never shown back).
+    """
+
+    vault = models.OneToOneField("vaults.BackupVault", on_delete=models.CASCADE, related_name="storage_location")
+    location_type = models.CharField(max_length=10, choices=StorageLocationType.choices, default=StorageLocationType.LOCAL)
+    endpoint_url = models.CharField(max_length=500, blank=True)
+    bucket = models.CharField(max_length=63, blank=True)
+    prefix = models.CharField(max_length=500, blank=True)
+    region = models.CharField(max_length=64, blank=True)
+    credential_source = models.CharField(max_length=12, choices=S3CredentialSource.choices,
+                                         default=S3CredentialSource.ENVIRONMENT)
+    profile = models.CharField(max_length=128, blank=True)
+    # encrypt_secret(json {"id", "secret"}, purpose=secret_purpose); empty unless credential_source is AccessKey
+    credentials_encrypted = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    @property
+    def secret_purpose(self) -> str:
+        return f"vault-storage:{self.vault.uuid}"
+
+    @property
+    def is_s3(self) -> bool:
+        return self.location_type == StorageLocationType.S3
+
+    def access_key(self) -> tuple[str, str]:
+        """(access key id, secret access key), or ("", "") when none is stored."""
+        if not self.credentials_encrypted:
+            return "", ""
+        import json
+
+        from security.crypto import decrypt_secret
+
+        data = json.loads(decrypt_secret(self.credentials_encrypted, purpose=self.secret_purpose))
+        return data["id"], data["secret"]
+
+    def describe(self) -> str:
+        if not self.is_s3:
+            return "Local"
+        where = f"s3://{self.bucket}/{self.prefix.strip('/')}".rstrip("/")
+        return f"{where} ({self.endpoint_url})" if self.endpoint_url else where

@@ -22,6 +22,7 @@ urlpatterns = [
          name="vault_cross_subscription_restore"),
     path("<int:pk>/properties/storage-redundancy/", views.vault_storage_redundancy, name="vault_storage_redundancy"),
     path("<int:pk>/properties/mua/", vault_mua, name="vault_mua"),
+    path("<int:pk>/properties/storage-location/", views.vault_storage_location, name="vault_storage_location"),
     path("<int:pk>/identity/", views.vault_identity, name="vault_identity"),
     path("<int:pk>/delete/", views.vault_delete, name="vault_delete"),
     path("<int:pk>/networking/", networking.vault_networking, name="vault_networking"),

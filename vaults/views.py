@@ -25,7 +25,9 @@ from security import scopes
 from security.guards import GuardDenied, evaluate
 from security.models import RoleAssignment
 from security.operations import VAULT_WRITE
-from vaults import forms, panels, services
+from vaults import forms, panels, services, storage
+from vaults.services.storage_location import update_storage_location
+from vaults.storage_forms import StorageLocationForm, location_spec
 from vaults.models import ImmutabilityState
 from vaults.pages import vault_or_404, vault_page_context
 
@@ -187,7 +189,28 @@ def vault_detail(request, pk):
 @login_required
 def vault_properties(request, pk):
     vault = vault_or_404(request, pk)
-    return render(request, "vaults/vault_properties.html", vault_page_context(request, vault, "properties"))
+    loc = storage.s3_location(vault)
+    return render(request, "vaults/vault_properties.html", vault_page_context(
+        request, vault, "properties", storage_location_label=loc.describe() if loc else "Local"))
+
+
+@login_required
+def vault_storage_location(request, pk):
+    """The Backup storage location blade (issue 22): Local or an S3-compatible bucket."""
+    def make_form(data, vault):
+        return StorageLocationForm(data, location=storage.s3_location(vault))
+
+    def extra(vault):
+        loc = storage.s3_location(vault)
+        return {"location_label": loc.describe() if loc else "Local",
+                "key_stored": bool(loc and loc.credentials_encrypted)}
+
+    return _settings_page(
+        request, pk, make_form=make_form, template="vaults/vault_storage_location.html", extra=extra,
+        apply=lambda principal, vault, data, form: update_storage_location(principal, vault, location_spec(data)),
+        success=lambda v: "Backup storage location: "
+        + (storage.s3_location(v).describe() if storage.s3_location(v) else "Local") + ".",
+    )
 
 
 def _settings_page(request, pk, *, make_form, template, apply, success, extra=None):

@@ -133,8 +133,14 @@ def cleanup_for(operation: str) -> Cleanup | None:
     return _cleanups.get(operation)
 
 
+def host_name() -> str:
+    """This host's name in `Job.worker`: ``STRONGROOM_HOST_NAME`` (set per host when several share a
+    machine name, e.g. containers) or the machine's host name."""
+    return os.environ.get("STRONGROOM_HOST_NAME") or socket.gethostname()
+
+
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{host_name()}:{os.getpid()}"
 
 
 def _holder_is_gone(worker: str, heartbeat_at, now, stale_after: float) -> bool:
@@ -143,7 +149,7 @@ def _holder_is_gone(worker: str, heartbeat_at, now, stale_after: float) -> bool:
     if heartbeat_at is None or heartbeat_at < now - timezone.timedelta(seconds=stale_after):
         return True
     host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != host_name() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -413,8 +419,9 @@ def send(job_id) -> bool:
     with ``queue_error`` set (pages say so) and the reconciler sends it once the broker is back;
     nothing is raised, so the page that started the job answers normally."""
     try:
+        routing = {"queue": queue} if (queue := job_queue(job_id)) else {}
         celery_app.send_task(RUN_JOB_TASK, args=(str(job_id),), ignore_result=True, retry=True,
-                             retry_policy=SEND_RETRY_POLICY)
+                             retry_policy=SEND_RETRY_POLICY, **routing)
     except Exception as exc:  # kombu's OperationalError, a refused connection, a timeout, ...
         logger.warning("Job %s stays queued: the task queue is not reachable (%s).", job_id, exc)
         Job.objects.filter(pk=job_id, claimed_at__isnull=True).update(
@@ -422,6 +429,22 @@ def send(job_id) -> bool:
         return False
     Job.objects.filter(pk=job_id).update(sent_at=timezone.now(), queue_error="")
     return True
+
+
+def job_queue(job_id) -> str:
+    """The queue a job goes to when several hosts run workers (README "Several hosts"): a job whose vault
+    keeps its store on this server's disk (Local) goes to ``STRONGROOM_LOCAL_STORE_QUEUE``, the queue of
+    the host holding ``STRONGROOM_DATA_ROOT``; a job of a vault whose store is in an S3 bucket goes to the
+    default queue, which every host's worker consumes. "" (the default queue) when the setting is unset."""
+    local_queue = getattr(settings, "STRONGROOM_LOCAL_STORE_QUEUE", "")
+    if not local_queue:
+        return ""
+    from vaults.storage import s3_location
+
+    job = Job.objects.select_related("vault").filter(pk=job_id).first()
+    if job is None or s3_location(job.vault) is None:
+        return local_queue
+    return ""
 
 
 def request_cancel(job: Job) -> bool:

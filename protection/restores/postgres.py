@@ -236,6 +236,11 @@ class EngineStream:
             except BaseException as exc:  # handed to the reader
                 put(exc)
 
+        # the producer thread would query with a database connection of its own: resolve (and cache on the
+        # vault object) where the vault's store lives here, in the job's thread
+        from vaults.storage import s3_location
+
+        s3_location(self.point.instance.vault)
         worker = threading.Thread(target=produce, name=f"restore-{self.label}", daemon=True)
         worker.start()
         try:

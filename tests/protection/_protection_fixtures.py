@@ -29,10 +29,12 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture
-def vault(lab):
+def vault(lab, request, store_backend):
+    from tests._s3 import location_for
     from vaults import services as vault_services
 
-    return vault_services.create_vault(lab.trainer, name="bv-protect", region=lab.region, resource_group=lab.lab_group)
+    return vault_services.create_vault(lab.trainer, name="bv-protect", region=lab.region, resource_group=lab.lab_group,
+                                       storage_location=location_for(request, store_backend))
 
 
 @dataclass

@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
+from tests._s3 import BOTH_BACKENDS
 from django.core.exceptions import ValidationError
 
 from portal.inventory import services as inv
@@ -83,6 +85,7 @@ def test_ineligible_points_say_why(lab, vault, make_policy, inventory, pg_databa
         "This recovery point is being soft deleted (purged on ")
 
 
+@BOTH_BACKENDS
 def test_move_rehydrate_restore_and_the_copy_ends(lab, pg_old_point):
     source, point = pg_old_point
     vault = point.instance.vault

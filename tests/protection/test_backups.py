@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
+from tests._s3 import BOTH_BACKENDS
 from django.core.exceptions import ValidationError
 
 from protection.jobs import runner as jobs
@@ -38,6 +40,7 @@ def vault_store(vault):
     return lambda: open_store(vault)
 
 
+@BOTH_BACKENDS
 def test_backup_now_puts_every_container_in_the_store_and_makes_one_point(lab, adls, filled, tmp_path):
     """GIVEN an ADLS instance of two filled containers WHEN the admin runs Backup now with the Weekly
     rule THEN the job completes, one recovery point holds one engine snapshot per container, tagged
@@ -65,6 +68,7 @@ def test_backup_now_puts_every_container_in_the_store_and_makes_one_point(lab, a
     assert tree_of(tmp_path / "out") == sample_files(1)
 
 
+@BOTH_BACKENDS
 def test_the_second_backup_is_incremental(lab, adls, filled, monkeypatch):
     """GIVEN a first backup WHEN one file changes and a second backup runs THEN only that file is
     re-read (the engine's files cache, keyed per instance and container) and little is stored."""
@@ -165,6 +169,7 @@ def test_the_identity_turned_off_fails_the_next_backup(lab, adls):
 # --- progress and cancel, by count ------------------------------------------------------------------
 
 
+@BOTH_BACKENDS
 def test_progress_reaches_the_job_row_and_a_cancel_leaves_nothing(lab, adls, monkeypatch):
     """GIVEN a running backup WHEN the first progress report of its second container arrives a cancel
     is requested THEN the job ends Cancelled, the first container's committed snapshot is deleted
@@ -190,6 +195,7 @@ def test_progress_reaches_the_job_row_and_a_cancel_leaves_nothing(lab, adls, mon
     assert snapshots_of(vault_store(adls.vault), f"bi:{adls.pk}") == []
 
 
+@BOTH_BACKENDS
 def test_a_failure_after_the_first_container_deletes_its_snapshot(lab, adls, filled, monkeypatch):
     """GIVEN two containers WHEN the second one vanishes after the first was backed up THEN the job
     fails and the first container's snapshot is removed: a point exists only when all succeeded."""
@@ -251,6 +257,7 @@ def test_stop_backup_retain_forever_keeps_every_point_and_stops_the_schedule(lab
         assert point.expiry_time == point.recovery_point_time + dt.timedelta(days=30)
 
 
+@BOTH_BACKENDS
 def test_stop_backup_retain_as_per_policy_keeps_only_the_latest_forever(lab, adls):
     first = backup_now_and_run(lab.trainer, adls).recovery_point
     second = backup_now_and_run(lab.trainer, adls).recovery_point
@@ -305,6 +312,7 @@ def test_who_may_back_up_stop_and_cancel(lab, adls, persona, may_backup, may_sto
 # --- geo-redundant vaults: the secondary copy ----------------------------------------------------------
 
 
+@BOTH_BACKENDS
 def test_a_geo_redundant_vault_copies_each_point_to_the_paired_region(lab, adls, filled, tmp_path):
     """GIVEN a geo-redundant vault (the default) WHEN a backup completes THEN a Replication job follows;
     run, it copies every snapshot of the point to the paired region's replica, which verifies and
@@ -354,6 +362,7 @@ def test_a_locally_redundant_vault_has_no_secondary_copy(lab, make_policy, fille
 # --- a worker that died after the engine committed a snapshot ------------------------------------------
 
 
+@BOTH_BACKENDS
 def test_a_rerun_removes_the_snapshot_a_dead_attempt_committed(lab, adls, filled):
     """GIVEN an attempt whose worker died right after the engine wrote a snapshot (before the recovery
     point's row) WHEN the job runs again THEN that snapshot is deleted first; a job the reconciler

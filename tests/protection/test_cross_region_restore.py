@@ -10,6 +10,7 @@ import datetime as dt
 import shutil
 
 import pytest
+
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 

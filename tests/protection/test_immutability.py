@@ -15,6 +15,8 @@ import datetime as dt
 
 import pytest
 
+from tests._s3 import BOTH_BACKENDS
+
 from protection.jobs import runner as jobs
 from protection.models import JobStatus, ProtectionState, RecoveryPoint
 from protection.backups import services as backups
@@ -171,6 +173,7 @@ def test_locked_cannot_be_undone_by_anyone(lab, vault, adls):
     assert vault.immutability_state == "Locked"
 
 
+@BOTH_BACKENDS
 def test_the_store_retains_points_until_their_expiry(lab, vault, adls, make_policy, filled):
     """GIVEN a point written while the vault was mutable WHEN immutability is enabled THEN its snapshots
     get retain-until = expiry in governance mode; WHEN it is locked THEN compliance; a point written
@@ -197,6 +200,7 @@ def test_the_store_retains_points_until_their_expiry(lab, vault, adls, make_poli
         assert store.verify(point.manifest_id).ok
 
 
+@BOTH_BACKENDS
 def test_retention_defers_a_point_the_store_still_retains(lab, vault, adls):
     """GIVEN a locked vault WHEN the lab clock passes a point's expiry (the store's retain-until is real
     time, not yet reached) THEN the guard allows the expiry but the store refuses the deletion: the

@@ -7,6 +7,8 @@ import os
 import random
 
 import pytest
+
+from tests._s3 import BOTH_BACKENDS
 from django.core.exceptions import ValidationError
 
 from portal.inventory import services as inv
@@ -22,6 +24,7 @@ from tests.protection._restore_fixtures import (  # noqa: F401
 pytestmark = pytest.mark.django_db
 
 
+@BOTH_BACKENDS
 def test_restore_all_containers_is_byte_for_byte(lab, adls_setup):
     instance, point, target_account = adls_setup
     job = restore_and_run(lab.trainer, point, adls_target(target_account), lab=lab)
@@ -42,6 +45,7 @@ def test_restore_all_containers_is_byte_for_byte(lab, adls_setup):
     assert sorted(os.listdir(target_account.data_path)) == ["documents", "images"]
 
 
+@BOTH_BACKENDS
 def test_prefix_filter_restores_only_matching_blobs(lab, vault, make_policy, inventory):
     documents = inventory.account.containers.get(name="documents")
     files = {"logs/2024-01/a.txt": b"a" * 10, "logs/2024-02/b.txt": b"b" * 20, "logs/2023-12/c.txt": b"c",
@@ -59,6 +63,7 @@ def test_prefix_filter_restores_only_matching_blobs(lab, vault, make_policy, inv
     assert job.extended_info["restore"]["itemsRestored"] == 4
 
 
+@BOTH_BACKENDS
 def test_folder_prefix_and_rename(lab, vault, make_policy, inventory):
     documents = inventory.account.containers.get(name="documents")
     put_blobs(lab.trainer, documents, {"logs/a.txt": b"1", "logs/sub/b.txt": b"2", "logsx.txt": b"3"})
@@ -165,6 +170,7 @@ def test_target_that_appears_before_the_worker_runs_is_never_touched(lab, adls_s
     assert Alert.objects.filter(name=services.RESTORE_FAILURE_ALERT).exists()
 
 
+@BOTH_BACKENDS
 def test_cancel_mid_restore_leaves_nothing(lab, adls_setup, monkeypatch):
     from protection.datasources.base import RunContext
 
@@ -191,6 +197,7 @@ def test_cancel_mid_restore_leaves_nothing(lab, adls_setup, monkeypatch):
     assert os.listdir(target_account.data_path) == []
 
 
+@BOTH_BACKENDS
 def test_failure_while_registering_rolls_every_container_back(lab, adls_setup, monkeypatch):
     instance, point, target_account = adls_setup
     original = inv.create_container
@@ -238,6 +245,7 @@ def test_restore_needs_the_restore_action(lab, adls_setup, reader, backup_operat
     assert job.parameters["request"]["restoreTargetInfo"]["objectType"] == "ItemLevelRestoreTargetInfo"
 
 
+@BOTH_BACKENDS
 def test_a_rerun_after_a_lost_worker_removes_what_the_first_attempt_left(lab, adls_setup):
     from protection.restores import adls
 

@@ -8,6 +8,8 @@ import datetime as dt
 
 import pytest
 
+from tests._s3 import BOTH_BACKENDS
+
 from protection.jobs import runner as jobs
 from protection.models import Job, JobStatus, ProtectionState, RecoveryPoint
 from protection.backups import services as backups
@@ -125,6 +127,7 @@ def test_retention_acts_as_the_system_principal_through_the_guards(lab, vault, m
     assert job.initiated_by_name == "Retention schedule" and job.vault_id == vault.pk
 
 
+@BOTH_BACKENDS
 def test_points_kept_forever_or_soft_deleted_never_expire(lab, vault, make_policy, filled):
     instance = protect(lab, vault, make_policy(ADLS, "short2", default=Retention(7, "Days")), filled.account, name="bi-keep")
     backup_now_and_run(lab.trainer, instance)
@@ -138,6 +141,7 @@ def test_points_kept_forever_or_soft_deleted_never_expire(lab, vault, make_polic
     assert run_retention() == []
 
 
+@BOTH_BACKENDS
 def test_a_store_lock_defers_the_deletion(lab, vault, make_policy, filled):
     """GIVEN an immutable (Enabled) vault WHEN a point is past its expiry by the lab clock but the store's
     retain-until (real time) is not yet reached THEN retention defers it instead of failing."""

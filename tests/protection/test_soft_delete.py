@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
+from tests._s3 import BOTH_BACKENDS
 from django.core import mail
 from django.core.exceptions import ValidationError
 
@@ -233,6 +235,7 @@ def test_undelete_needs_its_own_permission(lab, backed_up, reader):
     assert exc.value.decision.guard == "RBAC" and deletion.UNDELETE in exc.value.decision.reason
 
 
+@BOTH_BACKENDS
 def test_with_soft_delete_off_the_data_goes_at_once_without_an_alert(lab, vault, backed_up):
     """GIVEN soft delete Off WHEN the backup data is deleted THEN the UnConfigure job deletes every engine
     snapshot and point, runs the GC and removes the instance; no Delete Backup Data alert (§6.1)."""

@@ -6,6 +6,8 @@ import datetime as dt
 import os
 
 import pytest
+
+from tests._s3 import BOTH_BACKENDS
 from django.core.exceptions import ValidationError
 
 from protection.jobs import runner as jobs
@@ -56,6 +58,7 @@ def run(job) -> Job:
     return job
 
 
+@BOTH_BACKENDS
 def test_verify_on_demand_marks_the_point_healthy(lab, adls_setup):
     instance, point, _target = adls_setup
     job = run(services.start_verify(lab.trainer, point))
@@ -108,6 +111,7 @@ def test_any_damage_the_engine_reports_makes_the_point_damaged(lab, adls_setup, 
     assert alert.affected_resource_id == instance.resource_id
 
 
+@BOTH_BACKENDS
 def test_verify_twice_at_once_is_refused(lab, adls_setup):
     _instance, point, _target = adls_setup
     services.start_verify(lab.trainer, point)
@@ -122,6 +126,7 @@ def test_reader_cannot_verify(lab, adls_setup, reader):
         services.start_verify(reader, point)
 
 
+@BOTH_BACKENDS
 def test_scheduled_verify_acts_as_the_system_and_runs_once_per_week(lab, adls_setup):
     from security import clock
 

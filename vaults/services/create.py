@@ -27,6 +27,7 @@ from vaults.models import (
 )
 from vaults.services.deployment import deployment
 from vaults.services.names import name_taken, resource_group_id, taken_message
+from vaults.services.storage_location import LocationSpec, save_new_location
 from vaults.services.soft_delete import ALWAYS_ON_ACK_REQUIRED, always_on_unacknowledged
 from vaults.services.validation import validate_new_vault, validate_tags
 
@@ -44,6 +45,7 @@ class _NewVault:
     tags: dict | None
     change: dict
     details: dict
+    location: LocationSpec | None = None
 
     @classmethod
     def of(cls, name, region, settings, identity_enabled, tags) -> _NewVault:
@@ -77,11 +79,13 @@ def create_vault(
     identity_enabled: bool = True,
     tags: dict | None = None,
     acknowledge_irreversible: bool = False,
+    storage_location=None,
 ) -> BackupVault:
     """Create a Backup vault with its system-assigned identity and its store, as one Operation.
 
     Give ``resource_group``, or ``subscription`` and ``new_resource_group_name`` to create the
     group first (created only once the vault itself has passed validation and authorization).
+    ``storage_location``: a `LocationSpec` (or its dict) for the backup storage location; Local when None.
     Nothing is half-created: the vault row, its identity and its store folder exist together or
     not at all (the store is initialised last inside the transaction and removed if it fails).
     """
@@ -94,6 +98,10 @@ def create_vault(
         cross_region_restore_state=cross_region_restore_state,
         cross_subscription_restore_state=cross_subscription_restore_state,
     ), identity_enabled, tags)
+    location = LocationSpec.of(storage_location)
+    if location.is_s3:
+        new.change["to"]["storageLocation"] = new.details["storageLocation"] = location.summary()
+    new = _NewVault(new.name, new.region, new.settings, new.identity_enabled, new.tags, new.change, new.details, location)
     if resource_group is None and not (subscription is not None and new_resource_group_name):
         raise ValidationError({"resource_group": "Select a resource group, or create a new one."})
     if always_on_unacknowledged(None, soft_delete_state, acknowledge_irreversible):
@@ -134,6 +142,7 @@ def _create_in(principal, new: _NewVault, resource_group) -> BackupVault:
     try:
         with guarded(principal, VAULT_WRITE, target_id, change=new.change, details=new.details) as op:
             vault = _save_row(principal, new, resource_group)
+            save_new_location(vault, new.location)
             if new.identity_enabled:
                 vault.identity = security_services.create_managed_identity(vault.resource_id, vault.name)
             # The store is made last, so every check above has passed; if the transaction still

@@ -43,6 +43,8 @@ def delete_vault(principal, vault) -> None:
                 security_services.delete_managed_identity(row.identity)
             mua.remove_links_of(resource_id)  # the vault's MUA link goes with it (frees the guard)
             doomed = BackupVault(pk=row.pk, uuid=row.uuid)
+            # its storage location row goes with the vault: keep it in memory so the S3 objects are removed too
+            doomed._state.fields_cache["storage_location"] = storage.s3_location(row)
             row.delete()
             transaction.on_commit(lambda: _destroy_store_after_commit(doomed, resource_id))
     portal_services.finish_operation(operation, succeeded=True, message=f"Backup vault '{name}' was deleted.")

@@ -103,7 +103,8 @@ class S3Backend(Backend):
                  secret_access_key: Optional[str] = None, session_token: Optional[str] = None,
                  addressing: Optional[str] = None, part_size: int = PART_SIZE, max_attempts: int = 5,
                  retries: int = 4, backoff: float = 0.25, max_pool_connections: int = 16,
-                 connect_timeout: float = 10, read_timeout: float = 60, check_bucket: bool = True):
+                 connect_timeout: float = 10, read_timeout: float = 60, check_bucket: bool = True,
+                 profile: Optional[str] = None):
         if not bucket:
             raise StoreError("an S3 store location needs a bucket name")
         if part_size < MIN_PART:
@@ -126,7 +127,7 @@ class S3Backend(Backend):
             aws_access_key_id=access_key_id or os.environ.get("STRONGROOM_S3_ACCESS_KEY_ID") or None,
             aws_secret_access_key=secret_access_key or os.environ.get("STRONGROOM_S3_SECRET_ACCESS_KEY") or None,
             aws_session_token=session_token or os.environ.get("STRONGROOM_S3_SESSION_TOKEN") or None,
-            region_name=self.region)
+            region_name=self.region, profile_name=profile or None)
         # the client keeps the credentials; this object keeps none of them as attributes
         self.client = session.client("s3", endpoint_url=self.endpoint_url, config=cfg)
         self._versioned: Optional[bool] = None
