@@ -38,12 +38,16 @@ def snapshot_name(instance, moment) -> str:
     return f"AzureBackup_{datasource_guid(instance)}_{stamp}"
 
 
-def _blocks_to_read(path, size: int, block_size: int) -> int:
-    from vaults.store.chunker import volume_blocks
+def _bytes_to_read(path, size: int, store) -> int:
+    """What the engine will read of the image: its data extents (a store that chunks inside them), or the
+    fixed blocks touching them (a store made before that, ``volume_chunking`` "blocks")."""
+    from vaults.store.chunker import data_extents, volume_blocks
 
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
-        return sum(length for _offset, length in volume_blocks(fd, size, block_size))
+        if store.volume_chunking == "blocks":
+            return sum(length for _offset, length in volume_blocks(fd, size, store.block_size))
+        return sum(end - start for start, end in data_extents(fd, size))
     finally:
         os.close(fd)
 
@@ -86,9 +90,9 @@ class ElasticSanDriver(Driver):
             raise jobs.JobError("UserErrorDatasourceNotFound", f"The image of {self.noun} '{volume.name}' is missing ({path}).") from None
         allocated = min(st.st_size, st.st_blocks * 512)
         with open_operational_store(group) as store:
-            # Percent by the blocks the engine will read (those holding data; holes are skipped), not
+            # Percent by the bytes the engine will read (those holding data; holes are skipped), not
             # by the volume's size, which a sparse volume would never fill.
-            to_read = _blocks_to_read(path, st.st_size, store.block_size)
+            to_read = _bytes_to_read(path, st.st_size, store)
             run.report(bytes_total=to_read or None, items_total=1, current_item=f"Reading {volume.name}", force=True)
             run.check_cancel()
             # One consistent image: the engine reads a reflink clone, or holds the volume while it reads it

@@ -18,6 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from labs import services
 from labs.sandboxes import SandboxWorld
 from portal.inventory import postgres
+from portal.inventory.disks import services as disk_services
 from portal.lab import LAB_REGION
 from protection import datasource_types
 from security import applications, mua
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 # Routes with a parameter that none of B's objects fits (B has no snapshot, alert or access request, and is
 # in no class: a trainee is refused every class page, tests/labs/test_class_pages.py).
-UNFILLED = {"portal:snapshot_detail", "portal:alert_change_state", "mua:cancel_request",
+UNFILLED = {"portal:snapshot_detail", "portal:snapshot_delete", "portal:alert_change_state", "mua:cancel_request",
             *(f"labs:{name}" for name in ("class_page", "class_export", "class_reset_seat", "class_reset_pair",
                                           "class_reset", "class_close", "class_clock"))}
 
@@ -47,6 +48,7 @@ class Pair:
     network_b: dict  # B's VNet, subnet, private DNS zone with a record and a link, private endpoint
     app_b: object = None  # B's app registration (B owns it: Lab Trainee registers apps as their owner)
     secret_b: object = None
+    disk_b: object = None  # a managed disk in B's sandbox
 
 
 @pytest.fixture
@@ -61,8 +63,10 @@ def pair(lab, make_trainee, probe_lab):
                                         name=f"guard-{world_b.names.code}", region=LAB_REGION)
     app_b = applications.create_application(b, f"app-{world_b.names.code}")
     secret_b, _ = applications.add_client_secret(b, app_b, description=f"secret-{world_b.names.code}")
+    disk_b = disk_services.create_disk(b, resource_group=world_b.backup_group, name=f"disk-{world_b.names.code}",
+                                       region=world_b.source_account.region, size_gib=1)
     return Pair(a, b, world_a, world_b, run_b, vault_b, instance_b, job_b, guard_b, b_network(lab, world_b, vault_b),
-                app_b, secret_b)
+                app_b, secret_b, disk_b)
 
 
 def b_network(lab, world: SandboxWorld, vault) -> dict:
@@ -138,6 +142,7 @@ def b_objects(pair: Pair) -> list[tuple[str, object]]:
         ("subnet_", pair.network_b["subnet"]), ("dns_zone_", pair.network_b["zone"]),
         ("dns_record_create", pair.network_b["zone"]), ("dns_link_create", pair.network_b["zone"]),
         ("dns_record_", pair.network_b["record"]), ("dns_link_", pair.network_b["link"]), ("app_", pair.app_b),
+        ("disk_", pair.disk_b),
     ]
 
 

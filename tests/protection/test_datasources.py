@@ -45,10 +45,11 @@ def test_a_volume_backup_is_a_snapshot_resource_in_the_snapshot_resource_group(l
     assert point.datastore == RecoveryPoint.Datastore.OPERATIONAL
     assert point.logical_bytes == volume.size_bytes == 1024**3
     allocated = os.stat(volume.image_path).st_blocks * 512
-    # Only the 1 MiB blocks holding data were read; holes were skipped.
+    # Only the data was read; holes were skipped.
     assert point.transferred_bytes == point.verify_details["backup"]["blocks_bytes"] < 200 * 1024**2
     assert job.bytes_total == point.transferred_bytes
-    assert point.stored_bytes < point.transferred_bytes
+    # The sample data is random (it doesn't compress): the store adds only its headers and encryption.
+    assert point.stored_bytes <= point.transferred_bytes * 1.01
     snapshot = Snapshot.objects.get(resource_id=point.snapshot_resource_id)
     assert snapshot.name.startswith(f"AzureBackup_{datasource_guid(esan)}_")
     assert snapshot.resource_group == filled.san.resource_group  # the default snapshot resource group
