@@ -392,7 +392,7 @@ def build_world(lab) -> World:
     server = inv.create_postgres_server(t, resource_group=lab.lab_group, name="pg-entry", region=lab.region,
                                         host="127.0.0.1", admin_user="postgres")
     # Discovery needs a live server; the row it would make is enough here (test setup, not a path).
-    database = PostgresDatabase.objects.create(server=server, name="sales", discovered_at=dt.datetime.now(dt.timezone.utc))
+    database = PostgresDatabase.objects.create(server=server, name="sales", discovered_at=clock.now())
 
     from protection import datasource_types
     from protection.policies import services as policy_services
@@ -531,7 +531,7 @@ def add_archive_work(w: World) -> dict:
     lab, t, pg = w.lab, w.lab.trainer, datasource_types.POSTGRES_FLEX
     server = inv.create_postgres_server(t, resource_group=lab.lab_group, name="pg-entry-arch", region=lab.region,
                                         host="127.0.0.1", admin_user="postgres")
-    PostgresDatabase.objects.create(server=server, name="sales", discovered_at=dt.datetime.now(dt.timezone.utc))
+    PostgresDatabase.objects.create(server=server, name="sales", discovered_at=clock.now())
     policy = policy_services.create_policy(t, vault=w.vault, name="pg-tiered", datasource_type=pg,
                                            spec=spec(pg, default=Retention(1, "Years"),
                                                      tiering=Tiering(3, Retention(2, "Years"))))
