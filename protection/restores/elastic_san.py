@@ -66,6 +66,20 @@ def _puncher():
     return punch
 
 
+def checked_image(run, temp, written: int, name: str, expected: str, noun: str) -> str:
+    """The restored image's SHA-256 (after `sparsify_and_checksum`), refused as damaged when it differs
+    from the one recorded at backup: nothing (no ``noun``) is created from it then."""
+    run.bytes_base = written
+    run.report(bytes_done=written, current_item=f"Checking the SHA-256 of {name}", force=True)
+    checksum = sparsify_and_checksum(temp)
+    if expected and checksum != expected:
+        raise jobs.JobError("UserErrorRecoveryPointDamaged",
+                            f"The restored image's SHA-256 ({checksum}) differs from the one recorded at backup "
+                            f"({expected}); no {noun} was created.")
+    run.check_cancel()
+    return checksum
+
+
 def sparsify_and_checksum(path, progress=None) -> str:
     """SHA-256 of the image (holes read as zeros) in one pass that also turns all-zero 4 KiB pages
     back into holes: the engine writes whole 1 MiB blocks, the volume had holes inside them too."""
@@ -153,14 +167,7 @@ def restore(job, point, target, resolved, run) -> dict:
                                     f"The recovery point's image of '{part.item}' is damaged ({len(exc.chunks)} damaged "
                                     "block(s)); no volume was created. Run Verify on the recovery point, and restore "
                                     "from another one.") from None
-        run.bytes_base = to_write
-        run.report(bytes_done=to_write, current_item=f"Checking the SHA-256 of {target.volume_name}", force=True)
-        checksum = sparsify_and_checksum(temp)
-        if expected and checksum != expected:
-            raise jobs.JobError("UserErrorRecoveryPointDamaged",
-                                f"The restored image's SHA-256 ({checksum}) differs from the one recorded at backup "
-                                f"({expected}); no volume was created.")
-        run.check_cancel()
+        checksum = checked_image(run, temp, to_write, target.volume_name, expected, "volume")
         info = volumes.image_info(temp)
         run.report(current_item=f"Creating the volume {target.volume_name}", force=True)
         with transaction.atomic():

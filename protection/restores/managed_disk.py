@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from protection.jobs import runner as jobs
 from protection.restores import layout, validation
-from protection.restores.elastic_san import data_bytes, sparsify_and_checksum, temp_name
+from protection.restores.elastic_san import checked_image, data_bytes, temp_name
 
 
 def _folder(target):
@@ -74,14 +74,7 @@ def restore(job, point, target, resolved, run) -> dict:
     disk = None
     try:
         to_write = _write_image(job, point, target, temp, run)
-        run.bytes_base = to_write
-        run.report(bytes_done=to_write, current_item=f"Checking the SHA-256 of {target.disk_name}", force=True)
-        checksum = sparsify_and_checksum(temp)
-        if expected and checksum != expected:
-            raise jobs.JobError("UserErrorRecoveryPointDamaged",
-                                f"The restored image's SHA-256 ({checksum}) differs from the one recorded at backup "
-                                f"({expected}); no disk was created.")
-        run.check_cancel()
+        checksum = checked_image(run, temp, to_write, target.disk_name, expected, "disk")
         info = volumes.image_info(temp)
         run.report(current_item=f"Creating the disk {target.disk_name}", force=True)
         sku = _source_sku(source)
