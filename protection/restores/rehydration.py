@@ -187,11 +187,14 @@ def _start_pending_restores(now) -> list:
         try:
             if point is None:
                 raise ValidationError("The recovery point no longer exists.")
-            restore = restores.start_restore(rehydrate.initiated_by, point, targets.from_json(params["target"]))
-            Job.objects.filter(pk=restore.pk).update(
-                parameters={**restore.parameters, "rehydrateJobId": str(rehydrate.pk)},
-                extended_info={**(restore.extended_info or {}), "rehydrateJobId": str(rehydrate.pk),
-                               "rehydrationPriority": params.get("rehydrationPriority")})
+            # One transaction: the Restore job is enqueued on commit, so its worker never reads (and then
+            # writes back) its extended info before the link to the Rehydrate job is in it.
+            with transaction.atomic():
+                restore = restores.start_restore(rehydrate.initiated_by, point, targets.from_json(params["target"]))
+                Job.objects.filter(pk=restore.pk).update(
+                    parameters={**restore.parameters, "rehydrateJobId": str(rehydrate.pk)},
+                    extended_info={**(restore.extended_info or {}), "rehydrateJobId": str(rehydrate.pk),
+                                   "rehydrationPriority": params.get("rehydrationPriority")})
             info["restoreJobId"] = str(restore.pk)
             started.append(restore.pk)
         except (GuardDenied, ValidationError) as exc:
