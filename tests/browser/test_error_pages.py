@@ -4,6 +4,7 @@ and 1024 px without sideways scrolling. Screenshots are kept under test-artifact
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS, sign_in
 
@@ -50,7 +51,7 @@ def test_database_outage_page(page, live_server, seeded_lab, monkeypatch):
     monkeypatch.undo()
     page.wait_for_url(f"{live_server.url}/vaults/")  # the page reloads itself, and the database answers again
     page.wait_for_function("document.title.indexOf('not answering') < 0", timeout=15_000)
-    assert page.get_by_role("heading", name="Backup vaults").first.is_visible()
+    expect(page.get_by_role("heading", name="Backup vaults").first).to_be_visible()
 
 
 pytestmark = pytest.mark.django_db(transaction=True)
