@@ -24,14 +24,12 @@ from protection.backups.services import BACKUP_FAILURE_ALERT, MISSING_PERMISSION
 from protection.datasources import driver_for
 from protection.datasources.base import MISSING_PERMISSIONS_MESSAGE, RunContext
 from protection.jobs import runner as jobs
+from protection.jobs.authorize import authorize_run
 from protection.models import BackupInstance, Job, JobStatus, RecoveryPoint
 from protection.policy_rules import PolicyError, RetentionRule, point_expiry
 from protection.system_access import ensure_system_access
 from security import clock
-from security.audit import record_denial
-from security.guards import evaluate
 from security.operations import BACKUP_ACTION
-from vaults.networking.guard import NETWORK_GUARD
 
 logger = logging.getLogger(__name__)
 
@@ -113,18 +111,12 @@ def _instance_to_back_up(job: Job) -> BackupInstance:
 
 
 def _authorize_run(job: Job, instance: BackupInstance) -> None:
-    """Authorized again when it runs, as the person who asked (or the system, for a scheduled one): a role
-    removed or a guard that now refuses since the job was queued stops it before any byte is read."""
     actor = job.initiated_by if job.is_user_triggered and job.initiated_by_id else None
     if actor is None:
         actor = ensure_system_access()
-    decision = evaluate(actor, BACKUP_ACTION, instance, {"job_id": str(job.pk), "scheduled_time":
-                                                         job.scheduled_time.isoformat() if job.scheduled_time else None})
-    if not decision.allowed:
-        record_denial(actor, decision, {"instance": instance.name, "jobId": str(job.pk)})
-        # A refusal of the vault's network keeps its own code (PublicNetworkAccessDenied, ...).
-        code = decision.code if decision.guard == NETWORK_GUARD else "UserErrorBackupNotAuthorized"
-        raise jobs.JobError(code, f"{decision.reason} {decision.remedy}".strip())
+    authorize_run(job, actor, BACKUP_ACTION, instance, denied_code="UserErrorBackupNotAuthorized",
+                  details={"instance": instance.name},
+                  change={"scheduled_time": job.scheduled_time.isoformat() if job.scheduled_time else None})
 
 
 def _back_up(job: Job, instance: BackupInstance, driver, run: RunContext, new: NewPoint):

@@ -24,6 +24,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from protection.jobs import runner as jobs
+from protection.jobs.authorize import authorize_run
 from protection.models import Job, JobCategory, JobOperation, JobStatus, RecoveryPoint
 from protection.restores import services as restores
 from protection.restores import targets, validation
@@ -122,6 +123,9 @@ def run_rehydrate_job(job: Job, progress: jobs.Progress) -> dict:
     vault = point.instance.vault
     progress(current_item="Rehydrating from the archive tier", force=True)
     try:
+        authorize_run(job, job.initiated_by, ops.RESTORE, point.instance, denied_code="UserErrorRestoreNotAuthorized",
+                      details={"instance": point.instance.name, "recoveryPointId": str(point.pk)},
+                      change={"recoveryPointId": str(point.pk), "rehydrationPriority": priority})
         with open_archive_store(vault) as archive, open_store(vault) as standard:
             reports = tiering.copy_point(point, archive, standard, progress, label="rehydrating to Vault-standard",
                                          retention=False)

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from protection import datasource_types
 from protection.jobs import runner as jobs
+from protection.jobs.authorize import authorize_run
 from protection.models import Job, JobCategory, JobOperation, JobStatus, RecoveryPoint
 from protection.policy_rules import PolicyError, tiering_rules
 from protection.archive_eligibility import ineligible_reason
@@ -133,6 +134,10 @@ def run_tiering_job(job: Job, progress: jobs.Progress) -> dict:
 
     point = _point_for(job)
     vault = point.instance.vault
+    authorize_run(job, job.initiated_by if job.initiated_by_id else system_principal(), ops.RECOVERY_POINT_MOVE, point,
+                  denied_code="UserErrorRecoveryPointMoveNotAuthorized",
+                  details={"instance": point.instance.name, "recoveryPointId": str(point.pk)},
+                  change={"datastore": point.datastore, "targetDataStore": RecoveryPoint.Datastore.ARCHIVE})
     reports = []
     if point.datastore == RecoveryPoint.Datastore.VAULT:
         progress(current_item="Copying to the archive tier", force=True)

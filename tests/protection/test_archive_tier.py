@@ -273,3 +273,44 @@ def test_dropping_the_tiering_rule_is_a_shorter_retention(lab, vault, make_polic
     vault_services.update_immutability(lab.trainer, vault, state="Unlocked")
     with pytest.raises(GuardDenied, match="Default goes from P2Y to P6M"):  # immutability reaches the archive tier
         policy_services.update_policy(lab.trainer, policy, spec=spec(PG, default=Retention(6, "Months")))
+
+
+def _drop_roles(principal):
+    from security.models import RoleAssignment
+
+    RoleAssignment.objects.filter(principal=principal).delete()
+
+
+def test_a_move_is_authorized_again_when_its_job_runs(lab, pg_old_point, backup_admin):
+    """The Tiering job asks the guards again as the person who asked: a role removed since it was queued
+    stops it before anything is copied, and the point stays in Vault-standard."""
+    _source, point = pg_old_point
+    vault = point.instance.vault
+    ids = {m["id"] for m in point.manifests}
+    job = tiering.move_to_archive(backup_admin, point)
+    _drop_roles(backup_admin)
+    job = run(job)
+    assert (job.status, job.error_code) == ("Failed", "UserErrorRecoveryPointMoveNotAuthorized"), job.error_message
+    point.refresh_from_db()
+    assert point.datastore == "VaultStore"
+    assert ids <= snapshot_ids(lambda: storage.open_store(vault))
+    assert not ids & snapshot_ids(lambda: storage.open_archive_store(vault, create=True))
+
+
+def test_a_rehydration_is_authorized_again_when_its_job_runs(lab, pg_old_point, backup_admin):
+    source, point = pg_old_point
+    vault = point.instance.vault
+    ids = {m["id"] for m in point.manifests}
+    assert run(tiering.move_to_archive(lab.trainer, point)).status == "Completed"
+    point.refresh_from_db()
+    account = new_account(lab)
+    target = targets.PgFilesTarget(inv.create_container(lab.trainer, account, name="pgdumps").resource_id, "", source)
+    from protection.restores import readiness
+    services.assign_restore_roles(lab.trainer, point, target, readiness.SCOPE_RESOURCE)
+    job = rehydration.start_rehydrated_restore(backup_admin, point, target, priority="High", duration="P10D")
+    _drop_roles(backup_admin)
+    job = run(job)
+    assert (job.status, job.error_code) == ("Failed", "UserErrorRestoreNotAuthorized"), job.error_message
+    point.refresh_from_db()
+    assert point.datastore == "ArchiveStore" and point.rehydration_status == "FAILED"
+    assert not ids & snapshot_ids(lambda: storage.open_store(vault))

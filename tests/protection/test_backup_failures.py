@@ -147,6 +147,20 @@ def test_a_failure_before_anything_was_written_needs_no_clean_up(lab, adls):
     assert retention.start_retention_runs() == []
 
 
+def test_a_backup_asked_for_by_someone_whose_role_is_gone_stops_before_reading(lab, adls, backup_admin):
+    """Backup now is authorized again when the worker runs it, as the person who asked."""
+    from security.models import ActivityLogEntry, RoleAssignment
+
+    job = backups.backup_now(backup_admin, adls, retention_rule="Default")
+    RoleAssignment.objects.filter(principal=backup_admin).delete()
+    jobs.run(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "UserErrorBackupNotAuthorized"), job.error_message
+    assert not adls.recovery_points.exists() and packs_on_disk(adls.vault) == []
+    denial = ActivityLogEntry.objects.filter(details__jobId=str(job.pk), details__guard="RBAC").get()
+    assert denial.details["code"] and denial.details["instance"] == adls.name
+
+
 # --- immutable vaults ----------------------------------------------------------------------------------
 
 
