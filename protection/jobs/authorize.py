@@ -14,7 +14,11 @@ from vaults.networking.guard import NETWORK_GUARD
 def authorize_run(job: Job, actor, operation: str, target, *, denied_code: str, details: dict,
                   change: dict | None = None) -> None:
     """Ask ``evaluate`` for ``operation`` on ``target`` as ``actor``; a refusal is logged (activity log) and
-    ends the job with ``denied_code`` (a refusal of the vault's network keeps its own code)."""
+    ends the job with ``denied_code`` (a refusal of the vault's network keeps its own code). No ``actor`` (the
+    person who asked was deleted since) is a refusal too."""
+    if actor is None:
+        raise jobs.JobError(denied_code, "Whoever asked for this job no longer exists, so nothing was done. "
+                                         "Ask again as someone who may.")
     decision = evaluate(actor, operation, target, {"job_id": str(job.pk), **(change or {})})
     if decision.allowed:
         return

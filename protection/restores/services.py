@@ -32,6 +32,7 @@ from protection import datasource_types
 from protection import network
 from protection.datasources.base import RunContext
 from protection.jobs import runner as jobs
+from protection.jobs.authorize import authorize_run
 from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from protection.readiness import describe
 from protection import regions
@@ -308,6 +309,10 @@ def run_restore_job(job: Job, progress: jobs.Progress) -> dict:
                                   target_resource_id=network.target_resource_id(target), secondary=secondary)
         if refused is not None:  # the vault's network, asked again when the job runs
             raise jobs.JobError(refused.code, f"{refused.reason} {refused.remedy}")
+        authorize_run(job, job.initiated_by, RESTORE, point.instance, denied_code="UserErrorRestoreNotAuthorized",
+                      details=_details(point, target),
+                      change={"recoveryPointId": str(point.pk), "targetResourceId": network.target_resource_id(target),
+                              **({"crossRegion": True} if secondary else {})})
         problem = _identity_problem(point.instance.vault)
         if problem:
             raise jobs.JobError(validation.MISSING_PERMISSIONS, f"{validation.MISSING_PERMISSIONS_TEXT} {problem}")

@@ -134,7 +134,7 @@ def run_tiering_job(job: Job, progress: jobs.Progress) -> dict:
 
     point = _point_for(job)
     vault = point.instance.vault
-    authorize_run(job, job.initiated_by if job.initiated_by_id else system_principal(), ops.RECOVERY_POINT_MOVE, point,
+    authorize_run(job, job.initiated_by if job.is_user_triggered else system_principal(), ops.RECOVERY_POINT_MOVE, point,
                   denied_code="UserErrorRecoveryPointMoveNotAuthorized",
                   details={"instance": point.instance.name, "recoveryPointId": str(point.pk)},
                   change={"datastore": point.datastore, "targetDataStore": RecoveryPoint.Datastore.ARCHIVE})

@@ -314,3 +314,16 @@ def test_a_rehydration_is_authorized_again_when_its_job_runs(lab, pg_old_point, 
     point.refresh_from_db()
     assert point.datastore == "ArchiveStore" and point.rehydration_status == "FAILED"
     assert not ids & snapshot_ids(lambda: storage.open_store(vault))
+
+
+def test_a_restore_is_authorized_again_when_its_job_runs(lab, pg_old_point, backup_admin):
+    source, point = pg_old_point
+    account = new_account(lab)
+    target = targets.PgFilesTarget(inv.create_container(lab.trainer, account, name="pgdumps").resource_id, "", source)
+    from protection.restores import readiness
+    services.assign_restore_roles(lab.trainer, point, target, readiness.SCOPE_RESOURCE)
+    job = services.start_restore(backup_admin, point, target)
+    _drop_roles(backup_admin)
+    job = run(job)
+    assert (job.status, job.error_code) == ("Failed", "UserErrorRestoreNotAuthorized"), job.error_message
+    assert "role" in job.error_message.lower() or "permission" in job.error_message.lower(), job.error_message
