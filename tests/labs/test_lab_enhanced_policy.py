@@ -17,6 +17,17 @@ from tests.labs.conftest import check, solve, step_check
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _morning():
+    """The hourly and daily slots this lab walks through depend on the time of day it starts: started late in
+    the evening, the hour steps crossed midnight into the PostgreSQL policy's next daily slot, whose point the
+    tiering rule then moved while the test reset the sandbox. Always start on the same (ticking) morning."""
+    import time_machine
+
+    with time_machine.travel(dt.datetime(2027, 5, 12, 9, 30, tzinfo=dt.timezone.utc), tick=True):
+        yield
+
 SLUG = "enhanced-policy-tiering"
 STEPS = ["disk-policy", "disk-protect", "pg-policy", "pg-backup", "hourly", "archive", "rehydrate"]
 
