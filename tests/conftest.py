@@ -113,6 +113,17 @@ def _fresh_clock():
     clock.forget_cached_offset()
 
 
+@pytest.fixture
+def steady_clock(monkeypatch):
+    """For exact query counts: the lab clock's offset read now and kept for the test (its one-second cache
+    would otherwise expire on a busy machine, and the next ``clock.now()`` would add a query)."""
+    from security import clock
+
+    monkeypatch.setattr(clock, "CACHE_SECONDS", 3600.0)
+    clock.offset_seconds()
+    return clock
+
+
 @pytest.fixture(autouse=True)
 def _drop_sandbox_logins(request):
     """Training sandboxes made in a test leave no login or database on the shared PostgreSQL cluster

@@ -91,8 +91,9 @@ def test_the_unique_key_stops_a_slot_from_being_created_twice(lab, vault, make_p
 
 
 @pytest.mark.django_db
-def test_the_due_question_is_one_indexed_query(lab, vault, make_policy, filled, django_assert_num_queries):
+def test_the_due_question_is_one_indexed_query(lab, vault, make_policy, filled, django_assert_num_queries, request):
     protect(lab, vault, _daily(make_policy), filled.account, name="bi-idx")
+    request.getfixturevalue("steady_clock")  # read the lab clock now: the count is the due question alone
     with django_assert_num_queries(1):
         backups.dispatch_due_backups()
     if connection.vendor != "postgresql":
