@@ -5,7 +5,7 @@
 
 Against moto's S3 server on loopback (its own process, bench/engine.py's MotoServer):
 
-* ``first open``: the first ``open_backend`` + ``Store.open`` + ``close`` in this process;
+* ``first open``: the first ``open_backend`` + ``Store.open`` + ``close`` after ``Store.init`` in this process;
 * ``open``: each later one (median and total of ``--opens``), as every job, page and retention pass does;
 * ``job``: a small backup as a job runs it: open + back up a tree of ``--files`` files of 16 KiB + close,
   open + verify the point + close, open + list the points + close (median of ``--rounds``, the first
