@@ -51,7 +51,7 @@ def test_the_cache_key_holds_no_secret(s3_endpoint, bucket):
     from vaults.store import s3
 
     S3Backend(bucket, "k", endpoint_url=s3_endpoint, **KEY_B)
-    keys = repr(list(s3._clients))
+    keys = repr(list(s3._clients.by_key))
     assert "vault-b-secret" not in keys and "vault-b-key" not in keys
     assert credential_identity("id", "secret", None, None) != credential_identity("id", "secret2", None, None)
 

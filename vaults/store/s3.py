@@ -109,8 +109,6 @@ def _retryable(e: BaseException) -> bool:
 
 # -- clients shared per process -------------------------------------------------------------------
 MAX_CLIENTS = 32  # distinct (endpoint, credentials, settings) kept per process; the least recently used goes
-_clients: "collections.OrderedDict[tuple, object]" = collections.OrderedDict()
-_clients_lock = threading.Lock()
 _salt = os.urandom(16)  # the cache's digests of credentials mean nothing outside this process
 # what boto3's default chain reads from the environment (besides the shared files)
 _CHAIN_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE",
@@ -118,6 +116,26 @@ _CHAIN_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
               "AWS_ROLE_SESSION_NAME", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
               "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_EC2_METADATA_DISABLED",
               "HOME")
+
+
+class _Clients:
+    """One process's clients. A forked child (a Celery prefork worker) sees another pid and starts afresh:
+    its parent's connections are not its own, and the parent's lock may have been held at the fork."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.by_key: "collections.OrderedDict[tuple, object]" = collections.OrderedDict()
+
+
+_clients = _Clients()
+
+
+def _ours() -> _Clients:
+    global _clients
+    if _clients.pid != os.getpid():
+        _clients = _Clients()
+    return _clients
 
 
 def _file_stamp(path: str) -> tuple:
@@ -165,45 +183,31 @@ def shared_client(*, endpoint_url: Optional[str], region: str, addressing: str, 
 
     ``settings``: (max_attempts, max_pool_connections, connect_timeout, read_timeout). Thread-safe: two
     threads asking at once may both build one, and both get the one that was kept."""
-    key = (os.getpid(), endpoint_url, region, addressing, settings,
+    key = (endpoint_url, region, addressing, settings,
            credential_identity(access_key_id, secret_access_key, session_token, profile), profile or None)
-    with _clients_lock:
-        client = _clients.get(key)
+    clients = _ours()
+    with clients.lock:
+        client = clients.by_key.get(key)
         if client is not None:
-            _clients.move_to_end(key)
+            clients.by_key.move_to_end(key)
             return client
     max_attempts, pool, connect_timeout, read_timeout = settings
     config = Config(retries={"max_attempts": max_attempts, "mode": "standard"}, max_pool_connections=pool,
                     connect_timeout=connect_timeout, read_timeout=read_timeout, s3={"addressing_style": addressing})
     made = _new_client(endpoint_url, region, config, access_key_id, secret_access_key, session_token, profile)
-    with _clients_lock:
-        client = _clients.setdefault(key, made)
-        _clients.move_to_end(key)
-        while len(_clients) > MAX_CLIENTS:
-            _clients.popitem(last=False)  # not closed: a backend may still use it; its pool goes with it
+    with clients.lock:
+        client = clients.by_key.setdefault(key, made)
+        clients.by_key.move_to_end(key)
+        while len(clients.by_key) > MAX_CLIENTS:
+            clients.by_key.popitem(last=False)  # not closed: a backend may still use it; its pool goes with it
     return client
 
 
-def forget_clients(*, close: bool = False) -> None:
-    """Drop this process's shared clients (``close``: close their connection pools too; only when no
-    backend still uses them, e.g. at shutdown or between tests)."""
-    with _clients_lock:
-        clients = list(_clients.values())
-        _clients.clear()
-    for client in clients if close else ():
-        try:
-            client.close()
-        except Exception:
-            pass
-
-
-def _after_fork_in_child() -> None:
-    global _clients_lock
-    _clients_lock = threading.Lock()  # another thread may have held it at the fork
-    _clients.clear()  # the parent's connections are not the child's
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+def forget_clients() -> None:
+    """Drop this process's shared clients (the next backend makes a new one; those in use stay usable)."""
+    clients = _ours()
+    with clients.lock:
+        clients.by_key.clear()
 
 
 class S3Backend(Backend):
