@@ -45,3 +45,21 @@ def location_for(request, store_backend: str):
         return None
     endpoint = request.getfixturevalue("moto_s3")
     return s3_spec(endpoint, make_bucket(endpoint), "vault")
+
+
+def client_key_id(client) -> str:
+    """The access key id a boto3 client signs with."""
+    return client._request_signer._credentials.get_frozen_credentials().access_key
+
+
+def aws_files(tmp_path, monkeypatch, profiles: dict) -> None:
+    """A temporary shared config file with ``profiles``; no other credentials anywhere in the environment."""
+    config = tmp_path / "aws-config"
+    config.write_text("".join(f"[profile {name}]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"
+                              f"region = us-east-1\n" for name, (key, secret) in profiles.items()))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("STRONGROOM_S3_ACCESS_KEY_ID", "STRONGROOM_S3_SECRET_ACCESS_KEY", "STRONGROOM_S3_SESSION_TOKEN",
+                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)

@@ -230,6 +230,7 @@ def test_a_missing_container_fails_with_the_reference_code(lab, adls, filled):
     assert "images" in job.error_message
 
 
+@BOTH_BACKENDS
 def test_excluded_containers_are_not_backed_up(lab, vault, make_policy, filled):
     instance = protect(lab, vault, make_policy(ADLS, "adls-x"), filled.account, name="bi-excl",
                        all_containers=True, excluded_containers=["images"])

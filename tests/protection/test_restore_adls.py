@@ -78,6 +78,7 @@ def test_folder_prefix_and_rename(lab, vault, make_policy, inventory):
     assert list(target_account.containers.values_list("name", flat=True)) == ["documents-restored"]
 
 
+@BOTH_BACKENDS
 def test_large_files_empty_containers_spaces_and_unicode(lab, vault, make_policy, inventory):
     documents = inventory.account.containers.get(name="documents")
     rng = random.Random(7)
@@ -216,6 +217,7 @@ def test_failure_while_registering_rolls_every_container_back(lab, adls_setup, m
     assert os.listdir(target_account.data_path) == []
 
 
+@BOTH_BACKENDS
 def test_corrupt_recovery_point_fails_naming_items_and_writes_nothing(lab, adls_setup):
     from tests.protection.test_verify import corrupt_every_pack
 

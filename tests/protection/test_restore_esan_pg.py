@@ -16,6 +16,7 @@ from portal.inventory.models import PostgresDatabase, Volume
 from protection.jobs import runner as jobs
 from protection.models import Job
 from protection.restores import layout, services, targets, validation
+from tests._s3 import BOTH_BACKENDS
 from tests.protection._restore_fixtures import (  # noqa: F401
     ESAN, PG, _fast_passwords, backup, filled, inventory, make_policy, new_account, pg_database, protect,
     restore_and_run, tree_of, vault,
@@ -36,6 +37,7 @@ def esan_point(lab, vault, make_policy, filled):
     return volume, backup(lab, instance)
 
 
+@BOTH_BACKENDS
 def test_volume_restore_keeps_checksum_and_stays_sparse(lab, esan_point):
     volume, point = esan_point
     target = targets.VolumeTarget(volume.volume_group.resource_id, "vol-restored")
@@ -82,6 +84,7 @@ def test_volume_restore_needs_importer_and_snapshot_group_reader(lab, esan_point
     assert services.validate_restore(lab.trainer, point, target).readiness.ok
 
 
+@BOTH_BACKENDS
 def test_volume_restore_of_damaged_point_creates_no_volume(lab, esan_point):
     from tests.protection.test_verify import corrupt_every_pack
 

@@ -106,6 +106,7 @@ def test_scheduled_points_get_the_tag_of_their_highest_priority_rule(lab, tiered
     assert len(job.extended_info["gc"]) == 1 and job.extended_info["gc"][0].startswith("freed ")
 
 
+@BOTH_BACKENDS
 def test_retention_acts_as_the_system_principal_through_the_guards(lab, vault, make_policy, filled):
     """GIVEN a point past its expiry WHEN a guard refuses deleting it THEN it stays and the Retention job
     reports why; once allowed, the system principal deletes it and the activity log names it."""

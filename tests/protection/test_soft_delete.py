@@ -272,6 +272,7 @@ def test_an_elastic_san_instance_with_soft_delete_off_loses_its_snapshot_resourc
 
 
 @pytest.mark.date_sensitive
+@BOTH_BACKENDS
 def test_upcoming_purge_then_purge_exactly_on_time(lab, vault, backed_up):
     """GIVEN a soft-deleted instance (14 days) WHEN the lab clock moves THEN Upcoming Purge fires once,
     two days before; a minute before the purge time nothing is purged; a minute after, the Purge job

@@ -38,7 +38,23 @@ def pack_files(point) -> list[str]:
 
 
 def corrupt_every_pack(point) -> int:
-    """Flip one byte in the middle of every pack of the store holding ``point`` (bit rot)."""
+    """Flip one byte in the middle of every pack of the store holding ``point`` (bit rot), on a local folder
+    or in an S3 bucket (rewritten there as a newer object version, as a disk fault under it would read)."""
+    from protection.restores import layout
+
+    with layout.open_point_store(point) as store:
+        backend = store.backend
+        if hasattr(backend, "root"):
+            names = None
+        else:
+            names = list(backend.list("packs/"))
+            for name in names:
+                data = bytearray(backend.get(name))
+                data[len(data) // 3] ^= 0xFF
+                backend.client.put_object(Bucket=backend.bucket, Key=backend._key(name), Body=bytes(data))
+    if names is not None:
+        assert names
+        return len(names)
     packs = pack_files(point)
     assert packs
     for path in packs:
@@ -70,6 +86,7 @@ def test_verify_on_demand_marks_the_point_healthy(lab, adls_setup):
     assert ActivityLogEntry.objects.filter(operation=services.VALIDATE_RESTORE, details__jobId=str(job.pk)).exists()
 
 
+@BOTH_BACKENDS
 def test_verify_finds_corruption_names_the_items_and_alerts(lab, adls_setup):
     instance, point, _target = adls_setup
     corrupt_every_pack(point)

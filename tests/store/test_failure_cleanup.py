@@ -204,7 +204,7 @@ def test_a_killed_backups_unindexed_packs_go_when_the_store_is_next_opened(tmp_p
         store.close()
 
 
-def test_an_s3_storage_full_answer_is_storage_full(tmp_path, request):
+def test_an_s3_storage_full_answer_is_storage_full(tmp_path, request, monkeypatch):
     """MinIO answers a write with XMinioStorageFull (HTTP 507) when its disks are full."""
     import botocore.exceptions as bex
 
@@ -221,13 +221,14 @@ def test_an_s3_storage_full_answer_is_storage_full(tmp_path, request):
                                    "ResponseMetadata": {"HTTPStatusCode": 507}}, "PutObject")
         return original(**kw)
 
-    backend.client.put_object = put_object
+    # the client is the process's shared one: monkeypatch puts it back whatever happens
+    monkeypatch.setattr(backend.client, "put_object", put_object)
     try:
         with pytest.raises(StorageFull) as info:
             store.backup_stream(io.BytesIO(random.Random(10).randbytes(100_000)), name="s")
         assert "XMinioStorageFull" in str(info.value)
         assert list(backend.list("packs/")) == [] and list(backend.list("locks/")) == []
-        backend.client.put_object = original
+        monkeypatch.setattr(backend.client, "put_object", original)
         snap = store.backup_stream(io.BytesIO(random.Random(10).randbytes(100_000)), name="s")
         assert store.verify(snap.id).ok
     finally:

@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from security.models import ActivityLogEntry
-from tests._s3 import ACCESS_KEY, make_bucket, s3_spec
+from tests._s3 import ACCESS_KEY, aws_files, client_key_id, make_bucket, s3_spec
 from vaults import services, storage
 from vaults.models import BackupVault, VaultStorageLocation
 from vaults.services.storage_location import update_storage_location
@@ -162,3 +162,20 @@ def test_deleting_an_s3_vault_removes_its_objects(make_vault, trainer, moto_s3, 
     with django_capture_on_commit_callbacks(execute=True):
         services.delete_vault(trainer, vault)
     assert not list(backend.list("")) and not VaultStorageLocation.objects.filter(vault_id=vault.pk).exists()
+
+
+def test_credentials_from_a_named_profile_in_the_workers_aws_config(make_vault, moto_s3, tmp_path, monkeypatch):
+    """Credentials from the environment with a profile: the workers' shared AWS config names it (here a
+    temporary file; the real home directory is never read). A profile nobody has is refused naming it."""
+    aws_files(tmp_path, monkeypatch, {"strongroom-backup": ("profile-key", "profile-secret")})
+    bucket = make_bucket(moto_s3)
+    spec = {"location_type": "S3", "endpoint_url": moto_s3, "bucket": bucket, "prefix": "prof", "region": "us-east-1",
+            "credential_source": "Environment", "profile": "strongroom-backup"}
+    vault = make_vault(storage_location=spec)
+    loc = VaultStorageLocation.objects.get(vault=vault)
+    assert (loc.profile, loc.credentials_encrypted) == ("strongroom-backup", "")
+    with storage.open_store(vault) as store:
+        assert store.id == vault.store_id and client_key_id(store.backend.client) == "profile-key"
+    with pytest.raises(ValidationError) as exc:
+        make_vault(storage_location={**spec, "prefix": "other", "profile": "nobody-has-this"})
+    assert "'nobody-has-this'" in str(exc.value.message_dict["bucket"])

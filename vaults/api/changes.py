@@ -1,7 +1,7 @@
 """A vault PUT (on an existing vault) or PATCH, applied through the vault pages' own services.
 
-Each setting that differs goes through its service (`vaults.services`: tags, identity, redundancy,
-restore options, soft delete, immutability), so its guard decides as it does for the page: leaving
+Each setting that differs goes through its service (`vaults.services`: tags, identity, backup storage
+location, redundancy, restore options, soft delete, immutability), so its guard decides as it does for the page: leaving
 always-on soft delete or locked immutability is the guard's 409, a Resource Guard refusal is the MUA
 code. The order lets settings that depend on each other pass (Cross Region Restore is switched off
 before the redundancy leaves Geo-redundant and switched on after it arrives). Each service is its own
@@ -22,9 +22,10 @@ from portal.api.errors import ArmError
 from portal.api.errors import renamed_fields as fields
 from security.guards import GuardDenied, evaluate
 from security.operations import VAULT_WRITE
-from vaults import services
-from vaults.api.schemas import VaultSettingsIn
-from vaults.models import CrossRegionRestoreState, ImmutabilityState, SoftDeleteState
+from vaults import services, storage
+from vaults.api.schemas import StorageLocationIn, VaultSettingsIn
+from vaults.models import CrossRegionRestoreState, ImmutabilityState, S3CredentialSource, SoftDeleteState
+from vaults.services.storage_location import LocationSpec, update_storage_location
 
 PROPS = "properties"
 SOFT_DELETE = f"{PROPS}.securitySettings.softDeleteSettings"
@@ -34,6 +35,17 @@ CROSS_SUBSCRIPTION = f"{PROPS}.featureSettings.crossSubscriptionRestoreSettings.
 STORAGE = f"{PROPS}.storageSettings"
 ALERTS = f"{PROPS}.monitoringSettings.azureMonitorAlertSettings.alertsForAllJobFailures"
 ENCRYPTION = f"{PROPS}.securitySettings.encryptionSettings.state"
+LOCATION = f"{PROPS}.strongroomStorageLocation"
+# the storage location service's fields (`vaults.services.storage_location`) as the request names them
+LOCATION_FIELDS = {
+    "location_type": f"{LOCATION}.type",
+    "endpoint_url": f"{LOCATION}.endpointUrl",
+    "bucket": f"{LOCATION}.bucket",
+    "prefix": f"{LOCATION}.prefix",
+    "credential_source": f"{LOCATION}.credentialSource",
+    "access_key_id": f"{LOCATION}.accessKeyId",
+    "secret_access_key": f"{LOCATION}.secretAccessKey",
+}
 
 # A service's ValidationError fields, as the request's JSON paths name them.
 CREATE_FIELDS = {
@@ -44,6 +56,7 @@ CREATE_FIELDS = {
     "cross_region_restore_state": CROSS_REGION,
     "cross_subscription_restore_state": CROSS_SUBSCRIPTION,
     "region": "location",
+    **LOCATION_FIELDS,
 }
 
 
@@ -59,6 +72,7 @@ class Wanted:
     immutability: str | None = None
     cross_region: str | None = None
     cross_subscription: str | None = None
+    location: LocationSpec | None = None
 
 
 def identity_wanted(identity) -> bool | None:
@@ -92,6 +106,33 @@ def _vault_store(storage_settings) -> str | None:
     return None
 
 
+def location_spec(location: StorageLocationIn | None) -> LocationSpec | None:
+    """``strongroomStorageLocation`` as the storage location service reads it. Without ``credentialSource``,
+    an access key in the request means AccessKey, else the environment."""
+    if location is None:
+        return None
+    source = location.credentialSource or (S3CredentialSource.ACCESS_KEY if location.accessKeyId or
+                                           location.secretAccessKey else S3CredentialSource.ENVIRONMENT)
+    return LocationSpec.of({"location_type": location.type, "endpoint_url": location.endpointUrl,
+                            "bucket": location.bucket, "prefix": location.prefix, "region": location.region,
+                            "credential_source": source, "profile": location.profile,
+                            "access_key_id": location.accessKeyId, "secret_access_key": location.secretAccessKey})
+
+
+def _location_differs(vault, spec: LocationSpec | None) -> bool:
+    """Whether ``spec`` asks for another place, other settings or a new access key than the vault has."""
+    if spec is None:
+        return False
+    current = storage.s3_location(vault)
+    if current is None or not spec.is_s3:
+        return spec.is_s3 != (current is not None)
+    ours = (spec.endpoint_url.rstrip("/"), spec.bucket, spec.prefix.strip("/"), spec.region, spec.credential_source,
+            spec.profile if spec.credential_source == S3CredentialSource.ENVIRONMENT else "")
+    theirs = (current.endpoint_url, current.bucket, current.prefix, current.region, current.credential_source,
+              current.profile)
+    return ours != theirs or bool(spec.access_key_id or spec.secret_access_key)
+
+
 def _unsupported(properties: VaultSettingsIn | None) -> None:
     if properties is None:
         return
@@ -112,6 +153,7 @@ def wanted(tags, identity, properties: VaultSettingsIn | None, *, replace_tags: 
                   identity=identity_wanted(identity))
     if properties is None:
         return want
+    want.location = location_spec(properties.strongroomStorageLocation)
     security, features = properties.securitySettings, properties.featureSettings
     if security and security.softDeleteSettings:
         want.soft_delete = security.softDeleteSettings.state
@@ -139,6 +181,10 @@ def apply(principal, vault, want: Wanted):
         changed = True
     if _differs(want.identity, vault.identity_enabled):
         services.set_identity_enabled(principal, vault, enabled=want.identity)
+        changed = True
+    if _location_differs(vault, want.location):  # before immutability: a move may bring Object Lock
+        with fields(LOCATION_FIELDS):
+            update_storage_location(principal, vault, want.location)
         changed = True
     changed |= _restore_and_redundancy(principal, vault, want)
     changed |= _soft_delete(principal, vault, want)

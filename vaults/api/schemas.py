@@ -64,9 +64,26 @@ class IdentityIn(Schema):
     type: Optional[str] = Field(None, max_length=60)
 
 
-class VaultSettingsIn(Schema):
-    """What PATCH may change (``PatchBackupVaultInput``); PUT's properties add storageSettings."""
+class StorageLocationIn(Schema):
+    """Strongroom's ``strongroomStorageLocation`` (not in the SDK): where the vault store lives. The access key
+    is write-only (never returned); left out on an update, a stored one is kept."""
 
+    type: Literal["Local", "S3"]
+    endpointUrl: Optional[str] = Field(None, max_length=500)
+    bucket: Optional[str] = Field(None, max_length=63)
+    prefix: Optional[str] = Field(None, max_length=500)
+    region: Optional[str] = Field(None, max_length=64)
+    credentialSource: Optional[Literal["Environment", "AccessKey"]] = None
+    profile: Optional[str] = Field(None, max_length=128)
+    accessKeyId: Optional[str] = Field(None, max_length=128)
+    secretAccessKey: Optional[str] = Field(None, max_length=256)
+
+
+class VaultSettingsIn(Schema):
+    """What PATCH may change (``PatchBackupVaultInput``); PUT's properties add storageSettings. Both may
+    carry Strongroom's ``strongroomStorageLocation``."""
+
+    strongroomStorageLocation: Optional[StorageLocationIn] = None
     securitySettings: Optional[SecurityIn] = None
     featureSettings: Optional[FeatureIn] = None
     monitoringSettings: Optional[MonitoringIn] = None

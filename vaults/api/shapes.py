@@ -4,6 +4,11 @@
 Stored values are already the API's enums (``vaults.models``); the security level maps to
 ``secureScore`` as reference §3.4 pairs them (Excellent = Maximum, Good = Adequate, Fair = Minimum,
 Poor = None) and is ``bcdrSecurityLevel`` as it is.
+
+``storageSettings`` stays Azure's (datastoreType ``VaultStore`` and its redundancy). Where the vault store
+physically lives, a local folder or an S3-compatible bucket, is Strongroom's own extension beside it:
+``properties.strongroomStorageLocation`` (the SDK has no such property and ignores it). It names the bucket
+and says where credentials come from, never a credential.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ from __future__ import annotations
 from portal.api import envelope, tokens
 from security import mua
 from security.operations import VAULT_TYPE
-from vaults.models import SecurityLevel
+from vaults import storage
+from vaults.models import S3CredentialSource, SecurityLevel, StorageLocationType
 from vaults.services import is_resource_guard_linked, security_level
 
 PROXY_TYPE = f"{VAULT_TYPE}/backupResourceGuardProxies"
 VAULT_STORE = "VaultStore"
+STORAGE_LOCATION = "strongroomStorageLocation"  # Strongroom's extension: where the VaultStore lives
 SECURE_SCORE = {
     SecurityLevel.EXCELLENT: "Maximum",
     SecurityLevel.GOOD: "Adequate",
@@ -33,10 +40,24 @@ def identity(vault) -> dict:
     return {"type": "SystemAssigned", "principalId": str(vault.identity_id), "tenantId": tokens.tenant_id()}
 
 
+def storage_location(vault) -> dict:
+    """The vault's backup storage location: ``{"type": "Local"}`` or the bucket, and whether credentials come
+    from the workers' environment (optionally a named profile) or a stored access key. No key, no secret."""
+    loc = storage.s3_location(vault)
+    if loc is None:
+        return {"type": StorageLocationType.LOCAL}
+    body = {"type": StorageLocationType.S3, "endpointUrl": loc.endpoint_url, "bucket": loc.bucket,
+            "prefix": loc.prefix, "region": loc.region, "credentialSource": loc.credential_source}
+    if loc.credential_source == S3CredentialSource.ENVIRONMENT and loc.profile:
+        body["profile"] = loc.profile
+    return body
+
+
 def vault_properties(vault) -> dict:
     level = security_level(vault).level
     return {
         "storageSettings": [{"datastoreType": VAULT_STORE, "type": vault.storage_redundancy}],
+        STORAGE_LOCATION: storage_location(vault),
         "provisioningState": vault.provisioning_state,
         "securitySettings": {
             "softDeleteSettings": {

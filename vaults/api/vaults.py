@@ -67,6 +67,7 @@ def _create(request, group, vault_name: str, payload: VaultIn):
             identity_enabled=bool(want.identity),  # ARM: no identity unless the request asks for one
             tags=want.tags,
             acknowledge_irreversible=True,  # an explicit AlwaysOn is the API's acknowledgement
+            storage_location=want.location,  # the same checks as the portal's (bucket, prefix, Object Lock)
         )
 
 
@@ -121,6 +122,7 @@ def _listing(request, scope: str, rows):
     in it is told 403, as for a GET."""
     if not authorize(request.auth, ops.VAULT_READ, scope).allowed and not rows.exists():
         lookups.require(request.auth, ops.VAULT_READ, scope)
+    rows = rows.select_related("storage_location")  # each vault's strongroomStorageLocation, in the same query
     return envelope.page(request, services.with_resource_guard_link(rows), shapes.vault_json)
 
 
