@@ -109,7 +109,7 @@ def _user(username: str, display: str, *, staff: bool = False):
     return user
 
 
-def _ensure_role(actor, assignee, role_name: str, scope: str, *, condition: dict | None = None) -> None:
+def ensure_role(actor, assignee, role_name: str, scope: str, *, condition: dict | None = None) -> None:
     """``assignee`` holds ``role_name`` at ``scope`` (with ``condition`` when one is given). An assignment
     seeded before it had a condition gets it now, through the service (logged)."""
     role = RoleDefinition.objects.get(name=role_name)
@@ -141,9 +141,9 @@ def seed_tenancy(*, stdout=None) -> Lab:
     security_services.bootstrap_root_owner(trainer)
     # Owner does not include the lab's controls: the trainer plays personas, moves the lab clock and helps
     # trainees as a Lab Instructor, granted explicitly like any role.
-    _ensure_role(trainer, trainer, roles.LAB_INSTRUCTOR, scopes.ROOT)
+    ensure_role(trainer, trainer, roles.LAB_INSTRUCTOR, scopes.ROOT)
     trainee = security_services.principal_for_user(_user(TRAINEE_USERNAME, "Tina Trainee"))
-    _ensure_role(trainer, trainee, roles.LAB_TRAINEE, scopes.ROOT)
+    ensure_role(trainer, trainee, roles.LAB_TRAINEE, scopes.ROOT)
 
     region = Region.objects.get(name=LAB_REGION)
     lab_sub = _ensure_subscription(trainer, LAB_SUBSCRIPTION)
@@ -175,7 +175,7 @@ def seed_tenancy(*, stdout=None) -> Lab:
     ]
     for key, role_name, scope, condition in grants:
         try:
-            _ensure_role(trainer, personas[key].principal, role_name, scope, condition=condition)
+            ensure_role(trainer, personas[key].principal, role_name, scope, condition=condition)
         except ValidationError:
             pass  # already held: seeding is idempotent
     if stdout:

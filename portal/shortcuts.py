@@ -171,6 +171,18 @@ def report_outcome(request, action, success, *, level=messages.success) -> bool:
     return True
 
 
+def delete_or_explain(request, delete, success: str, redirect_to, **url_kwargs):
+    """Run ``delete()`` for a delete page: (the redirect to ``redirect_to``, "") with ``success`` flashed, or
+    (None, the words of the ValidationError that refused it) for the page to show again (a 409). A
+    GuardDenied goes on up, to the explained 403 page."""
+    try:
+        delete()
+    except ValidationError as exc:
+        return None, " ".join(exc.messages)
+    messages.success(request, success)
+    return redirect(redirect_to, **url_kwargs), ""
+
+
 def submit(request, form, action, success, redirect_to, **url_kwargs):
     """The flow of a form that, once saved, leaves its page: when ``form`` is valid, ``action()`` calls the
     service and the words ``success(result)`` gives are flashed before redirecting to ``redirect_to`` (a

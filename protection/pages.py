@@ -7,27 +7,15 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from portal.shortcuts import can, get_visible_or_404, parse_id
+from portal.shortcuts import parse_id
 from portal.wizards import TabbedWizardView
 from protection import datasource_types
-from security import operations as ops
 from security.guards import GuardDenied, evaluate
-from vaults import panels
-from vaults.services import security_level, vaults_for
+from vaults.pages import vault_frame, vault_or_404  # noqa: F401 (vault_or_404: the blades here import it from this module)
 
 
-def vault_or_404(request, pk):
-    """The vault ``pk`` if the principal may read it (404 otherwise)."""
-    return get_visible_or_404(request.principal, vaults_for(request.principal), ops.VAULT_READ, pk=pk)
-
-
-def vault_context(request, vault, blade, **extra):
-    """What the vault's page frame needs (its blades come from `vaults.panels`)."""
-    principal = request.principal
-    return {"vault": vault, "resource": vault, "blade": blade, "extra_blades": panels.blades(vault),
-            "can_write": can(principal, ops.VAULT_WRITE, vault.resource_id),
-            "can_delete": can(principal, ops.VAULT_DELETE, vault.resource_id),
-            "assessment": security_level(vault), **extra}
+# A vault blade served here has the vault (or 404) and the page frame of `vaults`' own blades.
+vault_context = vault_frame
 
 
 def render_list(request, template: str, table: str, context: dict):

@@ -35,9 +35,10 @@ def _secondary_storage_note(vault) -> str:
             "store. A real deployment needs separate storage: set STRONGROOM_SECONDARY_ROOT to another disk or host.")
 
 
-def vault_page_context(request, vault, blade: str, **extra) -> dict:
+def vault_frame(request, vault, blade: str, **extra) -> dict:
     """What the vault's page frame needs: its blades (from `vaults.panels`), the commands the principal
-    may use, and the security level; ``extra`` adds the blade's own."""
+    may use, and the security level; ``extra`` adds the blade's own. The blades upper apps serve
+    (`protection.pages.vault_context`) build on it."""
     principal = request.principal
     return {
         "vault": vault,
@@ -47,6 +48,11 @@ def vault_page_context(request, vault, blade: str, **extra) -> dict:
         "can_write": can(principal, VAULT_WRITE, vault.resource_id),
         "can_delete": can(principal, VAULT_DELETE, vault.resource_id),
         "assessment": services.security_level(vault),
-        "secondary_storage_note": _secondary_storage_note(vault),
         **extra,
     }
+
+
+def vault_page_context(request, vault, blade: str, **extra) -> dict:
+    """`vault_frame` for `vaults`' own blades, with the note on where a geo-redundant vault's secondary
+    copy is kept (Overview and Properties show it)."""
+    return vault_frame(request, vault, blade, **{"secondary_storage_note": _secondary_storage_note(vault), **extra})

@@ -39,6 +39,17 @@ def first_free_name(base: str, taken, most: int = 50) -> str:
     return next(n for n in (base, *(f"{base}-{i}" for i in range(2, most))) if not taken(n))
 
 
+def create_free_vault(ctx, principal, base: str):
+    """A solve's Backup vault, created by ``principal``: ``base`` (or the first free ``base-N``) in the
+    sandbox's backup resource group, in the region of its source storage account."""
+    from vaults import services as vault_services
+    from vaults.services.names import name_taken
+
+    group = ctx.world.backup_group
+    name = first_free_name(base, lambda n: name_taken(group, n))
+    return vault_services.create_vault(principal, name=name, region=ctx.world.source_account.region, resource_group=group)
+
+
 _FIELD = re.compile(r"\{([a-z_]+)\}")
 
 

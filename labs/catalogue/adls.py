@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from labs.catalogue import CheckResult, Document, Lab, Step, adls_restore, first_free_name, register
+from labs.catalogue import CheckResult, Document, Lab, Step, adls_restore, create_free_vault, first_free_name, register
 from labs.catalogue.adls_restore import EXCLUDED, PROTECTED, WANTED_RESTORE, names_of, when
 from protection import datasource_types, readiness
 from protection.models import BackupInstance, BackupPolicy, Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
@@ -108,12 +108,7 @@ def check_vault(ctx) -> CheckResult:
 
 
 def solve_vault(ctx) -> None:
-    from vaults import services as vault_services
-    from vaults.services.names import name_taken
-
-    group = ctx.world.backup_group
-    name = first_free_name(VAULT_NAME, lambda n: name_taken(group, n))
-    vault_services.create_vault(ctx.trainee, name=name, region=ctx.world.source_account.region, resource_group=group)
+    create_free_vault(ctx, ctx.trainee, VAULT_NAME)
 
 
 # --- 2. the policy -----------------------------------------------------------------------------------

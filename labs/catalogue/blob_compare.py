@@ -9,14 +9,10 @@ renders.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import stat
-import tempfile
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 CHUNK = 1 << 20
 
@@ -56,24 +52,19 @@ def point_hashes(point, container: str, prefixes=()) -> dict[str, tuple[str, int
     part = next((p for p in layout.containers(point) if p.item == container), None)
     if part is None:
         raise PointUnreadable(f"the recovery point holds no container '{container}'")
-    scratch = fs.data_root() / "restore-scratch"
-    os.close(fs.open_dir(scratch, create=True))
-    folder = tempfile.mkdtemp(prefix=f"{uuid.uuid4().hex}-", dir=str(scratch))
     try:
-        with layout.open_point_store(point) as store:
-            plan = adls.plan_container(store, part, prefixes)
-            if plan.paths == []:
-                return {}
-            dest = os.path.join(folder, "c")
-            store.restore(part.snapshot_id, dest, paths=plan.paths)
-        return _tree_hashes(dest)
+        with fs.scratch_folder() as folder:
+            with layout.open_point_store(point) as store:
+                plan = adls.plan_container(store, part, prefixes)
+                if plan.paths == []:
+                    return {}
+                dest = os.path.join(folder, "c")
+                store.restore(part.snapshot_id, dest, paths=plan.paths)
+            return _tree_hashes(dest)
     except DamageError as exc:
         raise PointUnreadable(f"the recovery point's data is damaged ({exc})") from None
     except StoreError as exc:
         raise PointUnreadable(f"the vault store could not give the data back ({exc})") from None
-    finally:
-        with contextlib.suppress(Exception):
-            fs.remove_tree(Path(folder))
 
 
 def container_hashes(container) -> dict[str, tuple[str, int]]:

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from labs.catalogue import CheckResult, Document, Lab, Step, register
+from labs.catalogue import CheckResult, Document, Lab, Step, first_free_name, register
 from labs.catalogue.enhanced_policy_tiering import (
     _RUNNING, CLOCK_WORDS, DISK, DISK_LABEL, DISK_NAME, DISK_POLICY, DISK_SPEC, EVERY_HOURS, PG, PG_LABEL, PG_POLICY,
     RESTORE_CONTAINER, RESTORE_PREFIX, TIER_AFTER_MONTHS, VAULT_NAME, _at, _disk, _disk_instance, _missing_world,
-    _points, _policies, _refuse_unless, _vault, check_archived, check_pg_backup, check_pg_policy, check_rehydrated,
+    _points, _policies, _policy_check, _refuse_unless, _vault, check_archived, check_pg_backup, check_pg_policy, check_rehydrated,
     solve_archived, solve_pg_backup, solve_pg_policy, solve_rehydrated,
 )
 from portal.inventory.disks import services as disk_services
@@ -64,17 +64,12 @@ def _good_disk_policy(ctx) -> BackupPolicy | None:
 def check_disk_policy(ctx) -> CheckResult:
     if gone := _missing_world(ctx):
         return gone
-    policies = list(_policies(ctx, DISK))
-    if not policies:
-        return CheckResult.missing(
-            f"The vault {VAULT_NAME} has no backup policy with Datasource type {DISK_LABEL} yet: Protection policies > "
-            "+ Create Policy > Create Backup Policy.")
-    good = _good_disk_policy(ctx)
-    if good is None:
-        return CheckResult.missing(
-            f"The {DISK_LABEL} policy {policies[0].name} is not the one asked for: {_hourly_problem(policies[0])}. Edit "
-            f"it (or create another): Backup frequency Hourly, Every {EVERY_HOURS} hours, and tick First successful "
-            "backup taken daily.")
+    good, missing = _policy_check(
+        ctx, DISK, DISK_LABEL, _hourly_problem, create="+ Create Policy > Create Backup Policy.",
+        fix=f"Edit it (or create another): Backup frequency Hourly, Every {EVERY_HOURS} hours, and tick First "
+            "successful backup taken daily.")
+    if missing:
+        return missing
     interval = good.parsed.backup_rule["trigger"]["schedule"]["repeatingTimeIntervals"][0]
     daily = good.parsed.rule("Daily")
     return CheckResult.ok(f"The policy {good.name} backs up every {EVERY_HOURS} hours ({interval}) and keeps the first "
@@ -86,7 +81,7 @@ def solve_disk_policy(ctx) -> None:
     if _good_disk_policy(ctx) is None:
         taken = set(_policies(ctx, DISK).values_list("name", flat=True)) | set(
             BackupPolicy.objects.filter(vault=_vault(ctx)).values_list("name", flat=True))
-        name = next(n for n in (DISK_POLICY, *(f"{DISK_POLICY}-{i}" for i in range(2, 50))) if n not in taken)
+        name = first_free_name(DISK_POLICY, taken.__contains__)
         policy_services.create_policy(ctx.trainee, vault=_vault(ctx), name=name, datasource_type=DISK, spec=DISK_SPEC)
 
 

@@ -14,7 +14,7 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 
-from labs.catalogue import CheckResult
+from labs.catalogue import CheckResult, first_free_name
 from portal.inventory import services as inventory
 from portal.inventory.disks.models import ManagedDisk
 from portal.inventory.models import Container
@@ -137,19 +137,28 @@ def _good_pg_policy(ctx) -> BackupPolicy | None:
     return next((p for p in _policies(ctx, PG) if not _tier_problem(p)), None)
 
 
+def _policy_check(ctx, kind: str, label: str, problem, *, create: str, fix: str):
+    """(the first policy of ``kind`` in which ``problem`` finds nothing, None), or (None, why there is none:
+    no policy of ``kind`` yet, ``create`` says how; or the first is not the one asked for, ``fix`` says how)."""
+    policies = list(_policies(ctx, kind))
+    if not policies:
+        return None, CheckResult.missing(
+            f"The vault {VAULT_NAME} has no backup policy with Datasource type {label} yet: Protection policies > {create}")
+    good = next((p for p in policies if not problem(p)), None)
+    if good is None:
+        return None, CheckResult.missing(
+            f"The {label} policy {policies[0].name} is not the one asked for: {problem(policies[0])}. {fix}")
+    return good, None
+
+
 def check_pg_policy(ctx) -> CheckResult:
     if gone := _missing_world(ctx):
         return gone
-    policies = list(_policies(ctx, PG))
-    if not policies:
-        return CheckResult.missing(
-            f"The vault {VAULT_NAME} has no backup policy with Datasource type {PG_LABEL} yet: Protection policies > "
-            "+ Create Policy, then the Tiering section.")
-    good = _good_pg_policy(ctx)
-    if good is None:
-        return CheckResult.missing(
-            f"The {PG_LABEL} policy {policies[0].name} is not the one asked for: {_tier_problem(policies[0])}. In its "
-            f"Tiering section tick Tier to archive, choose After (months) {TIER_AFTER_MONTHS}.")
+    good, missing = _policy_check(
+        ctx, PG, PG_LABEL, _tier_problem, create="+ Create Policy, then the Tiering section.",
+        fix=f"In its Tiering section tick Tier to archive, choose After (months) {TIER_AFTER_MONTHS}.")
+    if missing:
+        return missing
     rule = _tiering(good)
     return CheckResult.ok(f"The policy {good.name}'s Default rule copies to ArchiveStore after {rule.copy_after.label()} "
                           f"(targetDataStoreCopySettings: CustomCopyOption {rule.copy_after.iso()}); a point is kept "
@@ -160,7 +169,7 @@ def solve_pg_policy(ctx) -> None:
     _refuse_unless(_missing_world(ctx))
     if _good_pg_policy(ctx) is None:
         taken = set(BackupPolicy.objects.filter(vault=_vault(ctx)).values_list("name", flat=True))
-        name = next(n for n in (PG_POLICY, *(f"{PG_POLICY}-{i}" for i in range(2, 50))) if n not in taken)
+        name = first_free_name(PG_POLICY, taken.__contains__)
         policy_services.create_policy(ctx.trainee, vault=_vault(ctx), name=name, datasource_type=PG, spec=PG_SPEC)
 
 

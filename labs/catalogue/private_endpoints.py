@@ -14,7 +14,7 @@ recovery points); every solve acts through the services as the trainee.
 
 from __future__ import annotations
 
-from labs.catalogue import CheckResult, Document, Lab, Step, first_free_name, register
+from labs.catalogue import CheckResult, Document, Lab, Step, create_free_vault, first_free_name, register
 from portal.inventory import dns
 from portal.inventory.models import PrivateEndpoint, Subnet, VirtualNetwork
 from protection import datasource_types, readiness
@@ -114,12 +114,7 @@ def check_vault(ctx) -> CheckResult:
 
 
 def solve_vault(ctx) -> None:
-    from vaults import services as vault_services
-    from vaults.services.names import name_taken
-
-    group = ctx.world.backup_group
-    name = first_free_name(VAULT_NAME, lambda n: name_taken(group, n))
-    vault_services.create_vault(ctx.trainee, name=name, region=ctx.world.source_account.region, resource_group=group)
+    create_free_vault(ctx, ctx.trainee, VAULT_NAME)
 
 
 # --- 3. deny public network access -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ who may: the service principal's Backup Contributor cannot assign roles).
 
 from __future__ import annotations
 
-from labs.catalogue import CheckResult, Document, Lab, Step, first_free_name, register
+from labs.catalogue import CheckResult, Document, Lab, Step, create_free_vault, first_free_name, register
 from protection import datasource_types
 from protection.models import BackupInstance, Job, JobOperation, JobStatus, ProtectionState, RecoveryPoint
 from security import applications, clock, roles, scopes
@@ -173,12 +173,7 @@ def check_vault(ctx) -> CheckResult:
 
 
 def solve_vault(ctx) -> None:
-    from vaults import services as vault_services
-    from vaults.services.names import name_taken
-
-    group = ctx.world.backup_group
-    name = first_free_name(VAULT_NAME, lambda n: name_taken(group, n))
-    vault_services.create_vault(_sp(ctx), name=name, region=ctx.world.source_account.region, resource_group=group)
+    create_free_vault(ctx, _sp(ctx), VAULT_NAME)
 
 
 # --- 4. a policy and the storage account's backup instance ------------------------------------------------

@@ -183,3 +183,20 @@ def remove_tree(path: Path) -> None:
             shutil.rmtree(path.name, dir_fd=parent_fd)
     finally:
         os.close(parent_fd)
+
+
+@contextlib.contextmanager
+def scratch_folder(name: str = "restore-scratch"):
+    """A fresh folder of its own under ``<data root>/<name>`` (a unique name, so concurrent users never
+    meet), removed with everything in it on the way out."""
+    import tempfile
+    import uuid
+
+    scratch = data_root() / name
+    os.close(open_dir(scratch, create=True))
+    folder = tempfile.mkdtemp(prefix=f"{uuid.uuid4().hex}-", dir=str(scratch))
+    try:
+        yield folder
+    finally:
+        with contextlib.suppress(Exception):
+            remove_tree(Path(folder))

@@ -5,6 +5,14 @@ backup engine (``vaults.store.pit``, which the inventory may not import) holds a
 on the image file while it reads it. Every writer of a volume image takes the *exclusive* lock here
 first, so its writes wait until the backup has read the image. The protocol is the kernel's flock on
 the image file itself: locks belong to the open file description and vanish with the process.
+
+Why this stands here and again in ``vaults.store.pit`` (issue 15 asked): no module may serve both. The
+engine imports nothing of the apps (the contract keeps it free of Django and of every app, so it stays
+usable and benchmarked alone), and portal may not import vaults (the floors run down only); the lowest
+floor, ``security``, is an app too. What the two halves share is the kernel's protocol, not Python
+code: the few lines of ``hold_for_writing`` and ``is_held`` are kept identical on purpose (the
+duplicates report shows the pair; it stays), and ``tests/browser/test_point_in_time_pages.py`` holds the engine's reader while the
+volume page asks this module whether a write would wait.
 """
 
 from __future__ import annotations

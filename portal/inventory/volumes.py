@@ -86,6 +86,15 @@ def image_info(path: Path) -> ImageInfo:
     return ImageInfo(info.st_size, info.st_blocks * 512)
 
 
+def measure(row) -> None:
+    """Record on ``row`` (a volume or a managed disk: anything with an ``image_path``) what its image
+    occupies now; the caller saves it."""
+    from security import clock
+
+    row.allocated_bytes = image_info(row.image_path).allocated_bytes
+    row.allocated_measured_at = clock.now()
+
+
 def plan_extents(size_bytes: int, seed: int, budget: int | None = None) -> list[tuple[int, int]]:
     """Deterministic (offset, length) extents for a seed: about 1/32 of the volume, ≤ 32 MiB (or ``budget``).
 

@@ -8,27 +8,19 @@ Idempotent. The unlinked vault "bv-contoso-mua" is seeded by `vaults.mua.seed_mu
 
 from __future__ import annotations
 
+import contextlib
+
 from django.core.exceptions import ValidationError
 
+from portal.lab import ensure_role
 from security import mua, roles
-from security import services as security_services
-from security.models import ResourceGuard, RoleAssignment, RoleDefinition
+from security.models import ResourceGuard
 
 LAB_GUARD_NAME = "rg-guard-contoso"
 LAB_GUARD_DESCRIPTION = (
     "Critical operations on Contoso's backup vaults need the security team's approval: select Request "
     "access on the refusal (Backup MUA Operator, 1-8 hours); Sam Security approves in Approvals."
 )
-
-
-def _ensure_role(actor, assignee, role_name: str, scope: str) -> None:
-    role = RoleDefinition.objects.get(name=role_name)
-    if RoleAssignment.objects.filter(principal=assignee, role=role, scope__iexact=scope).exists():
-        return
-    try:
-        security_services.assign_role(actor, assignee=assignee, role=role, scope=scope)
-    except ValidationError:
-        pass  # already held (seeding is idempotent)
 
 
 def seed_mua(lab, *, stdout=None) -> ResourceGuard:
@@ -45,8 +37,9 @@ def seed_mua(lab, *, stdout=None) -> ResourceGuard:
             description=LAB_GUARD_DESCRIPTION,
             approvers=[security_admin],
         )
-    _ensure_role(security_admin, security_admin, roles.BACKUP_MUA_ADMIN, guard.resource_id)
-    _ensure_role(security_admin, backup_admin, roles.READER, guard.resource_id)
+    for assignee, role_name in ((security_admin, roles.BACKUP_MUA_ADMIN), (backup_admin, roles.READER)):
+        with contextlib.suppress(ValidationError):  # already held (seeding is idempotent)
+            ensure_role(security_admin, assignee, role_name, guard.resource_id)
     if stdout:
         stdout.write(f"MUA: Resource Guard {guard.name} in {lab.security_group.name} (approver: {security_admin}).")
     return guard

@@ -19,7 +19,7 @@ from portal import resources
 from portal import services as portal_services
 from portal.models import Region
 from portal.mua import forms
-from portal.shortcuts import can, parse_uuid, report_outcome, require_id, safe_next, submit
+from portal.shortcuts import can, delete_or_explain, parse_uuid, report_outcome, require_id, safe_next, submit
 from portal.wizards import TabbedWizardView
 from security import clock, mua
 from security.guards import GuardDenied, evaluate
@@ -215,14 +215,11 @@ def guard_delete(request, pk):
         if request.POST.get("confirm_name", "").strip() != guard.name:
             error, status = f"Type the Resource Guard name '{guard.name}' to confirm.", 400
         else:
-            name = guard.name
-            try:
-                mua.delete_resource_guard(request.principal, guard)
-            except ValidationError as exc:
-                error, status = " ".join(exc.messages), 409
-            else:
-                messages.success(request, f"Resource Guard '{name}' was deleted.")
-                return redirect("mua:guard_list")
+            done, error = delete_or_explain(request, lambda: mua.delete_resource_guard(request.principal, guard),
+                                            f"Resource Guard '{guard.name}' was deleted.", "mua:guard_list")
+            if done is not None:
+                return done
+            status = 409
     return render(request, "security/guard_delete.html",
                   _guard_context(request, guard, "overview", linked=_linked(guard), error=error), status=status)
 

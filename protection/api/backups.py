@@ -12,15 +12,13 @@ from django.core.exceptions import ValidationError
 
 from portal.api import lro
 from portal.api.errors import ArmError
-from protection.api.lookups import instance
+from protection.api.lookups import INSTANCE_PATH, instance
 from protection.backups import services
 from protection.policy_rules import PolicyError
 from security import operations as ops
 
 router = ninja.Router(tags=["Backup instances"])
 
-INSTANCE_PATH = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DataProtection"
-                 "/backupVaults/{vaultName}/backupInstances/{backupInstanceName}")
 RULE_NAME = "backupRuleOptions.ruleName"
 TAG = "backupRuleOptions.triggerOption.retentionTagOverride"
 DEFAULT_TAG = "Default"

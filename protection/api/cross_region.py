@@ -27,7 +27,7 @@ from protection import regions
 from protection.api.jobs import JOB_TYPE, job_resource
 from protection.api.lookups import instance
 from protection.api.recovery_points import FILTER, ORDER, apply_filter, point_resource
-from protection.api.restores import RestoreRequest, as_arm, translate
+from protection.api.restores import RestoreRequest, as_arm, translate, validation_answer
 from protection.models import Job, JobOperation, RecoveryPoint
 from protection.restores import services
 from security import operations as ops
@@ -156,13 +156,7 @@ def validate_cross_region_restore(request, subscriptionId: str, resourceGroupNam
                                   payload: CrossRegionRestoreRequestObject):
     found, point, target, prefix = _restore_input(request, subscriptionId, resourceGroupName, location, payload,
                                                   ops.VALIDATE_RESTORE)
-    try:
-        services.validate_restore(request.auth, point, target, cross_region=True)
-    except ValidationError as exc:
-        raise as_arm(exc, prefix) from None
-    op = lro.start(request, kind=ops.VALIDATE_RESTORE, resource_id=found.resource_id, location=location)
-    lro.succeed(op, {"objectType": "OperationJobExtendedInfo"})
-    return lro.accepted(request, op)
+    return validation_answer(request, found, point, target, prefix, location=location, cross_region=True)
 
 
 @router.post(LOCATION_PATH + "/crossRegionRestore", url_name="cross_region_restore")

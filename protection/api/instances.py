@@ -27,12 +27,11 @@ from protection.models import BackupInstance, Job, JobOperation, ProtectionState
 from security import operations as ops
 from security.guards import GuardDenied, evaluate
 from vaults.api.lookups import vault as find_vault
-from vaults.api.lookups import vault_scope
+from vaults.api.lookups import VAULT_PATH, vault_scope
 
 router = Router(tags=["BackupInstances"])
 
-VAULT = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DataProtection"
-         "/backupVaults/{vaultName}")
+VAULT = VAULT_PATH
 INSTANCES = VAULT + "/backupInstances"
 INSTANCE = INSTANCES + "/{backupInstanceName}"
 DELETED = VAULT + "/deletedBackupInstances"

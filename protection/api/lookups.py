@@ -5,8 +5,10 @@ from portal.api import lookups
 from portal.api.errors import ArmError, not_found
 from protection.models import BackupInstance, BackupPolicy, ProtectionState
 from security import operations as ops
-from vaults.api.lookups import vault, vault_scope
+from vaults.api.lookups import VAULT_PATH, vault, vault_scope
 
+
+INSTANCE_PATH = VAULT_PATH + "/backupInstances/{backupInstanceName}"
 
 SOFT_DELETED_STATES = (ProtectionState.SOFT_DELETING, ProtectionState.SOFT_DELETED)
 

@@ -19,12 +19,11 @@ from protection.api.policy_body import parse
 from protection.models import BackupPolicy
 from protection.policies import services as svc
 from security import operations as ops
-from vaults.api.lookups import vault, vault_scope
+from vaults.api.lookups import VAULT_PATH, vault, vault_scope
 
 router = Router(tags=["Backup policies"])
 
-VAULT = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
-         "/providers/Microsoft.DataProtection/backupVaults/{vaultName}")
+VAULT = VAULT_PATH
 POLICIES = VAULT + "/backupPolicies"
 POLICY = POLICIES + "/{backupPolicyName}"
 

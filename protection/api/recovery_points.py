@@ -18,14 +18,12 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from portal.api.envelope import page, proxy, timestamp
 from portal.api.errors import ArmError, not_found
-from protection.api.lookups import instance
+from protection.api.lookups import INSTANCE_PATH, instance
 from protection.models import RecoveryPoint
 from security import operations as ops
 
 router = ninja.Router(tags=["Recovery points"])
 
-INSTANCE_PATH = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DataProtection"
-                 "/backupVaults/{vaultName}/backupInstances/{backupInstanceName}")
 POINT_TYPE = f"{ops.INSTANCE_TYPE}/recoveryPoints"
 FILTER = "$filter"
 # A point a shorter retention expired (issue 21, reference §3.2) stays listed until its purge, as the

@@ -32,15 +32,13 @@ from pydantic import ConfigDict
 from portal.api import lro
 from portal.api.errors import ArmError, from_validation_error
 from protection import datasource_types
-from protection.api.lookups import instance
+from protection.api.lookups import INSTANCE_PATH, instance
 from protection.models import RecoveryPoint
 from protection.restores import layout, rehydration, services, targets, validation
 from security import operations as ops
 
 router = ninja.Router(tags=["Backup instances"])
 
-INSTANCE_PATH = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DataProtection"
-                 "/backupVaults/{vaultName}/backupInstances/{backupInstanceName}")
 POINT_BASED = "AzureBackupRecoveryPointBasedRestoreRequest"
 REHYDRATION = "AzureBackupRestoreWithRehydrationRequest"
 TIME_BASED = "AzureBackupRecoveryTimeBasedRestoreRequest"
@@ -299,12 +297,17 @@ def validate_restore(request, subscriptionId: str, resourceGroupName: str, vault
                      action=ops.VALIDATE_RESTORE)
     prefix = "restoreRequestObject."
     point, target = translate(found, payload.restoreRequestObject, prefix)
+    return validation_answer(request, found, point, target, prefix, location=found.vault.region_id)
+
+
+def validation_answer(request, found, point, target, prefix: str, *, location: str, **options):
+    """Validate ``target`` with the restore services (``options``: e.g. ``cross_region``) and answer the
+    long-running operation: the wizard's Validate is immediate, so the operation is over when it answers."""
     try:
-        services.validate_restore(request.auth, point, target)
+        services.validate_restore(request.auth, point, target, **options)
     except ValidationError as exc:
         raise as_arm(exc, prefix) from None
-    # The wizard's Validate is immediate: the operation is over when it answers.
-    op = lro.start(request, kind=ops.VALIDATE_RESTORE, resource_id=found.resource_id, location=found.vault.region_id)
+    op = lro.start(request, kind=ops.VALIDATE_RESTORE, resource_id=found.resource_id, location=location)
     lro.succeed(op, {"objectType": "OperationJobExtendedInfo"})
     return lro.accepted(request, op)
 

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from protection.jobs import runner as jobs
 from protection.models import Job, JobCategory, JobOperation, RecoveryPoint
+from protection.tiering import services as tiering
 from security import clock
 
 
@@ -52,7 +53,6 @@ def _refuse_shared_disk() -> None:
 def run_replication_job(job: Job, progress: jobs.Progress) -> dict:
     """The REPLICATION job handler."""
     from vaults.storage import open_secondary_store, open_store
-    from vaults.store import Cancelled
 
     point = RecoveryPoint.objects.select_related("instance__vault__region").filter(
         pk=job.parameters.get("recoveryPointId")).first()
@@ -63,30 +63,14 @@ def run_replication_job(job: Job, progress: jobs.Progress) -> dict:
     if region is None:
         raise jobs.JobError("UserErrorNoPairedRegion", f"The vault's region {vault.region.display_name} has no paired region.")
     _refuse_shared_disk()
-    cancelled = {"flag": False}
+    region_name = region.display_name
 
-    def engine_progress(label):
-        def callback(p):
-            try:
-                progress(items_done=p.items_done, items_total=p.items_total, bytes_done=p.bytes_done,
-                         current_item=f"{label}: copying to {region.display_name}")
-            except jobs.JobCancelled:
-                cancelled["flag"] = True
-        return callback
+    def unverified(item: str, errors: str) -> jobs.JobError:
+        return jobs.JobError("UserErrorReplicaVerificationFailed", f"The copy of {item} in {region_name} did not verify: {errors}")
 
-    reports = []
-    try:
-        with open_store(vault) as primary, open_secondary_store(vault, create=True) as replica:
-            for manifest in point.manifests:
-                report = primary.replicate(manifest["id"], replica, verify=True, progress=engine_progress(manifest["item"]),
-                                           cancel=lambda: cancelled["flag"])
-                if report.verified is False:
-                    raise jobs.JobError("UserErrorReplicaVerificationFailed",
-                                        f"The copy of {manifest['item']} in {region.display_name} did not verify: "
-                                        + "; ".join(report.verify_errors[:5]))
-                reports.append({"item": manifest["item"], "summary": report.summary(), "bytes": report.bytes_copied})
-    except Cancelled:
-        raise jobs.JobCancelled() from None
+    with open_store(vault) as primary, open_secondary_store(vault, create=True) as replica:
+        reports = tiering.copy_point(point, primary, replica, progress, label=f"copying to {region_name}",
+                                     manifests=point.manifests, unverified=unverified, count_bytes=True)
     with transaction.atomic():
         locked = RecoveryPoint.objects.select_for_update().filter(pk=point.pk).first()
         if locked is None:  # expired meanwhile: the copy is garbage for the replica's next GC

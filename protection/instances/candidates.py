@@ -49,6 +49,13 @@ class Candidate:
     volume_group: str = ""  # Elastic SAN
     elastic_san: object = None  # Elastic SAN
 
+    @classmethod
+    def of(cls, key: str, datasource_type: str, row, **extra) -> "Candidate":
+        """The candidate for a top-level resource ``row`` (its instance takes the resource's name)."""
+        return cls(key=f"{key}{row.pk}", datasource_type=datasource_type, obj=row, resource_id=row.resource_id,
+                   name=row.name, location=row.region_id, default_instance_name=row.name,
+                   resource_group=row.resource_group, **extra)
+
     def datasource(self, snapshot_resource_group_id: str = "") -> readiness.Datasource:
         return readiness.Datasource(self.datasource_type, self.resource_id, self.name, self.set_resource_id,
                                     snapshot_resource_group_id if self.datasource_type in SNAPSHOT_GROUP_TYPES else "")
@@ -118,12 +125,7 @@ def storage_account_candidates(principal, vault) -> list[Candidate]:
         by_account.setdefault(c.account_id, []).append(c.name)
     result = []
     for account in accounts:
-        cand = Candidate(
-            key=f"sa{account.pk}", datasource_type=datasource_types.ADLS, obj=account,
-            resource_id=account.resource_id, name=account.name, location=account.region_id,
-            default_instance_name=account.name, resource_group=account.resource_group,
-            containers=by_account.get(account.pk, []),
-        )
+        cand = Candidate.of("sa", datasource_types.ADLS, account, containers=by_account.get(account.pk, []))
         existing = protected.get(account.resource_id.lower())
         if not account.hierarchical_namespace:
             cand.offered, cand.reason = False, (
@@ -199,12 +201,7 @@ def postgres_candidates(principal, vault) -> list[Candidate]:
     protected = _protected_in(vault, [s.resource_id for s in servers])
     result = []
     for server in servers:
-        cand = Candidate(
-            key=f"pg{server.pk}", datasource_type=datasource_types.POSTGRES_FLEX, obj=server,
-            resource_id=server.resource_id, name=server.name, location=server.region_id,
-            default_instance_name=server.name, resource_group=server.resource_group,
-            databases=[d.name for d in server.databases.all()],
-        )
+        cand = Candidate.of("pg", datasource_types.POSTGRES_FLEX, server, databases=[d.name for d in server.databases.all()])
         existing = protected.get(server.resource_id.lower())
         if existing is not None:
             cand.code, cand.reason = taken(principal, vault, existing)
@@ -221,8 +218,7 @@ def disk_candidates(principal, vault) -> list[Candidate]:
     protected = _protected_in(vault, [d.resource_id for d in disks])
     result = []
     for disk in disks:
-        result.append(cand := Candidate(f"disk{disk.pk}", datasource_types.AZURE_DISK, disk, disk.resource_id, disk.name,
-                                        disk.region_id, disk.name, disk.resource_group))
+        result.append(cand := Candidate.of("disk", datasource_types.AZURE_DISK, disk))
         if (existing := protected.get(disk.resource_id.lower())) is not None:
             cand.offered, (cand.code, cand.reason) = False, taken(principal, vault, existing)
     return result

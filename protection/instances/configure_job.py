@@ -25,50 +25,55 @@ from security.operations import INSTANCE_WRITE
 from vaults.services import mark_protected_item_added
 
 
+# The row each datasource type must still have, and how a message names it (ADLS: `_adls_problem`).
+_SOURCE_ROWS = {
+    datasource_types.ELASTIC_SAN: (Volume, "Elastic SAN volume"),
+    datasource_types.AZURE_DISK: (ManagedDisk, "disk"),
+    datasource_types.POSTGRES_FLEX: (PostgresServer, "PostgreSQL server"),
+}
+_SNAPSHOT_GROUP_TYPES = (datasource_types.ELASTIC_SAN, datasource_types.AZURE_DISK)
+
+
+def _adls_problem(instance: BackupInstance) -> tuple[str, str] | None:
+    account = StorageAccount.objects.filter(resource_id__iexact=instance.datasource_resource_id).first()
+    if account is None:
+        return ("UserErrorDatasourceNotFound", f"The storage account '{instance.datasource_name}' no longer exists.")
+    if not account.hierarchical_namespace:
+        return ("UserErrorUnsupportedStorageAccountType",
+                "The storage account does not have hierarchical namespace enabled.")
+    existing = set(account.containers.values_list("name", flat=True))
+    chosen = existing - set(instance.excluded_containers) if instance.all_containers else set(instance.containers)
+    missing = sorted(chosen - existing)
+    if missing or not chosen:
+        return ("UserErrorIncorrectContainersSelectedForOperation",
+                f"The containers selected for protection no longer exist: {', '.join(missing) or 'none is left'}.")
+    if problem := container_limit_error(len(chosen), all_containers=instance.all_containers):
+        return (CONTAINER_LIMIT_CODE, problem)
+    return None
+
+
 def _datasource_problem(instance: BackupInstance) -> tuple[str, str] | None:
     """What stops protection now (code, message), re-checked on the worker."""
     vault = instance.vault
     if not vault.identity_enabled:
         return ("UserErrorMSIDisabled",
                 f"The system-assigned identity of the vault '{vault.name}' is off. Turn it on in Identity and configure again.")
-    rid = instance.datasource_resource_id
+    rid, kind = instance.datasource_resource_id, instance.datasource_type
     ds = None
-    if instance.datasource_type == datasource_types.ADLS:
-        account = StorageAccount.objects.filter(resource_id__iexact=rid).first()
-        if account is None:
-            return ("UserErrorDatasourceNotFound", f"The storage account '{instance.datasource_name}' no longer exists.")
-        if not account.hierarchical_namespace:
-            return ("UserErrorUnsupportedStorageAccountType",
-                    "The storage account does not have hierarchical namespace enabled.")
-        existing = set(account.containers.values_list("name", flat=True))
-        chosen = existing - set(instance.excluded_containers) if instance.all_containers else set(instance.containers)
-        missing = sorted(chosen - existing)
-        if missing or not chosen:
-            return ("UserErrorIncorrectContainersSelectedForOperation",
-                    f"The containers selected for protection no longer exist: {', '.join(missing) or 'none is left'}.")
-        if problem := container_limit_error(len(chosen), all_containers=instance.all_containers):
-            return (CONTAINER_LIMIT_CODE, problem)
-        ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name)
-    elif instance.datasource_type == datasource_types.ELASTIC_SAN:
-        if not Volume.objects.filter(resource_id__iexact=rid).exists():
-            return ("UserErrorDatasourceNotFound", f"The Elastic SAN volume '{instance.datasource_name}' no longer exists.")
-        if not ResourceGroup.objects.filter(resource_id__iexact=instance.snapshot_resource_group_id).exists():
+    if kind == datasource_types.ADLS:
+        if problem := _adls_problem(instance):
+            return problem
+        ds = readiness.Datasource(kind, rid, instance.datasource_name)
+    elif kind in _SOURCE_ROWS:
+        model, noun = _SOURCE_ROWS[kind]
+        if not model.objects.filter(resource_id__iexact=rid).exists():
+            return ("UserErrorDatasourceNotFound", f"The {noun} '{instance.datasource_name}' no longer exists.")
+        snapshot_group = instance.snapshot_resource_group_id if kind in _SNAPSHOT_GROUP_TYPES else ""
+        if kind in _SNAPSHOT_GROUP_TYPES and not ResourceGroup.objects.filter(resource_id__iexact=snapshot_group).exists():
             return ("UserErrorSnapshotResourceGroupNotFound",
-                    f"The snapshot resource group '{instance.snapshot_resource_group_id}' no longer exists.")
-        ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name,
-                                  instance.datasource_set_resource_id, instance.snapshot_resource_group_id)
-    elif instance.datasource_type == datasource_types.AZURE_DISK:
-        if not ManagedDisk.objects.filter(resource_id__iexact=rid).exists():
-            return ("UserErrorDatasourceNotFound", f"The disk '{instance.datasource_name}' no longer exists.")
-        if not ResourceGroup.objects.filter(resource_id__iexact=instance.snapshot_resource_group_id).exists():
-            return ("UserErrorSnapshotResourceGroupNotFound",
-                    f"The snapshot resource group '{instance.snapshot_resource_group_id}' no longer exists.")
-        ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name,
-                                  snapshot_resource_group_id=instance.snapshot_resource_group_id)
-    elif instance.datasource_type == datasource_types.POSTGRES_FLEX:
-        if not PostgresServer.objects.filter(resource_id__iexact=rid).exists():
-            return ("UserErrorDatasourceNotFound", f"The PostgreSQL server '{instance.datasource_name}' no longer exists.")
-        ds = readiness.Datasource(instance.datasource_type, rid, instance.datasource_name)
+                    f"The snapshot resource group '{snapshot_group}' no longer exists.")
+        set_id = instance.datasource_set_resource_id if kind == datasource_types.ELASTIC_SAN else ""
+        ds = readiness.Datasource(kind, rid, instance.datasource_name, set_id, snapshot_group)
     missing = readiness.missing_needs(vault.identity, ds)
     if missing:
         return (MISSING_PERMISSIONS,

@@ -356,17 +356,12 @@ def change_policy(principal, instance: BackupInstance, policy: BackupPolicy) -> 
 def _alert_protection_shorter(principal, row, old, policy, reduced: list[str], redated) -> None:
     """"Modify Protection with Shorter Retention": only when something actually gets shorter (a rule
     of the new policy, or an existing point's expiry); see `_alert_policy_shorter` in policies."""
-    if not reduced and not redated.shorter:
-        return
     from protection.policies.services import raise_shorter_retention_alert
 
-    what = "; ".join(reduced) if reduced else "its retention rules are not shorter"
     raise_shorter_retention_alert(
-        "Modify Protection with Shorter Retention", resource_id=row.resource_id, principal=principal,
-        description=f"The backup instance '{row.name}' moved from the policy '{old.name}' to '{policy.name}', "
-                    f"which keeps recovery points for less time: {what}. {redated.describe()}".rstrip(),
-        details={"instance": row.name, "from": old.name, "to": policy.name, "changes": reduced,
-                 "redated": redated.as_details()})
+        "Modify Protection with Shorter Retention", row.resource_id, principal, reduced, redated,
+        who=f"The backup instance '{row.name}' moved from the policy '{old.name}' to '{policy.name}', which",
+        details={"instance": row.name, "from": old.name, "to": policy.name})
 
 
 # --- vault contents (the vault deletion rule) ---------------------------------------------------

@@ -524,30 +524,32 @@ def update_policy(principal, policy: BackupPolicy, *, spec: PolicySpec) -> Backu
 
 
 def _alert_policy_shorter(principal, row: BackupPolicy, reduced: list[str], redated, instances: list[str]) -> None:
-    """"Modify Policy with Shorter Retention" fires when something actually gets shorter: a rule of
-    the policy keeps points for less time (or is removed and its points fall back to a shorter
-    Default), or an existing recovery point's expiry moved earlier. Longer, equal and schedule-only
-    changes raise nothing."""
+    """"Modify Policy with Shorter Retention": a rule of the policy keeps points for less time (or is
+    removed and its points fall back to a shorter Default), or an existing recovery point's expiry
+    moved earlier. Longer, equal and schedule-only changes raise nothing."""
+    raise_shorter_retention_alert(
+        "Modify Policy with Shorter Retention", row.resource_id, principal, reduced, redated,
+        who=f"The backup policy '{row.name}' of the Backup vault '{row.vault.name}' now",
+        details={"policy": row.name, "instances": instances})
+
+
+def raise_shorter_retention_alert(name: str, resource_id: str, principal, reduced: list[str], redated, *, who: str,
+                                  details: dict) -> None:
+    """"Modify Policy with Shorter Retention" / "Modify Protection with Shorter Retention" (reference §6.1),
+    only when something actually gets shorter: a retention rule (``reduced`` says which) or an existing
+    point's expiry (``redated``). The description starts with ``who`` ("The backup policy 'x' now")."""
     if not reduced and not redated.shorter:
         return
-    what = "; ".join(reduced) if reduced else "its retention rules are not shorter"
-    raise_shorter_retention_alert(
-        "Modify Policy with Shorter Retention", resource_id=row.resource_id, principal=principal,
-        description=f"The backup policy '{row.name}' of the Backup vault '{row.vault.name}' now keeps recovery "
-                    f"points for less time: {what}. {redated.describe()}".rstrip(),
-        details={"policy": row.name, "changes": reduced, "instances": instances, "redated": redated.as_details()})
-
-
-def raise_shorter_retention_alert(name: str, *, resource_id: str, principal, description: str, details: dict) -> None:
-    """"Modify Policy with Shorter Retention" / "Modify Protection with Shorter Retention" (reference §6.1)."""
     from security import services as security_services
     from security.audit import caller_label
     from security.models import Alert
 
+    what = "; ".join(reduced) if reduced else "its retention rules are not shorter"
+    description = f"{who} keeps recovery points for less time: {what}. {redated.describe()}".rstrip()
     security_services.raise_alert(
         name=name, category=Alert.Category.SECURITY, severity=Alert.Severity.SEV2, resource_id=resource_id,
         description=f"{description} Changed by {caller_label(principal)}.",
-        details={**details, "by": caller_label(principal)},
+        details={**details, "changes": reduced, "redated": redated.as_details(), "by": caller_label(principal)},
     )
 
 

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 
 from portal.shortcuts import (
-    can, filter_by_id, get_visible_or_404, page_number, search_text, submit, unknown_filters, visible,
+    can, delete_or_explain, filter_by_id, get_visible_or_404, page_number, search_text, submit, unknown_filters, visible,
 )
 from protection import datasource_types
 from protection.pages import render_list, require, vault_context, vault_or_404
@@ -129,13 +127,11 @@ def policy_delete(request, pk):
     error, status = "", 200
     using = list(svc.instances_using(policy).values_list("name", flat=True))
     if request.method == "POST":
-        name, vault_pk = policy.name, policy.vault_id
-        try:
-            svc.delete_policy(request.principal, policy)
-        except ValidationError as exc:
-            error, status = " ".join(exc.messages), 409
-        else:
-            messages.success(request, f"Backup policy '{name}' was deleted.")
-            return redirect("protection:vault_policies", pk=vault_pk)
+        done, error = delete_or_explain(request, lambda: svc.delete_policy(request.principal, policy),
+                                        f"Backup policy '{policy.name}' was deleted.", "protection:vault_policies",
+                                        pk=policy.vault_id)
+        if done is not None:
+            return done
+        status = 409
     return render(request, "protection/policies/delete.html",
                   {"policy": policy, "resource": policy, "using": using, "error": error, "blade": "overview"}, status=status)

@@ -17,9 +17,7 @@ import contextlib
 import os
 import subprocess
 import tempfile
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from django.core.exceptions import ValidationError
 
@@ -171,18 +169,12 @@ def open_blob(principal, point, container: str, path: str):
             record = next((r for r in store.records(part.snapshot_id) if r.get("t") == "f" and r.get("p") == path), None)
             if record is None:
                 raise NotInPoint(f"The container '{container}' in this recovery point has no blob '{path}'.")
-            scratch = fs.data_root() / "restore-scratch"
-            os.close(fs.open_dir(scratch, create=True))
-            folder = tempfile.mkdtemp(prefix=f"{uuid.uuid4().hex}-", dir=str(scratch))
-            try:
+            with fs.scratch_folder() as folder:
                 try:
                     store.restore(part.snapshot_id, folder, paths=[path])
                 except DamageError as exc:
                     raise NotInPoint(f"The blob '{path}' is damaged in this recovery point ({exc}).") from None
                 handle = open(os.path.join(folder, *path.split("/")), "rb")
-            finally:
-                with contextlib.suppress(Exception):
-                    fs.remove_tree(Path(folder))
     return _Download(handle, path.rsplit("/", 1)[-1], int(record.get("s", 0)))
 
 

@@ -66,6 +66,27 @@ def _puncher():
     return punch
 
 
+def write_image(point, temp, run, *, name: str, shown_as: str, noun: str) -> int:
+    """The recovery point's image into ``temp`` (restored as ``name``, shown as ``shown_as``); returns the
+    data bytes written. A damaged image is refused: nothing (no ``noun``) is created from it."""
+    from vaults.store import DamageError
+
+    part = layout.volume_part(point)
+    with layout.open_point_store(point) as store:
+        to_write = data_bytes(store, part.snapshot_id)
+        run.report(bytes_total=to_write or None, items_total=1,
+                   current_item=f"Restoring {part.item} as {shown_as}", force=True)
+        run.check_cancel()
+        try:
+            store.restore(part.snapshot_id, str(temp), progress=run.engine_progress(name), cancel=run.cancel)
+        except DamageError as exc:
+            raise jobs.JobError("UserErrorRecoveryPointDamaged",
+                                f"The recovery point's image of '{part.item}' is damaged ({len(exc.chunks)} damaged "
+                                f"block(s)); no {noun} was created. Run Verify on the recovery point, and restore "
+                                "from another one.") from None
+    return to_write
+
+
 def checked_image(run, temp, written: int, name: str, expected: str, noun: str) -> str:
     """The restored image's SHA-256 (after `sparsify_and_checksum`), refused as damaged when it differs
     from the one recorded at backup: nothing (no ``noun``) is created from it then."""
@@ -142,11 +163,9 @@ def restore(job, point, target, resolved, run) -> dict:
     from portal.inventory import fs, volumes
     from portal.inventory import services as inventory
     from security.guards import GuardDenied
-    from vaults.store import DamageError
 
     group = resolved["volume_group"]
     identity = point.instance.vault.identity
-    part = layout.volume_part(point)
     expected = layout.volume_checksum(point)
     remove_leftovers(group, job)
     os.close(fs.open_dir(group.data_path, create=True))
@@ -154,19 +173,7 @@ def restore(job, point, target, resolved, run) -> dict:
     final = None
     volume = None
     try:
-        with layout.open_point_store(point) as store:
-            to_write = data_bytes(store, part.snapshot_id)
-            run.report(bytes_total=to_write or None, items_total=1,
-                       current_item=f"Restoring {part.item} as {target.volume_name}", force=True)
-            run.check_cancel()
-            try:
-                store.restore(part.snapshot_id, str(temp), progress=run.engine_progress(target.volume_name),
-                              cancel=run.cancel)
-            except DamageError as exc:
-                raise jobs.JobError("UserErrorRecoveryPointDamaged",
-                                    f"The recovery point's image of '{part.item}' is damaged ({len(exc.chunks)} damaged "
-                                    "block(s)); no volume was created. Run Verify on the recovery point, and restore "
-                                    "from another one.") from None
+        to_write = write_image(point, temp, run, name=target.volume_name, shown_as=target.volume_name, noun="volume")
         checksum = checked_image(run, temp, to_write, target.volume_name, expected, "volume")
         info = volumes.image_info(temp)
         run.report(current_item=f"Creating the volume {target.volume_name}", force=True)

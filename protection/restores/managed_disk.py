@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from protection.jobs import runner as jobs
 from protection.restores import layout, validation
-from protection.restores.elastic_san import checked_image, data_bytes, temp_name
+from protection.restores.elastic_san import checked_image, temp_name, write_image
 
 
 def _folder(target):
@@ -37,26 +37,6 @@ def remove_leftovers(target, job) -> None:
             volumes.remove_image(folder / temp_name(job))
 
 
-def _write_image(job, point, target, temp, run) -> int:
-    """The recovery point's image into ``temp``; returns the data bytes written."""
-    from vaults.store import DamageError
-
-    part = layout.volume_part(point)
-    with layout.open_point_store(point) as store:
-        to_write = data_bytes(store, part.snapshot_id)
-        run.report(bytes_total=to_write or None, items_total=1,
-                   current_item=f"Restoring {part.item} as the disk {target.disk_name}", force=True)
-        run.check_cancel()
-        try:
-            store.restore(part.snapshot_id, str(temp), progress=run.engine_progress(target.disk_name), cancel=run.cancel)
-        except DamageError as exc:
-            raise jobs.JobError("UserErrorRecoveryPointDamaged",
-                                f"The recovery point's image of '{part.item}' is damaged ({len(exc.chunks)} damaged "
-                                "block(s)); no disk was created. Run Verify on the recovery point, and restore from "
-                                "another one.") from None
-    return to_write
-
-
 def restore(job, point, target, resolved, run) -> dict:
     from portal.inventory import fs, volumes
     from portal.inventory.disks import services as disks
@@ -73,7 +53,8 @@ def restore(job, point, target, resolved, run) -> dict:
     temp = folder / temp_name(job)
     disk = None
     try:
-        to_write = _write_image(job, point, target, temp, run)
+        to_write = write_image(point, temp, run, name=target.disk_name, shown_as=f"the disk {target.disk_name}",
+                               noun="disk")
         checksum = checked_image(run, temp, to_write, target.disk_name, expected, "disk")
         info = volumes.image_info(temp)
         run.report(current_item=f"Creating the disk {target.disk_name}", force=True)

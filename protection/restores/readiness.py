@@ -50,8 +50,13 @@ def _restore_need(role: str, check_scope: str, resource_scope: str, where: str) 
     return shared.vault_identity_need(role, check_scope, resource_scope, where, RESTORE_ROLE_ACTIONS[role])
 
 
-def _name(resource_id: str) -> str:
-    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+def _snapshot_group_needs(point, role: str) -> list[RoleNeed]:
+    """``role`` on the point's snapshot resource group, where it has one."""
+    rg = scopes.normalize(layout.snapshot_group_id(point))
+    if not rg or rg == scopes.ROOT:
+        return []
+    name = rg.rstrip("/").rsplit("/", 1)[-1]
+    return [_restore_need(role, rg, rg, f"snapshot resource group {name}")]
 
 
 def needs_for(point, target, resolved) -> list[RoleNeed]:
@@ -64,20 +69,13 @@ def needs_for(point, target, resolved) -> list[RoleNeed]:
     if isinstance(target, targets.VolumeTarget):
         group = resolved["volume_group"]
         san = group.elastic_san
-        needs = [_restore_need(roles.ELASTIC_SAN_VOLUME_IMPORTER, group.resource_id, san.resource_id,
-                               f"target Elastic SAN {san.name}")]
-        rg = scopes.normalize(layout.snapshot_group_id(point))
-        if rg and rg != scopes.ROOT:
-            needs.append(_restore_need(roles.READER, rg, rg, f"snapshot resource group {_name(rg)}"))
-        return needs
+        return [_restore_need(roles.ELASTIC_SAN_VOLUME_IMPORTER, group.resource_id, san.resource_id,
+                              f"target Elastic SAN {san.name}"), *_snapshot_group_needs(point, roles.READER)]
     if isinstance(target, targets.DiskTarget):
         group = resolved["resource_group"]
-        needs = [_restore_need(roles.DISK_RESTORE_OPERATOR, group.resource_id, group.resource_id,
-                               f"target resource group {group.name}")]
-        rg = scopes.normalize(layout.snapshot_group_id(point))
-        if rg and rg != scopes.ROOT:
-            needs.append(_restore_need(roles.DISK_SNAPSHOT_CONTRIBUTOR, rg, rg, f"snapshot resource group {_name(rg)}"))
-        return needs
+        return [_restore_need(roles.DISK_RESTORE_OPERATOR, group.resource_id, group.resource_id,
+                              f"target resource group {group.name}"),
+                *_snapshot_group_needs(point, roles.DISK_SNAPSHOT_CONTRIBUTOR)]
     if isinstance(target, targets.PgFilesTarget):
         container = resolved["container"]
         account = container.account

@@ -135,6 +135,22 @@ def kinds_for(datasource_type: str) -> tuple[str, ...]:
     }[datasource_type]
 
 
+def _new_resource_target(region: str, datasource_type: str, resource_id: str, name: str, resource_type: str, *,
+                         set_id: str = "", set_type: str = "") -> dict:
+    """A RestoreTargetInfo that creates a new resource ``name`` (never over an existing one) in ``region``,
+    with the set it belongs to where the datasource type has one."""
+    info = {
+        "objectType": "RestoreTargetInfo",
+        "recoveryOption": "FailIfExists",
+        "restoreLocation": region,
+        "datasourceInfo": {"objectType": "Datasource", "datasourceType": datasource_type, "resourceID": resource_id,
+                           "resourceName": name, "resourceLocation": region, "resourceType": resource_type},
+    }
+    if set_id:
+        info["datasourceSetInfo"] = {"objectType": "DatasourceSet", "resourceID": set_id, "resourceType": set_type}
+    return info
+
+
 def as_api(point, target: Target, *, region: str, resolved: dict | None = None) -> dict:
     """The restore request in the REST API's shape (reference §1.6), for the job and the review."""
     resolved = resolved or {}
@@ -163,36 +179,17 @@ def as_api(point, target: Target, *, region: str, resolved: dict | None = None) 
         }
     elif isinstance(target, VolumeTarget):
         volume_id = f"{target.volume_group_id}/volumes/{target.volume_name}"
-        request["restoreTargetInfo"] = {
-            "objectType": "RestoreTargetInfo",
-            "recoveryOption": "FailIfExists",
-            "restoreLocation": region,
-            "datasourceInfo": {"objectType": "Datasource", "datasourceType": datasource_types.ELASTIC_SAN,
-                               "resourceID": volume_id, "resourceName": target.volume_name, "resourceLocation": region,
-                               "resourceType": ops.VOLUME_TYPE},
-            "datasourceSetInfo": {"objectType": "DatasourceSet", "resourceID": target.volume_group_id.rsplit("/volumeGroups/", 1)[0],
-                                  "resourceType": ops.ELASTIC_SAN_TYPE},
-        }
+        request["restoreTargetInfo"] = _new_resource_target(
+            region, datasource_types.ELASTIC_SAN, volume_id, target.volume_name, ops.VOLUME_TYPE,
+            set_id=target.volume_group_id.rsplit("/volumeGroups/", 1)[0], set_type=ops.ELASTIC_SAN_TYPE)
     elif isinstance(target, DiskTarget):
-        request["restoreTargetInfo"] = {
-            "objectType": "RestoreTargetInfo",
-            "recoveryOption": "FailIfExists",
-            "restoreLocation": region,
-            "datasourceInfo": {"objectType": "Datasource", "datasourceType": datasource_types.AZURE_DISK,
-                               "resourceID": target.disk_id, "resourceName": target.disk_name,
-                               "resourceLocation": region, "resourceType": ops.DISK_TYPE},
-        }
+        request["restoreTargetInfo"] = _new_resource_target(region, datasource_types.AZURE_DISK, target.disk_id,
+                                                            target.disk_name, ops.DISK_TYPE)
     elif isinstance(target, PgDatabaseTarget):
         request["restoreTargetInfo"] = {
-            "objectType": "RestoreTargetInfo",
-            "recoveryOption": "FailIfExists",
-            "restoreLocation": region,
-            "datasourceInfo": {"objectType": "Datasource", "datasourceType": datasource_types.POSTGRES_FLEX,
-                               "resourceID": f"{target.server_id}/databases/{target.database_name}",
-                               "resourceName": target.database_name, "resourceLocation": region,
-                               "resourceType": ops.POSTGRES_DATABASE_TYPE},
-            "datasourceSetInfo": {"objectType": "DatasourceSet", "resourceID": target.server_id,
-                                  "resourceType": ops.POSTGRES_SERVER_TYPE},
+            **_new_resource_target(region, datasource_types.POSTGRES_FLEX, f"{target.server_id}/databases/{target.database_name}",
+                                   target.database_name, ops.POSTGRES_DATABASE_TYPE,
+                                   set_id=target.server_id, set_type=ops.POSTGRES_SERVER_TYPE),
             # Strongroom extension: which database of the recovery point goes there.
             "sourceDatabaseName": target.database,
         }

@@ -84,6 +84,26 @@ def _readable(principal, action: str, resource_id: str) -> bool:
     return authorize(principal, action, resource_id).allowed
 
 
+def _target(rows, resource_id: str, principal, action: str, problems: Problems, field: str, choose: str):
+    """The row of ``rows`` at ``resource_id`` that ``principal`` may read (``action``); otherwise the
+    problem ``choose`` on ``field`` (TARGET_NOT_FOUND) is raised with those found so far."""
+    row = rows.filter(resource_id__iexact=resource_id).first()
+    if row is None or not _readable(principal, action, row.resource_id):
+        problems.add(field, TARGET_NOT_FOUND, choose)
+        problems.raise_if_any()
+    return row
+
+
+def _valid_name(validate, name: str, problems: Problems, field: str) -> bool:
+    """``validate(name, field=field)``; its messages become an INVALID_NAME problem on ``field``."""
+    try:
+        validate(name, field=field)
+    except ValidationError as exc:
+        problems.add(field, INVALID_NAME, " ".join(exc.messages))
+        return False
+    return True
+
+
 def _cross_subscription(point, subscription_id, problems: Problems, field: str) -> None:
     from vaults.models import CrossSubscriptionRestoreState
 
@@ -176,11 +196,9 @@ def _resolve_adls(point, target: targets.AdlsTarget, principal) -> dict:
     if len(set(targets_named)) != len(targets_named):
         problems.add("rename", INVALID_NAME, "Two containers would be restored under the same name.")
 
-    account = StorageAccount.objects.select_related("resource_group__subscription", "region").filter(
-        resource_id__iexact=target.account_id).first()
-    if account is None or not _readable(principal, STORAGE_ACCOUNT_READ, account.resource_id):
-        problems.add("target_storage_account", TARGET_NOT_FOUND, "Choose the target storage account.")
-        problems.raise_if_any()
+    account = _target(StorageAccount.objects.select_related("resource_group__subscription", "region"),
+                      target.account_id, principal, STORAGE_ACCOUNT_READ, problems, "target_storage_account",
+                      "Choose the target storage account.")
     source_id = point.instance.datasource_resource_id
     if account.resource_id.lower() == source_id.lower():
         problems.add("target_storage_account", ORIGINAL_LOCATION, ORIGINAL_LOCATION_TEXT +
@@ -221,15 +239,10 @@ def _resolve_volume(point, target: targets.VolumeTarget, principal, job=None) ->
     from portal.inventory.services import VOLUME_GROUP_READ
 
     problems = Problems()
-    group = (VolumeGroup.objects.select_related("elastic_san__resource_group__subscription", "elastic_san__region")
-             .filter(resource_id__iexact=target.volume_group_id).first())
-    if group is None or not _readable(principal, VOLUME_GROUP_READ, group.resource_id):
-        problems.add("target_volume_group", TARGET_NOT_FOUND, "Choose the target Elastic SAN volume group.")
-        problems.raise_if_any()
-    try:
-        naming.validate_volume_name(target.volume_name, field="volume_name")
-    except ValidationError as exc:
-        problems.add("volume_name", INVALID_NAME, " ".join(exc.messages))
+    group = _target(VolumeGroup.objects.select_related("elastic_san__resource_group__subscription", "elastic_san__region"),
+                    target.volume_group_id, principal, VOLUME_GROUP_READ, problems, "target_volume_group",
+                    "Choose the target Elastic SAN volume group.")
+    _valid_name(naming.validate_volume_name, target.volume_name, problems, "volume_name")
     if Volume.objects.filter(volume_group=group, name__iexact=target.volume_name).exists() or (
             target.volume_name and os.path.lexists(group.data_path / f"{target.volume_name}.img")):
         problems.add("volume_name", VOLUME_EXISTS,
@@ -269,16 +282,9 @@ def _resolve_disk(point, target: targets.DiskTarget, principal, job=None) -> dic
     from security.operations import RESOURCE_GROUP_READ
 
     problems = Problems()
-    group = (ResourceGroup.objects.select_related("subscription")
-             .filter(resource_id__iexact=target.resource_group_id).first())
-    if group is None or not _readable(principal, RESOURCE_GROUP_READ, group.resource_id):
-        problems.add("target_resource_group", TARGET_NOT_FOUND, "Choose the target resource group.")
-        problems.raise_if_any()
-    try:
-        disks.validate_disk_name(target.disk_name, field="disk_name")
-    except ValidationError as exc:
-        problems.add("disk_name", INVALID_NAME, " ".join(exc.messages))
-    else:
+    group = _target(ResourceGroup.objects.select_related("subscription"), target.resource_group_id, principal,
+                    RESOURCE_GROUP_READ, problems, "target_resource_group", "Choose the target resource group.")
+    if _valid_name(disks.validate_disk_name, target.disk_name, problems, "disk_name"):
         try:
             disks.check_name_free(group, target.disk_name, field="disk_name")
         except ValidationError as exc:
@@ -314,12 +320,8 @@ def _server(target_id, principal, problems: Problems):
     from portal.inventory.models import PostgresServer
     from portal.inventory.services import POSTGRES_READ
 
-    server = (PostgresServer.objects.select_related("resource_group__subscription", "region")
-              .filter(resource_id__iexact=target_id).first())
-    if server is None or not _readable(principal, POSTGRES_READ, server.resource_id):
-        problems.add("target_server", TARGET_NOT_FOUND, "Choose the target PostgreSQL server.")
-        problems.raise_if_any()
-    return server
+    return _target(PostgresServer.objects.select_related("resource_group__subscription", "region"), target_id,
+                   principal, POSTGRES_READ, problems, "target_server", "Choose the target PostgreSQL server.")
 
 
 def _resolve_pg_database(point, target: targets.PgDatabaseTarget, principal) -> dict:
@@ -386,11 +388,9 @@ def _resolve_pg_files(point, target: targets.PgFilesTarget, principal) -> dict:
     dumps = {p.database for p in layout.databases(point)}
     if target.database and target.database not in dumps:
         problems.add("database", TARGET_NOT_FOUND, f"The recovery point has no database '{target.database}'.")
-    container = (Container.objects.select_related("account__resource_group__subscription", "account__region")
-                 .filter(resource_id__iexact=target.container_id).first())
-    if container is None or not _readable(principal, CONTAINER_READ, container.resource_id):
-        problems.add("target_container", TARGET_NOT_FOUND, "Choose the target storage container.")
-        problems.raise_if_any()
+    container = _target(Container.objects.select_related("account__resource_group__subscription", "account__region"),
+                        target.container_id, principal, CONTAINER_READ, problems, "target_container",
+                        "Choose the target storage container.")
     if target.file_prefix:
         try:
             normalize_prefix(target.file_prefix)

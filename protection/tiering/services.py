@@ -88,35 +88,47 @@ def move_to_archive(principal, point: RecoveryPoint, *, reason: str = "Move to a
     return job
 
 
-def copy_point(point, source, target, job_progress, *, label: str, retention: bool) -> list:
-    """Copy every engine snapshot of ``point`` from store ``source`` to ``target`` (same keys), each verified
-    in the target. Returns the per-snapshot reports. Raises JobCancelled, JobError."""
+def copy_point(point, source, target, job_progress, *, label: str, retention: bool = True, manifests=None,
+               unverified=None, count_bytes: bool = False) -> list:
+    """Copy every engine snapshot of ``point`` (or of ``manifests``) from store ``source`` to ``target`` (same
+    keys), each verified in the target; progress reads "<item>: <label>" (with the bytes copied when
+    ``count_bytes``). A copy that does not verify raises ``unverified(item, errors)`` (by default the
+    tiering's: the point was not moved). Returns the per-snapshot reports. Raises JobCancelled, JobError."""
     from vaults.store import Cancelled
 
     cancelled = {"flag": False}
 
     def engine_progress(item):
         def callback(p):
+            counts = {"bytes_done": p.bytes_done} if count_bytes else {}
             try:
-                job_progress(items_done=p.items_done, items_total=p.items_total,
+                job_progress(items_done=p.items_done, items_total=p.items_total, **counts,
                              current_item=f"{item}: {label}")
             except jobs.JobCancelled:
                 cancelled["flag"] = True
         return callback
 
+    if manifests is None:
+        manifests = point.manifests or [{"id": point.manifest_id, "item": point.instance.datasource_name}]
     reports = []
     try:
-        for manifest in point.manifests or [{"id": point.manifest_id, "item": point.instance.datasource_name}]:
+        for manifest in manifests:
             report = source.replicate(manifest["id"], target, verify=True, progress=engine_progress(manifest["item"]),
                                       cancel=lambda: cancelled["flag"], retention=retention)
             if report.verified is False:
-                raise jobs.JobError("UserErrorTieringVerificationFailed",
-                                    f"The copy of {manifest['item']} did not verify ({label}): "
-                                    + "; ".join(report.verify_errors[:5]) + " The recovery point was not moved.")
+                errors = "; ".join(report.verify_errors[:5])
+                raise (unverified or _not_moved(label))(manifest["item"], errors)
             reports.append({"item": manifest["item"], "summary": report.summary(), "bytes": report.bytes_copied})
     except Cancelled:
         raise jobs.JobCancelled() from None
     return reports
+
+
+def _not_moved(label: str):
+    def error(item: str, errors: str) -> jobs.JobError:
+        return jobs.JobError("UserErrorTieringVerificationFailed",
+                             f"The copy of {item} did not verify ({label}): {errors} The recovery point was not moved.")
+    return error
 
 
 def _point_for(job) -> RecoveryPoint:

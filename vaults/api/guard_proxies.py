@@ -31,8 +31,7 @@ from vaults.api.schemas import ProxyIn, UnlockDeleteIn
 
 router = Router(tags=["DppResourceGuardProxy"])
 
-VAULT = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DataProtection"
-         "/backupVaults/{vaultName}")
+VAULT = vault_lookups.VAULT_PATH
 PROXIES = VAULT + "/backupResourceGuardProxies"
 PROXY = PROXIES + "/{resourceGuardProxyName}"
 NAME = ResourceGuardProxy.DEFAULT_NAME

@@ -7,6 +7,11 @@ from security import operations as ops
 from vaults.models import BackupVault
 
 
+# The path of a Backup vault in the management API; every vault-scoped route hangs below it.
+VAULT_PATH = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DataProtection"
+              "/backupVaults/{vaultName}")
+
+
 def vault_scope(subscription_id: str, resource_group_name: str, vault_name: str) -> str:
     return f"{lookups.rg_scope(subscription_id, resource_group_name)}/providers/{ops.VAULT_TYPE}/{vault_name}"
 

@@ -71,15 +71,9 @@ def create_disk(principal, *, resource_group: ResourceGroup, name: str, region, 
                 os.rename(adopt_image.name, disk.image_path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         else:
             volumes.create_image(disk.image_path, disk.size_bytes)
-        _measure(disk)
+        volumes.measure(disk)
         disk.save(update_fields=["allocated_bytes", "allocated_measured_at"])
     return disk
-
-
-def _measure(disk: ManagedDisk) -> None:
-    info = volumes.image_info(disk.image_path)
-    disk.allocated_bytes = info.allocated_bytes
-    disk.allocated_measured_at = clock.now()
 
 
 def delete_disk(principal, disk: ManagedDisk) -> None:
@@ -110,7 +104,7 @@ def write_sample_data(principal, disk: ManagedDisk) -> int:
         except TimeoutError:
             raise ValidationError(f"A backup is reading the disk '{locked.name}' right now, so nothing was written. "
                                   "Write sample data again once the backup has finished.") from None
-        _measure(locked)
+        volumes.measure(locked)
         locked.sample_writes += 1
         locked.sample_written_at = clock.now()
         locked.save(update_fields=["allocated_bytes", "allocated_measured_at", "sample_writes", "sample_written_at"])

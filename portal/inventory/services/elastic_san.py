@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 
 from portal.inventory import fs, naming, volumes
 from portal.inventory.models import GIB, ElasticSan, Snapshot, Volume, VolumeGroup
-from portal.inventory.services.common import check_region, forget_assignments, make_data_dir, new_resource_id
-from portal.inventory.services.network import check_same_region, check_subnet_join
+from portal.inventory.services.common import forget_assignments, make_data_dir, new_resource_id
+from portal.inventory.services.network import datasource_region, join_subnet_first
 from portal.inventory.services.volume_jobs import lock_idle_volume
 from portal.models import ResourceGroup
 from security import clock
@@ -46,14 +46,10 @@ def create_elastic_san(
     name = (name or "").strip()
     target = new_resource_id(resource_group, ElasticSan.RESOURCE_TYPE, name or "-")
     details = {"sku": sku, "baseSizeTiB": base_size_tib}
-    if network_subnet is not None:  # in a subnet: the right to join it first
-        check_subnet_join(principal, network_subnet, target)
-        details["networkSubnet"] = network_subnet.resource_id
+    join_subnet_first(principal, network_subnet, target, details)
     with guarded(principal, ELASTIC_SAN_WRITE, target, details=details) as op:
         naming.validate_elastic_san_name(name)
-        region = check_region(region)
-        if network_subnet is not None:
-            check_same_region(network_subnet, region, name)
+        region = datasource_region(region, network_subnet, name)
         if sku not in ElasticSan.Sku.values:
             raise ValidationError({"sku": "Choose Premium_LRS or Premium_ZRS."})
         if not isinstance(base_size_tib, int) or not 1 <= base_size_tib <= 100:
@@ -159,15 +155,9 @@ def create_volume(principal, group: VolumeGroup, *, name: str, size_gib: int | N
         op.result_scope = volume.resource_id
         if not attached:
             volumes.create_image(volume.image_path, size_bytes)
-        _measure(volume)
+        volumes.measure(volume)
         volume.save(update_fields=["allocated_bytes", "allocated_measured_at"])
     return volume
-
-
-def _measure(volume: Volume) -> None:
-    info = volumes.image_info(volume.image_path)
-    volume.allocated_bytes = info.allocated_bytes
-    volume.allocated_measured_at = clock.now()
 
 
 def delete_volume(principal, volume: Volume) -> None:

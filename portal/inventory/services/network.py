@@ -27,7 +27,7 @@ from portal.inventory.models import (
     DnsRecord, ElasticSan, PostgresServer, PrivateEndpoint, StorageAccount, Subnet, VirtualNetwork,
 )
 from portal.inventory.services.common import check_region, forget_assignments, new_resource_id
-from portal.models import ResourceGroup
+from portal.models import Region, ResourceGroup
 from security.audit import guarded, record_denial
 from security.guards import GuardDenied, evaluate
 from security.operations import (
@@ -269,6 +269,22 @@ def check_subnet_join(principal, subnet: Subnet, resource_id: str) -> None:
     if not decision.allowed:
         record_denial(principal, decision, {"datasource": resource_id})
         raise GuardDenied(decision)
+
+
+def join_subnet_first(principal, subnet: Subnet | None, resource_id: str, details: dict) -> None:
+    """A new datasource ``resource_id`` in ``subnet`` (None: the public network, nothing to join): the
+    right to join it first (`check_subnet_join`), and the subnet in the operation's ``details``."""
+    if subnet is not None:
+        check_subnet_join(principal, subnet, resource_id)
+        details["networkSubnet"] = subnet.resource_id
+
+
+def datasource_region(region, subnet: Subnet | None, name: str) -> Region:
+    """A new datasource's region (`check_region`), which its subnet's virtual network must be in."""
+    region = check_region(region)
+    if subnet is not None:
+        check_same_region(subnet, region, name)
+    return region
 
 
 def check_same_region(subnet: Subnet, region, name: str, field: str = "network_subnet") -> None:

@@ -13,8 +13,8 @@ from django.db import IntegrityError, transaction
 
 from portal.inventory import naming, postgres
 from portal.inventory.models import PostgresDatabase, PostgresServer
-from portal.inventory.services.common import check_region, forget_assignments, new_resource_id
-from portal.inventory.services.network import check_same_region, check_subnet_join
+from portal.inventory.services.common import forget_assignments, new_resource_id
+from portal.inventory.services.network import datasource_region, join_subnet_first
 from portal.models import ResourceGroup
 from security import clock
 from security.audit import guarded
@@ -50,14 +50,10 @@ def create_postgres_server(
     admin_user = (admin_user or "").strip()
     target = new_resource_id(resource_group, PostgresServer.RESOURCE_TYPE, name or "-")
     details = {"host": host, "port": port, "adminUser": admin_user}
-    if network_subnet is not None:  # in a subnet: the right to join it first
-        check_subnet_join(principal, network_subnet, target)
-        details["networkSubnet"] = network_subnet.resource_id
+    join_subnet_first(principal, network_subnet, target, details)
     with guarded(principal, POSTGRES_WRITE, target, details=details) as op:
         naming.validate_postgres_server_name(name)
-        region = check_region(region)
-        if network_subnet is not None:
-            check_same_region(network_subnet, region, name)
+        region = datasource_region(region, network_subnet, name)
         _check_connection_details(host, port, admin_user)
         if PostgresServer.objects.filter(name__iexact=name).exists():
             raise ValidationError({"name": f"The server name '{name}' is already in use. Choose another name."})

@@ -10,8 +10,8 @@ from django.db import IntegrityError, transaction
 
 from portal.inventory import blobs, fs, naming
 from portal.inventory.models import Container, StorageAccount
-from portal.inventory.services.common import check_region, forget_assignments, make_data_dir, new_resource_id
-from portal.inventory.services.network import check_same_region, check_subnet_join
+from portal.inventory.services.common import forget_assignments, make_data_dir, new_resource_id
+from portal.inventory.services.network import datasource_region, join_subnet_first
 from portal.models import ResourceGroup
 from security.audit import guarded
 from security.operations import CONTAINER_DELETE, CONTAINER_WRITE, STORAGE_ACCOUNT_DELETE, STORAGE_ACCOUNT_WRITE
@@ -38,14 +38,10 @@ def create_storage_account(
     details = {"hierarchicalNamespace": hierarchical_namespace, "sku": sku}
     if attach_path:
         details["attachedPath"] = attach_path
-    if network_subnet is not None:  # in a subnet: the right to join it first (Public network: nothing to join)
-        check_subnet_join(principal, network_subnet, target)
-        details["networkSubnet"] = network_subnet.resource_id
+    join_subnet_first(principal, network_subnet, target, details)
     with guarded(principal, STORAGE_ACCOUNT_WRITE, target, details=details) as op:
         naming.validate_storage_account_name(name)
-        region = check_region(region)
-        if network_subnet is not None:
-            check_same_region(network_subnet, region, name)
+        region = datasource_region(region, network_subnet, name)
         if sku not in StorageAccount.Redundancy.values:
             raise ValidationError({"sku": "Choose a redundancy option."})
         if StorageAccount.objects.filter(name__iexact=name).exists():

@@ -16,9 +16,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Model
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
 from portal.services import resource_groups_for
 from portal.shortcuts import can, confirmed_delete, form_errors_from, get_visible_or_404, visible
@@ -131,14 +131,18 @@ def blade_with_form(request, template: str, context: dict, form, blank_form):
     return render(request, template, context, status=400 if form else 200)
 
 
-def add_child_view(parent: Kind, *, form_class, create: Callable, message: str, done_url: Callable, blade: Callable):
-    """A blade's inline create (POST only; the form asks for a name). ``create(principal, parent, name=...)``
-    calls the service; ``message`` (with the new ``{child}``) says so and ``done_url(parent, child)`` is
-    where it leads. A refused or invalid name shows the ``blade`` view again, with the form."""
+def add_child_view(parent: Kind, *, form_class, create: Callable, message: str, done_url: Callable, blade: Callable,
+                   form_name: str = "form", form_kwargs: Callable | None = None, ask_url: Callable | None = None):
+    """A blade's inline create. A POST fills ``form_class`` (with ``form_kwargs(request)``) and
+    ``create(principal, parent, **cleaned_data)`` calls the service; ``message`` (with the new ``{child}``)
+    says so and ``done_url(parent, child)`` is where it leads. A refused or invalid form shows the ``blade``
+    view again, with the form as its ``form_name`` argument. A GET goes to ``ask_url(pk)`` (the page with
+    the form open) where one is given, and is refused (405) otherwise."""
 
     @login_required
-    @require_POST
     def view(request, pk):
+        if request.method != "POST":
+            return redirect(ask_url(pk)) if ask_url is not None else HttpResponseNotAllowed(["POST"])
         obj = parent.get(request, pk)
 
         def created(child):
@@ -146,10 +150,10 @@ def add_child_view(parent: Kind, *, form_class, create: Callable, message: str, 
             return redirect(done_url(obj, child))
 
         return submit(
-            form_class(request.POST),
-            create=lambda data: create(request.principal, obj, name=data["name"]),
+            form_class(request.POST, **(form_kwargs(request) if form_kwargs else {})),
+            create=lambda data: create(request.principal, obj, **data),
             created=created,
-            invalid=lambda form: blade(request, pk, form=form),
+            invalid=lambda form: blade(request, pk, **{form_name: form}),
         )
 
     return view

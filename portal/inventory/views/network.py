@@ -14,7 +14,7 @@ from django.urls import reverse
 from portal.inventory import dns, forms, services, subnet_guard
 from portal.inventory.addresses import usable_count
 from portal.inventory.models import DnsRecord, PrivateEndpoint, StorageAccount, Subnet, VirtualNetwork
-from portal.inventory.views.generic import Kind, create_view, delete_view, list_view, submit
+from portal.inventory.views.generic import Kind, add_child_view, create_view, delete_view, list_view, submit
 from portal import resources
 from portal.shortcuts import can, visible
 from security import operations as ops
@@ -100,19 +100,16 @@ def vnet_detail(request, pk, subnet_form=None):
     return render(request, "portal/inventory/vnet_detail.html", context, status=400 if subnet_form else 200)
 
 
-@login_required
-def subnet_add(request, pk):
-    if request.method != "POST":
-        return redirect(reverse("portal:vnet_detail", args=[pk]) + "?new=1")
-    vnet = VNET.get(request, pk)
-
-    def created(subnet):
-        messages.success(request, f"Subnet '{subnet.name}' ({subnet.address_prefix}) added.")
-        return redirect("portal:vnet_detail", pk=vnet.pk)
-
-    return submit(forms.SubnetForm(request.POST),
-                  create=lambda data: services.add_subnet(request.principal, vnet, **data),
-                  created=created, invalid=lambda form: vnet_detail(request, pk, subnet_form=form))
+subnet_add = add_child_view(
+    VNET,
+    form_class=forms.SubnetForm,
+    create=services.add_subnet,
+    message="Subnet '{child.name}' ({child.address_prefix}) added.",
+    done_url=lambda vnet, subnet: reverse("portal:vnet_detail", args=[vnet.pk]),
+    blade=vnet_detail,
+    form_name="subnet_form",
+    ask_url=lambda pk: reverse("portal:vnet_detail", args=[pk]) + "?new=1",
+)
 
 
 vnet_delete = delete_view(

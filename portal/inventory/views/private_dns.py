@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from portal.inventory import forms, services
 from portal.inventory.models import DnsRecord, PrivateDnsZone, VirtualNetwork, VirtualNetworkLink
-from portal.inventory.views.generic import Kind, create_view, delete_view, list_view, submit
+from portal.inventory.views.generic import Kind, add_child_view, create_view, delete_view, list_view
 from portal.shortcuts import can, get_visible_or_404, report_outcome, visible
 from security import operations as ops
 
@@ -56,38 +56,36 @@ def dns_zone_detail(request, pk, record_form=None, link_form=None):
     return render(request, "portal/inventory/dns_zone_detail.html", context, status=400 if bad else 200)
 
 
+def _zone_url(pk, anchor: str = "") -> str:
+    return reverse("portal:dns_zone_detail", args=[pk]) + anchor
+
+
 def _back(zone, anchor: str = ""):
-    return redirect(reverse("portal:dns_zone_detail", args=[zone.pk]) + anchor)
+    return redirect(_zone_url(zone.pk, anchor))
 
 
-@login_required
-def dns_record_add(request, pk):
-    if request.method != "POST":
-        return redirect(reverse("portal:dns_zone_detail", args=[pk]) + "?new=record")
-    zone = ZONE.get(request, pk)
+dns_record_add = add_child_view(
+    ZONE,
+    form_class=forms.DnsRecordForm,
+    create=services.add_a_record,
+    message="Record set '{child.name}' A {child.ip} added: {child.fqdn}.",
+    done_url=lambda zone, record: _zone_url(zone.pk, "#records"),
+    blade=dns_zone_detail,
+    form_name="record_form",
+    ask_url=lambda pk: _zone_url(pk, "?new=record"),
+)
 
-    def created(record):
-        messages.success(request, f"Record set '{record.name}' A {record.ip} added: {record.fqdn}.")
-        return _back(zone, "#records")
-
-    return submit(forms.DnsRecordForm(request.POST),
-                  create=lambda data: services.add_a_record(request.principal, zone, name=data["name"], ip=data["ip"]),
-                  created=created, invalid=lambda form: dns_zone_detail(request, pk, record_form=form))
-
-
-@login_required
-def dns_link_add(request, pk):
-    if request.method != "POST":
-        return redirect(reverse("portal:dns_zone_detail", args=[pk]) + "?new=link")
-    zone = ZONE.get(request, pk)
-
-    def created(link):
-        messages.success(request, f"Virtual network link '{link.name}' to '{link.virtual_network.name}' added.")
-        return _back(zone, "#links")
-
-    return submit(forms.VirtualNetworkLinkForm(request.POST, virtual_networks=_vnets(request)),
-                  create=lambda data: services.add_vnet_link(request.principal, zone, **data),
-                  created=created, invalid=lambda form: dns_zone_detail(request, pk, link_form=form))
+dns_link_add = add_child_view(
+    ZONE,
+    form_class=forms.VirtualNetworkLinkForm,
+    form_kwargs=lambda request: {"virtual_networks": _vnets(request)},
+    create=services.add_vnet_link,
+    message="Virtual network link '{child.name}' to '{child.virtual_network.name}' added.",
+    done_url=lambda zone, link: _zone_url(zone.pk, "#links"),
+    blade=dns_zone_detail,
+    form_name="link_form",
+    ask_url=lambda pk: _zone_url(pk, "?new=link"),
+)
 
 
 @login_required
