@@ -16,7 +16,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import finished_job, screenshots, sign_in
+from tests.browser.conftest import at_widths, finished_job, screenshots, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery]
 
@@ -24,11 +24,7 @@ _shot = screenshots("CRR_SHOTS")
 
 
 def shot(page, name, widths=(1400,)):
-    for width in widths:
-        page.set_viewport_size({"width": width, "height": 900})
-        _shot(page, f"{width}-{name}" if len(widths) > 1 else name)
-        assert page.evaluate("document.scrollingElement.scrollWidth") <= width, f"{name} scrolls sideways at {width}"
-    page.set_viewport_size({"width": 1400, "height": 900})
+    at_widths(page, _shot, name, widths)
 
 
 @pytest.fixture
