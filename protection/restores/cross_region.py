@@ -26,8 +26,9 @@ from django.core.exceptions import ValidationError
 
 from protection import datasource_types
 from protection.models import RecoveryPoint
-from protection.regions import enabled, secondary_restore_problem
+from protection.regions import enabled, secondary_points, secondary_restore_problem
 from protection.restores import targets
+from protection.restores.access import state_refusal
 
 NOT_ENABLED = "UserErrorCrossRegionRestoreNotEnabled"
 NOT_SUPPORTED = "UserErrorCrossRegionRestoreNotSupportedForDatasource"
@@ -46,6 +47,22 @@ def vault_problem(vault) -> str:
     if not enabled(vault):
         return (f"Cross Region Restore is disabled on the Backup vault '{vault.name}': enable it in the vault's "
                 "Properties (Cross Region Restore > Enable).")
+    return ""
+
+
+def instance_problem(instance) -> str:
+    """Why the instance's page offers no **Restore to secondary region** ('' when it does): the vault's setting,
+    the datasource, the instance's state, and a recovery point copied to the secondary region (what the wizard's
+    secondary-region instance list asks too). Who may restore is the guards' (`restore/action`)."""
+    if instance.datasource_type != datasource_types.POSTGRES_FLEX:
+        return secondary_restore_problem(instance)
+    if problem := vault_problem(instance.vault):
+        return problem
+    if (refusal := state_refusal(instance)) is not None:
+        return refusal.reason
+    if not secondary_points(instance.recovery_points.all()).exists():
+        return (f"No recovery point of '{instance.name}' has a copy in {instance.vault.secondary_region.display_name} "
+                "yet (replication takes up to 12 hours after a backup).")
     return ""
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("restore/", RestoreWizard.as_view(), name="restore_wizard"),
     path("restore/validate/", views.restore_validate, name="restore_validate"),
     path("restore/assign-roles/", views.restore_assign_roles, name="restore_assign_roles"),
+    path("instances/<uuid:pk>/secondary-restore/", views.instance_secondary_restore, name="instance_secondary_restore"),
     path("recovery-points/<uuid:pk>/", views.recovery_point_detail, name="recovery_point_detail"),
     path("recovery-points/<uuid:pk>/verify/", views.recovery_point_verify, name="recovery_point_verify"),
     path("recovery-points/<uuid:pk>/browse/", views.recovery_point_browse, name="recovery_point_browse"),

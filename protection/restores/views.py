@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -19,6 +19,7 @@ from protection.instances.views import instance_or_404
 from protection.models import RecoveryPoint
 from protection.pages import start_page
 from protection.restores import access, browse, layout, services, validation
+from protection.restores import cross_region as crr
 from protection import regions
 from protection.restores.forms import AssignRolesForm, RestoreParametersForm, RestoreStartForm
 from security import operations as ops
@@ -133,6 +134,29 @@ def restore_assign_roles(request):
     note = (f"Assigned {len(created)} role{'s' if len(created) != 1 else ''} to the vault's identity at the {level} "
             "scope, then validated again." if created else "Nothing was missing; validated again.")
     return _validation_pane(request, instance, point, form, note=note, created=created)
+
+
+# =================================================================================================
+# Restore to secondary region, from the instance's page (htmx, for its command bar)
+# =================================================================================================
+
+
+@login_required
+def instance_secondary_restore(request, pk):
+    """**Restore to secondary region** in a backup instance's command bar: the Restore wizard opened in the
+    secondary region for this instance when its vault has Cross Region Restore enabled and a point is copied
+    there; otherwise the command disabled, saying why (`cross_region.instance_problem`, then the guards as
+    the restore will ask them). Nothing for an instance it could never apply to (not PostgreSQL, in a vault
+    that keeps no secondary copy)."""
+    instance = instance_or_404(request, pk)
+    if not (instance.vault.is_geo_redundant or instance.datasource_type == datasource_types.POSTGRES_FLEX):
+        return HttpResponse("")
+    problem = crr.instance_problem(instance)
+    if not problem:
+        decision = evaluate(request.principal, ops.RESTORE, instance, {"crossRegion": True})
+        if not decision.allowed and decision.guard == "RBAC":  # another guard shows as a badge beside the link
+            problem = decision.reason
+    return render(request, "protection/restore/_secondary_command.html", {"instance": instance, "problem": problem})
 
 
 # =================================================================================================

@@ -143,6 +143,17 @@ def screenshots(env_name: str):
     return shot
 
 
+def at_widths(page, shot, name, widths=(1440, 1024)):
+    """``shot`` the page as ``{width}-{name}`` at each width, asserting it does not scroll sideways there; the
+    viewport is 1400 px again afterwards."""
+    for width in widths:
+        page.set_viewport_size({"width": width, "height": 900})
+        shot(page, f"{width}-{name}" if len(widths) > 1 else name)
+        scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
+        assert scroll_width <= width, f"{name} scrolls sideways at {width} px ({scroll_width} px wide)"
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
 def finished_job(job_id, timeout=60):
     """The job, once it has ended (a worker runs it)."""
     from protection.models import Job

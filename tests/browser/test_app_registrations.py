@@ -84,6 +84,7 @@ def test_register_an_app_add_a_secret_seen_once_assign_a_role_and_delete(page, l
     assert value not in page.content() and ClientSecret.objects.filter(application=app).count() == 1
     shot(page, "detail-reloaded")
     page.get_by_role("toolbar").get_by_role("link", name="Refresh").click()
+    expect(page.locator("#secret-resubmitted")).to_have_count(0)  # the refreshed page, not the reloaded one
     expect(page.locator("#client-secrets")).to_contain_text(f"{secret.hint}********")
     expect(page.locator("#new-secret")).to_have_count(0)
     assert value not in page.content()
@@ -94,6 +95,7 @@ def test_register_an_app_add_a_secret_seen_once_assign_a_role_and_delete(page, l
     expect(row).to_contain_text("1 active")
     shot(page, "list")
     row.get_by_role("link", name=name).click()
+    expect(page.locator("#client-id")).to_have_text(client_id)  # the registration's page, not the list
     expect(page.locator("#new-secret")).to_have_count(0)
     assert value not in page.content()
 

@@ -1,17 +1,22 @@
-"""Cross Region Restore in Chromium: the trainer enables Cross Region Restore in the vault's Properties, filters
-Backup instances by Instance Region = Secondary Region, restores the PostgreSQL server's point to the secondary
-region (as files into a container of a storage account there), and finds the job under Secondary Region in
-Backup jobs. Jobs (backup, replication, restore) run on a real Celery worker thread.
+"""Cross Region Restore in Chromium: the instance's page says why it offers no Restore to secondary region; the
+trainer enables Cross Region Restore in the vault's Properties, filters Backup instances by Instance Region =
+Secondary Region, opens the instance and starts Restore to secondary region from its page, restores the
+PostgreSQL server's point to the secondary region (as files into a container of a storage account there), and
+finds the job under Secondary Region in Backup jobs. Jobs (backup, replication, restore) run on a real Celery
+worker thread.
 
-Set CRR_SHOTS=/some/dir to keep the pages (the filtered Backup instances list at 1440 and 1024 px).
+Set CRR_SHOTS=/some/dir to keep the pages (the filtered Backup instances list and the instance page at 1440 and
+1024 px).
 """
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import finished_job, screenshots, sign_in
+from tests.browser.conftest import at_widths, finished_job, screenshots, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery]
 
@@ -19,11 +24,7 @@ _shot = screenshots("CRR_SHOTS")
 
 
 def shot(page, name, widths=(1400,)):
-    for width in widths:
-        page.set_viewport_size({"width": width, "height": 900})
-        _shot(page, f"{width}-{name}" if len(widths) > 1 else name)
-        assert page.evaluate("document.scrollingElement.scrollWidth") <= width, f"{name} scrolls sideways at {width}"
-    page.set_viewport_size({"width": 1400, "height": 900})
+    at_widths(page, _shot, name, widths)
 
 
 @pytest.fixture
@@ -55,6 +56,12 @@ def replicated_lab(protected_lab):
 def test_enable_crr_filter_secondary_region_restore_and_see_the_job(page, live_server, replicated_lab):
     vault, instance = replicated_lab["vault"], replicated_lab["instance"]
     sign_in(page, live_server, "trainer")
+    # Before Cross Region Restore is enabled, the instance's page says why it offers no restore to the secondary region.
+    page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
+    command = page.locator("#restore-secondary")
+    expect(command).to_have_attribute("aria-disabled", "true")
+    expect(command).to_have_attribute("title", re.compile("Cross Region Restore is disabled on the Backup vault"))
+
     # Properties > Cross Region Restore > Enable.
     page.goto(f"{live_server.url}/vaults/{vault.pk}/properties/cross-region-restore/")
     page.get_by_label("Enable").check()
@@ -71,7 +78,12 @@ def test_enable_crr_filter_secondary_region_restore_and_see_the_job(page, live_s
     expect(page.locator("#instances-grid tbody tr")).to_have_count(1)  # only the PostgreSQL server
     shot(page, "crr-instances-secondary-region", widths=(1440, 1024))
 
-    row.get_by_role("link", name="Restore to secondary region").click()
+    # The instance's own page offers it too (Azure: select the instance, then Restore to secondary region).
+    row.get_by_role("link", name=instance.name).click()
+    command = page.get_by_role("link", name="Restore to secondary region")
+    expect(command).to_have_attribute("href", f"/backup/restore/?region=Secondary&instance={instance.pk}")
+    shot(page, "crr-instance-page", widths=(1440, 1024))
+    command.click()
     expect(page.locator("h1")).to_contain_text("Restore to secondary region")
     page.locator(".wizard-actions").get_by_role("button", name="Next: Restore parameters", exact=False).click()
     expect(page.locator("#secondary-region-note")).to_contain_text(vault.secondary_region.display_name)

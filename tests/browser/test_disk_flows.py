@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import play_as, screenshots
+from tests.browser.conftest import at_widths, play_as, screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery]
 
@@ -96,6 +96,14 @@ def test_protect_back_up_and_restore_a_disk_to_a_new_disk(page, live_server, dis
     expect(page.locator("#recovery-points-grid tbody tr")).to_have_count(1)
     point = instance.recovery_points.get()
     shot(page, "disk-instance")
+    # The disks inventory and the disk's page, at 1440 and 1024 px (neither scrolls sideways).
+    page.goto(f"{live_server.url}/disks/")
+    row = page.get_by_role("row").filter(has_text="disk-app")
+    expect(row).to_contain_text("1 GiB")
+    at_widths(page, shot, "disks-list")
+    row.get_by_role("link", name="disk-app").click()
+    expect(page.get_by_role("heading", name="disk-app")).to_be_visible()
+    at_widths(page, shot, "disk-page")
     page.goto(f"{live_server.url}/backup/recovery-points/{point.pk}/")
     expect(page.locator("#operational-tier-note")).to_contain_text("incremental snapshot")
     expect(page.locator("#point-checksum")).to_have_text(volumes.image_checksum(disk.image_path))

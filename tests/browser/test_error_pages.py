@@ -15,7 +15,7 @@ def _check(page, name: str, *texts: str):
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
         for text in texts:
-            assert page.get_by_text(text).first.is_visible(), text
+            expect(page.get_by_text(text).first).to_be_visible()  # the outage page reloads itself: wait, never read once
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{name} at {width} px scrolls sideways by {overflow} px"
         (ARTIFACTS / "error-pages").mkdir(parents=True, exist_ok=True)

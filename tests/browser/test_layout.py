@@ -143,3 +143,39 @@ def test_recovery_point_actions_are_not_clipped(page, live_server, layout_world)
             return out;
         }""")
         assert clipped == [], f"at {width} px: {clipped}"
+
+
+def test_top_bar_and_recovery_points_fit_while_role_playing_at_1024_px(page, live_server, layout_world):
+    """The fullest top bar (a persona played, the lab clock ahead) fits at 1024 and 1440 px, and neither the
+    instance page nor the vault page scrolls sideways; the recovery points list fits its own box too (it
+    scrolled sideways inside it at 1024 px, its actions column pinned over the Stored column)."""
+    import datetime as dt
+
+    from playwright.sync_api import expect
+
+    from security import services as security_services
+    from tests.browser.conftest import play
+
+    security_services.move_lab_clock(layout_world["lab"].trainer, forward=dt.timedelta(days=3))
+    sign_in(page, live_server, "trainer")
+    play(page, "Backup operator")
+    pages = {"instance": f"/backup/instances/{layout_world['instance'].pk}/",
+             "vault": f"/vaults/{layout_world['vault'].pk}/"}
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        for name, path in pages.items():
+            page.goto(f"{live_server.url}{path}")
+            expect(page.locator(".persona-badge")).to_have_text("Role-playing: Backup operator")
+            expect(page.locator(".lab-clock-badge")).to_be_visible()
+            if name == "instance":
+                expect(page.locator("#recovery-points-grid tbody tr")).to_have_count(2)
+            _settle(page)
+            _shot(page, f"{width}-role-playing-{name}")
+            top = page.evaluate("[document.querySelector('.topbar').scrollWidth, document.querySelector('.topbar').clientWidth]")
+            assert top[0] <= top[1], f"the top bar overflows on the {name} page at {width} px: {top}"
+            scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
+            assert scroll_width <= width, f"the {name} page scrolls sideways at {width} px: {page.evaluate(CULPRITS, width)}"
+            if name == "instance":
+                box = page.evaluate("(() => { const c = document.querySelector('#recovery-points .page-card'); "
+                                    "return [c.scrollWidth, c.clientWidth]; })()")
+                assert box[0] <= box[1], f"the recovery points list scrolls sideways in its box at {width} px: {box}"

@@ -66,6 +66,7 @@ def test_restore_a_container_account_and_see_its_blobs(page, live_server, restor
     page.locator("#point-containers").get_by_role("link", name="documents").click()
     grid = page.locator("#browse-grid")
     files = grid.locator("tr[data-entry]").filter(has=page.locator("td:nth-child(4) :text('Download')"))
+    expect(grid.locator("tr[data-entry]").first).to_be_visible()  # the container's listing, not the page before it
     if files.count() == 0:  # everything is in folders: open the first one
         grid.locator("tr[data-entry] a").first.click()
     # ... but the backup admin cannot read these blobs live, so cannot download them from a backup either.

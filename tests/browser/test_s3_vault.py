@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests._s3 import ACCESS_KEY, make_bucket
-from tests.browser.conftest import play_as, screenshots
+from tests.browser.conftest import at_widths, play_as, screenshots
 from tests.browser.test_vaults import open_wizard
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery]
@@ -76,10 +76,11 @@ def test_create_a_vault_on_a_bucket_then_back_up_into_it(page, live_server, seed
     assert storage.s3_location(vault).bucket == bucket and storage.store_exists(vault)
     page.goto(f"{live_server.url}/vaults/{vault.pk}/properties/")
     expect(page.locator("#storage-location-value")).to_contain_text(f"s3://{bucket}/browser")
+    at_widths(page, shot, "vault-properties-s3")
     page.locator("#update-storage-location").click()
     expect(page.locator("#access-key-stored")).to_contain_text("stored (encrypted)")
     assert ACCESS_KEY["secret_access_key"] not in page.content()
-    shot(page, "storage-location-blade")
+    at_widths(page, shot, "storage-location-blade")
 
     instance = _protect_in(seeded_lab, vault)
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")

@@ -191,3 +191,39 @@ def test_an_operational_tier_instance_says_it_is_not_replicated(lab, vault):
     for kind in (datasource_types.AZURE_DISK, datasource_types.ELASTIC_SAN):
         assert regions.lag_text(BackupInstance(vault=vault, datasource_type=kind)) == (
             "Not replicated: operational-tier snapshots stay in the primary region")
+
+
+def test_the_instance_page_offers_restore_to_secondary_region_or_says_why(lab, vault, crr_point, make_policy, filled,
+                                                                          client):
+    """The instance page's command bar (an htmx fragment): Restore to secondary region opens the wizard in the
+    secondary region for this instance; disabled with the reason when the restore would be refused (the
+    datasource, the vault's setting, no copy there yet, no right to restore)."""
+    _source, point = crr_point
+    instance = point.instance
+    url = reverse("protection:instance_secondary_restore", args=[instance.pk])
+
+    def command(principal=lab.trainer):
+        client.force_login(principal.user)
+        response = client.get(url)
+        assert response.status_code == 200
+        return response.content.decode()
+
+    wizard = f'{reverse("protection:restore_wizard")}?region=Secondary&amp;instance={instance.pk}'
+    assert f'href="{wizard}"' in command() and 'aria-disabled' not in command()
+    assert client.get(reverse("protection:instance_detail", args=[instance.pk])).content.decode().count(url) == 1
+    # The wizard that link opens is the secondary region's, with this instance chosen.
+    assert "Restore to secondary region" in client.get(wizard.replace("&amp;", "&")).content.decode()
+
+    reader = command(lab.personas["reader"].principal)
+    assert 'aria-disabled="true"' in reader and "restore/action" in reader and "href=" not in reader
+    RecoveryPoint.objects.filter(instance=instance).update(secondary_copied_at=None)
+    assert f"No recovery point of &#x27;{instance.name}&#x27; has a copy in {vault.secondary_region.display_name}" in command()
+    vault_services.update_cross_region_restore(lab.trainer, vault, state="Disabled")
+    assert "Cross Region Restore is disabled on the Backup vault" in command()
+    adls = protect(lab, vault, make_policy(ADLS), filled.account)
+    assert "available only for PostgreSQL servers" in client.get(
+        reverse("protection:instance_secondary_restore", args=[adls.pk])).content.decode()
+    # Nothing at all where it could never apply: not PostgreSQL, in a vault that keeps no secondary copy.
+    type(vault).objects.filter(pk=vault.pk).update(storage_redundancy="LocallyRedundant")
+    assert client.get(reverse("protection:instance_secondary_restore", args=[adls.pk])).content.decode().strip() == ""
+    assert "only a geo-redundant vault keeps a copy" in command()
