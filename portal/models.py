@@ -26,68 +26,14 @@ class Region(models.Model):
         return self.display_name
 
 
-class Subscription(models.Model):
-    RESOURCE_TYPE = ops.SUBSCRIPTION_TYPE
+class ArmResource(models.Model):
+    """Base of every row that is an ARM resource (a subscription, a resource group, a vault, a subnet, ...).
 
-    subscription_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
-    display_name = models.CharField(max_length=64, unique=True)
-    resource_id = models.CharField(max_length=512, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["display_name"]
-
-    def __str__(self):
-        return self.display_name
-
-    def save(self, *args, **kwargs):
-        self.resource_id = f"/subscriptions/{self.subscription_id}"
-        super().save(*args, **kwargs)
-
-    @property
-    def name(self) -> str:
-        return self.display_name
-
-
-class ResourceGroup(models.Model):
-    RESOURCE_TYPE = ops.RESOURCE_GROUP_TYPE
-
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="resource_groups")
-    name = models.CharField(max_length=90)
-    region = models.ForeignKey(Region, on_delete=models.PROTECT)
-    tags = models.JSONField(default=dict, blank=True)
-    resource_id = models.CharField(max_length=512, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(Lower("name"), "subscription", name="unique_rg_name_per_subscription")
-        ]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.resource_id = f"{self.subscription.resource_id}/resourceGroups/{self.name}"
-        super().save(*args, **kwargs)
-
-
-class TrackedResource(models.Model):
-    """Base of every resource that lives in a resource group (vaults, accounts, volumes, ...).
-
-    Subclasses set ``RESOURCE_TYPE`` ("Microsoft.Storage/storageAccounts") and get their resource id
-    built on save: ``{resource group id}/providers/{RESOURCE_TYPE}/{name}``.
+    Its ``resource_id`` is built on every save by `build_resource_id` from the fields it is made of, so a
+    rename or a move never leaves a stale id behind.
     """
 
-    RESOURCE_TYPE = ""
-
-    name = models.CharField(max_length=100)
-    resource_group = models.ForeignKey(ResourceGroup, on_delete=models.PROTECT, related_name="+")
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
-    tags = models.JSONField(default=dict, blank=True)
     resource_id = models.CharField(max_length=512, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         abstract = True
@@ -101,11 +47,100 @@ class TrackedResource(models.Model):
         super().save(*args, **kwargs)
 
     def build_resource_id(self) -> str:
+        raise NotImplementedError
+
+
+class Subscription(ArmResource):
+    RESOURCE_TYPE = ops.SUBSCRIPTION_TYPE
+
+    subscription_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    display_name = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def build_resource_id(self) -> str:
+        return f"/subscriptions/{self.subscription_id}"
+
+    @property
+    def name(self) -> str:
+        return self.display_name
+
+
+class ResourceGroup(ArmResource):
+    RESOURCE_TYPE = ops.RESOURCE_GROUP_TYPE
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="resource_groups")
+    name = models.CharField(max_length=90)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT)
+    tags = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(ArmResource.Meta):
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "subscription", name="unique_rg_name_per_subscription")
+        ]
+
+    def build_resource_id(self) -> str:
+        return f"{self.subscription.resource_id}/resourceGroups/{self.name}"
+
+
+class TrackedResource(ArmResource):
+    """Base of every resource that lives in a resource group (vaults, accounts, volumes, ...).
+
+    Subclasses set ``RESOURCE_TYPE`` ("Microsoft.Storage/storageAccounts") and get their resource id
+    built on save: ``{resource group id}/providers/{RESOURCE_TYPE}/{name}``.
+    """
+
+    RESOURCE_TYPE = ""
+
+    name = models.CharField(max_length=100)
+    resource_group = models.ForeignKey(ResourceGroup, on_delete=models.PROTECT, related_name="+")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    tags = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(ArmResource.Meta):
+        abstract = True
+
+    def build_resource_id(self) -> str:
         return f"{self.resource_group.resource_id}/providers/{self.RESOURCE_TYPE}/{self.name}"
 
     @property
     def subscription(self):
         return self.resource_group.subscription
+
+
+class ChildResource(ArmResource):
+    """Base of a resource that lives below another one (a container below its storage account, a subnet
+    below its VNet, a private endpoint connection below its vault).
+
+    Subclasses set ``PARENT`` (the name of the foreign key to the parent) and ``CHILD_PATH``
+    ("blobServices/default/containers"); their resource id is built on save,
+    ``{parent's resource id}/{CHILD_PATH}/{name}``, and they are in their parent's resource group and region.
+    """
+
+    PARENT = ""
+    CHILD_PATH = ""
+
+    class Meta(ArmResource.Meta):
+        abstract = True
+
+    def build_resource_id(self) -> str:
+        return f"{self.parent.resource_id}/{self.CHILD_PATH}/{self.name}"
+
+    @property
+    def parent(self):
+        return getattr(self, self.PARENT)
+
+    @property
+    def resource_group(self):
+        return self.parent.resource_group
+
+    @property
+    def region(self):
+        return self.parent.region
 
 
 class Operation(models.Model):

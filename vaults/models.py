@@ -10,7 +10,7 @@ import uuid
 from django.db import models
 from django.db.models.functions import Lower
 
-from portal.models import TrackedResource
+from portal.models import ChildResource, TrackedResource
 from security.models import Principal
 from security import operations as ops
 from security.operations import VAULT_TYPE
@@ -168,7 +168,7 @@ class BackupVault(TrackedResource):
         return self.immutability_state in (ImmutabilityState.UNLOCKED, ImmutabilityState.LOCKED)
 
 
-class PrivateEndpointConnection(models.Model):
+class PrivateEndpointConnection(ChildResource):
     """The vault's side of a private endpoint: its state, set by the vault owner's approval.
 
     ``private_endpoint`` is the network's side (`portal.inventory.models.PrivateEndpoint`); when that resource
@@ -176,6 +176,8 @@ class PrivateEndpointConnection(models.Model):
     """
 
     RESOURCE_TYPE = ops.PRIVATE_ENDPOINT_CONNECTION_TYPE
+    PARENT = "vault"
+    CHILD_PATH = "privateEndpointConnections"
 
     vault = models.ForeignKey(BackupVault, on_delete=models.CASCADE, related_name="private_endpoint_connections")
     name = models.CharField(max_length=200)  # "<endpoint name>.<guid>", as Azure names them
@@ -189,32 +191,16 @@ class PrivateEndpointConnection(models.Model):
     requested_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     decided_by = models.ForeignKey(Principal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
-    resource_id = models.CharField(max_length=512, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    class Meta:
+    class Meta(ChildResource.Meta):
         ordering = ["created_at", "name"]
         constraints = [models.UniqueConstraint(Lower("name"), "vault", name="unique_pe_connection_per_vault")]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.resource_id = f"{self.vault.resource_id}/privateEndpointConnections/{self.name}"
-        super().save(*args, **kwargs)
 
     @property
     def carries_traffic(self) -> bool:
         return self.state == PrivateEndpointConnectionState.APPROVED and self.private_endpoint_id is not None
-
-    @property
-    def resource_group(self):
-        return self.vault.resource_group
-
-    @property
-    def region(self):
-        return self.vault.region
 
 
 # --- the backup storage location (issue 22: S3 per vault) -------------------------------------------------

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
-from portal.models import Operation, TrackedResource
+from portal.models import ChildResource, Operation, TrackedResource
 from security import operations as ops
 
 GIB = 1024**3
@@ -83,38 +83,23 @@ class StorageAccount(TrackedResource):
         return f"https://{self.name}.dfs.core.windows.net/"
 
 
-class Container(models.Model):
+class Container(ChildResource):
     """A blob container: the folder ``account.data_path / name``; blobs are the files below it."""
 
     RESOURCE_TYPE = ops.CONTAINER_TYPE
+    PARENT = "account"
+    CHILD_PATH = "blobServices/default/containers"
 
     account = models.ForeignKey(StorageAccount, on_delete=models.CASCADE, related_name="containers")
     name = models.CharField(max_length=63)
-    resource_id = models.CharField(max_length=512, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(ChildResource.Meta):
         constraints = [models.UniqueConstraint("account", "name", name="unique_container_per_account")]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.resource_id = f"{self.account.resource_id}/blobServices/default/containers/{self.name}"
-        super().save(*args, **kwargs)
 
     @property
     def path(self) -> Path:
         return self.account.data_path / self.name
-
-    @property
-    def resource_group(self):
-        return self.account.resource_group
-
-    @property
-    def region(self):
-        return self.account.region
 
 
 # --- Elastic SAN ---------------------------------------------------------------------------------
@@ -149,43 +134,28 @@ class ElasticSan(TrackedResource):
         return self.base_size_tib + self.extended_capacity_size_tib
 
 
-class VolumeGroup(models.Model):
+class VolumeGroup(ChildResource):
     """A volume group: network and encryption settings shared by its volumes."""
 
     RESOURCE_TYPE = ops.VOLUME_GROUP_TYPE
+    PARENT = "elastic_san"
+    CHILD_PATH = "volumeGroups"
 
     elastic_san = models.ForeignKey(ElasticSan, on_delete=models.CASCADE, related_name="volume_groups")
     name = models.CharField(max_length=63)
     protocol_type = models.CharField(max_length=20, default="Iscsi")
     encryption = models.CharField(max_length=60, default="EncryptionAtRestWithPlatformKey")
-    resource_id = models.CharField(max_length=512, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(ChildResource.Meta):
         constraints = [models.UniqueConstraint("elastic_san", "name", name="unique_volume_group_per_san")]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.resource_id = f"{self.elastic_san.resource_id}/volumeGroups/{self.name}"
-        super().save(*args, **kwargs)
 
     @property
     def data_path(self) -> Path:
         return self.elastic_san.data_path / self.name
 
-    @property
-    def resource_group(self):
-        return self.elastic_san.resource_group
 
-    @property
-    def region(self):
-        return self.elastic_san.region
-
-
-class Volume(models.Model):
+class Volume(ChildResource):
     """A volume: a raw image file of its size (sparse when Strongroom creates it).
 
     Jobs on the volume ("Write sample data", "Compute checksum") run on a worker; their state is kept
@@ -193,6 +163,8 @@ class Volume(models.Model):
     """
 
     RESOURCE_TYPE = ops.VOLUME_TYPE
+    PARENT = "volume_group"
+    CHILD_PATH = "volumes"
 
     class Activity(models.TextChoices):
         NONE = "", "None"
@@ -212,7 +184,6 @@ class Volume(models.Model):
     size_bytes = models.BigIntegerField()
     # Empty: STRONGROOM_DATA_ROOT/elasticsan/<san>/<group>/<volume>.img, created sparse.
     attached_path = models.CharField(max_length=1024, blank=True)
-    resource_id = models.CharField(max_length=512, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     allocated_bytes = models.BigIntegerField(default=0)
@@ -233,16 +204,8 @@ class Volume(models.Model):
         Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(ChildResource.Meta):
         constraints = [models.UniqueConstraint("volume_group", "name", name="unique_volume_per_group")]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.resource_id = f"{self.volume_group.resource_id}/volumes/{self.name}"
-        super().save(*args, **kwargs)
 
     @property
     def is_attached(self) -> bool:
@@ -258,14 +221,6 @@ class Volume(models.Model):
     @property
     def elastic_san(self):
         return self.volume_group.elastic_san
-
-    @property
-    def resource_group(self):
-        return self.volume_group.elastic_san.resource_group
-
-    @property
-    def region(self):
-        return self.volume_group.elastic_san.region
 
     @property
     def activity_running(self) -> bool:
@@ -360,10 +315,12 @@ class PostgresServer(TrackedResource):
         )
 
 
-class PostgresDatabase(models.Model):
+class PostgresDatabase(ChildResource):
     """A user database found on a server by discovery (templates and Strongroom's own excluded)."""
 
     RESOURCE_TYPE = ops.POSTGRES_DATABASE_TYPE
+    PARENT = "server"
+    CHILD_PATH = "databases"
 
     server = models.ForeignKey(PostgresServer, on_delete=models.CASCADE, related_name="databases")
     name = models.CharField(max_length=63)
@@ -373,23 +330,10 @@ class PostgresDatabase(models.Model):
     is_sample = models.BooleanField(default=False)  # created by "Create sample database"
     # Strongroom drops only databases it created itself (sample databases, restore targets).
     created_by_strongroom = models.BooleanField(default=False)
-    resource_id = models.CharField(max_length=512, unique=True, editable=False)
     discovered_at = models.DateTimeField()
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(ChildResource.Meta):
         constraints = [models.UniqueConstraint("server", "name", name="unique_database_per_server")]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.resource_id = f"{self.server.resource_id}/databases/{self.name}"
-        super().save(*args, **kwargs)
-
-    @property
-    def resource_group(self):
-        return self.server.resource_group
 
     def connection_params(self):
         return self.server.connection_params(dbname=self.name)
@@ -415,36 +359,24 @@ class VirtualNetwork(TrackedResource):
         constraints = [models.UniqueConstraint(Lower("name"), "resource_group", name="unique_vnet_per_group")]
 
 
-class Subnet(models.Model):
+class Subnet(ChildResource):
     """A subnet of a VNet: one CIDR inside the VNet's address space, overlapping no other subnet of it.
     Azure keeps five addresses of each (network, .1 gateway, .2 and .3 DNS, broadcast)."""
 
     RESOURCE_TYPE = ops.SUBNET_TYPE
+    PARENT = "virtual_network"
+    CHILD_PATH = "subnets"
 
     virtual_network = models.ForeignKey(VirtualNetwork, on_delete=models.CASCADE, related_name="subnets")
     name = models.CharField(max_length=80)
     address_prefix = models.CharField(max_length=43)  # "10.20.1.0/24"
-    resource_id = models.CharField(max_length=512, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(ChildResource.Meta):
         constraints = [models.UniqueConstraint(Lower("name"), "virtual_network", name="unique_subnet_per_vnet")]
 
     def __str__(self):
         return f"{self.virtual_network.name}/{self.name}"
-
-    def save(self, *args, **kwargs):
-        self.resource_id = f"{self.virtual_network.resource_id}/subnets/{self.name}"
-        super().save(*args, **kwargs)
-
-    @property
-    def resource_group(self):
-        return self.virtual_network.resource_group
-
-    @property
-    def region(self):
-        return self.virtual_network.region
 
 
 class PrivateEndpoint(TrackedResource):
@@ -482,10 +414,12 @@ class PrivateDnsZone(TrackedResource):
         constraints = [models.UniqueConstraint(Lower("name"), "resource_group", name="unique_dns_zone_per_group")]
 
 
-class DnsRecord(models.Model):
+class DnsRecord(ChildResource):
     """An A record of a private DNS zone: ``name`` is relative to the zone (``<vault>-ab-pod01-prot1``)."""
 
     RESOURCE_TYPE = ops.DNS_A_RECORD_TYPE
+    PARENT = "zone"
+    CHILD_PATH = "A"
 
     zone = models.ForeignKey(PrivateDnsZone, on_delete=models.CASCADE, related_name="records")
     name = models.CharField(max_length=253)
@@ -494,59 +428,30 @@ class DnsRecord(models.Model):
     # The endpoint that wrote it (Integrate with private DNS zone = Yes); None: added by hand.
     private_endpoint = models.ForeignKey(PrivateEndpoint, null=True, blank=True, on_delete=models.SET_NULL,
                                          related_name="dns_records")
-    resource_id = models.CharField(max_length=512, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(ChildResource.Meta):
         constraints = [models.UniqueConstraint(Lower("name"), "zone", name="unique_a_record_per_zone")]
 
     def __str__(self):
         return f"{self.name}.{self.zone.name}"
 
-    def save(self, *args, **kwargs):
-        self.resource_id = f"{self.zone.resource_id}/A/{self.name}"
-        super().save(*args, **kwargs)
-
     @property
     def fqdn(self) -> str:
         return f"{self.name}.{self.zone.name}".lower()
 
-    @property
-    def resource_group(self):
-        return self.zone.resource_group
 
-    @property
-    def region(self):
-        return self.zone.region
-
-
-class VirtualNetworkLink(models.Model):
+class VirtualNetworkLink(ChildResource):
     """A private DNS zone linked to a VNet: the VNet's resolver answers from the zone."""
 
     RESOURCE_TYPE = ops.VIRTUAL_NETWORK_LINK_TYPE
+    PARENT = "zone"
+    CHILD_PATH = "virtualNetworkLinks"
 
     zone = models.ForeignKey(PrivateDnsZone, on_delete=models.CASCADE, related_name="links")
     virtual_network = models.ForeignKey(VirtualNetwork, on_delete=models.CASCADE, related_name="dns_links")
     name = models.CharField(max_length=80)
-    resource_id = models.CharField(max_length=512, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(ChildResource.Meta):
         constraints = [models.UniqueConstraint("zone", "virtual_network", name="unique_link_per_zone_and_vnet")]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.resource_id = f"{self.zone.resource_id}/virtualNetworkLinks/{self.name}"
-        super().save(*args, **kwargs)
-
-    @property
-    def resource_group(self):
-        return self.zone.resource_group
-
-    @property
-    def region(self):
-        return self.zone.region
