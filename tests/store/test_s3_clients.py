@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from vaults.store import Store, StoreError
-from vaults.store.s3 import S3Backend, credential_identity, forget_clients, shared_client
+from vaults.store.s3 import S3Backend
+from vaults.store.s3_clients import credential_identity, forget_clients, shared_client
 
 from tests._s3 import aws_files, client_key_id
 
@@ -48,10 +49,10 @@ def test_backends_of_one_identity_share_a_client_and_other_credentials_never_do(
 
 
 def test_the_cache_key_holds_no_secret(s3_endpoint, bucket):
-    from vaults.store import s3
+    from vaults.store import s3_clients
 
     S3Backend(bucket, "k", endpoint_url=s3_endpoint, **KEY_B)
-    keys = repr(list(s3._clients.by_key))
+    keys = repr(list(s3_clients._clients.by_key))
     assert "vault-b-secret" not in keys and "vault-b-key" not in keys
     assert credential_identity("id", "secret", None, None) != credential_identity("id", "secret2", None, None)
 
