@@ -113,6 +113,18 @@ def _fresh_clock():
     clock.forget_cached_offset()
 
 
+@pytest.fixture
+def steady_clock(monkeypatch):
+    """The lab clock's offset read once and kept for the test: a query count then does not depend on whether
+    a request fell after the offset's one-second cache ran out (security.clock.CACHE_SECONDS)."""
+    from security import clock
+
+    monkeypatch.setattr(clock, "CACHE_SECONDS", 3600.0)
+    clock.forget_cached_offset()
+    clock.offset_seconds()
+    return clock
+
+
 @pytest.fixture(autouse=True)
 def _drop_sandbox_logins(request):
     """Training sandboxes made in a test leave no login or database on the shared PostgreSQL cluster
