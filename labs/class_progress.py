@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.db.models import F, Window
+from django.urls import reverse
 from django.db.models.functions import RowNumber
 
 from labs import catalogue
@@ -22,6 +24,7 @@ from security.models import ActivityLogEntry
 
 DONE, CURRENT, STUCK, TODO = "done", "current", "stuck", "todo"
 STATE_LABELS = {DONE: "Done", CURRENT: "Current", STUCK: "Stuck", TODO: "To do"}
+STATE_SYMBOLS = {DONE: "✓", CURRENT: "●", STUCK: "!", TODO: "·"}
 FEED_LENGTH = 5
 
 
@@ -35,10 +38,15 @@ class Cell:
     result: StepResult | None = None
     since: dt.datetime | None = None  # when the current step became current
     title: str = ""  # the step's title with the trainee's own resource names
+    tooltip: str = ""  # "<lab>, step <n>: <title>. <state>[ for <m> min]" (built once: the matrix has 100s of cells)
 
     @property
     def label(self) -> str:
         return STATE_LABELS[self.state]
+
+    @property
+    def symbol(self) -> str:
+        return STATE_SYMBOLS[self.state]
 
     @property
     def minutes(self) -> int:
@@ -55,6 +63,11 @@ class LabProgress:
     @property
     def done(self) -> int:
         return sum(1 for c in self.cells if c.state == DONE)
+
+    @cached_property
+    def url(self) -> str:
+        """The run's page as the instructor opens it from every cell of this lab ("" without a run)."""
+        return reverse("labs:run_page", args=[self.run.pk]) if self.run is not None else ""
 
 
 @dataclass
@@ -99,6 +112,8 @@ def step_cells(lab: catalogue.Lab, run: LabRun | None, results: dict, now: dt.da
             cells.append(Cell(number, step, TODO, result))
     for cell in cells:
         cell.title = catalogue.fill_names(cell.step.title, names) if names is not None else cell.step.title
+        cell.tooltip = f"{lab.title}, step {cell.number}: {cell.title}. {cell.label}" + (
+            f" for {cell.minutes} min" if cell.since else "")
     return cells
 
 

@@ -102,14 +102,17 @@ def _sheet(request, created: classes.ClassCreated) -> HttpResponse:
 
 
 def _page_context(request, lab_class: LabClass) -> dict:
-    principal = request.real_principal
+    """The class page's context. Its polled part (htmx, every 5 s) is the live matrix alone: the lab clock's
+    form and the open classes it names are read for the full page only."""
     rows = class_progress.class_rows(lab_class)
     labs = class_progress.class_labs(lab_class)
-    return {"lab_class": lab_class, "rows": rows, "labs": labs, "closed": lab_class.closed_at is not None,
-            "stuck_count": sum(1 for r in rows if r.stuck), "now": clock.now(),
-            "can_move_clock": security_services.can_move_lab_clock(principal),
-            "clock_form": ClockForm(initial={"amount": 1, "unit": "hours"}),
-            "open_classes": list(class_progress.open_classes())}
+    context = {"lab_class": lab_class, "rows": rows, "labs": labs, "closed": lab_class.closed_at is not None,
+               "stuck_count": sum(1 for r in rows if r.stuck), "now": clock.now()}
+    if not request.htmx:
+        context.update({"can_move_clock": security_services.can_move_lab_clock(request.real_principal),
+                        "clock_form": ClockForm(initial={"amount": 1, "unit": "hours"}),
+                        "open_classes": list(class_progress.open_classes())})
+    return context
 
 
 @login_required

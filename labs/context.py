@@ -19,6 +19,8 @@ class LabContext:
     # In a class, the trainee's partner for paired labs (each is the other's security admin), or None.
     partner: Principal | None = None
     partner_world: SandboxWorld | None = None
+    # In a class, whether the trainee's seat has a partner seat at all (even one without a sandbox).
+    paired: bool = False
     jobs: list = field(default_factory=list)
 
     @property

@@ -116,3 +116,13 @@ class Seat(models.Model):
             return None
         return (Seat.objects.filter(lab_class_id=self.lab_class_id, pair=self.pair).exclude(pk=self.pk)
                 .select_related("trainee", "sandbox").first())
+
+    @staticmethod
+    def partner_of_trainee(trainee_id) -> "Seat | None":
+        """The seat paired with ``trainee_id``'s in their class (None in self-study or alone), with its
+        trainee, their user and sandbox: one query, where ``Seat.objects.get(...).partner()`` takes two
+        (the lab page asks it on every poll)."""
+        own = Seat.objects.filter(trainee_id=trainee_id, pair__isnull=False)
+        return (Seat.objects.filter(lab_class_id=models.Subquery(own.values("lab_class_id")[:1]),
+                                    pair=models.Subquery(own.values("pair")[:1]))
+                .exclude(trainee_id=trainee_id).select_related("trainee__user", "sandbox").first())

@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from labs.context import LabContext
 from labs.models import LabRun, Sandbox, Seat
 from labs.sandboxes import SandboxWorld
 from security import clock, context, mua, scopes
@@ -37,17 +38,19 @@ def sandbox_guard(world: SandboxWorld) -> ResourceGuard | None:
 
 def partner_of(trainee: Principal) -> Principal | None:
     """The trainee's partner for paired labs, in a class (None in self-study)."""
-    seat = Seat.objects.filter(trainee_id=trainee.pk).first()
-    partner = seat.partner() if seat is not None else None
+    partner = Seat.partner_of_trainee(trainee.pk)
     return partner.trainee if partner is not None else None
 
 
-def pending_requests(run: LabRun) -> list[AccessRequest]:
+def pending_requests(run: LabRun, ctx: LabContext | None = None) -> list[AccessRequest]:
     """The trainee's pending requests on their sandbox's guard: what the lab page offers to role-play (nothing
-    to a paired trainee: their partner decides)."""
-    guard = sandbox_guard(SandboxWorld(run.sandbox)) if run and run.active else None
-    if guard is not None and partner_of(run.trainee) is not None:
+    to a paired trainee: their partner decides). ``ctx``, the run's context when the caller has it, saves
+    reading the partner and the sandbox's resources again."""
+    if not (run and run.active):
         return []
+    if (ctx.paired if ctx is not None else partner_of(run.trainee) is not None):
+        return []
+    guard = sandbox_guard(ctx.world if ctx is not None else SandboxWorld(run.sandbox))
     if guard is None:
         return []
     return list(AccessRequest.objects.select_related("guard", "role")

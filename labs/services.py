@@ -62,13 +62,16 @@ def is_instructor(principal) -> bool:
 
 
 def active_run(trainee: Principal, slug: str) -> LabRun | None:
-    return LabRun.objects.filter(trainee=trainee, lab=slug, active=True).select_related("sandbox").first()
+    run = LabRun.objects.filter(trainee=trainee, lab=slug, active=True).select_related("sandbox").first()
+    if run is not None:
+        run.trainee = trainee  # the row was found by it: no query to read it back
+    return run
 
 
 def context_for(run: LabRun, *, run_jobs_inline: bool = False) -> LabContext:
     ctx = LabContext(run.trainee, sandboxes.SandboxWorld(run.sandbox), run.started_at, run_jobs_inline=run_jobs_inline)
-    seat = Seat.objects.filter(trainee_id=run.trainee_id).first()
-    partner = seat.partner() if seat is not None else None
+    partner = Seat.partner_of_trainee(run.trainee_id)
+    ctx.paired = partner is not None
     if partner is not None and partner.sandbox is not None:
         ctx.partner, ctx.partner_world = partner.trainee, sandboxes.SandboxWorld(partner.sandbox)
     return ctx
@@ -172,9 +175,12 @@ def current_step(run: LabRun) -> catalogue.Step | None:
 
 def visible_hints(run: LabRun, step: catalogue.Step) -> tuple[str, ...]:
     """The hints shown for ``step``: one more after each failed check, and any asked for."""
-    result = run.results.filter(step=step.key).first()
-    shown = 0 if result is None else max(result.hints_shown, min(result.failures, len(step.hints)))
-    return step.hints[:shown]
+    return step.hints[:hints_shown(step, run.results.filter(step=step.key).first())]
+
+
+def hints_shown(step: catalogue.Step, result: StepResult | None) -> int:
+    """How many of ``step``'s hints its result shows (for a page that has read the run's results already)."""
+    return 0 if result is None else max(result.hints_shown, min(result.failures, len(step.hints)))
 
 
 def reveal_hint(principal: Principal, run: LabRun, step_key: str) -> str | None:

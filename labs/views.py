@@ -9,8 +9,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labs import catalogue, classes, roleplay, services
+from labs.context import LabContext
 from labs.models import LabRun
-from labs.sandboxes import SandboxNames, SandboxWorld
+from labs.sandboxes import SandboxNames
 from portal.shortcuts import parse_uuid, report_outcome, require_id
 from security.guards import GuardDenied
 from security import operations as ops
@@ -27,13 +28,13 @@ def _lab_or_404(slug: str) -> catalogue.Lab:
     return lab
 
 
-def _progress(run: LabRun | None, lab: catalogue.Lab) -> dict:
+def _progress(run: LabRun | None, lab: catalogue.Lab, ctx: LabContext | None) -> dict:
     """What the lab page shows of a run: each step's state, the current step (its instructions with the
-    sandbox's names put in), its hints."""
+    sandbox's names put in), its hints. ``ctx`` is the run's context (read once per request)."""
     if run is None:
         return {"steps": [{"step": s, "state": "todo", "title": catalogue.fill_names(s.title, PREVIEW_NAMES)} for s in lab.steps],
                 "done": 0, "current": None}
-    names = catalogue.names_for(lab, services.context_for(run))
+    names = catalogue.names_for(lab, ctx)
     results = {r.step: r for r in run.results.all()}
     current = next((s for s in lab.steps if not getattr(results.get(s.key), "passed", False)), None)
     rows = []
@@ -41,10 +42,11 @@ def _progress(run: LabRun | None, lab: catalogue.Lab) -> dict:
         result = results.get(step.key)
         state = "passed" if result and result.passed else ("current" if step is current else "todo")
         current_row = step is current
+        shown = services.hints_shown(step, result) if current_row else 0
         rows.append({"step": step, "state": state, "result": result, "title": catalogue.fill_names(step.title, names),
                      "instructions": step.instructions_html(names) if current_row else "",
-                     "hints": step.hints_for(names)[:len(services.visible_hints(run, step))] if current_row else (),
-                     "more_hints": current_row and len(services.visible_hints(run, step)) < len(step.hints)})
+                     "hints": step.hints_for(names)[:shown] if current_row else (),
+                     "more_hints": current_row and shown < len(step.hints)})
     done = sum(1 for r in rows if r["state"] == "passed")
     checking = bool(run.check_requested_at and (run.checked_at is None or run.check_requested_at > run.checked_at))
     return {"steps": rows, "done": done, "current": current, "complete": current is None, "checking": checking}
@@ -80,12 +82,14 @@ def lab_list(request):
 
 
 def _page_context(request, lab: catalogue.Lab, run: LabRun | None) -> dict:
-    world = SandboxWorld(run.sandbox) if run else None
+    """The lab page's context. Its polled part (htmx, every 3 s per trainee) shows the progress only: the
+    role-play panel beside it is read for the full page alone."""
+    ctx = services.context_for(run) if run is not None else None
     own = run is not None and run.trainee_id == request.real_principal.pk
-    partner = services.context_for(run).partner if run is not None else None
-    return {"lab": lab, "run": run, "world": world, **_progress(run, lab), "partner": partner,
+    return {"lab": lab, "run": run, "world": ctx.world if ctx else None, **_progress(run, lab, ctx),
+            "partner": ctx.partner if ctx else None,
             "is_instructor": services.is_instructor(request.real_principal),
-            "role_play": roleplay.pending_requests(run) if own else []}
+            "role_play": roleplay.pending_requests(run, ctx) if own and not request.htmx else []}
 
 
 @login_required

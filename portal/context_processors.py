@@ -1,3 +1,5 @@
+import functools
+
 from django.conf import settings
 
 from portal.models import LabPersona, Operation
@@ -14,11 +16,9 @@ def shell(request):
     offset = clock.offset_seconds()
     owner = getattr(request, "real_principal", None) or getattr(request, "principal", None)
     trainer = can_play_personas(owner)  # a Lab Instructor (lab mode)
-    running = (
-        Operation.objects.filter(principal=owner, dismissed=False, status=Operation.Status.IN_PROGRESS).count()
-        if owner is not None
-        else 0
-    )
+    # Lazy and read at most once: counted where the top bar shows them (full pages), never on a polled part.
+    running = _once(lambda: Operation.objects.filter(
+        principal=owner, dismissed=False, status=Operation.Status.IN_PROGRESS).count()) if owner is not None else 0
     from security.mua import approvals_for
 
     return {
@@ -27,7 +27,7 @@ def shell(request):
         # Access requests waiting for the acting principal's approval (the badge beside Approvals).
         # Lazy: counted only where a full page shows the navigation, never on a polled fragment.
         "approvals_pending": (lambda: approvals_for(request.principal).count()) if request.principal is not None else 0,
-        "personas": list(LabPersona.objects.select_related("principal")) if trainer else [],
+        "personas": _once(lambda: list(LabPersona.objects.select_related("principal"))) if trainer else [],
         "acting_principal": request.principal,
         "real_principal": request.real_principal,
         "current_persona": request.persona,
@@ -43,6 +43,12 @@ def shell(request):
         "lab_clock_offset": offset,
         "notifications_running": running,
     }
+
+
+def _once(read):
+    """``read`` as a template value: called where a template first uses it, then remembered (a template
+    calls a callable each time it names it)."""
+    return functools.cache(read)
 
 
 def _signin_lockouts_nav(principal):

@@ -115,11 +115,12 @@ def _fresh_clock():
 
 @pytest.fixture
 def steady_clock(monkeypatch):
-    """For exact query counts: the lab clock's offset read now and kept for the test (its one-second cache
-    would otherwise expire on a busy machine, and the next ``clock.now()`` would add a query)."""
+    """The lab clock's offset read once and kept for the test: a query count then does not depend on whether
+    a request fell after the offset's one-second cache ran out (security.clock.CACHE_SECONDS)."""
     from security import clock
 
     monkeypatch.setattr(clock, "CACHE_SECONDS", 3600.0)
+    clock.forget_cached_offset()
     clock.offset_seconds()
     return clock
 

@@ -35,9 +35,11 @@ def require(principal, action: str, scope: str, *, data_action: bool = False) ->
         raise ArmError(403, "AuthorizationFailed", result.message())
 
 
-def resource_group(principal, subscription_id: str, resource_group_name: str, *, action: str | None = None) -> ResourceGroup:
-    """The resource group a path names. With ``action``, it is authorized at the group first."""
-    sub = subscription(subscription_id)
+def resource_group(principal, subscription_id: str, resource_group_name: str, *, action: str | None = None,
+                   sub: Subscription | None = None) -> ResourceGroup:
+    """The resource group a path names. With ``action``, it is authorized at the group first. ``sub``: the
+    path's subscription when the caller has found it already."""
+    sub = sub or subscription(subscription_id)
     if action:
         require(principal, action, rg_scope(str(sub.subscription_id), resource_group_name))
     found = ResourceGroup.objects.filter(subscription=sub, name__iexact=resource_group_name).select_related("region", "subscription").first()

@@ -57,7 +57,8 @@ def _instance(request, subscriptionId, resourceGroupName, vaultName, backupInsta
 def list_instances(request, subscriptionId: str, resourceGroupName: str, vaultName: str):
     vault = find_vault(request, subscriptionId, resourceGroupName, vaultName, action=ops.INSTANCE_READ)
     rows = (instance_services.instances_for(request.auth).filter(vault=vault)
-            .exclude(protection_state__in=lookups.SOFT_DELETED_STATES).select_related("policy"))
+            .exclude(protection_state__in=lookups.SOFT_DELETED_STATES)
+            .select_related(None).select_related("policy").only(*shapes.RESOURCE_COLUMNS))
     return page(request, rows, shapes.resource, order="pk", prepare=shapes.load_containers)
 
 

@@ -479,3 +479,9 @@ def test_a_page_of_instances_costs_no_query_per_instance(arm, lab, vault, invent
         for i in listed)
     many = cost()  # 15 more rows each; one query either way is a cached lookup refreshed in one request or the other
     assert all(abs(many[kind] - few[kind]) <= 1 for kind in few), (few, many)
+    # and a fixed budget (issue 22): the caller, the subscription, role assignments, the group, the vault, the
+    # visible vaults, the page, the containers of its "all containers" accounts
+    assert many["backupInstances"] <= INSTANCES_PAGE_QUERIES, many
+
+
+INSTANCES_PAGE_QUERIES = 7

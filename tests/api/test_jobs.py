@@ -166,3 +166,32 @@ def test_a_deep_page_starts_its_index_scan_at_the_cursor(lab, arm, adls_instance
         assert client.get(_relative(next_link)).status_code == 200
     [listing] = [q["sql"] for q in queries.captured_queries if 'ORDER BY "protection_job"."real_start_time" DESC' in q["sql"]]
     assert '"protection_job"."real_start_time" <=' in listing and '"protection_job"."vault_id" =' in listing
+
+
+JOBS_PAGE_QUERIES = 6  # the caller, the subscription, role assignments, the group, the vault, the page
+
+
+def test_a_page_of_jobs_costs_a_fixed_number_of_queries(lab, arm, adls_instance, settings, steady_clock):
+    """Every page of backupJobs (issue 22: 1M jobs, 200 a page) reads the same few queries: none per job, for
+    its vault, instance, policy or recovery point, and no column a job's shape does not read."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.STRONGROOM_API_PAGE_SIZE = 40
+    vault = adls_instance.vault
+    point = backup(lab, adls_instance)
+    client = arm(lab.trainer)
+
+    def cost(url):
+        with CaptureQueriesContext(connection) as queries:
+            body = client.get(url).json()
+        return len(queries.captured_queries), body
+
+    few, _ = cost(_jobs_path(vault))
+    made = _make_jobs(vault, adls_instance, 30)
+    Job.objects.filter(pk__in=[j.pk for j in made[::2]]).update(recovery_point=point, extended_info={"warnings": ["w"]})
+    many, body = cost(_jobs_path(vault))
+    assert len(body["value"]) == 33 and sum("targetRecoverPoint" in j["properties"]["extendedInfo"] for j in body["value"]) >= 15
+    assert few == many == JOBS_PAGE_QUERIES, (few, many)
+    single, _ = cost(f"{_jobs_path(vault)}/{made[0].pk}")
+    assert single == JOBS_PAGE_QUERIES

@@ -254,3 +254,55 @@ def test_a_trainee_gets_no_class_page(client, instructor, trainee, class_probe):
                 assert status == (405 if name in skip else 404), (who, name, method, status)
     lab_class.refresh_from_db()
     assert lab_class.closed_at is None and LabClass.objects.count() == 1
+
+
+def _queries(client, url, **headers) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url, **headers).status_code == 200
+    return len(queries.captured_queries)
+
+
+# The polled parts' query budgets (issue 22): the session, its user and principal, the role assignments, and
+# what the part shows read in one query each, whatever the number of seats, steps, results or activity (and
+# at most one read a second of the lab clock's offset, kept still here by ``steady_clock``).
+LAB_PART_QUERIES = 7  # + the run, the partner seat (one query), the step results
+CLASS_PART_QUERIES = 9  # + the class, its seats, their runs, their results, their recent activity
+
+
+def test_the_polled_parts_cost_a_fixed_number_of_queries(client, instructor, class_probe, steady_clock):
+    """The lab page's polled part (every trainee, every 3 s) and the class page's (every 5 s) read the same
+    number of queries for a trainee paired or alone, with no results or several, and for a class of any size."""
+    from labs import services
+    from tests.labs.conftest import solve
+
+    lab_class = _class(instructor, trainees=3).lab_class
+    seats = list(lab_class.seats.select_related("trainee__user"))
+    part = {"HTTP_HX_REQUEST": "true"}
+    lab_url, class_url = reverse("labs:lab_page", args=[PROBE]), reverse("labs:class_page", args=[lab_class.slug])
+
+    def lab_costs():
+        costs = []
+        for seat in seats:  # seats 1 and 2 are a pair, seat 3 works alone
+            client.force_login(seat.trainee.user)
+            costs.append(_queries(client, lab_url, **part))
+        return costs
+
+    def class_cost():
+        client.force_login(instructor.user)
+        return _queries(client, class_url, **part)
+
+    before = lab_costs(), class_cost()
+    for seat in seats:  # results, failures (hints) and activity on every seat
+        run = services.active_run(seat.trainee, PROBE)
+        services.check_run(run)
+        solve(run, "one")
+        services.check_run(run)
+        services.check_run(run)
+    after = lab_costs(), class_cost()
+    assert before == after == ([LAB_PART_QUERIES] * 3, CLASS_PART_QUERIES), (before, after)
+    client.force_login(seats[0].trainee.user)
+    html = client.get(lab_url, **part).content.decode()
+    assert "1 of 2 steps done" in html and "Create <strong>two</strong>." in html  # the part still shows it all

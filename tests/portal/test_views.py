@@ -386,6 +386,30 @@ def test_notifications_poll_while_running_and_stop_when_done(client, lab, traine
     assert Operation.objects.get(pk=op.pk).status == Operation.Status.SUCCEEDED
 
 
+def test_the_top_bar_counts_running_operations_and_lists_personas_once_and_only_on_full_pages(client, lab, trainer):
+    """The badge and the persona picker are read where the top bar is drawn (once each), never for a polled
+    htmx part (issue 22: the lab page's part is polled every 3 s by every trainee)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.services import start_operation
+
+    client.force_login(trainer.user)
+    start_operation(trainer, "Create vault 'bv-one'", link="/")
+    start_operation(trainer, "Create vault 'bv-two'", link="/")
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(reverse("portal:home")).content.decode()
+    assert '<span class="count-badge" title="Operations in progress">2</span>' in html
+    assert lab.personas["backup-admin"].title in html  # the persona picker
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert sum('FROM "portal_operation"' in q and "COUNT(*)" in q for q in sql) == 1
+    assert sum('FROM "portal_labpersona"' in q for q in sql) == 1
+    with CaptureQueriesContext(connection) as queries:
+        part = client.get(reverse("portal:notifications"), {"poll": "1"}, HTTP_HX_REQUEST="true")
+    assert part.status_code == 200
+    assert not any('FROM "portal_labpersona"' in q["sql"] for q in queries.captured_queries)
+
+
 @pytest.mark.django_db
 def test_trainer_can_ask_workers_to_answer(lab, client, django_capture_on_commit_callbacks):
     from portal.models import Operation

@@ -22,7 +22,7 @@ def vault(request, subscription_id: str, resource_group_name: str, vault_name: s
     sub = lookups.subscription(subscription_id)
     if action:
         lookups.require(request.auth, action, vault_scope(str(sub.subscription_id), resource_group_name, vault_name))
-    group = lookups.resource_group(request.auth, subscription_id, resource_group_name)
+    group = lookups.resource_group(request.auth, subscription_id, resource_group_name, sub=sub)
     found = (
         BackupVault.objects.filter(resource_group=group, name__iexact=vault_name)
         .select_related("resource_group__subscription", "region")
