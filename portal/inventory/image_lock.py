@@ -8,7 +8,7 @@ the image file itself: locks belong to the open file description and vanish with
 
 Why this stands here and again in ``vaults.store.pit`` (issue 15 asked): no module may serve both. The
 engine imports nothing of the apps (the contract keeps it free of Django and of every app, so it stays
-usable and benchmarked alone), and portal may not import vaults (the floors run down only); the lowest
+usable and benchmarked alone), and portal sits below the vaults app (the floors run down only); the lowest
 floor, ``security``, is an app too. What the two halves share is the kernel's protocol, not Python
 code: the few lines of ``hold_for_writing`` and ``is_held`` are kept identical on purpose (the
 duplicates report shows the pair; it stays), and ``tests/browser/test_point_in_time_pages.py`` holds the engine's reader while the
