@@ -216,6 +216,7 @@ URLS: dict[str, object] = {
     "protection:vault_jobs_tile": READ,
     "protection:vault_instances_tile": READ,
     "protection:instance_actions": READ,
+    "protection:instance_secondary_restore": READ,  # the command bar's Restore to secondary region (htmx)
     "protection:instance_backup_now": {f"{BV}/backupInstances/backup/action"},
     "protection:instance_stop_backup": {f"{BV}/backupInstances/stopProtection/action",
                                         f"{BV}/backupInstances/suspendBackups/action"},
