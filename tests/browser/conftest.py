@@ -130,6 +130,13 @@ def play_as(page, live_server, persona_title: str):
     return play(page, persona_title)
 
 
+def commands_loaded(page):
+    """Wait until a page's htmx parts that load on their own (an instance's command bar fills in Backup now,
+    Restore to secondary region, ... after the page) have arrived: a click on a command while one lands can
+    hit the command it pushed into that place instead."""
+    page.wait_for_load_state("networkidle")
+
+
 def screenshots(env_name: str):
     """``shot(page, name)``: a full-page screenshot in the folder the environment variable ``env_name``
     names, when it is set (to look at the pages a flow passes through); nothing otherwise."""

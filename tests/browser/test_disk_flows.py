@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import at_widths, play_as, screenshots
+from tests.browser.conftest import at_widths, commands_loaded, play_as, screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery]
 
@@ -110,6 +110,7 @@ def test_protect_back_up_and_restore_a_disk_to_a_new_disk(page, live_server, dis
     shot(page, "disk-recovery-point")
 
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
+    commands_loaded(page)
     page.locator("#restore").click()
     page.get_by_role("button", name="Next: Restore parameters").click()
     page.get_by_label("Target resource group").select_option(label=lab.target_group.name)

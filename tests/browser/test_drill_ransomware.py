@@ -22,7 +22,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import play, play_as, screenshots
+from tests.browser.conftest import commands_loaded, play, play_as, screenshots
 
 pytestmark = pytest.mark.browser
 
@@ -148,6 +148,7 @@ def test_ransomware_drill(page, live_server, drill_lab):
 
     # 2c. Switch to the 7-day policy: refused by immutability (shorter retention).
     open_instance(page)
+    commands_loaded(page)
     page.locator("#change-policy").click()
     page.get_by_label("adls-7d").check()
     page.get_by_role("button", name="Save").click()

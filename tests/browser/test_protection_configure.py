@@ -19,7 +19,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import play, play_as, screenshots
+from tests.browser.conftest import commands_loaded, play, play_as, screenshots
 
 pytestmark = pytest.mark.browser
 
@@ -309,6 +309,7 @@ def test_configure_protection_for_the_postgres_server_then_change_policy(page, l
     expect(page.locator("#readiness-status")).to_contain_text("Revalidated")
     _configure_and_wait(page, "pg-lab")
     page.get_by_role("link", name="pg-lab").click()
+    commands_loaded(page)
     page.locator("#change-policy").click()
     page.locator(".policy-choice label", has_text="pg-weekly").first.click()
     shot(page, "change-policy")

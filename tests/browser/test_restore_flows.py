@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import finished_job, play, play_as, screenshots
+from tests.browser.conftest import commands_loaded, finished_job, play, play_as, screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery]
 
@@ -85,6 +85,7 @@ def test_restore_a_container_account_and_see_its_blobs(page, live_server, restor
     assert matches and Path(download.value.path()).read_bytes() == matches[0].read_bytes()
     play(page, "Backup admin")
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
+    commands_loaded(page)
     page.locator("#restore").click()
     expect(page.get_by_role("heading", name="Restore")).to_be_visible()
     expect(page.locator("#restore-points-grid input[type=radio]").first).to_be_checked()  # the latest
