@@ -43,6 +43,17 @@ class SmallDisk(LocalBackend):
                 yield c
         super()._atomic_write_raw(path, limited())
 
+    def stage(self, scratch_dir):  # packs are written piece by piece into a temp file in the store
+        staged = super().stage(scratch_dir)
+        write_raw = staged._write_raw
+
+        def limited(data):
+            if len(data) > self.quota - self.used():
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            write_raw(data)
+        staged._write_raw = limited
+        return staged
+
 
 def small_store(tmp_path, backend=None):
     backend = backend or LocalBackend(str(tmp_path / "store"), create=True)

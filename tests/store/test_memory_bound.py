@@ -1,5 +1,6 @@
-"""A backup's memory bound: at most ``session.PACKS_WAITING`` finished packs wait for the upload
-thread while one more is written; the next pack is filled meanwhile, and no further one."""
+"""A backup's pack bound: at most ``session.PACKS_WAITING`` finished packs wait for the upload
+thread while one more is committed; the next pack is filled meanwhile, and no further one. Packs are
+staged on disk while they are filled, so what waits costs no memory."""
 
 import os
 import threading
@@ -11,7 +12,7 @@ from .conftest import KEY
 
 
 class GatedBackend(LocalBackend):
-    """Holds the write of the i-th pack until the backup has sealed as many packs as the bound
+    """Holds the commit of the i-th pack until the backup has sealed as many packs as the bound
     lets it (i + 1 + PACKS_WAITING) or has sealed its last one: the writes are as slow as they can
     be without stopping the backup, whatever the machine's speed."""
 
@@ -22,16 +23,22 @@ class GatedBackend(LocalBackend):
         self.stopping = False
         self.taken = 0
         self.seen = []  # (pack number, packs sealed while it was being written)
+        self.resident = []  # bytes held in memory by the packs being filled, at each seal
 
-    def put_chunks(self, name, chunks):
-        if name.startswith("packs/"):
+    def stage(self, scratch_dir):
+        staged = super().stage(scratch_dir)
+        commit = staged.commit
+
+        def gated_commit(name):
             with self.cond:
                 self.taken += 1
                 i = self.taken
                 self.cond.wait_for(lambda: self.sealed >= i + 1 + session.PACKS_WAITING or self.stopping,
                                    timeout=20)
                 self.seen.append((i, self.sealed))
-        super().put_chunks(name, chunks)
+            commit(name)
+        staged.commit = gated_commit
+        return staged
 
 
 def test_the_next_pack_is_filled_while_one_is_written_and_no_further_one(tmp_path, monkeypatch):
@@ -49,6 +56,7 @@ def test_the_next_pack_is_filled_while_one_is_written_and_no_further_one(tmp_pat
     def counting_finish(self, keys):
         out = finish(self, keys)
         with backend.cond:
+            backend.resident.append(sum(len(p) for p in self.parts))
             backend.sealed += 1
             backend.cond.notify_all()
         return out
@@ -71,3 +79,69 @@ def test_the_next_pack_is_filled_while_one_is_written_and_no_further_one(tmp_pat
     assert all(sealed <= i + bound for i, sealed in backend.seen), backend.seen
     # ... and as far as it while a pack is written (the next ones were filled meanwhile)
     assert any(sealed == i + bound for i, sealed in backend.seen), backend.seen
+    # the packs are staged on disk: none is held in memory while it is filled or waits
+    assert backend.resident and not any(backend.resident), backend.resident
+    leftovers = [f for _, _, files in os.walk(tmp_path) for f in files if f.startswith(".tmp-")]
+    assert not leftovers
+
+
+def _staged_files(root):
+    return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.startswith(".tmp-")]
+
+
+def test_staged_packs_are_committed_or_removed_on_either_backend(make_store, tmp_path):
+    """On a local store a pack is staged inside the store and renamed into place; on S3 it is spooled
+    in the cache and uploaded. A backup, or a backup that fails, leaves nothing staged behind."""
+    import io
+    import random
+
+    import pytest
+
+    store = make_store(small=True)
+    data = random.Random(11).randbytes(3 << 20)
+    snap = store.backup_stream(io.BytesIO(data), name="s")
+    assert snap.stats["packs"] >= 4
+    out = tmp_path / "out"
+    store.restore(snap.id, str(out))
+    assert out.read_bytes() == data
+
+    class Broken(io.RawIOBase):  # fails once several packs have been staged
+        left = 3 << 20
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            if self.left <= 0:
+                raise OSError("read error")
+            n = min(len(b), self.left, 64 << 10)
+            b[:n] = random.randbytes(n)
+            self.left -= n
+            return n
+
+    with pytest.raises(OSError):
+        store.backup_stream(io.BufferedReader(Broken()), name="broken")
+    assert _staged_files(str(tmp_path)) == []
+    assert not os.path.exists(os.path.join(store.cache_dir, "spool")) or \
+        os.listdir(os.path.join(store.cache_dir, "spool")) == []
+    assert [s.id for s in store.list_snapshots()] == [snap.id] and store.verify().ok
+
+
+def test_a_killed_backups_spool_folder_goes_when_the_store_is_next_opened(tmp_path):
+    import fcntl
+
+    backend = LocalBackend(str(tmp_path / "store"), create=True)
+    cache = str(tmp_path / "cache")
+    Store.init(backend, KEY, cache_dir=cache).close()
+    spool = os.path.join(cache, "spool")
+    dead, live = "0" * 32, "1" * 32
+    for sid in (dead, live):
+        os.makedirs(os.path.join(spool, sid))
+        open(os.path.join(spool, sid, ".tmp-pack"), "wb").write(b"x" * 1000)
+    fd = os.open(os.path.join(cache, "sessions", live + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a backup still running on this machine
+    try:
+        Store.open(LocalBackend(str(tmp_path / "store")), KEY, cache_dir=cache).close()
+        assert os.listdir(spool) == [live]
+    finally:
+        os.close(fd)

@@ -121,6 +121,12 @@ class Backend(abc.ABC):
                     yield b
         self.put_chunks(name, gen())
 
+    def stage(self, scratch_dir: str) -> "StagedObject":
+        """A new object written piece by piece before its name is known (a pack is named by the
+        hash of its bytes). Default: a spool file in ``scratch_dir``, uploaded by ``put_file`` on
+        commit, so what is being written is on disk, not in memory."""
+        return SpooledObject(self, scratch_dir)
+
     @abc.abstractmethod
     def get(self, name: str) -> bytes:
         """Whole object. Raises :class:`NotFound`."""
@@ -224,6 +230,96 @@ def fault_before_delete():
 def fault_wrap(chunks):
     """The byte-count fault hook around an iterable of chunks (no-op unless configured)."""
     return _fault_chunks(chunks) if _FAULT_LIMIT is not None else chunks
+
+
+class StagedObject:
+    """An object being written: ``write`` its pieces in order, then ``commit(name)`` (it appears
+    atomically and durably under ``name``) or ``discard()``. ``write`` and ``commit`` may run on
+    different threads, one after the other."""
+
+    def __init__(self, directory: str, where: str, what: str):
+        self.where, self.what = where, what
+        self.path = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.size = 0
+
+    def write(self, data) -> None:
+        try:
+            for piece in fault_wrap([data]):
+                self._write_raw(piece)
+        except OSError as e:
+            self._raise_if_full(e)
+            raise
+        self.size += len(data)
+
+    def _raise_if_full(self, e: OSError) -> None:
+        if e.errno in FULL_ERRNOS:
+            raise StorageFull(self.where, f"{self.what} at {self.where} is full ({os.strerror(e.errno)})") from e
+
+    def _write_raw(self, data) -> None:
+        mv = memoryview(data)
+        while mv:
+            mv = mv[os.write(self.fd, mv):]
+
+    def _close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def commit(self, name: str) -> None:
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        self._close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class SpooledObject(StagedObject):
+    """Staged in a local spool file, uploaded with ``put_file`` on commit."""
+
+    def __init__(self, backend: "Backend", scratch_dir: str):
+        os.makedirs(scratch_dir, exist_ok=True)
+        super().__init__(scratch_dir, scratch_dir, "the local disk that stages packs for upload")
+        self.backend = backend
+
+    def commit(self, name: str) -> None:
+        self._close()
+        try:
+            self.backend.put_file(name, self.path)
+        finally:
+            self.discard()
+
+
+class _LocalStaged(StagedObject):
+    """Staged as a temp file inside the store, renamed into place on commit (no second copy)."""
+
+    def __init__(self, backend: "LocalBackend"):
+        super().__init__(backend.root, backend.root, "the storage of the store")
+        self.backend = backend
+
+    def commit(self, name: str) -> None:
+        b = self.backend
+        dest = b._path(name)
+        try:
+            if os.path.lexists(dest):
+                b._check_not_retained(name, "overwrite")
+            if b.fsync:
+                try:
+                    os.fsync(self.fd)
+                except OSError as e:
+                    self._raise_if_full(e)
+                    raise
+            self._close()
+            b._ensure_dir(os.path.dirname(dest))
+            os.rename(self.path, dest)
+        except BaseException:
+            self.discard()
+            raise
+        if b.fsync:
+            _fsync_dir(os.path.dirname(dest))
 
 
 def _fsync_dir(path: str) -> None:
@@ -331,6 +427,9 @@ class LocalBackend(Backend):
         if os.path.lexists(dest):
             self._check_not_retained(name, "overwrite")
         self._atomic_write(dest, chunks)
+
+    def stage(self, scratch_dir):
+        return _LocalStaged(self)
 
     def get(self, name):
         try:

@@ -165,28 +165,22 @@ class IndexCache:
         self.db.execute("DELETE FROM chunks WHERE pid IN (SELECT pid FROM packs WHERE sess=?)", (sid,))
         self.db.execute("DELETE FROM packs WHERE sess=?", (sid,))
 
+    def session_alive(self, sid) -> bool:
+        """Whether a backup process on this machine still holds session ``sid``'s lock file."""
+        path = os.path.join(self.sessions_dir, sid + ".lock")
+        if not os.path.exists(path):
+            return False
+        fd = _lock_if_dead(path, os.O_RDWR)
+        if fd is None:
+            return True  # held (or unreadable: never taken for dead)
+        os.close(fd)
+        return False
+
     def dead_sessions(self) -> list:
         """Sessions with rows whose lock nobody holds: their backup process died."""
-        dead = []
         with self.lock:
             sess = [r[0] for r in self.db.execute("SELECT DISTINCT sess FROM packs WHERE sess IS NOT NULL")]
-        for sid in sess:
-            path = os.path.join(self.sessions_dir, sid + ".lock")
-            try:
-                fd = os.open(path, os.O_RDWR)
-            except FileNotFoundError:
-                dead.append(sid)
-                continue
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                dead.append(sid)
-            except BlockingIOError:
-                pass
-            finally:
-                os.close(fd)
-        return dead
+        return [sid for sid in sess if not self.session_alive(sid)]
 
     def session_packs(self, sid) -> list:
         """Packs a session stored that no loaded index file lists."""

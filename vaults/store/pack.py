@@ -26,27 +26,48 @@ def pack_object(name: str) -> str:
 
 
 class PackBuilder:
-    def __init__(self):
+    """One pack being filled. With ``stage`` (a callable returning a backend's
+    :class:`~vaults.store.backend.StagedObject`) each blob goes to the backend's staging as it is
+    added and only the trailer's rows stay in memory; without it the blobs are kept as ``parts``.
+    The pack's name, the BLAKE3 of its bytes, is hashed as they are added."""
+
+    def __init__(self, stage=None):
+        self.stage = stage
+        self.staged = None
         self.parts = []
         self.size = 0
         self.entries = []
+        self.hash = blake3.blake3(max_threads=1)
+
+    def _put(self, data):
+        self.hash.update(data)
+        if self.stage is None:
+            self.parts.append(data)
+            return
+        if self.staged is None:
+            self.staged = self.stage()
+        self.staged.write(data)
 
     def add(self, cid: bytes, blob: bytes, raw_len: int):
+        self._put(blob)
         self.entries.append((cid, self.size, len(blob), raw_len))
-        self.parts.append(blob)
         self.size += len(blob)
 
     def __len__(self):
         return len(self.entries)
 
     def finish(self, keys):
+        """``(name, parts or staged object, entries)``; a staged pack is committed under
+        ``pack_object(name)`` by the caller."""
         trailer = keys.seal(TRAILER_AAD, b"".join(ENTRY.pack(*e) for e in self.entries))
-        self.parts.append(trailer)
-        self.parts.append(struct.pack("<I", len(trailer)))
-        h = blake3.blake3(max_threads=1)
-        for p in self.parts:
-            h.update(p)
-        return h.hexdigest(), self.parts, self.entries
+        self._put(trailer)
+        self._put(struct.pack("<I", len(trailer)))
+        return self.hash.hexdigest(), (self.parts if self.stage is None else self.staged), self.entries
+
+    def discard(self):
+        if self.staged is not None:
+            self.staged.discard()
+            self.staged = None
 
 
 def read_trailer(keys, data: bytes, name: str):

@@ -3,13 +3,17 @@ files and, on commit, a manifest (the recovery point).
 
 The calling thread reads and cuts; the store's worker pool hashes, dedups, compresses and
 encrypts each chunk; results are consumed in order (so the manifest lists chunks in file order)
-through a bounded queue; one upload thread writes finished packs and their index rows.
+through a bounded queue; each new chunk goes straight into the backend's staging for the pack
+being filled (a temp file, never a buffer), and one upload thread commits finished packs and
+writes their index rows.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import queue
+import shutil
 import threading
 import time
 import uuid
@@ -29,11 +33,12 @@ from .progress import Throttle, check_cancel
 BATCH = 1024  # chunk refs per manifest record
 INDEX_EVERY = 64  # packs per index file during a long backup
 PROBE = 64 * 1024  # compressibility probe of big chunks
-# finished packs that may wait for the upload thread while the next one is filled. None: one pack is
-# being written, one filled. One waiting lets reading and the workers go on through a slow write
-# and fsync, but took a 4 GiB backup's peak RSS from 111 to 133 MiB (measured 2026-12-05; the
-# target is 128 MiB, flat from 1 to 4 GiB), so it is not used.
-PACKS_WAITING = 0
+# finished packs that may wait for the upload thread while the next one is filled (one more is being
+# committed). Packs are staged on disk as they are filled (a local store's temp file, or a spool
+# file uploaded to S3), so waiting packs cost no memory: they let reading and the workers go on
+# through a slow fsync or upload. (With packs held in memory, one waiting took a 4 GiB backup's
+# peak RSS from 111 to 133 MiB.)
+PACKS_WAITING = 2
 
 
 class Entry:
@@ -66,7 +71,10 @@ class BackupSession:
         self.lock = threading.Lock()
         self.pending = collections.deque()
         self.max_pending = max(4, store.workers * 3)
-        self.pack = PackBuilder()
+        # packs staged for a backend without its own staging (S3); removed at close, or by the next
+        # Store.open on this machine once the session is dead
+        self.spool = os.path.join(store.cache_dir, "spool", self.sid)
+        self.pack = self._new_pack()
         self.uploads: queue.Queue = queue.Queue()  # bounded by _flush_pack (PACKS_WAITING)
         self.upload_error = None
         self.unindexed = []  # (pack name, entries) written but not yet in an index file
@@ -116,10 +124,12 @@ class BackupSession:
                 self.uploaded.notify_all()  # taken: the main thread may start the next pack
             if item is None:
                 return
-            name, parts, entries = item
+            name, staged, entries = item
             try:
-                if self.upload_error is None:
-                    self.store.backend.put_chunks(pack_object(name), parts)
+                if self.upload_error is not None:
+                    staged.discard()
+                else:
+                    staged.commit(pack_object(name))
                     with self.uploaded:
                         self.unindexed_names.add(name)
                     self.index.add_pack(name, entries, sess=self.sid)
@@ -130,7 +140,7 @@ class BackupSession:
                         self.unindexed.append((name, entries))
                         self.stats["packs"] += 1
                         self.uploaded.notify_all()
-                    del parts, item
+                    del staged, item
                     trim()  # flat RSS: hand freed buffers back (see memory.py)
             except BaseException as e:  # reported to the main thread
                 self.upload_error = e
@@ -204,6 +214,9 @@ class BackupSession:
                 entry.offset += sum(c[1] for c in part)
             self.manifest.add(r)
 
+    def _new_pack(self):
+        return PackBuilder(lambda: self.store.backend.stage(self.spool))
+
     def drain_all(self):
         while self.pending:
             self._drain_one()
@@ -211,13 +224,13 @@ class BackupSession:
     def _flush_pack(self):
         if not len(self.pack):
             return
-        name, parts, entries = self.pack.finish(self.keys)
-        self.pack = PackBuilder()
         self._check_upload()
-        self.uploads.put((name, parts, entries))
-        del parts
-        # bounded memory: the next pack is started only once at most PACKS_WAITING finished packs
-        # wait for the upload thread (one more is being written, one is being filled)
+        name, staged, entries = self.pack.finish(self.keys)
+        self.pack = self._new_pack()
+        self.uploads.put((name, staged, entries))
+        del staged
+        # bounded staging: the next pack is started only once at most PACKS_WAITING finished packs
+        # wait for the upload thread (one more is being committed, one is being filled)
         with self.uploaded:
             while self.uploads.qsize() > PACKS_WAITING and self.upload_error is None:
                 self.uploaded.wait(0.5)
@@ -271,6 +284,7 @@ class BackupSession:
                 except BaseException:
                     pass
         self.pending.clear()
+        self.pack.discard()
         self._stop_uploader()
         if not failed:
             try:
@@ -292,5 +306,6 @@ class BackupSession:
         self.manifest.discard()
 
     def close(self):
+        shutil.rmtree(self.spool, ignore_errors=True)
         self.index.end_session(self.sid, self._lockfd, self._lockpath)
 

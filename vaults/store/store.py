@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import shutil
 import threading
 import uuid
 import warnings
@@ -136,6 +137,18 @@ class Store:
         if not problems:  # a damaged index file might list them: leave them to garbage collection
             self._remove_dead_sessions_packs(dead)
         self.index.drop_dead_sessions()
+        self._remove_dead_spools()
+
+    def _remove_dead_spools(self) -> None:
+        """Remove the spool folders (packs staged for upload) of killed backups on this machine."""
+        root = os.path.join(self.cache_dir, "spool")
+        try:
+            sids = os.listdir(root)
+        except FileNotFoundError:
+            return
+        for sid in sids:
+            if not self.index.session_alive(sid):
+                shutil.rmtree(os.path.join(root, sid), ignore_errors=True)
 
     def _remove_dead_sessions_packs(self, dead) -> None:
         """Delete the packs a killed backup on this machine stored and never indexed. Its session is
