@@ -45,6 +45,28 @@ def test_objects_round_trip(backends):
     assert delete_markers(b, "index/aa") == 0
 
 
+def test_staged_objects_appear_only_when_committed(backends, tmp_path):
+    b = backends.make()
+    rnd = random.Random(3)
+    big = rnd.randbytes(12 << 20)  # > 2 parts of 5 MiB on S3: uploaded part by part from the spool file
+    staged = b.stage(str(tmp_path / "spool"))
+    for i in range(0, len(big), 1 << 20):
+        staged.write(big[i:i + (1 << 20)])
+    assert list(b.list()) == []  # nothing visible while it is written
+    staged.commit("packs/dd/staged")
+    assert b.get("packs/dd/staged") == big
+    dropped = b.stage(str(tmp_path / "spool"))
+    dropped.write(rnd.randbytes(1000))
+    dropped.discard()
+    one = b.stage(str(tmp_path / "spool"))
+    one.write(b"small")
+    one.commit("index/ee")
+    assert list(b.list()) == ["index/ee", "packs/dd/staged"] and b.get("index/ee") == b"small"
+    leftovers = [f for d in (tmp_path / "spool", tmp_path / "store") if d.exists()
+                 for f in d.rglob(".tmp-*")]
+    assert leftovers == []
+
+
 def test_failed_upload_leaves_no_object(backends):
     b = backends.make()
 

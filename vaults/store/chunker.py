@@ -8,6 +8,7 @@ import os
 from typing import Iterator, Tuple
 
 from .errors import ChunkerUnavailable, StoreError
+from .filerange import FileRange
 
 MIN_SIZE = 256 * 1024
 AVG_SIZE = 1024 * 1024
@@ -93,21 +94,6 @@ def data_extents(fd: int, size: int) -> Iterator[Tuple[int, int]]:
         pos = end
 
 
-class _RangeReader:
-    """A readable stream over ``[start, end)`` of a file descriptor (``pread``, no shared offset)."""
-
-    def __init__(self, fd: int, start: int, end: int):
-        self.fd, self.pos, self.end = fd, start, end
-
-    def readinto(self, b) -> int:
-        n = min(len(b), self.end - self.pos)
-        if n <= 0:
-            return 0
-        got = os.preadv(self.fd, [memoryview(b)[:n]], self.pos)
-        self.pos += got
-        return got
-
-
 def volume_chunks(fd: int, size: int, cdc: "CDC") -> Iterator[Tuple[int, bytes]]:
     """(offset, data) of the content-defined chunks of each data region of an image (holes
     skipped): chunks follow the allocated data, so one never straddles a hole, and an extent
@@ -120,7 +106,7 @@ def volume_chunks(fd: int, size: int, cdc: "CDC") -> Iterator[Tuple[int, bytes]]
                 raise StoreError("the image shrank during the backup")
             yield start, data
             continue
-        reader = _RangeReader(fd, start, end)
+        reader = FileRange(fd, start, end)
         for c in cdc.cutter().cut_stream(reader):
             yield start + c.offset, bytes(c.data)
         if reader.pos < end:

@@ -58,6 +58,7 @@ import botocore.exceptions as bex
 from .backend import (GOVERNANCE, Backend, ObjectInfo, Retention, _aware, check_name, fault_before_delete,
                       fault_wrap, refuse_weaker_retention, retention_until)
 from .errors import ImmutabilityUnsupported, NotFound, RetentionError, StorageFull, StoreError
+from .filerange import FileRange
 from .s3_clients import shared_client
 
 PART_SIZE = 8 << 20  # multipart part size (S3's minimum is 5 MiB for all parts but the last)
@@ -279,14 +280,48 @@ class S3Backend(Backend):
             upload_id = None
         finally:
             if upload_id is not None:
-                try:
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-                except Exception:
-                    pass  # garbage collection aborts it later
+                self._abort_upload(key, upload_id)
 
-    def _upload_part(self, key, upload_id, number, body: bytes) -> dict:
-        r = self._call(self.client.upload_part, Bucket=self.bucket, Key=key, UploadId=upload_id,
-                       PartNumber=number, Body=body)
+    @_storage_full
+    def put_file(self, name, path):
+        """Upload a local file (a staged pack) part by part straight from the file: no part is
+        ever read into memory as a whole (botocore streams a file body)."""
+        self._check_overwrite(name)
+        key = self._key(name)
+        upload_id = None
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            try:
+                if size <= self.part_size:
+                    self._send(self.client.put_object, FileRange(f.fileno(), 0, size), Bucket=self.bucket, Key=key)
+                    return
+                upload_id = self._call(self.client.create_multipart_upload, Bucket=self.bucket, Key=key)["UploadId"]
+                parts = [self._upload_part(key, upload_id, i + 1,
+                                           FileRange(f.fileno(), off, min(off + self.part_size, size)))
+                         for i, off in enumerate(range(0, size, self.part_size))]
+                self._complete(key, upload_id, parts, size)
+                upload_id = None
+            finally:
+                if upload_id is not None:
+                    self._abort_upload(key, upload_id)
+
+    def _abort_upload(self, key, upload_id):
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except Exception:
+            pass  # garbage collection aborts it later
+
+    def _send(self, fn, body, **kw):
+        """``fn(Body=body, **kw)`` with retries; a stream body is rewound before each attempt."""
+        def attempt(**kw):
+            if hasattr(body, "seek"):
+                body.seek(0)
+            return fn(**kw)
+        return self._call(attempt, Body=body, **kw)
+
+    def _upload_part(self, key, upload_id, number, body) -> dict:
+        r = self._send(self.client.upload_part, body, Bucket=self.bucket, Key=key, UploadId=upload_id,
+                       PartNumber=number)
         part = {"PartNumber": number, "ETag": r["ETag"]}
         for k in ("ChecksumCRC32", "ChecksumCRC32C", "ChecksumSHA1", "ChecksumSHA256", "ChecksumCRC64NVME"):
             if r.get(k):
@@ -544,3 +579,4 @@ class _S3Reader:
 
     def __exit__(self, *a):
         self.close()
+
