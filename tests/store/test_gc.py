@@ -48,6 +48,10 @@ def test_gc_frees_deleted_points_repacks_and_keeps_the_rest(make_store, tmp_path
     assert rep.snapshots == 1 and not rep.errors, rep
     assert rep.packs_deleted > 0 and rep.packs_repacked > 0 and rep.packs_written > 0, rep.summary()
     assert rep.index_files_deleted > 0 and rep.index_files_written > 0
+    # the new packs were staged and committed: nothing staged stays, in the store or the spool
+    assert [p for p in tmp_path.rglob(".tmp-*")] == []
+    spool = os.path.join(store.cache_dir, "spool")
+    assert not os.path.exists(spool) or os.listdir(spool) == []
     after = store_bytes(store)
     assert rep.bytes_freed == before - after > 400_000 * 6, (rep.summary(), before, after)
     assert after < 100_000 * 6 * 1.3  # about what s3 needs

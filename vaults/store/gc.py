@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -376,15 +377,23 @@ class _Run:
     def _repack(self, db, plan: _Plan):
         """Copy the live chunks of the packs to repack into new packs; returns the new packs
         (name, entries) and the packs fully copied."""
-        writer = _NewPacks(self)
+        s = self.s
+        # a session of its own: its lock keeps the spool folder (S3) from a concurrent open's sweep
+        sid, fd, path = s.index.start_session()
+        writer = _NewPacks(self, os.path.join(s.cache_dir, "spool", sid))
         tls = threading.local()
         repacked = set()
-        for name in sorted(plan.repack):
-            self.checkpoint()
-            if self._repack_one(db, plan, name, writer, tls):
-                repacked.add(name)
-                self.prog.update(items=1, current=f"repack {name}")
-        writer.flush()
+        try:
+            for name in sorted(plan.repack):
+                self.checkpoint()
+                if self._repack_one(db, plan, name, writer, tls):
+                    repacked.add(name)
+                    self.prog.update(items=1, current=f"repack {name}")
+            writer.flush()
+        finally:
+            writer.builder.discard()  # (nothing, once flushed)
+            shutil.rmtree(writer.spool, ignore_errors=True)
+            s.index.end_session(sid, fd, path)
         return writer.written, repacked
 
     def _repack_one(self, db, plan: _Plan, name, writer, tls) -> bool:
@@ -412,7 +421,7 @@ class _Run:
             except IntegrityError as e:
                 rep.errors.append(f"pack {name}: chunk {cid.hex()} is damaged ({e}); pack kept")
                 return False
-            writer.add(cid, bytes(blob), raw)
+            writer.add(cid, blob, raw)
         return True
 
     def _write_index_files(self, plan: _Plan, new_packs, affected, going):
@@ -470,12 +479,17 @@ class _Run:
 
 
 class _NewPacks:
-    """The packs a repack writes: chunks collect into a pack written once it is full."""
+    """The packs a repack writes: chunks go into the backend's staging for the pack being filled,
+    which is committed once it is full."""
 
-    def __init__(self, run: _Run):
+    def __init__(self, run: _Run, spool: str):
         self.run = run
-        self.builder = PackBuilder()
+        self.spool = spool
+        self.builder = self._new()
         self.written = []  # (name, entries)
+
+    def _new(self):
+        return PackBuilder(lambda: self.run.b.stage(self.spool))
 
     def add(self, cid, blob, raw):
         self.builder.add(cid, blob, raw)
@@ -486,11 +500,14 @@ class _NewPacks:
         if not len(self.builder):
             return
         run = self.run
-        name, parts, entries = self.builder.finish(run.s.keys)
-        self.builder = PackBuilder()
-        size = sum(len(p) for p in parts)
-        run.checkpoint()
-        run.b.put_chunks(pack_object(name), parts)
+        name, staged, entries = self.builder.finish(run.s.keys)
+        self.builder = self._new()
+        try:
+            run.checkpoint()
+        except BaseException:
+            staged.discard()
+            raise
+        staged.commit(pack_object(name))
         self.written.append((name, entries))
         run.rep.packs_written += 1
-        run.rep.bytes_written += size
+        run.rep.bytes_written += staged.size
