@@ -171,6 +171,20 @@ def make_image(path: str, size_gib: float, seed: int = 5) -> dict:
     return {"size": size, "data_written": data}
 
 
+def mutate_image(path: str, seed: int = 9) -> dict:
+    """A day's change to a sparse image: 256 KiB pieces of new random data at scattered 4 KiB-aligned
+    offsets (8 per GiB; some land on data, some in holes, as a disk's writes do)."""
+    rnd = random.Random(seed)
+    size = os.path.getsize(path)
+    pieces = max(2, int(size / (1 << 30) * 8))
+    ln = 256 << 10
+    with open(path, "r+b") as f:
+        for _ in range(pieces):
+            f.seek(rnd.randrange(0, size - ln) // 4096 * 4096)
+            f.write(rnd.randbytes(ln))
+    return {"pieces": pieces, "bytes": pieces * ln}
+
+
 def copy_tree(src: str, dst: str) -> None:
     if os.path.exists(dst):
         shutil.rmtree(dst)

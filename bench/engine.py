@@ -5,8 +5,9 @@
 
 For each run and each tool (interleaved, order alternating, after a warm-up run per tool):
 fresh repository; initial backup of a seeded ~size-MiB tree; ~5% mutation; incremental backup;
-full restore of the incremental; backup and restore of a sparse volume image; another ~5%
-mutation and backup; then the older half of the four recovery points expires and garbage
+full restore of the incremental; backup and restore of a sparse volume image; a day's change to
+the image (8 scattered 256 KiB writes per GiB) and its incremental backup (time and store growth);
+another ~5% mutation and backup; then the older half of the five recovery points expires and garbage
 collection runs (Strongroom: ``delete`` x2 + ``gc``; restic: ``forget`` + ``prune``), timed, with
 the bytes it freed. Wall time and peak RSS per command (os.wait4), repository size. Both tools
 fsync their writes. Medians of the runs, ratios Strongroom / restic, targets from issue 3.
@@ -37,7 +38,8 @@ sys.path.insert(0, HERE)
 import dataset  # noqa: E402
 
 KEYHEX = "5a" * 32
-PHASES = ["initial", "incremental", "restore", "image_backup", "image_restore", "incremental2", "gc"]
+PHASES = ["initial", "incremental", "restore", "image_backup", "image_restore", "image_incremental", "incremental2",
+          "gc"]
 TARGETS = {"initial": 0.6, "incremental": 0.6, "restore": 0.6, "image_backup": 0.8, "store_size": 1.0,
            "image_store": 1.0}  # issue 22
 RSS_LIMIT_MIB = 128
@@ -152,8 +154,8 @@ class Strongroom(Tool):
         self.gc_report = json.loads(out)
         return wd + w, max(rd, r)
 
-    def backup_image(self, img):
-        w, r, out = self.run("image_backup", self.base() + ["backup", "--volume", img])
+    def backup_image(self, img, phase="image_backup"):
+        w, r, out = self.run(phase, self.base() + ["backup", "--volume", img])
         self.last_img = out.split()[1]
         self.points.append(self.last_img)
         return w, r
@@ -300,8 +302,8 @@ class Restic(Tool):
         w2, r2, _ = self.run("gc (prune)", self.base() + ["prune"])
         return w1 + w2, max(r1, r2)
 
-    def backup_image(self, img):
-        w, r, _ = self.run("image_backup", self.base() + ["backup", "--host", "bench", img])
+    def backup_image(self, img, phase="image_backup"):
+        w, r, _ = self.run(phase, self.base() + ["backup", "--host", "bench", img])
         return w, r
 
     def restore(self, phase, target, image=False):
@@ -317,12 +319,14 @@ class Restic(Tool):
         return os.path.join(target, img.lstrip("/"))
 
 
-def one_run(tool, args, pristine, img, check):
+def one_run(tool, args, pristine, pristine_img, check):
     work = args.work
     src = os.path.join(work, "src")
+    img = os.path.join(work, "volume.img")  # this run's copy: its increment changes it
     tool.src, tool.img = src, img
     tool.reset()
     dataset.copy_tree(pristine, src)
+    subprocess.run(["cp", "--sparse=always", pristine_img, img], check=True)
     time.sleep(2.5)  # out of the racy window of a just-copied tree (untimed)
     tool.init()
     res = {}
@@ -346,6 +350,11 @@ def one_run(tool, args, pristine, img, check):
     if check:
         ok = ok and file_digest(rimg) == file_digest(img)
     shutil.rmtree(tgt, ignore_errors=True)
+    dataset.mutate_image(img, seed=args.seed + 3)
+    before_incr = tool.store_size()
+    res["image_incremental"] = tool.backup_image(img, "image_incremental")
+    size_img_incr = tool.store_size() - before_incr
+    os.unlink(img)
     dataset.mutate(src, seed=args.seed + 2)
     res["incremental2"] = tool.backup("incremental2", src)
     size_before_gc = tool.store_size()
@@ -353,6 +362,7 @@ def one_run(tool, args, pristine, img, check):
     gc_freed = size_before_gc - tool.store_size()
     out = {p: {"wall": res[p][0], "rss_mib": res[p][1]} for p in PHASES}
     out.update(store_initial=size_initial, store_size=size_after, image_store=size_img,
+               image_increment_store=size_img_incr,
                image_restored_allocated=img_blocks, restore_ok=ok, store_before_gc=size_before_gc,
                gc_freed=gc_freed, peak_rss_mib=max(res[p][1] for p in PHASES))
     if hasattr(tool, "gc_report"):
@@ -466,6 +476,7 @@ def _report(args, tools, runs, info, iinfo):
         s.update({f"{p}_rss_mib": med(t.name, p, "rss_mib") for p in PHASES})
         s.update(peak_rss_mib=med(t.name, "peak_rss_mib"), store_size=med(t.name, "store_size"),
                  image_store=med(t.name, "image_store"),
+                 image_increment_store=med(t.name, "image_increment_store"),
                  image_restored_allocated=med(t.name, "image_restored_allocated"),
                  store_before_gc=med(t.name, "store_before_gc"), gc_freed=med(t.name, "gc_freed"))
         summary[t.name] = s
@@ -475,14 +486,17 @@ def _report(args, tools, runs, info, iinfo):
             print(f"  [{t.name} {phase}] {cmd}")
     rows = [("initial backup (s)", "initial"), ("incremental backup (s)", "incremental"),
             ("full restore (s)", "restore"), ("sparse image backup (s)", "image_backup"),
-            ("sparse image restore (s)", "image_restore"), ("peak RSS (MiB)", "peak_rss_mib"),
+            ("sparse image restore (s)", "image_restore"), ("image increment backup (s)", "image_incremental"),
+            ("peak RSS (MiB)", "peak_rss_mib"),
             ("store size (MiB)", "store_size"), ("image store (MiB)", "image_store"),
+            ("image increment store (MiB)", "image_increment_store"),
             ("restored image allocated (MiB)", "image_restored_allocated"),
             ("2nd incremental backup (s)", "incremental2"),
             ("GC after expiring half (s)", "gc"), ("GC peak RSS (MiB)", "gc_rss_mib"),
             ("store before GC (MiB)", "store_before_gc"), ("GC bytes freed (MiB)", "gc_freed")]
     ratios = {}
-    mib_keys = ("store_size", "image_store", "image_restored_allocated", "store_before_gc", "gc_freed")
+    mib_keys = ("store_size", "image_store", "image_increment_store", "image_restored_allocated", "store_before_gc",
+                "gc_freed")
     s3 = "strongroom-s3" in summary
     base = "baseline" in summary
     print(f"\nmedians of {args.runs} run(s), {args.size_mib} MiB tree, {args.volume_gib} GiB image")

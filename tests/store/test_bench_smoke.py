@@ -34,6 +34,9 @@ def test_bench_smoke(tmp_path):
         assert "initial backup ceiling (s)" in r.stdout and res["ratios"]["initial_vs_ceiling"] > 0
     # the S3 column (the engine on the loopback S3 server) and the GC figures
     s3 = res["runs"]["strongroom-s3"][0]
-    assert s3["restore_ok"] and s3["gc_freed"] > 0 and s3["gc_report"]["snapshots"] == 2
-    assert sr["gc_freed"] > 0 and sr["gc_report"]["snapshots"] == 2 and not sr["gc_report"]["errors"]
+    assert s3["restore_ok"] and s3["gc_freed"] > 0 and s3["gc_report"]["snapshots"] == 3
+    assert sr["gc_freed"] > 0 and sr["gc_report"]["snapshots"] == 3 and not sr["gc_report"]["errors"]
+    # the image's increment: timed, and it stores about its change, not the image again
+    assert sr["image_incremental"]["wall"] > 0 and 0 < sr["image_increment_store"] < sr["image_store"]
+    assert "image increment backup (s)" in r.stdout and "image increment store (MiB)" in r.stdout
     assert "GC after expiring half (s)" in r.stdout and "GC bytes freed (MiB)" in r.stdout and "s3 (moto)" in r.stdout
