@@ -29,6 +29,7 @@ from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
 )
 from vaults import services as vault_services
 from vaults.store import LocalBackend, Store
+from vaults.store.backend import StagedObject
 
 pytestmark = pytest.mark.django_db
 UTC = dt.timezone.utc
@@ -66,6 +67,14 @@ def test_a_full_store_fails_with_a_coded_error_cleans_up_and_the_next_backup_wor
         return write(self, path, chunks)
 
     monkeypatch.setattr(LocalBackend, "_atomic_write_raw", disk)
+    staged_write = StagedObject._write_raw
+
+    def staged_disk(self, data):  # packs are written piece by piece into a staged temp file
+        if full["on"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return staged_write(self, data)
+
+    monkeypatch.setattr(StagedObject, "_write_raw", staged_disk)
     before = packs_on_disk(adls.vault)
     job = backup_now_and_run(lab.trainer, adls)
     assert job.status == JobStatus.FAILED and job.error_code == backups.STORAGE_FULL, (job.error_code, job.error_message)
