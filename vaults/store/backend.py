@@ -232,7 +232,7 @@ def fault_wrap(chunks):
     return _fault_chunks(chunks) if _FAULT_LIMIT is not None else chunks
 
 
-class StagedObject:
+class StagedObject(abc.ABC):
     """An object being written: ``write`` its pieces in order, then ``commit(name)`` (it appears
     atomically and durably under ``name``) or ``discard()``. ``write`` and ``commit`` may run on
     different threads, one after the other."""
@@ -266,8 +266,9 @@ class StagedObject:
             os.close(self.fd)
             self.fd = None
 
+    @abc.abstractmethod
     def commit(self, name: str) -> None:
-        raise NotImplementedError
+        """Make the written bytes appear atomically and durably as ``name`` (discarded on failure)."""
 
     def discard(self) -> None:
         self._close()
