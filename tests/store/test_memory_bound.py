@@ -23,7 +23,7 @@ class GatedBackend(LocalBackend):
         self.stopping = False
         self.taken = 0
         self.seen = []  # (pack number, packs sealed while it was being written)
-        self.resident = []  # bytes held in memory by the packs being filled, at each seal
+        self.staged_sizes = []  # bytes each sealed pack had written to its staged file
 
     def stage(self, scratch_dir):
         staged = super().stage(scratch_dir)
@@ -56,7 +56,7 @@ def test_the_next_pack_is_filled_while_one_is_written_and_no_further_one(tmp_pat
     def counting_finish(self, keys):
         out = finish(self, keys)
         with backend.cond:
-            backend.resident.append(sum(len(p) for p in self.parts))
+            backend.staged_sizes.append((out[1].size, os.path.getsize(out[1].path)))
             backend.sealed += 1
             backend.cond.notify_all()
         return out
@@ -79,8 +79,8 @@ def test_the_next_pack_is_filled_while_one_is_written_and_no_further_one(tmp_pat
     assert all(sealed <= i + bound for i, sealed in backend.seen), backend.seen
     # ... and as far as it while a pack is written (the next ones were filled meanwhile)
     assert any(sealed == i + bound for i, sealed in backend.seen), backend.seen
-    # the packs are staged on disk: none is held in memory while it is filled or waits
-    assert backend.resident and not any(backend.resident), backend.resident
+    # the packs are staged on disk as they are filled: each sealed pack's bytes are all in its file
+    assert backend.staged_sizes and all(n == on_disk > 0 for n, on_disk in backend.staged_sizes), backend.staged_sizes
     leftovers = [f for _, _, files in os.walk(tmp_path) for f in files if f.startswith(".tmp-")]
     assert not leftovers
 

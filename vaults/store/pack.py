@@ -26,24 +26,19 @@ def pack_object(name: str) -> str:
 
 
 class PackBuilder:
-    """One pack being filled. With ``stage`` (a callable returning a backend's
-    :class:`~vaults.store.backend.StagedObject`) each blob goes to the backend's staging as it is
-    added and only the trailer's rows stay in memory; without it the blobs are kept as ``parts``.
-    The pack's name, the BLAKE3 of its bytes, is hashed as they are added."""
+    """One pack being filled: each blob goes to the backend's staging as it is added (``stage``
+    returns a :class:`~vaults.store.backend.StagedObject`, made at the first blob), so only the
+    trailer's rows stay in memory. The pack's name, the BLAKE3 of its bytes, is hashed as they go."""
 
-    def __init__(self, stage=None):
+    def __init__(self, stage):
         self.stage = stage
         self.staged = None
-        self.parts = []
         self.size = 0
         self.entries = []
         self.hash = blake3.blake3(max_threads=1)
 
     def _put(self, data):
         self.hash.update(data)
-        if self.stage is None:
-            self.parts.append(data)
-            return
         if self.staged is None:
             self.staged = self.stage()
         self.staged.write(data)
@@ -57,12 +52,11 @@ class PackBuilder:
         return len(self.entries)
 
     def finish(self, keys):
-        """``(name, parts or staged object, entries)``; a staged pack is committed under
-        ``pack_object(name)`` by the caller."""
+        """``(name, staged object, entries)``: the caller commits it under ``pack_object(name)``."""
         trailer = keys.seal(TRAILER_AAD, b"".join(ENTRY.pack(*e) for e in self.entries))
         self._put(trailer)
         self._put(struct.pack("<I", len(trailer)))
-        return self.hash.hexdigest(), (self.parts if self.stage is None else self.staged), self.entries
+        return self.hash.hexdigest(), self.staged, self.entries
 
     def discard(self):
         if self.staged is not None:
