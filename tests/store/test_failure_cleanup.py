@@ -215,6 +215,38 @@ def test_a_killed_backups_unindexed_packs_go_when_the_store_is_next_opened(tmp_p
         store.close()
 
 
+def test_a_backup_killed_between_storing_a_pack_and_recording_it_leaves_nothing(tmp_path):
+    """The upload thread commits a pack while the main thread fills the next: a kill right after the
+    commit, before the pack's chunks are recorded, still leaves a pack the next open knows to remove."""
+    import signal
+    import subprocess
+    import sys
+
+    from .helpers import subprocess_env
+
+    store = small_store(tmp_path)
+    store.backup_stream(io.BytesIO(random.Random(8).randbytes(1 << 20)), name="first")
+    packs_before = files_under(store.backend.root, "packs")
+    store.close()
+    script = (
+        "import io, os, random, signal\n"
+        "from vaults.store import LocalBackend, Store, index\n"
+        "def killed(*a, **kw): os.kill(os.getpid(), signal.SIGKILL)\n"
+        "index.IndexCache.add_pack = killed\n"
+        f"s = Store.open(LocalBackend({str(tmp_path / 'store')!r}), bytes(range(32)), cache_dir={str(tmp_path / 'cache')!r})\n"
+        "s.backup_stream(io.BytesIO(random.Random(9).randbytes(4 << 20)), name='killed')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], env=subprocess_env(), capture_output=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr.decode()
+    assert files_under(str(tmp_path / "store"), "packs") != packs_before  # the committed, unrecorded pack
+    store = Store.open(LocalBackend(str(tmp_path / "store")), KEY, cache_dir=str(tmp_path / "cache"))
+    try:
+        assert files_under(store.backend.root, "packs") == packs_before
+        assert store.verify().ok
+    finally:
+        store.close()
+
+
 def test_an_s3_storage_full_answer_is_storage_full(tmp_path, request, monkeypatch):
     """MinIO answers a write with XMinioStorageFull (HTTP 507) when its disks are full."""
     import botocore.exceptions as bex

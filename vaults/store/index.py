@@ -228,6 +228,12 @@ class IndexCache:
             os.close(fd)
 
     # -- rows ----------------------------------------------------------------------
+    def reserve_pack(self, name, sess):
+        """Record that session ``sess`` is about to store pack ``name`` (no chunks yet, so nothing
+        dedups against it): if the process dies before ``add_pack``, the next open removes it."""
+        with self.lock:
+            self.db.execute("INSERT OR IGNORE INTO packs(name, sess) VALUES (?,?)", (name, sess))
+
     def add_pack(self, name, entries, *, sess=None, idx=None):
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")

@@ -129,9 +129,12 @@ class BackupSession:
                 if self.upload_error is not None:
                     staged.discard()
                 else:
-                    staged.commit(pack_object(name))
+                    # named in the session before it appears: a kill between the two leaves a
+                    # pack the next open knows to remove
+                    self.index.reserve_pack(name, self.sid)
                     with self.uploaded:
                         self.unindexed_names.add(name)
+                    staged.commit(pack_object(name))
                     self.index.add_pack(name, entries, sess=self.sid)
                     with self.lock:
                         for e in entries:
