@@ -84,9 +84,6 @@ def _frozen_date(request):
         return
     import time_machine
 
-    # The matrix re-runs these tests five times: seed the personas' passwords with a fast hasher.
-    request.getfixturevalue("settings").PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
     with time_machine.travel(moment, tick=True) as traveller:
         yield traveller
 
@@ -456,7 +453,6 @@ def pg_cluster_turn():
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
 
 
 @pytest.fixture(scope="session")

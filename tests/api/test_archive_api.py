@@ -17,7 +17,7 @@ from protection.tiering import services as tiering
 from security import services as security_services
 from tests.api.test_policies import sdk_policy
 from tests.protection._restore_fixtures import (  # noqa: F401  (fixtures)
-    PG, _fast_passwords, backup, inventory, make_policy, new_account, pg_database, protect, tree_of, vault,
+    PG, backup, inventory, make_policy, new_account, pg_database, protect, tree_of, vault,
 )
 
 pytestmark = pytest.mark.django_db

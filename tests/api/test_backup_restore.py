@@ -15,7 +15,7 @@ from protection.restores import readiness, services as restore_services
 from security import clock
 from tests.api.conftest import operation_status
 from tests.protection._restore_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, ESAN, PG, _fast_passwords, adls_target, backup, filled, inventory, latest_point, make_policy, new_account,
+    ADLS, ESAN, PG, adls_target, backup, filled, inventory, latest_point, make_policy, new_account,
     pg_database, protect, tree_of, vault,
 )
 from vaults.models import PublicNetworkAccess

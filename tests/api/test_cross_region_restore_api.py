@@ -15,7 +15,7 @@ from protection.restores import cross_region as crr
 from protection.restores import readiness, services as restore_services, targets
 from tests.protection._backups_fixtures import run_job
 from tests.protection._restore_fixtures import (  # noqa: F401  (fixtures)
-    PG, _fast_passwords, backup, inventory, make_policy, new_account, pg_database, protect, tree_of, vault,
+    PG, backup, inventory, make_policy, new_account, pg_database, protect, tree_of, vault,
 )
 from vaults import services as vault_services
 

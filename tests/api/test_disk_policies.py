@@ -12,7 +12,7 @@ from protection.models import BackupPolicy
 from protection.policies import services as svc
 from protection.policies.services import Retention
 from tests.api.test_policies import path, round_trips
-from tests.protection._protection_fixtures import _fast_passwords, vault  # noqa: F401  (fixtures)
+from tests.protection._protection_fixtures import vault  # noqa: F401  (fixtures)
 
 DISK = datasource_types.AZURE_DISK
 RULES = "properties.policyRules"

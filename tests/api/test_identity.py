@@ -208,7 +208,6 @@ def test_a_client_id_with_control_characters_is_refused_counted_and_logged_not_a
     assert _failures().count() == 3
 
 
-
 def test_an_unexpected_failure_reports_no_client_secret(monkeypatch, app, secret):
     """Should the endpoint ever fail, Django's error report (mail to ADMINS, the log) masks the secret."""
     from django.views.debug import SafeExceptionReporterFilter

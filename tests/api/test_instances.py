@@ -18,7 +18,7 @@ from protection.models import BackupInstance, Job, JobOperation, JobStatus, Prot
 from security import operations as ops
 from tests.api.conftest import operation_status
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
-    _fast_passwords, inventory, make_policy, protect, vault,
+    inventory, make_policy, protect, vault,
 )
 
 ADLS, ESAN, PG = datasource_types.ADLS, datasource_types.ELASTIC_SAN, datasource_types.POSTGRES_FLEX

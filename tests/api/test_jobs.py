@@ -11,7 +11,7 @@ import pytest
 from protection.api import jobs as api_jobs
 from protection.models import Job, JobCategory, JobOperation, JobStatus
 from tests.protection._restore_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, _fast_passwords, adls_target, backup, filled, inventory, latest_point, make_policy, new_account, protect,
+    ADLS, adls_target, backup, filled, inventory, latest_point, make_policy, new_account, protect,
     restore_and_run, vault,
 )
 

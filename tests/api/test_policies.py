@@ -16,7 +16,7 @@ from protection.models import BackupPolicy
 from protection.policies import services as svc
 from protection.policies.services import Retention
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
-    _fast_passwords, inventory, make_policy, principal_with, protect, vault,
+    inventory, make_policy, principal_with, protect, vault,
 )
 
 ADLS, ESAN, PG = datasource_types.ADLS, datasource_types.ELASTIC_SAN, datasource_types.POSTGRES_FLEX

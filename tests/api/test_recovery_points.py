@@ -8,7 +8,7 @@ import pytest
 
 from protection.models import RecoveryPoint
 from tests.protection._restore_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, _fast_passwords, backup, filled, inventory, make_policy, protect, vault,
+    ADLS, backup, filled, inventory, make_policy, protect, vault,
 )
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from protection.models import Job, JobOperation, RecoveryPoint
 from security import clock
 from tests.api.test_policies import body, path
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
-    _fast_passwords, make_policy, spec, vault,
+    make_policy, spec, vault,
 )
 from tests.protection._redating_fixtures import bare_instance, points
 from protection.policies.services import Retention

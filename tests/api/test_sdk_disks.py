@@ -21,7 +21,7 @@ from protection.models import JobOperation
 from protection.restores import services as restore_services, targets
 from security import operations as ops
 from tests.api.test_sdk_fidelity import _run, done, failed, refused
-from tests.protection._restore_fixtures import _fast_passwords, latest_point, make_policy, vault  # noqa: F401
+from tests.protection._restore_fixtures import latest_point, make_policy, vault  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -29,7 +29,7 @@ from tests.api.test_backup_restore import _restore_body
 from tests.api.test_instances import grant_roles, sdk_instance
 from tests.api.test_policies import sdk_policy
 from tests.protection._restore_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, _fast_passwords, adls_target, inventory, latest_point, make_policy, new_account, vault,
+    ADLS, adls_target, inventory, latest_point, make_policy, new_account, vault,
 )
 from vaults import services as vault_services
 

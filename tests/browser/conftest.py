@@ -86,12 +86,6 @@ def page(browser, live_server, transactional_db, request):
     yield from open_page(browser, request, re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:])
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Seeding hashes six passwords per test: a fast hasher keeps the flows quick (tests only)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def seeded_lab(transactional_db):
     """The demo lab, committed so the live server's thread sees it."""

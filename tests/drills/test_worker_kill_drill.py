@@ -18,7 +18,7 @@ from protection.jobs import runner as jobs
 from protection.models import Job, JobStatus, RecoveryPoint
 from protection.backups import services as backups
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, _fast_passwords, inventory, make_policy, principal_with, protect, put_blobs, snapshots_of, vault,
+    ADLS, inventory, make_policy, principal_with, protect, put_blobs, snapshots_of, vault,
 )
 from tests.conftest import WorkerProcess, wait_until
 

@@ -103,8 +103,3 @@ def put():
     """``put(principal, container, {name: bytes}, prefix=..., overwrite=...)`` through the service."""
     return upload
 
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """The lab fixture hashes six demo passwords per test; a fast hasher keeps these tests quick."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -11,7 +11,6 @@ import pytest
 @pytest.fixture(autouse=True)
 def _lab_mode(settings):
     settings.STRONGROOM_LAB_MODE = True
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def _person(django_user_model, lab, role_name: str, prefix: str):

@@ -23,11 +23,6 @@ from security.rbac import authorize
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _person(django_user_model, lab, prefix: str, role_name: str | None = None, *, superuser: bool = False):
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     if superuser:

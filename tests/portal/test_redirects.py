@@ -26,11 +26,6 @@ OFFSITE = [
 ONSITE = ["/resource-groups/", "/backup/jobs/?status=Failed"]
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def server(lab):
     # Nothing listens on port 1: the test fails at once, and the page still redirects.

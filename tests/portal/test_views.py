@@ -20,12 +20,6 @@ from security.models import ActivityLogEntry, Alert, RoleAssignment, RoleDefinit
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """The lab seed hashes six passwords per test; a fast hasher keeps these tests quick."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _iam(scope: str) -> str:
     return f"{reverse('portal:iam')}?scope={scope}"
 

@@ -16,11 +16,6 @@ from portal.models import Operation
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _section(body: str, title: str) -> str:
     """The list that follows the search section heading ``title`` ('' when absent)."""
     match = re.search(rf'<h3 class="search-section"[^>]*>{title}</h3>\s*(<ul.*?</ul>|<p.*?</p>)', body, re.S)

@@ -17,7 +17,7 @@ from protection import datasource_types
 from protection.jobs import runner as jobs
 from protection.models import Job
 from tests.protection._protection_fixtures import (  # noqa: F401  (re-exported fixtures)
-    _fast_passwords, at, grant, inventory, make_policy, principal_with, protect, spec, vault,
+    at, grant, inventory, make_policy, principal_with, protect, spec, vault,
 )
 
 ADLS, ESAN, PG = datasource_types.ADLS, datasource_types.ELASTIC_SAN, datasource_types.POSTGRES_FLEX

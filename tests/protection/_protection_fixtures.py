@@ -23,11 +23,6 @@ from security.models import RoleDefinition
 _counter = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def vault(lab, request, store_backend):
     from tests._s3 import location_for

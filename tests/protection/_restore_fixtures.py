@@ -16,7 +16,7 @@ from protection.jobs import runner as jobs
 from protection.models import Job, RecoveryPoint
 from protection.restores import readiness, services, targets
 from tests.protection._backups_fixtures import (  # noqa: F401  (re-exported fixtures)
-    ADLS, ESAN, PG, _fast_passwords, at, backup_now_and_run, filled, grant, inventory, make_policy, pg_database,
+    ADLS, ESAN, PG, at, backup_now_and_run, filled, grant, inventory, make_policy, pg_database,
     principal_with, protect, put_blobs, sample_files, spec, tree_of, vault,
 )
 

@@ -23,7 +23,7 @@ from protection.tiering import services as tiering
 from security import clock
 from security import services as security_services
 from tests.protection._restore_fixtures import (  # noqa: F401
-    PG, _fast_passwords, backup, inventory, make_policy, new_account, pg_database, protect, tree_of, vault,
+    PG, backup, inventory, make_policy, new_account, pg_database, protect, tree_of, vault,
 )
 from vaults import storage
 

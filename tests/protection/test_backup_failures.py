@@ -25,7 +25,7 @@ from security import clock
 from security import services as security_services
 from security.models import Alert
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, _fast_passwords, backup_now_and_run, filled, inventory, make_policy, protect, run_job, snapshots_of, vault,
+    ADLS, backup_now_and_run, filled, inventory, make_policy, protect, run_job, snapshots_of, vault,
 )
 from vaults import services as vault_services
 from vaults.store import LocalBackend, Store

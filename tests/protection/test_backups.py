@@ -20,7 +20,7 @@ from security import services as security_services
 from security.guards import GuardDenied
 from security.models import RoleAssignment
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, ESAN, PG, _fast_passwords, backup_now_and_run, filled, inventory, make_policy, principal_with, protect,
+    ADLS, ESAN, PG, backup_now_and_run, filled, inventory, make_policy, principal_with, protect,
     put_blobs, run_job, sample_files, snapshots_of, spec, tree_of, vault,
 )
 from protection.policies.services import Retention

@@ -25,7 +25,7 @@ from portal.inventory.models import PostgresDatabase
 from protection.models import JobStatus, RecoveryPoint
 from protection.restores import targets
 from tests.protection._restore_fixtures import (  # noqa: F401  (fixtures)
-    PG, _fast_passwords, backup_now_and_run, inventory, make_policy, new_account, pg_database, protect,
+    PG, backup_now_and_run, inventory, make_policy, new_account, pg_database, protect,
     restore_and_run, tree_of, vault,
 )
 

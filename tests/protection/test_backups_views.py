@@ -12,7 +12,7 @@ from protection.models import Job, ProtectionState, RecoveryPoint
 from protection.backups import services as backups
 from security import clock
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, _fast_passwords, backup_now_and_run, filled, inventory, make_policy, principal_with, protect, vault,
+    ADLS, backup_now_and_run, filled, inventory, make_policy, principal_with, protect, vault,
 )
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from security import clock, roles
 from security import services as security_services
 from security.models import RoleAssignment
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
-    _fast_passwords, grant, inventory, make_policy, principal_with, protect, vault,
+    grant, inventory, make_policy, principal_with, protect, vault,
 )
 from tests.conftest import rbac_allows as attempt
 

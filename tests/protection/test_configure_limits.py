@@ -20,7 +20,7 @@ from protection.models import BackupInstance, Job, ProtectionState
 from protection.deletion import services as deletion
 from protection.instances import services as svc
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
-    _fast_passwords, grant, inventory, make_policy, principal_with, protect, vault,
+    grant, inventory, make_policy, principal_with, protect, vault,
 )
 
 ADLS, PG = datasource_types.ADLS, datasource_types.POSTGRES_FLEX

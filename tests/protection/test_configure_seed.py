@@ -7,7 +7,6 @@ from protection.lab import seed_protection
 from protection.models import BackupPolicy, ProtectionState
 from security import roles
 from security.models import RoleAssignment
-from tests.protection._protection_fixtures import _fast_passwords  # noqa: F401  (fixture)
 
 
 def test_seed_protection_protects_the_lab_datasources_once(lab):

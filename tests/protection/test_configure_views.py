@@ -11,7 +11,7 @@ from protection.models import BackupInstance, Job, ProtectionState
 from protection.policies.services import Retention
 from security.models import RoleAssignment
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
-    _fast_passwords, inventory, make_policy, principal_with, protect, vault,
+    inventory, make_policy, principal_with, protect, vault,
 )
 from tests.protection.test_policies_views import Wizard, signed_in
 

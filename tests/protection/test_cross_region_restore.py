@@ -23,7 +23,7 @@ from protection.restores import readiness, services, targets, validation
 from security import clock
 from tests.protection._backups_fixtures import run_job
 from tests.protection._restore_fixtures import (  # noqa: F401
-    ADLS, PG, _fast_passwords, backup, filled, inventory, make_policy, new_account, pg_database, protect, tree_of,
+    ADLS, PG, backup, filled, inventory, make_policy, new_account, pg_database, protect, tree_of,
     vault,
 )
 from vaults import services as vault_services

@@ -14,7 +14,7 @@ import pytest
 
 from protection.models import JobStatus, RecoveryPoint
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ESAN, PG, _fast_passwords, backup_now_and_run, filled, inventory, make_policy, pg_database, principal_with,
+    ESAN, PG, backup_now_and_run, filled, inventory, make_policy, pg_database, principal_with,
     protect, snapshots_of, vault,
 )
 

@@ -21,7 +21,7 @@ from protection.policy_rules import Policy, PolicyError, schedule_intervals
 from protection.scheduling import reschedule
 from security import clock
 from security import services as security_services
-from tests.protection._protection_fixtures import _fast_passwords, vault  # noqa: F401  (fixtures)
+from tests.protection._protection_fixtures import vault  # noqa: F401  (fixtures)
 
 DISK = datasource_types.AZURE_DISK
 NOW = dt.datetime(2026, 3, 4, 9, 30, tzinfo=dt.timezone.utc)  # a Wednesday, after the 08:00 start

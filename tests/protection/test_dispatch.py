@@ -18,7 +18,7 @@ from security import services as security_services
 from security.guards import Refusal
 from security.models import ActivityLogEntry
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, _fast_passwords, filled, inventory, make_policy, principal_with, protect, put_blobs, vault,
+    ADLS, filled, inventory, make_policy, principal_with, protect, put_blobs, vault,
 )
 from tests.conftest import refusing
 

@@ -25,7 +25,7 @@ from protection.models import JobStatus
 from protection.restores import layout, targets
 from protection.backups import services as backups
 from tests.protection._restore_fixtures import (  # noqa: F401
-    ESAN, _fast_passwords, filled, inventory, make_policy, protect, restore_and_run, vault,
+    ESAN, filled, inventory, make_policy, protect, restore_and_run, vault,
 )
 from vaults.store import pit
 

@@ -29,7 +29,7 @@ from security import services as security_services
 from security.guards import GuardDenied, evaluate
 from security.models import ActivityLogEntry, Alert
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, ESAN, _fast_passwords, backup_now_and_run, filled, inventory, make_policy, principal_with, protect,
+    ADLS, ESAN, backup_now_and_run, filled, inventory, make_policy, principal_with, protect,
     snapshots_of, spec, vault,
 )
 from vaults import services as vault_services

@@ -25,7 +25,7 @@ from protection.models import Job, JobCategory, JobOperation, JobStatus, Recover
 from protection.backups import services as backups
 from security import clock
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, PG, _fast_passwords, filled, inventory, make_policy, pg_database, principal_with, protect, put_blobs,
+    ADLS, PG, filled, inventory, make_policy, pg_database, principal_with, protect, put_blobs,
     snapshots_of, vault,
 )
 from tests.conftest import process_gone as _gone

@@ -13,7 +13,7 @@ from protection.models import BackupInstance, Job
 from security import clock, rbac
 from security.operations import INSTANCE_READ
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, _fast_passwords, filled, grant, inventory, make_policy, principal_with, protect, vault,
+    ADLS, filled, grant, inventory, make_policy, principal_with, protect, vault,
 )
 from vaults import services as vault_services
 

@@ -19,7 +19,7 @@ from protection.instances import services as instance_services
 from protection.restores import layout, services as restore_services, targets, validation
 from security import roles
 from tests.protection._restore_fixtures import (  # noqa: F401  (fixtures)
-    _fast_passwords, backup, make_policy, protect, restore_and_run, vault,
+    backup, make_policy, protect, restore_and_run, vault,
 )
 
 DISK = datasource_types.AZURE_DISK

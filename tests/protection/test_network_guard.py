@@ -15,7 +15,7 @@ from protection.restores import browse, services as restores, targets
 from security import operations as ops
 from security.guards import GuardDenied, evaluate
 from tests.protection._restore_fixtures import (  # noqa: F401
-    ADLS, ESAN, PG, _fast_passwords, backup, backup_now_and_run, filled, inventory, latest_point, make_policy,
+    ADLS, ESAN, PG, backup, backup_now_and_run, filled, inventory, latest_point, make_policy,
     new_account, pg_database, protect, restore_and_run, vault,
 )
 from tests.protection._backups_fixtures import run_job

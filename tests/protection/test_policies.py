@@ -15,7 +15,7 @@ from protection.policies.services import Retention
 from security import clock, roles
 from security.guards import GuardDenied, register_guard, unregister_guard
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
-    _fast_passwords, inventory, make_policy, principal_with, protect, spec, vault,
+    inventory, make_policy, principal_with, protect, spec, vault,
 )
 from tests.conftest import rbac_allows as _attempt
 

@@ -11,7 +11,7 @@ from protection import datasource_types
 from protection.models import BackupPolicy
 from protection.policies.services import Retention
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
-    _fast_passwords, inventory, make_policy, principal_with, protect, vault,
+    inventory, make_policy, principal_with, protect, vault,
 )
 from tests.conftest import WizardDriver
 

@@ -13,7 +13,7 @@ from security import services as security_services
 from security.guards import GuardDenied
 from security.models import ActivityLogEntry, RoleAssignment, RoleDefinition
 from tests.protection._protection_fixtures import (  # noqa: F401  (fixtures)
-    _fast_passwords, grant, inventory, principal_with, vault,
+    grant, inventory, principal_with, vault,
 )
 
 ADLS, ESAN, PG = datasource_types.ADLS, datasource_types.ELASTIC_SAN, datasource_types.POSTGRES_FLEX

@@ -13,7 +13,7 @@ from security import roles
 from security.guards import GuardDenied
 from security.models import ActivityLogEntry
 from tests.protection._restore_fixtures import (  # noqa: F401
-    PG, _fast_passwords, adls_setup, backup, filled, grant, inventory, make_policy, pg_database, protect, vault,
+    PG, adls_setup, backup, filled, grant, inventory, make_policy, pg_database, protect, vault,
 )
 
 pytestmark = pytest.mark.django_db

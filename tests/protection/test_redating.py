@@ -27,7 +27,7 @@ from security import clock
 from security import services as security_services
 from security.models import ActivityLogEntry, Alert
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, ESAN, _fast_passwords, backup_now_and_run, filled, inventory, make_policy, protect, snapshots_of, spec,
+    ADLS, ESAN, backup_now_and_run, filled, inventory, make_policy, protect, snapshots_of, spec,
     vault,
 )
 from tests.protection._redating_fixtures import DAY, bare_instance, points

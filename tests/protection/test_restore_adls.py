@@ -17,7 +17,7 @@ from protection.models import Job
 from protection.restores import services, targets, validation
 from security.models import Alert
 from tests.protection._restore_fixtures import (  # noqa: F401
-    ADLS, _fast_passwords, adls_setup, adls_target, backup, filled, inventory, latest_point, make_policy, new_account,
+    ADLS, adls_setup, adls_target, backup, filled, inventory, latest_point, make_policy, new_account,
     protect, put_blobs, restore_and_run, stat_tree, tree_of, vault,
 )
 

@@ -18,7 +18,7 @@ from protection.models import Job
 from protection.restores import layout, services, targets, validation
 from tests._s3 import BOTH_BACKENDS
 from tests.protection._restore_fixtures import (  # noqa: F401
-    ESAN, PG, _fast_passwords, backup, filled, inventory, make_policy, new_account, pg_database, protect,
+    ESAN, PG, backup, filled, inventory, make_policy, new_account, pg_database, protect,
     restore_and_run, tree_of, vault,
 )
 

@@ -12,7 +12,7 @@ from protection.models import Job
 from protection.restores import services, targets
 from security.models import RoleAssignment
 from tests.protection._restore_fixtures import (  # noqa: F401
-    _fast_passwords, adls_setup, adls_target, backup, filled, inventory, make_policy, new_account, protect,
+    adls_setup, adls_target, backup, filled, inventory, make_policy, new_account, protect,
     restore_and_run, tree_of, vault,
 )
 

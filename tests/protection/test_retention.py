@@ -20,7 +20,7 @@ from security import services as security_services
 from security.guards import Refusal
 from security.models import ActivityLogEntry
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, ESAN, _fast_passwords, backup_now_and_run, filled, inventory, make_policy, principal_with, protect,
+    ADLS, ESAN, backup_now_and_run, filled, inventory, make_policy, principal_with, protect,
     snapshots_of, vault,
 )
 from tests.conftest import refusing

@@ -10,11 +10,6 @@ from django.core.management import call_command
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_seed_lab_ends_with_the_ransomware_drill_ready(monkeypatch):
     from portal.inventory import lab as inventory_lab
     from protection.jobs import runner as jobs

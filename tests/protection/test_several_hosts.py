@@ -14,7 +14,7 @@ from protection.models import Job, JobStatus
 from tests._s3 import location_for
 from tests.conftest import WorkerProcess, wait_until
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, _fast_passwords, inventory, make_policy, principal_with, protect, put_blobs, sample_files, vault,
+    ADLS, inventory, make_policy, principal_with, protect, put_blobs, sample_files, vault,
 )
 
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]

@@ -32,7 +32,7 @@ from security import services as security_services
 from security.guards import GuardDenied
 from security.models import ActivityLogEntry, Alert
 from tests.protection._restore_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, ESAN, _fast_passwords, adls_target, backup_now_and_run, filled, inventory, make_policy, new_account,
+    ADLS, ESAN, adls_target, backup_now_and_run, filled, inventory, make_policy, new_account,
     principal_with, protect, restore_and_run, sample_files, tree_of, vault,
 )
 from tests.protection._backups_fixtures import snapshots_of

@@ -11,7 +11,7 @@ from protection.jobs import runner as jobs
 from protection.models import Job, JobOperation, ProtectionState
 from security.models import Alert
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, _fast_passwords, backup_now_and_run, filled, inventory, make_policy, principal_with, protect, vault,
+    ADLS, backup_now_and_run, filled, inventory, make_policy, principal_with, protect, vault,
 )
 
 pytestmark = pytest.mark.django_db

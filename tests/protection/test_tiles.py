@@ -12,7 +12,7 @@ from protection import selectors
 from protection.models import BackupInstance, Job, JobCategory, JobOperation, JobStatus, ProtectionState
 from security import clock
 from tests.protection._backups_fixtures import (  # noqa: F401  (fixtures)
-    ADLS, ESAN, PG, _fast_passwords, backup_now_and_run, filled, inventory, make_policy, principal_with, protect, vault,
+    ADLS, ESAN, PG, backup_now_and_run, filled, inventory, make_policy, principal_with, protect, vault,
 )
 
 pytestmark = pytest.mark.django_db

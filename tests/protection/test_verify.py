@@ -16,7 +16,7 @@ from protection.restores import services
 from security.guards import GuardDenied
 from security.models import ActivityLogEntry, Alert
 from tests.protection._restore_fixtures import (  # noqa: F401
-    ADLS, _fast_passwords, adls_setup, backup, filled, inventory, make_policy, protect, vault,
+    ADLS, adls_setup, backup, filled, inventory, make_policy, protect, vault,
 )
 
 pytestmark = pytest.mark.django_db

@@ -230,13 +230,12 @@ WORK_MATRIX = {
 }
 
 
-def test_work_matrix_through_the_services(lab, monkeypatch, settings):
+def test_work_matrix_through_the_services(lab, monkeypatch):
     from portal.inventory import services as inv
     from portal.inventory import tasks
     from portal.inventory.models import Volume
     from security.guards import GuardDenied
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     monkeypatch.setattr(tasks.run_volume_job, "delay", lambda *a: None)
     t = lab.trainer
     san = inv.create_elastic_san(t, resource_group=lab.lab_group, name="esan-matrix", region=lab.region)

@@ -25,11 +25,6 @@ pytestmark = pytest.mark.django_db
 ALERT = security_services.PRIVILEGED_ROLE_ALERT
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _role(name):
     return RoleDefinition.objects.get(name=name)
 

@@ -25,11 +25,6 @@ from security.models import ActivityLogEntry, LabClock
 pytestmark = [pytest.mark.django_db, pytest.mark.date_sensitive]
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 # --- who moves the clock ------------------------------------------------------------------------
 
 

@@ -34,11 +34,6 @@ ALLOWED = ("allowed", "")
 SERVICE_RULE = "the service itself"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass(frozen=True)
 class Case:
     """One previewed operation: what the page asks ``evaluate``, and the service call it previews."""

@@ -31,11 +31,6 @@ HOME = "172.16.5.10"
 AWAY = "172.16.5.11"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def person(outsider):
     """The outsider's account, with a password this test knows."""

@@ -10,12 +10,6 @@ from security.models import RoleDefinition
 _counter = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """The lab seeds six users per test; a fast hasher keeps these tests quick (not a security test)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def make_vault(lab, trainer):
     """``make_vault(name="bv-x", **settings)``: a vault in the lab resource group, made by the trainer."""
