@@ -663,11 +663,11 @@ def wizard_to(client, key: str, w, tab: str | None):
     return None, html
 
 
-def drive(client, key: str, w) -> dict:
-    """Fill the entry point's POST form as a browser would and POST it under lockdown."""
+def drive(client, key: str, w, before: dict) -> tuple[dict, dict]:
+    """Fill the entry point's POST form as a browser would and POST it under lockdown: (its row, the
+    fingerprint after it, which is the next entry point's ``before``)."""
     args = url_args(key, w)
     path = reverse(key, args=args)
-    before = fingerprint()
     html = ""
     if key in WIZARDS or key in WIZARD_HELPERS:
         wizard, tab = WIZARD_HELPERS.get(key, (key, None))
@@ -680,8 +680,9 @@ def drive(client, key: str, w) -> dict:
         data = {}
         with lockdown() as state:
             response = client.get(path + GET_WRITES[key](w), **HX)
+        after = fingerprint()
         return {"key": key, "path": path, "status": response.status_code, "refused": sorted(state.operations),
-                "changed": difference(before, fingerprint()), "reached_form": True}
+                "changed": difference(before, after), "reached_form": True}, after
     else:
         page = client.get(path + wizard_query(key, w))
         html = page.content.decode(errors="replace") if page.status_code == 200 else ""
@@ -691,8 +692,9 @@ def drive(client, key: str, w) -> dict:
         assert page.status_code < 500, (key, page.status_code)
     with lockdown(total=total_lockdown(key), allow=ALLOWED_DURING_LOCKDOWN.get(key, ())) as state:
         response = client.post(post_path, {k: v for k, v in data.items() if v is not None}, **headers)
+    after = fingerprint()
     return {"key": key, "path": path, "status": response.status_code, "refused": sorted(state.operations),
-            "changed": difference(before, fingerprint()), "reached_form": bool(data)}
+            "changed": difference(before, after), "reached_form": bool(data)}, after
 
 
 GET_WRITES = {"vaults:check_name": lambda w: f"?name=bv-entry-two&resource_group={w.lab.lab_group.pk}",
@@ -751,13 +753,15 @@ def test_every_url_is_refused_when_the_guard_says_so(client, lab):
     row, and each read-only page asked for nothing."""
     w = add_class(build_world(lab))
     problems, driven = [], 0
+    state = fingerprint()  # each entry point's after is the next one's before (a fingerprint reads every table)
     for key, _route, _p in url_patterns():
         if key.startswith("admin:") or key == "logout":
             continue  # the admin has its own test; logging out would end the client's session
         try:
-            row = drive(client_for(client, key, lab), key, w)
+            row, state = drive(client_for(client, key, lab), key, w, state)
         except Exception as exc:  # noqa: BLE001  (reported with the others)
             row = {"key": key, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            state = fingerprint()
         problems += check(row, URLS[key])
         driven += 1
     assert not problems, "\n".join(problems)
