@@ -67,6 +67,20 @@ def _moment_id(moment) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M%z") + (f"@{zone}" if zone else "")
 
 
+# Files that are one or two long tests each: they start first, so that on two workers (`--dist loadfile`)
+# they do not come last and leave the other worker idle at the end of the run.
+RUN_FIRST = (
+    "tests/test_bad_input.py", "tests/test_entry_points.py", "tests/browser/test_labs_pairs.py",
+    "tests/browser/test_layout.py", "tests/store/test_bench_smoke.py", "tests/api/test_schema_fuzz.py",
+    "tests/test_run_script.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    first = {path: n for n, path in enumerate(RUN_FIRST)}
+    items.sort(key=lambda item: first.get(item.nodeid.split("::", 1)[0], len(first)))  # stable: the rest keep their order
+
+
 def pytest_generate_tests(metafunc):
     if FROZEN_DATE and metafunc.definition.get_closest_marker("date_sensitive") is not None:
         moments = frozen_moments()
