@@ -79,7 +79,7 @@ def test_tiles_render_links_to_the_filtered_lists(lab, vault, instances, client)
     assert f"/backup/instances/?vault={vault.pk}&amp;type=esan&amp;status=ProtectionConfigured" in html
 
 
-def test_the_overview_tiles_and_lists_stay_within_their_query_budgets(lab, vault, instances, client,
+def test_the_overview_tiles_and_lists_stay_within_their_query_budgets(lab, vault, instances, client, steady_clock,
                                                                    django_assert_max_num_queries):
     """GIVEN many jobs WHEN the tiles, the jobs list and the vault's jobs blade render THEN each stays
     within a fixed number of queries (the tiles are one aggregate each)."""

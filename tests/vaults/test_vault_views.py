@@ -149,7 +149,7 @@ def test_registered_tiles_and_blades_load_on_the_overview(vault, trainer, as_use
     assert 'id="tiles-placeholder"' not in page and "Backup things" in page
 
 
-def test_the_overview_stays_within_a_query_budget(vault, trainer, as_user, django_assert_max_num_queries):
+def test_the_overview_stays_within_a_query_budget(vault, trainer, as_user, steady_clock, django_assert_max_num_queries):
     client = as_user(trainer)
     with django_assert_max_num_queries(25):
         assert client.get(reverse("vaults:vault_detail", args=[vault.pk])).status_code == 200
