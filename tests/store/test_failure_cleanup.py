@@ -177,9 +177,9 @@ def test_storage_full_is_a_store_error():
     assert issubclass(StorageFull, StoreError)
 
 
-def test_a_killed_backups_unindexed_packs_go_when_the_store_is_next_opened(tmp_path):
-    """SIGKILL in the middle of a backup (after some packs): the next open on this machine removes the
-    packs it stored and never indexed; every recovery point still verifies."""
+def _backup_killed(tmp_path, patch: str = "", **env):
+    """A first backup in this process, then a 4 MiB one in a subprocess that SIGKILLs itself (by
+    ``env``'s fault hook or by ``patch``, code run before it): (the first point, the packs before)."""
     import signal
     import subprocess
     import sys
@@ -191,14 +191,22 @@ def test_a_killed_backups_unindexed_packs_go_when_the_store_is_next_opened(tmp_p
     packs_before = files_under(store.backend.root, "packs")
     store.close()
     script = (
-        "import io, random, sys\n"
-        "from vaults.store import LocalBackend, Store\n"
+        "import io, os, random, signal\n"
+        "from vaults.store import LocalBackend, Store, index\n"
+        f"{patch}"
         f"s = Store.open(LocalBackend({str(tmp_path / 'store')!r}), bytes(range(32)), cache_dir={str(tmp_path / 'cache')!r})\n"
         "s.backup_stream(io.BytesIO(random.Random(9).randbytes(4 << 20)), name='killed')\n"
     )
-    r = subprocess.run([sys.executable, "-c", script], env=subprocess_env(STRONGROOM_FAULT_KILL_AFTER_BYTES=str(3 << 20)),
-                       capture_output=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", script], env=subprocess_env(**env), capture_output=True, timeout=120)
     assert r.returncode == -signal.SIGKILL, r.stderr.decode()
+    return first, packs_before
+
+
+def test_a_killed_backups_unindexed_packs_go_when_the_store_is_next_opened(tmp_path):
+    """SIGKILL in the middle of a backup (after some packs): the next open on this machine removes the
+    packs it stored and never indexed; every recovery point still verifies."""
+    first, packs_before = _backup_killed(tmp_path, STRONGROOM_FAULT_KILL_AFTER_BYTES=str(3 << 20))
+
     def packs():  # (the interrupted write's temp file is garbage collection's, after its window)
         return [p for p in files_under(str(tmp_path / "store"), "packs") if "/.tmp-" not in p]
 
@@ -218,26 +226,8 @@ def test_a_killed_backups_unindexed_packs_go_when_the_store_is_next_opened(tmp_p
 def test_a_backup_killed_between_storing_a_pack_and_recording_it_leaves_nothing(tmp_path):
     """The upload thread commits a pack while the main thread fills the next: a kill right after the
     commit, before the pack's chunks are recorded, still leaves a pack the next open knows to remove."""
-    import signal
-    import subprocess
-    import sys
-
-    from .helpers import subprocess_env
-
-    store = small_store(tmp_path)
-    store.backup_stream(io.BytesIO(random.Random(8).randbytes(1 << 20)), name="first")
-    packs_before = files_under(store.backend.root, "packs")
-    store.close()
-    script = (
-        "import io, os, random, signal\n"
-        "from vaults.store import LocalBackend, Store, index\n"
-        "def killed(*a, **kw): os.kill(os.getpid(), signal.SIGKILL)\n"
-        "index.IndexCache.add_pack = killed\n"
-        f"s = Store.open(LocalBackend({str(tmp_path / 'store')!r}), bytes(range(32)), cache_dir={str(tmp_path / 'cache')!r})\n"
-        "s.backup_stream(io.BytesIO(random.Random(9).randbytes(4 << 20)), name='killed')\n"
-    )
-    r = subprocess.run([sys.executable, "-c", script], env=subprocess_env(), capture_output=True, timeout=120)
-    assert r.returncode == -signal.SIGKILL, r.stderr.decode()
+    _first, packs_before = _backup_killed(
+        tmp_path, "index.IndexCache.add_pack = lambda *a, **kw: os.kill(os.getpid(), signal.SIGKILL)\n")
     assert files_under(str(tmp_path / "store"), "packs") != packs_before  # the committed, unrecorded pack
     store = Store.open(LocalBackend(str(tmp_path / "store")), KEY, cache_dir=str(tmp_path / "cache"))
     try:
