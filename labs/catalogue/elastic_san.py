@@ -345,12 +345,12 @@ def check_restored(ctx) -> CheckResult:
         if volume is None:
             problems.append(f"the volume {summary.get('target', '?')} that a restore made is gone")
             continue
-        actual = volume_files.image_checksum(volume.image_path)
+        actual = volume_files.image_checksum(volume.image_path, like=expected)
         if expected and actual == expected:
             return CheckResult.ok(
-                f"The restored volume {volume.name} has SHA-256 {actual}, equal to {ctx.names.volume}'s at backup "
+                f"The restored volume {volume.name} has checksum {actual}, equal to {ctx.names.volume}'s at backup "
                 f"({job.recovery_point.recovery_point_time:%Y-%m-%d %H:%M:%S} UTC).")
-        problems.append(f"the restored volume {volume.name} has SHA-256 {actual}, which differs from {ctx.names.volume}'s "
+        problems.append(f"the restored volume {volume.name} has checksum {actual}, which differs from {ctx.names.volume}'s "
                         f"at backup ({expected or 'not recorded'}): it was changed after the restore")
     return CheckResult.missing("Not equal yet: " + "; ".join(problems) + ". Restore again to a new Volume name.")
 
@@ -464,8 +464,8 @@ volume). Select **Validate**: the vault's identity also needs **Elastic SAN Volu
 Elastic SAN and **Reader** on the snapshot resource group; select **Assign missing roles** (Scope *Resource*)
 and **Validate** again. Then **Review + restore** > **Restore**.
 
-When the Restore job is *Completed*, open the new volume: its **Checksum (SHA-256)** equals the recovery
-point's *SHA-256 at backup*, which is `vol-data`'s at backup time. Select **# Compute checksum** to read it
+When the Restore job is *Completed*, open the new volume: its **Checksum** equals the recovery
+point's *Checksum at backup*, which is `vol-data`'s at backup time. Select **# Compute checksum** to read it
 again yourself.""",
         check_restored, solve_restored,
         hints=("The restore job's page links to the new volume.",

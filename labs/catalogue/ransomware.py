@@ -282,10 +282,10 @@ def check_restore(ctx) -> CheckResult:
         if restored is None or not restored.last_checksum:
             continue
         if restored.last_checksum == source.last_checksum:
-            return CheckResult.ok(f"{restored.name} was restored from {item.name}: its SHA-256 equals {source.name}'s "
-                                  f"({source.last_checksum[:12]}…). The data is intact.")
+            return CheckResult.ok(f"{restored.name} was restored from {item.name}: its checksum equals {source.name}'s "
+                                  f"({source.last_checksum[:26]}…). The data is intact.")
         if restored.last_checksum == job.extended_info["restore"].get("expectedChecksum"):
-            return CheckResult.ok(f"{restored.name} was restored from {item.name}: its SHA-256 equals the one recorded "
+            return CheckResult.ok(f"{restored.name} was restored from {item.name}: its checksum equals the one recorded "
                                   f"when {source.name} was backed up ({source.name} has changed since). The data is "
                                   "intact.")
     if done:

@@ -169,7 +169,7 @@ def _seed_elastic_san(lab, say) -> tuple[ElasticSan, VolumeGroup, Volume]:
         volume = services.compute_checksum_now(trainer, volume)
     say(
         f"Elastic SAN: {ELASTIC_SAN}/{VOLUME_GROUP}/{VOLUME} (1 GiB, {volume.allocated_bytes / MIB:.1f} MiB allocated, "
-        f"SHA-256 {volume.last_checksum[:12]}…)."
+        f"checksum {volume.last_checksum[:26]}…)."
     )
     return san, group, volume
 

@@ -190,7 +190,7 @@ class Volume(ChildResource):
     allocated_measured_at = models.DateTimeField(null=True, blank=True)
     sample_writes = models.PositiveIntegerField(default=0)
     sample_written_at = models.DateTimeField(null=True, blank=True)
-    last_checksum = models.CharField(max_length=64, blank=True)  # SHA-256 of the whole image, hex
+    last_checksum = models.CharField(max_length=80, blank=True)  # volumes.image_checksum
     checksum_at = models.DateTimeField(null=True, blank=True)
     checksum_stale = models.BooleanField(default=False)  # data written since the checksum
 
@@ -244,7 +244,7 @@ class Snapshot(TrackedResource):
                                     related_name="snapshots")
     size_bytes = models.BigIntegerField(default=0)
     incremental = models.BooleanField(default=True)
-    checksum = models.CharField(max_length=64, blank=True)
+    checksum = models.CharField(max_length=80, blank=True)
     store_location = models.CharField(max_length=1024, blank=True)
     manifest_id = models.CharField(max_length=200, blank=True)
     taken_at = models.DateTimeField(null=True, blank=True)

@@ -3,7 +3,7 @@
 * ADLS: a container's folders and files with sizes (`list_folder`), and one blob streamed out of the
   store (`open_blob`: the engine restores that single file into a private folder that is unlinked at
   once, so the download is the open file and nothing stays on disk).
-* Elastic SAN: the image's size, the blocks that hold data and the SHA-256 recorded at backup.
+* Elastic SAN: the image's size, the blocks that hold data and the checksum recorded at backup.
 * PostgreSQL: a database dump's table of contents, from ``pg_restore --list`` reading the dump's head
   straight from the engine (it stops reading once it has the table of contents).
 

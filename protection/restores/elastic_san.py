@@ -1,12 +1,12 @@
 """Restore an Elastic SAN recovery point as a new volume (never over an existing one).
 
 The engine writes the image into a hidden file of the target volume group's folder (sparse: holes
-stay holes), its SHA-256 is compared with the one recorded at backup, and only then is the volume
+stay holes), its checksum is compared with the one recorded at backup, and only then is the volume
 created through the inventory service (`create_volume`, as the vault identity, which Elastic SAN
 Volume Importer allows) and the image renamed over the empty one it made, in one transaction. A
 failure or a cancel before that removes the hidden file; a failure while registering removes the
 volume again. Finally the new volume's checksum is recorded through the inventory's checksum job,
-so its page shows the same SHA-256 as the recovery point.
+so its page shows the same checksum as the recovery point.
 """
 
 from __future__ import annotations
@@ -88,75 +88,46 @@ def write_image(point, temp, run, *, name: str, shown_as: str, noun: str) -> int
 
 
 def checked_image(run, temp, written: int, name: str, expected: str, noun: str) -> str:
-    """The restored image's SHA-256 (after `sparsify_and_checksum`), refused as damaged when it differs
-    from the one recorded at backup: nothing (no ``noun``) is created from it then."""
+    """The restored image's checksum (after `sparsify_and_checksum`, of the kind ``expected`` is),
+    refused as damaged when it differs from the one recorded at backup: nothing (no ``noun``) is
+    created from it then."""
     run.bytes_base = written
-    run.report(bytes_done=written, current_item=f"Checking the SHA-256 of {name}", force=True)
-    checksum = sparsify_and_checksum(temp)
+    run.report(bytes_done=written, current_item=f"Checking the checksum of {name}", force=True)
+    checksum = sparsify_and_checksum(temp, like=expected)
     if expected and checksum != expected:
         raise jobs.JobError("UserErrorRecoveryPointDamaged",
-                            f"The restored image's SHA-256 ({checksum}) differs from the one recorded at backup "
+                            f"The restored image's checksum ({checksum}) differs from the one recorded at backup "
                             f"({expected}); no {noun} was created.")
     run.check_cancel()
     return checksum
 
 
-def sparsify_and_checksum(path, progress=None) -> str:
-    """SHA-256 of the image (holes read as zeros) in one pass that also turns all-zero 4 KiB pages
-    back into holes: the engine writes whole 1 MiB blocks, the volume had holes inside them too."""
-    import errno
-    import hashlib
-
+def sparsify_and_checksum(path, progress=None, *, like: str = "") -> str:
+    """The image's checksum (`volumes.image_checksum`, of the kind ``like`` is) in one pass that also
+    turns all-zero 4 KiB pages back into holes: the engine writes whole chunks, and the volume had
+    holes inside them too."""
     from portal.inventory import volumes
 
-    digest = hashlib.sha256()
+    digest = volumes.digest_like(like)
     punch = _puncher()
     zero_page = bytes(PAGE)
     with volumes.open_image(path, write=True) as fd:
         size = os.fstat(fd).st_size
-        position = 0
-        while position < size:
-            try:
-                data_at = os.lseek(fd, position, os.SEEK_DATA)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:
-                    raise
-                data_at = size
-            _feed_zeros(digest, data_at - position)
-            position = data_at
-            if position >= size:
-                break
-            hole_at = os.lseek(fd, position, os.SEEK_HOLE)
-            while position < hole_at:
-                chunk = os.pread(fd, min(volumes.READ_CHUNK, hole_at - position), position)
-                if not chunk:
-                    raise OSError(errno.EIO, f"Unexpected end of image at byte {position}")
-                digest.update(chunk)
-                if punch is not None and position % PAGE == 0:
+        for position, chunk in volumes.data_runs(fd, size, progress):
+            digest.update(position, chunk)
+            if punch is None:
+                continue
+            run_start = None  # runs start on a 64 KiB boundary: pages line up
+            for off in range(0, len(chunk) - len(chunk) % PAGE, PAGE):
+                if chunk[off:off + PAGE] == zero_page:
+                    run_start = off if run_start is None else run_start
+                elif run_start is not None:
+                    punch(fd, position + run_start, off - run_start)
                     run_start = None
-                    for off in range(0, len(chunk) - len(chunk) % PAGE, PAGE):
-                        if chunk[off:off + PAGE] == zero_page:
-                            run_start = off if run_start is None else run_start
-                        elif run_start is not None:
-                            punch(fd, position + run_start, off - run_start)
-                            run_start = None
-                    if run_start is not None:
-                        punch(fd, position + run_start, len(chunk) - len(chunk) % PAGE - run_start)
-                position += len(chunk)
-                if progress:
-                    progress(position, size)
+            if run_start is not None:
+                punch(fd, position + run_start, len(chunk) - len(chunk) % PAGE - run_start)
         os.fsync(fd)
-    return digest.hexdigest()
-
-
-def _feed_zeros(digest, count: int) -> None:
-    from portal.inventory import volumes
-
-    zeros = bytes(volumes.READ_CHUNK)
-    while count > 0:
-        step = min(count, len(zeros))
-        digest.update(zeros if step == len(zeros) else zeros[:step])
-        count -= step
+    return digest.checksum(size)
 
 
 def restore(job, point, target, resolved, run) -> dict:

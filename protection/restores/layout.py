@@ -7,7 +7,8 @@ it only through this module, so a change in a driver is a change here and nowher
   (``RecoveryPoint.manifests``: ``{"item": <container>, "kind": "tree", "id": ...}``).
 * Elastic SAN: one engine *volume* snapshot in the operational store of the instance's snapshot
   resource group (``{"item": <volume>, "kind": "volume", "store": "operational",
-  "resource_group_id": ...}``); the image's SHA-256 is kept in ``verify_details["backup"]["checksum"]``
+  "resource_group_id": ...}``); the image's checksum (`portal.inventory.volumes`) is kept in
+  ``verify_details["backup"]["checksum"]``
   and on the Snapshot resource.
 * Azure Disk: as Elastic SAN (``"item": <disk>``), the disk's image in the snapshot resource group's
   operational store.
@@ -72,7 +73,7 @@ def volume_part(point) -> Part:
 
 
 def volume_checksum(point) -> str:
-    """The SHA-256 the volume had when it was backed up ('' when unknown)."""
+    """The checksum the volume had when it was backed up ('' when unknown)."""
     backup = (point.verify_details or {}).get("backup") or {}
     if backup.get("checksum"):
         return str(backup["checksum"])

@@ -2,7 +2,7 @@
 restore never overwrites a disk): the Elastic SAN restore's path with a disk for the volume.
 
 The engine writes the image into a hidden file of the target resource group's disk folder (sparse:
-holes stay holes), its SHA-256 is compared with the one recorded at backup, and only then is the disk
+holes stay holes), its checksum is compared with the one recorded at backup, and only then is the disk
 created through the inventory service (`create_disk` as the vault identity, which Disk Restore Operator
 on the target resource group allows), adopting the image in place. A failure or a cancel before that
 removes the hidden file; a failure while registering removes the disk's row (the transaction) and image.

@@ -3,23 +3,15 @@ and read the volume's checksum. The jobs the page queues are run here, as a work
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import pytest
 from playwright.sync_api import expect
 
+from tests._image_checksum import content_checksum_of_file
 from tests.browser.conftest import sign_in
 
 pytestmark = pytest.mark.browser
-
-
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(4 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def test_write_sample_data_on_a_volume_and_read_its_checksum(page, live_server, seeded_lab, monkeypatch):
@@ -63,6 +55,6 @@ def test_write_sample_data_on_a_volume_and_read_its_checksum(page, live_server, 
     page.get_by_role("button", name="Compute checksum").click()
     expect(status).to_contain_text("Queued")
     tasks.run_volume_job(*queued[1])
-    expected = _sha256(volume.image_path)
+    expected = content_checksum_of_file(volume.image_path)
     expect(status.get_by_test_id("checksum")).to_have_text(expected, timeout=15_000)
     expect(status).to_contain_text("Computed")

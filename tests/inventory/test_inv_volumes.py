@@ -1,6 +1,5 @@
 """Elastic SAN volumes: sparse images, sample data and checksum jobs (tasks called directly)."""
 
-import hashlib
 import os
 
 import pytest
@@ -11,16 +10,9 @@ from portal.inventory import services, tasks, volumes
 from portal.inventory.models import Volume
 from portal.models import Operation
 from security.models import ActivityLogEntry, RoleAssignment
+from tests._image_checksum import content_checksum_of_file
 
 MIB = 1024 * 1024
-
-
-def _sha256_of_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(4 * MIB), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @pytest.fixture
@@ -87,7 +79,7 @@ def test_it_computes_the_checksum_in_a_job_and_marks_it_outdated_after_new_data(
     _run_job(lab.trainer, volume, Volume.Activity.WRITE_SAMPLE_DATA, django_capture_on_commit_callbacks, queued)
     _run_job(lab.trainer, volume, Volume.Activity.COMPUTE_CHECKSUM, django_capture_on_commit_callbacks, queued)
     volume.refresh_from_db()
-    assert volume.last_checksum == _sha256_of_file(volume.image_path)
+    assert volume.last_checksum == content_checksum_of_file(volume.image_path)
     assert volume.checksum_at is not None and not volume.checksum_stale
     _run_job(lab.trainer, volume, Volume.Activity.WRITE_SAMPLE_DATA, django_capture_on_commit_callbacks, queued)
     volume.refresh_from_db()
@@ -102,7 +94,7 @@ def test_sample_data_is_deterministic_per_seed(tmp_path, settings):
     volumes.write_sample_extents(a, seed=7)
     volumes.write_sample_extents(b, seed=7)
     volumes.write_sample_extents(c, seed=8)
-    assert volumes.image_checksum(a) == volumes.image_checksum(b) == _sha256_of_file(a)
+    assert volumes.image_checksum(a) == volumes.image_checksum(b) == content_checksum_of_file(a)
     assert volumes.image_checksum(c) != volumes.image_checksum(a)
 
 

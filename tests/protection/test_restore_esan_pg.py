@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import subprocess
@@ -82,6 +83,37 @@ def test_volume_restore_needs_importer_and_snapshot_group_reader(lab, esan_point
     assert [n.role for n in ready.missing] == ["Elastic SAN Volume Importer"] and ready.can_assign
     services.assign_restore_roles(lab.trainer, point, target, readiness.SCOPE_RESOURCE)
     assert services.validate_restore(lab.trainer, point, target).readiness.ok
+
+
+def _recorded_before_content_checksums(point, volume, *, damaged=False):
+    """The point as one taken before content checksums records it: the image's whole SHA-256, bare hex."""
+    whole = hashlib.sha256(open(volume.image_path, "rb").read()).hexdigest()
+    if damaged:
+        whole = whole[::-1]
+    point.verify_details["backup"]["checksum"] = whole
+    point.save(update_fields=["verify_details"])
+    return whole
+
+
+def test_a_point_recorded_with_a_whole_image_sha256_restores_and_is_checked_against_it(lab, esan_point):
+    volume, point = esan_point
+    whole = _recorded_before_content_checksums(point, volume)
+    job = restore_and_run(lab.trainer, point, targets.VolumeTarget(volume.volume_group.resource_id, "vol-old"), lab=lab)
+    assert job.status == "Completed", (job.error_code, job.error_message)
+    summary = job.extended_info["restore"]
+    assert summary["checksum"] == whole and summary["checksumMatches"] is True
+    restored = Volume.objects.get(name="vol-old")
+    assert restored.last_checksum == volume_files.image_checksum(volume.image_path)  # the volume's own: the new kind
+
+
+def test_a_point_whose_whole_image_sha256_differs_creates_no_volume(lab, esan_point):
+    volume, point = esan_point
+    wrong = _recorded_before_content_checksums(point, volume, damaged=True)
+    job = restore_and_run(lab.trainer, point, targets.VolumeTarget(volume.volume_group.resource_id, "vol-old"), lab=lab)
+    assert job.status == "Failed" and job.error_code == "UserErrorRecoveryPointDamaged"
+    assert f"differs from the one recorded at backup ({wrong})" in job.error_message
+    assert not Volume.objects.filter(name="vol-old").exists()
+    assert not [n for n in os.listdir(volume.volume_group.data_path) if n.startswith((".strongroom", "vol-old"))]
 
 
 @BOTH_BACKENDS

@@ -441,9 +441,9 @@ class Store:
         The recovery point is one consistent image (see :mod:`vaults.store.pit`): with
         ``point_in_time="auto"`` the engine reads an instant reflink clone where the file system
         can make one, else it holds the image shared while it reads it (cooperating writers wait);
-        ``"hold"`` always holds; ``"live"`` reads the image as it is (no guarantee). The SHA-256 of
-        the whole image (holes as zeros) is computed in the same pass: ``stats["sha256"]``, and
-        ``stats["point_in_time"]`` says which way was used."""
+        ``"hold"`` always holds; ``"live"`` reads the image as it is (no guarantee). The image's
+        content checksum (``blocks-sha256:``, see ``backup._ImageDigest``) is computed in the same
+        pass: ``stats["checksum"]``, and ``stats["point_in_time"]`` says which way was used."""
         body = volume_backup(self, path, source_id, tags, point_in_time)
         return self._run_backup("backup", progress, cancel, body, retain_until, retention_mode)
 

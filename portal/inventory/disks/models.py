@@ -35,8 +35,8 @@ class ManagedDisk(TrackedResource):
     allocated_measured_at = models.DateTimeField(null=True, blank=True)
     sample_writes = models.PositiveIntegerField(default=0)
     sample_written_at = models.DateTimeField(null=True, blank=True)
-    # Set when the disk was created by a restore: the recovery point's SHA-256 it was checked against.
-    restored_checksum = models.CharField(max_length=64, blank=True)
+    # Set when the disk was created by a restore: the recovery point's checksum it was checked against.
+    restored_checksum = models.CharField(max_length=80, blank=True)
 
     class Meta(TrackedResource.Meta):
         constraints = [models.UniqueConstraint(Lower("name"), "resource_group", name="unique_disk_per_group")]

@@ -138,7 +138,7 @@ class _Job:
         self._waited = False
 
     def work(self):
-        """(result, image info): the bytes written, or the image's SHA-256. Refused when the principal
+        """(result, image info): the bytes written, or the image's checksum. Refused when the principal
         lost the right since the job was queued."""
         decision = evaluate(self.principal, self.action, self.volume)
         if not decision.allowed:
@@ -205,8 +205,8 @@ class _Job:
                 details["seed"], details["bytes"] = self.seed, result
             else:
                 fields.update(last_checksum=result, checksum_at=now, checksum_stale=False)
-                message = f"SHA-256 {result}"
-                details["sha256"] = result
+                message = f"Checksum {result}"
+                details["checksum"] = result
             fields["activity_message"] = message
             Volume.objects.filter(pk=volume.pk).update(**fields)
             finish_operation(self.operation, succeeded=True, message=message)
