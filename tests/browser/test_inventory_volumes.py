@@ -9,9 +9,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests._image_checksum import content_checksum_of_file
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import at_widths, screenshots, sign_in
 
 pytestmark = pytest.mark.browser
+shot = screenshots("VOLUME_SHOTS")
 
 
 def test_write_sample_data_on_a_volume_and_read_its_checksum(page, live_server, seeded_lab, monkeypatch):
@@ -58,3 +59,4 @@ def test_write_sample_data_on_a_volume_and_read_its_checksum(page, live_server, 
     expected = content_checksum_of_file(volume.image_path)
     expect(status.get_by_test_id("checksum")).to_have_text(expected, timeout=15_000)
     expect(status).to_contain_text("Computed")
+    at_widths(page, shot, "volume-page")  # the long checksum wraps inside its tile
