@@ -145,21 +145,3 @@ def test_a_killed_backups_spool_folder_goes_when_the_store_is_next_opened(tmp_pa
         assert os.listdir(spool) == [live]
     finally:
         os.close(fd)
-
-
-def test_free_heap_pages_go_back_after_each_big_file_not_after_small_ones(tmp_path, monkeypatch):
-    store = Store.init(LocalBackend(str(tmp_path / "store"), create=True), KEY, cache_dir=str(tmp_path / "cache"),
-                       lock_wait=5)
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "big.bin").write_bytes(os.urandom(session.TRIM_AFTER_BYTES))
-    for i in range(5):
-        (src / f"small{i}.txt").write_bytes(os.urandom(session.TRIM_AFTER_BYTES - 1))
-    trims = []
-    monkeypatch.setattr(session, "trim", lambda min_interval=0.0: trims.append(min_interval))
-    try:
-        store.backup_tree(str(src))
-    finally:
-        store.close()
-    # one after the big file (rate-limited), one after the one pack; none after the small files
-    assert sorted(trims) == [0.0, session.TRIM_INTERVAL]

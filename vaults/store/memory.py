@@ -8,10 +8,8 @@ to 200 MiB (4 GiB).
 
 * :func:`tune_malloc` (once per process, when a :class:`~vaults.store.Store` is created)
   limits malloc to 2 arenas;
-* :func:`trim` (after each pack a backup writes, and at most every 20 ms after a file of 1 MiB or
-  more: those buffers are what fragments the heaps) hands the free pages of every arena back to the
-  system (``malloc_trim``). Trimming after big files too took a 4 GiB backup's peak from 89-104 to
-  84-88 MiB (1 GiB: 82-91 to 74-84) for about 0.3 s more system time per GiB.
+* :func:`trim` (after each pack a backup writes) hands the free pages
+  of every arena back to the system (``malloc_trim``).
 
 A fixed 256 KiB mmap threshold flattens it too, but costs 1.5-2x in backup and restore speed
 (a fresh mapping, page faults and a TLB shootdown for every chunk buffer): not used.

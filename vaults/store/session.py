@@ -39,10 +39,6 @@ PROBE = 64 * 1024  # compressibility probe of big chunks
 # through a slow fsync or upload. (With packs held in memory, one waiting took a 4 GiB backup's
 # peak RSS from 111 to 133 MiB.)
 PACKS_WAITING = 2
-# after a file of at least this size, free heap pages go back to the system (at most every
-# TRIM_INTERVAL seconds), not only after each pack: a 4 GiB backup's peak RSS 100 -> 86 MiB
-TRIM_AFTER_BYTES = 1 << 20
-TRIM_INTERVAL = 0.02
 
 
 class Entry:
@@ -172,8 +168,6 @@ class BackupSession:
             self._drain_one()
 
     def end_entry(self, entry: Entry):
-        if entry.rec.get("s", 0) >= TRIM_AFTER_BYTES:
-            trim(TRIM_INTERVAL)  # a big file's buffer is what fragments the heap (see memory.py)
         self.pending.append((None, entry, None))
         self.prog.update(items=1, current=entry.name)
         while len(self.pending) > self.max_pending:
