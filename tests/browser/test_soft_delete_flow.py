@@ -87,7 +87,7 @@ def test_soft_delete_undelete_resume(page, live_server, soft_delete_lab):
     # Stop backup → Delete Backup Data: the pane says what soft delete will do.
     page.locator("#stop-backup").click()
     expect(page.locator("#stop-backup-pane")).to_be_visible()
-    page.get_by_label("Delete Backup Data").check()
+    page.get_by_role("radio", name="Delete Backup Data").check()  # not the pane it loads, labelled "Delete backup data: …"
     pane = page.locator("#delete-data-pane")
     expect(pane).to_contain_text("kept as soft deleted for 14 days")
     page.get_by_label("Type the name of Backup Item").fill("bi-ledger")  # a typo first
