@@ -271,6 +271,18 @@ def _restored_volume(job) -> Volume | None:
     return Volume.objects.filter(resource_id=summary.get("targetResourceId") or "-").first()
 
 
+def _equals_recorded(restored: Volume, expected: str) -> bool:
+    """The restored volume equals the image recorded at backup. A point taken before content checksums
+    recorded the whole image's SHA-256: that kind is read from the restored volume to compare with it."""
+    from portal.inventory import volumes as volume_files
+
+    if not expected:
+        return False
+    if volume_files.is_whole_image_checksum(expected) != volume_files.is_whole_image_checksum(restored.last_checksum):
+        return not restored.checksum_stale and volume_files.image_checksum(restored.image_path, like=expected) == expected
+    return restored.last_checksum == expected
+
+
 def check_restore(ctx) -> CheckResult:
     item, source = _volume_item(ctx), ctx.world.volume
     if item is None or source is None:
@@ -284,7 +296,7 @@ def check_restore(ctx) -> CheckResult:
         if restored.last_checksum == source.last_checksum:
             return CheckResult.ok(f"{restored.name} was restored from {item.name}: its checksum equals {source.name}'s "
                                   f"({source.last_checksum[:26]}…). The data is intact.")
-        if restored.last_checksum == job.extended_info["restore"].get("expectedChecksum"):
+        if _equals_recorded(restored, job.extended_info["restore"].get("expectedChecksum") or ""):
             return CheckResult.ok(f"{restored.name} was restored from {item.name}: its checksum equals the one recorded "
                                   f"when {source.name} was backed up ({source.name} has changed since). The data is "
                                   "intact.")

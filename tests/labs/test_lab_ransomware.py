@@ -114,3 +114,22 @@ def test_every_check_fails_before_passes_after_and_fails_on_near_misses(lab, tra
     from protection.models import RecoveryPoint
 
     assert points <= set(RecoveryPoint.objects.filter(pk__in=points).values_list("pk", flat=True))
+
+
+    # A point taken before content checksums recorded the whole image's SHA-256: the restored volume is
+    # compared with it in that kind (and the source's checksum, of that time too, matches neither).
+    import hashlib
+
+    from portal.inventory.models import Volume
+    from protection.models import Job
+
+    job = Job.objects.filter(instance=volume_item, operation="Restore", status="Completed").latest("start_time")
+    restored = Volume.objects.get(resource_id=job.extended_info["restore"]["targetResourceId"])
+    whole = hashlib.sha256(open(restored.image_path, "rb").read()).hexdigest()
+    Volume.objects.filter(pk=ctx.world.volume.pk).update(last_checksum="0" * 64)
+    job.extended_info["restore"]["expectedChecksum"] = whole
+    job.save(update_fields=["extended_info"])
+    assert "recorded when" in _passes(run, "restore")
+    job.extended_info["restore"]["expectedChecksum"] = whole[::-1]
+    job.save(update_fields=["extended_info"])
+    _fails(run, "restore", "checksum differs")
