@@ -107,7 +107,7 @@ def test_protect_back_up_and_restore_a_disk_to_a_new_disk(page, live_server, dis
     page.goto(f"{live_server.url}/backup/recovery-points/{point.pk}/")
     expect(page.locator("#operational-tier-note")).to_contain_text("incremental snapshot")
     expect(page.locator("#point-checksum")).to_have_text(volumes.image_checksum(disk.image_path))
-    shot(page, "disk-recovery-point")
+    at_widths(page, shot, "disk-recovery-point")
 
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
     commands_loaded(page)

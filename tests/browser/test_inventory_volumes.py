@@ -60,3 +60,6 @@ def test_write_sample_data_on_a_volume_and_read_its_checksum(page, live_server, 
     expect(status.get_by_test_id("checksum")).to_have_text(expected, timeout=15_000)
     expect(status).to_contain_text("Computed")
     at_widths(page, shot, "volume-page")  # the long checksum wraps inside its tile
+    page.get_by_role("link", name="vg-browser").first.click()
+    expect(page.get_by_role("cell", name="blocks-sha256:", exact=False)).to_be_visible()
+    at_widths(page, shot, "volume-group")  # the list shows the checksum's start
