@@ -21,3 +21,9 @@ def content_checksum(data: bytes) -> str:
 def content_checksum_of_file(path) -> str:
     with open(path, "rb") as f:
         return content_checksum(f.read())
+
+
+def whole_image_sha256(path) -> str:
+    """The checksum recorded before this scheme: SHA-256 of every byte of the image, bare hex."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()

@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 
 from labs.catalogue import CheckResult, Document, Lab, Step, register
 from labs.catalogue import protected_vault as pv
+from portal.inventory import volumes as volume_files
 from portal.inventory.models import Volume
 from protection import datasource_types
 from protection.deletion import services as deletion
@@ -274,8 +275,6 @@ def _restored_volume(job) -> Volume | None:
 def _equals_recorded(restored: Volume, expected: str) -> bool:
     """The restored volume equals the image recorded at backup. A point taken before content checksums
     recorded the whole image's SHA-256: that kind is read from the restored volume to compare with it."""
-    from portal.inventory import volumes as volume_files
-
     if not expected:
         return False
     if volume_files.is_whole_image_checksum(expected) != volume_files.is_whole_image_checksum(restored.last_checksum):

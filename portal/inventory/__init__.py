@@ -11,9 +11,9 @@ Where backups read and restores write (all paths walked without following links,
   mtime=...)`` (temp file + rename; refuses to overwrite); ``blobs.validate_blob_name`` /
   ``validate_prefix`` for traversal-safe names. Services: ``create_container``, ``upload_blobs``.
 - Elastic SAN: ``Volume.image_path`` (raw image, sparse); ``volumes.image_info(path)`` (size,
-  allocated bytes from st_blocks); ``volumes.image_checksum(path, progress)`` (``blocks-sha256:``, of
-  the blocks holding data); ``volumes.open_image(path, write=...)``. Services: ``create_volume`` (a new sparse image
-  for a restore target), ``create_snapshot`` / ``delete_snapshot`` (recovery points as Snapshot
+  allocated bytes from st_blocks); ``volumes.image_checksum(path, progress)`` (``blocks-sha256:``,
+  of the blocks holding data); ``volumes.open_image(path, write=...)``. Services: ``create_volume``
+  (a new sparse image for a restore target), ``create_snapshot`` / ``delete_snapshot`` (recovery points as Snapshot
   resources in a snapshot resource group), ``compute_checksum_now``.
 - Managed disks (`portal.inventory.disks`): ``ManagedDisk.image_path`` (raw image, sparse, as a volume's);
   services ``create_disk`` (a new sparse image, or a restored image adopted in place), ``delete_disk``,

@@ -1,8 +1,8 @@
 """Elastic SAN volumes: the image through the engine's block mode into the operational store.
 
 The recovery point is one consistent image of the volume (`vaults.store.pit`: a reflink clone, or the
-volume held while the engine reads it, so "Write sample data" waits), and its checksum (`portal.inventory.volumes`) is
-computed in the same pass.
+volume held while the engine reads it, so "Write sample data" waits), and its checksum
+(`portal.inventory.volumes`) is computed in the same pass.
 
 As in Azure, the recovery point is a Snapshot resource ``AzureBackup_<datasource id>_<timestamp>``
 in the instance's snapshot resource group; its bytes live in that resource group's operational store

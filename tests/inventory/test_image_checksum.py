@@ -4,7 +4,6 @@ definition written plainly (`tests._image_checksum`), on random sparse images: e
 written zeros, data in the last partial block. Points taken before the scheme keep their whole-image
 SHA-256, which the portal still computes when asked to compare with one."""
 
-import hashlib
 import os
 import random
 
@@ -12,7 +11,7 @@ import pytest
 
 from portal.inventory import volumes
 from protection.restores.elastic_san import sparsify_and_checksum
-from tests._image_checksum import content_checksum, content_checksum_of_file
+from tests._image_checksum import content_checksum, content_checksum_of_file, whole_image_sha256
 from vaults.store import LocalBackend, Store
 
 KIB = 1024
@@ -89,7 +88,7 @@ def test_holes_and_written_zeros_give_the_same_checksum_and_the_data_changes_it(
 def test_a_checksum_recorded_before_the_scheme_is_compared_as_the_whole_images_sha256(tmp_path):
     image = tmp_path / "old.img"
     _random_image(image, 11)
-    whole = hashlib.sha256(image.read_bytes()).hexdigest()
+    whole = whole_image_sha256(image)
     assert volumes.is_whole_image_checksum(whole) and not volumes.is_whole_image_checksum(volumes.image_checksum(image))
     assert volumes.image_checksum(image, like=whole) == whole
     assert sparsify_and_checksum(image, like=whole) == whole

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from tests._image_checksum import whole_image_sha256
 from tests.labs.conftest import check, solve, step_check
 
 SLUG = "ransomware-drill"
@@ -118,14 +119,12 @@ def test_every_check_fails_before_passes_after_and_fails_on_near_misses(lab, tra
 
     # A point taken before content checksums recorded the whole image's SHA-256: the restored volume is
     # compared with it in that kind (and the source's checksum, of that time too, matches neither).
-    import hashlib
-
     from portal.inventory.models import Volume
     from protection.models import Job
 
     job = Job.objects.filter(instance=volume_item, operation="Restore", status="Completed").latest("start_time")
     restored = Volume.objects.get(resource_id=job.extended_info["restore"]["targetResourceId"])
-    whole = hashlib.sha256(open(restored.image_path, "rb").read()).hexdigest()
+    whole = whole_image_sha256(restored.image_path)
     Volume.objects.filter(pk=ctx.world.volume.pk).update(last_checksum="0" * 64)
     job.extended_info["restore"]["expectedChecksum"] = whole
     job.save(update_fields=["extended_info"])

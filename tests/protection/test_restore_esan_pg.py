@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import subprocess
@@ -17,6 +16,7 @@ from portal.inventory.models import PostgresDatabase, Volume
 from protection.jobs import runner as jobs
 from protection.models import Job
 from protection.restores import layout, services, targets, validation
+from tests._image_checksum import whole_image_sha256
 from tests._s3 import BOTH_BACKENDS
 from tests.protection._restore_fixtures import (  # noqa: F401
     ESAN, PG, backup, filled, inventory, make_policy, new_account, pg_database, protect,
@@ -87,7 +87,7 @@ def test_volume_restore_needs_importer_and_snapshot_group_reader(lab, esan_point
 
 def _recorded_before_content_checksums(point, volume, *, damaged=False):
     """The point as one taken before content checksums records it: the image's whole SHA-256, bare hex."""
-    whole = hashlib.sha256(open(volume.image_path, "rb").read()).hexdigest()
+    whole = whole_image_sha256(volume.image_path)
     if damaged:
         whole = whole[::-1]
     point.verify_details["backup"]["checksum"] = whole
