@@ -190,3 +190,33 @@ def test_restore_never_writes_outside_target(make_store, tmp_path):
     store.restore(snap.id, str(target))
     assert list(outside.iterdir()) == []
     assert (target / "d" / "f").read_bytes() == b"inside" and not (target / "d").is_symlink()
+
+
+@pytest.mark.parametrize("change", ["grows", "shrinks"])
+def test_a_file_that_changes_size_after_the_walk_saw_it_is_backed_up_as_read(make_local_store, tmp_path,
+                                                                              monkeypatch, change):
+    """GIVEN a file whose size changes between the walk's stat and its read (a log being written)
+    WHEN it is backed up
+    THEN the point holds what was read, whole (a grown file is streamed past its old size),
+    and restores byte for byte."""
+    src = tmp_path / "src"
+    src.mkdir()
+    target = src / "live.log"
+    rnd = random.Random(41)
+    before = rnd.randbytes(3 << 20) if change == "shrinks" else rnd.randbytes(100_000)
+    after = before[:1000] if change == "shrinks" else before + rnd.randbytes(3 << 20)
+    target.write_bytes(before)
+    real_open = os.open
+
+    def open_after_change(path, flags, *args, **kwargs):
+        if os.fspath(path) == str(target):
+            target.write_bytes(after)
+        return real_open(path, flags, *args, **kwargs)
+
+    store = make_local_store()
+    monkeypatch.setattr(os, "open", open_after_change)
+    snap = store.backup_tree(str(src))
+    monkeypatch.setattr(os, "open", real_open)
+    store.restore(snap.id, str(tmp_path / "out"))
+    assert (tmp_path / "out" / "live.log").read_bytes() == after
+    assert snap.stats["bytes_total"] == len(after)

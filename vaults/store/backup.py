@@ -160,8 +160,10 @@ class _TreeWalk:
         cdc = self.store.cdc
         if size > WHOLE_FILE_LIMIT:
             return cdc.chunks_of_stream(f)
-        data = f.read(WHOLE_FILE_LIMIT + 1)
-        if len(data) > WHOLE_FILE_LIMIT:  # grew meanwhile: stream it
+        # read exactly the size (+1 to see growth): a read of the limit would allocate 8 MiB for
+        # every small file and shrink it, which fragments malloc's heaps and lets RSS creep up
+        data = f.read(size + 1)
+        if len(data) > size:  # grew meanwhile: stream it
             f.seek(0)
             return cdc.chunks_of_stream(f)
         return cdc.chunks_of_buffer(data)
