@@ -66,11 +66,16 @@ class Keys:
     def chunk_id(self, data) -> bytes:
         return blake3.blake3(data, key=self.id_key).digest()
 
-    def seal_chunk(self, cid: bytes, flag: int, payload) -> bytes:
+    def seal_chunk(self, cid: bytes, flag: int, payload) -> bytearray:
         """blob = flag(1) | nonce(12) | ciphertext+tag; AAD = chunk id | flag."""
         nonce = os.urandom(NONCE)
-        ct = self.aead.encrypt(nonce, payload, cid + bytes((flag,)))
-        return bytes((flag,)) + nonce + ct
+        # sealed in place into one buffer of the blob's exact size: joining the header to a
+        # separate ciphertext would allocate and copy every chunk a second time
+        blob = bytearray(1 + NONCE + len(payload) + TAG)
+        blob[0] = flag
+        blob[1:1 + NONCE] = nonce
+        self.aead.encrypt_into(nonce, payload, cid + bytes((flag,)), memoryview(blob)[1 + NONCE:])
+        return blob
 
     def open_chunk(self, cid: bytes, blob) -> tuple[int, bytes]:
         blob = memoryview(blob)
