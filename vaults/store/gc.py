@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import os
 import shutil
 import sqlite3
@@ -489,7 +490,7 @@ class _NewPacks:
         self.written = []  # (name, entries)
 
     def _new(self):
-        return PackBuilder(lambda: self.run.b.stage(self.spool))
+        return PackBuilder(functools.partial(self.run.b.stage, self.spool))  # no cycle back to self
 
     def add(self, cid, blob, raw):
         self.builder.add(cid, blob, raw)

@@ -289,6 +289,7 @@ class _TreeRestore:
             self._set_directory_attributes()
         finally:
             self._release()
+            self.fetches = None  # it holds self._collect: no cycle keeps this restore's buffers alive
         self.prog.update(force=True)
         if self.damaged_items:
             raise DamageError(self.damaged_items, self.damaged_chunks)

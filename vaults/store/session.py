@@ -11,6 +11,7 @@ writes their index rows.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import queue
 import shutil
@@ -39,6 +40,13 @@ PROBE = 64 * 1024  # compressibility probe of big chunks
 # through a slow fsync or upload. (With packs held in memory, one waiting took a 4 GiB backup's
 # peak RSS from 111 to 133 MiB.)
 PACKS_WAITING = 2
+
+
+@functools.lru_cache(maxsize=4)
+def zeros(n: int) -> bytes:
+    """``n`` zero bytes, one buffer per size for the whole process (a fresh buffer per backup
+    would be zeroed, so resident, whenever malloc takes it from its heap rather than mapping it)."""
+    return bytes(n)
 
 
 class Entry:
@@ -86,8 +94,8 @@ class BackupSession:
         self.snap_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:12]
         self.manifest = ManifestWriter(self.keys, self.snap_id, store.cache_dir)
         self.tls = threading.local()
-        # a volume's all-zero chunks are dropped (restored as holes); never touched, so never resident
-        self.zero = bytes(max(BLOCK_SIZE, store.block_size, store.cdc.params[2]))
+        # a volume's all-zero chunks are dropped (restored as holes)
+        self.zero = zeros(max(BLOCK_SIZE, store.block_size, store.cdc.params[2]))
 
     # -- worker side --------------------------------------------------------------
     def _zc(self):
@@ -218,7 +226,10 @@ class BackupSession:
             self.manifest.add(r)
 
     def _new_pack(self):
-        return PackBuilder(lambda: self.store.backend.stage(self.spool))
+        # no reference back to the session: a cycle would keep a finished backup's buffers, its
+        # store and index alive until Python's cycle collector happened to run (several MiB per
+        # backup, a slow climb in a worker that runs backup after backup)
+        return PackBuilder(functools.partial(self.store.backend.stage, self.spool))
 
     def drain_all(self):
         while self.pending:
