@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test bench bench-labs bench-load drills migrate seed clean-venv
+.PHONY: run test bench bench-memory bench-labs bench-load drills migrate seed clean-venv
 
 $(VENV)/.runtime-deps: pyproject.toml scripts/pydeps.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test: $(VENV)/.test-deps
 
 bench: $(VENV)/.test-deps
 	$(PY) bench/engine.py $(BENCH_ARGS)
+
+# Peak memory against the data size (issue 22): one backup per process at each size, and one long-lived
+# process (a worker) backing up again and again; prints medians, ratios and verdicts. Not a test.
+bench-memory: $(VENV)/.test-deps
+	$(PY) bench/memory.py $(BENCH_ARGS)
 
 # A class of 20 trainees on PostgreSQL (a throwaway database on BENCH_DATABASE_URL's server): creation time
 # and the class page's server time mid-lab; prints figures, not a test.

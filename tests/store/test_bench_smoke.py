@@ -40,3 +40,20 @@ def test_bench_smoke(tmp_path):
     assert sr["image_incremental"]["wall"] > 0 and 0 < sr["image_increment_store"] < sr["image_store"]
     assert "image increment backup (s)" in r.stdout and "image increment store (MiB)" in r.stdout
     assert "GC after expiring half (s)" in r.stdout and "GC bytes freed (MiB)" in r.stdout and "s3 (moto)" in r.stdout
+
+
+def test_memory_bench_smoke(tmp_path):
+    """`bench/memory.py` on two small trees: both ways of use are measured and judged (the
+    figures themselves are for `make bench-memory`, not for a test)."""
+    out = tmp_path / "memory.json"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "memory.py"), "--sizes-mib", "4,8",
+                        "--runs", "1", "--worker-backups", "2", "--work", str(tmp_path / "work"), "--out", str(out)],
+                       capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    s = res["summary"]["strongroom"]
+    assert set(s["fresh_median_rss_mib"]) == {"4", "8"} and all(v > 0 for v in s["fresh_median_rss_mib"].values())
+    assert len(s["worker_peaks_mib"]) == 2 and all(p > 0 for p in s["worker_peaks_mib"])
+    assert [row["size_mib"] for row in res["worker"]["strongroom"]] == [4, 8]
+    assert s["within_limit"] is (s["highest_rss_mib"] <= res["rss_limit_mib"])
+    assert "one backup per process" in r.stdout and "long-lived process" in r.stdout
