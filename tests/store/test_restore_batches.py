@@ -206,3 +206,42 @@ def test_a_missing_pack_spoils_only_the_files_in_it(make_local_store, tmp_path):
             assert not (out / name).exists()
         else:
             assert file_sha(out / name) == file_sha(src / name)
+
+
+def test_an_images_regions_are_cut_the_same_whether_read_whole_or_streamed(tmp_path):
+    """GIVEN an image whose data regions are smaller than, equal to and larger than the whole-read
+    limit (regions up to it are read whole and cut in memory; larger ones are streamed)
+    WHEN its chunks are listed
+    THEN each region is cut exactly where streaming it cuts (a recovery point taken before keeps
+    deduplicating against the next), the chunks hold the region's bytes and cover it."""
+    from vaults.store.chunker import CDC, WHOLE_FILE_LIMIT, data_extents, volume_chunks
+    from vaults.store.filerange import FileRange
+
+    rnd = random.Random(11)
+    cdc = CDC(seed=1234, min_size=64 << 10, avg_size=256 << 10, max_size=1 << 20)
+    path = tmp_path / "disk.img"
+    lengths = [100, cdc.min_size, cdc.min_size + 1, 3 * MiB + 77, WHOLE_FILE_LIMIT, WHOLE_FILE_LIMIT + 4096]
+    with open(path, "wb") as f:
+        pos = 0
+        for n in lengths:
+            pos += 2 * MiB + rnd.randrange(1, 64) * 4096
+            f.seek(pos)
+            f.write(rnd.randbytes(n))
+            pos += n
+        f.truncate(pos + MiB)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        regions = list(data_extents(fd, os.fstat(fd).st_size))
+        got = [(off, bytes(data)) for off, data in volume_chunks(fd, os.fstat(fd).st_size, cdc)]
+        streamed = []
+        for start, end in regions:
+            for c in cdc.cutter().cut_stream(FileRange(fd, start, end)):
+                streamed.append((start + c.offset, bytes(c.data)))
+    finally:
+        os.close(fd)
+    sizes = [e - s for s, e in regions]
+    assert len(regions) == len(lengths)  # both ways are taken: small, whole-read and streamed regions
+    assert min(sizes) <= cdc.min_size < max(sizes) and max(sizes) > WHOLE_FILE_LIMIT
+    assert any(cdc.min_size < n <= WHOLE_FILE_LIMIT for n in sizes)
+    assert [(off, len(d)) for off, d in got] == [(off, len(d)) for off, d in streamed]
+    assert got == streamed

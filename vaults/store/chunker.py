@@ -100,11 +100,16 @@ def volume_chunks(fd: int, size: int, cdc: "CDC") -> Iterator[Tuple[int, bytes]]
     that moves or grows at its start only changes the chunks around the change. Raises
     :class:`StoreError` if a region reads short (the image shrank meanwhile)."""
     for start, end in data_extents(fd, size):
-        if end - start <= cdc.min_size:
+        if end - start <= WHOLE_FILE_LIMIT:
+            # read whole and cut in memory (the same cuts as streaming it): a stream would
+            # allocate and zero its own buffer of twice the largest chunk for every region
             data = os.pread(fd, end - start, start)
             if len(data) < end - start:
                 raise StoreError("the image shrank during the backup")
-            yield start, data
+            off = start
+            for c in cdc.chunks_of_buffer(data):
+                yield off, c
+                off += len(c)
             continue
         reader = FileRange(fd, start, end)
         for c in cdc.cutter().cut_stream(reader):
