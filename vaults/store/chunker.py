@@ -94,7 +94,7 @@ def data_extents(fd: int, size: int) -> Iterator[Tuple[int, int]]:
         pos = end
 
 
-def volume_chunks(fd: int, size: int, cdc: "CDC") -> Iterator[Tuple[int, bytes]]:
+def volume_chunks(fd: int, size: int, cdc: "CDC") -> Iterator[Tuple[int, bytes | memoryview]]:
     """(offset, data) of the content-defined chunks of each data region of an image (holes
     skipped): chunks follow the allocated data, so one never straddles a hole, and an extent
     that moves or grows at its start only changes the chunks around the change. Raises
