@@ -116,7 +116,6 @@ def test_every_check_fails_before_passes_after_and_fails_on_near_misses(lab, tra
 
     assert points <= set(RecoveryPoint.objects.filter(pk__in=points).values_list("pk", flat=True))
 
-
     # A point taken before content checksums recorded the whole image's SHA-256: the restored volume is
     # compared with it in that kind (and the source's checksum, of that time too, matches neither).
     from portal.inventory.models import Volume
