@@ -20,6 +20,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.celery]
 
 shot = screenshots("DISK_SHOTS")
 
+# How many lines the first 12 characters of an element's text take up on screen.
+_LINES_OF_THE_FIRST_CHARACTERS = """el => {
+  const range = document.createRange();
+  range.setStart(el.firstChild, 0);
+  range.setEnd(el.firstChild, 12);
+  return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+}"""
+
 
 @pytest.fixture
 def disk_lab(seeded_lab, worker):
@@ -108,6 +116,10 @@ def test_protect_back_up_and_restore_a_disk_to_a_new_disk(page, live_server, dis
     expect(page.locator("#operational-tier-note")).to_contain_text("incremental snapshot")
     expect(page.locator("#point-checksum")).to_have_text(volumes.image_checksum(disk.image_path))
     at_widths(page, shot, "disk-recovery-point")
+    # In the narrow tile at 1024 px, the checksum fills its lines: "blocks-" is not left alone on one
+    page.set_viewport_size({"width": 1024, "height": 900})
+    assert page.locator("#point-checksum").evaluate(_LINES_OF_THE_FIRST_CHARACTERS) == 1
+    page.set_viewport_size({"width": 1400, "height": 900})
 
     page.goto(f"{live_server.url}/backup/instances/{instance.pk}/")
     commands_loaded(page)
