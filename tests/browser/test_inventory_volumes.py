@@ -63,3 +63,14 @@ def test_write_sample_data_on_a_volume_and_read_its_checksum(page, live_server, 
     page.get_by_role("link", name="vg-browser").first.click()
     expect(page.get_by_role("cell", name="blocks-sha256:", exact=False)).to_be_visible()
     at_widths(page, shot, "volume-group")  # the list shows the checksum's start
+
+    # A snapshot of the volume (a recovery point in the snapshot resource group) shows it whole too
+    from django.urls import reverse
+
+    from portal.inventory import services
+
+    snapshot = services.create_snapshot(seeded_lab.trainer, volume, resource_group=seeded_lab.target_group,
+                                        name="AzureBackup_browser_20261206T000000Z", checksum=expected)
+    page.goto(live_server.url + reverse("portal:snapshot_detail", args=[snapshot.pk]))
+    expect(page.locator("dd.checksum")).to_have_text(expected)
+    at_widths(page, shot, "snapshot-page")
