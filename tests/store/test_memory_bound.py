@@ -1,6 +1,7 @@
 """A backup's pack bound: at most ``session.PACKS_WAITING`` finished packs wait for the upload
 thread while one more is committed; the next pack is filled meanwhile, and no further one. Packs are
-staged on disk while they are filled, so what waits costs no memory."""
+staged on disk while they are filled, so what waits costs no memory. And no operation of the engine
+leaves its objects in a reference cycle, which would hold their memory after it returns."""
 
 import os
 import threading
